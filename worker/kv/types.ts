@@ -1,0 +1,88 @@
+// The public contract of the KV state machine: the commands that travel through the Raft log
+// and the answers they produce. The state machine is pure: it applies committed commands in
+// log order and never reads a clock.
+
+/** Identifies a client's command for exactly-once application (the seeds' idempotency point). */
+export interface ClientStamp {
+  /** Client id, 1..64 printable ASCII chars. */
+  client: string;
+  /** Per-client sequence number, a positive safe integer; retries reuse it. */
+  seq: number;
+}
+
+/** A condition on one key, checked before a write (compare-and-set). */
+export type Compare =
+  /** The key's mod revision equals `modRevision` (0 = the key does not exist). */
+  { key: string; modRevision: number };
+
+export type KvCommand =
+  /** Write one or many pairs in one revision. */
+  | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp }
+  /** Delete keys (missing keys are not an error; `deleted` says how many existed). */
+  | { op: 'delete'; keys: string[]; compare?: Compare; stamp?: ClientStamp };
+
+/** etcd-style per-key metadata. */
+export interface KeyRecord {
+  value: string;
+  /** Revision of the write that created the key (since its last deletion). */
+  createRevision: number;
+  /** Revision of the last write to the key. */
+  modRevision: number;
+  /** Number of writes since creation (1 after the first put). */
+  version: number;
+}
+
+export type KvResult =
+  | { ok: true; op: 'put'; revision: number }
+  | { ok: true; op: 'delete'; revision: number; deleted: number }
+  /** The compare failed; nothing was written. `actual` is the key's mod revision (0 = absent). */
+  | { ok: false; code: 'compare-failed'; revision: number; actual: number }
+  /** The command was rejected by the state machine (e.g. a stale sequence number). */
+  | { ok: false; code: 'session-expired' | 'invalid'; revision: number; message: string };
+
+/** Limits on what a command may carry. Checked before proposing AND when applying. */
+export interface KvLimits {
+  keyBytesMax: number;
+  valueBytesMax: number;
+  pairsPerCommandMax: number;
+  commandBytesMax: number;
+  sessionsMax: number;
+  /** A session unused for this many applied log entries expires. */
+  sessionIdleEntriesMax: number;
+}
+
+export const DEFAULT_KV_LIMITS: KvLimits = {
+  keyBytesMax: 4 * 1024,
+  valueBytesMax: 1024 * 1024,
+  pairsPerCommandMax: 1024,
+  commandBytesMax: 2 * 1024 * 1024,
+  sessionsMax: 10_000,
+  sessionIdleEntriesMax: 1_000_000,
+};
+
+/** One client's session: the last sequence number applied and the answer it got. */
+export interface SessionRecord {
+  seq: number;
+  result: KvResult;
+  /** Log index of the last command applied for this client (drives expiry, not wall time). */
+  lastIndex: number;
+}
+
+/**
+ * What applying a batch of commands changed, for the host to persist in the same transaction
+ * as the applied index (see worker/peer/ports.ts). Taken with KvStateMachine.takeChanges().
+ */
+export interface KvChanges {
+  revision: number;
+  upserts: Array<[key: string, record: KeyRecord]>;
+  deletes: string[];
+  sessionUpserts: Array<[client: string, session: SessionRecord]>;
+  sessionDeletes: string[];
+}
+
+/** The whole state, as stored by a host or carried by a snapshot. */
+export interface KvState {
+  revision: number;
+  records: Array<[key: string, record: KeyRecord]>;
+  sessions: Array<[client: string, session: SessionRecord]>;
+}

@@ -1,0 +1,61 @@
+// The narrow interfaces through which a peer talks to its host (DESIGN.md layer 3 → 5).
+// The edge implements them with Durable Object storage, alarms and stub fetches; the Node
+// runtime with a storage engine, timers and HTTP; the tests with memory.
+
+import type { Entry, HardState, Message, Snapshot } from '../raft/types.ts';
+import type { KvChanges, KvState } from '../kv/types.ts';
+
+/** Everything a peer had persisted, handed back at start. */
+export interface LoadedState {
+  hardState: HardState;
+  /** Latest snapshot; index 0 with empty data on a fresh peer. */
+  snapshot: Snapshot;
+  /** Log entries after snapshot.meta.index, in index order. */
+  entries: Entry[];
+  /** Applied index, written atomically with `kv`. */
+  applied: number;
+  kv: KvState;
+  /** Host metadata recorded at creation (cluster id, node id, engine); empty when fresh. */
+  meta: Record<string, string>;
+}
+
+/**
+ * One atomic, durable write. The storage applies the parts in this order, all or nothing:
+ *   installSnapshot  replace the log (drop everything), the snapshot, the KV state and the
+ *                    applied index with the snapshot's (a follower catching up);
+ *   compact          store `snapshot` as the latest and drop log entries <= its index
+ *                    (the host's own snapshot of applied state);
+ *   entries          append; an entry at an index that already exists replaces it and all
+ *                    entries after it are deleted first;
+ *   hardState        overwrite;
+ *   kv + applied     upsert/delete records and sessions, set revision and applied index.
+ *   meta             set these metadata keys.
+ * save() resolves only once the write is durable (fsync on Node; confirmed on the edge).
+ * Concurrent save() calls may share one fsync (group commit) but keep their order.
+ */
+export interface SaveBatch {
+  installSnapshot?: { snapshot: Snapshot; kv: KvState };
+  compact?: Snapshot;
+  entries?: Entry[];
+  hardState?: HardState;
+  kv?: KvChanges;
+  applied?: number;
+  meta?: Record<string, string>;
+}
+
+export interface PeerStorage {
+  load(): Promise<LoadedState>;
+  save(batch: SaveBatch): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Delivers Raft messages to other peers. Fire-and-forget: loss is Raft's to handle.
+ *  Implementations batch per destination and bound their queues (dropping, counted, when full). */
+export interface PeerTransport {
+  send(messages: Message[]): void;
+}
+
+/** Wall-clock milliseconds, only for display and headers (Raft runs on ticks). */
+export interface Clock {
+  nowMs(): number;
+}
