@@ -1,0 +1,352 @@
+// Binary encodings of KV commands (the bytes of every normal Raft entry: the hot path) and of
+// the whole KV state (snapshot bytes). Hand-rolled rather than JSON: about 5-10x faster and
+// half the size for small commands (see test/kv/codec.bench.ts).
+//
+// The codec checks structure only (every field present, in range, valid UTF-8, nothing
+// trailing); what a command means and whether it is within limits is validate.ts's job, so a
+// structurally valid command that breaks a limit still decodes and is answered `invalid` by
+// apply. Numbers are varuints (bytes.ts), strings are a varuint byte length then UTF-8.
+//
+// Command, version 1:
+//   u8 version=1, u8 flags (bit0 delete, bit1 compare, bit2 stamp; others zero)
+//   [stamp]   string client, varuint seq
+//   [compare] string key, varuint modRevision
+//   varuint count, then count × (string key [, string value when put])
+//
+// State, version 1 (records strictly sorted by key, sessions strictly sorted by client, so
+// the same state always gives the same bytes):
+//   u8 'S', u8 version=1, varuint revision
+//   varuint records, each: string key, string value, varuint createRevision, modRevision, version
+//   varuint sessions, each: string client, varuint seq, varuint lastIndex, result
+//   result: u8 tag (0 put, 1 delete, 2 compare-failed, 3 session-expired, 4 invalid),
+//           varuint revision, then: delete → varuint deleted; compare-failed → varuint actual;
+//           session-expired / invalid → string message
+
+import type { KeyRecord, KvCommand, KvResult, KvState, SessionRecord } from './types.ts';
+import { ByteReader, varuintBytes, writeVaruint } from './bytes.ts';
+import { KvCodecError } from './errors.ts';
+import { readUtf8, utf8Length, writeUtf8 } from './utf8.ts';
+
+export { KvCodecError } from './errors.ts';
+
+export const COMMAND_FORMAT_VERSION = 1;
+export const STATE_FORMAT_VERSION = 1;
+const STATE_MAGIC = 0x53; // 'S': a state can never be mistaken for a command
+
+/** Version and flags bytes. */
+export const COMMAND_HEADER_BYTES = 2;
+const FLAG_DELETE = 1;
+const FLAG_COMPARE = 2;
+const FLAG_STAMP = 4;
+const FLAGS_KNOWN = FLAG_DELETE | FLAG_COMPARE | FLAG_STAMP;
+
+// UTF-8 lengths measured in encodeCommand's first pass, reused by its second: no per-call
+// allocation beyond the output itself.
+const scratchLengths: number[] = [];
+
+function measured(s: string, what: string): number {
+  const n = utf8Length(s);
+  if (n < 0) throw new KvCodecError(`${what} is not valid UTF-16 (lone surrogate)`);
+  return n;
+}
+
+/** Encode a command (structurally valid: run validateCommand first). */
+export function encodeCommand(cmd: KvCommand): Uint8Array {
+  const lengths = scratchLengths;
+  let li = 0;
+  let bytes = COMMAND_HEADER_BYTES;
+  let flags = 0;
+  const stamp = cmd.stamp;
+  if (stamp !== undefined) {
+    flags |= FLAG_STAMP;
+    const n = (lengths[li++] = measured(stamp.client, 'client id'));
+    bytes += varuintBytes(n) + n + varuintBytes(stamp.seq);
+  }
+  const compare = cmd.compare;
+  if (compare !== undefined) {
+    flags |= FLAG_COMPARE;
+    const n = (lengths[li++] = measured(compare.key, 'compare key'));
+    bytes += varuintBytes(n) + n + varuintBytes(compare.modRevision);
+  }
+  if (cmd.op === 'put') {
+    const pairs = cmd.pairs;
+    bytes += varuintBytes(pairs.length);
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i]!;
+      const k = (lengths[li++] = measured(pair[0], 'key'));
+      const v = (lengths[li++] = measured(pair[1], 'value'));
+      bytes += varuintBytes(k) + k + varuintBytes(v) + v;
+    }
+  } else {
+    flags |= FLAG_DELETE;
+    const keys = cmd.keys;
+    bytes += varuintBytes(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      const k = (lengths[li++] = measured(keys[i]!, 'key'));
+      bytes += varuintBytes(k) + k;
+    }
+  }
+
+  const out = new Uint8Array(bytes);
+  out[0] = COMMAND_FORMAT_VERSION;
+  out[1] = flags;
+  let o = COMMAND_HEADER_BYTES;
+  li = 0;
+  if (stamp !== undefined) {
+    o = writeString(out, o, stamp.client, lengths[li++]!);
+    o = writeVaruint(out, o, stamp.seq);
+  }
+  if (compare !== undefined) {
+    o = writeString(out, o, compare.key, lengths[li++]!);
+    o = writeVaruint(out, o, compare.modRevision);
+  }
+  if (cmd.op === 'put') {
+    const pairs = cmd.pairs;
+    o = writeVaruint(out, o, pairs.length);
+    for (let i = 0; i < pairs.length; i++) {
+      const pair = pairs[i]!;
+      o = writeString(out, o, pair[0], lengths[li++]!);
+      o = writeString(out, o, pair[1], lengths[li++]!);
+    }
+  } else {
+    const keys = cmd.keys;
+    o = writeVaruint(out, o, keys.length);
+    for (let i = 0; i < keys.length; i++) o = writeString(out, o, keys[i]!, lengths[li++]!);
+  }
+  // Do not keep references to huge scratch arrays after a huge command.
+  if (scratchLengths.length > 4096) scratchLengths.length = 0;
+  return out;
+}
+
+function writeString(out: Uint8Array, offset: number, s: string, byteLength: number): number {
+  offset = writeVaruint(out, offset, byteLength);
+  return writeUtf8(out, offset, s, byteLength);
+}
+
+function readString(r: ByteReader): string {
+  const n = r.length();
+  const s = readUtf8(r.bytes, r.offset, n);
+  r.offset += n;
+  return s;
+}
+
+/** Decode a command; throws KvCodecError on anything but a well-formed encoding. */
+export function decodeCommand(bytes: Uint8Array): KvCommand {
+  try {
+    return decodeCommandOrThrow(bytes);
+  } catch (e) {
+    throw asCodecError(e);
+  }
+}
+
+function decodeCommandOrThrow(bytes: Uint8Array): KvCommand {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== COMMAND_FORMAT_VERSION) throw new KvCodecError(`unknown command format version ${version}`);
+  const flags = r.u8();
+  if ((flags & ~FLAGS_KNOWN) !== 0) throw new KvCodecError(`unknown command flags ${flags}`);
+  let stamp: { client: string; seq: number } | undefined;
+  if ((flags & FLAG_STAMP) !== 0) {
+    const client = readString(r);
+    stamp = { client, seq: r.varuint() };
+  }
+  let compare: { key: string; modRevision: number } | undefined;
+  if ((flags & FLAG_COMPARE) !== 0) {
+    const key = readString(r);
+    compare = { key, modRevision: r.varuint() };
+  }
+  let cmd: KvCommand;
+  if ((flags & FLAG_DELETE) === 0) {
+    const count = r.count(2);
+    const pairs: Array<[string, string]> = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const key = readString(r);
+      pairs[i] = [key, readString(r)];
+    }
+    cmd = { op: 'put', pairs };
+  } else {
+    const count = r.count(1);
+    const keys: string[] = new Array(count);
+    for (let i = 0; i < count; i++) keys[i] = readString(r);
+    cmd = { op: 'delete', keys };
+  }
+  if (r.remaining !== 0) throw new KvCodecError(`${r.remaining} trailing bytes after the command`);
+  if (compare !== undefined) cmd.compare = compare;
+  if (stamp !== undefined) cmd.stamp = stamp;
+  return cmd;
+}
+
+function asCodecError(e: unknown): KvCodecError {
+  if (e instanceof KvCodecError) return e;
+  // TextDecoder with fatal: true throws a TypeError on malformed UTF-8.
+  if (e instanceof TypeError) return new KvCodecError('invalid UTF-8');
+  throw e;
+}
+
+// ---- state (snapshots) -------------------------------------------------------------------
+
+const TAG_PUT = 0;
+const TAG_DELETE = 1;
+const TAG_COMPARE_FAILED = 2;
+const TAG_SESSION_EXPIRED = 3;
+const TAG_INVALID = 4;
+
+function byFirst<T>(a: [string, T], b: [string, T]): number {
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+/** Entries strictly sorted by their string key, sorting a copy only when needed. */
+function canonical<T>(entries: Array<[string, T]>, what: string): Array<[string, T]> {
+  let sorted = true;
+  for (let i = 1; i < entries.length; i++) {
+    if (!(entries[i - 1]![0] < entries[i]![0])) {
+      sorted = false;
+      break;
+    }
+  }
+  if (sorted) return entries;
+  const copy = entries.slice().sort(byFirst);
+  for (let i = 1; i < copy.length; i++) {
+    if (copy[i - 1]![0] === copy[i]![0]) throw new KvCodecError(`duplicate ${what} ${JSON.stringify(copy[i]![0])}`);
+  }
+  return copy;
+}
+
+function stringBytes(s: string, what: string): number {
+  const n = measured(s, what);
+  return varuintBytes(n) + n;
+}
+
+function resultBytes(res: KvResult): number {
+  let bytes = 1 + varuintBytes(res.revision);
+  if (res.ok) {
+    if (res.op === 'delete') bytes += varuintBytes(res.deleted);
+  } else if (res.code === 'compare-failed') {
+    bytes += varuintBytes(res.actual);
+  } else {
+    bytes += stringBytes(res.message, 'message');
+  }
+  return bytes;
+}
+
+/** Encode a whole state. Deterministic: the same state always gives the same bytes. */
+export function encodeState(state: KvState): Uint8Array {
+  const records = canonical(state.records, 'key');
+  const sessions = canonical(state.sessions, 'client');
+  let bytes = 2 + varuintBytes(state.revision) + varuintBytes(records.length) + varuintBytes(sessions.length);
+  for (const [key, rec] of records) {
+    bytes += stringBytes(key, 'key') + stringBytes(rec.value, 'value');
+    bytes += varuintBytes(rec.createRevision) + varuintBytes(rec.modRevision) + varuintBytes(rec.version);
+  }
+  for (const [client, s] of sessions) {
+    bytes += stringBytes(client, 'client id') + varuintBytes(s.seq) + varuintBytes(s.lastIndex) + resultBytes(s.result);
+  }
+
+  const out = new Uint8Array(bytes);
+  out[0] = STATE_MAGIC;
+  out[1] = STATE_FORMAT_VERSION;
+  let o = writeVaruint(out, 2, state.revision);
+  o = writeVaruint(out, o, records.length);
+  for (const [key, rec] of records) {
+    o = writeString(out, o, key, utf8Length(key));
+    o = writeString(out, o, rec.value, utf8Length(rec.value));
+    o = writeVaruint(out, o, rec.createRevision);
+    o = writeVaruint(out, o, rec.modRevision);
+    o = writeVaruint(out, o, rec.version);
+  }
+  o = writeVaruint(out, o, sessions.length);
+  for (const [client, s] of sessions) {
+    o = writeString(out, o, client, utf8Length(client));
+    o = writeVaruint(out, o, s.seq);
+    o = writeVaruint(out, o, s.lastIndex);
+    o = writeResult(out, o, s.result);
+  }
+  if (o !== bytes) throw new Error(`encodeState: wrote ${o} bytes, measured ${bytes}`);
+  return out;
+}
+
+function writeResult(out: Uint8Array, o: number, res: KvResult): number {
+  if (res.ok) {
+    out[o++] = res.op === 'put' ? TAG_PUT : TAG_DELETE;
+    o = writeVaruint(out, o, res.revision);
+    if (res.op === 'delete') o = writeVaruint(out, o, res.deleted);
+    return o;
+  }
+  if (res.code === 'compare-failed') {
+    out[o++] = TAG_COMPARE_FAILED;
+    o = writeVaruint(out, o, res.revision);
+    return writeVaruint(out, o, res.actual);
+  }
+  out[o++] = res.code === 'session-expired' ? TAG_SESSION_EXPIRED : TAG_INVALID;
+  o = writeVaruint(out, o, res.revision);
+  return writeString(out, o, res.message, utf8Length(res.message));
+}
+
+/** Decode a state; throws KvCodecError on garbage or on a state that breaks its invariants. */
+export function decodeState(bytes: Uint8Array): KvState {
+  try {
+    return decodeStateOrThrow(bytes);
+  } catch (e) {
+    throw asCodecError(e);
+  }
+}
+
+function decodeStateOrThrow(bytes: Uint8Array): KvState {
+  const r = new ByteReader(bytes);
+  if (r.u8() !== STATE_MAGIC) throw new KvCodecError('not a KV state (bad magic byte)');
+  const version = r.u8();
+  if (version !== STATE_FORMAT_VERSION) throw new KvCodecError(`unknown state format version ${version}`);
+  const revision = r.varuint();
+
+  const recordCount = r.count(5);
+  const records: Array<[string, KeyRecord]> = new Array(recordCount);
+  let prevKey = '';
+  for (let i = 0; i < recordCount; i++) {
+    const key = readString(r);
+    if (i > 0 && !(prevKey < key)) throw new KvCodecError('records not strictly sorted by key');
+    const value = readString(r);
+    const createRevision = r.varuint();
+    const modRevision = r.varuint();
+    const version = r.varuint();
+    if (!(createRevision >= 1 && createRevision <= modRevision && modRevision <= revision && version >= 1)) {
+      throw new KvCodecError(`record ${JSON.stringify(key)} breaks the revision invariants`);
+    }
+    records[i] = [key, { value, createRevision, modRevision, version }];
+    prevKey = key;
+  }
+
+  const sessionCount = r.count(5);
+  const sessions: Array<[string, SessionRecord]> = new Array(sessionCount);
+  let prevClient = '';
+  for (let i = 0; i < sessionCount; i++) {
+    const client = readString(r);
+    if (i > 0 && !(prevClient < client)) throw new KvCodecError('sessions not strictly sorted by client');
+    const seq = r.varuint();
+    const lastIndex = r.varuint();
+    const result = readResult(r);
+    if (seq < 1 || lastIndex < 1) throw new KvCodecError(`session ${JSON.stringify(client)} has seq or lastIndex 0`);
+    sessions[i] = [client, { seq, result, lastIndex }];
+    prevClient = client;
+  }
+  if (r.remaining !== 0) throw new KvCodecError(`${r.remaining} trailing bytes after the state`);
+  return { revision, records, sessions };
+}
+
+function readResult(r: ByteReader): KvResult {
+  const tag = r.u8();
+  const revision = r.varuint();
+  switch (tag) {
+    case TAG_PUT:
+      return { ok: true, op: 'put', revision };
+    case TAG_DELETE:
+      return { ok: true, op: 'delete', revision, deleted: r.varuint() };
+    case TAG_COMPARE_FAILED:
+      return { ok: false, code: 'compare-failed', revision, actual: r.varuint() };
+    case TAG_SESSION_EXPIRED:
+      return { ok: false, code: 'session-expired', revision, message: readString(r) };
+    case TAG_INVALID:
+      return { ok: false, code: 'invalid', revision, message: readString(r) };
+    default:
+      throw new KvCodecError(`unknown result tag ${tag}`);
+  }
+}

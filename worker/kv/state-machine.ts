@@ -1,0 +1,214 @@
+// The KV state machine: applies committed commands in log order, etcd style. Pure and
+// deterministic: the same commands at the same indexes give the same answers and the same
+// state on every replica. It never throws for a command (a bad entry that reached the log is
+// answered `invalid`), only for host bugs (a non-increasing index, a corrupt stored state).
+//
+// Revisions. One global revision, +1 per command that writes: a put of many pairs is one
+// revision; a delete that removed at least one key is one revision; a delete that removed
+// nothing, a failed compare, an invalid command and a duplicate do not bump it (as etcd, where
+// a transaction without writes leaves the revision alone). Per key: createRevision (revision
+// of the put that created it since its last deletion), modRevision (last put), version
+// (puts since creation). Deleting a key forgets all three; re-creating starts over.
+//
+// Records are immutable: every write stores a new KeyRecord, so the records handed out by
+// get(), range(), snapshot() and takeChanges() never change under the caller. Do not mutate them.
+
+import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState } from './types.ts';
+import { DEFAULT_KV_LIMITS } from './types.ts';
+import { SessionTable } from './sessions.ts';
+import { SortedKeys } from './sorted-keys.ts';
+import { checkLimits, commandProblem, stampProblem } from './validate.ts';
+
+export interface RangeOptions {
+  /** Only keys starting with this. */
+  prefix?: string;
+  /** Inclusive lower bound. */
+  start?: string;
+  /** Exclusive upper bound; undefined or '' for none. */
+  end?: string;
+  /** At most this many records. */
+  limit: number;
+}
+
+export class KvStateMachine {
+  private readonly limits: KvLimits;
+  private readonly records = new Map<string, KeyRecord>();
+  private readonly keys: SortedKeys;
+  private readonly sessions: SessionTable;
+  private currentRevision: number;
+  /** Highest index applied (from the sessions when restored): apply indexes must grow. */
+  private lastIndex: number;
+  private readonly dirtyKeys = new Set<string>();
+
+  constructor(limits: KvLimits = DEFAULT_KV_LIMITS, state?: KvState) {
+    checkLimits(limits);
+    this.limits = limits;
+    this.currentRevision = state?.revision ?? 0;
+    const sortedKeys: string[] = [];
+    let sorted = true;
+    for (const [key, r] of state?.records ?? []) {
+      if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
+        throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
+      }
+      if (this.records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
+      this.records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
+      if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
+      sortedKeys.push(key);
+    }
+    if (!sorted) sortedKeys.sort();
+    this.keys = new SortedKeys(this.records, sortedKeys);
+    this.sessions = new SessionTable(limits, state?.sessions ?? []);
+    this.lastIndex = this.sessions.maxLastIndex();
+  }
+
+  get revision(): number {
+    return this.currentRevision;
+  }
+
+  /** Number of keys. */
+  get size(): number {
+    return this.records.size;
+  }
+
+  /** Number of client sessions held. */
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get(key: string): KeyRecord | undefined {
+    return this.records.get(key);
+  }
+
+  /** Records sorted by key (JS string order, see sorted-keys.ts), at most `limit` of them. */
+  range(opts: RangeOptions): Array<[string, KeyRecord]> {
+    const out: Array<[string, KeyRecord]> = [];
+    const limit = opts.limit;
+    if (!(limit >= 1)) return out;
+    const prefix = opts.prefix ?? '';
+    const start = opts.start ?? '';
+    const end = opts.end ?? '';
+    this.keys.walkFrom(start > prefix ? start : prefix, (key) => {
+      if (prefix !== '' && !key.startsWith(prefix)) return false;
+      if (end !== '' && key >= end) return false;
+      out.push([key, this.records.get(key)!]);
+      return out.length < limit;
+    });
+    return out;
+  }
+
+  /**
+   * Apply the committed command at log `index` (indexes must strictly increase; gaps are
+   * fine: no-op and membership entries never reach here). Returns the answer for the client.
+   */
+  apply(index: number, cmd: KvCommand): KvResult {
+    if (!Number.isSafeInteger(index) || index <= this.lastIndex) {
+      throw new RangeError(`KvStateMachine.apply: index ${index} is not after the last applied index ${this.lastIndex}`);
+    }
+    this.lastIndex = index;
+    this.sessions.expire(index);
+
+    const stamp: unknown = typeof cmd === 'object' && cmd !== null ? cmd.stamp : undefined;
+    if (stamp === undefined) return this.execute(cmd);
+    const problem = stampProblem(stamp);
+    if (problem !== null) return this.invalid(problem.message);
+
+    const { client, seq } = stamp as ClientStamp;
+    const session = this.sessions.get(client);
+    if (session !== undefined) {
+      if (seq === session.seq) {
+        // A retry Raft committed again: answer as the first time, change nothing but recency.
+        this.sessions.record(client, { seq, result: session.result, lastIndex: index });
+        return session.result;
+      }
+      if (seq < session.seq) {
+        return {
+          ok: false,
+          code: 'session-expired',
+          revision: this.currentRevision,
+          message: `client ${client} seq ${seq} is older than its last applied seq ${session.seq}; that answer was not kept`,
+        };
+      }
+    }
+    const result = this.execute(cmd);
+    this.sessions.record(client, { seq, result, lastIndex: index });
+    return result;
+  }
+
+  private invalid(message: string): KvResult {
+    return { ok: false, code: 'invalid', revision: this.currentRevision, message };
+  }
+
+  private execute(cmd: KvCommand): KvResult {
+    const problem = commandProblem(cmd, this.limits);
+    if (problem !== null) return this.invalid(problem.message);
+
+    const compare = cmd.compare;
+    if (compare !== undefined) {
+      const actual = this.records.get(compare.key)?.modRevision ?? 0;
+      if (actual !== compare.modRevision) {
+        return { ok: false, code: 'compare-failed', revision: this.currentRevision, actual };
+      }
+    }
+
+    if (cmd.op === 'put') {
+      const revision = this.currentRevision + 1;
+      const pairs = cmd.pairs;
+      for (let i = 0; i < pairs.length; i++) {
+        const [key, value] = pairs[i]!;
+        const prev = this.records.get(key);
+        if (prev === undefined) {
+          this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
+          this.keys.added(key);
+        } else {
+          this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
+        }
+        this.dirtyKeys.add(key);
+      }
+      this.currentRevision = revision;
+      return { ok: true, op: 'put', revision };
+    }
+
+    let deleted = 0;
+    const keys = cmd.keys;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      if (this.records.delete(key)) {
+        deleted++;
+        this.keys.removed();
+        this.dirtyKeys.add(key);
+      }
+    }
+    if (deleted > 0) this.currentRevision++;
+    return { ok: true, op: 'delete', revision: this.currentRevision, deleted };
+  }
+
+  /** What changed since the last call: for the host to persist with the applied index. */
+  takeChanges(): KvChanges {
+    const upserts: Array<[string, KeyRecord]> = [];
+    const deletes: string[] = [];
+    for (const key of this.dirtyKeys) {
+      const record = this.records.get(key);
+      if (record !== undefined) upserts.push([key, record]);
+      else deletes.push(key);
+    }
+    this.dirtyKeys.clear();
+    const sessions = this.sessions.takeChanges();
+    return {
+      revision: this.currentRevision,
+      upserts,
+      deletes,
+      sessionUpserts: sessions.upserts,
+      sessionDeletes: sessions.deletes,
+    };
+  }
+
+  /** The whole state: records sorted by key, sessions sorted by client id. */
+  snapshot(): KvState {
+    const records: Array<[string, KeyRecord]> = [];
+    this.keys.walkFrom('', (key) => {
+      records.push([key, this.records.get(key)!]);
+      return true;
+    });
+    return { revision: this.currentRevision, records, sessions: this.sessions.sortedEntries() };
+  }
+}

@@ -1,0 +1,184 @@
+// What makes a command acceptable: its shape, and the limits on keys, values, pairs and bytes.
+// Checked twice with the same code: by the API before proposing (validateCommand), and by the
+// state machine when applying (commandProblem), so a bad entry that reached the log anyway is
+// answered `invalid` on every replica alike instead of wedging them. Limits must therefore be
+// the same on every replica of a cluster.
+
+import type { Compare, ClientStamp, KvCommand, KvLimits } from './types.ts';
+import { COMMAND_HEADER_BYTES } from './codec.ts';
+import { varuintBytes } from './bytes.ts';
+import { utf8Length } from './utf8.ts';
+
+export type ProblemCode = 'invalid' | 'too-large';
+
+export interface CommandProblem {
+  code: ProblemCode;
+  message: string;
+}
+
+/** Client ids: 1..64 printable ASCII characters (they travel in HTTP headers). */
+export const CLIENT_ID_CHARS_MAX = 64;
+
+export function validateCommand(
+  cmd: unknown,
+  limits: KvLimits,
+): { ok: true; cmd: KvCommand } | { ok: false; code: ProblemCode; message: string } {
+  const problem = commandProblem(cmd, limits);
+  if (problem !== null) return { ok: false, code: problem.code, message: problem.message };
+  return { ok: true, cmd: cleanCopy(cmd as KvCommand) };
+}
+
+/** A copy holding only the known fields (no prototype or extra-property baggage). */
+function cleanCopy(cmd: KvCommand): KvCommand {
+  const out: KvCommand =
+    cmd.op === 'put'
+      ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) }
+      : { op: 'delete', keys: cmd.keys.slice() };
+  if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
+  if (cmd.stamp !== undefined) out.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
+  return out;
+}
+
+function invalid(message: string): CommandProblem {
+  return { code: 'invalid', message };
+}
+
+function tooLarge(message: string): CommandProblem {
+  return { code: 'too-large', message };
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function isNonNegativeSafeInteger(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+}
+
+/** Problem with the stamp, or null. Exported so apply can refuse a bad stamp before sessions. */
+export function stampProblem(stamp: unknown): CommandProblem | null {
+  if (!isObject(stamp)) return invalid('stamp must be an object {client, seq}');
+  const { client, seq } = stamp as Partial<ClientStamp>;
+  if (typeof client !== 'string' || client.length < 1 || client.length > CLIENT_ID_CHARS_MAX) {
+    return invalid(`client id must be 1..${CLIENT_ID_CHARS_MAX} printable ASCII characters`);
+  }
+  for (let i = 0; i < client.length; i++) {
+    const c = client.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e) return invalid(`client id must be 1..${CLIENT_ID_CHARS_MAX} printable ASCII characters`);
+  }
+  if (!isNonNegativeSafeInteger(seq) || seq < 1) return invalid('stamp seq must be a positive safe integer');
+  return null;
+}
+
+/**
+ * Size in encoded bytes of a key (varuint length + UTF-8), or a problem. Keys are non-empty
+ * UTF-8 strings of at most keyBytesMax bytes.
+ */
+function keyProblem(key: unknown, limits: KvLimits, what: string): CommandProblem | number {
+  if (typeof key !== 'string') return invalid(`${what} must be a string`);
+  if (key.length === 0) return invalid(`${what} must not be empty`);
+  const n = utf8Length(key);
+  if (n < 0) return invalid(`${what} is not valid UTF-8 (lone surrogate)`);
+  if (n > limits.keyBytesMax) return tooLarge(`${what} is ${n} bytes, above the limit of ${limits.keyBytesMax}`);
+  return varuintBytes(n) + n;
+}
+
+function valueProblem(value: unknown, limits: KvLimits): CommandProblem | number {
+  if (typeof value !== 'string') return invalid('value must be a string');
+  const n = utf8Length(value);
+  if (n < 0) return invalid('value is not valid UTF-8 (lone surrogate)');
+  if (n > limits.valueBytesMax) return tooLarge(`value is ${n} bytes, above the limit of ${limits.valueBytesMax}`);
+  return varuintBytes(n) + n;
+}
+
+/**
+ * The first problem with `cmd`, or null when it is a well-formed command within `limits`.
+ * Allocation-free when the command is fine (apply calls this for every entry). Command bytes
+ * are counted exactly as encodeCommand lays them out.
+ */
+export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem | null {
+  if (!isObject(cmd)) return invalid('command must be an object');
+  let bytes = COMMAND_HEADER_BYTES;
+
+  const stamp = cmd['stamp'];
+  if (stamp !== undefined) {
+    const p = stampProblem(stamp);
+    if (p !== null) return p;
+    const s = stamp as unknown as ClientStamp;
+    bytes += varuintBytes(s.client.length) + s.client.length + varuintBytes(s.seq);
+  }
+
+  const compare = cmd['compare'];
+  if (compare !== undefined) {
+    if (!isObject(compare)) return invalid('compare must be an object {key, modRevision}');
+    const c = compare as Partial<Compare>;
+    const k = keyProblem(c.key, limits, 'compare key');
+    if (typeof k !== 'number') return k;
+    if (!isNonNegativeSafeInteger(c.modRevision)) return invalid('compare modRevision must be a non-negative safe integer');
+    bytes += k + varuintBytes(c.modRevision);
+  }
+
+  let count: number;
+  if (cmd['op'] === 'put') {
+    const pairs = cmd['pairs'];
+    if (!Array.isArray(pairs)) return invalid('put needs pairs: an array of [key, value]');
+    count = pairs.length;
+    if (count === 0) return invalid('put needs at least one pair');
+    if (count > limits.pairsPerCommandMax) return tooLarge(`put has ${count} pairs, above the limit of ${limits.pairsPerCommandMax}`);
+    for (let i = 0; i < count; i++) {
+      const pair: unknown = pairs[i];
+      if (!Array.isArray(pair) || pair.length !== 2) return invalid('each pair must be [key, value]');
+      const k = keyProblem(pair[0], limits, 'key');
+      if (typeof k !== 'number') return k;
+      const v = valueProblem(pair[1], limits);
+      if (typeof v !== 'number') return v;
+      bytes += k + v;
+    }
+    if (count > 1 && hasDuplicate(pairs as Array<[string, string]>, (p) => p[0])) {
+      return invalid('a key appears twice in one put');
+    }
+  } else if (cmd['op'] === 'delete') {
+    const keys = cmd['keys'];
+    if (!Array.isArray(keys)) return invalid('delete needs keys: an array of strings');
+    count = keys.length;
+    if (count === 0) return invalid('delete needs at least one key');
+    if (count > limits.pairsPerCommandMax) return tooLarge(`delete has ${count} keys, above the limit of ${limits.pairsPerCommandMax}`);
+    for (let i = 0; i < count; i++) {
+      const k = keyProblem(keys[i], limits, 'key');
+      if (typeof k !== 'number') return k;
+      bytes += k;
+    }
+    if (count > 1 && hasDuplicate(keys as string[], (k) => k)) return invalid('a key appears twice in one delete');
+  } else {
+    return invalid(`unknown op ${JSON.stringify(String(cmd['op']))}; expected "put" or "delete"`);
+  }
+  bytes += varuintBytes(count);
+  if (bytes > limits.commandBytesMax) return tooLarge(`command is ${bytes} bytes, above the limit of ${limits.commandBytesMax}`);
+  return null;
+}
+
+function hasDuplicate<T>(items: T[], key: (item: T) => string): boolean {
+  if (items.length === 2) return key(items[0]!) === key(items[1]!);
+  const seen = new Set<string>();
+  for (const item of items) {
+    const k = key(item);
+    if (seen.has(k)) return true;
+    seen.add(k);
+  }
+  return false;
+}
+
+/** Throws RangeError unless every limit is a positive safe integer. */
+export function checkLimits(limits: KvLimits): void {
+  for (const name of [
+    'keyBytesMax',
+    'valueBytesMax',
+    'pairsPerCommandMax',
+    'commandBytesMax',
+    'sessionsMax',
+    'sessionIdleEntriesMax',
+  ] as const) {
+    const v = limits[name];
+    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
+  }
+}
