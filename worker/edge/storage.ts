@@ -1,0 +1,342 @@
+// PeerStorage on a SQLite-backed Durable Object (worker/peer/ports.ts).
+//
+// One table per kind of state: hard_state, log (+ log_chunk), snapshot (+ snapshot_chunk),
+// kv, session, applied_state (applied index + KV revision) and meta. Every SaveBatch runs
+// in ONE transactionSync, so its parts (snapshot install, compaction, log append/truncate, hard
+// state, KV effects + applied index, meta) land together or not at all: a restart can never
+// see KV effects without the applied index that covers them (apply exactly once).
+//
+// Persist before you speak — where the output gate is relied on: save() returns as soon as
+// the transaction has run locally; it does NOT wait for the write to be replicated
+// (ctx.storage.sync()). What makes that safe is the Durable Object output gate: until every
+// storage write made so far is confirmed durable, the runtime holds back everything the object
+// sends — the RPC calls of the peer transport (votes, append responses) and the responses to
+// clients. So the peer loop's order "await save(), then send, then answer" becomes "durable,
+// then observable" without paying a replication round trip per batch. If the write fails, the
+// runtime breaks the object and the held messages never leave. test/edge/persist.test.ts
+// checks the visible half: nothing a peer says is ahead of its own storage.
+//
+// Rows in Durable Object SQLite are limited to 2 MB, so log entry payloads and snapshot data
+// larger than ROW_BLOB_BYTES_MAX are split over chunk rows. KV values are stored inline: the
+// KV limits (valueBytesMax) must stay below ROW_BLOB_BYTES_MAX on the edge (checked at open).
+
+import type { Entry, EntryType, HardState, Membership, Snapshot } from '../raft/types.ts';
+import type { KeyRecord, KvChanges, KvResult, KvState, SessionRecord } from '../kv/types.ts';
+import type { LoadedState, PeerStorage, SaveBatch } from '../peer/ports.ts';
+import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
+
+/** Largest blob stored in one row; bigger payloads are chunked (the platform's row cap is 2 MB). */
+export const ROW_BLOB_BYTES_MAX = 1024 * 1024;
+
+const SCHEMA: readonly string[] = [
+  `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS hard_state (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     term INTEGER NOT NULL, vote TEXT NOT NULL, commit_index INTEGER NOT NULL)`,
+  // data is NULL when the payload is split over `chunks` rows of log_chunk.
+  `CREATE TABLE IF NOT EXISTS log (
+     idx INTEGER PRIMARY KEY, term INTEGER NOT NULL, type TEXT NOT NULL,
+     data BLOB, chunks INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS log_chunk (
+     idx INTEGER NOT NULL, part INTEGER NOT NULL, data BLOB NOT NULL,
+     PRIMARY KEY (idx, part))`,
+  `CREATE TABLE IF NOT EXISTS snapshot (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     idx INTEGER NOT NULL, term INTEGER NOT NULL, membership TEXT NOT NULL, chunks INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS snapshot_chunk (part INTEGER PRIMARY KEY, data BLOB NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS kv (
+     key TEXT PRIMARY KEY, value TEXT NOT NULL, create_revision INTEGER NOT NULL,
+     mod_revision INTEGER NOT NULL, version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS session (
+     client TEXT PRIMARY KEY, seq INTEGER NOT NULL, result TEXT NOT NULL, last_index INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS applied_state (
+     id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL, revision INTEGER NOT NULL)`,
+];
+
+const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
+
+export class StorageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StorageError';
+  }
+}
+
+export class DurableObjectPeerStorage implements PeerStorage {
+  private readonly storage: DurableStorageLike;
+  private readonly sql: SqlLike;
+  private closed = false;
+
+  /** Creates the tables if needed. Call from the object's blockConcurrencyWhile. */
+  constructor(storage: DurableStorageLike, valueBytesMax: number) {
+    if (valueBytesMax > ROW_BLOB_BYTES_MAX) {
+      throw new StorageError(
+        `valueBytesMax ${valueBytesMax} exceeds ${ROW_BLOB_BYTES_MAX}: KV values are stored inline in one row`,
+      );
+    }
+    this.storage = storage;
+    this.sql = storage.sql;
+    storage.transactionSync(() => {
+      for (const ddl of SCHEMA) this.sql.exec(ddl);
+    });
+  }
+
+  async load(): Promise<LoadedState> {
+    this.assertOpen();
+    const meta: Record<string, string> = {};
+    for (const row of this.sql.exec('SELECT key, value FROM meta').toArray()) {
+      meta[str(row.key)] = str(row.value);
+    }
+    const hs = this.sql.exec('SELECT term, vote, commit_index FROM hard_state').toArray()[0];
+    const hardState: HardState = hs
+      ? { term: int(hs.term), vote: str(hs.vote), commit: int(hs.commit_index) }
+      : { term: 0, vote: '', commit: 0 };
+
+    const snapshot = this.loadSnapshot();
+    const entries: Entry[] = [];
+    for (const row of this.sql.exec('SELECT idx, term, type, data, chunks FROM log ORDER BY idx').toArray()) {
+      const index = int(row.idx);
+      const chunks = int(row.chunks);
+      entries.push({
+        index,
+        term: int(row.term),
+        type: entryType(row.type),
+        data: chunks === 0 ? bytes(row.data) : this.readChunks('log_chunk', 'idx = ?', [index], chunks),
+      });
+    }
+    for (let i = 0; i < entries.length; i++) {
+      const expected = snapshot.meta.index + 1 + i;
+      if (entries[i]!.index !== expected) {
+        throw new StorageError(`log hole: expected index ${expected}, found ${entries[i]!.index}`);
+      }
+    }
+
+    const applied = this.sql.exec('SELECT applied, revision FROM applied_state').toArray()[0];
+    const records: Array<[string, KeyRecord]> = [];
+    for (const row of this.sql.exec(
+      'SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key',
+    ).toArray()) {
+      records.push([
+        str(row.key),
+        {
+          value: str(row.value),
+          createRevision: int(row.create_revision),
+          modRevision: int(row.mod_revision),
+          version: int(row.version),
+        },
+      ]);
+    }
+    const sessions: Array<[string, SessionRecord]> = [];
+    for (const row of this.sql.exec(
+      'SELECT client, seq, result, last_index FROM session ORDER BY client',
+    ).toArray()) {
+      sessions.push([
+        str(row.client),
+        { seq: int(row.seq), result: JSON.parse(str(row.result)) as KvResult, lastIndex: int(row.last_index) },
+      ]);
+    }
+    return {
+      hardState,
+      snapshot,
+      entries,
+      applied: applied ? int(applied.applied) : snapshot.meta.index,
+      kv: { revision: applied ? int(applied.revision) : 0, records, sessions },
+      meta,
+    };
+  }
+
+  async save(batch: SaveBatch): Promise<void> {
+    this.assertOpen();
+    // One transaction for the whole batch (see the header). No await inside: nothing else can
+    // run on this object between the parts. Returning resolves save() before the write is
+    // confirmed; the output gate holds every outgoing message until it is (see the header).
+    this.storage.transactionSync(() => {
+      if (batch.installSnapshot) this.installSnapshot(batch.installSnapshot.snapshot, batch.installSnapshot.kv);
+      if (batch.compact) this.compact(batch.compact);
+      if (batch.entries && batch.entries.length > 0) this.appendEntries(batch.entries);
+      if (batch.hardState) {
+        const hs = batch.hardState;
+        this.sql.exec(
+          `INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET term = excluded.term, vote = excluded.vote,
+           commit_index = excluded.commit_index`,
+          hs.term, hs.vote, hs.commit,
+        );
+      }
+      if (batch.kv) this.applyKv(batch.kv);
+      if (batch.applied !== undefined) {
+        this.sql.exec(
+          `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, 0)
+           ON CONFLICT (id) DO UPDATE SET applied = excluded.applied`,
+          batch.applied,
+        );
+      }
+      if (batch.meta) {
+        for (const [key, value] of Object.entries(batch.meta)) {
+          this.sql.exec(
+            'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+            key, value,
+          );
+        }
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new StorageError('storage is closed');
+  }
+
+  private loadSnapshot(): Snapshot {
+    const row = this.sql.exec('SELECT idx, term, membership, chunks FROM snapshot').toArray()[0];
+    if (!row) return { meta: { index: 0, term: 0, membership: EMPTY_MEMBERSHIP }, data: new Uint8Array(0) };
+    return {
+      meta: { index: int(row.idx), term: int(row.term), membership: JSON.parse(str(row.membership)) as Membership },
+      data: this.readChunks('snapshot_chunk', '1 = 1', [], int(row.chunks)),
+    };
+  }
+
+  private installSnapshot(snapshot: Snapshot, kv: KvState): void {
+    this.sql.exec('DELETE FROM log');
+    this.sql.exec('DELETE FROM log_chunk');
+    this.writeSnapshot(snapshot);
+    this.sql.exec('DELETE FROM kv');
+    this.sql.exec('DELETE FROM session');
+    for (const [key, record] of kv.records) this.upsertRecord(key, record);
+    for (const [client, session] of kv.sessions) this.upsertSession(client, session);
+    this.sql.exec(
+      `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET applied = excluded.applied, revision = excluded.revision`,
+      snapshot.meta.index, kv.revision,
+    );
+  }
+
+  private compact(snapshot: Snapshot): void {
+    this.writeSnapshot(snapshot);
+    this.sql.exec('DELETE FROM log WHERE idx <= ?', snapshot.meta.index);
+    this.sql.exec('DELETE FROM log_chunk WHERE idx <= ?', snapshot.meta.index);
+  }
+
+  private writeSnapshot(snapshot: Snapshot): void {
+    const parts = split(snapshot.data);
+    this.sql.exec('DELETE FROM snapshot_chunk');
+    parts.forEach((part, i) => this.sql.exec('INSERT INTO snapshot_chunk (part, data) VALUES (?, ?)', i, blob(part)));
+    this.sql.exec(
+      `INSERT INTO snapshot (id, idx, term, membership, chunks) VALUES (1, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, term = excluded.term,
+       membership = excluded.membership, chunks = excluded.chunks`,
+      snapshot.meta.index, snapshot.meta.term, JSON.stringify(snapshot.meta.membership), parts.length,
+    );
+  }
+
+  private appendEntries(entries: Entry[]): void {
+    // An entry at an existing index replaces it and everything after it (ports.ts, Ready).
+    const first = entries[0]!.index;
+    this.sql.exec('DELETE FROM log WHERE idx >= ?', first);
+    this.sql.exec('DELETE FROM log_chunk WHERE idx >= ?', first);
+    for (const entry of entries) {
+      if (entry.data.byteLength <= ROW_BLOB_BYTES_MAX) {
+        this.sql.exec(
+          'INSERT INTO log (idx, term, type, data, chunks) VALUES (?, ?, ?, ?, 0)',
+          entry.index, entry.term, entry.type, blob(entry.data),
+        );
+        continue;
+      }
+      const parts = split(entry.data);
+      this.sql.exec(
+        'INSERT INTO log (idx, term, type, data, chunks) VALUES (?, ?, ?, NULL, ?)',
+        entry.index, entry.term, entry.type, parts.length,
+      );
+      parts.forEach((part, i) =>
+        this.sql.exec('INSERT INTO log_chunk (idx, part, data) VALUES (?, ?, ?)', entry.index, i, blob(part)),
+      );
+    }
+  }
+
+  private applyKv(changes: KvChanges): void {
+    for (const [key, record] of changes.upserts) this.upsertRecord(key, record);
+    for (const key of changes.deletes) this.sql.exec('DELETE FROM kv WHERE key = ?', key);
+    for (const [client, session] of changes.sessionUpserts) this.upsertSession(client, session);
+    for (const client of changes.sessionDeletes) this.sql.exec('DELETE FROM session WHERE client = ?', client);
+    this.sql.exec(
+      `INSERT INTO applied_state (id, applied, revision) VALUES (1, 0, ?)
+       ON CONFLICT (id) DO UPDATE SET revision = excluded.revision`,
+      changes.revision,
+    );
+  }
+
+  private upsertRecord(key: string, r: KeyRecord): void {
+    this.sql.exec(
+      `INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_revision = excluded.create_revision,
+       mod_revision = excluded.mod_revision, version = excluded.version`,
+      key, r.value, r.createRevision, r.modRevision, r.version,
+    );
+  }
+
+  private upsertSession(client: string, s: SessionRecord): void {
+    this.sql.exec(
+      `INSERT INTO session (client, seq, result, last_index) VALUES (?, ?, ?, ?)
+       ON CONFLICT (client) DO UPDATE SET seq = excluded.seq, result = excluded.result,
+       last_index = excluded.last_index`,
+      client, s.seq, JSON.stringify(s.result), s.lastIndex,
+    );
+  }
+
+  private readChunks(table: string, where: string, args: SqlValue[], chunks: number): Uint8Array {
+    const rows = this.sql.exec(`SELECT part, data FROM ${table} WHERE ${where} ORDER BY part`, ...args).toArray();
+    if (rows.length !== chunks) {
+      throw new StorageError(`${table}: expected ${chunks} chunks, found ${rows.length}`);
+    }
+    const parts = rows.map((row) => bytes(row.data));
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
+    let offset = 0;
+    for (const p of parts) {
+      out.set(p, offset);
+      offset += p.byteLength;
+    }
+    return out;
+  }
+}
+
+function split(data: Uint8Array): Uint8Array[] {
+  const parts: Uint8Array[] = [];
+  for (let offset = 0; offset < data.byteLength; offset += ROW_BLOB_BYTES_MAX) {
+    parts.push(data.subarray(offset, offset + ROW_BLOB_BYTES_MAX));
+  }
+  return parts;
+}
+
+/** A binding value for a BLOB column: an ArrayBuffer holding exactly the view's bytes. */
+function blob(view: Uint8Array): ArrayBuffer {
+  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer) {
+    return view.buffer;
+  }
+  return view.slice().buffer as ArrayBuffer;
+}
+
+function bytes(v: SqlValue | undefined): Uint8Array {
+  if (v instanceof ArrayBuffer) return new Uint8Array(v);
+  if (v instanceof Uint8Array) return v;
+  // SQLite hands back a zero-length BLOB as NULL in some drivers.
+  if (v === null) return new Uint8Array(0);
+  throw new StorageError(`expected a blob, found ${typeof v}`);
+}
+
+function int(v: SqlValue | undefined): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new StorageError(`expected an integer, found ${String(v)}`);
+  return v;
+}
+
+function str(v: SqlValue | undefined): string {
+  if (typeof v !== 'string') throw new StorageError(`expected text, found ${typeof v}`);
+  return v;
+}
+
+function entryType(v: SqlValue | undefined): EntryType {
+  if (v === 'normal' || v === 'conf') return v;
+  throw new StorageError(`unknown entry type ${String(v)}`);
+}
