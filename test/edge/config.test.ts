@@ -1,0 +1,66 @@
+// The edge vars: defaults, validation with messages that name the variable, bootstrap membership.
+
+import { describe, expect, it } from 'vitest';
+import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
+import { TICK_MS } from '../../worker/peer/options.ts';
+
+describe('edge config', () => {
+  it('defaults to a 3-peer cluster named metcd that redirects', () => {
+    expect(readConfig({})).toEqual({
+      cluster: 'metcd',
+      bootstrapPeers: ['p1', 'p2', 'p3'],
+      mode: 'redirect',
+      locationHints: {},
+      tickMs: TICK_MS,
+    });
+  });
+
+  it('reads every var, numbers given as TOML integers or strings', () => {
+    const config = readConfig({
+      CLUSTER_NAME: 'prod-1',
+      CLUSTER_SIZE: 5,
+      FORWARD_MODE: 'proxy',
+      LOCATION_HINTS: 'p1=wnam, p2=weur,p3=apac',
+      TICK_MS: '50',
+    });
+    expect(config.cluster).toBe('prod-1');
+    expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
+    expect(config.mode).toBe('proxy');
+    expect(config.locationHints).toEqual({ p1: 'wnam', p2: 'weur', p3: 'apac' });
+    expect(config.tickMs).toBe(50);
+  });
+
+  it.each([
+    [{ CLUSTER_NAME: 'a/b' }, /CLUSTER_NAME/],
+    [{ CLUSTER_SIZE: '0' }, /CLUSTER_SIZE/],
+    [{ CLUSTER_SIZE: '10' }, /CLUSTER_SIZE/],
+    [{ CLUSTER_SIZE: '3.5' }, /CLUSTER_SIZE/],
+    [{ FORWARD_MODE: 'bounce' }, /FORWARD_MODE/],
+    [{ LOCATION_HINTS: 'p1=mars' }, /LOCATION_HINTS p1=mars/],
+    [{ LOCATION_HINTS: 'p1' }, /LOCATION_HINTS/],
+    [{ TICK_MS: '1' }, /TICK_MS/],
+    [{ CLUSTER_NAME: { nested: true } }, /CLUSTER_NAME/],
+  ])('rejects %j with a message naming the variable', (env, message) => {
+    expect(() => readConfig(env)).toThrow(ConfigError);
+    expect(() => readConfig(env)).toThrow(message);
+  });
+
+  it('gives bootstrap peers the same default membership and other peers none', () => {
+    const config = readConfig({ CLUSTER_NAME: 'c' });
+    const expected = {
+      voters: ['p1', 'p2', 'p3'],
+      learners: [],
+      addresses: { p1: 'c/p1', p2: 'c/p2', p3: 'c/p3' },
+    };
+    expect(initialMembership(config, 'p1')).toEqual(expected);
+    expect(initialMembership(config, 'p3')).toEqual(expected);
+    expect(initialMembership(config, 'p4')).toEqual({ voters: [], learners: [], addresses: {} });
+  });
+
+  it('parses peer object names', () => {
+    expect(parsePeerObjectName('metcd/p2')).toEqual({ cluster: 'metcd', id: 'p2' });
+    expect(parsePeerObjectName('metcd')).toBeNull();
+    expect(parsePeerObjectName('metcd/p2/x')).toBeNull();
+    expect(parsePeerObjectName('/p2')).toBeNull();
+  });
+});

@@ -1,0 +1,124 @@
+// The edge deployment's settings, read from the Worker's `[vars]` (wrangler.toml). Parsed once
+// per isolate; a bad value is a ConfigError naming the variable, answered as a clear 500 by the
+// front door rather than a cluster that half works.
+
+import type { Membership, NodeId } from '../raft/types.ts';
+import { TICK_MS } from '../peer/options.ts';
+
+export type ForwardMode = 'redirect' | 'proxy';
+
+export interface EdgeConfig {
+  /** Prefix of every peer's Durable Object name: `<cluster>/<peer-id>`. */
+  cluster: string;
+  /** The peers of the default cluster, p1..pN: they bootstrap it on their first start. */
+  bootstrapPeers: NodeId[];
+  /** Followers answer writes with 307 to the leader (redirect) or forward them (proxy). */
+  mode: ForwardMode;
+  /** Placement hint per peer, applied when its object is first created. */
+  locationHints: Record<NodeId, LocationHint>;
+  /** How often a peer ticks while awake. */
+  tickMs: number;
+}
+
+/** Cloudflare's Durable Object location hints. */
+export const LOCATION_HINTS = ['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
+
+export const CLUSTER_SIZE_MAX = 9;
+/** Ticks faster than this would let timers, not Raft, dominate a peer's CPU. */
+export const TICK_MS_MIN = 10;
+export const TICK_MS_MAX = 10_000;
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** Peer ids on the edge are also URL parameters and object names: keep them plain. */
+export function isPeerId(id: string): boolean {
+  return NAME_PATTERN.test(id);
+}
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function readConfig(env: Record<string, unknown>): EdgeConfig {
+  const cluster = text(env, 'CLUSTER_NAME') ?? 'metcd';
+  if (!NAME_PATTERN.test(cluster)) {
+    throw new ConfigError(`CLUSTER_NAME ${JSON.stringify(cluster)}: use 1-64 letters, digits, '-' or '_'`);
+  }
+  const size = integer(env, 'CLUSTER_SIZE', 3, 1, CLUSTER_SIZE_MAX);
+  const bootstrapPeers = Array.from({ length: size }, (_, i) => `p${i + 1}`);
+  const mode = text(env, 'FORWARD_MODE') ?? 'redirect';
+  if (mode !== 'redirect' && mode !== 'proxy') {
+    throw new ConfigError(`FORWARD_MODE ${JSON.stringify(mode)}: expected redirect or proxy`);
+  }
+  return {
+    cluster,
+    bootstrapPeers,
+    mode,
+    locationHints: parseLocationHints(text(env, 'LOCATION_HINTS') ?? ''),
+    tickMs: integer(env, 'TICK_MS', TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
+  };
+}
+
+/** `p1=wnam,p2=weur` → { p1: 'wnam', p2: 'weur' }. */
+export function parseLocationHints(spec: string): Record<NodeId, LocationHint> {
+  const hints: Record<NodeId, LocationHint> = {};
+  for (const item of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+    const [id, hint, extra] = item.split('=').map((s) => s.trim());
+    if (id === undefined || hint === undefined || extra !== undefined || !isPeerId(id)) {
+      throw new ConfigError(`LOCATION_HINTS item ${JSON.stringify(item)}: expected <peer-id>=<hint>`);
+    }
+    if (!(LOCATION_HINTS as readonly string[]).includes(hint)) {
+      throw new ConfigError(`LOCATION_HINTS ${id}=${hint}: unknown hint; expected one of ${LOCATION_HINTS.join(', ')}`);
+    }
+    hints[id] = hint as LocationHint;
+  }
+  return hints;
+}
+
+/** The Durable Object name of a peer, which is also its membership address on the edge. */
+export function peerObjectName(cluster: string, id: NodeId): string {
+  return `${cluster}/${id}`;
+}
+
+/** `<cluster>/<peer-id>` → its parts, or null when it is not a well-formed peer name. */
+export function parsePeerObjectName(name: string): { cluster: string; id: NodeId } | null {
+  const slash = name.indexOf('/');
+  if (slash < 0) return null;
+  const cluster = name.slice(0, slash);
+  const id = name.slice(slash + 1);
+  return NAME_PATTERN.test(cluster) && isPeerId(id) ? { cluster, id } : null;
+}
+
+/**
+ * The membership a brand-new peer starts with: the default cluster for its bootstrap peers
+ * (every one of them derives the same set from the same vars, so the first start needs no
+ * coordinator and no setup call), nothing for any other id (it waits to be added by /join).
+ */
+export function initialMembership(config: EdgeConfig, id: NodeId): Membership {
+  if (!config.bootstrapPeers.includes(id)) return { voters: [], learners: [], addresses: {} };
+  const addresses: Record<NodeId, string> = {};
+  for (const p of config.bootstrapPeers) addresses[p] = peerObjectName(config.cluster, p);
+  return { voters: [...config.bootstrapPeers], learners: [], addresses };
+}
+
+function text(env: Record<string, unknown>, name: string): string | undefined {
+  const v = env[name];
+  if (v === undefined || v === null || v === '') return undefined;
+  if (typeof v === 'string') return v.trim();
+  if (typeof v === 'number') return String(v);
+  throw new ConfigError(`${name}: expected a string`);
+}
+
+function integer(env: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} ${JSON.stringify(raw)}: expected an integer in [${min}, ${max}]`);
+  }
+  return n;
+}
