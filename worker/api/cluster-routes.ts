@@ -1,0 +1,122 @@
+// Membership, leadership and introspection routes:
+//   POST   /join {"id":"p4","learner"?:true,"address"?:"…"}   add a member through Raft
+//   GET    /members                                           who is in the cluster (any peer)
+//   DELETE /members/:id                                       remove a member
+//   POST   /members/:id/promote                               learner → voter
+//   POST   /transfer-leader {"id":"p2"}                       hand leadership over
+//   GET    /status                                            this peer's view
+//   GET    /health                                            200 when a leader is known and this peer is caught up
+// Changes go to the leader (307 / proxy from a follower) and answer once applied.
+
+import type { Membership, NodeId } from '../raft/types.ts';
+import { PeerError } from '../peer/errors.ts';
+import type { Peer } from '../peer/peer.ts';
+import { parseJsonObject, readBodyBytes } from './body.ts';
+import { RETRY_AFTER_SECONDS, peerErrorToApi } from './errors.ts';
+import { errorResponse, jsonResponse, badRequest } from './http.ts';
+import type { ApiContext } from './host.ts';
+import { toLeader } from './leader.ts';
+import { memberId, queryParams } from './params.ts';
+
+const ADDRESS_CHARS_MAX = 2048;
+
+export async function join(ctx: ApiContext): Promise<Response> {
+  queryParams(ctx.url, []);
+  ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
+  return onLeader(ctx, async () => {
+    ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+    const body = parseJsonObject(ctx.body);
+    onlyFields(body, ['id', 'learner', 'address']);
+    const id = memberId(body['id']);
+    const learner = body['learner'] ?? false;
+    if (typeof learner !== 'boolean') throw badRequest('learner must be true or false');
+    const given = body['address'];
+    if (given !== undefined && (typeof given !== 'string' || given.length === 0 || given.length > ADDRESS_CHARS_MAX)) {
+      throw badRequest(`address must be a non-empty string of at most ${ADDRESS_CHARS_MAX} characters`);
+    }
+    const address = given ?? ctx.host.memberAddress?.(id);
+    if (address === undefined) throw badRequest('address is required (the URL other members reach the new one at)');
+    return members(ctx.peer, await ctx.peer.addMember(id, address, learner));
+  });
+}
+
+export function listMembers(ctx: ApiContext): Response {
+  queryParams(ctx.url, []);
+  const status = ctx.peer.status();
+  return jsonResponse({ leader: status.leader, members: status.members });
+}
+
+export async function removeMember(ctx: ApiContext, rawId: string | undefined): Promise<Response> {
+  queryParams(ctx.url, []);
+  const id = memberId(decodePath(rawId));
+  return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.removeMember(id)));
+}
+
+export async function promoteMember(ctx: ApiContext, rawId: string | undefined): Promise<Response> {
+  queryParams(ctx.url, []);
+  const id = memberId(decodePath(rawId));
+  return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.promoteMember(id)));
+}
+
+export async function transferLeader(ctx: ApiContext): Promise<Response> {
+  queryParams(ctx.url, []);
+  ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
+  return onLeader(ctx, async () => {
+    ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+    const body = parseJsonObject(ctx.body);
+    onlyFields(body, ['id']);
+    const to = memberId(body['id']);
+    return jsonResponse({ leader: await ctx.peer.transferLeader(to) });
+  });
+}
+
+export function status(ctx: ApiContext): Response {
+  queryParams(ctx.url, []);
+  return jsonResponse(ctx.peer.status());
+}
+
+export function health(ctx: ApiContext): Response {
+  queryParams(ctx.url, []);
+  const h = ctx.peer.health();
+  if (h.ok) return jsonResponse({ ok: true });
+  return errorResponse(503, 'unavailable', h.reason, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+}
+
+/** Run a leader-only change; a follower sends the client to the leader. */
+async function onLeader(ctx: ApiContext, run: () => Promise<Response>): Promise<Response> {
+  if (!ctx.peer.isLeader()) {
+    const leader = ctx.peer.leaderInfo();
+    return toLeader(ctx, leader.id, leader.address);
+  }
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
+    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
+    throw err instanceof PeerError ? peerErrorToApi(err) : err;
+  }
+}
+
+function members(peer: Peer, membership: Membership): Response {
+  const status = peer.status();
+  const match = new Map<NodeId, number | null>(status.members.map((m) => [m.id, m.match]));
+  const list = [
+    ...membership.voters.map((id) => ({ id, address: membership.addresses[id] ?? '', voter: true, match: match.get(id) ?? null })),
+    ...membership.learners.map((id) => ({ id, address: membership.addresses[id] ?? '', voter: false, match: match.get(id) ?? null })),
+  ];
+  return jsonResponse({ leader: status.leader, members: list });
+}
+
+function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const name of Object.keys(body)) {
+    if (!allowed.includes(name)) throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: ${allowed.join(', ')}`);
+  }
+}
+
+function decodePath(raw: string | undefined): string {
+  try {
+    return decodeURIComponent(raw ?? '');
+  } catch {
+    throw badRequest('path is not valid percent-encoded UTF-8');
+  }
+}

@@ -1,0 +1,46 @@
+// What a host (edge Durable Object, Node server) gives the router, and the per-request context
+// the routes work with.
+
+import type { NodeId } from '../raft/types.ts';
+import type { Peer } from '../peer/peer.ts';
+
+export interface ApiHost {
+  /** The peer this request is served by. */
+  peer: Peer;
+  /** Where a client should go to reach `leader` (edge: same URL with ?peer=<id>; node: the
+   *  leader's advertised URL + path + query). Used for 307 Location. */
+  leaderUrl(request: Request, leader: NodeId, leaderAddress: string): string;
+  /** Forward mode (seed method 2): send the request to the leader and return its answer. */
+  forward?: (request: Request, leader: NodeId, leaderAddress: string) => Promise<Response>;
+  mode: 'redirect' | 'proxy';
+  /** The address to record for a joining member whose /join body names none (edge: the
+   *  peer's object name). Without it, /join must carry "address". */
+  memberAddress?: (id: NodeId) => string;
+  limits?: Partial<ApiLimits>;
+  /** Unexpected failures (bugs) are logged here before the 500 answer. */
+  log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
+}
+
+export interface ApiLimits {
+  /** Body of the small JSON routes (/join, /transfer-leader). */
+  jsonBodyBytesMax: number;
+  /** Most keys one GET /key range answers (and the default `limit`). */
+  rangeKeysMax: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  jsonBodyBytesMax: 64 * 1024,
+  rangeKeysMax: 1000,
+};
+
+export interface ApiContext {
+  host: ApiHost;
+  peer: Peer;
+  request: Request;
+  url: URL;
+  limits: ApiLimits;
+  /** The body once read (kept so a forward can resend it). */
+  body: Uint8Array | null;
+  /** The byte limit of this route's body (a forward reads at most this much). */
+  bodyBytesMax: number;
+}

@@ -1,0 +1,99 @@
+// Response building blocks shared by the routes: the stable error shape, JSON bodies, headers.
+
+/** Response headers metcd sets. */
+export const H = {
+  revision: 'X-Metcd-Revision',
+  leader: 'X-Metcd-Leader',
+  client: 'X-Metcd-Client',
+  seq: 'X-Metcd-Seq',
+  forwarded: 'X-Metcd-Forwarded',
+  modRevision: 'X-Metcd-Mod-Revision',
+  createRevision: 'X-Metcd-Create-Revision',
+  version: 'X-Metcd-Version',
+  readLevel: 'X-Metcd-Read-Level',
+  appliedIndex: 'X-Metcd-Applied-Index',
+  commitIndex: 'X-Metcd-Commit-Index',
+  lastContact: 'X-Metcd-Last-Contact-Ms',
+  more: 'X-Metcd-More',
+} as const;
+
+/** The stable error codes of `{"error":{"code","message"}}`. */
+export type ApiErrorCode =
+  | 'bad_request'
+  | 'not_found'
+  | 'key_not_found'
+  | 'member_not_found'
+  | 'method_not_allowed'
+  | 'compare_failed'
+  | 'session_expired'
+  | 'member_conflict'
+  | 'too_large'
+  | 'too_many_requests'
+  | 'not_leader'
+  | 'no_leader'
+  | 'busy'
+  | 'leadership_lost'
+  | 'timeout'
+  | 'unavailable'
+  | 'internal';
+
+/** A failure decided by the API layer itself (validation, limits, routing). */
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: ApiErrorCode;
+  readonly headers: Record<string, string>;
+
+  constructor(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+export function badRequest(message: string): ApiError {
+  return new ApiError(400, 'bad_request', message);
+}
+
+export function tooLarge(message: string): ApiError {
+  return new ApiError(413, 'too_large', message);
+}
+
+export function errorResponse(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify({ error: { code, message } }), {
+    status,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
+  });
+}
+
+export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return jsonTextResponse(JSON.stringify(body), status, headers);
+}
+
+/** For bodies built by hand (key→value objects whose key order and names must survive as is). */
+export function jsonTextResponse(text: string, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(text, { status, headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers } });
+}
+
+/**
+ * `{"k1":"v1","k2":"v2"}` in the given order. Built as text: a JS object would reorder
+ * integer-like keys and treat "__proto__" specially.
+ */
+export function pairsJson(pairs: Iterable<readonly [string, string]>): string {
+  const parts: string[] = [];
+  for (const [k, v] of pairs) parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
+  return `{${parts.join(',')}}`;
+}
+
+/** A response with one more header (Responses from fetch may have immutable headers). */
+export function withHeader(response: Response, name: string, value: string): Response {
+  try {
+    response.headers.set(name, value);
+    return response;
+  } catch {
+    const headers = new Headers(response.headers);
+    headers.set(name, value);
+    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+  }
+}

@@ -1,0 +1,214 @@
+// The key-value routes, in both styles:
+//   hraftd (seed lecture 19)  POST /key {"k":"v",…}   GET /key/:key → {"k":"v"}   DELETE /key/:key
+//                             GET /key?prefix=&start=&end=&limit=  → {"k":"v",…} (sorted, bounded)
+//   metcd  (seed lecture 18)  PUT /:key (raw body)    GET /:key → raw value      DELETE /:key
+// Writes accept ?ifRevision=N (compare-and-set on the key's mod revision; 0 = must not exist;
+// POST /key names the compared key with ?ifKey= when it writes more than one pair).
+
+import type { KeyRecord, KvCommand, KvResult } from '../kv/types.ts';
+import { PeerError } from '../peer/errors.ts';
+import type { KvView, ReadLevel, ReadOutcome } from '../peer/peer.ts';
+import { parseJsonObject, readBodyBytes, decodeUtf8 } from './body.ts';
+import { kvRefusalToApi, peerErrorToApi } from './errors.ts';
+import { H, badRequest, jsonResponse, jsonTextResponse, pairsJson } from './http.ts';
+import type { ApiContext } from './host.ts';
+import { toLeader } from './leader.ts';
+import { checkKey, clientStamp, intParam, pathKey, queryParams, readLevel } from './params.ts';
+
+const WRITE_PARAMS = ['ifRevision'] as const;
+const READ_PARAMS = ['level'] as const;
+
+// ---- writes -----------------------------------------------------------------------------------
+
+/** POST /key with a JSON object of one or more pairs, written in one revision. */
+export async function postPairs(ctx: ApiContext): Promise<Response> {
+  const params = queryParams(ctx.url, [...WRITE_PARAMS, 'ifKey']);
+  const limits = ctx.peer.kvLimits;
+  ctx.bodyBytesMax = 2 * limits.commandBytesMax; // JSON escaping may double a value's bytes
+  const ifRevision = intParam(params, 'ifRevision');
+  const ifKeyRaw = params.get('ifKey');
+  if (ifKeyRaw !== undefined && ifRevision === undefined) throw badRequest('ifKey needs ifRevision');
+  return write(ctx, async () => {
+    const object = parseJsonObject(await body(ctx));
+    const pairs: Array<[string, string]> = [];
+    for (const [key, value] of Object.entries(object)) {
+      checkKey(key, limits.keyBytesMax);
+      if (typeof value !== 'string') throw badRequest(`value of ${JSON.stringify(key)} must be a string, got ${jsonType(value)}`);
+      pairs.push([key, value]);
+    }
+    if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
+    const cmd: KvCommand = { op: 'put', pairs };
+    if (ifRevision !== undefined) {
+      const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
+      if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
+      cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
+    }
+    return cmd;
+  }, (result) => jsonResponse({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }));
+}
+
+/** PUT /:key or PUT /key/:key with the raw value as body. */
+export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
+  const params = queryParams(ctx.url, WRITE_PARAMS);
+  const limits = ctx.peer.kvLimits;
+  const key = pathKey(rawKey, limits.keyBytesMax);
+  const ifRevision = intParam(params, 'ifRevision');
+  ctx.bodyBytesMax = limits.valueBytesMax;
+  return write(ctx, async () => {
+    const value = decodeUtf8(await body(ctx), 'value');
+    const cmd: KvCommand = { op: 'put', pairs: [[key, value]] };
+    if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
+    return cmd;
+  }, (result) => new Response(null, { status: 204, headers: { [H.revision]: String(result.revision) } }));
+}
+
+/** DELETE /key/:key (JSON answer) or DELETE /:key (204). Deleting a missing key is not an error. */
+export async function deleteKey(ctx: ApiContext, rawKey: string | undefined, style: 'json' | 'raw'): Promise<Response> {
+  const params = queryParams(ctx.url, WRITE_PARAMS);
+  const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
+  const ifRevision = intParam(params, 'ifRevision');
+  return write(ctx, async () => {
+    const cmd: KvCommand = { op: 'delete', keys: [key] };
+    if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
+    return cmd;
+  }, (result) => {
+    const headers = { [H.revision]: String(result.revision) };
+    const deleted = result.op === 'delete' ? result.deleted : 0;
+    return style === 'json'
+      ? jsonResponse({ deleted, revision: result.revision }, 200, headers)
+      : new Response(null, { status: 204, headers });
+  });
+}
+
+type Written = Extract<KvResult, { ok: true }>;
+
+async function write(
+  ctx: ApiContext,
+  build: () => Promise<KvCommand>,
+  answer: (result: Written) => Response,
+): Promise<Response> {
+  // Checked before reading the body: a follower sends the client on without buffering it.
+  if (!ctx.peer.isLeader()) {
+    const leader = ctx.peer.leaderInfo();
+    return toLeader(ctx, leader.id, leader.address);
+  }
+  const stamp = clientStamp(ctx.request.headers);
+  const cmd = await build();
+  if (stamp !== undefined) cmd.stamp = stamp;
+  let result: KvResult;
+  try {
+    result = (await ctx.peer.write(cmd)).result;
+  } catch (err) {
+    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
+    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
+    throw err instanceof PeerError ? peerErrorToApi(err) : err;
+  }
+  if (!result.ok) {
+    const error = kvRefusalToApi(result);
+    error.headers[H.revision] = String(result.revision);
+    throw error;
+  }
+  return answer(result);
+}
+
+async function body(ctx: ApiContext): Promise<Uint8Array> {
+  ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+  return ctx.body;
+}
+
+// ---- reads ------------------------------------------------------------------------------------
+
+/** GET /key/:key → {"key":"value"} (404 when absent). */
+export async function getJson(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
+  return getOne(ctx, rawKey, (key, record, headers) => jsonTextResponse(pairsJson([[key, record.value]]), 200, headers));
+}
+
+/** GET /:key → the raw value (404 when absent). */
+export async function getRaw(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
+  return getOne(ctx, rawKey, (_key, record, headers) =>
+    new Response(record.value, { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers } }),
+  );
+}
+
+async function getOne(
+  ctx: ApiContext,
+  rawKey: string | undefined,
+  answer: (key: string, record: KeyRecord, headers: Record<string, string>) => Response,
+): Promise<Response> {
+  const params = queryParams(ctx.url, READ_PARAMS);
+  const level = readLevel(params);
+  const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
+  const outcome = await read(ctx, level, (kv) => kv.get(key));
+  if (outcome instanceof Response) return outcome;
+  const headers = readHeaders(ctx, level, outcome);
+  const record = outcome.value;
+  if (record === undefined) {
+    return jsonResponse({ error: { code: 'key_not_found', message: `key ${JSON.stringify(key)} not found` } }, 404, headers);
+  }
+  headers[H.modRevision] = String(record.modRevision);
+  headers[H.createRevision] = String(record.createRevision);
+  headers[H.version] = String(record.version);
+  return answer(key, record, headers);
+}
+
+/** GET /key?prefix=&start=&end=&limit= → {"k":"v",…} in key order; X-Metcd-More when cut. */
+export async function getRange(ctx: ApiContext): Promise<Response> {
+  const params = queryParams(ctx.url, [...READ_PARAMS, 'prefix', 'start', 'end', 'limit']);
+  const level = readLevel(params);
+  const max = ctx.limits.rangeKeysMax;
+  const limit = intParam(params, 'limit', 1) ?? max;
+  if (limit > max) throw badRequest(`limit must be at most ${max}`);
+  const prefix = params.get('prefix');
+  const start = params.get('start');
+  const end = params.get('end');
+  const outcome = await read(ctx, level, (kv) => {
+    const opts: Parameters<KvView['range']>[0] = { limit: limit + 1 };
+    if (prefix !== undefined && prefix !== '') opts.prefix = prefix;
+    if (start !== undefined && start !== '') opts.start = start;
+    if (end !== undefined && end !== '') opts.end = end;
+    return kv.range(opts);
+  });
+  if (outcome instanceof Response) return outcome;
+  const headers = readHeaders(ctx, level, outcome);
+  const records = outcome.value;
+  headers[H.more] = String(records.length > limit);
+  const shown = records.slice(0, limit).map(([k, r]): [string, string] => [k, r.value]);
+  return jsonTextResponse(pairsJson(shown), 200, headers);
+}
+
+async function read<T>(ctx: ApiContext, level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T> | Response> {
+  if (level !== 'stale' && !ctx.peer.isLeader()) {
+    const leader = ctx.peer.leaderInfo();
+    return toLeader(ctx, leader.id, leader.address);
+  }
+  try {
+    return await ctx.peer.read(level, query);
+  } catch (err) {
+    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
+    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
+    throw err instanceof PeerError ? peerErrorToApi(err) : err;
+  }
+}
+
+function readHeaders(ctx: ApiContext, level: ReadLevel, outcome: ReadOutcome<unknown>): Record<string, string> {
+  const headers: Record<string, string> = {
+    [H.revision]: String(outcome.revision),
+    [H.readLevel]: level,
+    [H.appliedIndex]: String(outcome.applied),
+  };
+  if (level === 'stale') {
+    // How far behind this answer may be: who leads, when we last heard from them, what we know
+    // is committed (the answer reflects `applied`).
+    const s = ctx.peer.staleness();
+    headers[H.leader] = s.leader;
+    headers[H.commitIndex] = String(s.commit);
+    headers[H.lastContact] = s.lastLeaderContactMs === null ? 'never' : String(s.lastLeaderContactMs);
+  }
+  return headers;
+}
+
+function jsonType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}

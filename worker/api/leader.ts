@@ -1,0 +1,52 @@
+// Sending a client to the leader: seed method 1 (307 + Location, the default) or method 2
+// (proxy: this peer forwards the request and relays the leader's answer).
+//
+// Redirects cost the client one extra round trip per leader change and keep every request's
+// path obvious (one peer answers it); proxying hides leader changes from simple clients at the
+// price of a second hop on every follower request. A forwarded request carries
+// X-Metcd-Forwarded so it is never forwarded twice (no loops while leadership moves).
+
+import type { NodeId } from '../raft/types.ts';
+import { readBodyBytes } from './body.ts';
+import { ApiError, H, errorResponse } from './http.ts';
+import type { ApiContext } from './host.ts';
+import { RETRY_AFTER_SECONDS } from './errors.ts';
+
+const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
+
+export async function toLeader(ctx: ApiContext, leader: NodeId, address: string): Promise<Response> {
+  if (leader === '') throw new ApiError(503, 'no_leader', 'no leader is known right now; retry shortly', retry);
+  const forwarded = ctx.request.headers.get(H.forwarded) !== null;
+  if (forwarded) {
+    // The peer that forwarded this believed we lead; leadership is moving. Let the client retry.
+    throw new ApiError(503, 'not_leader', `${ctx.peer.id} is not the leader; ${leader} is`, { ...retry, [H.leader]: leader });
+  }
+  if (ctx.host.mode === 'proxy' && ctx.host.forward !== undefined) return forward(ctx, leader, address);
+  if (address === '') {
+    throw new ApiError(503, 'not_leader', `${leader} leads but its address is unknown here`, { ...retry, [H.leader]: leader });
+  }
+  const location = ctx.host.leaderUrl(ctx.request, leader, address);
+  return errorResponse(307, 'not_leader', `${ctx.peer.id} is not the leader; follow Location to ${leader}`, {
+    Location: location,
+    [H.leader]: leader,
+  });
+}
+
+async function forward(ctx: ApiContext, leader: NodeId, address: string): Promise<Response> {
+  const { request } = ctx;
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
+  const body = hasBody ? (ctx.body ?? (await readBodyBytes(request, ctx.bodyBytesMax))) : null;
+  const headers = new Headers(request.headers);
+  for (const name of ['Host', 'Content-Length', 'Transfer-Encoding', 'Connection']) headers.delete(name);
+  headers.set(H.forwarded, ctx.peer.id);
+  const init: RequestInit = { method: request.method, headers };
+  if (body !== null) init.body = body;
+  try {
+    return await ctx.host.forward!(new Request(request.url, init), leader, address);
+  } catch (err) {
+    throw new ApiError(503, 'unavailable', `could not reach the leader ${leader}: ${err instanceof Error ? err.message : String(err)}`, {
+      ...retry,
+      [H.leader]: leader,
+    });
+  }
+}

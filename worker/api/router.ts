@@ -1,0 +1,118 @@
+// The HTTP API, the same on both runtimes (DESIGN.md layer 4): routes, validation, errors,
+// redirects. Standard Request in, standard Response out; the host supplies the peer.
+//
+// Reserved paths (README: copy this list). These first path segments belong to the API and
+// take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
+//
+//   /key  /join  /members  /transfer-leader  /status  /health     the API routes
+//   /raft  /_metcd                                                  reserved for peer traffic and
+//                                                                   host internals (never routed here)
+//
+// Every other path /<key> (the whole path after the first '/', percent-decoded) is a key:
+// GET / PUT / DELETE. Unknown paths under a reserved segment answer 404, a known path with an
+// unsupported method 405 (with Allow). Every answer carries X-Metcd-Revision; every error is
+// {"error":{"code","message"}} (codes in http.ts); no input makes it answer 500.
+
+import { Router } from 'itty-router';
+import type { IRequest } from 'itty-router';
+import { PeerError } from '../peer/errors.ts';
+import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
+import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
+import { peerErrorToApi } from './errors.ts';
+import { ApiError, H, errorResponse, withHeader } from './http.ts';
+import { DEFAULT_API_LIMITS } from './host.ts';
+import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
+
+export type { ApiHost, ApiLimits } from './host.ts';
+export { DEFAULT_API_LIMITS } from './host.ts';
+
+export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'raft', '_metcd'] as const;
+
+type Handler = (request: IRequest, ctx: ApiContext) => Response | Promise<Response>;
+
+function notAllowed(allow: string): Handler {
+  return (request) => {
+    throw new ApiError(405, 'method_not_allowed', `${request.method} is not supported on this path; use ${allow}`, { Allow: allow });
+  };
+}
+
+function notFound(): never {
+  throw new ApiError(404, 'not_found', 'no such route (reserved path; keys with this name are reached via /key/<key>)');
+}
+
+function buildRoutes() {
+  const router = Router<IRequest, [ApiContext]>();
+  router
+    // hraftd style
+    .post('/key', (_r, ctx) => postPairs(ctx))
+    .get('/key', (_r, ctx) => getRange(ctx))
+    .all('/key', notAllowed('GET, POST'))
+    .get('/key/:key+', (r, ctx) => getJson(ctx, r.params['key']))
+    .put('/key/:key+', (r, ctx) => putRaw(ctx, r.params['key']))
+    .delete('/key/:key+', (r, ctx) => deleteKey(ctx, r.params['key'], 'json'))
+    .all('/key/:key+', notAllowed('GET, PUT, DELETE'))
+    // membership and leadership
+    .post('/join', (_r, ctx) => join(ctx))
+    .all('/join', notAllowed('POST'))
+    .get('/members', (_r, ctx) => listMembers(ctx))
+    .all('/members', notAllowed('GET'))
+    .post('/members/:id/promote', (r, ctx) => promoteMember(ctx, r.params['id']))
+    .all('/members/:id/promote', notAllowed('POST'))
+    .delete('/members/:id', (r, ctx) => removeMember(ctx, r.params['id']))
+    .all('/members/:id', notAllowed('DELETE'))
+    .post('/transfer-leader', (_r, ctx) => transferLeader(ctx))
+    .all('/transfer-leader', notAllowed('POST'))
+    // introspection
+    .get('/status', (_r, ctx) => status(ctx))
+    .all('/status', notAllowed('GET'))
+    .get('/health', (_r, ctx) => health(ctx))
+    .all('/health', notAllowed('GET'));
+  // Anything else under a reserved segment is not a key.
+  for (const segment of RESERVED_SEGMENTS) router.all(`/${segment}/*`, notFound);
+  router
+    // metcd style: the rest of the path is the key
+    .get('/:key+', (r, ctx) => getRaw(ctx, r.params['key']))
+    .put('/:key+', (r, ctx) => putRaw(ctx, r.params['key']))
+    .delete('/:key+', (r, ctx) => deleteKey(ctx, r.params['key'], 'raw'))
+    .all('/:key+', notAllowed('GET, PUT, DELETE'))
+    .all('/', () => {
+      throw new ApiError(400, 'bad_request', 'empty key; use /<key> or /key/<key>');
+    });
+  return router;
+}
+
+export function createApiRouter(host: ApiHost): { fetch(request: Request): Promise<Response> } {
+  const router = buildRoutes();
+  const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...host.limits };
+  const log = host.log ?? (() => {});
+
+  async function answer(request: Request): Promise<Response> {
+    const ctx: ApiContext = { host, peer: host.peer, request, url: new URL(request.url), limits, body: null, bodyBytesMax: 0 };
+    try {
+      const response: unknown = await router.fetch(request, ctx);
+      if (response instanceof Response) return response;
+      return notFoundResponse();
+    } catch (err) {
+      if (err instanceof ApiError) return errorResponse(err.status, err.code, err.message, err.headers);
+      if (err instanceof PeerError) {
+        const api = peerErrorToApi(err);
+        return errorResponse(api.status, api.code, api.message, api.headers);
+      }
+      // A bug, not the client's doing: say so without leaking internals.
+      log('error', 'api.internal', { method: request.method, url: request.url, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      return errorResponse(500, 'internal', 'internal error');
+    }
+  }
+
+  return {
+    async fetch(request: Request): Promise<Response> {
+      const response = await answer(request);
+      if (response.headers.has(H.revision)) return response;
+      return withHeader(response, H.revision, String(host.peer.revision));
+    },
+  };
+}
+
+function notFoundResponse(): Response {
+  return errorResponse(404, 'not_found', 'no such route');
+}

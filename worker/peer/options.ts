@@ -1,0 +1,47 @@
+// What a host configures when it opens a Peer, and the defaults.
+
+import type { Membership, NodeId, RaftConfig, RandomSource } from '../raft/types.ts';
+import type { KvLimits } from '../kv/types.ts';
+import type { Clock, PeerStorage, PeerTransport } from './ports.ts';
+
+/** How often the host calls Peer.tick(). All peer and Raft timeouts are counted in ticks; the
+ *  core's defaults (worker/raft/config.ts: electionTicks 10, heartbeatTicks 1) assume 100 ms. */
+export const TICK_MS = 100;
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type PeerLog = (level: LogLevel, event: string, fields: Record<string, unknown>) => void;
+
+export interface PeerLimits {
+  /** Writes and membership changes waiting to be applied; more are refused (too-many-pending). */
+  pendingProposalsMax: number;
+  /** Reads waiting for a ReadIndex round or for apply to catch up; more are refused. */
+  pendingReadsMax: number;
+  /** A client operation not answered within this many ticks fails with `timeout`. */
+  requestTimeoutTicks: number;
+  /** Take a KV snapshot and compact the log after this many applied entries. */
+  snapshotEveryEntries: number;
+}
+
+export const DEFAULT_PEER_LIMITS: PeerLimits = {
+  pendingProposalsMax: 4096,
+  pendingReadsMax: 4096,
+  requestTimeoutTicks: 50, // 5 s at TICK_MS = 100
+  snapshotEveryEntries: 10_000,
+};
+
+export interface PeerOptions {
+  id: NodeId;
+  /** The peer owns the storage after open(): close() closes it. */
+  storage: PeerStorage;
+  transport: PeerTransport;
+  clock: Clock;
+  random: RandomSource;
+  /** Membership for a brand-new peer's first start (ignored when storage already has state).
+   *  Empty voters = a peer waiting to be added by /join. */
+  initialMembership: Membership;
+  /** Overrides of the core's defaults (defaultRaftConfig). */
+  raft?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
+  kvLimits?: KvLimits;
+  limits?: Partial<PeerLimits>;
+  log?: PeerLog;
+}

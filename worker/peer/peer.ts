@@ -1,0 +1,752 @@
+// One Raft peer: the loop that joins the Raft core, the KV state machine and the host ports
+// (DESIGN.md layer 3). This is the one place the Ready contract (worker/raft/types.ts) is
+// carried out:
+//
+//   1. persist   one storage.save per ready: snapshot install, entries, hard state — plus the
+//                previous ready's apply results (kv changes + applied index, and a compaction
+//                snapshot), folded in because they only ever trail the log they came from;
+//   2. send      only after the save resolved (persist before you speak);
+//   3. apply     committed entries to the KV state machine, answer the waiting proposals;
+//   4. release   read states, serve reads whose index is applied;
+//   5. advance.
+//
+// One ready is in flight at a time. Inputs (client proposals, inbound messages, ticks) that
+// arrive while a save is under way accumulate in the core and leave together in the next ready,
+// so concurrent requests share one save (group commit). Apply results that no later ready picks
+// up are flushed on the next tick (or by close()).
+
+import { decodeConfChange } from '../raft/codec.ts';
+import { KvStateMachine } from '../kv/state-machine.ts';
+import { decodeCommand, decodeState, encodeCommand, encodeState } from '../kv/codec.ts';
+import { validateCommand } from '../kv/validate.ts';
+import type {
+  ConfChange,
+  Entry,
+  Membership,
+  Message,
+  NodeId,
+  ProposeRefusal,
+  Ready,
+  Role,
+} from '../raft/types.ts';
+import type { KeyRecord, KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
+import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
+import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
+import { PeerError } from './errors.ts';
+import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
+import { defaultRaftConfig } from '../raft/config.ts';
+import { DEFAULT_PEER_LIMITS, TICK_MS } from './options.ts';
+import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
+import { createCore } from './core.ts';
+import type { RaftCore } from './core.ts';
+import { restartFrom } from './restart.ts';
+import { ProposalRoom, ReadRoom } from './waiting.ts';
+import type { AppliedOutcome } from './waiting.ts';
+
+export { TICK_MS, DEFAULT_PEER_LIMITS };
+export type { PeerLimits, PeerLog, PeerOptions };
+export { PeerError } from './errors.ts';
+export type { PeerErrorCode } from './errors.ts';
+
+export type ReadLevel = 'default' | 'consistent' | 'stale';
+export const READ_LEVELS: readonly ReadLevel[] = ['default', 'consistent', 'stale'];
+
+/** The read-only face of the KV state machine a read query runs against. */
+export interface KvView {
+  get(key: string): KeyRecord | undefined;
+  range(opts: { prefix?: string; start?: string; end?: string; limit: number }): Array<[string, KeyRecord]>;
+  readonly revision: number;
+  readonly size: number;
+}
+
+export interface ReadOutcome<T> {
+  value: T;
+  /** KV revision the answer reflects. */
+  revision: number;
+  /** Applied index the answer reflects. */
+  applied: number;
+}
+
+export interface WriteOutcome {
+  /** The state machine's answer (ok, or compare-failed / session-expired / invalid). */
+  result: KvResult;
+  /** Log index the command was applied at. */
+  index: number;
+}
+
+export interface MemberStatus {
+  id: NodeId;
+  address: string;
+  voter: boolean;
+  /** Highest log index known replicated on it (leader only; null elsewhere). */
+  match: number | null;
+}
+
+export interface PeerStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  leader: NodeId;
+  leaderAddress: string;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+  revision: number;
+  keys: number;
+  members: MemberStatus[];
+  pendingProposals: number;
+  pendingReads: number;
+  /** Milliseconds since this peer last heard from the leader (0 on the leader; null = never). */
+  lastLeaderContactMs: number | null;
+  /** Why the peer stopped serving (storage failure), or null. */
+  failure: string | null;
+  /** The core's counters of dropped messages, by reason. */
+  dropped: Record<string, number>;
+}
+
+export interface Health {
+  ok: boolean;
+  /** Why not healthy ('' when ok). */
+  reason: string;
+}
+
+/** What a stale read may lag by, for response headers. */
+export interface Staleness {
+  leader: NodeId;
+  lastLeaderContactMs: number | null;
+  applied: number;
+  commit: number;
+}
+
+interface TransferWaiter {
+  to: NodeId;
+  deadlineTick: number;
+  resolve(leader: NodeId): void;
+  reject(err: PeerError): void;
+}
+
+const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
+
+export class Peer {
+  readonly id: NodeId;
+  private readonly storage: PeerStorage;
+  private readonly transport: PeerTransport;
+  private readonly clock: Clock;
+  private readonly log: PeerLog;
+  private readonly limits: PeerLimits;
+  /** Limits on keys, values and commands (the router checks bodies against them). */
+  readonly kvLimits: KvLimits;
+  private readonly electionTicks: number;
+  private readonly core: RaftCore;
+  private kv: KvStateMachine;
+
+  /** Highest log index applied to `kv`, its term, and the membership as of it. */
+  private applied: number;
+  private appliedTerm: number;
+  private appliedMembership: Membership;
+  /** Index of the latest snapshot taken here or installed from a leader. */
+  private snapshotIndex: number;
+
+  // Soft state as of the last ready handled (the core may already be ahead).
+  private role: Role = 'follower';
+  private leader: NodeId = '';
+  private term: number;
+
+  private ticks = 0;
+  private readSeq = 0;
+  private lastLeaderContactTick: number | null = null;
+  private lastLeaderContactAtMs: number | null = null;
+
+  private readonly proposals: ProposalRoom;
+  private readonly reads: ReadRoom;
+  private transfer: TransferWaiter | null = null;
+
+  /** Apply results not yet saved: folded into the next ready's save, or flushed on a tick. */
+  private carry: SaveBatch | null = null;
+  private loop: Promise<void> | null = null;
+  private closing = false;
+  private failure: Error | null = null;
+
+  private constructor(opts: PeerOptions, core: RaftCore, kv: KvStateMachine, init: {
+    applied: number;
+    appliedTerm: number;
+    appliedMembership: Membership;
+    snapshotIndex: number;
+    term: number;
+    limits: PeerLimits;
+    kvLimits: KvLimits;
+    electionTicks: number;
+  }) {
+    this.id = opts.id;
+    this.storage = opts.storage;
+    this.transport = opts.transport;
+    this.clock = opts.clock;
+    this.log = opts.log ?? (() => {});
+    this.core = core;
+    this.kv = kv;
+    this.applied = init.applied;
+    this.appliedTerm = init.appliedTerm;
+    this.appliedMembership = init.appliedMembership;
+    this.snapshotIndex = init.snapshotIndex;
+    this.term = init.term;
+    this.limits = init.limits;
+    this.kvLimits = init.kvLimits;
+    this.electionTicks = init.electionTicks;
+    this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
+    this.reads = new ReadRoom(init.limits.pendingReadsMax);
+  }
+
+  /** Load everything the peer persisted and build the core and the state machine from it. */
+  static async open(opts: PeerOptions): Promise<Peer> {
+    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, ...opts.limits });
+    const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
+    const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
+    const loaded = await opts.storage.load();
+    const start = restartFrom(loaded, opts.initialMembership);
+    // A brand-new peer's membership must be durable before it can vote or be voted for,
+    // or a restart would come back with a hard state and no idea who its peers are.
+    if (start.bootstrap !== null) await opts.storage.save({ compact: start.bootstrap });
+    const core = await createCore(raft, start.restart);
+    const kv = new KvStateMachine(kvLimits, loaded.kv);
+    const peer = new Peer(opts, core, kv, {
+      applied: start.restart.applied,
+      appliedTerm: start.appliedTerm,
+      appliedMembership: start.appliedMembership,
+      snapshotIndex: start.restart.snapshot.meta.index,
+      term: start.restart.hardState.term,
+      limits,
+      kvLimits,
+      electionTicks: raft.electionTicks,
+    });
+    peer.log('info', 'peer.open', {
+      id: opts.id,
+      term: start.restart.hardState.term,
+      applied: start.restart.applied,
+      entries: start.restart.entries.length,
+      snapshotIndex: start.restart.snapshot.meta.index,
+      fresh: start.bootstrap !== null,
+    });
+    peer.kick();
+    return peer;
+  }
+
+  // ---- driven by the host -------------------------------------------------------------------
+
+  /** The host calls this every TICK_MS. */
+  tick(): void {
+    if (this.closing || this.failure !== null) return;
+    this.ticks++;
+    this.core.tick();
+    const now = this.ticks;
+    this.proposals.expire(now, () => this.timeoutError('write'));
+    this.reads.expire(now, () => this.timeoutError('read'));
+    this.checkTransfer();
+    this.requestParkedReads();
+    this.kick(true);
+  }
+
+  /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
+  receive(msgs: readonly Message[]): void {
+    if (this.closing || this.failure !== null) return;
+    for (const msg of msgs) {
+      // Only a leader sends these; remember when we last heard one (stale-read headers, health).
+      if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
+        this.lastLeaderContactTick = this.ticks;
+        this.lastLeaderContactAtMs = this.clock.nowMs();
+      }
+      this.core.step(msg);
+    }
+    this.kick();
+  }
+
+  /** Start an election now (bootstrap, tests). */
+  campaign(): void {
+    if (this.closing || this.failure !== null) return;
+    this.core.campaign();
+    this.kick();
+  }
+
+  /** Finish the ready in flight, save pending apply results, fail waiters, close the storage. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    while (this.loop !== null) await this.loop;
+    const closed = (): PeerError => new PeerError('closed', 'peer is shutting down');
+    try {
+      if (this.failure === null && this.carry !== null) {
+        const carry = this.carry;
+        this.carry = null;
+        await this.storage.save(carry);
+      }
+    } finally {
+      this.proposals.failAll(closed);
+      this.reads.failAll(closed);
+      this.rejectTransfer(closed());
+      await this.storage.close();
+      this.log('info', 'peer.close', { id: this.id, term: this.term, applied: this.applied });
+    }
+  }
+
+  // ---- client operations (used by the router) -----------------------------------------------
+
+  /** Propose a KV command; resolves when it is applied here (the leader). */
+  async write(cmd: KvCommand): Promise<WriteOutcome> {
+    this.assertServing();
+    const checked = validateCommand(cmd, this.kvLimits);
+    if (!checked.ok) throw new PeerError(checked.code === 'too-large' ? 'too-large' : 'invalid', checked.message);
+    if (this.role !== 'leader') throw this.notLeaderError();
+    this.assertProposalRoom();
+    const proposed = this.core.propose([encodeCommand(checked.cmd)]);
+    if (!proposed.ok) throw this.refusalError(proposed.reason, proposed.leader);
+    const outcome = await this.park(proposed.index, proposed.term);
+    if (outcome.result === null) throw this.lostError();
+    return { result: outcome.result, index: outcome.index };
+  }
+
+  /**
+   * Run `query` against the state machine at a point that satisfies `level`:
+   *   stale       now, on any peer (may lag the leader; see staleness());
+   *   default     on the leader, under a valid lease (no round trip); without a lease it
+   *               falls back to a ReadIndex round;
+   *   consistent  on the leader, after a ReadIndex heartbeat round confirms leadership.
+   * default/consistent on a follower fail with not-leader (the router redirects).
+   */
+  async read<T>(level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T>> {
+    this.assertServing();
+    if (level === 'stale') return this.answer(query);
+    if (this.role !== 'leader') throw this.notLeaderError();
+    if (level === 'default') {
+      const leaseIndex = this.core.leaseRead();
+      if (leaseIndex !== null && leaseIndex <= this.applied) return this.answer(query);
+      if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
+    }
+    return this.parkRead(query, -1);
+  }
+
+  /** Add a member through Raft (as a learner when `learner`). Resolves with the membership once applied. */
+  async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
+    return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+  }
+
+  async removeMember(id: NodeId): Promise<Membership> {
+    return this.changeMembership({ type: 'removeNode', node: id });
+  }
+
+  async promoteMember(id: NodeId): Promise<Membership> {
+    return this.changeMembership({ type: 'promoteLearner', node: id });
+  }
+
+  /** Hand leadership to `to`; resolves once this peer sees `to` lead. */
+  async transferLeader(to: NodeId): Promise<NodeId> {
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeaderError();
+    if (to === this.id) return this.id;
+    const membership = this.core.membership();
+    if (!membership.voters.includes(to)) {
+      if (membership.learners.includes(to)) throw new PeerError('member-conflict', `${to} is a learner; promote it first`);
+      throw new PeerError('member-not-found', `${to} is not a member`);
+    }
+    if (this.transfer !== null) throw new PeerError('busy', `a transfer to ${this.transfer.to} is in progress`);
+    if (!this.core.transferLeadership(to)) throw new PeerError('busy', `cannot transfer leadership to ${to} now`);
+    this.log('info', 'peer.transfer', { id: this.id, term: this.term, to });
+    const done = new Promise<NodeId>((resolve, reject) => {
+      this.transfer = { to, deadlineTick: this.ticks + this.limits.requestTimeoutTicks, resolve, reject };
+    });
+    this.kick();
+    return done;
+  }
+
+  /** Who leads, as far as this peer knows (`id` '' when nobody). */
+  leaderInfo(): { id: NodeId; address: string; self: boolean } {
+    const address = this.leader === '' ? '' : (this.core.membership().addresses[this.leader] ?? '');
+    return { id: this.leader, address, self: this.role === 'leader' };
+  }
+
+  isLeader(): boolean {
+    return this.role === 'leader';
+  }
+
+  /** Current KV revision applied here. */
+  get revision(): number {
+    return this.kv.revision;
+  }
+
+  /** The current membership (latest in the log). */
+  membership(): Membership {
+    return cloneMembership(this.core.membership());
+  }
+
+  staleness(): Staleness {
+    return {
+      leader: this.leader,
+      lastLeaderContactMs: this.lastContactMs(),
+      applied: this.applied,
+      commit: this.core.status().commit,
+    };
+  }
+
+  status(): PeerStatus {
+    const s = this.core.status();
+    const m = s.membership;
+    const member = (id: NodeId, voter: boolean): MemberStatus => ({
+      id,
+      address: m.addresses[id] ?? '',
+      voter,
+      match: s.progress[id]?.match ?? null,
+    });
+    return {
+      id: this.id,
+      role: s.role,
+      term: s.term,
+      leader: s.leader,
+      leaderAddress: s.leader === '' ? '' : (m.addresses[s.leader] ?? ''),
+      commit: s.commit,
+      applied: this.applied,
+      lastIndex: s.lastIndex,
+      firstIndex: s.firstIndex,
+      snapshotIndex: s.snapshotIndex,
+      revision: this.kv.revision,
+      keys: this.kv.size,
+      members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
+      pendingProposals: this.proposals.size,
+      pendingReads: this.reads.size,
+      lastLeaderContactMs: this.lastContactMs(),
+      failure: this.failure === null ? null : this.failure.message,
+      dropped: { ...s.dropped },
+    };
+  }
+
+  /** Healthy = serving, a leader is known and heard from within an election timeout, and
+   *  everything this peer knows committed is applied. */
+  health(): Health {
+    if (this.failure !== null) return { ok: false, reason: `storage failure: ${this.failure.message}` };
+    if (this.closing) return { ok: false, reason: 'closing' };
+    if (this.leader === '') return { ok: false, reason: 'no leader' };
+    if (this.role !== 'leader') {
+      const since = this.lastLeaderContactTick === null ? Infinity : this.ticks - this.lastLeaderContactTick;
+      if (since > this.electionTicks) return { ok: false, reason: 'leader not heard from within an election timeout' };
+    }
+    const commit = this.core.status().commit;
+    if (this.applied < commit) return { ok: false, reason: `applying: ${this.applied} of ${commit}` };
+    return { ok: true, reason: '' };
+  }
+
+  // ---- the ready loop -------------------------------------------------------------------------
+
+  /** Start the loop if there is work and none is running. `flush`: also save a lone carry. */
+  private kick(flush = false): void {
+    if (this.loop !== null || this.closing || this.failure !== null) return;
+    if (!this.core.hasReady() && !(flush && this.carry !== null)) return;
+    this.loop = this.runLoop().finally(() => {
+      this.loop = null;
+      this.kick();
+    });
+  }
+
+  private async runLoop(): Promise<void> {
+    try {
+      if (!this.core.hasReady() && this.carry !== null) {
+        const carry = this.carry;
+        this.carry = null;
+        await this.storage.save(carry);
+      }
+      while (!this.closing && this.failure === null && this.core.hasReady()) {
+        await this.handleReady(this.core.ready());
+      }
+    } catch (err) {
+      this.stop(err);
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState !== undefined) this.noteSoftState(rd.softState.role, rd.softState.leader, rd.softState.term);
+
+    // 1. persist
+    const batch: SaveBatch = {};
+    let restored: KvStateMachine | null = null;
+    if (rd.snapshot !== undefined) {
+      if (rd.snapshot.meta.index < this.applied) {
+        throw new Error(`core handed a snapshot at ${rd.snapshot.meta.index} below applied ${this.applied}`);
+      }
+      const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
+      restored = new KvStateMachine(this.kvLimits, state);
+      batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
+      this.carry = null; // everything it held is older than the snapshot, which replaces it
+    } else if (this.carry !== null) {
+      Object.assign(batch, this.carry);
+      this.carry = null;
+    }
+    if (rd.entries.length > 0) batch.entries = rd.entries;
+    if (rd.hardState !== undefined) batch.hardState = rd.hardState;
+    if (Object.keys(batch).length > 0) await this.storage.save(batch);
+
+    if (rd.snapshot !== undefined && restored !== null) {
+      const meta = rd.snapshot.meta;
+      this.kv = restored;
+      this.applied = meta.index;
+      this.appliedTerm = meta.term;
+      this.appliedMembership = cloneMembership(meta.membership);
+      this.snapshotIndex = meta.index;
+      this.proposals.failUpTo(meta.index, () => this.lostError());
+      this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
+    }
+
+    // 2. send
+    if (rd.messages.length > 0) this.send(rd);
+
+    // 3. apply
+    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+
+    // 4. release reads
+    for (const rs of rd.readStates) this.reads.release(rs.ctx, rs.index);
+    this.reads.serveUpTo(this.applied);
+
+    // Entries that committed above were answered; whatever is left cannot be vouched for by a
+    // peer that no longer leads.
+    if (this.role !== 'leader') {
+      this.proposals.failAll(() => this.lostError());
+      this.reads.failUnreleased(() => this.notLeaderError());
+    }
+    this.checkTransfer();
+
+    // 5. advance
+    this.core.advance(rd);
+    this.maybeSnapshot();
+    this.requestParkedReads();
+  }
+
+  private send(rd: Ready): void {
+    try {
+      this.transport.send(rd.messages);
+    } catch (err) {
+      // Transport loss is Raft's to handle; a throwing transport is a host bug, not a reason to stop.
+      this.log('error', 'peer.transport.threw', { id: this.id, term: this.term, error: String(err) });
+    }
+  }
+
+  private applyEntries(entries: Entry[]): void {
+    for (const entry of entries) {
+      if (entry.index <= this.applied) continue;
+      if (entry.index !== this.applied + 1) {
+        throw new Error(`apply gap: applied ${this.applied}, next committed entry ${entry.index}`);
+      }
+      let result: KvResult | null = null;
+      if (entry.type === 'normal') {
+        if (entry.data.length > 0) result = this.applyCommand(entry);
+      } else {
+        const cc = decodeConfChange(entry.data);
+        if (cc !== null) this.appliedMembership = applyConfChange(this.appliedMembership, cc);
+        this.log('info', 'peer.membership.applied', { id: this.id, term: this.term, index: entry.index, change: cc });
+      }
+      this.applied = entry.index;
+      this.appliedTerm = entry.term;
+      this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
+    }
+    this.carry = { kv: this.kv.takeChanges(), applied: this.applied };
+  }
+
+  private applyCommand(entry: Entry): KvResult {
+    let cmd: KvCommand;
+    try {
+      cmd = decodeCommand(entry.data);
+    } catch (err) {
+      // Every replica fails the same way on the same bytes, so skipping keeps them in agreement.
+      this.log('warn', 'peer.apply.undecodable', { id: this.id, term: this.term, index: entry.index, error: String(err) });
+      return { ok: false, code: 'invalid', revision: this.kv.revision, message: 'undecodable command' };
+    }
+    return this.kv.apply(entry.index, cmd);
+  }
+
+  /** Every snapshotEveryEntries applied entries: snapshot the KV state, compact the log. */
+  private maybeSnapshot(): void {
+    if (this.applied - this.snapshotIndex < this.limits.snapshotEveryEntries) return;
+    const data = encodeState(this.kv.snapshot());
+    this.core.compact(this.applied, data);
+    const snapshot = {
+      meta: { index: this.applied, term: this.appliedTerm, membership: cloneMembership(this.appliedMembership) },
+      data,
+    };
+    // The carry holds the kv changes up to `applied`; the compaction rides in the same save, so
+    // the log is never cut ahead of the state that replaces it.
+    this.carry = { ...(this.carry ?? {}), compact: snapshot };
+    this.snapshotIndex = this.applied;
+    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: this.applied, bytes: data.length });
+  }
+
+  private noteSoftState(role: Role, leader: NodeId, term: number): void {
+    if (role !== this.role || leader !== this.leader || term !== this.term) {
+      this.log('info', 'peer.role', { id: this.id, term, role, leader });
+    }
+    if (role === 'leader') {
+      this.lastLeaderContactTick = this.ticks;
+      this.lastLeaderContactAtMs = this.clock.nowMs();
+    }
+    this.role = role;
+    this.leader = leader;
+    this.term = term;
+  }
+
+  /** A storage failure (or a broken invariant) stops the peer: better down than divergent. */
+  private stop(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.failure = error;
+    this.log('error', 'peer.stopped', { id: this.id, term: this.term, error: error.message });
+    const failed = (): PeerError => new PeerError('failed', `peer stopped: ${error.message}`);
+    this.proposals.failAll(failed);
+    this.reads.failAll(failed);
+    this.rejectTransfer(failed());
+  }
+
+  // ---- waiting rooms --------------------------------------------------------------------------
+
+  private park(index: number, term: number): Promise<AppliedOutcome> {
+    const done = new Promise<AppliedOutcome>((resolve, reject) => {
+      const deadlineTick = this.ticks + this.limits.requestTimeoutTicks;
+      this.proposals.add(index, { term, deadlineTick, resolve, reject }, () => this.lostError());
+    });
+    this.kick();
+    return done;
+  }
+
+  private parkRead<T>(query: (kv: KvView) => T, index: number): Promise<ReadOutcome<T>> {
+    if (!this.reads.hasRoom()) {
+      throw new PeerError('too-many-pending', `more than ${this.limits.pendingReadsMax} reads waiting`);
+    }
+    const ctx = `${this.id}:${++this.readSeq}`;
+    const done = new Promise<ReadOutcome<T>>((resolve, reject) => {
+      this.reads.add({
+        ctx,
+        index,
+        requested: index >= 0 || this.core.readIndex(ctx),
+        deadlineTick: this.ticks + this.limits.requestTimeoutTicks,
+        serve: () => {
+          try {
+            resolve(this.answer(query));
+          } catch (err) {
+            reject(err);
+          }
+        },
+        reject,
+      });
+    });
+    this.kick();
+    return done;
+  }
+
+  /** Ask the core again for reads it could not take yet (no commit in its term so far). */
+  private requestParkedReads(): void {
+    if (this.role !== 'leader') return;
+    for (const waiter of this.reads.unrequested()) {
+      if (!this.core.readIndex(waiter.ctx)) break;
+      waiter.requested = true;
+    }
+  }
+
+  private changeMembership(cc: ConfChange): Promise<Membership> {
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeaderError();
+    const current = this.core.membership();
+    const problem = confChangeProblem(current, cc);
+    if (problem !== null) {
+      const missing = cc.type !== 'addVoter' && cc.type !== 'addLearner' && !isMember(current, cc.node);
+      throw new PeerError(missing ? 'member-not-found' : 'member-conflict', `${cc.node}: ${problem}`);
+    }
+    this.assertProposalRoom();
+    const proposed = this.core.proposeConfChange(cc);
+    if (!proposed.ok) throw this.refusalError(proposed.reason, proposed.leader);
+    this.log('info', 'peer.membership.proposed', { id: this.id, term: this.term, index: proposed.index, change: cc });
+    return this.park(proposed.index, proposed.term).then(() => cloneMembership(this.appliedMembership));
+  }
+
+  private checkTransfer(): void {
+    const t = this.transfer;
+    if (t === null) return;
+    if (this.leader === t.to) {
+      this.transfer = null;
+      t.resolve(t.to);
+    } else if (this.ticks >= t.deadlineTick) {
+      this.rejectTransfer(new PeerError('timeout', `leadership did not move to ${t.to} in time`));
+    } else if (this.role !== 'leader' && this.leader !== '' && this.leader !== t.to) {
+      this.rejectTransfer(new PeerError('leadership-lost', `${this.leader} took over instead of ${t.to}`));
+    }
+  }
+
+  private rejectTransfer(err: PeerError): void {
+    const t = this.transfer;
+    this.transfer = null;
+    t?.reject(err);
+  }
+
+  // ---- answers and errors ---------------------------------------------------------------------
+
+  private answer<T>(query: (kv: KvView) => T): ReadOutcome<T> {
+    return { value: query(this.kv), revision: this.kv.revision, applied: this.applied };
+  }
+
+  private assertServing(): void {
+    if (this.closing) throw new PeerError('closed', 'peer is shutting down');
+    if (this.failure !== null) throw new PeerError('failed', `peer stopped: ${this.failure.message}`);
+  }
+
+  private assertProposalRoom(): void {
+    if (!this.proposals.hasRoom()) {
+      throw new PeerError('too-many-pending', `more than ${this.limits.pendingProposalsMax} proposals waiting`);
+    }
+  }
+
+  private notLeaderError(leader: NodeId = this.leader): PeerError {
+    if (leader === '' || leader === this.id) {
+      return new PeerError('no-leader', 'no leader is known right now; retry shortly');
+    }
+    const address = this.core.membership().addresses[leader] ?? '';
+    return new PeerError('not-leader', `${this.id} is not the leader; ${leader} is`, leader, address);
+  }
+
+  private refusalError(reason: ProposeRefusal, leader: NodeId): PeerError {
+    switch (reason) {
+      case 'not-leader':
+        return this.notLeaderError(leader);
+      case 'transferring':
+        return new PeerError('busy', 'leadership transfer in progress; retry shortly');
+      case 'no-commit-in-term':
+        return new PeerError('busy', 'new leader has not committed its first entry yet; retry shortly');
+      case 'conf-change-pending':
+        return new PeerError('busy', 'another membership change is in progress; retry shortly');
+      case 'too-many-uncommitted':
+        return new PeerError('too-many-pending', 'too many uncommitted entries at the leader');
+      case 'entry-too-large':
+        return new PeerError('too-large', 'entry exceeds the size limit');
+      case 'conf-change-invalid':
+        return new PeerError('member-conflict', 'membership change does not fit the current membership');
+    }
+  }
+
+  private lostError(): PeerError {
+    return new PeerError(
+      'leadership-lost',
+      'leadership changed before the command applied; its outcome is unknown (retry with the same client/seq)',
+    );
+  }
+
+  private timeoutError(what: 'write' | 'read'): PeerError {
+    const ms = this.limits.requestTimeoutTicks * TICK_MS;
+    return what === 'write'
+      ? new PeerError('timeout', `not applied within ${ms} ms; the write may still commit (retry with the same client/seq)`)
+      : new PeerError('timeout', `read not served within ${ms} ms`);
+  }
+
+  private lastContactMs(): number | null {
+    if (this.role === 'leader') return 0;
+    if (this.lastLeaderContactAtMs === null) return null;
+    return Math.max(0, this.clock.nowMs() - this.lastLeaderContactAtMs);
+  }
+}
+
+function checkLimits(limits: PeerLimits): PeerLimits {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value < 1) throw new RangeError(`peer limit ${name} must be a positive integer, got ${value}`);
+  }
+  return limits;
+}

@@ -1,0 +1,165 @@
+// The peer's waiting rooms: client operations parked until the log or a ReadIndex round
+// answers them. Both are bounded (the caller checks hasRoom() before adding) and every waiter
+// carries a deadline in ticks, so nothing waits forever and nothing grows without limit.
+
+import type { KvResult } from '../kv/types.ts';
+import type { PeerError } from './errors.ts';
+
+export interface AppliedOutcome {
+  index: number;
+  /** The KV answer for a normal entry; null for a membership change. */
+  result: KvResult | null;
+}
+
+export interface ProposalWaiter {
+  term: number;
+  deadlineTick: number;
+  resolve(outcome: AppliedOutcome): void;
+  reject(err: PeerError): void;
+}
+
+/** Proposals keyed by the log index the leader gave them; answered when that index applies. */
+export class ProposalRoom {
+  private readonly byIndex = new Map<number, ProposalWaiter>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  get size(): number {
+    return this.byIndex.size;
+  }
+
+  hasRoom(): boolean {
+    return this.byIndex.size < this.max;
+  }
+
+  add(index: number, waiter: ProposalWaiter, lost: () => PeerError): void {
+    // An older waiter at this index was proposed in an earlier term (this peer lost and regained
+    // leadership between two readies); its entry was overwritten, so its outcome is unknown.
+    const older = this.byIndex.get(index);
+    this.byIndex.set(index, waiter);
+    older?.reject(lost());
+  }
+
+  /** The entry at `index` (of `term`) was applied. Only the proposer of that very entry wins. */
+  applied(index: number, term: number, result: KvResult | null, lost: () => PeerError): void {
+    const waiter = this.byIndex.get(index);
+    if (waiter === undefined) return;
+    this.byIndex.delete(index);
+    if (waiter.term === term) waiter.resolve({ index, result });
+    else waiter.reject(lost());
+  }
+
+  /** Fail every waiter at or below `index` (a snapshot replaced those entries). */
+  failUpTo(index: number, err: () => PeerError): void {
+    for (const [i, waiter] of this.byIndex) {
+      if (i <= index) {
+        this.byIndex.delete(i);
+        waiter.reject(err());
+      }
+    }
+  }
+
+  failAll(err: () => PeerError): void {
+    const waiters = [...this.byIndex.values()];
+    this.byIndex.clear();
+    for (const w of waiters) w.reject(err());
+  }
+
+  expire(nowTick: number, err: () => PeerError): void {
+    for (const [i, waiter] of this.byIndex) {
+      if (waiter.deadlineTick <= nowTick) {
+        this.byIndex.delete(i);
+        waiter.reject(err());
+      }
+    }
+  }
+}
+
+export interface ReadWaiter {
+  /** Unique per read; the ReadIndex context. */
+  ctx: string;
+  /** Applied index the read must wait for; -1 until the core released it. */
+  index: number;
+  /** True once the core accepted readIndex(ctx); false means ask again on the next turn. */
+  requested: boolean;
+  deadlineTick: number;
+  serve(): void;
+  reject(err: PeerError): void;
+}
+
+/** Reads waiting for their index to be confirmed (ReadIndex) and then applied. */
+export class ReadRoom {
+  private readonly byCtx = new Map<string, ReadWaiter>();
+  private readonly max: number;
+
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  get size(): number {
+    return this.byCtx.size;
+  }
+
+  hasRoom(): boolean {
+    return this.byCtx.size < this.max;
+  }
+
+  add(waiter: ReadWaiter): void {
+    this.byCtx.set(waiter.ctx, waiter);
+  }
+
+  /** The core confirmed `ctx` at `index` (a ReadState). Unknown contexts (expired) are ignored. */
+  release(ctx: string, index: number): void {
+    const waiter = this.byCtx.get(ctx);
+    if (waiter !== undefined && waiter.index < 0) waiter.index = index;
+  }
+
+  /** Serve every read whose index is confirmed and applied. */
+  serveUpTo(applied: number): void {
+    for (const [ctx, waiter] of this.byCtx) {
+      if (waiter.index >= 0 && waiter.index <= applied) {
+        this.byCtx.delete(ctx);
+        waiter.serve();
+      }
+    }
+  }
+
+  /** Reads the core has not yet accepted (leader without a commit in its term yet). */
+  unrequested(): ReadWaiter[] {
+    const out: ReadWaiter[] = [];
+    for (const waiter of this.byCtx.values()) if (!waiter.requested) out.push(waiter);
+    return out;
+  }
+
+  remove(ctx: string): void {
+    this.byCtx.delete(ctx);
+  }
+
+  /** Fail reads whose index is not yet known (they depend on a leadership that is gone). */
+  failUnreleased(err: () => PeerError): void {
+    for (const [ctx, waiter] of this.byCtx) {
+      if (waiter.index < 0) {
+        this.byCtx.delete(ctx);
+        waiter.reject(err());
+      }
+    }
+  }
+
+  failAll(err: () => PeerError): void {
+    const waiters = [...this.byCtx.values()];
+    this.byCtx.clear();
+    for (const w of waiters) w.reject(err());
+  }
+
+  expire(nowTick: number, err: () => PeerError): void {
+    for (const [ctx, waiter] of this.byCtx) {
+      if (waiter.deadlineTick <= nowTick) {
+        this.byCtx.delete(ctx);
+        waiter.reject(err());
+      }
+    }
+  }
+}
