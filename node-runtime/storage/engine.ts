@@ -1,0 +1,37 @@
+// What the three storage engines share: their names, options and the extra surface the node
+// runtime uses beyond PeerStorage (write statistics for group-commit checks and metrics).
+
+import type { PeerStorage } from '../../worker/peer/ports.ts';
+import type { Logger } from '../log.ts';
+import type { GroupCommitLimits } from './group-commit.ts';
+
+export const ENGINE_NAMES = ['memory', 'sqlite', 'leveldb'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+
+export function isEngineName(v: string): v is EngineName {
+  return (ENGINE_NAMES as readonly string[]).includes(v);
+}
+
+export interface EngineOptions {
+  /** Directory owned by this engine (created if missing). */
+  dir: string;
+  log: Logger;
+  groupCommit?: Partial<GroupCommitLimits>;
+}
+
+export const DEFAULT_GROUP_COMMIT: GroupCommitLimits = {
+  groupItemsMax: 4096,
+  queuedItemsMax: 100_000,
+};
+
+export interface EngineStats {
+  /** Durable writes (fsyncs of the log) performed. */
+  syncs: number;
+  /** Save batches made durable by those writes. */
+  batches: number;
+}
+
+export interface StorageEngine extends PeerStorage {
+  readonly engine: EngineName;
+  stats(): EngineStats;
+}

@@ -1,0 +1,292 @@
+// The `leveldb` engine: classic-level (an LSM tree; the write-heavy role in the seed). One
+// commit group = one WriteBatch written with sync: true, so LevelDB's own log is fsynced before
+// save() resolves and the group is applied all or nothing.
+//
+// Key layout (one byte prefix, so each kind is a contiguous range):
+//   M<name>            meta value (UTF-8)
+//   S<name>            hardState | snapshot | applied | revision   (sealed)
+//   L<index u64 BE>    log entry                                  (sealed)
+//   K<key>             KV record                                  (sealed)
+//   C<client>          session                                    (sealed)
+// LevelDB's log is checked before LevelDB opens it (leveldb-log-scan.ts); the seals catch damage
+// in the sorted tables that LevelDB's own checks let through.
+
+import { ClassicLevel } from 'classic-level';
+import { mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
+import path from 'node:path';
+import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
+import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
+import type { KvState } from '../../worker/kv/types.ts';
+import { FormatError, type ByteReader } from './bytes.ts';
+import { DEFAULT_GROUP_COMMIT, type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
+import { DataDirError, StorageCorruptError } from './errors.ts';
+import { GroupCommit } from './group-commit.ts';
+import { LogBounds } from './log-bounds.ts';
+import {
+  readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
+  seal, unseal, writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot,
+} from './records.ts';
+import { emptyHardState, emptySnapshot } from './state-model.ts';
+import { scanLevelLog } from './leveldb-log-scan.ts';
+
+type Db = ClassicLevel<Buffer, Buffer>;
+
+const P_META = 0x4d; // M
+const P_STATE = 0x53; // S
+const P_LOG = 0x4c; // L
+const P_KEY = 0x4b; // K
+const P_CLIENT = 0x43; // C
+
+function strKey(prefix: number, s: string): Buffer {
+  const n = Buffer.byteLength(s, 'utf8');
+  const b = Buffer.allocUnsafe(1 + n);
+  b[0] = prefix;
+  b.write(s, 1, n, 'utf8');
+  return b;
+}
+
+function logKey(index: number): Buffer {
+  const b = Buffer.allocUnsafe(9);
+  b[0] = P_LOG;
+  b.writeUInt32BE(Math.floor(index / 0x1_0000_0000), 1);
+  b.writeUInt32BE(index >>> 0, 5);
+  return b;
+}
+
+function logIndex(key: Buffer): number {
+  return key.readUInt32BE(1) * 0x1_0000_0000 + key.readUInt32BE(5);
+}
+
+const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
+
+/** A write group under construction: the last operation per key wins, in batch order. */
+class PendingWrites {
+  readonly ops = new Map<string, { key: Buffer; value: Buffer | null }>();
+  put(key: Buffer, value: Buffer): void {
+    this.ops.set(key.toString('latin1'), { key, value });
+  }
+  del(key: Buffer): void {
+    this.ops.set(key.toString('latin1'), { key, value: null });
+  }
+  delPrefix(prefix: number): void {
+    for (const op of this.ops.values()) if (op.key[0] === prefix) op.value = null;
+  }
+}
+
+export class LevelDbEngine implements StorageEngine {
+  readonly engine = 'leveldb' as const;
+  private readonly dir: string;
+  private readonly db: Db;
+  private readonly bounds: LogBounds;
+  private readonly commits: GroupCommit<SaveBatch>;
+  private loaded: LoadedState | undefined;
+  /** The stored log's range as of the writes applied so far (including the group being built). */
+  private firstIndex: number;
+  private lastIndex: number;
+
+  private constructor(dir: string, db: Db, loaded: LoadedState, opts: EngineOptions) {
+    this.dir = dir;
+    this.db = db;
+    this.loaded = loaded;
+    const snap = loaded.snapshot.meta.index;
+    this.firstIndex = snap + 1;
+    this.lastIndex = snap + loaded.entries.length;
+    this.bounds = new LogBounds(snap, this.lastIndex, loaded.applied);
+    this.commits = new GroupCommit((batches) => this.writeGroup(batches), { ...DEFAULT_GROUP_COMMIT, ...opts.groupCommit });
+  }
+
+  static async open(opts: EngineOptions): Promise<LevelDbEngine> {
+    mkdirSync(opts.dir, { recursive: true });
+    const logs = readdirSync(opts.dir).filter((n) => /^\d+\.log$/.test(n)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    logs.forEach((name, i) => {
+      const file = path.join(opts.dir, name);
+      const scan = scanLevelLog(file, readFileSync(file));
+      if (scan.tornBytes === 0) return;
+      if (i < logs.length - 1) {
+        throw new StorageCorruptError(file, scan.validBytes, 'leveldb log is damaged but a newer log follows it');
+      }
+      truncateSync(file, scan.validBytes);
+      opts.log.warn('torn tail truncated', { file, offset: scan.validBytes, bytes: scan.tornBytes });
+    });
+    const db: Db = new ClassicLevel<Buffer, Buffer>(opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    try {
+      await db.open({ createIfMissing: true });
+    } catch (err) {
+      const cause = (err as { cause?: Error }).cause;
+      const msg = `${(err as Error).message}${cause ? `: ${cause.message}` : ''}`;
+      if ((err as { code?: string }).code === 'LEVEL_LOCKED' || /lock/i.test(msg)) {
+        throw new DataDirError(`${opts.dir} is in use by another process (${msg})`);
+      }
+      if (/corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
+      throw err;
+    }
+    try {
+      return new LevelDbEngine(opts.dir, db, await LevelDbEngine.readAll(db, opts.dir), opts);
+    } catch (err) {
+      await db.close();
+      const msg = err instanceof Error ? err.message : String(err);
+      if (!(err instanceof StorageCorruptError) && /corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
+      throw err;
+    }
+  }
+
+  private static async readAll(db: Db, dir: string): Promise<LoadedState> {
+    const check = <T>(key: Buffer, value: Buffer, read: (r: ByteReader) => T): T => {
+      try {
+        return unseal(value, read);
+      } catch (err) {
+        if (err instanceof FormatError) {
+          throw new StorageCorruptError(dir, -1, `leveldb key ${JSON.stringify(key.toString('latin1'))}: ${err.message}`);
+        }
+        throw err;
+      }
+    };
+    let hardState: HardState = emptyHardState();
+    let snapshot: Snapshot = emptySnapshot();
+    let applied = 0;
+    const kv: KvState = { revision: 0, records: [], sessions: [] };
+    const entries: Entry[] = [];
+    const meta: Record<string, string> = {};
+    const it = db.iterator();
+    try {
+      for (;;) {
+        const page = await it.nextv(1000);
+        if (page.length === 0) break;
+        for (const [key, value] of page) {
+          switch (key[0]) {
+            case P_META:
+              meta[key.toString('utf8', 1)] = value.toString('utf8');
+              break;
+            case P_STATE: {
+              const name = key.toString('utf8', 1);
+              if (name === 'hardState') hardState = check(key, value, readHardState);
+              else if (name === 'snapshot') snapshot = check(key, value, readSnapshot);
+              else if (name === 'applied') applied = check(key, value, (r) => r.uint());
+              else if (name === 'revision') kv.revision = check(key, value, (r) => r.uint());
+              break;
+            }
+            case P_LOG:
+              entries.push(check(key, value, readEntry));
+              if (key.length !== 9 || logIndex(key) !== entries[entries.length - 1]!.index) {
+                throw new StorageCorruptError(dir, -1, `leveldb log key ${logIndex(key)} holds entry ${entries[entries.length - 1]!.index}`);
+              }
+              break;
+            case P_KEY:
+              kv.records.push([key.toString('utf8', 1), check(key, value, readKeyRecord)]);
+              break;
+            case P_CLIENT:
+              kv.sessions.push([key.toString('utf8', 1), check(key, value, readSession)]);
+              break;
+            default:
+              throw new StorageCorruptError(dir, -1, `leveldb holds a key with unknown prefix ${key[0]}`);
+          }
+        }
+      }
+    } finally {
+      await it.close();
+    }
+    // The log sorts before the snapshot is known (L < S): verify contiguity now.
+    entries.forEach((e, k) => {
+      if (e.index !== snapshot.meta.index + 1 + k) {
+        throw new StorageCorruptError(dir, -1, `leveldb log has entry ${e.index} where ${snapshot.meta.index + 1 + k} belongs`);
+      }
+    });
+    return { hardState, snapshot, entries, applied, kv, meta };
+  }
+
+  async load(): Promise<LoadedState> {
+    if (this.loaded) {
+      const s = this.loaded;
+      this.loaded = undefined;
+      return s;
+    }
+    return LevelDbEngine.readAll(this.db, this.dir);
+  }
+
+  save(batch: SaveBatch): Promise<void> {
+    this.loaded = undefined;
+    try {
+      this.bounds.admit(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.commits.submit(batch);
+  }
+
+  private async writeGroup(batches: SaveBatch[]): Promise<void> {
+    const w = new PendingWrites();
+    const first = this.firstIndex;
+    const last = this.lastIndex;
+    try {
+      for (const b of batches) await this.stage(w, b);
+      const ops = [...w.ops.values()].map((o) =>
+        o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value });
+      await this.db.batch(ops, { sync: true });
+    } catch (err) {
+      this.firstIndex = first;
+      this.lastIndex = last;
+      throw err;
+    }
+  }
+
+  private delLog(w: PendingWrites, from: number, to: number): void {
+    for (let i = from; i <= to; i++) w.del(logKey(i));
+  }
+
+  private async stage(w: PendingWrites, b: SaveBatch): Promise<void> {
+    if (b.installSnapshot) {
+      const { snapshot, kv } = b.installSnapshot;
+      this.delLog(w, this.firstIndex, this.lastIndex);
+      for (const prefix of [P_KEY, P_CLIENT]) {
+        w.delPrefix(prefix);
+        for await (const key of this.db.keys(range(prefix))) w.del(key);
+      }
+      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snapshot)));
+      for (const [key, rec] of kv.records) w.put(strKey(P_KEY, key), seal((x) => writeKeyRecord(x, rec)));
+      for (const [client, s] of kv.sessions) w.put(strKey(P_CLIENT, client), seal((x) => writeSession(x, s)));
+      w.put(strKey(P_STATE, 'revision'), seal((x) => x.uint(kv.revision)));
+      w.put(strKey(P_STATE, 'applied'), seal((x) => x.uint(snapshot.meta.index)));
+      this.firstIndex = snapshot.meta.index + 1;
+      this.lastIndex = snapshot.meta.index;
+    }
+    if (b.compact) {
+      const snap = b.compact;
+      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snap)));
+      this.delLog(w, this.firstIndex, Math.min(snap.meta.index, this.lastIndex));
+      this.firstIndex = snap.meta.index + 1;
+      this.lastIndex = Math.max(this.lastIndex, snap.meta.index);
+    }
+    if (b.entries && b.entries.length > 0) {
+      const from = b.entries[0]!.index;
+      this.delLog(w, from, this.lastIndex);
+      for (const e of b.entries) w.put(logKey(e.index), seal((x) => writeEntry(x, e)));
+      this.lastIndex = b.entries[b.entries.length - 1]!.index;
+    }
+    if (b.hardState) {
+      const h = b.hardState;
+      w.put(strKey(P_STATE, 'hardState'), seal((x) => writeHardState(x, h)));
+    }
+    if (b.kv) {
+      const c = b.kv;
+      w.put(strKey(P_STATE, 'revision'), seal((x) => x.uint(c.revision)));
+      for (const [key, rec] of c.upserts) w.put(strKey(P_KEY, key), seal((x) => writeKeyRecord(x, rec)));
+      for (const key of c.deletes) w.del(strKey(P_KEY, key));
+      for (const [client, s] of c.sessionUpserts) w.put(strKey(P_CLIENT, client), seal((x) => writeSession(x, s)));
+      for (const client of c.sessionDeletes) w.del(strKey(P_CLIENT, client));
+    }
+    if (b.applied !== undefined) {
+      const a = b.applied;
+      w.put(strKey(P_STATE, 'applied'), seal((x) => x.uint(a)));
+    }
+    if (b.meta) for (const [k, v] of Object.entries(b.meta)) w.put(strKey(P_META, k), Buffer.from(v, 'utf8'));
+  }
+
+  stats(): EngineStats {
+    return { syncs: this.commits.writes, batches: this.commits.itemsWritten };
+  }
+
+  async close(): Promise<void> {
+    await this.commits.idle();
+    await this.db.close();
+  }
+}
