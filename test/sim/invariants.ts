@@ -1,0 +1,209 @@
+// Raft's safety properties, checked as the run goes (each check is incremental, so it can run
+// after every step). Everything is observed from outside the core: what each node's host
+// persisted, sent and applied. A broken property throws a SimViolation.
+//
+//   election safety      at most one leader per term; a voter grants at most one vote per term
+//   log matching         an (index, term) pair names one entry, and one predecessor term
+//   leader completeness  a new leader's log holds every entry known committed
+//   durability           when a leader commits an entry, a quorum holds it durably
+//   state machine safety no two nodes apply different entries (or get different results) at
+//                        one index; KV states digested at one applied index are equal
+//   no lost commit       a committed index never changes entry (nor is a committed entry
+//                        truncated from a durable log: see DurableStore.appendEntries)
+//   applied monotonic    a node's applied index never goes back, across restarts too
+
+import type { Entry, Membership, NodeId } from '../../worker/raft/types.ts';
+import type { DurableStore } from './storage.ts';
+import { digestBytes } from './streams.ts';
+import { violation } from './violation.ts';
+
+interface EntryId {
+  term: number;
+  digest: number;
+}
+
+interface LoggedEntry extends EntryId {
+  prevTerm: number;
+}
+
+interface AppliedEntry extends EntryId {
+  result: string;
+  node: NodeId;
+}
+
+export function entryDigest(e: Entry): number {
+  return digestBytes(e.data, e.type === 'conf' ? 0x1234567 : 0x811c9dc5);
+}
+
+export class Invariants {
+  private readonly leaderByTerm = new Map<number, NodeId>();
+  /** "voter@term" -> candidate granted. */
+  private readonly votes = new Map<string, NodeId>();
+  /** index -> term -> what was logged there. */
+  private readonly logged = new Map<number, Map<number, LoggedEntry>>();
+  /** index -> the entry committed there (as first reported). */
+  private readonly committed = new Map<number, EntryId>();
+  private committedMax = 0;
+  /** Per node: highest commit index already cross-checked against `committed`. */
+  private readonly commitChecked = new Map<NodeId, number>();
+  private readonly applied = new Map<number, AppliedEntry>();
+  private readonly maxApplied = new Map<NodeId, number>();
+  private readonly stateDigests = new Map<number, { digest: number; node: NodeId }>();
+  /** "node@term" leaderships whose completeness was already checked. */
+  private readonly leadershipChecked = new Set<string>();
+
+  get committedIndex(): number {
+    return this.committedMax;
+  }
+
+  onRole(node: NodeId, role: string, term: number): void {
+    if (role !== 'leader') return;
+    const other = this.leaderByTerm.get(term);
+    if (other !== undefined && other !== node) {
+      violation('election-safety', `two leaders in term ${term}: ${other} and ${node}`);
+    }
+    this.leaderByTerm.set(term, node);
+  }
+
+  onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
+    const key = `${voter}@${term}`;
+    const prior = this.votes.get(key);
+    if (prior !== undefined && prior !== candidate) {
+      violation('vote-once', `${voter} voted for ${prior} and ${candidate} in term ${term}`);
+    }
+    this.votes.set(key, candidate);
+  }
+
+  /** After `entries` were made durable on `node`. */
+  onPersistEntries(node: NodeId, entries: Entry[], store: DurableStore): void {
+    for (const e of entries) {
+      const prevTerm = store.termAt(e.index - 1);
+      if (prevTerm === undefined) {
+        violation('log-matching', `${node} persisted entry ${e.index} without a predecessor`);
+      }
+      const digest = entryDigest(e);
+      let byTerm = this.logged.get(e.index);
+      if (byTerm === undefined) {
+        byTerm = new Map();
+        this.logged.set(e.index, byTerm);
+      }
+      const seen = byTerm.get(e.term);
+      if (seen === undefined) {
+        byTerm.set(e.term, { term: e.term, digest, prevTerm });
+        continue;
+      }
+      if (seen.digest !== digest) {
+        violation('log-matching', `${node}: two different entries at index ${e.index} term ${e.term}`);
+      }
+      if (seen.prevTerm !== prevTerm) {
+        violation('log-matching', `${node}: entry ${e.index}/${e.term} follows term ${prevTerm}, elsewhere term ${seen.prevTerm}`);
+      }
+    }
+  }
+
+  /**
+   * After `node` persisted commit index `commit`: every newly committed index must agree with
+   * what other nodes committed there. When the node is the leader, each index it commits first
+   * must be durable on a quorum of `memberships` (any of them: the leader's configuration may
+   * have changed in the same batch, and with one-at-a-time changes either one is legitimate).
+   */
+  onCommit(node: NodeId, commit: number, store: DurableStore, leaderOf: Membership[] | null,
+    stores: ReadonlyMap<NodeId, DurableStore>): void {
+    const from = Math.max(this.commitChecked.get(node) ?? 0, store.snapshotIndex);
+    if (commit <= from) return;
+    for (let index = from + 1; index <= commit; index++) {
+      const e = store.entryAt(index);
+      if (e === undefined) violation('commit-beyond-log', `${node} commit ${commit} but has no entry ${index}`);
+      const digest = entryDigest(e);
+      const known = this.committed.get(index);
+      if (known !== undefined) {
+        if (known.term !== e.term || known.digest !== digest) {
+          violation('lost-commit', `${node} commits ${index}/${e.term}, but ${index}/${known.term} was committed`);
+        }
+        continue;
+      }
+      this.committed.set(index, { term: e.term, digest });
+      if (index > this.committedMax) this.committedMax = index;
+      if (leaderOf !== null) this.checkQuorumDurable(node, index, e.term, leaderOf, stores);
+    }
+    this.commitChecked.set(node, commit);
+  }
+
+  private checkQuorumDurable(node: NodeId, index: number, term: number, memberships: Membership[],
+    stores: ReadonlyMap<NodeId, DurableStore>): void {
+    for (const m of memberships) {
+      let holders = 0;
+      for (const v of m.voters) {
+        const s = stores.get(v);
+        if (s !== undefined && (s.snapshotIndex >= index || s.termAt(index) === term)) holders++;
+      }
+      if (holders > m.voters.length / 2) return;
+    }
+    const voters = memberships.map((m) => `[${m.voters.join(',')}]`).join(' or ');
+    violation('commit-durability', `leader ${node} committed ${index}/${term} but a quorum of ${voters} does not hold it durably`);
+  }
+
+  /** Called once per (node, term) when the node has persisted its first Ready as leader. */
+  onLeaderPersisted(node: NodeId, term: number, store: DurableStore): void {
+    const key = `${node}@${term}`;
+    if (this.leadershipChecked.has(key)) return;
+    this.leadershipChecked.add(key);
+    for (let index = store.snapshotIndex + 1; index <= this.committedMax; index++) {
+      const known = this.committed.get(index);
+      if (known === undefined) continue;
+      const e = store.entryAt(index);
+      if (e === undefined || e.term !== known.term || entryDigest(e) !== known.digest) {
+        violation('leader-completeness', `leader ${node} of term ${term} lacks committed entry ${index}/${known.term}`);
+      }
+    }
+    if (store.snapshotIndex > 0) this.checkSnapshotAgrees(node, store.snapshotIndex, store.snapshot.meta.term);
+  }
+
+  private checkSnapshotAgrees(node: NodeId, index: number, term: number): void {
+    const known = this.committed.get(index);
+    if (known !== undefined && known.term !== term) {
+      violation('lost-commit', `${node} has a snapshot at ${index}/${term}, but ${index}/${known.term} was committed`);
+    }
+  }
+
+  onApply(node: NodeId, e: Entry, result: string): void {
+    const digest = entryDigest(e);
+    const known = this.committed.get(e.index);
+    if (known !== undefined && (known.term !== e.term || known.digest !== digest)) {
+      violation('state-machine-safety', `${node} applies ${e.index}/${e.term}, but ${e.index}/${known.term} was committed`);
+    }
+    const prior = this.applied.get(e.index);
+    if (prior === undefined) {
+      this.applied.set(e.index, { term: e.term, digest, result, node });
+      return;
+    }
+    if (prior.term !== e.term || prior.digest !== digest) {
+      violation('state-machine-safety', `${node} applies ${e.index}/${e.term}, ${prior.node} applied ${e.index}/${prior.term}`);
+    }
+    if (prior.result !== result) {
+      violation('state-machine-safety', `entry ${e.index}: ${node} got ${result}, ${prior.node} got ${prior.result}`);
+    }
+  }
+
+  onApplied(node: NodeId, applied: number, why: string): void {
+    const prior = this.maxApplied.get(node) ?? 0;
+    if (applied < prior) violation('applied-monotonic', `${node} applied ${prior} -> ${applied} (${why})`);
+    this.maxApplied.set(node, applied);
+  }
+
+  /** A digest of the whole KV state as of applied index `index` (taken at snapshots). */
+  onStateDigest(node: NodeId, index: number, digest: number): void {
+    const prior = this.stateDigests.get(index);
+    if (prior === undefined) {
+      this.stateDigests.set(index, { digest, node });
+      return;
+    }
+    if (prior.digest !== digest) {
+      violation('state-machine-safety', `KV state at applied ${index} differs between ${prior.node} and ${node}`);
+    }
+  }
+
+  onSnapshotInstalled(node: NodeId, index: number, term: number): void {
+    this.checkSnapshotAgrees(node, index, term);
+  }
+}

@@ -1,0 +1,133 @@
+// What a simulated run is made of. A run is a pure function of (seed, SimOptions): everything
+// not fixed by the options (fault mix, cluster size when `nodes` is 0, compaction cadence) is
+// drawn from the seed, so `--seed S` plus the printed flags replays it exactly.
+
+import { SeededRandom } from '../../worker/raft/random.ts';
+
+/**
+ * Deliberately broken host behaviours, used only to prove the checkers catch real faults.
+ *   forget-vote      the host does not persist `vote` (as if the fsync after voting was skipped)
+ *   forget-entries   the host acknowledges appends without persisting the entries
+ */
+export type PersistenceMode = 'correct' | 'forget-vote' | 'forget-entries';
+
+export interface SimOptions {
+  /** 3 or 5 voters at start; 0 = pick from the seed. */
+  nodes: 0 | 3 | 5;
+  /** Ticks of the chaos phase (faults and new client operations). */
+  chaosTicks: number;
+  /** Concurrent clients (each has at most one operation outstanding). */
+  clients: number;
+  /** Distinct keys the clients contend on. */
+  keys: number;
+  /** 'seeded' = draw the fault mix from the seed; 'none' = a clean network and no faults. */
+  faults: 'seeded' | 'none';
+  persistence: PersistenceMode;
+  /** Push every message through the wire codec (catches aliasing and codec bugs). */
+  wire: boolean;
+  /** Record a human-readable event trace (for --seed replays and the determinism test). */
+  trace: boolean;
+  /** Overrides for the seeded fault mix (e.g. a crash-heavy mix for a targeted test). */
+  mix: Partial<FaultMix>;
+}
+
+export const DEFAULT_OPTIONS: SimOptions = {
+  nodes: 0,
+  chaosTicks: 300,
+  clients: 4,
+  keys: 3,
+  faults: 'seeded',
+  persistence: 'correct',
+  wire: true,
+  trace: false,
+  mix: {},
+};
+
+/** Raft timing used by every simulated node. */
+export const ELECTION_TICKS = 10;
+export const HEARTBEAT_TICKS = 2;
+export const LEASE_DRIFT_TICKS = 2;
+
+/** The fault mix of one run, drawn from its seed. Rates are per tick unless named otherwise. */
+export interface FaultMix {
+  dropPercent: number;
+  duplicatePercent: number;
+  /** Message latency is uniform in [1, delayTicksMax]; jitter reorders messages. */
+  delayTicksMax: number;
+  crashPerMille: number;
+  /** A crashed node stays down for [0, downTicksMax] ticks (0: restarts in the same tick). */
+  downTicksMax: number;
+  partitionPerMille: number;
+  healPerMille: number;
+  membershipPerMille: number;
+  transferPerMille: number;
+  /** A host snapshots (compacts) once this many entries were applied since its last snapshot. */
+  compactEveryEntries: number;
+  /** Client answers that never arrive (the command may still have applied). */
+  answerLossPercent: number;
+  /** Client operation start probability per idle client per tick. */
+  clientPercent: number;
+}
+
+export const CALM_MIX: FaultMix = {
+  dropPercent: 0,
+  duplicatePercent: 0,
+  delayTicksMax: 1,
+  crashPerMille: 0,
+  downTicksMax: 0,
+  partitionPerMille: 0,
+  healPerMille: 0,
+  membershipPerMille: 0,
+  transferPerMille: 0,
+  compactEveryEntries: 1_000_000,
+  answerLossPercent: 0,
+  clientPercent: 30,
+};
+
+/** Each fault kind is switched on for roughly half the seeds so mixes vary widely. */
+export function drawFaultMix(random: SeededRandom): FaultMix {
+  const on = (): boolean => random.nextInt(2) === 0;
+  const pick = (values: number[]): number => values[random.nextInt(values.length)]!;
+  return {
+    dropPercent: on() ? pick([1, 5, 10, 25]) : 0,
+    duplicatePercent: on() ? pick([1, 5, 20]) : 0,
+    delayTicksMax: pick([1, 2, 3, 5, 8]),
+    crashPerMille: on() ? pick([5, 10, 30]) : 0,
+    downTicksMax: pick([0, 5, 20, 60]),
+    partitionPerMille: on() ? pick([5, 15, 40]) : 0,
+    healPerMille: pick([20, 50, 100]),
+    membershipPerMille: on() ? pick([10, 30]) : 0,
+    transferPerMille: on() ? pick([5, 20]) : 0,
+    compactEveryEntries: pick([4, 10, 30, 100]),
+    answerLossPercent: on() ? pick([5, 20]) : 0,
+    clientPercent: pick([10, 30, 60]),
+  };
+}
+
+export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
+  const opts = { ...DEFAULT_OPTIONS, ...partial };
+  if (![0, 3, 5].includes(opts.nodes)) throw new RangeError(`nodes must be 0, 3 or 5, got ${opts.nodes}`);
+  if (!(opts.chaosTicks >= 0 && opts.chaosTicks <= 1_000_000)) throw new RangeError('chaosTicks out of range');
+  if (!(opts.clients >= 0 && opts.clients <= 64)) throw new RangeError('clients must be in [0, 64]');
+  if (!(opts.keys >= 1 && opts.keys <= 64)) throw new RangeError('keys must be in [1, 64]');
+  for (const [k, v] of Object.entries(opts.mix)) {
+    if (!(k in CALM_MIX)) throw new RangeError(`unknown fault mix field ${k}`);
+    if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`fault mix field ${k} must be a non-negative number`);
+  }
+  return opts;
+}
+
+/** The exact command that replays one run: only flags that differ from the defaults. */
+export function replayCommand(seed: number, opts: SimOptions): string {
+  const flags = [`--seed ${seed}`];
+  const d = DEFAULT_OPTIONS;
+  if (opts.nodes !== d.nodes) flags.push(`--nodes ${opts.nodes}`);
+  if (opts.chaosTicks !== d.chaosTicks) flags.push(`--ticks ${opts.chaosTicks}`);
+  if (opts.clients !== d.clients) flags.push(`--clients ${opts.clients}`);
+  if (opts.keys !== d.keys) flags.push(`--keys ${opts.keys}`);
+  if (opts.faults !== d.faults) flags.push(`--faults ${opts.faults}`);
+  if (opts.persistence !== d.persistence) flags.push(`--persistence ${opts.persistence}`);
+  if (opts.wire !== d.wire) flags.push(opts.wire ? '--wire' : '--no-wire');
+  if (Object.keys(opts.mix).length > 0) flags.push(`--mix '${JSON.stringify(opts.mix)}'`);
+  return `npm run sim -- ${flags.join(' ')}`;
+}
