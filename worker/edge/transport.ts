@@ -157,7 +157,7 @@ export class RpcTransport implements PeerTransport {
     } catch {
       return 'callFailed';
     } finally {
-      clearTimeout(timer);
+      if (timer !== undefined) clearTimeout(timer);
     }
   }
 }

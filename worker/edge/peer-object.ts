@@ -1,0 +1,300 @@
+// One Raft peer hosted in one SQLite-backed Durable Object, named `<cluster>/<peer-id>`.
+//
+// Surfaces, and who can reach them:
+//   fetch(request)   the public HTTP API (the shared router). The Worker forwards client
+//                    requests here; it is the only thing the Worker ever calls.
+//   deliver(batch)   Raft messages from sibling peers (RpcTransport). An RPC method: callable
+//                    only by code holding the PEERS binding, never routed from the internet.
+//   inspect(), abort()  operator and test tools, RPC only as well.
+//
+// Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
+// (or on the first message of a peer that is joining). While the object is awake a timer ticks
+// the peer every TICK_MS; the Durable Object alarm is the wake-up that brings an evicted or
+// crashed peer back (it restarts from storage and rejoins) so elections and heartbeats go on.
+
+import { DurableObject } from 'cloudflare:workers';
+import { Peer } from '../peer/peer.ts';
+import type { PeerLog } from '../peer/options.ts';
+import type { PeerTransport } from '../peer/ports.ts';
+import { createApiRouter } from '../api/router.ts';
+import { H, errorResponse, withHeader } from '../api/http.ts';
+import { decodeMessages } from '../raft/codec.ts';
+import { SeededRandom } from '../raft/random.ts';
+import { defaultRaftConfig } from '../raft/config.ts';
+import type { Message, NodeId } from '../raft/types.ts';
+import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
+import type { EdgeConfig } from './config.ts';
+import { initialMembership, parsePeerObjectName, peerObjectName, readConfig } from './config.ts';
+import type { Env } from './env.ts';
+import { peerStub } from './env.ts';
+import { PersistCheck } from './persist-check.ts';
+import type { PersistCheckReport } from './persist-check.ts';
+import { DurableObjectPeerStorage } from './storage.ts';
+import { RpcTransport } from './transport.ts';
+import type { TransportStats } from './transport.ts';
+
+/** Largest message batch accepted from a sibling: a full transport batch plus one oversized
+ *  message (an append carries up to appendBytesMax), well under the 32 MiB RPC cap. */
+export const DELIVER_BYTES_MAX = 16 * 1024 * 1024;
+
+/** The core's election timeout in ticks: the alarm period and the cold-start wait derive from it. */
+const ELECTION_TICKS = defaultRaftConfig('_', { nextInt: () => 0 }).electionTicks;
+
+interface Hosted {
+  peer: Peer;
+  api: { fetch(request: Request): Promise<Response> };
+  transport: RpcTransport;
+  check: PersistCheck | null;
+  /** Wall time the peer was opened (bounds the cold-start wait for a leader). */
+  openedAtMs: number;
+}
+
+/** What inspect() returns (as JSON text, which crosses every RPC boundary unchanged). */
+export interface PeerInspection {
+  name: string;
+  opened: boolean;
+  status: ReturnType<Peer['status']> | null;
+  transport: TransportStats | null;
+  persistCheck: PersistCheckReport | null;
+  badBatches: number;
+  misaddressed: number;
+}
+
+export class PeerObject extends DurableObject<Env> {
+  private readonly config: EdgeConfig;
+  private hosted: Hosted | null = null;
+  private opening: Promise<Hosted> | null = null;
+  private ticker: ReturnType<typeof setInterval> | null = null;
+  private alarmArmed = false;
+  private badBatches = 0;
+  private misaddressed = 0;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.config = readConfig(env as unknown as Record<string, unknown>);
+    void ctx.blockConcurrencyWhile(async () => {
+      if (this.mayOpen()) await this.open();
+    });
+  }
+
+  // ---- public API (forwarded by the Worker) --------------------------------------------------
+
+  override async fetch(request: Request): Promise<Response> {
+    const name = this.identity();
+    if (name === null) return errorResponse(500, 'internal', 'this peer object has no valid <cluster>/<peer-id> name');
+    if (!this.mayOpen()) {
+      return errorResponse(404, 'not_found', `peer ${name.id} is not a member of cluster ${name.cluster} (add it with POST /join)`);
+    }
+    let hosted: Hosted;
+    try {
+      hosted = await this.open();
+    } catch (err) {
+      return errorResponse(503, 'unavailable', `peer ${name.id} could not start: ${message(err)}`, { 'Retry-After': '5' });
+    }
+    await this.awaitLeader(hosted, request);
+    const response = await hosted.api.fetch(request);
+    const leader = hosted.peer.leaderInfo().id;
+    // Lets the Worker send the next request straight to the leader (and tells clients who leads).
+    return leader === '' || response.headers.has(H.leader) ? response : withHeader(response, H.leader, leader);
+  }
+
+  // ---- internal RPC (sibling peers, operators, tests) -----------------------------------------
+
+  /** Raft messages from a sibling peer (encodeMessages). Bad batches are counted and dropped. */
+  async deliver(batch: Uint8Array): Promise<void> {
+    if (!(batch instanceof Uint8Array) || batch.byteLength > DELIVER_BYTES_MAX) {
+      this.badBatches++;
+      return;
+    }
+    // A message from the cluster opens even a peer with no state: it is being added by /join.
+    const hosted = await this.open();
+    let msgs: Message[];
+    try {
+      msgs = decodeMessages(batch);
+    } catch {
+      this.badBatches++;
+      return;
+    }
+    const mine = msgs.filter((m) => m.to === hosted.peer.id);
+    this.misaddressed += msgs.length - mine.length;
+    hosted.peer.receive(mine);
+  }
+
+  /** This peer's state for operators and tests, as JSON text (see PeerInspection). */
+  inspect(): string {
+    const h = this.hosted;
+    const inspection: PeerInspection = {
+      name: this.identity() === null ? '' : peerObjectName(this.identity()!.cluster, this.identity()!.id),
+      opened: h !== null,
+      status: h === null ? null : h.peer.status(),
+      transport: h === null ? null : h.transport.stats(),
+      persistCheck: h?.check?.snapshot() ?? null,
+      badBatches: this.badBatches,
+      misaddressed: this.misaddressed,
+    };
+    return JSON.stringify(inspection);
+  }
+
+  /** Crash this peer: its memory is lost, its storage is kept. The alarm (or the next message
+   *  or request) brings it back from storage. Deferred by a turn so the caller gets an answer. */
+  abort(reason = 'aborted by operator'): void {
+    setTimeout(() => this.ctx.abort(reason), 0);
+  }
+
+  // ---- timers ---------------------------------------------------------------------------------
+
+  override async alarm(): Promise<void> {
+    this.alarmArmed = false;
+    if (!this.mayOpen()) return;
+    const hosted = await this.open();
+    const failure = hosted.peer.status().failure;
+    if (failure !== null) {
+      // Better restarted from storage than serving nothing: come back on the next alarm.
+      await this.armAlarm();
+      this.ctx.abort(`peer stopped: ${failure}`);
+      return;
+    }
+    // A removed peer (or one still waiting for /join) goes dormant; messages wake it.
+    if (this.isMember(hosted)) await this.armAlarm();
+  }
+
+  private onTick(): void {
+    const hosted = this.hosted;
+    if (hosted === null) return;
+    hosted.peer.tick();
+    if (!this.alarmArmed && this.isMember(hosted)) void this.armAlarm();
+  }
+
+  private async armAlarm(): Promise<void> {
+    this.alarmArmed = true;
+    // One election timeout: an evicted peer is back before its absence costs an election.
+    const wakeMs = ELECTION_TICKS * this.config.tickMs;
+    await this.ctx.storage.setAlarm(Date.now() + wakeMs);
+  }
+
+  // ---- opening the peer -----------------------------------------------------------------------
+
+  /** Cluster and peer id, from the object's name (or as recorded on its first start). */
+  private identity(): { cluster: string; id: NodeId } | null {
+    const name = this.ctx.id.name ?? this.storedName();
+    return name === undefined ? null : parsePeerObjectName(name);
+  }
+
+  /** A bootstrap peer, or one with state, is a peer; any other name is just a stray request. */
+  private mayOpen(): boolean {
+    if (this.hosted !== null) return true;
+    const name = this.identity();
+    if (name === null || name.cluster !== this.config.cluster) return false;
+    return this.config.bootstrapPeers.includes(name.id) || this.hasState();
+  }
+
+  private hasState(): boolean {
+    return this.ctx.storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length > 0;
+  }
+
+  private storedName(): string | undefined {
+    if (!this.hasState()) return undefined;
+    const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0];
+    return typeof row?.value === 'string' ? row.value : undefined;
+  }
+
+  private open(): Promise<Hosted> {
+    if (this.hosted !== null) return Promise.resolve(this.hosted);
+    this.opening ??= this.openOnce().finally(() => {
+      this.opening = null;
+    });
+    return this.opening;
+  }
+
+  private async openOnce(): Promise<Hosted> {
+    const name = this.identity();
+    if (name === null) throw new Error('this peer object has no valid <cluster>/<peer-id> name');
+    const objectName = peerObjectName(name.cluster, name.id);
+    const fresh = !this.hasState();
+    const storage = new DurableObjectPeerStorage(this.ctx.storage, DEFAULT_KV_LIMITS.valueBytesMax);
+    const stored = this.storedName();
+    if (stored !== undefined && stored !== objectName) {
+      throw new Error(`storage belongs to ${stored}, not ${objectName}`);
+    }
+    if (stored === undefined) {
+      await storage.save({ meta: { name: objectName, cluster: name.cluster, id: name.id, engine: 'durable-object-sqlite' } });
+    }
+
+    const check = this.env.CHECK_PERSIST === '1' ? new PersistCheck(this.ctx.storage.sql) : null;
+    const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to));
+    const transport: PeerTransport = {
+      send(messages) {
+        check?.check(messages);
+        rpc.send(messages);
+      },
+    };
+    const log = this.logger(name.id);
+    const peer = await Peer.open({
+      id: name.id,
+      storage,
+      transport,
+      clock: { nowMs: () => Date.now() },
+      random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
+      initialMembership: initialMembership(this.config, name.id),
+      log,
+    });
+    const api = createApiRouter({
+      peer,
+      mode: this.config.mode,
+      leaderUrl: (request, leader) => withPeerParam(request.url, leader),
+      forward: (request, leader) => peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request)),
+      memberAddress: (id) => peerObjectName(this.config.cluster, id),
+      log,
+    });
+    const hosted: Hosted = { peer, api, transport: rpc, check, openedAtMs: Date.now() };
+    this.hosted = hosted;
+    this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
+    await this.armAlarm();
+    // The first bootstrap peer starts the first election at once instead of waiting out an
+    // election timeout, so the cluster answers its very first request promptly.
+    if (fresh && name.id === this.config.bootstrapPeers[0]) peer.campaign();
+    return hosted;
+  }
+
+  /**
+   * A peer that knows no leader (cold start, just woken, election under way) holds a client
+   * request for up to about two election timeouts before the router answers it: the leader is
+   * usually known within a tick or two. Introspection and stale reads answer at once.
+   */
+  private async awaitLeader(hosted: Hosted, request: Request): Promise<void> {
+    const url = new URL(request.url);
+    const first = url.pathname.split('/')[1] ?? '';
+    if (first === 'status' || first === 'health' || url.searchParams.get('level') === 'stale') return;
+    const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
+    const deadline = Date.now() + waitMs;
+    while (hosted.peer.leaderInfo().id === '' && Date.now() < deadline && hosted.peer.status().failure === null) {
+      await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
+    }
+  }
+
+  private isMember(hosted: Hosted): boolean {
+    const m = hosted.peer.membership();
+    return m.voters.includes(hosted.peer.id) || m.learners.includes(hosted.peer.id);
+  }
+
+  private logger(id: NodeId): PeerLog {
+    return (level, event, fields) => {
+      if (level === 'debug') return;
+      const line = JSON.stringify({ level, event, peer: id, ...fields });
+      if (level === 'error') console.error(line);
+      else if (level === 'warn') console.warn(line);
+      else console.log(line);
+    };
+  }
+}
+
+/** The same URL naming another peer: how the edge points a client (or a forward) at the leader. */
+export function withPeerParam(url: string, peer: NodeId): string {
+  const u = new URL(url);
+  u.searchParams.set('peer', peer);
+  return u.toString();
+}
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

@@ -1,0 +1,61 @@
+// The Worker front door of the edge runtime. It picks the peer that serves a request and hands
+// the request to that peer's Durable Object, which answers with the shared router. It makes no
+// Raft decision and no API decision:
+//   - `?peer=p2` names the peer; otherwise the leader this isolate last heard of, else p1;
+//   - the cluster needs no setup call: the peers of the default cluster (CLUSTER_SIZE of them,
+//     p1..pN) bootstrap themselves from the same vars on their first start (config.ts);
+//   - Raft traffic never passes through here. Peers talk over Durable Object RPC (deliver),
+//     which nothing in this file calls, and the paths reserved for peer traffic and host
+//     internals (/raft, /_metcd) are refused before any peer sees them.
+
+import { PeerObject } from './edge/peer-object.ts';
+import { ConfigError, isPeerId, readConfig } from './edge/config.ts';
+import type { EdgeConfig } from './edge/config.ts';
+import type { Env } from './edge/env.ts';
+import { peerStub } from './edge/env.ts';
+import { H, errorResponse } from './api/http.ts';
+import type { NodeId } from './raft/types.ts';
+
+export { PeerObject };
+
+/** Paths that belong to peers and hosts, never to clients. */
+const INTERNAL_SEGMENTS = new Set(['raft', '_metcd']);
+
+/** Last leader seen per cluster in this isolate: a hint, corrected by every answer. */
+const leaderHints = new Map<string, NodeId>();
+
+export default {
+  async fetch(request: Request, env: Env): Promise<Response> {
+    let config: EdgeConfig;
+    try {
+      config = readConfig(env as unknown as Record<string, unknown>);
+    } catch (err) {
+      const why = err instanceof ConfigError ? err.message : String(err);
+      return errorResponse(500, 'internal', `metcd is misconfigured (wrangler.toml [vars]): ${why}`);
+    }
+    const url = new URL(request.url);
+    const firstSegment = url.pathname.split('/')[1] ?? '';
+    if (INTERNAL_SEGMENTS.has(firstSegment)) {
+      return errorResponse(404, 'not_found', `/${firstSegment} is internal to the cluster and not served here`);
+    }
+    const named = url.searchParams.getAll('peer');
+    if (named.length > 1) return errorResponse(400, 'bad_request', 'query parameter "peer" given more than once');
+    const target = named[0] ?? leaderHints.get(config.cluster) ?? config.bootstrapPeers[0]!;
+    if (!isPeerId(target)) {
+      return errorResponse(400, 'bad_request', `peer ${JSON.stringify(target)}: expected a peer id such as p1 (letters, digits, '-', '_')`);
+    }
+    let response: Response;
+    try {
+      response = await peerStub(env, config, target).fetch(request);
+    } catch (err) {
+      // The object was reset or is overloaded; the request may not have been seen at all.
+      leaderHints.delete(config.cluster);
+      return errorResponse(503, 'unavailable', `peer ${target} did not answer: ${err instanceof Error ? err.message : String(err)}`, {
+        'Retry-After': '1',
+      });
+    }
+    const leader = response.headers.get(H.leader);
+    if (leader !== null && isPeerId(leader)) leaderHints.set(config.cluster, leader);
+    return response;
+  },
+} satisfies ExportedHandler<Env>;
