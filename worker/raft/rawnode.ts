@@ -1,0 +1,174 @@
+// The host-facing API: inputs in, Ready batches out (the contract is on `Ready` in types.ts).
+//
+// One Ready is in flight at a time: after ready() the host persists, sends, applies and then
+// calls advance(ready). Inputs that arrive meanwhile (step, tick, propose…) accumulate and come
+// out in the next Ready, so hasReady() is false until advance().
+
+import { invariant } from './assert.ts';
+import * as leader from './leader.ts';
+import { ENTRY_OVERHEAD_BYTES } from './log.ts';
+import { cloneMembership } from './membership.ts';
+import { Raft } from './raft.ts';
+import type {
+  ConfChange, HardState, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready,
+  RestartState, SoftState, Status, Progress,
+} from './types.ts';
+
+/** Committed entries handed out per Ready, in appendBytesMax units (bounds the host's apply batch). */
+const READY_COMMITTED_APPENDS_MAX = 8;
+
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoft: SoftState;
+  private prevHard: HardState;
+  private inFlight: Ready | null = null;
+
+  constructor(config: RaftConfig, restart: RestartState) {
+    this.raft = new Raft(config, restart);
+    this.prevSoft = this.softState();
+    this.prevHard = this.hardState();
+  }
+
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Never throws on peer input: malformed, misaddressed or stale messages are dropped and counted. */
+  step(msg: Message): void {
+    this.raft.step(msg);
+  }
+
+  /** Append `datas` as consecutive normal entries (leader only); the result names the first. */
+  propose(datas: Uint8Array[]): ProposeResult {
+    return leader.propose(this.raft, datas);
+  }
+
+  proposeConfChange(cc: ConfChange): ProposeResult {
+    return leader.proposeConfChange(this.raft, cc);
+  }
+
+  /** Queue a linearizable read; released later as ready().readStates {ctx, index}. */
+  readIndex(ctx: string): boolean {
+    return leader.readIndex(this.raft, ctx);
+  }
+
+  /** The commit index to wait for before serving a lease read, or null without a valid lease. */
+  leaseRead(): number | null {
+    return leader.leaseRead(this.raft);
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    return leader.transferLeadership(this.raft, to);
+  }
+
+  campaign(): void {
+    this.raft.campaign(false);
+  }
+
+  compact(index: number, data: Uint8Array): void {
+    this.raft.compact(index, data);
+  }
+
+  hasReady(): boolean {
+    if (this.inFlight !== null) return false;
+    const r = this.raft;
+    const log = r.log;
+    return (
+      r.msgs.length > 0 ||
+      r.readStates.length > 0 ||
+      log.unstableFrom <= log.lastIndex() ||
+      log.pendingSnapshot !== null ||
+      log.hasNextCommitted() ||
+      !sameSoft(this.prevSoft, r) ||
+      !sameHard(this.prevHard, r)
+    );
+  }
+
+  ready(): Ready {
+    invariant(this.inFlight === null, 'ready() called again before advance() of the previous Ready');
+    const r = this.raft;
+    const log = r.log;
+    const rd: Ready = {
+      entries: log.unstableEntries(),
+      messages: r.msgs,
+      committedEntries: log.nextCommitted(READY_COMMITTED_APPENDS_MAX * r.cfg.appendBytesMax + ENTRY_OVERHEAD_BYTES),
+      readStates: r.readStates,
+    };
+    r.msgs = [];
+    r.readStates = [];
+    if (!sameSoft(this.prevSoft, r)) {
+      rd.softState = this.softState();
+      this.prevSoft = rd.softState;
+    }
+    if (!sameHard(this.prevHard, r)) {
+      rd.hardState = this.hardState();
+      this.prevHard = rd.hardState;
+    }
+    if (log.pendingSnapshot !== null) {
+      rd.snapshot = log.pendingSnapshot;
+      log.pendingSnapshot = null;
+    }
+    log.unstableFrom = log.lastIndex() + 1;
+    this.inFlight = rd;
+    return rd;
+  }
+
+  advance(rd: Ready): void {
+    invariant(this.inFlight === rd, 'advance() must be given the Ready returned by the last ready()');
+    this.inFlight = null;
+    const log = this.raft.log;
+    if (rd.snapshot !== undefined) log.applied = Math.max(log.applied, rd.snapshot.meta.index);
+    const n = rd.committedEntries.length;
+    if (n > 0) {
+      const last = rd.committedEntries[n - 1]!.index;
+      invariant(last <= log.committed, 'applied entries were committed');
+      log.applied = Math.max(log.applied, last);
+    }
+  }
+
+  status(): Status {
+    const r = this.raft;
+    const progress: Record<NodeId, Progress> = {};
+    if (r.role === 'leader') {
+      for (const [id, pr] of r.progress) progress[id] = pr.status(r.ticks, r.cfg.electionTicks);
+      const last = r.log.lastIndex();
+      progress[r.id] = { match: last, next: last + 1, inflight: 0, state: 'replicate', learner: !r.selfVoter, recentActive: true };
+    }
+    return {
+      id: r.id,
+      role: r.role,
+      term: r.term,
+      vote: r.vote,
+      leader: r.lead,
+      commit: r.log.committed,
+      applied: r.log.applied,
+      lastIndex: r.log.lastIndex(),
+      firstIndex: r.log.firstIndex(),
+      snapshotIndex: r.log.snapshotIndex,
+      membership: cloneMembership(r.members.current()),
+      progress,
+      transferee: r.transferee,
+      dropped: { ...r.dropped },
+    };
+  }
+
+  membership(): Membership {
+    return cloneMembership(this.raft.members.current());
+  }
+
+  private softState(): SoftState {
+    return { role: this.raft.role, leader: this.raft.lead, term: this.raft.term };
+  }
+
+  private hardState(): HardState {
+    return { term: this.raft.term, vote: this.raft.vote, commit: this.raft.log.committed };
+  }
+}
+
+function sameSoft(s: SoftState, r: Raft): boolean {
+  return s.role === r.role && s.leader === r.lead && s.term === r.term;
+}
+
+function sameHard(h: HardState, r: Raft): boolean {
+  return h.term === r.term && h.vote === r.vote && h.commit === r.log.committed;
+}

@@ -1,0 +1,111 @@
+// Leader reads: ReadIndex rounds and the lease, both driven by heartbeat rounds.
+//
+// Every heartbeat broadcast is a numbered round; its number travels as the heartbeat's
+// `context` and comes back in heartbeatResp. A follower answering round k also vouches for all
+// earlier rounds, so "the newest round a majority acknowledged" is one majority computation
+// over per-voter acknowledged round numbers.
+//
+// ReadIndex (§6.4): reads queue in `waiting`; the next round takes all of them (batching: one
+// round serves every read queued before it) with the commit index at the moment it is sent.
+// When a majority acknowledges that round (or any later one), the leader was still leader
+// after the reads arrived, so they are released at that commit index.
+//
+// Lease: once a majority acknowledged a round sent at leader tick S, each of those followers
+// received it at or after S and, having heard from a leader, refuses (pre)votes for
+// electionTicks of ITS ticks (see Raft.inLease). No other leader can therefore be elected
+// before S + electionTicks on the followers' clocks. The leader serves lease reads only while
+//     now < S + electionTicks - leaseDriftTicks      (leader ticks)
+// leaseDriftTicks absorbs (a) the phase offset between tick timers (up to one tick) and (b)
+// the rate difference between clocks over one election timeout; it must be >= 1 and should be
+// >= 1 + ceil(electionTicks * maxRelativeClockDrift). Counting from the SEND tick (not the
+// ack) keeps message delay on the safe side. Restarted nodes count as having just heard from a
+// leader (Raft.constructor), so a crash does not shorten the followers' promise.
+
+import type { NodeId, ReadState } from './types.ts';
+import { majorityValue } from './quorum.ts';
+
+/** Reads waiting for a round or in an unconfirmed round, at most. */
+export const READS_PENDING_MAX = 100_000;
+
+interface Round {
+  seq: number;
+  sendTick: number;
+  commit: number;
+  reads: string[];
+}
+
+export class ReadRounds {
+  private seq = 0;
+  private waiting: string[] = [];
+  private rounds: Round[] = [];
+  private pendingReads = 0;
+  /** Newest round each peer acknowledged. */
+  private readonly acked = new Map<NodeId, number>();
+  /** Send tick of the newest round a majority acknowledged. */
+  leaseStartTick = Number.NEGATIVE_INFINITY;
+
+  /** Queue a read for the next round. False when too many reads are pending. */
+  queue(ctx: string): boolean {
+    if (this.pendingReads >= READS_PENDING_MAX) return false;
+    this.waiting.push(ctx);
+    this.pendingReads++;
+    return true;
+  }
+
+  hasWaiting(): boolean {
+    return this.waiting.length > 0;
+  }
+
+  /** Is a round that carries reads still unconfirmed? (Then new reads wait for the next.) */
+  readsInFlight(): boolean {
+    for (const r of this.rounds) if (r.reads.length > 0) return true;
+    return false;
+  }
+
+  /** Start a round now; returns its context for the heartbeats. */
+  startRound(nowTick: number, commit: number, electionTicks: number): string {
+    this.seq++;
+    this.rounds.push({ seq: this.seq, sendTick: nowTick, commit, reads: this.waiting });
+    this.waiting = [];
+    // A round without reads that a majority has not confirmed within an election timeout can
+    // no longer extend the lease: forget it so rounds stay bounded when acks are lost.
+    while (this.rounds.length > 0 && this.rounds[0]!.reads.length === 0 && this.rounds[0]!.sendTick + electionTicks <= nowTick) {
+      this.rounds.shift();
+    }
+    return String(this.seq);
+  }
+
+  /** Parse a heartbeatResp context back into a round number (null if it is not one of ours). */
+  parseContext(ctx: string | undefined): number | null {
+    if (ctx === undefined || !/^[1-9][0-9]{0,15}$/.test(ctx)) return null;
+    const seq = Number(ctx);
+    return seq <= this.seq ? seq : null;
+  }
+
+  /**
+   * `from` acknowledged round `seq`. Returns the reads released by it (oldest first).
+   * `self` counts as having acknowledged every round it sent.
+   */
+  onAck(from: NodeId, seq: number, voters: readonly NodeId[], self: NodeId): ReadState[] {
+    if ((this.acked.get(from) ?? 0) >= seq) return [];
+    this.acked.set(from, seq);
+    const confirmed = majorityValue(voters, (id) => (id === self ? this.seq : (this.acked.get(id) ?? 0)));
+    return this.confirm(confirmed);
+  }
+
+  /** A single-voter leader confirms its own rounds at once. */
+  confirmAll(): ReadState[] {
+    return this.confirm(this.seq);
+  }
+
+  private confirm(seq: number): ReadState[] {
+    const released: ReadState[] = [];
+    while (this.rounds.length > 0 && this.rounds[0]!.seq <= seq) {
+      const r = this.rounds.shift()!;
+      if (r.sendTick > this.leaseStartTick) this.leaseStartTick = r.sendTick;
+      for (const ctx of r.reads) released.push({ ctx, index: r.commit });
+      this.pendingReads -= r.reads.length;
+    }
+    return released;
+  }
+}
