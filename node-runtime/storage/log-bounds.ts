@@ -32,7 +32,10 @@ export class LogBounds {
       if (i < snap || i > last) {
         throw new SaveRejectedError(`compact to ${i} outside the stored log [${snap}, ${last}]`);
       }
-      if (i > applied) throw new SaveRejectedError(`compact to ${i} beyond applied index ${applied}`);
+      // The batch is atomic, so the applied index it carries already counts (a peer compacts at
+      // the index it is applying in the same batch).
+      const appliedAfter = Math.max(applied, b.applied ?? 0);
+      if (i > appliedAfter) throw new SaveRejectedError(`compact to ${i} beyond applied index ${appliedAfter}`);
       snap = i;
     }
     if (b.entries && b.entries.length > 0) {

@@ -93,6 +93,12 @@ describe.each(ENGINE_NAMES)('storage engine %s', (engine: EngineName) => {
     expect(st.snapshot).toEqual(snapshotAt(3, 1));
     expect(st.entries.map((e) => e.index)).toEqual([4, 5, 6]);
     expect(st.applied).toBe(4);
+    // The peer's shape: compact at the index applied by the same batch.
+    const s2 = await open();
+    await s2.save({ compact: snapshotAt(6, 1), kv: { revision: 9, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [] }, applied: 6 });
+    await s2.close();
+    const st2 = await reload();
+    expect([st2.snapshot.meta.index, st2.entries.length, st2.applied, st2.kv.revision]).toEqual([6, 0, 6, 9]);
   });
 
   it('installs a snapshot: replaces log, KV state and applied index at once', async () => {
