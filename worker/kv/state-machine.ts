@@ -154,7 +154,9 @@ export class KvStateMachine {
       const revision = this.currentRevision + 1;
       const pairs = cmd.pairs;
       for (let i = 0; i < pairs.length; i++) {
-        const [key, value] = pairs[i]!;
+        const pair = pairs[i]!;
+        const key = pair[0];
+        const value = pair[1];
         const prev = this.records.get(key);
         if (prev === undefined) {
           this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
