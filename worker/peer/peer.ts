@@ -207,7 +207,10 @@ export class Peer {
     const start = restartFrom(loaded, opts.initialMembership);
     // A brand-new peer's membership must be durable before it can vote or be voted for,
     // or a restart would come back with a hard state and no idea who its peers are.
-    if (start.bootstrap !== null) await opts.storage.save({ compact: start.bootstrap });
+    if (start.bootstrap !== null) {
+      const { snapshot, hardState, kv } = start.bootstrap;
+      await opts.storage.save({ installSnapshot: { snapshot, kv }, hardState });
+    }
     const core = await createCore(raft, start.restart);
     const kv = new KvStateMachine(kvLimits, loaded.kv);
     const peer = new Peer(opts, core, kv, {

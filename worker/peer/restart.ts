@@ -1,14 +1,36 @@
 // From what storage handed back to what the core needs at start, checking what must hold.
 
-import type { Membership, RestartState, Snapshot } from '../raft/types.ts';
+import type { HardState, Membership, RestartState, Snapshot } from '../raft/types.ts';
+import type { KvState } from '../kv/types.ts';
+import { encodeState } from '../kv/codec.ts';
 import type { LoadedState } from './ports.ts';
 import { decodeConfChange } from '../raft/codec.ts';
 import { applyConfChange, cloneMembership } from '../raft/membership.ts';
 
+/**
+ * A brand-new cluster starts from a snapshot at index 1, term 1 holding the initial membership
+ * and an empty KV state — not at index 0. Every founding member holds that same snapshot, so
+ * they agree on "entry 1"; a peer that joins later with an empty log is then necessarily sent
+ * the snapshot (its log lacks index 1, which the leader no longer has) and so learns the
+ * founding membership. Bootstrapping at index 0 would leave a joiner believing the founders
+ * are not members (the index-0 base is assumed equal everywhere and never sent).
+ * The hard state starts at term 1 so that no leader ever shares the bootstrap entry's term.
+ */
+export const BOOTSTRAP_INDEX = 1;
+export const BOOTSTRAP_TERM = 1;
+
+const EMPTY_KV: KvState = { revision: 0, records: [], sessions: [] };
+
+export interface Bootstrap {
+  snapshot: Snapshot;
+  hardState: HardState;
+  kv: KvState;
+}
+
 export interface StartPlan {
   restart: RestartState;
-  /** For a brand-new peer with an initial membership: the index-0 snapshot to persist first. */
-  bootstrap: Snapshot | null;
+  /** For a brand-new peer with an initial membership: what to persist before anything else. */
+  bootstrap: Bootstrap | null;
   /** Term of the entry at the applied index, and the membership as of it. */
   appliedTerm: number;
   appliedMembership: Membership;
@@ -28,13 +50,20 @@ export function isFresh(loaded: LoadedState): boolean {
 
 export function restartFrom(loaded: LoadedState, initialMembership: Membership): StartPlan {
   let snapshot = loaded.snapshot;
-  let bootstrap: Snapshot | null = null;
+  let hardState = loaded.hardState;
+  let applied = loaded.applied;
+  let bootstrap: Bootstrap | null = null;
   if (isFresh(loaded) && initialMembership.voters.length + initialMembership.learners.length > 0) {
-    snapshot = { meta: { index: 0, term: 0, membership: cloneMembership(initialMembership) }, data: new Uint8Array(0) };
-    bootstrap = snapshot;
+    snapshot = {
+      meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: cloneMembership(initialMembership) },
+      data: encodeState(EMPTY_KV),
+    };
+    hardState = { term: BOOTSTRAP_TERM, vote: '', commit: BOOTSTRAP_INDEX };
+    applied = BOOTSTRAP_INDEX;
+    bootstrap = { snapshot, hardState, kv: EMPTY_KV };
   }
   const base = snapshot.meta.index;
-  const { entries, applied } = loaded;
+  const { entries } = loaded;
   // Storage must hand back a log that continues the snapshot without gaps, and an applied index
   // within what it holds; anything else is corruption the peer must not paper over.
   for (let i = 0; i < entries.length; i++) {
@@ -58,7 +87,7 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
     }
   }
   return {
-    restart: { hardState: loaded.hardState, snapshot, entries, applied },
+    restart: { hardState, snapshot, entries, applied },
     bootstrap,
     appliedTerm,
     appliedMembership,

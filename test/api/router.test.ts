@@ -1,0 +1,419 @@
+// The shared router against an in-process 3-peer cluster, with real Request/Response objects.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { createApiRouter } from '../../worker/api/router.ts';
+import type { ApiHost } from '../../worker/api/router.ts';
+import type { NodeId } from '../../worker/raft/types.ts';
+import { TestCluster, addressOf } from '../peer/cluster.ts';
+
+type Api = { fetch(request: Request): Promise<Response> };
+
+let cluster: TestCluster | null = null;
+afterEach(async () => {
+  await cluster?.closeAll();
+  cluster = null;
+});
+
+interface Env {
+  c: TestCluster;
+  api(id: NodeId): Api;
+  /** Send a request to a peer's router while ticking the cluster; checks the invariants every answer keeps. */
+  call(id: NodeId, path: string, init?: RequestInit): Promise<Response>;
+  leader: NodeId;
+  follower: NodeId;
+}
+
+async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean } = {}): Promise<Env> {
+  const c = await TestCluster.start(opts);
+  cluster = c;
+  const apis = new Map<NodeId, Api>();
+  const api = (id: NodeId): Api => {
+    let a = apis.get(id);
+    if (a === undefined) {
+      const host: ApiHost = {
+        peer: c.peer(id),
+        mode: opts.mode ?? 'redirect',
+        leaderUrl: (request, _leader, address) => {
+          const url = new URL(request.url);
+          return `${address}${url.pathname}${url.search}`;
+        },
+        forward: (request, leader) => api(leader).fetch(request),
+        log: (level, event, fields) => {
+          if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
+        },
+      };
+      a = createApiRouter(host);
+      apis.set(id, a);
+    }
+    return a;
+  };
+  const call = async (id: NodeId, path: string, init?: RequestInit): Promise<Response> => {
+    const response = await c.drive(api(id).fetch(new Request(`${addressOf(id)}${path}`, init)));
+    expect(response.headers.get('X-Metcd-Revision'), `X-Metcd-Revision on ${path}`).toMatch(/^\d+$/);
+    expect(response.status, `status of ${path}`).not.toBe(500);
+    if (response.status >= 400) {
+      const body = await response.clone().json();
+      expect(body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+    }
+    return response;
+  };
+  let leader = '';
+  let follower = '';
+  if (opts.elect !== false) {
+    leader = (await c.waitLeader()).id;
+    await c.tick(2); // followers learn who leads
+    follower = c.followers()[0]!;
+  }
+  return { c, api, call, leader, follower };
+}
+
+async function errorCode(response: Response): Promise<string> {
+  return ((await response.json()) as { error: { code: string } }).error.code;
+}
+
+/** Follow a 307 the way `curl -L` does: same method and body to Location. */
+async function follow(env: Env, response: Response, init?: RequestInit): Promise<Response> {
+  expect(response.status).toBe(307);
+  const location = new URL(response.headers.get('Location')!);
+  const id = location.hostname.replace(/\.test$/, '');
+  return env.call(id, `${location.pathname}${location.search}`, init);
+}
+
+describe('api: the seed flows', () => {
+  it('hraftd style: POST /key, GET /key/:key at each level, DELETE /key/:key', async () => {
+    const env = await setup();
+    const post = await env.call(env.leader, '/key', { method: 'POST', body: '{"foo": "bar"}' });
+    expect(post.status).toBe(200);
+    expect(await post.json()).toEqual({ revision: 1 });
+    expect(post.headers.get('X-Metcd-Revision')).toBe('1');
+
+    for (const level of ['', '?level=default', '?level=consistent', '?level=stale']) {
+      const get = await env.call(env.leader, `/key/foo${level}`);
+      expect(get.status).toBe(200);
+      expect(await get.text()).toBe('{"foo":"bar"}');
+      expect(get.headers.get('X-Metcd-Mod-Revision')).toBe('1');
+      expect(get.headers.get('X-Metcd-Version')).toBe('1');
+    }
+
+    const multi = await env.call(env.leader, '/key', { method: 'POST', body: '{"a":"1","b":"2"}' });
+    expect(await multi.json()).toEqual({ revision: 2 });
+
+    const del = await env.call(env.leader, '/key/foo', { method: 'DELETE' });
+    expect(del.status).toBe(200);
+    expect(await del.json()).toEqual({ deleted: 1, revision: 3 });
+    const gone = await env.call(env.leader, '/key/foo');
+    expect(gone.status).toBe(404);
+    expect(await errorCode(gone)).toBe('key_not_found');
+    expect(gone.headers.get('X-Metcd-Revision')).toBe('3');
+  });
+
+  it('metcd style: PUT /hello -d world, GET /hello → world, DELETE /hello', async () => {
+    const env = await setup();
+    const put = await env.call(env.leader, '/hello', { method: 'PUT', body: 'world' });
+    expect(put.status).toBe(204);
+    expect(put.headers.get('X-Metcd-Revision')).toBe('1');
+    const get = await env.call(env.leader, '/hello');
+    expect(get.status).toBe(200);
+    expect(get.headers.get('Content-Type')).toMatch(/^text\/plain/);
+    expect(await get.text()).toBe('world');
+    // Keys may hold slashes and percent-encoded characters; the same key is reachable via /key/.
+    await env.call(env.leader, '/dir/sub%20key', { method: 'PUT', body: 'nested' });
+    expect(await (await env.call(env.leader, '/key/dir%2Fsub%20key')).text()).toBe('{"dir/sub key":"nested"}');
+    expect(await (await env.call(env.leader, '/key/dir/sub%20key')).text()).toBe('{"dir/sub key":"nested"}');
+    // A key named like a reserved path is reached through /key/.
+    expect((await env.call(env.leader, '/key/status', { method: 'PUT', body: 's' })).status).toBe(204);
+    expect(await (await env.call(env.leader, '/key/status')).text()).toBe('{"status":"s"}');
+
+    expect((await env.call(env.leader, '/hello', { method: 'DELETE' })).status).toBe(204);
+    expect((await env.call(env.leader, '/hello')).status).toBe(404);
+  });
+
+  it('GET /key lists a sorted, bounded range', async () => {
+    const env = await setup();
+    await env.call(env.leader, '/key', { method: 'POST', body: '{"b/2":"x","a/1":"y","a/3":"z","10":"n","9":"m"}' });
+    const all = await env.call(env.leader, '/key');
+    expect(await all.text()).toBe('{"10":"n","9":"m","a/1":"y","a/3":"z","b/2":"x"}');
+    expect(all.headers.get('X-Metcd-More')).toBe('false');
+    const page = await env.call(env.leader, '/key?prefix=a/&limit=1');
+    expect(await page.text()).toBe('{"a/1":"y"}');
+    expect(page.headers.get('X-Metcd-More')).toBe('true');
+    const from = await env.call(env.leader, '/key?start=a/3&end=b&level=consistent');
+    expect(await from.text()).toBe('{"a/3":"z"}');
+  });
+});
+
+describe('api: followers, leaders and read levels', () => {
+  it('a follower answers writes and default/consistent reads with 307 to the leader; curl -L completes them', async () => {
+    const env = await setup();
+    const init = { method: 'POST', body: '{"foo":"bar"}' };
+    const redirect = await env.call(env.follower, '/key?peer=x', init);
+    expect(redirect.status).toBe(307);
+    expect(redirect.headers.get('X-Metcd-Leader')).toBe(env.leader);
+    expect(redirect.headers.get('Location')).toBe(`${addressOf(env.leader)}/key?peer=x`);
+    const done = await follow(env, redirect, init);
+    expect(done.status).toBe(200);
+
+    const put = { method: 'PUT', body: 'world' };
+    expect((await follow(env, await env.call(env.follower, '/hello', put), put)).status).toBe(204);
+
+    for (const path of ['/key/foo', '/key/foo?level=consistent', '/hello', '/key']) {
+      const r = await env.call(env.follower, path);
+      expect(r.status, path).toBe(307);
+      expect((await follow(env, r)).status).toBe(200);
+    }
+    for (const path of ['/members/p1', '/members/p1/promote', '/transfer-leader', '/join']) {
+      const method = path === '/members/p1' ? 'DELETE' : 'POST';
+      expect((await env.call(env.follower, path, { method, body: '{}' })).status, path).toBe(307);
+    }
+  });
+
+  it('stale reads are answered by any peer, with headers saying how far behind it may be', async () => {
+    const env = await setup();
+    await env.call(env.leader, '/hello', { method: 'PUT', body: 'world' });
+    await env.c.tick(3);
+    const r = await env.call(env.follower, '/hello?level=stale');
+    expect(r.status).toBe(200);
+    expect(await r.text()).toBe('world');
+    expect(r.headers.get('X-Metcd-Read-Level')).toBe('stale');
+    expect(r.headers.get('X-Metcd-Leader')).toBe(env.leader);
+    expect(r.headers.get('X-Metcd-Applied-Index')).toMatch(/^\d+$/);
+    expect(r.headers.get('X-Metcd-Commit-Index')).toMatch(/^\d+$/);
+    expect(Number(r.headers.get('X-Metcd-Last-Contact-Ms'))).toBeGreaterThanOrEqual(0);
+  });
+
+  it('proxy mode: a follower forwards to the leader and relays its answer', async () => {
+    const env = await setup({ mode: 'proxy' });
+    const post = await env.call(env.follower, '/key', { method: 'POST', body: '{"via":"proxy"}' });
+    expect(post.status).toBe(200);
+    const get = await env.call(env.follower, '/key/via?level=consistent');
+    expect(await get.text()).toBe('{"via":"proxy"}');
+    // A request that was already forwarded once is not forwarded again (no loops).
+    const looped = await env.call(env.follower, '/key/via', { headers: { 'X-Metcd-Forwarded': 'p9' } });
+    expect(looped.status).toBe(503);
+    expect(await errorCode(looped)).toBe('not_leader');
+  });
+
+  it('answers 503 with Retry-After when no leader is known', async () => {
+    const env = await setup({ elect: false });
+    const r = await env.c.drive(env.api('p1').fetch(new Request(`${addressOf('p1')}/hello`, { method: 'PUT', body: 'x' })), 0);
+    expect(r.status).toBe(503);
+    expect(r.headers.get('Retry-After')).toBe('1');
+    expect(await errorCode(r)).toBe('no_leader');
+    const health = await env.c.drive(env.api('p1').fetch(new Request(`${addressOf('p1')}/health`)), 0);
+    expect(health.status).toBe(503);
+    // Stale reads still work without a leader.
+    const stale = await env.c.drive(env.api('p1').fetch(new Request(`${addressOf('p1')}/hello?level=stale`)), 0);
+    expect(stale.status).toBe(404);
+  });
+});
+
+describe('api: conditional writes and idempotency', () => {
+  it('ifRevision compare-and-set answers 409 with the actual mod revision when it fails', async () => {
+    const env = await setup();
+    expect((await env.call(env.leader, '/k?ifRevision=0', { method: 'PUT', body: 'v1' })).status).toBe(204);
+    const conflict = await env.call(env.leader, '/k?ifRevision=0', { method: 'PUT', body: 'v2' });
+    expect(conflict.status).toBe(409);
+    expect(await errorCode(conflict)).toBe('compare_failed');
+    expect(conflict.headers.get('X-Metcd-Mod-Revision')).toBe('1');
+    expect((await env.call(env.leader, '/key?ifRevision=1', { method: 'POST', body: '{"k":"v2"}' })).status).toBe(200);
+    const del = await env.call(env.leader, '/key/k?ifRevision=1', { method: 'DELETE' });
+    expect(del.status).toBe(409);
+    expect((await env.call(env.leader, '/key/k?ifRevision=2', { method: 'DELETE' })).status).toBe(200);
+    const multi = await env.call(env.leader, '/key?ifRevision=0', { method: 'POST', body: '{"a":"1","b":"2"}' });
+    expect(multi.status).toBe(400);
+    const named = await env.call(env.leader, '/key?ifRevision=0&ifKey=a', { method: 'POST', body: '{"a":"1","b":"2"}' });
+    expect(named.status).toBe(200);
+  });
+
+  it('X-Metcd-Client + X-Metcd-Seq: a retry returns the first answer and is applied once', async () => {
+    const env = await setup();
+    const init = { method: 'POST', body: '{"n":"1"}', headers: { 'X-Metcd-Client': 'app-7', 'X-Metcd-Seq': '1' } };
+    const first = await env.call(env.leader, '/key', init);
+    const retry = await env.call(env.leader, '/key', init);
+    expect(await retry.json()).toEqual(await first.json());
+    expect(env.c.peer(env.leader).revision).toBe(1);
+    const next = await env.call(env.leader, '/key', { ...init, headers: { 'X-Metcd-Client': 'app-7', 'X-Metcd-Seq': '2' } });
+    expect(await next.json()).toEqual({ revision: 2 });
+    const old = await env.call(env.leader, '/key', init); // seq 1 again, after 2: the answer is gone
+    expect(old.status).toBe(409);
+    expect(await errorCode(old)).toBe('session_expired');
+  });
+});
+
+describe('api: bad input', () => {
+  const limits = { keyBytesMax: 16, valueBytesMax: 64, pairsPerCommandMax: 8, commandBytesMax: 512, sessionsMax: 100, sessionIdleEntriesMax: 10_000 };
+
+  it('answers 400 for malformed requests, naming the problem', async () => {
+    const env = await setup({ kvLimits: limits });
+    const cases: Array<[string, RequestInit | undefined]> = [
+      ['/key', { method: 'POST', body: '{"foo": ' }],
+      ['/key', { method: 'POST', body: '' }],
+      ['/key', { method: 'POST', body: '["foo","bar"]' }],
+      ['/key', { method: 'POST', body: 'null' }],
+      ['/key', { method: 'POST', body: '{}' }],
+      ['/key', { method: 'POST', body: '{"foo": 1}' }],
+      ['/key', { method: 'POST', body: '{"foo": null}' }],
+      ['/key', { method: 'POST', body: '{"foo": {"x":"y"}}' }],
+      ['/key', { method: 'POST', body: '{"": "v"}' }],
+      ['/key', { method: 'POST', body: new Uint8Array([0x7b, 0x22, 0xff, 0x22, 0x3a, 0x22, 0x22, 0x7d]) }],
+      ['/key?ifKey=a', { method: 'POST', body: '{"a":"1"}' }],
+      ['/key?ifRevision=-1', { method: 'POST', body: '{"a":"1"}' }],
+      ['/key?ifRevision=abc', { method: 'POST', body: '{"a":"1"}' }],
+      ['/', { method: 'PUT', body: 'v' }],
+      ['/', undefined],
+      ['/%E0%A4%A', undefined],
+      ['/key/foo?level=strong', undefined],
+      ['/key/foo?lvl=stale', undefined],
+      ['/key/foo?level=stale&level=default', undefined],
+      ['/foo?x=1', { method: 'PUT', body: 'v' }],
+      ['/key?limit=0', undefined],
+      ['/key?limit=100000', undefined],
+      ['/foo', { method: 'PUT', body: new Uint8Array([0xc3, 0x28]) }],
+      ['/foo', { method: 'PUT', body: 'v', headers: { 'X-Metcd-Client': 'c' } }],
+      ['/foo', { method: 'PUT', body: 'v', headers: { 'X-Metcd-Client': 'c', 'X-Metcd-Seq': '0' } }],
+      ['/foo', { method: 'PUT', body: 'v', headers: { 'X-Metcd-Client': 'c', 'X-Metcd-Seq': 'x' } }],
+      ['/join', { method: 'POST', body: '{"id":"p4"}' }], // no address and no host default
+      ['/join', { method: 'POST', body: '{"id":"bad id!","address":"http://x"}' }],
+      ['/join', { method: 'POST', body: '{"id":"p4","address":"http://x","learner":"yes"}' }],
+      ['/join', { method: 'POST', body: '{"id":"p4","address":"http://x","extra":1}' }],
+      ['/transfer-leader', { method: 'POST', body: '{}' }],
+      ['/members/bad%20id', { method: 'DELETE' }],
+      ['/status?verbose=1', undefined],
+    ];
+    for (const [path, init] of cases) {
+      const r = await env.call(env.leader, path, init);
+      expect(r.status, `${init?.method ?? 'GET'} ${path}`).toBe(400);
+      expect(await errorCode(r)).toBe('bad_request');
+    }
+    expect(env.c.peer(env.leader).revision).toBe(0);
+  });
+
+  it('answers 413 over the size limits, even for a body streamed without Content-Length', async () => {
+    const env = await setup({ kvLimits: limits });
+    const big = 'x'.repeat(65);
+    const cases: Array<[string, RequestInit | undefined]> = [
+      ['/k', { method: 'PUT', body: big }],
+      [`/${'k'.repeat(17)}`, { method: 'PUT', body: 'v' }],
+      [`/key/${'k'.repeat(17)}`, undefined],
+      ['/key', { method: 'POST', body: JSON.stringify({ k: big }) }],
+      ['/key', { method: 'POST', body: JSON.stringify({ ['k'.repeat(17)]: 'v' }) }],
+      ['/key', { method: 'POST', body: JSON.stringify(Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`k${i}`, 'v']))) }],
+      ['/key', { method: 'POST', body: 'x'.repeat(2000) }],
+    ];
+    for (const [path, init] of cases) {
+      const r = await env.call(env.leader, path, init);
+      expect(r.status, `${init?.method ?? 'GET'} ${path}`).toBe(413);
+      expect(await errorCode(r)).toBe('too_large');
+    }
+    // A streamed body: the limit is enforced while reading; the rest is never pulled.
+    let pulled = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled++;
+        if (pulled > 1000) controller.close();
+        else controller.enqueue(new Uint8Array(32).fill(0x61));
+      },
+    });
+    const r = await env.call(env.leader, '/k', { method: 'PUT', body: stream, duplex: 'half' } as RequestInit);
+    expect(r.status).toBe(413);
+    expect(pulled).toBeLessThan(10);
+    expect(env.c.peer(env.leader).revision).toBe(0);
+  });
+
+  it('answers 405 with Allow for a wrong method on a known path, 404 for unknown reserved paths', async () => {
+    const env = await setup();
+    const cases: Array<[string, string, string]> = [
+      ['PATCH', '/foo', 'GET, PUT, DELETE'],
+      ['POST', '/foo', 'GET, PUT, DELETE'],
+      ['PUT', '/key', 'GET, POST'],
+      ['DELETE', '/key', 'GET, POST'],
+      ['POST', '/key/foo', 'GET, PUT, DELETE'],
+      ['GET', '/join', 'POST'],
+      ['POST', '/members', 'GET'],
+      ['GET', '/members/p1', 'DELETE'],
+      ['GET', '/members/p1/promote', 'POST'],
+      ['GET', '/transfer-leader', 'POST'],
+      ['POST', '/status', 'GET'],
+      ['DELETE', '/health', 'GET'],
+    ];
+    for (const [method, path, allow] of cases) {
+      const r = await env.call(env.leader, path, { method, ...(method === 'GET' ? {} : { body: '' }) });
+      expect(r.status, `${method} ${path}`).toBe(405);
+      expect(r.headers.get('Allow')).toBe(allow);
+      expect(await errorCode(r)).toBe('method_not_allowed');
+    }
+    for (const path of ['/status/x', '/health/deep', '/raft/append', '/_metcd/anything', '/members/p1/demote', '/join/x']) {
+      const r = await env.call(env.leader, path);
+      expect(r.status, path).toBe(404);
+      expect(await errorCode(r)).toBe('not_found');
+    }
+  });
+});
+
+describe('api: membership, status, health', () => {
+  it('join as learner, promote, transfer leadership, remove; /members and /status reflect it', async () => {
+    const env = await setup();
+    await env.c.open('p4');
+    const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
+    expect(joined.status).toBe(200);
+    const joinedBody = (await joined.json()) as { members: Array<{ id: string; voter: boolean; address: string }> };
+    expect(joinedBody.members).toContainEqual(expect.objectContaining({ id: 'p4', voter: false, address: addressOf('p4') }));
+
+    const again = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
+    expect(again.status).toBe(409);
+    expect(await errorCode(again)).toBe('member_conflict');
+
+    const promoted = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
+    expect(promoted.status).toBe(200);
+    expect(((await promoted.json()) as { members: unknown[] }).members).toContainEqual(expect.objectContaining({ id: 'p4', voter: true }));
+
+    const missing = await env.call(env.leader, '/members/p9', { method: 'DELETE' });
+    expect(missing.status).toBe(404);
+    expect(await errorCode(missing)).toBe('member_not_found');
+
+    const p4 = env.c.peer('p4');
+    await env.c.until(() => p4.status().applied >= env.c.peer(env.leader).status().applied);
+    const transfer = await env.call(env.leader, '/transfer-leader', { method: 'POST', body: '{"id":"p4"}' });
+    expect(transfer.status).toBe(200);
+    expect(await transfer.json()).toEqual({ leader: 'p4' });
+    await env.c.until(() => env.c.leaderId() === 'p4', 50);
+
+    const removed = await env.call('p4', `/members/${env.leader}`, { method: 'DELETE' });
+    expect(removed.status).toBe(200);
+    expect(((await removed.json()) as { members: Array<{ id: string }> }).members.map((m) => m.id)).not.toContain(env.leader);
+
+    const members = await env.call('p4', '/members');
+    expect(await members.json()).toMatchObject({ leader: 'p4', members: expect.arrayContaining([expect.objectContaining({ id: 'p4', voter: true })]) });
+
+    const status = (await (await env.call('p4', '/status')).json()) as Record<string, unknown>;
+    expect(status).toMatchObject({ id: 'p4', role: 'leader', leader: 'p4', term: expect.any(Number) });
+    for (const field of ['commit', 'applied', 'lastIndex']) expect(status[field]).toEqual(expect.any(Number));
+    const health = await env.call('p4', '/health');
+    expect(health.status).toBe(200);
+  });
+
+  it('joins with the host-provided address when the body names none', async () => {
+    const env = await setup();
+    const c = env.c;
+    await c.open('p4');
+    const api = createApiRouter({
+      peer: c.peer(env.leader),
+      mode: 'redirect',
+      leaderUrl: () => 'unused',
+      memberAddress: (id) => `cluster/${id}`,
+    });
+    const r = await c.drive(api.fetch(new Request(`${addressOf(env.leader)}/join`, { method: 'POST', body: '{"id":"p4"}' })));
+    expect(r.status).toBe(200);
+    expect(c.peer(env.leader).membership().addresses['p4']).toBe('cluster/p4');
+  });
+
+  it('/health answers 503 on a follower cut off from the leader', async () => {
+    const env = await setup();
+    expect((await env.call(env.follower, '/health')).status).toBe(200);
+    env.c.isolated.add(env.follower);
+    await env.c.tick(25);
+    const r = await env.call(env.follower, '/health');
+    expect(r.status).toBe(503);
+    expect(r.headers.get('Retry-After')).toBe('1');
+  });
+});

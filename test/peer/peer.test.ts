@@ -1,0 +1,291 @@
+// The peer loop against an in-process 3-peer cluster (memory storage, in-memory transport
+// through the wire codec, fake time driven by the test).
+
+import { afterEach, describe, expect, it } from 'vitest';
+import type { KvCommand } from '../../worker/kv/types.ts';
+import type { Peer } from '../../worker/peer/peer.ts';
+import { TestCluster, addressOf } from './cluster.ts';
+
+const put = (key: string, value: string, stamp?: { client: string; seq: number }): KvCommand =>
+  stamp === undefined ? { op: 'put', pairs: [[key, value]] } : { op: 'put', pairs: [[key, value]], stamp };
+
+const staleValue = async (p: Peer, key: string): Promise<string | undefined> =>
+  (await p.read('stale', (kv) => kv.get(key)?.value)).value;
+
+let cluster: TestCluster | null = null;
+async function start(opts: Parameters<typeof TestCluster.start>[0] = {}): Promise<TestCluster> {
+  cluster = await TestCluster.start(opts);
+  return cluster;
+}
+afterEach(async () => {
+  await cluster?.closeAll();
+  cluster = null;
+});
+
+/** Every live peer has applied at least `index`. */
+const allApplied = (c: TestCluster, index: number) => () => [...c.peers.values()].every((p) => p.status().applied >= index);
+
+describe('peer: replication and routing', () => {
+  it('elects one leader, commits a write on every peer, and a follower answers not-leader with the address', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const out = await c.drive(leader.write(put('a', '1')));
+    expect(out.result).toEqual({ ok: true, op: 'put', revision: 1 });
+    await c.until(allApplied(c, out.index));
+    for (const p of c.peers.values()) expect(await staleValue(p, 'a')).toBe('1');
+
+    const follower = c.peer(c.followers()[0]!);
+    await expect(follower.write(put('b', '2'))).rejects.toMatchObject({
+      code: 'not-leader',
+      leader: leader.id,
+      leaderAddress: addressOf(leader.id),
+    });
+    expect(follower.leaderInfo()).toEqual({ id: leader.id, address: addressOf(leader.id), self: false });
+  });
+
+  it('concurrent writes share saves (group commit) and every one is acknowledged', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.tick(2);
+    const disk = c.disks.get(leader.id)!;
+    const before = disk.saves.length;
+    const writes = Array.from({ length: 10 }, (_, i) => leader.write(put(`k${i}`, `v${i}`)));
+    const outs = await c.drive(Promise.all(writes));
+    expect(outs.map((o) => o.result.ok)).toEqual(Array(10).fill(true));
+    const entrySaves = disk.saves.slice(before).filter((b) => (b.entries?.length ?? 0) > 0);
+    expect(entrySaves.length).toBeLessThan(10);
+    expect(Math.max(...entrySaves.map((b) => b.entries!.length))).toBeGreaterThan(1);
+    // One revision per write, in log order.
+    expect(outs.map((o) => o.result.revision)).toEqual([...Array(10).keys()].map((i) => i + 1));
+  });
+
+  it('does not acknowledge a write while the followers have not persisted it (persist before speak)', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.tick(2);
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    for (const id of c.followers()) c.storages.get(id)!.gate = gate;
+    let done = false;
+    const write = leader.write(put('x', 'y')).finally(() => (done = true));
+    try {
+      await c.tick(5);
+      expect(done).toBe(false);
+    } finally {
+      for (const id of c.followers()) c.storages.get(id)!.gate = null;
+      release();
+    }
+    const out = await c.drive(write);
+    expect(out.result.ok).toBe(true);
+  });
+});
+
+describe('peer: read levels', () => {
+  it('serves default and consistent on the leader, stale anywhere, and redirects default/consistent on a follower', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const out = await c.drive(leader.write(put('k', 'old')));
+    await c.until(allApplied(c, out.index));
+
+    const follower = c.peer(c.followers()[0]!);
+    c.isolated.add(follower.id);
+    await c.drive(leader.write(put('k', 'new')));
+
+    expect((await c.drive(leader.read('default', (kv) => kv.get('k')?.value))).value).toBe('new');
+    const consistent = await c.drive(leader.read('consistent', (kv) => kv.get('k')?.value));
+    expect(consistent.value).toBe('new');
+    expect(consistent.revision).toBe(2);
+
+    // The isolated follower still answers stale reads, from what it has: the old value.
+    expect(await staleValue(follower, 'k')).toBe('old');
+    expect(follower.staleness()).toMatchObject({ leader: leader.id, applied: out.index });
+    await expect(follower.read('default', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'not-leader', leader: leader.id });
+    await expect(follower.read('consistent', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'not-leader' });
+
+    c.isolated.delete(follower.id);
+    await c.until(() => follower.status().applied === leader.status().applied);
+    expect(await staleValue(follower, 'k')).toBe('new');
+  });
+
+  it('a leader cut off from its quorum stops serving default and consistent reads', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('k', 'v')));
+    c.isolated.add(leader.id);
+    const read = leader.read('consistent', (kv) => kv.get('k')?.value);
+    await expect(c.drive(read)).rejects.toMatchObject({ code: expect.stringMatching(/^(not-leader|no-leader|timeout)$/) });
+    // CheckQuorum: it steps down within an election timeout or two, after which default reads are refused too.
+    await c.until(() => !leader.isLeader(), 60, 'the cut-off leader stepping down');
+    await expect(leader.read('default', (kv) => kv.get('k'))).rejects.toMatchObject({ code: expect.stringMatching(/leader/) });
+  });
+});
+
+describe('peer: exactly-once and limits', () => {
+  it('applies an idempotent retry once and answers it with the first answer', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const stamp = { client: 'client-1', seq: 7 };
+    const first = await c.drive(leader.write(put('counter', '1', stamp)));
+    const retry = await c.drive(leader.write(put('counter', '1', stamp)));
+    expect(retry.result).toEqual(first.result);
+    expect(retry.index).toBeGreaterThan(first.index); // Raft committed it twice…
+    expect(leader.revision).toBe(1); // …the state machine applied it once.
+    const older = await c.drive(leader.write(put('counter', '0', { client: 'client-1', seq: 6 })));
+    expect(older.result).toMatchObject({ ok: false, code: 'session-expired' });
+  });
+
+  it('refuses bad commands before they reach the log', async () => {
+    const c = await start({ kvLimits: { keyBytesMax: 8, valueBytesMax: 16, pairsPerCommandMax: 4, commandBytesMax: 256, sessionsMax: 10, sessionIdleEntriesMax: 1000 } });
+    const leader = await c.waitLeader();
+    const lastIndex = leader.status().lastIndex;
+    await expect(leader.write(put('', 'v'))).rejects.toMatchObject({ code: 'invalid' });
+    await expect(leader.write(put('much-too-long-key', 'v'))).rejects.toMatchObject({ code: 'too-large' });
+    await expect(leader.write(put('k', 'x'.repeat(17)))).rejects.toMatchObject({ code: 'too-large' });
+    expect(leader.status().lastIndex).toBe(lastIndex);
+  });
+
+  it('bounds the proposals waiting for apply', async () => {
+    const c = await start({ limits: { pendingProposalsMax: 2 } });
+    const leader = await c.waitLeader();
+    const a = leader.write(put('a', '1'));
+    const b = leader.write(put('b', '2'));
+    await expect(leader.write(put('c', '3'))).rejects.toMatchObject({ code: 'too-many-pending' });
+    const outs = await c.drive(Promise.all([a, b]));
+    expect(outs.every((o) => o.result.ok)).toBe(true);
+    expect((await c.drive(leader.write(put('c', '3')))).result.ok).toBe(true);
+  });
+
+  it('fails a write that cannot commit: the cut-off leader loses leadership or times out', async () => {
+    const c = await start({ limits: { requestTimeoutTicks: 40 } });
+    const leader = await c.waitLeader();
+    c.isolated.add(leader.id);
+    await expect(c.drive(leader.write(put('lost', '?')))).rejects.toMatchObject({
+      code: expect.stringMatching(/^(leadership-lost|timeout)$/),
+    });
+  });
+
+  it('stops serving after a storage failure instead of running on with unsaved state', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    c.storages.get(leader.id)!.failWith = new Error('disk full');
+    await expect(c.drive(leader.write(put('a', '1')))).rejects.toMatchObject({ code: 'failed' });
+    expect(leader.health()).toMatchObject({ ok: false });
+    expect(leader.status().failure).toBe('disk full');
+    await expect(leader.read('stale', (kv) => kv.size)).rejects.toMatchObject({ code: 'failed' });
+    c.peers.delete(leader.id); // its storage is broken; do not close it in afterEach
+  });
+});
+
+describe('peer: crashes, restarts, snapshots', () => {
+  it('a leader crash elects a new leader and loses no acknowledged write; the old leader catches up on restart', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const acked: string[] = [];
+    for (let round = 0; round < 4; round++) {
+      const keys = Array.from({ length: 5 }, (_, i) => `k${round}-${i}`);
+      await c.drive(Promise.all(keys.map((k) => leader.write(put(k, `v-${k}`)))));
+      acked.push(...keys);
+    }
+    // Writes in flight when it dies may or may not survive; acknowledged ones must.
+    void leader.write(put('in-flight', 'maybe')).catch(() => {});
+    c.crash(leader.id);
+    const next = await c.waitLeader();
+    expect(next.id).not.toBe(leader.id);
+    for (const key of acked) {
+      const r = await c.drive(next.read('consistent', (kv) => kv.get(key)?.value));
+      expect(r.value).toBe(`v-${key}`);
+    }
+    const after = await c.drive(next.write(put('after', 'crash')));
+    const back = await c.open(leader.id);
+    await c.until(() => back.status().applied >= after.index);
+    expect(await staleValue(back, 'after')).toBe('crash');
+    for (const key of acked) expect(await staleValue(back, key)).toBe(`v-${key}`);
+  });
+
+  it('restarting every peer from storage resumes with the same state and applies nothing twice', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const stamp = { client: 'c', seq: 1 };
+    await c.drive(leader.write(put('a', '1', stamp)));
+    const out = await c.drive(leader.write(put('b', '2')));
+    await c.until(allApplied(c, out.index));
+    await c.tick(2);
+    const revisions = [...c.peers.values()].map((p) => p.revision);
+    await c.closeAll();
+    for (const id of ['p1', 'p2', 'p3']) await c.open(id);
+    for (const p of c.peers.values()) {
+      expect(p.revision).toBe(revisions[0]);
+      expect(await staleValue(p, 'a')).toBe('1');
+    }
+    const again = await c.waitLeader();
+    // The session survived the restart: the retry still gets the first answer, applied once.
+    const retry = await c.drive(again.write(put('a', '1', stamp)));
+    expect(retry.result).toEqual({ ok: true, op: 'put', revision: 1 });
+    expect(again.revision).toBe(2);
+  });
+
+  it('a fresh peer that restarts before any election keeps its initial membership', async () => {
+    const c = await start();
+    await c.closeAll();
+    for (const id of ['p1', 'p2', 'p3']) await c.open(id); // no membership given: must come from disk
+    const leader = await c.waitLeader();
+    expect(leader.membership().voters.sort()).toEqual(['p1', 'p2', 'p3']);
+  });
+
+  it('a lagging follower catches up by snapshot after the leader compacted its log', async () => {
+    const c = await start({ limits: { snapshotEveryEntries: 10 } });
+    const leader = await c.waitLeader();
+    const lagging = c.followers()[0]!;
+    c.isolated.add(lagging);
+    for (let i = 0; i < 6; i++) {
+      await c.drive(Promise.all(Array.from({ length: 8 }, (_, j) => leader.write(put(`s${i}-${j}`, `${i * 8 + j}`)))));
+    }
+    expect(leader.status().snapshotIndex).toBeGreaterThan(0);
+    expect(c.disks.get(leader.id)!.snapshot.meta.index).toBeGreaterThan(0);
+    const target = leader.status().applied;
+    c.isolated.delete(lagging);
+    const follower = c.peer(lagging);
+    await c.until(() => follower.status().applied >= target, 300, 'snapshot catch-up');
+    expect(c.delivered.get('snapshot') ?? 0).toBeGreaterThan(0);
+    expect(await staleValue(follower, 's5-7')).toBe('47');
+    expect(follower.revision).toBe(leader.revision);
+    // What it installed is durable: a restart comes back with it.
+    await c.stop(lagging);
+    const reopened = await c.open(lagging);
+    expect(await staleValue(reopened, 's0-0')).toBe('0');
+  });
+});
+
+describe('peer: membership and leadership transfer', () => {
+  it('joins a learner, promotes it, transfers leadership to it, and removes an old member', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('before', 'join')));
+    const p4 = await c.open('p4'); // fresh, empty membership: waits to be added
+
+    const withLearner = await c.drive(leader.addMember('p4', addressOf('p4'), true));
+    expect(withLearner.learners).toEqual(['p4']);
+    expect(withLearner.addresses['p4']).toBe(addressOf('p4'));
+    await c.until(() => p4.status().applied >= leader.status().applied, 200, 'learner catch-up');
+    expect(await staleValue(p4, 'before')).toBe('join');
+
+    const promoted = await c.drive(leader.promoteMember('p4'));
+    expect(promoted.voters).toContain('p4');
+    expect(promoted.learners).toEqual([]);
+
+    await expect(leader.addMember('p4', addressOf('p4'), false)).rejects.toMatchObject({ code: 'member-conflict' });
+    await expect(leader.removeMember('nobody')).rejects.toMatchObject({ code: 'member-not-found' });
+    await expect(leader.transferLeader('nobody')).rejects.toMatchObject({ code: 'member-not-found' });
+
+    await c.until(() => p4.status().applied >= leader.status().applied);
+    expect(await c.drive(leader.transferLeader('p4'))).toBe('p4');
+    await c.until(() => c.leaderId() === 'p4', 50, 'p4 leading');
+
+    const removed = await c.drive(p4.removeMember(leader.id));
+    expect(removed.voters.sort()).toEqual(['p2', 'p3', 'p4', 'p1'].filter((id) => id !== leader.id).sort());
+    await c.stop(leader.id);
+    const out = await c.drive(p4.write(put('after', 'remove')));
+    expect(out.result.ok).toBe(true);
+    expect(c.peer('p4').membership().voters).not.toContain(leader.id);
+  });
+});
