@@ -12,6 +12,7 @@ import type {
   RestartState,
   Status,
 } from '../raft/types.ts';
+import { RawNode } from '../raft/rawnode.ts';
 
 export interface RaftCore {
   tick(): void;
@@ -30,11 +31,6 @@ export interface RaftCore {
   membership(): Membership;
 }
 
-// TEMPORARY until worker/raft/rawnode.ts is committed: loaded by a computed specifier so this
-// layer typechecks without it. Becomes a static `new RawNode(config, restart)`.
-const RAWNODE_MODULE = '../raft/rawnode.ts';
-
-export async function createCore(config: RaftConfig, restart: RestartState): Promise<RaftCore> {
-  const mod = (await import(RAWNODE_MODULE)) as { RawNode: new (c: RaftConfig, r: RestartState) => RaftCore };
-  return new mod.RawNode(config, restart);
+export function createCore(config: RaftConfig, restart: RestartState): RaftCore {
+  return new RawNode(config, restart);
 }

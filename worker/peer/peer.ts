@@ -211,7 +211,7 @@ export class Peer {
       const { snapshot, hardState, kv } = start.bootstrap;
       await opts.storage.save({ installSnapshot: { snapshot, kv }, hardState });
     }
-    const core = await createCore(raft, start.restart);
+    const core = createCore(raft, start.restart);
     const kv = new KvStateMachine(kvLimits, loaded.kv);
     const peer = new Peer(opts, core, kv, {
       applied: start.restart.applied,
