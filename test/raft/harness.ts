@@ -80,6 +80,23 @@ export class TestNode {
     });
   }
 
+  /**
+   * Replace the durable state with a log of the given terms (entry i+1 has terms[i]) and
+   * restart: how the paper's figures set up nodes with divergent logs.
+   */
+  setLog(terms: number[], hardTerm = Math.max(0, ...terms), commit = 0): void {
+    this.stored.entries = terms.map((term, i) => ({ term, index: i + 1, type: 'normal' as const, data: bytes(`${term}@${i + 1}`) }));
+    this.stored.hardState = { term: hardTerm, vote: '', commit };
+    this.stored.applied = 0;
+    this.stored.state = [];
+    this.restart();
+  }
+
+  /** Terms of the entries in the node's persisted log. */
+  logTerms(): number[] {
+    return this.stored.entries.map((e) => e.term);
+  }
+
   /** Crash and restart from what was persisted. */
   restart(): void {
     this.node = this.boot();

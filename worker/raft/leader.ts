@@ -132,6 +132,7 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
   const prevTerm = log.term(prevIndex);
   if (prevTerm === undefined) {
     // What it needs next was compacted away: only a snapshot can catch it up.
+    invariant(r.latestSnapshot.meta.index === log.snapshotIndex, 'the latest snapshot is the log base');
     pr.becomeSnapshot(r.latestSnapshot, r.ticks);
     sendSnapshotChunk(r, to, pr);
     return true;
