@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
-import { TICK_MS } from '../../worker/peer/options.ts';
+import { DEFAULT_PEER_LIMITS, TICK_MS } from '../../worker/peer/options.ts';
 
 describe('edge config', () => {
   it('defaults to a 3-peer cluster named metcd that redirects', () => {
@@ -12,6 +12,7 @@ describe('edge config', () => {
       mode: 'redirect',
       locationHints: {},
       tickMs: TICK_MS,
+      snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
     });
   });
 
@@ -22,12 +23,14 @@ describe('edge config', () => {
       FORWARD_MODE: 'proxy',
       LOCATION_HINTS: 'p1=wnam, p2=weur,p3=apac',
       TICK_MS: '50',
+      SNAPSHOT_EVERY_ENTRIES: '20',
     });
     expect(config.cluster).toBe('prod-1');
     expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
     expect(config.mode).toBe('proxy');
     expect(config.locationHints).toEqual({ p1: 'wnam', p2: 'weur', p3: 'apac' });
     expect(config.tickMs).toBe(50);
+    expect(config.snapshotEveryEntries).toBe(20);
   });
 
   it.each([
@@ -39,6 +42,7 @@ describe('edge config', () => {
     [{ LOCATION_HINTS: 'p1=mars' }, /LOCATION_HINTS p1=mars/],
     [{ LOCATION_HINTS: 'p1' }, /LOCATION_HINTS/],
     [{ TICK_MS: '1' }, /TICK_MS/],
+    [{ SNAPSHOT_EVERY_ENTRIES: '0' }, /SNAPSHOT_EVERY_ENTRIES/],
     [{ CLUSTER_NAME: { nested: true } }, /CLUSTER_NAME/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => readConfig(env)).toThrow(ConfigError);

@@ -3,7 +3,7 @@
 // front door rather than a cluster that half works.
 
 import type { Membership, NodeId } from '../raft/types.ts';
-import { TICK_MS } from '../peer/options.ts';
+import { DEFAULT_PEER_LIMITS, TICK_MS } from '../peer/options.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
 
@@ -18,6 +18,8 @@ export interface EdgeConfig {
   locationHints: Record<NodeId, LocationHint>;
   /** How often a peer ticks while awake. */
   tickMs: number;
+  /** Applied entries between snapshots (log compaction). */
+  snapshotEveryEntries: number;
 }
 
 /** Cloudflare's Durable Object location hints. */
@@ -28,12 +30,15 @@ export const CLUSTER_SIZE_MAX = 9;
 /** Ticks faster than this would let timers, not Raft, dominate a peer's CPU. */
 export const TICK_MS_MIN = 10;
 export const TICK_MS_MAX = 10_000;
+export const SNAPSHOT_EVERY_ENTRIES_MAX = 10_000_000;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+/** The API's member id rule (worker/api/params.ts memberId): what /join accepts. */
+const PEER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** Peer ids on the edge are also URL parameters and object names: keep them plain. */
 export function isPeerId(id: string): boolean {
-  return NAME_PATTERN.test(id);
+  return PEER_ID_PATTERN.test(id);
 }
 
 export class ConfigError extends Error {
@@ -60,6 +65,9 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     mode,
     locationHints: parseLocationHints(text(env, 'LOCATION_HINTS') ?? ''),
     tickMs: integer(env, 'TICK_MS', TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
+    snapshotEveryEntries: integer(
+      env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX,
+    ),
   };
 }
 

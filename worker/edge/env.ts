@@ -13,6 +13,7 @@ export interface Env {
   FORWARD_MODE?: string;
   LOCATION_HINTS?: string;
   TICK_MS?: string | number;
+  SNAPSHOT_EVERY_ENTRIES?: string | number;
   /** "1": check every outgoing Raft message against storage (persist-check.ts). Tests only. */
   CHECK_PERSIST?: string;
 }

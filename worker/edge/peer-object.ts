@@ -5,7 +5,7 @@
 //                    requests here; it is the only thing the Worker ever calls.
 //   deliver(batch)   Raft messages from sibling peers (RpcTransport). An RPC method: callable
 //                    only by code holding the PEERS binding, never routed from the internet.
-//   inspect(), abort()  operator and test tools, RPC only as well.
+//   inspect(), abort(), isolate()  operator, drill and test tools, RPC only as well.
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
 // (or on the first message of a peer that is joining). While the object is awake a timer ticks
@@ -58,6 +58,9 @@ export interface PeerInspection {
   persistCheck: PersistCheckReport | null;
   badBatches: number;
   misaddressed: number;
+  isolated: boolean;
+  /** Messages dropped in or out while isolated. */
+  isolatedDrops: number;
 }
 
 export class PeerObject extends DurableObject<Env> {
@@ -68,6 +71,8 @@ export class PeerObject extends DurableObject<Env> {
   private alarmArmed = false;
   private badBatches = 0;
   private misaddressed = 0;
+  private isolated = false;
+  private isolatedDrops = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -108,6 +113,10 @@ export class PeerObject extends DurableObject<Env> {
     }
     // A message from the cluster opens even a peer with no state: it is being added by /join.
     const hosted = await this.open();
+    if (this.isolated) {
+      this.isolatedDrops++;
+      return;
+    }
     let msgs: Message[];
     try {
       msgs = decodeMessages(batch);
@@ -131,6 +140,8 @@ export class PeerObject extends DurableObject<Env> {
       persistCheck: h?.check?.snapshot() ?? null,
       badBatches: this.badBatches,
       misaddressed: this.misaddressed,
+      isolated: this.isolated,
+      isolatedDrops: this.isolatedDrops,
     };
     return JSON.stringify(inspection);
   }
@@ -139,6 +150,12 @@ export class PeerObject extends DurableObject<Env> {
    *  or request) brings it back from storage. Deferred by a turn so the caller gets an answer. */
   abort(reason = 'aborted by operator'): void {
     setTimeout(() => this.ctx.abort(reason), 0);
+  }
+
+  /** Fault drill: while isolated, this peer neither receives nor sends Raft messages, as if
+   *  partitioned from the others (it keeps serving its own view). Memory only: abort ends it. */
+  isolate(on: boolean): void {
+    this.isolated = on;
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -223,8 +240,12 @@ export class PeerObject extends DurableObject<Env> {
     const check = this.env.CHECK_PERSIST === '1' ? new PersistCheck(this.ctx.storage.sql) : null;
     const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to));
     const transport: PeerTransport = {
-      send(messages) {
+      send: (messages) => {
         check?.check(messages);
+        if (this.isolated) {
+          this.isolatedDrops += messages.length;
+          return;
+        }
         rpc.send(messages);
       },
     };
@@ -236,6 +257,7 @@ export class PeerObject extends DurableObject<Env> {
       clock: { nowMs: () => Date.now() },
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: initialMembership(this.config, name.id),
+      limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
       log,
     });
     const api = createApiRouter({

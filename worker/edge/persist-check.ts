@@ -1,7 +1,8 @@
 // Persist before you speak, checked where a peer speaks. When enabled (CHECK_PERSIST var; the
 // edge tests turn it on), every outgoing message is compared with what this peer's SQLite holds
 // at the moment it is handed to the transport:
-//   - any message: its term is durable (hard_state.term >= message term);
+//   - any message but a pre-vote round: its term is durable (hard_state.term >= message term);
+//     pre-votes carry the term a campaign WOULD use, which by design is never persisted;
 //   - a granted vote: the vote itself is durable (term and voted-for candidate);
 //   - a campaign (vote request): the candidate's own vote for itself is durable;
 //   - an accepted append: the entries it acknowledges are in the stored log (or a snapshot).
@@ -38,7 +39,8 @@ export class PersistCheck {
     let lastIndex: number | null = null;
     for (const m of messages) {
       this.report.checked++;
-      if (m.term > term) this.violation(m, `term ${m.term} sent while ${term} is durable`);
+      const preVote = m.type === 'preVote' || m.type === 'preVoteResp';
+      if (!preVote && m.term > term) this.violation(m, `term ${m.term} sent while ${term} is durable`);
       if (m.type === 'voteResp' && m.reject !== true && (term !== m.term || vote !== m.to)) {
         this.violation(m, `vote for ${m.to} in term ${m.term} sent while durable vote is ${JSON.stringify(vote)} in ${term}`);
       }

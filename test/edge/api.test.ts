@@ -1,0 +1,267 @@
+// The edge runtime as a client meets it: a 3-peer cluster of Durable Objects behind the Worker,
+// in real workerd. The seeds' curl flows, redirects to the leader, read levels, idempotent
+// retries, bad input on every route, and the peers' Raft endpoints out of the public's reach.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeMessages } from '../../worker/raft/codec.ts';
+import { startCluster, waitFor } from './harness.ts';
+import type { EdgeCluster } from './harness.ts';
+
+let c: EdgeCluster;
+let leader: string;
+let follower: string;
+
+beforeAll(async () => {
+  c = await startCluster();
+  // No setup call: the first request bootstraps the default cluster.
+  const first = await c.follow('/hello', { method: 'PUT', body: 'world' });
+  expect(first.status).toBe(204);
+  leader = await c.leader();
+  follower = ['p1', 'p2', 'p3'].find((id) => id !== leader)!;
+});
+
+afterAll(async () => {
+  await c?.close();
+});
+
+async function errorOf(res: Response): Promise<{ code: string; message: string }> {
+  expect(res.headers.get('Content-Type')).toMatch(/application\/json/);
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  expect(typeof body.error.code).toBe('string');
+  expect(typeof body.error.message).toBe('string');
+  return body.error;
+}
+
+describe('seed flows', () => {
+  it('metcd style (seed lecture 18): PUT /hello -d world, then GET /hello prints world', async () => {
+    const put = await c.follow('/hello', { method: 'PUT', body: 'world' });
+    expect(put.status).toBe(204);
+    const get = await c.follow('/hello');
+    expect(get.status).toBe(200);
+    expect(await get.text()).toBe('world');
+    expect(Number(get.headers.get('X-Metcd-Revision'))).toBeGreaterThan(0);
+    const del = await c.follow('/hello', { method: 'DELETE' });
+    expect(del.status).toBe(204);
+    expect((await c.follow('/hello')).status).toBe(404);
+  });
+
+  it('hraftd style (seed lecture 19): POST /key, GET /key/foo at every level, DELETE /key/foo', async () => {
+    const post = await c.follow('/key', { method: 'POST', body: '{"foo": "bar"}' });
+    expect(post.status).toBe(200);
+    const { revision } = (await post.json()) as { revision: number };
+    expect(revision).toBeGreaterThan(0);
+    for (const level of ['default', 'consistent', 'stale']) {
+      // A stale read may be served by a follower that has not applied the write yet.
+      await waitFor(`foo=bar at level ${level}`, async () => {
+        const get = await c.follow(`/key/foo?level=${level}`);
+        return get.status === 200 && (await get.text()) === '{"foo":"bar"}';
+      });
+    }
+    const del = await c.follow('/key/foo', { method: 'DELETE' });
+    expect(del.status).toBe(200);
+    const gone = await c.follow('/key/foo?level=consistent');
+    expect(gone.status).toBe(404);
+    expect((await errorOf(gone)).code).toBe('key_not_found');
+  });
+
+  it('POST /key writes several pairs in one revision', async () => {
+    const post = await c.follow('/key', { method: 'POST', body: '{"a":"1","b":"2"}' });
+    const { revision } = (await post.json()) as { revision: number };
+    for (const key of ['a', 'b']) {
+      const get = await c.follow(`/key/${key}`);
+      expect(get.headers.get('X-Metcd-Mod-Revision')).toBe(String(revision));
+    }
+  });
+});
+
+describe('redirects to the leader (seed method 1)', () => {
+  it('a write on a follower answers 307 naming the leader; following it writes', async () => {
+    const res = await c.request(`/redirected?peer=${follower}`, { method: 'PUT', body: 'v' });
+    expect(res.status).toBe(307);
+    expect(res.headers.get('X-Metcd-Leader')).toBe(leader);
+    const location = new URL(res.headers.get('Location')!);
+    expect(location.pathname).toBe('/redirected');
+    expect(location.searchParams.get('peer')).toBe(leader);
+    expect((await errorOf(res)).code).toBe('not_leader');
+    const followed = await c.request(location.pathname + location.search, { method: 'PUT', body: 'v' });
+    expect(followed.status).toBe(204);
+    expect(await (await c.follow('/redirected?level=consistent')).text()).toBe('v');
+  });
+
+  it('default and consistent reads on a follower redirect the same way; the query survives', async () => {
+    for (const level of ['default', 'consistent']) {
+      const res = await c.request(`/key/a?level=${level}&peer=${follower}`);
+      expect(res.status).toBe(307);
+      const location = new URL(res.headers.get('Location')!);
+      expect(location.searchParams.get('level')).toBe(level);
+      expect(location.searchParams.get('peer')).toBe(leader);
+    }
+  });
+
+  it('a stale read is answered by the follower itself, saying how far behind it may be', async () => {
+    await c.follow('/stale-key', { method: 'PUT', body: 'fresh' });
+    await waitFor('the follower to apply the write', async () => {
+      const res = await c.request(`/stale-key?level=stale&peer=${follower}`);
+      return res.status === 200 && (await res.text()) === 'fresh';
+    });
+    const res = await c.request(`/stale-key?level=stale&peer=${follower}`);
+    expect(res.headers.get('X-Metcd-Read-Level')).toBe('stale');
+    expect(res.headers.get('X-Metcd-Leader')).toBe(leader);
+    expect(Number(res.headers.get('X-Metcd-Applied-Index'))).toBeGreaterThan(0);
+    expect(res.headers.get('X-Metcd-Last-Contact-Ms')).toMatch(/^\d+$/);
+  });
+
+  it('without ?peer the front door goes to the leader it learned of, so writes need no redirect', async () => {
+    const res = await c.request('/direct', { method: 'PUT', body: 'x' });
+    expect(res.status).toBe(204);
+  });
+});
+
+describe('reads and retries', () => {
+  it('a consistent read on the leader sees every acknowledged write', async () => {
+    for (let i = 0; i < 5; i++) {
+      await c.follow('/counter', { method: 'PUT', body: String(i) });
+      const get = await c.follow('/counter?level=consistent');
+      expect(await get.text()).toBe(String(i));
+    }
+  });
+
+  it('a retried write with the same client and sequence is applied once and answers the same', async () => {
+    const headers = { 'X-Metcd-Client': 'edge-test-client', 'X-Metcd-Seq': '1' };
+    const first = await c.follow('/once', { method: 'PUT', body: 'first', headers });
+    expect(first.status).toBe(204);
+    const revision = first.headers.get('X-Metcd-Revision');
+    await c.follow('/other', { method: 'PUT', body: 'moves the revision on' });
+    const retry = await c.follow('/once', { method: 'PUT', body: 'first', headers });
+    expect(retry.status).toBe(204);
+    expect(retry.headers.get('X-Metcd-Revision')).toBe(revision);
+    const get = await c.follow('/once?level=consistent');
+    expect(get.headers.get('X-Metcd-Version')).toBe('1');
+    expect(get.headers.get('X-Metcd-Mod-Revision')).toBe(revision);
+  });
+
+  it('every answer carries the revision it reflects', async () => {
+    for (const path of ['/counter', '/status', '/members', '/health', '/missing-key', `/key/a?peer=${follower}`]) {
+      const res = await c.request(path);
+      expect(res.headers.get('X-Metcd-Revision'), path).toMatch(/^\d+$/);
+    }
+  });
+});
+
+describe('status, health, members', () => {
+  it('/status shows the peer, its role, term, leader, indexes and members with match index', async () => {
+    const s = await c.status(leader);
+    expect(s).toMatchObject({ id: leader, role: 'leader', leader });
+    expect(s.term).toBeGreaterThan(0);
+    expect(s.applied).toBeGreaterThan(0);
+    expect(s.lastIndex).toBeGreaterThanOrEqual(s.commit);
+    expect(s.members.map((m) => m.id).sort()).toEqual(['p1', 'p2', 'p3']);
+    for (const m of s.members) expect(m.match).toEqual(expect.any(Number));
+  });
+
+  it('/health is 200 on a caught-up peer with a leader', async () => {
+    for (const id of ['p1', 'p2', 'p3']) {
+      await waitFor(`health of ${id}`, async () => (await c.request(`/health?peer=${id}`)).status === 200);
+    }
+  });
+
+  it('/members lists the members and the leader from any peer', async () => {
+    const res = await c.request(`/members?peer=${follower}`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { leader: string; members: Array<{ id: string; address: string; voter: boolean }> };
+    expect(body.leader).toBe(leader);
+    expect(body.members.map((m) => [m.id, m.address, m.voter])).toEqual([
+      ['p1', 'metcd/p1', true],
+      ['p2', 'metcd/p2', true],
+      ['p3', 'metcd/p3', true],
+    ]);
+  });
+});
+
+describe('bad input answers a clear 4xx, never a 500', () => {
+  const cases: Array<[string, string, RequestInit, number, string]> = [
+    ['bad JSON', '/key', { method: 'POST', body: '{"foo":' }, 400, 'bad_request'],
+    ['a JSON array', '/key', { method: 'POST', body: '["foo"]' }, 400, 'bad_request'],
+    ['no pairs', '/key', { method: 'POST', body: '{}' }, 400, 'bad_request'],
+    ['a non-string value', '/key', { method: 'POST', body: '{"foo":1}' }, 400, 'bad_request'],
+    ['an empty key', '/', { method: 'PUT', body: 'v' }, 400, 'bad_request'],
+    ['an empty key in JSON', '/key', { method: 'POST', body: '{"":"v"}' }, 400, 'bad_request'],
+    ['an unknown level', '/key/foo?level=eventual', {}, 400, 'bad_request'],
+    ['an unknown parameter', '/key/foo?lvl=stale', {}, 400, 'bad_request'],
+    ['a repeated parameter', '/hello?level=stale&level=stale', {}, 400, 'bad_request'],
+    ['a bad compare revision', '/hello?ifRevision=-1', { method: 'PUT', body: 'v' }, 400, 'bad_request'],
+    ['a bad client sequence', '/hello', { method: 'PUT', body: 'v', headers: { 'X-Metcd-Client': 'c', 'X-Metcd-Seq': 'x' } }, 400, 'bad_request'],
+    ['a missing key', '/key/never-written', {}, 404, 'key_not_found'],
+    ['an unknown reserved route', '/members/p1/demote', { method: 'POST' }, 404, 'not_found'],
+    ['an unsupported method', '/hello', { method: 'PATCH', body: 'v' }, 405, 'method_not_allowed'],
+    ['a GET on /join', '/join', {}, 405, 'method_not_allowed'],
+    ['a value over 1 MiB', '/big', { method: 'PUT', body: 'x'.repeat(1024 * 1024 + 1) }, 413, 'too_large'],
+    ['a join without an id', '/join', { method: 'POST', body: '{}' }, 400, 'bad_request'],
+    ['a join with a bad id', '/join', { method: 'POST', body: '{"id":"../p1"}' }, 400, 'bad_request'],
+    ['a join with a bad learner flag', '/join', { method: 'POST', body: '{"id":"p9","learner":"yes"}' }, 400, 'bad_request'],
+    ['a join of an existing member', '/join', { method: 'POST', body: '{"id":"p2"}' }, 409, 'member_conflict'],
+    ['removing a non-member', '/members/p9', { method: 'DELETE' }, 404, 'member_not_found'],
+    ['promoting a voter', '/members/p2/promote', { method: 'POST' }, 409, 'member_conflict'],
+    ['a transfer to a non-member', '/transfer-leader', { method: 'POST', body: '{"id":"p9"}' }, 404, 'member_not_found'],
+    ['a transfer without a body', '/transfer-leader', { method: 'POST' }, 400, 'bad_request'],
+    ['a malformed peer name', '/hello?peer=..%2Fp1', {}, 400, 'bad_request'],
+    ['two peer names', '/hello?peer=p1&peer=p2', {}, 400, 'bad_request'],
+    ['a peer that is not a member', '/hello?peer=p9', {}, 404, 'not_found'],
+  ];
+  it.each(cases)('%s', async (_what, path, init, status, code) => {
+    const res = await c.follow(path, init);
+    expect(res.status).toBe(status);
+    expect((await errorOf(res)).code).toBe(code);
+  });
+});
+
+describe("the peers' Raft endpoints are not reachable from the public Worker", () => {
+  // A message that reaches a peer's Raft core is visibly counted: a response from a sender that
+  // is not a member is dropped as 'unknown-sender'.
+  const probe = encodeMessages(['p1', 'p2', 'p3'].map((to) => ({ type: 'heartbeatResp' as const, from: 'intruder', to, term: 1 })));
+
+  async function unknownSenderDrops(): Promise<number> {
+    let total = 0;
+    for (const id of ['p1', 'p2', 'p3']) total += (await c.status(id)).dropped['unknown-sender'] ?? 0;
+    return total;
+  }
+
+  it('paths reserved for peer traffic are refused by the Worker', async () => {
+    for (const path of ['/raft', '/raft/deliver', '/_metcd', '/_metcd/deliver', '/raft?peer=p1']) {
+      for (const method of ['GET', 'POST', 'PUT']) {
+        const init: RequestInit = method === 'GET' ? { method } : { method, body: probe };
+        const res = await c.request(path, init);
+        expect(res.status, `${method} ${path}`).toBe(404);
+      }
+    }
+  });
+
+  it('a Raft message batch sent to any public path never reaches a peer', async () => {
+    const before = await unknownSenderDrops();
+    const paths = ['/', '/raft', '/deliver', '/key', '/key/deliver', '/metcd/p1', '/p1', '/_metcd/p1', '/members', '/join'];
+    for (const path of paths) {
+      for (const peer of ['', '?peer=p1', '?peer=p2']) {
+        for (const method of ['POST', 'PUT']) {
+          const res = await c.request(path + peer, {
+            method,
+            body: probe,
+            headers: { 'Content-Type': 'application/octet-stream' },
+          });
+          expect(res.status, `${method} ${path}${peer}`).toBeLessThan(500);
+          await res.body?.cancel();
+        }
+      }
+    }
+    expect(await unknownSenderDrops()).toBe(before);
+    for (const id of ['p1', 'p2', 'p3']) {
+      const seen = await c.inspect(id);
+      expect(seen.badBatches).toBe(0);
+    }
+  });
+
+  it('the same batch over the internal RPC does reach the peers (the probe above is meaningful)', async () => {
+    const before = await unknownSenderDrops();
+    for (const id of ['p1', 'p2', 'p3']) await c.peer(id).deliver(probe);
+    await waitFor('the probe to be dropped by every core', async () => (await unknownSenderDrops()) === before + 3);
+  });
+});
