@@ -43,6 +43,26 @@ describe('peer: replication and routing', () => {
     expect(follower.leaderInfo()).toEqual({ id: leader.id, address: addressOf(leader.id), self: false });
   });
 
+  it('a fresh cluster elects at once when one peer campaigns (founders grant votes from the start)', async () => {
+    const c = await start();
+    c.peer('p1').campaign();
+    await c.settle(); // no tick passes
+    expect(c.leaderId()).toBe('p1');
+  });
+
+  it('saves the applied index with its KV effects, at the latest on the next tick', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const out = await c.drive(leader.write(put('a', '1')));
+    await c.tick(1);
+    const disk = c.disks.get(leader.id)!;
+    expect(disk.applied).toBeGreaterThanOrEqual(out.index);
+    expect(disk.records.get('a')?.value).toBe('1');
+    // Applied state and its effects travel in the same save.
+    const applySave = disk.saves.find((b) => b.applied !== undefined && b.applied >= out.index)!;
+    expect(applySave.kv?.upserts.map(([k]) => k)).toContain('a');
+  });
+
   it('concurrent writes share saves (group commit) and every one is acknowledged', async () => {
     const c = await start();
     const leader = await c.waitLeader();

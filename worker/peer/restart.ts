@@ -14,7 +14,10 @@ import { applyConfChange, cloneMembership } from '../raft/membership.ts';
  * the snapshot (its log lacks index 1, which the leader no longer has) and so learns the
  * founding membership. Bootstrapping at index 0 would leave a joiner believing the founders
  * are not members (the index-0 base is assumed equal everywhere and never sent).
- * The hard state starts at term 1 so that no leader ever shares the bootstrap entry's term.
+ * The snapshot's term is 1 (the core requires positive terms) while the hard state stays at
+ * term 0: a fresh node then grants votes at once (it never heard a leader), and the first
+ * leader, of term 1, may count the bootstrap entry as committed in its term — true of the
+ * only thing ever committed before it.
  */
 export const BOOTSTRAP_INDEX = 1;
 export const BOOTSTRAP_TERM = 1;
@@ -58,7 +61,7 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
       meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: cloneMembership(initialMembership) },
       data: encodeState(EMPTY_KV),
     };
-    hardState = { term: BOOTSTRAP_TERM, vote: '', commit: BOOTSTRAP_INDEX };
+    hardState = { term: 0, vote: '', commit: BOOTSTRAP_INDEX };
     applied = BOOTSTRAP_INDEX;
     bootstrap = { snapshot, hardState, kv: EMPTY_KV };
   }
