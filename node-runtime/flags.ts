@@ -1,0 +1,187 @@
+// The CLI's flags: parsed and checked into a NodeConfig, or a FlagError with one clear line.
+// Pure (argv and env in, config out) so every rule is testable without starting anything.
+
+import { parseArgs } from 'node:util';
+import { ENGINE_NAMES, isEngineName, type EngineName } from './storage/engine.ts';
+import { LOG_LEVELS, type LogLevel } from './log.ts';
+
+export type StartMode =
+  | { kind: 'bootstrap' }
+  | { kind: 'join'; target: string }
+  | { kind: 'initial-cluster'; members: Record<string, string> }
+  /** No start flag: only valid when the data dir already holds this node's state. */
+  | { kind: 'restart' };
+
+export interface NodeConfig {
+  id: string;
+  listenHost: string;
+  listenPort: number;
+  advertise: string;
+  dataDir: string;
+  engine: EngineName;
+  start: StartMode;
+  clusterId: string;
+  clusterToken: string;
+  mode: 'redirect' | 'proxy';
+  logLevel: LogLevel;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  snapshotEntries: number;
+  joinTimeoutMs: number;
+}
+
+export class FlagError extends Error {
+  override name = 'FlagError';
+}
+
+interface FlagSpec {
+  type: 'string' | 'boolean';
+  default: string;
+  help: string;
+}
+
+export const FLAGS: Record<string, FlagSpec> = {
+  id: { type: 'string', default: '(required)', help: 'this node\'s id, e.g. n1 (letters, digits, - _ .)' },
+  http: { type: 'string', default: '127.0.0.1:3379', help: 'host:port to listen on for clients and peers' },
+  advertise: { type: 'string', default: 'http://<--http>', help: 'URL other nodes and redirected clients use to reach this node' },
+  'data-dir': { type: 'string', default: './data/<id>', help: 'where this node keeps its state' },
+  engine: { type: 'string', default: 'sqlite', help: `storage engine: ${ENGINE_NAMES.join(' | ')}` },
+  bootstrap: { type: 'boolean', default: 'false', help: 'start a new cluster with this node as its only member (it leads)' },
+  join: { type: 'string', default: '', help: 'URL of a member: ask it to add this node (retried until it succeeds)' },
+  'initial-cluster': { type: 'string', default: '', help: 'static membership for a new cluster: n1=http://…,n2=http://…,n3=http://…' },
+  'cluster-id': { type: 'string', default: 'metcd', help: 'name of the cluster; a data dir or peer of another cluster is refused' },
+  'cluster-token': { type: 'string', default: '$METCD_CLUSTER_TOKEN', help: 'shared secret for peer traffic and membership changes' },
+  mode: { type: 'string', default: 'redirect', help: 'follower writes: redirect (307 to the leader) | proxy (forward to it)' },
+  'log-level': { type: 'string', default: 'info', help: `${LOG_LEVELS.join(' | ')}` },
+  'tick-ms': { type: 'string', default: '100', help: 'Raft tick; election timeout = election-ticks..2×election-ticks ticks' },
+  'election-ticks': { type: 'string', default: '10', help: 'ticks without a leader before an election' },
+  'heartbeat-ticks': { type: 'string', default: '1', help: 'ticks between leader heartbeats' },
+  'snapshot-entries': { type: 'string', default: '10000', help: 'applied entries between snapshots (log compaction)' },
+  'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
+  help: { type: 'boolean', default: 'false', help: 'print this help and exit' },
+};
+
+export function helpText(): string {
+  const lines = [
+    'metcd — a Raft-replicated key-value store (Node runtime)',
+    '',
+    'usage: metcd --id n1 [--bootstrap | --join URL | --initial-cluster n1=URL,…] [flags]',
+    '       (or: npm run node -- …)',
+    '',
+    'flags:',
+  ];
+  for (const [name, spec] of Object.entries(FLAGS)) {
+    const arg = spec.type === 'string' ? ` <value>` : '';
+    lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help} (default: ${spec.default})`);
+  }
+  lines.push('', 'examples:', '  metcd --id n1 --http 127.0.0.1:3379 --data-dir ./data/n1 --engine sqlite --bootstrap',
+    '  metcd --id n2 --http 127.0.0.1:3380 --data-dir ./data/n2 --engine sqlite --join http://127.0.0.1:3379');
+  return lines.join('\n');
+}
+
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+function httpUrl(value: string, flag: string): string {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new FlagError(`--${flag}: ${JSON.stringify(value)} is not a URL (expected http://host:port)`);
+  }
+  if (u.protocol !== 'http:') throw new FlagError(`--${flag}: ${JSON.stringify(value)} must be an http:// URL`);
+  if (u.pathname !== '/' || u.search !== '' || u.hash !== '') throw new FlagError(`--${flag}: ${JSON.stringify(value)} must not have a path or query`);
+  return u.origin;
+}
+
+function positiveInt(value: string, flag: string, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
+    throw new FlagError(`--${flag}: expected an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+function hostPort(value: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(value);
+  if (!m) throw new FlagError(`--http: expected host:port, got ${JSON.stringify(value)}`);
+  const port = Number(m[2]);
+  if (port > 65535) throw new FlagError(`--http: port ${port} is above 65535`);
+  return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+export type ParsedFlags = { help: true } | { help: false; config: NodeConfig };
+
+export function parseFlags(argv: string[], env: Record<string, string | undefined>): ParsedFlags {
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<string, { type: 'string' | 'boolean' }>;
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
+  } catch (err) {
+    const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err);
+    throw new FlagError(`${msg.replace(/^Unknown option/, 'unknown flag').replace(/\.?$/, '')} (see --help)`);
+  }
+  if (values['help'] === true) return { help: true };
+  const str = (k: string, dflt: string): string => (typeof values[k] === 'string' ? (values[k] as string) : dflt);
+
+  const id = str('id', '');
+  if (id === '') throw new FlagError('--id is required (e.g. --id n1)');
+  if (!ID_RE.test(id)) throw new FlagError(`--id: ${JSON.stringify(id)} must be 1-64 of letters, digits, - _ . (starting with a letter or digit)`);
+
+  const { host, port } = hostPort(str('http', '127.0.0.1:3379'));
+  const engine = str('engine', 'sqlite');
+  if (!isEngineName(engine)) throw new FlagError(`--engine: ${JSON.stringify(engine)} is not one of ${ENGINE_NAMES.join(', ')}`);
+  const mode = str('mode', 'redirect');
+  if (mode !== 'redirect' && mode !== 'proxy') throw new FlagError(`--mode: expected redirect or proxy, got ${JSON.stringify(mode)}`);
+  const logLevel = str('log-level', 'info');
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new FlagError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+
+  const starts = [values['bootstrap'] === true, values['join'] !== undefined, values['initial-cluster'] !== undefined].filter(Boolean).length;
+  if (starts > 1) throw new FlagError('use only one of --bootstrap, --join, --initial-cluster');
+  let start: StartMode = { kind: 'restart' };
+  let advertiseDefault = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  if (values['bootstrap'] === true) start = { kind: 'bootstrap' };
+  if (values['join'] !== undefined) start = { kind: 'join', target: httpUrl(str('join', ''), 'join') };
+  if (values['initial-cluster'] !== undefined) {
+    const members: Record<string, string> = {};
+    for (const part of str('initial-cluster', '').split(',')) {
+      const eq = part.indexOf('=');
+      const mid = part.slice(0, eq).trim();
+      if (eq <= 0 || !ID_RE.test(mid)) throw new FlagError(`--initial-cluster: ${JSON.stringify(part)} is not id=http://host:port`);
+      if (members[mid] !== undefined) throw new FlagError(`--initial-cluster: ${mid} is listed twice`);
+      members[mid] = httpUrl(part.slice(eq + 1).trim(), 'initial-cluster');
+    }
+    if (members[id] === undefined) throw new FlagError(`--initial-cluster must include this node (${id})`);
+    advertiseDefault = members[id]!;
+    start = { kind: 'initial-cluster', members };
+  }
+  const advertise = values['advertise'] !== undefined ? httpUrl(str('advertise', ''), 'advertise') : advertiseDefault;
+  if (start.kind === 'initial-cluster' && start.members[id] !== advertise) {
+    throw new FlagError(`--advertise ${advertise} differs from ${start.members[id]} given for ${id} in --initial-cluster`);
+  }
+
+  const electionTicks = positiveInt(str('election-ticks', '10'), 'election-ticks', 1000);
+  const heartbeatTicks = positiveInt(str('heartbeat-ticks', '1'), 'heartbeat-ticks', 1000);
+  if (heartbeatTicks >= electionTicks) throw new FlagError('--heartbeat-ticks must be below --election-ticks');
+  if (electionTicks < 3) throw new FlagError('--election-ticks must be at least 3 (the lease needs a drift margin)');
+  return {
+    help: false,
+    config: {
+      id,
+      listenHost: host,
+      listenPort: port,
+      advertise,
+      dataDir: str('data-dir', `./data/${id}`),
+      engine,
+      start,
+      clusterId: str('cluster-id', 'metcd'),
+      clusterToken: str('cluster-token', env['METCD_CLUSTER_TOKEN'] ?? ''),
+      mode,
+      logLevel: logLevel as LogLevel,
+      tickMs: positiveInt(str('tick-ms', '100'), 'tick-ms', 60_000),
+      electionTicks,
+      heartbeatTicks,
+      snapshotEntries: positiveInt(str('snapshot-entries', '10000'), 'snapshot-entries', 100_000_000),
+      joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
+    },
+  };
+}

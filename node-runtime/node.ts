@@ -1,0 +1,217 @@
+// One metcd node on a plain server: the host ports (storage engine, HTTP transport, ticker,
+// clock, randomness) around the shared Peer, and the shared router behind a node:http server.
+// Nothing here decides anything about Raft or the API; it wires, starts and stops.
+
+import { randomInt } from 'node:crypto';
+import { Peer, type PeerLog } from '../worker/peer/peer.ts';
+import { createApiRouter } from '../worker/api/router.ts';
+import { SeededRandom } from '../worker/raft/random.ts';
+import type { Membership } from '../worker/raft/types.ts';
+import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
+import type { NodeConfig } from './flags.ts';
+import { createFront } from './front.ts';
+import { startHttpServer, type RunningServer } from './http-server.ts';
+import { joinCluster } from './join.ts';
+import { createLogger, type LogFields, type Logger } from './log.ts';
+import { NodeStorage } from './storage/open.ts';
+import { Ticker } from './ticker.ts';
+import { ADDRESS_HEADER, FROM_HEADER, HttpTransport } from './transport.ts';
+
+export interface RunningNode {
+  readonly peer: Peer;
+  readonly port: number;
+  readonly log: Logger;
+  /** Leader: hand leadership to the most caught-up voter first. Then flush, close everything. */
+  stop(opts?: { transferLeadership?: boolean }): Promise<void>;
+}
+
+/** The raft route may carry whole snapshot chunks and batched appends. */
+const RAFT_BODY_BYTES_MAX = 64 * 1024 * 1024;
+/** Above any body the router accepts (it enforces its own, finer limits first). */
+const API_BODY_BYTES_MAX = 2 * DEFAULT_KV_LIMITS.commandBytesMax + 64 * 1024;
+const TRANSFER_WAIT_MS = 3000;
+
+function peerLogAdapter(log: Logger): PeerLog {
+  return (level, event, fields) => {
+    const flat: LogFields = {};
+    for (const [k, v] of Object.entries(fields)) {
+      if (k === 'id' || k === 'term') continue;
+      flat[k] = v === null || typeof v === 'object' ? JSON.stringify(v) : (v as string | number | boolean | undefined);
+    }
+    log[level](event, flat);
+  };
+}
+
+function initialMembership(cfg: NodeConfig): Membership {
+  switch (cfg.start.kind) {
+    case 'bootstrap':
+      return { voters: [cfg.id], learners: [], addresses: { [cfg.id]: cfg.advertise } };
+    case 'initial-cluster':
+      return { voters: Object.keys(cfg.start.members), learners: [], addresses: { ...cfg.start.members } };
+    default:
+      return { voters: [], learners: [], addresses: {} };
+  }
+}
+
+/**
+ * Starts a node. Resolves once it listens and its peer is open; `onFatal` is called later if
+ * the node must stop (storage failure, join impossible): the caller logs and exits non-zero.
+ */
+export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, write?: (line: string) => void): Promise<RunningNode> {
+  let peer: Peer | undefined;
+  const log = createLogger({ level: cfg.logLevel, node: cfg.id, term: () => peer?.status().term, ...(write ? { write } : {}) });
+  if (cfg.clusterToken === '') {
+    log.warn('no cluster token: anyone who can reach this port can send Raft messages and change membership (set --cluster-token or METCD_CLUSTER_TOKEN)');
+  }
+
+  // Addresses learned from authenticated peer requests: a joining node hears from the leader
+  // before it has the membership that names the leader's address.
+  const learned = new Map<string, string>();
+  const transport = new HttpTransport({
+    selfId: cfg.id,
+    advertise: cfg.advertise,
+    clusterId: cfg.clusterId,
+    token: cfg.clusterToken,
+    addressOf: (id) => peer?.membership().addresses[id] ?? learned.get(id),
+    log,
+    limits: { requestTimeoutMs: Math.max(1000, 2 * cfg.electionTicks * cfg.tickMs) },
+  });
+  const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
+  const router = createApiRouter({
+    get peer() {
+      return peer!;
+    },
+    mode: cfg.mode,
+    leaderUrl: (request, _leader, address) => {
+      const url = new URL(request.url);
+      return new URL(url.pathname + url.search, address).toString();
+    },
+    forward: (request, _leader, address) => {
+      const url = new URL(request.url);
+      return fetch(new URL(url.pathname + url.search, address), { method: request.method, headers: request.headers, body: request.body, redirect: 'manual', duplex: 'half' } as RequestInit);
+    },
+    log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
+  });
+  const front = createFront({
+    selfId: cfg.id,
+    clusterId: cfg.clusterId,
+    token: cfg.clusterToken,
+    peer: () => peer,
+    router,
+    raftBodyBytesMax: RAFT_BODY_BYTES_MAX,
+    log,
+  });
+
+  // Listen first: a port in use must fail before the data dir is touched.
+  const server: RunningServer = await startHttpServer({
+    host: cfg.listenHost,
+    port: cfg.listenPort,
+    bodyBytesMax: API_BODY_BYTES_MAX,
+    log,
+    handler: (request) => {
+      ticker.catchUp(); // time passed while we were stalled counts before anything is served
+      const from = request.headers.get(FROM_HEADER);
+      const address = request.headers.get(ADDRESS_HEADER);
+      const answer = front(request);
+      if (from !== null && address !== null) {
+        void answer.then((res) => {
+          if (res.status === 204) learned.set(from, address);
+        });
+      }
+      return answer;
+    },
+  });
+
+  let storage: NodeStorage;
+  try {
+    storage = await NodeStorage.open({ dataDir: cfg.dataDir, engine: cfg.engine, nodeId: cfg.id, clusterId: cfg.clusterId, log });
+  } catch (err) {
+    await server.close();
+    throw err;
+  }
+  if (storage.fresh && cfg.start.kind === 'restart') {
+    await storage.close();
+    await server.close();
+    throw new Error(`data dir ${cfg.dataDir} is new: pass --bootstrap, --join <url> or --initial-cluster to start this node`);
+  }
+  if (!storage.fresh && cfg.start.kind !== 'restart') {
+    log.info('data dir holds state: restarting from it and ignoring the start flag', { start: cfg.start.kind });
+  }
+  const fresh = storage.fresh;
+  try {
+    peer = await Peer.open({
+      id: cfg.id,
+      storage,
+      transport,
+      clock: { nowMs: () => Date.now() },
+      random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
+      initialMembership: initialMembership(cfg),
+      raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
+      limits: { snapshotEveryEntries: cfg.snapshotEntries, requestTimeoutTicks: Math.max(5, Math.ceil(5000 / cfg.tickMs)) },
+      log: peerLogAdapter(log),
+    });
+  } catch (err) {
+    await storage.close().catch(() => undefined);
+    await server.close();
+    throw err;
+  }
+  const openedPeer = peer;
+  ticker.start();
+  log.info('node started', { engine: cfg.engine, http: `${cfg.listenHost}:${server.port}`, advertise: cfg.advertise, dataDir: cfg.dataDir, start: fresh ? cfg.start.kind : 'restart' });
+  if (fresh && cfg.start.kind === 'bootstrap') openedPeer.campaign();
+
+  let stopping: Promise<void> | undefined;
+  const failureCheck = setInterval(() => {
+    const failure = openedPeer.status().failure;
+    if (failure !== null && stopping === undefined) onFatal(new Error(`peer stopped: ${failure}`));
+  }, 500);
+
+  if (fresh && cfg.start.kind === 'join') {
+    const target = cfg.start.target;
+    joinCluster({ target, id: cfg.id, address: cfg.advertise, token: cfg.clusterToken, timeoutMs: cfg.joinTimeoutMs, log })
+      .catch((err: unknown) => {
+        if (stopping === undefined) onFatal(err instanceof Error ? err : new Error(String(err)));
+      });
+  }
+
+  async function transferAway(): Promise<void> {
+    if (!openedPeer.isLeader()) return;
+    const others = openedPeer.status().members.filter((m) => m.voter && m.id !== cfg.id);
+    if (others.length === 0) return;
+    others.sort((a, b) => (b.match ?? 0) - (a.match ?? 0));
+    const to = others[0]!.id;
+    log.info('transferring leadership before shutdown', { to });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        openedPeer.transferLeader(to),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), TRANSFER_WAIT_MS))),
+      ]);
+      log.info('leadership transferred', { to });
+    } catch (err) {
+      log.warn('leadership transfer failed; stopping anyway', { to, error: err instanceof Error ? err.message : String(err) });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    peer: openedPeer,
+    port: server.port,
+    log,
+    stop(opts = {}) {
+      stopping ??= (async () => {
+        clearInterval(failureCheck);
+        if (opts.transferLeadership !== false) await transferAway();
+        // Closing the peer answers every waiting request (503, retry) and flushes pending apply
+        // results to storage; only then stop time and the sockets.
+        await openedPeer.close();
+        ticker.stop();
+        await server.close();
+        transport.close();
+        log.info('node stopped');
+      })();
+      return stopping;
+    },
+  };
+}

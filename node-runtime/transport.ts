@@ -1,0 +1,193 @@
+// Raft messages between Node peers: per destination, a bounded queue and one HTTP request in
+// flight on a keep-alive connection; everything queued while a request is out leaves together
+// in the next one, encoded with the core's binary codec (worker/raft/codec.ts).
+//
+// Fire-and-forget, as PeerTransport says: a dead, slow or paused peer only costs its own queue,
+// which drops its OLDEST messages when full (newer heartbeats and appends supersede them; Raft
+// retransmits what matters). Every request carries the cluster token and cluster id.
+
+import { Agent, request as httpRequest } from 'node:http';
+import { encodeMessages } from '../worker/raft/codec.ts';
+import type { Message, NodeId } from '../worker/raft/types.ts';
+import type { PeerTransport } from '../worker/peer/ports.ts';
+import type { Logger } from './log.ts';
+
+export const RAFT_PATH = '/raft/messages';
+export const CLUSTER_HEADER = 'X-Metcd-Cluster';
+export const FROM_HEADER = 'X-Metcd-From';
+/** The sender's advertised URL, so a member that does not know it yet (a joining node) can answer. */
+export const ADDRESS_HEADER = 'X-Metcd-Address';
+
+export interface TransportLimits {
+  /** Messages waiting per destination; beyond it the oldest are dropped. */
+  queueMessagesMax: number;
+  /** Bytes (approximate) waiting per destination; beyond it the oldest are dropped. */
+  queueBytesMax: number;
+  /** Most bytes (approximate) one request carries. */
+  requestBytesMax: number;
+  /** A request not answered in this long is abandoned (a paused peer must not hold the queue). */
+  requestTimeoutMs: number;
+  /** Pause after a failed request before the next one to that peer. */
+  retryDelayMs: number;
+}
+
+export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
+  queueMessagesMax: 4096,
+  queueBytesMax: 64 * 1024 * 1024,
+  requestBytesMax: 16 * 1024 * 1024,
+  requestTimeoutMs: 2000,
+  retryDelayMs: 50,
+};
+
+export interface TransportOptions {
+  selfId: NodeId;
+  /** This node's advertised URL. */
+  advertise: string;
+  clusterId: string;
+  /** Sent as `Authorization: Bearer <token>`; '' sends none. */
+  token: string;
+  /** The advertised URL of a member, from the current membership. */
+  addressOf(id: NodeId): string | undefined;
+  log: Logger;
+  limits?: Partial<TransportLimits>;
+}
+
+function approxBytes(m: Message): number {
+  let n = 64;
+  if (m.entries) for (const e of m.entries) n += 16 + e.data.length;
+  if (m.snapshot) n += m.snapshot.data.length + 256;
+  return n;
+}
+
+interface Outbox {
+  queue: Message[];
+  bytes: number;
+  busy: boolean;
+  /** Rate-limits failure logs: one line per failure streak. */
+  failing: boolean;
+}
+
+export class HttpTransport implements PeerTransport {
+  private readonly opts: TransportOptions;
+  private readonly limits: TransportLimits;
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, keepAliveMsecs: 1000 });
+  private readonly outboxes = new Map<NodeId, Outbox>();
+  private closed = false;
+  /** Counters, by reason, for /status-like diagnostics and tests. */
+  readonly counters: Record<string, number> = { sent: 0, requests: 0 };
+
+  constructor(opts: TransportOptions) {
+    this.opts = opts;
+    this.limits = { ...DEFAULT_TRANSPORT_LIMITS, ...opts.limits };
+  }
+
+  send(messages: Message[]): void {
+    if (this.closed) return;
+    const touched = new Set<NodeId>();
+    for (const m of messages) {
+      if (m.to === this.opts.selfId) continue;
+      let box = this.outboxes.get(m.to);
+      if (box === undefined) {
+        box = { queue: [], bytes: 0, busy: false, failing: false };
+        this.outboxes.set(m.to, box);
+      }
+      box.queue.push(m);
+      box.bytes += approxBytes(m);
+      while (box.queue.length > this.limits.queueMessagesMax || (box.bytes > this.limits.queueBytesMax && box.queue.length > 1)) {
+        box.bytes -= approxBytes(box.queue.shift()!);
+        this.count('dropped.queue-full');
+      }
+      touched.add(m.to);
+    }
+    for (const to of touched) this.pump(to);
+  }
+
+  private count(reason: string, n = 1): void {
+    this.counters[reason] = (this.counters[reason] ?? 0) + n;
+  }
+
+  private pump(to: NodeId): void {
+    const box = this.outboxes.get(to);
+    if (box === undefined || box.busy || box.queue.length === 0 || this.closed) return;
+    const address = this.opts.addressOf(to);
+    if (address === undefined || address === '') {
+      this.count('dropped.no-address', box.queue.length);
+      box.queue = [];
+      box.bytes = 0;
+      return;
+    }
+    // Take a batch up to the request size (at least one message, whatever its size).
+    let bytes = 0;
+    let n = 0;
+    while (n < box.queue.length) {
+      const b = approxBytes(box.queue[n]!);
+      if (n > 0 && bytes + b > this.limits.requestBytesMax) break;
+      bytes += b;
+      n++;
+    }
+    const batch = box.queue.splice(0, n);
+    box.bytes -= bytes;
+    box.busy = true;
+    this.post(to, address, batch).then((ok) => {
+      if (ok) {
+        this.count('sent', batch.length);
+        if (box.failing) this.opts.log.info('peer reachable again', { peer: to });
+        box.failing = false;
+        box.busy = false;
+        this.pump(to);
+      } else {
+        this.count('dropped.send-failed', batch.length);
+        setTimeout(() => {
+          box.busy = false;
+          this.pump(to);
+        }, this.limits.retryDelayMs).unref();
+      }
+    }, () => undefined);
+  }
+
+  /** One POST of a batch; resolves true when the peer accepted it. Never rejects. */
+  private post(to: NodeId, address: string, batch: Message[]): Promise<boolean> {
+    const box = this.outboxes.get(to)!;
+    const fail = (why: string): false => {
+      if (!box.failing) this.opts.log.warn('cannot deliver to peer', { peer: to, address, error: why });
+      box.failing = true;
+      return false;
+    };
+    let url: URL;
+    try {
+      url = new URL(RAFT_PATH, address);
+    } catch {
+      return Promise.resolve(fail(`bad address ${JSON.stringify(address)}`));
+    }
+    const body = encodeMessages(batch);
+    this.count('requests');
+    return new Promise<boolean>((resolve) => {
+      const headers: Record<string, string | number> = {
+        'content-type': 'application/octet-stream',
+        'content-length': body.length,
+        [CLUSTER_HEADER]: this.opts.clusterId,
+        [FROM_HEADER]: this.opts.selfId,
+        [ADDRESS_HEADER]: this.opts.advertise,
+      };
+      if (this.opts.token !== '') headers['authorization'] = `Bearer ${this.opts.token}`;
+      const req = httpRequest(url, { method: 'POST', agent: this.agent, headers, timeout: this.limits.requestTimeoutMs }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          if (res.statusCode === 204) return resolve(true);
+          const why = res.statusCode === 401 ? 'peer rejected our cluster token (401)' : `HTTP ${res.statusCode}`;
+          resolve(fail(why));
+        });
+        res.on('error', (err) => resolve(fail(err.message)));
+      });
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${this.limits.requestTimeoutMs} ms`)));
+      req.on('error', (err) => resolve(fail((err as NodeJS.ErrnoException).code ?? err.message)));
+      req.end(body);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.outboxes.clear();
+    this.agent.destroy();
+  }
+}
