@@ -10,6 +10,13 @@
 // call, including after everything else, which is how "it never took effect" is expressed.
 // The model is nondeterministic (an unknown CAS on an unknown mod revision may or may not
 // write), so the search state is a set of model states, as in Porcupine's power-set model.
+//
+// Cost: near-linear for histories where few operations are concurrent, exponential in the
+// worst case. Unknown-outcome writes are what hurt (each stays a candidate from its call to
+// the end): e.g. 1,000 ops on one key with 10 clients check in ~0.3 s with 10% unknown
+// outcomes, but 400 ops with 30 clients and 20% unknown exhaust a million steps. Keep
+// unknown outcomes rare (clients retry with their session stamp until they get an answer);
+// the step budget turns a too-large search into 'unknown' instead of a hang.
 
 import type { Operation } from './history.ts';
 import { describeOp } from './history.ts';
@@ -40,6 +47,8 @@ export function checkLinearizable(history: Operation[], opts: CheckOptions = {})
   const byKey = new Map<string, Operation[]>();
   for (const op of history) {
     checkShape(op);
+    // A read whose answer never arrived changes nothing and constrains nothing.
+    if (op.input.op === 'get' && op.output.kind === 'unknown') continue;
     let ops = byKey.get(op.input.key);
     if (ops === undefined) byKey.set(op.input.key, (ops = []));
     ops.push(op);
@@ -171,6 +180,8 @@ function checkKey(ops: Operation[], stepBudget: number): 'ok' | 'unknown' | { ex
   // The deepest linearization reached, for the explanation.
   let best: { order: number[]; states: States } = { order: [], states };
 
+  // The candidates for the next place are the calls before the first pending return, tried in
+  // call order.
   let ev = head.next!;
   while (head.next !== null) {
     if (ev.isCall) {
@@ -192,8 +203,8 @@ function checkKey(ops: Operation[], stepBudget: number): 'ok' | 'unknown' | { ex
       }
       ev = ev.next!;
     } else {
-      // The earliest pending return: its op (and everything callable before it) cannot come
-      // next from here. Backtrack.
+      // No candidate works from here (this op must come before everything after its return):
+      // backtrack to the previous choice and try the next one.
       const frame = stack.pop();
       if (frame === undefined) return { explanation: explain(ops, best) };
       ev = frame.call;
