@@ -393,6 +393,24 @@ describe('api: membership, status, health', () => {
     expect(health.status).toBe(200);
   });
 
+  it('replaces a failed peer: remove it, join a fresh one as a voter, keep writing', async () => {
+    const env = await setup();
+    const dead = env.follower;
+    env.c.crash(dead);
+    await env.call(env.leader, '/before', { method: 'PUT', body: 'replace' });
+    expect((await env.call(env.leader, `/members/${dead}`, { method: 'DELETE' })).status).toBe(200);
+    await env.c.open('p5');
+    const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p5', address: addressOf('p5') }) });
+    expect(joined.status).toBe(200);
+    const ids = ((await joined.json()) as { members: Array<{ id: string; voter: boolean }> }).members;
+    expect(ids.filter((m) => m.voter).map((m) => m.id).sort()).toEqual(['p1', 'p2', 'p3', 'p5'].filter((id) => id !== dead).sort());
+    expect((await env.call(env.leader, '/after', { method: 'PUT', body: 'replace' })).status).toBe(204);
+    const p5 = env.c.peer('p5');
+    await env.c.until(() => p5.status().applied >= env.c.peer(env.leader).status().applied);
+    expect(await (await env.call('p5', '/before?level=stale')).text()).toBe('replace');
+    expect(await (await env.call('p5', '/after?level=stale')).text()).toBe('replace');
+  });
+
   it('joins with the host-provided address when the body names none', async () => {
     const env = await setup();
     const c = env.c;
