@@ -8,8 +8,12 @@
 
 import type { Entry, HardState, Membership, RestartState, Snapshot } from '../../worker/raft/types.ts';
 import type { KeyRecord, KvChanges, KvState, SessionRecord } from '../../worker/kv/types.ts';
+import { encodeState } from '../../worker/kv/codec.ts';
 import type { PersistenceMode } from './options.ts';
 import { violation } from './violation.ts';
+
+const BOOTSTRAP_INDEX = 1;
+const BOOTSTRAP_TERM = 1;
 
 export function emptySnapshot(membership: Membership): Snapshot {
   return { meta: { index: 0, term: 0, membership: copyMembership(membership) }, data: new Uint8Array(0) };
@@ -32,10 +36,24 @@ export class DurableStore {
   records = new Map<string, KeyRecord>();
   sessions = new Map<string, SessionRecord>();
 
+  /**
+   * A founding member starts as worker/peer/restart.ts bootstraps one: from a snapshot at index
+   * 1, term 1, holding the founding membership and an empty KV state, so that a node that joins
+   * later (empty membership, empty log) is necessarily sent that snapshot and learns who the
+   * founders are. A joiner starts empty.
+   */
   constructor(initialMembership: Membership, mode: PersistenceMode) {
     this.mode = mode;
     this.snapshot = emptySnapshot(initialMembership);
     this.appliedMembership = copyMembership(initialMembership);
+    if (initialMembership.voters.length > 0) {
+      this.snapshot = {
+        meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: copyMembership(initialMembership) },
+        data: encodeState({ revision: 0, records: [], sessions: [] }),
+      };
+      this.hardState = { term: BOOTSTRAP_TERM, vote: '', commit: BOOTSTRAP_INDEX };
+      this.applied = BOOTSTRAP_INDEX;
+    }
   }
 
   get snapshotIndex(): number {

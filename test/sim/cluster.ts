@@ -1,0 +1,191 @@
+// The set of simulated nodes and their lifecycle: spawn, crash (now or at a Ready seam),
+// restart after a downtime, and retirement of nodes whose removal has committed. It also
+// routes messages from the network and requests from clients to the nodes.
+
+import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
+import type { Invariants } from './invariants.ts';
+import type { SimNetwork } from './network.ts';
+import { SimNode, type CrashPoint, type NodeAnswer, type NodeEnv, type NodeRequest } from './node.ts';
+import type { PersistenceMode } from './options.ts';
+import { copyMembership, DurableStore } from './storage.ts';
+
+export interface ClusterEnv {
+  readonly seed: number;
+  readonly network: SimNetwork;
+  readonly invariants: Invariants;
+  readonly persistence: PersistenceMode;
+  readonly compactEveryEntries: number;
+  readonly requestTimeoutTicks: number;
+  now(): number;
+  answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
+  trace(line: string): void;
+  readonly tracing: boolean;
+}
+
+export const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
+
+export class SimCluster {
+  /** Every node ever spawned that is not retired, in spawn order (iteration order is part of the replay). */
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly stores = new Map<NodeId, DurableStore>();
+  readonly retired = new Set<NodeId>();
+  /** Nodes that were in the committed membership at some point. */
+  private readonly everMember = new Set<NodeId>();
+  /** Down nodes and the tick at which they restart. */
+  private readonly downUntil = new Map<NodeId, number>();
+  /** Downtime to use once an armed crash fires. */
+  private readonly armedDownTicks = new Map<NodeId, number>();
+  private readonly env: ClusterEnv;
+  private readonly nodeEnv: NodeEnv;
+  spawned = 0;
+  private committed: Membership | null = null;
+  private committedAt = 0;
+
+  constructor(env: ClusterEnv) {
+    this.env = env;
+    const stores = this.stores;
+    this.nodeEnv = {
+      seed: env.seed,
+      network: env.network,
+      invariants: env.invariants,
+      stores,
+      compactEveryEntries: env.compactEveryEntries,
+      requestTimeoutTicks: env.requestTimeoutTicks,
+      now: () => env.now(),
+      answer: (reqId, from, answer) => env.answer(reqId, from, answer),
+      trace: (line) => env.trace(line),
+      tracing: env.tracing,
+    };
+  }
+
+  /** A brand-new node with the given initial membership (empty: it waits to be added). */
+  spawn(initial: Membership): SimNode {
+    this.spawned++;
+    const id = `n${this.spawned}`;
+    const store = new DurableStore(initial, this.env.persistence);
+    const node = new SimNode(id, store, this.nodeEnv);
+    this.nodes.set(id, node);
+    this.stores.set(id, store);
+    if (initial.voters.includes(id)) this.everMember.add(id);
+    node.start();
+    return node;
+  }
+
+  live(): SimNode[] {
+    const out: SimNode[] = [];
+    for (const n of this.nodes.values()) if (n.up) out.push(n);
+    return out;
+  }
+
+  downCount(): number {
+    let n = 0;
+    for (const node of this.nodes.values()) if (!node.up) n++;
+    return n;
+  }
+
+  /** The live leader with the highest term, if any. */
+  leader(): SimNode | null {
+    let best: SimNode | null = null;
+    for (const n of this.nodes.values()) {
+      if (n.up && n.role === 'leader' && (best === null || n.term > best.term)) best = n;
+    }
+    return best;
+  }
+
+  /** Crash `id` now (point null) or arm a crash at a Ready seam; it stays down `downTicks`. */
+  crash(id: NodeId, point: CrashPoint | null, downTicks: number): void {
+    const node = this.nodes.get(id);
+    if (node === undefined || !node.up) return;
+    this.armedDownTicks.set(id, downTicks);
+    if (point === null) node.crash('crash now');
+    else node.crashPlan = point;
+  }
+
+  /** Schedule restarts for nodes that went down, and restart those whose downtime is over. */
+  restartDue(): void {
+    const now = this.env.now();
+    for (const node of this.nodes.values()) {
+      if (node.up) continue;
+      let at = this.downUntil.get(node.id);
+      if (at === undefined) {
+        at = now + (this.armedDownTicks.get(node.id) ?? 0);
+        this.armedDownTicks.delete(node.id);
+        this.downUntil.set(node.id, at);
+      }
+      if (now >= at) {
+        this.downUntil.delete(node.id);
+        node.start();
+      }
+    }
+  }
+
+  /** Heal: restart every down node now and disarm pending crashes. */
+  restartAll(): void {
+    for (const node of this.nodes.values()) {
+      node.crashPlan = null;
+      if (!node.up) {
+        this.downUntil.delete(node.id);
+        this.armedDownTicks.delete(node.id);
+        node.start();
+      }
+    }
+  }
+
+  /**
+   * The membership committed cluster-wide: as applied at the highest applied index any node
+   * has reached so far (remembered, since that node may be down now).
+   */
+  committedMembership(): Membership | null {
+    for (const n of this.nodes.values()) {
+      if (n.up && n.appliedIndex > this.committedAt) {
+        this.committedAt = n.appliedIndex;
+        this.committed = copyMembership(n.appliedMembership());
+      }
+    }
+    return this.committed;
+  }
+
+  /**
+   * Stop nodes whose removal has committed (they are out of the committed membership after
+   * having been in it). Node ids are never reused, as in etcd.
+   */
+  retireRemoved(): void {
+    const m = this.committedMembership();
+    if (m === null) return;
+    for (const id of m.voters) this.everMember.add(id);
+    for (const id of m.learners) this.everMember.add(id);
+    for (const node of [...this.nodes.values()]) {
+      if (!this.everMember.has(node.id) || m.voters.includes(node.id) || m.learners.includes(node.id)) continue;
+      node.crash('retired: removal committed');
+      this.nodes.delete(node.id);
+      this.downUntil.delete(node.id);
+      this.retired.add(node.id);
+      this.env.trace(`${node.id} retired (membership applied at ${this.committedAt}: voters ${m.voters.join(',')} learners ${m.learners.join(',')})`);
+    }
+  }
+
+  /** Live nodes that are not members of the committed membership (never-added spares). */
+  spares(): SimNode[] {
+    const m = this.committedMembership();
+    if (m === null) return [];
+    return this.live().filter((n) => !m.voters.includes(n.id) && !m.learners.includes(n.id) && !this.everMember.has(n.id));
+  }
+
+  deliver(messages: Message[]): void {
+    if (messages.length === 0) return;
+    const byNode = new Map<NodeId, Message[]>();
+    for (const m of messages) {
+      let list = byNode.get(m.to);
+      if (list === undefined) {
+        list = [];
+        byNode.set(m.to, list);
+      }
+      list.push(m);
+    }
+    for (const [id, msgs] of byNode) this.nodes.get(id)?.step(msgs);
+  }
+
+  request(target: NodeId, req: NodeRequest): void {
+    this.nodes.get(target)?.request(req);
+  }
+}

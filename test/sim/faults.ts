@@ -1,0 +1,152 @@
+// The chaos schedule: per tick, seeded decisions to crash nodes (now or at a Ready seam),
+// partition the network (symmetric splits, isolated leaders, one-way cuts), heal it, change
+// membership (add learner, promote, add voter, remove) and transfer leadership.
+
+import type { ConfChange, NodeId } from '../../worker/raft/types.ts';
+import type { SeededRandom } from '../../worker/raft/random.ts';
+import type { SimCluster } from './cluster.ts';
+import { EMPTY_MEMBERSHIP } from './cluster.ts';
+import type { SimNetwork } from './network.ts';
+import { CRASH_POINTS } from './node.ts';
+import type { FaultMix } from './options.ts';
+
+export interface FaultStats {
+  crashes: number;
+  partitions: number;
+  heals: number;
+  confChangesProposed: number;
+  transfers: number;
+}
+
+/** Membership stays within [VOTERS_MIN, initial + 1] voters and at most 2 learners. */
+const VOTERS_MIN = 3;
+const LEARNERS_MAX = 2;
+/** Total nodes ever spawned, so long runs cannot grow the cluster without bound. */
+const SPAWNED_EXTRA_MAX = 8;
+
+export class ChaosSchedule {
+  readonly stats: FaultStats = { crashes: 0, partitions: 0, heals: 0, confChangesProposed: 0, transfers: 0 };
+  private readonly random: SeededRandom;
+  private readonly mix: FaultMix;
+  private readonly cluster: SimCluster;
+  private readonly network: SimNetwork;
+  private readonly initialVoters: number;
+  private readonly trace: (line: string) => void;
+
+  constructor(random: SeededRandom, mix: FaultMix, cluster: SimCluster, network: SimNetwork, initialVoters: number,
+    trace: (line: string) => void) {
+    this.random = random;
+    this.mix = mix;
+    this.cluster = cluster;
+    this.network = network;
+    this.initialVoters = initialVoters;
+    this.trace = trace;
+  }
+
+  tick(): void {
+    const m = this.mix;
+    if (this.chance(m.crashPerMille)) this.crashOne();
+    if (this.network.cutCount() === 0) {
+      if (this.chance(m.partitionPerMille)) this.partition();
+    } else if (this.chance(m.healPerMille)) {
+      this.network.heal();
+      this.stats.heals++;
+      this.trace('net heal');
+    }
+    if (this.chance(m.membershipPerMille)) this.changeMembership();
+    if (this.chance(m.transferPerMille)) this.transfer();
+  }
+
+  private chance(perMille: number): boolean {
+    return perMille > 0 && this.random.nextInt(1000) < perMille;
+  }
+
+  private pick<T>(items: T[]): T {
+    return items[this.random.nextInt(items.length)]!;
+  }
+
+  private crashOne(): void {
+    const live = this.cluster.live();
+    // Keep a majority of nodes up most of the time: runs with everything down teach nothing.
+    if (live.length === 0 || this.cluster.downCount() * 2 >= this.cluster.nodes.size - 1) return;
+    const node = this.pick(live);
+    const point = this.random.nextInt(2) === 0 ? null : this.pick(CRASH_POINTS);
+    const down = this.random.nextInt(this.mix.downTicksMax + 1);
+    this.stats.crashes++;
+    this.trace(`fault crash ${node.id} at ${point ?? 'now'} for ${down} ticks`);
+    this.cluster.crash(node.id, point, down);
+  }
+
+  private partition(): void {
+    const ids = [...this.cluster.nodes.keys()];
+    if (ids.length < 2) return;
+    this.stats.partitions++;
+    const kind = this.random.nextInt(3);
+    if (kind === 0) {
+      // Symmetric split into two non-empty sides.
+      const shuffled = ids.map((id) => [this.random.nextU32(), id] as const)
+        .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1)).map(([, id]) => id);
+      const cut = 1 + this.random.nextInt(shuffled.length - 1);
+      const a = shuffled.slice(0, cut);
+      const b = shuffled.slice(cut);
+      this.network.partition(a, b);
+      this.trace(`net split [${a.join(',')}] | [${b.join(',')}]`);
+    } else if (kind === 1) {
+      // Isolate the leader (or anyone, if there is none).
+      const leader = this.cluster.leader()?.id ?? this.pick(ids);
+      this.network.partition([leader], ids.filter((id) => id !== leader));
+      this.trace(`net isolate ${leader}`);
+    } else {
+      // One-way cuts: the sender's messages vanish, the reverse direction still works.
+      const cuts = 1 + this.random.nextInt(3);
+      const made: string[] = [];
+      for (let i = 0; i < cuts; i++) {
+        const from = this.pick(ids);
+        const to = this.pick(ids.filter((id) => id !== from));
+        this.network.cutOneWay(from, to);
+        made.push(`${from}>${to}`);
+      }
+      this.trace(`net cut ${made.join(' ')}`);
+    }
+  }
+
+  private changeMembership(): void {
+    const leader = this.cluster.leader();
+    if (leader === null) return;
+    const m = leader.currentMembership();
+    if (m === null) return;
+    const options: Array<() => ConfChange | null> = [];
+    const canGrow = this.cluster.spawned < this.initialVoters + SPAWNED_EXTRA_MAX || this.cluster.spares().length > 0;
+    if (canGrow && m.learners.length < LEARNERS_MAX) options.push(() => this.freshMember('addLearner'));
+    if (canGrow && m.voters.length <= this.initialVoters) options.push(() => this.freshMember('addVoter'));
+    if (m.learners.length > 0) {
+      options.push(() => ({ type: 'promoteLearner', node: this.pick(m.learners) }));
+      options.push(() => ({ type: 'removeNode', node: this.pick(m.learners) }));
+    }
+    if (m.voters.length > VOTERS_MIN) options.push(() => ({ type: 'removeNode', node: this.pick(m.voters) }));
+    if (options.length === 0) return;
+    const cc = this.pick(options)();
+    if (cc === null) return;
+    this.stats.confChangesProposed++;
+    leader.proposeConfChange(cc);
+  }
+
+  /** A node for an add: a spare that was never added, else a brand-new one. */
+  private freshMember(type: 'addLearner' | 'addVoter'): ConfChange | null {
+    const spares = this.cluster.spares();
+    const node = spares.length > 0 ? this.pick(spares) : this.cluster.spawn(EMPTY_MEMBERSHIP);
+    this.trace(`${node.id} spare for ${type}`);
+    return { type, node: node.id, address: `sim://${node.id}` };
+  }
+
+  private transfer(): void {
+    const leader = this.cluster.leader();
+    if (leader === null) return;
+    const m = leader.currentMembership();
+    if (m === null) return;
+    const targets: NodeId[] = m.voters.filter((id) => id !== leader.id);
+    if (targets.length === 0) return;
+    this.stats.transfers++;
+    leader.transferLeadership(this.pick(targets));
+  }
+}

@@ -1,0 +1,421 @@
+// One simulated peer: RawNode + KvStateMachine + a DurableStore, driven through the Ready
+// contract exactly as worker/raft/types.ts orders it (persist, send, apply, release reads,
+// advance). A crash can be armed at any of those seams; it throws away everything in memory,
+// and start() rebuilds the node from the durable model alone.
+//
+// It also plays the peer's part for clients: proposals wait for their (index, term) to apply,
+// consistent reads wait for a ReadIndex round, default reads for a lease, stale reads are
+// served from local state at once.
+
+import { RawNode } from '../../worker/raft/rawnode.ts';
+import { decodeConfChange } from '../../worker/raft/codec.ts';
+import { applyConfChange } from '../../worker/raft/membership.ts';
+import type { ConfChange, Entry, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready, Role } from '../../worker/raft/types.ts';
+import { KvStateMachine } from '../../worker/kv/state-machine.ts';
+import { decodeCommand, decodeState, encodeState } from '../../worker/kv/codec.ts';
+import { DEFAULT_KV_LIMITS, type KvResult } from '../../worker/kv/types.ts';
+import type { Invariants } from './invariants.ts';
+import type { SimNetwork } from './network.ts';
+import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS } from './options.ts';
+import { copyMembership, type DurableStore } from './storage.ts';
+import { digestBytes, stream } from './streams.ts';
+import { violation } from './violation.ts';
+
+export type CrashPoint = 'before-persist' | 'after-persist' | 'after-send';
+export const CRASH_POINTS: CrashPoint[] = ['before-persist', 'after-persist', 'after-send'];
+
+export type ReadLevel = 'consistent' | 'default' | 'stale';
+
+export type NodeRequest =
+  | { kind: 'write'; reqId: number; data: Uint8Array }
+  | { kind: 'read'; reqId: number; key: string; level: ReadLevel };
+
+export type NodeAnswer =
+  | { kind: 'write'; result: KvResult }
+  | { kind: 'read'; value: string | null; modRevision: number }
+  /** Not served here (not leader, no lease, …): retry, preferably at `leader`. */
+  | { kind: 'refused'; leader: NodeId }
+  /** The proposal's log slot went to another entry: it will never apply, retry. */
+  | { kind: 'dropped' };
+
+export interface NodeEnv {
+  readonly seed: number;
+  readonly network: SimNetwork;
+  readonly invariants: Invariants;
+  readonly stores: ReadonlyMap<NodeId, DurableStore>;
+  readonly compactEveryEntries: number;
+  /** How long a node keeps a client request waiting before forgetting it. */
+  readonly requestTimeoutTicks: number;
+  now(): number;
+  answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
+  trace(line: string): void;
+  readonly tracing: boolean;
+}
+
+/** Small limits so batching, pipelining, flow control and chunking all happen in short runs. */
+export function simRaftConfig(id: NodeId, seed: number, incarnation: number): RaftConfig {
+  return {
+    id,
+    electionTicks: ELECTION_TICKS,
+    heartbeatTicks: HEARTBEAT_TICKS,
+    preVote: true,
+    checkQuorum: true,
+    appendBytesMax: 512,
+    inflightAppendsMax: 4,
+    uncommittedEntriesMax: 64,
+    snapshotChunkBytes: 96,
+    leaseDriftTicks: LEASE_DRIFT_TICKS,
+    random: stream(seed, `node:${id}:${incarnation}`),
+  };
+}
+
+interface WaitingProposal {
+  term: number;
+  reqId: number;
+  expiresAt: number;
+}
+
+interface WaitingRead {
+  reqId: number;
+  key: string;
+  expiresAt: number;
+  /** Serve once applied reaches this; -1 while the ReadIndex round is still out. */
+  index: number;
+}
+
+export class SimNode {
+  readonly id: NodeId;
+  readonly store: DurableStore;
+  private readonly env: NodeEnv;
+  incarnation = 0;
+  private raft: RawNode | null = null;
+  private kv: KvStateMachine | null = null;
+  private applied = 0;
+  /** Membership as of `applied` (host-tracked from conf entries, for snapshot metadata). */
+  private membership: Membership;
+  role: Role = 'follower';
+  term = 0;
+  leader: NodeId = '';
+  /** Default reads served under a lease (the rest fell back to ReadIndex), over all incarnations. */
+  leaseReads = 0;
+  /** Crash at this seam of the next Ready. */
+  crashPlan: CrashPoint | null = null;
+  private readonly proposals = new Map<number, WaitingProposal>();
+  private readonly readIndexRounds = new Map<string, WaitingRead>();
+  private waitingReads: WaitingRead[] = [];
+  /** The leader's membership after its previous Ready (see Invariants.onCommit). */
+  private lastMembership: Membership | null = null;
+
+  constructor(id: NodeId, store: DurableStore, env: NodeEnv) {
+    this.id = id;
+    this.store = store;
+    this.env = env;
+    this.membership = copyMembership(store.appliedMembership);
+  }
+
+  get up(): boolean {
+    return this.raft !== null;
+  }
+
+  get appliedIndex(): number {
+    return this.applied;
+  }
+
+  /** (Re)build everything in memory from the durable model. */
+  start(): void {
+    if (this.raft !== null) throw new Error(`${this.id} already up`);
+    this.incarnation++;
+    this.raft = new RawNode(simRaftConfig(this.id, this.env.seed, this.incarnation), this.store.restartState());
+    this.kv = new KvStateMachine(DEFAULT_KV_LIMITS, this.store.kvState());
+    this.applied = this.store.applied;
+    this.membership = copyMembership(this.store.appliedMembership);
+    this.role = 'follower';
+    this.term = this.store.hardState.term;
+    this.leader = '';
+    this.crashPlan = null;
+    this.lastMembership = null;
+    this.env.invariants.onApplied(this.id, this.applied, 'restart');
+    this.log(`start #${this.incarnation} term=${this.term} applied=${this.applied} last=${this.store.lastIndex()}`);
+    this.processReady();
+  }
+
+  /** Lose everything not in the durable model: the RawNode, the KV state, waiting requests. */
+  crash(why: string): void {
+    if (this.raft === null) return;
+    this.log(`crash (${why})`);
+    this.raft = null;
+    this.kv = null;
+    this.role = 'follower';
+    this.leader = '';
+    this.crashPlan = null;
+    this.proposals.clear();
+    this.readIndexRounds.clear();
+    this.waitingReads = [];
+  }
+
+  tick(): void {
+    if (this.raft === null) return;
+    this.raft.tick();
+    this.processReady();
+  }
+
+  step(messages: Message[]): void {
+    if (this.raft === null) return;
+    for (const m of messages) this.raft.step(m);
+    this.processReady();
+  }
+
+  campaign(): void {
+    if (this.raft === null) return;
+    this.raft.campaign();
+    this.processReady();
+  }
+
+  proposeConfChange(cc: ConfChange): ProposeResult | null {
+    if (this.raft === null) return null;
+    const r = this.raft.proposeConfChange(cc);
+    this.log(`confchange ${cc.type} ${cc.node}: ${r.ok ? `at ${r.index}/${r.term}` : r.reason}`);
+    this.processReady();
+    return r;
+  }
+
+  transferLeadership(to: NodeId): boolean {
+    if (this.raft === null) return false;
+    const ok = this.raft.transferLeadership(to);
+    this.log(`transfer to ${to}: ${ok}`);
+    this.processReady();
+    return ok;
+  }
+
+  /** The membership in this node's log (what it acts on), or null when down. */
+  currentMembership(): Membership | null {
+    return this.raft === null ? null : this.raft.membership();
+  }
+
+  appliedMembership(): Membership {
+    return this.membership;
+  }
+
+  stateDigest(): number {
+    if (this.kv === null) throw new Error(`${this.id} is down`);
+    return digestBytes(encodeState(this.kv.snapshot()));
+  }
+
+  /** One line of core state for liveness failure reports. */
+  describeCore(): string {
+    if (this.raft === null) return `${this.id}: down`;
+    const s = this.raft.status();
+    const base = `${this.id}: ${s.role} t${s.term} lead=${s.leader || '-'} commit=${s.commit} applied=${s.applied} ` +
+      `log=[${s.firstIndex}..${s.lastIndex}] snap=${s.snapshotIndex} voters=${s.membership.voters.join(',')} ` +
+      `learners=${s.membership.learners.join(',')} dropped=${JSON.stringify(s.dropped)}`;
+    const prs = Object.entries(s.progress).map(([id, p]) => `${id}{m${p.match} n${p.next} ${p.state} if${p.inflight}${p.recentActive ? '' : ' inactive'}}`);
+    return prs.length === 0 ? base : `${base} progress ${prs.join(' ')}`;
+  }
+
+  lastIndex(): number {
+    return this.raft === null ? 0 : this.raft.status().lastIndex;
+  }
+
+  commitIndex(): number {
+    return this.raft === null ? 0 : this.raft.status().commit;
+  }
+
+  request(req: NodeRequest): void {
+    const raft = this.raft;
+    const kv = this.kv;
+    if (raft === null || kv === null) return; // lost with the node; the client times out
+    const expiresAt = this.env.now() + this.env.requestTimeoutTicks;
+    if (req.kind === 'write') {
+      const r = raft.propose([req.data]);
+      if (!r.ok) {
+        this.env.answer(req.reqId, this.id, { kind: 'refused', leader: r.leader });
+        return;
+      }
+      const prior = this.proposals.get(r.index);
+      if (prior !== undefined) this.env.answer(prior.reqId, this.id, { kind: 'dropped' });
+      this.proposals.set(r.index, { term: r.term, reqId: req.reqId, expiresAt });
+    } else if (req.level === 'stale') {
+      const rec = kv.get(req.key);
+      this.env.answer(req.reqId, this.id, { kind: 'read', value: rec?.value ?? null, modRevision: rec?.modRevision ?? 0 });
+      return;
+    } else {
+      // default: under a valid lease, no round trip; without one (as worker/peer does) fall
+      // back to a ReadIndex round. consistent: always a ReadIndex round.
+      const index = req.level === 'default' ? raft.leaseRead() : null;
+      if (index !== null) {
+        this.leaseReads++;
+        this.waitingReads.push({ reqId: req.reqId, key: req.key, expiresAt, index });
+        this.serveReads();
+      } else {
+        const ctx = `r${req.reqId}`;
+        if (!raft.readIndex(ctx)) {
+          this.env.answer(req.reqId, this.id, { kind: 'refused', leader: this.leader });
+          return;
+        }
+        this.readIndexRounds.set(ctx, { reqId: req.reqId, key: req.key, expiresAt, index: -1 });
+      }
+    }
+    this.processReady();
+  }
+
+  /** Forget client requests nobody waits for any more (the client retried elsewhere). */
+  expire(now: number): void {
+    for (const [index, p] of this.proposals) if (p.expiresAt <= now) this.proposals.delete(index);
+    for (const [ctx, r] of this.readIndexRounds) if (r.expiresAt <= now) this.readIndexRounds.delete(ctx);
+    if (this.waitingReads.length > 0) this.waitingReads = this.waitingReads.filter((r) => r.expiresAt > now);
+  }
+
+  /** The host's compaction policy: snapshot applied state every `compactEveryEntries`. */
+  maybeCompact(): void {
+    const raft = this.raft;
+    const kv = this.kv;
+    if (raft === null || kv === null) return;
+    if (this.applied - this.store.snapshotIndex < this.env.compactEveryEntries) return;
+    const term = this.store.termAt(this.applied);
+    if (term === undefined) violation('host-compact', `${this.id} has no term for applied ${this.applied}`);
+    const data = encodeState(kv.snapshot());
+    this.store.compact({ meta: { index: this.applied, term, membership: copyMembership(this.membership) }, data });
+    raft.compact(this.applied, data);
+    this.env.invariants.onStateDigest(this.id, this.applied, digestBytes(data));
+    this.log(`compact at ${this.applied}/${term}`);
+  }
+
+  /** Carry out every pending Ready, in the contract's order, honouring an armed crash. */
+  processReady(): void {
+    while (this.raft !== null && this.raft.hasReady()) {
+      const raft = this.raft;
+      const rd = raft.ready();
+      if (rd.softState !== undefined) {
+        const { role, leader, term } = rd.softState;
+        if (role !== this.role || leader !== this.leader) this.log(`${role} term=${term} leader=${leader || '-'}`);
+        this.role = role;
+        this.leader = leader;
+        this.term = term;
+        this.env.invariants.onRole(this.id, role, term);
+      }
+      if (this.crashPlan === 'before-persist') return this.crash('before persisting a ready');
+      this.persist(rd, raft);
+      if (this.crashPlan === 'after-persist') return this.crash('after persisting, before sending');
+      this.send(rd.messages);
+      if (this.crashPlan === 'after-send') return this.crash('after sending, before applying');
+      this.apply(rd.committedEntries);
+      for (const rs of rd.readStates) {
+        const waiting = this.readIndexRounds.get(rs.ctx);
+        if (waiting === undefined) continue;
+        this.readIndexRounds.delete(rs.ctx);
+        waiting.index = rs.index;
+        this.waitingReads.push(waiting);
+      }
+      this.serveReads();
+      raft.advance(rd);
+    }
+  }
+
+  private persist(rd: Ready, raft: RawNode): void {
+    const inv = this.env.invariants;
+    const store = this.store;
+    if (rd.snapshot !== undefined) {
+      const snap = rd.snapshot;
+      const state = decodeState(snap.data);
+      store.installSnapshot(snap, state);
+      this.kv = new KvStateMachine(DEFAULT_KV_LIMITS, decodeState(snap.data));
+      this.applied = snap.meta.index;
+      this.membership = copyMembership(snap.meta.membership);
+      // Waiting proposals the snapshot jumped over have an unknown fate: let clients retry.
+      for (const index of [...this.proposals.keys()]) if (index <= snap.meta.index) this.proposals.delete(index);
+      inv.onApplied(this.id, this.applied, 'snapshot');
+      inv.onSnapshotInstalled(this.id, snap.meta.index, snap.meta.term);
+      inv.onStateDigest(this.id, snap.meta.index, digestBytes(snap.data));
+      this.log(`install snapshot ${snap.meta.index}/${snap.meta.term}`);
+    }
+    if (rd.entries.length > 0) {
+      store.appendEntries(rd.entries);
+      inv.onPersistEntries(this.id, rd.entries, store);
+    }
+    if (rd.hardState !== undefined) {
+      const hs = rd.hardState;
+      const prior = store.hardState;
+      if (hs.term < prior.term) violation('term-monotonic', `${this.id} term ${prior.term} -> ${hs.term}`);
+      if (hs.commit < prior.commit) violation('commit-monotonic', `${this.id} commit ${prior.commit} -> ${hs.commit}`);
+      if (hs.term === prior.term && prior.vote !== '' && hs.vote !== prior.vote) {
+        violation('vote-once', `${this.id} changed its vote in term ${hs.term}: ${prior.vote} -> ${hs.vote}`);
+      }
+      store.saveHardState(hs);
+    }
+    if (this.role === 'leader') {
+      const now = raft.membership();
+      inv.onCommit(this.id, store.hardState.commit, store, this.lastMembership === null ? [now] : [this.lastMembership, now], this.env.stores);
+      this.lastMembership = now;
+      inv.onLeaderPersisted(this.id, this.term, store);
+    } else {
+      this.lastMembership = null;
+      inv.onCommit(this.id, store.hardState.commit, store, null, this.env.stores);
+    }
+  }
+
+  private send(messages: Message[]): void {
+    if (messages.length === 0) return;
+    for (const m of messages) {
+      if (m.type === 'voteResp' && m.reject !== true) this.env.invariants.onVoteGranted(m.from, m.to, m.term);
+    }
+    this.env.network.send(messages, this.env.now());
+  }
+
+  private apply(entries: Entry[]): void {
+    if (entries.length === 0) return;
+    const kv = this.kv!;
+    const inv = this.env.invariants;
+    const answers: Array<[reqId: number, answer: NodeAnswer]> = [];
+    for (const e of entries) {
+      if (e.index !== this.applied + 1) {
+        violation('apply-order', `${this.id} handed entry ${e.index} to apply after ${this.applied}`);
+      }
+      if (e.index > this.store.hardState.commit) {
+        violation('apply-uncommitted', `${this.id} handed entry ${e.index} to apply, durable commit ${this.store.hardState.commit}`);
+      }
+      let result = 'noop';
+      let kvResult: KvResult | null = null;
+      if (e.type === 'conf') {
+        const cc = decodeConfChange(e.data);
+        if (cc === null) violation('conf-entry', `${this.id}: undecodable conf entry ${e.index}`);
+        this.membership = applyConfChange(this.membership, cc);
+        result = `conf ${cc.type} ${cc.node}`;
+      } else if (e.data.length > 0) {
+        kvResult = kv.apply(e.index, decodeCommand(e.data));
+        result = JSON.stringify(kvResult);
+      }
+      this.applied = e.index;
+      inv.onApply(this.id, e, result);
+      const waiting = this.proposals.get(e.index);
+      if (waiting !== undefined) {
+        this.proposals.delete(e.index);
+        const mine = waiting.term === e.term && kvResult !== null;
+        answers.push([waiting.reqId, mine ? { kind: 'write', result: kvResult! } : { kind: 'dropped' }]);
+      }
+    }
+    this.store.saveApplied(kv.takeChanges(), this.applied, this.membership);
+    inv.onApplied(this.id, this.applied, 'apply');
+    if (this.env.tracing) this.log(`applied ${entries[0]!.index}..${this.applied}`);
+    // Answer only what is durably applied.
+    for (const [reqId, answer] of answers) this.env.answer(reqId, this.id, answer);
+  }
+
+  private serveReads(): void {
+    if (this.waitingReads.length === 0) return;
+    const kv = this.kv!;
+    const still: WaitingRead[] = [];
+    for (const r of this.waitingReads) {
+      if (r.index > this.applied) {
+        still.push(r);
+        continue;
+      }
+      const rec = kv.get(r.key);
+      this.env.answer(r.reqId, this.id, { kind: 'read', value: rec?.value ?? null, modRevision: rec?.modRevision ?? 0 });
+    }
+    this.waitingReads = still;
+  }
+
+  private log(line: string): void {
+    if (this.env.tracing) this.env.trace(`${this.id} ${line}`);
+  }
+}

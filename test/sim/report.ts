@@ -1,0 +1,100 @@
+// Human-readable output for runs and campaigns: one block per failure (always with the seed and
+// the exact replay command) and a running aggregate of the stats.
+
+import type { SimResult, SimStats } from './run.ts';
+
+export function formatFailure(r: SimResult): string {
+  const f = r.failure;
+  if (f === undefined) return `seed ${r.seed}: ok`;
+  return [
+    `seed ${r.seed} FAILED at tick ${f.tick}: ${f.invariant}`,
+    `  ${f.message.split('\n').join('\n  ')}`,
+    `  replay: ${r.replay}`,
+  ].join('\n');
+}
+
+export function formatStats(s: SimStats): string {
+  return `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
+    `unknown=${s.unknownOutcome} msgs=${s.messages} crashes=${s.crashes} partitions=${s.partitions} ` +
+    `conf=${s.confChanges} transfers=${s.transfers} leaderAfterHeal=${s.ticksToLeader} ` +
+    `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
+}
+
+/** Aggregate over many runs (what a campaign prints at the end). */
+export interface Aggregate {
+  runs: number;
+  failed: number;
+  committed: number;
+  operations: number;
+  staleReads: number;
+  leaseReads: number;
+  unknownOutcome: number;
+  linUnknown: number;
+  crashes: number;
+  partitions: number;
+  confChanges: number;
+  transfers: number;
+  ticksToLeaderMax: number;
+  ticksToLeaderSum: number;
+  ticksToConvergeMax: number;
+  /** Histogram of ticks to a stable leader after healing, in buckets of 10 ticks. */
+  leaderHistogram: Record<string, number>;
+}
+
+export function emptyAggregate(): Aggregate {
+  return {
+    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, leaseReads: 0, unknownOutcome: 0, linUnknown: 0,
+    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
+    ticksToConvergeMax: 0, leaderHistogram: {},
+  };
+}
+
+export function addRun(a: Aggregate, r: SimResult): void {
+  a.runs++;
+  if (!r.ok) {
+    a.failed++;
+    return;
+  }
+  const s = r.stats;
+  a.committed += s.committed;
+  a.operations += s.operations;
+  a.staleReads += s.staleReads;
+  a.leaseReads += s.leaseReads;
+  a.unknownOutcome += s.unknownOutcome;
+  if (s.linearizability === 'unknown') a.linUnknown++;
+  a.crashes += s.crashes;
+  a.partitions += s.partitions;
+  a.confChanges += s.confChanges;
+  a.transfers += s.transfers;
+  a.ticksToLeaderMax = Math.max(a.ticksToLeaderMax, s.ticksToLeader);
+  a.ticksToLeaderSum += s.ticksToLeader;
+  a.ticksToConvergeMax = Math.max(a.ticksToConvergeMax, s.ticksToConverge);
+  const bucket = `${Math.floor(s.ticksToLeader / 10) * 10}`;
+  a.leaderHistogram[bucket] = (a.leaderHistogram[bucket] ?? 0) + 1;
+}
+
+export function mergeAggregate(into: Aggregate, from: Aggregate): void {
+  for (const k of Object.keys(from) as Array<keyof Aggregate>) {
+    if (k === 'leaderHistogram') {
+      for (const [b, n] of Object.entries(from.leaderHistogram)) into.leaderHistogram[b] = (into.leaderHistogram[b] ?? 0) + n;
+    } else if (k === 'ticksToLeaderMax' || k === 'ticksToConvergeMax') {
+      into[k] = Math.max(into[k], from[k]);
+    } else {
+      into[k] += from[k];
+    }
+  }
+}
+
+export function formatAggregate(a: Aggregate): string {
+  const ok = a.runs - a.failed;
+  const hist = Object.entries(a.leaderHistogram).sort((x, y) => Number(x[0]) - Number(y[0]))
+    .map(([b, n]) => `${b}+:${n}`).join(' ');
+  return [
+    `runs ${a.runs}, failed ${a.failed}`,
+    `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
+    `faults: crashes ${a.crashes}, partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
+    `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
+    `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
+    `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,
+  ].join('\n');
+}

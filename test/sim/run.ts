@@ -1,0 +1,268 @@
+// One simulated run: a pure function of (seed, options).
+//
+//   chaos phase  `chaosTicks` ticks of seeded faults, membership changes, transfers and client
+//                operations, with every safety invariant checked as each Ready is handled;
+//   heal         cut links restored, loss and duplication off, every node restarted;
+//   liveness     a leader within LEADER_BOUND_TICKS, every pending client operation done
+//                within CLIENTS_BOUND_TICKS, all members converged within CONVERGE_BOUND_TICKS;
+//   histories    linearizability of writes + consistent/default reads, stale-read sanity.
+
+import type { NodeId } from '../../worker/raft/types.ts';
+import { checkLinearizable, checkStaleRead } from '../lin/checker.ts';
+import { SimClients } from './clients.ts';
+import { SimCluster } from './cluster.ts';
+import { ChaosSchedule } from './faults.ts';
+import { Invariants } from './invariants.ts';
+import { SimNetwork } from './network.ts';
+import type { NodeAnswer, SimNode } from './node.ts';
+import {
+  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveOptions,
+  type FaultMix, type SimOptions,
+} from './options.ts';
+import { digestString, stream } from './streams.ts';
+import { SimViolation } from './violation.ts';
+
+/** Message latency after healing (ticks). */
+export const HEAL_DELAY_TICKS_MAX = 2;
+/**
+ * Why a leader must exist LEADER_BOUND_TICKS after healing. Every node is up and the network
+ * delivers within HEAL_DELAY_TICKS_MAX. Followers refuse (pre)votes for ELECTION_TICKS after
+ * last hearing a leader (a stale leader steps down by CheckQuorum within the same time, or is
+ * still a valid leader and we are done). After that, each election timeout is drawn from
+ * [E, 2E), so some node starts a (pre)vote within 2E ticks, and a round (preVote there and
+ * back, vote there and back) settles within 4 delays. Most rounds elect; a round fails only on
+ * a split vote or a candidate with a stale log (which the up-to-date nodes then out-wait), and
+ * randomized timeouts make each repeat unlikely, so ELECTION_ROUNDS_MAX rounds bound it for
+ * practical purposes (measured: see test/sim/README.md).
+ */
+export const ELECTION_ROUNDS_MAX = 8;
+export const LEADER_BOUND_TICKS =
+  ELECTION_TICKS + ELECTION_ROUNDS_MAX * (2 * ELECTION_TICKS + 4 * HEAL_DELAY_TICKS_MAX);
+/** Client attempts time out after this long (a lost answer, a crashed node). */
+export const ATTEMPT_TIMEOUT_TICKS = 3 * ELECTION_TICKS;
+/** During chaos an operation is abandoned (unknown outcome) after this long. */
+export const GIVE_UP_TICKS = 12 * ELECTION_TICKS;
+/**
+ * Pending operations: a leader (LEADER_BOUND_TICKS), then at worst one attempt timeout for an
+ * attempt lost before healing, a few refused retries with backoff while the leader becomes
+ * known, and a commit round trip.
+ */
+export const CLIENTS_BOUND_TICKS = LEADER_BOUND_TICKS + 2 * ATTEMPT_TIMEOUT_TICKS + 4 * ELECTION_TICKS;
+/** Convergence: a lagging member catches up by appends or a chunked snapshot, a few heartbeats each. */
+export const CONVERGE_BOUND_TICKS = CLIENTS_BOUND_TICKS + 20 * HEARTBEAT_TICKS * HEAL_DELAY_TICKS_MAX;
+
+export interface SimStats {
+  nodes: number;
+  ticks: number;
+  ticksToLeader: number;
+  ticksToClientsDone: number;
+  ticksToConverge: number;
+  committed: number;
+  operations: number;
+  staleReads: number;
+  leaseReads: number;
+  unknownOutcome: number;
+  linearizability: 'ok' | 'unknown';
+  messages: number;
+  crashes: number;
+  partitions: number;
+  confChanges: number;
+  transfers: number;
+}
+
+export interface SimFailure {
+  invariant: string;
+  message: string;
+  tick: number;
+}
+
+export interface SimResult {
+  seed: number;
+  options: SimOptions;
+  mix: FaultMix;
+  ok: boolean;
+  failure?: SimFailure;
+  /** The exact command that replays this run. */
+  replay: string;
+  stats: SimStats;
+  /** Digest of everything observable (history, final state): equal runs give equal digests. */
+  digest: number;
+  trace: string[];
+}
+
+export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResult {
+  const options = resolveOptions(partial);
+  const setup = stream(seed, 'setup');
+  const voters = options.nodes !== 0 ? options.nodes : setup.nextInt(2) === 0 ? 3 : 5;
+  const mix: FaultMix = { ...(options.faults === 'none' ? CALM_MIX : drawFaultMix(stream(seed, 'mix'))), ...options.mix };
+  const trace: string[] = [];
+  let tick = 0;
+  let eventStamp = 0;
+  const tracing = options.trace;
+  const log = (line: string): void => {
+    if (tracing) trace.push(`${tick} ${line}`);
+  };
+  if (tracing) log(`seed=${seed} voters=${voters} mix=${JSON.stringify(mix)}`);
+
+  const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
+  const invariants = new Invariants();
+  const answerLoss = stream(seed, 'answers');
+  let answerLossPercent = mix.answerLossPercent;
+  let clients: SimClients | null = null;
+  const onAnswer = (reqId: number, from: NodeId, answer: NodeAnswer): void => {
+    if (answerLossPercent > 0 && answer.kind !== 'refused' && answerLoss.nextInt(100) < answerLossPercent) return;
+    clients?.onAnswer(reqId, from, answer);
+  };
+  const cluster = new SimCluster({
+    seed, network, invariants, persistence: options.persistence,
+    compactEveryEntries: mix.compactEveryEntries,
+    requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
+    now: () => tick, answer: onAnswer, trace: log, tracing,
+  });
+  clients = new SimClients(stream(seed, 'clients'), options.clients, options.keys,
+    { attemptTimeoutTicks: ATTEMPT_TIMEOUT_TICKS, giveUpTicks: GIVE_UP_TICKS },
+    {
+      targets: () => [...cluster.nodes.keys()],
+      send: (target, req) => cluster.request(target, req),
+      now: () => tick,
+      stamp: () => ++eventStamp,
+      trace: log,
+      tracing,
+    });
+  const chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
+
+  const stats: SimStats = {
+    nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
+    operations: 0, staleReads: 0, leaseReads: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
+    crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
+  };
+  let failure: SimFailure | undefined;
+  let finalDigest = 0;
+
+  const step = (chaosOn: boolean): void => {
+    tick++;
+    if (chaosOn) chaos.tick();
+    cluster.restartDue();
+    cluster.deliver(network.take(tick));
+    for (const node of cluster.nodes.values()) node.tick();
+    clients!.tick(chaosOn ? mix.clientPercent : 0, chaosOn);
+    for (const node of cluster.nodes.values()) {
+      node.expire(tick);
+      node.maybeCompact();
+    }
+    cluster.retireRemoved();
+  };
+
+  try {
+    const initial = { voters: [] as string[], learners: [] as string[], addresses: {} as Record<string, string> };
+    for (let i = 1; i <= voters; i++) {
+      initial.voters.push(`n${i}`);
+      initial.addresses[`n${i}`] = `sim://n${i}`;
+    }
+    for (let i = 0; i < voters; i++) cluster.spawn(initial);
+
+    while (tick < options.chaosTicks) step(true);
+
+    // Heal: from here on the network only delays (boundedly) and nothing crashes.
+    const healTick = tick;
+    log('heal');
+    network.heal();
+    network.setFaults({ dropPercent: 0, duplicatePercent: 0, delayTicksMax: Math.min(mix.delayTicksMax, HEAL_DELAY_TICKS_MAX) });
+    answerLossPercent = 0;
+    cluster.restartAll();
+    for (;;) {
+      const since = tick - healTick;
+      if (stats.ticksToLeader < 0 && stableLeader(cluster) !== null) stats.ticksToLeader = since;
+      if (stats.ticksToClientsDone < 0 && clients.pendingCount() === 0) stats.ticksToClientsDone = since;
+      if (stats.ticksToLeader >= 0 && stats.ticksToClientsDone >= 0 && converged(cluster)) {
+        stats.ticksToConverge = since;
+        break;
+      }
+      if (stats.ticksToLeader < 0 && since >= LEADER_BOUND_TICKS) {
+        throw new SimViolation('liveness-leader', `no stable leader ${LEADER_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);
+      }
+      if (stats.ticksToClientsDone < 0 && since >= CLIENTS_BOUND_TICKS) {
+        throw new SimViolation('liveness-clients', `${clients.pendingCount()} client operations still pending ${CLIENTS_BOUND_TICKS} ticks after healing: ${clients.describePending()} (${describeNodes(cluster)})`);
+      }
+      if (since >= CONVERGE_BOUND_TICKS) {
+        throw new SimViolation('liveness-converge', `members not converged ${CONVERGE_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);
+      }
+      step(false);
+    }
+
+    const digests = new Set(members(cluster).map((n) => n.stateDigest()));
+    if (digests.size !== 1) throw new SimViolation('state-machine-safety', `converged members hold ${digests.size} different KV states`);
+    finalDigest = [...digests][0]!;
+
+    const lin = checkLinearizable(clients.history);
+    if (lin.result === 'illegal') throw new SimViolation('linearizability', `key ${lin.key}: ${lin.explanation}`);
+    stats.linearizability = lin.result;
+    const stale = checkStaleRead(clients.history, clients.staleReads);
+    if (stale.result === 'illegal') throw new SimViolation('stale-read', `key ${stale.key}: ${stale.explanation}`);
+  } catch (err) {
+    if (err instanceof SimViolation) {
+      failure = { invariant: err.invariant, message: err.message, tick };
+    } else {
+      const e = err as Error;
+      failure = { invariant: 'exception', message: `${e.name}: ${e.message}\n${e.stack ?? ''}`, tick };
+    }
+    log(`FAILED ${failure.message}`);
+  }
+
+  stats.ticks = tick;
+  stats.committed = invariants.committedIndex;
+  stats.operations = clients.history.length;
+  stats.staleReads = clients.staleReads.length;
+  stats.leaseReads = [...cluster.nodes.values()].reduce((n, node) => n + node.leaseReads, 0);
+  stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
+  stats.messages = network.stats.sent;
+  stats.crashes = chaos.stats.crashes;
+  stats.partitions = chaos.stats.partitions;
+  stats.confChanges = chaos.stats.confChangesProposed;
+  stats.transfers = chaos.stats.transfers;
+  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
+    (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
+  const result: SimResult = { seed, options, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
+  if (failure !== undefined) result.failure = failure;
+  return result;
+}
+
+/** A leader that every live voter of its membership follows, in its term. */
+function stableLeader(cluster: SimCluster): SimNode | null {
+  const leader = cluster.leader();
+  if (leader === null) return null;
+  const m = leader.currentMembership();
+  if (m === null || !m.voters.includes(leader.id)) return null;
+  for (const id of m.voters) {
+    const n = cluster.nodes.get(id);
+    if (n === undefined || !n.up || n.term !== leader.term || (n !== leader && n.leader !== leader.id)) return null;
+  }
+  return leader;
+}
+
+/** The nodes of the stable leader's membership, voters and learners. */
+function members(cluster: SimCluster): SimNode[] {
+  const leader = stableLeader(cluster);
+  if (leader === null) return [];
+  const m = leader.currentMembership()!;
+  return [...m.voters, ...m.learners].flatMap((id) => {
+    const n = cluster.nodes.get(id);
+    return n === undefined ? [] : [n];
+  });
+}
+
+/** Every member (voter or learner of the leader's membership) applied all of the leader's log. */
+function converged(cluster: SimCluster): boolean {
+  const leader = stableLeader(cluster);
+  if (leader === null) return false;
+  const m = leader.currentMembership()!;
+  const last = leader.lastIndex();
+  if (leader.commitIndex() !== last) return false;
+  const all = members(cluster);
+  if (all.length !== m.voters.length + m.learners.length) return false;
+  return all.every((n) => n.up && n.appliedIndex === last);
+}
+
+function describeNodes(cluster: SimCluster): string {
+  return ['', ...[...cluster.nodes.values()].map((n) => n.describeCore())].join('\n    ');
+}
