@@ -22,6 +22,7 @@ export interface PeerRpc {
   inspect(): Promise<string>;
   abort(reason?: string): Promise<void>;
   deliver(batch: Uint8Array): Promise<void>;
+  isolate(on: boolean): Promise<void>;
 }
 
 export interface Inspection {
@@ -32,6 +33,8 @@ export interface Inspection {
   persistCheck: { checked: number; violations: number; examples: string[] } | null;
   badBatches: number;
   misaddressed: number;
+  isolated: boolean;
+  isolatedDrops: number;
 }
 
 export interface ClusterOptions {
