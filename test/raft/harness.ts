@@ -55,14 +55,18 @@ export class TestNode {
   /** Every Ready handed out, for tests that inspect them. */
   readonly readies: Ready[] = [];
 
-  constructor(id: NodeId, config: RaftConfig, initial: Membership) {
+  /** `bootstrapIndex` 1: founders start from a snapshot at index 1 (how hosts bootstrap clusters that grow). */
+  constructor(id: NodeId, config: RaftConfig, initial: Membership, bootstrapIndex: 0 | 1 = 0) {
     this.id = id;
     this.config = config;
+    const founder = bootstrapIndex === 1 && initial.voters.length > 0;
     this.stored = {
-      hardState: { term: 0, vote: '', commit: 0 },
-      snapshot: { meta: { index: 0, term: 0, membership: initial }, data: bytes('[]') },
+      // Term 0 as the peer does: the core lifts it to the snapshot's term, and a node that
+      // never had a term made no lease promise, so it can vote (and campaign) at once.
+      hardState: { term: 0, vote: '', commit: founder ? 1 : 0 },
+      snapshot: { meta: { index: founder ? 1 : 0, term: founder ? 1 : 0, membership: initial }, data: bytes('[]') },
       entries: [],
-      applied: 0,
+      applied: founder ? 1 : 0,
       state: [],
     };
     this.state = [];
@@ -158,14 +162,20 @@ export class Network {
   private filters: Filter[] = [];
   private cuts = new Set<string>();
 
-  constructor(ids: NodeId[], opts: { learners?: NodeId[]; config?: Partial<RaftConfig>; empty?: NodeId[] } = {}) {
+  private readonly bootstrapIndex: 0 | 1;
+
+  constructor(
+    ids: NodeId[],
+    opts: { learners?: NodeId[]; config?: Partial<RaftConfig>; empty?: NodeId[]; bootstrapIndex?: 0 | 1 } = {},
+  ) {
+    this.bootstrapIndex = opts.bootstrapIndex ?? 0;
     const initial = membershipOf(ids, opts.learners ?? []);
     for (const id of [...ids, ...(opts.learners ?? [])]) this.add(id, initial, opts.config);
     for (const id of opts.empty ?? []) this.add(id, membershipOf([]), opts.config);
   }
 
   add(id: NodeId, membership: Membership, config: Partial<RaftConfig> = {}): TestNode {
-    const n = new TestNode(id, testConfig(id, config), membership);
+    const n = new TestNode(id, testConfig(id, config), membership, this.bootstrapIndex);
     this.nodes.set(id, n);
     return n;
   }
@@ -253,6 +263,16 @@ export class Network {
       for (const id of ids) this.raw(id).tick();
       this.stabilize();
     }
+  }
+
+  /** Tick `ids` until one of them leads (at most `ticksMax` ticks); returns the leader. */
+  tickUntilLeader(ids: NodeId[], ticksMax = 1000): NodeId {
+    for (let i = 0; i < ticksMax; i++) {
+      const leader = ids.find((id) => this.raw(id).status().role === 'leader');
+      if (leader !== undefined) return leader;
+      this.tick(1, ids);
+    }
+    throw new Error(`no leader among ${ids.join(',')} within ${ticksMax} ticks`);
   }
 
   /** Elect `id` by campaigning and stabilizing. */

@@ -80,11 +80,13 @@ export class Raft {
     this.members = new MembershipHistory(cloneMembership(meta.membership));
     this.members.onAppend(entries);
     this.latestSnapshot = snapshot;
-    this.term = hs.term;
-    this.vote = hs.vote;
+    // currentTerm is never below a term in the log (a host may bootstrap from a term-1 snapshot
+    // with a term-0 hard state); the next Ready then persists the corrected term.
+    this.term = Math.max(hs.term, this.log.lastTerm());
+    this.vote = this.term === hs.term ? hs.vote : '';
     // A node that may have promised a leader its silence before a crash keeps that promise.
     this.ticksSinceLeaderContact = hs.term > 0 ? 0 : config.electionTicks;
-    this.becomeFollower(hs.term, '');
+    this.becomeFollower(this.term, '');
     this.syncMembership();
   }
 

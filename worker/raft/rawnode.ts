@@ -26,7 +26,9 @@ export class RawNode {
   constructor(config: RaftConfig, restart: RestartState) {
     this.raft = new Raft(config, restart);
     this.prevSoft = this.softState();
-    this.prevHard = this.hardState();
+    // Compare against what the host persisted, so a term or commit the core corrected at
+    // restart is written back by the first Ready.
+    this.prevHard = { ...restart.hardState };
   }
 
   tick(): void {

@@ -154,7 +154,18 @@ export interface Ready {
   readStates: ReadState[];
 }
 
-/** What the host hands the core at start: everything it had persisted. */
+/**
+ * What the host hands the core at start: everything it had persisted.
+ *
+ * Bootstrapping: founders of a new cluster start from a snapshot at index >= 1 (e.g. index 1,
+ * term 1, the founding membership, the empty state machine) so that a node added later, which
+ * starts with an empty membership and log, is sent that snapshot and learns the founders. An
+ * index-0 base is never sent to anyone (a single node that will never grow may still use it).
+ * Give such a bootstrap a hard state of term 0 (the core lifts the term to the snapshot's): a
+ * restart with a non-zero term refuses votes for one election timeout, since before the crash
+ * it may have promised a leader's lease its silence.
+ * A node waiting to be added starts with an empty membership and never campaigns.
+ */
 export interface RestartState {
   hardState: HardState;
   /** Latest snapshot (index 0 and empty data for a fresh node). */
