@@ -1,6 +1,10 @@
 // Binary encodings of KV commands (the bytes of every normal Raft entry: the hot path) and of
-// the whole KV state (snapshot bytes). Hand-rolled rather than JSON: about 5-10x faster and
-// half the size for small commands (measure: node_modules/.bin/node test/kv/bench.ts).
+// the whole KV state (snapshot bytes). Hand-rolled rather than JSON: for a stamped put of a
+// 30-byte key and a 100-byte value, 144 bytes instead of 199, decoding ~2x and encoding ~1.3x
+// faster (Node 24; measure with node_modules/.bin/node test/kv/bench.ts). Encoding is bound by
+// the allocation of the output: Node puts a Uint8Array over 64 bytes off-heap at ~0.5 µs.
+// (A shared slab would avoid that, but a view pins its whole slab, and structured clone,
+// as Durable Object storage uses, copies the whole slab: not worth the trap.)
 //
 // The codec checks structure only (every field present, in range, valid UTF-8, nothing
 // trailing); what a command means and whether it is within limits is validate.ts's job, so a
