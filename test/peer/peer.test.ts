@@ -63,6 +63,16 @@ describe('peer: replication and routing', () => {
     expect(applySave.kv?.upserts.map(([k]) => k)).toContain('a');
   });
 
+  it('a single-node cluster (bootstrap) writes and serves every read level on its own', async () => {
+    const c = await start({ ids: ['solo'] });
+    const solo = await c.waitLeader();
+    await c.drive(solo.write(put('a', '1')));
+    for (const level of ['default', 'consistent', 'stale'] as const) {
+      expect((await c.drive(solo.read(level, (kv) => kv.get('a')?.value))).value).toBe('1');
+    }
+    expect(solo.health()).toEqual({ ok: true, reason: '' });
+  });
+
   it('concurrent writes share saves (group commit) and every one is acknowledged', async () => {
     const c = await start();
     const leader = await c.waitLeader();
