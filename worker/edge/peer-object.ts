@@ -73,6 +73,8 @@ export class PeerObject extends DurableObject<Env> {
   private misaddressed = 0;
   private isolated = false;
   private isolatedDrops = 0;
+  /** What first reached this instance: the alarm (it woke the peer by itself) or a call. */
+  private wokenBy: 'alarm' | 'call' | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -85,6 +87,7 @@ export class PeerObject extends DurableObject<Env> {
   // ---- public API (forwarded by the Worker) --------------------------------------------------
 
   override async fetch(request: Request): Promise<Response> {
+    this.wokenBy ??= 'call';
     const name = this.identity();
     if (name === null) return errorResponse(500, 'internal', 'this peer object has no valid <cluster>/<peer-id> name');
     if (!this.mayOpen()) {
@@ -107,6 +110,7 @@ export class PeerObject extends DurableObject<Env> {
 
   /** Raft messages from a sibling peer (encodeMessages). Bad batches are counted and dropped. */
   async deliver(batch: Uint8Array): Promise<void> {
+    this.wokenBy ??= 'call';
     if (!(batch instanceof Uint8Array) || batch.byteLength > DELIVER_BYTES_MAX) {
       this.badBatches++;
       return;
@@ -131,6 +135,7 @@ export class PeerObject extends DurableObject<Env> {
 
   /** This peer's state for operators and tests, as JSON text (see PeerInspection). */
   inspect(): string {
+    this.wokenBy ??= 'call';
     const h = this.hosted;
     const inspection: PeerInspection = {
       name: this.identity() === null ? '' : peerObjectName(this.identity()!.cluster, this.identity()!.id),
@@ -149,12 +154,14 @@ export class PeerObject extends DurableObject<Env> {
   /** Crash this peer: its memory is lost, its storage is kept. The alarm (or the next message
    *  or request) brings it back from storage. Deferred by a turn so the caller gets an answer. */
   abort(reason = 'aborted by operator'): void {
+    this.wokenBy ??= 'call';
     setTimeout(() => this.ctx.abort(reason), 0);
   }
 
   /** Fault drill: while isolated, this peer neither receives nor sends Raft messages, as if
    *  partitioned from the others (it keeps serving its own view). Memory only: abort ends it. */
   isolate(on: boolean): void {
+    this.wokenBy ??= 'call';
     this.isolated = on;
   }
 
@@ -164,6 +171,10 @@ export class PeerObject extends DurableObject<Env> {
     this.alarmArmed = false;
     if (!this.mayOpen()) return;
     const hosted = await this.open();
+    if (this.wokenBy === null) {
+      this.wokenBy = 'alarm';
+      this.logger(hosted.peer.id)('info', 'peer.wake', { by: 'alarm', term: hosted.peer.status().term });
+    }
     const failure = hosted.peer.status().failure;
     if (failure !== null) {
       // Better restarted from storage than serving nothing: come back on the next alarm.
