@@ -161,7 +161,7 @@ export function bcastAppend(r: Raft): void {
 /** Also starts a read round: its number rides in `context` (see readonly.ts). */
 export function bcastHeartbeat(r: Raft): void {
   r.heartbeatElapsed = 0;
-  const ctx = r.reads.startRound(r.ticks, r.log.committed, r.cfg.electionTicks);
+  const ctx = r.reads.startRound(r.ticks, r.cfg.electionTicks);
   for (const [to, pr] of r.progress) {
     r.send({ type: 'heartbeat', from: r.id, to, term: r.term, commit: Math.min(pr.match, r.log.committed), context: ctx });
   }
@@ -299,8 +299,9 @@ function committedInTerm(r: Raft): boolean {
 export function readIndex(r: Raft, ctx: string): boolean {
   if (typeof ctx !== 'string') throw new TypeError('readIndex: ctx must be a string');
   if (r.role !== 'leader' || !committedInTerm(r)) return false;
-  if (!r.reads.queue(ctx)) return false;
-  if (!r.reads.readsInFlight()) bcastHeartbeat(r);
+  const queued = r.reads.queue(ctx, r.log.committed);
+  if (queued === 'full') return false;
+  if (queued === 'waiting' && !r.reads.readsInFlight()) bcastHeartbeat(r);
   return true;
 }
 

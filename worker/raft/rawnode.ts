@@ -98,6 +98,7 @@ export class RawNode {
     };
     r.msgs = [];
     r.readStates = [];
+    r.reads.markSent();
     if (!sameSoft(this.prevSoft, r)) {
       rd.softState = this.softState();
       this.prevSoft = rd.softState;

@@ -5,10 +5,12 @@
 // earlier rounds, so "the newest round a majority acknowledged" is one majority computation
 // over per-voter acknowledged round numbers.
 //
-// ReadIndex (§6.4): reads queue in `waiting`; the next round takes all of them (batching: one
-// round serves every read queued before it) with the commit index at the moment it is sent.
-// When a majority acknowledges that round (or any later one), the leader was still leader
-// after the reads arrived, so they are released at that commit index.
+// ReadIndex (§6.4): each read is stamped with the commit index at its arrival and waits for
+// a round whose heartbeats leave the leader after it arrived: the newest round if its messages
+// are still unsent (not yet taken by a Ready), else the next one, which starts as soon as no
+// round with reads is out (batching: one round serves every read queued before it). When a
+// majority acknowledges that round (or any later one), the leader was still leader after the
+// reads arrived, so they are released at their stamped indexes.
 //
 // Lease: once a majority acknowledged a round sent at leader tick S, each of those followers
 // received it at or after S and, having heard from a leader, refuses (pre)votes for
@@ -30,26 +32,35 @@ export const READS_PENDING_MAX = 100_000;
 interface Round {
   seq: number;
   sendTick: number;
-  commit: number;
-  reads: string[];
+  reads: ReadState[];
 }
 
 export class ReadRounds {
   private seq = 0;
-  private waiting: string[] = [];
+  private waiting: ReadState[] = [];
   private rounds: Round[] = [];
+  /** The newest round's heartbeats have not been handed to the host yet. */
+  private newestUnsent = false;
   private pendingReads = 0;
   /** Newest round each peer acknowledged. */
   private readonly acked = new Map<NodeId, number>();
   /** Send tick of the newest round a majority acknowledged. */
   leaseStartTick = Number.NEGATIVE_INFINITY;
 
-  /** Queue a read for the next round. False when too many reads are pending. */
-  queue(ctx: string): boolean {
-    if (this.pendingReads >= READS_PENDING_MAX) return false;
-    this.waiting.push(ctx);
+  /**
+   * Queue a read that arrived when the commit index was `commit`. Returns 'full' when too
+   * many reads are pending, 'joined' when it rides a round not yet sent, else 'waiting'.
+   */
+  queue(ctx: string, commit: number): 'full' | 'joined' | 'waiting' {
+    if (this.pendingReads >= READS_PENDING_MAX) return 'full';
     this.pendingReads++;
-    return true;
+    const newest = this.rounds[this.rounds.length - 1];
+    if (this.newestUnsent && newest !== undefined && newest.seq === this.seq) {
+      newest.reads.push({ ctx, index: commit });
+      return 'joined';
+    }
+    this.waiting.push({ ctx, index: commit });
+    return 'waiting';
   }
 
   hasWaiting(): boolean {
@@ -63,16 +74,22 @@ export class ReadRounds {
   }
 
   /** Start a round now; returns its context for the heartbeats. */
-  startRound(nowTick: number, commit: number, electionTicks: number): string {
+  startRound(nowTick: number, electionTicks: number): string {
     this.seq++;
-    this.rounds.push({ seq: this.seq, sendTick: nowTick, commit, reads: this.waiting });
+    this.rounds.push({ seq: this.seq, sendTick: nowTick, reads: this.waiting });
     this.waiting = [];
+    this.newestUnsent = true;
     // A round without reads that a majority has not confirmed within an election timeout can
     // no longer extend the lease: forget it so rounds stay bounded when acks are lost.
     while (this.rounds.length > 0 && this.rounds[0]!.reads.length === 0 && this.rounds[0]!.sendTick + electionTicks <= nowTick) {
       this.rounds.shift();
     }
     return String(this.seq);
+  }
+
+  /** The host took the messages (RawNode.ready()): later reads need a later round. */
+  markSent(): void {
+    this.newestUnsent = false;
   }
 
   /** Parse a heartbeatResp context back into a round number (null if it is not one of ours). */
@@ -93,17 +110,12 @@ export class ReadRounds {
     return this.confirm(confirmed);
   }
 
-  /** A single-voter leader confirms its own rounds at once. */
-  confirmAll(): ReadState[] {
-    return this.confirm(this.seq);
-  }
-
   private confirm(seq: number): ReadState[] {
-    const released: ReadState[] = [];
+    let released: ReadState[] = [];
     while (this.rounds.length > 0 && this.rounds[0]!.seq <= seq) {
       const r = this.rounds.shift()!;
       if (r.sendTick > this.leaseStartTick) this.leaseStartTick = r.sendTick;
-      for (const ctx of r.reads) released.push({ ctx, index: r.commit });
+      released = released.length === 0 ? r.reads : released.concat(r.reads);
       this.pendingReads -= r.reads.length;
     }
     return released;
