@@ -183,7 +183,7 @@ describe('limits and robustness', () => {
       { op: 'put', pairs: [['', 'v']] },
       { op: 'put', pairs: [['a', 5]] },
       { op: 'put', pairs: [['abcde', 'v']] },
-      { op: 'put', pairs: [['é', 'v']] }, // 2 bytes: fine... paired below with a 3-byte key
+      { op: 'put', pairs: [['é', 'v']] }, // 2 bytes: within keyBytesMax (4); 'ééé' below is 6
       { op: 'put', pairs: [['ééé', 'v']] },
       { op: 'put', pairs: [['a', '123456789']] },
       { op: 'put', pairs: [['a', '1'], ['b', '2'], ['c', '3']] },

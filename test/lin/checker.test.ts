@@ -116,6 +116,11 @@ describe('checkLinearizable on hand-made histories', () => {
     expect(verdict([putUnknown('a', '1', 0), get('a', '1', 6, 1, 2), casUnknown('a', 5, 'x', 3), get('a', 'x', 9, 10, 11)])).toBe(
       'illegal',
     );
+    // A pending put after a known one at revision 5 got a revision above 5 (a failed CAS
+    // expecting 5 shows it took effect): a later pending CAS expecting 5 cannot match it.
+    const before = [put('a', '1', 5, 0, 1), putUnknown('a', '2', 2), cas('a', 5, 'y', false, 5, 3, 4)];
+    expect(verdict([...before, casUnknown('a', 5, 'x', 5), get('a', 'x', 9, 10, 11)])).toBe('illegal');
+    expect(verdict([...before, casUnknown('a', 6, 'x', 5), get('a', 'x', 9, 10, 11)])).toBe('ok');
   });
 
   it('checks keys independently and names the bad one', () => {
