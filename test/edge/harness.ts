@@ -30,7 +30,7 @@ export interface Inspection {
   opened: boolean;
   status: PeerStatus | null;
   transport: { sentMessages: number; sentBatches: number; dropped: Record<string, number> } | null;
-  persistCheck: { checked: number; violations: number; examples: string[] } | null;
+  persistCheck: { checked: number; checkedByType: Record<string, number>; violations: number; examples: string[] } | null;
   badBatches: number;
   misaddressed: number;
   isolated: boolean;

@@ -16,6 +16,8 @@ import type { SqlLike } from './sql.ts';
 
 export interface PersistCheckReport {
   checked: number;
+  /** Messages checked, by type (shows which rules were exercised). */
+  checkedByType: Record<string, number>;
   violations: number;
   /** The first few violations, for the test's failure message. */
   examples: string[];
@@ -25,7 +27,7 @@ const EXAMPLES_MAX = 10;
 
 export class PersistCheck {
   private readonly sql: SqlLike;
-  private readonly report: PersistCheckReport = { checked: 0, violations: 0, examples: [] };
+  private readonly report: PersistCheckReport = { checked: 0, checkedByType: {}, violations: 0, examples: [] };
 
   constructor(sql: SqlLike) {
     this.sql = sql;
@@ -39,6 +41,7 @@ export class PersistCheck {
     let lastIndex: number | null = null;
     for (const m of messages) {
       this.report.checked++;
+      this.report.checkedByType[m.type] = (this.report.checkedByType[m.type] ?? 0) + 1;
       const preVote = m.type === 'preVote' || m.type === 'preVoteResp';
       if (!preVote && m.term > term) this.violation(m, `term ${m.term} sent while ${term} is durable`);
       if (m.type === 'voteResp' && m.reject !== true && (term !== m.term || vote !== m.to)) {
@@ -57,7 +60,7 @@ export class PersistCheck {
   }
 
   snapshot(): PersistCheckReport {
-    return { ...this.report, examples: [...this.report.examples] };
+    return { ...this.report, checkedByType: { ...this.report.checkedByType }, examples: [...this.report.examples] };
   }
 
   private durableLastIndex(): number {
