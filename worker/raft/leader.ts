@@ -57,8 +57,11 @@ export function tick(r: Raft): void {
   }
   if (r.heartbeatElapsed >= r.cfg.heartbeatTicks) bcastHeartbeat(r);
   // Resend a snapshot chunk that got no answer within an election timeout (lost or slow).
+  // A stalled transfer of a snapshot older than our latest moves to the latest, from offset 0.
   for (const [id, pr] of r.progress) {
-    if (pr.state === 'snapshot' && r.ticks - pr.snapshotSentTick >= r.cfg.electionTicks) sendSnapshotChunk(r, id, pr);
+    if (pr.state !== 'snapshot' || r.ticks - pr.snapshotSentTick < r.cfg.electionTicks) continue;
+    if (pr.snapshot !== r.latestSnapshot) pr.becomeSnapshot(r.latestSnapshot, r.ticks);
+    sendSnapshotChunk(r, id, pr);
   }
 }
 
@@ -224,10 +227,11 @@ function handleAppendResp(r: Raft, m: Message, pr: PeerProgress): void {
   if (!progressed) return;
   if (pr.state === 'probe') {
     pr.becomeReplicate();
-  } else if (pr.state === 'snapshot' && pr.match + 1 >= log.firstIndex()) {
-    // The snapshot (or a later one's worth of log) is in: replicate entries again.
+  } else if (pr.state === 'snapshot' && (pr.match + 1 >= log.firstIndex() || pr.match >= pr.snapshot!.meta.index)) {
+    // The snapshot is in. If we compacted past it meanwhile, probing finds that out and
+    // starts a transfer of the latest snapshot (sendAppend below); else replicate entries.
     pr.becomeProbe();
-    pr.becomeReplicate();
+    if (pr.match + 1 >= log.firstIndex()) pr.becomeReplicate();
   } else if (pr.state === 'replicate') {
     pr.inflights.freeLE(pr.match);
   }
