@@ -5,7 +5,7 @@
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
-import { SimNode, type CrashPoint, type NodeAnswer, type NodeEnv, type NodeRequest } from './node.ts';
+import { SimNode, type CrashPoint, type NodeAnswer, type NodeCounters, type NodeEnv, type NodeRequest } from './node.ts';
 import type { PersistenceMode } from './options.ts';
 import { copyMembership, DurableStore } from './storage.ts';
 
@@ -13,6 +13,7 @@ export interface ClusterEnv {
   readonly seed: number;
   readonly network: SimNetwork;
   readonly invariants: Invariants;
+  readonly counters: NodeCounters;
   readonly persistence: PersistenceMode;
   readonly compactEveryEntries: number;
   readonly requestTimeoutTicks: number;
@@ -49,6 +50,7 @@ export class SimCluster {
       network: env.network,
       invariants: env.invariants,
       stores,
+      counters: env.counters,
       compactEveryEntries: env.compactEveryEntries,
       requestTimeoutTicks: env.requestTimeoutTicks,
       now: () => env.now(),

@@ -11,8 +11,11 @@
 //   no lost commit       a committed index never changes entry (nor is a committed entry
 //                        truncated from a durable log: see DurableStore.appendEntries)
 //   applied monotonic    a node's applied index never goes back, across restarts too
+//   exactly once         a client command committed twice (a retry with the same stamp) takes
+//                        effect once: the later copy answers exactly what the first one did
 
 import type { Entry, Membership, NodeId } from '../../worker/raft/types.ts';
+import type { KvResult } from '../../worker/kv/types.ts';
 import type { DurableStore } from './storage.ts';
 import { digestBytes } from './streams.ts';
 import { violation } from './violation.ts';
@@ -51,6 +54,10 @@ export class Invariants {
   private readonly stateDigests = new Map<number, { digest: number; node: NodeId }>();
   /** "node@term" leaderships whose completeness was already checked. */
   private readonly leadershipChecked = new Set<string>();
+  /** "client#seq" -> the log index that first applied it and its answer. */
+  private readonly stamped = new Map<string, { index: number; result: string }>();
+  /** Retried commands that Raft committed again and the session table absorbed. */
+  duplicatesAbsorbed = 0;
 
   get committedIndex(): number {
     return this.committedMax;
@@ -183,6 +190,27 @@ export class Invariants {
     if (prior.result !== result) {
       violation('state-machine-safety', `entry ${e.index}: ${node} got ${result}, ${prior.node} got ${prior.result}`);
     }
+  }
+
+  /**
+   * A command stamped `client#seq` applied at `index`. A second copy at another index must give
+   * the first copy's answer (sessions made it a no-op) or session-expired (the client has moved
+   * on, the answer is gone); anything else means it took effect twice.
+   */
+  onStampedApply(node: NodeId, stamp: string, index: number, result: KvResult): void {
+    const text = JSON.stringify(result);
+    const first = this.stamped.get(stamp);
+    if (first === undefined) {
+      this.stamped.set(stamp, { index, result: text });
+      return;
+    }
+    if (first.index === index) return;
+    if (first.result === text) {
+      this.duplicatesAbsorbed++;
+      return;
+    }
+    if (!result.ok && result.code === 'session-expired') return;
+    violation('exactly-once', `${node}: command ${stamp} applied at ${first.index} (${first.result}) and again at ${index} (${text})`);
   }
 
   onApplied(node: NodeId, applied: number, why: string): void {

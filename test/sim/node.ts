@@ -38,11 +38,21 @@ export type NodeAnswer =
   /** The proposal's log slot went to another entry: it will never apply, retry. */
   | { kind: 'dropped' };
 
+/** What the hosts did, over all nodes and incarnations (evidence that each feature ran). */
+export interface NodeCounters {
+  /** Default reads served under a lease (the rest fell back to ReadIndex). */
+  leaseReads: number;
+  snapshotsInstalled: number;
+  compactions: number;
+  crashesAtSeams: number;
+}
+
 export interface NodeEnv {
   readonly seed: number;
   readonly network: SimNetwork;
   readonly invariants: Invariants;
   readonly stores: ReadonlyMap<NodeId, DurableStore>;
+  readonly counters: NodeCounters;
   readonly compactEveryEntries: number;
   /** How long a node keeps a client request waiting before forgetting it. */
   readonly requestTimeoutTicks: number;
@@ -96,8 +106,6 @@ export class SimNode {
   role: Role = 'follower';
   term = 0;
   leader: NodeId = '';
-  /** Default reads served under a lease (the rest fell back to ReadIndex), over all incarnations. */
-  leaseReads = 0;
   /** Crash at this seam of the next Ready. */
   crashPlan: CrashPoint | null = null;
   private readonly proposals = new Map<number, WaitingProposal>();
@@ -142,6 +150,7 @@ export class SimNode {
   /** Lose everything not in the durable model: the RawNode, the KV state, waiting requests. */
   crash(why: string): void {
     if (this.raft === null) return;
+    if (this.crashPlan !== null) this.env.counters.crashesAtSeams++;
     this.log(`crash (${why})`);
     this.raft = null;
     this.kv = null;
@@ -243,7 +252,7 @@ export class SimNode {
       // back to a ReadIndex round. consistent: always a ReadIndex round.
       const index = req.level === 'default' ? raft.leaseRead() : null;
       if (index !== null) {
-        this.leaseReads++;
+        this.env.counters.leaseReads++;
         this.waitingReads.push({ reqId: req.reqId, key: req.key, expiresAt, index });
         this.serveReads();
       } else {
@@ -277,6 +286,7 @@ export class SimNode {
     this.store.compact({ meta: { index: this.applied, term, membership: copyMembership(this.membership) }, data });
     raft.compact(this.applied, data);
     this.env.invariants.onStateDigest(this.id, this.applied, digestBytes(data));
+    this.env.counters.compactions++;
     this.log(`compact at ${this.applied}/${term}`);
   }
 
@@ -326,6 +336,7 @@ export class SimNode {
       inv.onApplied(this.id, this.applied, 'snapshot');
       inv.onSnapshotInstalled(this.id, snap.meta.index, snap.meta.term);
       inv.onStateDigest(this.id, snap.meta.index, digestBytes(snap.data));
+      this.env.counters.snapshotsInstalled++;
       this.log(`install snapshot ${snap.meta.index}/${snap.meta.term}`);
     }
     if (rd.entries.length > 0) {
@@ -381,8 +392,10 @@ export class SimNode {
         this.membership = applyConfChange(this.membership, cc);
         result = `conf ${cc.type} ${cc.node}`;
       } else if (e.data.length > 0) {
-        kvResult = kv.apply(e.index, decodeCommand(e.data));
+        const cmd = decodeCommand(e.data);
+        kvResult = kv.apply(e.index, cmd);
         result = JSON.stringify(kvResult);
+        if (cmd.stamp !== undefined) inv.onStampedApply(this.id, `${cmd.stamp.client}#${cmd.stamp.seq}`, e.index, kvResult);
       }
       this.applied = e.index;
       inv.onApply(this.id, e, result);

@@ -15,6 +15,7 @@ export function formatFailure(r: SimResult): string {
 
 export function formatStats(s: SimStats): string {
   return `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
+    `snapshots=${s.snapshotsInstalled}/${s.compactions} seamCrashes=${s.crashesAtSeams} dupsAbsorbed=${s.duplicatesAbsorbed} ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} crashes=${s.crashes} partitions=${s.partitions} ` +
     `conf=${s.confChanges} transfers=${s.transfers} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
@@ -28,6 +29,10 @@ export interface Aggregate {
   operations: number;
   staleReads: number;
   leaseReads: number;
+  snapshotsInstalled: number;
+  compactions: number;
+  crashesAtSeams: number;
+  duplicatesAbsorbed: number;
   unknownOutcome: number;
   linUnknown: number;
   crashes: number;
@@ -43,7 +48,8 @@ export interface Aggregate {
 
 export function emptyAggregate(): Aggregate {
   return {
-    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, leaseReads: 0, unknownOutcome: 0, linUnknown: 0,
+    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0,
+    compactions: 0, crashesAtSeams: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
@@ -60,6 +66,10 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.operations += s.operations;
   a.staleReads += s.staleReads;
   a.leaseReads += s.leaseReads;
+  a.snapshotsInstalled += s.snapshotsInstalled;
+  a.compactions += s.compactions;
+  a.crashesAtSeams += s.crashesAtSeams;
+  a.duplicatesAbsorbed += s.duplicatesAbsorbed;
   a.unknownOutcome += s.unknownOutcome;
   if (s.linearizability === 'unknown') a.linUnknown++;
   a.crashes += s.crashes;
@@ -92,7 +102,8 @@ export function formatAggregate(a: Aggregate): string {
   return [
     `runs ${a.runs}, failed ${a.failed}`,
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
-    `faults: crashes ${a.crashes}, partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
+    `snapshots installed ${a.snapshotsInstalled} (hosts compacted ${a.compactions} times), retried commands absorbed by sessions ${a.duplicatesAbsorbed}`,
+    `faults: crashes ${a.crashes} (${a.crashesAtSeams} at a Ready seam), partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

@@ -14,7 +14,7 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import type { NodeAnswer, SimNode } from './node.ts';
+import type { NodeAnswer, NodeCounters, SimNode } from './node.ts';
 import {
   CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveOptions,
   type FaultMix, type SimOptions,
@@ -61,6 +61,10 @@ export interface SimStats {
   operations: number;
   staleReads: number;
   leaseReads: number;
+  snapshotsInstalled: number;
+  compactions: number;
+  crashesAtSeams: number;
+  duplicatesAbsorbed: number;
   unknownOutcome: number;
   linearizability: 'ok' | 'unknown';
   messages: number;
@@ -106,6 +110,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const invariants = new Invariants();
+  const counters: NodeCounters = { leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesAtSeams: 0 };
   const answerLoss = stream(seed, 'answers');
   let answerLossPercent = mix.answerLossPercent;
   let clients: SimClients | null = null;
@@ -114,7 +119,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     clients?.onAnswer(reqId, from, answer);
   };
   const cluster = new SimCluster({
-    seed, network, invariants, persistence: options.persistence,
+    seed, network, invariants, counters, persistence: options.persistence,
     compactEveryEntries: mix.compactEveryEntries,
     requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
     now: () => tick, answer: onAnswer, trace: log, tracing,
@@ -133,7 +138,8 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
 
   const stats: SimStats = {
     nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
-    operations: 0, staleReads: 0, leaseReads: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
+    operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0, compactions: 0,
+    crashesAtSeams: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
   };
   let failure: SimFailure | undefined;
@@ -213,7 +219,11 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.committed = invariants.committedIndex;
   stats.operations = clients.history.length;
   stats.staleReads = clients.staleReads.length;
-  stats.leaseReads = [...cluster.nodes.values()].reduce((n, node) => n + node.leaseReads, 0);
+  stats.leaseReads = counters.leaseReads;
+  stats.snapshotsInstalled = counters.snapshotsInstalled;
+  stats.compactions = counters.compactions;
+  stats.crashesAtSeams = counters.crashesAtSeams;
+  stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
   stats.messages = network.stats.sent;
   stats.crashes = chaos.stats.crashes;

@@ -51,7 +51,8 @@ export class DurableStore {
         meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: copyMembership(initialMembership) },
         data: encodeState({ revision: 0, records: [], sessions: [] }),
       };
-      this.hardState = { term: BOOTSTRAP_TERM, vote: '', commit: BOOTSTRAP_INDEX };
+      // Term 0, as the peer does: no post-restart lease delays the very first election.
+      this.hardState = { term: 0, vote: '', commit: BOOTSTRAP_INDEX };
       this.applied = BOOTSTRAP_INDEX;
     }
   }
