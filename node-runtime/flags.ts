@@ -29,6 +29,8 @@ export interface NodeConfig {
   heartbeatTicks: number;
   snapshotEntries: number;
   joinTimeoutMs: number;
+  /** Testing only: accept POST /_metcd/faults to drop Raft traffic (see faults.ts). */
+  faultInjection: boolean;
 }
 
 export class FlagError extends Error {
@@ -59,6 +61,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'heartbeat-ticks': { type: 'string', default: '1', help: 'ticks between leader heartbeats' },
   'snapshot-entries': { type: 'string', default: '10000', help: 'applied entries between snapshots (log compaction)' },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
+  'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
   help: { type: 'boolean', default: 'false', help: 'print this help and exit' },
 };
 
@@ -182,6 +185,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '10000'), 'snapshot-entries', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
+      faultInjection: values['enable-fault-injection'] === true,
     },
   };
 }

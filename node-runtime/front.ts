@@ -9,6 +9,7 @@ import type { Peer } from '../worker/peer/peer.ts';
 import type { NodeId } from '../worker/raft/types.ts';
 import type { Logger } from './log.ts';
 import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
+import type { Faults } from './faults.ts';
 
 export interface FrontOptions {
   selfId: NodeId;
@@ -21,7 +22,11 @@ export interface FrontOptions {
   /** Largest Raft request body read. */
   raftBodyBytesMax: number;
   log: Logger;
+  /** Present only with --enable-fault-injection (tests). */
+  faults?: Faults;
 }
+
+const FAULTS_PATH = '/_metcd/faults';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
@@ -85,7 +90,8 @@ export function createFront(opts: FrontOptions): (request: Request) => Promise<R
       if (err instanceof RaftCodecError) return json(400, 'bad_request', `undecodable raft batch: ${err.message}`);
       throw err;
     }
-    const mine = msgs.filter((m) => m.to === opts.selfId);
+    const faults = opts.faults;
+    const mine = msgs.filter((m) => m.to === opts.selfId && !(faults?.dropFrom.has(m.from) ?? false));
     if (mine.length !== msgs.length) {
       droppedMisaddressed += msgs.length - mine.length;
       opts.log.debug('dropped misaddressed raft messages', { count: msgs.length - mine.length, total: droppedMisaddressed });
@@ -94,11 +100,31 @@ export function createFront(opts: FrontOptions): (request: Request) => Promise<R
     return new Response(null, { status: 204 });
   }
 
+  async function faultsRoute(request: Request, faults: Faults): Promise<Response> {
+    if (!tokenMatches(request.headers.get('authorization'), opts.token)) return unauthorized();
+    if (request.method === 'POST') {
+      const body = await readCapped(request, 64 * 1024);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.from(body ?? new Uint8Array(0)).toString('utf8'));
+      } catch {
+        return json(400, 'bad_request', 'faults body must be JSON');
+      }
+      const problem = faults.set(parsed);
+      if (problem !== null) return json(400, 'bad_request', problem);
+      opts.log.warn('fault injection set', { faults: JSON.stringify(faults) });
+    } else if (request.method !== 'GET') {
+      return json(405, 'method_not_allowed', 'use GET or POST', { Allow: 'GET, POST' });
+    }
+    return new Response(JSON.stringify(faults), { status: 200, headers: { 'Content-Type': 'application/json' } });
+  }
+
   return async (request: Request): Promise<Response> => {
     const url = new URL(request.url);
     const peer = opts.peer();
     if (peer === undefined) return json(503, 'unavailable', 'node is starting', { 'Retry-After': '1' });
     if (url.pathname === RAFT_PATH) return raft(request, peer);
+    if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return faultsRoute(request, opts.faults);
     if (changesCluster(request.method, url.pathname) && !tokenMatches(request.headers.get('authorization'), opts.token)) {
       return unauthorized();
     }

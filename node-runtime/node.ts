@@ -15,6 +15,7 @@ import { joinCluster } from './join.ts';
 import { createLogger, type LogFields, type Logger } from './log.ts';
 import { NodeStorage } from './storage/open.ts';
 import { Ticker } from './ticker.ts';
+import { Faults } from './faults.ts';
 import { ADDRESS_HEADER, FROM_HEADER, HttpTransport } from './transport.ts';
 
 export interface RunningNode {
@@ -64,6 +65,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     log.warn('no cluster token: anyone who can reach this port can send Raft messages and change membership (set --cluster-token or METCD_CLUSTER_TOKEN)');
   }
 
+  const faults = cfg.faultInjection ? new Faults() : undefined;
+  if (faults) log.warn('fault injection enabled (testing only)');
+
   // Addresses learned from authenticated peer requests: a joining node hears from the leader
   // before it has the membership that names the leader's address.
   const learned = new Map<string, string>();
@@ -75,6 +79,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     addressOf: (id) => peer?.membership().addresses[id] ?? learned.get(id),
     log,
     limits: { requestTimeoutMs: Math.max(1000, 2 * cfg.electionTicks * cfg.tickMs) },
+    ...(faults ? { faults } : {}),
   });
   const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
   const router = createApiRouter({
@@ -100,6 +105,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     router,
     raftBodyBytesMax: RAFT_BODY_BYTES_MAX,
     log,
+    ...(faults ? { faults } : {}),
   });
 
   // Listen first: a port in use must fail before the data dir is touched.

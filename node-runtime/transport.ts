@@ -11,6 +11,7 @@ import { encodeMessages } from '../worker/raft/codec.ts';
 import type { Message, NodeId } from '../worker/raft/types.ts';
 import type { PeerTransport } from '../worker/peer/ports.ts';
 import type { Logger } from './log.ts';
+import type { Faults } from './faults.ts';
 
 export const RAFT_PATH = '/raft/messages';
 export const CLUSTER_HEADER = 'X-Metcd-Cluster';
@@ -50,6 +51,8 @@ export interface TransportOptions {
   addressOf(id: NodeId): string | undefined;
   log: Logger;
   limits?: Partial<TransportLimits>;
+  /** Present only with --enable-fault-injection (tests). */
+  faults?: Faults;
 }
 
 function approxBytes(m: Message): number {
@@ -86,6 +89,10 @@ export class HttpTransport implements PeerTransport {
     const touched = new Set<NodeId>();
     for (const m of messages) {
       if (m.to === this.opts.selfId) continue;
+      if (this.opts.faults?.dropTo.has(m.to)) {
+        this.count('dropped.fault');
+        continue;
+      }
       let box = this.outboxes.get(m.to);
       if (box === undefined) {
         box = { queue: [], bytes: 0, busy: false, failing: false };

@@ -1,0 +1,238 @@
+// Real metcd processes on loopback for the Node runtime's tests: start, SIGKILL, SIGSTOP,
+// restart and replace nodes; find the leader; talk HTTP. Every process started here is killed
+// by stopAll() (call it from afterAll/afterEach), whatever happened in the test.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { EngineName } from '../../node-runtime/storage/engine.ts';
+
+export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
+
+// This suite's ports: 13300–13999, split per vitest worker so parallel files never collide.
+const PORT_BASE = 13300 + 100 * ((Number(process.env['VITEST_POOL_ID'] ?? '1') - 1) % 7);
+const usedPorts = new Set<number>();
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 200; tries++) {
+    const port = PORT_BASE + Math.floor(Math.random() * 100);
+    if (usedPorts.has(port)) continue;
+    if (await portFree(port)) {
+      usedPorts.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no free port in ${PORT_BASE}..${PORT_BASE + 99}`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
+export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v !== undefined) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}`);
+    await sleep(50);
+  }
+}
+
+export interface NodeStatus {
+  id: string;
+  role: string;
+  term: number;
+  leader: string;
+  commit: number;
+  applied: number;
+  snapshotIndex: number;
+  members: Array<{ id: string; address: string; voter: boolean }>;
+}
+
+export class ProcNode {
+  readonly id: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly args: string[];
+  proc: ChildProcess | undefined;
+  /** Everything the process wrote (stdout and stderr), across restarts. */
+  output = '';
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
+
+  constructor(id: string, port: number, dataDir: string, args: string[]) {
+    this.id = id;
+    this.port = port;
+    this.dataDir = dataDir;
+    this.args = args;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  start(extra: string[] = []): void {
+    const proc = spawn(process.execPath, [CLI, ...this.args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.proc = proc;
+    const add = (d: Buffer) => (this.output += d.toString());
+    proc.stdout!.on('data', add);
+    proc.stderr!.on('data', add);
+    this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.alive) return;
+    this.proc!.kill(signal);
+    await this.exit;
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.proc?.kill(signal);
+  }
+
+  /** Makes this node lose Raft messages from / to the given peers (a partition). */
+  async setFaults(faults: { dropFrom?: string[]; dropTo?: string[] }, token = 'test-token'): Promise<void> {
+    const res = await fetch(`${this.url}/_metcd/faults`, {
+      method: 'POST', body: JSON.stringify(faults), headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000),
+    });
+    if (res.status !== 200) throw new Error(`${this.id} faults: HTTP ${res.status} ${await res.text()}`);
+  }
+
+  async status(): Promise<NodeStatus> {
+    const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(1000) });
+    if (res.status !== 200) throw new Error(`${this.id} /status: HTTP ${res.status}`);
+    return (await res.json()) as NodeStatus;
+  }
+}
+
+export interface ClusterOptions {
+  engine: EngineName;
+  size?: number;
+  token?: string;
+  clusterId?: string;
+  tickMs?: number;
+  snapshotEntries?: number;
+}
+
+export class ProcCluster {
+  readonly opts: Required<ClusterOptions>;
+  readonly nodes = new Map<string, ProcNode>();
+  readonly root: string;
+
+  constructor(opts: ClusterOptions) {
+    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 20, snapshotEntries: 10_000, ...opts };
+    this.root = mkdtempSync(path.join(tmpdir(), `metcd-proc-${opts.engine}-`));
+  }
+
+  commonArgs(id: string, port: number): string[] {
+    return [
+      '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', this.opts.engine,
+      '--cluster-token', this.opts.token, '--cluster-id', this.opts.clusterId, '--tick-ms', String(this.opts.tickMs),
+      '--snapshot-entries', String(this.opts.snapshotEntries), '--log-level', 'debug', '--enable-fault-injection',
+    ];
+  }
+
+  async start(): Promise<void> {
+    const ids = Array.from({ length: this.opts.size }, (_, k) => `n${k + 1}`);
+    const ports = await Promise.all(ids.map(() => freePort()));
+    const initial = ids.map((id, k) => `${id}=http://127.0.0.1:${ports[k]}`).join(',');
+    ids.forEach((id, k) => {
+      const node = new ProcNode(id, ports[k]!, path.join(this.root, id), [...this.commonArgs(id, ports[k]!), '--initial-cluster', initial]);
+      this.nodes.set(id, node);
+      node.start();
+    });
+    await this.leader();
+  }
+
+  /** Adds a node that joins through `via` (a fresh data dir). */
+  async join(id: string, via: ProcNode, extra: string[] = []): Promise<ProcNode> {
+    const port = await freePort();
+    const node = new ProcNode(id, port, path.join(this.root, id), [...this.commonArgs(id, port), '--join', via.url, ...extra]);
+    this.nodes.set(id, node);
+    node.start();
+    return node;
+  }
+
+  node(id: string): ProcNode {
+    const n = this.nodes.get(id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  live(): ProcNode[] {
+    return [...this.nodes.values()].filter((n) => n.alive);
+  }
+
+  /** The leader that a majority of live nodes agree on (optionally not `not`). */
+  async leader(opts: { not?: string; timeoutMs?: number } = {}): Promise<ProcNode> {
+    return waitFor(`a leader${opts.not ? ` other than ${opts.not}` : ''}`, opts.timeoutMs ?? 20_000, async () => {
+      const statuses = await Promise.all(this.live().map((n) => n.status().catch(() => undefined)));
+      const leaders = statuses.filter((s) => s?.role === 'leader');
+      for (const l of leaders) {
+        if (l!.id === opts.not) continue;
+        const agree = statuses.filter((s) => s?.leader === l!.id && s.term === l!.term).length;
+        if (agree >= Math.floor(this.opts.size / 2) + 1) return this.node(l!.id);
+      }
+      return undefined;
+    });
+  }
+
+  /** Waits until `node` has applied everything `reference` has committed. */
+  async caughtUp(node: ProcNode, reference: ProcNode, timeoutMs = 20_000): Promise<void> {
+    const target = (await reference.status()).commit;
+    await waitFor(`${node.id} to apply ${target}`, timeoutMs, async () => ((await node.status()).applied >= target ? true : undefined));
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map(async (n) => {
+      if (n.proc?.signalCode === 'SIGSTOP' || n.alive) n.proc!.kill('SIGCONT');
+      await n.kill('SIGKILL');
+    }));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+/** PUT /<key> through any node, following redirects; retries across nodes until `timeoutMs`. */
+export async function putKey(cluster: ProcCluster, key: string, value: string, timeoutMs = 15_000): Promise<void> {
+  await waitFor(`PUT ${key}`, timeoutMs, async () => {
+    const nodes = cluster.live();
+    const node = nodes[Math.floor(Math.random() * nodes.length)]!;
+    const res = await fetch(`${node.url}/${encodeURIComponent(key)}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(3000) });
+    await res.arrayBuffer();
+    return res.status === 204 ? true : undefined;
+  });
+}
+
+/** All pairs under `prefix` as `node` has them (stale read: this node's own state). */
+export async function readPrefix(node: ProcNode, prefix: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let start = '';
+  for (;;) {
+    const q = new URLSearchParams({ prefix, level: 'stale', limit: '1000', ...(start ? { start } : {}) });
+    const res = await fetch(`${node.url}/key?${q}`, { signal: AbortSignal.timeout(5000) });
+    if (res.status !== 200) throw new Error(`${node.id} range read: HTTP ${res.status} ${await res.text()}`);
+    const page = (await res.json()) as Record<string, string>;
+    const keys = Object.keys(page);
+    for (const k of keys) out.set(k, page[k]!);
+    if (res.headers.get('X-Metcd-More') !== 'true' || keys.length === 0) return out;
+    start = keys[keys.length - 1]! + '\u0000';
+  }
+}
