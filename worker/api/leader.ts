@@ -34,7 +34,8 @@ export async function toLeader(ctx: ApiContext, leader: NodeId, address: string)
 
 async function forward(ctx: ApiContext, leader: NodeId, address: string): Promise<Response> {
   const { request } = ctx;
-  const hasBody = request.method !== 'GET' && request.method !== 'HEAD';
+  // Routes that take no body (bodyBytesMax 0) forward none: the leader would ignore it anyway.
+  const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && ctx.bodyBytesMax > 0;
   const body = hasBody ? (ctx.body ?? (await readBodyBytes(request, ctx.bodyBytesMax))) : null;
   const headers = new Headers(request.headers);
   for (const name of ['Host', 'Content-Length', 'Transfer-Encoding', 'Connection']) headers.delete(name);
