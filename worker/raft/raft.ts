@@ -364,7 +364,8 @@ export class Raft {
     }
     const conflict = log.findConflict(entries);
     if (conflict !== 0) {
-      if (conflict <= log.committed) return this.drop('committed-conflict');
+      // prevIndex >= commit (checked above), so a conflict can only be past the commit.
+      invariant(conflict > log.committed, 'a conflicting entry is never committed');
       const from = conflict - prevIndex - 1;
       log.truncateFrom(conflict);
       this.members.truncateFrom(conflict);
