@@ -1,0 +1,126 @@
+// The CLI as a user meets it: --help, and one clear line plus a non-zero exit for every way a
+// start can be wrong (bad flags, port in use, unreachable join target, someone else's data dir).
+
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { CLI, freePort } from './proc-cluster.ts';
+import { FLAGS, FlagError, parseFlags } from '../../node-runtime/flags.ts';
+
+const root = mkdtempSync(path.join(tmpdir(), 'metcd-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function run(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+/** The last stderr line: the one a user reads. */
+const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
+
+describe('metcd CLI', () => {
+  it('--help lists every flag with its default', async () => {
+    const r = await run(['--help']);
+    expect(r.code).toBe(0);
+    for (const [name, spec] of Object.entries(FLAGS)) {
+      expect(r.stdout).toContain(`--${name}`);
+      expect(r.stdout).toContain(`(default: ${spec.default})`);
+    }
+  });
+
+  it.each([
+    [['--id', 'n1', '--bogus'], "unknown flag '--bogus'"],
+    [['--bootstrap'], '--id is required'],
+    [['--id', 'n1', '--engine', 'bolt', '--bootstrap'], '--engine: "bolt" is not one of memory, sqlite, leveldb'],
+    [['--id', 'n1', '--http', 'nowhere', '--bootstrap'], '--http: expected host:port'],
+    [['--id', 'n1', '--bootstrap', '--join', 'http://127.0.0.1:3379'], 'use only one of --bootstrap, --join, --initial-cluster'],
+    [['--id', 'n1', '--initial-cluster', 'n2=http://127.0.0.1:1'], '--initial-cluster must include this node (n1)'],
+  ])('refuses %j with one line and exit 2', async (args, message) => {
+    const r = await run(args);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('refuses a port in use', async () => {
+    const port = await freePort();
+    const blocker: Server = createServer();
+    await new Promise<void>((resolve) => blocker.listen(port, '127.0.0.1', resolve));
+    try {
+      const r = await run(['--id', 'n1', '--http', `127.0.0.1:${port}`, '--data-dir', path.join(root, 'port'), '--bootstrap']);
+      expect(r.code).toBe(1);
+      expect(lastLine(r.stderr)).toBe(`metcd: cannot listen on 127.0.0.1:${port}: the port is in use`);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('gives up on an unreachable join target', async () => {
+    const [port, nobody] = [await freePort(), await freePort()];
+    const r = await run(['--id', 'n2', '--http', `127.0.0.1:${port}`, '--data-dir', path.join(root, 'join'),
+      '--join', `http://127.0.0.1:${nobody}`, '--join-timeout-ms', '1000', '--log-level', 'error']);
+    expect(r.code).toBe(1);
+    expect(lastLine(r.stderr)).toBe(`metcd: cannot join via http://127.0.0.1:${nobody} within 1000 ms: ECONNREFUSED`);
+  });
+
+  it('refuses a new data dir without a start flag, and a data dir of another engine or node', async () => {
+    const dir = path.join(root, 'owned');
+    const port = await freePort();
+    const base = ['--http', `127.0.0.1:${port}`, '--data-dir', dir];
+    const fresh = await run(['--id', 'n1', ...base]);
+    expect(fresh.code).toBe(1);
+    expect(lastLine(fresh.stderr)).toContain('is new: pass --bootstrap, --join <url> or --initial-cluster');
+
+    // Create it as n1/sqlite (a node that starts, then stops on SIGTERM).
+    const child = spawn(process.execPath, [CLI, '--id', 'n1', ...base, '--engine', 'sqlite', '--bootstrap'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    await new Promise<void>((resolve) => child.stderr!.on('data', () => out.includes('node started') && resolve()));
+    child.kill('SIGTERM');
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    expect(code).toBe(0);
+
+    const engine = await run(['--id', 'n1', ...base, '--engine', 'leveldb']);
+    expect(engine.code).toBe(1);
+    expect(lastLine(engine.stderr)).toContain('was created with --engine sqlite, not leveldb');
+    const node = await run(['--id', 'n7', ...base, '--engine', 'sqlite']);
+    expect(node.code).toBe(1);
+    expect(lastLine(node.stderr)).toContain('belongs to node n1, not n7');
+  });
+});
+
+describe('parseFlags', () => {
+  it('fills defaults from --http and the environment', () => {
+    const p = parseFlags(['--id', 'n1', '--bootstrap'], { METCD_CLUSTER_TOKEN: 'env-secret' });
+    expect(p.help).toBe(false);
+    if (p.help) return;
+    expect(p.config).toMatchObject({
+      listenHost: '127.0.0.1', listenPort: 3379, advertise: 'http://127.0.0.1:3379', dataDir: './data/n1',
+      engine: 'sqlite', start: { kind: 'bootstrap' }, clusterToken: 'env-secret', tickMs: 100, mode: 'redirect',
+    });
+  });
+
+  it('takes the advertised URL from --initial-cluster and checks it against --advertise', () => {
+    const p = parseFlags(['--id', 'n2', '--http', '0.0.0.0:3380', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {});
+    if (p.help) throw new Error('help');
+    expect(p.config.advertise).toBe('http://b:2');
+    expect(p.config.start).toEqual({ kind: 'initial-cluster', members: { n1: 'http://a:1', n2: 'http://b:2' } });
+    expect(() => parseFlags(['--id', 'n2', '--advertise', 'http://c:3', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {})).toThrow(FlagError);
+    expect(() => parseFlags(['--id', 'n1', '--initial-cluster', 'n1=http://a:1,n1=http://a:2'], {})).toThrow('listed twice');
+    expect(() => parseFlags(['--id', 'n1', '--join', 'http://a:1/path'], {})).toThrow('must not have a path');
+    expect(() => parseFlags(['--id', 'n1', '--heartbeat-ticks', '10'], {})).toThrow('below --election-ticks');
+  });
+});

@@ -1,0 +1,135 @@
+// The Node host's network pieces in one process: the front door's token and cluster checks
+// (nothing reaches the peer on a wrong token), the server's body cap, and the transport's
+// batching, headers and bounded per-peer queue.
+
+import { afterEach, describe, expect, it } from 'vitest';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { encodeMessages, decodeMessages } from '../../worker/raft/codec.ts';
+import type { Message } from '../../worker/raft/types.ts';
+import type { Peer } from '../../worker/peer/peer.ts';
+import { createFront } from '../../node-runtime/front.ts';
+import { startHttpServer, type RunningServer } from '../../node-runtime/http-server.ts';
+import { HttpTransport } from '../../node-runtime/transport.ts';
+import { silentLogger } from '../../node-runtime/log.ts';
+import { readBodyBytes } from '../../worker/api/body.ts';
+
+const hb = (from: string, to: string, term = 1): Message => ({ type: 'heartbeat', from, to, term, commit: 0 });
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function frontServer(routerCalls: Request[], received: Message[][]): Promise<RunningServer> {
+  const peer = { receive: (m: Message[]) => received.push(m) } as unknown as Peer;
+  const front = createFront({
+    selfId: 'n1', clusterId: 'c1', token: 's3cret', peer: () => peer, log: silentLogger, raftBodyBytesMax: 1024,
+    router: { fetch: async (r) => (routerCalls.push(r), new Response('routed')) },
+  });
+  const server = await startHttpServer({ host: '127.0.0.1', port: 0, handler: front, bodyBytesMax: 4096, log: silentLogger });
+  cleanups.push(() => server.close());
+  return server;
+}
+
+describe('front door', () => {
+  it('delivers a batch only with the right token and cluster, addressed to this node', async () => {
+    const routed: Request[] = [];
+    const received: Message[][] = [];
+    const s = await frontServer(routed, received);
+    const url = `http://127.0.0.1:${s.port}/raft/messages`;
+    const body = encodeMessages([hb('n2', 'n1'), hb('n2', 'n9')]);
+    const post = (headers: Record<string, string>, b: Uint8Array = body) => fetch(url, { method: 'POST', body: b, headers });
+    expect((await post({ 'X-Metcd-Cluster': 'c1' })).status).toBe(401);
+    expect((await post({ authorization: 'Bearer wrong', 'X-Metcd-Cluster': 'c1' })).status).toBe(401);
+    expect((await post({ authorization: 'Bearer s3cret', 'X-Metcd-Cluster': 'other' })).status).toBe(403);
+    expect(received).toEqual([]);
+    expect((await post({ authorization: 'Bearer s3cret', 'X-Metcd-Cluster': 'c1' }, new Uint8Array([9, 9, 9]))).status).toBe(400);
+    expect((await post({ authorization: 'Bearer s3cret', 'X-Metcd-Cluster': 'c1' }, new Uint8Array(2048))).status).toBe(413);
+    expect((await post({ authorization: 'Bearer s3cret', 'X-Metcd-Cluster': 'c1' })).status).toBe(204);
+    expect(received).toEqual([[hb('n2', 'n1')]]); // the one for n9 is not ours
+    expect(routed).toEqual([]);
+  });
+
+  it('guards membership and leadership changes with the token; client routes stay open', async () => {
+    const routed: Request[] = [];
+    const s = await frontServer(routed, []);
+    const base = `http://127.0.0.1:${s.port}`;
+    for (const [method, p] of [['POST', '/join'], ['DELETE', '/members/n2'], ['POST', '/members/n2/promote'], ['POST', '/transfer-leader']] as const) {
+      expect((await fetch(base + p, { method, body: method === 'POST' ? '{}' : null })).status).toBe(401);
+    }
+    expect(routed).toEqual([]);
+    expect((await fetch(`${base}/join`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
+    expect((await fetch(`${base}/members`)).status).toBe(200);
+    expect((await fetch(`${base}/hello`, { method: 'PUT', body: 'world' })).status).toBe(200);
+    expect(routed.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual(['POST /join', 'GET /members', 'PUT /hello']);
+  });
+});
+
+describe('http server', () => {
+  it('streams bodies to the handler under a hard cap and closes the connection after refusing one', async () => {
+    const s = await startHttpServer({
+      host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
+      handler: async (r) => new Response(String((await readBodyBytes(r, 1_000_000)).length)),
+    });
+    cleanups.push(() => s.close());
+    const ok = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(1000) });
+    expect(await ok.text()).toBe('1000');
+    const big = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(200_000) });
+    expect(big.status).toBe(413);
+    expect(big.headers.get('connection')).toBe('close');
+    expect((await big.json()) as unknown).toMatchObject({ error: { code: 'too_large' } });
+  });
+});
+
+describe('transport', () => {
+  async function peerServer(handle: (req: IncomingMessage, body: Buffer) => number | null): Promise<{ server: Server; url: string }> {
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const status = handle(req, Buffer.concat(chunks));
+        if (status !== null) res.writeHead(status).end(); // null: never answer (a paused peer)
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  it('batches what queues behind a request, in order, with token, cluster and sender headers', async () => {
+    const got: Message[] = [];
+    let requests = 0;
+    const seen: Array<Record<string, string | string[] | undefined>> = [];
+    const { url } = await peerServer((req, body) => {
+      requests++;
+      seen.push(req.headers);
+      got.push(...decodeMessages(body));
+      return 204;
+    });
+    const t = new HttpTransport({ selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: 'tok', addressOf: () => url, log: silentLogger });
+    cleanups.push(() => t.close());
+    for (let i = 1; i <= 200; i++) t.send([hb('n1', 'n2', i)]);
+    await expect.poll(() => got.length, { timeout: 5000 }).toBe(200);
+    expect(got.map((m) => m.term)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
+    expect(requests).toBeLessThan(200);
+    expect(seen[0]).toMatchObject({ authorization: 'Bearer tok', 'x-metcd-cluster': 'c1', 'x-metcd-from': 'n1', 'x-metcd-address': 'http://me:1' });
+  });
+
+  it('bounds the queue of a peer that does not answer, dropping the oldest', async () => {
+    const { url } = await peerServer(() => null);
+    const t = new HttpTransport({
+      selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: '', addressOf: () => url, log: silentLogger,
+      limits: { queueMessagesMax: 100, requestTimeoutMs: 60_000 },
+    });
+    cleanups.push(() => t.close());
+    for (let i = 0; i < 5000; i++) t.send([hb('n1', 'n2', i + 1)]);
+    expect(t.counters['dropped.queue-full']).toBeGreaterThanOrEqual(5000 - 100 - 1);
+  });
+
+  it('drops messages for a peer with no known address instead of queueing them', () => {
+    const t = new HttpTransport({ selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: '', addressOf: () => undefined, log: silentLogger });
+    t.send([hb('n1', 'n7'), hb('n1', 'n7')]);
+    expect(t.counters['dropped.no-address']).toBe(2);
+    t.close();
+  });
+});
