@@ -1,7 +1,7 @@
 // The typed failures a Peer answers client operations with. The router maps each code to an
 // HTTP status (worker/api/errors.ts); nothing here knows about HTTP.
 
-import type { NodeId } from '../raft/types.ts';
+import type { NodeId, ProposeRefusal } from '../raft/types.ts';
 
 export type PeerErrorCode =
   /** This peer is not the leader; `leader`/`leaderAddress` say who is. */
@@ -50,4 +50,40 @@ export class PeerError extends Error {
 
 export function isPeerError(err: unknown): err is PeerError {
   return err instanceof PeerError;
+}
+
+export function notLeaderError(self: NodeId, leader: NodeId, leaderAddress: string): PeerError {
+  if (leader === '' || leader === self) return new PeerError('no-leader', 'no leader is known right now; retry shortly');
+  return new PeerError('not-leader', `${self} is not the leader; ${leader} is`, leader, leaderAddress);
+}
+
+/** Why the core refused a proposal, as a client-facing error (not-leader: see notLeaderError). */
+export function refusalError(reason: Exclude<ProposeRefusal, 'not-leader'>): PeerError {
+  switch (reason) {
+    case 'transferring':
+      return new PeerError('busy', 'leadership transfer in progress; retry shortly');
+    case 'no-commit-in-term':
+      return new PeerError('busy', 'new leader has not committed its first entry yet; retry shortly');
+    case 'conf-change-pending':
+      return new PeerError('busy', 'another membership change is in progress; retry shortly');
+    case 'too-many-uncommitted':
+      return new PeerError('too-many-pending', 'too many uncommitted entries at the leader');
+    case 'entry-too-large':
+      return new PeerError('too-large', 'entry exceeds the size limit');
+    case 'conf-change-invalid':
+      return new PeerError('member-conflict', 'membership change does not fit the current membership');
+  }
+}
+
+export function lostError(): PeerError {
+  return new PeerError(
+    'leadership-lost',
+    'leadership changed before the command applied; its outcome is unknown (retry with the same client/seq)',
+  );
+}
+
+export function timeoutError(what: 'write' | 'read', timeoutMs: number): PeerError {
+  return what === 'write'
+    ? new PeerError('timeout', `not applied within ${timeoutMs} ms; the write may still commit (retry with the same client/seq)`)
+    : new PeerError('timeout', `read not served within ${timeoutMs} ms`);
 }

@@ -29,10 +29,10 @@ import type {
   Ready,
   Role,
 } from '../raft/types.ts';
-import type { KeyRecord, KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
+import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
-import { PeerError } from './errors.ts';
+import { PeerError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import { DEFAULT_PEER_LIMITS, TICK_MS } from './options.ts';
@@ -40,6 +40,7 @@ import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
 import { restartFrom } from './restart.ts';
+import type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
 import { ProposalRoom, ReadRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
@@ -48,77 +49,17 @@ export type { PeerLimits, PeerLog, PeerOptions };
 export { PeerError } from './errors.ts';
 export type { PeerErrorCode } from './errors.ts';
 
-export type ReadLevel = 'default' | 'consistent' | 'stale';
-export const READ_LEVELS: readonly ReadLevel[] = ['default', 'consistent', 'stale'];
-
-/** The read-only face of the KV state machine a read query runs against. */
-export interface KvView {
-  get(key: string): KeyRecord | undefined;
-  range(opts: { prefix?: string; start?: string; end?: string; limit: number }): Array<[string, KeyRecord]>;
-  readonly revision: number;
-  readonly size: number;
-}
-
-export interface ReadOutcome<T> {
-  value: T;
-  /** KV revision the answer reflects. */
-  revision: number;
-  /** Applied index the answer reflects. */
-  applied: number;
-}
-
-export interface WriteOutcome {
-  /** The state machine's answer (ok, or compare-failed / session-expired / invalid). */
-  result: KvResult;
-  /** Log index the command was applied at. */
-  index: number;
-}
-
-export interface MemberStatus {
-  id: NodeId;
-  address: string;
-  voter: boolean;
-  /** Highest log index known replicated on it (leader only; null elsewhere). */
-  match: number | null;
-}
-
-export interface PeerStatus {
-  id: NodeId;
-  role: Role;
-  term: number;
-  leader: NodeId;
-  leaderAddress: string;
-  commit: number;
-  applied: number;
-  lastIndex: number;
-  firstIndex: number;
-  snapshotIndex: number;
-  revision: number;
-  keys: number;
-  members: MemberStatus[];
-  pendingProposals: number;
-  pendingReads: number;
-  /** Milliseconds since this peer last heard from the leader (0 on the leader; null = never). */
-  lastLeaderContactMs: number | null;
-  /** Why the peer stopped serving (storage failure), or null. */
-  failure: string | null;
-  /** The core's counters of dropped messages, by reason. */
-  dropped: Record<string, number>;
-}
-
-export interface Health {
-  ok: boolean;
-  /** Why not healthy ('' when ok). */
-  reason: string;
-}
-
-/** What a stale read may lag by, for response headers. */
-export interface Staleness {
-  leader: NodeId;
-  lastLeaderContactMs: number | null;
-  applied: number;
-  commit: number;
-}
+export { READ_LEVELS } from './outcomes.ts';
+export type {
+  Health,
+  KvView,
+  MemberStatus,
+  PeerStatus,
+  ReadLevel,
+  ReadOutcome,
+  Staleness,
+  WriteOutcome,
+} from './outcomes.ts';
 
 interface TransferWaiter {
   to: NodeId;
@@ -700,44 +641,20 @@ export class Peer {
   }
 
   private notLeaderError(leader: NodeId = this.leader): PeerError {
-    if (leader === '' || leader === this.id) {
-      return new PeerError('no-leader', 'no leader is known right now; retry shortly');
-    }
-    const address = this.core.membership().addresses[leader] ?? '';
-    return new PeerError('not-leader', `${this.id} is not the leader; ${leader} is`, leader, address);
+    const address = leader === '' ? '' : (this.core.membership().addresses[leader] ?? '');
+    return notLeaderError(this.id, leader, address);
   }
 
   private refusalError(reason: ProposeRefusal, leader: NodeId): PeerError {
-    switch (reason) {
-      case 'not-leader':
-        return this.notLeaderError(leader);
-      case 'transferring':
-        return new PeerError('busy', 'leadership transfer in progress; retry shortly');
-      case 'no-commit-in-term':
-        return new PeerError('busy', 'new leader has not committed its first entry yet; retry shortly');
-      case 'conf-change-pending':
-        return new PeerError('busy', 'another membership change is in progress; retry shortly');
-      case 'too-many-uncommitted':
-        return new PeerError('too-many-pending', 'too many uncommitted entries at the leader');
-      case 'entry-too-large':
-        return new PeerError('too-large', 'entry exceeds the size limit');
-      case 'conf-change-invalid':
-        return new PeerError('member-conflict', 'membership change does not fit the current membership');
-    }
+    return reason === 'not-leader' ? this.notLeaderError(leader) : refusalError(reason);
   }
 
   private lostError(): PeerError {
-    return new PeerError(
-      'leadership-lost',
-      'leadership changed before the command applied; its outcome is unknown (retry with the same client/seq)',
-    );
+    return lostError();
   }
 
   private timeoutError(what: 'write' | 'read'): PeerError {
-    const ms = this.limits.requestTimeoutTicks * TICK_MS;
-    return what === 'write'
-      ? new PeerError('timeout', `not applied within ${ms} ms; the write may still commit (retry with the same client/seq)`)
-      : new PeerError('timeout', `read not served within ${ms} ms`);
+    return timeoutError(what, this.limits.requestTimeoutTicks * TICK_MS);
   }
 
   private lastContactMs(): number | null {

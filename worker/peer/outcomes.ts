@@ -1,0 +1,76 @@
+// What the Peer's client operations answer with (read by the router and the hosts).
+
+import type { NodeId, Role } from '../raft/types.ts';
+import type { KeyRecord, KvResult } from '../kv/types.ts';
+
+export type ReadLevel = 'default' | 'consistent' | 'stale';
+export const READ_LEVELS: readonly ReadLevel[] = ['default', 'consistent', 'stale'];
+
+/** The read-only face of the KV state machine a read query runs against. */
+export interface KvView {
+  get(key: string): KeyRecord | undefined;
+  range(opts: { prefix?: string; start?: string; end?: string; limit: number }): Array<[string, KeyRecord]>;
+  readonly revision: number;
+  readonly size: number;
+}
+
+export interface ReadOutcome<T> {
+  value: T;
+  /** KV revision the answer reflects. */
+  revision: number;
+  /** Applied index the answer reflects. */
+  applied: number;
+}
+
+export interface WriteOutcome {
+  /** The state machine's answer (ok, or compare-failed / session-expired / invalid). */
+  result: KvResult;
+  /** Log index the command was applied at. */
+  index: number;
+}
+
+export interface MemberStatus {
+  id: NodeId;
+  address: string;
+  voter: boolean;
+  /** Highest log index known replicated on it (leader only; null elsewhere). */
+  match: number | null;
+}
+
+export interface PeerStatus {
+  id: NodeId;
+  role: Role;
+  term: number;
+  leader: NodeId;
+  leaderAddress: string;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  firstIndex: number;
+  snapshotIndex: number;
+  revision: number;
+  keys: number;
+  members: MemberStatus[];
+  pendingProposals: number;
+  pendingReads: number;
+  /** Milliseconds since this peer last heard from the leader (0 on the leader; null = never). */
+  lastLeaderContactMs: number | null;
+  /** Why the peer stopped serving (storage failure), or null. */
+  failure: string | null;
+  /** The core's counters of dropped messages, by reason. */
+  dropped: Record<string, number>;
+}
+
+export interface Health {
+  ok: boolean;
+  /** Why not healthy ('' when ok). */
+  reason: string;
+}
+
+/** What a stale read may lag by, for response headers. */
+export interface Staleness {
+  leader: NodeId;
+  lastLeaderContactMs: number | null;
+  applied: number;
+  commit: number;
+}
