@@ -6,7 +6,8 @@
 //   --seed S         replay one seed verbosely: the trace, then the verdict
 //   --nodes 3|5      force the cluster size (default: drawn from each seed)
 //   --ticks T        chaos phase length in ticks
-//   --clients C, --keys K, --faults seeded|none, --persistence correct|forget-vote,
+//   --clients C, --keys K, --faults seeded|none,
+//   --persistence correct|forget-vote|send-before-fsync  (the broken modes prove the checks bite)
 //   --no-wire        skip the message codec
 //   --mix JSON       override fields of the seeded fault mix, e.g. '{"crashPerMille":50}'
 //   --workers W      worker threads (default: available cores)
@@ -16,7 +17,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RangeReport } from './campaign-worker.ts';
 import type { PersistenceMode, SimOptions } from './options.ts';
-import { resolveOptions } from './options.ts';
+import { PERSISTENCE_MODES, resolveOptions } from './options.ts';
 import { addRun, emptyAggregate, formatAggregate, formatFailure, formatStats, mergeAggregate } from './report.ts';
 import { runSim, type SimResult } from './run.ts';
 
@@ -57,7 +58,7 @@ function parseArgs(argv: string[]): Args {
       }
       case '--persistence': {
         const v = next();
-        if (v !== 'correct' && v !== 'forget-vote') throw new Error(`--persistence is correct or forget-vote, got ${v}`);
+        if (!PERSISTENCE_MODES.includes(v as PersistenceMode)) throw new Error(`--persistence is one of ${PERSISTENCE_MODES.join(', ')}, got ${v}`);
         args.options.persistence = v as PersistenceMode;
         break;
       }

@@ -151,6 +151,7 @@ export class SimNode {
   crash(why: string): void {
     if (this.raft === null) return;
     if (this.crashPlan !== null) this.env.counters.crashesAtSeams++;
+    this.store.onCrash();
     this.log(`crash (${why})`);
     this.raft = null;
     this.kv = null;
@@ -304,10 +305,12 @@ export class SimNode {
         this.env.invariants.onRole(this.id, role, term);
       }
       if (this.crashPlan === 'before-persist') return this.crash('before persisting a ready');
+      this.store.beginReadyWrite(rd.snapshot !== undefined);
       this.persist(rd, raft);
       if (this.crashPlan === 'after-persist') return this.crash('after persisting, before sending');
       this.send(rd.messages);
       if (this.crashPlan === 'after-send') return this.crash('after sending, before applying');
+      this.store.endReadyWrite();
       this.apply(rd.committedEntries);
       for (const rs of rd.readStates) {
         const waiting = this.readIndexRounds.get(rs.ctx);

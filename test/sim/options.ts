@@ -6,10 +6,12 @@ import { SeededRandom } from '../../worker/raft/random.ts';
 
 /**
  * Deliberately broken host behaviours, used only to prove the checkers catch real faults.
- *   forget-vote      the host does not persist `vote` (as if the fsync after voting was skipped)
- *   forget-entries   the host acknowledges appends without persisting the entries
+ *   forget-vote        the host does not persist `vote` (as if the fsync after voting was skipped)
+ *   send-before-fsync  the host sends a Ready's messages before its write is durable, so a crash
+ *                      right after sending loses the log entries and hard state they promised
  */
-export type PersistenceMode = 'correct' | 'forget-vote' | 'forget-entries';
+export type PersistenceMode = 'correct' | 'forget-vote' | 'send-before-fsync';
+export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'send-before-fsync'];
 
 export interface SimOptions {
   /** 3 or 5 voters at start; 0 = pick from the seed. */

@@ -71,6 +71,21 @@ describe('simulator', () => {
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
   });
 
+  it('catches a host that sends before its write is durable (acknowledged entries lost in a crash)', () => {
+    const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
+    const safety = new Set(['commit-durability', 'lost-commit', 'leader-completeness', 'committed-overwrite', 'vote-once',
+      'election-safety', 'state-machine-safety', 'linearizability']);
+    let caught: SimResult | null = null;
+    for (let seed = 1; seed <= 200 && caught === null; seed++) {
+      const r = runSim(seed, { persistence: 'send-before-fsync', mix, chaosTicks: 200 });
+      if (!r.ok && safety.has(r.failure!.invariant)) caught = r;
+    }
+    expect(caught, 'send-before-fsync went unnoticed on 200 seeds').not.toBeNull();
+    expect(caught!.replay).toContain('--persistence send-before-fsync');
+    const fixed = runSim(caught!.seed, { mix, chaosTicks: 200 });
+    expect(fixed.ok, formatFailure(fixed)).toBe(true);
+  });
+
   it('replays a seed exactly: the same seed gives the same trace twice', () => {
     for (const seed of [3, 11]) {
       const a = runSim(seed, { trace: true });

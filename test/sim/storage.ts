@@ -149,6 +149,31 @@ export class DurableStore {
     this.snapshot = snapshot;
   }
 
+  /**
+   * send-before-fsync: remember the Raft state before a Ready's write, so a crash before that
+   * write "reached the disk" can lose it. Not used for a Ready that installs a snapshot (the
+   * bug modelled is losing appended entries and the hard state, not a whole install).
+   */
+  private unsynced: { entries: Entry[]; hardState: HardState } | null = null;
+
+  beginReadyWrite(hasSnapshot: boolean): void {
+    if (this.mode !== 'send-before-fsync') return;
+    this.unsynced = hasSnapshot ? null : { entries: [...this.entries], hardState: { ...this.hardState } };
+  }
+
+  /** The Ready's write is durable now (the host is about to apply its committed entries). */
+  endReadyWrite(): void {
+    this.unsynced = null;
+  }
+
+  /** A crash: in send-before-fsync mode, the write still in flight is lost. */
+  onCrash(): void {
+    if (this.unsynced === null) return;
+    this.entries = this.unsynced.entries;
+    this.hardState = this.unsynced.hardState;
+    this.unsynced = null;
+  }
+
   kvState(): KvState {
     return {
       revision: this.revision,
