@@ -46,8 +46,12 @@ const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
 
 class Writer {
-  buf = new Uint8Array(256);
+  buf: Uint8Array;
   pos = 0;
+
+  constructor(sizeHint: number) {
+    this.buf = new Uint8Array(Math.max(64, sizeHint));
+  }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -84,8 +88,9 @@ class Writer {
     this.bytes(utf8Encoder.encode(s));
   }
 
+  /** The encoded bytes; a view when the buffer is mostly used (structured clone and .buffer copy all of it). */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    return this.pos >= this.buf.length * 0.75 ? this.buf.subarray(0, this.pos) : this.buf.slice(0, this.pos);
   }
 }
 
@@ -129,11 +134,12 @@ class Reader {
     return n;
   }
 
+  /** A view into the input, not a copy (see decodeMessages). */
   bytes(max: number): Uint8Array {
     const n = this.varint();
     if (n > max) throw new RaftCodecError(`field of ${n} bytes exceeds ${max}`);
     if (n > this.remaining()) throw new RaftCodecError('truncated input');
-    const out = this.buf.slice(this.pos, this.pos + n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return out;
   }
@@ -161,14 +167,28 @@ class Reader {
 
 // ---- messages ----
 
+/** Bytes a message will roughly take, so the writer allocates once. */
+function sizeHint(m: Message): number {
+  let n = 64 + (m.context?.length ?? 0) * 3;
+  if (m.entries !== undefined) for (const e of m.entries) n += 10 + e.data.length;
+  if (m.snapshot !== undefined) n += 256 + m.snapshot.data.length;
+  return n;
+}
+
 export function encodeMessages(msgs: Message[]): Uint8Array {
-  const w = new Writer();
+  let hint = 8;
+  for (const m of msgs) hint += sizeHint(m);
+  const w = new Writer(hint);
   w.u8(MESSAGES_VERSION);
   w.varint(msgs.length);
   for (const m of msgs) writeMessage(w, m);
   return w.finish();
 }
 
+/**
+ * Entry and snapshot data in the result are views into `bytes` (no copy per entry): the caller
+ * hands over `bytes` and must not modify it afterwards.
+ */
 export function decodeMessages(bytes: Uint8Array): Message[] {
   if (!(bytes instanceof Uint8Array)) throw new RaftCodecError('input is not bytes');
   const r = new Reader(bytes);
@@ -326,7 +346,7 @@ function readMembership(r: Reader): Membership {
 export function encodeConfChange(cc: ConfChange): Uint8Array {
   const code = CONF_CHANGE_TYPES.indexOf(cc.type);
   if (code < 0) throw new RaftCodecError(`unknown conf change type ${String(cc.type)}`);
-  const w = new Writer();
+  const w = new Writer(16 + cc.node.length * 3 + (cc.address?.length ?? 0) * 3);
   w.u8(CONF_CHANGE_VERSION);
   w.u8(code);
   w.string(cc.node);
