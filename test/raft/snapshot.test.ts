@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Network, text } from './harness.ts';
+import { SnapshotReceiver } from '../../worker/raft/snapshot.ts';
 
 const E = 10;
 
@@ -121,5 +122,33 @@ describe('InstallSnapshot in chunks', () => {
     net.tick(2);
     expect(net.get('c').state).toEqual(net.get('b').state);
     expect(net.get('c').state).toHaveLength(10);
+  });
+});
+
+describe('SnapshotReceiver', () => {
+  const meta = { index: 5, term: 2, membership: { voters: ['a'], learners: [], addresses: {} } };
+  const chunk = (offset: number, data: string, done = false) => ({ meta, offset, data: new TextEncoder().encode(data), done });
+
+  it('reassembles in order and reports how far it is on duplicates and gaps', () => {
+    const r = new SnapshotReceiver();
+    expect(r.accept(chunk(0, 'ab'), 'a', 2)).toEqual({ kind: 'progress', bytes: 2 });
+    expect(r.accept(chunk(0, 'ab'), 'a', 2)).toEqual({ kind: 'progress', bytes: 2 }); // duplicate: no reset
+    expect(r.accept(chunk(4, 'ef'), 'a', 2)).toEqual({ kind: 'reject', bytes: 2 }); // gap
+    expect(r.accept(chunk(2, 'cd'), 'a', 2)).toEqual({ kind: 'progress', bytes: 4 });
+    const done = r.accept(chunk(4, 'ef', true), 'a', 2);
+    expect(done.kind).toBe('complete');
+    expect(text((done as { snapshot: { data: Uint8Array } }).snapshot.data)).toBe('abcdef');
+  });
+
+  it('never splices chunks of another sender or term into a transfer', () => {
+    const r = new SnapshotReceiver();
+    r.accept(chunk(0, 'ab'), 'a', 2);
+    expect(r.accept(chunk(2, 'XY'), 'b', 3)).toEqual({ kind: 'reject', bytes: 0 });
+    expect(r.accept(chunk(2, 'XY'), 'a', 3)).toEqual({ kind: 'reject', bytes: 0 });
+    expect(r.accept(chunk(0, 'xy'), 'b', 3)).toEqual({ kind: 'progress', bytes: 2 }); // a new transfer
+  });
+
+  it('after a restart (empty buffer) refuses a chunk in the middle', () => {
+    expect(new SnapshotReceiver().accept(chunk(2, 'cd'), 'a', 2)).toEqual({ kind: 'reject', bytes: 0 });
   });
 });

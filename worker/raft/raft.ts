@@ -395,7 +395,7 @@ export class Raft {
       this.send({ type: 'appendResp', from: this.id, to: m.from, term: this.term, index: log.committed, hintIndex: log.committed });
       return;
     }
-    const outcome = this.snapshotReceiver.accept(chunk);
+    const outcome = this.snapshotReceiver.accept(chunk, m.from, m.term);
     if (outcome.kind !== 'complete') {
       const resp: Message = { type: 'snapshotResp', from: this.id, to: m.from, term: this.term, index: chunk.meta.index, hintIndex: outcome.bytes };
       if (outcome.kind === 'reject') resp.reject = true;

@@ -30,13 +30,24 @@ export type ChunkOutcome =
 
 export class SnapshotReceiver {
   private meta: Snapshot['meta'] | null = null;
+  /** Who sends the transfer in progress: chunks of another leader's copy (whose encoding may
+   *  differ byte for byte) must never be spliced into it. */
+  private from = '';
+  private term = 0;
   private parts: Uint8Array[] = [];
   private bytes = 0;
 
   /** Accept chunks strictly in order; a chunk at offset 0 (re)starts a transfer. */
-  accept(chunk: SnapshotChunk): ChunkOutcome {
-    if (chunk.offset === 0) this.start(chunk);
-    else if (this.meta === null || this.meta.index !== chunk.meta.index || this.meta.term !== chunk.meta.term) {
+  accept(chunk: SnapshotChunk, from: string, term: number): ChunkOutcome {
+    const same = this.meta !== null && this.from === from && this.term === term &&
+      this.meta.index === chunk.meta.index && this.meta.term === chunk.meta.term;
+    if (same && chunk.offset < this.bytes) {
+      // A duplicate (e.g. a resend whose answer was lost): say how far we are.
+      return { kind: 'progress', bytes: this.bytes };
+    }
+    if (chunk.offset === 0) {
+      this.start(chunk, from, term);
+    } else if (!same) {
       return { kind: 'reject', bytes: 0 };
     } else if (chunk.offset !== this.bytes) {
       return { kind: 'reject', bytes: this.bytes };
@@ -46,6 +57,7 @@ export class SnapshotReceiver {
       return { kind: 'reject', bytes: 0 };
     }
     if (chunk.data.length > 0) {
+      // Kept as views until assembly copies them (decoded messages are never reused).
       this.parts.push(chunk.data);
       this.bytes += chunk.data.length;
     }
@@ -63,12 +75,16 @@ export class SnapshotReceiver {
 
   clear(): void {
     this.meta = null;
+    this.from = '';
+    this.term = 0;
     this.parts = [];
     this.bytes = 0;
   }
 
-  private start(chunk: SnapshotChunk): void {
+  private start(chunk: SnapshotChunk, from: string, term: number): void {
     this.meta = chunk.meta;
+    this.from = from;
+    this.term = term;
     this.parts = [];
     this.bytes = 0;
   }
