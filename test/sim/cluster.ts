@@ -16,6 +16,7 @@ export interface ClusterEnv {
   readonly counters: NodeCounters;
   readonly persistence: PersistenceMode;
   readonly compactEveryEntries: number;
+  readonly clockSkewPercent: number;
   readonly requestTimeoutTicks: number;
   now(): number;
   answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
@@ -52,6 +53,7 @@ export class SimCluster {
       stores,
       counters: env.counters,
       compactEveryEntries: env.compactEveryEntries,
+      clockSkewPercent: env.clockSkewPercent,
       requestTimeoutTicks: env.requestTimeoutTicks,
       now: () => env.now(),
       answer: (reqId, from, answer) => env.answer(reqId, from, answer),

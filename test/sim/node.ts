@@ -14,6 +14,7 @@ import type { ConfChange, Entry, Membership, Message, NodeId, ProposeResult, Raf
 import { KvStateMachine } from '../../worker/kv/state-machine.ts';
 import { decodeCommand, decodeState, encodeState } from '../../worker/kv/codec.ts';
 import { DEFAULT_KV_LIMITS, type KvResult } from '../../worker/kv/types.ts';
+import { NodeClock } from './clock.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
 import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS } from './options.ts';
@@ -54,6 +55,7 @@ export interface NodeEnv {
   readonly stores: ReadonlyMap<NodeId, DurableStore>;
   readonly counters: NodeCounters;
   readonly compactEveryEntries: number;
+  readonly clockSkewPercent: number;
   /** How long a node keeps a client request waiting before forgetting it. */
   readonly requestTimeoutTicks: number;
   now(): number;
@@ -97,6 +99,7 @@ export class SimNode {
   readonly id: NodeId;
   readonly store: DurableStore;
   private readonly env: NodeEnv;
+  private readonly clock: NodeClock;
   incarnation = 0;
   private raft: RawNode | null = null;
   private kv: KvStateMachine | null = null;
@@ -118,6 +121,7 @@ export class SimNode {
     this.id = id;
     this.store = store;
     this.env = env;
+    this.clock = new NodeClock(stream(env.seed, `clock:${id}`), env.clockSkewPercent);
     this.membership = copyMembership(store.appliedMembership);
   }
 
@@ -143,7 +147,7 @@ export class SimNode {
     this.crashPlan = null;
     this.lastMembership = null;
     this.env.invariants.onApplied(this.id, this.applied, 'restart');
-    this.log(`start #${this.incarnation} term=${this.term} applied=${this.applied} last=${this.store.lastIndex()}`);
+    this.log(`start #${this.incarnation}${this.clock.kind === 'steady' ? '' : ` (${this.clock.kind} clock)`} term=${this.term} applied=${this.applied} last=${this.store.lastIndex()}`);
     this.processReady();
   }
 
@@ -163,9 +167,11 @@ export class SimNode {
     this.waitingReads = [];
   }
 
-  tick(): void {
+  /** One global tick: the node's own clock decides how many core ticks that is (clock.ts). */
+  tick(globalTick: number): void {
     if (this.raft === null) return;
-    this.raft.tick();
+    const n = this.clock.ticksAt(globalTick);
+    for (let i = 0; i < n; i++) this.raft.tick();
     this.processReady();
   }
 

@@ -67,6 +67,11 @@ export interface FaultMix {
   compactEveryEntries: number;
   /** Client answers that never arrive (the command may still have applied). */
   answerLossPercent: number;
+  /**
+   * Share of nodes whose clock runs slow or fast (see clock.ts): within the lease's documented
+   * drift bound, so lease reads must stay linearizable.
+   */
+  clockSkewPercent: number;
   /** Client operation start probability per idle client per tick. */
   clientPercent: number;
 }
@@ -83,6 +88,7 @@ export const CALM_MIX: FaultMix = {
   transferPerMille: 0,
   compactEveryEntries: 1_000_000,
   answerLossPercent: 0,
+  clockSkewPercent: 0,
   clientPercent: 30,
 };
 
@@ -102,6 +108,7 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     transferPerMille: on() ? pick([5, 20]) : 0,
     compactEveryEntries: pick([4, 10, 30, 100]),
     answerLossPercent: on() ? pick([5, 20]) : 0,
+    clockSkewPercent: on() ? pick([30, 60, 100]) : 0,
     clientPercent: pick([10, 30, 60]),
   };
 }

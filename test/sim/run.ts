@@ -121,6 +121,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const cluster = new SimCluster({
     seed, network, invariants, counters, persistence: options.persistence,
     compactEveryEntries: mix.compactEveryEntries,
+    clockSkewPercent: mix.clockSkewPercent,
     requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
     now: () => tick, answer: onAnswer, trace: log, tracing,
   });
@@ -150,7 +151,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     if (chaosOn) chaos.tick();
     cluster.restartDue();
     cluster.deliver(network.take(tick));
-    for (const node of cluster.nodes.values()) node.tick();
+    for (const node of cluster.nodes.values()) node.tick(tick);
     clients!.tick(chaosOn ? mix.clientPercent : 0, chaosOn);
     for (const node of cluster.nodes.values()) {
       node.expire(tick);
