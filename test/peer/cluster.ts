@@ -30,6 +30,8 @@ export class TestCluster {
   readonly disks = new Map<NodeId, MemoryDisk>();
   /** Peers whose traffic is dropped both ways. */
   readonly isolated = new Set<NodeId>();
+  /** Peers that get no ticks (a paused process: SIGSTOP). Pair with `isolated` for no traffic. */
+  readonly paused = new Set<NodeId>();
   private queue: Message[] = [];
   private nowMs = 1_000_000;
   private readonly opts: ClusterOptions;
@@ -131,7 +133,7 @@ export class TestCluster {
   async tick(n = 1): Promise<void> {
     for (let i = 0; i < n; i++) {
       this.nowMs += TICK_MS;
-      for (const p of this.peers.values()) p.tick();
+      for (const [id, p] of this.peers) if (!this.paused.has(id)) p.tick();
       await this.settle();
     }
   }

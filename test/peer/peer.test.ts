@@ -150,6 +150,31 @@ describe('peer: read levels', () => {
   });
 });
 
+describe('peer: the lease after a pause', () => {
+  it('a leader paused past its lease (SIGSTOP) does not serve stale default reads when it resumes', async () => {
+    const c = await start();
+    const old = await c.waitLeader();
+    await c.drive(old.write(put('k', 'old')));
+    await c.tick(3);
+    expect((await c.drive(old.read('default', (kv) => kv.get('k')?.value))).value).toBe('old');
+
+    c.paused.add(old.id); // no ticks…
+    c.isolated.add(old.id); // …and no traffic, while the others move on
+    await c.until(() => c.leaderId() !== null && c.leaderId() !== old.id, 100, 'a new leader');
+    const fresh = c.peer(c.leaderId()!);
+    await c.drive(fresh.write(put('k', 'new')));
+
+    c.paused.delete(old.id); // it runs again, still unaware, still believing it leads
+    expect(old.isLeader()).toBe(true);
+    const read = old.read('default', (kv) => kv.get('k')?.value);
+    await expect(c.drive(read)).rejects.toMatchObject({ code: expect.stringMatching(/^(not-leader|no-leader|timeout)$/) });
+
+    c.isolated.delete(old.id);
+    await c.until(() => !old.isLeader() && old.leaderInfo().id === fresh.id, 50, 'the old leader following');
+    expect((await c.drive(fresh.read('default', (kv) => kv.get('k')?.value))).value).toBe('new');
+  });
+});
+
 describe('peer: exactly-once and limits', () => {
   it('applies an idempotent retry once and answers it with the first answer', async () => {
     const c = await start();

@@ -44,4 +44,7 @@ export interface PeerOptions {
   kvLimits?: KvLimits;
   limits?: Partial<PeerLimits>;
   log?: PeerLog;
+  /** How often this host calls tick(), in ms (default TICK_MS). Ticks arriving much later than
+   *  this mark the process as stalled, and the leader lease is distrusted for a while. */
+  tickMs?: number;
 }

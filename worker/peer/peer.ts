@@ -80,6 +80,7 @@ export class Peer {
   /** Limits on keys, values and commands (the router checks bodies against them). */
   readonly kvLimits: KvLimits;
   private readonly electionTicks: number;
+  private readonly tickMs: number;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
 
@@ -99,6 +100,9 @@ export class Peer {
   private readSeq = 0;
   private lastLeaderContactTick: number | null = null;
   private lastLeaderContactAtMs: number | null = null;
+  /** Wall time of the last tick, and the tick before which the lease is not trusted (stall). */
+  private lastTickAtMs: number | null = null;
+  private leaseSuspectUntilTick = 0;
 
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
@@ -119,6 +123,7 @@ export class Peer {
     limits: PeerLimits;
     kvLimits: KvLimits;
     electionTicks: number;
+    tickMs: number;
   }) {
     this.id = opts.id;
     this.storage = opts.storage;
@@ -135,6 +140,7 @@ export class Peer {
     this.limits = init.limits;
     this.kvLimits = init.kvLimits;
     this.electionTicks = init.electionTicks;
+    this.tickMs = init.tickMs;
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
   }
@@ -163,6 +169,7 @@ export class Peer {
       limits,
       kvLimits,
       electionTicks: raft.electionTicks,
+      tickMs: opts.tickMs ?? TICK_MS,
     });
     peer.log('info', 'peer.open', {
       id: opts.id,
@@ -182,6 +189,7 @@ export class Peer {
   tick(): void {
     if (this.closing || this.failure !== null) return;
     this.ticks++;
+    this.noteTickTime();
     this.core.tick();
     const now = this.ticks;
     this.proposals.expire(now, () => this.timeoutError('write'));
@@ -262,7 +270,7 @@ export class Peer {
     if (level === 'stale') return this.answer(query);
     if (this.role !== 'leader') throw this.notLeaderError();
     if (level === 'default') {
-      const leaseIndex = this.core.leaseRead();
+      const leaseIndex = this.leaseTrusted() ? this.core.leaseRead() : null;
       if (leaseIndex !== null && leaseIndex <= this.applied) return this.answer(query);
       if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
     }
@@ -375,6 +383,29 @@ export class Peer {
     const commit = this.core.status().commit;
     if (this.applied < commit) return { ok: false, reason: `applying: ${this.applied} of ${commit}` };
     return { ok: true, reason: '' };
+  }
+
+  // ---- lease guard ---------------------------------------------------------------------------
+  //
+  // The core's lease counts this peer's ticks. A process that was paused or starved (SIGSTOP,
+  // a long GC, an evicted Durable Object woken by its alarm) ticks late, so its tick count lags
+  // the followers', who may have elected a new leader meanwhile. The lease is therefore only
+  // trusted while ticks keep pace with the wall clock: after a gap of more than two tick
+  // intervals it is distrusted for one election timeout (by then the core has renewed it from
+  // heartbeats acknowledged after the gap), and default reads fall back to ReadIndex.
+
+  private noteTickTime(): void {
+    const now = this.clock.nowMs();
+    if (this.lastTickAtMs !== null && now - this.lastTickAtMs > 2 * this.tickMs) {
+      this.leaseSuspectUntilTick = this.ticks + this.electionTicks;
+      this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: now - this.lastTickAtMs });
+    }
+    this.lastTickAtMs = now;
+  }
+
+  private leaseTrusted(): boolean {
+    if (this.ticks < this.leaseSuspectUntilTick) return false;
+    return this.lastTickAtMs !== null && this.clock.nowMs() - this.lastTickAtMs <= 2 * this.tickMs;
   }
 
   // ---- the ready loop -------------------------------------------------------------------------
