@@ -45,24 +45,29 @@ async function main(): Promise<void> {
     void (node?.stop({ transferLeadership: false }) ?? Promise.resolve()).finally(() => process.exit(1));
     setTimeout(() => process.exit(1), 5000).unref();
   };
+  // Signals are handled from the start: one that arrives while the node is still starting
+  // stops it as soon as it is up.
+  let state: 'starting' | 'stop-when-started' | 'running' | 'stopping' = 'starting';
+  const shutdown = (signal: string): void => {
+    // A repeated signal (Ctrl-C reaches a launcher and its child alike) changes nothing: the
+    // shutdown under way is bounded by the timer below.
+    if (state === 'starting') state = 'stop-when-started';
+    if (state !== 'running' || node === undefined) return;
+    state = 'stopping';
+    node.log.info('shutting down', { signal });
+    setTimeout(() => die(`shutdown did not finish within ${SHUTDOWN_MS_MAX} ms; exiting`), SHUTDOWN_MS_MAX).unref();
+    node.stop().then(() => process.exit(0), (err: unknown) => die(`shutdown failed: ${explain(err, http)}`));
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
   try {
     node = await startNode(cfg, fatal);
   } catch (err) {
     die(explain(err, http));
   }
-  const running = node;
-  let shuttingDown = false;
-  const shutdown = (signal: string): void => {
-    // A repeated signal (Ctrl-C reaches a launcher and its child alike) changes nothing: the
-    // shutdown under way is bounded by the timer below.
-    if (shuttingDown) return;
-    shuttingDown = true;
-    running.log.info('shutting down', { signal });
-    setTimeout(() => die(`shutdown did not finish within ${SHUTDOWN_MS_MAX} ms; exiting`), SHUTDOWN_MS_MAX).unref();
-    running.stop().then(() => process.exit(0), (err: unknown) => die(`shutdown failed: ${explain(err, http)}`));
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
+  const stopNow = (state as string) === 'stop-when-started'; // set by a signal handler meanwhile
+  state = 'running';
+  if (stopNow) shutdown('a signal received while starting');
 }
 
 main().catch((err: unknown) => die(err instanceof Error ? (err.stack ?? err.message) : String(err)));
