@@ -49,7 +49,11 @@ export class RawNode {
     return leader.proposeConfChange(this.raft, cc);
   }
 
-  /** Queue a linearizable read; released later as ready().readStates {ctx, index}. */
+  /**
+   * Queue a linearizable read; released later as ready().readStates {ctx, index}. Reads still
+   * queued when this node stops leading are dropped: a host fails them when softState shows
+   * the role or term changed.
+   */
   readIndex(ctx: string): boolean {
     return leader.readIndex(this.raft, ctx);
   }

@@ -21,7 +21,11 @@
 // the rate difference between clocks over one election timeout; it must be >= 1 and should be
 // >= 1 + ceil(electionTicks * maxRelativeClockDrift). Counting from the SEND tick (not the
 // ack) keeps message delay on the safe side. Restarted nodes count as having just heard from a
-// leader (Raft.constructor), so a crash does not shorten the followers' promise.
+// leader (Raft.constructor), so a crash does not shorten the followers' promise. Membership
+// changes inside the window do not open a gap either: a candidate whose log holds a newer
+// configuration received it from this leader after S, so its own election timer cannot fire
+// before S + electionTicks. A TimeoutNow bypasses the promise, so after sending one the leader
+// serves no lease read for the rest of its term (leader.ts leaseRead).
 
 import type { NodeId, ReadState } from './types.ts';
 import { majorityValue } from './quorum.ts';
