@@ -129,6 +129,20 @@ describe('api: the seed flows', () => {
     expect((await env.call(env.leader, '/hello')).status).toBe(404);
   });
 
+  it('GET /key stops adding pairs past the byte bound and says where to continue', async () => {
+    const env = await setup();
+    const c = env.c;
+    const api = createApiRouter({ peer: c.peer(env.leader), mode: 'redirect', leaderUrl: () => '', limits: { rangeBytesMax: 10 } });
+    await env.call(env.leader, '/key', { method: 'POST', body: '{"a":"12345678","b":"12345678","c":"1"}' });
+    const get = (query: string) => c.drive(api.fetch(new Request(`${addressOf(env.leader)}/key${query}`)));
+    const first = await get('');
+    expect(await first.text()).toBe('{"a":"12345678","b":"12345678"}'); // passes 10 bytes at the second pair
+    expect(first.headers.get('X-Metcd-More')).toBe('true');
+    const rest = await get(`?start=${first.headers.get('X-Metcd-Next-Start')}`);
+    expect(await rest.text()).toBe('{"c":"1"}');
+    expect(rest.headers.get('X-Metcd-More')).toBe('false');
+  });
+
   it('GET /key lists a sorted, bounded range', async () => {
     const env = await setup();
     await env.call(env.leader, '/key', { method: 'POST', body: '{"b/2":"x","a/1":"y","a/3":"z","10":"n","9":"m"}' });
@@ -138,6 +152,9 @@ describe('api: the seed flows', () => {
     const page = await env.call(env.leader, '/key?prefix=a/&limit=1');
     expect(await page.text()).toBe('{"a/1":"y"}');
     expect(page.headers.get('X-Metcd-More')).toBe('true');
+    const next = await env.call(env.leader, `/key?prefix=a/&limit=1&start=${page.headers.get('X-Metcd-Next-Start')}`);
+    expect(await next.text()).toBe('{"a/3":"z"}');
+    expect(next.headers.get('X-Metcd-More')).toBe('false');
     const from = await env.call(env.leader, '/key?start=a/3&end=b&level=consistent');
     expect(await from.text()).toBe('{"a/3":"z"}');
   });

@@ -26,11 +26,14 @@ export interface ApiLimits {
   jsonBodyBytesMax: number;
   /** Most keys one GET /key range answers (and the default `limit`). */
   rangeKeysMax: number;
+  /** A range answer stops adding pairs once its keys and values pass this many bytes. */
+  rangeBytesMax: number;
 }
 
 export const DEFAULT_API_LIMITS: ApiLimits = {
   jsonBodyBytesMax: 64 * 1024,
   rangeKeysMax: 1000,
+  rangeBytesMax: 4 * 1024 * 1024,
 };
 
 export interface ApiContext {

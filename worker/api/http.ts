@@ -15,6 +15,7 @@ export const H = {
   commitIndex: 'X-Metcd-Commit-Index',
   lastContact: 'X-Metcd-Last-Contact-Ms',
   more: 'X-Metcd-More',
+  nextStart: 'X-Metcd-Next-Start',
 } as const;
 
 /** The stable error codes of `{"error":{"code","message"}}`. */

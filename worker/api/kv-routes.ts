@@ -151,7 +151,8 @@ async function getOne(
   return answer(key, record, headers);
 }
 
-/** GET /key?prefix=&start=&end=&limit= → {"k":"v",…} in key order; X-Metcd-More when cut. */
+/** GET /key?prefix=&start=&end=&limit= → {"k":"v",…} in key order; when cut, X-Metcd-More: true
+ *  and X-Metcd-Next-Start (pass it as ?start= to continue). */
 export async function getRange(ctx: ApiContext): Promise<Response> {
   const params = queryParams(ctx.url, [...READ_PARAMS, 'prefix', 'start', 'end', 'limit']);
   const level = readLevel(params);
@@ -170,9 +171,19 @@ export async function getRange(ctx: ApiContext): Promise<Response> {
   });
   if (outcome instanceof Response) return outcome;
   const headers = readHeaders(ctx, level, outcome);
+  // Cut at `limit` keys or once the answer passes rangeBytesMax (always at least one pair).
   const records = outcome.value;
-  headers[H.more] = String(records.length > limit);
-  const shown = records.slice(0, limit).map(([k, r]): [string, string] => [k, r.value]);
+  const shown: Array<[string, string]> = [];
+  let bytes = 0;
+  for (const [key, record] of records) {
+    if (shown.length === limit || (shown.length > 0 && bytes > ctx.limits.rangeBytesMax)) break;
+    bytes += utf8Bytes(key) + utf8Bytes(record.value);
+    shown.push([key, record.value]);
+  }
+  const more = shown.length < records.length;
+  headers[H.more] = String(more);
+  // Where the next page starts (the smallest key after the last one shown), percent-encoded.
+  if (more) headers[H.nextStart] = encodeURIComponent(`${shown[shown.length - 1]![0]}\u0000`);
   return jsonTextResponse(pairsJson(shown), 200, headers);
 }
 
@@ -211,4 +222,19 @@ function jsonType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+/** UTF-8 length of a JS string (lone surrogates count as the 3-byte replacement). */
+function utf8Bytes(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
