@@ -48,9 +48,14 @@ export async function startCluster(opts: ClusterOptions = {}) {
   const cluster = vars['CLUSTER_NAME'] ?? 'metcd';
   const server = createTestHarness({ root: ROOT, workers: [{ configPath: './wrangler.toml', vars }] });
   await server.listen();
-  const env = (await server.getWorker().getEnv()) as {
-    PEERS: { idFromName(name: string): unknown; get(id: unknown): PeerRpc };
-  };
+  type Env = { PEERS: { idFromName(name: string): unknown; get(id: unknown): PeerRpc } };
+  let env = (await server.getWorker().getEnv()) as Env;
+
+  /** Reloads the Worker with changed vars (storage is kept), as a redeploy would. */
+  async function reconfigure(changed: Record<string, string>): Promise<void> {
+    await server.update({ root: ROOT, workers: [{ configPath: './wrangler.toml', vars: { ...vars, ...changed } }] });
+    env = (await server.getWorker().getEnv()) as Env;
+  }
 
   /** A request through the public Worker; redirects are returned, not followed. */
   async function request(path: string, init: RequestInit = {}): Promise<Response> {
@@ -99,7 +104,7 @@ export async function startCluster(opts: ClusterOptions = {}) {
     return seen;
   }
 
-  return { server, env, cluster, request, follow, peer, inspect, status, leader, close: () => server.close() };
+  return { server, cluster, request, follow, peer, inspect, status, leader, reconfigure, close: () => server.close() };
 }
 
 /** Polls `check` until it is true; fails with `what` (and `detail()`) after WAIT_MS. */

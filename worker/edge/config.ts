@@ -102,9 +102,10 @@ export function parsePeerObjectName(name: string): { cluster: string; id: NodeId
 }
 
 /**
- * The membership a brand-new peer starts with: the default cluster for its bootstrap peers
- * (every one of them derives the same set from the same vars, so the first start needs no
- * coordinator and no setup call), nothing for any other id (it waits to be added by /join).
+ * The default cluster from the vars: p1..pN as voters, addressed by their object names. The
+ * first bootstrap peer starts with it and records it as the cluster's genesis; the others take
+ * the genesis from p1 (peer-object.ts), so no setup call is needed and every peer of one cluster
+ * starts from the same configuration. Other ids get nothing (they wait to be added by /join).
  */
 export function initialMembership(config: EdgeConfig, id: NodeId): Membership {
   if (!config.bootstrapPeers.includes(id)) return { voters: [], learners: [], addresses: {} };

@@ -21,8 +21,9 @@ import { H, errorResponse, withHeader } from '../api/http.ts';
 import { decodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
-import type { Message, NodeId } from '../raft/types.ts';
+import type { Membership, Message, NodeId } from '../raft/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
+import { emptyMembership } from '../raft/membership.ts';
 import type { EdgeConfig } from './config.ts';
 import { initialMembership, parsePeerObjectName, peerObjectName, readConfig } from './config.ts';
 import type { Env } from './env.ts';
@@ -158,6 +159,18 @@ export class PeerObject extends DurableObject<Env> {
     setTimeout(() => this.ctx.abort(reason), 0);
   }
 
+  /** The cluster's starting membership as recorded by its first bootstrap peer (see genesisFor). */
+  async genesis(): Promise<string> {
+    this.wokenBy ??= 'call';
+    const name = this.identity();
+    if (name === null || name.id !== this.config.bootstrapPeers[0] || !this.mayOpen()) {
+      throw new Error('only the first bootstrap peer records the genesis membership');
+    }
+    await this.open();
+    const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'genesis'`).toArray()[0];
+    return typeof row?.value === 'string' ? row.value : JSON.stringify(initialMembership(this.config, name.id));
+  }
+
   /** Fault drill: while isolated, this peer neither receives nor sends Raft messages, as if
    *  partitioned from the others (it keeps serving its own view). Memory only: abort ends it. */
   isolate(on: boolean): void {
@@ -216,6 +229,28 @@ export class PeerObject extends DurableObject<Env> {
     return this.config.bootstrapPeers.includes(name.id) || this.hasState();
   }
 
+  /** Whether this peer ever started Raft (its first start persists a snapshot or a hard state). */
+  private hasRaftState(): boolean {
+    if (!this.hasState()) return false;
+    const sql = this.ctx.storage.sql;
+    return sql.exec('SELECT 1 FROM snapshot').toArray().length > 0 || sql.exec('SELECT 1 FROM hard_state').toArray().length > 0;
+  }
+
+  /**
+   * The membership a brand-new peer starts with. The first bootstrap peer (p1) defines the
+   * cluster's genesis from the vars and records it; the other bootstrap peers take it from p1
+   * rather than from their own vars, so raising CLUSTER_SIZE on a running cluster cannot start
+   * peers with a configuration the cluster never had (they wait for /join instead). Every other
+   * id starts empty and waits to be added.
+   */
+  private async genesisFor(id: NodeId): Promise<Membership> {
+    const first = this.config.bootstrapPeers[0]!;
+    if (!this.config.bootstrapPeers.includes(id)) return emptyMembership();
+    if (id === first) return initialMembership(this.config, id);
+    const genesis = JSON.parse(await peerStub(this.env, this.config, first).genesis()) as Membership;
+    return genesis.voters.includes(id) ? genesis : emptyMembership();
+  }
+
   private hasState(): boolean {
     return this.ctx.storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length > 0;
   }
@@ -238,15 +273,18 @@ export class PeerObject extends DurableObject<Env> {
     const name = this.identity();
     if (name === null) throw new Error('this peer object has no valid <cluster>/<peer-id> name');
     const objectName = peerObjectName(name.cluster, name.id);
-    const fresh = !this.hasState();
+    const fresh = !this.hasRaftState();
     const storage = new DurableObjectPeerStorage(this.ctx.storage, DEFAULT_KV_LIMITS.valueBytesMax);
     const stored = this.storedName();
     if (stored !== undefined && stored !== objectName) {
       throw new Error(`storage belongs to ${stored}, not ${objectName}`);
     }
-    if (stored === undefined) {
-      await storage.save({ meta: { name: objectName, cluster: name.cluster, id: name.id, engine: 'durable-object-sqlite' } });
-    }
+    // Only a brand-new peer needs a starting membership; Peer.open ignores it otherwise.
+    const membership = fresh ? await this.genesisFor(name.id) : emptyMembership();
+    const meta: Record<string, string> = {};
+    if (stored === undefined) Object.assign(meta, { name: objectName, cluster: name.cluster, id: name.id, engine: 'durable-object-sqlite' });
+    if (fresh && name.id === this.config.bootstrapPeers[0]) meta['genesis'] = JSON.stringify(membership);
+    if (Object.keys(meta).length > 0) await storage.save({ meta });
 
     const check = this.env.CHECK_PERSIST === '1' ? new PersistCheck(this.ctx.storage.sql) : null;
     const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to));
@@ -267,7 +305,7 @@ export class PeerObject extends DurableObject<Env> {
       transport,
       clock: { nowMs: () => Date.now() },
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
-      initialMembership: initialMembership(this.config, name.id),
+      initialMembership: membership,
       limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
       log,
     });
