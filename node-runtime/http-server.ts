@@ -93,10 +93,13 @@ export function toRequest(req: IncomingMessage, fallbackHost: string, bytesMax: 
   return new Request(url, init);
 }
 
+/** Connection-level headers: they describe one hop (a proxied answer brings the leader's). */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+
 async function writeResponse(res: ServerResponse, response: Response, closeAfter: boolean): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
-    headers[name] = value;
+    if (!HOP_BY_HOP.has(name)) headers[name] = value;
   });
   if (closeAfter) headers['connection'] = 'close';
   res.writeHead(response.status, headers);
