@@ -244,3 +244,26 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     await sleep(0);
   });
 });
+
+describe('3-node cluster in proxy mode', () => {
+  const cluster = new ProcCluster({ engine: 'memory', extraArgs: ['--mode', 'proxy'] });
+  beforeAll(async () => {
+    await cluster.start();
+  });
+  afterAll(async () => {
+    await cluster.stopAll();
+  });
+
+  it('forwards follower writes and reads to the leader instead of redirecting (seed method 2)', async () => {
+    const leader = await cluster.leader();
+    const follower = cluster.live().find((n) => n.id !== leader.id)!;
+    const put = await fetch(`${follower.url}/proxied`, { method: 'PUT', body: 'yes', redirect: 'manual' });
+    expect(put.status).toBe(204);
+    const post = await fetch(`${follower.url}/key`, { method: 'POST', body: '{"a":"1","b":"2"}', redirect: 'manual' });
+    expect(await post.json()).toMatchObject({ revision: expect.any(Number) });
+    const read = await fetch(`${follower.url}/key/proxied?level=consistent`, { redirect: 'manual' });
+    expect(read.status).toBe(200);
+    expect(await read.json()).toEqual({ proxied: 'yes' });
+    expect(read.headers.get('connection')).toBe('keep-alive'); // ours, not a relayed hop-by-hop header
+  });
+});

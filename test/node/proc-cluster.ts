@@ -130,6 +130,8 @@ export interface ClusterOptions {
   clusterId?: string;
   tickMs?: number;
   snapshotEntries?: number;
+  /** More CLI flags for every node. */
+  extraArgs?: string[];
 }
 
 export class ProcCluster {
@@ -138,7 +140,7 @@ export class ProcCluster {
   readonly root: string;
 
   constructor(opts: ClusterOptions) {
-    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 20, snapshotEntries: 10_000, ...opts };
+    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 20, snapshotEntries: 10_000, extraArgs: [], ...opts };
     this.root = mkdtempSync(path.join(tmpdir(), `metcd-proc-${opts.engine}-`));
   }
 
@@ -147,6 +149,7 @@ export class ProcCluster {
       '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', this.opts.engine,
       '--cluster-token', this.opts.token, '--cluster-id', this.opts.clusterId, '--tick-ms', String(this.opts.tickMs),
       '--snapshot-entries', String(this.opts.snapshotEntries), '--log-level', 'debug', '--enable-fault-injection',
+      ...this.opts.extraArgs,
     ];
   }
 
