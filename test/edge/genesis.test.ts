@@ -41,4 +41,13 @@ describe('bootstrap', () => {
     expect(joined.status).toBe(200);
     expect((await c.follow('/third', { method: 'PUT', body: 'z' })).status).toBe(204);
   });
+
+  it('a bad var is a clear 500 naming it, not a half-working cluster', async () => {
+    await c.reconfigure({ FORWARD_MODE: 'bounce' });
+    const res = await c.request('/first');
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('internal');
+    expect(body.error.message).toMatch(/FORWARD_MODE "bounce"/);
+  });
 });

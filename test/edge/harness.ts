@@ -44,7 +44,7 @@ export interface ClusterOptions {
 export type EdgeCluster = Awaited<ReturnType<typeof startCluster>>;
 
 export async function startCluster(opts: ClusterOptions = {}) {
-  const vars = { TICK_MS: String(TEST_TICK_MS), CHECK_PERSIST: '1', ...opts.vars };
+  const vars: Record<string, string> = { TICK_MS: String(TEST_TICK_MS), CHECK_PERSIST: '1', ...opts.vars };
   const cluster = vars['CLUSTER_NAME'] ?? 'metcd';
   const server = createTestHarness({ root: ROOT, workers: [{ configPath: './wrangler.toml', vars }] });
   await server.listen();
@@ -59,7 +59,9 @@ export async function startCluster(opts: ClusterOptions = {}) {
 
   /** A request through the public Worker; redirects are returned, not followed. */
   async function request(path: string, init: RequestInit = {}): Promise<Response> {
-    return server.fetch(path, { redirect: 'manual', ...init });
+    // The harness speaks undici's fetch types; the tests use the global ones (same shapes).
+    type DispatchInit = Parameters<typeof server.fetch>[1];
+    return (await server.fetch(path, { redirect: 'manual', ...init } as DispatchInit)) as unknown as Response;
   }
 
   /** A request that follows 307s like `curl -L` (at most 5). */

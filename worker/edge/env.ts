@@ -1,9 +1,10 @@
-// The Worker's bindings and vars, as declared in wrangler.toml, and the one way to reach a peer.
+// The Worker's bindings and vars, as declared in wrangler.toml, and the typed way to reach a peer.
 
 import type { PeerObject } from './peer-object.ts';
 import type { EdgeConfig } from './config.ts';
-import { peerObjectName } from './config.ts';
 import type { NodeId } from '../raft/types.ts';
+import { peerStubOf } from './stubs.ts';
+import type { PeerNamespace } from './stubs.ts';
 
 export interface Env {
   /** One Durable Object per Raft peer, named `<cluster>/<peer-id>`. */
@@ -20,7 +21,5 @@ export interface Env {
 
 /** The stub of peer `id`'s object, created in its configured region on first use. */
 export function peerStub(env: Env, config: EdgeConfig, id: NodeId): DurableObjectStub<PeerObject> {
-  const objectId = env.PEERS.idFromName(peerObjectName(config.cluster, id));
-  const hint = config.locationHints[id];
-  return hint === undefined ? env.PEERS.get(objectId) : env.PEERS.get(objectId, { locationHint: hint });
+  return peerStubOf(env.PEERS as unknown as PeerNamespace<DurableObjectStub<PeerObject>>, config, id);
 }
