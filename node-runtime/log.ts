@@ -45,7 +45,11 @@ export function createLogger(opts: LoggerOptions): Logger {
   const nowMs = opts.nowMs ?? (() => Date.now());
   const emit = (level: LogLevel) => (msg: string, fields?: LogFields) => {
     if (LOG_LEVELS.indexOf(level) < min) return;
-    write(formatLine(level, opts.node, opts.term?.(), msg, fields, nowMs()));
+    // An event that names its own term (the peer's events do) is logged with that one.
+    const own = fields?.['term'];
+    const term = typeof own === 'number' ? own : opts.term?.();
+    const rest = fields && 'term' in fields ? { ...fields, term: undefined } : fields;
+    write(formatLine(level, opts.node, term, msg, rest, nowMs()));
   };
   return { debug: emit('debug'), info: emit('info'), warn: emit('warn'), error: emit('error') };
 }

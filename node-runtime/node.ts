@@ -31,12 +31,14 @@ const RAFT_BODY_BYTES_MAX = 64 * 1024 * 1024;
 /** Above any body the router accepts (it enforces its own, finer limits first). */
 const API_BODY_BYTES_MAX = 2 * DEFAULT_KV_LIMITS.commandBytesMax + 64 * 1024;
 const TRANSFER_WAIT_MS = 3000;
+/** Senders whose address we remember before the membership names them (joining nodes). */
+const LEARNED_ADDRESSES_MAX = 1000;
 
 function peerLogAdapter(log: Logger): PeerLog {
   return (level, event, fields) => {
     const flat: LogFields = {};
     for (const [k, v] of Object.entries(fields)) {
-      if (k === 'id' || k === 'term') continue;
+      if (k === 'id') continue;
       flat[k] = v === null || typeof v === 'object' ? JSON.stringify(v) : (v as string | number | boolean | undefined);
     }
     log[level](event, flat);
@@ -121,7 +123,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       const answer = front(request);
       if (from !== null && address !== null) {
         void answer.then((res) => {
-          if (res.status === 204) learned.set(from, address);
+          if (res.status === 204 && (learned.has(from) || learned.size < LEARNED_ADDRESSES_MAX)) learned.set(from, address);
         });
       }
       return answer;
