@@ -139,4 +139,4 @@ const perSec = Math.round(COMMANDS / seconds);
 console.log(`raft core, 3 nodes, instant network${CODEC ? ' + wire codec' : ''}: ${COMMANDS.toLocaleString()} commands of ${BYTES} B in batches of ${BATCH}`);
 console.log(`  committed:  ${perSec.toLocaleString()} commands/s (${seconds.toFixed(2)} s)`);
 console.log(`  allocated:  ${((heap1 - heap0) / windowCommands).toFixed(0)} B/command across the cluster${gcRuns > 0 ? ` (WARNING: ${gcRuns} GC run(s) in the window, underestimated)` : ''}`);
-console.log(`  retained:   ${(retained / windowCommands).toFixed(0)} B/command after GC (log kept until compaction every ${COMPACT_EVERY.toLocaleString()})`);
+console.log(`  retained:   ${Math.max(0, retained / windowCommands).toFixed(0)} B/command after GC (log kept until compaction every ${COMPACT_EVERY.toLocaleString()})`);
