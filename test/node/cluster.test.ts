@@ -67,48 +67,52 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
   });
 
   it('answers the seed curl flows on every node (curl -L)', async () => {
-    const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((id) => cluster.node(id));
-    // metcd seed: curl -L http://127.0.0.1:3379/hello -XPUT -d world; curl -L …/hello → world
-    const put = await fetch(`${n2!.url}/hello`, { method: 'PUT', body: 'world' });
-    expect(put.status).toBe(204);
-    const leader = await cluster.leader();
-    for (const n of [n1!, n2!, n3!]) {
-      const res = await fetch(`${n.url}/hello`);
-      expect(res.status).toBe(200);
-      expect(await res.text()).toBe('world');
-      expect(Number(res.headers.get('X-Metcd-Revision'))).toBeGreaterThan(0);
-    }
-    // hraftd seed: POST /key {"foo":"bar"}; GET /key/foo?level=consistent -L
-    const post = await fetch(`${n3!.url}/key`, { method: 'POST', body: '{"foo":"bar"}' });
-    expect(post.status).toBe(200);
-    for (const n of [n1!, n2!, n3!]) {
-      const res = await fetch(`${n.url}/key/foo?level=consistent`);
-      expect(await res.json()).toEqual({ foo: 'bar' });
-    }
-    const del = await fetch(`${leader.url}/key/foo`, { method: 'DELETE' });
-    expect(await del.json()).toMatchObject({ deleted: 1 });
-    expect((await fetch(`${leader.url}/key/foo`)).status).toBe(404);
+    await cluster.withStableLeader(async (leader) => {
+      const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((id) => cluster.node(id));
+      // metcd seed: curl -L http://127.0.0.1:3379/hello -XPUT -d world; curl -L …/hello → world
+      const put = await fetch(`${n2!.url}/hello`, { method: 'PUT', body: 'world' });
+      expect(put.status).toBe(204);
+      for (const n of [n1!, n2!, n3!]) {
+        const res = await fetch(`${n.url}/hello`);
+        expect(res.status).toBe(200);
+        expect(await res.text()).toBe('world');
+        expect(Number(res.headers.get('X-Metcd-Revision'))).toBeGreaterThan(0);
+      }
+      // hraftd seed: POST /key {"foo":"bar"}; GET /key/foo?level=consistent -L
+      const post = await fetch(`${n3!.url}/key`, { method: 'POST', body: '{"foo":"bar"}' });
+      expect(post.status).toBe(200);
+      for (const n of [n1!, n2!, n3!]) {
+        const res = await fetch(`${n.url}/key/foo?level=consistent`);
+        expect(await res.json()).toEqual({ foo: 'bar' });
+      }
+      const del = await fetch(`${leader.url}/key/foo`, { method: 'DELETE' });
+      expect(await del.json()).toMatchObject({ deleted: 1 });
+      expect((await fetch(`${leader.url}/key/foo`)).status).toBe(404);
+    });
   });
 
   it('redirects follower writes and default/consistent reads to the leader; stale reads stay', async () => {
-    const leader = await cluster.leader();
-    const follower = cluster.live().find((n) => n.id !== leader.id)!;
-    const put = await fetch(`${follower.url}/k1?ifRevision=0`, { method: 'PUT', body: 'v1', redirect: 'manual' });
-    expect(put.status).toBe(307);
-    expect(put.headers.get('Location')).toBe(`${leader.url}/k1?ifRevision=0`);
-    expect(put.headers.get('X-Metcd-Leader')).toBe(leader.id);
-    expect((await fetch(put.headers.get('Location')!, { method: 'PUT', body: 'v1' })).status).toBe(204);
-    for (const level of ['default', 'consistent']) {
-      const res = await fetch(`${follower.url}/k1?level=${level}`, { redirect: 'manual' });
-      expect(res.status).toBe(307);
-      expect(res.headers.get('Location')).toBe(`${leader.url}/k1?level=${level}`);
-    }
-    await cluster.caughtUp(follower, leader);
-    const stale = await fetch(`${follower.url}/k1?level=stale`, { redirect: 'manual' });
-    expect(stale.status).toBe(200);
-    expect(await stale.text()).toBe('v1');
-    expect(stale.headers.get('X-Metcd-Leader')).toBe(leader.id);
-    expect(stale.headers.get('X-Metcd-Applied-Index')).not.toBeNull();
+    let run = 0;
+    await cluster.withStableLeader(async (leader) => {
+      const follower = cluster.live().find((n) => n.id !== leader.id)!;
+      const key = `k1-${++run}`;
+      const put = await fetch(`${follower.url}/${key}?ifRevision=0`, { method: 'PUT', body: 'v1', redirect: 'manual' });
+      expect(put.status).toBe(307);
+      expect(put.headers.get('Location')).toBe(`${leader.url}/${key}?ifRevision=0`);
+      expect(put.headers.get('X-Metcd-Leader')).toBe(leader.id);
+      expect((await fetch(put.headers.get('Location')!, { method: 'PUT', body: 'v1' })).status).toBe(204);
+      for (const level of ['default', 'consistent']) {
+        const res = await fetch(`${follower.url}/${key}?level=${level}`, { redirect: 'manual' });
+        expect(res.status).toBe(307);
+        expect(res.headers.get('Location')).toBe(`${leader.url}/${key}?level=${level}`);
+      }
+      await cluster.caughtUp(follower, leader);
+      const stale = await fetch(`${follower.url}/${key}?level=stale`, { redirect: 'manual' });
+      expect(stale.status).toBe(200);
+      expect(await stale.text()).toBe('v1');
+      expect(stale.headers.get('X-Metcd-Leader')).toBe(leader.id);
+      expect(stale.headers.get('X-Metcd-Applied-Index')).not.toBeNull();
+    });
   });
 
   it('rejects peer traffic and membership changes without the cluster token', async () => {
@@ -255,15 +259,16 @@ describe('3-node cluster in proxy mode', () => {
   });
 
   it('forwards follower writes and reads to the leader instead of redirecting (seed method 2)', async () => {
-    const leader = await cluster.leader();
-    const follower = cluster.live().find((n) => n.id !== leader.id)!;
-    const put = await fetch(`${follower.url}/proxied`, { method: 'PUT', body: 'yes', redirect: 'manual' });
-    expect(put.status).toBe(204);
-    const post = await fetch(`${follower.url}/key`, { method: 'POST', body: '{"a":"1","b":"2"}', redirect: 'manual' });
-    expect(await post.json()).toMatchObject({ revision: expect.any(Number) });
-    const read = await fetch(`${follower.url}/key/proxied?level=consistent`, { redirect: 'manual' });
-    expect(read.status).toBe(200);
-    expect(await read.json()).toEqual({ proxied: 'yes' });
-    expect(read.headers.get('connection')).toBe('keep-alive'); // ours, not a relayed hop-by-hop header
+    await cluster.withStableLeader(async (leader) => {
+      const follower = cluster.live().find((n) => n.id !== leader.id)!;
+      const put = await fetch(`${follower.url}/proxied`, { method: 'PUT', body: 'yes', redirect: 'manual' });
+      expect(put.status).toBe(204);
+      const post = await fetch(`${follower.url}/key`, { method: 'POST', body: '{"a":"1","b":"2"}', redirect: 'manual' });
+      expect(await post.json()).toMatchObject({ revision: expect.any(Number) });
+      const read = await fetch(`${follower.url}/key/proxied?level=consistent`, { redirect: 'manual' });
+      expect(read.status).toBe(200);
+      expect(await read.json()).toEqual({ proxied: 'yes' });
+      expect(read.headers.get('connection')).toBe('keep-alive'); // ours, not a relayed hop-by-hop header
+    });
   });
 });

@@ -198,6 +198,25 @@ export class ProcCluster {
     });
   }
 
+  /**
+   * Runs a check that names the current leader. If it fails and leadership moved meanwhile (a
+   * spurious election on a loaded machine), it runs again with the new leader; a failure under
+   * a stable leader is a real one and is thrown.
+   */
+  async withStableLeader(check: (leader: ProcNode) => Promise<void>, attempts = 3): Promise<void> {
+    for (let n = 1; ; n++) {
+      const leader = await this.leader();
+      const term = (await leader.status()).term;
+      try {
+        await check(leader);
+        return;
+      } catch (err) {
+        const now = await leader.status().catch(() => undefined);
+        if (n >= attempts || (now?.role === 'leader' && now.term === term)) throw err;
+      }
+    }
+  }
+
   /** Waits until `node` has applied everything `reference` has committed. */
   async caughtUp(node: ProcNode, reference: ProcNode, timeoutMs = 20_000): Promise<void> {
     const target = (await reference.status()).commit;
