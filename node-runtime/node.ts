@@ -3,6 +3,7 @@
 // Nothing here decides anything about Raft or the API; it wires, starts and stops.
 
 import { randomInt } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Peer, type PeerLog } from '../worker/peer/peer.ts';
 import { createApiRouter } from '../worker/api/router.ts';
 import { SeededRandom } from '../worker/raft/random.ts';
@@ -151,7 +152,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       id: cfg.id,
       storage,
       transport,
-      clock: { nowMs: () => Date.now() },
+      // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
+      clock: { nowMs: () => performance.timeOrigin + performance.now() },
+      tickMs: cfg.tickMs,
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),
       raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },

@@ -254,7 +254,8 @@ export async function readPrefix(node: ProcNode, prefix: string): Promise<Map<st
     const page = (await res.json()) as Record<string, string>;
     const keys = Object.keys(page);
     for (const k of keys) out.set(k, page[k]!);
-    if (res.headers.get('X-Metcd-More') !== 'true' || keys.length === 0) return out;
-    start = keys[keys.length - 1]! + '\u0000';
+    const next = res.headers.get('X-Metcd-Next-Start');
+    if (res.headers.get('X-Metcd-More') !== 'true' || next === null) return out;
+    start = decodeURIComponent(next);
   }
 }
