@@ -1,0 +1,115 @@
+// A 3-member etcd cluster on loopback, the comparison: default durability (fsync on every
+// commit, as etcd always does unless --unsafe-no-fsync), default heartbeat/election settings,
+// logs to a file. Clients use its JSON gateway (grpc-gateway, /v3/...), HTTP/1.1 keep-alive.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { removeDir, trackChild, trackDir } from './cleanup.ts';
+import { assertPortsFree, fetchJson, forEachParallel, waitFor } from './http.ts';
+import type { ClusterUnderTest, LeaderView } from './target.ts';
+import { benchValue, readKey } from './wrk.ts';
+
+interface EtcdStatus {
+  header: { member_id: string; revision: string; raft_term: string };
+  leader: string;
+  raftTerm: string;
+}
+
+interface Member {
+  name: string;
+  clientUrl: string;
+  proc: ChildProcess;
+  logFile: string;
+}
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+
+export class EtcdCluster implements ClusterUnderTest {
+  readonly system = 'etcd' as const;
+  readonly label = 'etcd';
+  private readonly root: string;
+  private readonly members: Member[] = [];
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Clients on basePort..basePort+2, peers on basePort+10..basePort+12. */
+  static async start(etcdPath: string, basePort: number): Promise<EtcdCluster> {
+    const clientPorts = [0, 1, 2].map((k) => basePort + k);
+    const peerPorts = [0, 1, 2].map((k) => basePort + 10 + k);
+    await assertPortsFree([...clientPorts, ...peerPorts], 'etcd');
+    const cluster = new EtcdCluster(trackDir(mkdtempSync(path.join(tmpdir(), 'etcd-bench-'))));
+    const initial = [0, 1, 2].map((k) => `e${k + 1}=http://127.0.0.1:${peerPorts[k]}`).join(',');
+    for (let k = 0; k < 3; k++) {
+      const name = `e${k + 1}`;
+      const clientUrl = `http://127.0.0.1:${clientPorts[k]}`;
+      const peerUrl = `http://127.0.0.1:${peerPorts[k]}`;
+      const logFile = path.join(cluster.root, `${name}.log`);
+      const fd = openSync(logFile, 'a');
+      const proc = spawn(etcdPath, [
+        '--name', name, '--data-dir', path.join(cluster.root, name),
+        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
+        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
+        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'bench',
+        '--logger', 'zap', '--log-level', 'error',
+      ], { stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      trackChild(proc);
+      cluster.members.push({ name, clientUrl, proc, logFile });
+    }
+    try {
+      const leader = await cluster.leader(30_000);
+      await fetchJson(`${leader.url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64('bench-probe'), value: b64('x') }) }, 5000);
+    } catch (err) {
+      const logs = cluster.members.map((m) => `--- ${m.name} ---\n${readFileSync(m.logFile, 'utf8').slice(-2000)}`).join('\n');
+      await cluster.stop();
+      throw new Error(`etcd did not come up: ${err instanceof Error ? err.message : String(err)}\n${logs}`);
+    }
+    return cluster;
+  }
+
+  private status(m: Member): Promise<EtcdStatus> {
+    return fetchJson<EtcdStatus>(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' }, 1000);
+  }
+
+  async leader(timeoutMs = 20_000): Promise<LeaderView> {
+    return waitFor('an etcd leader', timeoutMs, async () => {
+      const statuses = await Promise.all(this.members.map((m) => this.status(m).catch(() => undefined)));
+      for (const [k, s] of statuses.entries()) {
+        if (s === undefined || s.leader !== s.header.member_id) continue;
+        const agree = statuses.filter((x) => x?.leader === s.leader && x.raftTerm === s.raftTerm).length;
+        if (agree >= 2) return { url: this.members[k]!.clientUrl, id: this.members[k]!.name, term: Number(s.raftTerm) };
+      }
+      return undefined;
+    });
+  }
+
+  async revision(leader: LeaderView): Promise<number> {
+    const s = await fetchJson<EtcdStatus>(`${leader.url}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+    return Number(s.header.revision);
+  }
+
+  async preload(leader: LeaderView, count: number, valueBytes: number): Promise<void> {
+    const value = b64(benchValue(valueBytes));
+    await forEachParallel(count, 32, async (i) => {
+      await fetchJson(`${leader.url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64(readKey(i)), value }) }, 10_000);
+    });
+  }
+
+  pids(): number[] {
+    return this.members.filter((m) => m.proc.exitCode === null && m.proc.signalCode === null).map((m) => m.proc.pid!);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map(async (m) => {
+      if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
+      const exited = new Promise((resolve) => m.proc.once('exit', resolve));
+      m.proc.kill('SIGKILL');
+      await exited;
+    }));
+    removeDir(this.root);
+  }
+}

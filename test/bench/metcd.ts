@@ -1,0 +1,187 @@
+// A 3-node metcd cluster of real processes on loopback (the Node runtime's CLI, one engine),
+// started with a static --initial-cluster. Logs go to files in the cluster's temp dir (a pipe
+// nobody reads would block the node). Nodes can be SIGKILLed and restarted for failover runs.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { trackChild, trackDir, removeDir } from './cleanup.ts';
+import { fetchJson, forEachParallel, waitFor } from './http.ts';
+import type { ClusterUnderTest, LeaderView } from './target.ts';
+import { benchValue, readKey } from './wrk.ts';
+
+export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
+export const ENGINES = ['memory', 'sqlite', 'leveldb'] as const;
+export type Engine = (typeof ENGINES)[number];
+
+export interface MetcdOptions {
+  engine: Engine;
+  /** First of three consecutive ports. */
+  basePort: number;
+  tickMs: number;
+  electionTicks: number;
+  /** Extra node arguments (e.g. --cpu-prof through NODE_OPTIONS is set with `env`). */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface Status {
+  id: string;
+  role: string;
+  term: number;
+  leader: string;
+  revision: number;
+  applied: number;
+  commit: number;
+}
+
+class MetcdNode {
+  readonly id: string;
+  readonly port: number;
+  readonly args: string[];
+  readonly logFile: string;
+  private readonly env: NodeJS.ProcessEnv;
+  proc: ChildProcess | undefined;
+  exited: Promise<void> = Promise.resolve();
+
+  constructor(id: string, port: number, args: string[], logFile: string, env: NodeJS.ProcessEnv) {
+    this.id = id;
+    this.port = port;
+    this.args = args;
+    this.logFile = logFile;
+    this.env = env;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get alive(): boolean {
+    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+
+  start(): void {
+    const fd = openSync(this.logFile, 'a');
+    const proc = spawn(process.execPath, [CLI, ...this.args], { stdio: ['ignore', fd, fd], env: this.env });
+    closeSync(fd);
+    trackChild(proc);
+    this.proc = proc;
+    this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.alive) return;
+    this.proc!.kill(signal);
+    await this.exited;
+  }
+
+  status(): Promise<Status> {
+    return fetchJson<Status>(`${this.url}/status`, {}, 1000);
+  }
+
+  logTail(bytes = 2000): string {
+    try {
+      return readFileSync(this.logFile, 'utf8').slice(-bytes);
+    } catch {
+      return '';
+    }
+  }
+}
+
+export class MetcdCluster implements ClusterUnderTest {
+  readonly system = 'metcd' as const;
+  readonly label: string;
+  readonly root: string;
+  readonly nodes: MetcdNode[];
+
+  private constructor(opts: MetcdOptions) {
+    this.label = `metcd/${opts.engine}`;
+    this.root = trackDir(mkdtempSync(path.join(tmpdir(), `metcd-bench-${opts.engine}-`)));
+    const ids = ['n1', 'n2', 'n3'];
+    const initial = ids.map((id, k) => `${id}=http://127.0.0.1:${opts.basePort + k}`).join(',');
+    this.nodes = ids.map((id, k) => {
+      const port = opts.basePort + k;
+      const args = [
+        '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', opts.engine,
+        '--initial-cluster', initial, '--cluster-token', 'bench-token', '--cluster-id', 'bench',
+        '--tick-ms', String(opts.tickMs), '--election-ticks', String(opts.electionTicks), '--log-level', 'warn',
+      ];
+      return new MetcdNode(id, port, args, path.join(this.root, `${id}.log`), { ...process.env, ...opts.env });
+    });
+  }
+
+  static async start(opts: MetcdOptions): Promise<MetcdCluster> {
+    const cluster = new MetcdCluster(opts);
+    for (const node of cluster.nodes) node.start();
+    try {
+      const leader = await cluster.leader(30_000);
+      await cluster.probeWrite(leader);
+    } catch (err) {
+      const logs = cluster.nodes.map((n) => `--- ${n.id} ---\n${n.logTail()}`).join('\n');
+      await cluster.stop();
+      throw new Error(`${cluster.label} did not come up: ${err instanceof Error ? err.message : String(err)}\n${logs}`);
+    }
+    return cluster;
+  }
+
+  node(id: string): MetcdNode {
+    const n = this.nodes.find((x) => x.id === id);
+    if (n === undefined) throw new Error(`no node ${id}`);
+    return n;
+  }
+
+  async leader(timeoutMs = 20_000, not?: string): Promise<LeaderView> {
+    return waitFor(`a ${this.label} leader`, timeoutMs, async () => {
+      const live = this.nodes.filter((n) => n.alive);
+      const statuses = await Promise.all(live.map((n) => n.status().catch(() => undefined)));
+      for (const s of statuses) {
+        if (s?.role !== 'leader' || s.id === not) continue;
+        const agree = statuses.filter((x) => x?.leader === s.id && x.term === s.term).length;
+        if (agree >= 2) return { url: this.node(s.id).url, id: s.id, term: s.term };
+      }
+      return undefined;
+    });
+  }
+
+  /** One write through the leader: the cluster serves, not just elects. */
+  async probeWrite(leader: LeaderView): Promise<void> {
+    await waitFor(`a first write on ${this.label}`, 20_000, async () => {
+      const res = await fetch(`${leader.url}/bench-probe`, { method: 'PUT', body: 'x', signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      return res.status === 204 ? true : undefined;
+    });
+  }
+
+  async revision(leader: LeaderView): Promise<number> {
+    return (await fetchJson<Status>(`${leader.url}/status`)).revision;
+  }
+
+  async preload(leader: LeaderView, count: number, valueBytes: number): Promise<void> {
+    const value = benchValue(valueBytes);
+    await forEachParallel(count, 32, async (i) => {
+      const res = await fetch(`${leader.url}/${readKey(i)}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(10_000) });
+      await res.arrayBuffer();
+      if (res.status !== 204) throw new Error(`${this.label} preload ${readKey(i)}: HTTP ${res.status}`);
+    });
+  }
+
+  pids(): number[] {
+    return this.nodes.filter((n) => n.alive).map((n) => n.proc!.pid!);
+  }
+
+  /** Pid of one node (for per-node CPU). */
+  pidOf(id: string): number | undefined {
+    const n = this.node(id);
+    return n.alive ? n.proc!.pid : undefined;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.kill('SIGKILL')));
+    removeDir(this.root);
+  }
+
+  /** Stops every node with SIGTERM (so --cpu-prof writes its profile) and keeps the data dir. */
+  async stopGracefully(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.kill('SIGTERM')));
+  }
+}

@@ -1,0 +1,264 @@
+// `npm run bench`: metcd next to etcd on this machine, in one run.
+//
+//   npm run bench                                   every engine, etcd, failover, edge
+//   npm run bench -- --engine sqlite --workloads writes,mix-90-10 --skip-edge
+//   npm run bench -- --quick                        short runs (a smoke test of the harness)
+//   npm run bench -- --engine memory --skip-etcd --skip-failover --skip-edge --cpu-prof /tmp/prof
+//
+// Load comes from wrk (C; with 2 threads it is not the bottleneck on 2 cores, where a Node
+// load generator would compete with the nodes for CPU). Without wrk the throughput phases are
+// skipped with the install command; without etcd the etcd side is. Prints one table, writes it
+// with every detail as JSON under test/bench/results/ (git-ignored). Everything started here is
+// stopped on exit, on failure and on Ctrl-C.
+
+import { cpus } from 'node:os';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { cleanup, installCleanupHandlers, trackDir } from './cleanup.ts';
+import { loadAverage1m } from './cpu.ts';
+import { runEdge, type EdgeResult } from './edge.ts';
+import { EtcdCluster } from './etcd.ts';
+import { runFailover, type FailoverResult } from './failover.ts';
+import { assertPortsFree } from './http.ts';
+import { ENGINES, MetcdCluster, type Engine } from './metcd.ts';
+import { Progress } from './progress.ts';
+import { table, verdicts } from './report.ts';
+import type { ClusterUnderTest } from './target.ts';
+import { findEtcd, findWrk } from './tools.ts';
+import { WORKLOADS, measure, type WorkloadResult } from './workloads.ts';
+
+// Ports (this harness owns 14000–14999): metcd engine k on 14000+10k.., etcd on 14100.., 14110..
+const METCD_BASE_PORT = 14000;
+const ETCD_BASE_PORT = 14100;
+const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
+
+const USAGE = `usage: npm run bench -- [flags]
+  --engine memory|sqlite|leveldb|all   metcd storage engines to measure (default all)
+  --workloads a,b                      of: ${WORKLOADS.map((w) => w.name).join(', ')} (default all)
+  --duration S                         measured seconds per workload (default 15; --quick 5)
+  --warmup S                           warm-up seconds before each (default 5; --quick 2)
+  --connections N                      wrk connections (default 64)
+  --threads N                          wrk threads (default 2)
+  --kills N                            failover: leader kills per engine (default 10; --quick 3)
+  --tick-ms MS --election-ticks N      metcd Raft timing (default 50 and 10: election after 0.5-1 s)
+  --skip-etcd --skip-failover --skip-edge
+  --quick                              short everything
+  --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
+  --out FILE                           JSON results (default test/bench/results/bench-<time>.json)`;
+
+function fail(message: string): never {
+  process.stderr.write(`bench: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parse() {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        engine: { type: 'string', default: 'all' },
+        workloads: { type: 'string', default: WORKLOADS.map((w) => w.name).join(',') },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        connections: { type: 'string', default: '64' },
+        threads: { type: 'string', default: '2' },
+        kills: { type: 'string' },
+        'tick-ms': { type: 'string', default: '50' },
+        'election-ticks': { type: 'string', default: '10' },
+        'skip-etcd': { type: 'boolean', default: false },
+        'skip-failover': { type: 'boolean', default: false },
+        'skip-edge': { type: 'boolean', default: false },
+        quick: { type: 'boolean', default: false },
+        'cpu-prof': { type: 'string' },
+        out: { type: 'string' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail(err instanceof Error ? err.message.split('\n')[0]! : String(err));
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    process.exit(0);
+  }
+  const int = (name: string, raw: string | undefined, fallback: number, min: number): number => {
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) fail(`--${name} must be an integer ≥ ${min}, got ${raw}`);
+    return n;
+  };
+  const quick = values.quick;
+  const engines: Engine[] = values.engine === 'all' ? [...ENGINES] : values.engine.split(',').map((e) => {
+    if (!(ENGINES as readonly string[]).includes(e)) fail(`unknown engine ${e}`);
+    return e as Engine;
+  });
+  const workloads = values.workloads.split(',').map((name) => {
+    const w = WORKLOADS.find((x) => x.name === name);
+    if (w === undefined) fail(`unknown workload ${name}`);
+    return w;
+  });
+  return {
+    engines,
+    workloads,
+    durationS: int('duration', values.duration, quick ? 5 : 15, 1),
+    warmupS: int('warmup', values.warmup, quick ? 2 : 5, 0),
+    connections: int('connections', values.connections, 64, 1),
+    threads: int('threads', values.threads, 2, 1),
+    kills: int('kills', values.kills, quick ? 3 : 10, 1),
+    tickMs: int('tick-ms', values['tick-ms'], 50, 10),
+    electionTicks: int('election-ticks', values['election-ticks'], 10, 2),
+    skipEtcd: values['skip-etcd'],
+    skipFailover: values['skip-failover'],
+    skipEdge: values['skip-edge'],
+    quick,
+    cpuProf: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
+    out: values.out ?? path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
+    readKeys: 1000,
+    valueBytes: 100,
+  };
+}
+
+async function main(): Promise<void> {
+  const o = parse();
+  installCleanupHandlers((signal) => process.stderr.write(`\nbench: ${signal}: stopping everything it started\n`));
+
+  const wrk = findWrk();
+  const etcd = findEtcd();
+  if (wrk.path === null) process.stderr.write(`bench: wrk not found, skipping the throughput phases; install it with:\n  ${wrk.install}\n`);
+  if (etcd.path === null && !o.skipEtcd) process.stderr.write(`bench: etcd not found, skipping the etcd side; install it with:\n  ${etcd.install}\n`);
+  const runLoad = wrk.path !== null;
+  const runEtcd = runLoad && etcd.path !== null && !o.skipEtcd;
+
+  // Plan, for the "time left" in progress lines.
+  const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
+  const clusterMs = o.workloads.length * perWorkloadMs + 8000;
+  const plannedMs = (runLoad ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0)
+    + (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000))
+    + (o.skipEdge ? 0 : 40_000);
+  const progress = new Progress(plannedMs);
+  progress.note(`machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`);
+  progress.note(`wrk -t${o.threads} -c${o.connections}, ${o.warmupS}s warm-up + ${o.durationS}s per workload, ${o.valueBytes}-byte values, ${o.readKeys} read keys`);
+
+  const scriptDir = trackDir(mkdtempSync(path.join(tmpdir(), 'metcd-bench-wrk-')));
+  const results: WorkloadResult[] = [];
+  const failover: FailoverResult[] = [];
+  let edge: EdgeResult | null = null;
+  const env = o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
+  if (o.cpuProf !== null) mkdirSync(o.cpuProf, { recursive: true });
+
+  const measureAll = async (cluster: ClusterUnderTest): Promise<void> => {
+    const leader = await cluster.leader();
+    if (o.workloads.some((w) => w.readPct > 0)) await cluster.preload(leader, o.readKeys, o.valueBytes);
+    for (const w of o.workloads) {
+      const done = progress.phase(`${cluster.label} ${w.name}`, perWorkloadMs);
+      const r = await measure(cluster, w, {
+        wrkPath: wrk.path!, connections: o.connections, threads: o.threads, durationS: o.durationS, warmupS: o.warmupS,
+        readKeys: o.readKeys, valueBytes: o.valueBytes, scriptDir, onTick: (t) => progress.note(t),
+      });
+      results.push(r);
+      progress.note(`${r.requestsPerS} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`);
+      done();
+    }
+  };
+
+  if (runEtcd) {
+    const done = progress.phase('etcd: starting 3 members', 5000);
+    const cluster = await EtcdCluster.start(etcd.path!, ETCD_BASE_PORT);
+    done();
+    try {
+      await measureAll(cluster);
+    } finally {
+      await cluster.stop();
+    }
+  }
+
+  for (const [k, engine] of ENGINES.entries()) {
+    if (!o.engines.includes(engine)) continue;
+    const basePort = METCD_BASE_PORT + 10 * k;
+    const metcdOpts = { engine, basePort, tickMs: o.tickMs, electionTicks: o.electionTicks, ...(env ? { env } : {}) };
+    if (runLoad) {
+      await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
+      const done = progress.phase(`metcd/${engine}: starting 3 nodes`, 5000);
+      const cluster = await MetcdCluster.start(metcdOpts);
+      done();
+      try {
+        await measureAll(cluster);
+        if (o.cpuProf !== null) await cluster.stopGracefully();
+      } finally {
+        await cluster.stop();
+      }
+    }
+    if (!o.skipFailover) {
+      await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
+      const done = progress.phase(`metcd/${engine} failover: ${o.kills} leader kills under write load`, o.kills * 4000 + 8000);
+      const cluster = await MetcdCluster.start({ engine, basePort, tickMs: o.tickMs, electionTicks: o.electionTicks });
+      try {
+        const f = await runFailover(cluster, { kills: o.kills, writers: 8, valueBytes: o.valueBytes, onNote: (t) => progress.note(t) });
+        failover.push(f);
+        progress.note(`median ${f.medianMs} ms, max ${f.maxMs} ms`);
+      } finally {
+        await cluster.stop();
+      }
+      done();
+    }
+  }
+
+  if (!o.skipEdge) {
+    const done = progress.phase('edge: replicated write (3 Durable Objects) vs one Durable Object, on workerd', 40_000);
+    edge = await runEdge({
+      writes: o.quick ? 40 : 200, concurrency: 16, throughputS: o.quick ? 2 : 5, valueBytes: o.valueBytes,
+      onNote: (t) => progress.note(t),
+    });
+    done();
+  }
+
+  const out: string[] = [];
+  if (results.length > 0) {
+    out.push('', `metcd vs etcd — 3 nodes each on loopback, wrk -t${o.threads} -c${o.connections}, ${o.durationS}s per workload after ${o.warmupS}s warm-up, ${o.valueBytes}-byte values`, '');
+    out.push(table(results), '');
+    out.push('  cores: CPU the three server processes used during the run (this machine has ' + cpus().length + ')');
+    for (const w of o.workloads) out.push(`  ${w.name}: ${w.describe}`);
+  }
+  if (failover.length > 0) {
+    out.push('', 'failover (SIGKILL the leader under write load; kill → first write sent after it succeeds):');
+    for (const f of failover) out.push(`  ${f.system.padEnd(15)} median ${f.medianMs} ms, max ${f.maxMs} ms (${f.kills} kills: ${f.recoveryMs.join(' ')})`);
+  }
+  if (edge !== null) {
+    out.push('', 'edge (workerd): one write at a time / 16 in flight');
+    out.push(`  replicated (3 peers)  median ${edge.replicated.medianMs} ms, p99 ${edge.replicated.p99Ms} ms, ${edge.replicated.writesPerS} writes/s`);
+    out.push(`  one Durable Object    median ${edge.plain.medianMs} ms, p99 ${edge.plain.p99Ms} ms, ${edge.plain.writesPerS} writes/s`);
+    out.push(`  ratio                 latency ${edge.latencyRatio}x, throughput ${edge.throughputRatio}x`);
+  }
+  const v = verdicts(results, failover, edge);
+  if (v.length > 0) {
+    out.push('', 'targets (issue 5):');
+    for (const x of v) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+
+  mkdirSync(path.dirname(o.out), { recursive: true });
+  const json = {
+    finishedAt: new Date().toISOString(),
+    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    machine: { cores: cpus().length, cpu: cpus()[0]?.model ?? '', load1mAtEnd: loadAverage1m() },
+    tools: { wrk: wrk.version, etcd: etcd.version, node: process.version },
+    config: { ...o, engines: o.engines, workloads: o.workloads.map((w) => w.name) },
+    results,
+    failover,
+    edge,
+    targets: v,
+  };
+  writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n');
+  process.stdout.write(`\nresults: ${path.relative(process.cwd(), o.out)}\n`);
+}
+
+main().then(
+  () => cleanup().then(() => process.exit(0)),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    void cleanup().finally(() => process.exit(1));
+  },
+);
