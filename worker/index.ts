@@ -56,6 +56,9 @@ export default {
     }
     const leader = response.headers.get(H.leader);
     if (leader !== null && isPeerId(leader)) leaderHints.set(config.cluster, leader);
+    // A peer that knows no leader is a poor default (e.g. one removed from the cluster): the
+    // next request without ?peer starts over from p1.
+    else if (response.status === 503 && named.length === 0) leaderHints.delete(config.cluster);
     return response;
   },
 } satisfies ExportedHandler<Env>;
