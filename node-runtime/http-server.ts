@@ -139,7 +139,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
       return;
     }
     opts.handler(request).then(
-      (response) => writeResponse(res, response, abandoned),
+      // A body the handler left unread (a 307 before reading a PUT) would stall this keep-alive
+      // connection: close it after the answer instead.
+      (response) => writeResponse(res, response, abandoned || !req.complete),
       (err: unknown) => {
         if (err instanceof BodyTooLargeError) {
           plainError(res, 413, 'too_large', err.message);

@@ -66,7 +66,7 @@ export function lockDataDir(dir: string): () => void {
 
 /**
  * Checks the directory's recorded identity against `want`, recording it when the directory is
- * new. Returns true when the directory was fresh.
+ * new. Returns true when it was recorded just now.
  */
 export async function checkIdentity(dir: string, want: DataDirIdentity): Promise<boolean> {
   const file = path.join(dir, META_FILE);

@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Logger } from '../log.ts';
+import { isFresh } from '../../worker/peer/restart.ts';
 import { checkIdentity, lockDataDir, type DataDirIdentity } from './data-dir.ts';
 import type { EngineName, EngineStats, StorageEngine } from './engine.ts';
 import type { GroupCommitLimits } from './group-commit.ts';
@@ -53,9 +54,11 @@ export class NodeStorage implements StorageEngine {
     const release = lockDataDir(opts.dataDir);
     let inner: StorageEngine | undefined;
     try {
-      const fresh = await checkIdentity(opts.dataDir, opts);
+      await checkIdentity(opts.dataDir, opts);
       inner = await openEngine(opts.engine, opts);
       let state = await inner.load();
+      // Fresh = no Raft state yet (also after a crash between creating the dir and the first save).
+      const fresh = isFresh(state);
       const identity: Record<string, string> = { engine: opts.engine, nodeId: opts.nodeId, clusterId: opts.clusterId };
       for (const [k, v] of Object.entries(identity)) {
         const have = state.meta[k];

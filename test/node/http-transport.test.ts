@@ -79,6 +79,18 @@ describe('http server', () => {
     expect(big.headers.get('connection')).toBe('close');
     expect((await big.json()) as unknown).toMatchObject({ error: { code: 'too_large' } });
   });
+
+  it('closes a keep-alive connection whose request body the handler left unread', async () => {
+    const s = await startHttpServer({ host: '127.0.0.1', port: 0, bodyBytesMax: 1_000_000, log: silentLogger, handler: async () => new Response('moved', { status: 307, headers: { Location: '/elsewhere' } }) });
+    cleanups.push(() => s.close());
+    const res = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(500_000), redirect: 'manual' });
+    expect(res.status).toBe(307);
+    expect(res.headers.get('connection')).toBe('close');
+    await res.text();
+    // The server still answers new requests (nothing stuck).
+    const again = await fetch(`http://127.0.0.1:${s.port}/k`, { redirect: 'manual' });
+    expect(again.status).toBe(307);
+  });
 });
 
 describe('transport', () => {
