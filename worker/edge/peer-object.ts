@@ -38,6 +38,9 @@ import type { TransportStats } from './transport.ts';
  *  message (an append carries up to appendBytesMax), well under the 32 MiB RPC cap. */
 export const DELIVER_BYTES_MAX = 16 * 1024 * 1024;
 
+/** First path segments any peer answers on its own, leader or not (worker/api/router.ts). */
+const LEADERLESS_ROUTES = new Set(['status', 'health', 'members']);
+
 /** The core's election timeout in ticks: the alarm period and the cold-start wait derive from it. */
 const ELECTION_TICKS = defaultRaftConfig('_', { nextInt: () => 0 }).electionTicks;
 
@@ -46,8 +49,6 @@ interface Hosted {
   api: { fetch(request: Request): Promise<Response> };
   transport: RpcTransport;
   check: PersistCheck | null;
-  /** Wall time the peer was opened (bounds the cold-start wait for a leader). */
-  openedAtMs: number;
 }
 
 /** What inspect() returns (as JSON text, which crosses every RPC boundary unchanged). */
@@ -317,7 +318,7 @@ export class PeerObject extends DurableObject<Env> {
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       log,
     });
-    const hosted: Hosted = { peer, api, transport: rpc, check, openedAtMs: Date.now() };
+    const hosted: Hosted = { peer, api, transport: rpc, check };
     this.hosted = hosted;
     this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     await this.armAlarm();
@@ -330,12 +331,14 @@ export class PeerObject extends DurableObject<Env> {
   /**
    * A peer that knows no leader (cold start, just woken, election under way) holds a client
    * request for up to about two election timeouts before the router answers it: the leader is
-   * usually known within a tick or two. Introspection and stale reads answer at once.
+   * usually known within a tick or two. What any peer answers alone (introspection, stale
+   * reads) is not held.
    */
   private async awaitLeader(hosted: Hosted, request: Request): Promise<void> {
     const url = new URL(request.url);
     const first = url.pathname.split('/')[1] ?? '';
-    if (first === 'status' || first === 'health' || url.searchParams.get('level') === 'stale') return;
+    const read = request.method === 'GET' || request.method === 'HEAD';
+    if (read && (LEADERLESS_ROUTES.has(first) || url.searchParams.get('level') === 'stale')) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
     while (hosted.peer.leaderInfo().id === '' && Date.now() < deadline && hosted.peer.status().failure === null) {
