@@ -4,6 +4,7 @@
 // restart of wrangler dev because it lives in the local state directory.
 
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,12 +12,33 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ROOT, waitFor } from './harness.ts';
 
-const PORT = 18790;
-const INSPECTOR_PORT = 18791;
-const BASE = `http://127.0.0.1:${PORT}`;
+/** This suite's loopback port range (never 8787, the user's `npm start`). */
+const PORT_RANGE = [18780, 18799] as const;
+let PORT = 0;
+let INSPECTOR_PORT = 0;
+let BASE = '';
 const stateDir = mkdtempSync(join(tmpdir(), 'metcd-wrangler-dev-'));
 let running: ChildProcess | null = null;
 let output = '';
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, '127.0.0.1', () => probe.close(() => resolve(true)));
+  });
+}
+
+/** Two free ports of the range (another run of the suite on this machine may hold some). */
+async function pickPorts(): Promise<void> {
+  const free: number[] = [];
+  for (let port = PORT_RANGE[0]; port <= PORT_RANGE[1] && free.length < 2; port++) {
+    if (await isFree(port)) free.push(port);
+  }
+  if (free.length < 2) throw new Error(`no two free ports in ${PORT_RANGE.join('-')}`);
+  [PORT, INSPECTOR_PORT] = free as [number, number];
+  BASE = `http://127.0.0.1:${PORT}`;
+}
 
 /** Starts `wrangler dev` the way `npm start` does, with its state in `stateDir`. */
 async function startDev(): Promise<void> {
@@ -69,6 +91,7 @@ async function curl(path: string, init: RequestInit = {}): Promise<{ status: num
 
 describe('npm start (wrangler dev)', () => {
   it("serves the seeds' curl commands against a 3-peer cluster, and keeps the data across a restart", async () => {
+    await pickPorts();
     await startDev();
     // seed lecture 18 (metcd): curl -L http://127.0.0.1:8787/hello -XPUT -d world; curl -L …/hello
     expect((await curl('/hello', { method: 'PUT', body: 'world' })).status).toBe(204);
