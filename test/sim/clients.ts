@@ -199,8 +199,11 @@ export class SimClients {
       op.retryAt = this.env.now() + 1;
       return;
     }
+    // Mostly follow the leader hint; sometimes try anyone (clients with stale or partial views).
     let target = c.leaderHint;
-    if (target === '' || !targets.includes(target)) target = targets[this.random.nextInt(targets.length)]!;
+    if (target === '' || !targets.includes(target) || this.random.nextInt(4) === 0) {
+      target = targets[this.random.nextInt(targets.length)]!;
+    }
     const reqId = this.nextReqId++;
     op.reqId = reqId;
     op.target = target;

@@ -20,6 +20,7 @@ export interface ClusterEnv {
   readonly requestTimeoutTicks: number;
   now(): number;
   answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
+  onTimeoutNow(from: NodeId, to: NodeId): void;
   trace(line: string): void;
   readonly tracing: boolean;
 }
@@ -57,6 +58,7 @@ export class SimCluster {
       requestTimeoutTicks: env.requestTimeoutTicks,
       now: () => env.now(),
       answer: (reqId, from, answer) => env.answer(reqId, from, answer),
+      onTimeoutNow: (from, to) => env.onTimeoutNow(from, to),
       trace: (line) => env.trace(line),
       tracing: env.tracing,
     };

@@ -8,7 +8,7 @@ import type { SimCluster } from './cluster.ts';
 import { EMPTY_MEMBERSHIP } from './cluster.ts';
 import type { SimNetwork } from './network.ts';
 import { CRASH_POINTS } from './node.ts';
-import type { FaultMix } from './options.ts';
+import { ELECTION_TICKS, type FaultMix } from './options.ts';
 
 export interface FaultStats {
   crashes: number;
@@ -21,6 +21,9 @@ export interface FaultStats {
 /** Membership stays within [VOTERS_MIN, initial + 1] voters and at most 2 learners. */
 const VOTERS_MIN = 3;
 const LEARNERS_MAX = 2;
+/** Random load bursts: how often and how long (an election timeout: an anomaly window's length). */
+const BURST_PER_MILLE = 10;
+const BURST_TICKS = ELECTION_TICKS;
 /** Total nodes ever spawned, so long runs cannot grow the cluster without bound. */
 const SPAWNED_EXTRA_MAX = 8;
 
@@ -43,18 +46,33 @@ export class ChaosSchedule {
     this.trace = trace;
   }
 
-  tick(): void {
+  /**
+   * Until this tick every idle client starts an operation each tick: load bursts, started at
+   * random and right after the faults that open short anomaly windows (a new partition, a
+   * leader cut off after a transfer), so those windows see traffic.
+   */
+  burstUntil = 0;
+
+  tick(nowTick: number): void {
     const m = this.mix;
+    if (this.chance(BURST_PER_MILLE)) this.burst(nowTick);
     if (this.chance(m.crashPerMille)) this.crashOne();
     if (this.network.cutCount() === 0) {
-      if (this.chance(m.partitionPerMille)) this.partition();
+      if (this.chance(m.partitionPerMille)) {
+        this.partition();
+        this.burst(nowTick);
+      }
     } else if (this.chance(m.healPerMille)) {
       this.network.heal();
       this.stats.heals++;
       this.trace('net heal');
     }
     if (this.chance(m.membershipPerMille)) this.changeMembership();
-    if (this.chance(m.transferPerMille)) this.transfer();
+    if (this.chance(m.transferPerMille)) this.transfer(nowTick);
+  }
+
+  private burst(nowTick: number): void {
+    this.burstUntil = Math.max(this.burstUntil, nowTick + BURST_TICKS);
   }
 
   private chance(perMille: number): boolean {
@@ -139,7 +157,7 @@ export class ChaosSchedule {
     return { type, node: node.id, address: `sim://${node.id}` };
   }
 
-  private transfer(): void {
+  private transfer(nowTick: number): void {
     const leader = this.cluster.leader();
     if (leader === null) return;
     const m = leader.currentMembership();
@@ -147,6 +165,34 @@ export class ChaosSchedule {
     const targets: NodeId[] = m.voters.filter((id) => id !== leader.id);
     if (targets.length === 0) return;
     this.stats.transfers++;
-    leader.transferLeadership(this.pick(targets));
+    const target = this.pick(targets);
+    // Sometimes the old leader is cut off right after its TimeoutNow left: the target wins at
+    // once (transfer votes bypass followers' leases) while the old leader, hearing nothing,
+    // still believes it leads until CheckQuorum — the window in which a read served without a
+    // quorum round or under a stale lease would be stale.
+    if (this.random.nextInt(3) === 0) this.cutOffAfterTimeoutNow = leader.id;
+    leader.transferLeadership(target);
+  }
+
+  /** Armed by transfer(): cut this leader off as soon as its TimeoutNow leaves. */
+  private cutOffAfterTimeoutNow: NodeId = '';
+
+  /** Faults healed: nothing armed may fire any more. */
+  stop(): void {
+    this.cutOffAfterTimeoutNow = '';
+    this.burstUntil = 0;
+  }
+
+  /** A node sent TimeoutNow (called by the host while it sends). */
+  onTimeoutNow(from: NodeId, to: NodeId, nowTick: number): void {
+    if (from === '' || from !== this.cutOffAfterTimeoutNow) return;
+    this.cutOffAfterTimeoutNow = '';
+    this.burst(nowTick);
+    for (const id of this.cluster.nodes.keys()) {
+      if (id === from) continue;
+      this.network.cutOneWay(id, from);
+      if (id !== to) this.network.cutOneWay(from, id);
+    }
+    this.trace(`net cut ${from} off after its TimeoutNow to ${to} (only ${from}>${to} open)`);
   }
 }

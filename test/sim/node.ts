@@ -60,6 +60,8 @@ export interface NodeEnv {
   readonly requestTimeoutTicks: number;
   now(): number;
   answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
+  /** A TimeoutNow just left `from` (after it was handed to the network). */
+  onTimeoutNow(from: NodeId, to: NodeId): void;
   trace(line: string): void;
   readonly tracing: boolean;
 }
@@ -379,6 +381,7 @@ export class SimNode {
       if (m.type === 'voteResp' && m.reject !== true) this.env.invariants.onVoteGranted(m.from, m.to, m.term);
     }
     this.env.network.send(messages, this.env.now());
+    for (const m of messages) if (m.type === 'timeoutNow') this.env.onTimeoutNow(m.from, m.to);
   }
 
   private apply(entries: Entry[]): void {

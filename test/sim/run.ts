@@ -114,6 +114,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const answerLoss = stream(seed, 'answers');
   let answerLossPercent = mix.answerLossPercent;
   let clients: SimClients | null = null;
+  let chaos: ChaosSchedule | null = null;
   const onAnswer = (reqId: number, from: NodeId, answer: NodeAnswer): void => {
     if (answerLossPercent > 0 && answer.kind !== 'refused' && answerLoss.nextInt(100) < answerLossPercent) return;
     clients?.onAnswer(reqId, from, answer);
@@ -124,6 +125,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     clockSkewPercent: mix.clockSkewPercent,
     requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
     now: () => tick, answer: onAnswer, trace: log, tracing,
+    onTimeoutNow: (from, to) => chaos?.onTimeoutNow(from, to, tick),
   });
   clients = new SimClients(stream(seed, 'clients'), options.clients, options.keys,
     { attemptTimeoutTicks: ATTEMPT_TIMEOUT_TICKS, giveUpTicks: GIVE_UP_TICKS },
@@ -135,7 +137,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
       trace: log,
       tracing,
     });
-  const chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
+  chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
 
   const stats: SimStats = {
     nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
@@ -148,11 +150,11 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
 
   const step = (chaosOn: boolean): void => {
     tick++;
-    if (chaosOn) chaos.tick();
+    if (chaosOn) chaos.tick(tick);
     cluster.restartDue();
     cluster.deliver(network.take(tick));
     for (const node of cluster.nodes.values()) node.tick(tick);
-    clients!.tick(chaosOn ? mix.clientPercent : 0, chaosOn);
+    clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
     for (const node of cluster.nodes.values()) {
       node.expire(tick);
       node.maybeCompact();
@@ -173,6 +175,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     // Heal: from here on the network only delays (boundedly) and nothing crashes.
     const healTick = tick;
     log('heal');
+    chaos.stop();
     network.heal();
     network.setFaults({ dropPercent: 0, duplicatePercent: 0, delayTicksMax: Math.min(mix.delayTicksMax, HEAL_DELAY_TICKS_MAX) });
     answerLossPercent = 0;
