@@ -5,7 +5,7 @@
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
-import { SimNode, type CrashPoint, type NodeAnswer, type NodeCounters, type NodeEnv, type NodeRequest } from './node.ts';
+import { SimNode, type CrashPoint, type NodeAnswer, type NodeCounters, type NodeEnv, type NodeRequest, type RaftTuning } from './node.ts';
 import type { PersistenceMode } from './options.ts';
 import { copyMembership, DurableStore } from './storage.ts';
 
@@ -17,6 +17,7 @@ export interface ClusterEnv {
   readonly persistence: PersistenceMode;
   readonly compactEveryEntries: number;
   readonly clockSkewPercent: number;
+  readonly tuning: RaftTuning;
   readonly requestTimeoutTicks: number;
   now(): number;
   answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
@@ -55,6 +56,7 @@ export class SimCluster {
       counters: env.counters,
       compactEveryEntries: env.compactEveryEntries,
       clockSkewPercent: env.clockSkewPercent,
+      tuning: env.tuning,
       requestTimeoutTicks: env.requestTimeoutTicks,
       now: () => env.now(),
       answer: (reqId, from, answer) => env.answer(reqId, from, answer),

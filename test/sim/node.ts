@@ -56,6 +56,7 @@ export interface NodeEnv {
   readonly counters: NodeCounters;
   readonly compactEveryEntries: number;
   readonly clockSkewPercent: number;
+  readonly tuning: RaftTuning;
   /** How long a node keeps a client request waiting before forgetting it. */
   readonly requestTimeoutTicks: number;
   now(): number;
@@ -66,16 +67,21 @@ export interface NodeEnv {
   readonly tracing: boolean;
 }
 
+export interface RaftTuning {
+  appendBytesMax: number;
+  inflightAppendsMax: number;
+}
+
 /** Small limits so batching, pipelining, flow control and chunking all happen in short runs. */
-export function simRaftConfig(id: NodeId, seed: number, incarnation: number): RaftConfig {
+export function simRaftConfig(id: NodeId, seed: number, incarnation: number, tuning: RaftTuning): RaftConfig {
   return {
     id,
     electionTicks: ELECTION_TICKS,
     heartbeatTicks: HEARTBEAT_TICKS,
     preVote: true,
     checkQuorum: true,
-    appendBytesMax: 512,
-    inflightAppendsMax: 4,
+    appendBytesMax: tuning.appendBytesMax,
+    inflightAppendsMax: tuning.inflightAppendsMax,
     uncommittedEntriesMax: 64,
     snapshotChunkBytes: 96,
     leaseDriftTicks: LEASE_DRIFT_TICKS,
@@ -139,7 +145,7 @@ export class SimNode {
   start(): void {
     if (this.raft !== null) throw new Error(`${this.id} already up`);
     this.incarnation++;
-    this.raft = new RawNode(simRaftConfig(this.id, this.env.seed, this.incarnation), this.store.restartState());
+    this.raft = new RawNode(simRaftConfig(this.id, this.env.seed, this.incarnation, this.env.tuning), this.store.restartState());
     this.kv = new KvStateMachine(DEFAULT_KV_LIMITS, this.store.kvState());
     this.applied = this.store.applied;
     this.membership = copyMembership(this.store.appliedMembership);

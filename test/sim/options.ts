@@ -72,6 +72,9 @@ export interface FaultMix {
    * drift bound, so lease reads must stay linearizable.
    */
   clockSkewPercent: number;
+  /** Raft tuning per run (not faults, but drawn the same way): batching and pipelining limits. */
+  appendBytesMax: number;
+  inflightAppendsMax: number;
   /** Client operation start probability per idle client per tick. */
   clientPercent: number;
 }
@@ -89,6 +92,8 @@ export const CALM_MIX: FaultMix = {
   compactEveryEntries: 1_000_000,
   answerLossPercent: 0,
   clockSkewPercent: 0,
+  appendBytesMax: 512,
+  inflightAppendsMax: 4,
   clientPercent: 30,
 };
 
@@ -109,6 +114,9 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     compactEveryEntries: pick([4, 10, 30, 100]),
     answerLossPercent: on() ? pick([5, 20]) : 0,
     clockSkewPercent: on() ? pick([30, 60, 100]) : 0,
+    // 64 bytes: one entry per append; 4096: whole batches.
+    appendBytesMax: pick([64, 512, 4096]),
+    inflightAppendsMax: pick([1, 4, 16]),
     clientPercent: pick([10, 30, 60]),
   };
 }

@@ -123,6 +123,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     seed, network, invariants, counters, persistence: options.persistence,
     compactEveryEntries: mix.compactEveryEntries,
     clockSkewPercent: mix.clockSkewPercent,
+    tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
     requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
     now: () => tick, answer: onAnswer, trace: log, tracing,
     onTimeoutNow: (from, to) => chaos?.onTimeoutNow(from, to, tick),
