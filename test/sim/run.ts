@@ -27,8 +27,9 @@ export const HEAL_DELAY_TICKS_MAX = 2;
 /**
  * Why a leader must exist LEADER_BOUND_TICKS after healing. Every node is up and the network
  * delivers within HEAL_DELAY_TICKS_MAX. Followers refuse (pre)votes for ELECTION_TICKS after
- * last hearing a leader (a stale leader steps down by CheckQuorum within the same time, or is
- * still a valid leader and we are done). After that, each election timeout is drawn from
+ * last hearing a leader or after restarting (the core keeps a pre-crash promise); a stale
+ * leader steps down by CheckQuorum within the same time, or is still a valid leader and we are
+ * done. After that, each election timeout is drawn from
  * [E, 2E), so some node starts a (pre)vote within 2E ticks, and a round (preVote there and
  * back, vote there and back) settles within 4 delays. Most rounds elect; a round fails only on
  * a split vote or a candidate with a stale log (which the up-to-date nodes then out-wait), and
