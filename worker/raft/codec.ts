@@ -43,7 +43,7 @@ const F_TRANSFER = 1 << 9;
 const F_ALL = (1 << 10) - 1;
 
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 class Writer {
   buf: Uint8Array;
