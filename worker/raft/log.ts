@@ -23,6 +23,12 @@ export class RaftLog {
   applied: number;
   /** First index not yet handed to the host in a Ready. */
   unstableFrom: number;
+  /**
+   * Highest index the host has confirmed durable (advance() of the Ready that carried it),
+   * for the entries now in the log: a truncation or a snapshot install lowers it. Between
+   * ready() and advance(), entries below unstableFrom may be above it (being written).
+   */
+  persisted: number;
   /** A snapshot received from the leader, installed here, not yet handed to the host. */
   pendingSnapshot: Snapshot | null = null;
 
@@ -36,6 +42,7 @@ export class RaftLog {
     this.committed = committed;
     this.applied = applied;
     this.unstableFrom = this.lastIndex() + 1;
+    this.persisted = this.lastIndex();
     invariant(applied <= committed && committed <= this.lastIndex(), 'restart: applied <= commit <= last index');
   }
 
@@ -125,6 +132,16 @@ export class RaftLog {
     if (index > this.lastIndex()) return;
     this.entries.length = index - this.snapshotIndex - 1;
     if (this.unstableFrom > index) this.unstableFrom = index;
+    if (this.persisted >= index) this.persisted = index - 1;
+  }
+
+  /**
+   * The host made entries up to (index, term) durable. Ignored when that entry is no longer in
+   * the log (a truncation replaced it while the write was out): by log matching, an entry still
+   * there with the same term means everything before it is what was written.
+   */
+  stableTo(index: number, term: number): void {
+    if (index > this.persisted && this.term(index) === term) this.persisted = index;
   }
 
   commitTo(index: number): void {
@@ -136,11 +153,15 @@ export class RaftLog {
   /** Install a snapshot from the leader: the log restarts after it. */
   restore(snapshot: Snapshot): void {
     invariant(snapshot.meta.index > this.committed, 'restore only moves forward');
+    const previousCommit = this.committed;
     this.snapshotIndex = snapshot.meta.index;
     this.snapshotTerm = snapshot.meta.term;
     this.entries = [];
     this.committed = snapshot.meta.index;
     this.unstableFrom = snapshot.meta.index + 1;
+    // What is durable is the old log, which this snapshot replaces: nothing counts until the
+    // snapshot itself is written (stableTo at its index).
+    this.persisted = Math.min(this.persisted, previousCommit);
     this.pendingSnapshot = snapshot;
   }
 

@@ -21,6 +21,8 @@ export class RawNode {
   private readonly raft: Raft;
   private prevSoft: SoftState;
   private prevHard: HardState;
+  /** The hard state as of the last advance(): what the host has made durable. */
+  private durableHard: HardState;
   private inFlight: Ready | null = null;
 
   constructor(config: RaftConfig, restart: RestartState) {
@@ -29,6 +31,7 @@ export class RawNode {
     // Compare against what the host persisted, so a term or commit the core corrected at
     // restart is written back by the first Ready.
     this.prevHard = { ...restart.hardState };
+    this.durableHard = { ...restart.hardState };
   }
 
   tick(): void {
@@ -124,6 +127,10 @@ export class RawNode {
     invariant(this.inFlight === rd, 'advance() must be given the Ready returned by the last ready()');
     this.inFlight = null;
     const log = this.raft.log;
+    if (rd.hardState !== undefined) this.durableHard = rd.hardState;
+    if (rd.snapshot !== undefined) log.stableTo(rd.snapshot.meta.index, rd.snapshot.meta.term);
+    const lastEntry = rd.entries[rd.entries.length - 1];
+    if (lastEntry !== undefined) log.stableTo(lastEntry.index, lastEntry.term);
     if (rd.snapshot !== undefined) log.applied = Math.max(log.applied, rd.snapshot.meta.index);
     const n = rd.committedEntries.length;
     if (n > 0) {
@@ -131,6 +138,43 @@ export class RawNode {
       invariant(last <= log.committed, 'applied entries were committed');
       log.applied = Math.max(log.applied, last);
     }
+  }
+
+  /**
+   * Highest log index made durable by the Ready batches advanced so far. Committed entries at
+   * or below it may be applied before the current Ready's write completes (see Ready).
+   */
+  persistedIndex(): number {
+    return this.raft.log.persisted;
+  }
+
+  committedIndex(): number {
+    return this.raft.log.committed;
+  }
+
+  /**
+   * The messages of `rd` (the Ready in flight) that may leave BEFORE its write is durable, and
+   * the rest. Raft thesis §10.2.1: a leader may write its log in parallel with replicating it,
+   * because its own entries count towards a commit only through the Readies after this one (a
+   * Ready is produced only after advance(), i.e. after the host persisted the previous one),
+   * so nothing committed is ever visible before the leader holds it. What may go early:
+   * appends and heartbeats of a term that is already durable, in a Ready that changes neither
+   * term nor vote and installs no snapshot. Responses, votes and everything else wait.
+   * A host that ignores this and sends all of `rd.messages` after the write stays correct.
+   */
+  splitMessages(rd: Ready): { beforePersist: Message[]; afterPersist: Message[] } {
+    invariant(this.inFlight === rd, 'splitMessages() takes the Ready in flight');
+    const durable = this.durableHard;
+    const hs = rd.hardState;
+    const changesVote = hs !== undefined && (hs.term !== durable.term || hs.vote !== durable.vote);
+    if (rd.snapshot !== undefined || changesVote) return { beforePersist: [], afterPersist: rd.messages };
+    const beforePersist: Message[] = [];
+    const afterPersist: Message[] = [];
+    for (const m of rd.messages) {
+      const early = (m.type === 'append' || m.type === 'heartbeat') && m.term === durable.term;
+      (early ? beforePersist : afterPersist).push(m);
+    }
+    return { beforePersist, afterPersist };
   }
 
   status(): Status {
