@@ -27,6 +27,10 @@ export interface RaftCore {
   hasReady(): boolean;
   ready(): Ready;
   advance(rd: Ready): void;
+  persistedIndex(): number;
+  splitMessages(rd: Ready): { beforePersist: Message[]; afterPersist: Message[] };
+  /** The commit index alone (status() builds a whole report). */
+  committedIndex(): number;
   status(): Status;
   membership(): Membership;
 }

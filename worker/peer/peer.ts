@@ -3,10 +3,15 @@
 // carried out:
 //
 //   1. persist   one storage.save per ready: snapshot install, entries, hard state — plus the
-//                previous ready's apply results (kv changes + applied index, and a compaction
+//                apply results not saved yet (kv changes + applied index, and a compaction
 //                snapshot), folded in because they only ever trail the log they came from;
-//   2. send      only after the save resolved (persist before you speak);
-//   3. apply     committed entries to the KV state machine, answer the waiting proposals;
+//   2. send      only after the save resolved (persist before you speak) — except a leader's
+//                appends and heartbeats, which the core allows out while the leader's own
+//                write is under way (RawNode.splitMessages), so that write overlaps the
+//                followers' (Raft thesis §10.2.1);
+//   3. apply     committed entries to the KV state machine, answer the waiting proposals —
+//                before the save when they are durable already (they committed through an
+//                earlier ready), after it otherwise;
 //   4. release   read states, serve reads whose index is applied;
 //   5. advance.
 //
@@ -108,8 +113,12 @@ export class Peer {
   private readonly reads: ReadRoom;
   private transfer: TransferWaiter | null = null;
 
-  /** Apply results not yet saved: folded into the next ready's save, or flushed on a tick. */
-  private carry: SaveBatch | null = null;
+  /**
+   * Apply results not yet saved (kv changes + applied index, and a compaction snapshot): folded
+   * into the next ready's save, or flushed on a tick. The kv changes stay in the state
+   * machine's dirty set until takeCarry() builds the batch, so applies accumulate.
+   */
+  private unsaved: { compact: SaveBatch['compact'] } | null = null;
   private loop: Promise<void> | null = null;
   private closing = false;
   private failure: Error | null = null;
@@ -227,11 +236,8 @@ export class Peer {
     while (this.loop !== null) await this.loop;
     const closed = (): PeerError => new PeerError('closed', 'peer is shutting down');
     try {
-      if (this.failure === null && this.carry !== null) {
-        const carry = this.carry;
-        this.carry = null;
-        await this.storage.save(carry);
-      }
+      const carry = this.failure === null ? this.takeCarry() : null;
+      if (carry !== null) await this.storage.save(carry);
     } finally {
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
@@ -335,7 +341,7 @@ export class Peer {
       leader: this.leader,
       lastLeaderContactMs: this.lastContactMs(),
       applied: this.applied,
-      commit: this.core.status().commit,
+      commit: this.core.committedIndex(),
     };
   }
 
@@ -380,7 +386,7 @@ export class Peer {
       const since = this.lastLeaderContactTick === null ? Infinity : this.ticks - this.lastLeaderContactTick;
       if (since > this.electionTicks) return { ok: false, reason: 'leader not heard from within an election timeout' };
     }
-    const commit = this.core.status().commit;
+    const commit = this.core.committedIndex();
     if (this.applied < commit) return { ok: false, reason: `applying: ${this.applied} of ${commit}` };
     return { ok: true, reason: '' };
   }
@@ -413,7 +419,7 @@ export class Peer {
   /** Start the loop if there is work and none is running. `flush`: also save a lone carry. */
   private kick(flush = false): void {
     if (this.loop !== null || this.closing || this.failure !== null) return;
-    if (!this.core.hasReady() && !(flush && this.carry !== null)) return;
+    if (!this.core.hasReady() && !(flush && this.unsaved !== null)) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       this.kick();
@@ -422,11 +428,7 @@ export class Peer {
 
   private async runLoop(): Promise<void> {
     try {
-      if (!this.core.hasReady() && this.carry !== null) {
-        const carry = this.carry;
-        this.carry = null;
-        await this.storage.save(carry);
-      }
+      if (!this.core.hasReady() && this.unsaved !== null) await this.storage.save(this.takeCarry()!);
       while (!this.closing && this.failure === null && this.core.hasReady()) {
         await this.handleReady(this.core.ready());
       }
@@ -435,8 +437,32 @@ export class Peer {
     }
   }
 
+  /** The unsaved apply results as a save batch (null when there are none). */
+  private takeCarry(): SaveBatch | null {
+    const unsaved = this.unsaved;
+    if (unsaved === null) return null;
+    this.unsaved = null;
+    const batch: SaveBatch = { kv: this.kv.takeChanges(), applied: this.applied };
+    if (unsaved.compact !== undefined) batch.compact = unsaved.compact;
+    return batch;
+  }
+
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState !== undefined) this.noteSoftState(rd.softState.role, rd.softState.leader, rd.softState.term);
+
+    // 2a. A leader's appends and heartbeats leave while its own write is under way, so the
+    //     followers' writes overlap it (the core says which messages may: splitMessages).
+    const { beforePersist, afterPersist } = this.core.splitMessages(rd);
+    if (beforePersist.length > 0) this.send(beforePersist);
+
+    // 3a. Committed entries that are already durable here — in every Ready but one that also
+    //     carries them (a sole voter's) — are applied and answered now, and their effects ride
+    //     in this Ready's write rather than the next one. Reads released now are served too.
+    const committed = rd.committedEntries;
+    const applyFirst = rd.snapshot === undefined && committed.length > 0 && committed[committed.length - 1]!.index <= this.core.persistedIndex();
+    if (applyFirst) this.applyEntries(committed);
+    for (const rs of rd.readStates) this.reads.release(rs.ctx, rs.index);
+    if (rd.snapshot === undefined) this.reads.serveUpTo(this.applied);
 
     // 1. persist
     const batch: SaveBatch = {};
@@ -448,10 +474,10 @@ export class Peer {
       const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
       restored = new KvStateMachine(this.kvLimits, state);
       batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
-      this.carry = null; // everything it held is older than the snapshot, which replaces it
-    } else if (this.carry !== null) {
-      Object.assign(batch, this.carry);
-      this.carry = null;
+      this.unsaved = null; // everything it held is older than the snapshot, which replaces it
+    } else {
+      const carry = this.takeCarry();
+      if (carry !== null) Object.assign(batch, carry);
     }
     if (rd.entries.length > 0) batch.entries = rd.entries;
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
@@ -468,14 +494,13 @@ export class Peer {
       this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
     }
 
-    // 2. send
-    if (rd.messages.length > 0) this.send(rd);
+    // 2b. send the rest
+    if (afterPersist.length > 0) this.send(afterPersist);
 
-    // 3. apply
-    if (rd.committedEntries.length > 0) this.applyEntries(rd.committedEntries);
+    // 3b. apply what was not yet durable before this write
+    if (!applyFirst && committed.length > 0) this.applyEntries(committed);
 
-    // 4. release reads
-    for (const rs of rd.readStates) this.reads.release(rs.ctx, rs.index);
+    // 4. serve the released reads that apply has reached
     this.reads.serveUpTo(this.applied);
 
     // Entries that committed above were answered; whatever is left cannot be vouched for by a
@@ -492,9 +517,9 @@ export class Peer {
     this.requestParkedReads();
   }
 
-  private send(rd: Ready): void {
+  private send(messages: Message[]): void {
     try {
-      this.transport.send(rd.messages);
+      this.transport.send(messages);
     } catch (err) {
       // Transport loss is Raft's to handle; a throwing transport is a host bug, not a reason to stop.
       this.log('error', 'peer.transport.threw', { id: this.id, term: this.term, error: String(err) });
@@ -519,7 +544,7 @@ export class Peer {
       this.appliedTerm = entry.term;
       this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
     }
-    this.carry = { kv: this.kv.takeChanges(), applied: this.applied };
+    this.unsaved = { compact: this.unsaved?.compact };
   }
 
   private applyCommand(entry: Entry): KvResult {
@@ -545,7 +570,7 @@ export class Peer {
     };
     // The carry holds the kv changes up to `applied`; the compaction rides in the same save, so
     // the log is never cut ahead of the state that replaces it.
-    this.carry = { ...(this.carry ?? {}), compact: snapshot };
+    this.unsaved = { compact: snapshot };
     this.snapshotIndex = this.applied;
     this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: this.applied, bytes: data.length });
   }
