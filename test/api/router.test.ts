@@ -366,6 +366,33 @@ describe('api: bad input', () => {
       expect(await errorCode(r)).toBe('not_found');
     }
   });
+
+  it('a path is a key exactly when its first segment is not reserved (the key routes skip the route table)', async () => {
+    const env = await setup();
+    // Keys that merely look like reserved segments, an empty first segment, a trailing slash,
+    // and a percent-encoded reserved word: all metcd-style keys, readable back via /key/<key>.
+    const keys: Array<[string, string]> = [
+      ['/keys/a', 'keys/a'], ['/statusx', 'statusx'], ['/join-me', 'join-me'], ['//key', '/key'],
+      ['/a/', 'a/'], ['/%6Bey', 'key'], ['/_metcdx/y', '_metcdx/y'],
+    ];
+    for (const [path, key] of keys) {
+      const put = await env.call(env.leader, path, { method: 'PUT', body: `v:${key}` });
+      expect(put.status, `PUT ${path}`).toBe(204);
+      const get = await env.call(env.leader, path);
+      expect(await get.text(), `GET ${path}`).toBe(`v:${key}`);
+      const json = await env.call(env.leader, `/key/${encodeURIComponent(key)}`);
+      expect(await json.json(), `GET /key/<${key}>`).toEqual({ [key]: `v:${key}` });
+      const del = await env.call(env.leader, path, { method: 'DELETE' });
+      expect(del.status, `DELETE ${path}`).toBe(204);
+      expect((await env.call(env.leader, path)).status, `GET ${path} after DELETE`).toBe(404);
+    }
+    // Reserved first segments keep their routes for every method, fast or not.
+    expect((await env.call(env.leader, '/status', { method: 'PUT', body: 'x' })).status).toBe(405);
+    expect((await env.call(env.leader, '/members')).status).toBe(200);
+    expect((await env.call(env.leader, '/key', { method: 'DELETE' })).status).toBe(405);
+    expect((await env.call(env.leader, '/raft', { method: 'PUT', body: 'x' })).status).toBe(404);
+    expect((await env.call(env.leader, '/', { method: 'PUT', body: 'x' })).status).toBe(400);
+  });
 });
 
 describe('api: membership, status, health', () => {

@@ -2,6 +2,7 @@
 // compare revisions and the idempotency stamp.
 
 import type { ClientStamp } from '../kv/types.ts';
+import { utf8Length } from '../kv/utf8.ts';
 import type { ReadLevel } from '../peer/peer.ts';
 import { READ_LEVELS } from '../peer/peer.ts';
 import { H, badRequest, tooLarge } from './http.ts';
@@ -47,7 +48,9 @@ export function pathKey(raw: string | undefined, keyBytesMax: number): string {
 
 export function checkKey(key: string, keyBytesMax: number): string {
   if (key.length === 0) throw badRequest('empty key');
-  const bytes = new TextEncoder().encode(key).byteLength;
+  // A lone surrogate (-1) is measured as TextEncoder would write it (U+FFFD, 3 bytes).
+  const exact = utf8Length(key);
+  const bytes = exact >= 0 ? exact : new TextEncoder().encode(key).byteLength;
   if (bytes > keyBytesMax) throw tooLarge(`key is ${bytes} bytes, above the limit of ${keyBytesMax}`);
   return key;
 }

@@ -81,15 +81,35 @@ function buildRoutes() {
   return router;
 }
 
+const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
+
+/**
+ * The metcd-style key routes — GET / PUT / DELETE /<key> — carry nearly all traffic. They are
+ * answered here without walking the route table (itty tries every route's pattern in turn),
+ * for exactly the paths the table's '/:key+' routes would take: a first segment that is not
+ * reserved. Everything else, including other methods on those paths, goes through the table.
+ */
+function keyRoute(method: string, path: string, ctx: ApiContext): Promise<Response> | null {
+  if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') return null;
+  if (path.length < 2) return null;
+  const slash = path.indexOf('/', 1);
+  if (RESERVED.has(slash < 0 ? path.slice(1) : path.slice(1, slash))) return null;
+  const key = path.slice(1);
+  if (method === 'GET') return getRaw(ctx, key);
+  if (method === 'PUT') return putRaw(ctx, key);
+  return deleteKey(ctx, key, 'raw');
+}
+
 export function createApiRouter(host: ApiHost): { fetch(request: Request): Promise<Response> } {
   const router = buildRoutes();
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...host.limits };
   const log = host.log ?? (() => {});
 
   async function answer(request: Request): Promise<Response> {
-    const ctx: ApiContext = { host, peer: host.peer, request, url: new URL(request.url), limits, body: null, bodyBytesMax: 0 };
+    const url = new URL(request.url);
+    const ctx: ApiContext = { host, peer: host.peer, request, url, limits, body: null, bodyBytesMax: 0 };
     try {
-      const response: unknown = await router.fetch(request, ctx);
+      const response: unknown = await (keyRoute(request.method, url.pathname, ctx) ?? router.fetch(request, ctx));
       if (response instanceof Response) return response;
       return notFoundResponse();
     } catch (err) {
