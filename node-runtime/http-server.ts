@@ -96,17 +96,32 @@ export function toRequest(req: IncomingMessage, fallbackHost: string, bytesMax: 
 /** Connection-level headers: they describe one hop (a proxied answer brings the leader's). */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 
+/** Bodies up to this size are sent with Content-Length in one write (all the router makes:
+ *  its largest answer is a range page of rangeBytesMax); larger ones (a proxied answer could
+ *  be) are streamed. Piping a web stream costs a chunked encoding and several writes per
+ *  answer: a fifth of a node's CPU on small reads. */
+const BUFFERED_BODY_BYTES_MAX = 8 * 1024 * 1024;
+
 async function writeResponse(res: ServerResponse, response: Response, closeAfter: boolean): Promise<void> {
   const headers: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
     if (!HOP_BY_HOP.has(name)) headers[name] = value;
   });
   if (closeAfter) headers['connection'] = 'close';
-  res.writeHead(response.status, headers);
   if (response.body === null) {
+    res.writeHead(response.status, headers);
     res.end();
     return;
   }
+  const announced = headers['content-length'];
+  if (announced === undefined || Number(announced) <= BUFFERED_BODY_BYTES_MAX) {
+    const body = new Uint8Array(await response.arrayBuffer());
+    headers['content-length'] = String(body.length);
+    res.writeHead(response.status, headers);
+    res.end(body);
+    return;
+  }
+  res.writeHead(response.status, headers);
   await new Promise<void>((resolve, reject) => {
     const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
     body.on('error', reject);

@@ -3,7 +3,7 @@
 // batching, headers and bounded per-peer queue.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { encodeMessages, decodeMessages } from '../../worker/raft/codec.ts';
 import type { Message } from '../../worker/raft/types.ts';
@@ -78,6 +78,28 @@ describe('http server', () => {
     expect(big.status).toBe(413);
     expect(big.headers.get('connection')).toBe('close');
     expect((await big.json()) as unknown).toMatchObject({ error: { code: 'too_large' } });
+  });
+
+  it('sends an answer with Content-Length in one piece, and a large streamed one whole', async () => {
+    const big = 'y'.repeat(9 * 1024 * 1024); // above the buffered size: streamed
+    const s = await startHttpServer({
+      host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
+      handler: async (r) => new URL(r.url).pathname === '/big'
+        ? new Response(new Blob([big]).stream(), { headers: { 'content-length': String(big.length) } })
+        : new Response('{"k":"v"}', { headers: { 'content-type': 'application/json' } }),
+    });
+    cleanups.push(() => s.close());
+    const raw = await new Promise<string>((resolve, reject) => {
+      const req = httpRequest(`http://127.0.0.1:${s.port}/k`, (res) => {
+        resolve(`${res.statusCode} ${res.headers['content-length']} ${res.headers['transfer-encoding'] ?? 'no-chunking'}`);
+        res.resume();
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(raw).toBe('200 9 no-chunking');
+    const res = await fetch(`http://127.0.0.1:${s.port}/big`);
+    expect((await res.text()).length).toBe(big.length);
   });
 
   it('closes a keep-alive connection whose request body the handler left unread', async () => {
