@@ -21,6 +21,8 @@ export interface MetcdOptions {
   basePort: number;
   tickMs: number;
   electionTicks: number;
+  /** --snapshot-entries; undefined = the node's default. */
+  snapshotEntries?: number;
   /** Extra node arguments (e.g. --cpu-prof through NODE_OPTIONS is set with `env`). */
   env?: NodeJS.ProcessEnv;
 }
@@ -105,6 +107,7 @@ export class MetcdCluster implements ClusterUnderTest {
         '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', opts.engine,
         '--initial-cluster', initial, '--cluster-token', 'bench-token', '--cluster-id', 'bench',
         '--tick-ms', String(opts.tickMs), '--election-ticks', String(opts.electionTicks), '--log-level', 'warn',
+        ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
       ];
       return new MetcdNode(id, port, args, path.join(this.root, `${id}.log`), { ...process.env, ...opts.env });
     });

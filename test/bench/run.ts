@@ -43,6 +43,7 @@ const USAGE = `usage: npm run bench -- [flags]
   --threads N                          wrk threads (default 2)
   --kills N                            failover: leader kills per engine (default 10; --quick 3)
   --tick-ms MS --election-ticks N      metcd Raft timing (default 50 and 10: election after 0.5-1 s)
+  --snapshot-entries N                 metcd log entries between snapshots (default: the node's)
   --skip-etcd --skip-failover --skip-edge
   --quick                              short everything
   --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
@@ -67,6 +68,7 @@ function parse() {
         kills: { type: 'string' },
         'tick-ms': { type: 'string', default: '50' },
         'election-ticks': { type: 'string', default: '10' },
+        'snapshot-entries': { type: 'string' },
         'skip-etcd': { type: 'boolean', default: false },
         'skip-failover': { type: 'boolean', default: false },
         'skip-edge': { type: 'boolean', default: false },
@@ -110,6 +112,7 @@ function parse() {
     kills: int('kills', values.kills, quick ? 3 : 10, 1),
     tickMs: int('tick-ms', values['tick-ms'], 50, 10),
     electionTicks: int('election-ticks', values['election-ticks'], 10, 2),
+    snapshotEntries: values['snapshot-entries'] === undefined ? undefined : int('snapshot-entries', values['snapshot-entries'], 0, 1),
     skipEtcd: values['skip-etcd'],
     skipFailover: values['skip-failover'],
     skipEdge: values['skip-edge'],
@@ -178,7 +181,8 @@ async function main(): Promise<void> {
   for (const [k, engine] of ENGINES.entries()) {
     if (!o.engines.includes(engine)) continue;
     const basePort = METCD_BASE_PORT + 10 * k;
-    const metcdOpts = { engine, basePort, tickMs: o.tickMs, electionTicks: o.electionTicks, ...(env ? { env } : {}) };
+    const timing = { tickMs: o.tickMs, electionTicks: o.electionTicks, ...(o.snapshotEntries === undefined ? {} : { snapshotEntries: o.snapshotEntries }) };
+    const metcdOpts = { engine, basePort, ...timing, ...(env ? { env } : {}) };
     if (runLoad) {
       await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
       const done = progress.phase(`metcd/${engine}: starting 3 nodes`, 5000);
@@ -194,7 +198,7 @@ async function main(): Promise<void> {
     if (!o.skipFailover) {
       await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
       const done = progress.phase(`metcd/${engine} failover: ${o.kills} leader kills under write load`, o.kills * 4000 + 8000);
-      const cluster = await MetcdCluster.start({ engine, basePort, tickMs: o.tickMs, electionTicks: o.electionTicks });
+      const cluster = await MetcdCluster.start({ engine, basePort, ...timing });
       try {
         const f = await runFailover(cluster, { kills: o.kills, writers: 8, valueBytes: o.valueBytes, onNote: (t) => progress.note(t) });
         failover.push(f);
