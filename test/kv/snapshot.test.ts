@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import { decodeState, DEFAULT_KV_LIMITS, encodeState, KvStateMachine } from '../../worker/kv/index.ts';
+import { StateEncoder } from '../../worker/kv/codec.ts';
 import type { KeyRecord, KvChanges, KvLimits, KvState, SessionRecord } from '../../worker/kv/index.ts';
 import { randomCommands, randomString } from './random-commands.ts';
 
@@ -117,5 +118,44 @@ describe('range', () => {
     sm.apply(1, { op: 'put', pairs: [['a', '1']] });
     expect(sm.range({ limit: 0 })).toEqual([]);
     expect(sm.range({ limit: 1 })).toHaveLength(1);
+  });
+});
+
+describe('snapshot views (encoded in slices while commands keep applying)', () => {
+  it('a view and its sliced encoding equal the state at the moment it was taken, whatever applies meanwhile', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rnd = new SeededRandom(1000 + seed);
+      const source = randomCommands(rnd, { keys: 30, clients: 6 });
+      const kv = new KvStateMachine(LIMITS);
+      let index = 0;
+      for (let i = 0; i < 100 + rnd.nextInt(100); i++) kv.apply(++index, source.next(kv));
+      const expected = encodeState(kv.snapshot());
+      const view = kv.beginView();
+      const encoder = new StateEncoder(view.revision);
+      // Puts, deletes and re-creations of keys between slices, before and after they are read.
+      while (!view.done) {
+        encoder.add(view.next(1 + rnd.nextInt(5), 1 + rnd.nextInt(200)));
+        for (let i = rnd.nextInt(6); i > 0; i--) kv.apply(++index, source.next(kv));
+      }
+      expect(view.next(10)).toEqual([]);
+      const got = encoder.finish(view.sessions);
+      view.close();
+      expect(Buffer.from(got).equals(Buffer.from(expected)), `seed ${seed}`).toBe(true);
+      expect(decodeState(got)).toEqual(decodeState(expected));
+    }
+  });
+
+  it('a closed view stops tracking changes; the encoder refuses records out of key order', () => {
+    const kv = new KvStateMachine(LIMITS);
+    kv.apply(1, { op: 'put', pairs: [['a', '1'], ['b', '2']] });
+    const view = kv.beginView();
+    view.close();
+    kv.apply(2, { op: 'put', pairs: [['a', 'changed']] });
+    expect(() => view.next(1)).toThrow(/after close/);
+    const encoder = new StateEncoder(1);
+    const rec = { value: 'x', createRevision: 1, modRevision: 1, version: 1 };
+    encoder.add([['b', rec]]);
+    expect(() => encoder.add([['a', rec]])).toThrow(/order/);
+    expect(() => encoder.add([['b', rec]])).toThrow(/duplicate/);
   });
 });

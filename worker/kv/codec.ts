@@ -235,38 +235,88 @@ function resultBytes(res: KvResult): number {
 
 /** Encode a whole state. Deterministic: the same state always gives the same bytes. */
 export function encodeState(state: KvState): Uint8Array {
-  const records = canonical(state.records, 'key');
-  const sessions = canonical(state.sessions, 'client');
-  let bytes = 2 + varuintBytes(state.revision) + varuintBytes(records.length) + varuintBytes(sessions.length);
-  for (const [key, rec] of records) {
-    bytes += stringBytes(key, 'key') + stringBytes(rec.value, 'value');
-    bytes += varuintBytes(rec.createRevision) + varuintBytes(rec.modRevision) + varuintBytes(rec.version);
-  }
-  for (const [client, s] of sessions) {
-    bytes += stringBytes(client, 'client id') + varuintBytes(s.seq) + varuintBytes(s.lastIndex) + resultBytes(s.result);
+  const encoder = new StateEncoder(state.revision);
+  encoder.add(canonical(state.records, 'key'));
+  return encoder.finish(state.sessions);
+}
+
+/**
+ * Encodes a state a slice of records at a time (from a StateView), to exactly the bytes
+ * encodeState gives for the same state: add() records in strictly increasing key order over
+ * any number of calls, then finish() with the sessions.
+ */
+export class StateEncoder {
+  private readonly revision: number;
+  private readonly chunks: Uint8Array[] = [];
+  private chunkBytes = 0;
+  private records = 0;
+  private lastKey: string | null = null;
+
+  constructor(revision: number) {
+    this.revision = revision;
   }
 
-  const out = new Uint8Array(bytes);
-  out[0] = STATE_MAGIC;
-  out[1] = STATE_FORMAT_VERSION;
-  let o = writeVaruint(out, 2, state.revision);
-  o = writeVaruint(out, o, records.length);
-  for (const [key, rec] of records) {
-    o = writeString(out, o, key, utf8Length(key));
-    o = writeString(out, o, rec.value, utf8Length(rec.value));
-    o = writeVaruint(out, o, rec.createRevision);
-    o = writeVaruint(out, o, rec.modRevision);
-    o = writeVaruint(out, o, rec.version);
+  add(records: ReadonlyArray<readonly [string, KeyRecord]>): void {
+    if (records.length === 0) return;
+    const lengths = new Array<number>(2 * records.length);
+    let bytes = 0;
+    let last = this.lastKey;
+    for (let i = 0; i < records.length; i++) {
+      const [key, rec] = records[i]!;
+      if (last !== null && !(last < key)) {
+        throw new KvCodecError(last === key ? `duplicate key ${JSON.stringify(key)}` : 'state records out of key order');
+      }
+      last = key;
+      const k = measured(key, 'key');
+      const v = measured(rec.value, 'value');
+      lengths[2 * i] = k;
+      lengths[2 * i + 1] = v;
+      bytes += varuintBytes(k) + k + varuintBytes(v) + v;
+      bytes += varuintBytes(rec.createRevision) + varuintBytes(rec.modRevision) + varuintBytes(rec.version);
+    }
+    const out = new Uint8Array(bytes);
+    let o = 0;
+    for (let i = 0; i < records.length; i++) {
+      const [key, rec] = records[i]!;
+      o = writeString(out, o, key, lengths[2 * i]!);
+      o = writeString(out, o, rec.value, lengths[2 * i + 1]!);
+      o = writeVaruint(out, o, rec.createRevision);
+      o = writeVaruint(out, o, rec.modRevision);
+      o = writeVaruint(out, o, rec.version);
+    }
+    if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
+    this.chunks.push(out);
+    this.chunkBytes += bytes;
+    this.records += records.length;
+    this.lastKey = last;
   }
-  o = writeVaruint(out, o, sessions.length);
-  for (const [client, s] of sessions) {
-    o = writeString(out, o, client, utf8Length(client));
-    o = writeVaruint(out, o, s.seq);
-    o = writeVaruint(out, o, s.lastIndex);
-    o = writeResult(out, o, s.result);
+
+  finish(sessionsIn: Array<[string, SessionRecord]>): Uint8Array {
+    const sessions = canonical(sessionsIn, 'client');
+    let bytes = 2 + varuintBytes(this.revision) + varuintBytes(this.records) + this.chunkBytes + varuintBytes(sessions.length);
+    for (const [client, s] of sessions) {
+      bytes += stringBytes(client, 'client id') + varuintBytes(s.seq) + varuintBytes(s.lastIndex) + resultBytes(s.result);
+    }
+    const out = new Uint8Array(bytes);
+    out[0] = STATE_MAGIC;
+    out[1] = STATE_FORMAT_VERSION;
+    let o = writeVaruint(out, 2, this.revision);
+    o = writeVaruint(out, o, this.records);
+    for (const chunk of this.chunks) {
+      out.set(chunk, o);
+      o += chunk.length;
+    }
+    o = writeVaruint(out, o, sessions.length);
+    for (const [client, s] of sessions) {
+      o = writeString(out, o, client, utf8Length(client));
+      o = writeVaruint(out, o, s.seq);
+      o = writeVaruint(out, o, s.lastIndex);
+      o = writeResult(out, o, s.result);
+    }
+    if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
+    this.chunks.length = 0;
+    return out;
   }
-  if (o !== bytes) throw new Error(`encodeState: wrote ${o} bytes, measured ${bytes}`);
-  return out;
 }
 
 function writeResult(out: Uint8Array, o: number, res: KvResult): number {

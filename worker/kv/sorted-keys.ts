@@ -50,6 +50,12 @@ export class SortedKeys {
     }
   }
 
+  /** The keys in order as of now, as an array the caller owns (may include deleted keys). */
+  orderedCopy(): string[] {
+    this.normalize();
+    return this.sorted.slice();
+  }
+
   private normalize(): void {
     const pending = this.pending;
     if (pending.length > 0) {

@@ -17,6 +17,7 @@ import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, 
 import { DEFAULT_KV_LIMITS } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { SortedKeys } from './sorted-keys.ts';
+import { StateView } from './state-view.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
 
 export interface RangeOptions {
@@ -39,6 +40,8 @@ export class KvStateMachine {
   /** Highest index applied (from the sessions when restored): apply indexes must grow. */
   private lastIndex: number;
   private readonly dirtyKeys = new Set<string>();
+  /** Open views (snapshots being encoded): told about each key before it changes. */
+  private readonly views = new Set<StateView>();
 
   constructor(limits: KvLimits = DEFAULT_KV_LIMITS, state?: KvState) {
     checkLimits(limits);
@@ -158,6 +161,7 @@ export class KvStateMachine {
         const key = pair[0];
         const value = pair[1];
         const prev = this.records.get(key);
+        if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
         if (prev === undefined) {
           this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
           this.keys.added(key);
@@ -174,6 +178,7 @@ export class KvStateMachine {
     const keys = cmd.keys;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
+      if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, this.records.get(key));
       if (this.records.delete(key)) {
         deleted++;
         this.keys.removed();
@@ -205,6 +210,17 @@ export class KvStateMachine {
   }
 
   /** The whole state: records sorted by key, sessions sorted by client id. */
+  /**
+   * A view of the state as of now that later applies do not change (see state-view.ts): for
+   * encoding a snapshot in slices. Close it when done; an open view costs a saved record per
+   * key changed meanwhile.
+   */
+  beginView(): StateView {
+    const view = new StateView(this.records, this.keys.orderedCopy(), this.currentRevision, this.sessions.sortedEntries(), (v) => this.views.delete(v));
+    this.views.add(view);
+    return view;
+  }
+
   snapshot(): KvState {
     const records: Array<[string, KeyRecord]> = [];
     this.keys.walkFrom('', (key) => {
