@@ -3,6 +3,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KvCommand } from '../../worker/kv/types.ts';
+import { KvStateMachine } from '../../worker/kv/state-machine.ts';
+import { decodeState } from '../../worker/kv/codec.ts';
 import type { Peer } from '../../worker/peer/peer.ts';
 import { TestCluster, addressOf } from './cluster.ts';
 
@@ -308,6 +310,46 @@ describe('peer: crashes, restarts, snapshots', () => {
     await c.stop(lagging);
     const reopened = await c.open(lagging);
     expect(await staleValue(reopened, 's0-0')).toBe('0');
+  });
+
+  it('a snapshot of a state larger than one slice is the state at its index, though writes applied while it was encoded', async () => {
+    const c = await start({ limits: { snapshotEveryEntries: 20, snapshotSliceRecords: 100 } });
+    const leader = await c.waitLeader();
+    const lagging = c.followers()[0]!;
+    c.isolated.add(lagging);
+    const model = new KvStateMachine();
+    const log: Array<{ index: number; cmd: KvCommand }> = [];
+    const write = async (cmd: KvCommand) => log.push({ index: (await leader.write(cmd)).index, cmd });
+    const key = (n: number) => `k${String(n).padStart(5, '0')}`;
+    const bulk = (first: number, value: string) =>
+      ({ op: 'put', pairs: Array.from({ length: 1000 }, (_, i): [string, string] => [key(first + i), value]) }) as KvCommand;
+    // 20,000 keys (200 slices) by the 20th entry. Then, one at a time, writes that overwrite
+    // and delete keys from the top of the key order down — keys the snapshot, encoded a slice
+    // per ready in key order, has not reached yet.
+    for (let r = 0; r < 20; r++) await c.drive(write(bulk(1000 * r, `first-${r}`)));
+    for (let r = 19; r >= 11; r--) { // 18 entries: fewer than snapshotEveryEntries, so one snapshot
+      await c.drive(write(bulk(1000 * r, `later-${r}`)));
+      await c.drive(write({ op: 'delete', keys: [key(1000 * r + 999)] }));
+    }
+    await c.until(() => c.disks.get(leader.id)!.snapshot.meta.index > 1, 300, 'a snapshot');
+
+    const snap = c.disks.get(leader.id)!.snapshot;
+    const expected = new KvStateMachine();
+    for (const { index, cmd } of log.sort((a, b) => a.index - b.index)) if (index <= snap.meta.index) expected.apply(index, cmd);
+    for (const { index, cmd } of log) model.apply(index, cmd);
+    const got = decodeState(snap.data);
+    expect(got.records.length).toBe(expected.size);
+    expect(got).toEqual(expected.snapshot());
+    // Later writes changed keys it holds: those are not in it (the view kept the old records).
+    expect(got).not.toEqual(model.snapshot());
+
+    // A follower cut off meanwhile catches up (by that snapshot and the log after it).
+    c.isolated.delete(lagging);
+    const follower = c.peer(lagging);
+    const target = leader.status().applied;
+    await c.until(() => follower.status().applied >= target, 300, 'catch-up');
+    const all = (await follower.read('stale', (kv) => kv.range({ limit: 100_000 }))).value;
+    expect(all).toEqual(model.snapshot().records);
   });
 });
 

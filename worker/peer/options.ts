@@ -20,6 +20,9 @@ export interface PeerLimits {
   requestTimeoutTicks: number;
   /** Take a KV snapshot and compact the log after this many applied entries. */
   snapshotEveryEntries: number;
+  /** A snapshot is encoded this many records at a time (one slice after each ready and on
+   *  each tick), so a large state never holds the peer up for its whole encoding. */
+  snapshotSliceRecords: number;
 }
 
 export const DEFAULT_PEER_LIMITS: PeerLimits = {
@@ -27,6 +30,7 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   pendingReadsMax: 4096,
   requestTimeoutTicks: 50, // 5 s at TICK_MS = 100
   snapshotEveryEntries: 10_000,
+  snapshotSliceRecords: 4096,
 };
 
 export interface PeerOptions {

@@ -22,7 +22,8 @@
 
 import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
-import { decodeCommand, decodeState, encodeCommand, encodeState } from '../kv/codec.ts';
+import { StateEncoder, decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
+import type { StateView } from '../kv/state-view.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type {
   ConfChange,
@@ -75,6 +76,22 @@ interface TransferWaiter {
 
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
+/**
+ * A snapshot is encoded a slice at a time — one slice after each ready and on each tick — so a
+ * large state never holds the peer up for the whole encoding (tens of ms per 100k keys). A
+ * slice stops at limits.snapshotSliceRecords records or at this many key and value characters.
+ */
+const SNAPSHOT_SLICE_CHARS = 1024 * 1024;
+
+/** A snapshot being encoded: of the state as of `index` (a view later applies do not change). */
+interface SnapshotJob {
+  view: StateView;
+  encoder: StateEncoder;
+  index: number;
+  term: number;
+  membership: Membership;
+}
+
 export class Peer {
   readonly id: NodeId;
   private readonly storage: PeerStorage;
@@ -95,6 +112,8 @@ export class Peer {
   private appliedMembership: Membership;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
+  /** The snapshot being encoded, if any (see SNAPSHOT_SLICE_CHARS). */
+  private snapshotJob: SnapshotJob | null = null;
 
   // Soft state as of the last ready handled (the core may already be ahead).
   private role: Role = 'follower';
@@ -205,6 +224,7 @@ export class Peer {
     this.reads.expire(now, () => this.timeoutError('read'));
     this.checkTransfer();
     this.requestParkedReads();
+    if (this.snapshotJob !== null && this.loop === null) this.maybeSnapshot();
     this.kick(true);
   }
 
@@ -239,6 +259,7 @@ export class Peer {
       const carry = this.failure === null ? this.takeCarry() : null;
       if (carry !== null) await this.storage.save(carry);
     } finally {
+      this.abandonSnapshot();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
       this.rejectTransfer(closed());
@@ -485,6 +506,7 @@ export class Peer {
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
+      this.abandonSnapshot(); // of the state the snapshot just replaced
       this.kv = restored;
       this.applied = meta.index;
       this.appliedTerm = meta.term;
@@ -560,19 +582,38 @@ export class Peer {
   }
 
   /** Every snapshotEveryEntries applied entries: snapshot the KV state, compact the log. */
+  /**
+   * Every snapshotEveryEntries applied entries: snapshot the KV state and compact the log. The
+   * state is captured at once (a view) and encoded one slice per call; the last slice compacts.
+   */
   private maybeSnapshot(): void {
-    if (this.applied - this.snapshotIndex < this.limits.snapshotEveryEntries) return;
-    const data = encodeState(this.kv.snapshot());
-    this.core.compact(this.applied, data);
-    const snapshot = {
-      meta: { index: this.applied, term: this.appliedTerm, membership: cloneMembership(this.appliedMembership) },
-      data,
-    };
-    // The carry holds the kv changes up to `applied`; the compaction rides in the same save, so
-    // the log is never cut ahead of the state that replaces it.
+    if (this.snapshotJob === null) {
+      if (this.applied - this.snapshotIndex < this.limits.snapshotEveryEntries) return;
+      this.snapshotJob = {
+        view: this.kv.beginView(),
+        encoder: new StateEncoder(this.kv.revision),
+        index: this.applied,
+        term: this.appliedTerm,
+        membership: cloneMembership(this.appliedMembership),
+      };
+    }
+    const job = this.snapshotJob;
+    job.encoder.add(job.view.next(this.limits.snapshotSliceRecords, SNAPSHOT_SLICE_CHARS));
+    if (!job.view.done) return;
+    const data = job.encoder.finish(job.view.sessions);
+    this.abandonSnapshot();
+    this.core.compact(job.index, data);
+    const snapshot = { meta: { index: job.index, term: job.term, membership: job.membership }, data };
+    // The kv changes up to `applied` (>= the snapshot's index) are saved with the compaction or
+    // before it, so the log is never cut ahead of the state that replaces it.
     this.unsaved = { compact: snapshot };
-    this.snapshotIndex = this.applied;
-    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: this.applied, bytes: data.length });
+    this.snapshotIndex = job.index;
+    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: job.index, bytes: data.length });
+  }
+
+  private abandonSnapshot(): void {
+    this.snapshotJob?.view.close();
+    this.snapshotJob = null;
   }
 
   private noteSoftState(role: Role, leader: NodeId, term: number): void {
