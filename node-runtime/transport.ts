@@ -10,6 +10,8 @@ import { Agent, request as httpRequest } from 'node:http';
 import { encodeMessages } from '../worker/raft/codec.ts';
 import type { Message, NodeId } from '../worker/raft/types.ts';
 import type { PeerTransport } from '../worker/peer/ports.ts';
+import { Outbox } from '../worker/peer/outbox.ts';
+import type { OutboxLimits } from '../worker/peer/outbox.ts';
 import type { Logger } from './log.ts';
 import type { Faults } from './faults.ts';
 
@@ -19,13 +21,8 @@ export const FROM_HEADER = 'X-Metcd-From';
 /** The sender's advertised URL, so a member that does not know it yet (a joining node) can answer. */
 export const ADDRESS_HEADER = 'X-Metcd-Address';
 
-export interface TransportLimits {
-  /** Messages waiting per destination; beyond it the oldest are dropped. */
-  queueMessagesMax: number;
-  /** Bytes (approximate) waiting per destination; beyond it the oldest are dropped. */
-  queueBytesMax: number;
-  /** Most bytes (approximate) one request carries. */
-  requestBytesMax: number;
+/** Queue bounds per destination (worker/peer/outbox.ts); batchBytesMax bounds one request. */
+export interface TransportLimits extends OutboxLimits {
   /** A request not answered in this long is abandoned (a paused peer must not hold the queue). */
   requestTimeoutMs: number;
   /** Pause after a failed request before the next one to that peer. */
@@ -35,7 +32,7 @@ export interface TransportLimits {
 export const DEFAULT_TRANSPORT_LIMITS: TransportLimits = {
   queueMessagesMax: 4096,
   queueBytesMax: 64 * 1024 * 1024,
-  requestBytesMax: 16 * 1024 * 1024,
+  batchBytesMax: 16 * 1024 * 1024,
   requestTimeoutMs: 2000,
   retryDelayMs: 50,
 };
@@ -55,16 +52,9 @@ export interface TransportOptions {
   faults?: Faults;
 }
 
-function approxBytes(m: Message): number {
-  let n = 64;
-  if (m.entries) for (const e of m.entries) n += 16 + e.data.length;
-  if (m.snapshot) n += m.snapshot.data.length + 256;
-  return n;
-}
 
-interface Outbox {
-  queue: Message[];
-  bytes: number;
+interface Destination {
+  outbox: Outbox;
   busy: boolean;
   /** Rate-limits failure logs: one line per failure streak. */
   failing: boolean;
@@ -74,7 +64,7 @@ export class HttpTransport implements PeerTransport {
   private readonly opts: TransportOptions;
   private readonly limits: TransportLimits;
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, keepAliveMsecs: 1000 });
-  private readonly outboxes = new Map<NodeId, Outbox>();
+  private readonly outboxes = new Map<NodeId, Destination>();
   private closed = false;
   /** Counters, by reason, for /status-like diagnostics and tests. */
   readonly counters: Record<string, number> = { sent: 0, requests: 0 };
@@ -95,15 +85,11 @@ export class HttpTransport implements PeerTransport {
       }
       let box = this.outboxes.get(m.to);
       if (box === undefined) {
-        box = { queue: [], bytes: 0, busy: false, failing: false };
+        box = { outbox: new Outbox(this.limits), busy: false, failing: false };
         this.outboxes.set(m.to, box);
       }
-      box.queue.push(m);
-      box.bytes += approxBytes(m);
-      while (box.queue.length > this.limits.queueMessagesMax || (box.bytes > this.limits.queueBytesMax && box.queue.length > 1)) {
-        box.bytes -= approxBytes(box.queue.shift()!);
-        this.count('dropped.queue-full');
-      }
+      const dropped = box.outbox.push(m);
+      if (dropped > 0) this.count('dropped.queue-full', dropped);
       touched.add(m.to);
     }
     for (const to of touched) this.pump(to);
@@ -115,25 +101,13 @@ export class HttpTransport implements PeerTransport {
 
   private pump(to: NodeId): void {
     const box = this.outboxes.get(to);
-    if (box === undefined || box.busy || box.queue.length === 0 || this.closed) return;
+    if (box === undefined || box.busy || box.outbox.length === 0 || this.closed) return;
     const address = this.opts.addressOf(to);
     if (address === undefined || address === '') {
-      this.count('dropped.no-address', box.queue.length);
-      box.queue = [];
-      box.bytes = 0;
+      this.count('dropped.no-address', box.outbox.clear());
       return;
     }
-    // Take a batch up to the request size (at least one message, whatever its size).
-    let bytes = 0;
-    let n = 0;
-    while (n < box.queue.length) {
-      const b = approxBytes(box.queue[n]!);
-      if (n > 0 && bytes + b > this.limits.requestBytesMax) break;
-      bytes += b;
-      n++;
-    }
-    const batch = box.queue.splice(0, n);
-    box.bytes -= bytes;
+    const batch = box.outbox.takeBatch();
     box.busy = true;
     this.post(to, address, batch).then((ok) => {
       if (ok) {

@@ -10,19 +10,15 @@
 import type { Message, NodeId } from '../raft/types.ts';
 import type { PeerTransport } from '../peer/ports.ts';
 import { encodeMessages } from '../raft/codec.ts';
+import { Outbox } from '../peer/outbox.ts';
+import type { OutboxLimits } from '../peer/outbox.ts';
 
 /** The receiving side of a peer's RPC surface that the transport uses. */
 export interface DeliverTarget {
   deliver(batch: Uint8Array): Promise<unknown>;
 }
 
-export interface TransportLimits {
-  /** Messages queued per destination. */
-  queueMessagesMax: number;
-  /** Approximate bytes queued per destination. */
-  queueBytesMax: number;
-  /** Approximate bytes in one RPC call (one message larger than this still goes, alone). */
-  batchBytesMax: number;
+export interface TransportLimits extends OutboxLimits {
   /** A call not answered within this long is given up (its batch dropped). */
   callTimeoutMs: number;
 }
@@ -43,8 +39,7 @@ export interface TransportStats {
 }
 
 interface Queue {
-  messages: Message[];
-  bytes: number;
+  outbox: Outbox;
   pumping: boolean;
 }
 
@@ -71,18 +66,13 @@ export class RpcTransport implements PeerTransport {
     for (const msg of messages) {
       let q = this.queues.get(msg.to);
       if (q === undefined) {
-        q = { messages: [], bytes: 0, pumping: false };
+        q = { outbox: new Outbox(this.limits), pumping: false };
         this.queues.set(msg.to, q);
       }
-      q.messages.push(msg);
-      q.bytes += approxBytes(msg);
-      while (q.messages.length > this.limits.queueMessagesMax || (q.bytes > this.limits.queueBytesMax && q.messages.length > 1)) {
-        q.bytes -= approxBytes(q.messages.shift()!);
-        this.stats_.dropped.queueFull++;
-      }
+      this.stats_.dropped.queueFull += q.outbox.push(msg);
     }
     for (const [to, q] of this.queues) {
-      if (!q.pumping && q.messages.length > 0) void this.pump(to, q);
+      if (!q.pumping && q.outbox.length > 0) void this.pump(to, q);
     }
   }
 
@@ -93,7 +83,7 @@ export class RpcTransport implements PeerTransport {
   /** Messages waiting (not in flight), per destination. */
   queued(): Record<NodeId, number> {
     const out: Record<NodeId, number> = {};
-    for (const [to, q] of this.queues) out[to] = q.messages.length;
+    for (const [to, q] of this.queues) out[to] = q.outbox.length;
     return out;
   }
 
@@ -106,8 +96,8 @@ export class RpcTransport implements PeerTransport {
   private async pump(to: NodeId, q: Queue): Promise<void> {
     q.pumping = true;
     try {
-      while (q.messages.length > 0 && !this.closed) {
-        const batch = this.takeBatch(q);
+      while (q.outbox.length > 0 && !this.closed) {
+        const batch = q.outbox.takeBatch();
         let bytes: Uint8Array;
         try {
           bytes = encodeMessages(batch);
@@ -129,18 +119,6 @@ export class RpcTransport implements PeerTransport {
     }
   }
 
-  private takeBatch(q: Queue): Message[] {
-    let n = 0;
-    let bytes = 0;
-    while (n < q.messages.length) {
-      const size = approxBytes(q.messages[n]!);
-      if (n > 0 && bytes + size > this.limits.batchBytesMax) break;
-      bytes += size;
-      n++;
-    }
-    q.bytes -= bytes;
-    return q.messages.splice(0, n);
-  }
 
   private async call(to: NodeId, bytes: Uint8Array): Promise<'ok' | 'callFailed' | 'callTimeout'> {
     let target = this.targets.get(to);
@@ -162,10 +140,3 @@ export class RpcTransport implements PeerTransport {
   }
 }
 
-/** Rough wire size of a message, for the byte bounds (exactness does not matter). */
-export function approxBytes(m: Message): number {
-  let n = 64 + (m.context?.length ?? 0);
-  if (m.entries) for (const e of m.entries) n += 24 + e.data.byteLength;
-  if (m.snapshot) n += 256 + m.snapshot.data.byteLength;
-  return n;
-}
