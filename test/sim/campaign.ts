@@ -7,7 +7,8 @@
 //   --nodes 3|5      force the cluster size (default: drawn from each seed)
 //   --ticks T        chaos phase length in ticks
 //   --clients C, --keys K, --faults seeded|none,
-//   --persistence correct|forget-vote|send-before-fsync  (the broken modes prove the checks bite)
+//   --persistence correct|forget-vote|send-before-fsync|ack-before-fsync  (broken modes prove the checks bite)
+//   --host seeded|strict|overlap  the host's Ready order (default: a coin flip per seed; see options.ts)
 //   --no-wire        skip the message codec
 //   --mix JSON       override fields of the seeded fault mix, e.g. '{"crashPerMille":50}'
 //   --workers W      worker threads (default: available cores)
@@ -16,8 +17,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RangeReport } from './campaign-worker.ts';
-import type { PersistenceMode, SimOptions } from './options.ts';
-import { PERSISTENCE_MODES, resolveOptions } from './options.ts';
+import type { HostOption, PersistenceMode, SimOptions } from './options.ts';
+import { HOST_OPTIONS, PERSISTENCE_MODES, resolveOptions } from './options.ts';
 import { addRun, emptyAggregate, formatAggregate, formatFailure, formatStats, mergeAggregate } from './report.ts';
 import { runSim, type SimResult } from './run.ts';
 
@@ -60,6 +61,12 @@ function parseArgs(argv: string[]): Args {
         const v = next();
         if (!PERSISTENCE_MODES.includes(v as PersistenceMode)) throw new Error(`--persistence is one of ${PERSISTENCE_MODES.join(', ')}, got ${v}`);
         args.options.persistence = v as PersistenceMode;
+        break;
+      }
+      case '--host': {
+        const v = next();
+        if (!HOST_OPTIONS.includes(v as HostOption)) throw new Error(`--host is one of ${HOST_OPTIONS.join(', ')}, got ${v}`);
+        args.options.host = v as HostOption;
         break;
       }
       case '--mix': {

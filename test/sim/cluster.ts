@@ -6,7 +6,7 @@ import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
 import { SimNode, type CrashPoint, type NodeAnswer, type NodeCounters, type NodeEnv, type NodeRequest, type RaftTuning } from './node.ts';
-import type { PersistenceMode } from './options.ts';
+import type { HostMode, PersistenceMode } from './options.ts';
 import { copyMembership, DurableStore } from './storage.ts';
 
 export interface ClusterEnv {
@@ -15,6 +15,7 @@ export interface ClusterEnv {
   readonly invariants: Invariants;
   readonly counters: NodeCounters;
   readonly persistence: PersistenceMode;
+  readonly host: HostMode;
   readonly compactEveryEntries: number;
   readonly clockSkewPercent: number;
   readonly tuning: RaftTuning;
@@ -50,6 +51,7 @@ export class SimCluster {
     const stores = this.stores;
     this.nodeEnv = {
       seed: env.seed,
+      host: env.host,
       network: env.network,
       invariants: env.invariants,
       stores,

@@ -7,7 +7,7 @@ import type { SeededRandom } from '../../worker/raft/random.ts';
 import type { SimCluster } from './cluster.ts';
 import { EMPTY_MEMBERSHIP } from './cluster.ts';
 import type { SimNetwork } from './network.ts';
-import { CRASH_POINTS } from './node.ts';
+import type { CrashPoint } from './node.ts';
 import { ELECTION_TICKS, type FaultMix } from './options.ts';
 
 export interface FaultStats {
@@ -34,10 +34,13 @@ export class ChaosSchedule {
   private readonly cluster: SimCluster;
   private readonly network: SimNetwork;
   private readonly initialVoters: number;
+  /** The seams of this run's host mode (node.ts CRASH_POINTS / OVERLAP_CRASH_POINTS). */
+  private readonly crashPoints: CrashPoint[];
   private readonly trace: (line: string) => void;
 
   constructor(random: SeededRandom, mix: FaultMix, cluster: SimCluster, network: SimNetwork, initialVoters: number,
-    trace: (line: string) => void) {
+    crashPoints: CrashPoint[], trace: (line: string) => void) {
+    this.crashPoints = crashPoints;
     this.random = random;
     this.mix = mix;
     this.cluster = cluster;
@@ -87,8 +90,10 @@ export class ChaosSchedule {
     const live = this.cluster.live();
     // Keep a majority of nodes up most of the time: runs with everything down teach nothing.
     if (live.length === 0 || this.cluster.downCount() * 2 >= this.cluster.nodes.size - 1) return;
-    const node = this.pick(live);
-    const point = this.random.nextInt(2) === 0 ? null : this.pick(CRASH_POINTS);
+    let node = this.pick(live);
+    const point = this.random.nextInt(2) === 0 ? null : this.pick(this.crashPoints);
+    // Only a leader sends entries before writing them: aim that seam at one (no extra draw).
+    if (point === 'after-early-send') node = this.cluster.leader() ?? node;
     const down = this.random.nextInt(this.mix.downTicksMax + 1);
     this.stats.crashes++;
     this.trace(`fault crash ${node.id} at ${point ?? 'now'} for ${down} ticks`);

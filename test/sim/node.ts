@@ -1,7 +1,8 @@
 // One simulated peer: RawNode + KvStateMachine + a DurableStore, driven through the Ready
 // contract exactly as worker/raft/types.ts orders it (persist, send, apply, release reads,
-// advance). A crash can be armed at any of those seams; it throws away everything in memory,
-// and start() rebuilds the node from the durable model alone.
+// advance), or in the overlap order of worker/peer/peer.ts (early sends and early apply before
+// the write; see HostMode). A crash can be armed at any of those seams; it throws away
+// everything in memory, and start() rebuilds the node from the durable model alone.
 //
 // It also plays the peer's part for clients: proposals wait for their (index, term) to apply,
 // consistent reads wait for a ReadIndex round, default reads for a lease, stale reads are
@@ -17,13 +18,23 @@ import { DEFAULT_KV_LIMITS, type KvResult } from '../../worker/kv/types.ts';
 import { NodeClock } from './clock.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
-import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS } from './options.ts';
+import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS, type HostMode } from './options.ts';
 import { copyMembership, type DurableStore } from './storage.ts';
 import { digestBytes, stream } from './streams.ts';
 import { violation } from './violation.ts';
 
-export type CrashPoint = 'before-persist' | 'after-persist' | 'after-send';
+/**
+ * Seams of a Ready where an armed crash fires. The two overlap seams fire only in a Ready where
+ * that early step did something (otherwise they would be 'before-persist' again):
+ *   after-early-send   a leader's appends carrying entries left, its own write of them is lost
+ *                      (followers may persist and acknowledge what the leader no longer has)
+ *   after-early-apply  committed entries were applied (and answered) in memory, their KV
+ *                      effects and applied index are lost; the restart re-applies them
+ */
+export type CrashPoint = 'before-persist' | 'after-persist' | 'after-send' | 'after-early-send' | 'after-early-apply';
+/** A strict host's seams (the list and its order are part of strict seeds' replays). */
 export const CRASH_POINTS: CrashPoint[] = ['before-persist', 'after-persist', 'after-send'];
+export const OVERLAP_CRASH_POINTS: CrashPoint[] = [...CRASH_POINTS, 'after-early-send', 'after-early-apply'];
 
 export type ReadLevel = 'consistent' | 'default' | 'stale';
 
@@ -46,10 +57,26 @@ export interface NodeCounters {
   snapshotsInstalled: number;
   compactions: number;
   crashesAtSeams: number;
+  /** Overlap hosts: messages sent before their Ready's write, Readies applied before it. */
+  earlyMessages: number;
+  earlyApplies: number;
+  /** Crashes that lost the write of entries already sent (a leader's; or acked, broken mode). */
+  crashesAfterEarlySend: number;
+  crashesAfterEarlyApply: number;
+  /** Entries applied (and answered) before a crash lost them, applied again after the restart. */
+  reappliedEntries: number;
+}
+
+export function emptyNodeCounters(): NodeCounters {
+  return {
+    leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesAtSeams: 0, earlyMessages: 0, earlyApplies: 0,
+    crashesAfterEarlySend: 0, crashesAfterEarlyApply: 0, reappliedEntries: 0,
+  };
 }
 
 export interface NodeEnv {
   readonly seed: number;
+  readonly host: HostMode;
   readonly network: SimNetwork;
   readonly invariants: Invariants;
   readonly stores: ReadonlyMap<NodeId, DurableStore>;
@@ -122,6 +149,8 @@ export class SimNode {
   private readonly proposals = new Map<number, WaitingProposal>();
   private readonly readIndexRounds = new Map<string, WaitingRead>();
   private waitingReads: WaitingRead[] = [];
+  /** Highest index applied in memory but lost in a crash (re-applied after the restart). */
+  private lostAppliedUpTo = 0;
   /** The leader's membership after its previous Ready (see Invariants.onCommit). */
   private lastMembership: Membership | null = null;
 
@@ -163,6 +192,7 @@ export class SimNode {
   crash(why: string): void {
     if (this.raft === null) return;
     if (this.crashPlan !== null) this.env.counters.crashesAtSeams++;
+    if (this.applied > this.store.applied) this.lostAppliedUpTo = Math.max(this.lostAppliedUpTo, this.applied);
     this.store.onCrash();
     this.log(`crash (${why})`);
     this.raft = null;
@@ -305,7 +335,7 @@ export class SimNode {
     this.log(`compact at ${this.applied}/${term}`);
   }
 
-  /** Carry out every pending Ready, in the contract's order, honouring an armed crash. */
+  /** Carry out every pending Ready in the host mode's order, honouring an armed crash. */
   processReady(): void {
     while (this.raft !== null && this.raft.hasReady()) {
       const raft = this.raft;
@@ -319,26 +349,102 @@ export class SimNode {
         this.env.invariants.onRole(this.id, role, term);
       }
       if (this.crashPlan === 'before-persist') return this.crash('before persisting a ready');
+      let afterPersist = rd.messages;
+      let appliedEarly = false;
+      if (this.env.host === 'overlap') {
+        const early = this.beforePersist(rd, raft);
+        if (early === null) return; // crashed at an overlap seam
+        afterPersist = early.afterPersist;
+        appliedEarly = early.appliedEarly;
+      }
       this.store.beginReadyWrite(rd.snapshot !== undefined);
-      this.persist(rd, raft);
+      this.persist(rd, raft, appliedEarly);
       if (this.crashPlan === 'after-persist') return this.crash('after persisting, before sending');
-      this.send(rd.messages);
+      this.send(afterPersist);
       if (this.crashPlan === 'after-send') return this.crash('after sending, before applying');
       this.store.endReadyWrite();
-      this.apply(rd.committedEntries);
-      for (const rs of rd.readStates) {
-        const waiting = this.readIndexRounds.get(rs.ctx);
-        if (waiting === undefined) continue;
-        this.readIndexRounds.delete(rs.ctx);
-        waiting.index = rs.index;
-        this.waitingReads.push(waiting);
+      if (!appliedEarly) {
+        const answers = this.apply(rd.committedEntries, this.store.hardState.commit);
+        this.saveApplied();
+        // Answer only what is durably applied.
+        this.answerAll(answers);
       }
+      if (this.env.host === 'strict') this.releaseReads(rd);
       this.serveReads();
       raft.advance(rd);
     }
   }
 
-  private persist(rd: Ready, raft: RawNode): void {
+  /**
+   * The overlap host's steps before the write (worker/peer/peer.ts handleReady 2a, 3a): send what
+   * the core lets leave early, apply and answer committed entries that are already durable here
+   * (their KV effects ride in this Ready's write), release read states. Null when an armed crash
+   * fired at one of these seams.
+   */
+  private beforePersist(rd: Ready, raft: RawNode): { afterPersist: Message[]; appliedEarly: boolean } | null {
+    const split = raft.splitMessages(rd);
+    let early = split.beforePersist;
+    let afterPersist = split.afterPersist;
+    if (this.store.mode === 'ack-before-fsync') {
+      // The broken host: a follower's acks go with the early batch, before its write.
+      early = [...early, ...afterPersist.filter((m) => m.type === 'appendResp')];
+      afterPersist = afterPersist.filter((m) => m.type !== 'appendResp');
+    }
+    if (early.length > 0) {
+      this.send(early);
+      this.env.counters.earlyMessages += early.length;
+      // Fires where it matters: entries this node has not written went out (or, in the broken
+      // mode, were acknowledged).
+      const promised = early.some((m) => (m.type === 'append' && (m.entries?.length ?? 0) > 0) || m.type === 'appendResp');
+      if (this.crashPlan === 'after-early-send' && rd.entries.length > 0 && promised) {
+        this.env.counters.crashesAfterEarlySend++;
+        this.crash(`after sending ${early.length} messages early, before persisting ${rd.entries.length} entries`);
+        return null;
+      }
+    }
+    const committed = rd.committedEntries;
+    const last = committed[committed.length - 1];
+    const appliedEarly = rd.snapshot === undefined && last !== undefined && last.index <= raft.persistedIndex();
+    if (appliedEarly) {
+      this.checkDurable(committed);
+      this.log(`apply ${committed[0]!.index}..${last!.index} before the write (persisted ${raft.persistedIndex()})`);
+      this.answerAll(this.apply(committed, rd.hardState?.commit ?? this.store.hardState.commit));
+      this.env.counters.earlyApplies++;
+    }
+    this.releaseReads(rd);
+    if (rd.snapshot === undefined) this.serveReads();
+    if (appliedEarly && this.crashPlan === 'after-early-apply') {
+      this.env.counters.crashesAfterEarlyApply++;
+      this.crash(`after applying ${committed[0]!.index}..${last!.index} early, before persisting`);
+      return null;
+    }
+    return { afterPersist, appliedEarly };
+  }
+
+  /** What persistedIndex() vouched for: every entry applied early is in this node's durable log. */
+  private checkDurable(entries: Entry[]): void {
+    const store = this.store;
+    for (const e of entries) {
+      if (e.index <= store.snapshotIndex) continue;
+      const held = store.termAt(e.index);
+      if (held !== e.term) {
+        violation('apply-not-durable', `${this.id} applies ${e.index}/${e.term} before its write, durable log has ${held === undefined ? 'nothing' : `term ${held}`} there`);
+      }
+    }
+  }
+
+  private releaseReads(rd: Ready): void {
+    for (const rs of rd.readStates) {
+      const waiting = this.readIndexRounds.get(rs.ctx);
+      if (waiting === undefined) continue;
+      this.readIndexRounds.delete(rs.ctx);
+      waiting.index = rs.index;
+      this.waitingReads.push(waiting);
+    }
+  }
+
+  /** Write the Ready (and, for an overlap host, the KV effects it applied before the write). */
+  private persist(rd: Ready, raft: RawNode, appliedEarly: boolean): void {
     const inv = this.env.invariants;
     const store = this.store;
     if (rd.snapshot !== undefined) {
@@ -370,6 +476,7 @@ export class SimNode {
       }
       store.saveHardState(hs);
     }
+    if (appliedEarly) this.saveApplied();
     if (this.role === 'leader') {
       const now = raft.membership();
       inv.onCommit(this.id, store.hardState.commit, store, this.lastMembership === null ? [now] : [this.lastMembership, now], this.env.stores);
@@ -390,18 +497,24 @@ export class SimNode {
     for (const m of messages) if (m.type === 'timeoutNow') this.env.onTimeoutNow(m.from, m.to);
   }
 
-  private apply(entries: Entry[]): void {
-    if (entries.length === 0) return;
+  /**
+   * Apply committed entries in memory. `commit` is the commit index this Ready makes durable
+   * (an overlap host applies before writing it). Returns the client answers, which the caller
+   * sends once the effects are as durable as its host mode requires.
+   */
+  private apply(entries: Entry[], commit: number): Array<[reqId: number, answer: NodeAnswer]> {
+    const answers: Array<[reqId: number, answer: NodeAnswer]> = [];
+    if (entries.length === 0) return answers;
     const kv = this.kv!;
     const inv = this.env.invariants;
-    const answers: Array<[reqId: number, answer: NodeAnswer]> = [];
     for (const e of entries) {
       if (e.index !== this.applied + 1) {
         violation('apply-order', `${this.id} handed entry ${e.index} to apply after ${this.applied}`);
       }
-      if (e.index > this.store.hardState.commit) {
-        violation('apply-uncommitted', `${this.id} handed entry ${e.index} to apply, durable commit ${this.store.hardState.commit}`);
+      if (e.index > commit) {
+        violation('apply-uncommitted', `${this.id} handed entry ${e.index} to apply, commit ${commit}`);
       }
+      if (e.index <= this.lostAppliedUpTo) this.env.counters.reappliedEntries++;
       let result = 'noop';
       let kvResult: KvResult | null = null;
       if (e.type === 'conf') {
@@ -424,10 +537,18 @@ export class SimNode {
         answers.push([waiting.reqId, mine ? { kind: 'write', result: kvResult! } : { kind: 'dropped' }]);
       }
     }
-    this.store.saveApplied(kv.takeChanges(), this.applied, this.membership);
-    inv.onApplied(this.id, this.applied, 'apply');
     if (this.env.tracing) this.log(`applied ${entries[0]!.index}..${this.applied}`);
-    // Answer only what is durably applied.
+    return answers;
+  }
+
+  /** The KV effects and applied index in memory become durable (one write). */
+  private saveApplied(): void {
+    if (this.applied === this.store.applied) return;
+    this.store.saveApplied(this.kv!.takeChanges(), this.applied, this.membership);
+    this.env.invariants.onApplied(this.id, this.applied, 'apply');
+  }
+
+  private answerAll(answers: Array<[reqId: number, answer: NodeAnswer]>): void {
     for (const [reqId, answer] of answers) this.env.answer(reqId, this.id, answer);
   }
 

@@ -3,15 +3,50 @@
 // drawn from the seed, so `--seed S` plus the printed flags replays it exactly.
 
 import { SeededRandom } from '../../worker/raft/random.ts';
+import { stream } from './streams.ts';
 
 /**
  * Deliberately broken host behaviours, used only to prove the checkers catch real faults.
  *   forget-vote        the host does not persist `vote` (as if the fsync after voting was skipped)
  *   send-before-fsync  the host sends a Ready's messages before its write is durable, so a crash
  *                      right after sending loses the log entries and hard state they promised
+ *   ack-before-fsync   an overlap host that also lets a follower's append acknowledgements leave
+ *                      with the leader's early appends, before the entries they acknowledge are
+ *                      durable: the leader counts an ack that a crash can take back
+ * The first two are strict hosts, the last an overlap host (see HostMode).
  */
-export type PersistenceMode = 'correct' | 'forget-vote' | 'send-before-fsync';
-export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'send-before-fsync'];
+export type PersistenceMode = 'correct' | 'forget-vote' | 'send-before-fsync' | 'ack-before-fsync';
+export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'send-before-fsync', 'ack-before-fsync'];
+
+/**
+ * How a node's host orders a Ready.
+ *   strict   persist, send everything, apply (the Ready contract's plain order)
+ *   overlap  as worker/peer/peer.ts since 71cad32: send RawNode.splitMessages' `beforePersist`
+ *            (a leader's appends and heartbeats), apply the committed entries if they are all
+ *            <= persistedIndex() and answer their clients, release read states, then persist
+ *            (with those entries' KV effects in the same write), send `afterPersist`, apply the
+ *            rest (thesis 10.2.1)
+ *   seeded   a coin flip per seed picks one of the two (its own stream, so forcing the drawn
+ *            mode with --host replays the same run)
+ */
+export type HostMode = 'strict' | 'overlap';
+export type HostOption = HostMode | 'seeded';
+export const HOST_OPTIONS: HostOption[] = ['seeded', 'strict', 'overlap'];
+
+/** The host mode of one run: forced by a broken persistence mode, by --host, or drawn from the seed. */
+export function resolveHost(seed: number, opts: SimOptions): HostMode {
+  const forced = hostOfPersistence(opts.persistence);
+  if (forced !== null) return forced;
+  if (opts.host !== 'seeded') return opts.host;
+  return stream(seed, 'host').nextInt(2) === 0 ? 'strict' : 'overlap';
+}
+
+/** The broken modes are defined against one host order. */
+function hostOfPersistence(mode: PersistenceMode): HostMode | null {
+  if (mode === 'forget-vote' || mode === 'send-before-fsync') return 'strict';
+  if (mode === 'ack-before-fsync') return 'overlap';
+  return null;
+}
 
 export interface SimOptions {
   /** 3 or 5 voters at start; 0 = pick from the seed. */
@@ -25,6 +60,7 @@ export interface SimOptions {
   /** 'seeded' = draw the fault mix from the seed; 'none' = a clean network and no faults. */
   faults: 'seeded' | 'none';
   persistence: PersistenceMode;
+  host: HostOption;
   /** Push every message through the wire codec (catches aliasing and codec bugs). */
   wire: boolean;
   /** Record a human-readable event trace (for --seed replays and the determinism test). */
@@ -40,6 +76,7 @@ export const DEFAULT_OPTIONS: SimOptions = {
   keys: 3,
   faults: 'seeded',
   persistence: 'correct',
+  host: 'seeded',
   wire: true,
   trace: false,
   mix: {},
@@ -127,6 +164,11 @@ export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
   if (!(opts.chaosTicks >= 0 && opts.chaosTicks <= 1_000_000)) throw new RangeError('chaosTicks out of range');
   if (!(opts.clients >= 0 && opts.clients <= 64)) throw new RangeError('clients must be in [0, 64]');
   if (!(opts.keys >= 1 && opts.keys <= 64)) throw new RangeError('keys must be in [1, 64]');
+  if (!HOST_OPTIONS.includes(opts.host)) throw new RangeError(`host must be one of ${HOST_OPTIONS.join(', ')}, got ${opts.host}`);
+  const forced = hostOfPersistence(opts.persistence);
+  if (forced !== null && opts.host !== 'seeded' && opts.host !== forced) {
+    throw new RangeError(`persistence ${opts.persistence} needs host ${forced}, got ${opts.host}`);
+  }
   for (const [k, v] of Object.entries(opts.mix)) {
     if (!(k in CALM_MIX)) throw new RangeError(`unknown fault mix field ${k}`);
     if (typeof v !== 'number' || !(v >= 0)) throw new RangeError(`fault mix field ${k} must be a non-negative number`);
@@ -134,7 +176,10 @@ export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
   return opts;
 }
 
-/** The exact command that replays one run: only flags that differ from the defaults. */
+/**
+ * The exact command that replays one run: only flags that differ from the defaults, plus the
+ * host mode the run used (drawn or forced), so a reader sees it without replaying.
+ */
 export function replayCommand(seed: number, opts: SimOptions): string {
   const flags = [`--seed ${seed}`];
   const d = DEFAULT_OPTIONS;
@@ -144,6 +189,7 @@ export function replayCommand(seed: number, opts: SimOptions): string {
   if (opts.keys !== d.keys) flags.push(`--keys ${opts.keys}`);
   if (opts.faults !== d.faults) flags.push(`--faults ${opts.faults}`);
   if (opts.persistence !== d.persistence) flags.push(`--persistence ${opts.persistence}`);
+  if (hostOfPersistence(opts.persistence) === null) flags.push(`--host ${resolveHost(seed, opts)}`);
   if (opts.wire !== d.wire) flags.push(opts.wire ? '--wire' : '--no-wire');
   if (Object.keys(opts.mix).length > 0) flags.push(`--mix '${JSON.stringify(opts.mix)}'`);
   return `npm run sim -- ${flags.join(' ')}`;

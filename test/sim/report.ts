@@ -16,6 +16,8 @@ export function formatFailure(r: SimResult): string {
 export function formatStats(s: SimStats): string {
   return `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
     `snapshots=${s.snapshotsInstalled}/${s.compactions} seamCrashes=${s.crashesAtSeams} dupsAbsorbed=${s.duplicatesAbsorbed} ` +
+    `early=${s.earlyMessages}msgs/${s.earlyApplies}applies earlySendCrashes=${s.crashesAfterEarlySend} ` +
+    `earlyApplyCrashes=${s.crashesAfterEarlyApply}(${s.reappliedEntries} reapplied) ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} crashes=${s.crashes} partitions=${s.partitions} ` +
     `conf=${s.confChanges} transfers=${s.transfers} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
@@ -32,6 +34,13 @@ export interface Aggregate {
   snapshotsInstalled: number;
   compactions: number;
   crashesAtSeams: number;
+  /** Runs with an overlap host, and what their early steps did (see NodeCounters). */
+  overlapRuns: number;
+  earlyMessages: number;
+  earlyApplies: number;
+  crashesAfterEarlySend: number;
+  crashesAfterEarlyApply: number;
+  reappliedEntries: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linUnknown: number;
@@ -49,7 +58,8 @@ export interface Aggregate {
 export function emptyAggregate(): Aggregate {
   return {
     runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0,
-    compactions: 0, crashesAtSeams: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
+    compactions: 0, crashesAtSeams: 0, overlapRuns: 0, earlyMessages: 0, earlyApplies: 0, crashesAfterEarlySend: 0,
+    crashesAfterEarlyApply: 0, reappliedEntries: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
@@ -69,6 +79,12 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.snapshotsInstalled += s.snapshotsInstalled;
   a.compactions += s.compactions;
   a.crashesAtSeams += s.crashesAtSeams;
+  if (r.host === 'overlap') a.overlapRuns++;
+  a.earlyMessages += s.earlyMessages;
+  a.earlyApplies += s.earlyApplies;
+  a.crashesAfterEarlySend += s.crashesAfterEarlySend;
+  a.crashesAfterEarlyApply += s.crashesAfterEarlyApply;
+  a.reappliedEntries += s.reappliedEntries;
   a.duplicatesAbsorbed += s.duplicatesAbsorbed;
   a.unknownOutcome += s.unknownOutcome;
   if (s.linearizability === 'unknown') a.linUnknown++;
@@ -104,6 +120,8 @@ export function formatAggregate(a: Aggregate): string {
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
     `snapshots installed ${a.snapshotsInstalled} (hosts compacted ${a.compactions} times), retried commands absorbed by sessions ${a.duplicatesAbsorbed}`,
     `faults: crashes ${a.crashes} (${a.crashesAtSeams} at a Ready seam), partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
+    `overlap host on ${a.overlapRuns} runs: ${a.earlyMessages} messages sent before their write, ${a.earlyApplies} Readies applied before it; ` +
+      `crashes that lost the write of sent entries ${a.crashesAfterEarlySend}, after an early apply ${a.crashesAfterEarlyApply} (${a.reappliedEntries} entries re-applied)`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

@@ -14,10 +14,10 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import type { NodeAnswer, NodeCounters, SimNode } from './node.ts';
+import { CRASH_POINTS, emptyNodeCounters, OVERLAP_CRASH_POINTS, type NodeAnswer, type SimNode } from './node.ts';
 import {
-  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveOptions,
-  type FaultMix, type SimOptions,
+  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveHost, resolveOptions,
+  type FaultMix, type HostMode, type SimOptions,
 } from './options.ts';
 import { digestString, stream } from './streams.ts';
 import { SimViolation } from './violation.ts';
@@ -65,6 +65,12 @@ export interface SimStats {
   snapshotsInstalled: number;
   compactions: number;
   crashesAtSeams: number;
+  /** Overlap host only (see NodeCounters). */
+  earlyMessages: number;
+  earlyApplies: number;
+  crashesAfterEarlySend: number;
+  crashesAfterEarlyApply: number;
+  reappliedEntries: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linearizability: 'ok' | 'unknown';
@@ -84,6 +90,8 @@ export interface SimFailure {
 export interface SimResult {
   seed: number;
   options: SimOptions;
+  /** The host mode this run used (drawn from the seed unless forced). */
+  host: HostMode;
   mix: FaultMix;
   ok: boolean;
   failure?: SimFailure;
@@ -100,6 +108,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const setup = stream(seed, 'setup');
   const voters = options.nodes !== 0 ? options.nodes : setup.nextInt(2) === 0 ? 3 : 5;
   const mix: FaultMix = { ...(options.faults === 'none' ? CALM_MIX : drawFaultMix(stream(seed, 'mix'))), ...options.mix };
+  const host = resolveHost(seed, options);
   const trace: string[] = [];
   let tick = 0;
   let eventStamp = 0;
@@ -107,11 +116,11 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const log = (line: string): void => {
     if (tracing) trace.push(`${tick} ${line}`);
   };
-  if (tracing) log(`seed=${seed} voters=${voters} mix=${JSON.stringify(mix)}`);
+  if (tracing) log(`seed=${seed} voters=${voters} host=${host} mix=${JSON.stringify(mix)}`);
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const invariants = new Invariants();
-  const counters: NodeCounters = { leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesAtSeams: 0 };
+  const counters = emptyNodeCounters();
   const answerLoss = stream(seed, 'answers');
   let answerLossPercent = mix.answerLossPercent;
   let clients: SimClients | null = null;
@@ -121,7 +130,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     clients?.onAnswer(reqId, from, answer);
   };
   const cluster = new SimCluster({
-    seed, network, invariants, counters, persistence: options.persistence,
+    seed, network, invariants, counters, persistence: options.persistence, host,
     compactEveryEntries: mix.compactEveryEntries,
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
@@ -139,12 +148,14 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
       trace: log,
       tracing,
     });
-  chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
+  chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters,
+    host === 'overlap' ? OVERLAP_CRASH_POINTS : CRASH_POINTS, log);
 
   const stats: SimStats = {
     nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
     operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0, compactions: 0,
-    crashesAtSeams: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
+    crashesAtSeams: 0, earlyMessages: 0, earlyApplies: 0, crashesAfterEarlySend: 0,
+    crashesAfterEarlyApply: 0, reappliedEntries: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
   };
   let failure: SimFailure | undefined;
@@ -229,6 +240,11 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.snapshotsInstalled = counters.snapshotsInstalled;
   stats.compactions = counters.compactions;
   stats.crashesAtSeams = counters.crashesAtSeams;
+  stats.earlyMessages = counters.earlyMessages;
+  stats.earlyApplies = counters.earlyApplies;
+  stats.crashesAfterEarlySend = counters.crashesAfterEarlySend;
+  stats.crashesAfterEarlyApply = counters.crashesAfterEarlyApply;
+  stats.reappliedEntries = counters.reappliedEntries;
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
   stats.messages = network.stats.sent;
@@ -238,7 +254,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.transfers = chaos.stats.transfers;
   const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
     (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
-  const result: SimResult = { seed, options, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
+  const result: SimResult = { seed, options, host, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
   if (failure !== undefined) result.failure = failure;
   return result;
 }
