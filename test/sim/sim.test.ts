@@ -18,11 +18,13 @@ describe('simulator', () => {
     const results: SimResult[] = [];
     const total = emptyAggregate();
     let five = 0;
+    let strictEarly = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSim(seed);
       results.push(r);
       addRun(total, r);
       if (r.stats.nodes === 5) five++;
+      if (r.host === 'strict') strictEarly += r.stats.earlyMessages + r.stats.earlyApplies + r.stats.crashesAfterEarlyApply;
     }
     expect(failuresOf(results)).toEqual([]);
     // The seeds really do mix sizes, faults and features (a run that skipped them proves little).
@@ -38,6 +40,28 @@ describe('simulator', () => {
     expect(total.leaseReads).toBeGreaterThan(SEEDS);
     expect(total.unknownOutcome).toBeGreaterThan(0);
     expect(total.operations).toBeGreaterThan(SEEDS * 20);
+    // Both host orders run, and the overlap host's early steps and their crash seams happen:
+    // a leader's write lost after its entries went out, applied effects lost before their
+    // write (and applied again after the restart).
+    expect(total.overlapRuns).toBeGreaterThan(SEEDS / 4);
+    expect(total.overlapRuns).toBeLessThan((SEEDS * 3) / 4);
+    expect(strictEarly).toBe(0);
+    expect(total.earlyMessages).toBeGreaterThan(SEEDS * 100);
+    expect(total.earlyApplies).toBeGreaterThan(SEEDS * 20);
+    expect(total.crashesAfterEarlySend).toBeGreaterThan(SEEDS / 25);
+    expect(total.crashesAfterEarlyApply).toBeGreaterThan(SEEDS / 25);
+    expect(total.reappliedEntries).toBeGreaterThan(SEEDS / 25);
+  });
+
+  it('replays the drawn host mode: the replay command names it, and forcing it gives the same run', () => {
+    const hosts = new Set<string>();
+    for (const seed of [3, 4, 5, 6, 7, 8]) {
+      const r = runSim(seed);
+      hosts.add(r.host);
+      expect(r.replay).toContain(`--host ${r.host}`);
+      expect(runSim(seed, { host: r.host }).digest).toBe(r.digest);
+    }
+    expect([...hosts].sort()).toEqual(['overlap', 'strict']);
   });
 
   it('with no faults, everything commits and every operation completes with a known outcome', () => {
@@ -84,6 +108,26 @@ describe('simulator', () => {
     expect(caught!.replay).toContain('--persistence send-before-fsync');
     const fixed = runSim(caught!.seed, { mix, chaosTicks: 200 });
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
+  });
+
+  it('catches an overlap host whose followers acknowledge before their write (a crash takes back a counted ack)', () => {
+    // The correct overlap host lets only a leader's appends and heartbeats leave early; this one
+    // also sends appendResp early, so the leader can commit on an ack whose entries a crash loses.
+    const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
+    const safety = new Set(['commit-durability', 'lost-commit', 'leader-completeness', 'committed-overwrite',
+      'state-machine-safety', 'linearizability']);
+    let caught: SimResult | null = null;
+    for (let seed = 1; seed <= 200 && caught === null; seed++) {
+      const r = runSim(seed, { persistence: 'ack-before-fsync', mix, chaosTicks: 200 });
+      expect(r.host).toBe('overlap');
+      if (!r.ok && safety.has(r.failure!.invariant)) caught = r;
+    }
+    expect(caught, 'ack-before-fsync went unnoticed on 200 seeds').not.toBeNull();
+    expect(caught!.replay).toContain('--persistence ack-before-fsync');
+    // The same seed with the correct overlap host (same early appends, same crashes) passes.
+    const fixed = runSim(caught!.seed, { host: 'overlap', mix, chaosTicks: 200 });
+    expect(fixed.ok, formatFailure(fixed)).toBe(true);
+    expect(fixed.stats.earlyMessages).toBeGreaterThan(0);
   });
 
   it('replays a seed exactly: the same seed gives the same trace twice', () => {
