@@ -6,7 +6,8 @@
 //   - torn tail: the damage is in the last transaction (no later commit frame of this WAL
 //     generation exists) → the bytes after the last good commit are truncated and logged;
 //   - corruption: a later transaction of the same generation (same salts) committed after the
-//     damaged one, which synchronous=FULL had fsynced → StorageCorruptError (file, offset).
+//     damaged one, which the engine had fsynced before writing the next → StorageCorruptError
+//     (file, offset).
 // Frames of an older generation (other salts) left behind a reset WAL are normal leftovers.
 
 import { StorageCorruptError } from './errors.ts';
