@@ -7,9 +7,10 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeDir, trackChild, trackDir } from './cleanup.ts';
-import { assertPortsFree, fetchJson, forEachParallel, waitFor } from './http.ts';
+import { assertPortsFree, fetchJson, forEachParallel } from './http.ts';
 import type { ClusterUnderTest, LeaderView } from './target.ts';
 import { benchValue, readKey } from './wrk.ts';
+import { waitFor } from '../support/wait.ts';
 
 interface EtcdStatus {
   header: { member_id: string; revision: string; raft_term: string };

@@ -4,9 +4,9 @@
 // one, the way a client library would. After each kill the dead node is restarted from its data
 // dir and the cluster is let settle (it has caught up) before the next kill.
 
-import { sleep, waitFor } from './http.ts';
 import type { MetcdCluster } from './metcd.ts';
 import { benchValue } from './wrk.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 export interface FailoverOptions {
   kills: number;

@@ -7,9 +7,10 @@ import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { trackChild, trackDir, removeDir } from './cleanup.ts';
-import { fetchJson, forEachParallel, waitFor } from './http.ts';
+import { fetchJson, forEachParallel } from './http.ts';
 import type { ClusterUnderTest, LeaderView } from './target.ts';
 import { benchValue, readKey } from './wrk.ts';
+import { waitFor } from '../support/wait.ts';
 
 export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
 export const ENGINES = ['memory', 'sqlite', 'leveldb'] as const;

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
-import { ProcCluster, putKey, readPrefix, waitFor, type ProcNode } from './proc-cluster.ts';
+import { ProcCluster, putKey, readPrefix, type ProcNode } from './proc-cluster.ts';
+import { waitFor } from '../support/wait.ts';
 
 /** The engine's newest write-ahead log file in a node's data dir. */
 function engineLog(engine: EngineName, dataDir: string): string {

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { EngineName } from '../../node-runtime/storage/engine.ts';
+import { sleep, waitFor } from '../support/wait.ts';
 
 export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
 
@@ -35,23 +36,7 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free port in ${PORT_BASE}..${PORT_BASE + 99}`);
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${String(lastErr)})` : ''}`);
-    await sleep(50);
-  }
-}
 
 export interface NodeStatus {
   id: string;

@@ -10,10 +10,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { CLI, freePort, sleep } from './proc-cluster.ts';
+import { CLI, freePort } from './proc-cluster.ts';
 import { NodeStorage } from '../../node-runtime/storage/open.ts';
 import { isEngineName, type EngineName } from '../../node-runtime/storage/engine.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
+import { sleep } from '../support/wait.ts';
 
 const keys = Number(process.argv[2] ?? 100_000);
 const engines = (process.argv[3] ?? 'memory,sqlite,leveldb').split(',').filter(isEngineName);
