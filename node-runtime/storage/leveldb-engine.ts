@@ -18,10 +18,9 @@ import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
 import type { KvState } from '../../worker/kv/types.ts';
 import { FormatError, type ByteReader } from './bytes.ts';
-import { DEFAULT_GROUP_COMMIT, type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
+import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { DataDirError, StorageCorruptError } from './errors.ts';
-import { GroupCommit } from './group-commit.ts';
-import { LogBounds } from './log-bounds.ts';
+import { SaveQueue } from './save-queue.ts';
 import {
   readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
   seal, unseal, writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot,
@@ -77,9 +76,7 @@ export class LevelDbEngine implements StorageEngine {
   readonly engine = 'leveldb' as const;
   private readonly dir: string;
   private readonly db: Db;
-  private readonly bounds: LogBounds;
-  private readonly commits: GroupCommit<SaveBatch>;
-  private loaded: LoadedState | undefined;
+  private readonly saves: SaveQueue;
   /** The stored log's range as of the writes applied so far (including the group being built). */
   private firstIndex: number;
   private lastIndex: number;
@@ -87,12 +84,10 @@ export class LevelDbEngine implements StorageEngine {
   private constructor(dir: string, db: Db, loaded: LoadedState, opts: EngineOptions) {
     this.dir = dir;
     this.db = db;
-    this.loaded = loaded;
     const snap = loaded.snapshot.meta.index;
     this.firstIndex = snap + 1;
     this.lastIndex = snap + loaded.entries.length;
-    this.bounds = new LogBounds(snap, this.lastIndex, loaded.applied);
-    this.commits = new GroupCommit((batches) => this.writeGroup(batches), { ...DEFAULT_GROUP_COMMIT, ...opts.groupCommit });
+    this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
   }
 
   static async open(opts: EngineOptions): Promise<LevelDbEngine> {
@@ -195,22 +190,11 @@ export class LevelDbEngine implements StorageEngine {
   }
 
   async load(): Promise<LoadedState> {
-    if (this.loaded) {
-      const s = this.loaded;
-      this.loaded = undefined;
-      return s;
-    }
-    return LevelDbEngine.readAll(this.db, this.dir);
+    return this.saves.takeLoaded() ?? LevelDbEngine.readAll(this.db, this.dir);
   }
 
   save(batch: SaveBatch): Promise<void> {
-    this.loaded = undefined;
-    try {
-      this.bounds.admit(batch);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.commits.submit(batch);
+    return this.saves.save(batch);
   }
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
@@ -282,11 +266,11 @@ export class LevelDbEngine implements StorageEngine {
   }
 
   stats(): EngineStats {
-    return { syncs: this.commits.writes, batches: this.commits.itemsWritten };
+    return this.saves.stats();
   }
 
   async close(): Promise<void> {
-    await this.commits.idle();
+    await this.saves.idle();
     await this.db.close();
   }
 }

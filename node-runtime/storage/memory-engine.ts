@@ -19,11 +19,10 @@ import { crc32 } from 'node:zlib';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry } from '../../worker/raft/types.ts';
 import { ByteReader, ByteWriter, FormatError } from './bytes.ts';
-import { DEFAULT_GROUP_COMMIT, type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
+import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { StorageCorruptError } from './errors.ts';
 import { fsyncDir, unlinkIfExists, writeFileDurable } from './durable-fs.ts';
-import { GroupCommit } from './group-commit.ts';
-import { LogBounds } from './log-bounds.ts';
+import { SaveQueue } from './save-queue.ts';
 import { RecordAppender, scanRecords } from './record-file.ts';
 import {
   readEntry, readHardState, readKvState, readSaveBatch, readSnapshot,
@@ -118,9 +117,7 @@ export class MemoryEngine implements StorageEngine {
   private gen: number;
   private wal: RecordAppender;
   private imageBytes: number;
-  private readonly bounds: LogBounds;
-  private readonly commits: GroupCommit<SaveBatch>;
-  private loaded: LoadedState | undefined;
+  private readonly saves: SaveQueue;
 
   private constructor(opts: MemoryEngineOptions, model: StateModel, gen: number, wal: RecordAppender, imageBytes: number) {
     this.dir = opts.dir;
@@ -129,9 +126,7 @@ export class MemoryEngine implements StorageEngine {
     this.gen = gen;
     this.wal = wal;
     this.imageBytes = imageBytes;
-    this.bounds = new LogBounds(model.snapshot.meta.index, model.lastIndex, model.applied);
-    this.loaded = model.toLoaded();
-    this.commits = new GroupCommit((batches) => this.writeGroup(batches), { ...DEFAULT_GROUP_COMMIT, ...opts.groupCommit });
+    this.saves = new SaveQueue(model.toLoaded(), (batches) => this.writeGroup(batches), opts.groupCommit);
   }
 
   static async open(opts: MemoryEngineOptions): Promise<MemoryEngine> {
@@ -177,19 +172,11 @@ export class MemoryEngine implements StorageEngine {
   }
 
   async load(): Promise<LoadedState> {
-    const state = this.loaded ?? this.model.toLoaded();
-    this.loaded = undefined; // hand it over once; later calls rebuild it
-    return state;
+    return this.saves.takeLoaded() ?? this.model.toLoaded();
   }
 
   save(batch: SaveBatch): Promise<void> {
-    this.loaded = undefined;
-    try {
-      this.bounds.admit(batch);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.commits.submit(batch);
+    return this.saves.save(batch);
   }
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
@@ -217,11 +204,11 @@ export class MemoryEngine implements StorageEngine {
   }
 
   stats(): EngineStats {
-    return { syncs: this.commits.writes, batches: this.commits.itemsWritten };
+    return this.saves.stats();
   }
 
   async close(): Promise<void> {
-    await this.commits.idle();
+    await this.saves.idle();
     await this.wal.close();
   }
 }

@@ -21,10 +21,9 @@ import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
 import type { KvState } from '../../worker/kv/types.ts';
 import { FormatError, type ByteReader } from './bytes.ts';
-import { DEFAULT_GROUP_COMMIT, type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
+import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { StorageCorruptError } from './errors.ts';
-import { GroupCommit } from './group-commit.ts';
-import { LogBounds } from './log-bounds.ts';
+import { SaveQueue } from './save-queue.ts';
 import {
   readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
   seal, unseal, writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot,
@@ -65,18 +64,13 @@ export class SqliteEngine implements StorageEngine {
   private readonly file: string;
   private readonly db: DatabaseSync;
   private readonly st: Statements;
-  private readonly bounds: LogBounds;
-  private readonly commits: GroupCommit<SaveBatch>;
-  private loaded: LoadedState | undefined;
+  private readonly saves: SaveQueue;
   /** The WAL, opened on the first commit (SQLite creates it), kept for fdatasync. */
   private wal: FileHandle | null = null;
 
   private constructor(file: string, db: DatabaseSync, loaded: LoadedState, opts: EngineOptions) {
     this.file = file;
     this.db = db;
-    this.loaded = loaded;
-    const lastIndex = loaded.entries.length > 0 ? loaded.entries[loaded.entries.length - 1]!.index : loaded.snapshot.meta.index;
-    this.bounds = new LogBounds(loaded.snapshot.meta.index, lastIndex, loaded.applied);
     this.st = {
       putState: db.prepare('INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)'),
       putMeta: db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
@@ -88,7 +82,7 @@ export class SqliteEngine implements StorageEngine {
       putSession: db.prepare('INSERT OR REPLACE INTO sessions (client, rec) VALUES (?, ?)'),
       delSession: db.prepare('DELETE FROM sessions WHERE client = ?'),
     };
-    this.commits = new GroupCommit((batches) => this.writeGroup(batches), { ...DEFAULT_GROUP_COMMIT, ...opts.groupCommit });
+    this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
   }
 
   static async open(opts: EngineOptions): Promise<SqliteEngine> {
@@ -184,22 +178,11 @@ export class SqliteEngine implements StorageEngine {
   }
 
   async load(): Promise<LoadedState> {
-    if (this.loaded) {
-      const s = this.loaded;
-      this.loaded = undefined;
-      return s;
-    }
-    return SqliteEngine.readAll(this.db, this.file);
+    return this.saves.takeLoaded() ?? SqliteEngine.readAll(this.db, this.file);
   }
 
   save(batch: SaveBatch): Promise<void> {
-    this.loaded = undefined;
-    try {
-      this.bounds.admit(batch);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.commits.submit(batch);
+    return this.saves.save(batch);
   }
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
@@ -260,11 +243,11 @@ export class SqliteEngine implements StorageEngine {
   }
 
   stats(): EngineStats {
-    return { syncs: this.commits.writes, batches: this.commits.itemsWritten };
+    return this.saves.stats();
   }
 
   async close(): Promise<void> {
-    await this.commits.idle();
+    await this.saves.idle();
     await this.wal?.close();
     this.wal = null;
     this.db.close();
