@@ -3,28 +3,13 @@
 // routes messages from the network and requests from clients to the nodes.
 
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
-import type { Invariants } from './invariants.ts';
-import type { SimNetwork } from './network.ts';
-import { SimNode, type CrashPoint, type NodeAnswer, type NodeCounters, type NodeEnv, type NodeRequest, type RaftTuning } from './node.ts';
-import type { HostMode, PersistenceMode } from './options.ts';
+import { SimNode, type CrashPoint, type NodeEnv, type NodeRequest } from './node.ts';
+import type { PersistenceMode } from './options.ts';
 import { copyMembership, DurableStore } from './storage.ts';
 
-export interface ClusterEnv {
-  readonly seed: number;
-  readonly network: SimNetwork;
-  readonly invariants: Invariants;
-  readonly counters: NodeCounters;
+/** What the cluster needs from its run: a node's environment (the cluster owns the stores). */
+export interface ClusterEnv extends Omit<NodeEnv, 'stores'> {
   readonly persistence: PersistenceMode;
-  readonly host: HostMode;
-  readonly compactEveryEntries: number;
-  readonly clockSkewPercent: number;
-  readonly tuning: RaftTuning;
-  readonly requestTimeoutTicks: number;
-  now(): number;
-  answer(reqId: number, from: NodeId, answer: NodeAnswer): void;
-  onTimeoutNow(from: NodeId, to: NodeId): void;
-  trace(line: string): void;
-  readonly tracing: boolean;
 }
 
 export const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };

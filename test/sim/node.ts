@@ -74,6 +74,9 @@ export function emptyNodeCounters(): NodeCounters {
   };
 }
 
+/** The counters' names, for summing them across runs. */
+export const NODE_COUNTER_KEYS = Object.keys(emptyNodeCounters()) as Array<keyof NodeCounters>;
+
 export interface NodeEnv {
   readonly seed: number;
   readonly host: HostMode;

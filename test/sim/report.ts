@@ -2,6 +2,7 @@
 // the exact replay command) and a running aggregate of the stats.
 
 import type { SimResult, SimStats } from './run.ts';
+import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './node.ts';
 
 export function formatFailure(r: SimResult): string {
   const f = r.failure;
@@ -24,23 +25,14 @@ export function formatStats(s: SimStats): string {
 }
 
 /** Aggregate over many runs (what a campaign prints at the end). */
-export interface Aggregate {
+export interface Aggregate extends NodeCounters {
   runs: number;
   failed: number;
   committed: number;
   operations: number;
   staleReads: number;
-  leaseReads: number;
-  snapshotsInstalled: number;
-  compactions: number;
-  crashesAtSeams: number;
-  /** Runs with an overlap host, and what their early steps did (see NodeCounters). */
+  /** Runs with an overlap host (what their early steps did is in the NodeCounters sums). */
   overlapRuns: number;
-  earlyMessages: number;
-  earlyApplies: number;
-  crashesAfterEarlySend: number;
-  crashesAfterEarlyApply: number;
-  reappliedEntries: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linUnknown: number;
@@ -57,9 +49,8 @@ export interface Aggregate {
 
 export function emptyAggregate(): Aggregate {
   return {
-    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0,
-    compactions: 0, crashesAtSeams: 0, overlapRuns: 0, earlyMessages: 0, earlyApplies: 0, crashesAfterEarlySend: 0,
-    crashesAfterEarlyApply: 0, reappliedEntries: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
+    ...emptyNodeCounters(),
+    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, overlapRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
@@ -75,16 +66,8 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.committed += s.committed;
   a.operations += s.operations;
   a.staleReads += s.staleReads;
-  a.leaseReads += s.leaseReads;
-  a.snapshotsInstalled += s.snapshotsInstalled;
-  a.compactions += s.compactions;
-  a.crashesAtSeams += s.crashesAtSeams;
+  for (const k of NODE_COUNTER_KEYS) a[k] += s[k];
   if (r.host === 'overlap') a.overlapRuns++;
-  a.earlyMessages += s.earlyMessages;
-  a.earlyApplies += s.earlyApplies;
-  a.crashesAfterEarlySend += s.crashesAfterEarlySend;
-  a.crashesAfterEarlyApply += s.crashesAfterEarlyApply;
-  a.reappliedEntries += s.reappliedEntries;
   a.duplicatesAbsorbed += s.duplicatesAbsorbed;
   a.unknownOutcome += s.unknownOutcome;
   if (s.linearizability === 'unknown') a.linUnknown++;

@@ -14,7 +14,7 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import { CRASH_POINTS, emptyNodeCounters, OVERLAP_CRASH_POINTS, type NodeAnswer, type SimNode } from './node.ts';
+import { CRASH_POINTS, emptyNodeCounters, OVERLAP_CRASH_POINTS, type NodeAnswer, type NodeCounters, type SimNode } from './node.ts';
 import {
   CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveHost, resolveOptions,
   type FaultMix, type HostMode, type SimOptions,
@@ -52,7 +52,8 @@ export const CLIENTS_BOUND_TICKS = LEADER_BOUND_TICKS + 2 * ATTEMPT_TIMEOUT_TICK
 /** Convergence: a lagging member catches up by appends or a chunked snapshot, a few heartbeats each. */
 export const CONVERGE_BOUND_TICKS = CLIENTS_BOUND_TICKS + 20 * HEARTBEAT_TICKS * HEAL_DELAY_TICKS_MAX;
 
-export interface SimStats {
+/** One run's evidence: the hosts' counters (NodeCounters) and the run's own. */
+export interface SimStats extends NodeCounters {
   nodes: number;
   ticks: number;
   ticksToLeader: number;
@@ -61,16 +62,6 @@ export interface SimStats {
   committed: number;
   operations: number;
   staleReads: number;
-  leaseReads: number;
-  snapshotsInstalled: number;
-  compactions: number;
-  crashesAtSeams: number;
-  /** Overlap host only (see NodeCounters). */
-  earlyMessages: number;
-  earlyApplies: number;
-  crashesAfterEarlySend: number;
-  crashesAfterEarlyApply: number;
-  reappliedEntries: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linearizability: 'ok' | 'unknown';
