@@ -9,6 +9,7 @@
 //   --clients C, --keys K, --faults seeded|none,
 //   --persistence correct|forget-vote|send-before-fsync|ack-before-fsync  (broken modes prove the checks bite)
 //   --host seeded|strict|overlap  the host's Ready order (default: a coin flip per seed; see options.ts)
+//   --disk-delay seeded|N  a Ready's write takes 0..N ticks, the node stepping meanwhile (0: instant; see options.ts)
 //   --no-wire        skip the message codec
 //   --mix JSON       override fields of the seeded fault mix, e.g. '{"crashPerMille":50}'
 //   --workers W      worker threads (default: available cores)
@@ -67,6 +68,11 @@ function parseArgs(argv: string[]): Args {
         const v = next();
         if (!HOST_OPTIONS.includes(v as HostOption)) throw new Error(`--host is one of ${HOST_OPTIONS.join(', ')}, got ${v}`);
         args.options.host = v as HostOption;
+        break;
+      }
+      case '--disk-delay': {
+        const v = next();
+        args.options.diskDelayTicksMax = v === 'seeded' ? 'seeded' : int(flag, v);
         break;
       }
       case '--mix': {

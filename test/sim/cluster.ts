@@ -37,6 +37,7 @@ export class SimCluster {
     this.nodeEnv = {
       seed: env.seed,
       host: env.host,
+      diskDelayTicksMax: env.diskDelayTicksMax,
       network: env.network,
       invariants: env.invariants,
       stores,

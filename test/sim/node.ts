@@ -21,6 +21,7 @@ import type { SimNetwork } from './network.ts';
 import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS, type HostMode } from './options.ts';
 import { copyMembership, type DurableStore } from './storage.ts';
 import { digestBytes, stream } from './streams.ts';
+import type { SeededRandom } from '../../worker/raft/random.ts';
 import { violation } from './violation.ts';
 
 /**
@@ -65,14 +66,26 @@ export interface NodeCounters {
   crashesAfterEarlyApply: number;
   /** Entries applied (and answered) before a crash lost them, applied again after the restart. */
   reappliedEntries: number;
+  /** Slow disk: writes that took >= 1 tick; messages stepped and client requests taken meanwhile. */
+  slowWrites: number;
+  stepsDuringWrite: number;
+  /** Of those, append acks a leader stepped while its own write of new entries was out. */
+  leaderAcksDuringWrite: number;
+  requestsDuringWrite: number;
+  /** Crashes that lost an outstanding write (and, on an overlap host, what it applied early). */
+  crashesDuringWrite: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
   return {
     leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesAtSeams: 0, earlyMessages: 0, earlyApplies: 0,
     crashesAfterEarlySend: 0, crashesAfterEarlyApply: 0, reappliedEntries: 0,
+    slowWrites: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, crashesDuringWrite: 0,
   };
 }
+
+/** The slow disk's counters: left out of a run's digest when its disk is instant (always 0 there). */
+export const SLOW_DISK_COUNTER_KEYS: Array<keyof NodeCounters> = ['slowWrites', 'stepsDuringWrite', 'leaderAcksDuringWrite', 'requestsDuringWrite', 'crashesDuringWrite'];
 
 /** The counters' names, for summing them across runs. */
 export const NODE_COUNTER_KEYS = Object.keys(emptyNodeCounters()) as Array<keyof NodeCounters>;
@@ -80,6 +93,8 @@ export const NODE_COUNTER_KEYS = Object.keys(emptyNodeCounters()) as Array<keyof
 export interface NodeEnv {
   readonly seed: number;
   readonly host: HostMode;
+  /** Max ticks a Ready's write takes (0: instant; see options.ts DiskOption). */
+  readonly diskDelayTicksMax: number;
   readonly network: SimNetwork;
   readonly invariants: Invariants;
   readonly stores: ReadonlyMap<NodeId, DurableStore>;
@@ -133,11 +148,26 @@ interface WaitingRead {
   index: number;
 }
 
+/** A Ready whose write is in flight: what finishing it needs (persist, send, apply, advance). */
+interface ReadyWrite {
+  rd: Ready;
+  raft: RawNode;
+  afterPersist: Message[];
+  appliedEarly: boolean;
+  /** The core's membership at ready() (commit durability is judged against it, not a later one). */
+  membership: Membership;
+  doneAtTick: number;
+}
+
 export class SimNode {
   readonly id: NodeId;
   readonly store: DurableStore;
   private readonly env: NodeEnv;
   private readonly clock: NodeClock;
+  /** Draws each write's delay on a slow disk (null: instant writes, no draws). */
+  private readonly disk: SeededRandom | null;
+  /** The Ready whose write is outstanding; no ready() until it is done and advanced. */
+  private writing: ReadyWrite | null = null;
   incarnation = 0;
   private raft: RawNode | null = null;
   private kv: KvStateMachine | null = null;
@@ -162,6 +192,7 @@ export class SimNode {
     this.store = store;
     this.env = env;
     this.clock = new NodeClock(stream(env.seed, `clock:${id}`), env.clockSkewPercent);
+    this.disk = env.diskDelayTicksMax > 0 ? stream(env.seed, `disk:${id}`) : null;
     this.membership = copyMembership(store.appliedMembership);
   }
 
@@ -195,6 +226,11 @@ export class SimNode {
   crash(why: string): void {
     if (this.raft === null) return;
     if (this.crashPlan !== null) this.env.counters.crashesAtSeams++;
+    if (this.writing !== null) {
+      // The write never reached the disk: the store model has none of it.
+      this.env.counters.crashesDuringWrite++;
+      this.writing = null;
+    }
     if (this.applied > this.store.applied) this.lostAppliedUpTo = Math.max(this.lostAppliedUpTo, this.applied);
     this.store.onCrash();
     this.log(`crash (${why})`);
@@ -218,6 +254,13 @@ export class SimNode {
 
   step(messages: Message[]): void {
     if (this.raft === null) return;
+    const w = this.writing;
+    if (w !== null) {
+      this.env.counters.stepsDuringWrite += messages.length;
+      if (this.role === 'leader' && w.rd.entries.length > 0) {
+        for (const m of messages) if (m.type === 'appendResp' && m.reject !== true) this.env.counters.leaderAcksDuringWrite++;
+      }
+    }
     for (const m of messages) this.raft.step(m);
     this.processReady();
   }
@@ -282,6 +325,7 @@ export class SimNode {
     const kv = this.kv;
     if (raft === null || kv === null) return; // lost with the node; the client times out
     const expiresAt = this.env.now() + this.env.requestTimeoutTicks;
+    if (this.writing !== null) this.env.counters.requestsDuringWrite++;
     if (req.kind === 'write') {
       const r = raft.propose([req.data]);
       if (!r.ok) {
@@ -327,6 +371,8 @@ export class SimNode {
     const raft = this.raft;
     const kv = this.kv;
     if (raft === null || kv === null) return;
+    // Not while a write is out: applied state may be ahead of the durable model until it lands.
+    if (this.writing !== null) return;
     if (this.applied - this.store.snapshotIndex < this.env.compactEveryEntries) return;
     const term = this.store.termAt(this.applied);
     if (term === undefined) violation('host-compact', `${this.id} has no term for applied ${this.applied}`);
@@ -338,9 +384,22 @@ export class SimNode {
     this.log(`compact at ${this.applied}/${term}`);
   }
 
-  /** Carry out every pending Ready in the host mode's order, honouring an armed crash. */
+  /**
+   * Carry out every pending Ready in the host mode's order, honouring an armed crash. On a slow
+   * disk a Ready's write may stay outstanding for some ticks: then this returns at once (the core
+   * keeps stepping and ticking) until the write is due, finishes it, and only then asks for the
+   * next Ready.
+   */
   processReady(): void {
-    while (this.raft !== null && this.raft.hasReady()) {
+    while (this.raft !== null) {
+      if (this.writing !== null) {
+        if (this.writing.doneAtTick > this.env.now()) return;
+        const w = this.writing;
+        this.writing = null;
+        if (!this.finishReady(w)) return;
+        continue;
+      }
+      if (!this.raft.hasReady()) return;
       const raft = this.raft;
       const rd = raft.ready();
       if (rd.softState !== undefined) {
@@ -360,22 +419,43 @@ export class SimNode {
         afterPersist = early.afterPersist;
         appliedEarly = early.appliedEarly;
       }
-      this.store.beginReadyWrite(rd.snapshot !== undefined);
-      this.persist(rd, raft, appliedEarly);
-      if (this.crashPlan === 'after-persist') return this.crash('after persisting, before sending');
-      this.send(afterPersist);
-      if (this.crashPlan === 'after-send') return this.crash('after sending, before applying');
-      this.store.endReadyWrite();
-      if (!appliedEarly) {
-        const answers = this.apply(rd.committedEntries, this.store.hardState.commit);
-        this.saveApplied();
-        // Answer only what is durably applied.
-        this.answerAll(answers);
+      const delayTicks = this.disk === null ? 0 : this.disk.nextInt(this.env.diskDelayTicksMax + 1);
+      const w: ReadyWrite = { rd, raft, afterPersist, appliedEarly, membership: raft.membership(), doneAtTick: this.env.now() + delayTicks };
+      if (delayTicks > 0) {
+        this.env.counters.slowWrites++;
+        this.writing = w;
+        if (this.env.tracing) this.log(`write out for ${delayTicks} ticks (${rd.entries.length} entries${rd.snapshot !== undefined ? ', snapshot' : ''})`);
+        return;
       }
-      if (this.env.host === 'strict') this.releaseReads(rd);
-      this.serveReads();
-      raft.advance(rd);
+      if (!this.finishReady(w)) return;
     }
+  }
+
+  /** The write lands: persist, send the rest, apply, advance. False when an armed crash fired. */
+  private finishReady(w: ReadyWrite): boolean {
+    const { rd, raft, afterPersist, appliedEarly } = w;
+    this.store.beginReadyWrite(rd.snapshot !== undefined);
+    this.persist(rd, appliedEarly, w.membership);
+    if (this.crashPlan === 'after-persist') {
+      this.crash('after persisting, before sending');
+      return false;
+    }
+    this.send(afterPersist);
+    if (this.crashPlan === 'after-send') {
+      this.crash('after sending, before applying');
+      return false;
+    }
+    this.store.endReadyWrite();
+    if (!appliedEarly) {
+      const answers = this.apply(rd.committedEntries, this.store.hardState.commit);
+      this.saveApplied();
+      // Answer only what is durably applied.
+      this.answerAll(answers);
+    }
+    if (this.env.host === 'strict') this.releaseReads(rd);
+    this.serveReads();
+    raft.advance(rd);
+    return true;
   }
 
   /**
@@ -447,7 +527,7 @@ export class SimNode {
   }
 
   /** Write the Ready (and, for an overlap host, the KV effects it applied before the write). */
-  private persist(rd: Ready, raft: RawNode, appliedEarly: boolean): void {
+  private persist(rd: Ready, appliedEarly: boolean, membership: Membership): void {
     const inv = this.env.invariants;
     const store = this.store;
     if (rd.snapshot !== undefined) {
@@ -481,7 +561,7 @@ export class SimNode {
     }
     if (appliedEarly) this.saveApplied();
     if (this.role === 'leader') {
-      const now = raft.membership();
+      const now = membership;
       inv.onCommit(this.id, store.hardState.commit, store, this.lastMembership === null ? [now] : [this.lastMembership, now], this.env.stores);
       this.lastMembership = now;
       inv.onLeaderPersisted(this.id, this.term, store);

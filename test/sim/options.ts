@@ -48,6 +48,25 @@ function hostOfPersistence(mode: PersistenceMode): HostMode | null {
   return null;
 }
 
+/**
+ * The slow disk: a node's write of a Ready completes 0..max ticks after ready() (each write's
+ * delay drawn from the node's own stream); meanwhile the node keeps stepping messages, ticking
+ * and taking client requests into the core, as worker/peer/peer.ts does while it awaits its
+ * save, and calls ready() again only after that write's advance(). 0 = an instant write (the
+ * model before the slow disk existed). 'seeded' draws it per seed from its own stream `disk`:
+ * slow on about half the overlap seeds and a quarter of the strict ones.
+ */
+export type DiskOption = number | 'seeded';
+export const DISK_DELAY_TICKS_MAX = 8;
+
+/** The slow disk's max write delay of one run (0: instant writes). */
+export function resolveDisk(seed: number, opts: SimOptions, host: HostMode): number {
+  if (opts.diskDelayTicksMax !== 'seeded') return opts.diskDelayTicksMax;
+  const r = stream(seed, 'disk');
+  const slow = r.nextInt(4) < (host === 'overlap' ? 2 : 1);
+  return slow ? [1, 2, 4][r.nextInt(3)]! : 0;
+}
+
 export interface SimOptions {
   /** 3 or 5 voters at start; 0 = pick from the seed. */
   nodes: 0 | 3 | 5;
@@ -61,6 +80,8 @@ export interface SimOptions {
   faults: 'seeded' | 'none';
   persistence: PersistenceMode;
   host: HostOption;
+  /** Max ticks a Ready's write takes (see DiskOption). */
+  diskDelayTicksMax: DiskOption;
   /** Push every message through the wire codec (catches aliasing and codec bugs). */
   wire: boolean;
   /** Record a human-readable event trace (for --seed replays and the determinism test). */
@@ -77,6 +98,7 @@ export const DEFAULT_OPTIONS: SimOptions = {
   faults: 'seeded',
   persistence: 'correct',
   host: 'seeded',
+  diskDelayTicksMax: 'seeded',
   wire: true,
   trace: false,
   mix: {},
@@ -165,6 +187,10 @@ export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
   if (!(opts.clients >= 0 && opts.clients <= 64)) throw new RangeError('clients must be in [0, 64]');
   if (!(opts.keys >= 1 && opts.keys <= 64)) throw new RangeError('keys must be in [1, 64]');
   if (!HOST_OPTIONS.includes(opts.host)) throw new RangeError(`host must be one of ${HOST_OPTIONS.join(', ')}, got ${opts.host}`);
+  const disk = opts.diskDelayTicksMax;
+  if (disk !== 'seeded' && !(Number.isInteger(disk) && disk >= 0 && disk <= DISK_DELAY_TICKS_MAX)) {
+    throw new RangeError(`diskDelayTicksMax must be 'seeded' or an integer in [0, ${DISK_DELAY_TICKS_MAX}], got ${disk}`);
+  }
   const forced = hostOfPersistence(opts.persistence);
   if (forced !== null && opts.host !== 'seeded' && opts.host !== forced) {
     throw new RangeError(`persistence ${opts.persistence} needs host ${forced}, got ${opts.host}`);
@@ -189,7 +215,11 @@ export function replayCommand(seed: number, opts: SimOptions): string {
   if (opts.keys !== d.keys) flags.push(`--keys ${opts.keys}`);
   if (opts.faults !== d.faults) flags.push(`--faults ${opts.faults}`);
   if (opts.persistence !== d.persistence) flags.push(`--persistence ${opts.persistence}`);
-  if (hostOfPersistence(opts.persistence) === null) flags.push(`--host ${resolveHost(seed, opts)}`);
+  const host = resolveHost(seed, opts);
+  if (hostOfPersistence(opts.persistence) === null) flags.push(`--host ${host}`);
+  // Only a slow disk is named: a seed that drew an instant one replays the same without it.
+  const disk = resolveDisk(seed, opts, host);
+  if (disk > 0) flags.push(`--disk-delay ${disk}`);
   if (opts.wire !== d.wire) flags.push(opts.wire ? '--wire' : '--no-wire');
   if (Object.keys(opts.mix).length > 0) flags.push(`--mix '${JSON.stringify(opts.mix)}'`);
   return `npm run sim -- ${flags.join(' ')}`;

@@ -19,6 +19,7 @@ export function formatStats(s: SimStats): string {
     `snapshots=${s.snapshotsInstalled}/${s.compactions} seamCrashes=${s.crashesAtSeams} dupsAbsorbed=${s.duplicatesAbsorbed} ` +
     `early=${s.earlyMessages}msgs/${s.earlyApplies}applies earlySendCrashes=${s.crashesAfterEarlySend} ` +
     `earlyApplyCrashes=${s.crashesAfterEarlyApply}(${s.reappliedEntries} reapplied) ` +
+    `slowWrites=${s.slowWrites} stepsDuringWrite=${s.stepsDuringWrite} leaderAcks=${s.leaderAcksDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} writeCrashes=${s.crashesDuringWrite} ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} crashes=${s.crashes} partitions=${s.partitions} ` +
     `conf=${s.confChanges} transfers=${s.transfers} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
@@ -33,6 +34,9 @@ export interface Aggregate extends NodeCounters {
   staleReads: number;
   /** Runs with an overlap host (what their early steps did is in the NodeCounters sums). */
   overlapRuns: number;
+  /** Runs with a slow disk (writes outstanding while the node steps), and how many were strict. */
+  slowDiskRuns: number;
+  slowDiskStrictRuns: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linUnknown: number;
@@ -50,7 +54,7 @@ export interface Aggregate extends NodeCounters {
 export function emptyAggregate(): Aggregate {
   return {
     ...emptyNodeCounters(),
-    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, overlapRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
+    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, overlapRuns: 0, slowDiskRuns: 0, slowDiskStrictRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
@@ -68,6 +72,10 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.staleReads += s.staleReads;
   for (const k of NODE_COUNTER_KEYS) a[k] += s[k];
   if (r.host === 'overlap') a.overlapRuns++;
+  if (r.diskDelayTicksMax > 0) {
+    a.slowDiskRuns++;
+    if (r.host === 'strict') a.slowDiskStrictRuns++;
+  }
   a.duplicatesAbsorbed += s.duplicatesAbsorbed;
   a.unknownOutcome += s.unknownOutcome;
   if (s.linearizability === 'unknown') a.linUnknown++;
@@ -105,6 +113,8 @@ export function formatAggregate(a: Aggregate): string {
     `faults: crashes ${a.crashes} (${a.crashesAtSeams} at a Ready seam), partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
     `overlap host on ${a.overlapRuns} runs: ${a.earlyMessages} messages sent before their write, ${a.earlyApplies} Readies applied before it; ` +
       `crashes that lost the write of sent entries ${a.crashesAfterEarlySend}, after an early apply ${a.crashesAfterEarlyApply} (${a.reappliedEntries} entries re-applied)`,
+    `slow disk on ${a.slowDiskRuns} runs (${a.slowDiskStrictRuns} strict): ${a.slowWrites} writes outstanding >= 1 tick, ` +
+      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader writing new entries) and ${a.requestsDuringWrite} client requests taken during one, ${a.crashesDuringWrite} crashes lost one`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

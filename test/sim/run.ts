@@ -14,9 +14,9 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import { CRASH_POINTS, emptyNodeCounters, OVERLAP_CRASH_POINTS, type NodeAnswer, type NodeCounters, type SimNode } from './node.ts';
+import { CRASH_POINTS, emptyNodeCounters, OVERLAP_CRASH_POINTS, SLOW_DISK_COUNTER_KEYS, type NodeAnswer, type NodeCounters, type SimNode } from './node.ts';
 import {
-  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveHost, resolveOptions,
+  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveDisk, resolveHost, resolveOptions,
   type FaultMix, type HostMode, type SimOptions,
 } from './options.ts';
 import { digestString, stream } from './streams.ts';
@@ -83,6 +83,8 @@ export interface SimResult {
   options: SimOptions;
   /** The host mode this run used (drawn from the seed unless forced). */
   host: HostMode;
+  /** Max ticks a Ready's write took in this run (0: instant writes; drawn unless forced). */
+  diskDelayTicksMax: number;
   mix: FaultMix;
   ok: boolean;
   failure?: SimFailure;
@@ -100,6 +102,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const voters = options.nodes !== 0 ? options.nodes : setup.nextInt(2) === 0 ? 3 : 5;
   const mix: FaultMix = { ...(options.faults === 'none' ? CALM_MIX : drawFaultMix(stream(seed, 'mix'))), ...options.mix };
   const host = resolveHost(seed, options);
+  const diskDelayTicksMax = resolveDisk(seed, options, host);
   const trace: string[] = [];
   let tick = 0;
   let eventStamp = 0;
@@ -107,7 +110,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const log = (line: string): void => {
     if (tracing) trace.push(`${tick} ${line}`);
   };
-  if (tracing) log(`seed=${seed} voters=${voters} host=${host} mix=${JSON.stringify(mix)}`);
+  if (tracing) log(`seed=${seed} voters=${voters} host=${host}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const invariants = new Invariants();
@@ -121,7 +124,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     clients?.onAnswer(reqId, from, answer);
   };
   const cluster = new SimCluster({
-    seed, network, invariants, counters, persistence: options.persistence, host,
+    seed, network, invariants, counters, persistence: options.persistence, host, diskDelayTicksMax,
     compactEveryEntries: mix.compactEveryEntries,
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
@@ -148,6 +151,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     crashesAtSeams: 0, earlyMessages: 0, earlyApplies: 0, crashesAfterEarlySend: 0,
     crashesAfterEarlyApply: 0, reappliedEntries: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
     crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
+    slowWrites: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, crashesDuringWrite: 0,
   };
   let failure: SimFailure | undefined;
   let finalDigest = 0;
@@ -236,6 +240,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.crashesAfterEarlySend = counters.crashesAfterEarlySend;
   stats.crashesAfterEarlyApply = counters.crashesAfterEarlyApply;
   stats.reappliedEntries = counters.reappliedEntries;
+  for (const k of SLOW_DISK_COUNTER_KEYS) stats[k] = counters[k];
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
   stats.messages = network.stats.sent;
@@ -243,9 +248,12 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.partitions = chaos.stats.partitions;
   stats.confChanges = chaos.stats.confChangesProposed;
   stats.transfers = chaos.stats.transfers;
-  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
+  // An instant-disk run digests as it did before the slow disk existed (its counters are all 0).
+  const digested: Partial<SimStats> = { ...stats };
+  if (diskDelayTicksMax === 0) for (const k of SLOW_DISK_COUNTER_KEYS) delete digested[k];
+  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, digested, failure ?? null],
     (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
-  const result: SimResult = { seed, options, host, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
+  const result: SimResult = { seed, options, host, diskDelayTicksMax, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
   if (failure !== undefined) result.failure = failure;
   return result;
 }
