@@ -19,12 +19,14 @@ describe('simulator', () => {
     const total = emptyAggregate();
     let five = 0;
     let strictEarly = 0;
+    let instantDiskSlowCounts = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
       const r = runSim(seed);
       results.push(r);
       addRun(total, r);
       if (r.stats.nodes === 5) five++;
       if (r.host === 'strict') strictEarly += r.stats.earlyMessages + r.stats.earlyApplies + r.stats.crashesAfterEarlyApply;
+      if (r.diskDelayTicksMax === 0) instantDiskSlowCounts += r.stats.slowWrites + r.stats.stepsDuringWrite + r.stats.crashesDuringWrite;
     }
     expect(failuresOf(results)).toEqual([]);
     // The seeds really do mix sizes, faults and features (a run that skipped them proves little).
@@ -51,6 +53,19 @@ describe('simulator', () => {
     expect(total.crashesAfterEarlySend).toBeGreaterThan(SEEDS / 25);
     expect(total.crashesAfterEarlyApply).toBeGreaterThan(SEEDS / 25);
     expect(total.reappliedEntries).toBeGreaterThan(SEEDS / 25);
+    // The slow disk runs on both host orders, and its window happens: messages (leaders' acks
+    // for entries they are still writing among them) and client requests stepped into the core
+    // while a write is out, and crashes that lose an outstanding write.
+    expect(total.slowDiskRuns).toBeGreaterThan(SEEDS / 5);
+    expect(total.slowDiskRuns).toBeLessThan(SEEDS / 2);
+    expect(total.slowDiskStrictRuns).toBeGreaterThan(SEEDS / 20);
+    expect(total.slowDiskRuns - total.slowDiskStrictRuns).toBeGreaterThan(SEEDS / 10);
+    expect(instantDiskSlowCounts).toBe(0);
+    expect(total.slowWrites).toBeGreaterThan(SEEDS * 20);
+    expect(total.stepsDuringWrite).toBeGreaterThan(SEEDS * 50);
+    expect(total.leaderAcksDuringWrite).toBeGreaterThan(SEEDS * 5);
+    expect(total.requestsDuringWrite).toBeGreaterThan(SEEDS * 5);
+    expect(total.crashesDuringWrite).toBeGreaterThan(SEEDS / 25);
   });
 
   it('replays the drawn host mode: the replay command names it, and forcing it gives the same run', () => {
@@ -62,6 +77,19 @@ describe('simulator', () => {
       expect(runSim(seed, { host: r.host }).digest).toBe(r.digest);
     }
     expect([...hosts].sort()).toEqual(['overlap', 'strict']);
+  });
+
+  it('replays the drawn slow disk: the replay command names it, and forcing it gives the same run', () => {
+    const disks = new Set<number>();
+    for (const seed of [2, 3, 4, 17, 25, 40]) {
+      const r = runSim(seed);
+      disks.add(r.diskDelayTicksMax);
+      if (r.diskDelayTicksMax > 0) expect(r.replay).toContain(`--disk-delay ${r.diskDelayTicksMax}`);
+      else expect(r.replay).not.toContain('--disk-delay');
+      expect(runSim(seed, { host: r.host, diskDelayTicksMax: r.diskDelayTicksMax }).digest).toBe(r.digest);
+    }
+    expect(disks.has(0)).toBe(true);
+    expect(disks.size).toBeGreaterThan(2);
   });
 
   it('with no faults, everything commits and every operation completes with a known outcome', () => {
