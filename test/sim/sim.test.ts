@@ -158,6 +158,24 @@ describe('simulator', () => {
     expect(fixed.stats.earlyMessages).toBeGreaterThan(0);
   });
 
+  it("catches early acks on a slow disk too: a crash during a follower's outstanding write takes back a counted ack", () => {
+    // The slow disk widens ack-before-fsync's window from one Ready seam to the whole write
+    // (crashing any time while it is out loses it), so the checks must still see it there.
+    const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
+    const disk = { chaosTicks: 200, diskDelayTicksMax: 4 };
+    let caught: SimResult | null = null;
+    for (let seed = 1; seed <= 50 && caught === null; seed++) {
+      const r = runSim(seed, { persistence: 'ack-before-fsync', mix, ...disk });
+      if (!r.ok && ['commit-durability', 'lost-commit', 'leader-completeness', 'state-machine-safety'].includes(r.failure!.invariant)) caught = r;
+    }
+    expect(caught, 'ack-before-fsync on a slow disk went unnoticed on 50 seeds').not.toBeNull();
+    expect(caught!.replay).toContain('--disk-delay 4');
+    const fixed = runSim(caught!.seed, { host: 'overlap', mix, ...disk });
+    expect(fixed.ok, formatFailure(fixed)).toBe(true);
+    expect(fixed.stats.stepsDuringWrite).toBeGreaterThan(0);
+    expect(fixed.stats.crashesDuringWrite).toBeGreaterThan(0);
+  });
+
   it('replays a seed exactly: the same seed gives the same trace twice', () => {
     for (const seed of [3, 11]) {
       const a = runSim(seed, { trace: true });
