@@ -2,7 +2,9 @@
 // contract exactly as worker/raft/types.ts orders it (persist, send, apply, release reads,
 // advance), or in the overlap order of worker/peer/peer.ts (early sends and early apply before
 // the write; see HostMode). A crash can be armed at any of those seams; it throws away
-// everything in memory, and start() rebuilds the node from the durable model alone.
+// everything in memory, and start() rebuilds the node from the durable model alone. On a slow
+// disk (options.ts DiskOption) a Ready's write stays out for some ticks while the core keeps
+// stepping, ticking and taking requests; the next ready() waits for it to land and advance().
 //
 // It also plays the peer's part for clients: proposals wait for their (index, term) to apply,
 // consistent reads wait for a ReadIndex round, default reads for a lease, stale reads are
@@ -419,7 +421,10 @@ export class SimNode {
         afterPersist = early.afterPersist;
         appliedEarly = early.appliedEarly;
       }
-      const delayTicks = this.disk === null ? 0 : this.disk.nextInt(this.env.diskDelayTicksMax + 1);
+      // As peer.ts, a Ready with nothing to write (only messages, reads, committed entries to
+      // apply after it) does not wait for the disk.
+      const writes = rd.snapshot !== undefined || rd.entries.length > 0 || rd.hardState !== undefined || appliedEarly;
+      const delayTicks = this.disk === null || !writes ? 0 : this.disk.nextInt(this.env.diskDelayTicksMax + 1);
       const w: ReadyWrite = { rd, raft, afterPersist, appliedEarly, membership: raft.membership(), doneAtTick: this.env.now() + delayTicks };
       if (delayTicks > 0) {
         this.env.counters.slowWrites++;
