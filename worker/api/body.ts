@@ -1,14 +1,40 @@
 // Reading request bodies under a byte limit. The limit is enforced while reading: a client that
 // announces or streams more than `bytesMax` gets 413 and the rest of its body is never buffered.
+//
+// Past the limit the rest of a body is still read and dropped, up to DRAIN_BYTES_MAX: a 413 sent
+// while the client is still uploading is often lost, because the server then closes a connection
+// with unread input and the client sees a reset instead of the answer. Beyond that budget the
+// upload is cut off (the client gets the 413 if it reads before it finishes writing).
 
 import { badRequest, tooLarge } from './http.ts';
 
 const EMPTY = new Uint8Array(0);
+export const DRAIN_BYTES_MAX = 8 * 1024 * 1024;
+
+/** Read and drop up to `budget` more bytes, then cancel whatever is left. Never throws. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, budget: number): Promise<void> {
+  try {
+    for (let left = budget; left > 0; ) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      left -= value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nothing left to drain.
+  }
+}
 
 export async function readBodyBytes(request: Request, bytesMax: number): Promise<Uint8Array> {
-  const announced = request.headers.get('Content-Length');
-  if (announced !== null && /^\d+$/.test(announced.trim()) && Number(announced.trim()) > bytesMax) {
-    throw tooLarge(`request body is ${announced.trim()} bytes, above the limit of ${bytesMax}`);
+  const announcedText = request.headers.get('Content-Length')?.trim() ?? null;
+  const announced = announcedText !== null && /^\d+$/.test(announcedText) ? Number(announcedText) : null;
+  if (announced !== null && announced > bytesMax) {
+    const reader = request.body?.getReader();
+    if (reader !== undefined) {
+      await drain(reader, announced <= DRAIN_BYTES_MAX ? announced : 0);
+      reader.releaseLock();
+    }
+    throw tooLarge(`request body is ${announcedText} bytes, above the limit of ${bytesMax}`);
   }
   if (request.body === null) return EMPTY;
   const reader = request.body.getReader();
@@ -20,7 +46,7 @@ export async function readBodyBytes(request: Request, bytesMax: number): Promise
       if (done) break;
       total += value.byteLength;
       if (total > bytesMax) {
-        void reader.cancel().catch(() => {});
+        await drain(reader, DRAIN_BYTES_MAX);
         throw tooLarge(`request body is above the limit of ${bytesMax} bytes`);
       }
       chunks.push(value);
