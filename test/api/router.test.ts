@@ -1,7 +1,7 @@
 // The shared router against an in-process 3-peer cluster, with real Request/Response objects.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter } from '../../worker/api/router.ts';
+import { createApiRouter, needsLeader } from '../../worker/api/router.ts';
 import type { ApiHost } from '../../worker/api/router.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
@@ -504,6 +504,19 @@ describe('api: nothing a client sends makes it answer 500', () => {
       if (method !== 'GET' && method !== 'HEAD') init.body = pick(bodies);
       if (rnd.nextInt(4) === 0) init.headers = { 'X-Metcd-Client': pick(['c', '', 'é', 'x'.repeat(80)]), 'X-Metcd-Seq': pick(['1', '0', '-1', '1e3', '99999999999999999']) };
       await env.call(pick([env.leader, env.follower]), path, init); // call() asserts: not 500, revision header, error shape
+    }
+  });
+});
+
+describe('needsLeader (which requests a host may hold during an election)', () => {
+  const at = (path: string, method = 'GET') => new Request(`http://metcd.test${path}`, { method });
+  it('introspection and stale reads do not; writes, default and consistent reads do', () => {
+    for (const path of ['/status', '/health', '/members', '/hello?level=stale', '/key/foo?level=stale']) {
+      expect(needsLeader(at(path)), path).toBe(false);
+    }
+    for (const [path, method] of [['/hello', 'GET'], ['/key/foo?level=consistent', 'GET'], ['/hello', 'PUT'],
+      ['/key', 'POST'], ['/hello?level=stale', 'DELETE'], ['/join', 'POST'], ['/members/p2', 'DELETE']] as const) {
+      expect(needsLeader(at(path, method)), `${method} ${path}`).toBe(true);
     }
   });
 });

@@ -28,6 +28,21 @@ export { DEFAULT_API_LIMITS } from './host.ts';
 
 export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'raft', '_metcd'] as const;
 
+/** Routes any peer answers from its own state, leader or not. */
+const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members']);
+
+/**
+ * Whether answering `request` takes a known leader: everything but introspection reads and
+ * stale reads. A host may hold such a request briefly while an election is under way rather
+ * than answer 503 at once (the edge does, see worker/edge/peer-object.ts).
+ */
+export function needsLeader(request: Request): boolean {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return true;
+  const url = new URL(request.url);
+  if (LEADERLESS_SEGMENTS.has(url.pathname.split('/')[1] ?? '')) return false;
+  return url.searchParams.get('level') !== 'stale';
+}
+
 type Handler = (request: IRequest, ctx: ApiContext) => Response | Promise<Response>;
 
 function notAllowed(allow: string): Handler {

@@ -16,7 +16,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { Peer } from '../peer/peer.ts';
 import type { PeerLog } from '../peer/options.ts';
 import type { PeerTransport } from '../peer/ports.ts';
-import { createApiRouter } from '../api/router.ts';
+import { createApiRouter, needsLeader } from '../api/router.ts';
 import { H, errorResponse, withHeader } from '../api/http.ts';
 import { decodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
@@ -37,9 +37,6 @@ import type { TransportStats } from './transport.ts';
 /** Largest message batch accepted from a sibling: a full transport batch plus one oversized
  *  message (an append carries up to appendBytesMax), well under the 32 MiB RPC cap. */
 export const DELIVER_BYTES_MAX = 16 * 1024 * 1024;
-
-/** First path segments any peer answers on its own, leader or not (worker/api/router.ts). */
-const LEADERLESS_ROUTES = new Set(['status', 'health', 'members']);
 
 /** The core's election timeout in ticks: the alarm period and the cold-start wait derive from it. */
 const ELECTION_TICKS = defaultRaftConfig('_', { nextInt: () => 0 }).electionTicks;
@@ -331,14 +328,11 @@ export class PeerObject extends DurableObject<Env> {
   /**
    * A peer that knows no leader (cold start, just woken, election under way) holds a client
    * request for up to about two election timeouts before the router answers it: the leader is
-   * usually known within a tick or two. What any peer answers alone (introspection, stale
-   * reads) is not held.
+   * usually known within a tick or two. Which requests need a leader is the router's call
+   * (needsLeader): introspection and stale reads are not held.
    */
   private async awaitLeader(hosted: Hosted, request: Request): Promise<void> {
-    const url = new URL(request.url);
-    const first = url.pathname.split('/')[1] ?? '';
-    const read = request.method === 'GET' || request.method === 'HEAD';
-    if (read && (LEADERLESS_ROUTES.has(first) || url.searchParams.get('level') === 'stale')) return;
+    if (!needsLeader(request)) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
     while (hosted.peer.leaderInfo().id === '' && Date.now() < deadline && hosted.peer.status().failure === null) {
