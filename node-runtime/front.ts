@@ -10,6 +10,18 @@ import type { NodeId } from '../worker/raft/types.ts';
 import type { Logger } from './log.ts';
 import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
 import type { Faults } from './faults.ts';
+import { errorResponse } from '../worker/api/http.ts';
+import { changesCluster } from '../worker/api/router.ts';
+import { readBodyBytes } from '../worker/api/body.ts';
+
+/** The body, or null when it is over `bytesMax` (read under the cap; see worker/api/body.ts). */
+async function readCapped(request: Request, bytesMax: number): Promise<Uint8Array | null> {
+  try {
+    return await readBodyBytes(request, bytesMax);
+  } catch {
+    return null;
+  }
+}
 
 export interface FrontOptions {
   selfId: NodeId;
@@ -36,38 +48,9 @@ export function tokenMatches(header: string | null, token: string): boolean {
   return timingSafeEqual(digest(header.slice('Bearer '.length)), digest(token));
 }
 
-function json(status: number, code: string, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
-  });
-}
+const json = errorResponse;
 
-/** Routes that change the cluster: token required (reads of membership are open). */
-function changesCluster(method: string, path: string): boolean {
-  if (path === '/join' || path === '/transfer-leader') return method !== 'GET' && method !== 'HEAD';
-  return path.startsWith('/members/') && method !== 'GET' && method !== 'HEAD';
-}
 
-async function readCapped(request: Request, bytesMax: number): Promise<Uint8Array | null> {
-  const announced = Number(request.headers.get('content-length') ?? '0');
-  if (announced > bytesMax) return null;
-  if (request.body === null) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > bytesMax) {
-      await reader.cancel();
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
-}
 
 export function createFront(opts: FrontOptions): (request: Request) => Promise<Response> {
   const unauthorized = () =>
@@ -125,7 +108,7 @@ export function createFront(opts: FrontOptions): (request: Request) => Promise<R
     if (peer === undefined) return json(503, 'unavailable', 'node is starting', { 'Retry-After': '1' });
     if (url.pathname === RAFT_PATH) return raft(request, peer);
     if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return faultsRoute(request, opts.faults);
-    if (changesCluster(request.method, url.pathname) && !tokenMatches(request.headers.get('authorization'), opts.token)) {
+    if (changesCluster(request) && !tokenMatches(request.headers.get('authorization'), opts.token)) {
       return unauthorized();
     }
     return opts.router.fetch(request);

@@ -1,7 +1,7 @@
 // The shared router against an in-process 3-peer cluster, with real Request/Response objects.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter, needsLeader } from '../../worker/api/router.ts';
+import { changesCluster, createApiRouter, needsLeader } from '../../worker/api/router.ts';
 import type { ApiHost } from '../../worker/api/router.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
@@ -517,6 +517,18 @@ describe('needsLeader (which requests a host may hold during an election)', () =
     for (const [path, method] of [['/hello', 'GET'], ['/key/foo?level=consistent', 'GET'], ['/hello', 'PUT'],
       ['/key', 'POST'], ['/hello?level=stale', 'DELETE'], ['/join', 'POST'], ['/members/p2', 'DELETE']] as const) {
       expect(needsLeader(at(path, method)), `${method} ${path}`).toBe(true);
+    }
+  });
+});
+
+describe('changesCluster (which requests a host guards with the cluster token)', () => {
+  const at = (path: string, method = 'GET') => new Request(`http://metcd.test${path}`, { method });
+  it('membership and leadership changes do; reads and key writes do not', () => {
+    for (const [path, method] of [['/join', 'POST'], ['/transfer-leader', 'POST'], ['/members/p2', 'DELETE'], ['/members/p2/promote', 'POST']] as const) {
+      expect(changesCluster(at(path, method)), `${method} ${path}`).toBe(true);
+    }
+    for (const [path, method] of [['/members', 'GET'], ['/members/p2', 'GET'], ['/status', 'GET'], ['/hello', 'PUT'], ['/key', 'POST']] as const) {
+      expect(changesCluster(at(path, method)), `${method} ${path}`).toBe(false);
     }
   });
 });

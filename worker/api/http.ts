@@ -36,6 +36,8 @@ export type ApiErrorCode =
   | 'leadership_lost'
   | 'timeout'
   | 'unavailable'
+  | 'unauthorized'
+  | 'wrong_cluster'
   | 'internal';
 
 /** A failure decided by the API layer itself (validation, limits, routing). */

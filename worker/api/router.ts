@@ -43,6 +43,13 @@ export function needsLeader(request: Request): boolean {
   return url.searchParams.get('level') !== 'stale';
 }
 
+/** Whether `request` changes membership or leadership (hosts guard these with the cluster token). */
+export function changesCluster(request: Request): boolean {
+  if (request.method === 'GET' || request.method === 'HEAD') return false;
+  const path = new URL(request.url).pathname;
+  return path === '/join' || path === '/transfer-leader' || path.startsWith('/members/');
+}
+
 type Handler = (request: IRequest, ctx: ApiContext) => Response | Promise<Response>;
 
 function notAllowed(allow: string): Handler {
