@@ -10,16 +10,17 @@ import type { NodeId } from '../worker/raft/types.ts';
 import type { Logger } from './log.ts';
 import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
 import type { Faults } from './faults.ts';
-import { errorResponse } from '../worker/api/http.ts';
+import { ApiError, errorReply, jsonReply } from '../worker/api/http.ts';
 import { changesCluster } from '../worker/api/router.ts';
-import { readBodyBytes } from '../worker/api/body.ts';
+import type { ApiReply, ApiRequest } from '../worker/api/exchange.ts';
 
-/** The body, or null when it is over `bytesMax` (read under the cap; see worker/api/body.ts). */
-async function readCapped(request: Request, bytesMax: number): Promise<Uint8Array | null> {
+/** The body, or null when it is over `bytesMax` (read under the cap; see node-request.ts). */
+async function readCapped(request: ApiRequest, bytesMax: number): Promise<Uint8Array | null> {
   try {
-    return await readBodyBytes(request, bytesMax);
-  } catch {
-    return null;
+    return await request.body(bytesMax);
+  } catch (err) {
+    if (err instanceof ApiError) return null;
+    throw err;
   }
 }
 
@@ -30,7 +31,7 @@ export interface FrontOptions {
   token: string;
   /** Undefined until the peer has opened (requests meanwhile get 503). */
   peer(): Peer | undefined;
-  router: { fetch(request: Request): Promise<Response> };
+  router: { handle(request: ApiRequest): Promise<ApiReply> };
   /** Largest Raft request body read. */
   raftBodyBytesMax: number;
   log: Logger;
@@ -42,25 +43,25 @@ const FAULTS_PATH = '/_metcd/faults';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
-export function tokenMatches(header: string | null, token: string): boolean {
-  if (token === '') return true;
-  if (header === null || !header.startsWith('Bearer ')) return false;
-  return timingSafeEqual(digest(header.slice('Bearer '.length)), digest(token));
+/** Compares digests (equal lengths, constant time); the token's own digest is made once. */
+export function tokenChecker(token: string): (header: string | null) => boolean {
+  if (token === '') return () => true;
+  const expected = digest(token);
+  return (header) => header !== null && header.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length)), expected);
 }
 
-const json = errorResponse;
+const json = errorReply;
 
-
-
-export function createFront(opts: FrontOptions): (request: Request) => Promise<Response> {
+export function createFront(opts: FrontOptions): (request: ApiRequest) => Promise<ApiReply> {
+  const tokenOk = tokenChecker(opts.token);
   const unauthorized = () =>
     json(401, 'unauthorized', 'missing or wrong cluster token (Authorization: Bearer <token>)', { 'WWW-Authenticate': 'Bearer realm="metcd"' });
   let droppedMisaddressed = 0;
 
-  async function raft(request: Request, peer: Peer): Promise<Response> {
+  async function raft(request: ApiRequest, peer: Peer): Promise<ApiReply> {
     if (request.method !== 'POST') return json(405, 'method_not_allowed', 'use POST', { Allow: 'POST' });
-    if (!tokenMatches(request.headers.get('authorization'), opts.token)) return unauthorized();
-    const cluster = request.headers.get(CLUSTER_HEADER);
+    if (!tokenOk(request.header('authorization'))) return unauthorized();
+    const cluster = request.header(CLUSTER_HEADER);
     if (cluster !== opts.clusterId) {
       return json(403, 'wrong_cluster', `this node belongs to cluster ${opts.clusterId}, not ${String(cluster)}`);
     }
@@ -80,11 +81,11 @@ export function createFront(opts: FrontOptions): (request: Request) => Promise<R
       opts.log.debug('dropped misaddressed raft messages', { count: msgs.length - mine.length, total: droppedMisaddressed });
     }
     peer.receive(mine);
-    return new Response(null, { status: 204 });
+    return { status: 204, headers: {}, body: null };
   }
 
-  async function faultsRoute(request: Request, faults: Faults): Promise<Response> {
-    if (!tokenMatches(request.headers.get('authorization'), opts.token)) return unauthorized();
+  async function faultsRoute(request: ApiRequest, faults: Faults): Promise<ApiReply> {
+    if (!tokenOk(request.header('authorization'))) return unauthorized();
     if (request.method === 'POST') {
       const body = await readCapped(request, 64 * 1024);
       let parsed: unknown;
@@ -99,18 +100,16 @@ export function createFront(opts: FrontOptions): (request: Request) => Promise<R
     } else if (request.method !== 'GET') {
       return json(405, 'method_not_allowed', 'use GET or POST', { Allow: 'GET, POST' });
     }
-    return new Response(JSON.stringify(faults), { status: 200, headers: { 'Content-Type': 'application/json' } });
+    return jsonReply(faults);
   }
 
-  return async (request: Request): Promise<Response> => {
-    const url = new URL(request.url);
+  return async (request: ApiRequest): Promise<ApiReply> => {
+    const url = request.url;
     const peer = opts.peer();
     if (peer === undefined) return json(503, 'unavailable', 'node is starting', { 'Retry-After': '1' });
     if (url.pathname === RAFT_PATH) return raft(request, peer);
     if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return faultsRoute(request, opts.faults);
-    if (changesCluster(request) && !tokenMatches(request.headers.get('authorization'), opts.token)) {
-      return unauthorized();
-    }
-    return opts.router.fetch(request);
+    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization'))) return unauthorized();
+    return opts.router.handle(request);
   };
 }

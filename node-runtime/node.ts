@@ -119,8 +119,8 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     log,
     handler: (request) => {
       ticker.catchUp(); // time passed while we were stalled counts before anything is served
-      const from = request.headers.get(FROM_HEADER);
-      const address = request.headers.get(ADDRESS_HEADER);
+      const from = request.header(FROM_HEADER);
+      const address = request.header(ADDRESS_HEADER);
       const answer = front(request);
       if (from !== null && address !== null) {
         void answer.then((res) => {

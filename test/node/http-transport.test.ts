@@ -12,7 +12,7 @@ import { createFront } from '../../node-runtime/front.ts';
 import { startHttpServer, type RunningServer } from '../../node-runtime/http-server.ts';
 import { HttpTransport } from '../../node-runtime/transport.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
-import { readBodyBytes } from '../../worker/api/body.ts';
+import type { ApiReply, ApiRequest } from '../../worker/api/exchange.ts';
 
 const hb = (from: string, to: string, term = 1): Message => ({ type: 'heartbeat', from, to, term, commit: 0 });
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -20,11 +20,11 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function frontServer(routerCalls: Request[], received: Message[][]): Promise<RunningServer> {
+async function frontServer(routerCalls: ApiRequest[], received: Message[][]): Promise<RunningServer> {
   const peer = { receive: (m: Message[]) => received.push(m) } as unknown as Peer;
   const front = createFront({
     selfId: 'n1', clusterId: 'c1', token: 's3cret', peer: () => peer, log: silentLogger, raftBodyBytesMax: 1024,
-    router: { fetch: async (r) => (routerCalls.push(r), new Response('routed')) },
+    router: { handle: async (r) => (routerCalls.push(r), { status: 200, headers: {}, body: 'routed' }) },
   });
   const server = await startHttpServer({ host: '127.0.0.1', port: 0, handler: front, bodyBytesMax: 4096, log: silentLogger });
   cleanups.push(() => server.close());
@@ -33,7 +33,7 @@ async function frontServer(routerCalls: Request[], received: Message[][]): Promi
 
 describe('front door', () => {
   it('delivers a batch only with the right token and cluster, addressed to this node', async () => {
-    const routed: Request[] = [];
+    const routed: ApiRequest[] = [];
     const received: Message[][] = [];
     const s = await frontServer(routed, received);
     const url = `http://127.0.0.1:${s.port}/raft/messages`;
@@ -51,7 +51,7 @@ describe('front door', () => {
   });
 
   it('guards membership and leadership changes with the token; client routes stay open', async () => {
-    const routed: Request[] = [];
+    const routed: ApiRequest[] = [];
     const s = await frontServer(routed, []);
     const base = `http://127.0.0.1:${s.port}`;
     for (const [method, p] of [['POST', '/join'], ['DELETE', '/members/n2'], ['POST', '/members/n2/promote'], ['POST', '/transfer-leader']] as const) {
@@ -61,7 +61,7 @@ describe('front door', () => {
     expect((await fetch(`${base}/join`, { method: 'POST', body: '{}', headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
     expect((await fetch(`${base}/members`)).status).toBe(200);
     expect((await fetch(`${base}/hello`, { method: 'PUT', body: 'world' })).status).toBe(200);
-    expect(routed.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual(['POST /join', 'GET /members', 'PUT /hello']);
+    expect(routed.map((r) => `${r.method} ${r.url.pathname}`)).toEqual(['POST /join', 'GET /members', 'PUT /hello']);
   });
 });
 
@@ -69,7 +69,7 @@ describe('http server', () => {
   it('streams bodies to the handler under a hard cap and closes the connection after refusing one', async () => {
     const s = await startHttpServer({
       host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
-      handler: async (r) => new Response(String((await readBodyBytes(r, 1_000_000)).length)),
+      handler: async (r) => ({ status: 200, headers: {}, body: String((await r.body(1_000_000)).length) }),
     });
     cleanups.push(() => s.close());
     const ok = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(1000) });
@@ -80,13 +80,13 @@ describe('http server', () => {
     expect((await big.json()) as unknown).toMatchObject({ error: { code: 'too_large' } });
   });
 
-  it('sends an answer with Content-Length in one piece, and a large streamed one whole', async () => {
-    const big = 'y'.repeat(9 * 1024 * 1024); // above the buffered size: streamed
+  it('sends an answer with Content-Length in one piece, a large one whole', async () => {
+    const big = 'y'.repeat(9 * 1024 * 1024);
     const s = await startHttpServer({
       host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
-      handler: async (r) => new URL(r.url).pathname === '/big'
-        ? new Response(new Blob([big]).stream(), { headers: { 'content-length': String(big.length) } })
-        : new Response('{"k":"v"}', { headers: { 'content-type': 'application/json' } }),
+      handler: async (r): Promise<ApiReply> => r.url.pathname === '/big'
+        ? { status: 200, headers: { 'content-length': '1', 'transfer-encoding': 'chunked' }, body: new TextEncoder().encode(big) }
+        : { status: 200, headers: { 'content-type': 'application/json' }, body: '{"k":"v"}' },
     });
     cleanups.push(() => s.close());
     const raw = await new Promise<string>((resolve, reject) => {
@@ -103,7 +103,7 @@ describe('http server', () => {
   });
 
   it('closes a keep-alive connection whose request body the handler left unread', async () => {
-    const s = await startHttpServer({ host: '127.0.0.1', port: 0, bodyBytesMax: 1_000_000, log: silentLogger, handler: async () => new Response('moved', { status: 307, headers: { Location: '/elsewhere' } }) });
+    const s = await startHttpServer({ host: '127.0.0.1', port: 0, bodyBytesMax: 1_000_000, log: silentLogger, handler: async () => ({ status: 307, headers: { Location: '/elsewhere' }, body: 'moved' }) });
     cleanups.push(() => s.close());
     const res = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(500_000), redirect: 'manual' });
     expect(res.status).toBe(307);

@@ -11,20 +11,21 @@
 import type { Membership, NodeId } from '../raft/types.ts';
 import { PeerError } from '../peer/errors.ts';
 import type { Peer } from '../peer/peer.ts';
-import { parseJsonObject, readBodyBytes } from './body.ts';
+import { parseJsonObject } from './body.ts';
+import type { ApiReply } from './exchange.ts';
 import { RETRY_AFTER_SECONDS, peerErrorToApi } from './errors.ts';
-import { errorResponse, jsonResponse, badRequest } from './http.ts';
+import { errorReply, jsonReply, badRequest } from './http.ts';
 import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
 import { memberId, queryParams } from './params.ts';
 
 const ADDRESS_CHARS_MAX = 2048;
 
-export async function join(ctx: ApiContext): Promise<Response> {
+export async function join(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
     const body = parseJsonObject(ctx.body);
     onlyFields(body, ['id', 'learner', 'address']);
     const id = memberId(body['id']);
@@ -40,50 +41,50 @@ export async function join(ctx: ApiContext): Promise<Response> {
   });
 }
 
-export function listMembers(ctx: ApiContext): Response {
+export function listMembers(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
   const status = ctx.peer.status();
-  return jsonResponse({ leader: status.leader, members: status.members });
+  return jsonReply({ leader: status.leader, members: status.members });
 }
 
-export async function removeMember(ctx: ApiContext, rawId: string | undefined): Promise<Response> {
+export async function removeMember(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
   queryParams(ctx.url, []);
   const id = memberId(decodePath(rawId));
   return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.removeMember(id)));
 }
 
-export async function promoteMember(ctx: ApiContext, rawId: string | undefined): Promise<Response> {
+export async function promoteMember(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
   queryParams(ctx.url, []);
   const id = memberId(decodePath(rawId));
   return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.promoteMember(id)));
 }
 
-export async function transferLeader(ctx: ApiContext): Promise<Response> {
+export async function transferLeader(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
     const body = parseJsonObject(ctx.body);
     onlyFields(body, ['id']);
     const to = memberId(body['id']);
-    return jsonResponse({ leader: await ctx.peer.transferLeader(to) });
+    return jsonReply({ leader: await ctx.peer.transferLeader(to) });
   });
 }
 
-export function status(ctx: ApiContext): Response {
+export function status(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
-  return jsonResponse(ctx.peer.status());
+  return jsonReply(ctx.peer.status());
 }
 
-export function health(ctx: ApiContext): Response {
+export function health(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
   const h = ctx.peer.health();
-  if (h.ok) return jsonResponse({ ok: true });
-  return errorResponse(503, 'unavailable', h.reason, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
+  if (h.ok) return jsonReply({ ok: true });
+  return errorReply(503, 'unavailable', h.reason, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
 }
 
 /** Run a leader-only change; a follower sends the client to the leader. */
-async function onLeader(ctx: ApiContext, run: () => Promise<Response>): Promise<Response> {
+async function onLeader(ctx: ApiContext, run: () => Promise<ApiReply>): Promise<ApiReply> {
   if (!ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
     return toLeader(ctx, leader.id, leader.address);
@@ -97,14 +98,14 @@ async function onLeader(ctx: ApiContext, run: () => Promise<Response>): Promise<
   }
 }
 
-function members(peer: Peer, membership: Membership): Response {
+function members(peer: Peer, membership: Membership): ApiReply {
   const status = peer.status();
   const match = new Map<NodeId, number | null>(status.members.map((m) => [m.id, m.match]));
   const list = [
     ...membership.voters.map((id) => ({ id, address: membership.addresses[id] ?? '', voter: true, match: match.get(id) ?? null })),
     ...membership.learners.map((id) => ({ id, address: membership.addresses[id] ?? '', voter: false, match: match.get(id) ?? null })),
   ];
-  return jsonResponse({ leader: status.leader, members: list });
+  return jsonReply({ leader: status.leader, members: list });
 }
 
 function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {

@@ -3,13 +3,14 @@
 
 import type { NodeId } from '../raft/types.ts';
 import type { Peer } from '../peer/peer.ts';
+import type { ApiRequest } from './exchange.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
   peer: Peer;
   /** Where a client should go to reach `leader` (edge: same URL with ?peer=<id>; node: the
    *  leader's advertised URL + path + query). Used for 307 Location. */
-  leaderUrl(request: Request, leader: NodeId, leaderAddress: string): string;
+  leaderUrl(request: { readonly url: string }, leader: NodeId, leaderAddress: string): string;
   /** Forward mode (seed method 2): send the request to the leader and return its answer. */
   forward?: (request: Request, leader: NodeId, leaderAddress: string) => Promise<Response>;
   mode: 'redirect' | 'proxy';
@@ -39,7 +40,7 @@ export const DEFAULT_API_LIMITS: ApiLimits = {
 export interface ApiContext {
   host: ApiHost;
   peer: Peer;
-  request: Request;
+  request: ApiRequest;
   url: URL;
   limits: ApiLimits;
   /** The body once read (kept so a forward can resend it). */

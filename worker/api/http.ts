@@ -1,4 +1,6 @@
-// Response building blocks shared by the routes: the stable error shape, JSON bodies, headers.
+// Reply building blocks shared by the routes: the stable error shape, JSON bodies, headers.
+
+import type { ApiReply } from './exchange.ts';
 
 /** Response headers metcd sets. */
 export const H = {
@@ -63,20 +65,26 @@ export function tooLarge(message: string): ApiError {
   return new ApiError(413, 'too_large', message);
 }
 
-export function errorResponse(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify({ error: { code, message } }), {
-    status,
-    headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers },
-  });
+const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The stable error shape as a reply (what the routes answer). */
+export function errorReply(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): ApiReply {
+  return { status, headers: { 'Content-Type': JSON_TYPE, ...headers }, body: JSON.stringify({ error: { code, message } }) };
 }
 
-export function jsonResponse(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return jsonTextResponse(JSON.stringify(body), status, headers);
+/** The stable error shape as a web Response (for hosts answering before the router). */
+export function errorResponse(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): Response {
+  const reply = errorReply(status, code, message, headers);
+  return new Response(reply.body, { status, headers: reply.headers });
+}
+
+export function jsonReply(body: unknown, status = 200, headers: Record<string, string> = {}): ApiReply {
+  return jsonTextReply(JSON.stringify(body), status, headers);
 }
 
 /** For bodies built by hand (key→value objects whose key order and names must survive as is). */
-export function jsonTextResponse(text: string, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(text, { status, headers: { 'Content-Type': 'application/json; charset=utf-8', ...headers } });
+export function jsonTextReply(text: string, status = 200, headers: Record<string, string> = {}): ApiReply {
+  return { status, headers: { 'Content-Type': JSON_TYPE, ...headers }, body: text };
 }
 
 /**

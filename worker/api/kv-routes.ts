@@ -8,9 +8,10 @@
 import type { KeyRecord, KvCommand, KvResult } from '../kv/types.ts';
 import { PeerError } from '../peer/errors.ts';
 import type { KvView, ReadLevel, ReadOutcome } from '../peer/peer.ts';
-import { parseJsonObject, readBodyBytes, decodeUtf8 } from './body.ts';
+import { parseJsonObject, decodeUtf8 } from './body.ts';
 import { kvRefusalToApi, peerErrorToApi } from './errors.ts';
-import { H, badRequest, jsonResponse, jsonTextResponse, pairsJson } from './http.ts';
+import { isApiReply, type ApiReply } from './exchange.ts';
+import { H, badRequest, jsonReply, jsonTextReply, pairsJson } from './http.ts';
 import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
 import { checkKey, clientStamp, intParam, pathKey, queryParams, readLevel } from './params.ts';
@@ -21,7 +22,7 @@ const READ_PARAMS = ['level'] as const;
 // ---- writes -----------------------------------------------------------------------------------
 
 /** POST /key with a JSON object of one or more pairs, written in one revision. */
-export async function postPairs(ctx: ApiContext): Promise<Response> {
+export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
   const params = queryParams(ctx.url, [...WRITE_PARAMS, 'ifKey']);
   const limits = ctx.peer.kvLimits;
   ctx.bodyBytesMax = 2 * limits.commandBytesMax; // JSON escaping may double a value's bytes
@@ -44,11 +45,11 @@ export async function postPairs(ctx: ApiContext): Promise<Response> {
       cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
     }
     return cmd;
-  }, (result) => jsonResponse({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }));
+  }, (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }));
 }
 
 /** PUT /:key or PUT /key/:key with the raw value as body. */
-export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
+export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
   const params = queryParams(ctx.url, WRITE_PARAMS);
   const limits = ctx.peer.kvLimits;
   const key = pathKey(rawKey, limits.keyBytesMax);
@@ -59,11 +60,11 @@ export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promi
     const cmd: KvCommand = { op: 'put', pairs: [[key, value]] };
     if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
     return cmd;
-  }, (result) => new Response(null, { status: 204, headers: { [H.revision]: String(result.revision) } }));
+  }, (result) => ({ status: 204, headers: { [H.revision]: String(result.revision) }, body: null }));
 }
 
 /** DELETE /key/:key (JSON answer) or DELETE /:key (204). Deleting a missing key is not an error. */
-export async function deleteKey(ctx: ApiContext, rawKey: string | undefined, style: 'json' | 'raw'): Promise<Response> {
+export async function deleteKey(ctx: ApiContext, rawKey: string | undefined, style: 'json' | 'raw'): Promise<ApiReply> {
   const params = queryParams(ctx.url, WRITE_PARAMS);
   const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
@@ -75,8 +76,8 @@ export async function deleteKey(ctx: ApiContext, rawKey: string | undefined, sty
     const headers = { [H.revision]: String(result.revision) };
     const deleted = result.op === 'delete' ? result.deleted : 0;
     return style === 'json'
-      ? jsonResponse({ deleted, revision: result.revision }, 200, headers)
-      : new Response(null, { status: 204, headers });
+      ? jsonReply({ deleted, revision: result.revision }, 200, headers)
+      : { status: 204, headers, body: null };
   });
 }
 
@@ -85,14 +86,14 @@ type Written = Extract<KvResult, { ok: true }>;
 async function write(
   ctx: ApiContext,
   build: () => Promise<KvCommand>,
-  answer: (result: Written) => Response,
-): Promise<Response> {
+  answer: (result: Written) => ApiReply,
+): Promise<ApiReply> {
   // Checked before reading the body: a follower sends the client on without buffering it.
   if (!ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
     return toLeader(ctx, leader.id, leader.address);
   }
-  const stamp = clientStamp(ctx.request.headers);
+  const stamp = clientStamp((name) => ctx.request.header(name));
   const cmd = await build();
   if (stamp !== undefined) cmd.stamp = stamp;
   let result: KvResult;
@@ -112,38 +113,38 @@ async function write(
 }
 
 async function body(ctx: ApiContext): Promise<Uint8Array> {
-  ctx.body ??= await readBodyBytes(ctx.request, ctx.bodyBytesMax);
+  ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
   return ctx.body;
 }
 
 // ---- reads ------------------------------------------------------------------------------------
 
 /** GET /key/:key → {"key":"value"} (404 when absent). */
-export async function getJson(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
-  return getOne(ctx, rawKey, (key, record, headers) => jsonTextResponse(pairsJson([[key, record.value]]), 200, headers));
+export async function getJson(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
+  return getOne(ctx, rawKey, (key, record, headers) => jsonTextReply(pairsJson([[key, record.value]]), 200, headers));
 }
 
 /** GET /:key → the raw value (404 when absent). */
-export async function getRaw(ctx: ApiContext, rawKey: string | undefined): Promise<Response> {
+export async function getRaw(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
   return getOne(ctx, rawKey, (_key, record, headers) =>
-    new Response(record.value, { status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers } }),
+    ({ status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body: record.value }),
   );
 }
 
 async function getOne(
   ctx: ApiContext,
   rawKey: string | undefined,
-  answer: (key: string, record: KeyRecord, headers: Record<string, string>) => Response,
-): Promise<Response> {
+  answer: (key: string, record: KeyRecord, headers: Record<string, string>) => ApiReply,
+): Promise<ApiReply> {
   const params = queryParams(ctx.url, READ_PARAMS);
   const level = readLevel(params);
   const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
   const outcome = await read(ctx, level, (kv) => kv.get(key));
-  if (outcome instanceof Response) return outcome;
+  if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);
   const record = outcome.value;
   if (record === undefined) {
-    return jsonResponse({ error: { code: 'key_not_found', message: `key ${JSON.stringify(key)} not found` } }, 404, headers);
+    return jsonReply({ error: { code: 'key_not_found', message: `key ${JSON.stringify(key)} not found` } }, 404, headers);
   }
   headers[H.modRevision] = String(record.modRevision);
   headers[H.createRevision] = String(record.createRevision);
@@ -153,7 +154,7 @@ async function getOne(
 
 /** GET /key?prefix=&start=&end=&limit= → {"k":"v",…} in key order; when cut, X-Metcd-More: true
  *  and X-Metcd-Next-Start (pass it as ?start= to continue). */
-export async function getRange(ctx: ApiContext): Promise<Response> {
+export async function getRange(ctx: ApiContext): Promise<ApiReply> {
   const params = queryParams(ctx.url, [...READ_PARAMS, 'prefix', 'start', 'end', 'limit']);
   const level = readLevel(params);
   const max = ctx.limits.rangeKeysMax;
@@ -169,7 +170,7 @@ export async function getRange(ctx: ApiContext): Promise<Response> {
     if (end !== undefined && end !== '') opts.end = end;
     return kv.range(opts);
   });
-  if (outcome instanceof Response) return outcome;
+  if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);
   // Cut at `limit` keys or once the answer passes rangeBytesMax (always at least one pair).
   const records = outcome.value;
@@ -184,10 +185,10 @@ export async function getRange(ctx: ApiContext): Promise<Response> {
   headers[H.more] = String(more);
   // Where the next page starts (the smallest key after the last one shown), percent-encoded.
   if (more) headers[H.nextStart] = encodeURIComponent(`${shown[shown.length - 1]![0]}\u0000`);
-  return jsonTextResponse(pairsJson(shown), 200, headers);
+  return jsonTextReply(pairsJson(shown), 200, headers);
 }
 
-async function read<T>(ctx: ApiContext, level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T> | Response> {
+async function read<T>(ctx: ApiContext, level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T> | ApiReply> {
   if (level !== 'stale' && !ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
     return toLeader(ctx, leader.id, leader.address);

@@ -7,16 +7,16 @@
 // X-Metcd-Forwarded so it is never forwarded twice (no loops while leadership moves).
 
 import type { NodeId } from '../raft/types.ts';
-import { readBodyBytes } from './body.ts';
-import { ApiError, H, errorResponse } from './http.ts';
+import { ApiError, H, errorReply } from './http.ts';
+import { fromFetchResponse, type ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
 import { RETRY_AFTER_SECONDS } from './errors.ts';
 
 const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
-export async function toLeader(ctx: ApiContext, leader: NodeId, address: string): Promise<Response> {
+export async function toLeader(ctx: ApiContext, leader: NodeId, address: string): Promise<ApiReply> {
   if (leader === '') throw new ApiError(503, 'no_leader', 'no leader is known right now; retry shortly', retry);
-  const forwarded = ctx.request.headers.get(H.forwarded) !== null;
+  const forwarded = ctx.request.header(H.forwarded) !== null;
   if (forwarded) {
     // The peer that forwarded this believed we lead; leadership is moving. Let the client retry.
     throw new ApiError(503, 'not_leader', `${ctx.peer.id} is not the leader; ${leader} is`, { ...retry, [H.leader]: leader });
@@ -25,25 +25,25 @@ export async function toLeader(ctx: ApiContext, leader: NodeId, address: string)
   if (address === '') {
     throw new ApiError(503, 'not_leader', `${leader} leads but its address is unknown here`, { ...retry, [H.leader]: leader });
   }
-  const location = ctx.host.leaderUrl(ctx.request, leader, address);
-  return errorResponse(307, 'not_leader', `${ctx.peer.id} is not the leader; follow Location to ${leader}`, {
+  const location = ctx.host.leaderUrl({ url: ctx.url.href }, leader, address);
+  return errorReply(307, 'not_leader', `${ctx.peer.id} is not the leader; follow Location to ${leader}`, {
     Location: location,
     [H.leader]: leader,
   });
 }
 
-async function forward(ctx: ApiContext, leader: NodeId, address: string): Promise<Response> {
+async function forward(ctx: ApiContext, leader: NodeId, address: string): Promise<ApiReply> {
   const { request } = ctx;
   // Routes that take no body (bodyBytesMax 0) forward none: the leader would ignore it anyway.
   const hasBody = request.method !== 'GET' && request.method !== 'HEAD' && ctx.bodyBytesMax > 0;
-  const body = hasBody ? (ctx.body ?? (await readBodyBytes(request, ctx.bodyBytesMax))) : null;
-  const headers = new Headers(request.headers);
+  const body = hasBody ? (ctx.body ??= await request.body(ctx.bodyBytesMax)) : null;
+  const headers = new Headers(request.headerPairs());
   for (const name of ['Host', 'Content-Length', 'Transfer-Encoding', 'Connection']) headers.delete(name);
   headers.set(H.forwarded, ctx.peer.id);
   const init: RequestInit = { method: request.method, headers };
   if (body !== null) init.body = body;
   try {
-    return await ctx.host.forward!(new Request(request.url, init), leader, address);
+    return await fromFetchResponse(await ctx.host.forward!(new Request(ctx.url, init), leader, address));
   } catch (err) {
     throw new ApiError(503, 'unavailable', `could not reach the leader ${leader}: ${err instanceof Error ? err.message : String(err)}`, {
       ...retry,

@@ -69,9 +69,9 @@ export function intParam(params: Map<string, string>, name: string, min = 0): nu
  * X-Metcd-Client + X-Metcd-Seq: both or neither. The state machine applies a stamped command
  * once and answers a retry of the same (client, seq) with the first answer.
  */
-export function clientStamp(headers: Headers): ClientStamp | undefined {
-  const client = headers.get(H.client);
-  const seq = headers.get(H.seq);
+export function clientStamp(header: (name: string) => string | null): ClientStamp | undefined {
+  const client = header(H.client);
+  const seq = header(H.seq);
   if (client === null && seq === null) return undefined;
   if (client === null || seq === null) throw badRequest(`${H.client} and ${H.seq} go together`);
   if (!/^[\x20-\x7e]{1,64}$/.test(client)) throw badRequest(`${H.client} must be 1..64 printable ASCII characters`);

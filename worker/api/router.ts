@@ -1,5 +1,6 @@
 // The HTTP API, the same on both runtimes (DESIGN.md layer 4): routes, validation, errors,
-// redirects. Standard Request in, standard Response out; the host supplies the peer.
+// redirects. An ApiRequest in, an ApiReply out (exchange.ts), or a standard Request and
+// Response through fetch(); the host supplies the peer.
 //
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
@@ -19,7 +20,8 @@ import { PeerError } from '../peer/errors.ts';
 import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
 import { peerErrorToApi } from './errors.ts';
-import { ApiError, H, errorResponse, withHeader } from './http.ts';
+import { ApiError, H, errorReply } from './http.ts';
+import { fromFetchRequest, isApiReply, toFetchResponse, type ApiReply, type ApiRequest } from './exchange.ts';
 import { DEFAULT_API_LIMITS } from './host.ts';
 import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
@@ -36,7 +38,7 @@ const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'm
  * stale reads. A host may hold such a request briefly while an election is under way rather
  * than answer 503 at once (the edge does, see worker/edge/peer-object.ts).
  */
-export function needsLeader(request: Request): boolean {
+export function needsLeader(request: { readonly method: string; readonly url: string }): boolean {
   if (request.method !== 'GET' && request.method !== 'HEAD') return true;
   const url = new URL(request.url);
   if (LEADERLESS_SEGMENTS.has(url.pathname.split('/')[1] ?? '')) return false;
@@ -44,13 +46,12 @@ export function needsLeader(request: Request): boolean {
 }
 
 /** Whether `request` changes membership or leadership (hosts guard these with the cluster token). */
-export function changesCluster(request: Request): boolean {
-  if (request.method === 'GET' || request.method === 'HEAD') return false;
-  const path = new URL(request.url).pathname;
+export function changesCluster(method: string, path: string): boolean {
+  if (method === 'GET' || method === 'HEAD') return false;
   return path === '/join' || path === '/transfer-leader' || path.startsWith('/members/');
 }
 
-type Handler = (request: IRequest, ctx: ApiContext) => Response | Promise<Response>;
+type Handler = (request: IRequest, ctx: ApiContext) => ApiReply | Promise<ApiReply>;
 
 function notAllowed(allow: string): Handler {
   return (request) => {
@@ -104,6 +105,7 @@ function buildRoutes() {
 }
 
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
+const REVISION_LOWER = H.revision.toLowerCase();
 
 /**
  * The metcd-style key routes — GET / PUT / DELETE /<key> — carry nearly all traffic. They are
@@ -111,7 +113,7 @@ const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
  * for exactly the paths the table's '/:key+' routes would take: a first segment that is not
  * reserved. Everything else, including other methods on those paths, goes through the table.
  */
-function keyRoute(method: string, path: string, ctx: ApiContext): Promise<Response> | null {
+function keyRoute(method: string, path: string, ctx: ApiContext): Promise<ApiReply> | null {
   if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') return null;
   if (path.length < 2) return null;
   const slash = path.indexOf('/', 1);
@@ -122,39 +124,50 @@ function keyRoute(method: string, path: string, ctx: ApiContext): Promise<Respon
   return deleteKey(ctx, key, 'raw');
 }
 
-export function createApiRouter(host: ApiHost): { fetch(request: Request): Promise<Response> } {
+export interface ApiRouter {
+  /** The API over the host's own request/reply (no web Request/Response built). */
+  handle(request: ApiRequest): Promise<ApiReply>;
+  /** The API over standard fetch types. */
+  fetch(request: Request): Promise<Response>;
+}
+
+export function createApiRouter(host: ApiHost): ApiRouter {
   const router = buildRoutes();
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...host.limits };
   const log = host.log ?? (() => {});
 
-  async function answer(request: Request): Promise<Response> {
-    const url = new URL(request.url);
+  async function answer(request: ApiRequest): Promise<ApiReply> {
+    const url = request.url;
     const ctx: ApiContext = { host, peer: host.peer, request, url, limits, body: null, bodyBytesMax: 0 };
     try {
-      const response: unknown = await (keyRoute(request.method, url.pathname, ctx) ?? router.fetch(request, ctx));
-      if (response instanceof Response) return response;
-      return notFoundResponse();
+      // itty matches on method and URL only; the routes read the request through ctx.
+      const reply: unknown = await (keyRoute(request.method, url.pathname, ctx) ??
+        router.fetch({ method: request.method, url: url.href } as IRequest, ctx));
+      if (isApiReply(reply)) return reply;
+      return errorReply(404, 'not_found', 'no such route');
     } catch (err) {
-      if (err instanceof ApiError) return errorResponse(err.status, err.code, err.message, err.headers);
+      if (err instanceof ApiError) return errorReply(err.status, err.code, err.message, err.headers);
       if (err instanceof PeerError) {
         const api = peerErrorToApi(err);
-        return errorResponse(api.status, api.code, api.message, api.headers);
+        return errorReply(api.status, api.code, api.message, api.headers);
       }
       // A bug, not the client's doing: say so without leaking internals.
-      log('error', 'api.internal', { method: request.method, url: request.url, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
-      return errorResponse(500, 'internal', 'internal error');
+      log('error', 'api.internal', { method: request.method, url: url.href, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      return errorReply(500, 'internal', 'internal error');
     }
   }
 
+  async function handle(request: ApiRequest): Promise<ApiReply> {
+    const reply = await answer(request);
+    // (A proxied reply carries the leader's, lower-cased.)
+    if (!(H.revision in reply.headers) && !(REVISION_LOWER in reply.headers)) reply.headers[H.revision] = String(host.peer.revision);
+    return reply;
+  }
+
   return {
+    handle,
     async fetch(request: Request): Promise<Response> {
-      const response = await answer(request);
-      if (response.headers.has(H.revision)) return response;
-      return withHeader(response, H.revision, String(host.peer.revision));
+      return toFetchResponse(await handle(fromFetchRequest(request)));
     },
   };
-}
-
-function notFoundResponse(): Response {
-  return errorResponse(404, 'not_found', 'no such route');
 }
