@@ -3,34 +3,54 @@
 // This answers the raftexample question "how does a memory map lose nothing?": every change is
 // in the log before it is acknowledged, and the map is rebuilt from the log on start.
 //
-// The log is bounded by periodic rewrites: when it outgrows twice the last image (and a floor),
-// the current state is written as a new image, and a fresh log starts after it:
+//   image-<gen>.bin   magic | crc32(body) | body      the state when log <gen> started
+//   wal-<gen>.log     records, each one commit group   (batches applied on top of it)
+//   snap-<seq>.bin    one snapshot blob; log records and images name it by BlobRef
 //
-//   image-<gen>.bin   magic | crc32(body) | body        (the state after generation gen-1)
-//   wal-<gen>.log     records, each one commit group     (batches applied on top of the image)
-//
-// A new generation becomes current only once its image is fsynced and renamed into place, so a
-// crash at any point leaves either the old generation (image + log) or the new image intact.
+// Start-up loads the newest image (none: empty state) and replays wal-<gen>, wal-<gen+1>, … in
+// order. Nothing large is encoded on the event loop in one go (a stall there delays every
+// request on the node):
+//   - snapshot blobs (megabytes, one per compaction) go to their own file, written once from
+//     the thread pool, never copied into a log record or an image;
+//   - the log is bounded by rewrites: once it outgrows twice the last image (and a floor), new
+//     groups go to a fresh log at once, and the image of the state at that switch is written in
+//     the background a slice per event-loop turn (RecordsCapture keeps that state readable
+//     while later batches apply). Until the image is durable the previous image and BOTH logs
+//     recover the state; after it, the older generation is deleted.
+// A crash at any point leaves an image and an unbroken chain of logs after it (a torn tail can
+// only be in the newest log: every older one ended with an fsynced record before the switch).
 
-import { readdir, readFile } from 'node:fs/promises';
+import { open as openFile, readdir, readFile, rename } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
-import type { Entry } from '../../worker/raft/types.ts';
+import type { Entry, Snapshot } from '../../worker/raft/types.ts';
+import type { SessionRecord } from '../../worker/kv/types.ts';
 import { ByteReader, ByteWriter, FormatError } from './bytes.ts';
 import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { StorageCorruptError } from './errors.ts';
-import { fsyncDir, unlinkIfExists, writeFileDurable } from './durable-fs.ts';
+import { BlobFiles, type BlobRef, fsyncDir, unlinkIfExists } from './durable-fs.ts';
 import { SaveQueue } from './save-queue.ts';
 import { RecordAppender, scanRecords } from './record-file.ts';
 import {
-  readEntry, readHardState, readKvState, readSaveBatch, readSnapshot,
-  writeEntry, writeHardState, writeKvState, writeSaveBatch, writeSnapshot,
+  readEntry, readHardState, readKeyRecord, readKvState, readSaveBatch, readSession, readSnapshot,
+  writeEntry, writeHardState, writeKeyRecord, writeSaveBatch, writeSession, writeSnapshot,
 } from './records.ts';
-import { StateModel } from './state-model.ts';
+import { type RecordsCapture, StateModel } from './state-model.ts';
 
-const IMAGE_MAGIC = Buffer.from('MTCDIMG1', 'latin1');
+/** v1: everything inline, whole kv state as one list. v2: snapshot by BlobRef, records streamed. */
+const IMAGE_MAGIC_V1 = Buffer.from('MTCDIMG1', 'latin1');
+const IMAGE_MAGIC = Buffer.from('MTCDIMG2', 'latin1');
+const IMAGE_HEADER_BYTES = 12;
+/** A v2 log record's payload starts with 0 (a v1 payload starts with its non-zero batch count). */
+const GROUP_V2_MARK = 0;
+const GROUP_V2_VERSION = 2;
+const REF_INSTALL = 1;
+const REF_COMPACT = 2;
+/** Image bytes encoded per event-loop turn while writing an image in the background. */
+const IMAGE_SLICE_BYTES = 256 * 1024;
+const EMPTY = new Uint8Array(0);
 
 export interface MemoryEngineOptions extends EngineOptions {
   /** The log is rewritten once it exceeds max(this, 2 × last image bytes). */
@@ -41,65 +61,67 @@ export interface MemoryEngineOptions extends EngineOptions {
 
 const DEFAULT_REWRITE_MIN_BYTES = 64 * 1024 * 1024;
 const DEFAULT_RECORD_BYTES_MAX = 1024 * 1024 * 1024;
+const SNAP_PREFIX = 'snap-';
 
 const imageName = (gen: number) => `image-${String(gen).padStart(12, '0')}.bin`;
 const walName = (gen: number) => `wal-${String(gen).padStart(12, '0')}.log`;
+const GEN_FILE = /^(image|wal)-(\d+)\.(bin|log)$/;
 
-function encodeImage(m: StateModel): Buffer {
-  const w = new ByteWriter(1 << 20);
-  w.u32(0).u32(0).u32(0); // magic (8) + crc, patched below
-  writeHardState(w, m.hardState);
-  writeSnapshot(w, m.snapshot);
-  w.uint(m.entries.length);
-  for (const e of m.entries) writeEntry(w, e);
-  w.uint(m.applied);
-  writeKvState(w, m.kvState());
-  w.uint(m.meta.size);
-  for (const [k, v] of m.meta) w.str(k).str(v);
-  const out = w.view();
-  IMAGE_MAGIC.copy(out, 0);
-  out.writeUInt32LE(crc32(out.subarray(12)), 8);
-  return out;
+function writeRef(w: ByteWriter, ref: BlobRef): void {
+  w.uint(ref.seq).uint(ref.bytes).u32(ref.crc);
 }
 
-function decodeImage(file: string, buf: Buffer): StateModel {
-  if (buf.length < 12 || !buf.subarray(0, 8).equals(IMAGE_MAGIC)) {
-    throw new StorageCorruptError(file, 0, 'not a metcd image (bad magic)');
-  }
-  if (buf.readUInt32LE(8) !== crc32(buf.subarray(12))) {
-    throw new StorageCorruptError(file, 12, 'image body fails its checksum');
-  }
-  const r = new ByteReader(buf, 12);
-  try {
-    const m = new StateModel();
-    m.hardState = readHardState(r);
-    m.snapshot = readSnapshot(r);
-    const entries: Entry[] = [];
-    for (let n = r.uint(); n > 0; n--) entries.push(readEntry(r));
-    m.entries = entries;
-    m.applied = r.uint();
-    m.setKv(readKvState(r));
-    for (let n = r.uint(); n > 0; n--) m.meta.set(r.str(), r.str());
-    r.done();
-    return m;
-  } catch (err) {
-    if (err instanceof FormatError) throw new StorageCorruptError(file, r.offset, `image malformed: ${err.message}`);
-    throw err;
-  }
+function readRef(r: ByteReader): BlobRef {
+  return { seq: r.uint(), bytes: r.uint(), crc: r.u32() };
 }
 
-function encodeGroup(batches: SaveBatch[]): Buffer {
+const withoutData = (s: Snapshot): Snapshot => ({ meta: s.meta, data: EMPTY });
+
+/** A batch as the log holds it, with the files its snapshots were written to. */
+interface LoggedBatch {
+  batch: SaveBatch;
+  installRef?: BlobRef;
+  compactRef?: BlobRef;
+}
+
+function encodeGroup(items: LoggedBatch[]): Buffer {
   const w = new ByteWriter(4096);
-  w.uint(batches.length);
-  for (const b of batches) writeSaveBatch(w, b);
+  w.u8(GROUP_V2_MARK).u8(GROUP_V2_VERSION).uint(items.length);
+  for (const { batch, installRef, compactRef } of items) {
+    w.u8((installRef ? REF_INSTALL : 0) | (compactRef ? REF_COMPACT : 0));
+    if (installRef) writeRef(w, installRef);
+    if (compactRef) writeRef(w, compactRef);
+    const stored: SaveBatch = { ...batch };
+    if (installRef) stored.installSnapshot = { snapshot: withoutData(batch.installSnapshot!.snapshot), kv: batch.installSnapshot!.kv };
+    if (compactRef) stored.compact = withoutData(batch.compact!);
+    writeSaveBatch(w, stored);
+  }
   return w.view();
 }
 
-function decodeGroup(file: string, offset: number, payload: Buffer): SaveBatch[] {
+function decodeGroup(file: string, offset: number, payload: Buffer): LoggedBatch[] {
   const r = new ByteReader(payload);
   try {
-    const out: SaveBatch[] = [];
-    for (let n = r.uint(); n > 0; n--) out.push(readSaveBatch(r));
+    const out: LoggedBatch[] = [];
+    if (payload[0] === GROUP_V2_MARK) {
+      r.u8();
+      const version = r.u8();
+      if (version !== GROUP_V2_VERSION) throw new FormatError(`unknown record version ${version}`);
+      for (let n = r.uint(); n > 0; n--) {
+        const refs = r.u8();
+        if (refs > (REF_INSTALL | REF_COMPACT)) throw new FormatError(`bad snapshot reference flags ${refs}`);
+        const item: Partial<LoggedBatch> = {};
+        if (refs & REF_INSTALL) item.installRef = readRef(r);
+        if (refs & REF_COMPACT) item.compactRef = readRef(r);
+        item.batch = readSaveBatch(r);
+        if ((item.installRef && !item.batch.installSnapshot) || (item.compactRef && !item.batch.compact)) {
+          throw new FormatError('snapshot reference without a snapshot');
+        }
+        out.push(item as LoggedBatch);
+      }
+    } else {
+      for (let n = r.uint(); n > 0; n--) out.push({ batch: readSaveBatch(r) });
+    }
     r.done();
     return out;
   } catch (err) {
@@ -109,20 +131,93 @@ function decodeGroup(file: string, offset: number, payload: Buffer): SaveBatch[]
   }
 }
 
+/** The state at one moment, held so it can be written out over many event-loop turns. */
+interface ImageCapture {
+  hardState: StateModel['hardState'];
+  snapshot: Snapshot;
+  snapRef: BlobRef | null;
+  entries: Entry[];
+  applied: number;
+  meta: Array<[string, string]>;
+  revision: number;
+  sessions: Array<[string, SessionRecord]>;
+  records: RecordsCapture;
+}
+
+interface DecodedImage {
+  model: StateModel;
+  snapRef: BlobRef | null;
+}
+
+function decodeImage(file: string, buf: Buffer): DecodedImage {
+  const v1 = buf.length >= IMAGE_HEADER_BYTES && buf.subarray(0, 8).equals(IMAGE_MAGIC_V1);
+  if (buf.length < IMAGE_HEADER_BYTES || (!v1 && !buf.subarray(0, 8).equals(IMAGE_MAGIC))) {
+    throw new StorageCorruptError(file, 0, 'not a metcd image (bad magic)');
+  }
+  if (buf.readUInt32LE(8) !== crc32(buf.subarray(IMAGE_HEADER_BYTES))) {
+    throw new StorageCorruptError(file, IMAGE_HEADER_BYTES, 'image body fails its checksum');
+  }
+  const r = new ByteReader(buf, IMAGE_HEADER_BYTES);
+  try {
+    const m = new StateModel();
+    let snapRef: BlobRef | null = null;
+    m.hardState = readHardState(r);
+    m.snapshot = readSnapshot(r);
+    if (v1) {
+      const entries: Entry[] = [];
+      for (let n = r.uint(); n > 0; n--) entries.push(readEntry(r));
+      m.entries = entries;
+      m.applied = r.uint();
+      m.setKv(readKvState(r));
+      for (let n = r.uint(); n > 0; n--) m.meta.set(r.str(), r.str());
+    } else {
+      if (r.bool()) snapRef = readRef(r);
+      m.applied = r.uint();
+      for (let n = r.uint(); n > 0; n--) m.meta.set(r.str(), r.str());
+      m.revision = r.uint();
+      for (let n = r.uint(); n > 0; n--) m.sessions.set(r.str(), readSession(r));
+      const entries: Entry[] = [];
+      for (let n = r.uint(); n > 0; n--) entries.push(readEntry(r));
+      m.entries = entries;
+      while (r.bool()) m.records.set(r.str(), readKeyRecord(r));
+    }
+    r.done();
+    return { model: m, snapRef };
+  } catch (err) {
+    if (err instanceof FormatError) throw new StorageCorruptError(file, r.offset, `image malformed: ${err.message}`);
+    throw err;
+  }
+}
+
+/** Thrown inside a background image write when the engine closes: the write is abandoned. */
+class ImageAbandoned extends Error {}
+
 export class MemoryEngine implements StorageEngine {
   readonly engine = 'memory' as const;
   private readonly dir: string;
   private readonly opts: MemoryEngineOptions;
-  private model: StateModel;
+  private readonly model: StateModel;
+  private readonly blobs: BlobFiles;
+  /** The blob file holding model.snapshot's data (null: none, or inline in an old image/log). */
+  private snapRef: BlobRef | null;
+  /** Generation of the log being appended to. */
   private gen: number;
   private wal: RecordAppender;
   private imageBytes: number;
   private readonly saves: SaveQueue;
+  /** The background image write under way, if any. */
+  private rewriting: Promise<void> | null = null;
+  private closing = false;
 
-  private constructor(opts: MemoryEngineOptions, model: StateModel, gen: number, wal: RecordAppender, imageBytes: number) {
+  private constructor(
+    opts: MemoryEngineOptions, model: StateModel, blobs: BlobFiles, snapRef: BlobRef | null,
+    gen: number, wal: RecordAppender, imageBytes: number,
+  ) {
     this.dir = opts.dir;
     this.opts = opts;
     this.model = model;
+    this.blobs = blobs;
+    this.snapRef = snapRef;
     this.gen = gen;
     this.wal = wal;
     this.imageBytes = imageBytes;
@@ -133,42 +228,63 @@ export class MemoryEngine implements StorageEngine {
     mkdirSync(opts.dir, { recursive: true });
     const names = await readdir(opts.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlinkIfExists(path.join(opts.dir, n));
-    const gens = names.map((n) => /^image-(\d+)\.bin$/.exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
-    const gen = gens.length > 0 ? Math.max(...gens) : 0;
+    const gensOf = (kind: string) => names.map((n) => GEN_FILE.exec(n)).filter((m) => m !== null && m[1] === kind).map((m) => Number(m![2]));
+    const images = gensOf('image');
+    const base = images.length > 0 ? Math.max(...images) : 0;
 
     let model = new StateModel();
+    let snapRef: BlobRef | null = null;
     let imageBytes = 0;
-    if (gens.length > 0) {
-      const file = path.join(opts.dir, imageName(gen));
+    if (images.length > 0) {
+      const file = path.join(opts.dir, imageName(base));
       const buf = await readFile(file);
-      model = decodeImage(file, buf);
+      ({ model, snapRef } = decodeImage(file, buf));
       imageBytes = buf.length;
     }
 
-    const walFile = path.join(opts.dir, walName(gen));
+    // The logs after the image, which must follow each other without a gap.
+    const chain = gensOf('wal').filter((g) => g >= base).sort((a, b) => a - b);
+    chain.forEach((g, k) => {
+      if (g !== base + k) {
+        throw new StorageCorruptError(path.join(opts.dir, walName(base + k)), -1, `log missing: ${walName(g)} follows image ${base}`);
+      }
+    });
     let validBytes = 0;
-    const walExists = names.includes(walName(gen));
-    if (walExists) {
+    for (const [k, g] of chain.entries()) {
+      const walFile = path.join(opts.dir, walName(g));
       const buf = await readFile(walFile);
       const scan = scanRecords(walFile, buf, opts.recordBytesMax ?? DEFAULT_RECORD_BYTES_MAX);
       for (const payload of scan.payloads) {
         const offset = payload.byteOffset - buf.byteOffset - 8;
-        for (const b of decodeGroup(walFile, offset, payload)) model.apply(b);
+        for (const item of decodeGroup(walFile, offset, payload)) {
+          model.apply(item.batch);
+          if (item.batch.installSnapshot) snapRef = item.installRef ?? null;
+          if (item.batch.compact) snapRef = item.compactRef ?? null;
+        }
       }
       if (scan.tornBytes > 0) {
+        if (k < chain.length - 1) {
+          // A newer log exists only after this one's last record was fsynced.
+          throw new StorageCorruptError(walFile, scan.validBytes, `damaged record in a log that ${walName(chain[k + 1]!)} follows`);
+        }
         opts.log.warn('torn tail truncated', { file: walFile, offset: scan.validBytes, bytes: scan.tornBytes });
       }
       validBytes = scan.validBytes;
     }
-    const wal = await RecordAppender.open(walFile, validBytes);
-    if (!walExists) await fsyncDir(opts.dir);
+    const gen = chain.length > 0 ? chain[chain.length - 1]! : base;
+    const wal = await RecordAppender.open(path.join(opts.dir, walName(gen)), validBytes);
+    if (chain.length === 0) await fsyncDir(opts.dir);
 
-    // Generations older than the current image are fully contained in it.
+    const blobs = BlobFiles.open(opts.dir, SNAP_PREFIX, names);
+    if (snapRef !== null) model.snapshot = { meta: model.snapshot.meta, data: await blobs.read(snapRef) };
+    // Generations older than the newest image are fully contained in it; blobs no longer named
+    // are older snapshots, or were written by a group that never reached the log.
     for (const n of names) {
-      const m = /^(image|wal)-(\d+)\.(bin|log)$/.exec(n);
-      if (m && Number(m[2]) < gen) await unlinkIfExists(path.join(opts.dir, n));
+      const m = GEN_FILE.exec(n);
+      if (m && Number(m[2]) < base) await unlinkIfExists(path.join(opts.dir, n));
     }
-    return new MemoryEngine(opts, model, gen, wal, imageBytes);
+    await blobs.removeExcept(new Set(snapRef === null ? [] : [snapRef.seq]));
+    return new MemoryEngine(opts, model, blobs, snapRef, gen, wal, imageBytes);
   }
 
   async load(): Promise<LoadedState> {
@@ -180,27 +296,142 @@ export class MemoryEngine implements StorageEngine {
   }
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
-    await this.wal.append(encodeGroup(batches));
-    for (const b of batches) this.model.apply(b);
+    // Snapshot blobs first, each durable in its own file, so the record naming them may follow.
+    const items: LoggedBatch[] = [];
+    const written: BlobRef[] = [];
+    for (const batch of batches) {
+      const item: LoggedBatch = { batch };
+      const install = batch.installSnapshot?.snapshot.data;
+      if (install !== undefined && install.length > 0) written.push((item.installRef = await this.blobs.write(install)));
+      if (batch.compact !== undefined && batch.compact.data.length > 0) written.push((item.compactRef = await this.blobs.write(batch.compact.data)));
+      items.push(item);
+    }
+    await this.wal.append(encodeGroup(items));
+
+    const previous = this.snapRef;
+    for (const item of items) {
+      this.model.apply(item.batch);
+      if (item.batch.installSnapshot) this.snapRef = item.installRef ?? null;
+      if (item.batch.compact) this.snapRef = item.compactRef ?? null;
+    }
+    // Older blobs are no longer the latest snapshot: a recovery replays through the record just
+    // written, which names the new one (an image that still names an old one is always followed
+    // by that record in its chain of logs).
+    const stale = [previous, ...written].filter((r) => r !== null && r.seq !== this.snapRef?.seq) as BlobRef[];
+    for (const r of stale) await this.blobs.remove(r.seq);
+
     const threshold = Math.max(this.opts.rewriteMinBytes ?? DEFAULT_REWRITE_MIN_BYTES, 2 * this.imageBytes);
-    if (this.wal.size > threshold) await this.rewrite();
+    if (this.rewriting === null && !this.closing && this.wal.size > threshold) await this.startRewrite();
   }
 
-  /** Starts generation gen+1: image of the current state, then an empty log. */
-  private async rewrite(): Promise<void> {
+  /**
+   * Starts generation gen+1: new groups go to a fresh log from now on, and the image of the
+   * state as of this moment is written in the background (finishRewrite).
+   */
+  private async startRewrite(): Promise<void> {
     const next = this.gen + 1;
-    const image = encodeImage(this.model);
-    await writeFileDurable(path.join(this.dir, imageName(next)), image);
-    const wal = await RecordAppender.open(path.join(this.dir, walName(next)), 0);
-    await fsyncDir(this.dir);
-    const old = this.gen;
-    await this.wal.close();
+    const m = this.model;
+    const capture: ImageCapture = {
+      hardState: { ...m.hardState },
+      snapshot: m.snapshot,
+      snapRef: this.snapRef,
+      entries: m.entries.slice(),
+      applied: m.applied,
+      meta: [...m.meta],
+      revision: m.revision,
+      sessions: [...m.sessions],
+      records: m.captureRecords(),
+    };
+    let wal: RecordAppender;
+    try {
+      wal = await RecordAppender.open(path.join(this.dir, walName(next)), 0);
+      await fsyncDir(this.dir);
+    } catch (err) {
+      capture.records.close();
+      throw err;
+    }
+    const old = this.wal;
     this.wal = wal;
     this.gen = next;
-    this.imageBytes = image.length;
-    await unlinkIfExists(path.join(this.dir, walName(old)));
-    await unlinkIfExists(path.join(this.dir, imageName(old)));
-    this.opts.log.debug('memory engine log rewritten', { gen: next, imageBytes: image.length });
+    await old.close();
+    this.rewriting = this.finishRewrite(next, capture).finally(() => {
+      this.rewriting = null;
+    });
+  }
+
+  private async finishRewrite(gen: number, capture: ImageCapture): Promise<void> {
+    try {
+      const bytes = await this.writeImage(gen, capture);
+      this.imageBytes = bytes;
+      for (const n of await readdir(this.dir)) {
+        const m = GEN_FILE.exec(n);
+        if (m && Number(m[2]) < gen) await unlinkIfExists(path.join(this.dir, n));
+      }
+      this.opts.log.debug('memory engine log rewritten', { gen, imageBytes: bytes });
+    } catch (err) {
+      // The previous image and the chain of logs still hold everything; a later rewrite retries.
+      await unlinkIfExists(path.join(this.dir, `${imageName(gen)}.tmp`)).catch(() => {});
+      if (!(err instanceof ImageAbandoned)) {
+        this.opts.log.error('memory engine image write failed', { gen, error: err instanceof Error ? err.message : String(err) });
+      }
+    } finally {
+      capture.records.close();
+    }
+  }
+
+  /** Writes image-<gen> from `c` a slice at a time; returns its size once durable. */
+  private async writeImage(gen: number, c: ImageCapture): Promise<number> {
+    const file = path.join(this.dir, imageName(gen));
+    const tmp = `${file}.tmp`;
+    const fh = await openFile(tmp, 'w');
+    let pos = IMAGE_HEADER_BYTES;
+    let crc = 0;
+    let w = new ByteWriter(IMAGE_SLICE_BYTES + 64 * 1024);
+    const flush = async (): Promise<void> => {
+      const buf = w.view();
+      crc = crc32(buf, crc);
+      for (let off = 0; off < buf.length;) off += (await fh.write(buf, off, buf.length - off, pos + off)).bytesWritten;
+      pos += buf.length;
+      w = new ByteWriter(IMAGE_SLICE_BYTES + 64 * 1024);
+      if (this.closing) throw new ImageAbandoned();
+    };
+    const maybeFlush = () => (w.length >= IMAGE_SLICE_BYTES ? flush() : undefined);
+    try {
+      writeHardState(w, c.hardState);
+      writeSnapshot(w, c.snapRef === null ? c.snapshot : withoutData(c.snapshot));
+      w.bool(c.snapRef !== null);
+      if (c.snapRef !== null) writeRef(w, c.snapRef);
+      w.uint(c.applied);
+      w.uint(c.meta.length);
+      for (const [k, v] of c.meta) w.str(k).str(v);
+      w.uint(c.revision);
+      w.uint(c.sessions.length);
+      for (const [client, s] of c.sessions) {
+        writeSession(w.str(client), s);
+        await maybeFlush();
+      }
+      w.uint(c.entries.length);
+      for (const e of c.entries) {
+        writeEntry(w, e);
+        await maybeFlush();
+      }
+      while (!c.records.done) {
+        for (const [key, rec] of c.records.next(256)) writeKeyRecord(w.bool(true).str(key), rec);
+        await maybeFlush();
+      }
+      w.bool(false);
+      await flush();
+      const header = Buffer.allocUnsafe(IMAGE_HEADER_BYTES);
+      IMAGE_MAGIC.copy(header, 0);
+      header.writeUInt32LE(crc, 8);
+      await fh.write(header, 0, IMAGE_HEADER_BYTES, 0);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+    await fsyncDir(this.dir);
+    return pos;
   }
 
   stats(): EngineStats {
@@ -209,6 +440,8 @@ export class MemoryEngine implements StorageEngine {
 
   async close(): Promise<void> {
     await this.saves.idle();
+    this.closing = true;
+    await this.rewriting;
     await this.wal.close();
   }
 }

@@ -15,6 +15,58 @@ export function emptyHardState(): HardState {
   return { term: 0, vote: '', commit: 0 };
 }
 
+/**
+ * The KV records of a StateModel as of one moment, readable in slices while later batches keep
+ * applying (copy-on-write per key: the model hands a key's previous record to every open capture
+ * just before changing it). The memory engine writes its image from one of these a slice per
+ * event-loop turn instead of encoding the whole state in one blocking call.
+ */
+export class RecordsCapture {
+  /** The map captured; a model that replaces its map (a snapshot install) stops notifying. */
+  readonly live: ReadonlyMap<string, KeyRecord>;
+  private readonly keys: string[];
+  private pos = 0;
+  /** Record of a key at the capture's moment, for keys changed since (null: it did not exist). */
+  private readonly before = new Map<string, KeyRecord | null>();
+  private readonly onClose: (c: RecordsCapture) => void;
+
+  constructor(live: ReadonlyMap<string, KeyRecord>, onClose: (c: RecordsCapture) => void) {
+    this.live = live;
+    this.keys = [...live.keys()];
+    this.onClose = onClose;
+  }
+
+  /** Records captured (an upper bound: some may have been deleted since and are kept as they were). */
+  get size(): number {
+    return this.keys.length;
+  }
+
+  beforeChange(key: string, previous: KeyRecord | undefined): void {
+    if (!this.before.has(key)) this.before.set(key, previous ?? null);
+  }
+
+  get done(): boolean {
+    return this.pos >= this.keys.length;
+  }
+
+  /** The next (at most `recordsMax`) records as they were at the capture's moment; [] once done. */
+  next(recordsMax: number): Array<[string, KeyRecord]> {
+    const out: Array<[string, KeyRecord]> = [];
+    while (this.pos < this.keys.length && out.length < recordsMax) {
+      const key = this.keys[this.pos++]!;
+      const saved = this.before.get(key);
+      const rec = saved === undefined ? this.live.get(key) : saved;
+      if (rec !== undefined && rec !== null) out.push([key, rec]);
+    }
+    return out;
+  }
+
+  close(): void {
+    this.before.clear();
+    this.onClose(this);
+  }
+}
+
 export class StateModel {
   hardState: HardState = emptyHardState();
   snapshot: Snapshot = emptySnapshot();
@@ -25,6 +77,7 @@ export class StateModel {
   records = new Map<string, KeyRecord>();
   sessions = new Map<string, SessionRecord>();
   meta = new Map<string, string>();
+  private readonly captures = new Set<RecordsCapture>();
 
   get lastIndex(): number {
     return this.snapshot.meta.index + this.entries.length;
@@ -50,6 +103,10 @@ export class StateModel {
     if (b.hardState) this.hardState = b.hardState;
     if (b.kv) {
       this.revision = b.kv.revision;
+      if (this.captures.size > 0) {
+        for (const [key] of b.kv.upserts) this.noteChange(key);
+        for (const key of b.kv.deletes) this.noteChange(key);
+      }
       for (const [key, rec] of b.kv.upserts) this.records.set(key, rec);
       for (const key of b.kv.deletes) this.records.delete(key);
       for (const [client, s] of b.kv.sessionUpserts) this.sessions.set(client, s);
@@ -57,6 +114,18 @@ export class StateModel {
     }
     if (b.applied !== undefined) this.applied = b.applied;
     if (b.meta) for (const [k, v] of Object.entries(b.meta)) this.meta.set(k, v);
+  }
+
+  private noteChange(key: string): void {
+    const prev = this.records.get(key);
+    for (const c of this.captures) if (c.live === this.records) c.beforeChange(key, prev);
+  }
+
+  /** The records as of now, to read in slices while batches keep applying; close() it after. */
+  captureRecords(): RecordsCapture {
+    const c = new RecordsCapture(this.records, (done) => this.captures.delete(done));
+    this.captures.add(c);
+    return c;
   }
 
   setKv(kv: KvState): void {
