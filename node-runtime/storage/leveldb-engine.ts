@@ -4,12 +4,21 @@
 //
 // Key layout (one byte prefix, so each kind is a contiguous range):
 //   M<name>            meta value (UTF-8)
-//   S<name>            hardState | snapshot | applied | revision   (sealed)
+//   S<name>            hardState | snapshotRef | applied | revision   (sealed)
+//                      (snapshot: the inline form older data dirs hold)
 //   L<index u64 BE>    log entry                                  (sealed)
 //   K<key>             KV record                                  (sealed)
 //   C<client>          session                                    (sealed)
 // LevelDB's log is checked before LevelDB opens it (leveldb-log-scan.ts); the seals catch damage
 // in the sorted tables that LevelDB's own checks let through.
+//
+// Nothing large is prepared on the event loop in one go (a stall there delays every request):
+//   - a snapshot's blob (megabytes) is written to its own file (metcd-snap-<seq>.bin, durable
+//     before the batch naming it), not sealed and copied into a LevelDB value that LevelDB then
+//     writes to its log, its memtable and every table compaction;
+//   - the log entries a compaction drops (snapshotEveryEntries of them at once) are deleted a
+//     slice per later write group: load() ignores entries at or below the snapshot's index, so
+//     they are harmless until then.
 
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
@@ -17,9 +26,10 @@ import path from 'node:path';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
 import type { KvState } from '../../worker/kv/types.ts';
-import { FormatError, type ByteReader } from './bytes.ts';
+import { FormatError, type ByteReader, type ByteWriter } from './bytes.ts';
 import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { DataDirError, StorageCorruptError } from './errors.ts';
+import { BlobFiles, type BlobRef } from './durable-fs.ts';
 import { SaveQueue } from './save-queue.ts';
 import {
   readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
@@ -58,6 +68,36 @@ function logIndex(key: Buffer): number {
 
 const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
 
+const SNAP_PREFIX = 'metcd-snap-';
+/** Compacted log entries deleted per write group (a few ms of batch preparation at most). */
+const STALE_DELETES_PER_GROUP = 512;
+const EMPTY = new Uint8Array(0);
+
+/** A stored snapshot: its metadata, and where its data is (null: inline, an older data dir). */
+interface StoredSnapshot {
+  snapshot: Snapshot;
+  ref: BlobRef | null;
+}
+
+function writeSnapshotRef(w: ByteWriter, s: Snapshot, ref: BlobRef): void {
+  writeSnapshot(w, { meta: s.meta, data: EMPTY });
+  w.uint(ref.seq).uint(ref.bytes).u32(ref.crc);
+}
+
+function readSnapshotRef(r: ByteReader): StoredSnapshot {
+  const snapshot = readSnapshot(r);
+  return { snapshot, ref: { seq: r.uint(), bytes: r.uint(), crc: r.u32() } };
+}
+
+/** What load() reads, plus where the compacted (stale) log keys still present are. */
+interface ReadState {
+  loaded: LoadedState;
+  snapRef: BlobRef | null;
+  /** Stale log keys may remain in [staleFrom, staleTo] (empty when staleFrom > staleTo). */
+  staleFrom: number;
+  staleTo: number;
+}
+
 /** A write group under construction: the last operation per key wins, in batch order. */
 class PendingWrites {
   readonly ops = new Map<string, { key: Buffer; value: Buffer | null }>();
@@ -77,16 +117,27 @@ export class LevelDbEngine implements StorageEngine {
   private readonly dir: string;
   private readonly db: Db;
   private readonly saves: SaveQueue;
+  private readonly blobs: BlobFiles;
+  /** The blob file of the stored snapshot (null: none, or inline). */
+  private snapRef: BlobRef | null;
   /** The stored log's range as of the writes applied so far (including the group being built). */
   private firstIndex: number;
   private lastIndex: number;
+  /** Compacted log keys not deleted yet lie in [staleFrom, staleTo]. */
+  private staleFrom: number;
+  private staleTo: number;
 
-  private constructor(dir: string, db: Db, loaded: LoadedState, opts: EngineOptions) {
+  private constructor(dir: string, db: Db, blobs: BlobFiles, read: ReadState, opts: EngineOptions) {
     this.dir = dir;
     this.db = db;
+    this.blobs = blobs;
+    const loaded = read.loaded;
     const snap = loaded.snapshot.meta.index;
+    this.snapRef = read.snapRef;
     this.firstIndex = snap + 1;
     this.lastIndex = snap + loaded.entries.length;
+    this.staleFrom = read.staleFrom;
+    this.staleTo = read.staleTo;
     this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
   }
 
@@ -116,7 +167,11 @@ export class LevelDbEngine implements StorageEngine {
       throw err;
     }
     try {
-      return new LevelDbEngine(opts.dir, db, await LevelDbEngine.readAll(db, opts.dir), opts);
+      const blobs = BlobFiles.open(opts.dir, SNAP_PREFIX, readdirSync(opts.dir));
+      const read = await LevelDbEngine.readAll(db, opts.dir, blobs);
+      // Blobs no key names: older snapshots, or written by a group that never reached LevelDB.
+      await blobs.removeExcept(new Set(read.snapRef === null ? [] : [read.snapRef.seq]));
+      return new LevelDbEngine(opts.dir, db, blobs, read, opts);
     } catch (err) {
       await db.close();
       const msg = err instanceof Error ? err.message : String(err);
@@ -125,7 +180,7 @@ export class LevelDbEngine implements StorageEngine {
     }
   }
 
-  private static async readAll(db: Db, dir: string): Promise<LoadedState> {
+  private static async readAll(db: Db, dir: string, blobs: BlobFiles): Promise<ReadState> {
     const check = <T>(key: Buffer, value: Buffer, read: (r: ByteReader) => T): T => {
       try {
         return unseal(value, read);
@@ -138,6 +193,7 @@ export class LevelDbEngine implements StorageEngine {
     };
     let hardState: HardState = emptyHardState();
     let snapshot: Snapshot = emptySnapshot();
+    let stored: StoredSnapshot | null = null;
     let applied = 0;
     const kv: KvState = { revision: 0, records: [], sessions: [] };
     const entries: Entry[] = [];
@@ -156,6 +212,7 @@ export class LevelDbEngine implements StorageEngine {
               const name = key.toString('utf8', 1);
               if (name === 'hardState') hardState = check(key, value, readHardState);
               else if (name === 'snapshot') snapshot = check(key, value, readSnapshot);
+              else if (name === 'snapshotRef') stored = check(key, value, readSnapshotRef);
               else if (name === 'applied') applied = check(key, value, (r) => r.uint());
               else if (name === 'revision') kv.revision = check(key, value, (r) => r.uint());
               break;
@@ -180,17 +237,30 @@ export class LevelDbEngine implements StorageEngine {
     } finally {
       await it.close();
     }
-    // The log sorts before the snapshot is known (L < S): verify contiguity now.
-    entries.forEach((e, k) => {
-      if (e.index !== snapshot.meta.index + 1 + k) {
-        throw new StorageCorruptError(dir, -1, `leveldb log has entry ${e.index} where ${snapshot.meta.index + 1 + k} belongs`);
+    // A data dir that has stored a snapshot by reference keeps no inline one (the same batch
+    // deleted it), so the reference, when present, is the latest.
+    const snapRef = stored === null ? null : (stored as StoredSnapshot).ref;
+    if (stored !== null) snapshot = { meta: (stored as StoredSnapshot).snapshot.meta, data: await blobs.read(snapRef!) };
+    // The log sorts before the snapshot is known (L < S). Entries at or below the snapshot are
+    // compacted ones not deleted yet; the rest must follow it without a gap.
+    const snapIndex = snapshot.meta.index;
+    const live = entries.filter((e) => e.index > snapIndex);
+    const stale = entries.length - live.length;
+    live.forEach((e, k) => {
+      if (e.index !== snapIndex + 1 + k) {
+        throw new StorageCorruptError(dir, -1, `leveldb log has entry ${e.index} where ${snapIndex + 1 + k} belongs`);
       }
     });
-    return { hardState, snapshot, entries, applied, kv, meta };
+    return {
+      loaded: { hardState, snapshot, entries: live, applied, kv, meta },
+      snapRef,
+      staleFrom: stale > 0 ? entries[0]!.index : snapIndex + 1,
+      staleTo: stale > 0 ? entries[stale - 1]!.index : snapIndex,
+    };
   }
 
   async load(): Promise<LoadedState> {
-    return this.saves.takeLoaded() ?? LevelDbEngine.readAll(this.db, this.dir);
+    return this.saves.takeLoaded() ?? (await LevelDbEngine.readAll(this.db, this.dir, this.blobs)).loaded;
   }
 
   save(batch: SaveBatch): Promise<void> {
@@ -199,33 +269,74 @@ export class LevelDbEngine implements StorageEngine {
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
     const w = new PendingWrites();
-    const first = this.firstIndex;
-    const last = this.lastIndex;
+    const before = { first: this.firstIndex, last: this.lastIndex, staleFrom: this.staleFrom, staleTo: this.staleTo, snapRef: this.snapRef };
+    const written: BlobRef[] = [];
     try {
-      for (const b of batches) await this.stage(w, b);
+      for (const b of batches) await this.stage(w, b, written);
+      // A slice of the log entries earlier compactions dropped.
+      const to = Math.min(this.staleTo, this.staleFrom + STALE_DELETES_PER_GROUP - 1);
+      this.delLog(w, this.staleFrom, to);
+      this.staleFrom = Math.max(this.staleFrom, to + 1);
       const ops = [...w.ops.values()].map((o) =>
         o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value });
       await this.db.batch(ops, { sync: true });
     } catch (err) {
-      this.firstIndex = first;
-      this.lastIndex = last;
+      this.firstIndex = before.first;
+      this.lastIndex = before.last;
+      this.staleFrom = before.staleFrom;
+      this.staleTo = before.staleTo;
+      this.snapRef = before.snapRef;
       throw err;
     }
+    // Blobs that are not the stored snapshot any more (the batch naming the new one is durable).
+    for (const r of [before.snapRef, ...written]) {
+      if (r !== null && r.seq !== this.snapRef?.seq) await this.blobs.remove(r.seq);
+    }
+  }
+
+  /** Writes a snapshot's blob to its own file and stages the key naming it. */
+  private async stageSnapshot(w: PendingWrites, snapshot: Snapshot, written: BlobRef[]): Promise<void> {
+    if (snapshot.data.length === 0) {
+      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snapshot)));
+      w.del(strKey(P_STATE, 'snapshotRef'));
+      this.snapRef = null;
+      return;
+    }
+    const ref = await this.blobs.write(snapshot.data);
+    written.push(ref);
+    w.put(strKey(P_STATE, 'snapshotRef'), seal((x) => writeSnapshotRef(x, snapshot, ref)));
+    w.del(strKey(P_STATE, 'snapshot'));
+    this.snapRef = ref;
+  }
+
+  /** Entries up to `index` (present up to `presentTo`) become stale: deleted by later groups. */
+  private markStale(index: number, presentTo: number): void {
+    const to = Math.min(index, presentTo);
+    if (to < this.firstIndex) return;
+    if (this.staleFrom > this.staleTo) this.staleFrom = this.firstIndex;
+    this.staleTo = Math.max(this.staleTo, to);
   }
 
   private delLog(w: PendingWrites, from: number, to: number): void {
     for (let i = from; i <= to; i++) w.del(logKey(i));
   }
 
-  private async stage(w: PendingWrites, b: SaveBatch): Promise<void> {
+  private async stage(w: PendingWrites, b: SaveBatch, written: BlobRef[]): Promise<void> {
     if (b.installSnapshot) {
       const { snapshot, kv } = b.installSnapshot;
-      this.delLog(w, this.firstIndex, this.lastIndex);
+      // Entries up to the snapshot become stale; later ones contradict it and go now (stale
+      // ones of an earlier compaction too, should the snapshot lie below them).
+      if (this.staleTo > snapshot.meta.index) {
+        this.delLog(w, Math.max(this.staleFrom, snapshot.meta.index + 1), this.staleTo);
+        this.staleTo = snapshot.meta.index;
+      }
+      this.markStale(snapshot.meta.index, this.lastIndex);
+      this.delLog(w, Math.max(this.firstIndex, snapshot.meta.index + 1), this.lastIndex);
       for (const prefix of [P_KEY, P_CLIENT]) {
         w.delPrefix(prefix);
         for await (const key of this.db.keys(range(prefix))) w.del(key);
       }
-      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snapshot)));
+      await this.stageSnapshot(w, snapshot, written);
       for (const [key, rec] of kv.records) w.put(strKey(P_KEY, key), seal((x) => writeKeyRecord(x, rec)));
       for (const [client, s] of kv.sessions) w.put(strKey(P_CLIENT, client), seal((x) => writeSession(x, s)));
       w.put(strKey(P_STATE, 'revision'), seal((x) => x.uint(kv.revision)));
@@ -235,8 +346,8 @@ export class LevelDbEngine implements StorageEngine {
     }
     if (b.compact) {
       const snap = b.compact;
-      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snap)));
-      this.delLog(w, this.firstIndex, Math.min(snap.meta.index, this.lastIndex));
+      await this.stageSnapshot(w, snap, written);
+      this.markStale(snap.meta.index, this.lastIndex);
       this.firstIndex = snap.meta.index + 1;
       this.lastIndex = Math.max(this.lastIndex, snap.meta.index);
     }
