@@ -2,20 +2,29 @@
 // WAL mode. One transaction per commit group: every batch of the group, in order, all or
 // nothing, and the group's save() resolves only once the WAL holding it is fsynced.
 //
-// DatabaseSync runs on the event loop, so the fsync is not left to it (synchronous=FULL would
-// block the loop ~4 ms per commit, during which the node cannot serve or replicate): the
-// connection commits with synchronous=NORMAL (the WAL is written, not synced) and the engine
-// then fdatasyncs the WAL file itself, from the thread pool, before resolving the group. The
-// durability is FULL's: a commit is acknowledged only once its WAL frames are on disk
-// (fsync works per file, whichever descriptor asks). Checkpoints still sync the database file
-// inside SQLite. Saves queue while a group commits and syncs, and go together in the next one.
+// The writing connection lives in a worker thread (sqlite-writer.ts): a commit's B-tree
+// inserts, WAL frame writes, fsync and any auto-checkpoint (with its own fsyncs) would
+// otherwise block the event loop for milliseconds per group, during which the node can neither
+// serve nor replicate. The event loop only encodes each group into one buffer, transfers it,
+// and resolves the group's saves when the thread answers; the thread commits with
+// synchronous=FULL, so that answer means the WAL frames are on disk. Saves queue while a group
+// is in the thread and go together in the next one. If the thread fails or dies, the group and
+// every later save are rejected (GroupCommit), which stops the node: nothing is acknowledged
+// that the thread did not confirm.
 //
-// Every stored value is sealed with a CRC32 (records.ts) because SQLite has no page checksums;
-// load verifies them all. The WAL is checked before SQLite opens it (sqlite-wal-scan.ts).
+// Opening and loading stay on the calling thread, before the node serves: the WAL is checked
+// before SQLite opens it (sqlite-wal-scan.ts: a torn tail is truncated, damage before the tail
+// is StorageCorruptError naming file and offset), then `quick_check`, then every row is read
+// and its CRC32 seal verified (records.ts; SQLite has no page checksums). The writer thread
+// starts meanwhile and opens its own connection.
+//
+// README (node-runtime/README.md, the sqlite row of the engine table), proposed text:
+//   durability: WAL mode, one transaction per commit group, committed with synchronous=FULL by
+//   a connection in a worker thread; the event loop only hands the group over and is told once
+//   the WAL is fsynced (a dead writer thread stops the node).
 
-import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync, readFileSync, existsSync, truncateSync } from 'node:fs';
-import { open as openFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
@@ -24,65 +33,25 @@ import { FormatError, type ByteReader } from './bytes.ts';
 import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { StorageCorruptError } from './errors.ts';
 import { SaveQueue } from './save-queue.ts';
-import {
-  readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
-  seal, unseal, writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot,
-} from './records.ts';
+import { readEntry, readHardState, readKeyRecord, readSession, readSnapshot, unseal } from './records.ts';
 import { emptyHardState, emptySnapshot } from './state-model.ts';
 import { scanSqliteWal } from './sqlite-wal-scan.ts';
-import { fsyncDir } from './durable-fs.ts';
+import { CONNECTION_PRAGMAS, SCHEMA, SNAPSHOT_ROW_ID, SQLITE_FILE, uintCodec } from './sqlite-schema.ts';
+import { encodeGroup } from './sqlite-writer.ts';
+import { WriterThread } from './sqlite-writer-client.ts';
 
-export const SQLITE_FILE = 'metcd.db';
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-  CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
-  CREATE TABLE IF NOT EXISTS sessions (client TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
-`;
-
-const uintCodec = {
-  write: (v: number) => seal((w) => w.uint(v)),
-  read: (r: ByteReader) => r.uint(),
-};
-
-interface Statements {
-  putState: StatementSync;
-  putMeta: StatementSync;
-  putEntry: StatementSync;
-  truncateFrom: StatementSync;
-  compactTo: StatementSync;
-  putKey: StatementSync;
-  delKey: StatementSync;
-  putSession: StatementSync;
-  delSession: StatementSync;
-}
+export { SQLITE_FILE };
 
 export class SqliteEngine implements StorageEngine {
   readonly engine = 'sqlite' as const;
   private readonly file: string;
-  private readonly db: DatabaseSync;
-  private readonly st: Statements;
+  private readonly writer: WriterThread;
   private readonly saves: SaveQueue;
-  /** The WAL, opened on the first commit (SQLite creates it), kept for fdatasync. */
-  private wal: FileHandle | null = null;
 
-  private constructor(file: string, db: DatabaseSync, loaded: LoadedState, opts: EngineOptions) {
+  private constructor(file: string, writer: WriterThread, loaded: LoadedState, opts: EngineOptions) {
     this.file = file;
-    this.db = db;
-    this.st = {
-      putState: db.prepare('INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)'),
-      putMeta: db.prepare('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)'),
-      putEntry: db.prepare('INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)'),
-      truncateFrom: db.prepare('DELETE FROM log WHERE idx >= ?'),
-      compactTo: db.prepare('DELETE FROM log WHERE idx <= ?'),
-      putKey: db.prepare('INSERT OR REPLACE INTO kv (key, rec) VALUES (?, ?)'),
-      delKey: db.prepare('DELETE FROM kv WHERE key = ?'),
-      putSession: db.prepare('INSERT OR REPLACE INTO sessions (client, rec) VALUES (?, ?)'),
-      delSession: db.prepare('DELETE FROM sessions WHERE client = ?'),
-    };
-    this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
+    this.writer = writer;
+    this.saves = new SaveQueue(loaded, (batches) => writer.write(encodeGroup(batches)), opts.groupCommit);
   }
 
   static async open(opts: EngineOptions): Promise<SqliteEngine> {
@@ -96,23 +65,36 @@ export class SqliteEngine implements StorageEngine {
         opts.log.warn('torn tail truncated', { file: walFile, offset: scan.validBytes, bytes: scan.tornBytes });
       }
     }
-    let db: DatabaseSync;
+    let db: DatabaseSync | undefined;
     try {
       db = new DatabaseSync(file);
-      db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864;');
+      db.exec(CONNECTION_PRAGMAS);
       const mode = (db.prepare('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode;
       if (mode !== 'wal') throw new Error(`journal_mode is ${mode}, not wal`);
       SqliteEngine.quickCheck(db, file);
       db.exec(SCHEMA);
     } catch (err) {
+      db?.close();
       throw SqliteEngine.asCorruption(file, err);
     }
+    // The writer thread opens its connection while this one reads everything.
+    const starting = WriterThread.start(file);
+    let loaded: LoadedState;
     try {
-      return new SqliteEngine(file, db, SqliteEngine.readAll(db, file), opts);
+      loaded = SqliteEngine.readAll(db, file);
     } catch (err) {
+      await starting.then((w) => w.close(), () => undefined);
+      throw SqliteEngine.asCorruption(file, err);
+    } finally {
       db.close();
+    }
+    let writer: WriterThread;
+    try {
+      writer = await starting;
+    } catch (err) {
       throw SqliteEngine.asCorruption(file, err);
     }
+    return new SqliteEngine(file, writer, loaded, opts);
   }
 
   /** Structural check of every B-tree page (not of values: the seals cover those). */
@@ -150,7 +132,8 @@ export class SqliteEngine implements StorageEngine {
       return v === undefined ? dflt : check('state', name, v, read);
     };
     const hardState: HardState = get('hardState', readHardState, emptyHardState());
-    const snapshot: Snapshot = get('snapshot', readSnapshot, emptySnapshot());
+    const snapRow = db.prepare('SELECT value FROM snapshot WHERE id = ?').get(SNAPSHOT_ROW_ID) as { value: Uint8Array } | undefined;
+    const snapshot: Snapshot = snapRow !== undefined ? check('snapshot', SNAPSHOT_ROW_ID, snapRow.value, readSnapshot) : get('snapshot', readSnapshot, emptySnapshot());
     const applied = get('applied', uintCodec.read, 0);
     const revision = get('revision', uintCodec.read, 0);
 
@@ -177,69 +160,24 @@ export class SqliteEngine implements StorageEngine {
     return { hardState, snapshot, entries, applied, kv, meta };
   }
 
+  /** The state read at open; after saves, read again (on this thread) once they are all written. */
   async load(): Promise<LoadedState> {
-    return this.saves.takeLoaded() ?? SqliteEngine.readAll(this.db, this.file);
+    const opened = this.saves.takeLoaded();
+    if (opened !== undefined) return opened;
+    await this.saves.idle();
+    const db = new DatabaseSync(this.file);
+    try {
+      db.exec(CONNECTION_PRAGMAS);
+      return SqliteEngine.readAll(db, this.file);
+    } catch (err) {
+      throw SqliteEngine.asCorruption(this.file, err);
+    } finally {
+      db.close();
+    }
   }
 
   save(batch: SaveBatch): Promise<void> {
     return this.saves.save(batch);
-  }
-
-  private async writeGroup(batches: SaveBatch[]): Promise<void> {
-    this.db.exec('BEGIN IMMEDIATE');
-    try {
-      for (const b of batches) this.apply(b);
-      this.db.exec('COMMIT');
-    } catch (err) {
-      if (this.db.isTransaction) this.db.exec('ROLLBACK');
-      throw err;
-    }
-    await this.syncWal();
-  }
-
-  /** fdatasync the WAL (see the header): the group is durable when this resolves. */
-  private async syncWal(): Promise<void> {
-    if (this.wal === null) {
-      this.wal = await openFile(`${this.file}-wal`, 'r');
-      // The WAL may have been created by this commit: make its directory entry durable too.
-      await fsyncDir(path.dirname(this.file));
-    }
-    await this.wal.datasync();
-  }
-
-  private apply(b: SaveBatch): void {
-    const st = this.st;
-    if (b.installSnapshot) {
-      const { snapshot, kv } = b.installSnapshot;
-      this.db.exec('DELETE FROM log; DELETE FROM kv; DELETE FROM sessions;');
-      st.putState.run('snapshot', seal((w) => writeSnapshot(w, snapshot)));
-      for (const [key, rec] of kv.records) st.putKey.run(key, seal((w) => writeKeyRecord(w, rec)));
-      for (const [client, s] of kv.sessions) st.putSession.run(client, seal((w) => writeSession(w, s)));
-      st.putState.run('revision', uintCodec.write(kv.revision));
-      st.putState.run('applied', uintCodec.write(snapshot.meta.index));
-    }
-    if (b.compact) {
-      const snap = b.compact;
-      st.putState.run('snapshot', seal((w) => writeSnapshot(w, snap)));
-      st.compactTo.run(snap.meta.index);
-    }
-    if (b.entries && b.entries.length > 0) {
-      st.truncateFrom.run(b.entries[0]!.index);
-      for (const e of b.entries) st.putEntry.run(e.index, seal((w) => writeEntry(w, e)));
-    }
-    if (b.hardState) {
-      const h = b.hardState;
-      st.putState.run('hardState', seal((w) => writeHardState(w, h)));
-    }
-    if (b.kv) {
-      st.putState.run('revision', uintCodec.write(b.kv.revision));
-      for (const [key, rec] of b.kv.upserts) st.putKey.run(key, seal((w) => writeKeyRecord(w, rec)));
-      for (const key of b.kv.deletes) st.delKey.run(key);
-      for (const [client, s] of b.kv.sessionUpserts) st.putSession.run(client, seal((w) => writeSession(w, s)));
-      for (const client of b.kv.sessionDeletes) st.delSession.run(client);
-    }
-    if (b.applied !== undefined) st.putState.run('applied', uintCodec.write(b.applied));
-    if (b.meta) for (const [k, v] of Object.entries(b.meta)) st.putMeta.run(k, v);
   }
 
   stats(): EngineStats {
@@ -248,8 +186,6 @@ export class SqliteEngine implements StorageEngine {
 
   async close(): Promise<void> {
     await this.saves.idle();
-    await this.wal?.close();
-    this.wal = null;
-    this.db.close();
+    await this.writer.close();
   }
 }
