@@ -28,6 +28,8 @@ export interface NodeConfig {
   electionTicks: number;
   heartbeatTicks: number;
   snapshotEntries: number;
+  /** Writes that would grow the keys + values past this many bytes are refused (507). */
+  quotaBytes: number;
   joinTimeoutMs: number;
   /** Testing only: accept POST /_metcd/faults to drop Raft traffic (see faults.ts). */
   faultInjection: boolean;
@@ -60,6 +62,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'election-ticks': { type: 'string', default: '10', help: 'ticks without a leader before an election' },
   'heartbeat-ticks': { type: 'string', default: '1', help: 'ticks between leader heartbeats' },
   'snapshot-entries': { type: 'string', default: '10000', help: 'applied entries between snapshots (log compaction)' },
+  'quota-bytes': { type: 'string', default: '536870912', help: 'space quota: puts that would take keys + values past this many bytes get 507 (state is held in memory)' },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
   'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
   help: { type: 'boolean', default: 'false', help: 'print this help and exit' },
@@ -184,6 +187,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       electionTicks,
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '10000'), 'snapshot-entries', 100_000_000),
+      quotaBytes: positiveInt(str('quota-bytes', '536870912'), 'quota-bytes', 64 * 1024 ** 3),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,
     },

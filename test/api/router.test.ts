@@ -307,6 +307,16 @@ describe('api: bad input', () => {
     expect(env.c.peer(env.leader).revision).toBe(0);
   });
 
+  it('answers 507 space_exceeded for a put past the space quota, and still deletes', async () => {
+    const env = await setup({ limits: { stateBytesMax: 10 } });
+    expect((await env.call(env.leader, '/a', { method: 'PUT', body: '12345678' })).status).toBe(204);
+    const r = await env.call(env.leader, '/key', { method: 'POST', body: JSON.stringify({ b: 'xx' }) });
+    expect(r.status).toBe(507);
+    expect(await errorCode(r)).toBe('space_exceeded');
+    expect((await env.call(env.leader, '/a', { method: 'DELETE' })).status).toBe(204);
+    expect((await env.call(env.leader, '/b', { method: 'PUT', body: 'xx' })).status).toBe(204);
+  });
+
   it('answers 413 over the size limits, even for a body streamed without Content-Length', async () => {
     const env = await setup({ kvLimits: limits });
     const big = 'x'.repeat(65);

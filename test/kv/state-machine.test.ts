@@ -221,6 +221,23 @@ describe('limits and robustness', () => {
   });
 });
 
+describe('state size (what a space quota is checked against)', () => {
+  it('counts UTF-8 bytes of keys and values through puts, overwrites, deletes and a restore', () => {
+    const sm = new KvStateMachine();
+    expect(sm.stateBytes).toBe(0);
+    sm.apply(1, put([['a', 'xyz'], ['é', '€']])); // 1+3 + 2+3
+    expect(sm.stateBytes).toBe(9);
+    sm.apply(2, put([['a', '']])); // overwrite: value 3 → 0 bytes
+    expect(sm.stateBytes).toBe(6);
+    sm.apply(3, del(['é', 'missing']));
+    expect(sm.stateBytes).toBe(1);
+    sm.apply(4, put([['k', 'v'.repeat(100)]]));
+    const restored = new KvStateMachine(DEFAULT_KV_LIMITS, sm.snapshot());
+    expect(restored.stateBytes).toBe(sm.stateBytes);
+    expect(restored.stateBytes).toBe(1 + 1 + 100);
+  });
+});
+
 describe('takeChanges', () => {
   it('reports upserts, deletes and sessions changed since the last call, once', () => {
     const sm = new KvStateMachine();

@@ -110,7 +110,11 @@ describe('parseFlags', () => {
     expect(p.config).toMatchObject({
       listenHost: '127.0.0.1', listenPort: 3379, advertise: 'http://127.0.0.1:3379', dataDir: './data/n1',
       engine: 'sqlite', start: { kind: 'bootstrap' }, clusterToken: 'env-secret', tickMs: 100, mode: 'redirect',
+      quotaBytes: 512 * 1024 * 1024,
     });
+    const q = parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '1000'], {});
+    expect(q.help === false && q.config.quotaBytes).toBe(1000);
+    expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '0'], {})).toThrow(FlagError);
   });
 
   it('takes the advertised URL from --initial-cluster and checks it against --advertise', () => {

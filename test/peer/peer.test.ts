@@ -201,6 +201,20 @@ describe('peer: exactly-once and limits', () => {
     expect(leader.status().lastIndex).toBe(lastIndex);
   });
 
+  it('refuses puts that would grow the state past its space quota, and still takes deletes and shrinking puts', async () => {
+    const c = await start({ limits: { stateBytesMax: 100 } });
+    const leader = await c.waitLeader();
+    expect((await c.drive(leader.write(put('a', 'x'.repeat(60))))).result.ok).toBe(true); // 61 bytes
+    const lastIndex = leader.status().lastIndex;
+    await expect(leader.write(put('b', 'x'.repeat(39)))).rejects.toMatchObject({ code: 'no-space' }); // 61 + 40 > 100
+    expect(leader.status().lastIndex).toBe(lastIndex); // refused before the log
+    expect(leader.status()).toMatchObject({ stateBytes: 61, stateBytesMax: 100 });
+    expect((await c.drive(leader.write(put('b', 'x'.repeat(38))))).result.ok).toBe(true); // exactly 100
+    expect((await c.drive(leader.write(put('a', 'short')))).result.ok).toBe(true); // shrinks
+    expect((await c.drive(leader.write({ op: 'delete', keys: ['b'] }))).result.ok).toBe(true);
+    expect(leader.status().stateBytes).toBe(6);
+  });
+
   it('bounds the proposals waiting for apply', async () => {
     const c = await start({ limits: { pendingProposalsMax: 2 } });
     const leader = await c.waitLeader();

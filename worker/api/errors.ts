@@ -30,6 +30,8 @@ export function peerErrorToApi(err: PeerError): ApiError {
       return s(429, 'too_many_requests', retry);
     case 'too-large':
       return s(413, 'too_large');
+    case 'no-space':
+      return s(507, 'space_exceeded');
     case 'invalid':
       return s(400, 'bad_request');
     case 'member-not-found':

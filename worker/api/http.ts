@@ -31,6 +31,7 @@ export type ApiErrorCode =
   | 'session_expired'
   | 'member_conflict'
   | 'too_large'
+  | 'space_exceeded'
   | 'too_many_requests'
   | 'not_leader'
   | 'no_leader'

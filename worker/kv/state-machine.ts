@@ -19,6 +19,18 @@ import { SessionTable } from './sessions.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
+import { utf8Length } from './utf8.ts';
+
+/** Bytes a key and its value count towards the state's size (UTF-8; a lone surrogate is
+ *  written as the 3-byte U+FFFD, so count 3 per code unit then). */
+export function pairBytes(key: string, value: string): number {
+  return stringBytes(key) + stringBytes(value);
+}
+
+function stringBytes(s: string): number {
+  const n = utf8Length(s);
+  return n >= 0 ? n : 3 * s.length;
+}
 
 export interface RangeOptions {
   /** Only keys starting with this. */
@@ -37,6 +49,8 @@ export class KvStateMachine {
   private readonly keys: SortedKeys;
   private readonly sessions: SessionTable;
   private currentRevision: number;
+  /** Σ pairBytes over the records: what a host's space quota is checked against. */
+  private bytes = 0;
   /** Highest index applied (from the sessions when restored): apply indexes must grow. */
   private lastIndex: number;
   private readonly dirtyKeys = new Set<string>();
@@ -55,6 +69,7 @@ export class KvStateMachine {
       }
       if (this.records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
       this.records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
+      this.bytes += pairBytes(key, r.value);
       if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
       sortedKeys.push(key);
     }
@@ -71,6 +86,11 @@ export class KvStateMachine {
   /** Number of keys. */
   get size(): number {
     return this.records.size;
+  }
+
+  /** Size of the keys and values held, in UTF-8 bytes (record overhead not counted). */
+  get stateBytes(): number {
+    return this.bytes;
   }
 
   /** Number of client sessions held. */
@@ -165,8 +185,10 @@ export class KvStateMachine {
         if (prev === undefined) {
           this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
           this.keys.added(key);
+          this.bytes += pairBytes(key, value);
         } else {
           this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
+          this.bytes += stringBytes(value) - stringBytes(prev.value);
         }
         this.dirtyKeys.add(key);
       }
@@ -178,8 +200,11 @@ export class KvStateMachine {
     const keys = cmd.keys;
     for (let i = 0; i < keys.length; i++) {
       const key = keys[i]!;
-      if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, this.records.get(key));
+      const prev = this.records.get(key);
+      if (prev === undefined) continue;
+      if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
       if (this.records.delete(key)) {
+        this.bytes -= pairBytes(key, prev.value);
         deleted++;
         this.keys.removed();
         this.dirtyKeys.add(key);

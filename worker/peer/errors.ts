@@ -20,6 +20,9 @@ export type PeerErrorCode =
   | 'too-many-pending'
   /** Over a size limit (key, value, pairs, command bytes, entry bytes). */
   | 'too-large'
+  /** The state is at its size quota: writes that add data are refused until deletes free
+   *  space (deletes and membership changes still go through). */
+  | 'no-space'
   /** A malformed command or argument. */
   | 'invalid'
   /** Membership change names a node that is not a member (remove, promote). */

@@ -20,6 +20,10 @@ export interface PeerLimits {
   requestTimeoutTicks: number;
   /** Take a KV snapshot and compact the log after this many applied entries. */
   snapshotEveryEntries: number;
+  /** The leader refuses a put that would take the KV state (keys + values, UTF-8) past this
+   *  (etcd's space quota). Admission only, checked against the leader's own state: entries
+   *  already in the log still apply everywhere, so it may be overshot by what is in flight. */
+  stateBytesMax: number;
   /** A snapshot is encoded this many records at a time (one slice after each ready and on
    *  each tick), so a large state never holds the peer up for its whole encoding. */
   snapshotSliceRecords: number;
@@ -30,6 +34,8 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   pendingReadsMax: 4096,
   requestTimeoutTicks: 50, // 5 s at TICK_MS = 100
   snapshotEveryEntries: 10_000,
+  // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
+  stateBytesMax: 64 * 1024 * 1024,
   snapshotSliceRecords: 4096,
 };
 

@@ -50,6 +50,9 @@ export interface PeerStatus {
   snapshotIndex: number;
   revision: number;
   keys: number;
+  /** Keys and values held, in UTF-8 bytes, and the quota writes are refused past (no-space). */
+  stateBytes: number;
+  stateBytesMax: number;
   members: MemberStatus[];
   pendingProposals: number;
   pendingReads: number;

@@ -21,7 +21,7 @@
 // up are flushed on the next tick (or by close()).
 
 import { decodeConfChange } from '../raft/codec.ts';
-import { KvStateMachine } from '../kv/state-machine.ts';
+import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
 import { StateEncoder, decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import type { StateView } from '../kv/state-view.ts';
 import { validateCommand } from '../kv/validate.ts';
@@ -277,11 +277,27 @@ export class Peer {
     if (!checked.ok) throw new PeerError(checked.code === 'too-large' ? 'too-large' : 'invalid', checked.message);
     if (this.role !== 'leader') throw this.notLeaderError();
     this.assertProposalRoom();
+    this.assertSpaceFor(checked.cmd);
     const proposed = this.core.propose([encodeCommand(checked.cmd)]);
     if (!proposed.ok) throw this.refusalError(proposed.reason, proposed.leader);
     const outcome = await this.park(proposed.index, proposed.term);
     if (outcome.result === null) throw this.lostError();
     return { result: outcome.result, index: outcome.index };
+  }
+
+  /** Refuse a put that would grow the state past its quota (deletes, and puts that do not grow
+   *  it, always pass, so a full store can be cleaned up). */
+  private assertSpaceFor(cmd: KvCommand): void {
+    if (cmd.op !== 'put') return;
+    const max = this.limits.stateBytesMax;
+    let growth = 0;
+    for (const [key, value] of cmd.pairs) {
+      const prev = this.kv.get(key);
+      growth += pairBytes(key, value) - (prev === undefined ? 0 : pairBytes(key, prev.value));
+    }
+    if (growth > 0 && this.kv.stateBytes + growth > max) {
+      throw new PeerError('no-space', `the store is at its space quota (${this.kv.stateBytes} of ${max} bytes of keys and values); delete keys to free space`);
+    }
   }
 
   /**
@@ -388,6 +404,8 @@ export class Peer {
       snapshotIndex: s.snapshotIndex,
       revision: this.kv.revision,
       keys: this.kv.size,
+      stateBytes: this.kv.stateBytes,
+      stateBytesMax: this.limits.stateBytesMax,
       members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
       pendingProposals: this.proposals.size,
       pendingReads: this.reads.size,
