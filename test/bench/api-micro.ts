@@ -1,10 +1,12 @@
-// Per-request CPU of the layers above the host, on one process: the shared router and the peer
+// Per-request CPU of the layers above the host, on one process: the shared router (through
+// handle(), as the Node host calls it) and the peer
 // of a single-voter cluster over in-memory storage (no sockets, no fsync). What a Node or edge
 // host adds (HTTP parsing, sockets, disk) is not in these numbers. For profiling the API path:
 //
 //   node --cpu-prof --cpu-prof-dir=/tmp/prof test/bench/api-micro.ts [requests] [concurrency]
 
 import { createApiRouter } from '../../worker/api/router.ts';
+import type { ApiReply, ApiRequest } from '../../worker/api/exchange.ts';
 import { Peer } from '../../worker/peer/peer.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import type { LoadedState, PeerStorage } from '../../worker/peer/ports.ts';
@@ -42,14 +44,19 @@ while (!peer.isLeader()) await new Promise((r) => setTimeout(r, 10));
 const api = createApiRouter({ peer, mode: 'redirect', leaderUrl: () => '' });
 const value = 'x'.repeat(100);
 
-async function run(label: string, op: (i: number) => Promise<Response>, expect: number): Promise<void> {
+/** What the Node host hands the router (node-runtime/node-request.ts), minus the socket. */
+function request(method: string, path: string, body?: string): ApiRequest {
+  const bytes = body === undefined ? new Uint8Array(0) : new TextEncoder().encode(body);
+  return { method, url: new URL(path, base), header: () => null, headerPairs: () => [], body: async () => bytes };
+}
+
+async function run(label: string, op: (i: number) => Promise<ApiReply>, expect: number): Promise<void> {
   let next = 0;
   const started = performance.now();
   await Promise.all(Array.from({ length: concurrency }, async () => {
     while (next < requests) {
-      const res = await op(next++);
-      if (res.status !== expect) throw new Error(`${label}: HTTP ${res.status} ${await res.text()}`);
-      await res.arrayBuffer();
+      const reply = await op(next++);
+      if (reply.status !== expect) throw new Error(`${label}: HTTP ${reply.status} ${String(reply.body)}`);
     }
   }));
   const ms = performance.now() - started;
@@ -57,10 +64,10 @@ async function run(label: string, op: (i: number) => Promise<Response>, expect: 
 }
 
 for (let round = 0; round < 2; round++) {
-  await run('PUT /<key>', (i) => api.fetch(new Request(`${base}/k${i % 1000}`, { method: 'PUT', body: value })), 204);
-  await run('GET ?level=stale', (i) => api.fetch(new Request(`${base}/k${i % 1000}?level=stale`)), 200);
-  await run('GET (default, lease)', (i) => api.fetch(new Request(`${base}/k${i % 1000}`)), 200);
-  await run('GET ?level=consistent', (i) => api.fetch(new Request(`${base}/k${i % 1000}?level=consistent`)), 200);
+  await run('PUT /<key>', (i) => api.handle(request('PUT', `/k${i % 1000}`, value)), 204);
+  await run('GET ?level=stale', (i) => api.handle(request('GET', `/k${i % 1000}?level=stale`)), 200);
+  await run('GET (default, lease)', (i) => api.handle(request('GET', `/k${i % 1000}`)), 200);
+  await run('GET ?level=consistent', (i) => api.handle(request('GET', `/k${i % 1000}?level=consistent`)), 200);
 }
 clearInterval(ticker);
 await peer.close();
