@@ -351,6 +351,16 @@ describe('api: bad input', () => {
     expect(env.c.peer(env.leader).revision).toBe(0);
   });
 
+  it('answers HEAD as GET (the HTTP layer drops the body)', async () => {
+    const env = await setup();
+    await env.call(env.leader, '/hello', { method: 'PUT', body: 'world' });
+    const r = await env.call(env.leader, '/hello', { method: 'HEAD' });
+    expect(r.status).toBe(200);
+    expect(r.headers.get('X-Metcd-Mod-Revision')).toBe('1');
+    expect((await env.call(env.leader, '/missing', { method: 'HEAD' })).status).toBe(404);
+    expect((await env.call(env.leader, '/status', { method: 'HEAD' })).status).toBe(200);
+  });
+
   it('answers 405 with Allow for a wrong method on a known path, 404 for unknown reserved paths', async () => {
     const env = await setup();
     const cases: Array<[string, string, string]> = [

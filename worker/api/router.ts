@@ -139,10 +139,12 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   async function answer(request: ApiRequest): Promise<ApiReply> {
     const url = request.url;
     const ctx: ApiContext = { host, peer: host.peer, request, url, limits, body: null, bodyBytesMax: 0 };
+    // HEAD is answered as GET; the host's HTTP layer sends the headers only.
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
     try {
       // itty matches on method and URL only; the routes read the request through ctx.
-      const reply: unknown = await (keyRoute(request.method, url.pathname, ctx) ??
-        router.fetch({ method: request.method, url: url.href } as IRequest, ctx));
+      const reply: unknown = await (keyRoute(method, url.pathname, ctx) ??
+        router.fetch({ method, url: url.href } as IRequest, ctx));
       if (isApiReply(reply)) return reply;
       return errorReply(404, 'not_found', 'no such route');
     } catch (err) {
