@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
 import { DEFAULT_PEER_LIMITS, TICK_MS } from '../../worker/peer/options.ts';
+import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
 
 describe('edge config', () => {
   it('defaults to a 3-peer cluster named metcd that redirects', () => {
@@ -13,6 +14,7 @@ describe('edge config', () => {
       locationHints: {},
       tickMs: TICK_MS,
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
+      derivedFlushMs: DERIVED_FLUSH_MS,
     });
   });
 
@@ -24,6 +26,7 @@ describe('edge config', () => {
       LOCATION_HINTS: 'p1=wnam, p2=weur,p3=apac',
       TICK_MS: '50',
       SNAPSHOT_EVERY_ENTRIES: '20',
+      DERIVED_FLUSH_MS: '0',
     });
     expect(config.cluster).toBe('prod-1');
     expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
@@ -31,6 +34,7 @@ describe('edge config', () => {
     expect(config.locationHints).toEqual({ p1: 'wnam', p2: 'weur', p3: 'apac' });
     expect(config.tickMs).toBe(50);
     expect(config.snapshotEveryEntries).toBe(20);
+    expect(config.derivedFlushMs).toBe(0);
   });
 
   it.each([
@@ -43,6 +47,8 @@ describe('edge config', () => {
     [{ LOCATION_HINTS: 'p1' }, /LOCATION_HINTS/],
     [{ TICK_MS: '1' }, /TICK_MS/],
     [{ SNAPSHOT_EVERY_ENTRIES: '0' }, /SNAPSHOT_EVERY_ENTRIES/],
+    [{ DERIVED_FLUSH_MS: '-1' }, /DERIVED_FLUSH_MS/],
+    [{ DERIVED_FLUSH_MS: '600001' }, /DERIVED_FLUSH_MS/],
     [{ CLUSTER_NAME: { nested: true } }, /CLUSTER_NAME/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => readConfig(env)).toThrow(ConfigError);

@@ -1,13 +1,17 @@
 // The edge PeerStorage against real workerd SQLite (via a probe Durable Object): every part of
-// a SaveBatch, atomicity of a batch, chunking of payloads over the platform's 2 MB row cap.
+// a SaveBatch, atomicity of a batch, chunking of payloads over the platform's 2 MB row cap, and
+// derived state (commit index, apply results) waiting for the next write and what a crash in
+// between loses.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHarness } from 'wrangler';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
 import type { KvState } from '../../worker/kv/types.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
+import type { DerivedStats } from '../../worker/edge/storage.ts';
+import { restartFrom } from '../../worker/peer/restart.ts';
 import { parse, stringify } from './fixtures/json-bytes.ts';
-import { COMPATIBILITY_DATE, ROOT } from './harness.ts';
+import { COMPATIBILITY_DATE, ROOT, waitFor } from './harness.ts';
 
 const server = createTestHarness({
   root: ROOT,
@@ -48,6 +52,12 @@ function probe() {
       await call({ op: 'reopen' });
       return (await call<{ state: LoadedState }>({ op: 'load' })).state;
     },
+    /** Loads after a crash: what the instance had not written is gone. */
+    crashLoad: async () => {
+      const lost = (await call<{ lost: number }>({ op: 'crash' })).lost;
+      return { lost, state: (await call<{ state: LoadedState }>({ op: 'load' })).state };
+    },
+    derived: async () => (await call<{ derived: DerivedStats }>({ op: 'derived' })).derived,
     rows: async (table: string) => (await call<{ rows: number }>({ op: 'rows', table })).rows,
   };
 }
@@ -61,6 +71,16 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 const membership = { voters: ['p1', 'p2', 'p3'], learners: [], addresses: { p1: 'c/p1', p2: 'c/p2', p3: 'c/p3' } };
+
+const noMembers = { voters: [], learners: [], addresses: {} };
+
+/** Apply results of one put at `index` (what the peer saves after applying it). */
+function applied(index: number, key: string): Pick<SaveBatch, 'kv' | 'applied'> {
+  return {
+    kv: { revision: index, upserts: [[key, { value: key, createRevision: index, modRevision: index, version: 1 }]], deletes: [], sessionUpserts: [], sessionDeletes: [] },
+    applied: index,
+  };
+}
 
 describe('edge storage (Durable Object SQLite)', () => {
   it('a fresh object loads as an empty peer', async () => {
@@ -177,6 +197,65 @@ describe('edge storage (Durable Object SQLite)', () => {
     expect(state.entries).toEqual([entry(51, 4, 'after')]);
     expect(state.kv).toEqual(kv);
     expect(state.applied).toBe(50);
+  });
+
+  it('derived state waits for the next write, lands with it in order, and a crash before loses only it', async () => {
+    const p = probe();
+    await p.load(); // knows the durable term and vote from here on, as a peer does
+    await p.save({ entries: [entry(1, 1, 'a'), entry(2, 1, 'b')], hardState: { term: 1, vote: 'p1', commit: 0 } });
+    // The leader commits and applies 1..2: only the commit index moves, plus apply results.
+    await p.save({ hardState: { term: 1, vote: 'p1', commit: 2 }, ...applied(2, 'a') });
+    expect(await p.derived()).toMatchObject({ deferred: 1, waiting: 1 });
+    const crashed = await p.crashLoad();
+    expect(crashed.lost).toBe(1);
+    // The log is all there; commit and applied are as before the derived batch, still consistent.
+    expect(crashed.state.entries.map((e) => e.index)).toEqual([1, 2]);
+    expect(crashed.state.hardState).toEqual({ term: 1, vote: 'p1', commit: 0 });
+    expect(crashed.state.applied).toBe(0);
+    expect(crashed.state.kv.records).toEqual([]);
+    expect(() => restartFrom(crashed.state, noMembers)).not.toThrow();
+
+    // Again, now followed by a log append: both land, the derived part first.
+    await p.save({ hardState: { term: 1, vote: 'p1', commit: 2 }, ...applied(2, 'a') });
+    await p.save({ entries: [entry(3, 1, 'c')] });
+    const after = await p.crashLoad();
+    expect(after.lost).toBe(0);
+    expect(after.state.hardState).toEqual({ term: 1, vote: 'p1', commit: 2 });
+    expect(after.state.applied).toBe(2);
+    expect(after.state.kv.records.map(([k]) => k)).toEqual(['a']);
+    expect(after.state.entries.map((e) => e.index)).toEqual([1, 2, 3]);
+    expect(await p.derived()).toMatchObject({ waiting: 0 });
+  });
+
+  it('never defers a new term or vote, a log append, a compaction or meta', async () => {
+    const p = probe();
+    await p.load();
+    await p.save({ hardState: { term: 2, vote: 'p3', commit: 0 } });
+    await p.save({ entries: [entry(1, 2, 'x')] });
+    await p.save({ compact: { meta: { index: 1, term: 2, membership }, data: new TextEncoder().encode('kv@1') } });
+    await p.save({ meta: { id: 'p1' } });
+    const { lost, state } = await p.crashLoad();
+    expect(lost).toBe(0);
+    expect(state.hardState).toEqual({ term: 2, vote: 'p3', commit: 0 });
+    expect(state.snapshot.meta.index).toBe(1);
+    expect(state.meta).toEqual({ id: 'p1' });
+  });
+
+  it('writes waiting derived state on its own after a while, and on close', async () => {
+    const p = probe();
+    await p.load();
+    await p.save({ entries: [entry(1, 1, 'a')], hardState: { term: 1, vote: '', commit: 0 } });
+    await p.save({ hardState: { term: 1, vote: '', commit: 1 }, ...applied(1, 'a') });
+    await waitFor('the derived batch to be written', async () => (await p.derived()).waiting === 0);
+    const { lost, state } = await p.crashLoad();
+    expect(lost).toBe(0);
+    expect(state.hardState.commit).toBe(1);
+    expect(state.applied).toBe(1);
+    await p.save({ entries: [entry(2, 1, 'b')] });
+    await p.save({ hardState: { term: 1, vote: '', commit: 2 }, ...applied(2, 'b') });
+    const reopened = await p.load(); // a clean close writes it
+    expect(reopened.applied).toBe(2);
+    expect(reopened.hardState.commit).toBe(2);
   });
 
   it('splits payloads over the 2 MB row cap into chunk rows and reassembles them exactly', async () => {

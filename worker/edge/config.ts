@@ -4,6 +4,7 @@
 
 import type { Membership, NodeId } from '../raft/types.ts';
 import { DEFAULT_PEER_LIMITS, TICK_MS } from '../peer/options.ts';
+import { DERIVED_FLUSH_MS } from './storage.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
 
@@ -20,6 +21,8 @@ export interface EdgeConfig {
   tickMs: number;
   /** Applied entries between snapshots (log compaction). */
   snapshotEveryEntries: number;
+  /** How long derived state (commit index, apply results) may wait for the next write (storage.ts). */
+  derivedFlushMs: number;
 }
 
 /** Cloudflare's Durable Object location hints. */
@@ -31,6 +34,7 @@ export const CLUSTER_SIZE_MAX = 9;
 export const TICK_MS_MIN = 10;
 export const TICK_MS_MAX = 10_000;
 export const SNAPSHOT_EVERY_ENTRIES_MAX = 10_000_000;
+export const DERIVED_FLUSH_MS_MAX = 600_000;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** The API's member id rule (worker/api/params.ts memberId): what /join accepts. */
@@ -68,6 +72,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     snapshotEveryEntries: integer(
       env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX,
     ),
+    derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
   };
 }
 

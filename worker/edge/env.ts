@@ -15,6 +15,7 @@ export interface Env {
   LOCATION_HINTS?: string;
   TICK_MS?: string | number;
   SNAPSHOT_EVERY_ENTRIES?: string | number;
+  DERIVED_FLUSH_MS?: string | number;
   /** "1": check every outgoing Raft message against storage (persist-check.ts). Tests only. */
   CHECK_PERSIST?: string;
 }

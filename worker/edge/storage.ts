@@ -16,6 +16,20 @@
 // runtime breaks the object and the held messages never leave. test/edge/persist.test.ts
 // checks the visible half: nothing a peer says is ahead of its own storage.
 //
+// Derived state waits for the next write. A batch that only advances the commit index and
+// carries apply results (hard state with the term and vote already written, KV changes, applied
+// index) is recomputable from the durable log: Raft never needs the commit index durable, and a
+// restart re-applies committed entries above the stored applied index (restart.ts). Such a
+// batch is not written at once; it is written, in order, in the same transaction as the next
+// write (a log append, a vote, a compaction), or on its own after DERIVED_FLUSH_MS, before a
+// read is answered (flush()), and by close(). Two things this buys on every client write: the
+// leader's answer is no longer held by the output gate behind a commit-only write, and the
+// leader and each follower commit one SQLite transaction per write instead of two. A crash
+// loses at most the batches still waiting: the restart comes back with an older commit and
+// applied index (stored together, so applied <= commit still holds) and re-applies the same
+// entries to the same results. Nothing acknowledged depends on them: an acknowledged write is
+// durable in the logs of a majority, whose writes are never deferred.
+//
 // Rows in Durable Object SQLite are limited to 2 MB, so log entry payloads and snapshot data
 // larger than ROW_BLOB_BYTES_MAX are split over chunk rows. KV values are stored inline: the
 // KV limits (valueBytesMax) must stay below ROW_BLOB_BYTES_MAX on the edge (checked at open).
@@ -27,6 +41,19 @@ import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
 
 /** Largest blob stored in one row; bigger payloads are chunked (the platform's row cap is 2 MB). */
 export const ROW_BLOB_BYTES_MAX = 1024 * 1024;
+
+/** How long derived state may wait for the next write before it is written on its own. */
+export const DERIVED_FLUSH_MS = 100;
+/** Derived batches waiting at most; one more writes them all at once. */
+export const DERIVED_BATCHES_MAX = 256;
+
+export interface DerivedStats {
+  /** Batches deferred so far, and how many of them were written with a later write. */
+  deferred: number;
+  merged: number;
+  /** Batches waiting now. */
+  waiting: number;
+}
 
 const SCHEMA: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
@@ -65,10 +92,20 @@ export class StorageError extends Error {
 export class DurableObjectPeerStorage implements PeerStorage {
   private readonly storage: DurableStorageLike;
   private readonly sql: SqlLike;
+  private readonly flushMs: number;
   private closed = false;
+  /** Derived batches not written yet, oldest first (see the header). */
+  private derived: SaveBatch[] = [];
+  private flushTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Term and vote as last written (or about to be): a batch that changes them is never deferred. */
+  private termVote: { term: number; vote: string } | null = null;
+  /** A failed deferred write: every later save throws it (the peer stops). */
+  private failure: Error | null = null;
+  private readonly derivedStats = { deferred: 0, merged: 0 };
 
-  /** Creates the tables if needed. Call from the object's blockConcurrencyWhile. */
-  constructor(storage: DurableStorageLike, valueBytesMax: number) {
+  /** Creates the tables if needed. Call from the object's blockConcurrencyWhile.
+   *  `flushMs`: how long derived state may wait (DERIVED_FLUSH_MS); 0 writes every batch at once. */
+  constructor(storage: DurableStorageLike, valueBytesMax: number, flushMs = DERIVED_FLUSH_MS) {
     if (valueBytesMax > ROW_BLOB_BYTES_MAX) {
       throw new StorageError(
         `valueBytesMax ${valueBytesMax} exceeds ${ROW_BLOB_BYTES_MAX}: KV values are stored inline in one row`,
@@ -76,6 +113,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     }
     this.storage = storage;
     this.sql = storage.sql;
+    this.flushMs = flushMs;
     storage.transactionSync(() => {
       for (const ddl of SCHEMA) this.sql.exec(ddl);
     });
@@ -91,6 +129,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     const hardState: HardState = hs
       ? { term: int(hs.term), vote: str(hs.vote), commit: int(hs.commit_index) }
       : { term: 0, vote: '', commit: 0 };
+    this.termVote = { term: hardState.term, vote: hardState.vote };
 
     const snapshot = this.loadSnapshot();
     const entries: Entry[] = [];
@@ -147,43 +186,120 @@ export class DurableObjectPeerStorage implements PeerStorage {
 
   async save(batch: SaveBatch): Promise<void> {
     this.assertOpen();
-    // One transaction for the whole batch (see the header). No await inside: nothing else can
-    // run on this object between the parts. Returning resolves save() before the write is
-    // confirmed; the output gate holds every outgoing message until it is (see the header).
-    this.storage.transactionSync(() => {
-      if (batch.installSnapshot) this.installSnapshot(batch.installSnapshot.snapshot, batch.installSnapshot.kv);
-      if (batch.compact) this.compact(batch.compact);
-      if (batch.entries && batch.entries.length > 0) this.appendEntries(batch.entries);
-      if (batch.hardState) {
-        const hs = batch.hardState;
-        this.sql.exec(
-          `INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?)
-           ON CONFLICT (id) DO UPDATE SET term = excluded.term, vote = excluded.vote,
-           commit_index = excluded.commit_index`,
-          hs.term, hs.vote, hs.commit,
-        );
-      }
-      if (batch.kv) this.applyKv(batch.kv);
-      if (batch.applied !== undefined) {
-        this.sql.exec(
-          `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, 0)
-           ON CONFLICT (id) DO UPDATE SET applied = excluded.applied`,
-          batch.applied,
-        );
-      }
-      if (batch.meta) {
-        for (const [key, value] of Object.entries(batch.meta)) {
-          this.sql.exec(
-            'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-            key, value,
-          );
-        }
-      }
-    });
+    if (this.failure !== null) throw this.failure;
+    if (this.flushMs > 0 && this.isDerived(batch)) {
+      this.derived.push(batch);
+      this.derivedStats.deferred++;
+      if (this.derived.length >= DERIVED_BATCHES_MAX) this.flush();
+      else this.flushTimer ??= setTimeout(() => this.flushLater(), this.flushMs);
+      return;
+    }
+    this.derivedStats.merged += this.derived.length;
+    try {
+      this.write(batch);
+    } catch (err) {
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      throw this.failure;
+    }
+  }
+
+  /** Write the derived state still waiting, now (before answering a read that shows it). */
+  flush(): void {
+    if (this.failure !== null) throw this.failure;
+    if (this.derived.length === 0 || this.closed) return;
+    try {
+      this.write(null);
+    } catch (err) {
+      // The waiting batches are gone with the failed transaction: every later save must fail.
+      this.failure = err instanceof Error ? err : new Error(String(err));
+      throw this.failure;
+    }
+  }
+
+  derivedCounts(): DerivedStats {
+    return { ...this.derivedStats, waiting: this.derived.length };
   }
 
   async close(): Promise<void> {
+    if (this.closed) return;
+    if (this.failure === null) this.flush();
     this.closed = true;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+  }
+
+  /** A crash (the object is being aborted): drop the derived batches still waiting, unwritten,
+   *  and close. Returns how many there were. */
+  discard(): number {
+    const lost = this.derived.length;
+    this.derived = [];
+    this.closed = true;
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    return lost;
+  }
+
+  /** Only a commit index that moved, and apply results: see the header. */
+  private isDerived(batch: SaveBatch): boolean {
+    if (batch.installSnapshot || batch.compact || batch.meta || (batch.entries && batch.entries.length > 0)) return false;
+    const hs = batch.hardState;
+    if (hs !== undefined && (this.termVote === null || hs.term !== this.termVote.term || hs.vote !== this.termVote.vote)) return false;
+    return hs !== undefined || batch.kv !== undefined || batch.applied !== undefined;
+  }
+
+  private flushLater(): void {
+    this.flushTimer = null;
+    try {
+      this.flush();
+    } catch {
+      // Nobody awaits a timer: flush() kept the failure, the next save throws it, the peer stops.
+    }
+  }
+
+  /** The waiting derived batches, then `batch`, in ONE transaction, in that order. */
+  private write(batch: SaveBatch | null): void {
+    const batches = batch === null ? this.derived : [...this.derived, batch];
+    this.derived = [];
+    if (this.flushTimer !== null) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    // One transaction for all of it (see the header). No await inside: nothing else can run on
+    // this object between the parts. Returning resolves save() before the write is confirmed;
+    // the output gate holds every outgoing message until it is (see the header).
+    this.storage.transactionSync(() => {
+      for (const b of batches) this.writeBatch(b);
+    });
+    for (const b of batches) if (b.hardState) this.termVote = { term: b.hardState.term, vote: b.hardState.vote };
+  }
+
+  private writeBatch(batch: SaveBatch): void {
+    if (batch.installSnapshot) this.installSnapshot(batch.installSnapshot.snapshot, batch.installSnapshot.kv);
+    if (batch.compact) this.compact(batch.compact);
+    if (batch.entries && batch.entries.length > 0) this.appendEntries(batch.entries);
+    if (batch.hardState) {
+      const hs = batch.hardState;
+      this.sql.exec(
+        `INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET term = excluded.term, vote = excluded.vote,
+         commit_index = excluded.commit_index`,
+        hs.term, hs.vote, hs.commit,
+      );
+    }
+    if (batch.kv) this.applyKv(batch.kv);
+    if (batch.applied !== undefined) {
+      this.sql.exec(
+        `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, 0)
+         ON CONFLICT (id) DO UPDATE SET applied = excluded.applied`,
+        batch.applied,
+      );
+    }
+    if (batch.meta) {
+      for (const [key, value] of Object.entries(batch.meta)) {
+        this.sql.exec(
+          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+          key, value,
+        );
+      }
+    }
   }
 
   private assertOpen(): void {
