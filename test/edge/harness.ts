@@ -21,8 +21,9 @@ export const WAIT_MS = 30_000;
 /** The RPC surface of a peer object as the test sees it through the harness proxy. */
 export interface PeerRpc {
   inspect(): Promise<string>;
-  abort(reason?: string): Promise<void>;
-  deliver(batch: Uint8Array): Promise<void>;
+  /** Resolves to how many unwritten derived-state batches the crash loses (storage.ts). */
+  abort(reason?: string): Promise<number>;
+  deliver(batch: Uint8Array): Promise<Uint8Array | null>;
   isolate(on: boolean): Promise<void>;
 }
 
@@ -30,7 +31,14 @@ export interface Inspection {
   name: string;
   opened: boolean;
   status: PeerStatus | null;
-  transport: { sentMessages: number; sentBatches: number; dropped: Record<string, number> } | null;
+  transport: {
+    sentMessages: number;
+    sentBatches: number;
+    repliesReceived: number;
+    repliesReturned: number;
+    dropped: Record<string, number>;
+  } | null;
+  derived: { deferred: number; merged: number; waiting: number } | null;
   persistCheck: { checked: number; checkedByType: Record<string, number>; violations: number; examples: string[] } | null;
   badBatches: number;
   misaddressed: number;

@@ -3,8 +3,9 @@
 // Surfaces, and who can reach them:
 //   fetch(request)   the public HTTP API (the shared router). The Worker forwards client
 //                    requests here; it is the only thing the Worker ever calls.
-//   deliver(batch)   Raft messages from sibling peers (RpcTransport). An RPC method: callable
-//                    only by code holding the PEERS binding, never routed from the internet.
+//   deliver(batch)   Raft messages from sibling peers (RpcTransport); answers with this peer's
+//                    replies to the sender (transport.ts). An RPC method: callable only by code
+//                    holding the PEERS binding, never routed from the internet.
 //   inspect(), abort(), isolate()  operator, drill and test tools, RPC only as well.
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
@@ -18,7 +19,7 @@ import type { PeerLog } from '../peer/options.ts';
 import type { PeerTransport } from '../peer/ports.ts';
 import { createApiRouter, needsLeader } from '../api/router.ts';
 import { H, errorResponse, withHeader } from '../api/http.ts';
-import { decodeMessages } from '../raft/codec.ts';
+import { decodeMessages, encodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import type { Membership, Message, NodeId } from '../raft/types.ts';
@@ -31,6 +32,7 @@ import { peerStub } from './env.ts';
 import { PersistCheck } from './persist-check.ts';
 import type { PersistCheckReport } from './persist-check.ts';
 import { DurableObjectPeerStorage } from './storage.ts';
+import type { DerivedStats } from './storage.ts';
 import { RpcTransport } from './transport.ts';
 import type { TransportStats } from './transport.ts';
 
@@ -45,6 +47,7 @@ interface Hosted {
   peer: Peer;
   api: { fetch(request: Request): Promise<Response> };
   transport: RpcTransport;
+  storage: DurableObjectPeerStorage;
   check: PersistCheck | null;
 }
 
@@ -54,6 +57,8 @@ export interface PeerInspection {
   opened: boolean;
   status: ReturnType<Peer['status']> | null;
   transport: TransportStats | null;
+  /** Derived-state writes deferred by the storage (storage.ts). */
+  derived: DerivedStats | null;
   persistCheck: PersistCheckReport | null;
   badBatches: number;
   misaddressed: number;
@@ -100,6 +105,10 @@ export class PeerObject extends DurableObject<Env> {
     }
     await this.awaitLeader(hosted, request);
     const response = await hosted.api.fetch(request);
+    // A read shows applied state: writing what is still waiting now makes its answer wait
+    // (output gate) for that state to be durable, so a peer never shows a client state that a
+    // crash could take back (storage.ts, derived state).
+    if (request.method === 'GET' || request.method === 'HEAD') hosted.storage.flush();
     const leader = hosted.peer.leaderInfo().id;
     // Lets the Worker send the next request straight to the leader (and tells clients who leads).
     return leader === '' || response.headers.has(H.leader) ? response : withHeader(response, H.leader, leader);
@@ -107,29 +116,53 @@ export class PeerObject extends DurableObject<Env> {
 
   // ---- internal RPC (sibling peers, operators, tests) -----------------------------------------
 
-  /** Raft messages from a sibling peer (encodeMessages). Bad batches are counted and dropped. */
-  async deliver(batch: Uint8Array): Promise<void> {
+  /**
+   * Raft messages from a sibling peer (encodeMessages). Bad batches are counted and dropped.
+   * Answers with what this peer sends back to the sender while handling them (encoded; null
+   * when nothing): the sender's transport hands that to its peer (transport.ts, replies).
+   */
+  async deliver(batch: Uint8Array): Promise<Uint8Array | null> {
     this.wokenBy ??= 'call';
     if (!(batch instanceof Uint8Array) || batch.byteLength > DELIVER_BYTES_MAX) {
       this.badBatches++;
-      return;
+      return null;
     }
     // A message from the cluster opens even a peer with no state: it is being added by /join.
     const hosted = await this.open();
+    const mine = this.accept(hosted, batch);
+    if (mine === null || mine.length === 0) return null;
+    const from = mine[0]!.from;
+    const holding = mine.every((m) => m.from === from) && hosted.transport.holdReplies(from);
+    hosted.peer.receive(mine);
+    if (!holding) return null;
+    // The peer handles a batch without waiting on anything but its (synchronous) storage, so
+    // one turn of the event loop later its answers to the batch have been sent, i.e. held.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const replies = hosted.transport.takeReplies(from);
+    if (replies.length === 0) return null;
+    try {
+      return encodeMessages(replies);
+    } catch {
+      return null; // lost, as on a failed call; Raft resends
+    }
+  }
+
+  /** The messages of a batch from a sibling that are for this peer, or null when it is dropped. */
+  private accept(hosted: Hosted, batch: Uint8Array): Message[] | null {
     if (this.isolated) {
       this.isolatedDrops++;
-      return;
+      return null;
     }
     let msgs: Message[];
     try {
       msgs = decodeMessages(batch);
     } catch {
       this.badBatches++;
-      return;
+      return null;
     }
     const mine = msgs.filter((m) => m.to === hosted.peer.id);
     this.misaddressed += msgs.length - mine.length;
-    hosted.peer.receive(mine);
+    return mine;
   }
 
   /** This peer's state for operators and tests, as JSON text (see PeerInspection). */
@@ -141,6 +174,7 @@ export class PeerObject extends DurableObject<Env> {
       opened: h !== null,
       status: h === null ? null : h.peer.status(),
       transport: h === null ? null : h.transport.stats(),
+      derived: h === null ? null : h.storage.derivedCounts(),
       persistCheck: h?.check?.snapshot() ?? null,
       badBatches: this.badBatches,
       misaddressed: this.misaddressed,
@@ -151,10 +185,13 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   /** Crash this peer: its memory is lost, its storage is kept. The alarm (or the next message
-   *  or request) brings it back from storage. Deferred by a turn so the caller gets an answer. */
-  abort(reason = 'aborted by operator'): void {
+   *  or request) brings it back from storage. Deferred by a turn so the caller gets an answer:
+   *  how many derived-state batches (storage.ts) the crash loses, unwritten. */
+  abort(reason = 'aborted by operator'): number {
     this.wokenBy ??= 'call';
     setTimeout(() => this.ctx.abort(reason), 0);
+    // Lost now rather than at the abort: nothing may write them in between.
+    return this.hosted?.storage.discard() ?? 0;
   }
 
   /** The cluster's starting membership as recorded by its first bootstrap peer (see genesisFor). */
@@ -272,7 +309,7 @@ export class PeerObject extends DurableObject<Env> {
     if (name === null) throw new Error('this peer object has no valid <cluster>/<peer-id> name');
     const objectName = peerObjectName(name.cluster, name.id);
     const fresh = !this.hasRaftState();
-    const storage = new DurableObjectPeerStorage(this.ctx.storage, DEFAULT_KV_LIMITS.valueBytesMax);
+    const storage = new DurableObjectPeerStorage(this.ctx.storage, DEFAULT_KV_LIMITS.valueBytesMax, this.config.derivedFlushMs);
     const stored = this.storedName();
     if (stored !== undefined && stored !== objectName) {
       throw new Error(`storage belongs to ${stored}, not ${objectName}`);
@@ -285,7 +322,14 @@ export class PeerObject extends DurableObject<Env> {
     if (Object.keys(meta).length > 0) await storage.save({ meta });
 
     const check = this.env.CHECK_PERSIST === '1' ? new PersistCheck(this.ctx.storage.sql) : null;
-    const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to));
+    // Replies returned from our calls (deliver's answers) are handled like delivered batches.
+    const onReply = (bytes: Uint8Array): void => {
+      const h = this.hosted;
+      if (h === null || bytes.byteLength > DELIVER_BYTES_MAX) return;
+      const mine = this.accept(h, bytes);
+      if (mine !== null && mine.length > 0) h.peer.receive(mine);
+    };
+    const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to), {}, onReply);
     const transport: PeerTransport = {
       send: (messages) => {
         check?.check(messages);
@@ -315,7 +359,7 @@ export class PeerObject extends DurableObject<Env> {
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       log,
     });
-    const hosted: Hosted = { peer, api, transport: rpc, check };
+    const hosted: Hosted = { peer, api, transport: rpc, storage, check };
     this.hosted = hosted;
     this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     await this.armAlarm();
