@@ -6,7 +6,8 @@
 //   M<name>            meta value (UTF-8)
 //   S<name>            hardState | snapshotRef | applied | revision   (sealed)
 //                      (snapshot: the inline form older data dirs hold)
-//   L<index u64 BE>    log entry                                  (sealed)
+//   G<index u64 BE>    log segment: the entries one batch appended, from index  (sealed)
+//   L<index u64 BE>    one log entry (the layout of older data dirs; read, never written)
 //   K<key>             KV record                                  (sealed)
 //   C<client>          session                                    (sealed)
 // LevelDB's log is checked before LevelDB opens it (leveldb-log-scan.ts); the seals catch damage
@@ -16,9 +17,10 @@
 //   - a snapshot's blob (megabytes) is written to its own file (metcd-snap-<seq>.bin, durable
 //     before the batch naming it), not sealed and copied into a LevelDB value that LevelDB then
 //     writes to its log, its memtable and every table compaction;
-//   - the log entries a compaction drops (snapshotEveryEntries of them at once) are deleted a
-//     slice per later write group: load() ignores entries at or below the snapshot's index, so
-//     they are harmless until then.
+//   - a batch's entries are ONE value (a segment), not one key each: LevelDB's batch is prepared
+//     on the event loop op by op, and per-entry keys doubled a follower's ops per group;
+//   - the segments a compaction drops are deleted a slice per later write group: load() ignores
+//     entries at or below the snapshot's index, so they are harmless until then.
 
 import { ClassicLevel } from 'classic-level';
 import { mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
@@ -26,7 +28,7 @@ import path from 'node:path';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
 import type { KvState } from '../../worker/kv/types.ts';
-import { FormatError, type ByteReader, type ByteWriter } from './bytes.ts';
+import { ByteWriter, FormatError, type ByteReader } from './bytes.ts';
 import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { DataDirError, StorageCorruptError } from './errors.ts';
 import { BlobFiles, type BlobRef } from './durable-fs.ts';
@@ -43,6 +45,7 @@ type Db = ClassicLevel<Buffer, Buffer>;
 const P_META = 0x4d; // M
 const P_STATE = 0x53; // S
 const P_LOG = 0x4c; // L
+const P_SEG = 0x47; // G
 const P_KEY = 0x4b; // K
 const P_CLIENT = 0x43; // C
 
@@ -54,9 +57,9 @@ function strKey(prefix: number, s: string): Buffer {
   return b;
 }
 
-function logKey(index: number): Buffer {
+function segKey(index: number): Buffer {
   const b = Buffer.allocUnsafe(9);
-  b[0] = P_LOG;
+  b[0] = P_SEG;
   b.writeUInt32BE(Math.floor(index / 0x1_0000_0000), 1);
   b.writeUInt32BE(index >>> 0, 5);
   return b;
@@ -69,8 +72,8 @@ function logIndex(key: Buffer): number {
 const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
 
 const SNAP_PREFIX = 'metcd-snap-';
-/** Compacted log entries deleted per write group (a few ms of batch preparation at most). */
-const STALE_DELETES_PER_GROUP = 512;
+/** Compacted log segments deleted per write group (bounds that group's batch preparation). */
+const STALE_DELETES_PER_GROUP = 64;
 const EMPTY = new Uint8Array(0);
 
 /** A stored snapshot: its metadata, and where its data is (null: inline, an older data dir). */
@@ -89,13 +92,33 @@ function readSnapshotRef(r: ByteReader): StoredSnapshot {
   return { snapshot, ref: { seq: r.uint(), bytes: r.uint(), crc: r.u32() } };
 }
 
-/** What load() reads, plus where the compacted (stale) log keys still present are. */
+/** One stored run of log entries [first, last] under `key` (a segment, or an older single entry). */
+interface Segment {
+  readonly first: number;
+  readonly last: number;
+  readonly key: Buffer;
+}
+
+function sealSegment(entries: readonly Entry[]): Buffer {
+  let bytes = 16;
+  for (const e of entries) bytes += e.data.length + 24;
+  return seal((x) => {
+    x.uint(entries.length);
+    for (const e of entries) writeEntry(x, e);
+  }, new ByteWriter(bytes));
+}
+
+function readSegment(r: ByteReader): Entry[] {
+  const out: Entry[] = [];
+  for (let n = r.uint(); n > 0; n--) out.push(readEntry(r));
+  return out;
+}
+
+/** What load() reads, plus every stored segment (those at or below the snapshot are stale). */
 interface ReadState {
   loaded: LoadedState;
   snapRef: BlobRef | null;
-  /** Stale log keys may remain in [staleFrom, staleTo] (empty when staleFrom > staleTo). */
-  staleFrom: number;
-  staleTo: number;
+  segments: Segment[];
 }
 
 /** A write group under construction: the last operation per key wins, in batch order. */
@@ -106,6 +129,10 @@ class PendingWrites {
   }
   del(key: Buffer): void {
     this.ops.set(key.toString('latin1'), { key, value: null });
+  }
+  /** The value this group writes to `key`: a Buffer, null (deleted), or undefined (untouched). */
+  pending(key: Buffer): Buffer | null | undefined {
+    return this.ops.get(key.toString('latin1'))?.value;
   }
   delPrefix(prefix: number): void {
     for (const op of this.ops.values()) if (op.key[0] === prefix) op.value = null;
@@ -123,9 +150,8 @@ export class LevelDbEngine implements StorageEngine {
   /** The stored log's range as of the writes applied so far (including the group being built). */
   private firstIndex: number;
   private lastIndex: number;
-  /** Compacted log keys not deleted yet lie in [staleFrom, staleTo]. */
-  private staleFrom: number;
-  private staleTo: number;
+  /** Stored log segments in index order; those ending below firstIndex await deletion. */
+  private segments: Segment[];
 
   private constructor(dir: string, db: Db, blobs: BlobFiles, read: ReadState, opts: EngineOptions) {
     this.dir = dir;
@@ -136,8 +162,7 @@ export class LevelDbEngine implements StorageEngine {
     this.snapRef = read.snapRef;
     this.firstIndex = snap + 1;
     this.lastIndex = snap + loaded.entries.length;
-    this.staleFrom = read.staleFrom;
-    this.staleTo = read.staleTo;
+    this.segments = read.segments;
     this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
   }
 
@@ -196,7 +221,7 @@ export class LevelDbEngine implements StorageEngine {
     let stored: StoredSnapshot | null = null;
     let applied = 0;
     const kv: KvState = { revision: 0, records: [], sessions: [] };
-    const entries: Entry[] = [];
+    const pieces: Array<{ segment: Segment; entries: Entry[] }> = [];
     const meta: Record<string, string> = {};
     const it = db.iterator();
     try {
@@ -218,11 +243,15 @@ export class LevelDbEngine implements StorageEngine {
               break;
             }
             case P_LOG:
-              entries.push(check(key, value, readEntry));
-              if (key.length !== 9 || logIndex(key) !== entries[entries.length - 1]!.index) {
-                throw new StorageCorruptError(dir, -1, `leveldb log key ${logIndex(key)} holds entry ${entries[entries.length - 1]!.index}`);
+            case P_SEG: {
+              const es = key[0] === P_LOG ? [check(key, value, readEntry)] : check(key, value, readSegment);
+              const first = key.length === 9 ? logIndex(key) : -1;
+              if (es.length === 0 || es.some((e, k) => e.index !== first + k)) {
+                throw new StorageCorruptError(dir, -1, `leveldb log key ${JSON.stringify(key.toString('latin1'))} holds entries ${es.map((e) => e.index).join(',')}`);
               }
+              pieces.push({ segment: { first, last: first + es.length - 1, key }, entries: es });
               break;
+            }
             case P_KEY:
               kv.records.push([key.toString('utf8', 1), check(key, value, readKeyRecord)]);
               break;
@@ -241,22 +270,24 @@ export class LevelDbEngine implements StorageEngine {
     // deleted it), so the reference, when present, is the latest.
     const snapRef = stored === null ? null : (stored as StoredSnapshot).ref;
     if (stored !== null) snapshot = { meta: (stored as StoredSnapshot).snapshot.meta, data: await blobs.read(snapRef!) };
-    // The log sorts before the snapshot is known (L < S). Entries at or below the snapshot are
-    // compacted ones not deleted yet; the rest must follow it without a gap.
+    // The log sorts before the snapshot is known (G, L < S), and older single-entry keys sort
+    // apart from segments. Entries at or below the snapshot are compacted ones not deleted yet;
+    // the rest must follow it without a gap.
+    pieces.sort((a, b) => a.segment.first - b.segment.first);
+    pieces.forEach((p, k) => {
+      if (k > 0 && p.segment.first <= pieces[k - 1]!.segment.last) {
+        throw new StorageCorruptError(dir, -1, `leveldb log segments overlap at entry ${p.segment.first}`);
+      }
+    });
     const snapIndex = snapshot.meta.index;
-    const live = entries.filter((e) => e.index > snapIndex);
-    const stale = entries.length - live.length;
+    const live: Entry[] = [];
+    for (const p of pieces) for (const e of p.entries) if (e.index > snapIndex) live.push(e);
     live.forEach((e, k) => {
       if (e.index !== snapIndex + 1 + k) {
         throw new StorageCorruptError(dir, -1, `leveldb log has entry ${e.index} where ${snapIndex + 1 + k} belongs`);
       }
     });
-    return {
-      loaded: { hardState, snapshot, entries: live, applied, kv, meta },
-      snapRef,
-      staleFrom: stale > 0 ? entries[0]!.index : snapIndex + 1,
-      staleTo: stale > 0 ? entries[stale - 1]!.index : snapIndex,
-    };
+    return { loaded: { hardState, snapshot, entries: live, applied, kv, meta }, snapRef, segments: pieces.map((p) => p.segment) };
   }
 
   async load(): Promise<LoadedState> {
@@ -269,22 +300,23 @@ export class LevelDbEngine implements StorageEngine {
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
     const w = new PendingWrites();
-    const before = { first: this.firstIndex, last: this.lastIndex, staleFrom: this.staleFrom, staleTo: this.staleTo, snapRef: this.snapRef };
+    const before = { first: this.firstIndex, last: this.lastIndex, segments: this.segments.slice(), snapRef: this.snapRef };
     const written: BlobRef[] = [];
     try {
       for (const b of batches) await this.stage(w, b, written);
-      // A slice of the log entries earlier compactions dropped.
-      const to = Math.min(this.staleTo, this.staleFrom + STALE_DELETES_PER_GROUP - 1);
-      this.delLog(w, this.staleFrom, to);
-      this.staleFrom = Math.max(this.staleFrom, to + 1);
+      // A slice of the segments earlier compactions dropped.
+      let stale = 0;
+      while (stale < STALE_DELETES_PER_GROUP && stale < this.segments.length && this.segments[stale]!.last < this.firstIndex) {
+        w.del(this.segments[stale++]!.key);
+      }
+      if (stale > 0) this.segments.splice(0, stale);
       const ops = [...w.ops.values()].map((o) =>
         o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value });
       await this.db.batch(ops, { sync: true });
     } catch (err) {
       this.firstIndex = before.first;
       this.lastIndex = before.last;
-      this.staleFrom = before.staleFrom;
-      this.staleTo = before.staleTo;
+      this.segments = before.segments;
       this.snapRef = before.snapRef;
       throw err;
     }
@@ -309,29 +341,43 @@ export class LevelDbEngine implements StorageEngine {
     this.snapRef = ref;
   }
 
-  /** Entries up to `index` (present up to `presentTo`) become stale: deleted by later groups. */
-  private markStale(index: number, presentTo: number): void {
-    const to = Math.min(index, presentTo);
-    if (to < this.firstIndex) return;
-    if (this.staleFrom > this.staleTo) this.staleFrom = this.firstIndex;
-    this.staleTo = Math.max(this.staleTo, to);
+  /** Removes every stored entry at or above `index` (a segment across it keeps its head). */
+  private async truncateFrom(w: PendingWrites, index: number): Promise<void> {
+    for (;;) {
+      const seg = this.segments[this.segments.length - 1];
+      if (seg === undefined || seg.last < index) return;
+      this.segments.pop();
+      if (seg.first >= index) {
+        w.del(seg.key);
+        continue;
+      }
+      const kept = (await this.segmentEntries(w, seg)).filter((e) => e.index < index);
+      w.put(seg.key, sealSegment(kept));
+      this.segments.push({ first: seg.first, last: index - 1, key: seg.key });
+      return;
+    }
   }
 
-  private delLog(w: PendingWrites, from: number, to: number): void {
-    for (let i = from; i <= to; i++) w.del(logKey(i));
+  /** A stored segment's entries, as this group has left them so far. */
+  private async segmentEntries(w: PendingWrites, seg: Segment): Promise<Entry[]> {
+    const value = w.pending(seg.key) ?? (await this.db.get(seg.key));
+    if (value === null || value === undefined) throw new Error(`leveldb engine: log segment at ${seg.first} is not stored`);
+    try {
+      return seg.key[0] === P_LOG ? [unseal(value, readEntry)] : unseal(value, readSegment);
+    } catch (err) {
+      if (err instanceof FormatError) throw new StorageCorruptError(this.dir, -1, `leveldb log segment at ${seg.first}: ${err.message}`);
+      throw err;
+    }
   }
 
   private async stage(w: PendingWrites, b: SaveBatch, written: BlobRef[]): Promise<void> {
     if (b.installSnapshot) {
       const { snapshot, kv } = b.installSnapshot;
-      // Entries up to the snapshot become stale; later ones contradict it and go now (stale
-      // ones of an earlier compaction too, should the snapshot lie below them).
-      if (this.staleTo > snapshot.meta.index) {
-        this.delLog(w, Math.max(this.staleFrom, snapshot.meta.index + 1), this.staleTo);
-        this.staleTo = snapshot.meta.index;
+      // Segments reaching above the snapshot contradict it and go now (stale ones of an earlier
+      // compaction too, should the snapshot lie below them); the rest are stale.
+      while (this.segments.length > 0 && this.segments[this.segments.length - 1]!.last > snapshot.meta.index) {
+        w.del(this.segments.pop()!.key);
       }
-      this.markStale(snapshot.meta.index, this.lastIndex);
-      this.delLog(w, Math.max(this.firstIndex, snapshot.meta.index + 1), this.lastIndex);
       for (const prefix of [P_KEY, P_CLIENT]) {
         w.delPrefix(prefix);
         for await (const key of this.db.keys(range(prefix))) w.del(key);
@@ -347,15 +393,17 @@ export class LevelDbEngine implements StorageEngine {
     if (b.compact) {
       const snap = b.compact;
       await this.stageSnapshot(w, snap, written);
-      this.markStale(snap.meta.index, this.lastIndex);
       this.firstIndex = snap.meta.index + 1;
       this.lastIndex = Math.max(this.lastIndex, snap.meta.index);
     }
     if (b.entries && b.entries.length > 0) {
       const from = b.entries[0]!.index;
-      this.delLog(w, from, this.lastIndex);
-      for (const e of b.entries) w.put(logKey(e.index), seal((x) => writeEntry(x, e)));
-      this.lastIndex = b.entries[b.entries.length - 1]!.index;
+      const last = b.entries[b.entries.length - 1]!.index;
+      await this.truncateFrom(w, from);
+      const key = segKey(from);
+      w.put(key, sealSegment(b.entries));
+      this.segments.push({ first: from, last, key });
+      this.lastIndex = last;
     }
     if (b.hardState) {
       const h = b.hardState;
