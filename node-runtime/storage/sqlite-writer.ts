@@ -9,21 +9,39 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import path from 'node:path';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
-import type { Snapshot } from '../../worker/raft/types.ts';
+import type { HardState, Snapshot } from '../../worker/raft/types.ts';
 import { ByteReader, ByteWriter } from './bytes.ts';
 import { readSaveBatch, seal, writeEntry, writeHardState, writeKeyRecord, writeSaveBatch, writeSession, writeSnapshot } from './records.ts';
 import { CONNECTION_PRAGMAS, SNAPSHOT_ROW_ID, uintCodec } from './sqlite-schema.ts';
 
 /** One group as bytes: the batch count, then each batch (records.ts writeSaveBatch), in order. */
 export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuffer> {
-  // 4096 bytes or more are never taken from Buffer's shared pool; the copy below is exact-size
-  // and owns its ArrayBuffer, so it can be transferred (detached) without touching anything else.
-  const w = new ByteWriter(4096);
+  // Sized for the blobs up front (a snapshot is MBs: no doubling copies). The copy below is
+  // exact-size and owns its ArrayBuffer, so transferring (detaching) it touches nothing else.
+  const w = new ByteWriter(4096 + blobBytes(batches));
   w.uint(batches.length);
   for (const b of batches) writeSaveBatch(w, b);
   const out = new Uint8Array(w.length);
   out.set(w.view());
   return out;
+}
+
+/** Bytes of the snapshot and entry payloads in `batches` (most of an encoded group). */
+function blobBytes(batches: readonly SaveBatch[]): number {
+  let n = 0;
+  for (const b of batches) {
+    if (b.installSnapshot) n += b.installSnapshot.snapshot.data.length;
+    if (b.compact) n += b.compact.data.length;
+    if (b.entries) for (const e of b.entries) n += e.data.length + 16;
+  }
+  return n;
+}
+
+interface GroupRows {
+  hardState?: HardState;
+  revision?: number;
+  applied?: number;
+  snapshot?: Snapshot;
 }
 
 interface Statements {
@@ -49,6 +67,11 @@ export class SqliteWriter {
   private readonly st: Statements;
   /** Whether the directory entry of the WAL (created by the first commit) has been fsynced. */
   private walNamed = false;
+  /**
+   * The single-row values a group sets (hard state, revision, applied index, snapshot): only
+   * the last of each is written, once per group, not once per batch.
+   */
+  private rows: GroupRows = {};
 
   /** Opens `file`, whose tables the loader has already created and checked. */
   constructor(file: string) {
@@ -82,8 +105,10 @@ export class SqliteWriter {
     try {
       for (let i = 0; i < count; i++) this.apply(readSaveBatch(r));
       r.done();
+      this.writeRows();
       this.db.exec('COMMIT');
     } catch (err) {
+      this.rows = {};
       if (this.db.isTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
@@ -108,39 +133,43 @@ export class SqliteWriter {
       st.clearLog.run();
       st.clearKv.run();
       st.clearSessions.run();
-      this.putSnapshot(snapshot);
+      this.rows.snapshot = snapshot;
       for (const [key, rec] of kv.records) st.putKey.run(key, seal((w) => writeKeyRecord(w, rec)));
       for (const [client, s] of kv.sessions) st.putSession.run(client, seal((w) => writeSession(w, s)));
-      st.putState.run('revision', uintCodec.write(kv.revision));
-      st.putState.run('applied', uintCodec.write(snapshot.meta.index));
+      this.rows.revision = kv.revision;
+      this.rows.applied = snapshot.meta.index;
     }
     if (b.compact) {
-      const snap = b.compact;
-      this.putSnapshot(snap);
-      st.compactTo.run(snap.meta.index);
+      this.rows.snapshot = b.compact;
+      st.compactTo.run(b.compact.meta.index);
     }
     if (b.entries && b.entries.length > 0) {
       st.truncateFrom.run(b.entries[0]!.index);
       for (const e of b.entries) st.putEntry.run(e.index, seal((w) => writeEntry(w, e)));
     }
-    if (b.hardState) {
-      const h = b.hardState;
-      st.putState.run('hardState', seal((w) => writeHardState(w, h)));
-    }
+    if (b.hardState) this.rows.hardState = b.hardState;
     if (b.kv) {
-      st.putState.run('revision', uintCodec.write(b.kv.revision));
+      this.rows.revision = b.kv.revision;
       for (const [key, rec] of b.kv.upserts) st.putKey.run(key, seal((w) => writeKeyRecord(w, rec)));
       for (const key of b.kv.deletes) st.delKey.run(key);
       for (const [client, s] of b.kv.sessionUpserts) st.putSession.run(client, seal((w) => writeSession(w, s)));
       for (const client of b.kv.sessionDeletes) st.delSession.run(client);
     }
-    if (b.applied !== undefined) st.putState.run('applied', uintCodec.write(b.applied));
+    if (b.applied !== undefined) this.rows.applied = b.applied;
     if (b.meta) for (const [k, v] of Object.entries(b.meta)) st.putMeta.run(k, v);
   }
 
-  private putSnapshot(s: Snapshot): void {
-    this.st.putSnapshot.run(seal((w) => writeSnapshot(w, s), new ByteWriter(s.data.length + 256)));
-    this.st.delStateSnapshot.run(); // where data dirs written before the snapshot table kept it
+  private writeRows(): void {
+    const { hardState, revision, applied, snapshot } = this.rows;
+    this.rows = {};
+    const st = this.st;
+    if (hardState) st.putState.run('hardState', seal((w) => writeHardState(w, hardState)));
+    if (revision !== undefined) st.putState.run('revision', uintCodec.write(revision));
+    if (applied !== undefined) st.putState.run('applied', uintCodec.write(applied));
+    if (snapshot) {
+      st.putSnapshot.run(seal((w) => writeSnapshot(w, snapshot), new ByteWriter(snapshot.data.length + 256)));
+      st.delStateSnapshot.run(); // where data dirs written before the snapshot table kept it
+    }
   }
 
   close(): void {
