@@ -1,11 +1,16 @@
 // Edge: on workerd (wrangler's test harness over Miniflare, as test/edge does), a write
 // replicated through metcd's 3-peer Durable Object cluster vs a plain storage.put in one
 // Durable Object (edge/plain-object.ts). Both go client → Worker → object, so the ratio is
-// what replication costs on the platform. Latency is measured one write at a time, in
-// alternating blocks so drift in machine load hits both sides alike; throughput with several
-// writes in flight.
+// what replication costs on the platform. Latency is measured one write at a time, the two
+// sides interleaved write by write (plain, replicated, replicated, plain, ...) so load from
+// anything else on the machine hits both alike; throughput with several writes in flight,
+// one side at a time, with the CPU the workerd processes used per write (on a shared machine
+// a steadier signal than latency: locally all three peers share workerd's CPU, so the latency
+// ratio is close to the CPU ratio when the machine is otherwise idle).
 
+import { readFileSync, readdirSync } from 'node:fs';
 import { createTestHarness } from 'wrangler';
+import { totalCpuSeconds } from './cpu.ts';
 import { trackCloser } from './cleanup.ts';
 import { median } from './failover.ts';
 import { benchValue } from './wrk.ts';
@@ -28,6 +33,8 @@ export interface EdgeSide {
   medianMs: number;
   p99Ms: number;
   writesPerS: number;
+  /** CPU of the workerd processes per write during the throughput phase (null without /proc). */
+  cpuMsPerWrite: number | null;
 }
 
 export interface EdgeResult {
@@ -37,6 +44,8 @@ export interface EdgeResult {
   latencyRatio: number;
   /** plain throughput / replicated throughput. */
   throughputRatio: number;
+  /** replicated CPU per write / plain CPU per write (null without /proc). */
+  cpuRatio: number | null;
   redirectsFollowed: number;
 }
 
@@ -48,6 +57,34 @@ function percentile(xs: number[], p: number): number {
 }
 
 const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** Processes under this one whose name says workerd (wrangler's harness starts them), from /proc. */
+function workerdPids(): number[] {
+  try {
+    const parent = new Map<number, number>();
+    const name = new Map<number, string>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const pid = Number(entry);
+        name.set(pid, stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')));
+        parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    const mine = (pid: number): boolean => {
+      for (let p = parent.get(pid), hops = 0; p !== undefined && p > 1 && hops < 16; p = parent.get(p), hops++) {
+        if (p === process.pid) return true;
+      }
+      return false;
+    };
+    return [...name].filter(([pid, comm]) => comm.includes('workerd') && mine(pid)).map(([pid]) => pid);
+  } catch {
+    return [];
+  }
+}
 
 export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
   const server = createTestHarness({
@@ -112,39 +149,48 @@ export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
     }
 
     const lat = { replicated: [] as number[], plain: [] as number[] };
-    const block = Math.max(1, Math.floor(opts.writes / 4));
-    for (let done = 0; done < opts.writes; done += block) {
-      for (const [side, put] of [['plain', plain], ['replicated', replicated]] as const) {
-        for (let i = 0; i < block; i++) {
-          const t0 = performance.now();
-          await put(`s${++seq}`);
-          lat[side].push(performance.now() - t0);
-        }
+    const sides = [['plain', plain], ['replicated', replicated]] as const;
+    for (let i = 0; i < opts.writes; i++) {
+      // Alternate which side goes first, so neither always follows the other's work.
+      for (const [side, put] of i % 2 === 0 ? sides : [...sides].reverse()) {
+        const t0 = performance.now();
+        await put(`s${++seq}`);
+        lat[side].push(performance.now() - t0);
       }
     }
 
-    const throughput = async (put: Put): Promise<number> => {
+    const pids = workerdPids();
+    const throughput = async (put: Put): Promise<{ rate: number; cpuMsPerWrite: number | null }> => {
       const until = Date.now() + opts.throughputS * 1000;
       let n = 0;
       const started = Date.now();
+      const cpu0 = totalCpuSeconds(pids);
       await Promise.all(Array.from({ length: opts.concurrency }, async () => {
         while (Date.now() < until) {
           await put(`t${++seq}`);
           n++;
         }
       }));
-      return n / ((Date.now() - started) / 1000);
+      const cpuMs = (totalCpuSeconds(pids) - cpu0) * 1000;
+      return { rate: n / ((Date.now() - started) / 1000), cpuMsPerWrite: pids.length === 0 || n === 0 ? null : round2(cpuMs / n) };
     };
     opts.onNote?.(`sequential latency measured (${lat.replicated.length} writes per side); throughput with ${opts.concurrency} in flight`);
-    const plainRate = await throughput(plain);
-    const replicatedRate = await throughput(replicated);
+    const plainRun = await throughput(plain);
+    const replicatedRun = await throughput(replicated);
 
-    const side = (xs: number[], rate: number): EdgeSide => ({ medianMs: round2(median(xs)), p99Ms: round2(percentile(xs, 99)), writesPerS: Math.round(rate) });
+    const side = (xs: number[], run: { rate: number; cpuMsPerWrite: number | null }): EdgeSide => ({
+      medianMs: round2(median(xs)),
+      p99Ms: round2(percentile(xs, 99)),
+      writesPerS: Math.round(run.rate),
+      cpuMsPerWrite: run.cpuMsPerWrite,
+    });
+    const cpu = { replicated: replicatedRun.cpuMsPerWrite, plain: plainRun.cpuMsPerWrite };
     const result: EdgeResult = {
-      replicated: side(lat.replicated, replicatedRate),
-      plain: side(lat.plain, plainRate),
+      replicated: side(lat.replicated, replicatedRun),
+      plain: side(lat.plain, plainRun),
       latencyRatio: round2(median(lat.replicated) / median(lat.plain)),
-      throughputRatio: round2(plainRate / replicatedRate),
+      throughputRatio: round2(plainRun.rate / replicatedRun.rate),
+      cpuRatio: cpu.replicated === null || cpu.plain === null || cpu.plain === 0 ? null : round2(cpu.replicated / cpu.plain),
       redirectsFollowed: redirects,
     };
     return result;
