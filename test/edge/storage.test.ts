@@ -36,11 +36,12 @@ afterAll(async () => {
 });
 
 let probeCount = 0;
-/** A fresh probe object (its own SQLite database) per test. */
-function probe() {
+/** A fresh probe object (its own SQLite database) per test. Derived state waits `flushMs` for
+ *  the next write: so long by default that only a write, a close or a flush ever writes it. */
+function probe(flushMs = 600_000) {
   const name = `probe-${++probeCount}`;
   async function call<T>(command: unknown): Promise<T> {
-    const res = await server.fetch(`/?name=${name}`, { method: 'POST', body: stringify(command) });
+    const res = await server.fetch(`/?name=${name}&flushMs=${flushMs}`, { method: 'POST', body: stringify(command) });
     const body = parse<{ ok: boolean; error?: string } & T>(await res.text());
     if (!body.ok) throw new Error(body.error);
     return body;
@@ -242,7 +243,7 @@ describe('edge storage (Durable Object SQLite)', () => {
   });
 
   it('writes waiting derived state on its own after a while, and on close', async () => {
-    const p = probe();
+    const p = probe(10);
     await p.load();
     await p.save({ entries: [entry(1, 1, 'a')], hardState: { term: 1, vote: '', commit: 0 } });
     await p.save({ hardState: { term: 1, vote: '', commit: 1 }, ...applied(1, 'a') });
@@ -251,11 +252,15 @@ describe('edge storage (Durable Object SQLite)', () => {
     expect(lost).toBe(0);
     expect(state.hardState.commit).toBe(1);
     expect(state.applied).toBe(1);
-    await p.save({ entries: [entry(2, 1, 'b')] });
-    await p.save({ hardState: { term: 1, vote: '', commit: 2 }, ...applied(2, 'b') });
-    const reopened = await p.load(); // a clean close writes it
-    expect(reopened.applied).toBe(2);
-    expect(reopened.hardState.commit).toBe(2);
+    // Waiting (almost) forever, it is written by a clean close.
+    const q = probe();
+    await q.load();
+    await q.save({ entries: [entry(1, 1, 'a')], hardState: { term: 1, vote: '', commit: 0 } });
+    await q.save({ hardState: { term: 1, vote: '', commit: 1 }, ...applied(1, 'a') });
+    expect(await q.derived()).toMatchObject({ waiting: 1 });
+    const reopened = await q.load(); // closes the instance first, as a peer's close() does
+    expect(reopened.applied).toBe(1);
+    expect(reopened.hardState.commit).toBe(1);
   });
 
   it('splits payloads over the 2 MB row cap into chunk rows and reassembles them exactly', async () => {
