@@ -137,7 +137,7 @@ export class RpcTransport implements PeerTransport {
     const held = new Outbox(this.limits);
     // Commit-only appends waiting for company (older than the replies) lead the answer.
     if (q !== undefined) {
-      while (q.outbox.length > 0) for (const m of q.outbox.takeBatch()) held.push(m);
+      while (q.outbox.length > 0) for (const m of q.outbox.takeBatch()) this.stats_.dropped.queueFull += held.push(m);
       this.clearLazy(q);
     }
     this.held.set(to, held);
