@@ -213,7 +213,7 @@ async function main(): Promise<void> {
   if (!o.skipEdge) {
     const done = progress.phase('edge: replicated write (3 Durable Objects) vs one Durable Object, on workerd', 40_000);
     edge = await runEdge({
-      writes: o.quick ? 40 : 200, concurrency: 16, throughputS: o.quick ? 2 : 5, valueBytes: o.valueBytes,
+      writes: o.quick ? 40 : 400, concurrency: 16, throughputS: o.quick ? 2 : 5, valueBytes: o.valueBytes,
       onNote: (t) => progress.note(t),
     });
     done();
@@ -234,7 +234,9 @@ async function main(): Promise<void> {
     out.push('', 'edge (workerd): one write at a time / 16 in flight');
     out.push(`  replicated (3 peers)  median ${edge.replicated.medianMs} ms, p99 ${edge.replicated.p99Ms} ms, ${edge.replicated.writesPerS} writes/s`);
     out.push(`  one Durable Object    median ${edge.plain.medianMs} ms, p99 ${edge.plain.p99Ms} ms, ${edge.plain.writesPerS} writes/s`);
-    out.push(`  ratio                 latency ${edge.latencyRatio}x, throughput ${edge.throughputRatio}x`);
+    const cpu = (ms: number | null) => (ms === null ? 'n/a' : `${ms} ms`);
+    out.push(`  workerd CPU per write replicated ${cpu(edge.replicated.cpuMsPerWrite)}, one object ${cpu(edge.plain.cpuMsPerWrite)}`);
+    out.push(`  ratio                 latency ${edge.latencyRatio}x, throughput ${edge.throughputRatio}x, CPU ${edge.cpuRatio ?? 'n/a'}x`);
   }
   const v = verdicts(results, failover, edge);
   if (v.length > 0) {
