@@ -10,7 +10,6 @@
 //     one had been fsynced, so the bad one was acknowledged): StorageCorruptError naming the
 //     file and offset. The node stops rather than forget an acknowledged write.
 
-import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { StorageCorruptError } from './errors.ts';
@@ -67,12 +66,7 @@ export function scanRecords(file: string, buf: Buffer, recordBytesMax: number): 
   return { payloads, validBytes: pos, tornBytes: buf.length - pos };
 }
 
-/**
- * Appends records to an open record file; every append is durable when it resolves. The file is
- * opened O_DSYNC: each write returns once its data (and the size needed to read it) is on disk,
- * which is write + fdatasync in ONE thread-pool trip (half the latency of two, and half the
- * per-record work on the event loop).
- */
+/** Appends records to an open record file; every append is durable when it resolves. */
 export class RecordAppender {
   private readonly fh: FileHandle;
   /** Current end of the file: the offset of the next record. */
@@ -85,7 +79,7 @@ export class RecordAppender {
 
   /** Opens `file` for appending after `validBytes`, truncating whatever follows (a torn tail). */
   static async open(file: string, validBytes: number): Promise<RecordAppender> {
-    const fh = await open(file, constants.O_RDWR | constants.O_CREAT | constants.O_DSYNC | (validBytes === 0 ? constants.O_TRUNC : 0));
+    const fh = await open(file, validBytes === 0 ? 'w+' : 'r+');
     try {
       const { size } = await fh.stat();
       if (validBytes === 0) {
@@ -103,7 +97,7 @@ export class RecordAppender {
     }
   }
 
-  /** Writes one record, durably (O_DSYNC). */
+  /** Writes one record and fdatasyncs. */
   async append(payload: Uint8Array): Promise<void> {
     const header = Buffer.allocUnsafe(HEADER_BYTES);
     header.writeUInt32LE(payload.length, 0);
@@ -114,6 +108,7 @@ export class RecordAppender {
       const { bytesWritten } = await this.fh.write(record, off, record.length - off, this.size + off);
       off += bytesWritten;
     }
+    await this.fh.datasync();
     this.size += record.length;
   }
 

@@ -3,7 +3,7 @@
 // the previous image and the chain of logs after it).
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MemoryEngine } from '../../node-runtime/storage/memory-engine.ts';
@@ -52,24 +52,6 @@ describe('memory engine', () => {
     expect(st.snapshot.meta.index).toBe(7);
     expect(st.snapshot.data).toEqual(new Uint8Array(200_000).fill(7));
     expect(st.entries.map((e) => e.index)).toEqual([8, 9, 10]);
-  });
-
-  it.runIf(process.platform === 'linux')('appends to its log through an O_DSYNC descriptor (each write durable on return)', async () => {
-    const s = await MemoryEngine.open({ dir, log: silentLogger });
-    await s.load();
-    await s.save(batch(1));
-    const wal = path.join(dir, files(/^wal-/)[0]!);
-    const fds = readdirSync('/proc/self/fd').filter((fd) => {
-      try {
-        return readlinkSync(`/proc/self/fd/${fd}`) === wal;
-      } catch {
-        return false; // closed meanwhile
-      }
-    });
-    expect(fds).toHaveLength(1);
-    const flags = Number.parseInt(/^flags:\s+(\d+)/m.exec(readFileSync(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))![1]!, 8);
-    expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
-    await s.close();
   });
 
   it('refuses to start when the snapshot file is damaged or missing', async () => {
