@@ -36,8 +36,8 @@ import { SaveQueue } from './save-queue.ts';
 import { readEntry, readHardState, readKeyRecord, readSession, readSnapshot, unseal } from './records.ts';
 import { emptyHardState, emptySnapshot } from './state-model.ts';
 import { scanSqliteWal } from './sqlite-wal-scan.ts';
-import { CONNECTION_PRAGMAS, SCHEMA, SNAPSHOT_ROW_ID, SQLITE_FILE, uintCodec } from './sqlite-schema.ts';
-import { encodeGroup } from './sqlite-writer.ts';
+import { CONNECTION_PRAGMAS, SCHEMA, SNAPSHOT_ROW_ID, SQLITE_FILE, readUintRow } from './sqlite-schema.ts';
+import { encodeGroup } from './sqlite-ops.ts';
 import { WriterThread } from './sqlite-writer-client.ts';
 
 export { SQLITE_FILE };
@@ -134,8 +134,8 @@ export class SqliteEngine implements StorageEngine {
     const hardState: HardState = get('hardState', readHardState, emptyHardState());
     const snapRow = db.prepare('SELECT value FROM snapshot WHERE id = ?').get(SNAPSHOT_ROW_ID) as { value: Uint8Array } | undefined;
     const snapshot: Snapshot = snapRow !== undefined ? check('snapshot', SNAPSHOT_ROW_ID, snapRow.value, readSnapshot) : get('snapshot', readSnapshot, emptySnapshot());
-    const applied = get('applied', uintCodec.read, 0);
-    const revision = get('revision', uintCodec.read, 0);
+    const applied = get('applied', readUintRow, 0);
+    const revision = get('revision', readUintRow, 0);
 
     const entries: Entry[] = [];
     for (const row of db.prepare('SELECT idx, entry FROM log ORDER BY idx').iterate() as Iterable<{ idx: number; entry: Uint8Array }>) {

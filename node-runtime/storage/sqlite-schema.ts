@@ -1,8 +1,7 @@
 // What the sqlite engine's two sides share (the loader on the event loop, sqlite-engine.ts, and
 // the writer in its worker thread, sqlite-writer.ts): the file name, the tables, the
-// connection settings, and the encoding of the integer rows of the `state` table.
+// connection settings, and the decoding of the integer rows of the `state` table.
 
-import { seal } from './records.ts';
 import type { ByteReader } from './bytes.ts';
 
 export const SQLITE_FILE = 'metcd.db';
@@ -27,8 +26,5 @@ export const SCHEMA = `
 export const CONNECTION_PRAGMAS =
   'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864;';
 
-/** applied, revision: a sealed unsigned integer. */
-export const uintCodec = {
-  write: (v: number): Buffer => seal((w) => w.uint(v)),
-  read: (r: ByteReader): number => r.uint(),
-};
+/** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops.ts). */
+export const readUintRow = (r: ByteReader): number => r.uint();

@@ -10,6 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { SQLITE_FILE } from '../../node-runtime/storage/sqlite-schema.ts';
 import { WriterThread } from '../../node-runtime/storage/sqlite-writer-client.ts';
+import { encodeGroup } from '../../node-runtime/storage/sqlite-ops.ts';
 import { StorageFailedError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { entry, snapshotAt } from './storage-batches.ts';
@@ -78,13 +79,21 @@ describe('sqlite writer thread', () => {
   });
 
   it('a group the thread cannot write is rolled back and rejected, and so is every later write', async () => {
-    await (await open()).close(); // creates the tables
+    const s = await open();
+    await s.load();
+    await s.save({ entries: [entry(1, 1)] });
+    await s.close();
     const w = await WriterThread.start(file);
-    const err = await w.write(new Uint8Array([1, 200])).then(() => undefined, (e: unknown) => e); // one batch with unknown flags
+    // Operation 1 empties the log, kv and sessions; operation 200 does not exist.
+    const err = await w.write(new Uint8Array([1, 200])).then(() => undefined, (e: unknown) => e);
     expect(err).toBeInstanceOf(StorageFailedError);
     expect((err as Error).message).toContain(`sqlite write to ${file} failed`);
-    await expect(w.write(new Uint8Array([0]))).rejects.toBeInstanceOf(StorageFailedError);
+    expect((err as Error).message).toContain('unknown operation 200');
+    await expect(w.write(encodeGroup([{ entries: [entry(2, 1)] }]))).rejects.toBeInstanceOf(StorageFailedError);
     await w.close();
+    const again = await open();
+    expect((await again.load()).entries).toEqual([entry(1, 1)]); // the emptying was rolled back
+    await again.close();
   });
 
   it('loads a snapshot kept in the state table (older data dirs) and moves it at the next compaction', async () => {
