@@ -5,12 +5,12 @@
 // The writing connection lives in a worker thread (sqlite-writer.ts): a commit's B-tree
 // inserts, WAL frame writes, fsync and any auto-checkpoint (with its own fsyncs) would
 // otherwise block the event loop for milliseconds per group, during which the node can neither
-// serve nor replicate. The event loop only encodes each group into one buffer, transfers it,
-// and resolves the group's saves when the thread answers; the thread commits with
-// synchronous=FULL, so that answer means the WAL frames are on disk. Saves queue while a group
-// is in the thread and go together in the next one. If the thread fails or dies, the group and
-// every later save are rejected (GroupCommit), which stops the node: nothing is acknowledged
-// that the thread did not confirm.
+// serve nor replicate. The event loop only encodes each group as row operations with sealed
+// values into one buffer (sqlite-ops.ts), transfers it, and resolves the group's saves when the
+// thread answers; the thread commits with synchronous=FULL, so that answer means the WAL frames
+// are on disk. Saves queue while a group is in the thread and go together in the next one. If
+// the thread fails or dies, the group and every later save are rejected (GroupCommit), which
+// stops the node: nothing is acknowledged that the thread did not confirm.
 //
 // Opening and loading stay on the calling thread, before the node serves: the WAL is checked
 // before SQLite opens it (sqlite-wal-scan.ts: a torn tail is truncated, damage before the tail
@@ -18,10 +18,10 @@
 // and its CRC32 seal verified (records.ts; SQLite has no page checksums). The writer thread
 // starts meanwhile and opens its own connection.
 //
-// README (node-runtime/README.md, the sqlite row of the engine table), proposed text:
-//   durability: WAL mode, one transaction per commit group, committed with synchronous=FULL by
-//   a connection in a worker thread; the event loop only hands the group over and is told once
-//   the WAL is fsynced (a dead writer thread stops the node).
+// README (node-runtime/README.md), proposed text for the sqlite row's durability column:
+//   WAL mode, one transaction per commit group, committed (synchronous=FULL) by a connection in
+//   a worker thread; the event loop hands the group over and is answered once the WAL is
+//   fsynced. A writer thread that dies stops the node.
 
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync, readFileSync, existsSync, truncateSync } from 'node:fs';
