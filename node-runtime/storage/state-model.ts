@@ -20,43 +20,59 @@ export function emptyHardState(): HardState {
  * applying (copy-on-write per key: the model hands a key's previous record to every open capture
  * just before changing it). The memory engine writes its image from one of these a slice per
  * event-loop turn instead of encoding the whole state in one blocking call.
+ *
+ * It walks the live map with its own iterator rather than a copy of the keys (copying 200k keys
+ * blocks the loop for 10-50 ms). A Map iterator survives changes: an updated key keeps its
+ * place, a key added later is visited too (its saved record is null: skipped), a key deleted
+ * before the walk reaches it is not, so once the walk ends every saved record is returned as well.
+ * A key may thus come twice, always with its record at the capture's moment, so reading the
+ * records into a map (as an image load does) gives exactly the captured state.
  */
 export class RecordsCapture {
   /** The map captured; a model that replaces its map (a snapshot install) stops notifying. */
   readonly live: ReadonlyMap<string, KeyRecord>;
-  private readonly keys: string[];
-  private pos = 0;
+  private readonly walk: Iterator<[string, KeyRecord]>;
   /** Record of a key at the capture's moment, for keys changed since (null: it did not exist). */
   private readonly before = new Map<string, KeyRecord | null>();
+  /** Set when the walk of the live map ends: the saved records are returned next. */
+  private saved: Iterator<[string, KeyRecord | null]> | null = null;
+  private finished = false;
   private readonly onClose: (c: RecordsCapture) => void;
 
   constructor(live: ReadonlyMap<string, KeyRecord>, onClose: (c: RecordsCapture) => void) {
     this.live = live;
-    this.keys = [...live.keys()];
+    this.walk = live.entries();
     this.onClose = onClose;
   }
 
-  /** Records captured (an upper bound: some may have been deleted since and are kept as they were). */
-  get size(): number {
-    return this.keys.length;
-  }
-
   beforeChange(key: string, previous: KeyRecord | undefined): void {
-    if (!this.before.has(key)) this.before.set(key, previous ?? null);
+    // Once the walk has ended only saved records are read, and those never change.
+    if (this.saved === null && !this.before.has(key)) this.before.set(key, previous ?? null);
   }
 
   get done(): boolean {
-    return this.pos >= this.keys.length;
+    return this.finished;
   }
 
   /** The next (at most `recordsMax`) records as they were at the capture's moment; [] once done. */
   next(recordsMax: number): Array<[string, KeyRecord]> {
     const out: Array<[string, KeyRecord]> = [];
-    while (this.pos < this.keys.length && out.length < recordsMax) {
-      const key = this.keys[this.pos++]!;
-      const saved = this.before.get(key);
-      const rec = saved === undefined ? this.live.get(key) : saved;
-      if (rec !== undefined && rec !== null) out.push([key, rec]);
+    while (out.length < recordsMax && !this.finished) {
+      if (this.saved === null) {
+        const step = this.walk.next();
+        if (step.done) {
+          this.saved = this.before.entries();
+          continue;
+        }
+        const [key, rec] = step.value;
+        const then = this.before.get(key);
+        const value = then === undefined ? rec : then;
+        if (value !== null) out.push([key, value]);
+      } else {
+        const step = this.saved.next();
+        if (step.done) this.finished = true;
+        else if (step.value[1] !== null) out.push([step.value[0], step.value[1]]);
+      }
     }
     return out;
   }
