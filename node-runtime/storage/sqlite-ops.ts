@@ -38,18 +38,28 @@ export interface OpSink {
   putMeta(name: string, value: string): void;
 }
 
-/** Writes [u32 length][crc32][payload]: a sealed value, sealed in place. */
-function sealed(w: ByteWriter, fill: (w: ByteWriter) => void): void {
+/**
+ * Writes [u32 length][crc32][payload]: a sealed value, sealed in place. With `crcLater` the
+ * crc32 is left 0 for the writer thread to fill in (sealInPlace): a snapshot is MBs, and its
+ * checksum would be milliseconds of blocked event loop.
+ */
+function sealed(w: ByteWriter, fill: (w: ByteWriter) => void, crcLater = false): void {
   const at = w.length;
   w.u32(0).u32(0);
   fill(w);
   const end = w.length;
   const v = w.view();
   v.writeUInt32LE(end - at - 4, at);
-  v.writeUInt32LE(crc32(v.subarray(at + 8, end)), at + 4);
+  if (!crcLater) v.writeUInt32LE(crc32(v.subarray(at + 8, end)), at + 4);
 }
 
-/** Encodes a commit group; the result owns its ArrayBuffer (transferable). */
+/** Completes a value sealed with `crcLater` (its bytes are the thread's own, transferred). */
+function sealInPlace(v: Buffer): Buffer {
+  v.writeUInt32LE(crc32(v.subarray(4)), 0);
+  return v;
+}
+
+/** Encodes a commit group; the result starts at offset 0 of an ArrayBuffer it alone uses (transferable). */
 export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuffer> {
   // Sized for the blobs up front (a snapshot is MBs: no doubling copies).
   const w = new ByteWriter(4096 + blobBytes(batches));
@@ -100,11 +110,16 @@ export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuff
   }
   if (snapshot) {
     const s = snapshot;
-    sealed(w.u8(OP_PUT_SNAPSHOT), (x) => writeSnapshot(x, s));
+    sealed(w.u8(OP_PUT_SNAPSHOT), (x) => writeSnapshot(x, s), true);
   }
-  // Exact-size copy that owns its ArrayBuffer: transferring (detaching) it touches nothing else.
-  const out = new Uint8Array(w.length);
-  out.set(w.view());
+  const view = w.view();
+  // A buffer larger than Buffer.poolSize is the writer's own (the shared pool is never that
+  // large): hand it over as it is, a snapshot's MBs are not copied again. Smaller ones are
+  // copied to an exact-size buffer of their own, so detaching it touches nothing else.
+  const own = view.buffer;
+  if (own instanceof ArrayBuffer && view.byteOffset === 0 && own.byteLength > Buffer.poolSize) return new Uint8Array(own, 0, view.length);
+  const out = new Uint8Array(view.length);
+  out.set(view);
   return out;
 }
 
@@ -145,7 +160,7 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
     pos += n;
     return s;
   };
-  const seal = (): Uint8Array => {
+  const seal = (): Buffer => {
     need(4);
     const n = buf.readUInt32LE(pos);
     pos += 4;
@@ -166,7 +181,7 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
       case OP_PUT_SESSION: { const client = str(); sink.putSession(client, seal()); break; }
       case OP_DEL_SESSION: sink.delSession(str()); break;
       case OP_PUT_STATE: { const name = str(); sink.putState(name, seal()); break; }
-      case OP_PUT_SNAPSHOT: sink.putSnapshot(seal()); break;
+      case OP_PUT_SNAPSHOT: sink.putSnapshot(sealInPlace(seal())); break;
       case OP_PUT_META: { const name = str(); sink.putMeta(name, str()); break; }
       default: throw new FormatError(`group: unknown operation ${op} at ${pos - 1}`);
     }

@@ -96,6 +96,20 @@ describe('sqlite writer thread', () => {
     await again.close();
   });
 
+  it('stores a snapshot larger than the buffer pool (handed over without a copy, sealed by the thread)', async () => {
+    const s = await open();
+    await s.load();
+    await s.save({ entries: [1, 2, 3].map((i) => entry(i, 1)), applied: 3 });
+    const big = snapshotAt(3, 1);
+    big.data = Uint8Array.from({ length: 4 * Buffer.poolSize + 123 }, (_, i) => (i * 7) & 0xff);
+    await s.save({ compact: big, entries: [entry(4, 1)] });
+    await s.close();
+    const again = await open();
+    const st = await again.load(); // every value's seal is verified on load
+    expect([st.snapshot, st.entries]).toEqual([big, [entry(4, 1)]]);
+    await again.close();
+  });
+
   it('loads a snapshot kept in the state table (older data dirs) and moves it at the next compaction', async () => {
     const s = await open();
     await s.load();
