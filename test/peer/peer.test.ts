@@ -303,6 +303,21 @@ describe('peer: crashes, restarts, snapshots', () => {
     expect(leader.membership().voters.sort()).toEqual(['p1', 'p2', 'p3']);
   });
 
+  it('snapshots by size too: entries carrying snapshotEveryBytes compact the log before snapshotEveryEntries', async () => {
+    for (const [bytesMax, expectSnapshot] of [[4_000, true], [64 * 1024 * 1024, false]] as const) {
+      const c = await start({ limits: { snapshotEveryEntries: 1_000_000, snapshotEveryBytes: bytesMax } });
+      const leader = await c.waitLeader();
+      const before = leader.status().snapshotIndex;
+      for (let i = 0; i < 5; i++) {
+        await c.drive(Promise.all(Array.from({ length: 10 }, (_, j) => leader.write(put(`b${i}-${j}`, 'x'.repeat(100))))));
+      }
+      await c.tick(2); // the snapshot is encoded a slice per ready/tick
+      expect(leader.status().snapshotIndex > before, `snapshotEveryBytes ${bytesMax}`).toBe(expectSnapshot);
+      await c.closeAll();
+      cluster = null;
+    }
+  });
+
   it('a lagging follower catches up by snapshot after the leader compacted its log', async () => {
     const c = await start({ limits: { snapshotEveryEntries: 10 } });
     const leader = await c.waitLeader();

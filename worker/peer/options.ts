@@ -18,8 +18,11 @@ export interface PeerLimits {
   pendingReadsMax: number;
   /** A client operation not answered within this many ticks fails with `timeout`. */
   requestTimeoutTicks: number;
-  /** Take a KV snapshot and compact the log after this many applied entries. */
+  /** Take a KV snapshot and compact the log after this many applied entries… */
   snapshotEveryEntries: number;
+  /** …or sooner, once the entries applied since the last one carry this many bytes: the log
+   *  is held in memory until compacted, so its size needs a bound, not only its length. */
+  snapshotEveryBytes: number;
   /** The leader refuses a put that would take the KV state (keys + values, UTF-8) past this
    *  (etcd's space quota). Admission only, checked against the leader's own state: entries
    *  already in the log still apply everywhere, so it may be overshot by what is in flight. */
@@ -34,6 +37,7 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   pendingReadsMax: 4096,
   requestTimeoutTicks: 50, // 5 s at TICK_MS = 100
   snapshotEveryEntries: 10_000,
+  snapshotEveryBytes: 64 * 1024 * 1024,
   // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
   stateBytesMax: 64 * 1024 * 1024,
   snapshotSliceRecords: 4096,

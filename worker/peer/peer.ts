@@ -112,6 +112,8 @@ export class Peer {
   private appliedMembership: Membership;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
+  /** Command bytes applied since the last snapshot began (a snapshot is also due by size). */
+  private bytesSinceSnapshot = 0;
   /** The snapshot being encoded, if any (see SNAPSHOT_SLICE_CHARS). */
   private snapshotJob: SnapshotJob | null = null;
 
@@ -530,6 +532,7 @@ export class Peer {
       this.appliedTerm = meta.term;
       this.appliedMembership = cloneMembership(meta.membership);
       this.snapshotIndex = meta.index;
+      this.bytesSinceSnapshot = 0;
       this.proposals.failUpTo(meta.index, () => this.lostError());
       this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
     }
@@ -582,6 +585,7 @@ export class Peer {
       }
       this.applied = entry.index;
       this.appliedTerm = entry.term;
+      this.bytesSinceSnapshot += entry.data.length;
       this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
     }
     this.unsaved = { compact: this.unsaved?.compact };
@@ -599,14 +603,17 @@ export class Peer {
     return this.kv.apply(entry.index, cmd);
   }
 
-  /** Every snapshotEveryEntries applied entries: snapshot the KV state, compact the log. */
   /**
-   * Every snapshotEveryEntries applied entries: snapshot the KV state and compact the log. The
+   * Every snapshotEveryEntries applied entries, or sooner once they carry snapshotEveryBytes
+   * (the log is held in memory until compacted): snapshot the KV state and compact the log. The
    * state is captured at once (a view) and encoded one slice per call; the last slice compacts.
    */
   private maybeSnapshot(): void {
     if (this.snapshotJob === null) {
-      if (this.applied - this.snapshotIndex < this.limits.snapshotEveryEntries) return;
+      const entriesDue = this.applied - this.snapshotIndex >= this.limits.snapshotEveryEntries;
+      const bytesDue = this.applied > this.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
+      if (!entriesDue && !bytesDue) return;
+      this.bytesSinceSnapshot = 0;
       this.snapshotJob = {
         view: this.kv.beginView(),
         encoder: new StateEncoder(this.kv.revision),
