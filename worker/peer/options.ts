@@ -40,7 +40,7 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   snapshotEveryBytes: 64 * 1024 * 1024,
   // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
   stateBytesMax: 64 * 1024 * 1024,
-  snapshotSliceRecords: 4096,
+  snapshotSliceRecords: 1024,
 };
 
 export interface PeerOptions {

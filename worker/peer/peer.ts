@@ -77,11 +77,14 @@ interface TransferWaiter {
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
 /**
- * A snapshot is encoded a slice at a time — one slice after each ready and on each tick — so a
- * large state never holds the peer up for the whole encoding (tens of ms per 100k keys). A
- * slice stops at limits.snapshotSliceRecords records or at this many key and value characters.
+ * A snapshot is encoded a slice at a time — after a ready or on a tick, at most one slice per
+ * SNAPSHOT_SLICE_GAP_MS — so a large state never holds the peer up for the whole encoding (tens
+ * of ms per 100k keys). Under load readies come back to back: one slice per ready alone would
+ * still encode the whole state in one burst. A slice stops at limits.snapshotSliceRecords
+ * records or at this many key and value characters.
  */
 const SNAPSHOT_SLICE_CHARS = 1024 * 1024;
+const SNAPSHOT_SLICE_GAP_MS = 4;
 
 /** A snapshot being encoded: of the state as of `index` (a view later applies do not change). */
 interface SnapshotJob {
@@ -112,6 +115,8 @@ export class Peer {
   private appliedMembership: Membership;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
+  /** No snapshot slice before this clock time (SNAPSHOT_SLICE_GAP_MS). */
+  private nextSliceAtMs = 0;
   /** Command bytes applied since the last snapshot began (a snapshot is also due by size). */
   private bytesSinceSnapshot = 0;
   /** The snapshot being encoded, if any (see SNAPSHOT_SLICE_CHARS). */
@@ -226,7 +231,7 @@ export class Peer {
     this.reads.expire(now, () => this.timeoutError('read'));
     this.checkTransfer();
     this.requestParkedReads();
-    if (this.snapshotJob !== null && this.loop === null) this.maybeSnapshot();
+    if (this.snapshotJob !== null && this.loop === null) this.maybeSnapshot(true);
     this.kick(true);
   }
 
@@ -608,7 +613,7 @@ export class Peer {
    * (the log is held in memory until compacted): snapshot the KV state and compact the log. The
    * state is captured at once (a view) and encoded one slice per call; the last slice compacts.
    */
-  private maybeSnapshot(): void {
+  private maybeSnapshot(onTick = false): void {
     if (this.snapshotJob === null) {
       const entriesDue = this.applied - this.snapshotIndex >= this.limits.snapshotEveryEntries;
       const bytesDue = this.applied > this.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
@@ -623,6 +628,9 @@ export class Peer {
       };
     }
     const job = this.snapshotJob;
+    const now = this.clock.nowMs();
+    if (now < this.nextSliceAtMs && !onTick) return;
+    this.nextSliceAtMs = now + SNAPSHOT_SLICE_GAP_MS;
     job.encoder.add(job.view.next(this.limits.snapshotSliceRecords, SNAPSHOT_SLICE_CHARS));
     if (!job.view.done) return;
     const data = job.encoder.finish(job.view.sessions);
