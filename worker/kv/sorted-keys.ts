@@ -11,6 +11,10 @@
 const INSERT_PENDING_MAX = 16;
 /** Pending keys are merged in early once they are more than this and more than the live keys. */
 const PENDING_MIN_BEFORE_DRAIN = 1024;
+/** Pending keys are also sorted in once they are this many and a sixteenth of the sorted ones:
+ *  a snapshot or range read after 100k new keys would otherwise sort them all in one go
+ *  (~50 ms with the peer stopped); this spreads it at O(1) amortized per key. */
+const PENDING_MERGE_MIN = 4096;
 
 export class SortedKeys {
   private sorted: string[] = [];
@@ -29,6 +33,12 @@ export class SortedKeys {
     this.pending.push(key);
     // Bound the pending list under create/delete churn with no ordered reads to drain it.
     if (this.pending.length > PENDING_MIN_BEFORE_DRAIN && this.pending.length > this.live.size) this.normalize();
+    else if (this.pending.length >= PENDING_MERGE_MIN && this.pending.length >= this.sorted.length >>> 4) {
+      // Ghosts stay (readers skip them; normalize() filters once they are half): checking every
+      // key against the live map would cost more than the merge itself.
+      this.sorted = this.merge(this.pending.sort(), false);
+      this.pending = [];
+    }
   }
 
   /** A key was removed from the live map. */
@@ -77,8 +87,8 @@ export class SortedKeys {
     }
   }
 
-  /** Merge sorted `extra` into `sorted`, dropping ghosts and duplicates. */
-  private merge(extra: string[]): string[] {
+  /** Merge sorted `extra` into `sorted`, dropping duplicates, and ghosts when `dropGhosts`. */
+  private merge(extra: string[], dropGhosts = true): string[] {
     const a = this.sorted;
     const out: string[] = [];
     let i = 0;
@@ -88,7 +98,8 @@ export class SortedKeys {
       let k: string;
       if (j >= extra.length || (i < a.length && a[i]! <= extra[j]!)) k = a[i++]!;
       else k = extra[j++]!;
-      if (k !== last && this.live.has(k)) out.push(k);
+      if (k !== last && (!dropGhosts || this.live.has(k))) out.push(k);
+      else if (k === last && !dropGhosts && this.ghosts > 0) this.ghosts--; // a ghost came back to life
       last = k;
     }
     return out;
