@@ -34,9 +34,7 @@ export class SortedKeys {
     // Bound the pending list under create/delete churn with no ordered reads to drain it.
     if (this.pending.length > PENDING_MIN_BEFORE_DRAIN && this.pending.length > this.live.size) this.normalize();
     else if (this.pending.length >= PENDING_MERGE_MIN && this.pending.length >= this.sorted.length >>> 4) {
-      // Ghosts stay (readers skip them; normalize() filters once they are half): checking every
-      // key against the live map would cost more than the merge itself.
-      this.sorted = this.merge(this.pending.sort(), false);
+      this.sorted = this.merge(this.pending.sort());
       this.pending = [];
     }
   }
@@ -77,7 +75,6 @@ export class SortedKeys {
         }
       } else {
         this.sorted = this.merge(pending.sort());
-        this.ghosts = 0;
       }
       this.pending = [];
     }
@@ -87,8 +84,10 @@ export class SortedKeys {
     }
   }
 
-  /** Merge sorted `extra` into `sorted`, dropping duplicates, and ghosts when `dropGhosts`. */
-  private merge(extra: string[], dropGhosts = true): string[] {
+  /** Merge sorted `extra` into `sorted`, dropping duplicates. Ghosts stay (readers skip them,
+   *  the filter in normalize() drops them once they are half): checking every key against the
+   *  live map costs several times the merge itself. */
+  private merge(extra: string[]): string[] {
     const a = this.sorted;
     const out: string[] = [];
     let i = 0;
@@ -98,8 +97,8 @@ export class SortedKeys {
       let k: string;
       if (j >= extra.length || (i < a.length && a[i]! <= extra[j]!)) k = a[i++]!;
       else k = extra[j++]!;
-      if (k !== last && (!dropGhosts || this.live.has(k))) out.push(k);
-      else if (k === last && !dropGhosts && this.ghosts > 0) this.ghosts--; // a ghost came back to life
+      if (k !== last) out.push(k);
+      else if (this.ghosts > 0) this.ghosts--; // a ghost came back to life
       last = k;
     }
     return out;

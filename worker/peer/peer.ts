@@ -628,10 +628,9 @@ export class Peer {
       };
     }
     const job = this.snapshotJob;
-    const now = this.clock.nowMs();
-    if (now < this.nextSliceAtMs && !onTick) return;
-    this.nextSliceAtMs = now + SNAPSHOT_SLICE_GAP_MS;
+    if (this.clock.nowMs() < this.nextSliceAtMs && !onTick) return;
     job.encoder.add(job.view.next(this.limits.snapshotSliceRecords, SNAPSHOT_SLICE_CHARS));
+    this.nextSliceAtMs = this.clock.nowMs() + SNAPSHOT_SLICE_GAP_MS; // a gap after the slice, however long it took
     if (!job.view.done) return;
     const data = job.encoder.finish(job.view.sessions);
     this.abandonSnapshot();
