@@ -38,6 +38,16 @@ describe('message codec', () => {
     expect(decodeMessages(encodeMessages([]))).toEqual([]);
   });
 
+  it('round-trips ids on both sides of the ASCII fast paths (long, non-ASCII late in the string)', () => {
+    const texts = ['n1', 'x'.repeat(32), 'y'.repeat(33), 'z'.repeat(127), 'w'.repeat(128), 'abcdé', `${'a'.repeat(40)}ü`];
+    for (const id of texts) {
+      const m: Message = { type: 'heartbeat', from: id, to: `t${id}`.slice(0, 128), term: 3, commit: 1 };
+      expect(decodeMessages(encodeMessages([m])), JSON.stringify(id)).toEqual([m]);
+      const cc: ConfChange = { type: 'addVoter', node: 'n', address: `http://${id.repeat(3)}` };
+      expect(decodeConfChange(encodeConfChange(cc)), JSON.stringify(id)).toEqual(cc);
+    }
+  });
+
   it('rejects truncation at every length, trailing bytes, unknown versions and bad fields', () => {
     const whole = encodeMessages(samples);
     for (let n = 0; n < whole.length; n++) {
