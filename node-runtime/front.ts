@@ -44,7 +44,7 @@ const FAULTS_PATH = '/_metcd/faults';
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /** Compares digests (equal lengths, constant time); the token's own digest is made once. */
-export function tokenChecker(token: string): (header: string | null) => boolean {
+function tokenChecker(token: string): (header: string | null) => boolean {
   if (token === '') return () => true;
   const expected = digest(token);
   return (header) => header !== null && header.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length)), expected);

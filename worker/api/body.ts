@@ -74,10 +74,6 @@ export function decodeUtf8(bytes: Uint8Array, what: string): string {
   }
 }
 
-export async function readText(request: Request, bytesMax: number, what = 'request body'): Promise<string> {
-  return decodeUtf8(await readBodyBytes(request, bytesMax), what);
-}
-
 /** The body as a JSON object (not an array, not null). `bytes` when already read. */
 export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   const text = decodeUtf8(bytes, 'request body');
