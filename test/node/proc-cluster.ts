@@ -104,7 +104,11 @@ export class ProcNode {
   async status(): Promise<NodeStatus> {
     const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(1000) });
     if (res.status !== 200) throw new Error(`${this.id} /status: HTTP ${res.status}`);
-    return (await res.json()) as NodeStatus;
+    const status = (await res.json()) as NodeStatus;
+    // Ports are picked free-at-check-time: another process on the machine (another test suite)
+    // can take one first. Say so instead of reading some other node's state as this one's.
+    if (status.id !== this.id) throw new Error(`${this.url} is ${status.id}, not ${this.id}: its port was taken by another process`);
+    return status;
   }
 }
 
