@@ -117,6 +117,8 @@ export interface ClusterOptions {
   size?: number;
   token?: string;
   clusterId?: string;
+  /** Default 50 ms (elections after 0.5-1 s): at 20 ms a loaded 2-core machine starved the
+   *  processes long enough for spurious elections mid-test. */
   tickMs?: number;
   snapshotEntries?: number;
   /** More CLI flags for every node. */
@@ -129,7 +131,7 @@ export class ProcCluster {
   private rootDir: string | undefined;
 
   constructor(opts: ClusterOptions) {
-    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 20, snapshotEntries: 10_000, extraArgs: [], ...opts };
+    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 50, snapshotEntries: 10_000, extraArgs: [], ...opts };
   }
 
   /** Created on first use: a cluster whose tests are all filtered out leaves nothing behind. */
