@@ -127,7 +127,7 @@ export async function runFailover(cluster: MetcdCluster, opts: FailoverOptions):
       const recoveredAt = await writers.firstSuccessSentAfter(killedAt, 30_000);
       recoveryMs.push(recoveredAt - killedAt);
       opts.onNote?.(`kill ${k + 1}/${opts.kills}: leader ${leader.id}@${leader.term} killed, writes again after ${recoveredAt - killedAt} ms`);
-      await victim.exited;
+      await victim.exit;
       victim.start();
     }
     await settle(cluster);

@@ -2,8 +2,7 @@
 // started with a static --initial-cluster. Logs go to files in the cluster's temp dir (a pipe
 // nobody reads would block the node). Nodes can be SIGKILLed and restarted for failover runs.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { trackChild, trackDir, removeDir } from './cleanup.ts';
@@ -11,8 +10,8 @@ import { fetchJson, forEachParallel } from './http.ts';
 import type { ClusterUnderTest, LeaderView } from './target.ts';
 import { benchValue, readKey } from './wrk.ts';
 import { waitFor } from '../support/wait.ts';
+import { NodeProcess } from '../support/node-process.ts';
 
-export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
 export const ENGINES = ['memory', 'sqlite', 'leveldb'] as const;
 export type Engine = (typeof ENGINES)[number];
 
@@ -38,56 +37,9 @@ interface Status {
   commit: number;
 }
 
-class MetcdNode {
-  readonly id: string;
-  readonly port: number;
-  readonly args: string[];
-  readonly logFile: string;
-  private readonly env: NodeJS.ProcessEnv;
-  proc: ChildProcess | undefined;
-  exited: Promise<void> = Promise.resolve();
-
-  constructor(id: string, port: number, args: string[], logFile: string, env: NodeJS.ProcessEnv) {
-    this.id = id;
-    this.port = port;
-    this.args = args;
-    this.logFile = logFile;
-    this.env = env;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  get alive(): boolean {
-    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  start(): void {
-    const fd = openSync(this.logFile, 'a');
-    const proc = spawn(process.execPath, [CLI, ...this.args], { stdio: ['ignore', fd, fd], env: this.env });
-    closeSync(fd);
-    trackChild(proc);
-    this.proc = proc;
-    this.exited = new Promise((resolve) => proc.once('exit', () => resolve()));
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.alive) return;
-    this.proc!.kill(signal);
-    await this.exited;
-  }
-
+class MetcdNode extends NodeProcess {
   status(): Promise<Status> {
     return fetchJson<Status>(`${this.url}/status`, {}, 1000);
-  }
-
-  logTail(bytes = 2000): string {
-    try {
-      return readFileSync(this.logFile, 'utf8').slice(-bytes);
-    } catch {
-      return '';
-    }
   }
 }
 
@@ -110,7 +62,7 @@ export class MetcdCluster implements ClusterUnderTest {
         '--tick-ms', String(opts.tickMs), '--election-ticks', String(opts.electionTicks), '--log-level', 'warn',
         ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
       ];
-      return new MetcdNode(id, port, args, path.join(this.root, `${id}.log`), { ...process.env, ...opts.env });
+      return new MetcdNode(id, port, args, { logFile: path.join(this.root, `${id}.log`), env: { ...process.env, ...opts.env }, onSpawn: trackChild });
     });
   }
 

@@ -2,15 +2,15 @@
 // restart and replace nodes; find the leader; talk HTTP. Every process started here is killed
 // by stopAll() (call it from afterAll/afterEach), whatever happened in the test.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { EngineName } from '../../node-runtime/storage/engine.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import { NodeProcess } from '../support/node-process.ts';
 
-export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
+export { CLI } from '../support/node-process.ts';
 
 // This suite's ports: 13300–13999, split per vitest worker so parallel files never collide.
 const PORT_BASE = 13300 + 100 * ((Number(process.env['VITEST_POOL_ID'] ?? '1') - 1) % 7);
@@ -49,48 +49,12 @@ export interface NodeStatus {
   members: Array<{ id: string; address: string; voter: boolean }>;
 }
 
-export class ProcNode {
-  readonly id: string;
-  readonly port: number;
+export class ProcNode extends NodeProcess {
   readonly dataDir: string;
-  readonly args: string[];
-  proc: ChildProcess | undefined;
-  /** Everything the process wrote (stdout and stderr), across restarts. */
-  output = '';
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
 
   constructor(id: string, port: number, dataDir: string, args: string[]) {
-    this.id = id;
-    this.port = port;
+    super(id, port, args);
     this.dataDir = dataDir;
-    this.args = args;
-  }
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  get alive(): boolean {
-    return this.proc !== undefined && this.proc.exitCode === null && this.proc.signalCode === null;
-  }
-
-  start(extra: string[] = []): void {
-    const proc = spawn(process.execPath, [CLI, ...this.args, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-    this.proc = proc;
-    const add = (d: Buffer) => (this.output += d.toString());
-    proc.stdout!.on('data', add);
-    proc.stderr!.on('data', add);
-    this.exit = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.alive) return;
-    this.proc!.kill(signal);
-    await this.exit;
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    this.proc?.kill(signal);
   }
 
   /** Makes this node lose Raft messages from / to the given peers (a partition). */
