@@ -36,7 +36,7 @@
 
 import type { Entry, EntryType, HardState, Membership, Snapshot } from '../raft/types.ts';
 import type { KeyRecord, KvChanges, KvResult, KvState, SessionRecord } from '../kv/types.ts';
-import type { LoadedState, PeerStorage, SaveBatch } from '../peer/ports.ts';
+import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../peer/ports.ts';
 import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
 
 /** Largest blob stored in one row; bigger payloads are chunked (the platform's row cap is 2 MB). */
@@ -187,7 +187,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
   async save(batch: SaveBatch): Promise<void> {
     this.assertOpen();
     if (this.failure !== null) throw this.failure;
-    if (this.flushMs > 0 && this.isDerived(batch)) {
+    if (this.flushMs > 0 && onlyDerivedState(batch, this.termVote)) {
       this.derived.push(batch);
       this.derivedStats.deferred++;
       if (this.derived.length >= DERIVED_BATCHES_MAX) this.flush();
@@ -240,12 +240,6 @@ export class DurableObjectPeerStorage implements PeerStorage {
   }
 
   /** Only a commit index that moved, and apply results: see the header. */
-  private isDerived(batch: SaveBatch): boolean {
-    if (batch.installSnapshot || batch.compact || batch.meta || (batch.entries && batch.entries.length > 0)) return false;
-    const hs = batch.hardState;
-    if (hs !== undefined && (this.termVote === null || hs.term !== this.termVote.term || hs.vote !== this.termVote.vote)) return false;
-    return hs !== undefined || batch.kv !== undefined || batch.applied !== undefined;
-  }
 
   private flushLater(): void {
     this.flushTimer = null;

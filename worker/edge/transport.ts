@@ -24,7 +24,7 @@
 // the commit index too; a follower's applied state lags by at most lazyMs more.
 
 import type { Message, NodeId } from '../raft/types.ts';
-import type { PeerTransport } from '../peer/ports.ts';
+import { mayWaitForCompany, type PeerTransport } from '../peer/ports.ts';
 import { encodeMessages } from '../raft/codec.ts';
 import { Outbox } from '../peer/outbox.ts';
 import type { OutboxLimits } from '../peer/outbox.ts';
@@ -73,10 +73,6 @@ interface Queue {
 }
 
 /** An append without entries: it only carries the leader's commit index (see the header). */
-function isLazy(m: Message): boolean {
-  return m.type === 'append' && (m.entries === undefined || m.entries.length === 0);
-}
-
 export class RpcTransport implements PeerTransport {
   private readonly connect: (to: NodeId) => DeliverTarget;
   private readonly limits: TransportLimits;
@@ -116,7 +112,7 @@ export class RpcTransport implements PeerTransport {
         this.queues.set(msg.to, q);
       }
       this.stats_.dropped.queueFull += q.outbox.push(msg);
-      if (!isLazy(msg) || this.limits.lazyMs === 0) q.urgent = true;
+      if (!mayWaitForCompany(msg) || this.limits.lazyMs === 0) q.urgent = true;
     }
     for (const [to, q] of this.queues) {
       if (q.pumping || q.outbox.length === 0) continue;

@@ -43,10 +43,32 @@ export interface SaveBatch {
   meta?: Record<string, string>;
 }
 
+/**
+ * Whether `batch` carries only state a restart recomputes from the durable log: a commit index
+ * that moved (term and vote as already `written`) and apply results (KV changes, applied index).
+ * Raft never needs the commit index durable, and a restart re-applies the committed entries
+ * above the stored applied index (restart.ts). A host may therefore delay writing such a batch,
+ * as long as it is written in order with later ones and commit and applied stay together.
+ * Nothing acknowledged depends on it: acknowledged entries are in the logs of a majority.
+ */
+export function onlyDerivedState(batch: SaveBatch, written: { term: number; vote: string } | null): boolean {
+  if (batch.installSnapshot || batch.compact || batch.meta || (batch.entries && batch.entries.length > 0)) return false;
+  const hs = batch.hardState;
+  if (hs !== undefined && (written === null || hs.term !== written.term || hs.vote !== written.vote)) return false;
+  return hs !== undefined || batch.kv !== undefined || batch.applied !== undefined;
+}
+
 export interface PeerStorage {
   load(): Promise<LoadedState>;
   save(batch: SaveBatch): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Whether a transport may hold `m` briefly to send it with the next message to its peer: an
+ *  append without entries only moves the follower's commit index, which the next heartbeat or
+ *  append carries too, and nothing waits on it (the leader answers from its own commit). */
+export function mayWaitForCompany(m: Message): boolean {
+  return m.type === 'append' && (m.entries === undefined || m.entries.length === 0);
 }
 
 /** Delivers Raft messages to other peers. Fire-and-forget: loss is Raft's to handle.
