@@ -11,7 +11,7 @@ import type { Logger } from './log.ts';
 import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
 import type { Faults } from './faults.ts';
 import { ApiError, errorReply, jsonReply } from '../worker/api/http.ts';
-import { changesCluster } from '../worker/api/router.ts';
+import { changesCluster, withPeerHeaders } from '../worker/api/router.ts';
 import type { ApiReply, ApiRequest } from '../worker/api/exchange.ts';
 
 /** The body, or null when it is over `bytesMax` (read under the cap; see node-request.ts). */
@@ -107,9 +107,13 @@ export function createFront(opts: FrontOptions): (request: ApiRequest) => Promis
     const url = request.url;
     const peer = opts.peer();
     if (peer === undefined) return json(503, 'unavailable', 'node is starting', { 'Retry-After': '1' });
-    if (url.pathname === RAFT_PATH) return raft(request, peer);
-    if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return faultsRoute(request, opts.faults);
-    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization'))) return unauthorized();
+    if (url.pathname === RAFT_PATH) {
+      const reply = await raft(request, peer);
+      return reply.status === 204 ? reply : withPeerHeaders(reply, peer); // accepted peer traffic needs none
+    }
+    // The front door's own answers carry the same X-Metcd-* headers as the router's.
+    if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return withPeerHeaders(await faultsRoute(request, opts.faults), peer);
+    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization'))) return withPeerHeaders(unauthorized(), peer);
     return opts.router.handle(request);
   };
 }

@@ -153,7 +153,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       storage,
       transport,
       // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
-      clock: { nowMs: () => performance.timeOrigin + performance.now() },
+      clock: { nowMs: () => Math.floor(performance.timeOrigin + performance.now()) }, // whole ms, as the edge's Date.now()
       tickMs: cfg.tickMs,
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),

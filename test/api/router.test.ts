@@ -88,6 +88,7 @@ describe('api: the seed flows', () => {
     expect(post.status).toBe(200);
     expect(await post.json()).toEqual({ revision: 1 });
     expect(post.headers.get('X-Metcd-Revision')).toBe('1');
+    expect(post.headers.get('X-Metcd-Leader')).toBe(env.leader);
 
     for (const level of ['', '?level=default', '?level=consistent', '?level=stale']) {
       const get = await env.call(env.leader, `/key/foo${level}`);
@@ -107,6 +108,20 @@ describe('api: the seed flows', () => {
     expect(gone.status).toBe(404);
     expect(await errorCode(gone)).toBe('key_not_found');
     expect(gone.headers.get('X-Metcd-Revision')).toBe('3');
+    expect(gone.headers.get('X-Metcd-Leader')).toBe(env.leader);
+  });
+
+  it('every answer names the leader the peer knows of, and none while it knows none', async () => {
+    const env = await setup();
+    for (const path of ['/status', '/members', '/health', '/hello?level=stale']) {
+      const r = await env.call(env.follower, path);
+      expect(r.headers.get('X-Metcd-Leader'), path).toBe(env.leader);
+    }
+    await env.c.closeAll();
+    const leaderless = await setup({ elect: false });
+    const r = await leaderless.call(leaderless.c.initial.voters[0]!, '/status');
+    expect(r.headers.get('X-Metcd-Leader')).toBeNull();
+    expect(r.headers.get('X-Metcd-Revision')).toBe('0');
   });
 
   it('metcd style: PUT /hello -d world, GET /hello → world, DELETE /hello', async () => {

@@ -101,7 +101,11 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
       expect(put.status).toBe(307);
       expect(put.headers.get('Location')).toBe(`${leader.url}/${key}?ifRevision=0`);
       expect(put.headers.get('X-Metcd-Leader')).toBe(leader.id);
-      expect((await fetch(put.headers.get('Location')!, { method: 'PUT', body: 'v1' })).status).toBe(204);
+      const written = await fetch(put.headers.get('Location')!, { method: 'PUT', body: 'v1' });
+      expect(written.status).toBe(204);
+      // The same X-Metcd-* headers as the edge: the leader on every answer, not only redirects.
+      expect(written.headers.get('X-Metcd-Leader')).toBe(leader.id);
+      expect(written.headers.get('X-Metcd-Revision')).toMatch(/^\d+$/);
       for (const level of ['default', 'consistent']) {
         const res = await fetch(`${follower.url}/${key}?level=${level}`, { redirect: 'manual' });
         expect(res.status).toBe(307);
@@ -112,7 +116,12 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
       expect(stale.status).toBe(200);
       expect(await stale.text()).toBe('v1');
       expect(stale.headers.get('X-Metcd-Leader')).toBe(leader.id);
-      expect(stale.headers.get('X-Metcd-Applied-Index')).not.toBeNull();
+      expect(stale.headers.get('X-Metcd-Applied-Index')).toMatch(/^\d+$/);
+      expect(stale.headers.get('X-Metcd-Commit-Index')).toMatch(/^\d+$/);
+      expect(stale.headers.get('X-Metcd-Last-Contact-Ms')).toMatch(/^\d+$/); // whole ms, as on the edge
+      const status = await fetch(`${follower.url}/status`);
+      expect(status.headers.get('X-Metcd-Leader')).toBe(leader.id);
+      expect(Number.isInteger(((await status.json()) as { lastLeaderContactMs: unknown }).lastLeaderContactMs)).toBe(true);
     });
   });
 
@@ -126,6 +135,11 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     expect(join.status).toBe(401);
     const remove = await fetch(`${leader.url}/members/n2`, { method: 'DELETE', headers: { authorization: 'Bearer wrong' } });
     expect(remove.status).toBe(401);
+    // The front door's refusals carry the headers every peer answer carries.
+    for (const refused of [raft, join, remove]) {
+      expect(refused.headers.get('X-Metcd-Revision')).toMatch(/^\d+$/);
+      expect(refused.headers.get('X-Metcd-Leader')).toBe(leader.id);
+    }
     // A node started with the wrong token is refused and exits with one clear line.
     const intruder = await cluster.join('n9', leader, ['--cluster-token', 'not-the-token', '--join-timeout-ms', '5000']);
     const exit = await intruder.exit!;

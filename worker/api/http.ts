@@ -97,15 +97,3 @@ export function pairsJson(pairs: Iterable<readonly [string, string]>): string {
   for (const [k, v] of pairs) parts.push(`${JSON.stringify(k)}:${JSON.stringify(v)}`);
   return `{${parts.join(',')}}`;
 }
-
-/** A response with one more header (Responses from fetch may have immutable headers). */
-export function withHeader(response: Response, name: string, value: string): Response {
-  try {
-    response.headers.set(name, value);
-    return response;
-  } catch {
-    const headers = new Headers(response.headers);
-    headers.set(name, value);
-    return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
-  }
-}

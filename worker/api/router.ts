@@ -11,12 +11,14 @@
 //
 // Every other path /<key> (the whole path after the first '/', percent-decoded) is a key:
 // GET / PUT / DELETE. Unknown paths under a reserved segment answer 404, a known path with an
-// unsupported method 405 (with Allow). Every answer carries X-Metcd-Revision; every error is
+// unsupported method 405 (with Allow). Every answer carries X-Metcd-Revision and, when a leader
+// is known, X-Metcd-Leader (withPeerHeaders); every error is
 // {"error":{"code","message"}} (codes in http.ts); no input makes it answer 500.
 
 import { Router } from 'itty-router';
 import type { IRequest } from 'itty-router';
 import { PeerError } from '../peer/errors.ts';
+import type { Peer } from '../peer/peer.ts';
 import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
 import { peerErrorToApi } from './errors.ts';
@@ -106,6 +108,24 @@ function buildRoutes() {
 
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
 const REVISION_LOWER = H.revision.toLowerCase();
+const LEADER_LOWER = H.leader.toLowerCase();
+
+/**
+ * The headers every answer from a peer carries, on both runtimes, whoever made the answer (a
+ * route, or a host's own refusal at its front door): X-Metcd-Revision, the peer's KV revision,
+ * and X-Metcd-Leader, the leader it knows of (absent while it knows none), so a client or the
+ * edge Worker can go straight to the leader next time. A proxied reply keeps the leader's own
+ * (lower-cased names); a route that names a leader (a redirect, a stale read) keeps its own.
+ */
+export function withPeerHeaders(reply: ApiReply, peer: Pick<Peer, 'revision' | 'leaderInfo'>): ApiReply {
+  const h = reply.headers;
+  if (!(H.revision in h) && !(REVISION_LOWER in h)) h[H.revision] = String(peer.revision);
+  if (!(H.leader in h) && !(LEADER_LOWER in h)) {
+    const leader = peer.leaderInfo().id;
+    if (leader !== '') h[H.leader] = leader;
+  }
+  return reply;
+}
 
 /**
  * The metcd-style key routes — GET / PUT / DELETE /<key> — carry nearly all traffic. They are
@@ -160,10 +180,7 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   }
 
   async function handle(request: ApiRequest): Promise<ApiReply> {
-    const reply = await answer(request);
-    // (A proxied reply carries the leader's, lower-cased.)
-    if (!(H.revision in reply.headers) && !(REVISION_LOWER in reply.headers)) reply.headers[H.revision] = String(host.peer.revision);
-    return reply;
+    return withPeerHeaders(await answer(request), host.peer);
   }
 
   return {

@@ -18,7 +18,7 @@ import { Peer } from '../peer/peer.ts';
 import type { PeerLog } from '../peer/options.ts';
 import type { PeerTransport } from '../peer/ports.ts';
 import { createApiRouter, needsLeader } from '../api/router.ts';
-import { H, errorResponse, withHeader } from '../api/http.ts';
+import { errorResponse } from '../api/http.ts';
 import { decodeMessages, encodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
@@ -109,9 +109,9 @@ export class PeerObject extends DurableObject<Env> {
     // (output gate) for that state to be durable, so a peer never shows a client state that a
     // crash could take back (storage.ts, derived state).
     if (request.method === 'GET' || request.method === 'HEAD') hosted.storage.flush();
-    const leader = hosted.peer.leaderInfo().id;
-    // Lets the Worker send the next request straight to the leader (and tells clients who leads).
-    return leader === '' || response.headers.has(H.leader) ? response : withHeader(response, H.leader, leader);
+    // The router stamped X-Metcd-Leader (withPeerHeaders): the Worker sends the next request
+    // straight to the leader.
+    return response;
   }
 
   // ---- internal RPC (sibling peers, operators, tests) -----------------------------------------

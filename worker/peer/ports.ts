@@ -77,7 +77,8 @@ export interface PeerTransport {
   send(messages: Message[]): void;
 }
 
-/** Wall-clock milliseconds, only for display and headers (Raft runs on ticks). */
+/** Wall-clock time in whole milliseconds (headers and /status show differences of it as integers
+ *  on both runtimes), for display, the tick-stall guard and snapshot pacing (Raft runs on ticks). */
 export interface Clock {
   nowMs(): number;
 }
