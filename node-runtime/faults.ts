@@ -1,5 +1,5 @@
-// Fault injection for real-process tests (DESIGN.md: "their traffic cut by a fault-injecting
-// transport"). Off unless the node starts with --enable-fault-injection; then
+// Fault injection for real-process tests (their traffic cut by a fault-injecting transport:
+// see "Testing" in worker/README.md). Off unless the node starts with --enable-fault-injection; then
 // POST /_metcd/faults {"dropFrom":["n2"],"dropTo":["n3"]} (cluster token required) makes this
 // node silently lose Raft messages from / to those peers, as a network partition would.
 

@@ -1,4 +1,4 @@
-// The `leveldb` engine: classic-level (an LSM tree; the write-heavy role in the seed). One
+// The `leveldb` engine: classic-level (an LSM tree; the write-heavy engine). One
 // commit group = one WriteBatch written with sync: true, so LevelDB's own log is fsynced before
 // save() resolves and the group is applied all or nothing.
 //

@@ -19,6 +19,7 @@ const BLOCK_BYTES = 32768;
 const HEADER_BYTES = 7;
 const FULL = 1;
 const FIRST = 2;
+// eslint-disable-next-line @typescript-eslint/no-unused-vars -- the format's type 3, named for the reader; the scan needs only FULL/FIRST/LAST
 const MIDDLE = 3;
 const LAST = 4;
 

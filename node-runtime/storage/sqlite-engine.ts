@@ -1,4 +1,4 @@
-// The `sqlite` engine: node:sqlite (a B-tree; the read-heavy role boltdb plays in the seed) in
+// The `sqlite` engine: node:sqlite (a B-tree; the read-heavy role boltdb plays in etcd) in
 // WAL mode. One transaction per commit group: every batch of the group, in order, all or
 // nothing, and the group's save() resolves only once the WAL holding it is fsynced.
 //

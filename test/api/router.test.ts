@@ -81,7 +81,7 @@ async function follow(env: Env, response: Response, init?: RequestInit): Promise
   return env.call(id, `${location.pathname}${location.search}`, init);
 }
 
-describe('api: the seed flows', () => {
+describe('api: the quick-start flows', () => {
   it('hraftd style: POST /key, GET /key/:key at each level, DELETE /key/:key', async () => {
     const env = await setup();
     const post = await env.call(env.leader, '/key', { method: 'POST', body: '{"foo": "bar"}' });

@@ -1,4 +1,4 @@
-// `npm run bench`: metcd next to etcd on this machine, in one run.
+// `npm run bench`: metcd next to etcd on the same machine, in one run.
 //
 //   npm run bench                                   every engine, etcd, failover, edge
 //   npm run bench -- --engine sqlite --workloads writes,mix-90-10 --skip-edge
@@ -223,7 +223,7 @@ async function main(): Promise<void> {
   if (results.length > 0) {
     out.push('', `metcd vs etcd — 3 nodes each on loopback, wrk -t${o.threads} -c${o.connections}, ${o.durationS}s per workload after ${o.warmupS}s warm-up, ${o.valueBytes}-byte values`, '');
     out.push(table(results), '');
-    out.push('  cores: CPU the three server processes used during the run (this machine has ' + cpus().length + ')');
+    out.push('  cores: CPU the three server processes used during the run (the machine has ' + cpus().length + ')');
     for (const w of o.workloads) out.push(`  ${w.name}: ${w.describe}`);
   }
   if (failover.length > 0) {

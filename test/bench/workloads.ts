@@ -44,7 +44,7 @@ export interface WorkloadResult {
   errors: number;
   /** CPU seconds the cluster's processes used per 1000 requests. */
   clusterCpuMsPerRequest: number | null;
-  /** Cluster CPU use over the run, in cores (2.0 = both cores of this machine). */
+  /** Cluster CPU use over the run, in cores (2.0 = two cores busy throughout). */
   clusterCores: number | null;
   load1mBefore: number | null;
   leader: string;

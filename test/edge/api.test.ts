@@ -1,5 +1,5 @@
 // The edge runtime as a client meets it: a 3-peer cluster of Durable Objects behind the Worker,
-// in real workerd. The seeds' curl flows, redirects to the leader, read levels, idempotent
+// in real workerd. The README's curl flows, redirects to the leader, read levels, idempotent
 // retries, bad input on every route, and the peers' Raft endpoints out of the public's reach.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -32,8 +32,8 @@ async function errorOf(res: Response): Promise<{ code: string; message: string }
   return body.error;
 }
 
-describe('seed flows', () => {
-  it('metcd style (seed lecture 18): PUT /hello -d world, then GET /hello prints world', async () => {
+describe('quick-start flows', () => {
+  it('metcd style: PUT /hello -d world, then GET /hello prints world', async () => {
     const put = await c.follow('/hello', { method: 'PUT', body: 'world' });
     expect(put.status).toBe(204);
     const get = await c.follow('/hello');
@@ -45,7 +45,7 @@ describe('seed flows', () => {
     expect((await c.follow('/hello')).status).toBe(404);
   });
 
-  it('hraftd style (seed lecture 19): POST /key, GET /key/foo at every level, DELETE /key/foo', async () => {
+  it('hraftd style: POST /key, GET /key/foo at every level, DELETE /key/foo', async () => {
     const post = await c.follow('/key', { method: 'POST', body: '{"foo": "bar"}' });
     expect(post.status).toBe(200);
     const { revision } = (await post.json()) as { revision: number };
@@ -74,7 +74,7 @@ describe('seed flows', () => {
   });
 });
 
-describe('redirects to the leader (seed method 1)', () => {
+describe('redirects to the leader (redirect mode)', () => {
   it('a write on a follower answers 307 naming the leader; following it writes', async () => {
     const res = await c.request(`/redirected?peer=${follower}`, { method: 'PUT', body: 'v' });
     expect(res.status).toBe(307);

@@ -25,7 +25,7 @@ function run(command: string, args: string[]): Promise<{ code: number | null; ou
 }
 
 describe('deployable bundle', () => {
-  it('npm run deploy:check succeeds and the built bundle boots and serves the seed flow', async () => {
+  it('npm run deploy:check succeeds and the built bundle boots and serves the quick-start flow', async () => {
     const { code, output } = await run('npm', ['run', 'deploy:check']);
     expect(code, output).toBe(0);
     expect(output).toMatch(/env\.PEERS \(PeerObject\)\s+Durable Object/);

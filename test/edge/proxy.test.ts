@@ -1,4 +1,4 @@
-// FORWARD_MODE=proxy (seed method 2): a follower forwards writes and non-stale reads to the
+// FORWARD_MODE=proxy: a follower forwards writes and non-stale reads to the
 // leader over the peers' stubs and relays the answer, so clients never see a 307.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 // `npm start` as a user runs it: `wrangler dev` with the project's config, on a port of its own
-// (never 8787, the user's), with telemetry and the Request.cf download off. The seeds' curl
+// (never 8787, the user's), with telemetry and the Request.cf download off. The README's curl
 // commands work against it (redirects followed, as with `curl -L`), and the data survives a
 // restart of wrangler dev because it lives in the local state directory.
 
@@ -29,7 +29,7 @@ function isFree(port: number): Promise<boolean> {
   });
 }
 
-/** Two free ports of the range (another run of the suite on this machine may hold some). */
+/** Two free ports of the range (another run of the suite on the same machine may hold some). */
 async function pickPorts(): Promise<void> {
   const free: number[] = [];
   for (let port = PORT_RANGE[0]; port <= PORT_RANGE[1] && free.length < 2; port++) {
@@ -90,13 +90,13 @@ async function curl(path: string, init: RequestInit = {}): Promise<{ status: num
 }
 
 describe('npm start (wrangler dev)', () => {
-  it("serves the seeds' curl commands against a 3-peer cluster, and keeps the data across a restart", async () => {
+  it("serves the README's curl commands against a 3-peer cluster, and keeps the data across a restart", async () => {
     await pickPorts();
     await startDev();
-    // seed lecture 18 (metcd): curl -L http://127.0.0.1:8787/hello -XPUT -d world; curl -L …/hello
+    // metcd style: curl -L http://127.0.0.1:8787/hello -XPUT -d world; curl -L …/hello
     expect((await curl('/hello', { method: 'PUT', body: 'world' })).status).toBe(204);
     expect(await curl('/hello')).toEqual({ status: 200, body: 'world' });
-    // seed lecture 19 (hraftd)
+    // hraftd style
     expect((await curl('/key', { method: 'POST', body: '{"foo": "bar"}' })).status).toBe(200);
     expect(await curl('/key/foo')).toEqual({ status: 200, body: '{"foo":"bar"}' });
     expect(await curl('/key/foo?level=consistent&peer=p2')).toEqual({ status: 200, body: '{"foo":"bar"}' });

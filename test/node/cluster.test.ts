@@ -1,6 +1,6 @@
 // A 3-node cluster of real metcd processes per engine, driven through its HTTP API and hurt
 // with SIGKILL, SIGSTOP and damaged files. The steps share one cluster per engine and run in
-// order (a script, like the seeds' curl sessions); every process is killed in afterAll.
+// order (a script, like the README's curl sessions); every process is killed in afterAll.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, readdirSync } from 'node:fs';
@@ -67,10 +67,10 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     await cluster.stopAll();
   });
 
-  it('answers the seed curl flows on every node (curl -L)', async () => {
+  it('answers the README curl flows on every node (curl -L)', async () => {
     await cluster.withStableLeader(async (leader) => {
       const [n1, n2, n3] = ['n1', 'n2', 'n3'].map((id) => cluster.node(id));
-      // metcd seed: curl -L http://127.0.0.1:3379/hello -XPUT -d world; curl -L …/hello → world
+      // metcd style: curl -L http://127.0.0.1:3379/hello -XPUT -d world; curl -L …/hello → world
       const put = await fetch(`${n2!.url}/hello`, { method: 'PUT', body: 'world' });
       expect(put.status).toBe(204);
       for (const n of [n1!, n2!, n3!]) {
@@ -79,7 +79,7 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
         expect(await res.text()).toBe('world');
         expect(Number(res.headers.get('X-Metcd-Revision'))).toBeGreaterThan(0);
       }
-      // hraftd seed: POST /key {"foo":"bar"}; GET /key/foo?level=consistent -L
+      // hraftd style: POST /key {"foo":"bar"}; GET /key/foo?level=consistent -L
       const post = await fetch(`${n3!.url}/key`, { method: 'POST', body: '{"foo":"bar"}' });
       expect(post.status).toBe(200);
       for (const n of [n1!, n2!, n3!]) {
@@ -296,7 +296,7 @@ describe('3-node cluster in proxy mode', () => {
     await cluster.stopAll();
   });
 
-  it('forwards follower writes and reads to the leader instead of redirecting (seed method 2)', async () => {
+  it('forwards follower writes and reads to the leader instead of redirecting (proxy mode)', async () => {
     await cluster.withStableLeader(async (leader) => {
       const follower = cluster.live().find((n) => n.id !== leader.id)!;
       const put = await fetch(`${follower.url}/proxied`, { method: 'PUT', body: 'yes', redirect: 'manual' });

@@ -7,7 +7,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { EngineName } from '../../node-runtime/storage/engine.ts';
-import { sleep, waitFor } from '../support/wait.ts';
+import { waitFor } from '../support/wait.ts';
 import { NodeProcess } from '../support/node-process.ts';
 
 export { CLI } from '../support/node-process.ts';

@@ -162,7 +162,7 @@ export class ChaosSchedule {
     return { type, node: node.id, address: `sim://${node.id}` };
   }
 
-  private transfer(nowTick: number): void {
+  private transfer(_nowTick: number): void {
     const leader = this.cluster.leader();
     if (leader === null) return;
     const m = leader.currentMembership();

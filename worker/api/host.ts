@@ -11,7 +11,7 @@ export interface ApiHost {
   /** Where a client should go to reach `leader` (edge: same URL with ?peer=<id>; node: the
    *  leader's advertised URL + path + query). Used for 307 Location. */
   leaderUrl(request: { readonly url: string }, leader: NodeId, leaderAddress: string): string;
-  /** Forward mode (seed method 2): send the request to the leader and return its answer. */
+  /** Forward mode (proxy): send the request to the leader and return its answer. */
   forward?: (request: Request, leader: NodeId, leaderAddress: string) => Promise<Response>;
   mode: 'redirect' | 'proxy';
   /** The address to record for a joining member whose /join body names none (edge: the

@@ -1,7 +1,7 @@
 // The key-value routes, in both styles:
-//   hraftd (seed lecture 19)  POST /key {"k":"v",…}   GET /key/:key → {"k":"v"}   DELETE /key/:key
+//   hraftd style              POST /key {"k":"v",…}   GET /key/:key → {"k":"v"}   DELETE /key/:key
 //                             GET /key?prefix=&start=&end=&limit=  → {"k":"v",…} (sorted, bounded)
-//   metcd  (seed lecture 18)  PUT /:key (raw body)    GET /:key → raw value      DELETE /:key
+//   metcd style               PUT /:key (raw body)    GET /:key → raw value      DELETE /:key
 // Writes accept ?ifRevision=N (compare-and-set on the key's mod revision; 0 = must not exist;
 // POST /key names the compared key with ?ifKey= when it writes more than one pair).
 

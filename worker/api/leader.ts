@@ -1,4 +1,4 @@
-// Sending a client to the leader: seed method 1 (307 + Location, the default) or method 2
+// Sending a client to the leader: redirect (307 + Location, the default) or forward
 // (proxy: this peer forwards the request and relays the leader's answer).
 //
 // Redirects cost the client one extra round trip per leader change and keep every request's

@@ -1,4 +1,4 @@
-// The HTTP API, the same on both runtimes (DESIGN.md layer 4): routes, validation, errors,
+// The HTTP API, the same on both runtimes (the API layer of worker/README.md): routes, validation, errors,
 // redirects. An ApiRequest in, an ApiReply out (exchange.ts), or a standard Request and
 // Response through fetch(); the host supplies the peer.
 //

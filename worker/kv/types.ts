@@ -2,7 +2,7 @@
 // and the answers they produce. The state machine is pure: it applies committed commands in
 // log order and never reads a clock.
 
-/** Identifies a client's command for exactly-once application (the seeds' idempotency point). */
+/** Identifies a client's command for exactly-once application (at-least-once in, exactly-once out: worker/README.md). */
 export interface ClientStamp {
   /** Client id, 1..64 printable ASCII chars. */
   client: string;

@@ -49,7 +49,7 @@ function utf8LengthLoop(s: string): number {
   return bytes;
 }
 
-/** String.prototype.isWellFormed (ES2024: Node 20+, workerd), typed here as lib is ES2023. */
+/** String.prototype.isWellFormed (ES2024, in every runtime metcd supports), typed here as lib is ES2023. */
 function isWellFormed(s: string): boolean {
   return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
 }

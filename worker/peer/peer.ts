@@ -1,5 +1,5 @@
 // One Raft peer: the loop that joins the Raft core, the KV state machine and the host ports
-// (DESIGN.md layer 3). This is the one place the Ready contract (worker/raft/types.ts) is
+// (the peer layer of worker/README.md). This is the one place the Ready contract (worker/raft/types.ts) is
 // carried out:
 //
 //   1. persist   one storage.save per ready: snapshot install, entries, hard state — plus the

@@ -1,4 +1,4 @@
-// The narrow interfaces through which a peer talks to its host (DESIGN.md layer 3 → 5).
+// The narrow interfaces through which a peer talks to its host (worker/README.md: peer → hosts).
 // The edge implements them with Durable Object storage, alarms and stub fetches; the Node
 // runtime with a storage engine, timers and HTTP; the tests with memory.
 
