@@ -13,7 +13,7 @@ import { WriterThread } from '../../node-runtime/storage/sqlite-writer-client.ts
 import { encodeGroup } from '../../node-runtime/storage/sqlite-ops.ts';
 import { StorageFailedError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
-import { entry, snapshotAt } from './storage-batches.ts';
+import { entry, snapshotAt } from '../support/storage-batches.ts';
 
 let dir: string;
 let file: string;

@@ -10,7 +10,7 @@ import { NodeStorage, type OpenStorageOptions } from '../../node-runtime/storage
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
 import { DataDirError, SaveRejectedError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
-import { BatchStream, entry, normalized, snapshotAt } from './storage-batches.ts';
+import { BatchStream, entry, normalized, snapshotAt } from '../support/storage-batches.ts';
 
 describe.each(ENGINE_NAMES)('storage engine %s', (engine: EngineName) => {
   let dataDir: string;

@@ -2,7 +2,7 @@
 // exactly batches 1..n for some n (a prefix: never a hole, never a half-applied batch).
 
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
-import { entry, snapshotAt } from './storage-batches.ts';
+import { entry, snapshotAt } from '../support/storage-batches.ts';
 
 /** Batch i: log entry i, commit i, key k<i> applied at revision i; every 50th compacts. */
 export function numberedBatch(i: number): SaveBatch {
