@@ -116,7 +116,8 @@ function byKey<T>(a: Array<[string, T]>): Array<[string, T]> {
 
 /** LoadedState with order-insensitive parts sorted and bytes as hex, for comparing storages. */
 export function normalized(s: LoadedState): {
-  hardState: unknown; snapshot: unknown; entries: unknown[]; applied: number; kv: unknown; meta: unknown;
+  hardState: unknown; snapshot: unknown; entries: unknown[]; applied: number;
+  kv: { revision: number; records: unknown[]; sessions: unknown[] }; meta: unknown;
 } {
   return {
     hardState: { term: s.hardState.term, vote: s.hardState.vote, commit: s.hardState.commit },
@@ -141,20 +142,25 @@ export function stateDifference(actual: LoadedState, expected: LoadedState): str
   const a = normalized(actual);
   const e = normalized(expected);
   const parts: string[] = [];
-  for (const field of ['hardState', 'snapshot', 'applied', 'kv', 'meta'] as const) {
+  for (const field of ['hardState', 'snapshot', 'applied', 'meta'] as const) {
     const x = stableJson(a[field]);
     const y = stableJson(e[field]);
     if (x !== y) parts.push(`${field}: got ${clip(x)}, want ${clip(y)}`);
   }
-  const ids = (s: typeof a) => s.entries.map((x) => stableJson(x));
-  const ax = ids(a);
-  const ex = ids(e);
-  if (ax.join() !== ex.join()) {
-    let k = 0;
-    while (k < ax.length && k < ex.length && ax[k] === ex[k]) k++;
-    parts.push(`entries: ${ax.length} vs ${ex.length} wanted, first difference at position ${k}: got ${clip(ax[k] ?? 'none')}, want ${clip(ex[k] ?? 'none')}`);
-  }
+  if (a.kv.revision !== e.kv.revision) parts.push(`kv revision: got ${a.kv.revision}, want ${e.kv.revision}`);
+  listDifference(parts, 'kv records', a.kv.records, e.kv.records);
+  listDifference(parts, 'kv sessions', a.kv.sessions, e.kv.sessions);
+  listDifference(parts, 'entries', a.entries, e.entries);
   return parts.length === 0 ? null : parts.join('; ');
+}
+
+function listDifference(parts: string[], what: string, actual: unknown[], expected: unknown[]): void {
+  const ax = actual.map((x) => stableJson(x));
+  const ex = expected.map((x) => stableJson(x));
+  let k = 0;
+  while (k < ax.length && k < ex.length && ax[k] === ex[k]) k++;
+  if (k === ax.length && k === ex.length) return;
+  parts.push(`${what}: ${ax.length} (want ${ex.length}), first difference at position ${k}: got ${clip(ax[k] ?? 'none')}, want ${clip(ex[k] ?? 'none')}`);
 }
 
 function clip(s: string): string {

@@ -339,7 +339,7 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
         const stream = new BatchStream(21);
         const rnd = new SeededRandom(22);
         await t.open();
-        for (let crash = 0; crash < 6; crash++) {
+        for (let crash = 0; crash < 4; crash++) {
           for (let i = 1 + rnd.nextInt(25); i > 0; i--) await t.save(stream.next());
           await t.crashAndReopen(`crash ${crash} between saves`);
           stream.resetTo(t.model());
@@ -353,11 +353,11 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
         const stream = new BatchStream(31);
         const rnd = new SeededRandom(32);
         await t.open();
-        for (let crash = 0; crash < 6; crash++) {
+        for (let crash = 0; crash < 5; crash++) {
           const pending: Promise<void>[] = [];
-          for (let i = 0; i < 40; i++) pending.push(t.save(stream.next()));
+          for (let i = 0; i < 60; i++) pending.push(t.save(stream.next()));
           // Wait for some of them, never for all: the crash lands while the rest are in flight.
-          await Promise.all(pending.slice(0, rnd.nextInt(30)));
+          await Promise.all(pending.slice(0, rnd.nextInt(20)));
           await t.crashAndReopen(`crash ${crash} with saves in flight`);
           stream.resetTo(t.model());
         }
