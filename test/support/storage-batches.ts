@@ -49,7 +49,7 @@ export class BatchStream {
     const b: SaveBatch = {};
     const commit = m.hardState.commit;
     const roll = r.nextInt(100);
-    if (roll < 3) {
+    if (roll < 2) {
       // A follower far behind receives a snapshot (of committed state, so its commit moves too).
       const index = m.lastIndex + 1 + r.nextInt(20);
       const kv: KvState = {
@@ -58,7 +58,7 @@ export class BatchStream {
         sessions: [['client-s', { seq: 1, lastIndex: index, result: { ok: true, op: 'put', revision: this.revision } }]],
       };
       b.installSnapshot = { snapshot: snapshotAt(index, this.term, `install-${index}`), kv };
-    } else if (roll < 8 && m.applied > m.snapshot.meta.index) {
+    } else if (roll < 7 && m.applied > m.snapshot.meta.index) {
       const index = m.snapshot.meta.index + 1 + r.nextInt(m.applied - m.snapshot.meta.index);
       b.compact = snapshotAt(index, this.term);
     }
@@ -93,8 +93,11 @@ export class BatchStream {
         changes.upserts.push([key, { value: `value-${to}-${r.nextInt(1e6)}`, createRevision: 1, modRevision: this.revision, version: 1 + r.nextInt(9) }]);
       }
       if (r.nextInt(3) === 0) changes.deletes.push(`key-${r.nextInt(40)}-é`);
-      if (r.nextInt(3) === 0) changes.sessionUpserts.push([`client-${r.nextInt(5)}`, { seq: to, lastIndex: to, result: { ok: true, op: 'put', revision: this.revision } }]);
-      if (r.nextInt(5) === 0) changes.sessionDeletes.push(`client-${r.nextInt(5)}`);
+      if (r.nextInt(2) === 0) changes.sessionUpserts.push([`client-${r.nextInt(12)}`, { seq: to, lastIndex: to, result: { ok: true, op: 'put', revision: this.revision } }]);
+      // Sessions expire: delete one that exists (and sometimes one that does not).
+      const clients = [...m.sessions.keys()];
+      if (clients.length > 0 && r.nextInt(4) === 0) changes.sessionDeletes.push(clients[r.nextInt(clients.length)]!);
+      if (r.nextInt(20) === 0) changes.sessionDeletes.push(`client-${r.nextInt(12)}`);
       b.kv = changes;
       b.applied = to;
     }
