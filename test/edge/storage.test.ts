@@ -7,7 +7,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestHarness } from 'wrangler';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
-import type { KvState } from '../../worker/kv/types.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { DerivedStats } from '../../worker/edge/storage.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';

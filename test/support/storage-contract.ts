@@ -63,6 +63,8 @@ class Tracked {
   /** Batches durable for sure (from before the last reopen), then those saved since. */
   private durable: SaveBatch[] = [];
   private since: Array<{ batch: SaveBatch; resolved: boolean; derived: boolean }> = [];
+  /** Term and vote as of the batches submitted so far (what onlyDerivedState calls `written`). */
+  private termVote = { term: 0, vote: '' };
   storage: PeerStorage | null = null;
 
   constructor(h: StorageHarness, handle: StoreHandle) {
@@ -93,8 +95,8 @@ class Tracked {
   save(batch: SaveBatch): Promise<void> {
     const s = this.storage;
     check(s !== null, 'harness misuse: save while closed');
-    const before = this.model().hardState;
-    const rec = { batch, resolved: false, derived: onlyDerivedState(batch, { term: before.term, vote: before.vote }) };
+    const rec = { batch, resolved: false, derived: onlyDerivedState(batch, this.termVote) };
+    if (batch.hardState) this.termVote = { term: batch.hardState.term, vote: batch.hardState.vote };
     this.since.push(rec);
     return s.save(batch).then(() => {
       rec.resolved = true;
@@ -137,6 +139,7 @@ class Tracked {
       if (diff === null) {
         checkRestartable(loaded, what);
         this.durable = [...this.durable, ...this.since.slice(0, k).map((s) => s.batch)];
+        this.termVote = { term: loaded.hardState.term, vote: loaded.hardState.vote };
         const of = this.since.length;
         this.since = [];
         return { loaded, kept: k, of };
@@ -161,9 +164,12 @@ function expectState(actual: LoadedState, expected: LoadedState, what: string): 
   if (diff !== null) throw new ContractViolation(`${what}: loaded state differs from the reference model: ${diff}`);
 }
 
-/** What restart.ts and the Raft core check of a loaded state: a log continuing the snapshot,
- *  and applied <= max(commit, applied) <= last index (the core restarts from the larger of the
- *  two, raft.ts). The suite's streams also keep applied <= commit, so a prefix keeps it too. */
+/** What restart.ts and the Raft core check of a loaded state: a log continuing the snapshot, an
+ *  applied index within [snapshot index, last index], a commit index not beyond the last index
+ *  (the core restarts from max(commit, applied), raft.ts). applied <= commit is the peer's to
+ *  keep (it saves a commit index with or before the entries it applies; the edge's deferral keeps
+ *  them together); a storage keeps it by keeping prefixes, so with the suite's batches, which
+ *  all keep it, it is checked too. */
 function checkRestartable(s: LoadedState, what: string): void {
   try {
     restartFrom(s, { voters: [], learners: [], addresses: {} });
