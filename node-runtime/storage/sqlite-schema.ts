@@ -22,9 +22,12 @@ export const SCHEMA = `
   CREATE TABLE IF NOT EXISTS sessions (client TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 `;
 
-/** Every connection: WAL mode, waits (not fails) for a lock the other holds briefly, B-tree cells checked as read, the WAL cut back to 64 MiB after a checkpoint. */
+/** Every connection: waits (not fails) for a lock the other holds briefly — set first, since
+ *  the WAL pragma itself may meet one (the loader's connection closing as the writer thread
+ *  opens: the last connection checkpoints under an exclusive lock) — WAL mode, B-tree cells
+ *  checked as read, the WAL cut back to 64 MiB after a checkpoint. */
 export const CONNECTION_PRAGMAS =
-  'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864;';
+  'PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864;';
 
 /** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops.ts). */
 export const readUintRow = (r: ByteReader): number => r.uint();

@@ -12,7 +12,7 @@ import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { seal, writeEntry, writeSnapshot } from '../../node-runtime/storage/records.ts';
 import type { Entry } from '../../worker/raft/types.ts';
-import { entry, snapshotAt } from './storage-batches.ts';
+import { entry, snapshotAt } from '../support/storage-batches.ts';
 
 const STALE_DELETES_PER_GROUP = 64; // leveldb-engine.ts
 

@@ -13,7 +13,7 @@ import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
 import type { KeyRecord } from '../../worker/kv/types.ts';
-import { BatchStream, entry, normalized, snapshotAt } from './storage-batches.ts';
+import { BatchStream, entry, normalized, snapshotAt } from '../support/storage-batches.ts';
 
 const rec = (value: string, rev: number): KeyRecord => ({ value, createRevision: rev, modRevision: rev, version: 1 });
 

@@ -13,7 +13,7 @@ import { WriterThread } from '../../node-runtime/storage/sqlite-writer-client.ts
 import { encodeGroup } from '../../node-runtime/storage/sqlite-ops.ts';
 import { StorageFailedError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
-import { entry, snapshotAt } from './storage-batches.ts';
+import { entry, snapshotAt } from '../support/storage-batches.ts';
 
 let dir: string;
 let file: string;
@@ -38,6 +38,22 @@ afterEach(() => {
 });
 
 describe('sqlite writer thread', () => {
+  it('opens while another connection briefly holds the database locked (the lock wait is set before the WAL pragma)', async () => {
+    // What a closing connection does for a moment (the last one checkpoints and removes the WAL
+    // under an exclusive lock); the storage contract's reopen cases met it as a rare "database
+    // is locked" at open. Here a connection holds an exclusive lock for 300 ms while the writer
+    // thread opens: the thread must wait for it, not fail.
+    const s = await open();
+    await s.close();
+    const db = new DatabaseSync(file);
+    db.exec('PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT');
+    db.prepare('SELECT COUNT(*) FROM log').get();
+    const released = new Promise<void>((resolve) => setTimeout(() => { db.close(); resolve(); }, 300));
+    const writer = await WriterThread.start(file);
+    await released;
+    await writer.close();
+  });
+
   it('commits off the event loop: a commit that waits leaves the loop turning and its save pending', async () => {
     const s = await open();
     await s.load();

@@ -2,7 +2,8 @@
 // exactly batches 1..n for some n (a prefix: never a hole, never a half-applied batch).
 
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
-import { entry, snapshotAt } from './storage-batches.ts';
+import { StateModel } from '../../node-runtime/storage/state-model.ts';
+import { entry, snapshotAt, stateDifference } from '../support/storage-batches.ts';
 
 /** Batch i: log entry i, commit i, key k<i> applied at revision i; every 50th compacts. */
 export function numberedBatch(i: number): SaveBatch {
@@ -21,25 +22,14 @@ export function numberedBatch(i: number): SaveBatch {
   };
 }
 
-/** Returns n such that `s` is exactly batches 1..n applied; throws describing any deviation. */
+/** Returns n such that `s` is exactly batches 1..n applied (as the reference StateModel
+ *  applies them, with the engine's identity meta); throws describing any deviation. */
 export function prefixLength(s: LoadedState): number {
-  const n = s.applied;
-  const problems: string[] = [];
-  if (s.hardState.commit !== n) problems.push(`commit ${s.hardState.commit} != applied ${n}`);
-  if (s.kv.revision !== n) problems.push(`revision ${s.kv.revision} != applied ${n}`);
-  const last = s.entries.length > 0 ? s.entries[s.entries.length - 1]!.index : s.snapshot.meta.index;
-  if (last !== n) problems.push(`last entry ${last} != applied ${n}`);
-  s.entries.forEach((e, k) => {
-    const want = entry(e.index, 1, `payload-${e.index}-${'x'.repeat(e.index % 200)}`);
-    if (e.index !== s.snapshot.meta.index + 1 + k || Buffer.compare(Buffer.from(e.data), Buffer.from(want.data)) !== 0) {
-      problems.push(`entry at position ${k} is ${e.index}`);
-    }
-  });
-  const keys = new Map(s.kv.records);
-  for (let i = 1; i <= n; i++) if (keys.get(`k${i}`)?.value !== `value-${i}`) problems.push(`k${i} missing`);
-  if (keys.size !== n) problems.push(`${keys.size} keys for ${n} batches`);
-  const expectedSnap = Math.floor(n / 50) * 50 - 25;
-  if (s.snapshot.meta.index !== Math.max(0, expectedSnap)) problems.push(`snapshot at ${s.snapshot.meta.index}`);
-  if (problems.length > 0) throw new Error(`state is not a prefix of the batches: ${problems.slice(0, 5).join('; ')}`);
+  const n = s.applied; // batch i sets applied to i
+  const model = new StateModel();
+  for (const [k, v] of Object.entries(s.meta)) model.meta.set(k, v);
+  for (let i = 1; i <= n; i++) model.apply(numberedBatch(i));
+  const diff = stateDifference(s, model.toLoaded());
+  if (diff !== null) throw new Error(`state is not batches 1..${n}: ${diff}`);
   return n;
 }
