@@ -17,14 +17,6 @@ describe.each(ENGINE_NAMES)('storage engine %s', (engine: EngineName) => {
   const open = (over: Partial<OpenStorageOptions> = {}) =>
     NodeStorage.open({ dataDir, engine, nodeId: 'n1', clusterId: 'c1', log: silentLogger, ...over });
   const identity = { engine, nodeId: 'n1', clusterId: 'c1' };
-  const reload = async () => {
-    const s = await open();
-    try {
-      return await s.load();
-    } finally {
-      await s.close();
-    }
-  };
 
   beforeEach(() => {
     dataDir = mkdtempSync(path.join(tmpdir(), `metcd-${engine}-`));
