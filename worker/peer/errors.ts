@@ -51,10 +51,6 @@ export class PeerError extends Error {
   }
 }
 
-export function isPeerError(err: unknown): err is PeerError {
-  return err instanceof PeerError;
-}
-
 export function notLeaderError(self: NodeId, leader: NodeId, leaderAddress: string): PeerError {
   if (leader === '' || leader === self) return new PeerError('no-leader', 'no leader is known right now; retry shortly');
   return new PeerError('not-leader', `${self} is not the leader; ${leader} is`, leader, leaderAddress);
