@@ -158,7 +158,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),
       raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
-      limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes, requestTimeoutTicks: Math.max(5, Math.ceil(5000 / cfg.tickMs)) },
+      limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes },
       log: peerLogAdapter(log),
     });
   } catch (err) {

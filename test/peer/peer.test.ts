@@ -235,6 +235,16 @@ describe('peer: exactly-once and limits', () => {
     });
   });
 
+  it("names the timeout in the peer's own ticks, not the default tick length", async () => {
+    const c = await start({ tickMs: 20, limits: { requestTimeoutTicks: 3 } });
+    const leader = await c.waitLeader();
+    c.isolated.add(leader.id); // nothing commits; 3 ticks pass well before checkQuorum steps it down
+    await expect(c.drive(leader.write(put('slow', '?')))).rejects.toMatchObject({
+      code: 'timeout',
+      message: expect.stringContaining('within 60 ms'),
+    });
+  });
+
   it('stops serving after a storage failure instead of running on with unsaved state', async () => {
     const c = await start();
     const leader = await c.waitLeader();

@@ -10,7 +10,7 @@
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
 // (or on the first message of a peer that is joining). While the object is awake a timer ticks
-// the peer every TICK_MS; the Durable Object alarm is the wake-up that brings an evicted or
+// the peer every TICK_MS (config.tickMs); the Durable Object alarm is the wake-up that brings an evicted or
 // crashed peer back (it restarts from storage and rejoins) so elections and heartbeats go on.
 
 import { DurableObject } from 'cloudflare:workers';
@@ -346,6 +346,8 @@ export class PeerObject extends DurableObject<Env> {
       storage,
       transport,
       clock: { nowMs: () => Date.now() },
+      // The stall guard and the request timeout count in this object's ticks, not the default's.
+      tickMs: this.config.tickMs,
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
       limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },

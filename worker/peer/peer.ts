@@ -41,7 +41,7 @@ import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
 import { PeerError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
-import { DEFAULT_PEER_LIMITS, TICK_MS } from './options.ts';
+import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
@@ -50,7 +50,7 @@ import type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, 
 import { ProposalRoom, ReadRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
-export { TICK_MS, DEFAULT_PEER_LIMITS };
+export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
 export type { PeerLimits, PeerLog, PeerOptions };
 export { PeerError } from './errors.ts';
 export type { PeerErrorCode } from './errors.ts';
@@ -182,7 +182,8 @@ export class Peer {
 
   /** Load everything the peer persisted and build the core and the state machine from it. */
   static async open(opts: PeerOptions): Promise<Peer> {
-    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, ...opts.limits });
+    if (!Number.isSafeInteger(opts.tickMs) || opts.tickMs < 1) throw new RangeError(`tickMs must be a positive integer, got ${opts.tickMs}`);
+    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs), ...opts.limits });
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
     const loaded = await opts.storage.load();
@@ -204,7 +205,7 @@ export class Peer {
       limits,
       kvLimits,
       electionTicks: raft.electionTicks,
-      tickMs: opts.tickMs ?? TICK_MS,
+      tickMs: opts.tickMs,
     });
     peer.log('info', 'peer.open', {
       id: opts.id,
@@ -220,7 +221,7 @@ export class Peer {
 
   // ---- driven by the host -------------------------------------------------------------------
 
-  /** The host calls this every TICK_MS. */
+  /** The host calls this every tickMs (PeerOptions). */
   tick(): void {
     if (this.closing || this.failure !== null) return;
     this.ticks++;
@@ -783,7 +784,7 @@ export class Peer {
   }
 
   private timeoutError(what: 'write' | 'read'): PeerError {
-    return timeoutError(what, this.limits.requestTimeoutTicks * TICK_MS);
+    return timeoutError(what, this.limits.requestTimeoutTicks * this.tickMs);
   }
 
   private lastContactMs(): number | null {
