@@ -19,11 +19,15 @@
 // arrive while a save is under way accumulate in the core and leave together in the next ready,
 // so concurrent requests share one save (group commit). Apply results that no later ready picks
 // up are flushed on the next tick (or by close()).
+//
+// Beside the loop, in their own files: when to snapshot and the sliced encoding
+// (snapshot-job.ts), whether the leader lease may be trusted (lease-guard.ts), the status and
+// health reports (status.ts), the waiting rooms (waiting.ts) and where a restart starts from
+// (restart.ts).
 
 import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
-import { StateEncoder, decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
-import type { StateView } from '../kv/state-view.ts';
+import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type {
   ConfChange,
@@ -46,7 +50,10 @@ import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
 import { restartFrom } from './restart.ts';
-import type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
+import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
+import { SnapshotJob } from './snapshot-job.ts';
+import { LeaseGuard } from './lease-guard.ts';
+import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { ProposalRoom, ReadRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
@@ -76,25 +83,6 @@ interface TransferWaiter {
 
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
-/**
- * A snapshot is encoded a slice at a time — after a ready or on a tick, at most one slice per
- * SNAPSHOT_SLICE_GAP_MS — so a large state never holds the peer up for the whole encoding (tens
- * of ms per 100k keys). Under load readies come back to back: one slice per ready alone would
- * still encode the whole state in one burst. A slice stops at limits.snapshotSliceRecords
- * records or at this many key and value characters.
- */
-const SNAPSHOT_SLICE_CHARS = 1024 * 1024;
-const SNAPSHOT_SLICE_GAP_MS = 4;
-
-/** A snapshot being encoded: of the state as of `index` (a view later applies do not change). */
-interface SnapshotJob {
-  view: StateView;
-  encoder: StateEncoder;
-  index: number;
-  term: number;
-  membership: Membership;
-}
-
 export class Peer {
   readonly id: NodeId;
   private readonly storage: PeerStorage;
@@ -106,6 +94,7 @@ export class Peer {
   readonly kvLimits: KvLimits;
   private readonly electionTicks: number;
   private readonly tickMs: number;
+  private readonly leaseGuard: LeaseGuard;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
 
@@ -115,12 +104,8 @@ export class Peer {
   private appliedMembership: Membership;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
-  /** No snapshot slice before this clock time (SNAPSHOT_SLICE_GAP_MS). */
-  private nextSliceAtMs = 0;
-  /** Command bytes applied since the last snapshot began (a snapshot is also due by size). */
-  private bytesSinceSnapshot = 0;
-  /** The snapshot being encoded, if any (see SNAPSHOT_SLICE_CHARS). */
-  private snapshotJob: SnapshotJob | null = null;
+  /** When to snapshot, and the snapshot being encoded (a slice at a time). */
+  private readonly snapshotJob: SnapshotJob;
 
   // Soft state as of the last ready handled (the core may already be ahead).
   private role: Role = 'follower';
@@ -129,11 +114,7 @@ export class Peer {
 
   private ticks = 0;
   private readSeq = 0;
-  private lastLeaderContactTick: number | null = null;
-  private lastLeaderContactAtMs: number | null = null;
-  /** Wall time of the last tick, and the tick before which the lease is not trusted (stall). */
-  private lastTickAtMs: number | null = null;
-  private leaseSuspectUntilTick = 0;
+  private readonly leaderContact = new LeaderContact();
 
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
@@ -176,6 +157,8 @@ export class Peer {
     this.kvLimits = init.kvLimits;
     this.electionTicks = init.electionTicks;
     this.tickMs = init.tickMs;
+    this.leaseGuard = new LeaseGuard(init.tickMs, init.electionTicks, opts.clock);
+    this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
   }
@@ -225,14 +208,15 @@ export class Peer {
   tick(): void {
     if (this.closing || this.failure !== null) return;
     this.ticks++;
-    this.noteTickTime();
+    const stallMs = this.leaseGuard.noteTick(this.ticks);
+    if (stallMs !== null) this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: stallMs });
     this.core.tick();
     const now = this.ticks;
     this.proposals.expire(now, () => this.timeoutError('write'));
     this.reads.expire(now, () => this.timeoutError('read'));
     this.checkTransfer();
     this.requestParkedReads();
-    if (this.snapshotJob !== null && this.loop === null) this.maybeSnapshot(true);
+    if (this.snapshotJob.active && this.loop === null) this.maybeSnapshot(true);
     this.kick(true);
   }
 
@@ -242,8 +226,7 @@ export class Peer {
     for (const msg of msgs) {
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
       if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
-        this.lastLeaderContactTick = this.ticks;
-        this.lastLeaderContactAtMs = this.clock.nowMs();
+        this.leaderContact.heard(this.ticks, this.clock.nowMs());
       }
       this.core.step(msg);
     }
@@ -267,7 +250,7 @@ export class Peer {
       const carry = this.failure === null ? this.takeCarry() : null;
       if (carry !== null) await this.storage.save(carry);
     } finally {
-      this.abandonSnapshot();
+      this.snapshotJob.abandon();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
       this.rejectTransfer(closed());
@@ -321,7 +304,7 @@ export class Peer {
     if (level === 'stale') return this.answer(query);
     if (this.role !== 'leader') throw this.notLeaderError();
     if (level === 'default') {
-      const leaseIndex = this.leaseTrusted() ? this.core.leaseRead() : null;
+      const leaseIndex = this.leaseGuard.trusted(this.ticks) ? this.core.leaseRead() : null;
       if (leaseIndex !== null && leaseIndex <= this.applied) return this.answer(query);
       if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
     }
@@ -391,74 +374,31 @@ export class Peer {
   }
 
   status(): PeerStatus {
-    const s = this.core.status();
-    const m = s.membership;
-    const member = (id: NodeId, voter: boolean): MemberStatus => ({
-      id,
-      address: m.addresses[id] ?? '',
-      voter,
-      match: s.progress[id]?.match ?? null,
-    });
-    return {
+    return peerStatus({
       id: this.id,
-      role: s.role,
-      term: s.term,
-      leader: s.leader,
-      leaderAddress: s.leader === '' ? '' : (m.addresses[s.leader] ?? ''),
-      commit: s.commit,
+      core: this.core,
+      kv: this.kv,
       applied: this.applied,
-      lastIndex: s.lastIndex,
-      firstIndex: s.firstIndex,
-      snapshotIndex: s.snapshotIndex,
-      revision: this.kv.revision,
-      keys: this.kv.size,
-      stateBytes: this.kv.stateBytes,
-      stateBytesMax: this.limits.stateBytesMax,
-      members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
+      limits: this.limits,
       pendingProposals: this.proposals.size,
       pendingReads: this.reads.size,
       lastLeaderContactMs: this.lastContactMs(),
-      failure: this.failure === null ? null : this.failure.message,
-      dropped: { ...s.dropped },
-    };
+      failure: this.failure,
+    });
   }
 
-  /** Healthy = serving, a leader is known and heard from within an election timeout, and
-   *  everything this peer knows committed is applied. */
+  /** See peerHealth (status.ts). */
   health(): Health {
-    if (this.failure !== null) return { ok: false, reason: `storage failure: ${this.failure.message}` };
-    if (this.closing) return { ok: false, reason: 'closing' };
-    if (this.leader === '') return { ok: false, reason: 'no leader' };
-    if (this.role !== 'leader') {
-      const since = this.lastLeaderContactTick === null ? Infinity : this.ticks - this.lastLeaderContactTick;
-      if (since > this.electionTicks) return { ok: false, reason: 'leader not heard from within an election timeout' };
-    }
-    const commit = this.core.committedIndex();
-    if (this.applied < commit) return { ok: false, reason: `applying: ${this.applied} of ${commit}` };
-    return { ok: true, reason: '' };
-  }
-
-  // ---- lease guard ---------------------------------------------------------------------------
-  //
-  // The core's lease counts this peer's ticks. A process that was paused or starved (SIGSTOP,
-  // a long GC, an evicted Durable Object woken by its alarm) ticks late, so its tick count lags
-  // the followers', who may have elected a new leader meanwhile. The lease is therefore only
-  // trusted while ticks keep pace with the wall clock: after a gap of more than two tick
-  // intervals it is distrusted for one election timeout (by then the core has renewed it from
-  // heartbeats acknowledged after the gap), and default reads fall back to ReadIndex.
-
-  private noteTickTime(): void {
-    const now = this.clock.nowMs();
-    if (this.lastTickAtMs !== null && now - this.lastTickAtMs > 2 * this.tickMs) {
-      this.leaseSuspectUntilTick = this.ticks + this.electionTicks;
-      this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: now - this.lastTickAtMs });
-    }
-    this.lastTickAtMs = now;
-  }
-
-  private leaseTrusted(): boolean {
-    if (this.ticks < this.leaseSuspectUntilTick) return false;
-    return this.lastTickAtMs !== null && this.clock.nowMs() - this.lastTickAtMs <= 2 * this.tickMs;
+    return peerHealth({
+      failure: this.failure,
+      closing: this.closing,
+      leader: this.leader,
+      isLeader: this.role === 'leader',
+      ticksSinceLeader: this.leaderContact.ticksSince(this.ticks),
+      electionTicks: this.electionTicks,
+      applied: this.applied,
+      commit: this.core.committedIndex(),
+    });
   }
 
   // ---- the ready loop -------------------------------------------------------------------------
@@ -532,13 +472,13 @@ export class Peer {
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
-      this.abandonSnapshot(); // of the state the snapshot just replaced
+      this.snapshotJob.abandon(); // of the state the snapshot just replaced
       this.kv = restored;
       this.applied = meta.index;
       this.appliedTerm = meta.term;
       this.appliedMembership = cloneMembership(meta.membership);
       this.snapshotIndex = meta.index;
-      this.bytesSinceSnapshot = 0;
+      this.snapshotJob.noteInstalled();
       this.proposals.failUpTo(meta.index, () => this.lostError());
       this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
     }
@@ -591,7 +531,7 @@ export class Peer {
       }
       this.applied = entry.index;
       this.appliedTerm = entry.term;
-      this.bytesSinceSnapshot += entry.data.length;
+      this.snapshotJob.noteApplied(entry.data.length);
       this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
     }
     this.unsaved = { compact: this.unsaved?.compact };
@@ -609,54 +549,31 @@ export class Peer {
     return this.kv.apply(entry.index, cmd);
   }
 
-  /**
-   * Every snapshotEveryEntries applied entries, or sooner once they carry snapshotEveryBytes
-   * (the log is held in memory until compacted): snapshot the KV state and compact the log. The
-   * state is captured at once (a view) and encoded one slice per call; the last slice compacts.
-   */
+  /** Take a slice of the snapshot under way, or begin one when due (snapshot-job.ts); the
+   *  last slice compacts the log. */
   private maybeSnapshot(onTick = false): void {
-    if (this.snapshotJob === null) {
-      const entriesDue = this.applied - this.snapshotIndex >= this.limits.snapshotEveryEntries;
-      const bytesDue = this.applied > this.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
-      if (!entriesDue && !bytesDue) return;
-      this.bytesSinceSnapshot = 0;
-      this.snapshotJob = {
-        view: this.kv.beginView(),
-        encoder: new StateEncoder(this.kv.revision),
-        index: this.applied,
-        term: this.appliedTerm,
-        membership: cloneMembership(this.appliedMembership),
-      };
-    }
-    const job = this.snapshotJob;
-    if (this.clock.nowMs() < this.nextSliceAtMs && !onTick) return;
-    job.encoder.add(job.view.next(this.limits.snapshotSliceRecords, SNAPSHOT_SLICE_CHARS));
-    this.nextSliceAtMs = this.clock.nowMs() + SNAPSHOT_SLICE_GAP_MS; // a gap after the slice, however long it took
-    if (!job.view.done) return;
-    const data = job.encoder.finish(job.view.sessions);
-    this.abandonSnapshot();
-    this.core.compact(job.index, data);
-    const snapshot = { meta: { index: job.index, term: job.term, membership: job.membership }, data };
+    const snapshot = this.snapshotJob.step({
+      kv: this.kv,
+      applied: this.applied,
+      appliedTerm: this.appliedTerm,
+      appliedMembership: this.appliedMembership,
+      snapshotIndex: this.snapshotIndex,
+    }, onTick);
+    if (snapshot === null) return;
+    const index = snapshot.meta.index;
+    this.core.compact(index, snapshot.data);
     // The kv changes up to `applied` (>= the snapshot's index) are saved with the compaction or
     // before it, so the log is never cut ahead of the state that replaces it.
     this.unsaved = { compact: snapshot };
-    this.snapshotIndex = job.index;
-    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: job.index, bytes: data.length });
-  }
-
-  private abandonSnapshot(): void {
-    this.snapshotJob?.view.close();
-    this.snapshotJob = null;
+    this.snapshotIndex = index;
+    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index, bytes: snapshot.data.length });
   }
 
   private noteSoftState(role: Role, leader: NodeId, term: number): void {
     if (role !== this.role || leader !== this.leader || term !== this.term) {
       this.log('info', 'peer.role', { id: this.id, term, role, leader });
     }
-    if (role === 'leader') {
-      this.lastLeaderContactTick = this.ticks;
-      this.lastLeaderContactAtMs = this.clock.nowMs();
-    }
+    if (role === 'leader') this.leaderContact.heard(this.ticks, this.clock.nowMs());
     this.role = role;
     this.leader = leader;
     this.term = term;
@@ -788,9 +705,7 @@ export class Peer {
   }
 
   private lastContactMs(): number | null {
-    if (this.role === 'leader') return 0;
-    if (this.lastLeaderContactAtMs === null) return null;
-    return Math.max(0, this.clock.nowMs() - this.lastLeaderContactAtMs);
+    return this.leaderContact.msSince(this.clock.nowMs(), this.role === 'leader');
   }
 }
 
