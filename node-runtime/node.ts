@@ -169,9 +169,6 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   const openedPeer = peer;
   ticker.start();
   log.info('node started', { engine: cfg.engine, http: `${cfg.listenHost}:${server.port}`, advertise: cfg.advertise, dataDir: cfg.dataDir, start: fresh ? cfg.start.kind : 'restart' });
-  // A sole voter need not wait out an election timeout to lead again (preVote keeps this harmless).
-  const voters = openedPeer.membership().voters;
-  if ((fresh && cfg.start.kind === 'bootstrap') || (voters.length === 1 && voters[0] === cfg.id)) openedPeer.campaign();
 
   let stopping: Promise<void> | undefined;
   const failureCheck = setInterval(() => {

@@ -214,6 +214,7 @@ describe('api: followers, leaders and read levels', () => {
 
   it('answers 503 with Retry-After when no leader is known', async () => {
     const env = await setup({ elect: false });
+    env.c.isolated.add('p1'); // p1, the first founder, campaigns at start: nobody hears it
     const r = await env.c.drive(env.api('p1').fetch(new Request(`${addressOf('p1')}/hello`, { method: 'PUT', body: 'x' })), 0);
     expect(r.status).toBe(503);
     expect(r.headers.get('Retry-After')).toBe('1');

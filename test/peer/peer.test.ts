@@ -425,3 +425,31 @@ describe('peer: membership and leadership transfer', () => {
     expect(c.peer('p4').membership().voters).not.toContain(leader.id);
   });
 });
+
+describe('peer: campaigning at start', () => {
+  it('the first founder of a new cluster campaigns as it opens; the other founders wait', async () => {
+    const c = await start();
+    await c.settle(); // no tick passes: only a campaign started by open() can elect anyone
+    expect(c.leaderId()).toBe('p1');
+  });
+
+  it('a sole voter campaigns as it reopens; a voter among others does not', async () => {
+    const solo = await start({ ids: ['s1'] });
+    await solo.settle();
+    expect(solo.leaderId()).toBe('s1');
+    await solo.stop('s1');
+    await solo.open('s1');
+    await solo.settle();
+    expect(solo.leaderId()).toBe('s1');
+    await solo.closeAll();
+
+    const c = await start();
+    await c.settle();
+    await c.stop('p1');
+    await c.stop('p2');
+    await c.stop('p3');
+    for (const id of ['p1', 'p2', 'p3']) await c.open(id);
+    await c.settle();
+    expect(c.leaderId()).toBeNull();
+  });
+});

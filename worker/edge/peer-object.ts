@@ -365,9 +365,6 @@ export class PeerObject extends DurableObject<Env> {
     this.hosted = hosted;
     this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     await this.armAlarm();
-    // The first bootstrap peer starts the first election at once instead of waiting out an
-    // election timeout, so the cluster answers its very first request promptly.
-    if (fresh && name.id === this.config.bootstrapPeers[0]) peer.campaign();
     return hosted;
   }
 

@@ -49,7 +49,7 @@ import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeou
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
-import { restartFrom } from './restart.ts';
+import { campaignsAtStart, restartFrom } from './restart.ts';
 import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
 import { SnapshotJob } from './snapshot-job.ts';
 import { LeaseGuard } from './lease-guard.ts';
@@ -199,6 +199,7 @@ export class Peer {
       fresh: start.bootstrap !== null,
     });
     peer.kick();
+    if (campaignsAtStart(opts.id, start, core.membership())) peer.campaign();
     return peer;
   }
 
@@ -233,7 +234,7 @@ export class Peer {
     this.kick();
   }
 
-  /** Start an election now (bootstrap, tests). */
+  /** Start an election now (transfers, tests; open() decides whether a peer campaigns at start). */
   campaign(): void {
     if (this.closing || this.failure !== null) return;
     this.core.campaign();

@@ -1,6 +1,6 @@
 // From what storage handed back to what the core needs at start, checking what must hold.
 
-import type { HardState, Membership, RestartState, Snapshot } from '../raft/types.ts';
+import type { HardState, Membership, NodeId, RestartState, Snapshot } from '../raft/types.ts';
 import type { KvState } from '../kv/types.ts';
 import { encodeState } from '../kv/codec.ts';
 import type { LoadedState } from './ports.ts';
@@ -49,6 +49,18 @@ export function isFresh(loaded: LoadedState): boolean {
     m.voters.length === 0 &&
     m.learners.length === 0
   );
+}
+
+/**
+ * Whether a peer starts an election as soon as it opens instead of waiting out an election
+ * timeout, so the cluster answers its first request promptly: the first founder of a brand-new
+ * cluster (the first voter of its initial membership, one peer only, so founders do not split
+ * the vote), and a sole voter (nobody to wait for, e.g. a one-node cluster restarting). Pre-vote
+ * keeps an early campaign harmless to a cluster that already has a leader.
+ */
+export function campaignsAtStart(id: NodeId, plan: StartPlan, membership: Membership): boolean {
+  if (membership.voters.length === 1 && membership.voters[0] === id) return true;
+  return plan.bootstrap !== null && plan.bootstrap.snapshot.meta.membership.voters[0] === id;
 }
 
 export function restartFrom(loaded: LoadedState, initialMembership: Membership): StartPlan {
