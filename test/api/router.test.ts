@@ -2,7 +2,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesCluster, createApiRouter, needsLeader } from '../../worker/api/router.ts';
-import type { ApiHost } from '../../worker/api/router.ts';
+import type { ApiHost, ApiRoute, Authorize } from '../../worker/api/router.ts';
+import { ApiError } from '../../worker/api/http.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
@@ -25,7 +26,7 @@ interface Env {
   follower: NodeId;
 }
 
-async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean } = {}): Promise<Env> {
+async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean; authorize?: Authorize } = {}): Promise<Env> {
   const c = await TestCluster.start(opts);
   cluster = c;
   const apis = new Map<NodeId, Api>();
@@ -40,6 +41,7 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'r
           return `${address}${url.pathname}${url.search}`;
         },
         forward: (request, leader) => api(leader).fetch(request),
+        ...(opts.authorize === undefined ? {} : { authorize: opts.authorize }),
         log: (level, event, fields) => {
           if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
         },
@@ -550,5 +552,56 @@ describe('changesCluster (which requests a host guards with the cluster token)',
     for (const [path, method] of [['/members', 'GET'], ['/members/p2', 'GET'], ['/status', 'GET'], ['/hello', 'PUT'], ['/key', 'POST']] as const) {
       expect(changesCluster(method, path), `${method} ${path}`).toBe(false);
     }
+  });
+});
+
+describe('api: the authorize hook', () => {
+  it('is asked once per request about the route as resolved, whatever the spelling of the path', async () => {
+    const asked: Array<{ route: ApiRoute; token: string | null }> = [];
+    const env = await setup({
+      authorize: (route, headers) => {
+        asked.push({ route, token: headers.header('authorization') });
+        return null;
+      },
+    });
+    const resolved = async (path: string, init: RequestInit = {}): Promise<ApiRoute> => {
+      asked.length = 0;
+      await env.call(env.leader, path, { ...init, headers: { Authorization: 'Bearer t' } });
+      expect(asked, `authorize calls for ${init.method ?? 'GET'} ${path}`).toHaveLength(1);
+      expect(asked[0]!.token).toBe('Bearer t');
+      return asked[0]!.route;
+    };
+    const jsonKeyA = { method: 'GET', pattern: '/key/:key+', params: { key: 'a' } };
+    expect(await resolved('/key/a')).toEqual(jsonKeyA);
+    expect(await resolved('/key/%61')).toEqual(jsonKeyA);
+    expect(await resolved('/key/a', { method: 'HEAD' })).toEqual(jsonKeyA);
+    // A doubled slash is part of the key, and so is a trailing one: the hook sees the key the
+    // handler acts on, not a look-alike.
+    expect(await resolved('/key//a')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: '/a' } });
+    expect(await resolved('//key//a')).toEqual({ method: 'GET', pattern: '/:key+', params: { key: '/key//a' } });
+    expect(await resolved('/key/a/')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: 'a/' } });
+    expect(await resolved('/%61', { method: 'PUT', body: 'v' })).toEqual({ method: 'PUT', pattern: '/:key+', params: { key: 'a' } });
+    // Member ids: a trailing slash and percent-encoding name the same member.
+    const removeP9 = { method: 'DELETE', pattern: '/members/:id', params: { id: 'p9' } };
+    expect(await resolved('/members/p9', { method: 'DELETE' })).toEqual(removeP9);
+    expect(await resolved('/members/%70%39/', { method: 'DELETE' })).toEqual(removeP9);
+    expect(await resolved('/status/')).toEqual({ method: 'GET', pattern: '/status', params: {} });
+    // Refused paths and wrong methods are asked about too, before their error.
+    expect(await resolved('/raft/x', { method: 'POST' })).toEqual({ method: 'POST', pattern: '/raft/*', params: {} });
+    expect(await resolved('/status', { method: 'PUT', body: 'x' })).toEqual({ method: 'PUT', pattern: '/status', params: {} });
+  });
+
+  it('a refusal is the answer: the route never runs', async () => {
+    const env = await setup({
+      authorize: (route) => (route.method === 'GET' ? null : new ApiError(403, 'forbidden', `no ${route.method} on ${route.pattern}`)),
+    });
+    const put = await env.call(env.leader, '/key/%61', { method: 'PUT', body: 'v' });
+    expect(put.status).toBe(403);
+    expect(await put.json()).toEqual({ error: { code: 'forbidden', message: 'no PUT on /key/:key+' } });
+    const removed = await env.call(env.leader, `/members/${env.follower}`, { method: 'DELETE' });
+    expect(removed.status).toBe(403);
+    await env.c.tick(3);
+    expect((await env.call(env.leader, '/a')).status).toBe(404); // not written
+    expect(env.c.peer(env.leader).membership().voters).toContain(env.follower); // not removed
   });
 });

@@ -40,6 +40,7 @@ export type ApiErrorCode =
   | 'timeout'
   | 'unavailable'
   | 'unauthorized'
+  | 'forbidden'
   | 'wrong_cluster'
   | 'internal';
 
