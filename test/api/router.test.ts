@@ -56,8 +56,11 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'r
     expect(response.headers.get('X-Metcd-Revision'), `X-Metcd-Revision on ${path}`).toMatch(/^\d+$/);
     expect(response.status, `status of ${path}`).not.toBe(500);
     if (response.status >= 400) {
-      const body = await response.clone().json();
-      expect(body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+      const body = (await response.clone().json()) as { error: Record<string, unknown> };
+      const { code, message, ...details } = body.error;
+      expect({ code, message }).toEqual({ code: expect.any(String), message: expect.any(String) });
+      // Further fields only where documented for the code.
+      expect(Object.keys(details).sort(), `error fields of ${String(code)}`).toEqual(code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : []);
     }
     return response;
   };
@@ -425,6 +428,7 @@ describe('api: membership, status, health', () => {
   it('join as learner, promote, transfer leadership, remove; /members and /status reflect it', async () => {
     const env = await setup();
     await env.c.open('p4');
+    env.c.isolated.add('p4'); // until promoted below: it replicates nothing
     const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
     expect(joined.status).toBe(200);
     const joinedBody = (await joined.json()) as { members: Array<{ id: string; voter: boolean; address: string }> };
@@ -433,6 +437,15 @@ describe('api: membership, status, health', () => {
     const again = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
     expect(again.status).toBe(409);
     expect(await errorCode(again)).toBe('member_conflict');
+
+    // Promoting a learner that has replicated nothing is refused, saying how far behind it is.
+    const early = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
+    expect(early.status).toBe(409);
+    const leaderLast = env.c.peer(env.leader).status().lastIndex;
+    expect(((await early.json()) as { error: unknown }).error).toMatchObject({ code: 'learner_behind', learnerMatch: 0, leaderLastIndex: leaderLast });
+    env.c.isolated.delete('p4');
+    const leaderPeer = env.c.peer(env.leader);
+    await env.c.until(() => leaderPeer.status().members.find((m) => m.id === 'p4')?.match === leaderPeer.status().lastIndex);
 
     const promoted = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
     expect(promoted.status).toBe(200);

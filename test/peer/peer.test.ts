@@ -426,6 +426,37 @@ describe('peer: membership and leadership transfer', () => {
   });
 });
 
+describe('peer: promoting a learner', () => {
+  it('refuses to promote a learner until it is within promoteLagEntriesMax entries of the leader', async () => {
+    const c = await start({ limits: { promoteLagEntriesMax: 5 } });
+    const leader = await c.waitLeader();
+    await c.open('p4');
+    c.isolated.add('p4'); // added, but it hears nothing: it matches nothing
+    await c.drive(leader.addMember('p4', addressOf('p4'), true));
+    const last = leader.status().lastIndex;
+    await expect(leader.promoteMember('p4')).rejects.toMatchObject({
+      code: 'learner-behind',
+      details: { learnerMatch: 0, leaderLastIndex: last },
+    });
+
+    c.isolated.delete('p4');
+    const matchOfP4 = (): number => leader.status().members.find((m) => m.id === 'p4')!.match ?? 0;
+    await c.until(() => matchOfP4() === leader.status().lastIndex, 200, 'p4 matching the leader');
+    c.isolated.add('p4');
+    for (let i = 0; i < 8; i++) await c.drive(leader.write(put(`k${i}`, 'v')));
+    const behind = leader.promoteMember('p4');
+    await expect(behind).rejects.toMatchObject({ code: 'learner-behind' });
+    const refusal = (await behind.catch((err: unknown) => err)) as { details: { learnerMatch: number; leaderLastIndex: number } };
+    expect(refusal.details.leaderLastIndex - refusal.details.learnerMatch).toBeGreaterThan(5);
+    expect(leader.membership().learners).toEqual(['p4']);
+
+    c.isolated.delete('p4');
+    await c.until(() => leader.status().lastIndex - matchOfP4() <= 5, 200, 'p4 catching up');
+    const promoted = await c.drive(leader.promoteMember('p4'));
+    expect(promoted.voters).toContain('p4');
+  });
+});
+
 describe('peer: campaigning at start', () => {
   it('the first founder of a new cluster campaigns as it opens; the other founders wait', async () => {
     const c = await start();

@@ -181,10 +181,10 @@ export function createApiRouter(host: ApiHost): ApiRouter {
       if (isApiReply(reply)) return reply;
       return errorReply(404, 'not_found', 'no such route');
     } catch (err) {
-      if (err instanceof ApiError) return errorReply(err.status, err.code, err.message, err.headers);
+      if (err instanceof ApiError) return errorReply(err.status, err.code, err.message, err.headers, err.details);
       if (err instanceof PeerError) {
         const api = peerErrorToApi(err);
-        return errorReply(api.status, api.code, api.message, api.headers);
+        return errorReply(api.status, api.code, api.message, api.headers, api.details);
       }
       // A bug, not the client's doing: say so without leaking internals.
       log('error', 'api.internal', { method: request.method, url: url.href, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });

@@ -46,6 +46,13 @@ export interface PeerLimits {
   /** A snapshot is encoded this many records at a time (one slice after each ready and on
    *  each tick), so a large state never holds the peer up for its whole encoding. */
   snapshotSliceRecords: number;
+  /** A learner is promoted to voter only once it has acknowledged entries and its match index
+   *  is within this many entries of the leader's last index; until then promote is refused
+   *  (learner-behind). A voter that is far behind adds to the quorum without being able to
+   *  acknowledge anything, so promoting it early can stall commits (etcd refuses a promote
+   *  below 90% of the leader's match; an entry count bounds the same thing for any log length:
+   *  what the new voter may still have to receive). */
+  promoteLagEntriesMax: number;
 }
 
 /** The defaults of every limit but requestTimeoutTicks, which depends on the tick. */
@@ -57,6 +64,7 @@ export const DEFAULT_PEER_LIMITS: Omit<PeerLimits, 'requestTimeoutTicks'> = {
   // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
   stateBytesMax: 64 * 1024 * 1024,
   snapshotSliceRecords: 1024,
+  promoteLagEntriesMax: 1000,
 };
 
 export interface PeerOptions {
@@ -74,6 +82,8 @@ export interface PeerOptions {
   kvLimits?: KvLimits;
   limits?: Partial<PeerLimits>;
   log?: PeerLog;
+  /** The cluster's name, for messages (a removed peer's refusals name it). */
+  cluster?: string;
   /** How often this host calls tick(), in ms (required: the peer times stalls and converts
    *  REQUEST_TIMEOUT_MS with it). Ticks arriving much later than this mark the process as
    *  stalled, and the leader lease is distrusted for a while (lease-guard.ts). */

@@ -42,7 +42,7 @@ import type {
 import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
-import { PeerError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
+import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
@@ -321,7 +321,16 @@ export class Peer {
     return this.changeMembership({ type: 'removeNode', node: id });
   }
 
+  /** Promote a learner to voter, once it has caught up (see limits.promoteLagEntriesMax). */
   async promoteMember(id: NodeId): Promise<Membership> {
+    this.assertServing();
+    if (this.role === 'leader' && this.core.membership().learners.includes(id)) {
+      const match = this.core.matchIndex(id) ?? 0;
+      const last = this.core.lastIndex();
+      if (match === 0 || last - match > this.limits.promoteLagEntriesMax) {
+        throw learnerBehindError(id, match, last, this.limits.promoteLagEntriesMax);
+      }
+    }
     return this.changeMembership({ type: 'promoteLearner', node: id });
   }
 
