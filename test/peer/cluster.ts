@@ -42,6 +42,8 @@ export class TestCluster {
   readonly initial: Membership;
   /** Messages delivered, by type (assertions on snapshots etc.). */
   readonly delivered = new Map<string, number>();
+  /** Messages sent, by sender (delivered or not). */
+  readonly sentBy = new Map<NodeId, number>();
 
   private constructor(opts: ClusterOptions) {
     this.opts = opts;
@@ -66,7 +68,12 @@ export class TestCluster {
     const opts = {
       id,
       storage,
-      transport: { send: (msgs: Message[]) => this.queue.push(...decodeMessages(encodeMessages(msgs))) },
+      transport: {
+        send: (msgs: Message[]) => {
+          this.sentBy.set(id, (this.sentBy.get(id) ?? 0) + msgs.length);
+          this.queue.push(...decodeMessages(encodeMessages(msgs)));
+        },
+      },
       clock: { nowMs: () => this.nowMs },
       tickMs: this.tickMs,
       random: new SeededRandom(this.random.nextU32()),

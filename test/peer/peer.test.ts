@@ -484,3 +484,67 @@ describe('peer: campaigning at start', () => {
     expect(c.leaderId()).toBeNull();
   });
 });
+
+describe('peer: a removed member stops', () => {
+  it('a removed follower is told so by the members: it stops campaigning, refuses clients, and stays removed on restart', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('k', 'v')));
+    const gone = c.followers()[0]!;
+    const membership = await c.drive(leader.removeMember(gone));
+    expect(membership.voters).not.toContain(gone);
+    const removed = c.peer(gone);
+    // The leader stopped replicating to it with the change, so it never sees the entry; it
+    // campaigns, and the members answer that their committed configuration leaves it out.
+    await c.until(() => removed.removed() !== null, 200, 'the removed peer learning it');
+    expect(removed.removed()).toBe(`${gone} was removed from cluster the cluster; it serves nothing (send requests to a member)`);
+    await expect(removed.read('stale', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'removed' });
+    await expect(removed.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
+    expect(removed.health()).toMatchObject({ ok: false });
+    expect(removed.status().removed).not.toBeNull();
+
+    const sent = c.sentBy.get(gone) ?? 0;
+    await c.tick(60); // three election timeouts and more
+    expect(c.sentBy.get(gone) ?? 0, 'messages from the removed peer').toBe(sent);
+    expect((await c.drive(leader.write(put('after', 'removal')))).result.ok).toBe(true);
+
+    await c.stop(gone);
+    const restarted = await c.open(gone);
+    expect(restarted.removed()).not.toBeNull();
+    await c.tick(60);
+    expect(c.sentBy.get(gone) ?? 0, 'messages from the restarted removed peer').toBe(sent);
+    await expect(restarted.read('stale', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'removed' });
+  });
+
+  it('a leader that removes itself answers the removal, then stops; the others elect a leader', async () => {
+    const c = await start();
+    const old = await c.waitLeader();
+    const membership = await c.drive(old.removeMember(old.id));
+    expect(membership.voters).not.toContain(old.id);
+    await c.until(() => old.removed() !== null, 50, 'the old leader applying its removal');
+    const fresh = await c.waitLeader();
+    expect(fresh.id).not.toBe(old.id);
+    expect((await c.drive(fresh.write(put('k', 'v')))).result.ok).toBe(true);
+    await expect(old.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
+  });
+
+  it('a lagging member that does not know a new voter yet does not talk it into leaving', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const [lagging, other] = c.followers() as [string, string];
+    c.isolated.add(lagging);
+    const p4 = await c.open('p4');
+    await c.drive(leader.addMember('p4', addressOf('p4'), false));
+    await c.until(() => p4.status().applied >= leader.status().commit, 200, 'p4 catching up');
+    c.isolated.delete(lagging);
+    await c.stop(leader.id);
+    p4.campaign(); // its pre-vote reaches the lagging member, whose configuration lacks p4
+    await c.settle();
+    expect(c.delivered.get('removed') ?? 0, 'notices from the lagging member').toBeGreaterThan(0);
+    expect(p4.removed()).toBeNull();
+    const next = await c.waitLeader();
+    expect([lagging, other, 'p4']).toContain(next.id);
+    expect((await c.drive(next.write(put('k', 'v')))).result.ok).toBe(true);
+    expect(p4.removed()).toBeNull();
+  });
+});

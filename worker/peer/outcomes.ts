@@ -60,6 +60,8 @@ export interface PeerStatus {
   lastLeaderContactMs: number | null;
   /** Why the peer stopped serving (storage failure), or null. */
   failure: string | null;
+  /** Set once this peer was removed from the cluster (it serves nothing then), else null. */
+  removed: string | null;
   /** The core's counters of dropped messages, by reason. */
   dropped: Record<string, number>;
 }

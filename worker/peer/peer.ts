@@ -42,7 +42,7 @@ import type {
 import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
-import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
+import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
@@ -54,6 +54,8 @@ import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, Wri
 import { SnapshotJob } from './snapshot-job.ts';
 import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
+import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
+import type { Removal } from './removal.ts';
 import { ProposalRoom, ReadRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
@@ -102,6 +104,10 @@ export class Peer {
   private applied: number;
   private appliedTerm: number;
   private appliedMembership: Membership;
+  private appliedMembershipIndex: number;
+  /** Set once this peer knows it is no longer a member (removal.ts): it then serves nothing. */
+  private removal: Removal | null;
+  private readonly cluster: string;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
   /** When to snapshot, and the snapshot being encoded (a slice at a time). */
@@ -126,6 +132,8 @@ export class Peer {
    * machine's dirty set until takeCarry() builds the batch, so applies accumulate.
    */
   private unsaved: { compact: SaveBatch['compact'] } | null = null;
+  /** Storage metadata to write with the next save (the removal record). */
+  private unsavedMeta: Record<string, string> | null = null;
   private loop: Promise<void> | null = null;
   private closing = false;
   private failure: Error | null = null;
@@ -134,6 +142,8 @@ export class Peer {
     applied: number;
     appliedTerm: number;
     appliedMembership: Membership;
+    appliedMembershipIndex: number;
+    removal: Removal | null;
     snapshotIndex: number;
     term: number;
     limits: PeerLimits;
@@ -151,6 +161,9 @@ export class Peer {
     this.applied = init.applied;
     this.appliedTerm = init.appliedTerm;
     this.appliedMembership = init.appliedMembership;
+    this.appliedMembershipIndex = init.appliedMembershipIndex;
+    this.removal = init.removal;
+    this.cluster = opts.cluster ?? 'the cluster';
     this.snapshotIndex = init.snapshotIndex;
     this.term = init.term;
     this.limits = init.limits;
@@ -183,6 +196,8 @@ export class Peer {
       applied: start.restart.applied,
       appliedTerm: start.appliedTerm,
       appliedMembership: start.appliedMembership,
+      appliedMembershipIndex: start.appliedMembershipIndex,
+      removal: decodeRemoval(loaded.meta[REMOVED_META_KEY]),
       snapshotIndex: start.restart.snapshot.meta.index,
       term: start.restart.hardState.term,
       limits,
@@ -197,9 +212,10 @@ export class Peer {
       entries: start.restart.entries.length,
       snapshotIndex: start.restart.snapshot.meta.index,
       fresh: start.bootstrap !== null,
+      removed: peer.removal !== null,
     });
     peer.kick();
-    if (campaignsAtStart(opts.id, start, core.membership())) peer.campaign();
+    if (peer.removal === null && campaignsAtStart(opts.id, start, core.membership())) peer.campaign();
     return peer;
   }
 
@@ -208,6 +224,7 @@ export class Peer {
   /** The host calls this every tickMs (PeerOptions). */
   tick(): void {
     if (this.closing || this.failure !== null) return;
+    if (this.removal !== null) return this.kick(true); // no Raft time passes; only unsaved results are written
     this.ticks++;
     const stallMs = this.leaseGuard.noteTick(this.ticks);
     if (stallMs !== null) this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: stallMs });
@@ -223,8 +240,23 @@ export class Peer {
 
   /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
   receive(msgs: readonly Message[]): void {
-    if (this.closing || this.failure !== null) return;
+    if (this.closing || this.failure !== null || this.removal !== null) return;
+    const told = new Set<NodeId>();
     for (const msg of msgs) {
+      if (msg.type === 'removed') {
+        if (noticeProvesRemoval(this.id, msg, this.core.membership(), this.core.lastIndex())) {
+          this.becomeRemoved({ index: msg.index!, toldBy: msg.from });
+          return;
+        }
+        continue;
+      }
+      // A sender outside the configuration is told so (once per batch); the core still gets
+      // its message and decides as ever (it may be a voter this peer's log has not reached).
+      if (!told.has(msg.from)) {
+        told.add(msg.from);
+        const notice = removalNotice(this.id, this.term, msg.from, this.core.membership(), this.appliedMembership, this.appliedMembershipIndex);
+        if (notice !== null) this.send([notice]);
+      }
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
       if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
         this.leaderContact.heard(this.ticks, this.clock.nowMs());
@@ -236,7 +268,7 @@ export class Peer {
 
   /** Start an election now (transfers, tests; open() decides whether a peer campaigns at start). */
   campaign(): void {
-    if (this.closing || this.failure !== null) return;
+    if (this.closing || this.failure !== null || this.removal !== null) return;
     this.core.campaign();
     this.kick();
   }
@@ -364,6 +396,11 @@ export class Peer {
     return this.role === 'leader';
   }
 
+  /** Null while this peer is a member; once it was removed, what it answers clients (410). */
+  removed(): string | null {
+    return this.removal === null ? null : removedError(this.id, this.cluster).message;
+  }
+
   /** Current KV revision applied here. */
   get revision(): number {
     return this.kv.revision;
@@ -394,6 +431,7 @@ export class Peer {
       pendingReads: this.reads.size,
       lastLeaderContactMs: this.lastContactMs(),
       failure: this.failure,
+      removed: this.removed(),
     });
   }
 
@@ -401,6 +439,7 @@ export class Peer {
   health(): Health {
     return peerHealth({
       failure: this.failure,
+      removed: this.removed(),
       closing: this.closing,
       leader: this.leader,
       isLeader: this.role === 'leader',
@@ -416,7 +455,7 @@ export class Peer {
   /** Start the loop if there is work and none is running. `flush`: also save a lone carry. */
   private kick(flush = false): void {
     if (this.loop !== null || this.closing || this.failure !== null) return;
-    if (!this.core.hasReady() && !(flush && this.unsaved !== null)) return;
+    if (!this.core.hasReady() && !(flush && this.hasCarry())) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       this.kick();
@@ -425,7 +464,7 @@ export class Peer {
 
   private async runLoop(): Promise<void> {
     try {
-      if (!this.core.hasReady() && this.unsaved !== null) await this.storage.save(this.takeCarry()!);
+      if (!this.core.hasReady() && this.hasCarry()) await this.storage.save(this.takeCarry()!);
       while (!this.closing && this.failure === null && this.core.hasReady()) {
         await this.handleReady(this.core.ready());
       }
@@ -437,11 +476,18 @@ export class Peer {
   /** The unsaved apply results as a save batch (null when there are none). */
   private takeCarry(): SaveBatch | null {
     const unsaved = this.unsaved;
-    if (unsaved === null) return null;
+    const meta = this.unsavedMeta;
+    if (unsaved === null && meta === null) return null;
     this.unsaved = null;
-    const batch: SaveBatch = { kv: this.kv.takeChanges(), applied: this.applied };
-    if (unsaved.compact !== undefined) batch.compact = unsaved.compact;
+    this.unsavedMeta = null;
+    const batch: SaveBatch = unsaved === null ? {} : { kv: this.kv.takeChanges(), applied: this.applied };
+    if (unsaved?.compact !== undefined) batch.compact = unsaved.compact;
+    if (meta !== null) batch.meta = meta;
     return batch;
+  }
+
+  private hasCarry(): boolean {
+    return this.unsaved !== null || this.unsavedMeta !== null;
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -487,6 +533,7 @@ export class Peer {
       this.applied = meta.index;
       this.appliedTerm = meta.term;
       this.appliedMembership = cloneMembership(meta.membership);
+      this.appliedMembershipIndex = meta.index;
       this.snapshotIndex = meta.index;
       this.snapshotJob.noteInstalled();
       this.proposals.failUpTo(meta.index, () => this.lostError());
@@ -526,6 +573,7 @@ export class Peer {
   }
 
   private applyEntries(entries: Entry[]): void {
+    let removedAt = 0;
     for (const entry of entries) {
       if (entry.index <= this.applied) continue;
       if (entry.index !== this.applied + 1) {
@@ -536,7 +584,11 @@ export class Peer {
         if (entry.data.length > 0) result = this.applyCommand(entry);
       } else {
         const cc = decodeConfChange(entry.data);
-        if (cc !== null) this.appliedMembership = applyConfChange(this.appliedMembership, cc);
+        if (cc !== null) {
+          this.appliedMembership = applyConfChange(this.appliedMembership, cc);
+          this.appliedMembershipIndex = entry.index;
+          if (cc.type === 'removeNode' && cc.node === this.id) removedAt = entry.index;
+        }
         this.log('info', 'peer.membership.applied', { id: this.id, term: this.term, index: entry.index, change: cc });
       }
       this.applied = entry.index;
@@ -545,6 +597,9 @@ export class Peer {
       this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
     }
     this.unsaved = { compact: this.unsaved?.compact };
+    // Its own removal applied (a leader removing itself has stepped down by now): the answers
+    // above went out; nothing more is served.
+    if (removedAt > 0 && this.removal === null) this.becomeRemoved({ index: removedAt, toldBy: '' });
   }
 
   private applyCommand(entry: Entry): KvResult {
@@ -587,6 +642,19 @@ export class Peer {
     this.role = role;
     this.leader = leader;
     this.term = term;
+  }
+
+  /** This peer is no longer a member: it stops campaigning (no ticks reach the core, messages
+   *  are dropped), fails what waits, refuses clients, and records the removal durably. */
+  private becomeRemoved(removal: Removal): void {
+    this.removal = removal;
+    this.log('warn', 'peer.removed', { id: this.id, term: this.term, index: removal.index, toldBy: removal.toldBy });
+    const removed = (): PeerError => removedError(this.id, this.cluster);
+    this.proposals.failAll(removed);
+    this.reads.failAll(removed);
+    this.rejectTransfer(removed());
+    this.unsavedMeta = { ...this.unsavedMeta, [REMOVED_META_KEY]: encodeRemoval(removal) };
+    this.kick(true);
   }
 
   /** A storage failure (or a broken invariant) stops the peer: better down than divergent. */
@@ -689,6 +757,7 @@ export class Peer {
   private assertServing(): void {
     if (this.closing) throw new PeerError('closed', 'peer is shutting down');
     if (this.failure !== null) throw new PeerError('failed', `peer stopped: ${this.failure.message}`);
+    if (this.removal !== null) throw removedError(this.id, this.cluster);
   }
 
   private assertProposalRoom(): void {

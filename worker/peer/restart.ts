@@ -34,9 +34,11 @@ export interface StartPlan {
   restart: RestartState;
   /** For a brand-new peer with an initial membership: what to persist before anything else. */
   bootstrap: Bootstrap | null;
-  /** Term of the entry at the applied index, and the membership as of it. */
+  /** Term of the entry at the applied index, the membership as of it, and the index that
+   *  membership was set at (its conf change entry, or the snapshot). */
   appliedTerm: number;
   appliedMembership: Membership;
+  appliedMembershipIndex: number;
 }
 
 /** A peer that never persisted anything: no term, no log, no snapshot, no membership. */
@@ -93,12 +95,16 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
   }
   let appliedTerm = snapshot.meta.term;
   let appliedMembership = cloneMembership(snapshot.meta.membership);
+  let appliedMembershipIndex = snapshot.meta.index;
   for (const entry of entries) {
     if (entry.index > applied) break;
     appliedTerm = entry.term;
     if (entry.type === 'conf') {
       const cc = decodeConfChange(entry.data);
-      if (cc !== null) appliedMembership = applyConfChange(appliedMembership, cc);
+      if (cc !== null) {
+        appliedMembership = applyConfChange(appliedMembership, cc);
+        appliedMembershipIndex = entry.index;
+      }
     }
   }
   return {
@@ -106,5 +112,6 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
     bootstrap,
     appliedTerm,
     appliedMembership,
+    appliedMembershipIndex,
   };
 }

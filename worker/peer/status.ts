@@ -41,6 +41,7 @@ export interface StatusParts {
   pendingReads: number;
   lastLeaderContactMs: number | null;
   failure: Error | null;
+  removed: string | null;
 }
 
 export function peerStatus(p: StatusParts): PeerStatus {
@@ -72,6 +73,7 @@ export function peerStatus(p: StatusParts): PeerStatus {
     pendingReads: p.pendingReads,
     lastLeaderContactMs: p.lastLeaderContactMs,
     failure: p.failure === null ? null : p.failure.message,
+    removed: p.removed,
     dropped: { ...s.dropped },
   };
 }
@@ -79,6 +81,8 @@ export function peerStatus(p: StatusParts): PeerStatus {
 /** The parts of a peer its health is judged from. */
 export interface HealthParts {
   failure: Error | null;
+  /** Why this peer is no longer a member, or null. */
+  removed: string | null;
   closing: boolean;
   leader: NodeId;
   isLeader: boolean;
@@ -93,6 +97,7 @@ export interface HealthParts {
  *  everything this peer knows committed is applied. */
 export function peerHealth(p: HealthParts): Health {
   if (p.failure !== null) return { ok: false, reason: `storage failure: ${p.failure.message}` };
+  if (p.removed !== null) return { ok: false, reason: p.removed };
   if (p.closing) return { ok: false, reason: 'closing' };
   if (p.leader === '') return { ok: false, reason: 'no leader' };
   if (!p.isLeader && p.ticksSinceLeader > p.electionTicks) {
