@@ -150,6 +150,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   try {
     peer = await Peer.open({
       id: cfg.id,
+      cluster: cfg.clusterId,
       storage,
       transport,
       // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
@@ -167,13 +168,24 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     throw err;
   }
   const openedPeer = peer;
+  const removed = openedPeer.removed();
+  if (removed !== null) {
+    // Its storage says so (worker/peer/removal.ts): campaigning again would only disturb the
+    // cluster, and a start flag (--join) cannot apply to a data dir that holds state.
+    await openedPeer.close();
+    await server.close();
+    throw new Error(`${removed}; to add this machine again, start a new node with an empty --data-dir and --join`);
+  }
   ticker.start();
   log.info('node started', { engine: cfg.engine, http: `${cfg.listenHost}:${server.port}`, advertise: cfg.advertise, dataDir: cfg.dataDir, start: fresh ? cfg.start.kind : 'restart' });
 
   let stopping: Promise<void> | undefined;
   const failureCheck = setInterval(() => {
+    if (stopping !== undefined) return;
     const failure = openedPeer.status().failure;
-    if (failure !== null && stopping === undefined) onFatal(new Error(`peer stopped: ${failure}`));
+    if (failure !== null) onFatal(new Error(`peer stopped: ${failure}`));
+    const removedNow = openedPeer.removed();
+    if (removedNow !== null) onFatal(new Error(`${removedNow}; exiting`));
   }, 500);
 
   if (fresh && cfg.start.kind === 'join') {

@@ -618,3 +618,22 @@ describe('api: the authorize hook', () => {
     expect(env.c.peer(env.leader).membership().voters).toContain(env.follower); // not removed
   });
 });
+
+describe('api: a removed member', () => {
+  it('answers 410 removed, naming the cluster, to everything but introspection — a write is not redirected', async () => {
+    const env = await setup();
+    const removedRes = await env.call(env.leader, `/members/${env.follower}`, { method: 'DELETE' });
+    expect(removedRes.status).toBe(200);
+    const gone = env.c.peer(env.follower);
+    await env.c.until(() => gone.removed() !== null, 200, 'the removed peer learning it');
+    for (const [path, init] of [['/k', { method: 'PUT', body: 'v' }], ['/k?level=stale', {}], ['/key/k', {}], ['/join', { method: 'POST', body: '{"id":"p9","address":"http://p9.test"}' }]] as const) {
+      const res = await env.call(env.follower, path, init);
+      expect(res.status, `${init.method ?? 'GET'} ${path}`).toBe(410);
+      expect(((await res.json()) as { error: unknown }).error).toEqual({ code: 'removed', message: expect.stringContaining(`${env.follower} was removed from cluster`) });
+    }
+    const status = await env.call(env.follower, '/status');
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { removed: string | null }).removed).toContain('was removed');
+    expect((await env.call(env.follower, '/health')).status).toBe(503);
+  });
+});

@@ -82,10 +82,16 @@ function decodeParams(raw: Record<string, string> | undefined): Record<string, s
   return params;
 }
 
-/** Ask the host's authorize hook about `route`; a refusal is thrown (answered instead). */
+/** Routes a removed peer still answers (what it is, that it is not healthy, who the members are). */
+const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health', '/members']);
+
+/** Ask the host's authorize hook about `route`; a refusal is thrown (answered instead). A peer
+ *  removed from the cluster answers everything but introspection 410, before any redirect. */
 async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promise<ApiReply> {
   const refusal = await ctx.authorize(route, ctx.request);
   if (refusal !== null) throw refusal;
+  const removed = ctx.peer.removed();
+  if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern))) throw new ApiError(410, 'removed', removed);
   return run(route.params, ctx);
 }
 

@@ -65,6 +65,10 @@ export interface PeerInspection {
   isolated: boolean;
   /** Messages dropped in or out while isolated. */
   isolatedDrops: number;
+  /** When the Durable Object alarm will next wake this peer (ms since the epoch), or null. */
+  alarmAt: number | null;
+  /** Whether the tick timer runs (stopped for good once the peer is removed). */
+  ticking: boolean;
 }
 
 export class PeerObject extends DurableObject<Env> {
@@ -166,8 +170,9 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   /** This peer's state for operators and tests, as JSON text (see PeerInspection). */
-  inspect(): string {
+  async inspect(): Promise<string> {
     this.wokenBy ??= 'call';
+    const alarmAt = await this.ctx.storage.getAlarm();
     const h = this.hosted;
     const inspection: PeerInspection = {
       name: this.identity() === null ? '' : peerObjectName(this.identity()!.cluster, this.identity()!.id),
@@ -180,6 +185,8 @@ export class PeerObject extends DurableObject<Env> {
       misaddressed: this.misaddressed,
       isolated: this.isolated,
       isolatedDrops: this.isolatedDrops,
+      alarmAt,
+      ticking: this.ticker !== null,
     };
     return JSON.stringify(inspection);
   }
@@ -204,6 +211,19 @@ export class PeerObject extends DurableObject<Env> {
     await this.open();
     const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'genesis'`).toArray()[0];
     return typeof row?.value === 'string' ? row.value : JSON.stringify(initialMembership(this.config, name.id));
+  }
+
+  /** Fault drill: no ticks for `ms` (at most a minute), as when the isolate is starved or
+   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. */
+  holdTicks(ms: number): void {
+    this.wokenBy ??= 'call';
+    if (this.ticker === null || !Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) return;
+    clearInterval(this.ticker);
+    this.ticker = null;
+    setTimeout(() => {
+      if (this.hosted === null || this.hosted.peer.removed() !== null) return;
+      this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
+    }, ms);
   }
 
   /** Fault drill: while isolated, this peer neither receives nor sends Raft messages, as if
@@ -238,7 +258,19 @@ export class PeerObject extends DurableObject<Env> {
     const hosted = this.hosted;
     if (hosted === null) return;
     hosted.peer.tick();
+    if (hosted.peer.removed() !== null) return void this.goDormant(hosted);
     if (!this.alarmArmed && this.isMember(hosted)) void this.armAlarm();
+  }
+
+  /** A removed peer neither ticks nor wakes: it stays asleep, answering 410 when called. */
+  private async goDormant(hosted: Hosted): Promise<void> {
+    if (this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+      this.logger(hosted.peer.id)('info', 'peer.dormant', { reason: hosted.peer.removed() });
+    }
+    this.alarmArmed = false;
+    await this.ctx.storage.deleteAlarm();
   }
 
   private async armAlarm(): Promise<void> {
@@ -343,6 +375,7 @@ export class PeerObject extends DurableObject<Env> {
     const log = this.logger(name.id);
     const peer = await Peer.open({
       id: name.id,
+      cluster: name.cluster,
       storage,
       transport,
       clock: { nowMs: () => Date.now() },
@@ -363,6 +396,10 @@ export class PeerObject extends DurableObject<Env> {
     });
     const hosted: Hosted = { peer, api, transport: rpc, storage, check };
     this.hosted = hosted;
+    if (peer.removed() !== null) {
+      await this.goDormant(hosted);
+      return hosted;
+    }
     this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     await this.armAlarm();
     return hosted;
@@ -378,12 +415,14 @@ export class PeerObject extends DurableObject<Env> {
     if (!needsLeader(request)) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
-    while (hosted.peer.leaderInfo().id === '' && Date.now() < deadline && hosted.peer.status().failure === null) {
+    const waiting = (): boolean => hosted.peer.leaderInfo().id === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
+    while (waiting() && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
     }
   }
 
   private isMember(hosted: Hosted): boolean {
+    if (hosted.peer.removed() !== null) return false;
     const m = hosted.peer.membership();
     return m.voters.includes(hosted.peer.id) || m.learners.includes(hosted.peer.id);
   }

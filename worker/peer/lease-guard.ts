@@ -16,6 +16,8 @@ export class LeaseGuard {
   /** Wall time of the last tick, and the tick before which the lease is not trusted (stall). */
   private lastTickAtMs: number | null = null;
   private suspectUntilTick = 0;
+  /** Stalls noticed so far (each distrusted the lease for an election timeout). */
+  stalls = 0;
 
   constructor(tickMs: number, electionTicks: number, clock: Clock) {
     this.tickMs = tickMs;
@@ -30,6 +32,7 @@ export class LeaseGuard {
     if (this.lastTickAtMs !== null && now - this.lastTickAtMs > 2 * this.tickMs) {
       this.suspectUntilTick = ticks + this.electionTicks;
       stallMs = now - this.lastTickAtMs;
+      this.stalls++;
     }
     this.lastTickAtMs = now;
     return stallMs;

@@ -432,6 +432,8 @@ export class Peer {
       lastLeaderContactMs: this.lastContactMs(),
       failure: this.failure,
       removed: this.removed(),
+      tickMs: this.tickMs,
+      tickStalls: this.leaseGuard.stalls,
     });
   }
 
@@ -468,6 +470,9 @@ export class Peer {
       while (!this.closing && this.failure === null && this.core.hasReady()) {
         await this.handleReady(this.core.ready());
       }
+      // Metadata (the removal record) is written now, not on a later tick: a removed peer's
+      // host may stop ticking it.
+      if (this.unsavedMeta !== null && !this.closing && this.failure === null) await this.storage.save(this.takeCarry()!);
     } catch (err) {
       this.stop(err);
     }

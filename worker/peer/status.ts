@@ -42,6 +42,8 @@ export interface StatusParts {
   lastLeaderContactMs: number | null;
   failure: Error | null;
   removed: string | null;
+  tickMs: number;
+  tickStalls: number;
 }
 
 export function peerStatus(p: StatusParts): PeerStatus {
@@ -73,6 +75,8 @@ export function peerStatus(p: StatusParts): PeerStatus {
     pendingReads: p.pendingReads,
     lastLeaderContactMs: p.lastLeaderContactMs,
     failure: p.failure === null ? null : p.failure.message,
+    tickMs: p.tickMs,
+    tickStalls: p.tickStalls,
     removed: p.removed,
     dropped: { ...s.dropped },
   };
