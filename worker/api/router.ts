@@ -12,7 +12,12 @@
 // Every other path /<key> (the whole path after the first '/', percent-decoded) is a key:
 // GET / PUT / DELETE. Unknown paths under a reserved segment answer 404, a known path with an
 // unsupported method 405 (with Allow). Every answer carries X-Metcd-Revision; every error is
-// {"error":{"code","message"}} (codes in http.ts); no input makes it answer 500.
+// {"error":{"code","message"}} (codes in http.ts; learner_behind adds learnerMatch and
+// leaderLastIndex); no input makes it answer 500.
+//
+// Every request is resolved to a route (method, pattern, decoded params) and put to the host's
+// authorize hook (authorize.ts) once, before its handler runs. A peer removed from the cluster
+// then answers 410 removed to everything but GET /status, /health and /members.
 
 import { Router } from 'itty-router';
 import type { IRequest } from 'itty-router';
@@ -61,7 +66,7 @@ type Method = 'get' | 'put' | 'post' | 'delete' | 'all';
 
 function notAllowed(allow: string): Handler {
   return (_params, ctx) => {
-    throw new ApiError(405, 'method_not_allowed', `${ctx.request.method} is not supported on this path; use ${allow}`, { Allow: allow });
+    throw new ApiError(405, 'method_not_allowed', `${ctx.method} is not supported on this path; use ${allow}`, { Allow: allow });
   };
 }
 
