@@ -177,6 +177,32 @@ describe('peer: the lease after a pause', () => {
   });
 });
 
+describe("peer: the lease guard counts in the host's tick", () => {
+  it('a pause of a few ticks at a 20 ms tick distrusts the lease; default reads take a ReadIndex round', async () => {
+    const c = await start({ tickMs: 20 });
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('k', 'v')));
+    await c.tick(3);
+    expect(leader.status()).toMatchObject({ tickMs: 20, tickStalls: 0 });
+    const quiet = c.delivered.get('heartbeat') ?? 0;
+    expect((await leader.read('default', (kv) => kv.get('k')?.value)).value).toBe('v'); // under the lease: no round
+    await c.settle();
+    expect(c.delivered.get('heartbeat') ?? 0).toBe(quiet);
+
+    c.paused.add(leader.id);
+    await c.tick(3); // 60 ms without a tick: three of its ticks, far below two default ticks
+    c.paused.delete(leader.id);
+    await c.tick(1);
+    expect(leader.status().tickStalls).toBe(1);
+    expect(leader.isLeader()).toBe(true);
+    const beforeRead = c.delivered.get('heartbeat') ?? 0;
+    const read = leader.read('default', (kv) => kv.get('k')?.value);
+    await c.settle(); // no tick: any heartbeat now is the read's round
+    expect(c.delivered.get('heartbeat') ?? 0, 'a ReadIndex heartbeat round').toBeGreaterThan(beforeRead);
+    expect((await c.drive(read)).value).toBe('v');
+  });
+});
+
 describe('peer: exactly-once and limits', () => {
   it('applies an idempotent retry once and answers it with the first answer', async () => {
     const c = await start();
