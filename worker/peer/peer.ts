@@ -56,7 +56,7 @@ import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
 import type { Removal } from './removal.ts';
-import { ProposalRoom, ReadRoom } from './waiting.ts';
+import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
 export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
@@ -75,13 +75,6 @@ export type {
   Staleness,
   WriteOutcome,
 } from './outcomes.ts';
-
-interface TransferWaiter {
-  to: NodeId;
-  deadlineTick: number;
-  resolve(leader: NodeId): void;
-  reject(err: PeerError): void;
-}
 
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
@@ -124,7 +117,7 @@ export class Peer {
 
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
-  private transfer: TransferWaiter | null = null;
+  private readonly transfer = new TransferRoom();
 
   /**
    * Apply results not yet saved (kv changes + applied index, and a compaction snapshot): folded
@@ -286,7 +279,7 @@ export class Peer {
       this.snapshotJob.abandon();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
-      this.rejectTransfer(closed());
+      this.transfer.fail(closed());
       await this.storage.close();
       this.log('info', 'peer.close', { id: this.id, term: this.term, applied: this.applied });
     }
@@ -376,12 +369,11 @@ export class Peer {
       if (membership.learners.includes(to)) throw new PeerError('member-conflict', `${to} is a learner; promote it first`);
       throw new PeerError('member-not-found', `${to} is not a member`);
     }
-    if (this.transfer !== null) throw new PeerError('busy', `a transfer to ${this.transfer.to} is in progress`);
+    const pending = this.transfer.pendingTo;
+    if (pending !== null) throw new PeerError('busy', `a transfer to ${pending} is in progress`);
     if (!this.core.transferLeadership(to)) throw new PeerError('busy', `cannot transfer leadership to ${to} now`);
     this.log('info', 'peer.transfer', { id: this.id, term: this.term, to });
-    const done = new Promise<NodeId>((resolve, reject) => {
-      this.transfer = { to, deadlineTick: this.ticks + this.limits.requestTimeoutTicks, resolve, reject };
-    });
+    const done = this.transfer.add(to, this.ticks + this.limits.requestTimeoutTicks);
     this.kick();
     return done;
   }
@@ -657,7 +649,7 @@ export class Peer {
     const removed = (): PeerError => removedError(this.id, this.cluster);
     this.proposals.failAll(removed);
     this.reads.failAll(removed);
-    this.rejectTransfer(removed());
+    this.transfer.fail(removed());
     this.unsavedMeta = { ...this.unsavedMeta, [REMOVED_META_KEY]: encodeRemoval(removal) };
     this.kick(true);
   }
@@ -670,7 +662,7 @@ export class Peer {
     const failed = (): PeerError => new PeerError('failed', `peer stopped: ${error.message}`);
     this.proposals.failAll(failed);
     this.reads.failAll(failed);
-    this.rejectTransfer(failed());
+    this.transfer.fail(failed());
   }
 
   // ---- waiting rooms --------------------------------------------------------------------------
@@ -735,22 +727,7 @@ export class Peer {
   }
 
   private checkTransfer(): void {
-    const t = this.transfer;
-    if (t === null) return;
-    if (this.leader === t.to) {
-      this.transfer = null;
-      t.resolve(t.to);
-    } else if (this.ticks >= t.deadlineTick) {
-      this.rejectTransfer(new PeerError('timeout', `leadership did not move to ${t.to} in time`));
-    } else if (this.role !== 'leader' && this.leader !== '' && this.leader !== t.to) {
-      this.rejectTransfer(new PeerError('leadership-lost', `${this.leader} took over instead of ${t.to}`));
-    }
-  }
-
-  private rejectTransfer(err: PeerError): void {
-    const t = this.transfer;
-    this.transfer = null;
-    t?.reject(err);
+    this.transfer.check(this.leader, this.role === 'leader', this.ticks);
   }
 
   // ---- answers and errors ---------------------------------------------------------------------
