@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { ENGINE_NAMES, isEngineName, type EngineName } from './storage/engine.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
+import { DEFAULT_TICK_MS } from '../worker/peer/options.ts';
 
 export type StartMode =
   | { kind: 'bootstrap' }
@@ -58,7 +59,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'cluster-token': { type: 'string', default: '$METCD_CLUSTER_TOKEN', help: 'shared secret for peer traffic and membership changes' },
   mode: { type: 'string', default: 'redirect', help: 'follower writes: redirect (307 to the leader) | proxy (forward to it)' },
   'log-level': { type: 'string', default: 'info', help: `${LOG_LEVELS.join(' | ')}` },
-  'tick-ms': { type: 'string', default: '100', help: 'Raft tick; election timeout = election-ticks..2×election-ticks ticks' },
+  'tick-ms': { type: 'string', default: String(DEFAULT_TICK_MS), help: 'Raft tick; election timeout = election-ticks..2×election-ticks ticks' },
   'election-ticks': { type: 'string', default: '10', help: 'ticks without a leader before an election' },
   'heartbeat-ticks': { type: 'string', default: '1', help: 'ticks between leader heartbeats' },
   'snapshot-entries': { type: 'string', default: '100000', help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB), as etcd --snapshot-count' },
@@ -183,7 +184,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       clusterToken: str('cluster-token', env['METCD_CLUSTER_TOKEN'] ?? ''),
       mode,
       logLevel: logLevel as LogLevel,
-      tickMs: positiveInt(str('tick-ms', '100'), 'tick-ms', 60_000),
+      tickMs: positiveInt(str('tick-ms', String(DEFAULT_TICK_MS)), 'tick-ms', 60_000),
       electionTicks,
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '100000'), 'snapshot-entries', 100_000_000),

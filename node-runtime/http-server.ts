@@ -81,7 +81,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
       (err: unknown) => {
         if (err instanceof ApiError) {
           // A refusal the handler let through (e.g. its body over this server's cap).
-          writeReply(res, errorReply(err.status, err.code, err.message, err.headers), true);
+          writeReply(res, errorReply(err.status, err.code, err.message, err.headers, err.details), true);
           return;
         }
         opts.log.error('http handler failed', { method: req.method, url: req.url, error: err instanceof Error ? err.message : String(err) });

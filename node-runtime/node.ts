@@ -150,6 +150,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   try {
     peer = await Peer.open({
       id: cfg.id,
+      cluster: cfg.clusterId,
       storage,
       transport,
       // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
@@ -158,7 +159,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),
       raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
-      limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes, requestTimeoutTicks: Math.max(5, Math.ceil(5000 / cfg.tickMs)) },
+      limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes },
       log: peerLogAdapter(log),
     });
   } catch (err) {
@@ -167,16 +168,24 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     throw err;
   }
   const openedPeer = peer;
+  const removed = openedPeer.removed();
+  if (removed !== null) {
+    // Its storage says so (worker/peer/removal.ts): campaigning again would only disturb the
+    // cluster, and a start flag (--join) cannot apply to a data dir that holds state.
+    await openedPeer.close();
+    await server.close();
+    throw new Error(`${removed}; to add this machine again, start a new node with an empty --data-dir and --join`);
+  }
   ticker.start();
   log.info('node started', { engine: cfg.engine, http: `${cfg.listenHost}:${server.port}`, advertise: cfg.advertise, dataDir: cfg.dataDir, start: fresh ? cfg.start.kind : 'restart' });
-  // A sole voter need not wait out an election timeout to lead again (preVote keeps this harmless).
-  const voters = openedPeer.membership().voters;
-  if ((fresh && cfg.start.kind === 'bootstrap') || (voters.length === 1 && voters[0] === cfg.id)) openedPeer.campaign();
 
   let stopping: Promise<void> | undefined;
   const failureCheck = setInterval(() => {
+    if (stopping !== undefined) return;
     const failure = openedPeer.status().failure;
-    if (failure !== null && stopping === undefined) onFatal(new Error(`peer stopped: ${failure}`));
+    if (failure !== null) onFatal(new Error(`peer stopped: ${failure}`));
+    const removedNow = openedPeer.removed();
+    if (removedNow !== null) onFatal(new Error(`${removedNow}; exiting`));
   }, 500);
 
   if (fresh && cfg.start.kind === 'join') {

@@ -2,7 +2,8 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { changesCluster, createApiRouter, needsLeader } from '../../worker/api/router.ts';
-import type { ApiHost } from '../../worker/api/router.ts';
+import type { ApiHost, ApiRoute, Authorize } from '../../worker/api/router.ts';
+import { ApiError } from '../../worker/api/http.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
@@ -25,7 +26,7 @@ interface Env {
   follower: NodeId;
 }
 
-async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean } = {}): Promise<Env> {
+async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean; authorize?: Authorize } = {}): Promise<Env> {
   const c = await TestCluster.start(opts);
   cluster = c;
   const apis = new Map<NodeId, Api>();
@@ -40,6 +41,7 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'r
           return `${address}${url.pathname}${url.search}`;
         },
         forward: (request, leader) => api(leader).fetch(request),
+        ...(opts.authorize === undefined ? {} : { authorize: opts.authorize }),
         log: (level, event, fields) => {
           if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
         },
@@ -54,8 +56,11 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'r
     expect(response.headers.get('X-Metcd-Revision'), `X-Metcd-Revision on ${path}`).toMatch(/^\d+$/);
     expect(response.status, `status of ${path}`).not.toBe(500);
     if (response.status >= 400) {
-      const body = await response.clone().json();
-      expect(body).toEqual({ error: { code: expect.any(String), message: expect.any(String) } });
+      const body = (await response.clone().json()) as { error: Record<string, unknown> };
+      const { code, message, ...details } = body.error;
+      expect({ code, message }).toEqual({ code: expect.any(String), message: expect.any(String) });
+      // Further fields only where documented for the code.
+      expect(Object.keys(details).sort(), `error fields of ${String(code)}`).toEqual(code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : []);
     }
     return response;
   };
@@ -229,6 +234,7 @@ describe('api: followers, leaders and read levels', () => {
 
   it('answers 503 with Retry-After when no leader is known', async () => {
     const env = await setup({ elect: false });
+    env.c.isolated.add('p1'); // p1, the first founder, campaigns at start: nobody hears it
     const r = await env.c.drive(env.api('p1').fetch(new Request(`${addressOf('p1')}/hello`, { method: 'PUT', body: 'x' })), 0);
     expect(r.status).toBe(503);
     expect(r.headers.get('Retry-After')).toBe('1');
@@ -437,6 +443,7 @@ describe('api: membership, status, health', () => {
   it('join as learner, promote, transfer leadership, remove; /members and /status reflect it', async () => {
     const env = await setup();
     await env.c.open('p4');
+    env.c.isolated.add('p4'); // until promoted below: it replicates nothing
     const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
     expect(joined.status).toBe(200);
     const joinedBody = (await joined.json()) as { members: Array<{ id: string; voter: boolean; address: string }> };
@@ -445,6 +452,15 @@ describe('api: membership, status, health', () => {
     const again = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
     expect(again.status).toBe(409);
     expect(await errorCode(again)).toBe('member_conflict');
+
+    // Promoting a learner that has replicated nothing is refused, saying how far behind it is.
+    const early = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
+    expect(early.status).toBe(409);
+    const leaderLast = env.c.peer(env.leader).status().lastIndex;
+    expect(((await early.json()) as { error: unknown }).error).toMatchObject({ code: 'learner_behind', learnerMatch: 0, leaderLastIndex: leaderLast });
+    env.c.isolated.delete('p4');
+    const leaderPeer = env.c.peer(env.leader);
+    await env.c.until(() => leaderPeer.status().members.find((m) => m.id === 'p4')?.match === leaderPeer.status().lastIndex);
 
     const promoted = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
     expect(promoted.status).toBe(200);
@@ -564,5 +580,75 @@ describe('changesCluster (which requests a host guards with the cluster token)',
     for (const [path, method] of [['/members', 'GET'], ['/members/p2', 'GET'], ['/status', 'GET'], ['/hello', 'PUT'], ['/key', 'POST']] as const) {
       expect(changesCluster(method, path), `${method} ${path}`).toBe(false);
     }
+  });
+});
+
+describe('api: the authorize hook', () => {
+  it('is asked once per request about the route as resolved, whatever the spelling of the path', async () => {
+    const asked: Array<{ route: ApiRoute; token: string | null }> = [];
+    const env = await setup({
+      authorize: (route, headers) => {
+        asked.push({ route, token: headers.header('authorization') });
+        return null;
+      },
+    });
+    const resolved = async (path: string, init: RequestInit = {}): Promise<ApiRoute> => {
+      asked.length = 0;
+      await env.call(env.leader, path, { ...init, headers: { Authorization: 'Bearer t' } });
+      expect(asked, `authorize calls for ${init.method ?? 'GET'} ${path}`).toHaveLength(1);
+      expect(asked[0]!.token).toBe('Bearer t');
+      return asked[0]!.route;
+    };
+    const jsonKeyA = { method: 'GET', pattern: '/key/:key+', params: { key: 'a' } };
+    expect(await resolved('/key/a')).toEqual(jsonKeyA);
+    expect(await resolved('/key/%61')).toEqual(jsonKeyA);
+    expect(await resolved('/key/a', { method: 'HEAD' })).toEqual(jsonKeyA);
+    // A doubled slash is part of the key, and so is a trailing one: the hook sees the key the
+    // handler acts on, not a look-alike.
+    expect(await resolved('/key//a')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: '/a' } });
+    expect(await resolved('//key//a')).toEqual({ method: 'GET', pattern: '/:key+', params: { key: '/key//a' } });
+    expect(await resolved('/key/a/')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: 'a/' } });
+    expect(await resolved('/%61', { method: 'PUT', body: 'v' })).toEqual({ method: 'PUT', pattern: '/:key+', params: { key: 'a' } });
+    // Member ids: a trailing slash and percent-encoding name the same member.
+    const removeP9 = { method: 'DELETE', pattern: '/members/:id', params: { id: 'p9' } };
+    expect(await resolved('/members/p9', { method: 'DELETE' })).toEqual(removeP9);
+    expect(await resolved('/members/%70%39/', { method: 'DELETE' })).toEqual(removeP9);
+    expect(await resolved('/status/')).toEqual({ method: 'GET', pattern: '/status', params: {} });
+    // Refused paths and wrong methods are asked about too, before their error.
+    expect(await resolved('/raft/x', { method: 'POST' })).toEqual({ method: 'POST', pattern: '/raft/*', params: {} });
+    expect(await resolved('/status', { method: 'PUT', body: 'x' })).toEqual({ method: 'PUT', pattern: '/status', params: {} });
+  });
+
+  it('a refusal is the answer: the route never runs', async () => {
+    const env = await setup({
+      authorize: (route) => (route.method === 'GET' ? null : new ApiError(403, 'forbidden', `no ${route.method} on ${route.pattern}`)),
+    });
+    const put = await env.call(env.leader, '/key/%61', { method: 'PUT', body: 'v' });
+    expect(put.status).toBe(403);
+    expect(await put.json()).toEqual({ error: { code: 'forbidden', message: 'no PUT on /key/:key+' } });
+    const removed = await env.call(env.leader, `/members/${env.follower}`, { method: 'DELETE' });
+    expect(removed.status).toBe(403);
+    await env.c.tick(3);
+    expect((await env.call(env.leader, '/a')).status).toBe(404); // not written
+    expect(env.c.peer(env.leader).membership().voters).toContain(env.follower); // not removed
+  });
+});
+
+describe('api: a removed member', () => {
+  it('answers 410 removed, naming the cluster, to everything but introspection — a write is not redirected', async () => {
+    const env = await setup();
+    const removedRes = await env.call(env.leader, `/members/${env.follower}`, { method: 'DELETE' });
+    expect(removedRes.status).toBe(200);
+    const gone = env.c.peer(env.follower);
+    await env.c.until(() => gone.removed() !== null, 200, 'the removed peer learning it');
+    for (const [path, init] of [['/k', { method: 'PUT', body: 'v' }], ['/k?level=stale', {}], ['/key/k', {}], ['/join', { method: 'POST', body: '{"id":"p9","address":"http://p9.test"}' }]] as const) {
+      const res = await env.call(env.follower, path, init);
+      expect(res.status, `${init.method ?? 'GET'} ${path}`).toBe(410);
+      expect(((await res.json()) as { error: unknown }).error).toEqual({ code: 'removed', message: expect.stringContaining(`${env.follower} was removed from cluster`) });
+    }
+    const status = await env.call(env.follower, '/status');
+    expect(status.status).toBe(200);
+    expect(((await status.json()) as { removed: string | null }).removed).toContain('was removed');
+    expect((await env.call(env.follower, '/health')).status).toBe(503);
   });
 });

@@ -29,17 +29,19 @@ const nullStorage: PeerStorage = {
   close: async () => {},
 };
 
+const TICK_MS = 100;
 const peer = await Peer.open({
   id: 'n1',
   storage: nullStorage,
   transport: { send: () => {} },
   clock: { nowMs: () => Date.now() },
+  tickMs: TICK_MS,
   random: new SeededRandom(1),
   initialMembership: { voters: ['n1'], learners: [], addresses: { n1: base } },
   limits: { snapshotEveryEntries: 1_000_000 },
 });
 peer.campaign();
-const ticker = setInterval(() => peer.tick(), 100);
+const ticker = setInterval(() => peer.tick(), TICK_MS);
 while (!peer.isLeader()) await new Promise((r) => setTimeout(r, 10));
 const api = createApiRouter({ peer, mode: 'redirect', leaderUrl: () => '' });
 const value = 'x'.repeat(100);

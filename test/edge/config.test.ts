@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
-import { DEFAULT_PEER_LIMITS, TICK_MS } from '../../worker/peer/options.ts';
+import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
 
 describe('edge config', () => {
@@ -12,7 +12,7 @@ describe('edge config', () => {
       bootstrapPeers: ['p1', 'p2', 'p3'],
       mode: 'redirect',
       locationHints: {},
-      tickMs: TICK_MS,
+      tickMs: DEFAULT_TICK_MS,
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
       derivedFlushMs: DERIVED_FLUSH_MS,
     });

@@ -25,6 +25,7 @@ export interface PeerRpc {
   abort(reason?: string): Promise<number>;
   deliver(batch: Uint8Array): Promise<Uint8Array | null>;
   isolate(on: boolean): Promise<void>;
+  holdTicks(ms: number): Promise<void>;
 }
 
 export interface Inspection {
@@ -44,6 +45,8 @@ export interface Inspection {
   misaddressed: number;
   isolated: boolean;
   isolatedDrops: number;
+  alarmAt: number | null;
+  ticking: boolean;
 }
 
 export interface ClusterOptions {

@@ -71,6 +71,31 @@ describe('membership on the edge', () => {
     expect((await c.follow('/after-remove', { method: 'PUT', body: 'x' })).status).toBe(204);
   });
 
+  it('the removed member learns it and goes dormant: 410 removed naming the cluster, no alarm, no ticks', async () => {
+    let last = '';
+    await waitFor('p4 to answer 410', async () => {
+      const res = await c.request('/seed?level=stale&peer=p4');
+      last = `${res.status} ${await res.text()}`;
+      return res.status === 410;
+    }, () => `last answer: ${last}`);
+    const body = JSON.parse(last.slice(last.indexOf(' ') + 1)) as { error: { code: string; message: string } };
+    expect(body.error).toEqual({ code: 'removed', message: expect.stringContaining('removed from cluster members') });
+    const write = await c.request('/k?peer=p4', { method: 'PUT', body: 'x' });
+    expect(write.status).toBe(410);
+    await waitFor('p4 to stop ticking and clear its alarm', async () => {
+      const seen = await c.inspect('p4');
+      return seen.alarmAt === null && !seen.ticking;
+    });
+    const seen = await c.inspect('p4');
+    expect(seen.status?.removed).toContain('removed from cluster members');
+    // Dormant for good: nothing wakes it (a term that no longer moves, no alarm set later).
+    const term = seen.status!.term;
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // several election timeouts
+    const later = await c.inspect('p4');
+    expect(later).toMatchObject({ alarmAt: null, ticking: false });
+    expect(later.status!.term).toBe(term);
+  });
+
   it('replaces a failed peer: remove it, join a new one, which catches up and votes', async () => {
     const leader = await c.leader();
     const failed = ['p1', 'p2', 'p3'].find((id) => id !== leader)!;

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
-import { ProcCluster, putKey, readPrefix, type ProcNode } from './proc-cluster.ts';
+import { ProcCluster, ProcNode, putKey, readPrefix } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
 
 /** The engine's newest write-ahead log file in a node's data dir. */
@@ -257,6 +257,40 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     await cluster.caughtUp(fresh, leader);
     expect(await (await fetch(`${fresh.url}/hello?level=stale`)).text()).toBe('world');
     cluster.nodes.delete(failed.id);
+  });
+
+  it('a removed node says so and exits non-zero, and again when restarted on its data dir (with or without --join)', async () => {
+    const auth = { authorization: 'Bearer test-token' };
+    let gone: ProcNode | undefined;
+    await waitFor('a removal', 15_000, async () => {
+      const leader = await cluster.leader();
+      gone ??= cluster.live().find((n) => n.id !== leader.id)!;
+      const res = await fetch(`${leader.url}/members/${gone.id}`, { method: 'DELETE', headers: auth, redirect: 'manual' });
+      await res.arrayBuffer();
+      return res.status === 200 || res.status === 404 ? true : undefined; // 404: an earlier attempt went through
+    });
+    const said = `${gone!.id} was removed from cluster test`;
+    const exited = (node: ProcNode, what: string) =>
+      waitFor(`${node.id} to exit (${what})`, 20_000, async () => (node.alive ? undefined : node.exit!));
+    const first = await exited(gone!, 'removed while running');
+    expect(first.code).toBe(1);
+    expect(gone!.output).toContain(said);
+    // On its data dir: as it was started, and as a new user would retry, with --join.
+    const joinUrl = (await cluster.leader()).url;
+    const rejoin = new ProcNode(gone!.id, gone!.port, gone!.dataDir, [...cluster.commonArgs(gone!.id, gone!.port), '--join', joinUrl]);
+    for (const node of [gone!, rejoin]) {
+      node.output = '';
+      node.start();
+      const again = await exited(node, 'restarted on its data dir');
+      expect(again.code, node.output).toBe(1);
+      expect(node.output).toContain(said);
+    }
+    cluster.nodes.delete(gone!.id);
+    // Back to three voters for the steps that follow.
+    const leader = await cluster.leader();
+    const fresh = await cluster.join('n5', leader);
+    await waitFor('n5 to be a voter', 20_000, async () => ((await leader.status()).members.some((m) => m.id === 'n5' && m.voter) ? true : undefined));
+    await cluster.caughtUp(fresh, leader);
   });
 
   it('SIGTERM on the leader hands leadership over and exits 0', async () => {

@@ -5,7 +5,7 @@
 
 import { Peer } from '../../worker/peer/peer.ts';
 import type { PeerLimits } from '../../worker/peer/peer.ts';
-import { TICK_MS } from '../../worker/peer/options.ts';
+import { DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import { decodeMessages, encodeMessages } from '../../worker/raft/codec.ts';
 import type { Membership, Message, NodeId, RaftConfig } from '../../worker/raft/types.ts';
@@ -18,6 +18,8 @@ export interface ClusterOptions {
   limits?: Partial<PeerLimits>;
   kvLimits?: KvLimits;
   raft?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
+  /** The tick length the peers are opened with and fake time advances by (default DEFAULT_TICK_MS). */
+  tickMs?: number;
 }
 
 export function addressOf(id: NodeId): string {
@@ -35,13 +37,17 @@ export class TestCluster {
   private queue: Message[] = [];
   private nowMs = 1_000_000;
   private readonly opts: ClusterOptions;
+  readonly tickMs: number;
   private readonly random: SeededRandom;
   readonly initial: Membership;
   /** Messages delivered, by type (assertions on snapshots etc.). */
   readonly delivered = new Map<string, number>();
+  /** Messages sent, by sender (delivered or not). */
+  readonly sentBy = new Map<NodeId, number>();
 
   private constructor(opts: ClusterOptions) {
     this.opts = opts;
+    this.tickMs = opts.tickMs ?? DEFAULT_TICK_MS;
     this.random = new SeededRandom(opts.seed ?? 1);
     const ids = opts.ids ?? ['p1', 'p2', 'p3'];
     this.initial = { voters: ids, learners: [], addresses: Object.fromEntries(ids.map((id) => [id, addressOf(id)])) };
@@ -62,8 +68,14 @@ export class TestCluster {
     const opts = {
       id,
       storage,
-      transport: { send: (msgs: Message[]) => this.queue.push(...decodeMessages(encodeMessages(msgs))) },
+      transport: {
+        send: (msgs: Message[]) => {
+          this.sentBy.set(id, (this.sentBy.get(id) ?? 0) + msgs.length);
+          this.queue.push(...decodeMessages(encodeMessages(msgs)));
+        },
+      },
       clock: { nowMs: () => this.nowMs },
+      tickMs: this.tickMs,
       random: new SeededRandom(this.random.nextU32()),
       initialMembership: membership,
       ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
@@ -132,7 +144,7 @@ export class TestCluster {
   /** Advance fake time by `n` ticks on every live peer, settling after each. */
   async tick(n = 1): Promise<void> {
     for (let i = 0; i < n; i++) {
-      this.nowMs += TICK_MS;
+      this.nowMs += this.tickMs;
       for (const [id, p] of this.peers) if (!this.paused.has(id)) p.tick();
       await this.settle();
     }

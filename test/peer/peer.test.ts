@@ -177,6 +177,32 @@ describe('peer: the lease after a pause', () => {
   });
 });
 
+describe("peer: the lease guard counts in the host's tick", () => {
+  it('a pause of a few ticks at a 20 ms tick distrusts the lease; default reads take a ReadIndex round', async () => {
+    const c = await start({ tickMs: 20 });
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('k', 'v')));
+    await c.tick(3);
+    expect(leader.status()).toMatchObject({ tickMs: 20, tickStalls: 0 });
+    const quiet = c.delivered.get('heartbeat') ?? 0;
+    expect((await leader.read('default', (kv) => kv.get('k')?.value)).value).toBe('v'); // under the lease: no round
+    await c.settle();
+    expect(c.delivered.get('heartbeat') ?? 0).toBe(quiet);
+
+    c.paused.add(leader.id);
+    await c.tick(3); // 60 ms without a tick: three of its ticks, far below two default ticks
+    c.paused.delete(leader.id);
+    await c.tick(1);
+    expect(leader.status().tickStalls).toBe(1);
+    expect(leader.isLeader()).toBe(true);
+    const beforeRead = c.delivered.get('heartbeat') ?? 0;
+    const read = leader.read('default', (kv) => kv.get('k')?.value);
+    await c.settle(); // no tick: any heartbeat now is the read's round
+    expect(c.delivered.get('heartbeat') ?? 0, 'a ReadIndex heartbeat round').toBeGreaterThan(beforeRead);
+    expect((await c.drive(read)).value).toBe('v');
+  });
+});
+
 describe('peer: exactly-once and limits', () => {
   it('applies an idempotent retry once and answers it with the first answer', async () => {
     const c = await start();
@@ -232,6 +258,16 @@ describe('peer: exactly-once and limits', () => {
     c.isolated.add(leader.id);
     await expect(c.drive(leader.write(put('lost', '?')))).rejects.toMatchObject({
       code: expect.stringMatching(/^(leadership-lost|timeout)$/),
+    });
+  });
+
+  it("names the timeout in the peer's own ticks, not the default tick length", async () => {
+    const c = await start({ tickMs: 20, limits: { requestTimeoutTicks: 3 } });
+    const leader = await c.waitLeader();
+    c.isolated.add(leader.id); // nothing commits; 3 ticks pass well before checkQuorum steps it down
+    await expect(c.drive(leader.write(put('slow', '?')))).rejects.toMatchObject({
+      code: 'timeout',
+      message: expect.stringContaining('within 60 ms'),
     });
   });
 
@@ -413,5 +449,128 @@ describe('peer: membership and leadership transfer', () => {
     const out = await c.drive(p4.write(put('after', 'remove')));
     expect(out.result.ok).toBe(true);
     expect(c.peer('p4').membership().voters).not.toContain(leader.id);
+  });
+});
+
+describe('peer: promoting a learner', () => {
+  it('refuses to promote a learner until it is within promoteLagEntriesMax entries of the leader', async () => {
+    const c = await start({ limits: { promoteLagEntriesMax: 5 } });
+    const leader = await c.waitLeader();
+    await c.open('p4');
+    c.isolated.add('p4'); // added, but it hears nothing: it matches nothing
+    await c.drive(leader.addMember('p4', addressOf('p4'), true));
+    const last = leader.status().lastIndex;
+    await expect(leader.promoteMember('p4')).rejects.toMatchObject({
+      code: 'learner-behind',
+      details: { learnerMatch: 0, leaderLastIndex: last },
+    });
+
+    c.isolated.delete('p4');
+    const matchOfP4 = (): number => leader.status().members.find((m) => m.id === 'p4')!.match ?? 0;
+    await c.until(() => matchOfP4() === leader.status().lastIndex, 200, 'p4 matching the leader');
+    c.isolated.add('p4');
+    for (let i = 0; i < 8; i++) await c.drive(leader.write(put(`k${i}`, 'v')));
+    const behind = leader.promoteMember('p4');
+    await expect(behind).rejects.toMatchObject({ code: 'learner-behind' });
+    const refusal = (await behind.catch((err: unknown) => err)) as { details: { learnerMatch: number; leaderLastIndex: number } };
+    expect(refusal.details.leaderLastIndex - refusal.details.learnerMatch).toBeGreaterThan(5);
+    expect(leader.membership().learners).toEqual(['p4']);
+
+    c.isolated.delete('p4');
+    await c.until(() => leader.status().lastIndex - matchOfP4() <= 5, 200, 'p4 catching up');
+    const promoted = await c.drive(leader.promoteMember('p4'));
+    expect(promoted.voters).toContain('p4');
+  });
+});
+
+describe('peer: campaigning at start', () => {
+  it('the first founder of a new cluster campaigns as it opens; the other founders wait', async () => {
+    const c = await start();
+    await c.settle(); // no tick passes: only a campaign started by open() can elect anyone
+    expect(c.leaderId()).toBe('p1');
+  });
+
+  it('a sole voter campaigns as it reopens; a voter among others does not', async () => {
+    const solo = await start({ ids: ['s1'] });
+    await solo.settle();
+    expect(solo.leaderId()).toBe('s1');
+    await solo.stop('s1');
+    await solo.open('s1');
+    await solo.settle();
+    expect(solo.leaderId()).toBe('s1');
+    await solo.closeAll();
+
+    const c = await start();
+    await c.settle();
+    await c.stop('p1');
+    await c.stop('p2');
+    await c.stop('p3');
+    for (const id of ['p1', 'p2', 'p3']) await c.open(id);
+    await c.settle();
+    expect(c.leaderId()).toBeNull();
+  });
+});
+
+describe('peer: a removed member stops', () => {
+  it('a removed follower is told so by the members: it stops campaigning, refuses clients, and stays removed on restart', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    await c.drive(leader.write(put('k', 'v')));
+    const gone = c.followers()[0]!;
+    const membership = await c.drive(leader.removeMember(gone));
+    expect(membership.voters).not.toContain(gone);
+    const removed = c.peer(gone);
+    // The leader stopped replicating to it with the change, so it never sees the entry; it
+    // campaigns, and the members answer that their committed configuration leaves it out.
+    await c.until(() => removed.removed() !== null, 200, 'the removed peer learning it');
+    expect(removed.removed()).toBe(`${gone} was removed from cluster the cluster; it serves nothing (send requests to a member)`);
+    await expect(removed.read('stale', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'removed' });
+    await expect(removed.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
+    expect(removed.health()).toMatchObject({ ok: false });
+    expect(removed.status().removed).not.toBeNull();
+
+    const sent = c.sentBy.get(gone) ?? 0;
+    await c.tick(60); // three election timeouts and more
+    expect(c.sentBy.get(gone) ?? 0, 'messages from the removed peer').toBe(sent);
+    expect((await c.drive(leader.write(put('after', 'removal')))).result.ok).toBe(true);
+
+    await c.stop(gone);
+    const restarted = await c.open(gone);
+    expect(restarted.removed()).not.toBeNull();
+    await c.tick(60);
+    expect(c.sentBy.get(gone) ?? 0, 'messages from the restarted removed peer').toBe(sent);
+    await expect(restarted.read('stale', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'removed' });
+  });
+
+  it('a leader that removes itself answers the removal, then stops; the others elect a leader', async () => {
+    const c = await start();
+    const old = await c.waitLeader();
+    const membership = await c.drive(old.removeMember(old.id));
+    expect(membership.voters).not.toContain(old.id);
+    await c.until(() => old.removed() !== null, 50, 'the old leader applying its removal');
+    const fresh = await c.waitLeader();
+    expect(fresh.id).not.toBe(old.id);
+    expect((await c.drive(fresh.write(put('k', 'v')))).result.ok).toBe(true);
+    await expect(old.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
+  });
+
+  it('a lagging member that does not know a new voter yet does not talk it into leaving', async () => {
+    const c = await start();
+    const leader = await c.waitLeader();
+    const [lagging, other] = c.followers() as [string, string];
+    c.isolated.add(lagging);
+    const p4 = await c.open('p4');
+    await c.drive(leader.addMember('p4', addressOf('p4'), false));
+    await c.until(() => p4.status().applied >= leader.status().commit, 200, 'p4 catching up');
+    c.isolated.delete(lagging);
+    await c.stop(leader.id);
+    p4.campaign(); // its pre-vote reaches the lagging member, whose configuration lacks p4
+    await c.settle();
+    expect(c.delivered.get('removed') ?? 0, 'notices from the lagging member').toBeGreaterThan(0);
+    expect(p4.removed()).toBeNull();
+    const next = await c.waitLeader();
+    expect([lagging, other, 'p4']).toContain(next.id);
+    expect((await c.drive(next.write(put('k', 'v')))).result.ok).toBe(true);
+    expect(p4.removed()).toBeNull();
   });
 });

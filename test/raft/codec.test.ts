@@ -29,7 +29,19 @@ const samples: Message[] = [
   { type: 'snapshot', from: 'a', to: 'b', term: 5, snapshot: { meta: { index: 100, term: 4, membership }, offset: 4096, data: bytes('chunk'), done: false } },
   { type: 'snapshotResp', from: 'b', to: 'a', term: 5, index: 100, hintIndex: 4101 },
   { type: 'timeoutNow', from: 'a', to: 'b', term: 5 },
+  { type: 'removed', from: 'a', to: 'b', term: 5, index: 42 },
 ];
+
+describe('the removed notice', () => {
+  it('is not Raft: the core drops it without adopting its term or changing anything', () => {
+    const net = new Network(['a', 'b', 'c']);
+    net.elect('a');
+    const before = net.raw('b').status();
+    net.raw('b').step({ type: 'removed', from: 'a', to: 'b', term: before.term + 5, index: 99 });
+    const after = net.raw('b').status();
+    expect(after).toEqual({ ...before, dropped: { ...before.dropped, 'not-raft': 1 } });
+  });
+});
 
 describe('message codec', () => {
   it('round-trips every message type with all its fields', () => {

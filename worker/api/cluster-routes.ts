@@ -47,15 +47,15 @@ export function listMembers(ctx: ApiContext): ApiReply {
   return jsonReply({ leader: status.leader, members: status.members });
 }
 
-export async function removeMember(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
+export async function removeMember(ctx: ApiContext, pathId: string | undefined): Promise<ApiReply> {
   queryParams(ctx.url, []);
-  const id = memberId(decodePath(rawId));
+  const id = memberId(pathId ?? '');
   return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.removeMember(id)));
 }
 
-export async function promoteMember(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
+export async function promoteMember(ctx: ApiContext, pathId: string | undefined): Promise<ApiReply> {
   queryParams(ctx.url, []);
-  const id = memberId(decodePath(rawId));
+  const id = memberId(pathId ?? '');
   return onLeader(ctx, async () => members(ctx.peer, await ctx.peer.promoteMember(id)));
 }
 
@@ -111,13 +111,5 @@ function members(peer: Peer, membership: Membership): ApiReply {
 function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
   for (const name of Object.keys(body)) {
     if (!allowed.includes(name)) throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: ${allowed.join(', ')}`);
-  }
-}
-
-function decodePath(raw: string | undefined): string {
-  try {
-    return decodeURIComponent(raw ?? '');
-  } catch {
-    throw badRequest('path is not valid percent-encoded UTF-8');
   }
 }

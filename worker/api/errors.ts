@@ -13,7 +13,7 @@ const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
 export function peerErrorToApi(err: PeerError): ApiError {
   const s = (status: number, code: ApiErrorCode, headers: Record<string, string> = {}): ApiError =>
-    new ApiError(status, code, err.message, headers);
+    new ApiError(status, code, err.message, headers, { ...err.details });
   switch (err.code) {
     case 'not-leader':
       // Reached only when no redirect is possible (unknown leader address, a forwarded request).
@@ -38,6 +38,11 @@ export function peerErrorToApi(err: PeerError): ApiError {
       return s(404, 'member_not_found');
     case 'member-conflict':
       return s(409, 'member_conflict');
+    case 'learner-behind':
+      return s(409, 'learner_behind');
+    case 'removed':
+      // Gone for good: no retry here makes it come back (a client should ask a member).
+      return s(410, 'removed');
     case 'closed':
       return s(503, 'unavailable', retry);
     case 'failed':

@@ -4,6 +4,7 @@
 import type { NodeId } from '../raft/types.ts';
 import type { Peer } from '../peer/peer.ts';
 import type { ApiRequest } from './exchange.ts';
+import type { Authorize } from './authorize.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -18,6 +19,8 @@ export interface ApiHost {
    *  peer's object name). Without it, /join must carry "address". */
   memberAddress?: (id: NodeId) => string;
   limits?: Partial<ApiLimits>;
+  /** Decides whether each request may run (authorize.ts); default: allowEverything. */
+  authorize?: Authorize;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }
@@ -42,6 +45,10 @@ export interface ApiContext {
   peer: Peer;
   request: ApiRequest;
   url: URL;
+  /** The request method as routed (HEAD is answered as GET). */
+  method: string;
+  /** The host's hook, or allowEverything (router.ts calls it once, before the route runs). */
+  authorize: Authorize;
   limits: ApiLimits;
   /** The body once read (kept so a forward can resend it). */
   body: Uint8Array | null;

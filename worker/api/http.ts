@@ -30,6 +30,8 @@ export type ApiErrorCode =
   | 'compare_failed'
   | 'session_expired'
   | 'member_conflict'
+  | 'learner_behind'
+  | 'removed'
   | 'too_large'
   | 'space_exceeded'
   | 'too_many_requests'
@@ -40,6 +42,7 @@ export type ApiErrorCode =
   | 'timeout'
   | 'unavailable'
   | 'unauthorized'
+  | 'forbidden'
   | 'wrong_cluster'
   | 'internal';
 
@@ -48,13 +51,16 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: ApiErrorCode;
   readonly headers: Record<string, string>;
+  /** Extra numeric fields of the error object beside code and message (learner_behind). */
+  readonly details: Readonly<Record<string, number>>;
 
-  constructor(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}) {
+  constructor(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}, details: Record<string, number> = {}) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.headers = headers;
+    this.details = details;
   }
 }
 
@@ -68,9 +74,16 @@ export function tooLarge(message: string): ApiError {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** The stable error shape as a reply (what the routes answer). */
-export function errorReply(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}): ApiReply {
-  return { status, headers: { 'Content-Type': JSON_TYPE, ...headers }, body: JSON.stringify({ error: { code, message } }) };
+/** The stable error shape as a reply (what the routes answer). `details` are further numeric
+ *  fields of the error object, documented per code (never code or message). */
+export function errorReply(
+  status: number,
+  code: ApiErrorCode,
+  message: string,
+  headers: Record<string, string> = {},
+  details: Readonly<Record<string, number>> = {},
+): ApiReply {
+  return { status, headers: { 'Content-Type': JSON_TYPE, ...headers }, body: JSON.stringify({ error: { ...details, code, message } }) };
 }
 
 /** The stable error shape as a web Response (for hosts answering before the router). */

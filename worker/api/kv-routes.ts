@@ -14,7 +14,7 @@ import { isApiReply, type ApiReply } from './exchange.ts';
 import { H, badRequest, jsonReply, jsonTextReply, pairsJson } from './http.ts';
 import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
-import { checkKey, clientStamp, intParam, pathKey, queryParams, readLevel } from './params.ts';
+import { checkKey, clientStamp, intParam, queryParams, readLevel } from './params.ts';
 
 const WRITE_PARAMS = ['ifRevision'] as const;
 const READ_PARAMS = ['level'] as const;
@@ -49,10 +49,10 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
 }
 
 /** PUT /:key or PUT /key/:key with the raw value as body. */
-export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
+export async function putRaw(ctx: ApiContext, pathKey: string | undefined): Promise<ApiReply> {
   const params = queryParams(ctx.url, WRITE_PARAMS);
   const limits = ctx.peer.kvLimits;
-  const key = pathKey(rawKey, limits.keyBytesMax);
+  const key = checkKey(pathKey ?? '', limits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
   ctx.bodyBytesMax = limits.valueBytesMax;
   return write(ctx, async () => {
@@ -64,9 +64,9 @@ export async function putRaw(ctx: ApiContext, rawKey: string | undefined): Promi
 }
 
 /** DELETE /key/:key (JSON answer) or DELETE /:key (204). Deleting a missing key is not an error. */
-export async function deleteKey(ctx: ApiContext, rawKey: string | undefined, style: 'json' | 'raw'): Promise<ApiReply> {
+export async function deleteKey(ctx: ApiContext, pathKey: string | undefined, style: 'json' | 'raw'): Promise<ApiReply> {
   const params = queryParams(ctx.url, WRITE_PARAMS);
-  const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
+  const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
   return write(ctx, async () => {
     const cmd: KvCommand = { op: 'delete', keys: [key] };
@@ -120,25 +120,25 @@ async function body(ctx: ApiContext): Promise<Uint8Array> {
 // ---- reads ------------------------------------------------------------------------------------
 
 /** GET /key/:key → {"key":"value"} (404 when absent). */
-export async function getJson(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
-  return getOne(ctx, rawKey, (key, record, headers) => jsonTextReply(pairsJson([[key, record.value]]), 200, headers));
+export async function getJson(ctx: ApiContext, pathKey: string | undefined): Promise<ApiReply> {
+  return getOne(ctx, pathKey, (key, record, headers) => jsonTextReply(pairsJson([[key, record.value]]), 200, headers));
 }
 
 /** GET /:key → the raw value (404 when absent). */
-export async function getRaw(ctx: ApiContext, rawKey: string | undefined): Promise<ApiReply> {
-  return getOne(ctx, rawKey, (_key, record, headers) =>
+export async function getRaw(ctx: ApiContext, pathKey: string | undefined): Promise<ApiReply> {
+  return getOne(ctx, pathKey, (_key, record, headers) =>
     ({ status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body: record.value }),
   );
 }
 
 async function getOne(
   ctx: ApiContext,
-  rawKey: string | undefined,
+  pathKey: string | undefined,
   answer: (key: string, record: KeyRecord, headers: Record<string, string>) => ApiReply,
 ): Promise<ApiReply> {
   const params = queryParams(ctx.url, READ_PARAMS);
   const level = readLevel(params);
-  const key = pathKey(rawKey, ctx.peer.kvLimits.keyBytesMax);
+  const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
   const outcome = await read(ctx, level, (kv) => kv.get(key));
   if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);

@@ -34,18 +34,7 @@ export function readLevel(params: Map<string, string>): ReadLevel {
   throw badRequest(`unknown level ${JSON.stringify(level)}; expected one of ${READ_LEVELS.join(', ')}`);
 }
 
-/** A key from a URL path segment (percent-decoded), non-empty and within the key limit. */
-export function pathKey(raw: string | undefined, keyBytesMax: number): string {
-  if (raw === undefined || raw === '') throw badRequest('empty key');
-  let key: string;
-  try {
-    key = decodeURIComponent(raw);
-  } catch {
-    throw badRequest('key is not valid percent-encoded UTF-8');
-  }
-  return checkKey(key, keyBytesMax);
-}
-
+/** A key (from a path, already percent-decoded by the router), non-empty and within the key limit. */
 export function checkKey(key: string, keyBytesMax: number): string {
   if (key.length === 0) throw badRequest('empty key');
   // A lone surrogate (-1) is measured as TextEncoder would write it (U+FFFD, 3 bytes).

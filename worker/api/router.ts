@@ -12,8 +12,13 @@
 // Every other path /<key> (the whole path after the first '/', percent-decoded) is a key:
 // GET / PUT / DELETE. Unknown paths under a reserved segment answer 404, a known path with an
 // unsupported method 405 (with Allow). Every answer carries X-Metcd-Revision and, when a leader
-// is known, X-Metcd-Leader (withPeerHeaders); every error is
-// {"error":{"code","message"}} (codes in http.ts); no input makes it answer 500.
+// is known, X-Metcd-Leader (withPeerHeaders); every error is {"error":{"code","message"}}
+// (codes in http.ts; learner_behind adds learnerMatch and leaderLastIndex); no input makes it
+// answer 500.
+//
+// Every request is resolved to a route (method, pattern, decoded params) and put to the host's
+// authorize hook (authorize.ts) once, before its handler runs. A peer removed from the cluster
+// then answers 410 removed to everything but GET /status, /health and /members.
 
 import { Router } from 'itty-router';
 import type { IRequest } from 'itty-router';
@@ -22,12 +27,16 @@ import type { Peer } from '../peer/peer.ts';
 import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
 import { peerErrorToApi } from './errors.ts';
-import { ApiError, H, errorReply } from './http.ts';
+import { ApiError, H, badRequest, errorReply } from './http.ts';
+import { allowEverything } from './authorize.ts';
+import type { ApiRoute } from './authorize.ts';
 import { fromFetchRequest, isApiReply, toFetchResponse, type ApiReply, type ApiRequest } from './exchange.ts';
 import { DEFAULT_API_LIMITS } from './host.ts';
 import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
 export type { ApiHost, ApiLimits } from './host.ts';
+export type { ApiRoute, Authorize, RequestHeaders } from './authorize.ts';
+export { allowEverything } from './authorize.ts';
 export { DEFAULT_API_LIMITS } from './host.ts';
 
 export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'raft', '_metcd'] as const;
@@ -53,11 +62,13 @@ export function changesCluster(method: string, path: string): boolean {
   return path === '/join' || path === '/transfer-leader' || path.startsWith('/members/');
 }
 
-type Handler = (request: IRequest, ctx: ApiContext) => ApiReply | Promise<ApiReply>;
+/** A route's work, given the route's parameters percent-decoded (what authorize() saw). */
+type Handler = (params: Readonly<Record<string, string>>, ctx: ApiContext) => ApiReply | Promise<ApiReply>;
+type Method = 'get' | 'put' | 'post' | 'delete' | 'all';
 
 function notAllowed(allow: string): Handler {
-  return (request) => {
-    throw new ApiError(405, 'method_not_allowed', `${request.method} is not supported on this path; use ${allow}`, { Allow: allow });
+  return (_params, ctx) => {
+    throw new ApiError(405, 'method_not_allowed', `${ctx.method} is not supported on this path; use ${allow}`, { Allow: allow });
   };
 }
 
@@ -65,47 +76,78 @@ function notFound(): never {
   throw new ApiError(404, 'not_found', 'no such route (reserved path; keys with this name are reached via /key/<key>)');
 }
 
+/** A route's path parameters, percent-decoded; a bad encoding is the client's error. */
+function decodeParams(raw: Record<string, string> | undefined): Record<string, string> {
+  const params: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw ?? {})) {
+    try {
+      params[name] = decodeURIComponent(value);
+    } catch {
+      throw badRequest(`${name} is not valid percent-encoded UTF-8`);
+    }
+  }
+  return params;
+}
+
+/** Routes a removed peer still answers (what it is, that it is not healthy, who the members are). */
+const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health', '/members']);
+
+/** Ask the host's authorize hook about `route`; a refusal is thrown (answered instead). A peer
+ *  removed from the cluster answers everything but introspection 410, before any redirect. */
+async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promise<ApiReply> {
+  const refusal = await ctx.authorize(route, ctx.request);
+  if (refusal !== null) throw refusal;
+  const removed = ctx.peer.removed();
+  if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern))) throw new ApiError(410, 'removed', removed);
+  return run(route.params, ctx);
+}
+
 function buildRoutes() {
   const router = Router<IRequest, [ApiContext]>();
-  router
-    // hraftd style
-    .post('/key', (_r, ctx) => postPairs(ctx))
-    .get('/key', (_r, ctx) => getRange(ctx))
-    .all('/key', notAllowed('GET, POST'))
-    .get('/key/:key+', (r, ctx) => getJson(ctx, r.params['key']))
-    .put('/key/:key+', (r, ctx) => putRaw(ctx, r.params['key']))
-    .delete('/key/:key+', (r, ctx) => deleteKey(ctx, r.params['key'], 'json'))
-    .all('/key/:key+', notAllowed('GET, PUT, DELETE'))
-    // membership and leadership
-    .post('/join', (_r, ctx) => join(ctx))
-    .all('/join', notAllowed('POST'))
-    .get('/members', (_r, ctx) => listMembers(ctx))
-    .all('/members', notAllowed('GET'))
-    .post('/members/:id/promote', (r, ctx) => promoteMember(ctx, r.params['id']))
-    .all('/members/:id/promote', notAllowed('POST'))
-    .delete('/members/:id', (r, ctx) => removeMember(ctx, r.params['id']))
-    .all('/members/:id', notAllowed('DELETE'))
-    .post('/transfer-leader', (_r, ctx) => transferLeader(ctx))
-    .all('/transfer-leader', notAllowed('POST'))
-    // introspection
-    .get('/status', (_r, ctx) => status(ctx))
-    .all('/status', notAllowed('GET'))
-    .get('/health', (_r, ctx) => health(ctx))
-    .all('/health', notAllowed('GET'));
+  // Every handler runs behind authorize(), given the pattern it was registered with.
+  const on = (method: Method, pattern: string, run: Handler): void => {
+    router[method](pattern, (r: IRequest, ctx: ApiContext) =>
+      authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params) }, run));
+  };
+  // hraftd style
+  on('post', '/key', (_p, ctx) => postPairs(ctx));
+  on('get', '/key', (_p, ctx) => getRange(ctx));
+  on('all', '/key', notAllowed('GET, POST'));
+  on('get', '/key/:key+', (p, ctx) => getJson(ctx, p['key']));
+  on('put', '/key/:key+', (p, ctx) => putRaw(ctx, p['key']));
+  on('delete', '/key/:key+', (p, ctx) => deleteKey(ctx, p['key'], 'json'));
+  on('all', '/key/:key+', notAllowed('GET, PUT, DELETE'));
+  // membership and leadership
+  on('post', '/join', (_p, ctx) => join(ctx));
+  on('all', '/join', notAllowed('POST'));
+  on('get', '/members', (_p, ctx) => listMembers(ctx));
+  on('all', '/members', notAllowed('GET'));
+  on('post', '/members/:id/promote', (p, ctx) => promoteMember(ctx, p['id']));
+  on('all', '/members/:id/promote', notAllowed('POST'));
+  on('delete', '/members/:id', (p, ctx) => removeMember(ctx, p['id']));
+  on('all', '/members/:id', notAllowed('DELETE'));
+  on('post', '/transfer-leader', (_p, ctx) => transferLeader(ctx));
+  on('all', '/transfer-leader', notAllowed('POST'));
+  // introspection
+  on('get', '/status', (_p, ctx) => status(ctx));
+  on('all', '/status', notAllowed('GET'));
+  on('get', '/health', (_p, ctx) => health(ctx));
+  on('all', '/health', notAllowed('GET'));
   // Anything else under a reserved segment is not a key.
-  for (const segment of RESERVED_SEGMENTS) router.all(`/${segment}/*`, notFound);
-  router
-    // metcd style: the rest of the path is the key
-    .get('/:key+', (r, ctx) => getRaw(ctx, r.params['key']))
-    .put('/:key+', (r, ctx) => putRaw(ctx, r.params['key']))
-    .delete('/:key+', (r, ctx) => deleteKey(ctx, r.params['key'], 'raw'))
-    .all('/:key+', notAllowed('GET, PUT, DELETE'))
-    .all('/', () => {
-      throw new ApiError(400, 'bad_request', 'empty key; use /<key> or /key/<key>');
-    });
+  for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, notFound);
+  // metcd style: the rest of the path is the key
+  on('get', KEY_PATTERN, (p, ctx) => getRaw(ctx, p['key']));
+  on('put', KEY_PATTERN, (p, ctx) => putRaw(ctx, p['key']));
+  on('delete', KEY_PATTERN, (p, ctx) => deleteKey(ctx, p['key'], 'raw'));
+  on('all', KEY_PATTERN, notAllowed('GET, PUT, DELETE'));
+  on('all', '/', () => {
+    throw new ApiError(400, 'bad_request', 'empty key; use /<key> or /key/<key>');
+  });
   return router;
 }
 
+/** The metcd-style key route: the whole path after the first '/' is the key. */
+const KEY_PATTERN = '/:key+';
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
 const REVISION_LOWER = H.revision.toLowerCase();
 const LEADER_LOWER = H.leader.toLowerCase();
@@ -133,15 +175,16 @@ export function withPeerHeaders(reply: ApiReply, peer: Pick<Peer, 'revision' | '
  * for exactly the paths the table's '/:key+' routes would take: a first segment that is not
  * reserved. Everything else, including other methods on those paths, goes through the table.
  */
-function keyRoute(method: string, path: string, ctx: ApiContext): Promise<ApiReply> | null {
+function keyRoute(path: string, ctx: ApiContext): Promise<ApiReply> | null {
+  const method = ctx.method;
   if (method !== 'GET' && method !== 'PUT' && method !== 'DELETE') return null;
   if (path.length < 2) return null;
   const slash = path.indexOf('/', 1);
   if (RESERVED.has(slash < 0 ? path.slice(1) : path.slice(1, slash))) return null;
-  const key = path.slice(1);
-  if (method === 'GET') return getRaw(ctx, key);
-  if (method === 'PUT') return putRaw(ctx, key);
-  return deleteKey(ctx, key, 'raw');
+  const route = { method, pattern: KEY_PATTERN, params: decodeParams({ key: path.slice(1) }) };
+  if (method === 'GET') return authorized(ctx, route, (p) => getRaw(ctx, p['key']));
+  if (method === 'PUT') return authorized(ctx, route, (p) => putRaw(ctx, p['key']));
+  return authorized(ctx, route, (p) => deleteKey(ctx, p['key'], 'raw'));
 }
 
 export interface ApiRouter {
@@ -155,23 +198,24 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   const router = buildRoutes();
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...host.limits };
   const log = host.log ?? (() => {});
+  const authorize = host.authorize ?? allowEverything;
 
   async function answer(request: ApiRequest): Promise<ApiReply> {
     const url = request.url;
-    const ctx: ApiContext = { host, peer: host.peer, request, url, limits, body: null, bodyBytesMax: 0 };
     // HEAD is answered as GET; the host's HTTP layer sends the headers only.
     const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const ctx: ApiContext = { host, peer: host.peer, request, url, method, authorize, limits, body: null, bodyBytesMax: 0 };
     try {
       // itty matches on method and URL only; the routes read the request through ctx.
-      const reply: unknown = await (keyRoute(method, url.pathname, ctx) ??
+      const reply: unknown = await (keyRoute(url.pathname, ctx) ??
         router.fetch({ method, url: url.href } as IRequest, ctx));
       if (isApiReply(reply)) return reply;
       return errorReply(404, 'not_found', 'no such route');
     } catch (err) {
-      if (err instanceof ApiError) return errorReply(err.status, err.code, err.message, err.headers);
+      if (err instanceof ApiError) return errorReply(err.status, err.code, err.message, err.headers, err.details);
       if (err instanceof PeerError) {
         const api = peerErrorToApi(err);
-        return errorReply(api.status, api.code, api.message, api.headers);
+        return errorReply(api.status, api.code, api.message, api.headers, api.details);
       }
       // A bug, not the client's doing: say so without leaking internals.
       log('error', 'api.internal', { method: request.method, url: url.href, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });

@@ -3,7 +3,7 @@
 // front door rather than a cluster that half works.
 
 import type { Membership, NodeId } from '../raft/types.ts';
-import { DEFAULT_PEER_LIMITS, TICK_MS } from '../peer/options.ts';
+import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
@@ -68,7 +68,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     bootstrapPeers,
     mode,
     locationHints: parseLocationHints(text(env, 'LOCATION_HINTS') ?? ''),
-    tickMs: integer(env, 'TICK_MS', TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
+    tickMs: integer(env, 'TICK_MS', DEFAULT_TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
     snapshotEveryEntries: integer(
       env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX,
     ),

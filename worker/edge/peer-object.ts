@@ -10,7 +10,7 @@
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
 // (or on the first message of a peer that is joining). While the object is awake a timer ticks
-// the peer every TICK_MS; the Durable Object alarm is the wake-up that brings an evicted or
+// the peer every TICK_MS (config.tickMs); the Durable Object alarm is the wake-up that brings an evicted or
 // crashed peer back (it restarts from storage and rejoins) so elections and heartbeats go on.
 
 import { DurableObject } from 'cloudflare:workers';
@@ -65,6 +65,10 @@ export interface PeerInspection {
   isolated: boolean;
   /** Messages dropped in or out while isolated. */
   isolatedDrops: number;
+  /** When the Durable Object alarm will next wake this peer (ms since the epoch), or null. */
+  alarmAt: number | null;
+  /** Whether the tick timer runs (stopped for good once the peer is removed). */
+  ticking: boolean;
 }
 
 export class PeerObject extends DurableObject<Env> {
@@ -166,8 +170,9 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   /** This peer's state for operators and tests, as JSON text (see PeerInspection). */
-  inspect(): string {
+  async inspect(): Promise<string> {
     this.wokenBy ??= 'call';
+    const alarmAt = await this.ctx.storage.getAlarm();
     const h = this.hosted;
     const inspection: PeerInspection = {
       name: this.identity() === null ? '' : peerObjectName(this.identity()!.cluster, this.identity()!.id),
@@ -180,6 +185,8 @@ export class PeerObject extends DurableObject<Env> {
       misaddressed: this.misaddressed,
       isolated: this.isolated,
       isolatedDrops: this.isolatedDrops,
+      alarmAt,
+      ticking: this.ticker !== null,
     };
     return JSON.stringify(inspection);
   }
@@ -204,6 +211,19 @@ export class PeerObject extends DurableObject<Env> {
     await this.open();
     const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'genesis'`).toArray()[0];
     return typeof row?.value === 'string' ? row.value : JSON.stringify(initialMembership(this.config, name.id));
+  }
+
+  /** Fault drill: no ticks for `ms` (at most a minute), as when the isolate is starved or
+   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. */
+  holdTicks(ms: number): void {
+    this.wokenBy ??= 'call';
+    if (this.ticker === null || !Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) return;
+    clearInterval(this.ticker);
+    this.ticker = null;
+    setTimeout(() => {
+      if (this.hosted === null || this.hosted.peer.removed() !== null) return;
+      this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
+    }, ms);
   }
 
   /** Fault drill: while isolated, this peer neither receives nor sends Raft messages, as if
@@ -238,7 +258,19 @@ export class PeerObject extends DurableObject<Env> {
     const hosted = this.hosted;
     if (hosted === null) return;
     hosted.peer.tick();
+    if (hosted.peer.removed() !== null) return void this.goDormant(hosted);
     if (!this.alarmArmed && this.isMember(hosted)) void this.armAlarm();
+  }
+
+  /** A removed peer neither ticks nor wakes: it stays asleep, answering 410 when called. */
+  private async goDormant(hosted: Hosted): Promise<void> {
+    if (this.ticker !== null) {
+      clearInterval(this.ticker);
+      this.ticker = null;
+      this.logger(hosted.peer.id)('info', 'peer.dormant', { reason: hosted.peer.removed() });
+    }
+    this.alarmArmed = false;
+    await this.ctx.storage.deleteAlarm();
   }
 
   private async armAlarm(): Promise<void> {
@@ -343,9 +375,12 @@ export class PeerObject extends DurableObject<Env> {
     const log = this.logger(name.id);
     const peer = await Peer.open({
       id: name.id,
+      cluster: name.cluster,
       storage,
       transport,
       clock: { nowMs: () => Date.now() },
+      // The stall guard and the request timeout count in this object's ticks, not the default's.
+      tickMs: this.config.tickMs,
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
       limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
@@ -361,11 +396,12 @@ export class PeerObject extends DurableObject<Env> {
     });
     const hosted: Hosted = { peer, api, transport: rpc, storage, check };
     this.hosted = hosted;
+    if (peer.removed() !== null) {
+      await this.goDormant(hosted);
+      return hosted;
+    }
     this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     await this.armAlarm();
-    // The first bootstrap peer starts the first election at once instead of waiting out an
-    // election timeout, so the cluster answers its very first request promptly.
-    if (fresh && name.id === this.config.bootstrapPeers[0]) peer.campaign();
     return hosted;
   }
 
@@ -379,12 +415,14 @@ export class PeerObject extends DurableObject<Env> {
     if (!needsLeader(request)) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
-    while (hosted.peer.leaderInfo().id === '' && Date.now() < deadline && hosted.peer.status().failure === null) {
+    const waiting = (): boolean => hosted.peer.leaderInfo().id === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
+    while (waiting() && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
     }
   }
 
   private isMember(hosted: Hosted): boolean {
+    if (hosted.peer.removed() !== null) return false;
     const m = hosted.peer.membership();
     return m.voters.includes(hosted.peer.id) || m.learners.includes(hosted.peer.id);
   }

@@ -31,6 +31,10 @@ export interface RaftCore {
   splitMessages(rd: Ready): { beforePersist: Message[]; afterPersist: Message[] };
   /** The commit index alone (status() builds a whole report). */
   committedIndex(): number;
+  /** The last index of this peer's log. */
+  lastIndex(): number;
+  /** Leader only: the highest index known replicated on `id` (null elsewhere, or untracked). */
+  matchIndex(id: NodeId): number | null;
   status(): Status;
   membership(): Membership;
 }

@@ -30,6 +30,11 @@ export type PeerErrorCode =
   /** Membership change conflicts with the current membership (join an existing member,
    *  promote a voter, remove the last voter…). */
   | 'member-conflict'
+  /** Promote refused: the learner is not within limits.promoteLagEntriesMax entries of the
+   *  leader's log yet (details: learnerMatch, leaderLastIndex). Retry once it has caught up. */
+  | 'learner-behind'
+  /** This peer was removed from the cluster: it no longer campaigns or serves. */
+  | 'removed'
   /** The peer is closing or closed. */
   | 'closed'
   /** The peer stopped after a storage failure; it serves nothing until restarted. */
@@ -41,18 +46,31 @@ export class PeerError extends Error {
   readonly leader: NodeId;
   /** The leader's membership address ('' when unknown). */
   readonly leaderAddress: string;
+  /** Numbers a client may act on (learner-behind: learnerMatch, leaderLastIndex). */
+  readonly details: Readonly<Record<string, number>>;
 
-  constructor(code: PeerErrorCode, message: string, leader: NodeId = '', leaderAddress = '') {
+  constructor(code: PeerErrorCode, message: string, leader: NodeId = '', leaderAddress = '', details: Record<string, number> = {}) {
     super(message);
     this.name = 'PeerError';
     this.code = code;
     this.leader = leader;
     this.leaderAddress = leaderAddress;
+    this.details = details;
   }
 }
 
-export function isPeerError(err: unknown): err is PeerError {
-  return err instanceof PeerError;
+export function removedError(self: NodeId, cluster: string): PeerError {
+  return new PeerError('removed', `${self} was removed from cluster ${cluster}; it serves nothing (send requests to a member)`);
+}
+
+export function learnerBehindError(id: NodeId, learnerMatch: number, leaderLastIndex: number, lagEntriesMax: number): PeerError {
+  return new PeerError(
+    'learner-behind',
+    `${id} has replicated up to index ${learnerMatch} of the leader's ${leaderLastIndex}; promote it once it is within ${lagEntriesMax} entries`,
+    '',
+    '',
+    { learnerMatch, leaderLastIndex },
+  );
 }
 
 export function notLeaderError(self: NodeId, leader: NodeId, leaderAddress: string): PeerError {

@@ -4,9 +4,24 @@ import type { Membership, NodeId, RaftConfig, RandomSource } from '../raft/types
 import type { KvLimits } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport } from './ports.ts';
 
-/** How often the host calls Peer.tick(). All peer and Raft timeouts are counted in ticks; the
- *  core's defaults (worker/raft/config.ts: electionTicks 10, heartbeatTicks 1) assume 100 ms. */
-export const TICK_MS = 100;
+/** How often a host calls Peer.tick() unless configured otherwise (both hosts default to it;
+ *  every peer is opened with its host's actual tick, PeerOptions.tickMs). All peer and Raft
+ *  timeouts are counted in ticks; the core's defaults (worker/raft/config.ts: electionTicks 10,
+ *  heartbeatTicks 1) suit 100 ms. */
+export const DEFAULT_TICK_MS = 100;
+
+/** How long a client operation (write, read, membership change, transfer) may wait in the
+ *  peer before it fails with `timeout`, whatever the tick length: the request timeout of both
+ *  hosts. A host's HTTP layer may bound other things (a slow body, a peer message) but never
+ *  answers a client operation sooner. */
+export const REQUEST_TIMEOUT_MS = 5000;
+/** Fewer ticks than this and a slow tick (10 s) would leave no room for one round trip. */
+const REQUEST_TIMEOUT_TICKS_MIN = 5;
+
+/** REQUEST_TIMEOUT_MS in ticks of `tickMs` (the default of PeerLimits.requestTimeoutTicks). */
+export function requestTimeoutTicksFor(tickMs: number): number {
+  return Math.max(REQUEST_TIMEOUT_TICKS_MIN, Math.ceil(REQUEST_TIMEOUT_MS / tickMs));
+}
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 export type PeerLog = (level: LogLevel, event: string, fields: Record<string, unknown>) => void;
@@ -16,7 +31,8 @@ export interface PeerLimits {
   pendingProposalsMax: number;
   /** Reads waiting for a ReadIndex round or for apply to catch up; more are refused. */
   pendingReadsMax: number;
-  /** A client operation not answered within this many ticks fails with `timeout`. */
+  /** A client operation not answered within this many ticks fails with `timeout`
+   *  (default: REQUEST_TIMEOUT_MS at the peer's tick, requestTimeoutTicksFor). */
   requestTimeoutTicks: number;
   /** Take a KV snapshot and compact the log after this many applied entries… */
   snapshotEveryEntries: number;
@@ -30,17 +46,25 @@ export interface PeerLimits {
   /** A snapshot is encoded this many records at a time (one slice after each ready and on
    *  each tick), so a large state never holds the peer up for its whole encoding. */
   snapshotSliceRecords: number;
+  /** A learner is promoted to voter only once it has acknowledged entries and its match index
+   *  is within this many entries of the leader's last index; until then promote is refused
+   *  (learner-behind). A voter that is far behind adds to the quorum without being able to
+   *  acknowledge anything, so promoting it early can stall commits (etcd refuses a promote
+   *  below 90% of the leader's match; an entry count bounds the same thing for any log length:
+   *  what the new voter may still have to receive). */
+  promoteLagEntriesMax: number;
 }
 
-export const DEFAULT_PEER_LIMITS: PeerLimits = {
+/** The defaults of every limit but requestTimeoutTicks, which depends on the tick. */
+export const DEFAULT_PEER_LIMITS: Omit<PeerLimits, 'requestTimeoutTicks'> = {
   pendingProposalsMax: 4096,
   pendingReadsMax: 4096,
-  requestTimeoutTicks: 50, // 5 s at TICK_MS = 100
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 * 1024 * 1024,
   // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
   stateBytesMax: 64 * 1024 * 1024,
   snapshotSliceRecords: 1024,
+  promoteLagEntriesMax: 1000,
 };
 
 export interface PeerOptions {
@@ -58,7 +82,10 @@ export interface PeerOptions {
   kvLimits?: KvLimits;
   limits?: Partial<PeerLimits>;
   log?: PeerLog;
-  /** How often this host calls tick(), in ms (default TICK_MS). Ticks arriving much later than
-   *  this mark the process as stalled, and the leader lease is distrusted for a while. */
-  tickMs?: number;
+  /** The cluster's name, for messages (a removed peer's refusals name it). */
+  cluster?: string;
+  /** How often this host calls tick(), in ms (required: the peer times stalls and converts
+   *  REQUEST_TIMEOUT_MS with it). Ticks arriving much later than this mark the process as
+   *  stalled, and the leader lease is distrusted for a while (lease-guard.ts). */
+  tickMs: number;
 }

@@ -60,6 +60,12 @@ export interface PeerStatus {
   lastLeaderContactMs: number | null;
   /** Why the peer stopped serving (storage failure), or null. */
   failure: string | null;
+  /** The tick length this peer was opened with (its host's), and how many times its ticks came
+   *  more than two tick lengths apart (a stall: the leader lease is then distrusted a while). */
+  tickMs: number;
+  tickStalls: number;
+  /** Set once this peer was removed from the cluster (it serves nothing then), else null. */
+  removed: string | null;
   /** The core's counters of dropped messages, by reason. */
   dropped: Record<string, number>;
 }

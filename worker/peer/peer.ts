@@ -19,11 +19,15 @@
 // arrive while a save is under way accumulate in the core and leave together in the next ready,
 // so concurrent requests share one save (group commit). Apply results that no later ready picks
 // up are flushed on the next tick (or by close()).
+//
+// Beside the loop, in their own files: when to snapshot and the sliced encoding
+// (snapshot-job.ts), whether the leader lease may be trusted (lease-guard.ts), the status and
+// health reports (status.ts), the waiting rooms (waiting.ts) and where a restart starts from
+// (restart.ts).
 
 import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
-import { StateEncoder, decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
-import type { StateView } from '../kv/state-view.ts';
+import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type {
   ConfChange,
@@ -38,19 +42,24 @@ import type {
 import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
-import { PeerError, lostError, notLeaderError, refusalError, timeoutError } from './errors.ts';
+import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
-import { DEFAULT_PEER_LIMITS, TICK_MS } from './options.ts';
+import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
-import { restartFrom } from './restart.ts';
-import type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
-import { ProposalRoom, ReadRoom } from './waiting.ts';
+import { campaignsAtStart, restartFrom } from './restart.ts';
+import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
+import { SnapshotJob } from './snapshot-job.ts';
+import { LeaseGuard } from './lease-guard.ts';
+import { LeaderContact, peerHealth, peerStatus } from './status.ts';
+import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
+import type { Removal } from './removal.ts';
+import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
-export { TICK_MS, DEFAULT_PEER_LIMITS };
+export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
 export type { PeerLimits, PeerLog, PeerOptions };
 export { PeerError } from './errors.ts';
 export type { PeerErrorCode } from './errors.ts';
@@ -67,33 +76,7 @@ export type {
   WriteOutcome,
 } from './outcomes.ts';
 
-interface TransferWaiter {
-  to: NodeId;
-  deadlineTick: number;
-  resolve(leader: NodeId): void;
-  reject(err: PeerError): void;
-}
-
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
-
-/**
- * A snapshot is encoded a slice at a time — after a ready or on a tick, at most one slice per
- * SNAPSHOT_SLICE_GAP_MS — so a large state never holds the peer up for the whole encoding (tens
- * of ms per 100k keys). Under load readies come back to back: one slice per ready alone would
- * still encode the whole state in one burst. A slice stops at limits.snapshotSliceRecords
- * records or at this many key and value characters.
- */
-const SNAPSHOT_SLICE_CHARS = 1024 * 1024;
-const SNAPSHOT_SLICE_GAP_MS = 4;
-
-/** A snapshot being encoded: of the state as of `index` (a view later applies do not change). */
-interface SnapshotJob {
-  view: StateView;
-  encoder: StateEncoder;
-  index: number;
-  term: number;
-  membership: Membership;
-}
 
 export class Peer {
   readonly id: NodeId;
@@ -106,6 +89,7 @@ export class Peer {
   readonly kvLimits: KvLimits;
   private readonly electionTicks: number;
   private readonly tickMs: number;
+  private readonly leaseGuard: LeaseGuard;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
 
@@ -113,14 +97,14 @@ export class Peer {
   private applied: number;
   private appliedTerm: number;
   private appliedMembership: Membership;
+  private appliedMembershipIndex: number;
+  /** Set once this peer knows it is no longer a member (removal.ts): it then serves nothing. */
+  private removal: Removal | null;
+  private readonly cluster: string;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
-  /** No snapshot slice before this clock time (SNAPSHOT_SLICE_GAP_MS). */
-  private nextSliceAtMs = 0;
-  /** Command bytes applied since the last snapshot began (a snapshot is also due by size). */
-  private bytesSinceSnapshot = 0;
-  /** The snapshot being encoded, if any (see SNAPSHOT_SLICE_CHARS). */
-  private snapshotJob: SnapshotJob | null = null;
+  /** When to snapshot, and the snapshot being encoded (a slice at a time). */
+  private readonly snapshotJob: SnapshotJob;
 
   // Soft state as of the last ready handled (the core may already be ahead).
   private role: Role = 'follower';
@@ -129,15 +113,11 @@ export class Peer {
 
   private ticks = 0;
   private readSeq = 0;
-  private lastLeaderContactTick: number | null = null;
-  private lastLeaderContactAtMs: number | null = null;
-  /** Wall time of the last tick, and the tick before which the lease is not trusted (stall). */
-  private lastTickAtMs: number | null = null;
-  private leaseSuspectUntilTick = 0;
+  private readonly leaderContact = new LeaderContact();
 
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
-  private transfer: TransferWaiter | null = null;
+  private readonly transfer = new TransferRoom();
 
   /**
    * Apply results not yet saved (kv changes + applied index, and a compaction snapshot): folded
@@ -145,6 +125,8 @@ export class Peer {
    * machine's dirty set until takeCarry() builds the batch, so applies accumulate.
    */
   private unsaved: { compact: SaveBatch['compact'] } | null = null;
+  /** Storage metadata to write with the next save (the removal record). */
+  private unsavedMeta: Record<string, string> | null = null;
   private loop: Promise<void> | null = null;
   private closing = false;
   private failure: Error | null = null;
@@ -153,6 +135,8 @@ export class Peer {
     applied: number;
     appliedTerm: number;
     appliedMembership: Membership;
+    appliedMembershipIndex: number;
+    removal: Removal | null;
     snapshotIndex: number;
     term: number;
     limits: PeerLimits;
@@ -170,19 +154,25 @@ export class Peer {
     this.applied = init.applied;
     this.appliedTerm = init.appliedTerm;
     this.appliedMembership = init.appliedMembership;
+    this.appliedMembershipIndex = init.appliedMembershipIndex;
+    this.removal = init.removal;
+    this.cluster = opts.cluster ?? 'the cluster';
     this.snapshotIndex = init.snapshotIndex;
     this.term = init.term;
     this.limits = init.limits;
     this.kvLimits = init.kvLimits;
     this.electionTicks = init.electionTicks;
     this.tickMs = init.tickMs;
+    this.leaseGuard = new LeaseGuard(init.tickMs, init.electionTicks, opts.clock);
+    this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
   }
 
   /** Load everything the peer persisted and build the core and the state machine from it. */
   static async open(opts: PeerOptions): Promise<Peer> {
-    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, ...opts.limits });
+    if (!Number.isSafeInteger(opts.tickMs) || opts.tickMs < 1) throw new RangeError(`tickMs must be a positive integer, got ${opts.tickMs}`);
+    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs), ...opts.limits });
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
     const loaded = await opts.storage.load();
@@ -199,12 +189,14 @@ export class Peer {
       applied: start.restart.applied,
       appliedTerm: start.appliedTerm,
       appliedMembership: start.appliedMembership,
+      appliedMembershipIndex: start.appliedMembershipIndex,
+      removal: decodeRemoval(loaded.meta[REMOVED_META_KEY]),
       snapshotIndex: start.restart.snapshot.meta.index,
       term: start.restart.hardState.term,
       limits,
       kvLimits,
       electionTicks: raft.electionTicks,
-      tickMs: opts.tickMs ?? TICK_MS,
+      tickMs: opts.tickMs,
     });
     peer.log('info', 'peer.open', {
       id: opts.id,
@@ -213,45 +205,63 @@ export class Peer {
       entries: start.restart.entries.length,
       snapshotIndex: start.restart.snapshot.meta.index,
       fresh: start.bootstrap !== null,
+      removed: peer.removal !== null,
     });
     peer.kick();
+    if (peer.removal === null && campaignsAtStart(opts.id, start, core.membership())) peer.campaign();
     return peer;
   }
 
   // ---- driven by the host -------------------------------------------------------------------
 
-  /** The host calls this every TICK_MS. */
+  /** The host calls this every tickMs (PeerOptions). */
   tick(): void {
     if (this.closing || this.failure !== null) return;
+    if (this.removal !== null) return this.kick(true); // no Raft time passes; only unsaved results are written
     this.ticks++;
-    this.noteTickTime();
+    const stallMs = this.leaseGuard.noteTick(this.ticks);
+    if (stallMs !== null) this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: stallMs });
     this.core.tick();
     const now = this.ticks;
     this.proposals.expire(now, () => this.timeoutError('write'));
     this.reads.expire(now, () => this.timeoutError('read'));
     this.checkTransfer();
     this.requestParkedReads();
-    if (this.snapshotJob !== null && this.loop === null) this.maybeSnapshot(true);
+    if (this.snapshotJob.active && this.loop === null) this.maybeSnapshot(true);
     this.kick(true);
   }
 
   /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
   receive(msgs: readonly Message[]): void {
-    if (this.closing || this.failure !== null) return;
+    if (this.closing || this.failure !== null || this.removal !== null) return;
+    const told = new Set<NodeId>();
     for (const msg of msgs) {
+      if (msg.type === 'removed') {
+        if (noticeProvesRemoval(this.id, msg, this.core.membership(), this.core.lastIndex())) {
+          this.becomeRemoved({ index: msg.index!, toldBy: msg.from });
+          return;
+        }
+        continue;
+      }
+      // A sender outside the configuration is told so (once per batch); the core still gets
+      // its message and decides as ever (it may be a voter this peer's log has not reached).
+      if (!told.has(msg.from)) {
+        told.add(msg.from);
+        const notice = removalNotice(this.id, this.term, msg.from, this.core.membership(), this.appliedMembership, this.appliedMembershipIndex);
+        if (notice !== null) this.send([notice]);
+      }
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
       if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
-        this.lastLeaderContactTick = this.ticks;
-        this.lastLeaderContactAtMs = this.clock.nowMs();
+        this.leaderContact.heard(this.ticks, this.clock.nowMs());
       }
       this.core.step(msg);
     }
     this.kick();
   }
 
-  /** Start an election now (bootstrap, tests). */
+  /** Start an election now (transfers, tests; open() decides whether a peer campaigns at start). */
   campaign(): void {
-    if (this.closing || this.failure !== null) return;
+    if (this.closing || this.failure !== null || this.removal !== null) return;
     this.core.campaign();
     this.kick();
   }
@@ -266,10 +276,10 @@ export class Peer {
       const carry = this.failure === null ? this.takeCarry() : null;
       if (carry !== null) await this.storage.save(carry);
     } finally {
-      this.abandonSnapshot();
+      this.snapshotJob.abandon();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
-      this.rejectTransfer(closed());
+      this.transfer.fail(closed());
       await this.storage.close();
       this.log('info', 'peer.close', { id: this.id, term: this.term, applied: this.applied });
     }
@@ -320,7 +330,7 @@ export class Peer {
     if (level === 'stale') return this.answer(query);
     if (this.role !== 'leader') throw this.notLeaderError();
     if (level === 'default') {
-      const leaseIndex = this.leaseTrusted() ? this.core.leaseRead() : null;
+      const leaseIndex = this.leaseGuard.trusted(this.ticks) ? this.core.leaseRead() : null;
       if (leaseIndex !== null && leaseIndex <= this.applied) return this.answer(query);
       if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
     }
@@ -336,7 +346,16 @@ export class Peer {
     return this.changeMembership({ type: 'removeNode', node: id });
   }
 
+  /** Promote a learner to voter, once it has caught up (see limits.promoteLagEntriesMax). */
   async promoteMember(id: NodeId): Promise<Membership> {
+    this.assertServing();
+    if (this.role === 'leader' && this.core.membership().learners.includes(id)) {
+      const match = this.core.matchIndex(id) ?? 0;
+      const last = this.core.lastIndex();
+      if (match === 0 || last - match > this.limits.promoteLagEntriesMax) {
+        throw learnerBehindError(id, match, last, this.limits.promoteLagEntriesMax);
+      }
+    }
     return this.changeMembership({ type: 'promoteLearner', node: id });
   }
 
@@ -350,12 +369,11 @@ export class Peer {
       if (membership.learners.includes(to)) throw new PeerError('member-conflict', `${to} is a learner; promote it first`);
       throw new PeerError('member-not-found', `${to} is not a member`);
     }
-    if (this.transfer !== null) throw new PeerError('busy', `a transfer to ${this.transfer.to} is in progress`);
+    const pending = this.transfer.pendingTo;
+    if (pending !== null) throw new PeerError('busy', `a transfer to ${pending} is in progress`);
     if (!this.core.transferLeadership(to)) throw new PeerError('busy', `cannot transfer leadership to ${to} now`);
     this.log('info', 'peer.transfer', { id: this.id, term: this.term, to });
-    const done = new Promise<NodeId>((resolve, reject) => {
-      this.transfer = { to, deadlineTick: this.ticks + this.limits.requestTimeoutTicks, resolve, reject };
-    });
+    const done = this.transfer.add(to, this.ticks + this.limits.requestTimeoutTicks);
     this.kick();
     return done;
   }
@@ -368,6 +386,11 @@ export class Peer {
 
   isLeader(): boolean {
     return this.role === 'leader';
+  }
+
+  /** Null while this peer is a member; once it was removed, what it answers clients (410). */
+  removed(): string | null {
+    return this.removal === null ? null : removedError(this.id, this.cluster).message;
   }
 
   /** Current KV revision applied here. */
@@ -390,74 +413,35 @@ export class Peer {
   }
 
   status(): PeerStatus {
-    const s = this.core.status();
-    const m = s.membership;
-    const member = (id: NodeId, voter: boolean): MemberStatus => ({
-      id,
-      address: m.addresses[id] ?? '',
-      voter,
-      match: s.progress[id]?.match ?? null,
-    });
-    return {
+    return peerStatus({
       id: this.id,
-      role: s.role,
-      term: s.term,
-      leader: s.leader,
-      leaderAddress: s.leader === '' ? '' : (m.addresses[s.leader] ?? ''),
-      commit: s.commit,
+      core: this.core,
+      kv: this.kv,
       applied: this.applied,
-      lastIndex: s.lastIndex,
-      firstIndex: s.firstIndex,
-      snapshotIndex: s.snapshotIndex,
-      revision: this.kv.revision,
-      keys: this.kv.size,
-      stateBytes: this.kv.stateBytes,
-      stateBytesMax: this.limits.stateBytesMax,
-      members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
+      limits: this.limits,
       pendingProposals: this.proposals.size,
       pendingReads: this.reads.size,
       lastLeaderContactMs: this.lastContactMs(),
-      failure: this.failure === null ? null : this.failure.message,
-      dropped: { ...s.dropped },
-    };
+      failure: this.failure,
+      removed: this.removed(),
+      tickMs: this.tickMs,
+      tickStalls: this.leaseGuard.stalls,
+    });
   }
 
-  /** Healthy = serving, a leader is known and heard from within an election timeout, and
-   *  everything this peer knows committed is applied. */
+  /** See peerHealth (status.ts). */
   health(): Health {
-    if (this.failure !== null) return { ok: false, reason: `storage failure: ${this.failure.message}` };
-    if (this.closing) return { ok: false, reason: 'closing' };
-    if (this.leader === '') return { ok: false, reason: 'no leader' };
-    if (this.role !== 'leader') {
-      const since = this.lastLeaderContactTick === null ? Infinity : this.ticks - this.lastLeaderContactTick;
-      if (since > this.electionTicks) return { ok: false, reason: 'leader not heard from within an election timeout' };
-    }
-    const commit = this.core.committedIndex();
-    if (this.applied < commit) return { ok: false, reason: `applying: ${this.applied} of ${commit}` };
-    return { ok: true, reason: '' };
-  }
-
-  // ---- lease guard ---------------------------------------------------------------------------
-  //
-  // The core's lease counts this peer's ticks. A process that was paused or starved (SIGSTOP,
-  // a long GC, an evicted Durable Object woken by its alarm) ticks late, so its tick count lags
-  // the followers', who may have elected a new leader meanwhile. The lease is therefore only
-  // trusted while ticks keep pace with the wall clock: after a gap of more than two tick
-  // intervals it is distrusted for one election timeout (by then the core has renewed it from
-  // heartbeats acknowledged after the gap), and default reads fall back to ReadIndex.
-
-  private noteTickTime(): void {
-    const now = this.clock.nowMs();
-    if (this.lastTickAtMs !== null && now - this.lastTickAtMs > 2 * this.tickMs) {
-      this.leaseSuspectUntilTick = this.ticks + this.electionTicks;
-      this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: now - this.lastTickAtMs });
-    }
-    this.lastTickAtMs = now;
-  }
-
-  private leaseTrusted(): boolean {
-    if (this.ticks < this.leaseSuspectUntilTick) return false;
-    return this.lastTickAtMs !== null && this.clock.nowMs() - this.lastTickAtMs <= 2 * this.tickMs;
+    return peerHealth({
+      failure: this.failure,
+      removed: this.removed(),
+      closing: this.closing,
+      leader: this.leader,
+      isLeader: this.role === 'leader',
+      ticksSinceLeader: this.leaderContact.ticksSince(this.ticks),
+      electionTicks: this.electionTicks,
+      applied: this.applied,
+      commit: this.core.committedIndex(),
+    });
   }
 
   // ---- the ready loop -------------------------------------------------------------------------
@@ -465,7 +449,7 @@ export class Peer {
   /** Start the loop if there is work and none is running. `flush`: also save a lone carry. */
   private kick(flush = false): void {
     if (this.loop !== null || this.closing || this.failure !== null) return;
-    if (!this.core.hasReady() && !(flush && this.unsaved !== null)) return;
+    if (!this.core.hasReady() && !(flush && this.hasCarry())) return;
     this.loop = this.runLoop().finally(() => {
       this.loop = null;
       this.kick();
@@ -474,10 +458,13 @@ export class Peer {
 
   private async runLoop(): Promise<void> {
     try {
-      if (!this.core.hasReady() && this.unsaved !== null) await this.storage.save(this.takeCarry()!);
+      if (!this.core.hasReady() && this.hasCarry()) await this.storage.save(this.takeCarry()!);
       while (!this.closing && this.failure === null && this.core.hasReady()) {
         await this.handleReady(this.core.ready());
       }
+      // Metadata (the removal record) is written now, not on a later tick: a removed peer's
+      // host may stop ticking it.
+      if (this.unsavedMeta !== null && !this.closing && this.failure === null) await this.storage.save(this.takeCarry()!);
     } catch (err) {
       this.stop(err);
     }
@@ -486,11 +473,18 @@ export class Peer {
   /** The unsaved apply results as a save batch (null when there are none). */
   private takeCarry(): SaveBatch | null {
     const unsaved = this.unsaved;
-    if (unsaved === null) return null;
+    const meta = this.unsavedMeta;
+    if (unsaved === null && meta === null) return null;
     this.unsaved = null;
-    const batch: SaveBatch = { kv: this.kv.takeChanges(), applied: this.applied };
-    if (unsaved.compact !== undefined) batch.compact = unsaved.compact;
+    this.unsavedMeta = null;
+    const batch: SaveBatch = unsaved === null ? {} : { kv: this.kv.takeChanges(), applied: this.applied };
+    if (unsaved?.compact !== undefined) batch.compact = unsaved.compact;
+    if (meta !== null) batch.meta = meta;
     return batch;
+  }
+
+  private hasCarry(): boolean {
+    return this.unsaved !== null || this.unsavedMeta !== null;
   }
 
   private async handleReady(rd: Ready): Promise<void> {
@@ -531,13 +525,14 @@ export class Peer {
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
-      this.abandonSnapshot(); // of the state the snapshot just replaced
+      this.snapshotJob.abandon(); // of the state the snapshot just replaced
       this.kv = restored;
       this.applied = meta.index;
       this.appliedTerm = meta.term;
       this.appliedMembership = cloneMembership(meta.membership);
+      this.appliedMembershipIndex = meta.index;
       this.snapshotIndex = meta.index;
-      this.bytesSinceSnapshot = 0;
+      this.snapshotJob.noteInstalled();
       this.proposals.failUpTo(meta.index, () => this.lostError());
       this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
     }
@@ -575,6 +570,7 @@ export class Peer {
   }
 
   private applyEntries(entries: Entry[]): void {
+    let removedAt = 0;
     for (const entry of entries) {
       if (entry.index <= this.applied) continue;
       if (entry.index !== this.applied + 1) {
@@ -585,15 +581,22 @@ export class Peer {
         if (entry.data.length > 0) result = this.applyCommand(entry);
       } else {
         const cc = decodeConfChange(entry.data);
-        if (cc !== null) this.appliedMembership = applyConfChange(this.appliedMembership, cc);
+        if (cc !== null) {
+          this.appliedMembership = applyConfChange(this.appliedMembership, cc);
+          this.appliedMembershipIndex = entry.index;
+          if (cc.type === 'removeNode' && cc.node === this.id) removedAt = entry.index;
+        }
         this.log('info', 'peer.membership.applied', { id: this.id, term: this.term, index: entry.index, change: cc });
       }
       this.applied = entry.index;
       this.appliedTerm = entry.term;
-      this.bytesSinceSnapshot += entry.data.length;
+      this.snapshotJob.noteApplied(entry.data.length);
       this.proposals.applied(entry.index, entry.term, result, () => this.lostError());
     }
     this.unsaved = { compact: this.unsaved?.compact };
+    // Its own removal applied (a leader removing itself has stepped down by now): the answers
+    // above went out; nothing more is served.
+    if (removedAt > 0 && this.removal === null) this.becomeRemoved({ index: removedAt, toldBy: '' });
   }
 
   private applyCommand(entry: Entry): KvResult {
@@ -608,57 +611,47 @@ export class Peer {
     return this.kv.apply(entry.index, cmd);
   }
 
-  /**
-   * Every snapshotEveryEntries applied entries, or sooner once they carry snapshotEveryBytes
-   * (the log is held in memory until compacted): snapshot the KV state and compact the log. The
-   * state is captured at once (a view) and encoded one slice per call; the last slice compacts.
-   */
+  /** Take a slice of the snapshot under way, or begin one when due (snapshot-job.ts); the
+   *  last slice compacts the log. */
   private maybeSnapshot(onTick = false): void {
-    if (this.snapshotJob === null) {
-      const entriesDue = this.applied - this.snapshotIndex >= this.limits.snapshotEveryEntries;
-      const bytesDue = this.applied > this.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
-      if (!entriesDue && !bytesDue) return;
-      this.bytesSinceSnapshot = 0;
-      this.snapshotJob = {
-        view: this.kv.beginView(),
-        encoder: new StateEncoder(this.kv.revision),
-        index: this.applied,
-        term: this.appliedTerm,
-        membership: cloneMembership(this.appliedMembership),
-      };
-    }
-    const job = this.snapshotJob;
-    if (this.clock.nowMs() < this.nextSliceAtMs && !onTick) return;
-    job.encoder.add(job.view.next(this.limits.snapshotSliceRecords, SNAPSHOT_SLICE_CHARS));
-    this.nextSliceAtMs = this.clock.nowMs() + SNAPSHOT_SLICE_GAP_MS; // a gap after the slice, however long it took
-    if (!job.view.done) return;
-    const data = job.encoder.finish(job.view.sessions);
-    this.abandonSnapshot();
-    this.core.compact(job.index, data);
-    const snapshot = { meta: { index: job.index, term: job.term, membership: job.membership }, data };
+    const snapshot = this.snapshotJob.step({
+      kv: this.kv,
+      applied: this.applied,
+      appliedTerm: this.appliedTerm,
+      appliedMembership: this.appliedMembership,
+      snapshotIndex: this.snapshotIndex,
+    }, onTick);
+    if (snapshot === null) return;
+    const index = snapshot.meta.index;
+    this.core.compact(index, snapshot.data);
     // The kv changes up to `applied` (>= the snapshot's index) are saved with the compaction or
     // before it, so the log is never cut ahead of the state that replaces it.
     this.unsaved = { compact: snapshot };
-    this.snapshotIndex = job.index;
-    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index: job.index, bytes: data.length });
-  }
-
-  private abandonSnapshot(): void {
-    this.snapshotJob?.view.close();
-    this.snapshotJob = null;
+    this.snapshotIndex = index;
+    this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index, bytes: snapshot.data.length });
   }
 
   private noteSoftState(role: Role, leader: NodeId, term: number): void {
     if (role !== this.role || leader !== this.leader || term !== this.term) {
       this.log('info', 'peer.role', { id: this.id, term, role, leader });
     }
-    if (role === 'leader') {
-      this.lastLeaderContactTick = this.ticks;
-      this.lastLeaderContactAtMs = this.clock.nowMs();
-    }
+    if (role === 'leader') this.leaderContact.heard(this.ticks, this.clock.nowMs());
     this.role = role;
     this.leader = leader;
     this.term = term;
+  }
+
+  /** This peer is no longer a member: it stops campaigning (no ticks reach the core, messages
+   *  are dropped), fails what waits, refuses clients, and records the removal durably. */
+  private becomeRemoved(removal: Removal): void {
+    this.removal = removal;
+    this.log('warn', 'peer.removed', { id: this.id, term: this.term, index: removal.index, toldBy: removal.toldBy });
+    const removed = (): PeerError => removedError(this.id, this.cluster);
+    this.proposals.failAll(removed);
+    this.reads.failAll(removed);
+    this.transfer.fail(removed());
+    this.unsavedMeta = { ...this.unsavedMeta, [REMOVED_META_KEY]: encodeRemoval(removal) };
+    this.kick(true);
   }
 
   /** A storage failure (or a broken invariant) stops the peer: better down than divergent. */
@@ -669,7 +662,7 @@ export class Peer {
     const failed = (): PeerError => new PeerError('failed', `peer stopped: ${error.message}`);
     this.proposals.failAll(failed);
     this.reads.failAll(failed);
-    this.rejectTransfer(failed());
+    this.transfer.fail(failed());
   }
 
   // ---- waiting rooms --------------------------------------------------------------------------
@@ -734,22 +727,7 @@ export class Peer {
   }
 
   private checkTransfer(): void {
-    const t = this.transfer;
-    if (t === null) return;
-    if (this.leader === t.to) {
-      this.transfer = null;
-      t.resolve(t.to);
-    } else if (this.ticks >= t.deadlineTick) {
-      this.rejectTransfer(new PeerError('timeout', `leadership did not move to ${t.to} in time`));
-    } else if (this.role !== 'leader' && this.leader !== '' && this.leader !== t.to) {
-      this.rejectTransfer(new PeerError('leadership-lost', `${this.leader} took over instead of ${t.to}`));
-    }
-  }
-
-  private rejectTransfer(err: PeerError): void {
-    const t = this.transfer;
-    this.transfer = null;
-    t?.reject(err);
+    this.transfer.check(this.leader, this.role === 'leader', this.ticks);
   }
 
   // ---- answers and errors ---------------------------------------------------------------------
@@ -761,6 +739,7 @@ export class Peer {
   private assertServing(): void {
     if (this.closing) throw new PeerError('closed', 'peer is shutting down');
     if (this.failure !== null) throw new PeerError('failed', `peer stopped: ${this.failure.message}`);
+    if (this.removal !== null) throw removedError(this.id, this.cluster);
   }
 
   private assertProposalRoom(): void {
@@ -783,13 +762,11 @@ export class Peer {
   }
 
   private timeoutError(what: 'write' | 'read'): PeerError {
-    return timeoutError(what, this.limits.requestTimeoutTicks * TICK_MS);
+    return timeoutError(what, this.limits.requestTimeoutTicks * this.tickMs);
   }
 
   private lastContactMs(): number | null {
-    if (this.role === 'leader') return 0;
-    if (this.lastLeaderContactAtMs === null) return null;
-    return Math.max(0, this.clock.nowMs() - this.lastLeaderContactAtMs);
+    return this.leaderContact.msSince(this.clock.nowMs(), this.role === 'leader');
   }
 }
 

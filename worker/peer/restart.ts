@@ -1,6 +1,6 @@
 // From what storage handed back to what the core needs at start, checking what must hold.
 
-import type { HardState, Membership, RestartState, Snapshot } from '../raft/types.ts';
+import type { HardState, Membership, NodeId, RestartState, Snapshot } from '../raft/types.ts';
 import type { KvState } from '../kv/types.ts';
 import { encodeState } from '../kv/codec.ts';
 import type { LoadedState } from './ports.ts';
@@ -34,9 +34,11 @@ export interface StartPlan {
   restart: RestartState;
   /** For a brand-new peer with an initial membership: what to persist before anything else. */
   bootstrap: Bootstrap | null;
-  /** Term of the entry at the applied index, and the membership as of it. */
+  /** Term of the entry at the applied index, the membership as of it, and the index that
+   *  membership was set at (its conf change entry, or the snapshot). */
   appliedTerm: number;
   appliedMembership: Membership;
+  appliedMembershipIndex: number;
 }
 
 /** A peer that never persisted anything: no term, no log, no snapshot, no membership. */
@@ -49,6 +51,18 @@ export function isFresh(loaded: LoadedState): boolean {
     m.voters.length === 0 &&
     m.learners.length === 0
   );
+}
+
+/**
+ * Whether a peer starts an election as soon as it opens instead of waiting out an election
+ * timeout, so the cluster answers its first request promptly: the first founder of a brand-new
+ * cluster (the first voter of its initial membership, one peer only, so founders do not split
+ * the vote), and a sole voter (nobody to wait for, e.g. a one-node cluster restarting). Pre-vote
+ * keeps an early campaign harmless to a cluster that already has a leader.
+ */
+export function campaignsAtStart(id: NodeId, plan: StartPlan, membership: Membership): boolean {
+  if (membership.voters.length === 1 && membership.voters[0] === id) return true;
+  return plan.bootstrap !== null && plan.bootstrap.snapshot.meta.membership.voters[0] === id;
 }
 
 export function restartFrom(loaded: LoadedState, initialMembership: Membership): StartPlan {
@@ -81,12 +95,16 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
   }
   let appliedTerm = snapshot.meta.term;
   let appliedMembership = cloneMembership(snapshot.meta.membership);
+  let appliedMembershipIndex = snapshot.meta.index;
   for (const entry of entries) {
     if (entry.index > applied) break;
     appliedTerm = entry.term;
     if (entry.type === 'conf') {
       const cc = decodeConfChange(entry.data);
-      if (cc !== null) appliedMembership = applyConfChange(appliedMembership, cc);
+      if (cc !== null) {
+        appliedMembership = applyConfChange(appliedMembership, cc);
+        appliedMembershipIndex = entry.index;
+      }
     }
   }
   return {
@@ -94,5 +112,6 @@ export function restartFrom(loaded: LoadedState, initialMembership: Membership):
     bootstrap,
     appliedTerm,
     appliedMembership,
+    appliedMembershipIndex,
   };
 }

@@ -1,9 +1,10 @@
-// The peer's waiting rooms: client operations parked until the log or a ReadIndex round
-// answers them. Both are bounded (the caller checks hasRoom() before adding) and every waiter
+// The peer's waiting rooms: client operations parked until the log, a ReadIndex round or a
+// leadership change answers them. Both are bounded (the caller checks hasRoom() before adding) and every waiter
 // carries a deadline in ticks, so nothing waits forever and nothing grows without limit.
 
 import type { KvResult } from '../kv/types.ts';
-import type { PeerError } from './errors.ts';
+import type { NodeId } from '../raft/types.ts';
+import { PeerError } from './errors.ts';
 
 export interface AppliedOutcome {
   index: number;
@@ -161,5 +162,42 @@ export class ReadRoom {
         waiter.reject(err());
       }
     }
+  }
+}
+
+/** The one leadership transfer a client waits on: answered once this peer sees the target
+ *  lead, failed when another takes over or the deadline passes. */
+export class TransferRoom {
+  private waiter: { to: NodeId; deadlineTick: number; resolve(leader: NodeId): void; reject(err: PeerError): void } | null = null;
+
+  /** The target of the transfer under way, or null. */
+  get pendingTo(): NodeId | null {
+    return this.waiter?.to ?? null;
+  }
+
+  add(to: NodeId, deadlineTick: number): Promise<NodeId> {
+    return new Promise<NodeId>((resolve, reject) => {
+      this.waiter = { to, deadlineTick, resolve, reject };
+    });
+  }
+
+  /** Judge the transfer against what this peer now sees (`leader` '' when none is known). */
+  check(leader: NodeId, isLeader: boolean, now: number): void {
+    const t = this.waiter;
+    if (t === null) return;
+    if (leader === t.to) {
+      this.waiter = null;
+      t.resolve(t.to);
+    } else if (now >= t.deadlineTick) {
+      this.fail(new PeerError('timeout', `leadership did not move to ${t.to} in time`));
+    } else if (!isLeader && leader !== '' && leader !== t.to) {
+      this.fail(new PeerError('leadership-lost', `${leader} took over instead of ${t.to}`));
+    }
+  }
+
+  fail(err: PeerError): void {
+    const t = this.waiter;
+    this.waiter = null;
+    t?.reject(err);
   }
 }

@@ -25,7 +25,7 @@ const CONF_CHANGE_VERSION = 1;
 
 const MESSAGE_TYPES: readonly MessageType[] = [
   'preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp',
-  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow',
+  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow', 'removed',
 ];
 const MESSAGE_TYPE_CODES = new Map<MessageType, number>(MESSAGE_TYPES.map((t, i) => [t, i]));
 const CONF_CHANGE_TYPES: readonly ConfChangeType[] = ['addVoter', 'addLearner', 'promoteLearner', 'removeNode'];

@@ -257,6 +257,7 @@ export class Raft {
     if (bad !== null) return this.drop('malformed');
     if (m.to !== this.id) return this.drop('wrong-recipient');
     if (m.from === this.id) return this.drop('from-self');
+    if (m.type === 'removed') return this.drop('not-raft'); // the peer's to handle, not the core's
     // Requests may come from nodes we do not know yet (a leader that is adding us, a voter
     // our log has not heard of); answers only come from members we asked.
     if (RESPONSES.has(m.type) && !isMember(this.members.current(), m.from)) return this.drop('unknown-sender');

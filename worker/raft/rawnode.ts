@@ -152,6 +152,20 @@ export class RawNode {
     return this.raft.log.committed;
   }
 
+  /** Index of the last entry in this node's log. */
+  lastIndex(): number {
+    return this.raft.log.lastIndex();
+  }
+
+  /** On a leader: the highest index known replicated on member `id` (the leader's own last
+   *  index for itself). Null on a follower, or for a node the leader does not track. */
+  matchIndex(id: NodeId): number | null {
+    const r = this.raft;
+    if (r.role !== 'leader') return null;
+    if (id === r.id) return r.log.lastIndex();
+    return r.progress.get(id)?.match ?? null;
+  }
+
   /**
    * The messages of `rd` (the Ready in flight) that may leave BEFORE its write is durable, and
    * the rest. Raft thesis §10.2.1: a leader may write its log in parallel with replicating it,

@@ -91,7 +91,11 @@ export type MessageType =
   | 'heartbeatResp'
   | 'snapshot'
   | 'snapshotResp'
-  | 'timeoutNow';
+  | 'timeoutNow'
+  /** Not Raft: a member tells a node that messaged it that a committed configuration, the one
+   *  at `index`, does not include that node. The peers handle it (worker/peer/removal.ts); the
+   *  core drops it. */
+  | 'removed';
 
 /**
  * A message between peers. Fields not used by a type are left undefined. The core validates

@@ -11,7 +11,7 @@ export const CONTEXT_BYTES_MAX = 256;
 
 const MESSAGE_TYPES = new Set([
   'preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp',
-  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow',
+  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow', 'removed',
 ]);
 
 function isUint(v: unknown): v is number {
@@ -128,6 +128,9 @@ export function validateMessage(m: unknown): string | null {
       return null;
     case 'snapshot':
       if (msg.snapshot === undefined) return 'snapshot needs a chunk';
+      return null;
+    case 'removed':
+      if (msg.index === undefined || msg.index === 0) return 'removed needs the index of a configuration';
       return null;
     default:
       return null;
