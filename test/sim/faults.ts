@@ -2,12 +2,12 @@
 // partition the network (symmetric splits, isolated leaders, one-way cuts), heal it, change
 // membership (add learner, promote, add voter, remove) and transfer leadership.
 
-import type { ConfChange, NodeId } from '../../worker/raft/types.ts';
+import type { NodeId } from '../../worker/raft/types.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
 import type { SimCluster } from './cluster.ts';
 import { EMPTY_MEMBERSHIP } from './cluster.ts';
 import type { SimNetwork } from './network.ts';
-import type { CrashPoint } from './node.ts';
+import { CRASH_POINTS, type CrashPoint } from './host.ts';
 import { ELECTION_TICKS, type FaultMix } from './options.ts';
 
 export interface FaultStats {
@@ -34,13 +34,11 @@ export class ChaosSchedule {
   private readonly cluster: SimCluster;
   private readonly network: SimNetwork;
   private readonly initialVoters: number;
-  /** The seams of this run's host mode (node.ts CRASH_POINTS / OVERLAP_CRASH_POINTS). */
-  private readonly crashPoints: CrashPoint[];
+  private readonly crashPoints: CrashPoint[] = CRASH_POINTS;
   private readonly trace: (line: string) => void;
 
   constructor(random: SeededRandom, mix: FaultMix, cluster: SimCluster, network: SimNetwork, initialVoters: number,
-    crashPoints: CrashPoint[], trace: (line: string) => void) {
-    this.crashPoints = crashPoints;
+    trace: (line: string) => void) {
     this.random = random;
     this.mix = mix;
     this.cluster = cluster;
@@ -138,28 +136,29 @@ export class ChaosSchedule {
     if (leader === null) return;
     const m = leader.currentMembership();
     if (m === null) return;
-    const options: Array<() => ConfChange | null> = [];
+    type Change = { kind: 'addLearner' | 'addVoter' | 'promote' | 'remove'; node: NodeId };
+    const options: Array<() => Change> = [];
     const canGrow = this.cluster.spawned < this.initialVoters + SPAWNED_EXTRA_MAX || this.cluster.spares().length > 0;
     if (canGrow && m.learners.length < LEARNERS_MAX) options.push(() => this.freshMember('addLearner'));
     if (canGrow && m.voters.length <= this.initialVoters) options.push(() => this.freshMember('addVoter'));
     if (m.learners.length > 0) {
-      options.push(() => ({ type: 'promoteLearner', node: this.pick(m.learners) }));
-      options.push(() => ({ type: 'removeNode', node: this.pick(m.learners) }));
+      options.push(() => ({ kind: 'promote', node: this.pick(m.learners) }));
+      options.push(() => ({ kind: 'remove', node: this.pick(m.learners) }));
     }
-    if (m.voters.length > VOTERS_MIN) options.push(() => ({ type: 'removeNode', node: this.pick(m.voters) }));
+    if (m.voters.length > VOTERS_MIN) options.push(() => ({ kind: 'remove', node: this.pick(m.voters) }));
     if (options.length === 0) return;
-    const cc = this.pick(options)();
-    if (cc === null) return;
+    const change = this.pick(options)();
     this.stats.confChangesProposed++;
-    leader.proposeConfChange(cc);
+    this.trace(`fault ${change.kind} ${change.node} at ${leader.id}`);
+    leader.changeMembership(change.kind, change.node);
   }
 
   /** A node for an add: a spare that was never added, else a brand-new one. */
-  private freshMember(type: 'addLearner' | 'addVoter'): ConfChange | null {
+  private freshMember(kind: 'addLearner' | 'addVoter'): { kind: 'addLearner' | 'addVoter'; node: NodeId } {
     const spares = this.cluster.spares();
     const node = spares.length > 0 ? this.pick(spares) : this.cluster.spawn(EMPTY_MEMBERSHIP);
-    this.trace(`${node.id} spare for ${type}`);
-    return { type, node: node.id, address: `sim://${node.id}` };
+    this.trace(`${node.id} spare for ${kind}`);
+    return { kind, node: node.id };
   }
 
   private transfer(nowTick: number): void {
@@ -176,6 +175,7 @@ export class ChaosSchedule {
     // still believes it leads until CheckQuorum — the window in which a read served without a
     // quorum round or under a stale lease would be stale.
     if (this.random.nextInt(3) === 0) this.cutOffAfterTimeoutNow = leader.id;
+    this.trace(`fault transfer ${leader.id} -> ${target}`);
     leader.transferLeadership(target);
   }
 
