@@ -16,6 +16,7 @@ export interface FaultStats {
   heals: number;
   confChangesProposed: number;
   transfers: number;
+  pauses: number;
 }
 
 /** Membership stays within [VOTERS_MIN, initial + 1] voters and at most 2 learners. */
@@ -28,7 +29,7 @@ const BURST_TICKS = ELECTION_TICKS;
 const SPAWNED_EXTRA_MAX = 8;
 
 export class ChaosSchedule {
-  readonly stats: FaultStats = { crashes: 0, partitions: 0, heals: 0, confChangesProposed: 0, transfers: 0 };
+  readonly stats: FaultStats = { crashes: 0, partitions: 0, heals: 0, confChangesProposed: 0, transfers: 0, pauses: 0 };
   private readonly random: SeededRandom;
   private readonly mix: FaultMix;
   private readonly cluster: SimCluster;
@@ -70,6 +71,20 @@ export class ChaosSchedule {
     }
     if (this.chance(m.membershipPerMille)) this.changeMembership();
     if (this.chance(m.transferPerMille)) this.transfer(nowTick);
+    if (this.chance(m.pausePerMille)) this.pause(nowTick);
+  }
+
+  /** Pause a node's process (the leader half the time: its lease must not outlive the pause). */
+  private pause(nowTick: number): void {
+    const live = this.cluster.live().filter((n) => !n.paused);
+    if (live.length === 0) return;
+    let node = this.pick(live);
+    if (this.random.nextInt(2) === 0) node = this.cluster.leader() ?? node;
+    const ticks = 3 + this.random.nextInt(2 * ELECTION_TICKS);
+    node.pausedUntil = nowTick + ticks;
+    this.stats.pauses++;
+    this.burst(nowTick + ticks);
+    this.trace(`fault pause ${node.id} for ${ticks} ticks`);
   }
 
   private burst(nowTick: number): void {
@@ -185,6 +200,7 @@ export class ChaosSchedule {
   /** Faults healed: nothing armed may fire any more. */
   stop(): void {
     this.cutOffAfterTimeoutNow = '';
+    for (const n of this.cluster.nodes.values()) n.pausedUntil = 0;
     this.burstUntil = 0;
   }
 

@@ -152,6 +152,9 @@ export class SimHost {
   private opening = false;
   /** Crash at this point. */
   crashPlan: CrashPoint | null = null;
+  /** A paused process (a long GC, SIGSTOP, a starved isolate): no ticks, no messages, no
+   *  requests, no disk completions until this tick. The lease guard must notice on resume. */
+  pausedUntil = 0;
   /** Highest entry index sent in appends since the last save() (the early send of a Ready). */
   private sentEntriesSinceSave = 0;
   /** The leader's membership at its previous save (see Invariants.onCommit). */
@@ -173,7 +176,11 @@ export class SimHost {
       mode: s.persistence,
     });
     this.disk.onSave = (batch) => this.atSave(batch);
-    this.disk.onDurable = () => (this.crashPlan === 'at-durable' ? 'crash' : null);
+    this.disk.onDurable = () => {
+      if (this.crashPlan !== 'at-durable') return null;
+      this.env.counters.crashesAtDurable++;
+      return 'crash';
+    };
     this.disk.crashNow = (why) => this.crash(why);
     this.disk.observe(env.invariants.diskObserver(id, (from, to) => this.noteDurableApplied(from, to)));
     env.invariants.disks.set(id, this.disk);
@@ -331,14 +338,19 @@ export class SimHost {
 
   /** One global tick: land due writes, then the node's own clock decides how many peer ticks. */
   tick(globalTick: number): void {
+    if (this.paused) return;
     this.disk.advance();
     const n = this.clock.ticksAt(globalTick);
     for (let i = 0; i < n && this.peer !== null; i++) this.peer.tick();
   }
 
+  get paused(): boolean {
+    return this.pausedUntil > this.env.now();
+  }
+
   receive(messages: Message[]): void {
     const peer = this.peer;
-    if (peer === null) return;
+    if (peer === null || this.paused) return; // a paused process's connections time out
     if (this.disk.outstanding > 0) this.env.counters.stepsDuringWrite += messages.length;
     peer.receive(messages);
   }
@@ -346,7 +358,7 @@ export class SimHost {
   /** A client request, through the peer's public methods as the routers call them. */
   request(req: NodeRequest): void {
     const peer = this.peer;
-    if (peer === null) return; // lost with the node; the client times out
+    if (peer === null || this.paused) return; // lost with the node; the client times out
     const c = this.env.counters;
     if (this.disk.outstanding > 0) c.requestsDuringWrite++;
     const incarnation = this.incarnation;

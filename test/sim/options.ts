@@ -99,6 +99,8 @@ export interface FaultMix {
   inflightAppendsMax: number;
   /** Client operation start probability per idle client per tick. */
   clientPercent: number;
+  /** A node's process pauses (no ticks, messages or requests) for a few ticks. */
+  pausePerMille: number;
   /** Ticks the disk may hold derived-state batches (ports.ts onlyDerivedState) for the next write; 0: never. */
   deferDerivedTicks: number;
   /** Records per slice of the peer's snapshot job (small: the job spans several ticks). */
@@ -126,6 +128,7 @@ export const CALM_MIX: FaultMix = {
   appendBytesMax: 512,
   inflightAppendsMax: 4,
   clientPercent: 30,
+  pausePerMille: 0,
   deferDerivedTicks: 0,
   snapshotSliceRecords: 1024,
   stateBytesMax: STATE_BYTES_UNLIMITED,
@@ -152,6 +155,7 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     appendBytesMax: pick([64, 512, 4096]),
     inflightAppendsMax: pick([1, 4, 16]),
     clientPercent: pick([10, 30, 60]),
+    pausePerMille: on() ? pick([5, 15]) : 0,
     deferDerivedTicks: on() ? pick([1, 3, 10]) : 0,
     snapshotSliceRecords: pick([1, 2, 1024]),
     // Keys k0..k2 with values like "c1.12" hold about 20 bytes: 16 and 24 make puts meet the quota.

@@ -22,7 +22,7 @@ export function formatStats(s: SimStats): string {
     `saves=${s.saves} slow=${s.slowWrites} earlySendSaves=${s.earlySendSaves} derived=${s.derivedDeferred}/${s.derivedLost}lost ` +
     `stepsDuringWrite=${s.stepsDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} stalls=${s.stalls} ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} partitions=${s.partitions} ` +
-    `conf=${s.confChanges}/${s.confChangesApplied}applied transfers=${s.transfers}/${s.transfersTaken}taken leaderAfterHeal=${s.ticksToLeader} ` +
+    `conf=${s.confChanges}/${s.confChangesApplied}applied transfers=${s.transfers}/${s.transfersTaken}taken pauses=${s.pauses} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
 }
 
@@ -44,6 +44,7 @@ export interface Aggregate extends NodeCounters {
   partitions: number;
   confChanges: number;
   transfers: number;
+  pauses: number;
   ticksToLeaderMax: number;
   ticksToLeaderSum: number;
   ticksToConvergeMax: number;
@@ -55,7 +56,7 @@ export function emptyAggregate(): Aggregate {
   return {
     ...emptyNodeCounters(),
     runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, slowDiskRuns: 0, deferRuns: 0, quotaRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
-    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
+    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
 }
@@ -81,6 +82,7 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.partitions += s.partitions;
   a.confChanges += s.confChanges;
   a.transfers += s.transfers;
+  a.pauses += s.pauses;
   a.ticksToLeaderMax = Math.max(a.ticksToLeaderMax, s.ticksToLeader);
   a.ticksToLeaderSum += s.ticksToLeader;
   a.ticksToConvergeMax = Math.max(a.ticksToConvergeMax, s.ticksToConverge);
@@ -109,9 +111,9 @@ export function formatAggregate(a: Aggregate): string {
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
     `snapshots: ${a.compactions} taken by the peers' sliced job, ${a.snapshotsInstalled} installed; retried commands absorbed by sessions ${a.duplicatesAbsorbed}; puts refused at the quota ${a.noSpace} (small quota on ${a.quotaRuns} runs)`,
     `faults: crashes ${a.crashes} (now ${a.crashesNow}; at save() ${a.crashesAtSave}; after an early send ${a.crashesAfterEarlySend}; after an early apply ${a.crashesAfterEarlyApply}, ${a.reappliedEntries} entries re-applied; durable but unanswered ${a.crashesAtDurable}; ${a.crashesDuringWrite} lost outstanding writes), ` +
-      `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken)`,
+      `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken), process pauses ${a.pauses} (${a.stalls} ticks the lease guard took as a stall)`,
     `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
-      `${a.stepsDuringWrite} messages stepped and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes; lease stalls ${a.stalls}`,
+      `${a.stepsDuringWrite} messages stepped and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

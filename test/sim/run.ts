@@ -79,6 +79,7 @@ export interface SimStats extends NodeCounters {
   partitions: number;
   confChanges: number;
   transfers: number;
+  pauses: number;
 }
 
 export interface SimFailure {
@@ -167,7 +168,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   const stats: SimStats = {
     nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
     operations: 0, staleReads: 0, ...emptyNodeCounters(), duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok',
-    messages: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
+    messages: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0,
   };
   let failure: SimFailure | undefined;
   let finalDigest = 0;
@@ -269,6 +270,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   stats.partitions = chaos.stats.partitions;
   stats.confChanges = chaos.stats.confChangesProposed;
   stats.transfers = chaos.stats.transfers;
+  stats.pauses = chaos.stats.pauses;
   const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
     (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
   const result: SimResult = { seed, options, diskDelayTicksMax, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
