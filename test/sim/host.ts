@@ -14,7 +14,6 @@
 import { Peer, PeerError, type PeerLimits } from '../../worker/peer/peer.ts';
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { KvCommand, KvLimits, KvResult } from '../../worker/kv/types.ts';
-import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
 import { encodeState } from '../../worker/kv/codec.ts';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
 import { NodeClock } from './clock.ts';
@@ -69,7 +68,7 @@ export interface NodeCounters {
   crashesAfterEarlySend: number;
   crashesAfterEarlyApply: number;
   crashesAtDurable: number;
-  /** Crashes that lost outstanding writes; of those, writes whose apply results were answered. */
+  /** Crashes that lost outstanding writes (deferred derived state aside: derivedLost). */
   crashesDuringWrite: number;
   /** Entries applied (and answered) before a crash lost their results, applied again after it. */
   reappliedEntries: number;
@@ -136,8 +135,6 @@ export interface NodeEnv {
   readonly tracing: boolean;
 }
 
-const EMPTY: Membership = { voters: [], learners: [], addresses: {} };
-
 export class SimHost {
   readonly id: NodeId;
   readonly disk: SimDisk;
@@ -146,6 +143,8 @@ export class SimHost {
   private readonly initial: Membership;
   /** Draws each write's delay on a slow disk. */
   private readonly diskRandom: SeededRandom;
+  /** Orders what a paused process handles when it wakes. */
+  private readonly wakeRandom: SeededRandom;
   incarnation = 0;
   /** The running peer (null while down or opening). */
   peer: Peer | null = null;
@@ -168,6 +167,7 @@ export class SimHost {
     this.initial = initial;
     this.clock = new NodeClock(stream(env.seed, `clock:${id}`), env.settings.clockSkewPercent);
     this.diskRandom = stream(env.seed, `disk:${id}`);
+    this.wakeRandom = stream(env.seed, `wake:${id}`);
     const s = env.settings;
     this.disk = new SimDisk({
       now: () => env.now(),
@@ -247,6 +247,7 @@ export class SimHost {
     if (appliedInMemory > this.disk.applied) this.lostAppliedUpTo = Math.max(this.lostAppliedUpTo, appliedInMemory);
     this.incarnation++; // the old peer's sends and open() are ignored from now on
     this.peer = null;
+    this.held = [];
     this.opening = false;
     this.crashPlan = null;
     this.log(`crash (${why})${lost.writes > 0 ? `, ${lost.writes} writes lost` : ''}`);
@@ -339,6 +340,7 @@ export class SimHost {
   /** One global tick: land due writes, then the node's own clock decides how many peer ticks. */
   tick(globalTick: number): void {
     if (this.paused) return;
+    this.wake();
     this.disk.advance();
     const n = this.clock.ticksAt(globalTick);
     for (let i = 0; i < n && this.peer !== null; i++) this.peer.tick();
@@ -348,9 +350,35 @@ export class SimHost {
     return this.pausedUntil > this.env.now();
   }
 
+  /** Messages and client requests that reached a paused process: its sockets buffer them, and
+   *  it handles them when it wakes, before its timer's next tick. */
+  private held: Array<{ messages: Message[] } | { req: NodeRequest }> = [];
+
+  /** A process that woke up handles what queued up while it was paused, one socket's data
+   *  before another's in no particular order (a client's read may come before the news that
+   *  another peer leads now: only the lease guard stops a stale answer then). */
+  private wake(): void {
+    if (this.held.length === 0 || this.paused) return;
+    const held = this.held;
+    this.held = [];
+    for (let i = held.length - 1; i > 0; i--) {
+      const j = this.wakeRandom.nextInt(i + 1);
+      [held[i], held[j]] = [held[j]!, held[i]!];
+    }
+    for (const h of held) {
+      if ('req' in h) this.request(h.req);
+      else this.receive(h.messages);
+    }
+  }
+
   receive(messages: Message[]): void {
     const peer = this.peer;
-    if (peer === null || this.paused) return; // a paused process's connections time out
+    if (peer === null) return;
+    if (this.paused) {
+      this.held.push({ messages });
+      return;
+    }
+    this.wake();
     if (this.disk.outstanding > 0) this.env.counters.stepsDuringWrite += messages.length;
     peer.receive(messages);
   }
@@ -358,7 +386,12 @@ export class SimHost {
   /** A client request, through the peer's public methods as the routers call them. */
   request(req: NodeRequest): void {
     const peer = this.peer;
-    if (peer === null || this.paused) return; // lost with the node; the client times out
+    if (peer === null) return; // lost with the node; the client times out
+    if (this.paused) {
+      this.held.push({ req });
+      return;
+    }
+    this.wake();
     const c = this.env.counters;
     if (this.disk.outstanding > 0) c.requestsDuringWrite++;
     const incarnation = this.incarnation;
@@ -484,5 +517,3 @@ export class SimHost {
     if (this.env.tracing) this.env.trace(`${this.id} ${line}`);
   }
 }
-
-export { EMPTY as EMPTY_MEMBERSHIP, DEFAULT_KV_LIMITS };

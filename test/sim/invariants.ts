@@ -1,6 +1,7 @@
 // Raft's safety properties, checked as the run goes (each check is incremental, so it can run
-// after every step). Everything is observed from outside the core: what each node's host
-// persisted, sent and applied. A broken property throws a SimViolation.
+// after every step). Everything is observed from outside the peer: what each node's disk holds
+// as each write lands (diskObserver), the messages it sends, its log events and its answers.
+// A broken property throws a SimViolation.
 //
 //   election safety      at most one leader per term; a voter grants at most one vote per term
 //   log matching         an (index, term) pair names one entry, and one predecessor term
@@ -9,7 +10,7 @@
 //   state machine safety no two nodes apply different entries (or get different results) at
 //                        one index; KV states digested at one applied index are equal
 //   no lost commit       a committed index never changes entry (nor is a committed entry
-//                        truncated from a durable log: see DurableStore.appendEntries)
+//                        overwritten in a durable log: checkWrite)
 //   applied monotonic    a node's applied index never goes back, across restarts too
 //   exactly once         a client command committed twice (a retry with the same stamp) takes
 //                        effect once: the later copy answers exactly what the first one did
@@ -65,6 +66,8 @@ export class Invariants {
   private readonly stateDigests = new Map<number, { digest: number; node: NodeId }>();
   /** "node@term" leaderships whose completeness was already checked. */
   private readonly leadershipChecked = new Set<string>();
+  /** "node@term" -> the highest index known committed when it became leader. */
+  private readonly committedAtElection = new Map<string, number>();
   /** "client#seq" -> the log index that first applied it and its answer. */
   private readonly stamped = new Map<string, { index: number; result: string }>();
   /** Retried commands that Raft committed again and the session table absorbed. */
@@ -81,6 +84,7 @@ export class Invariants {
       violation('election-safety', `two leaders in term ${term}: ${other} and ${node}`);
     }
     this.leaderByTerm.set(term, node);
+    if (!this.committedAtElection.has(`${node}@${term}`)) this.committedAtElection.set(`${node}@${term}`, this.committedMax);
   }
 
   onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
@@ -164,9 +168,12 @@ export class Invariants {
   /** Called once per (node, term) when the node has persisted its first Ready as leader. */
   onLeaderPersisted(node: NodeId, term: number, store: DurableStore): void {
     const key = `${node}@${term}`;
-    if (this.leadershipChecked.has(key)) return;
+    // Only what was known committed when it was elected: on a slow disk this write may land
+    // after a later leader committed entries this one never had (legitimately).
+    const upTo = this.committedAtElection.get(key);
+    if (upTo === undefined || this.leadershipChecked.has(key)) return;
     this.leadershipChecked.add(key);
-    for (let index = store.snapshotIndex + 1; index <= this.committedMax; index++) {
+    for (let index = store.snapshotIndex + 1; index <= upTo; index++) {
       const known = this.committed.get(index);
       if (known === undefined) continue;
       const e = store.entryAt(index);
