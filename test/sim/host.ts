@@ -182,7 +182,20 @@ export class SimHost {
       return 'crash';
     };
     this.disk.crashNow = (why) => this.crash(why);
-    this.disk.observe(env.invariants.diskObserver(id, (from, to) => this.noteDurableApplied(from, to)));
+    // A check failing inside save() would be taken by the peer for a storage failure: report it
+    // to the run instead (the write still lands, as it would have).
+    const checks = env.invariants.diskObserver(id, (from, to) => this.noteDurableApplied(from, to));
+    const guarded = (f: () => void): void => {
+      try {
+        f();
+      } catch (err) {
+        env.fail(err);
+      }
+    };
+    this.disk.observe({
+      beforeDurable: (...args) => guarded(() => checks.beforeDurable(...args)),
+      afterDurable: (...args) => guarded(() => checks.afterDurable(...args)),
+    });
     env.invariants.disks.set(id, this.disk);
   }
 

@@ -35,6 +35,12 @@ interface EntryId {
   digest: number;
 }
 
+interface CommittedEntry extends EntryId {
+  /** Lowest durable term of a node seen holding it committed: it was committed in this term or
+   *  earlier (a node learns a commit from a leader of its own term or an older one). */
+  committedByTerm: number;
+}
+
 interface LoggedEntry extends EntryId {
   prevTerm: number;
 }
@@ -57,7 +63,7 @@ export class Invariants {
   /** index -> term -> what was logged there. */
   private readonly logged = new Map<number, Map<number, LoggedEntry>>();
   /** index -> the entry committed there (as first reported). */
-  private readonly committed = new Map<number, EntryId>();
+  private readonly committed = new Map<number, CommittedEntry>();
   private committedMax = 0;
   /** Per node: highest commit index already cross-checked against `committed`. */
   private readonly commitChecked = new Map<NodeId, number>();
@@ -66,8 +72,6 @@ export class Invariants {
   private readonly stateDigests = new Map<number, { digest: number; node: NodeId }>();
   /** "node@term" leaderships whose completeness was already checked. */
   private readonly leadershipChecked = new Set<string>();
-  /** "node@term" -> the highest index known committed when it became leader. */
-  private readonly committedAtElection = new Map<string, number>();
   /** "client#seq" -> the log index that first applied it and its answer. */
   private readonly stamped = new Map<string, { index: number; result: string }>();
   /** Retried commands that Raft committed again and the session table absorbed. */
@@ -84,7 +88,6 @@ export class Invariants {
       violation('election-safety', `two leaders in term ${term}: ${other} and ${node}`);
     }
     this.leaderByTerm.set(term, node);
-    if (!this.committedAtElection.has(`${node}@${term}`)) this.committedAtElection.set(`${node}@${term}`, this.committedMax);
   }
 
   onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
@@ -142,9 +145,10 @@ export class Invariants {
         if (known.term !== e.term || known.digest !== digest) {
           violation('lost-commit', `${node} commits ${index}/${e.term}, but ${index}/${known.term} was committed`);
         }
+        known.committedByTerm = Math.min(known.committedByTerm, store.hardState.term);
         continue;
       }
-      this.committed.set(index, { term: e.term, digest });
+      this.committed.set(index, { term: e.term, digest, committedByTerm: store.hardState.term });
       if (index > this.committedMax) this.committedMax = index;
       if (leaderOf !== null) this.checkQuorumDurable(node, index, e.term, leaderOf, stores);
     }
@@ -168,14 +172,13 @@ export class Invariants {
   /** Called once per (node, term) when the node has persisted its first Ready as leader. */
   onLeaderPersisted(node: NodeId, term: number, store: DurableStore): void {
     const key = `${node}@${term}`;
-    // Only what was known committed when it was elected: on a slow disk this write may land
-    // after a later leader committed entries this one never had (legitimately).
-    const upTo = this.committedAtElection.get(key);
-    if (upTo === undefined || this.leadershipChecked.has(key)) return;
+    // Only entries committed in an earlier term: on a slow disk this write may land after a
+    // later leader committed entries this one never had (legitimately).
+    if (this.leadershipChecked.has(key)) return;
     this.leadershipChecked.add(key);
-    for (let index = store.snapshotIndex + 1; index <= upTo; index++) {
+    for (let index = store.snapshotIndex + 1; index <= this.committedMax; index++) {
       const known = this.committed.get(index);
-      if (known === undefined) continue;
+      if (known === undefined || known.committedByTerm >= term) continue;
       const e = store.entryAt(index);
       if (e === undefined || e.term !== known.term || entryDigest(e) !== known.digest) {
         violation('leader-completeness', `leader ${node} of term ${term} lacks committed entry ${index}/${known.term}`);
