@@ -182,9 +182,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     tick++;
     if (chaosOn) chaos.tick(tick);
     cluster.restartDue();
-    await settle();
     cluster.deliver(network.take(tick));
-    await settle();
     for (const node of cluster.nodes.values()) node.tick(tick);
     await settle();
     clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
