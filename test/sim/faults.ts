@@ -82,7 +82,8 @@ export class ChaosSchedule {
     const live = this.cluster.live().filter((n) => !n.paused);
     if (live.length === 0) return;
     let node = this.pick(live);
-    if (this.random.nextInt(4) !== 0) node = this.cluster.leader() ?? node;
+    const leader = this.cluster.leader();
+    if (this.random.nextInt(4) !== 0 && leader !== null && !leader.paused) node = leader;
     // Up to four election timeouts: long enough for the others to elect a leader and commit.
     const ticks = 3 + this.random.nextInt(4 * ELECTION_TICKS);
     node.pausedUntil = nowTick + ticks;

@@ -23,7 +23,7 @@ import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS, SIM_TICK_MS } from 
 import { SimDisk, sortedKv, type PersistenceMode, type SaveContext } from './storage.ts';
 import { digestBytes, stream } from './streams.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
-import { violation } from './violation.ts';
+import { SimViolation, violation } from './violation.ts';
 
 /**
  * Where an armed crash fires:
@@ -374,11 +374,29 @@ export class SimHost {
     if (this.held.length === 0 || this.paused) return;
     const held = this.held;
     this.held = [];
-    for (let i = held.length - 1; i > 0; i--) {
-      const j = this.wakeRandom.nextInt(i + 1);
-      [held[i], held[j]] = [held[j]!, held[i]!];
-    }
+    // One socket per peer (its messages in order) and per client request; sockets in any order.
+    const sockets: Array<{ messages: Message[] } | { req: NodeRequest }> = [];
+    const bySender = new Map<NodeId, Message[]>();
     for (const h of held) {
+      if ('req' in h) {
+        sockets.push(h);
+        continue;
+      }
+      for (const m of h.messages) {
+        let queue = bySender.get(m.from);
+        if (queue === undefined) {
+          queue = [];
+          bySender.set(m.from, queue);
+          sockets.push({ messages: queue });
+        }
+        queue.push(m);
+      }
+    }
+    for (let i = sockets.length - 1; i > 0; i--) {
+      const j = this.wakeRandom.nextInt(i + 1);
+      [sockets[i], sockets[j]] = [sockets[j]!, sockets[i]!];
+    }
+    for (const h of sockets) {
       if ('req' in h) this.request(h.req);
       else this.receive(h.messages);
     }
@@ -419,10 +437,18 @@ export class SimHost {
     }
     const pendingBefore = req.level === 'default' ? peer.status().pendingReads : -1;
     const read = peer.read(req.level, (kv) => kv.get(req.key));
-    // A default read that did not wait in the read room was served under the lease.
-    const byLease = req.level === 'default' && peer.status().pendingReads === pendingBefore;
+    // A default read that did not wait in the read room (and did not fail) was served under the
+    // lease, now: by a leader no newer leader may exist beside (lease safety).
+    const after = req.level === 'default' ? peer.status() : null;
+    const byLease = after !== null && after.pendingReads === pendingBefore;
+    const newestLeaderTerm = this.env.invariants.newestLeaderTerm;
     read.then((o) => {
-      if (byLease) c.leaseReads++;
+      if (byLease) {
+        c.leaseReads++;
+        if (newestLeaderTerm > after.term) {
+          this.env.fail(new SimViolation('lease-safety', `${this.id} (term ${after.term}) served a default read under its lease while the leader of term ${newestLeaderTerm} was elected`));
+        }
+      }
       answer({ kind: 'read', value: o.value?.value ?? null, modRevision: o.value?.modRevision ?? 0 });
     }, refuse);
   }

@@ -58,6 +58,8 @@ export class Invariants {
   /** Every node's disk, by id (the quorum-durability check reads them all). */
   readonly disks = new Map<NodeId, SimDisk>();
   private readonly leaderByTerm = new Map<number, NodeId>();
+  /** The highest term any node became leader in (as its peer.role event said). */
+  newestLeaderTerm = 0;
   /** "voter@term" -> candidate granted. */
   private readonly votes = new Map<string, NodeId>();
   /** index -> term -> what was logged there. */
@@ -88,6 +90,7 @@ export class Invariants {
       violation('election-safety', `two leaders in term ${term}: ${other} and ${node}`);
     }
     this.leaderByTerm.set(term, node);
+    if (term > this.newestLeaderTerm) this.newestLeaderTerm = term;
   }
 
   onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
