@@ -77,8 +77,10 @@ export interface NodeCounters {
   slowWrites: number;
   derivedDeferred: number;
   derivedLost: number;
-  /** Messages stepped and client requests taken while a write was outstanding. */
+  /** Messages stepped and client requests taken while a write was outstanding; of the
+   *  messages, acks a leader received while its own write was out. */
   stepsDuringWrite: number;
+  leaderAcksDuringWrite: number;
   requestsDuringWrite: number;
   /** Saves whose own entries had already left in appends (the overlap order's early send). */
   earlySendSaves: number;
@@ -94,7 +96,7 @@ export function emptyNodeCounters(): NodeCounters {
   return {
     leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesNow: 0, crashesAtSave: 0, crashesAfterEarlySend: 0,
     crashesAfterEarlyApply: 0, crashesAtDurable: 0, crashesDuringWrite: 0, reappliedEntries: 0, saves: 0, slowWrites: 0,
-    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, stalls: 0,
+    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, stalls: 0,
     confChangesApplied: 0, transfersTaken: 0,
   };
 }
@@ -410,7 +412,11 @@ export class SimHost {
       return;
     }
     this.wake();
-    if (this.disk.outstanding > 0) this.env.counters.stepsDuringWrite += messages.length;
+    if (this.disk.outstanding > 0) {
+      const c = this.env.counters;
+      c.stepsDuringWrite += messages.length;
+      if (peer.isLeader()) for (const m of messages) if (m.type === 'appendResp' && m.reject !== true) c.leaderAcksDuringWrite++;
+    }
     peer.receive(messages);
   }
 

@@ -113,7 +113,7 @@ export function formatAggregate(a: Aggregate): string {
     `faults: crashes ${a.crashes} (now ${a.crashesNow}; at save() ${a.crashesAtSave}; after an early send ${a.crashesAfterEarlySend}; after an early apply ${a.crashesAfterEarlyApply}, ${a.reappliedEntries} entries re-applied; durable but unanswered ${a.crashesAtDurable}; ${a.crashesDuringWrite} lost outstanding writes), ` +
       `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken), process pauses ${a.pauses} (${a.stalls} ticks the lease guard took as a stall)`,
     `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
-      `${a.stepsDuringWrite} messages stepped and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes`,
+      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

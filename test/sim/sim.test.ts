@@ -62,6 +62,7 @@ describe('simulator (production Peer)', () => {
     expect(instantDiskSlowWrites).toBe(0);
     expect(total.slowWrites).toBeGreaterThan(SEEDS * 40);
     expect(total.stepsDuringWrite).toBeGreaterThan(SEEDS * 100);
+    expect(total.leaderAcksDuringWrite).toBeGreaterThan(SEEDS * 5);
     expect(total.requestsDuringWrite).toBeGreaterThan(SEEDS * 5);
     // Derived state deferred by the disk (and some of it lost in crashes), and the space quota.
     expect(total.deferRuns).toBeGreaterThan(SEEDS / 4);
