@@ -263,6 +263,7 @@ export class SimHost {
     this.incarnation++; // the old peer's sends and open() are ignored from now on
     this.peer = null;
     this.held = [];
+    this.pausedUntil = 0;
     this.opening = false;
     this.crashPlan = null;
     this.log(`crash (${why})${lost.writes > 0 ? `, ${lost.writes} writes lost` : ''}`);
