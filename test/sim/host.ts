@@ -15,7 +15,7 @@ import { Peer, PeerError, type PeerLimits } from '../../worker/peer/peer.ts';
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { KvCommand, KvLimits, KvResult } from '../../worker/kv/types.ts';
 import { encodeState } from '../../worker/kv/codec.ts';
-import type { SaveBatch } from '../../worker/peer/ports.ts';
+import { mayWaitForCompany, type SaveBatch } from '../../worker/peer/ports.ts';
 import { NodeClock } from './clock.ts';
 import type { Invariants } from './invariants.ts';
 import type { SimNetwork } from './network.ts';
@@ -84,8 +84,11 @@ export interface NodeCounters {
   requestsDuringWrite: number;
   /** Saves whose own entries had already left in appends (the overlap order's early send). */
   earlySendSaves: number;
-  /** Puts refused at the space quota. */
+  /** Puts refused at the space quota; operations refused because a waiting room was full. */
   noSpace: number;
+  tooManyPending: number;
+  /** Commit-only appends the transport held for company. */
+  heldForCompany: number;
   /** Ticks the lease guard took as a stall, and membership changes / transfers the peers took. */
   stalls: number;
   confChangesApplied: number;
@@ -96,7 +99,7 @@ export function emptyNodeCounters(): NodeCounters {
   return {
     leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesNow: 0, crashesAtSave: 0, crashesAfterEarlySend: 0,
     crashesAfterEarlyApply: 0, crashesAtDurable: 0, crashesDuringWrite: 0, reappliedEntries: 0, saves: 0, slowWrites: 0,
-    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, stalls: 0,
+    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, tooManyPending: 0, heldForCompany: 0, stalls: 0,
     confChangesApplied: 0, transfersTaken: 0,
   };
 }
@@ -115,6 +118,8 @@ export interface HostSettings {
   diskDelayTicksMax: number;
   /** Ticks derived-state batches may wait (0: never deferred). */
   deferDerivedTicks: number;
+  /** The transport holds commit-only appends for company (ports.ts mayWaitForCompany). */
+  transportWaits: boolean;
   limits: Partial<PeerLimits>;
   kvLimits: KvLimits;
   clockSkewPercent: number;
@@ -264,6 +269,7 @@ export class SimHost {
     this.peer = null;
     this.held = [];
     this.pausedUntil = 0;
+    this.waitingForCompany.clear();
     this.opening = false;
     this.crashPlan = null;
     this.log(`crash (${why})${lost.writes > 0 ? `, ${lost.writes} writes lost` : ''}`);
@@ -317,8 +323,35 @@ export class SimHost {
     } catch (err) {
       this.env.fail(err);
     }
-    this.env.network.send(msgs, this.env.now());
+    if (!this.env.settings.transportWaits) this.env.network.send(msgs, this.env.now());
+    else {
+      // As a batching transport may (ports.ts mayWaitForCompany): a commit-only append waits for
+      // the next message to its peer, or the next tick, and leaves before it, in order.
+      const out: Message[] = [];
+      for (const m of msgs) {
+        const waiting = this.waitingForCompany.get(m.to);
+        if (waiting !== undefined) {
+          out.push(...waiting);
+          this.waitingForCompany.delete(m.to);
+        }
+        if (mayWaitForCompany(m)) {
+          this.waitingForCompany.set(m.to, [m]);
+          this.env.counters.heldForCompany++;
+        } else out.push(m);
+      }
+      if (out.length > 0) this.env.network.send(out, this.env.now());
+    }
     for (const m of msgs) if (m.type === 'timeoutNow') this.env.onTimeoutNow(m.from, m.to);
+  }
+
+  /** Commit-only appends held by the transport, per destination (see send). */
+  private readonly waitingForCompany = new Map<NodeId, Message[]>();
+
+  private flushWaitingForCompany(): void {
+    if (this.waitingForCompany.size === 0) return;
+    const out = [...this.waitingForCompany.values()].flat();
+    this.waitingForCompany.clear();
+    this.env.network.send(out, this.env.now());
   }
 
   private onLog(incarnation: number, _level: string, event: string, fields: Record<string, unknown>): void {
@@ -357,6 +390,7 @@ export class SimHost {
   tick(globalTick: number): void {
     if (this.paused) return;
     this.wake();
+    this.flushWaitingForCompany();
     this.disk.advance();
     const n = this.clock.ticksAt(globalTick);
     for (let i = 0; i < n && this.peer !== null; i++) this.peer.tick();
@@ -478,6 +512,9 @@ export class SimHost {
       case 'member-conflict':
         this.env.fail(new Error(`${this.id} refused a well-formed client operation: ${err.code}: ${err.message}`));
         return { kind: 'dropped', code: err.code };
+      case 'too-many-pending':
+        this.env.counters.tooManyPending++;
+        return { kind: 'refused', leader: err.leader, code: err.code };
       default:
         // not-leader, no-leader, busy, too-many-pending, closed, failed (and a removed member's
         // refusal): nothing was proposed, retry elsewhere.

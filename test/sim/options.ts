@@ -107,6 +107,10 @@ export interface FaultMix {
   snapshotSliceRecords: number;
   /** The space quota (bytes of keys and values): small on some seeds, so puts meet no-space. */
   stateBytesMax: number;
+  /** 1: the transport holds commit-only appends for company (ports.ts mayWaitForCompany). */
+  transportWaits: number;
+  /** The peer's pendingProposalsMax and pendingReadsMax: small on some seeds (too-many-pending). */
+  pendingMax: number;
 }
 
 /** No quota to speak of (the peer's default). */
@@ -132,6 +136,8 @@ export const CALM_MIX: FaultMix = {
   deferDerivedTicks: 0,
   snapshotSliceRecords: 1024,
   stateBytesMax: STATE_BYTES_UNLIMITED,
+  transportWaits: 0,
+  pendingMax: 4096,
 };
 
 /** Each fault kind is switched on for roughly half the seeds so mixes vary widely. */
@@ -160,6 +166,9 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     snapshotSliceRecords: pick([1, 2, 1024]),
     // Keys k0..k2 with values like "c1.12" hold about 20 bytes: 16 and 24 make puts meet the quota.
     stateBytesMax: random.nextInt(4) === 0 ? pick([16, 24]) : STATE_BYTES_UNLIMITED,
+    transportWaits: on() ? 1 : 0,
+    // 4 clients with one operation each: 1 and 2 fill the waiting rooms now and then.
+    pendingMax: random.nextInt(4) === 0 ? pick([1, 2]) : 4096,
   };
 }
 

@@ -109,11 +109,11 @@ export function formatAggregate(a: Aggregate): string {
   return [
     `runs ${a.runs}, failed ${a.failed}`,
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
-    `snapshots: ${a.compactions} taken by the peers' sliced job, ${a.snapshotsInstalled} installed; retried commands absorbed by sessions ${a.duplicatesAbsorbed}; puts refused at the quota ${a.noSpace} (small quota on ${a.quotaRuns} runs)`,
+    `snapshots: ${a.compactions} taken by the peers' sliced job, ${a.snapshotsInstalled} installed; retried commands absorbed by sessions ${a.duplicatesAbsorbed}; puts refused at the quota ${a.noSpace} (small quota on ${a.quotaRuns} runs), operations refused with full waiting rooms ${a.tooManyPending}`,
     `faults: crashes ${a.crashes} (now ${a.crashesNow}; at save() ${a.crashesAtSave}; after an early send ${a.crashesAfterEarlySend}; after an early apply ${a.crashesAfterEarlyApply}, ${a.reappliedEntries} entries re-applied; durable but unanswered ${a.crashesAtDurable}; ${a.crashesDuringWrite} lost outstanding writes), ` +
       `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken), process pauses ${a.pauses} (${a.stalls} ticks the lease guard took as a stall)`,
     `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
-      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes`,
+      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes; ${a.heldForCompany} commit-only appends held for company by the transport`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

@@ -134,7 +134,10 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     persistence: options.persistence,
     diskDelayTicksMax,
     deferDerivedTicks: mix.deferDerivedTicks,
+    transportWaits: mix.transportWaits > 0,
     limits: {
+      pendingProposalsMax: mix.pendingMax,
+      pendingReadsMax: mix.pendingMax,
       requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
       snapshotEveryEntries: mix.compactEveryEntries,
       snapshotSliceRecords: mix.snapshotSliceRecords,

@@ -70,6 +70,9 @@ describe('simulator (production Peer)', () => {
     expect(total.derivedLost).toBeGreaterThan(SEEDS / 20);
     expect(total.quotaRuns).toBeGreaterThan(SEEDS / 8);
     expect(total.noSpace).toBeGreaterThan(SEEDS / 4);
+    // Bounded waiting rooms refuse, and a batching transport holds commit-only appends.
+    expect(total.tooManyPending).toBeGreaterThan(SEEDS / 4);
+    expect(total.heldForCompany).toBeGreaterThan(SEEDS * 20);
   }, 180_000);
 
   it('replays the drawn slow disk: the replay command names it, and forcing it gives the same run', async () => {
