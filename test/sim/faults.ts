@@ -108,6 +108,12 @@ export class ChaosSchedule {
     // Keep a majority of nodes up most of the time: runs with everything down teach nothing.
     if (live.length === 0 || this.cluster.downCount() * 2 >= this.cluster.nodes.size - 1) return;
     let node = this.pick(live);
+    if (this.random.nextInt(6) === 0) {
+      // Not a crash: an operator's clean restart (Peer.close, then open).
+      this.trace(`fault clean restart ${node.id}`);
+      node.restart();
+      return;
+    }
     const point = this.random.nextInt(2) === 0 ? null : this.pick(this.crashPoints);
     // Only a leader sends entries before writing them: aim that seam at one (no extra draw).
     if (point === 'after-early-send') node = this.cluster.leader() ?? node;

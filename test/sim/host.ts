@@ -89,6 +89,8 @@ export interface NodeCounters {
   tooManyPending: number;
   /** Commit-only appends the transport held for company. */
   heldForCompany: number;
+  /** Clean restarts (close, then open) completed. */
+  cleanRestarts: number;
   /** Ticks the lease guard took as a stall, and membership changes / transfers the peers took. */
   stalls: number;
   confChangesApplied: number;
@@ -99,7 +101,7 @@ export function emptyNodeCounters(): NodeCounters {
   return {
     leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesNow: 0, crashesAtSave: 0, crashesAfterEarlySend: 0,
     crashesAfterEarlyApply: 0, crashesAtDurable: 0, crashesDuringWrite: 0, reappliedEntries: 0, saves: 0, slowWrites: 0,
-    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, tooManyPending: 0, heldForCompany: 0, stalls: 0,
+    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, tooManyPending: 0, heldForCompany: 0, cleanRestarts: 0, stalls: 0,
     confChangesApplied: 0, transfersTaken: 0,
   };
 }
@@ -156,6 +158,8 @@ export class SimHost {
   /** The running peer (null while down or opening). */
   peer: Peer | null = null;
   private opening = false;
+  /** Closing for a clean restart (its close() is under way). */
+  private closing = false;
   /** Crash at this point. */
   crashPlan: CrashPoint | null = null;
   /** A paused process (a long GC, SIGSTOP, a starved isolate): no ticks, no messages, no
@@ -210,9 +214,26 @@ export class SimHost {
     return this.peer !== null;
   }
 
-  /** Crashed and not yet restarting (a node whose Peer.open is still under way is neither). */
+  /** Crashed and not yet restarting (a node whose Peer.open or close() is under way is neither). */
   get down(): boolean {
-    return this.peer === null && !this.opening;
+    return this.peer === null && !this.opening && !this.closing;
+  }
+
+  /** A clean restart, as an operator's: close() (the ready in flight finishes, pending apply
+   *  results are saved, waiting clients get `closed`, the storage closes), then open again. */
+  restart(): void {
+    const peer = this.peer;
+    if (peer === null) return;
+    const incarnation = this.incarnation;
+    this.peer = null;
+    this.closing = true;
+    this.log('clean restart: closing');
+    peer.close().then(() => {
+      if (incarnation !== this.incarnation) return; // crashed while closing
+      this.closing = false;
+      this.env.counters.cleanRestarts++;
+      this.start();
+    }, (err: unknown) => this.env.fail(err));
   }
 
   /** Open a new incarnation through Peer.open from what the disk holds. */
@@ -259,7 +280,7 @@ export class SimHost {
 
   /** Lose everything not durable: the Peer object, outstanding writes, deferred state. */
   crash(why: string): void {
-    if (this.peer === null && !this.opening) return;
+    if (this.down) return;
     const c = this.env.counters;
     const appliedInMemory = this.peer?.staleness().applied ?? 0;
     const lost = this.disk.crash();
@@ -267,6 +288,7 @@ export class SimHost {
     if (appliedInMemory > this.disk.applied) this.lostAppliedUpTo = Math.max(this.lostAppliedUpTo, appliedInMemory);
     this.incarnation++; // the old peer's sends and open() are ignored from now on
     this.peer = null;
+    this.closing = false;
     this.held = [];
     this.pausedUntil = 0;
     this.waitingForCompany.clear();

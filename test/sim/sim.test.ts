@@ -43,6 +43,7 @@ describe('simulator (production Peer)', () => {
     expect(total.crashesAtDurable).toBeGreaterThan(SEEDS / 10);
     expect(total.crashesDuringWrite).toBeGreaterThan(SEEDS / 10);
     expect(total.reappliedEntries).toBeGreaterThan(SEEDS / 5);
+    expect(total.cleanRestarts).toBeGreaterThan(SEEDS / 10);
     // Partitions, pauses, membership changes and transfers through the peer's methods.
     expect(total.partitions).toBeGreaterThan(SEEDS);
     expect(total.pauses).toBeGreaterThan(SEEDS / 4);
