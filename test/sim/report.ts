@@ -3,7 +3,7 @@
 
 import type { SimResult, SimStats } from './run.ts';
 import { STATE_BYTES_UNLIMITED } from './options.ts';
-import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './host.ts';
+import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './counters.ts';
 
 export function formatFailure(r: SimResult): string {
   const f = r.failure;

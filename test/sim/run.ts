@@ -14,7 +14,8 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import { emptyNodeCounters, NODE_COUNTER_KEYS, type HostSettings, type NodeAnswer, type NodeCounters, type SimHost } from './host.ts';
+import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './counters.ts';
+import type { HostSettings, NodeAnswer, SimHost } from './host.ts';
 import {
   CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveDisk, resolveOptions,
   type FaultMix, type SimOptions,
