@@ -297,7 +297,7 @@ export class Invariants {
     let applied = disk.applied;
     if (batch.installSnapshot !== undefined) {
       const index = batch.installSnapshot.snapshot.meta.index;
-      if (index <= disk.applied) violation('snapshot-regress', `${node}: snapshot at ${index} would move applied back from ${disk.applied}`);
+      if (index < disk.applied) violation('snapshot-regress', `${node}: snapshot at ${index} would move applied back from ${disk.applied}`);
       snapshotIndex = index;
       applied = index;
     }
