@@ -19,7 +19,7 @@
 // `storage()` loads from what was durable. That pair is what a storage contract suite needs.
 
 import type { Entry, HardState, Membership, Snapshot } from '../../worker/raft/types.ts';
-import type { KvState } from '../../worker/kv/types.ts';
+import type { KvState, SessionRecord } from '../../worker/kv/types.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../../worker/peer/ports.ts';
 import { StateModel } from '../../node-runtime/storage/state-model.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';
@@ -264,13 +264,48 @@ export function sortedKv(kv: KvState): KvState {
   return { revision: kv.revision, records: [...kv.records].sort(byKey), sessions: [...kv.sessions].sort(byKey) };
 }
 
-/** The disk never shares objects with a peer (a real one hands back fresh copies). */
+// The disk never shares a mutable object with a peer (a real one hands back fresh copies).
+// Entries and byte arrays are never changed once made, so they are shared; records, sessions,
+// hard states and memberships are copied. (structuredClone of every batch cost 11% of a run.)
+
 function copyLoaded(l: LoadedState): LoadedState {
-  return structuredClone(l);
+  return { ...l, hardState: { ...l.hardState }, snapshot: copySnapshot(l.snapshot), entries: l.entries.slice(), kv: copyKv(l.kv), meta: { ...l.meta } };
 }
 
 function copyBatch(b: SaveBatch): SaveBatch {
-  return structuredClone(b);
+  const out: SaveBatch = { ...b };
+  if (b.installSnapshot) out.installSnapshot = { snapshot: copySnapshot(b.installSnapshot.snapshot), kv: copyKv(b.installSnapshot.kv) };
+  if (b.compact) out.compact = copySnapshot(b.compact);
+  if (b.entries) out.entries = b.entries.slice();
+  if (b.hardState) out.hardState = { ...b.hardState };
+  if (b.kv) {
+    out.kv = {
+      revision: b.kv.revision,
+      upserts: b.kv.upserts.map(([k, r]) => [k, { ...r }]),
+      deletes: b.kv.deletes.slice(),
+      sessionUpserts: b.kv.sessionUpserts.map(([c, s]) => [c, copySession(s)]),
+      sessionDeletes: b.kv.sessionDeletes.slice(),
+    };
+  }
+  if (b.meta) out.meta = { ...b.meta };
+  return out;
+}
+
+function copySnapshot(s: Snapshot): Snapshot {
+  const m = s.meta.membership;
+  return { meta: { ...s.meta, membership: { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } } }, data: s.data };
+}
+
+function copyKv(kv: KvState): KvState {
+  return {
+    revision: kv.revision,
+    records: kv.records.map(([k, r]) => [k, { ...r }]),
+    sessions: kv.sessions.map(([c, s]) => [c, copySession(s)]),
+  };
+}
+
+function copySession(s: SessionRecord): SessionRecord {
+  return { seq: s.seq, lastIndex: s.lastIndex, result: { ...s.result } };
 }
 
 /**
