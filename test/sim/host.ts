@@ -24,7 +24,7 @@ import { ELECTION_TICKS, HEARTBEAT_TICKS, LEASE_DRIFT_TICKS, SIM_TICK_MS } from 
 import { SimDisk, sortedKv, type PersistenceMode, type SaveContext } from './storage.ts';
 import { digestBytes, stream } from './streams.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
-import { SimViolation, violation } from './violation.ts';
+import { violation } from './violation.ts';
 
 /**
  * Where an armed crash fires:
@@ -457,8 +457,10 @@ export class SimHost {
     read.then((o) => {
       if (byLease) {
         c.leaseReads++;
-        if (newestLeaderTerm > after.term) {
-          this.env.fail(new SimViolation('lease-safety', `${this.id} (term ${after.term}) served a default read under its lease while the leader of term ${newestLeaderTerm} was elected`));
+        try {
+          this.env.invariants.onLeaseRead(this.id, after.term, newestLeaderTerm);
+        } catch (err) {
+          this.env.fail(err);
         }
       }
       answer({ kind: 'read', value: o.value?.value ?? null, modRevision: o.value?.modRevision ?? 0 });

@@ -93,6 +93,14 @@ export class Invariants {
     if (term > this.newestLeaderTerm) this.newestLeaderTerm = term;
   }
 
+  /** `node`, a leader of `term`, served a read under its lease when the newest leader known was
+   *  of `newestTerm`: a lease is only safe while no newer leader can have been elected. */
+  onLeaseRead(node: NodeId, term: number, newestTerm: number): void {
+    if (newestTerm > term) {
+      violation('lease-safety', `${node} (term ${term}) served a default read under its lease while the leader of term ${newestTerm} was elected`);
+    }
+  }
+
   onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
     const key = `${voter}@${term}`;
     const prior = this.votes.get(key);
