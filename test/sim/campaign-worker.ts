@@ -20,7 +20,7 @@ const options = (workerData as { options: Partial<SimOptions> }).options;
 const port = parentPort;
 if (port === null) throw new Error('campaign-worker must run as a worker thread');
 
-port.on('message', (req: RangeRequest | null) => {
+port.on('message', async (req: RangeRequest | null) => {
   if (req === null) {
     port.close();
     return;
@@ -28,7 +28,7 @@ port.on('message', (req: RangeRequest | null) => {
   const aggregate = emptyAggregate();
   const failures: SimResult[] = [];
   for (let seed = req.from; seed < req.to; seed++) {
-    const r = runSim(seed, options);
+    const r = await runSim(seed, options);
     addRun(aggregate, r);
     if (!r.ok) failures.push({ ...r, trace: [] });
   }

@@ -7,9 +7,8 @@
 //   --nodes 3|5      force the cluster size (default: drawn from each seed)
 //   --ticks T        chaos phase length in ticks
 //   --clients C, --keys K, --faults seeded|none,
-//   --persistence correct|forget-vote|send-before-fsync|ack-before-fsync  (broken modes prove the checks bite)
-//   --host seeded|strict|overlap  the host's Ready order (default: a coin flip per seed; see options.ts)
-//   --disk-delay seeded|N  a Ready's write takes 0..N ticks, the node stepping meanwhile (0: instant; see options.ts)
+//   --persistence correct|forget-vote|ack-before-durable  (broken disks prove the checks bite)
+//   --disk-delay seeded|N  a write takes 0..N ticks, the peer stepping meanwhile (0: instant; see options.ts)
 //   --no-wire        skip the message codec
 //   --mix JSON       override fields of the seeded fault mix, e.g. '{"crashPerMille":50}'
 //   --workers W      worker threads (default: available cores)
@@ -18,8 +17,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { RangeReport } from './campaign-worker.ts';
-import type { HostOption, PersistenceMode, SimOptions } from './options.ts';
-import { HOST_OPTIONS, PERSISTENCE_MODES, resolveOptions } from './options.ts';
+import type { PersistenceMode, SimOptions } from './options.ts';
+import { PERSISTENCE_MODES, resolveOptions } from './options.ts';
 import { addRun, emptyAggregate, formatAggregate, formatFailure, formatStats, mergeAggregate } from './report.ts';
 import { runSim, type SimResult } from './run.ts';
 
@@ -64,12 +63,6 @@ function parseArgs(argv: string[]): Args {
         args.options.persistence = v as PersistenceMode;
         break;
       }
-      case '--host': {
-        const v = next();
-        if (!HOST_OPTIONS.includes(v as HostOption)) throw new Error(`--host is one of ${HOST_OPTIONS.join(', ')}, got ${v}`);
-        args.options.host = v as HostOption;
-        break;
-      }
       case '--disk-delay': {
         const v = next();
         args.options.diskDelayTicksMax = v === 'seeded' ? 'seeded' : int(flag, v);
@@ -93,8 +86,8 @@ function parseArgs(argv: string[]): Args {
   return args;
 }
 
-function replayOne(seed: number, options: Partial<SimOptions>): number {
-  const r = runSim(seed, { ...options, trace: true });
+async function replayOne(seed: number, options: Partial<SimOptions>): Promise<number> {
+  const r = await runSim(seed, { ...options, trace: true });
   for (const line of r.trace) console.log(line);
   console.log('');
   console.log(formatStats(r.stats));
@@ -163,14 +156,14 @@ async function campaign(args: Args): Promise<number> {
 
 const args = parseArgs(process.argv.slice(2));
 if (args.seed !== null) {
-  process.exitCode = replayOne(args.seed, args.options);
+  process.exitCode = await replayOne(args.seed, args.options);
 } else if (args.workers === 1) {
   // In-process: no worker threads (handy under a profiler).
   const total = emptyAggregate();
   let failed = 0;
   const started = performance.now();
   for (let seed = args.start; seed < args.start + args.seeds && failed < args.maxFailures; seed++) {
-    const r = runSim(seed, args.options);
+    const r = await runSim(seed, args.options);
     addRun(total, r);
     if (!r.ok) {
       failed++;

@@ -6,9 +6,8 @@
 import type { NodeId } from '../../worker/raft/types.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
 import type { KvCommand, KvResult } from '../../worker/kv/types.ts';
-import { encodeCommand } from '../../worker/kv/codec.ts';
 import type { KvInput, KvOutput, Operation } from '../lin/history.ts';
-import type { NodeAnswer, NodeRequest, ReadLevel } from './node.ts';
+import type { NodeAnswer, NodeRequest, ReadLevel } from './host.ts';
 import { violation } from './violation.ts';
 
 export interface ClientEnv {
@@ -32,8 +31,8 @@ export interface ClientTiming {
 interface PendingOp {
   input: KvInput;
   level: ReadLevel | null;
-  /** Encoded command for writes: every retry sends the same bytes (same stamp). */
-  data: Uint8Array | null;
+  /** The command for writes: every retry sends the same one (same stamp). */
+  data: KvCommand | null;
   call: number;
   startTick: number;
   reqId: number;
@@ -60,12 +59,14 @@ export interface ClientStats {
   attempts: number;
   refused: number;
   timeouts: number;
+  /** Writes refused at the space quota (not applied). */
+  noSpace: number;
 }
 
 export class SimClients {
   readonly history: Operation[] = [];
   readonly staleReads: Operation[] = [];
-  readonly stats: ClientStats = { started: 0, completed: 0, abandoned: 0, attempts: 0, refused: 0, timeouts: 0 };
+  readonly stats: ClientStats = { started: 0, completed: 0, abandoned: 0, attempts: 0, refused: 0, timeouts: 0, noSpace: 0 };
   private readonly clients: ClientState[] = [];
   private readonly inflight = new Map<number, ClientState>();
   private readonly random: SeededRandom;
@@ -146,6 +147,13 @@ export class SimClients {
       op.retryAt = now;
       return;
     }
+    if (answer.kind === 'no-space') {
+      // Refused before it was proposed; an earlier attempt may still have been: unknown then.
+      this.stats.noSpace++;
+      if (op.attempts > 1) this.history.push({ client: c.index, input: op.input, output: { kind: 'unknown' }, call: op.call, ret: Infinity });
+      c.op = null;
+      return;
+    }
     c.leaderHint = from;
     const output = answer.kind === 'read'
       ? { kind: 'get' as const, value: answer.value, modRevision: answer.modRevision }
@@ -181,10 +189,10 @@ export class SimClients {
       const expect = this.random.nextInt(4) === 0 ? this.random.nextInt(seen + 3) : seen;
       input = { op: 'cas', key, expectModRevision: expect, value: `${c.name}.${c.seq + 1}` };
     }
-    let data: Uint8Array | null = null;
+    let data: KvCommand | null = null;
     if (level === null) {
       c.seq++;
-      data = encodeCommand(toCommand(input, c.name, c.seq));
+      data = toCommand(input, c.name, c.seq);
     }
     const now = this.env.now();
     c.op = { input, level, data, call: this.env.stamp(), startTick: now, reqId: 0, target: '', attemptDeadline: 0, retryAt: now, attempts: 0 };
@@ -212,7 +220,7 @@ export class SimClients {
     this.inflight.set(reqId, c);
     this.stats.attempts++;
     const req: NodeRequest = op.data !== null
-      ? { kind: 'write', reqId, data: op.data }
+      ? { kind: 'write', reqId, cmd: op.data }
       : { kind: 'read', reqId, key: op.input.key, level: op.level! };
     this.env.send(target, req);
   }

@@ -3,21 +3,21 @@
 // routes messages from the network and requests from clients to the nodes.
 
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
-import { SimNode, type CrashPoint, type NodeEnv, type NodeRequest } from './node.ts';
-import type { PersistenceMode } from './options.ts';
-import { copyMembership, DurableStore } from './storage.ts';
-
-/** What the cluster needs from its run: a node's environment (the cluster owns the stores). */
-export interface ClusterEnv extends Omit<NodeEnv, 'stores'> {
-  readonly persistence: PersistenceMode;
-}
+import { SimHost, type CrashPoint, type NodeEnv, type NodeRequest } from './host.ts';
 
 export const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
+
+type SimNode = SimHost;
+
+function copyMembership(m: Membership): Membership {
+  return { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } };
+}
 
 export class SimCluster {
   /** Every node ever spawned that is not retired, in spawn order (iteration order is part of the replay). */
   readonly nodes = new Map<NodeId, SimNode>();
-  readonly stores = new Map<NodeId, DurableStore>();
+  /** Every node ever spawned, retired ones included (their counters count too). */
+  readonly everSpawned: SimNode[] = [];
   readonly retired = new Set<NodeId>();
   /** Nodes that were in the committed membership at some point. */
   private readonly everMember = new Set<NodeId>();
@@ -25,43 +25,22 @@ export class SimCluster {
   private readonly downUntil = new Map<NodeId, number>();
   /** Downtime to use once an armed crash fires. */
   private readonly armedDownTicks = new Map<NodeId, number>();
-  private readonly env: ClusterEnv;
-  private readonly nodeEnv: NodeEnv;
+  private readonly env: NodeEnv;
   spawned = 0;
   private committed: Membership | null = null;
   private committedAt = 0;
 
-  constructor(env: ClusterEnv) {
+  constructor(env: NodeEnv) {
     this.env = env;
-    const stores = this.stores;
-    this.nodeEnv = {
-      seed: env.seed,
-      host: env.host,
-      diskDelayTicksMax: env.diskDelayTicksMax,
-      network: env.network,
-      invariants: env.invariants,
-      stores,
-      counters: env.counters,
-      compactEveryEntries: env.compactEveryEntries,
-      clockSkewPercent: env.clockSkewPercent,
-      tuning: env.tuning,
-      requestTimeoutTicks: env.requestTimeoutTicks,
-      now: () => env.now(),
-      answer: (reqId, from, answer) => env.answer(reqId, from, answer),
-      onTimeoutNow: (from, to) => env.onTimeoutNow(from, to),
-      trace: (line) => env.trace(line),
-      tracing: env.tracing,
-    };
   }
 
   /** A brand-new node with the given initial membership (empty: it waits to be added). */
   spawn(initial: Membership): SimNode {
     this.spawned++;
     const id = `n${this.spawned}`;
-    const store = new DurableStore(initial, this.env.persistence);
-    const node = new SimNode(id, store, this.nodeEnv);
+    const node = new SimHost(id, initial, this.env);
     this.nodes.set(id, node);
-    this.stores.set(id, store);
+    this.everSpawned.push(node);
     if (initial.voters.includes(id)) this.everMember.add(id);
     node.start();
     return node;
@@ -91,9 +70,12 @@ export class SimCluster {
   /** Crash `id` now (point null) or arm a crash at a Ready seam; it stays down `downTicks`. */
   crash(id: NodeId, point: CrashPoint | null, downTicks: number): void {
     const node = this.nodes.get(id);
-    if (node === undefined || !node.up) return;
+    if (node === undefined || node.down) return;
     this.armedDownTicks.set(id, downTicks);
-    if (point === null) node.crash('crash now');
+    if (point === null) {
+      this.env.counters.crashesNow++;
+      node.crash('crash now');
+    }
     else node.crashPlan = point;
   }
 
@@ -101,7 +83,7 @@ export class SimCluster {
   restartDue(): void {
     const now = this.env.now();
     for (const node of this.nodes.values()) {
-      if (node.up) continue;
+      if (!node.down) continue;
       let at = this.downUntil.get(node.id);
       if (at === undefined) {
         at = now + (this.armedDownTicks.get(node.id) ?? 0);
@@ -119,7 +101,7 @@ export class SimCluster {
   restartAll(): void {
     for (const node of this.nodes.values()) {
       node.crashPlan = null;
-      if (!node.up) {
+      if (node.down) {
         this.downUntil.delete(node.id);
         this.armedDownTicks.delete(node.id);
         node.start();
@@ -128,14 +110,14 @@ export class SimCluster {
   }
 
   /**
-   * The membership committed cluster-wide: as applied at the highest applied index any node
-   * has reached so far (remembered, since that node may be down now).
+   * The membership committed cluster-wide: as durably applied at the highest applied index any
+   * node's disk has reached so far (remembered, since that node may be gone now).
    */
   committedMembership(): Membership | null {
     for (const n of this.nodes.values()) {
-      if (n.up && n.appliedIndex > this.committedAt) {
-        this.committedAt = n.appliedIndex;
-        this.committed = copyMembership(n.appliedMembership());
+      if (n.disk.applied > this.committedAt) {
+        this.committedAt = n.disk.applied;
+        this.committed = copyMembership(n.disk.appliedMembership());
       }
     }
     return this.committed;
@@ -178,7 +160,7 @@ export class SimCluster {
       }
       list.push(m);
     }
-    for (const [id, msgs] of byNode) this.nodes.get(id)?.step(msgs);
+    for (const [id, msgs] of byNode) this.nodes.get(id)?.receive(msgs);
   }
 
   request(target: NodeId, req: NodeRequest): void {

@@ -2,12 +2,12 @@
 // partition the network (symmetric splits, isolated leaders, one-way cuts), heal it, change
 // membership (add learner, promote, add voter, remove) and transfer leadership.
 
-import type { ConfChange, NodeId } from '../../worker/raft/types.ts';
+import type { NodeId } from '../../worker/raft/types.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
 import type { SimCluster } from './cluster.ts';
 import { EMPTY_MEMBERSHIP } from './cluster.ts';
 import type { SimNetwork } from './network.ts';
-import type { CrashPoint } from './node.ts';
+import { CRASH_POINTS, type CrashPoint } from './host.ts';
 import { ELECTION_TICKS, type FaultMix } from './options.ts';
 
 export interface FaultStats {
@@ -16,6 +16,7 @@ export interface FaultStats {
   heals: number;
   confChangesProposed: number;
   transfers: number;
+  pauses: number;
 }
 
 /** Membership stays within [VOTERS_MIN, initial + 1] voters and at most 2 learners. */
@@ -28,19 +29,17 @@ const BURST_TICKS = ELECTION_TICKS;
 const SPAWNED_EXTRA_MAX = 8;
 
 export class ChaosSchedule {
-  readonly stats: FaultStats = { crashes: 0, partitions: 0, heals: 0, confChangesProposed: 0, transfers: 0 };
+  readonly stats: FaultStats = { crashes: 0, partitions: 0, heals: 0, confChangesProposed: 0, transfers: 0, pauses: 0 };
   private readonly random: SeededRandom;
   private readonly mix: FaultMix;
   private readonly cluster: SimCluster;
   private readonly network: SimNetwork;
   private readonly initialVoters: number;
-  /** The seams of this run's host mode (node.ts CRASH_POINTS / OVERLAP_CRASH_POINTS). */
-  private readonly crashPoints: CrashPoint[];
+  private readonly crashPoints: CrashPoint[] = CRASH_POINTS;
   private readonly trace: (line: string) => void;
 
   constructor(random: SeededRandom, mix: FaultMix, cluster: SimCluster, network: SimNetwork, initialVoters: number,
-    crashPoints: CrashPoint[], trace: (line: string) => void) {
-    this.crashPoints = crashPoints;
+    trace: (line: string) => void) {
     this.random = random;
     this.mix = mix;
     this.cluster = cluster;
@@ -72,6 +71,24 @@ export class ChaosSchedule {
     }
     if (this.chance(m.membershipPerMille)) this.changeMembership();
     if (this.chance(m.transferPerMille)) this.transfer(nowTick);
+    if (this.chance(m.pausePerMille)) this.pause(nowTick);
+  }
+
+  /** Pause a node's process (mostly the leader: its lease must not outlive the pause). */
+  private pause(nowTick: number): void {
+    // No load burst here: clients idle through the pause start operations after writes the
+    // new leader completes meanwhile, and those reaching the paused leader are the ones a stale
+    // lease would answer wrongly.
+    const live = this.cluster.live().filter((n) => !n.paused);
+    if (live.length === 0) return;
+    let node = this.pick(live);
+    const leader = this.cluster.leader();
+    if (this.random.nextInt(4) !== 0 && leader !== null && !leader.paused) node = leader;
+    // Up to four election timeouts: long enough for the others to elect a leader and commit.
+    const ticks = 3 + this.random.nextInt(4 * ELECTION_TICKS);
+    node.pausedUntil = nowTick + ticks;
+    this.stats.pauses++;
+    this.trace(`fault pause ${node.id} for ${ticks} ticks`);
   }
 
   private burst(nowTick: number): void {
@@ -91,6 +108,12 @@ export class ChaosSchedule {
     // Keep a majority of nodes up most of the time: runs with everything down teach nothing.
     if (live.length === 0 || this.cluster.downCount() * 2 >= this.cluster.nodes.size - 1) return;
     let node = this.pick(live);
+    if (this.random.nextInt(6) === 0) {
+      // Not a crash: an operator's clean restart (Peer.close, then open).
+      this.trace(`fault clean restart ${node.id}`);
+      node.restart();
+      return;
+    }
     const point = this.random.nextInt(2) === 0 ? null : this.pick(this.crashPoints);
     // Only a leader sends entries before writing them: aim that seam at one (no extra draw).
     if (point === 'after-early-send') node = this.cluster.leader() ?? node;
@@ -138,28 +161,29 @@ export class ChaosSchedule {
     if (leader === null) return;
     const m = leader.currentMembership();
     if (m === null) return;
-    const options: Array<() => ConfChange | null> = [];
+    type Change = { kind: 'addLearner' | 'addVoter' | 'promote' | 'remove'; node: NodeId };
+    const options: Array<() => Change> = [];
     const canGrow = this.cluster.spawned < this.initialVoters + SPAWNED_EXTRA_MAX || this.cluster.spares().length > 0;
     if (canGrow && m.learners.length < LEARNERS_MAX) options.push(() => this.freshMember('addLearner'));
     if (canGrow && m.voters.length <= this.initialVoters) options.push(() => this.freshMember('addVoter'));
     if (m.learners.length > 0) {
-      options.push(() => ({ type: 'promoteLearner', node: this.pick(m.learners) }));
-      options.push(() => ({ type: 'removeNode', node: this.pick(m.learners) }));
+      options.push(() => ({ kind: 'promote', node: this.pick(m.learners) }));
+      options.push(() => ({ kind: 'remove', node: this.pick(m.learners) }));
     }
-    if (m.voters.length > VOTERS_MIN) options.push(() => ({ type: 'removeNode', node: this.pick(m.voters) }));
+    if (m.voters.length > VOTERS_MIN) options.push(() => ({ kind: 'remove', node: this.pick(m.voters) }));
     if (options.length === 0) return;
-    const cc = this.pick(options)();
-    if (cc === null) return;
+    const change = this.pick(options)();
     this.stats.confChangesProposed++;
-    leader.proposeConfChange(cc);
+    this.trace(`fault ${change.kind} ${change.node} at ${leader.id}`);
+    leader.changeMembership(change.kind, change.node);
   }
 
   /** A node for an add: a spare that was never added, else a brand-new one. */
-  private freshMember(type: 'addLearner' | 'addVoter'): ConfChange | null {
+  private freshMember(kind: 'addLearner' | 'addVoter'): { kind: 'addLearner' | 'addVoter'; node: NodeId } {
     const spares = this.cluster.spares();
     const node = spares.length > 0 ? this.pick(spares) : this.cluster.spawn(EMPTY_MEMBERSHIP);
-    this.trace(`${node.id} spare for ${type}`);
-    return { type, node: node.id, address: `sim://${node.id}` };
+    this.trace(`${node.id} spare for ${kind}`);
+    return { kind, node: node.id };
   }
 
   private transfer(_nowTick: number): void {
@@ -176,6 +200,7 @@ export class ChaosSchedule {
     // still believes it leads until CheckQuorum — the window in which a read served without a
     // quorum round or under a stale lease would be stale.
     if (this.random.nextInt(3) === 0) this.cutOffAfterTimeoutNow = leader.id;
+    this.trace(`fault transfer ${leader.id} -> ${target}`);
     leader.transferLeadership(target);
   }
 
@@ -185,6 +210,7 @@ export class ChaosSchedule {
   /** Faults healed: nothing armed may fire any more. */
   stop(): void {
     this.cutOffAfterTimeoutNow = '';
+    for (const n of this.cluster.nodes.values()) n.pausedUntil = 0;
     this.burstUntil = 0;
   }
 

@@ -1,6 +1,7 @@
 // Raft's safety properties, checked as the run goes (each check is incremental, so it can run
-// after every step). Everything is observed from outside the core: what each node's host
-// persisted, sent and applied. A broken property throws a SimViolation.
+// after every step). Everything is observed from outside the peer: what each node's disk holds
+// as each write lands (diskObserver), the messages it sends, its log events and its answers.
+// A broken property throws a SimViolation.
 //
 //   election safety      at most one leader per term; a voter grants at most one vote per term
 //   log matching         an (index, term) pair names one entry, and one predecessor term
@@ -9,20 +10,35 @@
 //   state machine safety no two nodes apply different entries (or get different results) at
 //                        one index; KV states digested at one applied index are equal
 //   no lost commit       a committed index never changes entry (nor is a committed entry
-//                        truncated from a durable log: see DurableStore.appendEntries)
+//                        overwritten in a durable log: checkWrite)
 //   applied monotonic    a node's applied index never goes back, across restarts too
 //   exactly once         a client command committed twice (a retry with the same stamp) takes
 //                        effect once: the later copy answers exactly what the first one did
 
 import type { Entry, Membership, NodeId } from '../../worker/raft/types.ts';
-import type { KvResult } from '../../worker/kv/types.ts';
-import type { DurableStore } from './storage.ts';
+import type { KvResult, KvState } from '../../worker/kv/types.ts';
+import { decodeState, encodeState } from '../../worker/kv/codec.ts';
+import type { SaveBatch } from '../../worker/peer/ports.ts';
+import { sortedKv, type DiskObserver, type SimDisk } from './storage.ts';
 import { digestBytes } from './streams.ts';
 import { violation } from './violation.ts';
+
+type DurableStore = SimDisk;
+
+/** One digest per KV state (records and sessions in key order). */
+export function kvDigest(kv: KvState): number {
+  return digestBytes(encodeState(sortedKv(kv)));
+}
 
 interface EntryId {
   term: number;
   digest: number;
+}
+
+interface CommittedEntry extends EntryId {
+  /** Lowest durable term of a node seen holding it committed: it was committed in this term or
+   *  earlier (a node learns a commit from a leader of its own term or an older one). */
+  committedByTerm: number;
 }
 
 interface LoggedEntry extends EntryId {
@@ -39,13 +55,17 @@ export function entryDigest(e: Entry): number {
 }
 
 export class Invariants {
+  /** Every node's disk, by id (the quorum-durability check reads them all). */
+  readonly disks = new Map<NodeId, SimDisk>();
   private readonly leaderByTerm = new Map<number, NodeId>();
+  /** The highest term any node became leader in (as its peer.role event said). */
+  newestLeaderTerm = 0;
   /** "voter@term" -> candidate granted. */
   private readonly votes = new Map<string, NodeId>();
   /** index -> term -> what was logged there. */
   private readonly logged = new Map<number, Map<number, LoggedEntry>>();
   /** index -> the entry committed there (as first reported). */
-  private readonly committed = new Map<number, EntryId>();
+  private readonly committed = new Map<number, CommittedEntry>();
   private committedMax = 0;
   /** Per node: highest commit index already cross-checked against `committed`. */
   private readonly commitChecked = new Map<NodeId, number>();
@@ -70,6 +90,15 @@ export class Invariants {
       violation('election-safety', `two leaders in term ${term}: ${other} and ${node}`);
     }
     this.leaderByTerm.set(term, node);
+    if (term > this.newestLeaderTerm) this.newestLeaderTerm = term;
+  }
+
+  /** `node`, a leader of `term`, served a read under its lease when the newest leader known was
+   *  of `newestTerm`: a lease is only safe while no newer leader can have been elected. */
+  onLeaseRead(node: NodeId, term: number, newestTerm: number): void {
+    if (newestTerm > term) {
+      violation('lease-safety', `${node} (term ${term}) served a default read under its lease while the leader of term ${newestTerm} was elected`);
+    }
   }
 
   onVoteGranted(voter: NodeId, candidate: NodeId, term: number): void {
@@ -115,7 +144,7 @@ export class Invariants {
    * have changed in the same batch, and with one-at-a-time changes either one is legitimate).
    */
   onCommit(node: NodeId, commit: number, store: DurableStore, leaderOf: Membership[] | null,
-    stores: ReadonlyMap<NodeId, DurableStore>): void {
+    stores: ReadonlyMap<NodeId, DurableStore> = this.disks): void {
     const from = Math.max(this.commitChecked.get(node) ?? 0, store.snapshotIndex);
     if (commit <= from) return;
     for (let index = from + 1; index <= commit; index++) {
@@ -127,9 +156,10 @@ export class Invariants {
         if (known.term !== e.term || known.digest !== digest) {
           violation('lost-commit', `${node} commits ${index}/${e.term}, but ${index}/${known.term} was committed`);
         }
+        known.committedByTerm = Math.min(known.committedByTerm, store.hardState.term);
         continue;
       }
-      this.committed.set(index, { term: e.term, digest });
+      this.committed.set(index, { term: e.term, digest, committedByTerm: store.hardState.term });
       if (index > this.committedMax) this.committedMax = index;
       if (leaderOf !== null) this.checkQuorumDurable(node, index, e.term, leaderOf, stores);
     }
@@ -153,11 +183,13 @@ export class Invariants {
   /** Called once per (node, term) when the node has persisted its first Ready as leader. */
   onLeaderPersisted(node: NodeId, term: number, store: DurableStore): void {
     const key = `${node}@${term}`;
+    // Only entries committed in an earlier term: on a slow disk this write may land after a
+    // later leader committed entries this one never had (legitimately).
     if (this.leadershipChecked.has(key)) return;
     this.leadershipChecked.add(key);
     for (let index = store.snapshotIndex + 1; index <= this.committedMax; index++) {
       const known = this.committed.get(index);
-      if (known === undefined) continue;
+      if (known === undefined || known.committedByTerm >= term) continue;
       const e = store.entryAt(index);
       if (e === undefined || e.term !== known.term || entryDigest(e) !== known.digest) {
         violation('leader-completeness', `leader ${node} of term ${term} lacks committed entry ${index}/${known.term}`);
@@ -233,5 +265,94 @@ export class Invariants {
 
   onSnapshotInstalled(node: NodeId, index: number, term: number): void {
     this.checkSnapshotAgrees(node, index, term);
+  }
+
+  /**
+   * The checks that read a node's disk as each write lands: the shape of what the peer writes
+   * (no gaps, no overwritten committed entry, monotone term/vote/commit/applied), then what the
+   * write makes durable (log matching, commit durable on a quorum, leader completeness, entries
+   * applied in order from the durable log, exactly-once from the session table, KV state digests).
+   */
+  diskObserver(node: NodeId, onApplied: (from: number, to: number) => void): DiskObserver {
+    return {
+      beforeDurable: (batch, disk) => this.checkWrite(node, batch, disk),
+      afterDurable: (batch, disk, ctx, prior) => {
+        const install = batch.installSnapshot;
+        if (install !== undefined) {
+          const meta = install.snapshot.meta;
+          this.onApplied(node, meta.index, 'snapshot');
+          this.onSnapshotInstalled(node, meta.index, meta.term);
+          this.onStateDigest(node, meta.index, kvDigest(install.kv));
+        }
+        if (batch.compact !== undefined) {
+          this.onStateDigest(node, batch.compact.meta.index, kvDigest(decodeState(batch.compact.data)));
+        }
+        if (batch.entries !== undefined && batch.entries.length > 0) this.onPersistEntries(node, batch.entries, disk);
+        if (batch.hardState !== undefined) this.onCommit(node, disk.hardState.commit, disk, ctx.leaderOf);
+        if (ctx.leaderOf !== null && (batch.hardState !== undefined || batch.entries !== undefined)) this.onLeaderPersisted(node, ctx.term, disk);
+        if (batch.applied !== undefined && install === undefined && batch.applied > prior.applied) {
+          this.onApplied(node, disk.applied, 'apply');
+          for (const [client, s] of batch.kv?.sessionUpserts ?? []) this.onStampedApply(node, `${client}#${s.seq}`, s.lastIndex, s.result);
+          this.onStateDigest(node, disk.applied, kvDigest(disk.kvState()));
+          onApplied(prior.applied, disk.applied);
+        }
+      },
+    };
+  }
+
+  private checkWrite(node: NodeId, batch: SaveBatch, disk: DurableStore): void {
+    let snapshotIndex = disk.snapshotIndex;
+    let applied = disk.applied;
+    if (batch.installSnapshot !== undefined) {
+      const index = batch.installSnapshot.snapshot.meta.index;
+      if (index < disk.applied) violation('snapshot-regress', `${node}: snapshot at ${index} would move applied back from ${disk.applied}`);
+      snapshotIndex = index;
+      applied = index;
+    }
+    if (batch.compact !== undefined) {
+      const index = batch.compact.meta.index;
+      const appliedAfter = Math.max(applied, batch.applied ?? 0);
+      if (index <= snapshotIndex || index > appliedAfter) violation('host-compact', `${node}: compaction at ${index} outside (${snapshotIndex}, ${appliedAfter}]`);
+    }
+    const entries = batch.entries ?? [];
+    if (entries.length > 0) {
+      for (let i = 1; i < entries.length; i++) {
+        if (entries[i]!.index !== entries[i - 1]!.index + 1) violation('ready-entries', `${node}: entries not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`);
+      }
+      const first = entries[0]!.index;
+      const base = batch.compact !== undefined ? batch.compact.meta.index : snapshotIndex;
+      const last = batch.installSnapshot !== undefined ? snapshotIndex : Math.max(base, disk.lastIndex());
+      if (first <= base) violation('ready-entries', `${node}: entry ${first} would overwrite the snapshot at ${base}`);
+      if (first > last + 1) violation('ready-entries', `${node}: entry ${first} leaves a gap after last index ${last}`);
+      // Re-writing an identical entry is harmless; replacing a committed one is the lost-commit bug.
+      const commitFloor = Math.max(applied, disk.hardState.commit);
+      for (const e of entries) {
+        if (e.index > commitFloor) break;
+        const existing = batch.installSnapshot === undefined ? disk.termAt(e.index) : undefined;
+        if (existing !== undefined && existing !== e.term) {
+          violation('committed-overwrite', `${node}: entry ${e.index} term ${existing} replaced by term ${e.term} (commit ${commitFloor})`);
+        }
+      }
+    }
+    const hs = batch.hardState;
+    if (hs !== undefined) {
+      const prior = disk.hardState;
+      if (hs.term < prior.term) violation('term-monotonic', `${node} term ${prior.term} -> ${hs.term}`);
+      if (hs.commit < prior.commit) violation('commit-monotonic', `${node} commit ${prior.commit} -> ${hs.commit}`);
+      if (hs.term === prior.term && prior.vote !== '' && hs.vote !== prior.vote) {
+        violation('vote-once', `${node} changed its vote in term ${hs.term}: ${prior.vote} -> ${hs.vote}`);
+      }
+    }
+    if (batch.applied !== undefined && batch.installSnapshot === undefined) {
+      if (batch.applied < applied) violation('applied-monotonic', `${node}: durable applied ${applied} -> ${batch.applied}`);
+      // What the peer applied is in its durable log (or in this very write) and committed.
+      const commit = Math.max(disk.hardState.commit, hs?.commit ?? 0);
+      if (batch.applied > commit) violation('apply-uncommitted', `${node}: applied ${batch.applied} saved with commit ${commit}`);
+      for (let index = applied + 1; index <= batch.applied; index++) {
+        const e = entries.find((x) => x.index === index) ?? disk.entryAt(index);
+        if (e === undefined) violation('apply-not-durable', `${node} saves applied ${batch.applied}, but entry ${index} is in neither its durable log nor this write`);
+        this.onApply(node, e, '');
+      }
+    }
   }
 }

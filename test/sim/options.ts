@@ -1,70 +1,35 @@
 // What a simulated run is made of. A run is a pure function of (seed, SimOptions): everything
-// not fixed by the options (fault mix, cluster size when `nodes` is 0, compaction cadence) is
+// not fixed by the options (fault mix, cluster size when `nodes` is 0, peer limits, disk) is
 // drawn from the seed, so `--seed S` plus the printed flags replays it exactly.
 
 import { SeededRandom } from '../../worker/raft/random.ts';
 import { stream } from './streams.ts';
+import { PERSISTENCE_MODES, type PersistenceMode } from './storage.ts';
+
+export { PERSISTENCE_MODES, type PersistenceMode } from './storage.ts';
+
+/** The simulated tick in wall milliseconds: the peer's tickMs and the clock's step. */
+export const SIM_TICK_MS = 100;
 
 /**
- * Deliberately broken host behaviours, used only to prove the checkers catch real faults.
- *   forget-vote        the host does not persist `vote` (as if the fsync after voting was skipped)
- *   send-before-fsync  the host sends a Ready's messages before its write is durable, so a crash
- *                      right after sending loses the log entries and hard state they promised
- *   ack-before-fsync   an overlap host that also lets a follower's append acknowledgements leave
- *                      with the leader's early appends, before the entries they acknowledge are
- *                      durable: the leader counts an ack that a crash can take back
- * The first two are strict hosts, the last an overlap host (see HostMode).
- */
-export type PersistenceMode = 'correct' | 'forget-vote' | 'send-before-fsync' | 'ack-before-fsync';
-export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'send-before-fsync', 'ack-before-fsync'];
-
-/**
- * How a node's host orders a Ready.
- *   strict   persist, send everything, apply (the Ready contract's plain order)
- *   overlap  as worker/peer/peer.ts since 71cad32: send RawNode.splitMessages' `beforePersist`
- *            (a leader's appends and heartbeats), apply the committed entries if they are all
- *            <= persistedIndex() and answer their clients, release read states, then persist
- *            (with those entries' KV effects in the same write), send `afterPersist`, apply the
- *            rest (thesis 10.2.1)
- *   seeded   a coin flip per seed picks one of the two (its own stream, so forcing the drawn
- *            mode with --host replays the same run)
- */
-export type HostMode = 'strict' | 'overlap';
-export type HostOption = HostMode | 'seeded';
-export const HOST_OPTIONS: HostOption[] = ['seeded', 'strict', 'overlap'];
-
-/** The host mode of one run: forced by a broken persistence mode, by --host, or drawn from the seed. */
-export function resolveHost(seed: number, opts: SimOptions): HostMode {
-  const forced = hostOfPersistence(opts.persistence);
-  if (forced !== null) return forced;
-  if (opts.host !== 'seeded') return opts.host;
-  return stream(seed, 'host').nextInt(2) === 0 ? 'strict' : 'overlap';
-}
-
-/** The broken modes are defined against one host order. */
-function hostOfPersistence(mode: PersistenceMode): HostMode | null {
-  if (mode === 'forget-vote' || mode === 'send-before-fsync') return 'strict';
-  if (mode === 'ack-before-fsync') return 'overlap';
-  return null;
-}
-
-/**
- * The slow disk: a node's write of a Ready completes 0..max ticks after ready() (each write's
- * delay drawn from the node's own stream); meanwhile the node keeps stepping messages, ticking
- * and taking client requests into the core, as worker/peer/peer.ts does while it awaits its
- * save, and calls ready() again only after that write's advance(). 0 = an instant write (the
- * model before the slow disk existed). 'seeded' draws it per seed from its own stream `disk`:
- * slow on about half the overlap seeds and a quarter of the strict ones.
+ * The slow disk: a write lands 0..max ticks after save() (each write's delay drawn from the
+ * node's own stream `disk:<id>`), in order; meanwhile the peer keeps stepping messages, ticking
+ * and taking requests, as it does on a real host while it awaits its save. 0 = every write is
+ * durable within save(). 'seeded' draws it per seed from its own stream `disk`: slow on about
+ * half the seeds. The broken disk ack-before-durable needs writes that take time: at least 2.
  */
 export type DiskOption = number | 'seeded';
 export const DISK_DELAY_TICKS_MAX = 8;
 
 /** The slow disk's max write delay of one run (0: instant writes). */
-export function resolveDisk(seed: number, opts: SimOptions, host: HostMode): number {
-  if (opts.diskDelayTicksMax !== 'seeded') return opts.diskDelayTicksMax;
-  const r = stream(seed, 'disk');
-  const slow = r.nextInt(4) < (host === 'overlap' ? 2 : 1);
-  return slow ? [1, 2, 4][r.nextInt(3)]! : 0;
+export function resolveDisk(seed: number, opts: SimOptions): number {
+  let max: number;
+  if (opts.diskDelayTicksMax !== 'seeded') max = opts.diskDelayTicksMax;
+  else {
+    const r = stream(seed, 'disk');
+    max = r.nextInt(2) === 0 ? [1, 2, 4][r.nextInt(3)]! : 0;
+  }
+  return opts.persistence === 'ack-before-durable' ? Math.max(2, max) : max;
 }
 
 export interface SimOptions {
@@ -79,7 +44,6 @@ export interface SimOptions {
   /** 'seeded' = draw the fault mix from the seed; 'none' = a clean network and no faults. */
   faults: 'seeded' | 'none';
   persistence: PersistenceMode;
-  host: HostOption;
   /** Max ticks a Ready's write takes (see DiskOption). */
   diskDelayTicksMax: DiskOption;
   /** Push every message through the wire codec (catches aliasing and codec bugs). */
@@ -97,7 +61,6 @@ export const DEFAULT_OPTIONS: SimOptions = {
   keys: 3,
   faults: 'seeded',
   persistence: 'correct',
-  host: 'seeded',
   diskDelayTicksMax: 'seeded',
   wire: true,
   trace: false,
@@ -136,7 +99,22 @@ export interface FaultMix {
   inflightAppendsMax: number;
   /** Client operation start probability per idle client per tick. */
   clientPercent: number;
+  /** A node's process pauses (no ticks, messages or requests) for a few ticks. */
+  pausePerMille: number;
+  /** Ticks the disk may hold derived-state batches (ports.ts onlyDerivedState) for the next write; 0: never. */
+  deferDerivedTicks: number;
+  /** Records per slice of the peer's snapshot job (small: the job spans several ticks). */
+  snapshotSliceRecords: number;
+  /** The space quota (bytes of keys and values): small on some seeds, so puts meet no-space. */
+  stateBytesMax: number;
+  /** 1: the transport holds commit-only appends for company (ports.ts mayWaitForCompany). */
+  transportWaits: number;
+  /** The peer's pendingProposalsMax and pendingReadsMax: small on some seeds (too-many-pending). */
+  pendingMax: number;
 }
+
+/** No quota to speak of (the peer's default). */
+export const STATE_BYTES_UNLIMITED = 64 * 1024 * 1024;
 
 export const CALM_MIX: FaultMix = {
   dropPercent: 0,
@@ -154,6 +132,12 @@ export const CALM_MIX: FaultMix = {
   appendBytesMax: 512,
   inflightAppendsMax: 4,
   clientPercent: 30,
+  pausePerMille: 0,
+  deferDerivedTicks: 0,
+  snapshotSliceRecords: 1024,
+  stateBytesMax: STATE_BYTES_UNLIMITED,
+  transportWaits: 0,
+  pendingMax: 4096,
 };
 
 /** Each fault kind is switched on for roughly half the seeds so mixes vary widely. */
@@ -177,6 +161,14 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     appendBytesMax: pick([64, 512, 4096]),
     inflightAppendsMax: pick([1, 4, 16]),
     clientPercent: pick([10, 30, 60]),
+    pausePerMille: on() ? pick([5, 15]) : 0,
+    deferDerivedTicks: on() ? pick([1, 3, 10]) : 0,
+    snapshotSliceRecords: pick([1, 2, 1024]),
+    // Keys k0..k2 with values like "c1.12" hold about 20 bytes: 16 and 24 make puts meet the quota.
+    stateBytesMax: random.nextInt(4) === 0 ? pick([16, 24]) : STATE_BYTES_UNLIMITED,
+    transportWaits: on() ? 1 : 0,
+    // 4 clients with one operation each: 1 and 2 fill the waiting rooms now and then.
+    pendingMax: random.nextInt(4) === 0 ? pick([1, 2]) : 4096,
   };
 }
 
@@ -186,14 +178,10 @@ export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
   if (!(opts.chaosTicks >= 0 && opts.chaosTicks <= 1_000_000)) throw new RangeError('chaosTicks out of range');
   if (!(opts.clients >= 0 && opts.clients <= 64)) throw new RangeError('clients must be in [0, 64]');
   if (!(opts.keys >= 1 && opts.keys <= 64)) throw new RangeError('keys must be in [1, 64]');
-  if (!HOST_OPTIONS.includes(opts.host)) throw new RangeError(`host must be one of ${HOST_OPTIONS.join(', ')}, got ${opts.host}`);
+  if (!PERSISTENCE_MODES.includes(opts.persistence)) throw new RangeError(`persistence must be one of ${PERSISTENCE_MODES.join(', ')}, got ${opts.persistence}`);
   const disk = opts.diskDelayTicksMax;
   if (disk !== 'seeded' && !(Number.isInteger(disk) && disk >= 0 && disk <= DISK_DELAY_TICKS_MAX)) {
     throw new RangeError(`diskDelayTicksMax must be 'seeded' or an integer in [0, ${DISK_DELAY_TICKS_MAX}], got ${disk}`);
-  }
-  const forced = hostOfPersistence(opts.persistence);
-  if (forced !== null && opts.host !== 'seeded' && opts.host !== forced) {
-    throw new RangeError(`persistence ${opts.persistence} needs host ${forced}, got ${opts.host}`);
   }
   for (const [k, v] of Object.entries(opts.mix)) {
     if (!(k in CALM_MIX)) throw new RangeError(`unknown fault mix field ${k}`);
@@ -215,10 +203,8 @@ export function replayCommand(seed: number, opts: SimOptions): string {
   if (opts.keys !== d.keys) flags.push(`--keys ${opts.keys}`);
   if (opts.faults !== d.faults) flags.push(`--faults ${opts.faults}`);
   if (opts.persistence !== d.persistence) flags.push(`--persistence ${opts.persistence}`);
-  const host = resolveHost(seed, opts);
-  if (hostOfPersistence(opts.persistence) === null) flags.push(`--host ${host}`);
   // Only a slow disk is named: a seed that drew an instant one replays the same without it.
-  const disk = resolveDisk(seed, opts, host);
+  const disk = resolveDisk(seed, opts);
   if (disk > 0) flags.push(`--disk-delay ${disk}`);
   if (opts.wire !== d.wire) flags.push(opts.wire ? '--wire' : '--no-wire');
   if (Object.keys(opts.mix).length > 0) flags.push(`--mix '${JSON.stringify(opts.mix)}'`);

@@ -2,7 +2,8 @@
 // the exact replay command) and a running aggregate of the stats.
 
 import type { SimResult, SimStats } from './run.ts';
-import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './node.ts';
+import { STATE_BYTES_UNLIMITED } from './options.ts';
+import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './counters.ts';
 
 export function formatFailure(r: SimResult): string {
   const f = r.failure;
@@ -16,12 +17,12 @@ export function formatFailure(r: SimResult): string {
 
 export function formatStats(s: SimStats): string {
   return `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
-    `snapshots=${s.snapshotsInstalled}/${s.compactions} seamCrashes=${s.crashesAtSeams} dupsAbsorbed=${s.duplicatesAbsorbed} ` +
-    `early=${s.earlyMessages}msgs/${s.earlyApplies}applies earlySendCrashes=${s.crashesAfterEarlySend} ` +
-    `earlyApplyCrashes=${s.crashesAfterEarlyApply}(${s.reappliedEntries} reapplied) ` +
-    `slowWrites=${s.slowWrites} stepsDuringWrite=${s.stepsDuringWrite} leaderAcks=${s.leaderAcksDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} writeCrashes=${s.crashesDuringWrite} ` +
-    `unknown=${s.unknownOutcome} msgs=${s.messages} crashes=${s.crashes} partitions=${s.partitions} ` +
-    `conf=${s.confChanges} transfers=${s.transfers} leaderAfterHeal=${s.ticksToLeader} ` +
+    `snapshots=${s.snapshotsInstalled}/${s.compactions} dupsAbsorbed=${s.duplicatesAbsorbed} noSpace=${s.noSpace} ` +
+    `crashes=${s.crashes} (now ${s.crashesNow}, atSave ${s.crashesAtSave}, afterEarlySend ${s.crashesAfterEarlySend}, afterEarlyApply ${s.crashesAfterEarlyApply}, atDurable ${s.crashesAtDurable}, lostWrites ${s.crashesDuringWrite}, reapplied ${s.reappliedEntries}) ` +
+    `saves=${s.saves} slow=${s.slowWrites} earlySendSaves=${s.earlySendSaves} derived=${s.derivedDeferred}/${s.derivedLost}lost ` +
+    `stepsDuringWrite=${s.stepsDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} stalls=${s.stalls} ` +
+    `unknown=${s.unknownOutcome} msgs=${s.messages} partitions=${s.partitions} ` +
+    `conf=${s.confChanges}/${s.confChangesApplied}applied transfers=${s.transfers}/${s.transfersTaken}taken pauses=${s.pauses} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
 }
 
@@ -32,11 +33,10 @@ export interface Aggregate extends NodeCounters {
   committed: number;
   operations: number;
   staleReads: number;
-  /** Runs with an overlap host (what their early steps did is in the NodeCounters sums). */
-  overlapRuns: number;
-  /** Runs with a slow disk (writes outstanding while the node steps), and how many were strict. */
+  /** Runs with a slow disk (writes outstanding while the node steps), with derived-state deferral, with a small quota. */
   slowDiskRuns: number;
-  slowDiskStrictRuns: number;
+  deferRuns: number;
+  quotaRuns: number;
   duplicatesAbsorbed: number;
   unknownOutcome: number;
   linUnknown: number;
@@ -44,6 +44,7 @@ export interface Aggregate extends NodeCounters {
   partitions: number;
   confChanges: number;
   transfers: number;
+  pauses: number;
   ticksToLeaderMax: number;
   ticksToLeaderSum: number;
   ticksToConvergeMax: number;
@@ -54,8 +55,8 @@ export interface Aggregate extends NodeCounters {
 export function emptyAggregate(): Aggregate {
   return {
     ...emptyNodeCounters(),
-    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, overlapRuns: 0, slowDiskRuns: 0, slowDiskStrictRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
-    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
+    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, slowDiskRuns: 0, deferRuns: 0, quotaRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
+    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
     ticksToConvergeMax: 0, leaderHistogram: {},
   };
 }
@@ -71,11 +72,9 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.operations += s.operations;
   a.staleReads += s.staleReads;
   for (const k of NODE_COUNTER_KEYS) a[k] += s[k];
-  if (r.host === 'overlap') a.overlapRuns++;
-  if (r.diskDelayTicksMax > 0) {
-    a.slowDiskRuns++;
-    if (r.host === 'strict') a.slowDiskStrictRuns++;
-  }
+  if (r.diskDelayTicksMax > 0) a.slowDiskRuns++;
+  if (r.mix.deferDerivedTicks > 0) a.deferRuns++;
+  if (r.mix.stateBytesMax < STATE_BYTES_UNLIMITED) a.quotaRuns++;
   a.duplicatesAbsorbed += s.duplicatesAbsorbed;
   a.unknownOutcome += s.unknownOutcome;
   if (s.linearizability === 'unknown') a.linUnknown++;
@@ -83,6 +82,7 @@ export function addRun(a: Aggregate, r: SimResult): void {
   a.partitions += s.partitions;
   a.confChanges += s.confChanges;
   a.transfers += s.transfers;
+  a.pauses += s.pauses;
   a.ticksToLeaderMax = Math.max(a.ticksToLeaderMax, s.ticksToLeader);
   a.ticksToLeaderSum += s.ticksToLeader;
   a.ticksToConvergeMax = Math.max(a.ticksToConvergeMax, s.ticksToConverge);
@@ -109,12 +109,11 @@ export function formatAggregate(a: Aggregate): string {
   return [
     `runs ${a.runs}, failed ${a.failed}`,
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,
-    `snapshots installed ${a.snapshotsInstalled} (hosts compacted ${a.compactions} times), retried commands absorbed by sessions ${a.duplicatesAbsorbed}`,
-    `faults: crashes ${a.crashes} (${a.crashesAtSeams} at a Ready seam), partitions ${a.partitions}, conf changes proposed ${a.confChanges}, transfers ${a.transfers}`,
-    `overlap host on ${a.overlapRuns} runs: ${a.earlyMessages} messages sent before their write, ${a.earlyApplies} Readies applied before it; ` +
-      `crashes that lost the write of sent entries ${a.crashesAfterEarlySend}, after an early apply ${a.crashesAfterEarlyApply} (${a.reappliedEntries} entries re-applied)`,
-    `slow disk on ${a.slowDiskRuns} runs (${a.slowDiskStrictRuns} strict): ${a.slowWrites} writes outstanding >= 1 tick, ` +
-      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader writing new entries) and ${a.requestsDuringWrite} client requests taken during one, ${a.crashesDuringWrite} crashes lost one`,
+    `snapshots: ${a.compactions} taken by the peers' sliced job, ${a.snapshotsInstalled} installed; retried commands absorbed by sessions ${a.duplicatesAbsorbed}; puts refused at the quota ${a.noSpace} (small quota on ${a.quotaRuns} runs), operations refused with full waiting rooms ${a.tooManyPending}`,
+    `faults: clean restarts ${a.cleanRestarts}, crashes ${a.crashes} (now ${a.crashesNow}; at save() ${a.crashesAtSave}; after an early send ${a.crashesAfterEarlySend}; after an early apply ${a.crashesAfterEarlyApply}, ${a.reappliedEntries} entries re-applied; durable but unanswered ${a.crashesAtDurable}; ${a.crashesDuringWrite} lost outstanding writes), ` +
+      `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken), process pauses ${a.pauses} (${a.stalls} ticks the lease guard took as a stall)`,
+    `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
+      `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes; ${a.heldForCompany} commit-only appends held for company by the transport`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

@@ -14,11 +14,21 @@ import { SimCluster } from './cluster.ts';
 import { ChaosSchedule } from './faults.ts';
 import { Invariants } from './invariants.ts';
 import { SimNetwork } from './network.ts';
-import { CRASH_POINTS, emptyNodeCounters, NODE_COUNTER_KEYS, OVERLAP_CRASH_POINTS, SLOW_DISK_COUNTER_KEYS, type NodeAnswer, type NodeCounters, type SimNode } from './node.ts';
+import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './counters.ts';
+import type { HostSettings, NodeAnswer, SimHost } from './host.ts';
 import {
-  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveDisk, resolveHost, resolveOptions,
-  type FaultMix, type HostMode, type SimOptions,
+  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveDisk, resolveOptions,
+  type FaultMix, type SimOptions,
 } from './options.ts';
+import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
+
+type SimNode = SimHost;
+
+/** Let every promise the peers are waiting on settle (their saves, opens, client answers). Only
+ *  simulated work is queued, so what runs, and in what order, is a function of the run alone. */
+function drain(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
 import { digestString, stream } from './streams.ts';
 import { SimViolation } from './violation.ts';
 
@@ -70,6 +80,7 @@ export interface SimStats extends NodeCounters {
   partitions: number;
   confChanges: number;
   transfers: number;
+  pauses: number;
 }
 
 export interface SimFailure {
@@ -81,8 +92,6 @@ export interface SimFailure {
 export interface SimResult {
   seed: number;
   options: SimOptions;
-  /** The host mode this run used (drawn from the seed unless forced). */
-  host: HostMode;
   /** Max ticks a Ready's write took in this run (0: instant writes; drawn unless forced). */
   diskDelayTicksMax: number;
   mix: FaultMix;
@@ -96,13 +105,12 @@ export interface SimResult {
   trace: string[];
 }
 
-export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResult {
+export async function runSim(seed: number, partial: Partial<SimOptions> = {}): Promise<SimResult> {
   const options = resolveOptions(partial);
   const setup = stream(seed, 'setup');
   const voters = options.nodes !== 0 ? options.nodes : setup.nextInt(2) === 0 ? 3 : 5;
   const mix: FaultMix = { ...(options.faults === 'none' ? CALM_MIX : drawFaultMix(stream(seed, 'mix'))), ...options.mix };
-  const host = resolveHost(seed, options);
-  const diskDelayTicksMax = resolveDisk(seed, options, host);
+  const diskDelayTicksMax = resolveDisk(seed, options);
   const trace: string[] = [];
   let tick = 0;
   let eventStamp = 0;
@@ -110,7 +118,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   const log = (line: string): void => {
     if (tracing) trace.push(`${tick} ${line}`);
   };
-  if (tracing) log(`seed=${seed} voters=${voters} host=${host}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
+  if (tracing) log(`seed=${seed} voters=${voters}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const invariants = new Invariants();
@@ -123,14 +131,31 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     if (answerLossPercent > 0 && answer.kind !== 'refused' && answerLoss.nextInt(100) < answerLossPercent) return;
     clients?.onAnswer(reqId, from, answer);
   };
-  const cluster = new SimCluster({
-    seed, network, invariants, counters, persistence: options.persistence, host, diskDelayTicksMax,
-    compactEveryEntries: mix.compactEveryEntries,
+  const settings: HostSettings = {
+    persistence: options.persistence,
+    diskDelayTicksMax,
+    deferDerivedTicks: mix.deferDerivedTicks,
+    transportWaits: mix.transportWaits > 0,
+    limits: {
+      pendingProposalsMax: mix.pendingMax,
+      pendingReadsMax: mix.pendingMax,
+      requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
+      snapshotEveryEntries: mix.compactEveryEntries,
+      snapshotSliceRecords: mix.snapshotSliceRecords,
+      stateBytesMax: mix.stateBytesMax,
+    },
+    kvLimits: DEFAULT_KV_LIMITS,
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
-    requestTimeoutTicks: ATTEMPT_TIMEOUT_TICKS,
+  };
+  let asyncFailure: unknown = null;
+  const cluster = new SimCluster({
+    seed, settings, network, invariants, counters,
     now: () => tick, answer: onAnswer, trace: log, tracing,
     onTimeoutNow: (from, to) => chaos?.onTimeoutNow(from, to, tick),
+    fail: (err) => {
+      asyncFailure ??= err;
+    },
   });
   clients = new SimClients(stream(seed, 'clients'), options.clients, options.keys,
     { attemptTimeoutTicks: ATTEMPT_TIMEOUT_TICKS, giveUpTicks: GIVE_UP_TICKS },
@@ -142,31 +167,30 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
       trace: log,
       tracing,
     });
-  chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters,
-    host === 'overlap' ? OVERLAP_CRASH_POINTS : CRASH_POINTS, log);
+  chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
 
   const stats: SimStats = {
     nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
-    operations: 0, staleReads: 0, leaseReads: 0, snapshotsInstalled: 0, compactions: 0,
-    crashesAtSeams: 0, earlyMessages: 0, earlyApplies: 0, crashesAfterEarlySend: 0,
-    crashesAfterEarlyApply: 0, reappliedEntries: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok', messages: 0,
-    crashes: 0, partitions: 0, confChanges: 0, transfers: 0,
-    slowWrites: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, crashesDuringWrite: 0,
+    operations: 0, staleReads: 0, ...emptyNodeCounters(), duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok',
+    messages: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0,
   };
   let failure: SimFailure | undefined;
   let finalDigest = 0;
 
-  const step = (chaosOn: boolean): void => {
+  /** Work the peers left queued settles between the parts of a tick, as on a real host. */
+  const settle = async (): Promise<void> => {
+    await drain();
+    if (asyncFailure !== null) throw asyncFailure;
+  };
+  const step = async (chaosOn: boolean): Promise<void> => {
     tick++;
     if (chaosOn) chaos.tick(tick);
     cluster.restartDue();
     cluster.deliver(network.take(tick));
     for (const node of cluster.nodes.values()) node.tick(tick);
+    await settle();
     clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
-    for (const node of cluster.nodes.values()) {
-      node.expire(tick);
-      node.maybeCompact();
-    }
+    await settle();
     cluster.retireRemoved();
   };
 
@@ -177,8 +201,9 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
       initial.addresses[`n${i}`] = `sim://n${i}`;
     }
     for (let i = 0; i < voters; i++) cluster.spawn(initial);
+    await settle();
 
-    while (tick < options.chaosTicks) step(true);
+    while (tick < options.chaosTicks) await step(true);
 
     // Heal: from here on the network only delays (boundedly) and nothing crashes.
     const healTick = tick;
@@ -188,6 +213,7 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     network.setFaults({ dropPercent: 0, duplicatePercent: 0, delayTicksMax: Math.min(mix.delayTicksMax, HEAL_DELAY_TICKS_MAX) });
     answerLossPercent = 0;
     cluster.restartAll();
+    await settle();
     for (;;) {
       const since = tick - healTick;
       if (stats.ticksToLeader < 0 && stableLeader(cluster) !== null) stats.ticksToLeader = since;
@@ -205,10 +231,10 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
       if (since >= CONVERGE_BOUND_TICKS) {
         throw new SimViolation('liveness-converge', `members not converged ${CONVERGE_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);
       }
-      step(false);
+      await step(false);
     }
 
-    const digests = new Set(members(cluster).map((n) => n.stateDigest()));
+    const digests = new Set(await Promise.all(members(cluster).map((n) => n.stateDigest())));
     if (digests.size !== 1) throw new SimViolation('state-machine-safety', `converged members hold ${digests.size} different KV states`);
     finalDigest = [...digests][0]!;
 
@@ -217,7 +243,8 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
     stats.linearizability = lin.result;
     const stale = checkStaleRead(clients.history, clients.staleReads);
     if (stale.result === 'illegal') throw new SimViolation('stale-read', `key ${stale.key}: ${stale.explanation}`);
-  } catch (err) {
+  } catch (thrown) {
+    const err = asyncFailure ?? thrown;
     if (err instanceof SimViolation) {
       failure = { invariant: err.invariant, message: err.message, tick };
     } else {
@@ -231,7 +258,12 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.committed = invariants.committedIndex;
   stats.operations = clients.history.length;
   stats.staleReads = clients.staleReads.length;
-  // Assigning keeps the key order of the initializer above, so digests stay as they were.
+  for (const n of cluster.everSpawned) {
+    counters.saves += n.disk.counters.writes;
+    counters.slowWrites += n.disk.counters.slowWrites;
+    counters.derivedDeferred += n.disk.counters.derivedDeferred;
+    counters.derivedLost += n.disk.counters.derivedLost;
+  }
   for (const k of NODE_COUNTER_KEYS) stats[k] = counters[k];
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
@@ -240,12 +272,10 @@ export function runSim(seed: number, partial: Partial<SimOptions> = {}): SimResu
   stats.partitions = chaos.stats.partitions;
   stats.confChanges = chaos.stats.confChangesProposed;
   stats.transfers = chaos.stats.transfers;
-  // An instant-disk run digests as it did before the slow disk existed (its counters are all 0).
-  const digested: Partial<SimStats> = { ...stats };
-  if (diskDelayTicksMax === 0) for (const k of SLOW_DISK_COUNTER_KEYS) delete digested[k];
-  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, digested, failure ?? null],
+  stats.pauses = chaos.stats.pauses;
+  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
     (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
-  const result: SimResult = { seed, options, host, diskDelayTicksMax, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
+  const result: SimResult = { seed, options, diskDelayTicksMax, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
   if (failure !== undefined) result.failure = failure;
   return result;
 }
@@ -287,5 +317,5 @@ function converged(cluster: SimCluster): boolean {
 }
 
 function describeNodes(cluster: SimCluster): string {
-  return ['', ...[...cluster.nodes.values()].map((n) => n.describeCore())].join('\n    ');
+  return ['', ...[...cluster.nodes.values()].map((n) => n.describe())].join('\n    ');
 }

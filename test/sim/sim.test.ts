@@ -1,100 +1,97 @@
-// The deterministic fault simulator in the test suite: many seeds with safety, liveness and
-// linearizability checked, a proof that the checks catch a real host bug, and determinism.
-// Longer campaigns: `npm run sim -- --seeds 100000`.
+// The deterministic fault simulator in the test suite: the production Peer on many seeds with
+// safety, liveness and linearizability checked, a proof that the checks catch broken disks, and
+// determinism. Longer campaigns: `npm run sim -- --seeds 100000`.
 
 import { describe, expect, it } from 'vitest';
 import { addRun, emptyAggregate, formatFailure } from './report.ts';
 import { runSim, type SimResult } from './run.ts';
 
-/** Seeds in `npm test`. Both cluster sizes and fault mixes are drawn per seed. */
+/** Seeds in `npm test`. Cluster sizes, fault mixes, disks and peer limits are drawn per seed. */
 const SEEDS = 500;
 
 function failuresOf(results: SimResult[]): string[] {
   return results.filter((r) => !r.ok).map(formatFailure);
 }
 
-describe('simulator', () => {
-  it(`${SEEDS} seeds keep every safety, liveness and linearizability check`, () => {
+describe('simulator (production Peer)', () => {
+  it(`${SEEDS} seeds keep every safety, liveness and linearizability check`, async () => {
     const results: SimResult[] = [];
     const total = emptyAggregate();
     let five = 0;
-    let strictEarly = 0;
-    let instantDiskSlowCounts = 0;
+    let instantDiskSlowWrites = 0;
     for (let seed = 1; seed <= SEEDS; seed++) {
-      const r = runSim(seed);
+      const r = await runSim(seed);
       results.push(r);
       addRun(total, r);
       if (r.stats.nodes === 5) five++;
-      if (r.host === 'strict') strictEarly += r.stats.earlyMessages + r.stats.earlyApplies + r.stats.crashesAfterEarlyApply;
-      if (r.diskDelayTicksMax === 0) instantDiskSlowCounts += r.stats.slowWrites + r.stats.stepsDuringWrite + r.stats.crashesDuringWrite;
+      if (r.diskDelayTicksMax === 0) instantDiskSlowWrites += r.stats.slowWrites;
     }
     expect(failuresOf(results)).toEqual([]);
     // The seeds really do mix sizes, faults and features (a run that skipped them proves little).
     expect(five).toBeGreaterThan(SEEDS / 4);
     expect(five).toBeLessThan((SEEDS * 3) / 4);
-    expect(total.crashes).toBeGreaterThan(SEEDS / 4);
-    expect(total.crashesAtSeams).toBeGreaterThan(SEEDS / 8);
-    expect(total.partitions).toBeGreaterThan(SEEDS / 4);
-    expect(total.confChanges).toBeGreaterThan(SEEDS / 4);
-    expect(total.transfers).toBeGreaterThan(SEEDS / 4);
-    expect(total.snapshotsInstalled).toBeGreaterThan(SEEDS / 4);
-    expect(total.duplicatesAbsorbed).toBeGreaterThan(SEEDS / 4);
-    expect(total.leaseReads).toBeGreaterThan(SEEDS);
+    expect(total.operations).toBeGreaterThan(SEEDS * 40);
     expect(total.unknownOutcome).toBeGreaterThan(0);
-    expect(total.operations).toBeGreaterThan(SEEDS * 20);
-    // Both host orders run, and the overlap host's early steps and their crash seams happen:
-    // a leader's write lost after its entries went out, applied effects lost before their
-    // write (and applied again after the restart).
-    expect(total.overlapRuns).toBeGreaterThan(SEEDS / 4);
-    expect(total.overlapRuns).toBeLessThan((SEEDS * 3) / 4);
-    expect(strictEarly).toBe(0);
-    expect(total.earlyMessages).toBeGreaterThan(SEEDS * 100);
-    expect(total.earlyApplies).toBeGreaterThan(SEEDS * 20);
-    expect(total.crashesAfterEarlySend).toBeGreaterThan(SEEDS / 25);
-    expect(total.crashesAfterEarlyApply).toBeGreaterThan(SEEDS / 25);
-    expect(total.reappliedEntries).toBeGreaterThan(SEEDS / 25);
-    // The slow disk runs on both host orders, and its window happens: messages (leaders' acks
-    // for entries they are still writing among them) and client requests stepped into the core
-    // while a write is out, and crashes that lose an outstanding write.
-    expect(total.slowDiskRuns).toBeGreaterThan(SEEDS / 5);
-    expect(total.slowDiskRuns).toBeLessThan(SEEDS / 2);
-    expect(total.slowDiskStrictRuns).toBeGreaterThan(SEEDS / 20);
-    expect(total.slowDiskRuns - total.slowDiskStrictRuns).toBeGreaterThan(SEEDS / 10);
-    expect(instantDiskSlowCounts).toBe(0);
-    expect(total.slowWrites).toBeGreaterThan(SEEDS * 20);
-    expect(total.stepsDuringWrite).toBeGreaterThan(SEEDS * 50);
+    expect(total.duplicatesAbsorbed).toBeGreaterThan(SEEDS * 5);
+    expect(total.leaseReads).toBeGreaterThan(SEEDS * 5);
+    // Crashes at every point where the peer awaits its storage.
+    expect(total.crashes).toBeGreaterThan(SEEDS);
+    expect(total.crashesNow).toBeGreaterThan(SEEDS / 2);
+    expect(total.crashesAtSave).toBeGreaterThan(SEEDS / 10);
+    expect(total.crashesAfterEarlySend).toBeGreaterThan(SEEDS / 10);
+    expect(total.crashesAfterEarlyApply).toBeGreaterThan(SEEDS / 10);
+    expect(total.crashesAtDurable).toBeGreaterThan(SEEDS / 10);
+    expect(total.crashesDuringWrite).toBeGreaterThan(SEEDS / 20);
+    expect(total.reappliedEntries).toBeGreaterThan(SEEDS / 5);
+    expect(total.cleanRestarts).toBeGreaterThan(SEEDS / 10);
+    // Partitions, pauses, membership changes and transfers through the peer's methods.
+    expect(total.partitions).toBeGreaterThan(SEEDS);
+    expect(total.pauses).toBeGreaterThan(SEEDS / 4);
+    expect(total.stalls).toBeGreaterThan(SEEDS / 8);
+    expect(total.confChanges).toBeGreaterThan(SEEDS);
+    expect(total.confChangesApplied).toBeGreaterThan(SEEDS * 2);
+    expect(total.transfers).toBeGreaterThan(SEEDS / 2);
+    expect(total.transfersTaken).toBeGreaterThan(SEEDS / 2);
+    // The sliced snapshot job runs and its snapshots are installed (chunked) by laggards and joiners.
+    expect(total.compactions).toBeGreaterThan(SEEDS * 5);
+    expect(total.snapshotsInstalled).toBeGreaterThan(SEEDS);
+    // The overlap order's early send happens, the slow disk is slow on about half the seeds
+    // (and only there), and the peer keeps working while a write is out.
+    expect(total.earlySendSaves).toBeGreaterThan(SEEDS * 20);
+    expect(total.slowDiskRuns).toBeGreaterThan(SEEDS / 4);
+    expect(total.slowDiskRuns).toBeLessThan((SEEDS * 3) / 4);
+    expect(instantDiskSlowWrites).toBe(0);
+    expect(total.slowWrites).toBeGreaterThan(SEEDS * 40);
+    expect(total.stepsDuringWrite).toBeGreaterThan(SEEDS * 100);
     expect(total.leaderAcksDuringWrite).toBeGreaterThan(SEEDS * 5);
     expect(total.requestsDuringWrite).toBeGreaterThan(SEEDS * 5);
-    expect(total.crashesDuringWrite).toBeGreaterThan(SEEDS / 25);
-  });
+    // Derived state deferred by the disk (and some of it lost in crashes), and the space quota.
+    expect(total.deferRuns).toBeGreaterThan(SEEDS / 4);
+    expect(total.derivedDeferred).toBeGreaterThan(SEEDS * 20);
+    expect(total.derivedLost).toBeGreaterThan(SEEDS / 20);
+    expect(total.quotaRuns).toBeGreaterThan(SEEDS / 8);
+    expect(total.noSpace).toBeGreaterThan(SEEDS / 4);
+    // Bounded waiting rooms refuse, and a batching transport holds commit-only appends.
+    expect(total.tooManyPending).toBeGreaterThan(SEEDS / 4);
+    expect(total.heldForCompany).toBeGreaterThan(SEEDS * 20);
+  }, 180_000);
 
-  it('replays the drawn host mode: the replay command names it, and forcing it gives the same run', () => {
-    const hosts = new Set<string>();
-    for (const seed of [3, 4, 5, 6, 7, 8]) {
-      const r = runSim(seed);
-      hosts.add(r.host);
-      expect(r.replay).toContain(`--host ${r.host}`);
-      expect(runSim(seed, { host: r.host }).digest).toBe(r.digest);
-    }
-    expect([...hosts].sort()).toEqual(['overlap', 'strict']);
-  });
-
-  it('replays the drawn slow disk: the replay command names it, and forcing it gives the same run', () => {
+  it('replays the drawn slow disk: the replay command names it, and forcing it gives the same run', async () => {
     const disks = new Set<number>();
     for (const seed of [2, 3, 4, 17, 25, 40]) {
-      const r = runSim(seed);
+      const r = await runSim(seed);
       disks.add(r.diskDelayTicksMax);
       if (r.diskDelayTicksMax > 0) expect(r.replay).toContain(`--disk-delay ${r.diskDelayTicksMax}`);
       else expect(r.replay).not.toContain('--disk-delay');
-      expect(runSim(seed, { host: r.host, diskDelayTicksMax: r.diskDelayTicksMax }).digest).toBe(r.digest);
+      expect((await runSim(seed, { diskDelayTicksMax: r.diskDelayTicksMax })).digest).toBe(r.digest);
     }
     expect(disks.has(0)).toBe(true);
     expect(disks.size).toBeGreaterThan(2);
   });
 
-  it('with no faults, everything commits and every operation completes with a known outcome', () => {
+  it('with no faults, everything commits and every operation completes with a known outcome', async () => {
     for (const nodes of [3, 5] as const) {
-      const r = runSim(7, { nodes, faults: 'none' });
+      const r = await runSim(7, { nodes, faults: 'none' });
       expect(r.ok, formatFailure(r)).toBe(true);
       expect(r.stats.unknownOutcome).toBe(0);
       expect(r.stats.operations).toBeGreaterThan(50);
@@ -102,89 +99,52 @@ describe('simulator', () => {
     }
   });
 
-  it('catches a host that forgets to persist its vote (two votes in one term after a restart)', () => {
+  it('catches a disk that forgets the vote (two votes in one term after a restart)', async () => {
     // Crash-heavy with instant restarts, long delays and duplicates: many elections, many
     // restarts right after voting, and vote requests that arrive after the restarted voter's
     // post-restart lease (during which the core refuses votes) ran out.
     const mix = { crashPerMille: 150, downTicksMax: 0, delayTicksMax: 20, duplicatePercent: 20, transferPerMille: 40 };
-    const caught: SimResult[] = [];
-    for (let seed = 1; seed <= 200 && caught.length === 0; seed++) {
-      const r = runSim(seed, { persistence: 'forget-vote', mix, chaosTicks: 200 });
-      if (!r.ok) caught.push(r);
+    let caught: SimResult | null = null;
+    for (let seed = 1; seed <= 60 && caught === null; seed++) {
+      const r = await runSim(seed, { persistence: 'forget-vote', mix, chaosTicks: 200 });
+      if (!r.ok) caught = r;
     }
-    expect(caught.length, 'forget-vote went unnoticed on 200 seeds').toBe(1);
-    const failure = caught[0]!;
+    expect(caught, 'forget-vote went unnoticed on 60 seeds').not.toBeNull();
     expect(['vote-once', 'election-safety', 'leader-completeness', 'lost-commit', 'commit-durability', 'linearizability'])
-      .toContain(failure.failure!.invariant);
-    expect(failure.replay).toContain(`--seed ${failure.seed}`);
-    expect(failure.replay).toContain('--persistence forget-vote');
-    // The same seed with a correct host passes: the failure is the bug, not the harness.
-    const fixed = runSim(failure.seed, { mix, chaosTicks: 200 });
+      .toContain(caught!.failure!.invariant);
+    expect(caught!.replay).toContain(`--seed ${caught!.seed}`);
+    expect(caught!.replay).toContain('--persistence forget-vote');
+    // The same seed with a correct disk passes: the failure is the bug, not the harness.
+    const fixed = await runSim(caught!.seed, { mix, chaosTicks: 200 });
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
   });
 
-  it('catches a host that sends before its write is durable (acknowledged entries lost in a crash)', () => {
+  it('catches a disk that answers save() before the write is durable (acknowledged data lost in a crash)', async () => {
     const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
     const safety = new Set(['commit-durability', 'lost-commit', 'leader-completeness', 'committed-overwrite', 'vote-once',
-      'election-safety', 'state-machine-safety', 'linearizability']);
+      'election-safety', 'state-machine-safety', 'linearizability', 'apply-not-durable']);
     let caught: SimResult | null = null;
-    for (let seed = 1; seed <= 200 && caught === null; seed++) {
-      const r = runSim(seed, { persistence: 'send-before-fsync', mix, chaosTicks: 200 });
+    for (let seed = 1; seed <= 60 && caught === null; seed++) {
+      const r = await runSim(seed, { persistence: 'ack-before-durable', mix, chaosTicks: 200 });
       if (!r.ok && safety.has(r.failure!.invariant)) caught = r;
     }
-    expect(caught, 'send-before-fsync went unnoticed on 200 seeds').not.toBeNull();
-    expect(caught!.replay).toContain('--persistence send-before-fsync');
-    const fixed = runSim(caught!.seed, { mix, chaosTicks: 200 });
+    expect(caught, 'ack-before-durable went unnoticed on 60 seeds').not.toBeNull();
+    expect(caught!.replay).toContain('--persistence ack-before-durable');
+    // The same seed and the same (slow) disk, answering only once durable, passes.
+    const fixed = await runSim(caught!.seed, { mix, chaosTicks: 200, diskDelayTicksMax: caught!.diskDelayTicksMax });
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
+    expect(fixed.stats.slowWrites).toBeGreaterThan(0);
   });
 
-  it('catches an overlap host whose followers acknowledge before their write (a crash takes back a counted ack)', () => {
-    // The correct overlap host lets only a leader's appends and heartbeats leave early; this one
-    // also sends appendResp early, so the leader can commit on an ack whose entries a crash loses.
-    const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
-    const safety = new Set(['commit-durability', 'lost-commit', 'leader-completeness', 'committed-overwrite',
-      'state-machine-safety', 'linearizability']);
-    let caught: SimResult | null = null;
-    for (let seed = 1; seed <= 200 && caught === null; seed++) {
-      const r = runSim(seed, { persistence: 'ack-before-fsync', mix, chaosTicks: 200 });
-      expect(r.host).toBe('overlap');
-      if (!r.ok && safety.has(r.failure!.invariant)) caught = r;
-    }
-    expect(caught, 'ack-before-fsync went unnoticed on 200 seeds').not.toBeNull();
-    expect(caught!.replay).toContain('--persistence ack-before-fsync');
-    // The same seed with the correct overlap host (same early appends, same crashes) passes.
-    const fixed = runSim(caught!.seed, { host: 'overlap', mix, chaosTicks: 200 });
-    expect(fixed.ok, formatFailure(fixed)).toBe(true);
-    expect(fixed.stats.earlyMessages).toBeGreaterThan(0);
-  });
-
-  it("catches early acks on a slow disk too: a crash during a follower's outstanding write takes back a counted ack", () => {
-    // The slow disk widens ack-before-fsync's window from one Ready seam to the whole write
-    // (crashing any time while it is out loses it), so the checks must still see it there.
-    const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
-    const disk = { chaosTicks: 200, diskDelayTicksMax: 4 };
-    let caught: SimResult | null = null;
-    for (let seed = 1; seed <= 50 && caught === null; seed++) {
-      const r = runSim(seed, { persistence: 'ack-before-fsync', mix, ...disk });
-      if (!r.ok && ['commit-durability', 'lost-commit', 'leader-completeness', 'state-machine-safety'].includes(r.failure!.invariant)) caught = r;
-    }
-    expect(caught, 'ack-before-fsync on a slow disk went unnoticed on 50 seeds').not.toBeNull();
-    expect(caught!.replay).toContain('--disk-delay 4');
-    const fixed = runSim(caught!.seed, { host: 'overlap', mix, ...disk });
-    expect(fixed.ok, formatFailure(fixed)).toBe(true);
-    expect(fixed.stats.stepsDuringWrite).toBeGreaterThan(0);
-    expect(fixed.stats.crashesDuringWrite).toBeGreaterThan(0);
-  });
-
-  it('replays a seed exactly: the same seed gives the same trace twice', () => {
+  it('replays a seed exactly: the same seed gives the same trace twice', async () => {
     for (const seed of [3, 11]) {
-      const a = runSim(seed, { trace: true });
-      const b = runSim(seed, { trace: true });
+      const a = await runSim(seed, { trace: true });
+      const b = await runSim(seed, { trace: true });
       expect(a.trace.length).toBeGreaterThan(100);
       expect(b.trace).toEqual(a.trace);
       expect(b.digest).toBe(a.digest);
     }
     // And different seeds give different runs.
-    expect(runSim(3).digest).not.toBe(runSim(4).digest);
+    expect((await runSim(3)).digest).not.toBe((await runSim(4)).digest);
   });
 });

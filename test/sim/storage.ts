@@ -1,201 +1,342 @@
-// The durable storage of one simulated node: exactly what the host persisted, nothing more.
-// A crash throws the node's memory away and rebuilds it from this model only, so anything a
-// Ready handed out but the host had not yet saved is lost, as on a real disk.
+// The simulated disk of one node: a PeerStorage over the reference model of a peer's persisted
+// state (node-runtime/storage/state-model.ts StateModel, which applies a SaveBatch exactly as
+// worker/peer/ports.ts specifies). The model IS the disk: only what reached it survives a crash.
 //
-// It implements the same write rules as worker/peer/ports.ts SaveBatch (snapshot install,
-// compaction, append-with-truncation, hard state, KV changes + applied index in one step),
-// and asserts the shape of what the core asks it to write (gaps, overwriting compacted entries).
+// A save is durable when its batch reaches the model and answered when its promise resolves;
+// a correct disk never answers before durable. In between the simulation can:
+//   - take its time (slow disk: a write lands 0..N ticks after save(), in order, while the peer
+//     keeps stepping, ticking and taking requests);
+//   - defer derived state (ports.ts onlyDerivedState: a commit that moved and apply results),
+//     as the edge host does: answered at once, written in order with the next write or on its
+//     own a few ticks later, lost by a crash;
+//   - crash the node at save() (nothing of the batch durable), while writes are outstanding,
+//     or the moment a batch became durable (durable, never answered: the peer's continuation —
+//     sends, applies, answers — never runs).
+// The broken modes corrupt this disk on purpose (PersistenceMode) to prove the checks bite.
+//
+// `SimDisk.storage()` hands out a plain PeerStorage for one incarnation; `crash()` ends that
+// incarnation (its outstanding saves never resolve, later calls on it are ignored) and the next
+// `storage()` loads from what was durable. That pair is what a storage contract suite needs.
 
-import type { Entry, HardState, Membership, RestartState, Snapshot } from '../../worker/raft/types.ts';
-import type { KeyRecord, KvChanges, KvState, SessionRecord } from '../../worker/kv/types.ts';
-import { encodeState } from '../../worker/kv/codec.ts';
-import type { PersistenceMode } from './options.ts';
-import { violation } from './violation.ts';
+import type { Entry, HardState, Membership, Snapshot } from '../../worker/raft/types.ts';
+import type { KvState, SessionRecord } from '../../worker/kv/types.ts';
+import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../../worker/peer/ports.ts';
+import { StateModel } from '../../node-runtime/storage/state-model.ts';
+import { restartFrom } from '../../worker/peer/restart.ts';
 
-const BOOTSTRAP_INDEX = 1;
-const BOOTSTRAP_TERM = 1;
+/**
+ * Deliberately broken disks, used only to prove the checkers catch real faults.
+ *   forget-vote         the saved hard state loses its vote (as if the write of the vote was skipped)
+ *   ack-before-durable  save() resolves before the data is durable (the write lands 1..N ticks
+ *                       later), so the peer sends acks and votes, and answers clients, on data
+ *                       that a crash in between takes back (send before fsync)
+ */
+export type PersistenceMode = 'correct' | 'forget-vote' | 'ack-before-durable';
+export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'ack-before-durable'];
 
-export function emptySnapshot(membership: Membership): Snapshot {
-  return { meta: { index: 0, term: 0, membership: copyMembership(membership) }, data: new Uint8Array(0) };
+/** What a write was issued as (the host's view at save() time, for the checks when it lands). */
+export interface SaveContext {
+  /** The issuer led then: its membership before and at this save (see Invariants.onCommit). */
+  leaderOf: Membership[] | null;
+  term: number;
 }
 
-export function copyMembership(m: Membership): Membership {
-  return { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } };
+/** Called as each batch reaches the disk (before the model applies it, and after). */
+export interface DiskObserver {
+  beforeDurable(batch: SaveBatch, disk: SimDisk, ctx: SaveContext): void;
+  afterDurable(batch: SaveBatch, disk: SimDisk, ctx: SaveContext, prior: { applied: number; hardState: HardState }): void;
 }
 
-export class DurableStore {
-  readonly mode: PersistenceMode;
-  hardState: HardState = { term: 0, vote: '', commit: 0 };
-  snapshot: Snapshot;
-  /** Entries after snapshot.meta.index, contiguous. Entry objects are never mutated. */
-  entries: Entry[] = [];
-  applied = 0;
-  /** Membership as of `applied`, written with it (the host needs it to describe its snapshots). */
-  appliedMembership: Membership;
-  revision = 0;
-  records = new Map<string, KeyRecord>();
-  sessions = new Map<string, SessionRecord>();
+export interface DiskPolicy {
+  now(): number;
+  /** Ticks the next write takes (0: durable within save()). */
+  writeDelayTicks(): number;
+  /** Ticks a derived-state batch may wait for the next write (0: never deferred). */
+  deferDerivedTicks: number;
+  mode: PersistenceMode;
+}
+
+interface Write {
+  batch: SaveBatch;
+  ctx: SaveContext;
+  dueTick: number;
+  /** Answered already (a deferred derived batch, or the broken ack-before-durable disk). */
+  resolved: boolean;
+  derived: boolean;
+  resolve: () => void;
+  incarnation: number;
+}
+
+export interface DiskCounters {
+  writes: number;
+  /** Writes that took >= 1 tick. */
+  slowWrites: number;
+  derivedDeferred: number;
+  /** Deferred derived batches lost in a crash. */
+  derivedLost: number;
+}
+
+/** Why the disk asks its host to crash the node right now (an armed crash point fired). */
+export type SaveHook = (batch: SaveBatch) => 'crash' | null;
+
+export class SimDisk {
+  /** What survives a crash. */
+  readonly model = new StateModel();
+  readonly counters: DiskCounters = { writes: 0, slowWrites: 0, derivedDeferred: 0, derivedLost: 0 };
+  private readonly policy: DiskPolicy;
+  private observer: DiskObserver | null = null;
+  private queue: Write[] = [];
+  private incarnation = 0;
+  /** Term and vote as last issued (onlyDerivedState compares against them). */
+  private termVote: { term: number; vote: string } | null = null;
+  /** Checked at save() and as a write becomes durable: the host's armed crash points. */
+  onSave: SaveHook = () => null;
+  onDurable: SaveHook = () => null;
+  /** Called (synchronously) when a hook asked for a crash. */
+  crashNow: (why: string) => void = () => {};
+
+  constructor(policy: DiskPolicy) {
+    this.policy = policy;
+  }
+
+  observe(observer: DiskObserver): void {
+    this.observer = observer;
+  }
+
+  /** Writes issued, not yet durable, that the peer still awaits (deferred derived state aside). */
+  get outstanding(): number {
+    let n = 0;
+    for (const w of this.queue) if (!w.resolved) n++;
+    return n;
+  }
+
+  /** A PeerStorage for a new incarnation, loading what is durable. */
+  storage(context: () => SaveContext): PeerStorage {
+    const incarnation = ++this.incarnation;
+    this.termVote = null;
+    const live = (): boolean => incarnation === this.incarnation;
+    return {
+      load: async (): Promise<LoadedState> => {
+        const loaded = this.model.toLoaded();
+        this.termVote = { term: loaded.hardState.term, vote: loaded.hardState.vote };
+        return copyLoaded(loaded);
+      },
+      save: (batch: SaveBatch): Promise<void> => {
+        if (!live()) return new Promise(() => {});
+        return this.save(batch, context(), incarnation);
+      },
+      close: async (): Promise<void> => {
+        if (live()) this.flushAll();
+      },
+    };
+  }
 
   /**
-   * A founding member starts as worker/peer/restart.ts bootstraps one: from a snapshot at index
-   * 1, term 1, holding the founding membership and an empty KV state, so that a node that joins
-   * later (empty membership, empty log) is necessarily sent that snapshot and learns who the
-   * founders are. A joiner starts empty.
+   * Lose everything not durable: outstanding writes and deferred derived state. The incarnation's
+   * storage goes dead (its pending promises never resolve). Returns what was lost.
    */
-  constructor(initialMembership: Membership, mode: PersistenceMode) {
-    this.mode = mode;
-    this.snapshot = emptySnapshot(initialMembership);
-    this.appliedMembership = copyMembership(initialMembership);
-    if (initialMembership.voters.length > 0) {
-      this.snapshot = {
-        meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: copyMembership(initialMembership) },
-        data: encodeState({ revision: 0, records: [], sessions: [] }),
-      };
-      // Term 0, as the peer does: no post-restart lease delays the very first election.
-      this.hardState = { term: 0, vote: '', commit: BOOTSTRAP_INDEX };
-      this.applied = BOOTSTRAP_INDEX;
+  crash(): { writes: number; derived: number } {
+    this.incarnation++;
+    let derived = 0;
+    for (const w of this.queue) if (w.derived) derived++;
+    this.counters.derivedLost += derived;
+    const lost = { writes: this.queue.length - derived, derived };
+    this.queue = [];
+    return lost;
+  }
+
+  /** Land the writes due by now, in order. */
+  advance(): void {
+    const now = this.policy.now();
+    while (this.queue.length > 0 && this.queue[0]!.dueTick <= now) {
+      const w = this.queue.shift()!;
+      if (this.land(w)) return;
     }
   }
 
+  private save(batch: SaveBatch, ctx: SaveContext, incarnation: number): Promise<void> {
+    const p = this.policy;
+    this.counters.writes++;
+    if (this.onSave(batch) === 'crash') {
+      this.crashNow('at save(), before anything of it is durable');
+      return new Promise(() => {});
+    }
+    const now = p.now();
+    const derived = p.deferDerivedTicks > 0 && onlyDerivedState(batch, this.termVote);
+    if (batch.hardState !== undefined) this.termVote = { term: batch.hardState.term, vote: batch.hardState.vote };
+    if (derived) {
+      this.counters.derivedDeferred++;
+      this.queue.push({ batch, ctx, dueTick: now + p.deferDerivedTicks, resolved: true, derived, resolve: () => {}, incarnation });
+      return Promise.resolve();
+    }
+    let delay = p.writeDelayTicks();
+    if (p.mode === 'ack-before-durable') delay = Math.max(1, delay);
+    // Kept in order: not before any earlier real write; deferred derived batches go with it.
+    let due = now + delay;
+    for (const w of this.queue) if (!w.derived) due = Math.max(due, w.dueTick);
+    for (const w of this.queue) if (w.derived) w.dueTick = Math.min(w.dueTick, due);
+    if (delay > 0) this.counters.slowWrites++;
+    return new Promise<void>((resolve) => {
+      const w: Write = { batch, ctx, dueTick: due, resolved: false, derived: false, resolve, incarnation };
+      if (p.mode === 'ack-before-durable') {
+        w.resolved = true;
+        resolve();
+      }
+      if (due <= now && this.queue.length === 0) {
+        this.land(w);
+        return;
+      }
+      this.queue.push(w);
+      if (due <= now) this.advance();
+    });
+  }
+
+  /** The write reaches the disk. True when an armed crash fired (the queue is gone then). */
+  private land(w: Write): boolean {
+    const prior = { applied: this.model.applied, hardState: this.model.hardState };
+    let batch = w.batch;
+    if (this.policy.mode === 'forget-vote' && batch.hardState !== undefined) {
+      batch = { ...batch, hardState: { ...batch.hardState, vote: '' } };
+    }
+    this.observer?.beforeDurable(batch, this, w.ctx);
+    this.model.apply(copyBatch(batch));
+    this.observer?.afterDurable(batch, this, w.ctx, prior);
+    if (!w.derived && this.onDurable(batch) === 'crash') {
+      this.crashNow('the moment a write became durable, before save() answered');
+      return true;
+    }
+    if (!w.resolved && w.incarnation === this.incarnation) w.resolve();
+    return false;
+  }
+
+  /** close(): everything issued becomes durable now. */
+  private flushAll(): void {
+    for (const w of this.queue) w.dueTick = 0;
+    this.advance();
+  }
+
+  // ---- reading the disk (the checks) ----------------------------------------------------------
+
   get snapshotIndex(): number {
-    return this.snapshot.meta.index;
+    return this.model.snapshot.meta.index;
+  }
+
+  get snapshot(): Snapshot {
+    return this.model.snapshot;
+  }
+
+  get hardState(): HardState {
+    return this.model.hardState;
+  }
+
+  get applied(): number {
+    return this.model.applied;
   }
 
   lastIndex(): number {
-    return this.snapshotIndex + this.entries.length;
+    return this.model.lastIndex;
   }
 
   /** Term of the entry at `index`, or undefined when compacted away (below the snapshot) or absent. */
   termAt(index: number): number | undefined {
-    if (index === this.snapshotIndex) return this.snapshot.meta.term;
+    if (index === this.snapshotIndex) return this.model.snapshot.meta.term;
     return this.entryAt(index)?.term;
   }
 
   entryAt(index: number): Entry | undefined {
     if (index <= this.snapshotIndex) return undefined;
-    return this.entries[index - this.snapshotIndex - 1];
-  }
-
-  /** Step 1 of the Ready contract: install a snapshot (log, KV state, applied index). */
-  installSnapshot(snapshot: Snapshot, kv: KvState): void {
-    if (snapshot.meta.index <= this.applied) {
-      violation('snapshot-regress', `snapshot at ${snapshot.meta.index} would move applied back from ${this.applied}`);
-    }
-    this.snapshot = snapshot;
-    this.entries = [];
-    this.applied = snapshot.meta.index;
-    this.appliedMembership = copyMembership(snapshot.meta.membership);
-    this.revision = kv.revision;
-    this.records = new Map(kv.records.map(([k, r]) => [k, { ...r }]));
-    this.sessions = new Map(kv.sessions.map(([c, s]) => [c, copySession(s)]));
-  }
-
-  /** Step 1: append, truncating any conflicting suffix first. */
-  appendEntries(entries: Entry[]): void {
-    if (entries.length === 0) return;
-    for (let i = 1; i < entries.length; i++) {
-      if (entries[i]!.index !== entries[i - 1]!.index + 1) {
-        violation('ready-entries', `entries not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`);
-      }
-    }
-    const first = entries[0]!.index;
-    if (first <= this.snapshotIndex) {
-      violation('ready-entries', `entry ${first} would overwrite the snapshot at ${this.snapshotIndex}`);
-    }
-    if (first > this.lastIndex() + 1) {
-      violation('ready-entries', `entry ${first} leaves a gap after last index ${this.lastIndex()}`);
-    }
-    // Re-writing an identical entry is harmless; replacing a committed one is the lost-commit bug.
-    const commitFloor = Math.max(this.applied, this.hardState.commit);
-    for (const e of entries) {
-      if (e.index > commitFloor) break;
-      const existing = this.termAt(e.index);
-      if (existing !== undefined && existing !== e.term) {
-        violation('committed-overwrite', `entry ${e.index} term ${existing} replaced by term ${e.term} (commit ${commitFloor})`);
-      }
-    }
-    this.entries.length = first - this.snapshotIndex - 1;
-    for (const e of entries) this.entries.push(e);
-  }
-
-  /** Step 1: save the hard state (the broken modes live here). */
-  saveHardState(hs: HardState): void {
-    if (this.mode === 'forget-vote') {
-      this.hardState = { term: hs.term, vote: '', commit: hs.commit };
-      return;
-    }
-    this.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
-  }
-
-  /** Step 3: the KV effects of applied entries and the applied index, in one write. */
-  saveApplied(changes: KvChanges, applied: number, membership: Membership): void {
-    if (applied < this.applied) violation('applied-monotonic', `durable applied ${this.applied} -> ${applied}`);
-    this.revision = changes.revision;
-    for (const [k, r] of changes.upserts) this.records.set(k, { ...r });
-    for (const k of changes.deletes) this.records.delete(k);
-    for (const [c, s] of changes.sessionUpserts) this.sessions.set(c, copySession(s));
-    for (const c of changes.sessionDeletes) this.sessions.delete(c);
-    this.applied = applied;
-    this.appliedMembership = copyMembership(membership);
-  }
-
-  /** The host's own snapshot of applied state: keep it, drop the log up to it. */
-  compact(snapshot: Snapshot): void {
-    const index = snapshot.meta.index;
-    if (index <= this.snapshotIndex || index > this.applied) {
-      violation('host-compact', `compact at ${index} outside (${this.snapshotIndex}, ${this.applied}]`);
-    }
-    this.entries = this.entries.slice(index - this.snapshotIndex);
-    this.snapshot = snapshot;
-  }
-
-  /**
-   * send-before-fsync: remember the Raft state before a Ready's write, so a crash before that
-   * write "reached the disk" can lose it. Not used for a Ready that installs a snapshot (the
-   * bug modelled is losing appended entries and the hard state, not a whole install).
-   */
-  private unsynced: { entries: Entry[]; hardState: HardState } | null = null;
-
-  beginReadyWrite(hasSnapshot: boolean): void {
-    if (this.mode !== 'send-before-fsync') return;
-    this.unsynced = hasSnapshot ? null : { entries: [...this.entries], hardState: { ...this.hardState } };
-  }
-
-  /** The Ready's write is durable now (the host is about to apply its committed entries). */
-  endReadyWrite(): void {
-    this.unsynced = null;
-  }
-
-  /** A crash: in send-before-fsync mode, the write still in flight is lost. */
-  onCrash(): void {
-    if (this.unsynced === null) return;
-    this.entries = this.unsynced.entries;
-    this.hardState = this.unsynced.hardState;
-    this.unsynced = null;
+    return this.model.entries[index - this.snapshotIndex - 1];
   }
 
   kvState(): KvState {
-    return {
-      revision: this.revision,
-      records: [...this.records.entries()].sort(byKey).map(([k, r]) => [k, { ...r }]),
-      sessions: [...this.sessions.entries()].sort(byKey).map(([c, s]) => [c, copySession(s)]),
-    };
+    return sortedKv(this.model.kvState());
   }
 
-  restartState(): RestartState {
-    return {
-      hardState: { ...this.hardState },
-      snapshot: this.snapshot,
-      entries: [...this.entries],
-      applied: this.applied,
+  /** The membership as of the durable applied index (what restart.ts computes from it). */
+  appliedMembership(): Membership {
+    return restartFrom(this.model.toLoaded(), { voters: [], learners: [], addresses: {} }).appliedMembership;
+  }
+}
+
+/** Records and sessions in key order: one encoding per state (for digests). */
+export function sortedKv(kv: KvState): KvState {
+  const byKey = <T>(a: [string, T], b: [string, T]): number => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+  return { revision: kv.revision, records: [...kv.records].sort(byKey), sessions: [...kv.sessions].sort(byKey) };
+}
+
+// The disk never shares a mutable object with a peer (a real one hands back fresh copies).
+// Entries and byte arrays are never changed once made, so they are shared; records, sessions,
+// hard states and memberships are copied. (structuredClone of every batch cost 11% of a run.)
+
+function copyLoaded(l: LoadedState): LoadedState {
+  return { ...l, hardState: { ...l.hardState }, snapshot: copySnapshot(l.snapshot), entries: l.entries.slice(), kv: copyKv(l.kv), meta: { ...l.meta } };
+}
+
+function copyBatch(b: SaveBatch): SaveBatch {
+  const out: SaveBatch = { ...b };
+  if (b.installSnapshot) out.installSnapshot = { snapshot: copySnapshot(b.installSnapshot.snapshot), kv: copyKv(b.installSnapshot.kv) };
+  if (b.compact) out.compact = copySnapshot(b.compact);
+  if (b.entries) out.entries = b.entries.slice();
+  if (b.hardState) out.hardState = { ...b.hardState };
+  if (b.kv) {
+    out.kv = {
+      revision: b.kv.revision,
+      upserts: b.kv.upserts.map(([k, r]) => [k, { ...r }]),
+      deletes: b.kv.deletes.slice(),
+      sessionUpserts: b.kv.sessionUpserts.map(([c, s]) => [c, copySession(s)]),
+      sessionDeletes: b.kv.sessionDeletes.slice(),
     };
   }
+  if (b.meta) out.meta = { ...b.meta };
+  return out;
+}
+
+function copySnapshot(s: Snapshot): Snapshot {
+  const m = s.meta.membership;
+  return { meta: { ...s.meta, membership: { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } } }, data: s.data };
+}
+
+function copyKv(kv: KvState): KvState {
+  return {
+    revision: kv.revision,
+    records: kv.records.map(([k, r]) => [k, { ...r }]),
+    sessions: kv.sessions.map(([c, s]) => [c, copySession(s)]),
+  };
 }
 
 function copySession(s: SessionRecord): SessionRecord {
   return { seq: s.seq, lastIndex: s.lastIndex, result: { ...s.result } };
 }
 
-function byKey<T>(a: [string, T], b: [string, T]): number {
-  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+/**
+ * A simulated disk on its own, outside any cluster (for a PeerStorage contract suite):
+ * `open()` gives the PeerStorage of a new incarnation loading what is durable, `crash()` loses
+ * what is not (outstanding writes, deferred derived state) and kills the current incarnation's
+ * storage, `advance(ticks)` moves the disk's clock (lands slow writes, flushes deferred state).
+ * With the defaults every save() is durable before it resolves and nothing is deferred.
+ */
+export function standaloneSimDisk(opts: { writeDelayTicks?: number; deferDerivedTicks?: number; mode?: PersistenceMode } = {}): {
+  disk: SimDisk;
+  open(): PeerStorage;
+  crash(): void;
+  advance(ticks?: number): void;
+} {
+  let now = 0;
+  const disk = new SimDisk({
+    now: () => now,
+    writeDelayTicks: () => opts.writeDelayTicks ?? 0,
+    deferDerivedTicks: opts.deferDerivedTicks ?? 0,
+    mode: opts.mode ?? 'correct',
+  });
+  return {
+    disk,
+    open: () => disk.storage(() => ({ leaderOf: null, term: 0 })),
+    crash: () => {
+      disk.crash();
+    },
+    advance: (ticks = 1) => {
+      now += ticks;
+      disk.advance();
+    },
+  };
 }

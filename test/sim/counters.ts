@@ -1,0 +1,55 @@
+// What the simulated hosts count, summed over all nodes and incarnations of a run: the evidence
+// that each feature and fault actually ran (the suite floors them; campaigns print them).
+
+/** What the hosts saw, over all nodes and incarnations (evidence that each feature ran). */
+export interface NodeCounters {
+  /** Default reads served under the lease (the rest waited for a ReadIndex round). */
+  leaseReads: number;
+  snapshotsInstalled: number;
+  /** Snapshots the peers took (the sliced job of peer.ts finished) and slices they took. */
+  compactions: number;
+  /** Crashes at each point (a plain crash: crashesNow). */
+  crashesNow: number;
+  crashesAtSave: number;
+  crashesAfterEarlySend: number;
+  crashesAfterEarlyApply: number;
+  crashesAtDurable: number;
+  /** Crashes that lost outstanding writes (deferred derived state aside: derivedLost). */
+  crashesDuringWrite: number;
+  /** Entries applied (and answered) before a crash lost their results, applied again after it. */
+  reappliedEntries: number;
+  /** Saves, slow ones (>= 1 tick), derived-state batches deferred and lost by a crash. */
+  saves: number;
+  slowWrites: number;
+  derivedDeferred: number;
+  derivedLost: number;
+  /** Messages stepped and client requests taken while a write was outstanding; of the
+   *  messages, acks a leader received while its own write was out. */
+  stepsDuringWrite: number;
+  leaderAcksDuringWrite: number;
+  requestsDuringWrite: number;
+  /** Saves whose own entries had already left in appends (the overlap order's early send). */
+  earlySendSaves: number;
+  /** Puts refused at the space quota; operations refused because a waiting room was full. */
+  noSpace: number;
+  tooManyPending: number;
+  /** Commit-only appends the transport held for company. */
+  heldForCompany: number;
+  /** Clean restarts (close, then open) completed. */
+  cleanRestarts: number;
+  /** Ticks the lease guard took as a stall, and membership changes / transfers the peers took. */
+  stalls: number;
+  confChangesApplied: number;
+  transfersTaken: number;
+}
+
+export function emptyNodeCounters(): NodeCounters {
+  return {
+    leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesNow: 0, crashesAtSave: 0, crashesAfterEarlySend: 0,
+    crashesAfterEarlyApply: 0, crashesAtDurable: 0, crashesDuringWrite: 0, reappliedEntries: 0, saves: 0, slowWrites: 0,
+    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, tooManyPending: 0, heldForCompany: 0, cleanRestarts: 0, stalls: 0,
+    confChangesApplied: 0, transfersTaken: 0,
+  };
+}
+
+export const NODE_COUNTER_KEYS = Object.keys(emptyNodeCounters()) as Array<keyof NodeCounters>;
