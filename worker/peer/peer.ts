@@ -450,8 +450,14 @@ export class Peer {
   private kick(flush = false): void {
     if (this.loop !== null || this.closing || this.failure !== null) return;
     if (!this.core.hasReady() && !(flush && this.hasCarry())) return;
-    this.loop = this.runLoop().finally(() => {
+    // The loop is claimed before runLoop's synchronous part runs: a kick from inside it (an
+    // apply that removes this peer) must not start a second loop, which would save the carry
+    // of the ready in hand ahead of that ready's own hard state (applied above a durable commit).
+    let finished!: () => void;
+    this.loop = new Promise<void>((resolve) => (finished = resolve));
+    void this.runLoop().finally(() => {
       this.loop = null;
+      finished();
       this.kick();
     });
   }
