@@ -523,7 +523,7 @@ describe('peer: a removed member stops', () => {
     // The leader stopped replicating to it with the change, so it never sees the entry; it
     // campaigns, and the members answer that their committed configuration leaves it out.
     await c.until(() => removed.removed() !== null, 200, 'the removed peer learning it');
-    expect(removed.removed()).toBe(`${gone} was removed from cluster the cluster; it serves nothing (send requests to a member)`);
+    expect(removed.removed()).toBe(`${gone} was removed from the cluster; it serves nothing (send requests to a member)`);
     await expect(removed.read('stale', (kv) => kv.get('k'))).rejects.toMatchObject({ code: 'removed' });
     await expect(removed.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
     expect(removed.health()).toMatchObject({ ok: false });

@@ -136,6 +136,16 @@ describe('simulator (production Peer)', () => {
     expect(fixed.stats.slowWrites).toBeGreaterThan(0);
   });
 
+  it('seeds that once failed pass (each names the bug it found)', async () => {
+    // 672: a node whose addVoter entry a new leader overwrote was told "removed" by a member
+    // and stayed dormant after being added again as a learner (worker/peer/removal.ts).
+    for (const [seed, diskDelayTicksMax] of [[672, 1]] as const) {
+      const r = await runSim(seed, { diskDelayTicksMax, trace: true });
+      expect(r.failure, `seed ${seed}`).toBeUndefined();
+      expect(r.trace.some((line) => line.includes('n6 peer.removed'))).toBe(false);
+    }
+  });
+
   it('replays a seed exactly: the same seed gives the same trace twice', async () => {
     for (const seed of [3, 11]) {
       const a = await runSim(seed, { trace: true });

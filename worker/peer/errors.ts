@@ -59,8 +59,10 @@ export class PeerError extends Error {
   }
 }
 
+/** `cluster`: the cluster's name, or '' when the host gave none. */
 export function removedError(self: NodeId, cluster: string): PeerError {
-  return new PeerError('removed', `${self} was removed from cluster ${cluster}; it serves nothing (send requests to a member)`);
+  const from = cluster === '' ? 'the cluster' : `cluster ${cluster}`;
+  return new PeerError('removed', `${self} was removed from ${from}; it serves nothing (send requests to a member)`);
 }
 
 export function learnerBehindError(id: NodeId, learnerMatch: number, leaderLastIndex: number, lagEntriesMax: number): PeerError {

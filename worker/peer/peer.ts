@@ -156,7 +156,7 @@ export class Peer {
     this.appliedMembership = init.appliedMembership;
     this.appliedMembershipIndex = init.appliedMembershipIndex;
     this.removal = init.removal;
-    this.cluster = opts.cluster ?? 'the cluster';
+    this.cluster = opts.cluster ?? '';
     this.snapshotIndex = init.snapshotIndex;
     this.term = init.term;
     this.limits = init.limits;
@@ -237,7 +237,7 @@ export class Peer {
     const told = new Set<NodeId>();
     for (const msg of msgs) {
       if (msg.type === 'removed') {
-        if (noticeProvesRemoval(this.id, msg, this.core.membership(), this.core.lastIndex())) {
+        if (noticeProvesRemoval(this.id, msg, this.appliedMembership, this.core.lastIndex())) {
           this.becomeRemoved({ index: msg.index!, toldBy: msg.from });
           return;
         }

@@ -4,11 +4,13 @@
 // as the change is in its log, so the node keeps believing it is a voter and campaigns forever.
 // So a member that hears from a node outside its applied (committed) configuration tells it so:
 // a `removed` notice naming that configuration's index. The node accepts the notice only when
-// that index is beyond its own log and it still counts itself a member — then the cluster has
-// committed a configuration it has never seen that leaves it out. A node added to a cluster
-// whose member lags is never fooled: its own log already holds the configuration that added it,
-// at or beyond any index the lagging member can name. A peer that applies its own removal knows
-// without being told.
+// that index is beyond its own log and its own applied (committed) configuration holds it: two
+// committed configurations, the later one without it, mean a removal of it committed between
+// them. A node added to a cluster whose member lags is never fooled: its own log already holds
+// the configuration that added it, at or beyond any index the lagging member can name. Nor is a
+// node whose addition never committed (the entry adding it was overwritten after a leader
+// change): it has applied no configuration with itself in it, and may still be added again.
+// A peer that applies its own removal knows without being told.
 //
 // Either way the peer records the removal in its storage metadata, so a restart on the same
 // storage comes back removed instead of campaigning again.
@@ -59,8 +61,8 @@ export function removalNotice(
   return { type: 'removed', from: self, to: from, term, index: appliedIndex };
 }
 
-/** Whether notice `m` proves that `self` (latest configuration `latest`, last log index
+/** Whether notice `m` proves that `self` (applied configuration `applied`, last log index
  *  `lastIndex`) was removed. */
-export function noticeProvesRemoval(self: NodeId, m: Message, latest: Membership, lastIndex: number): boolean {
-  return m.type === 'removed' && m.index !== undefined && isMember(latest, self) && m.index > lastIndex;
+export function noticeProvesRemoval(self: NodeId, m: Message, applied: Membership, lastIndex: number): boolean {
+  return m.type === 'removed' && m.index !== undefined && isMember(applied, self) && m.index > lastIndex;
 }
