@@ -4,6 +4,7 @@
 
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import { SimHost, type CrashPoint, type NodeEnv, type NodeRequest } from './host.ts';
+import { stream } from './streams.ts';
 
 export const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
 
@@ -29,9 +30,19 @@ export class SimCluster {
   spawned = 0;
   private committed: Membership | null = null;
   private committedAt = 0;
+  /**
+   * On about half the seeds a removed node keeps running (ticked, messaged, asked by clients)
+   * for this many ticks before it is retired, so the peer's own removal handling runs: it must
+   * learn it was removed (applying its removal, or told by a member) and then stay quiet and
+   * refuse clients (host.ts checks). Drawn from its own stream, so other draws do not move.
+   */
+  private readonly removedLingerTicks: number;
+  private readonly lingering = new Map<NodeId, number>();
 
   constructor(env: NodeEnv) {
     this.env = env;
+    const r = stream(env.seed, 'removed-linger');
+    this.removedLingerTicks = r.nextInt(2) === 0 ? 0 : [10, 30, 60][r.nextInt(3)]!;
   }
 
   /** A brand-new node with the given initial membership (empty: it waits to be added). */
@@ -125,15 +136,26 @@ export class SimCluster {
 
   /**
    * Stop nodes whose removal has committed (they are out of the committed membership after
-   * having been in it). Node ids are never reused, as in etcd.
+   * having been in it), after their linger (none when `now`: healing). Node ids are never
+   * reused, as in etcd.
    */
-  retireRemoved(): void {
+  retireRemoved(now = false): void {
     const m = this.committedMembership();
     if (m === null) return;
     for (const id of m.voters) this.everMember.add(id);
     for (const id of m.learners) this.everMember.add(id);
     for (const node of [...this.nodes.values()]) {
       if (!this.everMember.has(node.id) || m.voters.includes(node.id) || m.learners.includes(node.id)) continue;
+      if (!now && this.removedLingerTicks > 0) {
+        const until = this.lingering.get(node.id);
+        if (until === undefined) {
+          this.lingering.set(node.id, this.env.now() + this.removedLingerTicks);
+          this.env.counters.removedLingering++;
+          this.env.trace(`${node.id} removed; keeps running for ${this.removedLingerTicks} ticks`);
+        }
+        if (until === undefined || this.env.now() < until) continue;
+      }
+      this.lingering.delete(node.id);
       node.crash('retired: removal committed');
       this.nodes.delete(node.id);
       this.downUntil.delete(node.id);

@@ -332,6 +332,12 @@ export class SimHost {
       switch (event) {
         case 'peer.role':
           if (fields.role === 'leader') this.env.invariants.onRole(this.id, 'leader', fields.term as number);
+          if (this.peer?.removed() != null && fields.role !== 'follower') {
+            violation('removed-campaigned', `${this.id} knows it was removed but became ${String(fields.role)} in term ${String(fields.term)}`);
+          }
+          break;
+        case 'peer.removed':
+          c.removedLearned++;
           break;
         case 'peer.snapshot.taken':
           c.compactions++;
@@ -487,6 +493,9 @@ export class SimHost {
         return { kind: 'dropped', code: err.code };
       case 'too-many-pending':
         this.env.counters.tooManyPending++;
+        return { kind: 'refused', leader: err.leader, code: err.code };
+      case 'removed':
+        this.env.counters.removedRefusals++;
         return { kind: 'refused', leader: err.leader, code: err.code };
       default:
         // not-leader, no-leader, busy, too-many-pending, closed, failed (and a removed member's

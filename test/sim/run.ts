@@ -191,7 +191,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     await settle();
     clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
     await settle();
-    cluster.retireRemoved();
+    cluster.retireRemoved(!chaosOn);
   };
 
   try {
@@ -212,6 +212,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     network.heal();
     network.setFaults({ dropPercent: 0, duplicatePercent: 0, delayTicksMax: Math.min(mix.delayTicksMax, HEAL_DELAY_TICKS_MAX) });
     answerLossPercent = 0;
+    cluster.retireRemoved(true);
     cluster.restartAll();
     await settle();
     for (;;) {

@@ -52,6 +52,11 @@ describe('simulator (production Peer)', () => {
     expect(total.confChangesApplied).toBeGreaterThan(SEEDS * 2);
     expect(total.transfers).toBeGreaterThan(SEEDS / 2);
     expect(total.transfersTaken).toBeGreaterThan(SEEDS / 2);
+    // Removed nodes kept running learn it (by applying their removal or from a member's notice)
+    // and refuse clients; host.ts fails a run where one campaigns after.
+    expect(total.removedLingering).toBeGreaterThan(SEEDS / 10);
+    expect(total.removedLearned).toBeGreaterThan(total.removedLingering / 2);
+    expect(total.removedRefusals).toBeGreaterThan(0);
     // The sliced snapshot job runs and its snapshots are installed (chunked) by laggards and joiners.
     expect(total.compactions).toBeGreaterThan(SEEDS * 5);
     expect(total.snapshotsInstalled).toBeGreaterThan(SEEDS);
