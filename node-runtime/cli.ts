@@ -56,7 +56,10 @@ async function main(): Promise<void> {
     state = 'stopping';
     node.log.info('shutting down', { signal });
     setTimeout(() => die(`shutdown did not finish within ${SHUTDOWN_MS_MAX} ms; exiting`), SHUTDOWN_MS_MAX).unref();
-    node.stop().then(() => process.exit(0), (err: unknown) => die(`shutdown failed: ${explain(err, http)}`));
+    node.stop().then(
+      () => process.exit(0),
+      (err: unknown) => die(`shutdown failed: ${explain(err, http)}`),
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -35,14 +35,19 @@ try {
     strict: true,
   }));
 } catch (err) {
-  fail(`${err instanceof Error ? err.message.split('\n')[0] : String(err)} (flags: --engine --base-port --data-root --tick-ms --log-level)`);
+  fail(
+    `${err instanceof Error ? err.message.split('\n')[0] : String(err)} (flags: --engine --base-port --data-root --tick-ms --log-level)`,
+  );
 }
 if (values['help']) {
-  process.stdout.write('usage: npm run cluster [-- --engine sqlite|memory|leveldb --base-port 3379 --data-root ./data --tick-ms 100 --log-level info]\n');
+  process.stdout.write(
+    'usage: npm run cluster [-- --engine sqlite|memory|leveldb --base-port 3379 --data-root ./data --tick-ms 100 --log-level info]\n',
+  );
   process.exit(0);
 }
 const basePort = Number(values['base-port']);
-if (!Number.isInteger(basePort) || basePort < 1 || basePort + SIZE - 1 > 65535) fail(`--base-port ${String(values['base-port'])} is not a port`);
+if (!Number.isInteger(basePort) || basePort < 1 || basePort + SIZE - 1 > 65535)
+  fail(`--base-port ${String(values['base-port'])} is not a port`);
 const root = path.resolve(String(values['data-root']));
 mkdirSync(root, { recursive: true });
 
@@ -61,11 +66,29 @@ function prefixLines(id: string, stream: NodeJS.ReadableStream, out: NodeJS.Writ
 }
 
 ids.forEach((id, k) => {
-  const child = spawn(process.execPath, [
-    CLI, '--id', id, '--http', `127.0.0.1:${basePort + k}`, '--data-dir', path.join(root, id),
-    '--engine', String(values['engine']), '--initial-cluster', initialCluster, '--cluster-token', token,
-    '--tick-ms', String(values['tick-ms']), '--log-level', String(values['log-level']),
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [
+      CLI,
+      '--id',
+      id,
+      '--http',
+      `127.0.0.1:${basePort + k}`,
+      '--data-dir',
+      path.join(root, id),
+      '--engine',
+      String(values['engine']),
+      '--initial-cluster',
+      initialCluster,
+      '--cluster-token',
+      token,
+      '--tick-ms',
+      String(values['tick-ms']),
+      '--log-level',
+      String(values['log-level']),
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   children.set(id, child);
   prefixLines(id, child.stdout!, process.stdout);
   prefixLines(id, child.stderr!, process.stderr);

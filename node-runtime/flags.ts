@@ -47,7 +47,7 @@ interface FlagSpec {
 }
 
 export const FLAGS: Record<string, FlagSpec> = {
-  id: { type: 'string', default: '(required)', help: 'this node\'s id, e.g. n1 (letters, digits, - _ .)' },
+  id: { type: 'string', default: '(required)', help: "this node's id, e.g. n1 (letters, digits, - _ .)" },
   http: { type: 'string', default: '127.0.0.1:3379', help: 'host:port to listen on for clients and peers' },
   advertise: { type: 'string', default: 'http://<--http>', help: 'URL other nodes and redirected clients use to reach this node' },
   'data-dir': { type: 'string', default: './data/<id>', help: 'where this node keeps its state' },
@@ -59,11 +59,23 @@ export const FLAGS: Record<string, FlagSpec> = {
   'cluster-token': { type: 'string', default: '$METCD_CLUSTER_TOKEN', help: 'shared secret for peer traffic and membership changes' },
   mode: { type: 'string', default: 'redirect', help: 'follower writes: redirect (307 to the leader) | proxy (forward to it)' },
   'log-level': { type: 'string', default: 'info', help: `${LOG_LEVELS.join(' | ')}` },
-  'tick-ms': { type: 'string', default: String(DEFAULT_TICK_MS), help: 'Raft tick; election timeout = election-ticks..2×election-ticks ticks' },
+  'tick-ms': {
+    type: 'string',
+    default: String(DEFAULT_TICK_MS),
+    help: 'Raft tick; election timeout = election-ticks..2×election-ticks ticks',
+  },
   'election-ticks': { type: 'string', default: '10', help: 'ticks without a leader before an election' },
   'heartbeat-ticks': { type: 'string', default: '1', help: 'ticks between leader heartbeats' },
-  'snapshot-entries': { type: 'string', default: '100000', help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB), as etcd --snapshot-count' },
-  'quota-bytes': { type: 'string', default: '536870912', help: 'space quota: puts that would take keys + values past this many bytes get 507 (state is held in memory)' },
+  'snapshot-entries': {
+    type: 'string',
+    default: '100000',
+    help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB), as etcd --snapshot-count',
+  },
+  'quota-bytes': {
+    type: 'string',
+    default: '536870912',
+    help: 'space quota: puts that would take keys + values past this many bytes get 507 (state is held in memory)',
+  },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
   'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
   help: { type: 'boolean', default: 'false', help: 'print this help and exit' },
@@ -82,8 +94,12 @@ export function helpText(): string {
     const arg = spec.type === 'string' ? ` <value>` : '';
     lines.push(`  --${name}${arg}`.padEnd(34) + `${spec.help} (default: ${spec.default})`);
   }
-  lines.push('', 'examples:', '  metcd --id n1 --http 127.0.0.1:3379 --data-dir ./data/n1 --engine sqlite --bootstrap',
-    '  metcd --id n2 --http 127.0.0.1:3380 --data-dir ./data/n2 --engine sqlite --join http://127.0.0.1:3379');
+  lines.push(
+    '',
+    'examples:',
+    '  metcd --id n1 --http 127.0.0.1:3379 --data-dir ./data/n1 --engine sqlite --bootstrap',
+    '  metcd --id n2 --http 127.0.0.1:3380 --data-dir ./data/n2 --engine sqlite --join http://127.0.0.1:3379',
+  );
   return lines.join('\n');
 }
 
@@ -97,7 +113,8 @@ function httpUrl(value: string, flag: string): string {
     throw new FlagError(`--${flag}: ${JSON.stringify(value)} is not a URL (expected http://host:port)`);
   }
   if (u.protocol !== 'http:') throw new FlagError(`--${flag}: ${JSON.stringify(value)} must be an http:// URL`);
-  if (u.pathname !== '/' || u.search !== '' || u.hash !== '') throw new FlagError(`--${flag}: ${JSON.stringify(value)} must not have a path or query`);
+  if (u.pathname !== '/' || u.search !== '' || u.hash !== '')
+    throw new FlagError(`--${flag}: ${JSON.stringify(value)} must not have a path or query`);
   return u.origin;
 }
 
@@ -119,7 +136,10 @@ function hostPort(value: string): { host: string; port: number } {
 export type ParsedFlags = { help: true } | { help: false; config: NodeConfig };
 
 export function parseFlags(argv: string[], env: Record<string, string | undefined>): ParsedFlags {
-  const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<string, { type: 'string' | 'boolean' }>;
+  const options = Object.fromEntries(Object.entries(FLAGS).map(([k, s]) => [k, { type: s.type }])) as Record<
+    string,
+    { type: 'string' | 'boolean' }
+  >;
   let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false }));
@@ -132,7 +152,8 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
 
   const id = str('id', '');
   if (id === '') throw new FlagError('--id is required (e.g. --id n1)');
-  if (!ID_RE.test(id)) throw new FlagError(`--id: ${JSON.stringify(id)} must be 1-64 of letters, digits, - _ . (starting with a letter or digit)`);
+  if (!ID_RE.test(id))
+    throw new FlagError(`--id: ${JSON.stringify(id)} must be 1-64 of letters, digits, - _ . (starting with a letter or digit)`);
 
   const { host, port } = hostPort(str('http', '127.0.0.1:3379'));
   const engine = str('engine', 'sqlite');
@@ -142,7 +163,9 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
   const logLevel = str('log-level', 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new FlagError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
 
-  const starts = [values['bootstrap'] === true, values['join'] !== undefined, values['initial-cluster'] !== undefined].filter(Boolean).length;
+  const starts = [values['bootstrap'] === true, values['join'] !== undefined, values['initial-cluster'] !== undefined].filter(
+    Boolean,
+  ).length;
   if (starts > 1) throw new FlagError('use only one of --bootstrap, --join, --initial-cluster');
   let start: StartMode = { kind: 'restart' };
   let advertiseDefault = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;

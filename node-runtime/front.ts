@@ -55,7 +55,9 @@ const json = errorReply;
 export function createFront(opts: FrontOptions): (request: ApiRequest) => Promise<ApiReply> {
   const tokenOk = tokenChecker(opts.token);
   const unauthorized = () =>
-    json(401, 'unauthorized', 'missing or wrong cluster token (Authorization: Bearer <token>)', { 'WWW-Authenticate': 'Bearer realm="metcd"' });
+    json(401, 'unauthorized', 'missing or wrong cluster token (Authorization: Bearer <token>)', {
+      'WWW-Authenticate': 'Bearer realm="metcd"',
+    });
   let droppedMisaddressed = 0;
 
   async function raft(request: ApiRequest, peer: Peer): Promise<ApiReply> {
@@ -113,7 +115,8 @@ export function createFront(opts: FrontOptions): (request: ApiRequest) => Promis
     }
     // The front door's own answers carry the same X-Metcd-* headers as the router's.
     if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return withPeerHeaders(await faultsRoute(request, opts.faults), peer);
-    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization'))) return withPeerHeaders(unauthorized(), peer);
+    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization')))
+      return withPeerHeaders(unauthorized(), peer);
     return opts.router.handle(request);
   };
 }

@@ -39,7 +39,17 @@ export interface RunningServer {
 
 /** Connection-level headers: they describe one hop (a proxied answer brings the leader's). The
  *  length is this server's to set. */
-const NOT_RELAYED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'content-length']);
+const NOT_RELAYED = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'content-length',
+]);
 
 /** The whole answer with Content-Length, in one write where node:http can. */
 export function writeReply(res: ServerResponse, reply: ApiReply, closeAfter: boolean): void {
@@ -74,23 +84,30 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
       plainError(res, 400, 'bad_request', `malformed request: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
-    opts.handler(request).then(
-      // A body the handler left unread (a 307 before reading a PUT) would stall this keep-alive
-      // connection: close it after the answer instead.
-      (reply) => writeReply(res, reply, request.abandoned || request.bodyUnread),
-      (err: unknown) => {
-        if (err instanceof ApiError) {
-          // A refusal the handler let through (e.g. its body over this server's cap).
-          writeReply(res, errorReply(err.status, err.code, err.message, err.headers, err.details), true);
-          return;
-        }
-        opts.log.error('http handler failed', { method: req.method, url: req.url, error: err instanceof Error ? err.message : String(err) });
-        plainError(res, 500, 'internal', 'internal error');
-      },
-    ).catch((err: unknown) => {
-      opts.log.debug('http response aborted', { url: req.url, error: String(err) });
-      res.destroy();
-    });
+    opts
+      .handler(request)
+      .then(
+        // A body the handler left unread (a 307 before reading a PUT) would stall this keep-alive
+        // connection: close it after the answer instead.
+        (reply) => writeReply(res, reply, request.abandoned || request.bodyUnread),
+        (err: unknown) => {
+          if (err instanceof ApiError) {
+            // A refusal the handler let through (e.g. its body over this server's cap).
+            writeReply(res, errorReply(err.status, err.code, err.message, err.headers, err.details), true);
+            return;
+          }
+          opts.log.error('http handler failed', {
+            method: req.method,
+            url: req.url,
+            error: err instanceof Error ? err.message : String(err),
+          });
+          plainError(res, 500, 'internal', 'internal error');
+        },
+      )
+      .catch((err: unknown) => {
+        opts.log.debug('http response aborted', { url: req.url, error: String(err) });
+        res.destroy();
+      });
   });
   server.maxConnections = opts.connectionsMax ?? 10_000;
   server.headersTimeout = 10_000;

@@ -27,7 +27,14 @@ function quote(v: string): string {
   return /^[A-Za-z0-9_.:/@+-]+$/.test(v) ? v : JSON.stringify(v);
 }
 
-export function formatLine(level: LogLevel, node: string, term: number | undefined, msg: string, fields: LogFields | undefined, nowMs: number): string {
+export function formatLine(
+  level: LogLevel,
+  node: string,
+  term: number | undefined,
+  msg: string,
+  fields: LogFields | undefined,
+  nowMs: number,
+): string {
   let line = `time=${new Date(nowMs).toISOString()} level=${level} node=${quote(node)}`;
   if (term !== undefined) line += ` term=${term}`;
   line += ` msg=${JSON.stringify(msg)}`;

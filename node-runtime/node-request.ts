@@ -59,9 +59,11 @@ export class NodeRequest implements ApiRequest {
       // Bytes still to read and drop once over the limit (-1: not over it).
       let drainLeft = -1;
       const refuse = () =>
-        tooLarge(announced !== null && announced > limit
-          ? `request body is ${announced} bytes, above the limit of ${limit}`
-          : `request body is above the limit of ${limit} bytes`);
+        tooLarge(
+          announced !== null && announced > limit
+            ? `request body is ${announced} bytes, above the limit of ${limit}`
+            : `request body is above the limit of ${limit} bytes`,
+        );
       const done = (err: Error | null, value?: Uint8Array) => {
         req.off('data', onData);
         req.off('end', onEnd);

@@ -65,7 +65,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   let peer: Peer | undefined;
   const log = createLogger({ level: cfg.logLevel, node: cfg.id, term: () => peer?.status().term, ...(write ? { write } : {}) });
   if (cfg.clusterToken === '') {
-    log.warn('no cluster token: anyone who can reach this port can send Raft messages and change membership (set --cluster-token or METCD_CLUSTER_TOKEN)');
+    log.warn(
+      'no cluster token: anyone who can reach this port can send Raft messages and change membership (set --cluster-token or METCD_CLUSTER_TOKEN)',
+    );
   }
 
   const faults = cfg.faultInjection ? new Faults() : undefined;
@@ -96,7 +98,13 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     },
     forward: (request, _leader, address) => {
       const url = new URL(request.url);
-      return fetch(new URL(url.pathname + url.search, address), { method: request.method, headers: request.headers, body: request.body, redirect: 'manual', duplex: 'half' } as RequestInit);
+      return fetch(new URL(url.pathname + url.search, address), {
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        redirect: 'manual',
+        duplex: 'half',
+      } as RequestInit);
     },
     log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
   });
@@ -177,7 +185,13 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     throw new Error(`${removed}; to add this machine again, start a new node with an empty --data-dir and --join`);
   }
   ticker.start();
-  log.info('node started', { engine: cfg.engine, http: `${cfg.listenHost}:${server.port}`, advertise: cfg.advertise, dataDir: cfg.dataDir, start: fresh ? cfg.start.kind : 'restart' });
+  log.info('node started', {
+    engine: cfg.engine,
+    http: `${cfg.listenHost}:${server.port}`,
+    advertise: cfg.advertise,
+    dataDir: cfg.dataDir,
+    start: fresh ? cfg.start.kind : 'restart',
+  });
 
   let stopping: Promise<void> | undefined;
   const failureCheck = setInterval(() => {
@@ -190,10 +204,11 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
   if (fresh && cfg.start.kind === 'join') {
     const target = cfg.start.target;
-    joinCluster({ target, id: cfg.id, address: cfg.advertise, token: cfg.clusterToken, timeoutMs: cfg.joinTimeoutMs, log })
-      .catch((err: unknown) => {
+    joinCluster({ target, id: cfg.id, address: cfg.advertise, token: cfg.clusterToken, timeoutMs: cfg.joinTimeoutMs, log }).catch(
+      (err: unknown) => {
         if (stopping === undefined) onFatal(err instanceof Error ? err : new Error(String(err)));
-      });
+      },
+    );
   }
 
   async function transferAway(): Promise<void> {

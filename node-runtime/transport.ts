@@ -52,7 +52,6 @@ export interface TransportOptions {
   faults?: Faults;
 }
 
-
 interface Destination {
   outbox: Outbox;
   busy: boolean;
@@ -109,21 +108,24 @@ export class HttpTransport implements PeerTransport {
     }
     const batch = box.outbox.takeBatch();
     box.busy = true;
-    this.post(to, address, batch).then((ok) => {
-      if (ok) {
-        this.count('sent', batch.length);
-        if (box.failing) this.opts.log.info('peer reachable again', { peer: to });
-        box.failing = false;
-        box.busy = false;
-        this.pump(to);
-      } else {
-        this.count('dropped.send-failed', batch.length);
-        setTimeout(() => {
+    this.post(to, address, batch).then(
+      (ok) => {
+        if (ok) {
+          this.count('sent', batch.length);
+          if (box.failing) this.opts.log.info('peer reachable again', { peer: to });
+          box.failing = false;
           box.busy = false;
           this.pump(to);
-        }, this.limits.retryDelayMs).unref();
-      }
-    }, () => undefined);
+        } else {
+          this.count('dropped.send-failed', batch.length);
+          setTimeout(() => {
+            box.busy = false;
+            this.pump(to);
+          }, this.limits.retryDelayMs).unref();
+        }
+      },
+      () => undefined,
+    );
   }
 
   /** One POST of a batch; resolves true when the peer accepted it. Never rejects. */

@@ -42,7 +42,11 @@ export default {
     if (named.length > 1) return errorResponse(400, 'bad_request', 'query parameter "peer" given more than once');
     const target = named[0] ?? leaderHints.get(config.cluster) ?? config.bootstrapPeers[0]!;
     if (!isPeerId(target)) {
-      return errorResponse(400, 'bad_request', `peer ${JSON.stringify(target)}: expected a peer id such as p1 (1-64 letters, digits, '.', '-', '_')`);
+      return errorResponse(
+        400,
+        'bad_request',
+        `peer ${JSON.stringify(target)}: expected a peer id such as p1 (1-64 letters, digits, '.', '-', '_')`,
+      );
     }
     let response: Response;
     try {

@@ -79,7 +79,9 @@ export async function checkIdentity(dir: string, want: DataDirIdentity): Promise
   if (raw === undefined) {
     const others = readdirSync(dir).filter((n) => n !== LOCK_FILE && !n.startsWith(`${META_FILE}.tmp`));
     if (others.length > 0) {
-      throw new DataDirError(`data dir ${dir} is not empty but has no ${META_FILE} (found ${others.slice(0, 3).join(', ')}); refusing to guess whose data it is`);
+      throw new DataDirError(
+        `data dir ${dir} is not empty but has no ${META_FILE} (found ${others.slice(0, 3).join(', ')}); refusing to guess whose data it is`,
+      );
     }
     await writeFileDurable(file, Buffer.from(JSON.stringify({ format: FORMAT, ...want }, null, 2) + '\n'));
     return true;
@@ -92,7 +94,9 @@ export async function checkIdentity(dir: string, want: DataDirIdentity): Promise
   }
   if (have.format !== FORMAT) throw new DataDirError(`${file} has format ${String(have.format)}, this metcd reads format ${FORMAT}`);
   if (have.engine !== want.engine) {
-    throw new DataDirError(`data dir ${dir} was created with --engine ${String(have.engine)}, not ${want.engine}; start with --engine ${String(have.engine)} or use another --data-dir`);
+    throw new DataDirError(
+      `data dir ${dir} was created with --engine ${String(have.engine)}, not ${want.engine}; start with --engine ${String(have.engine)} or use another --data-dir`,
+    );
   }
   if (have.nodeId !== want.nodeId) {
     throw new DataDirError(`data dir ${dir} belongs to node ${String(have.nodeId)}, not ${want.nodeId}`);

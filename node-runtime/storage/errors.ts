@@ -9,7 +9,9 @@ export class StorageCorruptError extends Error {
 
   constructor(file: string, offset: number, detail: string) {
     const where = offset >= 0 ? `${file} at offset ${offset}` : file;
-    super(`storage corrupt: ${where}: ${detail}; refusing to start (restore this node from a peer: remove it, wipe its data dir, join again)`);
+    super(
+      `storage corrupt: ${where}: ${detail}; refusing to start (restore this node from a peer: remove it, wipe its data dir, join again)`,
+    );
     this.file = file;
     this.offset = offset;
   }

@@ -34,8 +34,18 @@ import { DataDirError, StorageCorruptError } from './errors.ts';
 import { BlobFiles, type BlobRef } from './durable-fs.ts';
 import { SaveQueue } from './save-queue.ts';
 import {
-  readEntry, readHardState, readKeyRecord, readSession, readSnapshot,
-  seal, unseal, writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot,
+  readEntry,
+  readHardState,
+  readKeyRecord,
+  readSession,
+  readSnapshot,
+  seal,
+  unseal,
+  writeEntry,
+  writeHardState,
+  writeKeyRecord,
+  writeSession,
+  writeSnapshot,
 } from './records.ts';
 import { emptyHardState, emptySnapshot } from './state-model.ts';
 import { scanLevelLog } from './leveldb-log-scan.ts';
@@ -168,7 +178,9 @@ export class LevelDbEngine implements StorageEngine {
 
   static async open(opts: EngineOptions): Promise<LevelDbEngine> {
     mkdirSync(opts.dir, { recursive: true });
-    const logs = readdirSync(opts.dir).filter((n) => /^\d+\.log$/.test(n)).sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
+    const logs = readdirSync(opts.dir)
+      .filter((n) => /^\d+\.log$/.test(n))
+      .sort((a, b) => parseInt(a, 10) - parseInt(b, 10));
     logs.forEach((name, i) => {
       const file = path.join(opts.dir, name);
       const scan = scanLevelLog(file, readFileSync(file));
@@ -247,7 +259,11 @@ export class LevelDbEngine implements StorageEngine {
               const es = key[0] === P_LOG ? [check(key, value, readEntry)] : check(key, value, readSegment);
               const first = key.length === 9 ? logIndex(key) : -1;
               if (es.length === 0 || es.some((e, k) => e.index !== first + k)) {
-                throw new StorageCorruptError(dir, -1, `leveldb log key ${JSON.stringify(key.toString('latin1'))} holds entries ${es.map((e) => e.index).join(',')}`);
+                throw new StorageCorruptError(
+                  dir,
+                  -1,
+                  `leveldb log key ${JSON.stringify(key.toString('latin1'))} holds entries ${es.map((e) => e.index).join(',')}`,
+                );
               }
               pieces.push({ segment: { first, last: first + es.length - 1, key }, entries: es });
               break;
@@ -311,7 +327,8 @@ export class LevelDbEngine implements StorageEngine {
       }
       if (stale > 0) this.segments.splice(0, stale);
       const ops = [...w.ops.values()].map((o) =>
-        o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value });
+        o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value },
+      );
       await this.db.batch(ops, { sync: true });
     } catch (err) {
       this.firstIndex = before.first;
@@ -329,14 +346,20 @@ export class LevelDbEngine implements StorageEngine {
   /** Writes a snapshot's blob to its own file and stages the key naming it. */
   private async stageSnapshot(w: PendingWrites, snapshot: Snapshot, written: BlobRef[]): Promise<void> {
     if (snapshot.data.length === 0) {
-      w.put(strKey(P_STATE, 'snapshot'), seal((x) => writeSnapshot(x, snapshot)));
+      w.put(
+        strKey(P_STATE, 'snapshot'),
+        seal((x) => writeSnapshot(x, snapshot)),
+      );
       w.del(strKey(P_STATE, 'snapshotRef'));
       this.snapRef = null;
       return;
     }
     const ref = await this.blobs.write(snapshot.data);
     written.push(ref);
-    w.put(strKey(P_STATE, 'snapshotRef'), seal((x) => writeSnapshotRef(x, snapshot, ref)));
+    w.put(
+      strKey(P_STATE, 'snapshotRef'),
+      seal((x) => writeSnapshotRef(x, snapshot, ref)),
+    );
     w.del(strKey(P_STATE, 'snapshot'));
     this.snapRef = ref;
   }
@@ -383,10 +406,24 @@ export class LevelDbEngine implements StorageEngine {
         for await (const key of this.db.keys(range(prefix))) w.del(key);
       }
       await this.stageSnapshot(w, snapshot, written);
-      for (const [key, rec] of kv.records) w.put(strKey(P_KEY, key), seal((x) => writeKeyRecord(x, rec)));
-      for (const [client, s] of kv.sessions) w.put(strKey(P_CLIENT, client), seal((x) => writeSession(x, s)));
-      w.put(strKey(P_STATE, 'revision'), seal((x) => x.uint(kv.revision)));
-      w.put(strKey(P_STATE, 'applied'), seal((x) => x.uint(snapshot.meta.index)));
+      for (const [key, rec] of kv.records)
+        w.put(
+          strKey(P_KEY, key),
+          seal((x) => writeKeyRecord(x, rec)),
+        );
+      for (const [client, s] of kv.sessions)
+        w.put(
+          strKey(P_CLIENT, client),
+          seal((x) => writeSession(x, s)),
+        );
+      w.put(
+        strKey(P_STATE, 'revision'),
+        seal((x) => x.uint(kv.revision)),
+      );
+      w.put(
+        strKey(P_STATE, 'applied'),
+        seal((x) => x.uint(snapshot.meta.index)),
+      );
       this.firstIndex = snapshot.meta.index + 1;
       this.lastIndex = snapshot.meta.index;
     }
@@ -407,19 +444,36 @@ export class LevelDbEngine implements StorageEngine {
     }
     if (b.hardState) {
       const h = b.hardState;
-      w.put(strKey(P_STATE, 'hardState'), seal((x) => writeHardState(x, h)));
+      w.put(
+        strKey(P_STATE, 'hardState'),
+        seal((x) => writeHardState(x, h)),
+      );
     }
     if (b.kv) {
       const c = b.kv;
-      w.put(strKey(P_STATE, 'revision'), seal((x) => x.uint(c.revision)));
-      for (const [key, rec] of c.upserts) w.put(strKey(P_KEY, key), seal((x) => writeKeyRecord(x, rec)));
+      w.put(
+        strKey(P_STATE, 'revision'),
+        seal((x) => x.uint(c.revision)),
+      );
+      for (const [key, rec] of c.upserts)
+        w.put(
+          strKey(P_KEY, key),
+          seal((x) => writeKeyRecord(x, rec)),
+        );
       for (const key of c.deletes) w.del(strKey(P_KEY, key));
-      for (const [client, s] of c.sessionUpserts) w.put(strKey(P_CLIENT, client), seal((x) => writeSession(x, s)));
+      for (const [client, s] of c.sessionUpserts)
+        w.put(
+          strKey(P_CLIENT, client),
+          seal((x) => writeSession(x, s)),
+        );
       for (const client of c.sessionDeletes) w.del(strKey(P_CLIENT, client));
     }
     if (b.applied !== undefined) {
       const a = b.applied;
-      w.put(strKey(P_STATE, 'applied'), seal((x) => x.uint(a)));
+      w.put(
+        strKey(P_STATE, 'applied'),
+        seal((x) => x.uint(a)),
+      );
     }
     if (b.meta) for (const [k, v] of Object.entries(b.meta)) w.put(strKey(P_META, k), Buffer.from(v, 'utf8'));
   }

@@ -34,8 +34,19 @@ import { BlobFiles, type BlobRef, fsyncDir, unlinkIfExists } from './durable-fs.
 import { SaveQueue } from './save-queue.ts';
 import { RecordAppender, scanRecords } from './record-file.ts';
 import {
-  readEntry, readHardState, readKeyRecord, readKvState, readSaveBatch, readSession, readSnapshot,
-  writeEntry, writeHardState, writeKeyRecord, writeSaveBatch, writeSession, writeSnapshot,
+  readEntry,
+  readHardState,
+  readKeyRecord,
+  readKvState,
+  readSaveBatch,
+  readSession,
+  readSnapshot,
+  writeEntry,
+  writeHardState,
+  writeKeyRecord,
+  writeSaveBatch,
+  writeSession,
+  writeSnapshot,
 } from './records.ts';
 import { type RecordsCapture, StateModel } from './state-model.ts';
 
@@ -210,8 +221,13 @@ export class MemoryEngine implements StorageEngine {
   private closing = false;
 
   private constructor(
-    opts: MemoryEngineOptions, model: StateModel, blobs: BlobFiles, snapRef: BlobRef | null,
-    gen: number, wal: RecordAppender, imageBytes: number,
+    opts: MemoryEngineOptions,
+    model: StateModel,
+    blobs: BlobFiles,
+    snapRef: BlobRef | null,
+    gen: number,
+    wal: RecordAppender,
+    imageBytes: number,
   ) {
     this.dir = opts.dir;
     this.opts = opts;
@@ -228,7 +244,11 @@ export class MemoryEngine implements StorageEngine {
     mkdirSync(opts.dir, { recursive: true });
     const names = await readdir(opts.dir);
     for (const n of names) if (n.endsWith('.tmp')) await unlinkIfExists(path.join(opts.dir, n));
-    const gensOf = (kind: string) => names.map((n) => GEN_FILE.exec(n)).filter((m) => m !== null && m[1] === kind).map((m) => Number(m![2]));
+    const gensOf = (kind: string) =>
+      names
+        .map((n) => GEN_FILE.exec(n))
+        .filter((m) => m !== null && m[1] === kind)
+        .map((m) => Number(m![2]));
     const images = gensOf('image');
     const base = images.length > 0 ? Math.max(...images) : 0;
 
@@ -243,7 +263,9 @@ export class MemoryEngine implements StorageEngine {
     }
 
     // The logs after the image, which must follow each other without a gap.
-    const chain = gensOf('wal').filter((g) => g >= base).sort((a, b) => a - b);
+    const chain = gensOf('wal')
+      .filter((g) => g >= base)
+      .sort((a, b) => a - b);
     chain.forEach((g, k) => {
       if (g !== base + k) {
         throw new StorageCorruptError(path.join(opts.dir, walName(base + k)), -1, `log missing: ${walName(g)} follows image ${base}`);
@@ -303,7 +325,8 @@ export class MemoryEngine implements StorageEngine {
       const item: LoggedBatch = { batch };
       const install = batch.installSnapshot?.snapshot.data;
       if (install !== undefined && install.length > 0) written.push((item.installRef = await this.blobs.write(install)));
-      if (batch.compact !== undefined && batch.compact.data.length > 0) written.push((item.compactRef = await this.blobs.write(batch.compact.data)));
+      if (batch.compact !== undefined && batch.compact.data.length > 0)
+        written.push((item.compactRef = await this.blobs.write(batch.compact.data)));
       items.push(item);
     }
     await this.wal.append(encodeGroup(items));

@@ -11,7 +11,10 @@ import type { SaveBatch } from '../../worker/peer/ports.ts';
 import { ByteReader, ByteWriter, FormatError } from './bytes.ts';
 
 export function writeEntry(w: ByteWriter, e: Entry): void {
-  w.uint(e.index).uint(e.term).u8(e.type === 'conf' ? 1 : 0).bytes(e.data);
+  w.uint(e.index)
+    .uint(e.term)
+    .u8(e.type === 'conf' ? 1 : 0)
+    .bytes(e.data);
 }
 
 export function readEntry(r: ByteReader): Entry {

@@ -13,11 +13,7 @@ export class SaveQueue {
   private readonly bounds: LogBounds;
   private readonly commits: GroupCommit<SaveBatch>;
 
-  constructor(
-    loaded: LoadedState,
-    writeGroup: (batches: SaveBatch[]) => void | Promise<void>,
-    limits: Partial<GroupCommitLimits> = {},
-  ) {
+  constructor(loaded: LoadedState, writeGroup: (batches: SaveBatch[]) => void | Promise<void>, limits: Partial<GroupCommitLimits> = {}) {
     this.loaded = loaded;
     const snapshotIndex = loaded.snapshot.meta.index;
     const lastIndex = loaded.entries.length > 0 ? loaded.entries[loaded.entries.length - 1]!.index : snapshotIndex;

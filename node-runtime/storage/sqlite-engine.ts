@@ -83,7 +83,10 @@ export class SqliteEngine implements StorageEngine {
     try {
       loaded = SqliteEngine.readAll(db, file);
     } catch (err) {
-      await starting.then((w) => w.close(), () => undefined);
+      await starting.then(
+        (w) => w.close(),
+        () => undefined,
+      );
       throw SqliteEngine.asCorruption(file, err);
     } finally {
       db.close();
@@ -119,7 +122,8 @@ export class SqliteEngine implements StorageEngine {
       try {
         return unseal(value as Uint8Array, read);
       } catch (err) {
-        if (err instanceof FormatError) throw new StorageCorruptError(file, -1, `table ${table} row ${JSON.stringify(key)}: ${err.message}`);
+        if (err instanceof FormatError)
+          throw new StorageCorruptError(file, -1, `table ${table} row ${JSON.stringify(key)}: ${err.message}`);
         throw err;
       }
     };
@@ -133,7 +137,10 @@ export class SqliteEngine implements StorageEngine {
     };
     const hardState: HardState = get('hardState', readHardState, emptyHardState());
     const snapRow = db.prepare('SELECT value FROM snapshot WHERE id = ?').get(SNAPSHOT_ROW_ID) as { value: Uint8Array } | undefined;
-    const snapshot: Snapshot = snapRow !== undefined ? check('snapshot', SNAPSHOT_ROW_ID, snapRow.value, readSnapshot) : get('snapshot', readSnapshot, emptySnapshot());
+    const snapshot: Snapshot =
+      snapRow !== undefined
+        ? check('snapshot', SNAPSHOT_ROW_ID, snapRow.value, readSnapshot)
+        : get('snapshot', readSnapshot, emptySnapshot());
     const applied = get('applied', readUintRow, 0);
     const revision = get('revision', readUintRow, 0);
 

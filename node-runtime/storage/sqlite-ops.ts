@@ -172,18 +172,51 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
   while (pos < buf.length) {
     const op = buf[pos++]!;
     switch (op) {
-      case OP_CLEAR: sink.clear(); break;
-      case OP_COMPACT_TO: sink.compactTo(uint()); break;
-      case OP_TRUNCATE_FROM: sink.truncateFrom(uint()); break;
-      case OP_PUT_ENTRY: { const index = uint(); sink.putEntry(index, seal()); break; }
-      case OP_PUT_KEY: { const key = str(); sink.putKey(key, seal()); break; }
-      case OP_DEL_KEY: sink.delKey(str()); break;
-      case OP_PUT_SESSION: { const client = str(); sink.putSession(client, seal()); break; }
-      case OP_DEL_SESSION: sink.delSession(str()); break;
-      case OP_PUT_STATE: { const name = str(); sink.putState(name, seal()); break; }
-      case OP_PUT_SNAPSHOT: sink.putSnapshot(sealInPlace(seal())); break;
-      case OP_PUT_META: { const name = str(); sink.putMeta(name, str()); break; }
-      default: throw new FormatError(`group: unknown operation ${op} at ${pos - 1}`);
+      case OP_CLEAR:
+        sink.clear();
+        break;
+      case OP_COMPACT_TO:
+        sink.compactTo(uint());
+        break;
+      case OP_TRUNCATE_FROM:
+        sink.truncateFrom(uint());
+        break;
+      case OP_PUT_ENTRY: {
+        const index = uint();
+        sink.putEntry(index, seal());
+        break;
+      }
+      case OP_PUT_KEY: {
+        const key = str();
+        sink.putKey(key, seal());
+        break;
+      }
+      case OP_DEL_KEY:
+        sink.delKey(str());
+        break;
+      case OP_PUT_SESSION: {
+        const client = str();
+        sink.putSession(client, seal());
+        break;
+      }
+      case OP_DEL_SESSION:
+        sink.delSession(str());
+        break;
+      case OP_PUT_STATE: {
+        const name = str();
+        sink.putState(name, seal());
+        break;
+      }
+      case OP_PUT_SNAPSHOT:
+        sink.putSnapshot(sealInPlace(seal()));
+        break;
+      case OP_PUT_META: {
+        const name = str();
+        sink.putMeta(name, str());
+        break;
+      }
+      default:
+        throw new FormatError(`group: unknown operation ${op} at ${pos - 1}`);
     }
   }
 }

@@ -88,7 +88,11 @@ export function scanSqliteWal(file: string, buf: Buffer): WalScan {
     tornEnd = p + frameBytes;
     if (buf.readUInt32BE(p + 4) === 0) continue;
     if (commitAfterBreak >= 0) {
-      throw new StorageCorruptError(file, pos, `SQLite WAL frame fails its checksum but a later transaction committed (frame at offset ${p})`);
+      throw new StorageCorruptError(
+        file,
+        pos,
+        `SQLite WAL frame fails its checksum but a later transaction committed (frame at offset ${p})`,
+      );
     }
     commitAfterBreak = p;
   }

@@ -5,12 +5,7 @@ export interface WriterData {
   file: string;
 }
 
-export type ToWriter =
-  | { kind: 'group'; id: number; buf: ArrayBuffer; bytes: number }
-  | { kind: 'close' };
+export type ToWriter = { kind: 'group'; id: number; buf: ArrayBuffer; bytes: number } | { kind: 'close' };
 
 export type FromWriter =
-  | { kind: 'ready' }
-  | { kind: 'done'; id: number }
-  | { kind: 'failed'; id: number; message: string }
-  | { kind: 'closed' };
+  { kind: 'ready' } | { kind: 'done'; id: number } | { kind: 'failed'; id: number; message: string } | { kind: 'closed' };

@@ -26,7 +26,9 @@ interface Env {
   follower: NodeId;
 }
 
-async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean; authorize?: Authorize } = {}): Promise<Env> {
+async function setup(
+  opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'redirect' | 'proxy'; elect?: boolean; authorize?: Authorize } = {},
+): Promise<Env> {
   const c = await TestCluster.start(opts);
   cluster = c;
   const apis = new Map<NodeId, Api>();
@@ -60,7 +62,9 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] & { mode?: 'r
       const { code, message, ...details } = body.error;
       expect({ code, message }).toEqual({ code: expect.any(String), message: expect.any(String) });
       // Further fields only where documented for the code.
-      expect(Object.keys(details).sort(), `error fields of ${String(code)}`).toEqual(code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : []);
+      expect(Object.keys(details).sort(), `error fields of ${String(code)}`).toEqual(
+        code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : [],
+      );
     }
     return response;
   };
@@ -281,7 +285,14 @@ describe('api: conditional writes and idempotency', () => {
 });
 
 describe('api: bad input', () => {
-  const limits = { keyBytesMax: 16, valueBytesMax: 64, pairsPerCommandMax: 8, commandBytesMax: 512, sessionsMax: 100, sessionIdleEntriesMax: 10_000 };
+  const limits = {
+    keyBytesMax: 16,
+    valueBytesMax: 64,
+    pairsPerCommandMax: 8,
+    commandBytesMax: 512,
+    sessionsMax: 100,
+    sessionIdleEntriesMax: 10_000,
+  };
 
   it('answers 400 for malformed requests, naming the problem', async () => {
     const env = await setup({ kvLimits: limits });
@@ -416,8 +427,13 @@ describe('api: bad input', () => {
     // Keys that merely look like reserved segments, an empty first segment, a trailing slash,
     // and a percent-encoded reserved word: all metcd-style keys, readable back via /key/<key>.
     const keys: Array<[string, string]> = [
-      ['/keys/a', 'keys/a'], ['/statusx', 'statusx'], ['/join-me', 'join-me'], ['//key', '/key'],
-      ['/a/', 'a/'], ['/%6Bey', 'key'], ['/_metcdx/y', '_metcdx/y'],
+      ['/keys/a', 'keys/a'],
+      ['/statusx', 'statusx'],
+      ['/join-me', 'join-me'],
+      ['//key', '/key'],
+      ['/a/', 'a/'],
+      ['/%6Bey', 'key'],
+      ['/_metcdx/y', '_metcdx/y'],
     ];
     for (const [path, key] of keys) {
       const put = await env.call(env.leader, path, { method: 'PUT', body: `v:${key}` });
@@ -444,12 +460,18 @@ describe('api: membership, status, health', () => {
     const env = await setup();
     await env.c.open('p4');
     env.c.isolated.add('p4'); // until promoted below: it replicates nothing
-    const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
+    const joined = await env.call(env.leader, '/join', {
+      method: 'POST',
+      body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }),
+    });
     expect(joined.status).toBe(200);
     const joinedBody = (await joined.json()) as { members: Array<{ id: string; voter: boolean; address: string }> };
     expect(joinedBody.members).toContainEqual(expect.objectContaining({ id: 'p4', voter: false, address: addressOf('p4') }));
 
-    const again = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }) });
+    const again = await env.call(env.leader, '/join', {
+      method: 'POST',
+      body: JSON.stringify({ id: 'p4', learner: true, address: addressOf('p4') }),
+    });
     expect(again.status).toBe(409);
     expect(await errorCode(again)).toBe('member_conflict');
 
@@ -457,7 +479,11 @@ describe('api: membership, status, health', () => {
     const early = await env.call(env.leader, '/members/p4/promote', { method: 'POST' });
     expect(early.status).toBe(409);
     const leaderLast = env.c.peer(env.leader).status().lastIndex;
-    expect(((await early.json()) as { error: unknown }).error).toMatchObject({ code: 'learner_behind', learnerMatch: 0, leaderLastIndex: leaderLast });
+    expect(((await early.json()) as { error: unknown }).error).toMatchObject({
+      code: 'learner_behind',
+      learnerMatch: 0,
+      leaderLastIndex: leaderLast,
+    });
     env.c.isolated.delete('p4');
     const leaderPeer = env.c.peer(env.leader);
     await env.c.until(() => leaderPeer.status().members.find((m) => m.id === 'p4')?.match === leaderPeer.status().lastIndex);
@@ -482,7 +508,10 @@ describe('api: membership, status, health', () => {
     expect(((await removed.json()) as { members: Array<{ id: string }> }).members.map((m) => m.id)).not.toContain(env.leader);
 
     const members = await env.call('p4', '/members');
-    expect(await members.json()).toMatchObject({ leader: 'p4', members: expect.arrayContaining([expect.objectContaining({ id: 'p4', voter: true })]) });
+    expect(await members.json()).toMatchObject({
+      leader: 'p4',
+      members: expect.arrayContaining([expect.objectContaining({ id: 'p4', voter: true })]),
+    });
 
     const status = (await (await env.call('p4', '/status')).json()) as Record<string, unknown>;
     expect(status).toMatchObject({ id: 'p4', role: 'leader', leader: 'p4', term: expect.any(Number) });
@@ -501,7 +530,12 @@ describe('api: membership, status, health', () => {
     const joined = await env.call(env.leader, '/join', { method: 'POST', body: JSON.stringify({ id: 'p5', address: addressOf('p5') }) });
     expect(joined.status).toBe(200);
     const ids = ((await joined.json()) as { members: Array<{ id: string; voter: boolean }> }).members;
-    expect(ids.filter((m) => m.voter).map((m) => m.id).sort()).toEqual(['p1', 'p2', 'p3', 'p5'].filter((id) => id !== dead).sort());
+    expect(
+      ids
+        .filter((m) => m.voter)
+        .map((m) => m.id)
+        .sort(),
+    ).toEqual(['p1', 'p2', 'p3', 'p5'].filter((id) => id !== dead).sort());
     expect((await env.call(env.leader, '/after', { method: 'PUT', body: 'replace' })).status).toBe(204);
     const p5 = env.c.peer('p5');
     await env.c.until(() => p5.status().applied >= env.c.peer(env.leader).status().applied);
@@ -541,19 +575,70 @@ describe('api: nothing a client sends makes it answer 500', () => {
     const rnd = new SeededRandom(20261123);
     const pick = <T>(xs: readonly T[]): T => xs[rnd.nextInt(xs.length)]!;
     const methods = ['GET', 'PUT', 'POST', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS'] as const;
-    const segments = ['', 'key', 'join', 'members', 'status', 'health', 'transfer-leader', 'raft', '_metcd', 'foo', '%', '%ZZ',
-      '%E2%82', '..', 'a%2Fb', 'promote', 'p9', '__proto__', 'constructor', '%00', 'x'.repeat(300)];
-    const queries = ['', '?level=stale', '?level=bogus', '?peer=p2', '?limit=5', '?limit=-1', '?ifRevision=0', '?ifRevision=x',
-      '?prefix=a', '?x=y', '?level=default&level=stale', '?ifKey=a&ifRevision=3', '?start=b&end=a'];
-    const bodies: Array<string | Uint8Array> = ['', '{', '{}', '{"a":"b"}', '{"__proto__":"x"}', '[1]', 'null', '"str"', '{"a":{"b":1}}',
-      '{"id":"__proto__"}', '{"id":"p9"}', new Uint8Array([0xff, 0xfe, 0x00]), 'v'.repeat(5000)];
+    const segments = [
+      '',
+      'key',
+      'join',
+      'members',
+      'status',
+      'health',
+      'transfer-leader',
+      'raft',
+      '_metcd',
+      'foo',
+      '%',
+      '%ZZ',
+      '%E2%82',
+      '..',
+      'a%2Fb',
+      'promote',
+      'p9',
+      '__proto__',
+      'constructor',
+      '%00',
+      'x'.repeat(300),
+    ];
+    const queries = [
+      '',
+      '?level=stale',
+      '?level=bogus',
+      '?peer=p2',
+      '?limit=5',
+      '?limit=-1',
+      '?ifRevision=0',
+      '?ifRevision=x',
+      '?prefix=a',
+      '?x=y',
+      '?level=default&level=stale',
+      '?ifKey=a&ifRevision=3',
+      '?start=b&end=a',
+    ];
+    const bodies: Array<string | Uint8Array> = [
+      '',
+      '{',
+      '{}',
+      '{"a":"b"}',
+      '{"__proto__":"x"}',
+      '[1]',
+      'null',
+      '"str"',
+      '{"a":{"b":1}}',
+      '{"id":"__proto__"}',
+      '{"id":"p9"}',
+      new Uint8Array([0xff, 0xfe, 0x00]),
+      'v'.repeat(5000),
+    ];
     for (let i = 0; i < 250; i++) {
       const method = pick(methods);
       const depth = 1 + rnd.nextInt(3);
       const path = '/' + Array.from({ length: depth }, () => pick(segments)).join('/') + pick(queries);
       const init: RequestInit = { method };
       if (method !== 'GET' && method !== 'HEAD') init.body = pick(bodies);
-      if (rnd.nextInt(4) === 0) init.headers = { 'X-Metcd-Client': pick(['c', '', 'é', 'x'.repeat(80)]), 'X-Metcd-Seq': pick(['1', '0', '-1', '1e3', '99999999999999999']) };
+      if (rnd.nextInt(4) === 0)
+        init.headers = {
+          'X-Metcd-Client': pick(['c', '', 'é', 'x'.repeat(80)]),
+          'X-Metcd-Seq': pick(['1', '0', '-1', '1e3', '99999999999999999']),
+        };
       await env.call(pick([env.leader, env.follower]), path, init); // call() asserts: not 500, revision header, error shape
     }
   });
@@ -565,8 +650,15 @@ describe('needsLeader (which requests a host may hold during an election)', () =
     for (const path of ['/status', '/health', '/members', '/hello?level=stale', '/key/foo?level=stale']) {
       expect(needsLeader(at(path)), path).toBe(false);
     }
-    for (const [path, method] of [['/hello', 'GET'], ['/key/foo?level=consistent', 'GET'], ['/hello', 'PUT'],
-      ['/key', 'POST'], ['/hello?level=stale', 'DELETE'], ['/join', 'POST'], ['/members/p2', 'DELETE']] as const) {
+    for (const [path, method] of [
+      ['/hello', 'GET'],
+      ['/key/foo?level=consistent', 'GET'],
+      ['/hello', 'PUT'],
+      ['/key', 'POST'],
+      ['/hello?level=stale', 'DELETE'],
+      ['/join', 'POST'],
+      ['/members/p2', 'DELETE'],
+    ] as const) {
       expect(needsLeader(at(path, method)), `${method} ${path}`).toBe(true);
     }
   });
@@ -574,10 +666,21 @@ describe('needsLeader (which requests a host may hold during an election)', () =
 
 describe('changesCluster (which requests a host guards with the cluster token)', () => {
   it('membership and leadership changes do; reads and key writes do not', () => {
-    for (const [path, method] of [['/join', 'POST'], ['/transfer-leader', 'POST'], ['/members/p2', 'DELETE'], ['/members/p2/promote', 'POST']] as const) {
+    for (const [path, method] of [
+      ['/join', 'POST'],
+      ['/transfer-leader', 'POST'],
+      ['/members/p2', 'DELETE'],
+      ['/members/p2/promote', 'POST'],
+    ] as const) {
       expect(changesCluster(method, path), `${method} ${path}`).toBe(true);
     }
-    for (const [path, method] of [['/members', 'GET'], ['/members/p2', 'GET'], ['/status', 'GET'], ['/hello', 'PUT'], ['/key', 'POST']] as const) {
+    for (const [path, method] of [
+      ['/members', 'GET'],
+      ['/members/p2', 'GET'],
+      ['/status', 'GET'],
+      ['/hello', 'PUT'],
+      ['/key', 'POST'],
+    ] as const) {
       expect(changesCluster(method, path), `${method} ${path}`).toBe(false);
     }
   });
@@ -641,10 +744,18 @@ describe('api: a removed member', () => {
     expect(removedRes.status).toBe(200);
     const gone = env.c.peer(env.follower);
     await env.c.until(() => gone.removed() !== null, 200, 'the removed peer learning it');
-    for (const [path, init] of [['/k', { method: 'PUT', body: 'v' }], ['/k?level=stale', {}], ['/key/k', {}], ['/join', { method: 'POST', body: '{"id":"p9","address":"http://p9.test"}' }]] as const) {
+    for (const [path, init] of [
+      ['/k', { method: 'PUT', body: 'v' }],
+      ['/k?level=stale', {}],
+      ['/key/k', {}],
+      ['/join', { method: 'POST', body: '{"id":"p9","address":"http://p9.test"}' }],
+    ] as const) {
       const res = await env.call(env.follower, path, init);
       expect(res.status, `${init.method ?? 'GET'} ${path}`).toBe(410);
-      expect(((await res.json()) as { error: unknown }).error).toEqual({ code: 'removed', message: expect.stringContaining(`${env.follower} was removed from cluster`) });
+      expect(((await res.json()) as { error: unknown }).error).toEqual({
+        code: 'removed',
+        message: expect.stringContaining(`${env.follower} was removed from cluster`),
+      });
     }
     const status = await env.call(env.follower, '/status');
     expect(status.status).toBe(200);

@@ -55,14 +55,20 @@ function request(method: string, path: string, body?: string): ApiRequest {
 async function run(label: string, op: (i: number) => Promise<ApiReply>, expect: number): Promise<void> {
   let next = 0;
   const started = performance.now();
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < requests) {
-      const reply = await op(next++);
-      if (reply.status !== expect) throw new Error(`${label}: HTTP ${reply.status} ${String(reply.body)}`);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < requests) {
+        const reply = await op(next++);
+        if (reply.status !== expect) throw new Error(`${label}: HTTP ${reply.status} ${String(reply.body)}`);
+      }
+    }),
+  );
   const ms = performance.now() - started;
-  console.log(`${label.padEnd(22)} ${Math.round(requests / (ms / 1000)).toString().padStart(7)}/s  ${((1000 * ms) / requests).toFixed(1)} µs/request`);
+  console.log(
+    `${label.padEnd(22)} ${Math.round(requests / (ms / 1000))
+      .toString()
+      .padStart(7)}/s  ${((1000 * ms) / requests).toFixed(1)} µs/request`,
+  );
 }
 
 for (let round = 0; round < 2; round++) {

@@ -20,7 +20,9 @@ import type { Message, Membership } from '../../worker/raft/types.ts';
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
   // Re-run ourselves with the flags the measurement needs.
-  const r = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=512', import.meta.filename, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--max-semi-space-size=512', import.meta.filename, ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(r.status ?? 1);
 }
 
@@ -47,12 +49,15 @@ class Cluster {
     const membership: Membership = { voters: this.ids, learners: [], addresses: {} };
     for (const [i, id] of this.ids.entries()) {
       const cfg = { ...defaultRaftConfig(id, new SeededRandom(i + 1)), uncommittedEntriesMax: UNCOMMITTED_MAX * 2 };
-      this.nodes.set(id, new RawNode(cfg, {
-        hardState: { term: 0, vote: '', commit: 1 },
-        snapshot: { meta: { index: 1, term: 1, membership }, data: new Uint8Array(0) },
-        entries: [],
-        applied: 1,
-      }));
+      this.nodes.set(
+        id,
+        new RawNode(cfg, {
+          hardState: { term: 0, vote: '', commit: 1 },
+          snapshot: { meta: { index: 1, term: 1, membership }, data: new Uint8Array(0) },
+          entries: [],
+          applied: 1,
+        }),
+      );
       this.applied.set(id, 1);
     }
   }
@@ -122,7 +127,9 @@ const seconds = (performance.now() - t0) / 1000;
 
 // Allocation window: no GC may run inside it.
 let gcRuns = 0;
-const obs = new PerformanceObserver((list) => { gcRuns += list.getEntries().length; });
+const obs = new PerformanceObserver((list) => {
+  gcRuns += list.getEntries().length;
+});
 const windowCommands = 100_000;
 gc!();
 await new Promise((r) => setTimeout(r, 0));
@@ -136,7 +143,13 @@ gc!();
 const retained = process.memoryUsage().heapUsed - heap0;
 
 const perSec = Math.round(COMMANDS / seconds);
-console.log(`raft core, 3 nodes, instant network${CODEC ? ' + wire codec' : ''}: ${COMMANDS.toLocaleString()} commands of ${BYTES} B in batches of ${BATCH}`);
+console.log(
+  `raft core, 3 nodes, instant network${CODEC ? ' + wire codec' : ''}: ${COMMANDS.toLocaleString()} commands of ${BYTES} B in batches of ${BATCH}`,
+);
 console.log(`  committed:  ${perSec.toLocaleString()} commands/s (${seconds.toFixed(2)} s)`);
-console.log(`  allocated:  ${((heap1 - heap0) / windowCommands).toFixed(0)} B/command across the cluster${gcRuns > 0 ? ` (WARNING: ${gcRuns} GC run(s) in the window, underestimated)` : ''}`);
-console.log(`  retained:   ${Math.max(0, retained / windowCommands).toFixed(0)} B/command after GC (log kept until compaction every ${COMPACT_EVERY.toLocaleString()})`);
+console.log(
+  `  allocated:  ${((heap1 - heap0) / windowCommands).toFixed(0)} B/command across the cluster${gcRuns > 0 ? ` (WARNING: ${gcRuns} GC run(s) in the window, underestimated)` : ''}`,
+);
+console.log(
+  `  retained:   ${Math.max(0, retained / windowCommands).toFixed(0)} B/command after GC (log kept until compaction every ${COMPACT_EVERY.toLocaleString()})`,
+);

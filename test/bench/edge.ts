@@ -149,7 +149,10 @@ export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
     }
 
     const lat = { replicated: [] as number[], plain: [] as number[] };
-    const sides = [['plain', plain], ['replicated', replicated]] as const;
+    const sides = [
+      ['plain', plain],
+      ['replicated', replicated],
+    ] as const;
     for (let i = 0; i < opts.writes; i++) {
       // Alternate which side goes first, so neither always follows the other's work.
       for (const [side, put] of i % 2 === 0 ? sides : [...sides].reverse()) {
@@ -165,12 +168,14 @@ export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
       let n = 0;
       const started = Date.now();
       const cpu0 = totalCpuSeconds(pids);
-      await Promise.all(Array.from({ length: opts.concurrency }, async () => {
-        while (Date.now() < until) {
-          await put(`t${++seq}`);
-          n++;
-        }
-      }));
+      await Promise.all(
+        Array.from({ length: opts.concurrency }, async () => {
+          while (Date.now() < until) {
+            await put(`t${++seq}`);
+            n++;
+          }
+        }),
+      );
       const cpuMs = (totalCpuSeconds(pids) - cpu0) * 1000;
       return { rate: n / ((Date.now() - started) / 1000), cpuMsPerWrite: pids.length === 0 || n === 0 ? null : round2(cpuMs / n) };
     };

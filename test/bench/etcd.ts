@@ -50,20 +50,45 @@ export class EtcdCluster implements ClusterUnderTest {
       const peerUrl = `http://127.0.0.1:${peerPorts[k]}`;
       const logFile = path.join(cluster.root, `${name}.log`);
       const fd = openSync(logFile, 'a');
-      const proc = spawn(etcdPath, [
-        '--name', name, '--data-dir', path.join(cluster.root, name),
-        '--listen-client-urls', clientUrl, '--advertise-client-urls', clientUrl,
-        '--listen-peer-urls', peerUrl, '--initial-advertise-peer-urls', peerUrl,
-        '--initial-cluster', initial, '--initial-cluster-state', 'new', '--initial-cluster-token', 'bench',
-        '--logger', 'zap', '--log-level', 'error',
-      ], { stdio: ['ignore', fd, fd] });
+      const proc = spawn(
+        etcdPath,
+        [
+          '--name',
+          name,
+          '--data-dir',
+          path.join(cluster.root, name),
+          '--listen-client-urls',
+          clientUrl,
+          '--advertise-client-urls',
+          clientUrl,
+          '--listen-peer-urls',
+          peerUrl,
+          '--initial-advertise-peer-urls',
+          peerUrl,
+          '--initial-cluster',
+          initial,
+          '--initial-cluster-state',
+          'new',
+          '--initial-cluster-token',
+          'bench',
+          '--logger',
+          'zap',
+          '--log-level',
+          'error',
+        ],
+        { stdio: ['ignore', fd, fd] },
+      );
       closeSync(fd);
       trackChild(proc);
       cluster.members.push({ name, clientUrl, proc, logFile });
     }
     try {
       const leader = await cluster.leader(30_000);
-      await fetchJson(`${leader.url}/v3/kv/put`, { method: 'POST', body: JSON.stringify({ key: b64('bench-probe'), value: b64('x') }) }, 5000);
+      await fetchJson(
+        `${leader.url}/v3/kv/put`,
+        { method: 'POST', body: JSON.stringify({ key: b64('bench-probe'), value: b64('x') }) },
+        5000,
+      );
     } catch (err) {
       const logs = cluster.members.map((m) => `--- ${m.name} ---\n${readFileSync(m.logFile, 'utf8').slice(-2000)}`).join('\n');
       await cluster.stop();
@@ -105,12 +130,14 @@ export class EtcdCluster implements ClusterUnderTest {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.members.map(async (m) => {
-      if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
-      const exited = new Promise((resolve) => m.proc.once('exit', resolve));
-      m.proc.kill('SIGKILL');
-      await exited;
-    }));
+    await Promise.all(
+      this.members.map(async (m) => {
+        if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
+        const exited = new Promise((resolve) => m.proc.once('exit', resolve));
+        m.proc.kill('SIGKILL');
+        await exited;
+      }),
+    );
     removeDir(this.root);
   }
 }

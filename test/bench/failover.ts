@@ -80,7 +80,12 @@ class Writers {
       const key = `fo-${w}-${++this.seq}`;
       const sentAt = Date.now();
       try {
-        const res = await fetch(`${url}/${key}`, { method: 'PUT', body: this.value, redirect: 'manual', signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+        const res = await fetch(`${url}/${key}`, {
+          method: 'PUT',
+          body: this.value,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+        });
         await res.arrayBuffer();
         if (res.status === 204) {
           this.ok++;
@@ -111,7 +116,11 @@ class Writers {
 
 export async function runFailover(cluster: MetcdCluster, opts: FailoverOptions): Promise<FailoverResult> {
   const first = await cluster.leader();
-  const writers = new Writers(cluster.nodes.map((n) => n.url), first.url, opts.valueBytes);
+  const writers = new Writers(
+    cluster.nodes.map((n) => n.url),
+    first.url,
+    opts.valueBytes,
+  );
   writers.start(opts.writers);
   const recoveryMs: number[] = [];
   try {
@@ -126,7 +135,9 @@ export async function runFailover(cluster: MetcdCluster, opts: FailoverOptions):
       victim.proc!.kill('SIGKILL');
       const recoveredAt = await writers.firstSuccessSentAfter(killedAt, 30_000);
       recoveryMs.push(recoveredAt - killedAt);
-      opts.onNote?.(`kill ${k + 1}/${opts.kills}: leader ${leader.id}@${leader.term} killed, writes again after ${recoveredAt - killedAt} ms`);
+      opts.onNote?.(
+        `kill ${k + 1}/${opts.kills}: leader ${leader.id}@${leader.term} killed, writes again after ${recoveredAt - killedAt} ms`,
+      );
       await victim.exit;
       victim.start();
     }

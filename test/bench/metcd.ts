@@ -57,12 +57,33 @@ export class MetcdCluster implements ClusterUnderTest {
     this.nodes = ids.map((id, k) => {
       const port = opts.basePort + k;
       const args = [
-        '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', opts.engine,
-        '--initial-cluster', initial, '--cluster-token', 'bench-token', '--cluster-id', 'bench',
-        '--tick-ms', String(opts.tickMs), '--election-ticks', String(opts.electionTicks), '--log-level', 'warn',
+        '--id',
+        id,
+        '--http',
+        `127.0.0.1:${port}`,
+        '--data-dir',
+        path.join(this.root, id),
+        '--engine',
+        opts.engine,
+        '--initial-cluster',
+        initial,
+        '--cluster-token',
+        'bench-token',
+        '--cluster-id',
+        'bench',
+        '--tick-ms',
+        String(opts.tickMs),
+        '--election-ticks',
+        String(opts.electionTicks),
+        '--log-level',
+        'warn',
         ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
       ];
-      return new MetcdNode(id, port, args, { logFile: path.join(this.root, `${id}.log`), env: { ...process.env, ...opts.env }, onSpawn: trackChild });
+      return new MetcdNode(id, port, args, {
+        logFile: path.join(this.root, `${id}.log`),
+        env: { ...process.env, ...opts.env },
+        onSpawn: trackChild,
+      });
     });
   }
 

@@ -27,9 +27,13 @@ interface CpuProfile {
 }
 
 function files(args: string[]): string[] {
-  return args.flatMap((a) => (statSync(a).isDirectory()
-    ? readdirSync(a).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(a, f))
-    : [a]));
+  return args.flatMap((a) =>
+    statSync(a).isDirectory()
+      ? readdirSync(a)
+          .filter((f) => f.endsWith('.cpuprofile'))
+          .map((f) => path.join(a, f))
+      : [a],
+  );
 }
 
 function shortUrl(url: string): string {
@@ -65,9 +69,15 @@ function summarise(file: string, top: number): string {
   }
   const busyUs = totalUs - idleUs;
   const pct = (us: number) => `${((100 * us) / busyUs).toFixed(1).padStart(5)}%`;
-  const lines = [`${file}: ${(totalUs / 1e6).toFixed(1)} s, busy ${(busyUs / 1e6).toFixed(1)} s (${((100 * busyUs) / totalUs).toFixed(0)}%); % of busy time`];
+  const lines = [
+    `${file}: ${(totalUs / 1e6).toFixed(1)} s, busy ${(busyUs / 1e6).toFixed(1)} s (${((100 * busyUs) / totalUs).toFixed(0)}%); % of busy time`,
+  ];
   lines.push('  self time:');
-  for (const [k, us] of [...selfByFn].filter(([k]) => !k.startsWith('(idle)')).sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${k}`);
+  for (const [k, us] of [...selfByFn]
+    .filter(([k]) => !k.startsWith('(idle)'))
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top))
+    lines.push(`  ${pct(us)}  ${k}`);
   lines.push('  total time by file:');
   for (const [k, us] of [...inclByFile].sort((a, b) => b[1] - a[1]).slice(0, top)) lines.push(`  ${pct(us)}  ${k}`);
   return lines.join('\n');

@@ -46,7 +46,12 @@ export function table(results: readonly WorkloadResult[]): string {
   for (const r of results) {
     const q = ratios(r, etcdOf(results, r.workload));
     const row = [
-      r.workload, r.system, String(r.requestsPerS), fmt(r.latencyMs.p50), fmt(r.latencyMs.p99), fmt(r.latencyMs.p999),
+      r.workload,
+      r.system,
+      String(r.requestsPerS),
+      fmt(r.latencyMs.p50),
+      fmt(r.latencyMs.p99),
+      fmt(r.latencyMs.p999),
       r.clusterCores === null ? '-' : r.clusterCores.toFixed(2),
       q.throughput === null ? '' : `${q.throughput.toFixed(2)}x`,
       q.p99 === null ? '' : `${q.p99.toFixed(2)}x`,
@@ -72,9 +77,10 @@ export function verdicts(results: readonly WorkloadResult[], failover: readonly 
     out.push({
       target: `${w}: ≥${TARGETS.bestThroughputRatio}x etcd with p99 ≤ etcd's on one engine`,
       reached: winners.length > 0,
-      detail: winners.length > 0
-        ? winners.map(({ r, q }) => `${r.system} ${q.throughput}x, p99 ${q.p99}x`).join(', ')
-        : `best ${best.r.system} ${best.q.throughput}x, p99 ${best.q.p99}x`,
+      detail:
+        winners.length > 0
+          ? winners.map(({ r, q }) => `${r.system} ${q.throughput}x, p99 ${q.p99}x`).join(', ')
+          : `best ${best.r.system} ${best.q.throughput}x, p99 ${best.q.p99}x`,
     });
     const worst = [...scored].sort((a, b) => a.q.throughput! - b.q.throughput!)[0]!;
     out.push({

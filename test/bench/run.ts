@@ -93,10 +93,13 @@ function parse() {
     return n;
   };
   const quick = values.quick;
-  const engines: Engine[] = values.engine === 'all' ? [...ENGINES] : values.engine.split(',').map((e) => {
-    if (!(ENGINES as readonly string[]).includes(e)) fail(`unknown engine ${e}`);
-    return e as Engine;
-  });
+  const engines: Engine[] =
+    values.engine === 'all'
+      ? [...ENGINES]
+      : values.engine.split(',').map((e) => {
+          if (!(ENGINES as readonly string[]).includes(e)) fail(`unknown engine ${e}`);
+          return e as Engine;
+        });
   const workloads = values.workloads.split(',').map((name) => {
     const w = WORKLOADS.find((x) => x.name === name);
     if (w === undefined) fail(`unknown workload ${name}`);
@@ -131,25 +134,32 @@ async function main(): Promise<void> {
   const wrk = findWrk();
   const etcd = findEtcd();
   if (wrk.path === null) process.stderr.write(`bench: wrk not found, skipping the throughput phases; install it with:\n  ${wrk.install}\n`);
-  if (etcd.path === null && !o.skipEtcd) process.stderr.write(`bench: etcd not found, skipping the etcd side; install it with:\n  ${etcd.install}\n`);
+  if (etcd.path === null && !o.skipEtcd)
+    process.stderr.write(`bench: etcd not found, skipping the etcd side; install it with:\n  ${etcd.install}\n`);
   const runLoad = wrk.path !== null;
   const runEtcd = runLoad && etcd.path !== null && !o.skipEtcd;
 
   // Plan, for the "time left" in progress lines.
   const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
   const clusterMs = o.workloads.length * perWorkloadMs + 8000;
-  const plannedMs = (runLoad ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0)
-    + (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000))
-    + (o.skipEdge ? 0 : 40_000);
+  const plannedMs =
+    (runLoad ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0) +
+    (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000)) +
+    (o.skipEdge ? 0 : 40_000);
   const progress = new Progress(plannedMs);
-  progress.note(`machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`);
-  progress.note(`wrk -t${o.threads} -c${o.connections}, ${o.warmupS}s warm-up + ${o.durationS}s per workload, ${o.valueBytes}-byte values, ${o.readKeys} read keys`);
+  progress.note(
+    `machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`,
+  );
+  progress.note(
+    `wrk -t${o.threads} -c${o.connections}, ${o.warmupS}s warm-up + ${o.durationS}s per workload, ${o.valueBytes}-byte values, ${o.readKeys} read keys`,
+  );
 
   const scriptDir = trackDir(mkdtempSync(path.join(tmpdir(), 'metcd-bench-wrk-')));
   const results: WorkloadResult[] = [];
   const failover: FailoverResult[] = [];
   let edge: EdgeResult | null = null;
-  const env = o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
+  const env =
+    o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
   if (o.cpuProf !== null) mkdirSync(o.cpuProf, { recursive: true });
 
   const measureAll = async (cluster: ClusterUnderTest): Promise<void> => {
@@ -158,11 +168,20 @@ async function main(): Promise<void> {
     for (const w of o.workloads) {
       const done = progress.phase(`${cluster.label} ${w.name}`, perWorkloadMs);
       const r = await measure(cluster, w, {
-        wrkPath: wrk.path!, connections: o.connections, threads: o.threads, durationS: o.durationS, warmupS: o.warmupS,
-        readKeys: o.readKeys, valueBytes: o.valueBytes, scriptDir, onTick: (t) => progress.note(t),
+        wrkPath: wrk.path!,
+        connections: o.connections,
+        threads: o.threads,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        readKeys: o.readKeys,
+        valueBytes: o.valueBytes,
+        scriptDir,
+        onTick: (t) => progress.note(t),
       });
       results.push(r);
-      progress.note(`${r.requestsPerS} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`);
+      progress.note(
+        `${r.requestsPerS} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`,
+      );
       done();
     }
   };
@@ -181,7 +200,11 @@ async function main(): Promise<void> {
   for (const [k, engine] of ENGINES.entries()) {
     if (!o.engines.includes(engine)) continue;
     const basePort = METCD_BASE_PORT + 10 * k;
-    const timing = { tickMs: o.tickMs, electionTicks: o.electionTicks, ...(o.snapshotEntries === undefined ? {} : { snapshotEntries: o.snapshotEntries }) };
+    const timing = {
+      tickMs: o.tickMs,
+      electionTicks: o.electionTicks,
+      ...(o.snapshotEntries === undefined ? {} : { snapshotEntries: o.snapshotEntries }),
+    };
     const metcdOpts = { engine, basePort, ...timing, ...(env ? { env } : {}) };
     if (runLoad) {
       await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
@@ -213,7 +236,10 @@ async function main(): Promise<void> {
   if (!o.skipEdge) {
     const done = progress.phase('edge: replicated write (3 Durable Objects) vs one Durable Object, on workerd', 40_000);
     edge = await runEdge({
-      writes: o.quick ? 40 : 400, concurrency: 16, throughputS: o.quick ? 2 : 5, valueBytes: o.valueBytes,
+      writes: o.quick ? 40 : 400,
+      concurrency: 16,
+      throughputS: o.quick ? 2 : 5,
+      valueBytes: o.valueBytes,
       onNote: (t) => progress.note(t),
     });
     done();
@@ -221,18 +247,25 @@ async function main(): Promise<void> {
 
   const out: string[] = [];
   if (results.length > 0) {
-    out.push('', `metcd vs etcd — 3 nodes each on loopback, wrk -t${o.threads} -c${o.connections}, ${o.durationS}s per workload after ${o.warmupS}s warm-up, ${o.valueBytes}-byte values`, '');
+    out.push(
+      '',
+      `metcd vs etcd — 3 nodes each on loopback, wrk -t${o.threads} -c${o.connections}, ${o.durationS}s per workload after ${o.warmupS}s warm-up, ${o.valueBytes}-byte values`,
+      '',
+    );
     out.push(table(results), '');
     out.push('  cores: CPU the three server processes used during the run (the machine has ' + cpus().length + ')');
     for (const w of o.workloads) out.push(`  ${w.name}: ${w.describe}`);
   }
   if (failover.length > 0) {
     out.push('', 'failover (SIGKILL the leader under write load; kill → first write sent after it succeeds):');
-    for (const f of failover) out.push(`  ${f.system.padEnd(15)} median ${f.medianMs} ms, max ${f.maxMs} ms (${f.kills} kills: ${f.recoveryMs.join(' ')})`);
+    for (const f of failover)
+      out.push(`  ${f.system.padEnd(15)} median ${f.medianMs} ms, max ${f.maxMs} ms (${f.kills} kills: ${f.recoveryMs.join(' ')})`);
   }
   if (edge !== null) {
     out.push('', 'edge (workerd): one write at a time / 16 in flight');
-    out.push(`  replicated (3 peers)  median ${edge.replicated.medianMs} ms, p99 ${edge.replicated.p99Ms} ms, ${edge.replicated.writesPerS} writes/s`);
+    out.push(
+      `  replicated (3 peers)  median ${edge.replicated.medianMs} ms, p99 ${edge.replicated.p99Ms} ms, ${edge.replicated.writesPerS} writes/s`,
+    );
     out.push(`  one Durable Object    median ${edge.plain.medianMs} ms, p99 ${edge.plain.p99Ms} ms, ${edge.plain.writesPerS} writes/s`);
     const cpu = (ms: number | null) => (ms === null ? 'n/a' : `${ms} ms`);
     out.push(`  workerd CPU per write replicated ${cpu(edge.replicated.cpuMsPerWrite)}, one object ${cpu(edge.plain.cpuMsPerWrite)}`);

@@ -17,7 +17,12 @@ export interface Workload {
 
 export const WORKLOADS: readonly Workload[] = [
   { name: 'writes', describe: 'PUT /<key> vs /v3/kv/put, distinct keys', readPct: 0, readKind: 'linearizable' },
-  { name: 'reads-linearizable', describe: 'GET ?level=consistent vs /v3/kv/range (default, linearizable)', readPct: 100, readKind: 'linearizable' },
+  {
+    name: 'reads-linearizable',
+    describe: 'GET ?level=consistent vs /v3/kv/range (default, linearizable)',
+    readPct: 100,
+    readKind: 'linearizable',
+  },
   { name: 'reads-stale', describe: 'GET ?level=stale vs /v3/kv/range serializable:true', readPct: 100, readKind: 'stale' },
   { name: 'mix-90-10', describe: '90% linearizable reads, 10% writes', readPct: 90, readKind: 'linearizable' },
 ];
@@ -56,7 +61,7 @@ let tagSeq = 0;
 /** Two letters, different for every wrk run in this process: write keys never repeat. */
 function nextTag(): string {
   const n = tagSeq++;
-  return String.fromCharCode(97 + Math.floor(n / 26) % 26) + String.fromCharCode(97 + (n % 26));
+  return String.fromCharCode(97 + (Math.floor(n / 26) % 26)) + String.fromCharCode(97 + (n % 26));
 }
 
 export async function measure(cluster: ClusterUnderTest, workload: Workload, opts: MeasureOptions): Promise<WorkloadResult> {
@@ -69,7 +74,13 @@ export async function measure(cluster: ClusterUnderTest, workload: Workload, opt
     writeTag,
     valueBytes: opts.valueBytes,
   });
-  const common = { wrkPath: opts.wrkPath, url: leader.url, connections: opts.connections, threads: opts.threads, scriptDir: opts.scriptDir };
+  const common = {
+    wrkPath: opts.wrkPath,
+    url: leader.url,
+    connections: opts.connections,
+    threads: opts.threads,
+    scriptDir: opts.scriptDir,
+  };
   if (opts.warmupS > 0) await runWrk({ ...common, spec: spec(nextTag()), durationS: opts.warmupS });
 
   const load1mBefore = loadAverage1m();
@@ -106,7 +117,13 @@ export async function measure(cluster: ClusterUnderTest, workload: Workload, opt
     system: cluster.label,
     workload: workload.name,
     requestsPerS: Math.round(r.requests / durationS),
-    latencyMs: { p50: ms(r.latencyUs.p50), p90: ms(r.latencyUs.p90), p99: ms(r.latencyUs.p99), p999: ms(r.latencyUs.p999), max: ms(r.latencyUs.max) },
+    latencyMs: {
+      p50: ms(r.latencyUs.p50),
+      p90: ms(r.latencyUs.p90),
+      p99: ms(r.latencyUs.p99),
+      p999: ms(r.latencyUs.p999),
+      max: ms(r.latencyUs.max),
+    },
     requests: r.requests,
     durationS: Math.round(durationS * 10) / 10,
     errors,

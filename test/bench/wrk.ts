@@ -146,7 +146,19 @@ export interface WrkRun {
 export async function runWrk(run: WrkRun): Promise<WrkResult> {
   const script = path.join(run.scriptDir, `${run.spec.system}-${run.spec.writeTag}.lua`);
   writeFileSync(script, luaScript(run.spec));
-  const args = ['-t', String(run.threads), '-c', String(run.connections), '-d', `${run.durationS}s`, '--timeout', '10s', '-s', script, run.url];
+  const args = [
+    '-t',
+    String(run.threads),
+    '-c',
+    String(run.connections),
+    '-d',
+    `${run.durationS}s`,
+    '--timeout',
+    '10s',
+    '-s',
+    script,
+    run.url,
+  ];
   const child = trackChild(spawn(run.wrkPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -29,16 +29,20 @@ afterAll(async () => {
 async function writeUntilAcked(key: string, value: string, client: string, seq: number): Promise<void> {
   const headers = { 'X-Metcd-Client': client, 'X-Metcd-Seq': String(seq) };
   let last = '';
-  await waitFor(`an acknowledgement for ${key}`, async () => {
-    try {
-      const res = await c.follow(`/${key}`, { method: 'PUT', body: value, headers });
-      last = `${res.status} ${await res.text()}`;
-      return res.status === 204;
-    } catch (err) {
-      last = String(err);
-      return false;
-    }
-  }, () => `last answer: ${last}`);
+  await waitFor(
+    `an acknowledgement for ${key}`,
+    async () => {
+      try {
+        const res = await c.follow(`/${key}`, { method: 'PUT', body: value, headers });
+        last = `${res.status} ${await res.text()}`;
+        return res.status === 204;
+      } catch (err) {
+        last = String(err);
+        return false;
+      }
+    },
+    () => `last answer: ${last}`,
+  );
 }
 
 async function consistentValue(key: string): Promise<string | null> {
@@ -112,12 +116,16 @@ describe('faults on the edge', () => {
           return [];
         }
       });
-    await waitFor('every peer to restart and a leader to be elected', () => {
-      const seen = events();
-      const opened = new Set(seen.filter((e) => e.event === 'peer.open').map((e) => e.peer));
-      const leaders = seen.filter((e) => e.event === 'peer.role' && e.role === 'leader');
-      return PEERS.every((id) => opened.has(id)) && leaders.length > 0;
-    }, () => JSON.stringify(events()));
+    await waitFor(
+      'every peer to restart and a leader to be elected',
+      () => {
+        const seen = events();
+        const opened = new Set(seen.filter((e) => e.event === 'peer.open').map((e) => e.peer));
+        const leaders = seen.filter((e) => e.event === 'peer.role' && e.role === 'leader');
+        return PEERS.every((id) => opened.has(id)) && leaders.length > 0;
+      },
+      () => JSON.stringify(events()),
+    );
     // At least one peer was started by its alarm, not by a sibling's message.
     expect(events().some((e) => e.event === 'peer.wake')).toBe(true);
     const elected = events().find((e) => e.event === 'peer.role' && e.role === 'leader')!;

@@ -108,13 +108,17 @@ export async function startCluster(opts: ClusterOptions = {}) {
   /** The leader all of `ids` agree on (polls until they do). */
   async function leader(ids: string[] = ['p1', 'p2', 'p3']): Promise<string> {
     let seen = '';
-    await waitFor(`a leader agreed on by ${ids.join(', ')}`, async () => {
-      const views = await Promise.all(ids.map((id) => status(id).catch(() => null)));
-      const leaders = new Set(views.map((v) => v?.leader ?? ''));
-      seen = [...leaders].join('|');
-      const [only] = leaders;
-      return leaders.size === 1 && only !== '' && only !== undefined && views.some((v) => v?.role === 'leader' && v.id === only);
-    }, () => `leaders seen: ${seen}`);
+    await waitFor(
+      `a leader agreed on by ${ids.join(', ')}`,
+      async () => {
+        const views = await Promise.all(ids.map((id) => status(id).catch(() => null)));
+        const leaders = new Set(views.map((v) => v?.leader ?? ''));
+        seen = [...leaders].join('|');
+        const [only] = leaders;
+        return leaders.size === 1 && only !== '' && only !== undefined && views.some((v) => v?.role === 'leader' && v.id === only);
+      },
+      () => `leaders seen: ${seen}`,
+    );
     return seen;
   }
 

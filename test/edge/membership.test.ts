@@ -34,7 +34,7 @@ function roster(body: MembersBody): string[] {
 
 /** `id` has applied everything the leader had committed when this was called. */
 async function caughtUp(id: string): Promise<void> {
-  const leader = await c.leader(voters((await members())));
+  const leader = await c.leader(voters(await members()));
   const commit = (await c.status(leader)).commit;
   await waitFor(`${id} to apply up to ${commit}`, async () => (await c.status(id)).applied >= commit);
 }
@@ -60,8 +60,7 @@ describe('membership on the edge', () => {
     const res = await c.follow('/members/p4/promote', { method: 'POST' });
     expect(res.status).toBe(200);
     expect(roster((await res.json()) as MembersBody)).toEqual(['p1:voter', 'p2:voter', 'p3:voter', 'p4:voter']);
-    await waitFor('p4 to see itself as a voter', async () =>
-      (await c.status('p4')).members.some((m) => m.id === 'p4' && m.voter));
+    await waitFor('p4 to see itself as a voter', async () => (await c.status('p4')).members.some((m) => m.id === 'p4' && m.voter));
   });
 
   it('removes a member; the rest keep committing', async () => {
@@ -73,11 +72,15 @@ describe('membership on the edge', () => {
 
   it('the removed member learns it and goes dormant: 410 removed naming the cluster, no alarm, no ticks', async () => {
     let last = '';
-    await waitFor('p4 to answer 410', async () => {
-      const res = await c.request('/seed?level=stale&peer=p4');
-      last = `${res.status} ${await res.text()}`;
-      return res.status === 410;
-    }, () => `last answer: ${last}`);
+    await waitFor(
+      'p4 to answer 410',
+      async () => {
+        const res = await c.request('/seed?level=stale&peer=p4');
+        last = `${res.status} ${await res.text()}`;
+        return res.status === 410;
+      },
+      () => `last answer: ${last}`,
+    );
     const body = JSON.parse(last.slice(last.indexOf(' ') + 1)) as { error: { code: string; message: string } };
     expect(body.error).toEqual({ code: 'removed', message: expect.stringContaining('removed from cluster members') });
     const write = await c.request('/k?peer=p4', { method: 'PUT', body: 'x' });

@@ -23,7 +23,10 @@ function fakeSql(state: { term: number; vote: string; lastLogIndex: number | nul
 
 const durable = { term: 5, vote: 'p2', lastLogIndex: 10, snapshotIndex: 3 };
 
-function run(state: typeof durable | { term: number; vote: string; lastLogIndex: number | null; snapshotIndex: number | null }, msgs: Message[]) {
+function run(
+  state: typeof durable | { term: number; vote: string; lastLogIndex: number | null; snapshotIndex: number | null },
+  msgs: Message[],
+) {
   const check = new PersistCheck(fakeSql(state));
   check.check(msgs);
   return check.snapshot();
@@ -49,7 +52,7 @@ describe('persist-before-speak checker', () => {
     expect(run({ ...durable, term: 4 }, [{ type: 'voteResp', from: 'p1', to: 'p2', term: 5 }]).violations).toBe(2);
   });
 
-  it("flags a campaign whose self-vote is not durable", () => {
+  it('flags a campaign whose self-vote is not durable', () => {
     const report = run({ ...durable, vote: '' }, [{ type: 'vote', from: 'p1', to: 'p2', term: 5, index: 10, logTerm: 5 }]);
     expect(report.violations).toBe(1);
     expect(report.examples[0]).toMatch(/campaign/);

@@ -70,7 +70,10 @@ describe('persist before you speak', () => {
     // Acknowledgements rode back on the leader's calls (transport.ts), checked like the rest.
     const followers = PEERS.filter((id) => id !== to);
     const returned = await Promise.all(followers.map(async (id) => (await c.inspect(id)).transport!.repliesReturned));
-    expect(returned.every((n) => n > 0), JSON.stringify(returned)).toBe(true);
+    expect(
+      returned.every((n) => n > 0),
+      JSON.stringify(returned),
+    ).toBe(true);
     expect((await c.inspect(to)).transport!.repliesReceived).toBeGreaterThan(0);
   });
 
@@ -100,7 +103,15 @@ describe('persist before you speak', () => {
     c.server.clearLogs();
     await abortAll();
     // Each peer logs the term it loaded from storage when it comes back (peer.open).
-    await waitFor('every peer to reopen', () => new Set(events().filter((e) => e.event === 'peer.open').map((e) => e.peer)).size === 3);
+    await waitFor(
+      'every peer to reopen',
+      () =>
+        new Set(
+          events()
+            .filter((e) => e.event === 'peer.open')
+            .map((e) => e.peer),
+        ).size === 3,
+    );
     const loaded = new Map<string, number>();
     for (const e of events()) if (e.event === 'peer.open' && !loaded.has(e.peer)) loaded.set(e.peer, e.term ?? -1);
     // The leader of `term` was elected by a majority, each of which had made its vote durable.

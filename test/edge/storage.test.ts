@@ -80,7 +80,13 @@ const noMembers = { voters: [], learners: [], addresses: {} };
 /** Apply results of one put at `index` (what the peer saves after applying it). */
 function applied(index: number, key: string): Pick<SaveBatch, 'kv' | 'applied'> {
   return {
-    kv: { revision: index, upserts: [[key, { value: key, createRevision: index, modRevision: index, version: 1 }]], deletes: [], sessionUpserts: [], sessionDeletes: [] },
+    kv: {
+      revision: index,
+      upserts: [[key, { value: key, createRevision: index, modRevision: index, version: 1 }]],
+      deletes: [],
+      sessionUpserts: [],
+      sessionDeletes: [],
+    },
     applied: index,
   };
 }
@@ -107,7 +113,13 @@ describe('edge storage (Durable Object SQLite)', () => {
     // NOT NULL: the whole batch must roll back.
     const bad = {
       entries: [entry(1, 3, 'replaced'), entry(2, 3, 'added')],
-      kv: { revision: 9, upserts: [['x', { value: 'x', createRevision: 9, modRevision: 9, version: 1 }]], deletes: [], sessionUpserts: [], sessionDeletes: [] },
+      kv: {
+        revision: 9,
+        upserts: [['x', { value: 'x', createRevision: 9, modRevision: 9, version: 1 }]],
+        deletes: [],
+        sessionUpserts: [],
+        sessionDeletes: [],
+      },
       applied: 2,
       hardState: { term: 3, vote: null, commit: 2 },
     } as unknown as SaveBatch;

@@ -13,7 +13,13 @@ function hb(to: string, term: number): Message {
 
 function append(to: string, index: number, bytes: number): Message {
   return {
-    type: 'append', from: 'p1', to, term: 1, index: index - 1, logTerm: 1, commit: 0,
+    type: 'append',
+    from: 'p1',
+    to,
+    term: 1,
+    index: index - 1,
+    logTerm: 1,
+    commit: 0,
     entries: [{ index, term: 1, type: 'normal', data: new Uint8Array(bytes) }],
   };
 }
@@ -136,7 +142,11 @@ describe('edge RPC transport', () => {
   it('hands the replies a call returns to the reply handler, and counts them', async () => {
     const p2 = new FakePeer();
     const replies: Message[][] = [];
-    const t = new RpcTransport(() => p2, {}, (bytes) => replies.push(decodeMessages(bytes)));
+    const t = new RpcTransport(
+      () => p2,
+      {},
+      (bytes) => replies.push(decodeMessages(bytes)),
+    );
     t.send([append('p2', 1, 10)]);
     await settle();
     p2.calls[0]!.resolve(encodeMessages([ack('p2', 1)]));

@@ -45,8 +45,19 @@ async function startDev(): Promise<void> {
   const wrangler = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
   const child = spawn(
     process.execPath,
-    [wrangler, 'dev', '--ip', '127.0.0.1', '--port', String(PORT), '--inspector-port', String(INSPECTOR_PORT),
-      '--persist-to', stateDir, '--show-interactive-dev-session=false'],
+    [
+      wrangler,
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(PORT),
+      '--inspector-port',
+      String(INSPECTOR_PORT),
+      '--persist-to',
+      stateDir,
+      '--show-interactive-dev-session=false',
+    ],
     {
       cwd: ROOT,
       // Its own process group, so stopping it also stops the workerd it starts.
@@ -58,15 +69,19 @@ async function startDev(): Promise<void> {
   running = child;
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
-  await waitFor('wrangler dev to answer', async () => {
-    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output}`);
-    try {
-      await (await fetch(`${BASE}/status`)).body?.cancel();
-      return true;
-    } catch {
-      return false;
-    }
-  }, () => output);
+  await waitFor(
+    'wrangler dev to answer',
+    async () => {
+      if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output}`);
+      try {
+        await (await fetch(`${BASE}/status`)).body?.cancel();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    () => output,
+  );
 }
 
 async function stopDev(): Promise<void> {

@@ -9,7 +9,11 @@ function rate(label: string, n: number, fn: (i: number) => void): void {
   const start = performance.now();
   for (let i = 0; i < n; i++) fn(i);
   const ms = performance.now() - start;
-  console.log(`${label.padEnd(44)} ${Math.round((n / ms) * 1000).toLocaleString('en').padStart(12)} /s  (${((ms * 1e6) / n).toFixed(0)} ns each)`);
+  console.log(
+    `${label.padEnd(44)} ${Math.round((n / ms) * 1000)
+      .toLocaleString('en')
+      .padStart(12)} /s  (${((ms * 1e6) / n).toFixed(0)} ns each)`,
+  );
 }
 
 const N = 1_000_000;

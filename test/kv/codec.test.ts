@@ -17,7 +17,14 @@ describe('command codec', () => {
   it('round-trips commands, including awkward strings and large numbers', () => {
     const cmds: KvCommand[] = [
       { op: 'put', pairs: [['k', 'v']] },
-      { op: 'put', pairs: [['\ufeffbom-first', ''], ['😀é\u0000', 'x'.repeat(5000)]], compare: { key: 'c', modRevision: 0 } },
+      {
+        op: 'put',
+        pairs: [
+          ['\ufeffbom-first', ''],
+          ['😀é\u0000', 'x'.repeat(5000)],
+        ],
+        compare: { key: 'c', modRevision: 0 },
+      },
       { op: 'delete', keys: ['a', 'b'], stamp: { client: 'client-1', seq: Number.MAX_SAFE_INTEGER } },
       { op: 'put', pairs: [['k', 'é'.repeat(100)]], compare: { key: 'k', modRevision: 2 ** 40 + 3 }, stamp: { client: 'x', seq: 128 } },
     ];
@@ -47,7 +54,12 @@ describe('command codec', () => {
   });
 
   it('throws KvCodecError on every truncation, on trailing bytes, and on bad versions or flags', () => {
-    const bytes = encodeCommand({ op: 'put', pairs: [['key', 'välue']], compare: { key: 'k', modRevision: 300 }, stamp: { client: 'c', seq: 9 } });
+    const bytes = encodeCommand({
+      op: 'put',
+      pairs: [['key', 'välue']],
+      compare: { key: 'k', modRevision: 300 },
+      stamp: { client: 'c', seq: 9 },
+    });
     for (let n = 0; n < bytes.length; n++) expect(() => decodeCommand(bytes.subarray(0, n)), `prefix ${n}`).toThrow(KvCodecError);
     expect(() => decodeCommand(new Uint8Array([...bytes, 0]))).toThrow(KvCodecError);
     expect(() => decodeCommand(new Uint8Array([2, ...bytes.subarray(1)]))).toThrow(/version/);
@@ -140,7 +152,11 @@ describe('state codec', () => {
     for (let n = 0; n < bytes.length; n += 7) expect(() => decodeState(bytes.subarray(0, n))).toThrow(KvCodecError);
     expect(() => decodeState(new Uint8Array([...bytes, 0]))).toThrow(/trailing/);
     expect(() => decodeState(encodeCommand({ op: 'put', pairs: [['a', 'b']] }))).toThrow(/magic/);
-    const future = encodeState({ revision: 1, records: [['a', { value: 'v', createRevision: 1, modRevision: 2, version: 1 }]], sessions: [] });
+    const future = encodeState({
+      revision: 1,
+      records: [['a', { value: 'v', createRevision: 1, modRevision: 2, version: 1 }]],
+      sessions: [],
+    });
     expect(() => decodeState(future)).toThrow(/invariants/);
   });
 });

@@ -106,7 +106,10 @@ describe('range', () => {
         .sort()
         .slice(0, opts.limit);
       const got = sm.range(opts);
-      expect(got.map(([k]) => k), JSON.stringify(opts)).toEqual(expected);
+      expect(
+        got.map(([k]) => k),
+        JSON.stringify(opts),
+      ).toEqual(expected);
       for (const [k, r] of got) expect(r.value).toBe(naive.get(k));
     }
     expect(sm.size).toBe(naive.size);
@@ -147,7 +150,13 @@ describe('snapshot views (encoded in slices while commands keep applying)', () =
 
   it('a closed view stops tracking changes; the encoder refuses records out of key order', () => {
     const kv = new KvStateMachine(LIMITS);
-    kv.apply(1, { op: 'put', pairs: [['a', '1'], ['b', '2']] });
+    kv.apply(1, {
+      op: 'put',
+      pairs: [
+        ['a', '1'],
+        ['b', '2'],
+      ],
+    });
     const view = kv.beginView();
     view.close();
     kv.apply(2, { op: 'put', pairs: [['a', 'changed']] });

@@ -26,7 +26,12 @@ function check(seed: number, steps: number, keySpace: number, readEvery: number)
       const from = `k${rnd.nextInt(keySpace)}`;
       const tail: string[] = [];
       keys.walkFrom(from, (k) => (tail.push(k), tail.length < 50));
-      expect(tail, `seed ${seed} step ${step} from ${from}`).toEqual([...live.keys()].sort().filter((k) => k >= from).slice(0, 50));
+      expect(tail, `seed ${seed} step ${step} from ${from}`).toEqual(
+        [...live.keys()]
+          .sort()
+          .filter((k) => k >= from)
+          .slice(0, 50),
+      );
       const copy = keys.orderedCopy().filter((k) => live.has(k));
       expect(copy, `seed ${seed} step ${step} orderedCopy`).toEqual([...live.keys()].sort());
     }

@@ -9,7 +9,15 @@ const limits = (over: Partial<KvLimits>): KvLimits => ({ ...DEFAULT_KV_LIMITS, .
 describe('revisions', () => {
   it('counts one revision per write command and tracks create/mod revision and version per key', () => {
     const sm = new KvStateMachine();
-    expect(sm.apply(1, put([['a', '1'], ['b', '1']]))).toEqual({ ok: true, op: 'put', revision: 1 });
+    expect(
+      sm.apply(
+        1,
+        put([
+          ['a', '1'],
+          ['b', '1'],
+        ]),
+      ),
+    ).toEqual({ ok: true, op: 'put', revision: 1 });
     expect(sm.apply(2, put([['a', '2']]))).toEqual({ ok: true, op: 'put', revision: 2 });
     expect(sm.get('a')).toEqual({ value: '2', createRevision: 1, modRevision: 2, version: 2 });
     expect(sm.get('b')).toEqual({ value: '1', createRevision: 1, modRevision: 1, version: 1 });
@@ -68,10 +76,27 @@ describe('compare-and-set', () => {
 
   it('guards deletes and multi-key writes by a compare on another key', () => {
     const sm = new KvStateMachine();
-    sm.apply(1, put([['lock', 'me'], ['x', '1']]));
+    sm.apply(
+      1,
+      put([
+        ['lock', 'me'],
+        ['x', '1'],
+      ]),
+    );
     expect(sm.apply(2, del(['x'], { compare: { key: 'lock', modRevision: 0 } }))).toMatchObject({ code: 'compare-failed', actual: 1 });
     expect(sm.get('x')).toBeDefined();
-    expect(sm.apply(3, put([['x', '2'], ['y', '2']], { compare: { key: 'lock', modRevision: 1 } }))).toMatchObject({ ok: true, revision: 2 });
+    expect(
+      sm.apply(
+        3,
+        put(
+          [
+            ['x', '2'],
+            ['y', '2'],
+          ],
+          { compare: { key: 'lock', modRevision: 1 } },
+        ),
+      ),
+    ).toMatchObject({ ok: true, revision: 2 });
   });
 });
 
@@ -186,10 +211,30 @@ describe('limits and robustness', () => {
       { op: 'put', pairs: [['é', 'v']] }, // 2 bytes: within keyBytesMax (4); 'ééé' below is 6
       { op: 'put', pairs: [['ééé', 'v']] },
       { op: 'put', pairs: [['a', '123456789']] },
-      { op: 'put', pairs: [['a', '1'], ['b', '2'], ['c', '3']] },
-      { op: 'put', pairs: [['a', '1'], ['a', '2']] },
+      {
+        op: 'put',
+        pairs: [
+          ['a', '1'],
+          ['b', '2'],
+          ['c', '3'],
+        ],
+      },
+      {
+        op: 'put',
+        pairs: [
+          ['a', '1'],
+          ['a', '2'],
+        ],
+      },
       { op: 'put', pairs: [['\ud800', 'v']] },
-      { op: 'put', pairs: [['a', '12345678'], ['b', '12345678']], compare: { key: 'abcd', modRevision: 1 } },
+      {
+        op: 'put',
+        pairs: [
+          ['a', '12345678'],
+          ['b', '12345678'],
+        ],
+        compare: { key: 'abcd', modRevision: 1 },
+      },
       { op: 'delete', keys: 'a' },
       { op: 'delete', keys: ['a', 'a'] },
       { op: 'put', pairs: [['a', 'v']], compare: { key: 'a', modRevision: -1 } },
@@ -216,7 +261,12 @@ describe('limits and robustness', () => {
   it('refuses nonsensical limits and corrupt states at construction', () => {
     expect(() => new KvStateMachine(limits({ sessionsMax: 0 }))).toThrow(RangeError);
     expect(
-      () => new KvStateMachine(DEFAULT_KV_LIMITS, { revision: 1, records: [['a', { value: 'v', createRevision: 2, modRevision: 2, version: 1 }]], sessions: [] }),
+      () =>
+        new KvStateMachine(DEFAULT_KV_LIMITS, {
+          revision: 1,
+          records: [['a', { value: 'v', createRevision: 2, modRevision: 2, version: 1 }]],
+          sessions: [],
+        }),
     ).toThrow(/invariants/);
   });
 });
@@ -225,7 +275,13 @@ describe('state size (what a space quota is checked against)', () => {
   it('counts UTF-8 bytes of keys and values through puts, overwrites, deletes and a restore', () => {
     const sm = new KvStateMachine();
     expect(sm.stateBytes).toBe(0);
-    sm.apply(1, put([['a', 'xyz'], ['é', '€']])); // 1+3 + 2+3
+    sm.apply(
+      1,
+      put([
+        ['a', 'xyz'],
+        ['é', '€'],
+      ]),
+    ); // 1+3 + 2+3
     expect(sm.stateBytes).toBe(9);
     sm.apply(2, put([['a', '']])); // overwrite: value 3 → 0 bytes
     expect(sm.stateBytes).toBe(6);
@@ -241,7 +297,16 @@ describe('state size (what a space quota is checked against)', () => {
 describe('takeChanges', () => {
   it('reports upserts, deletes and sessions changed since the last call, once', () => {
     const sm = new KvStateMachine();
-    sm.apply(1, put([['a', '1'], ['b', '1']], { stamp: { client: 'c', seq: 1 } }));
+    sm.apply(
+      1,
+      put(
+        [
+          ['a', '1'],
+          ['b', '1'],
+        ],
+        { stamp: { client: 'c', seq: 1 } },
+      ),
+    );
     sm.apply(2, del(['b']));
     const c = sm.takeChanges();
     expect(c.revision).toBe(2);

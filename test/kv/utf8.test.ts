@@ -32,7 +32,14 @@ describe('utf8 helpers', () => {
   });
 
   it('reports lone surrogates, short and long, anywhere', () => {
-    for (const bad of ['\ud800', 'a\udc00', '\ud800a', 'x'.repeat(30) + '\udbff', '\udfff' + 'x'.repeat(20000), 'x'.repeat(16384) + '\ud800']) {
+    for (const bad of [
+      '\ud800',
+      'a\udc00',
+      '\ud800a',
+      'x'.repeat(30) + '\udbff',
+      '\udfff' + 'x'.repeat(20000),
+      'x'.repeat(16384) + '\ud800',
+    ]) {
       expect(utf8Length(bad)).toBe(-1);
     }
   });

@@ -16,8 +16,17 @@ describe('validateCommand', () => {
     expect(validateCommand({ op: 'put', pairs: pairs(3) }, limits).ok).toBe(true);
     expect(validateCommand({ op: 'put', pairs: pairs(4) }, limits)).toMatchObject({ code: 'too-large' });
     expect(validateCommand({ op: 'delete', keys: ['a', 'b', 'c', 'd'] }, limits)).toMatchObject({ code: 'too-large' });
-    const twoBigValues = { op: 'put', pairs: [['a', 'x'.repeat(1024 * 1024)], ['b', 'x'.repeat(1024 * 1024)]] };
-    expect(validateCommand(twoBigValues, DEFAULT_KV_LIMITS)).toMatchObject({ code: 'too-large', message: expect.stringMatching(/command is \d+ bytes/) });
+    const twoBigValues = {
+      op: 'put',
+      pairs: [
+        ['a', 'x'.repeat(1024 * 1024)],
+        ['b', 'x'.repeat(1024 * 1024)],
+      ],
+    };
+    expect(validateCommand(twoBigValues, DEFAULT_KV_LIMITS)).toMatchObject({
+      code: 'too-large',
+      message: expect.stringMatching(/command is \d+ bytes/),
+    });
   });
 
   it('answers invalid, with a message, for malformed input', () => {

@@ -44,9 +44,7 @@ describe('checkLinearizable on hand-made histories', () => {
     expect(verdict([put('a', '1', 1, 0, 1), put('a', '2', 2, 2, 10), get('a', '1', 1, 3, 4)])).toBe('ok');
     expect(verdict([put('a', '1', 1, 0, 1), put('a', '2', 2, 2, 10), get('a', '2', 2, 3, 4)])).toBe('ok');
     // New value seen, then the old one by a later read: not linearizable.
-    expect(verdict([put('a', '1', 1, 0, 1), put('a', '2', 2, 2, 10), get('a', '2', 2, 3, 4), get('a', '1', 1, 5, 6)])).toBe(
-      'illegal',
-    );
+    expect(verdict([put('a', '1', 1, 0, 1), put('a', '2', 2, 2, 10), get('a', '2', 2, 3, 4), get('a', '1', 1, 5, 6)])).toBe('illegal');
   });
 
   it('treats operations that touch in time as concurrent', () => {
@@ -172,9 +170,7 @@ describe('checkLinearizable on histories from a real sequential run', () => {
       // No deletes, a known put to a key, and a read called after that put returned:
       // answering "absent" means the write was lost.
       const gi = h.findIndex(
-        (g) =>
-          g.output.kind === 'get' &&
-          h.some((p) => p.output.kind === 'put' && p.input.key === g.input.key && p.ret < g.call),
+        (g) => g.output.kind === 'get' && h.some((p) => p.output.kind === 'put' && p.input.key === g.input.key && p.ret < g.call),
       );
       if (gi < 0) continue;
       h[gi] = { ...h[gi]!, output: { kind: 'get', value: null, modRevision: 0 } };

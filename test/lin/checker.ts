@@ -26,10 +26,7 @@ import { describeState, INITIAL_KEY_STATE, stateKey, stepKey } from './kv-model.
 export { checkStaleRead } from './stale-read.ts';
 export type { StaleReadResult } from './stale-read.ts';
 
-export type CheckResult =
-  | { result: 'ok' }
-  | { result: 'illegal'; key: string; explanation: string }
-  | { result: 'unknown'; key: string };
+export type CheckResult = { result: 'ok' } | { result: 'illegal'; key: string; explanation: string } | { result: 'unknown'; key: string };
 
 export interface CheckOptions {
   /** Model steps allowed per key before giving up with 'unknown'. */

@@ -76,7 +76,11 @@ function run(sm: KvStateMachine, index: number, input: KvInput): KvOutput {
       return { kind: 'delete', revision: r.revision, deleted: r.deleted };
     }
     case 'cas': {
-      const r = sm.apply(index, { op: 'put', pairs: [[input.key, input.value]], compare: { key: input.key, modRevision: input.expectModRevision } });
+      const r = sm.apply(index, {
+        op: 'put',
+        pairs: [[input.key, input.value]],
+        compare: { key: input.key, modRevision: input.expectModRevision },
+      });
       if (r.ok) return { kind: 'cas', ok: true, revision: r.revision };
       if (r.code !== 'compare-failed') throw new Error(`cas failed oddly: ${JSON.stringify(r)}`);
       return { kind: 'cas', ok: false, revision: r.revision };

@@ -70,8 +70,20 @@ describe('metcd CLI', () => {
 
   it('gives up on an unreachable join target', async () => {
     const [port, nobody] = [await freePort(), await freePort()];
-    const r = await run(['--id', 'n2', '--http', `127.0.0.1:${port}`, '--data-dir', path.join(root, 'join'),
-      '--join', `http://127.0.0.1:${nobody}`, '--join-timeout-ms', '1000', '--log-level', 'error']);
+    const r = await run([
+      '--id',
+      'n2',
+      '--http',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      path.join(root, 'join'),
+      '--join',
+      `http://127.0.0.1:${nobody}`,
+      '--join-timeout-ms',
+      '1000',
+      '--log-level',
+      'error',
+    ]);
     expect(r.code).toBe(1);
     expect(lastLine(r.stderr)).toBe(`metcd: cannot join via http://127.0.0.1:${nobody} within 1000 ms: ECONNREFUSED`);
   });
@@ -85,7 +97,9 @@ describe('metcd CLI', () => {
     expect(lastLine(fresh.stderr)).toContain('is new: pass --bootstrap, --join <url> or --initial-cluster');
 
     // Create it as n1/sqlite (a node that starts, then stops on SIGTERM).
-    const child = spawn(process.execPath, [CLI, '--id', 'n1', ...base, '--engine', 'sqlite', '--bootstrap'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--id', 'n1', ...base, '--engine', 'sqlite', '--bootstrap'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
     await new Promise<void>((resolve) => child.stderr!.on('data', () => out.includes('node started') && resolve()));
@@ -108,8 +122,15 @@ describe('parseFlags', () => {
     expect(p.help).toBe(false);
     if (p.help) return;
     expect(p.config).toMatchObject({
-      listenHost: '127.0.0.1', listenPort: 3379, advertise: 'http://127.0.0.1:3379', dataDir: './data/n1',
-      engine: 'sqlite', start: { kind: 'bootstrap' }, clusterToken: 'env-secret', tickMs: 100, mode: 'redirect',
+      listenHost: '127.0.0.1',
+      listenPort: 3379,
+      advertise: 'http://127.0.0.1:3379',
+      dataDir: './data/n1',
+      engine: 'sqlite',
+      start: { kind: 'bootstrap' },
+      clusterToken: 'env-secret',
+      tickMs: 100,
+      mode: 'redirect',
       quotaBytes: 512 * 1024 * 1024,
     });
     const q = parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '1000'], {});
@@ -122,7 +143,9 @@ describe('parseFlags', () => {
     if (p.help) throw new Error('help');
     expect(p.config.advertise).toBe('http://b:2');
     expect(p.config.start).toEqual({ kind: 'initial-cluster', members: { n1: 'http://a:1', n2: 'http://b:2' } });
-    expect(() => parseFlags(['--id', 'n2', '--advertise', 'http://c:3', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {})).toThrow(FlagError);
+    expect(() => parseFlags(['--id', 'n2', '--advertise', 'http://c:3', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {})).toThrow(
+      FlagError,
+    );
     expect(() => parseFlags(['--id', 'n1', '--initial-cluster', 'n1=http://a:1,n1=http://a:2'], {})).toThrow('listed twice');
     expect(() => parseFlags(['--id', 'n1', '--join', 'http://a:1/path'], {})).toThrow('must not have a path');
     expect(() => parseFlags(['--id', 'n1', '--heartbeat-ticks', '10'], {})).toThrow('below --election-ticks');

@@ -128,7 +128,9 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
   it('rejects peer traffic and membership changes without the cluster token', async () => {
     const leader = await cluster.leader();
     const raft = await fetch(`${leader.url}/raft/messages`, {
-      method: 'POST', body: new Uint8Array([1, 0]), headers: { authorization: 'Bearer wrong', 'X-Metcd-Cluster': 'test' },
+      method: 'POST',
+      body: new Uint8Array([1, 0]),
+      headers: { authorization: 'Bearer wrong', 'X-Metcd-Cluster': 'test' },
     });
     expect(raft.status).toBe(401);
     const join = await fetch(`${leader.url}/join`, { method: 'POST', body: '{"id":"evil","address":"http://127.0.0.1:1"}' });
@@ -189,7 +191,10 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     await putKey(cluster, 'paused', 'before');
     // Cut its traffic too, so after SIGCONT nothing from the new leader reaches it first: only
     // its own clock can tell it that its lease ran out while it was stopped.
-    const others = cluster.live().filter((n) => n.id !== old.id).map((n) => n.id);
+    const others = cluster
+      .live()
+      .filter((n) => n.id !== old.id)
+      .map((n) => n.id);
     await old.setFaults({ dropFrom: others, dropTo: others });
     old.signal('SIGSTOP');
     try {
@@ -289,7 +294,9 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     // Back to three voters for the steps that follow.
     const leader = await cluster.leader();
     const fresh = await cluster.join('n5', leader);
-    await waitFor('n5 to be a voter', 20_000, async () => ((await leader.status()).members.some((m) => m.id === 'n5' && m.voter) ? true : undefined));
+    await waitFor('n5 to be a voter', 20_000, async () =>
+      (await leader.status()).members.some((m) => m.id === 'n5' && m.voter) ? true : undefined,
+    );
     await cluster.caughtUp(fresh, leader);
   });
 

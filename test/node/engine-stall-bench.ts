@@ -27,7 +27,11 @@ const SNAPSHOT_EVERY = Number(process.env['SNAPSHOT_EVERY'] ?? 10_000);
 const BLOB_BYTES_PER_KEY = 130;
 const dataDir = mkdtempSync(path.join(tmpdir(), `metcd-stall-${engine}-`));
 const storage = await NodeStorage.open({
-  dataDir, engine, nodeId: 'n1', clusterId: 'c1', log: silentLogger,
+  dataDir,
+  engine,
+  nodeId: 'n1',
+  clusterId: 'c1',
+  log: silentLogger,
   ...(rewriteMinBytes === undefined ? {} : { memoryRewriteMinBytes: rewriteMinBytes }),
 });
 await storage.load();
@@ -86,7 +90,13 @@ const busy = stalls.map((s) => s.busyMs).sort((a, b) => b - a);
 stalls.sort((a, b) => b.wallMs - a.wallMs);
 process.stdout.write(
   `${engine}: ${total} entries in ${seconds.toFixed(1)} s (${Math.round(total / seconds)}/s); ` +
-  `loop delay p50 ${ms(h.percentile(50))} p99 ${ms(h.percentile(99))} p99.9 ${ms(h.percentile(99.9))} max ${ms(h.max)} ms; ` +
-  `stalls > 25 ms: ${stalls.length}, longest ${stalls.slice(0, 6).map((s) => s.wallMs.toFixed(0)).join(' ')} ms; ` +
-  `CPU busy in them: ${busy.filter((b) => b > 25).length} over 25 ms, most ${busy.slice(0, 6).map((b) => b.toFixed(0)).join(' ')} ms\n`,
+    `loop delay p50 ${ms(h.percentile(50))} p99 ${ms(h.percentile(99))} p99.9 ${ms(h.percentile(99.9))} max ${ms(h.max)} ms; ` +
+    `stalls > 25 ms: ${stalls.length}, longest ${stalls
+      .slice(0, 6)
+      .map((s) => s.wallMs.toFixed(0))
+      .join(' ')} ms; ` +
+    `CPU busy in them: ${busy.filter((b) => b > 25).length} over 25 ms, most ${busy
+      .slice(0, 6)
+      .map((b) => b.toFixed(0))
+      .join(' ')} ms\n`,
 );

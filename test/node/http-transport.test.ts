@@ -23,7 +23,12 @@ afterEach(async () => {
 async function frontServer(routerCalls: ApiRequest[], received: Message[][]): Promise<RunningServer> {
   const peer = { receive: (m: Message[]) => received.push(m) } as unknown as Peer;
   const front = createFront({
-    selfId: 'n1', clusterId: 'c1', token: 's3cret', peer: () => peer, log: silentLogger, raftBodyBytesMax: 1024,
+    selfId: 'n1',
+    clusterId: 'c1',
+    token: 's3cret',
+    peer: () => peer,
+    log: silentLogger,
+    raftBodyBytesMax: 1024,
     router: { handle: async (r) => (routerCalls.push(r), { status: 200, headers: {}, body: 'routed' }) },
   });
   const server = await startHttpServer({ host: '127.0.0.1', port: 0, handler: front, bodyBytesMax: 4096, log: silentLogger });
@@ -54,7 +59,12 @@ describe('front door', () => {
     const routed: ApiRequest[] = [];
     const s = await frontServer(routed, []);
     const base = `http://127.0.0.1:${s.port}`;
-    for (const [method, p] of [['POST', '/join'], ['DELETE', '/members/n2'], ['POST', '/members/n2/promote'], ['POST', '/transfer-leader']] as const) {
+    for (const [method, p] of [
+      ['POST', '/join'],
+      ['DELETE', '/members/n2'],
+      ['POST', '/members/n2/promote'],
+      ['POST', '/transfer-leader'],
+    ] as const) {
       expect((await fetch(base + p, { method, body: method === 'POST' ? '{}' : null })).status).toBe(401);
     }
     expect(routed).toEqual([]);
@@ -68,7 +78,10 @@ describe('front door', () => {
 describe('http server', () => {
   it('streams bodies to the handler under a hard cap and closes the connection after refusing one', async () => {
     const s = await startHttpServer({
-      host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
+      host: '127.0.0.1',
+      port: 0,
+      bodyBytesMax: 1000,
+      log: silentLogger,
       handler: async (r) => ({ status: 200, headers: {}, body: String((await r.body(1_000_000)).length) }),
     });
     cleanups.push(() => s.close());
@@ -83,10 +96,14 @@ describe('http server', () => {
   it('sends an answer with Content-Length in one piece, a large one whole', async () => {
     const big = 'y'.repeat(9 * 1024 * 1024);
     const s = await startHttpServer({
-      host: '127.0.0.1', port: 0, bodyBytesMax: 1000, log: silentLogger,
-      handler: async (r): Promise<ApiReply> => r.url.pathname === '/big'
-        ? { status: 200, headers: { 'content-length': '1', 'transfer-encoding': 'chunked' }, body: new TextEncoder().encode(big) }
-        : { status: 200, headers: { 'content-type': 'application/json' }, body: '{"k":"v"}' },
+      host: '127.0.0.1',
+      port: 0,
+      bodyBytesMax: 1000,
+      log: silentLogger,
+      handler: async (r): Promise<ApiReply> =>
+        r.url.pathname === '/big'
+          ? { status: 200, headers: { 'content-length': '1', 'transfer-encoding': 'chunked' }, body: new TextEncoder().encode(big) }
+          : { status: 200, headers: { 'content-type': 'application/json' }, body: '{"k":"v"}' },
     });
     cleanups.push(() => s.close());
     const raw = await new Promise<string>((resolve, reject) => {
@@ -103,7 +120,13 @@ describe('http server', () => {
   });
 
   it('closes a keep-alive connection whose request body the handler left unread', async () => {
-    const s = await startHttpServer({ host: '127.0.0.1', port: 0, bodyBytesMax: 1_000_000, log: silentLogger, handler: async () => ({ status: 307, headers: { Location: '/elsewhere' }, body: 'moved' }) });
+    const s = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      bodyBytesMax: 1_000_000,
+      log: silentLogger,
+      handler: async () => ({ status: 307, headers: { Location: '/elsewhere' }, body: 'moved' }),
+    });
     cleanups.push(() => s.close());
     const res = await fetch(`http://127.0.0.1:${s.port}/k`, { method: 'PUT', body: 'x'.repeat(500_000), redirect: 'manual' });
     expect(res.status).toBe(307);
@@ -126,7 +149,13 @@ describe('transport', () => {
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          server.closeAllConnections();
+          server.close(() => r());
+        }),
+    );
     return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
   }
 
@@ -140,19 +169,36 @@ describe('transport', () => {
       got.push(...decodeMessages(body));
       return 204;
     });
-    const t = new HttpTransport({ selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: 'tok', addressOf: () => url, log: silentLogger });
+    const t = new HttpTransport({
+      selfId: 'n1',
+      advertise: 'http://me:1',
+      clusterId: 'c1',
+      token: 'tok',
+      addressOf: () => url,
+      log: silentLogger,
+    });
     cleanups.push(() => t.close());
     for (let i = 1; i <= 200; i++) t.send([hb('n1', 'n2', i)]);
     await expect.poll(() => got.length, { timeout: 5000 }).toBe(200);
     expect(got.map((m) => m.term)).toEqual(Array.from({ length: 200 }, (_, i) => i + 1));
     expect(requests).toBeLessThan(200);
-    expect(seen[0]).toMatchObject({ authorization: 'Bearer tok', 'x-metcd-cluster': 'c1', 'x-metcd-from': 'n1', 'x-metcd-address': 'http://me:1' });
+    expect(seen[0]).toMatchObject({
+      authorization: 'Bearer tok',
+      'x-metcd-cluster': 'c1',
+      'x-metcd-from': 'n1',
+      'x-metcd-address': 'http://me:1',
+    });
   });
 
   it('bounds the queue of a peer that does not answer, dropping the oldest', async () => {
     const { url } = await peerServer(() => null);
     const t = new HttpTransport({
-      selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: '', addressOf: () => url, log: silentLogger,
+      selfId: 'n1',
+      advertise: 'http://me:1',
+      clusterId: 'c1',
+      token: '',
+      addressOf: () => url,
+      log: silentLogger,
       limits: { queueMessagesMax: 100, requestTimeoutMs: 60_000 },
     });
     cleanups.push(() => t.close());
@@ -161,7 +207,14 @@ describe('transport', () => {
   });
 
   it('drops messages for a peer with no known address instead of queueing them', () => {
-    const t = new HttpTransport({ selfId: 'n1', advertise: 'http://me:1', clusterId: 'c1', token: '', addressOf: () => undefined, log: silentLogger });
+    const t = new HttpTransport({
+      selfId: 'n1',
+      advertise: 'http://me:1',
+      clusterId: 'c1',
+      token: '',
+      addressOf: () => undefined,
+      log: silentLogger,
+    });
     t.send([hb('n1', 'n7'), hb('n1', 'n7')]);
     expect(t.counters['dropped.no-address']).toBe(2);
     t.close();

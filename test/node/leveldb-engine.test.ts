@@ -56,7 +56,11 @@ describe('leveldb engine', () => {
     const st = await s.load();
     await s.close();
     expect(st.entries.map((e) => `${e.index}:${e.term}`)).toEqual([
-      ...entries(1, 54).map((e) => `${e.index}:1`), '55:2', '56:2', '57:3', '58:4',
+      ...entries(1, 54).map((e) => `${e.index}:1`),
+      '55:2',
+      '56:2',
+      '57:3',
+      '58:4',
     ]);
   });
 
@@ -64,8 +68,15 @@ describe('leveldb engine', () => {
     const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
     await db.open();
     const legacyKey = (i: number) => Buffer.concat([Buffer.from('L'), Buffer.from([0, 0, 0, 0, 0, 0, 0, i])]);
-    for (let i = 3; i <= 8; i++) await db.put(legacyKey(i), seal((x) => writeEntry(x, entry(i, 1))));
-    await db.put(Buffer.from('Ssnapshot'), seal((x) => writeSnapshot(x, snapshotAt(2, 1, 'old-inline'))));
+    for (let i = 3; i <= 8; i++)
+      await db.put(
+        legacyKey(i),
+        seal((x) => writeEntry(x, entry(i, 1))),
+      );
+    await db.put(
+      Buffer.from('Ssnapshot'),
+      seal((x) => writeSnapshot(x, snapshotAt(2, 1, 'old-inline'))),
+    );
     await db.close();
 
     let s = await LevelDbEngine.open({ dir, log: silentLogger });
@@ -149,7 +160,10 @@ describe('leveldb engine', () => {
     const buf = readFileSync(file);
     buf[4000] = buf[4000]! ^ 0x5a;
     writeFileSync(file, buf);
-    const damaged = await LevelDbEngine.open({ dir, log: silentLogger }).then(() => undefined, (e: unknown) => e);
+    const damaged = await LevelDbEngine.open({ dir, log: silentLogger }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(damaged).toBeInstanceOf(StorageCorruptError);
     expect((damaged as StorageCorruptError).file).toBe(file);
     unlinkSync(file);

@@ -25,7 +25,9 @@ const flip = (buf: Buffer, at: number): Buffer => {
 describe('SQLite WAL scan', () => {
   const file = path.join(root, 'wal.db');
   const db = new DatabaseSync(file);
-  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);');
+  db.exec(
+    'PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB);',
+  );
   const insert = db.prepare('INSERT INTO t (k, v) VALUES (?, ?)');
   let k = 0;
   const txns = (n: number) => {
@@ -76,7 +78,10 @@ describe('SQLite WAL scan', () => {
 describe('LevelDB log scan', () => {
   const dir = path.join(root, 'level');
   const logOf = () => {
-    const name = readdirSync(dir).filter((n) => /^\d+\.log$/.test(n)).sort().pop()!;
+    const name = readdirSync(dir)
+      .filter((n) => /^\d+\.log$/.test(n))
+      .sort()
+      .pop()!;
     return readFileSync(path.join(dir, name));
   };
 

@@ -37,7 +37,10 @@ describe('memory engine', () => {
   afterEach(() => {
     rmSync(dir, { recursive: true, force: true });
   });
-  const files = (re: RegExp) => readdirSync(dir).filter((n) => re.test(n)).sort();
+  const files = (re: RegExp) =>
+    readdirSync(dir)
+      .filter((n) => re.test(n))
+      .sort();
 
   it('keeps snapshot blobs in their own files, out of the log, and only the latest one', async () => {
     const s = await MemoryEngine.open({ dir, log: silentLogger });
@@ -64,11 +67,17 @@ describe('memory engine', () => {
     const buf = readFileSync(snap);
     buf[100] = buf[100]! ^ 0x5a;
     writeFileSync(snap, buf);
-    const damaged = await MemoryEngine.open({ dir, log: silentLogger }).then(() => undefined, (e: unknown) => e);
+    const damaged = await MemoryEngine.open({ dir, log: silentLogger }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(damaged).toBeInstanceOf(StorageCorruptError);
     expect((damaged as StorageCorruptError).file).toBe(snap);
     unlinkSync(snap);
-    const missing = await MemoryEngine.open({ dir, log: silentLogger }).then(() => undefined, (e: unknown) => e);
+    const missing = await MemoryEngine.open({ dir, log: silentLogger }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(missing).toBeInstanceOf(StorageCorruptError);
     expect((missing as Error).message).toContain('missing');
   });
@@ -102,7 +111,10 @@ describe('memory engine', () => {
     // A record of the older log that fails its checksum is not a torn tail: a newer log follows.
     const older = path.join(dir, 'wal-000000000000.log');
     truncateSync(older, statSync(older).size - 3);
-    const err = await MemoryEngine.open({ dir, log: silentLogger }).then(() => undefined, (e: unknown) => e);
+    const err = await MemoryEngine.open({ dir, log: silentLogger }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StorageCorruptError);
     expect((err as StorageCorruptError).file).toBe(older);
   });
@@ -143,11 +155,41 @@ describe('RecordsCapture', () => {
 
   it('reads the records as they were when captured while batches keep applying', () => {
     const m = new StateModel();
-    m.apply({ kv: { revision: 3, upserts: [['a', rec('a1', 1)], ['b', rec('b1', 2)], ['c', rec('c1', 3)]], deletes: [], sessionUpserts: [], sessionDeletes: [] } });
+    m.apply({
+      kv: {
+        revision: 3,
+        upserts: [
+          ['a', rec('a1', 1)],
+          ['b', rec('b1', 2)],
+          ['c', rec('c1', 3)],
+        ],
+        deletes: [],
+        sessionUpserts: [],
+        sessionDeletes: [],
+      },
+    });
     const cap = m.captureRecords();
     expect(cap.next(1)).toEqual([['a', rec('a1', 1)]]);
-    m.apply({ kv: { revision: 5, upserts: [['b', rec('b2', 4)], ['d', rec('d1', 5)], ['a', rec('a2', 5)]], deletes: ['c'], sessionUpserts: [], sessionDeletes: [] } });
-    expect(drain(cap, 10)).toEqual(new Map([['a', rec('a1', 1)], ['b', rec('b1', 2)], ['c', rec('c1', 3)]]));
+    m.apply({
+      kv: {
+        revision: 5,
+        upserts: [
+          ['b', rec('b2', 4)],
+          ['d', rec('d1', 5)],
+          ['a', rec('a2', 5)],
+        ],
+        deletes: ['c'],
+        sessionUpserts: [],
+        sessionDeletes: [],
+      },
+    });
+    expect(drain(cap, 10)).toEqual(
+      new Map([
+        ['a', rec('a1', 1)],
+        ['b', rec('b1', 2)],
+        ['c', rec('c1', 3)],
+      ]),
+    );
     expect([...m.records.keys()].sort()).toEqual(['a', 'b', 'd']);
   });
 
@@ -164,7 +206,15 @@ describe('RecordsCapture', () => {
           if (rnd.nextInt(3) === 0) deletes.push(key);
           else upserts.push([key, rec(`${key}@${++rev}`, rev)]);
         }
-        m.apply({ kv: { revision: ++rev, upserts, deletes: deletes.filter((d) => !upserts.some(([k]) => k === d)), sessionUpserts: [], sessionDeletes: [] } });
+        m.apply({
+          kv: {
+            revision: ++rev,
+            upserts,
+            deletes: deletes.filter((d) => !upserts.some(([k]) => k === d)),
+            sessionUpserts: [],
+            sessionDeletes: [],
+          },
+        });
       };
       change(80);
       const expected = new Map(m.records);

@@ -36,8 +36,6 @@ export async function freePort(): Promise<number> {
   throw new Error(`no free port in ${PORT_BASE}..${PORT_BASE + 99}`);
 }
 
-
-
 export interface NodeStatus {
   id: string;
   role: string;
@@ -60,7 +58,10 @@ export class ProcNode extends NodeProcess {
   /** Makes this node lose Raft messages from / to the given peers (a partition). */
   async setFaults(faults: { dropFrom?: string[]; dropTo?: string[] }, token = 'test-token'): Promise<void> {
     const res = await fetch(`${this.url}/_metcd/faults`, {
-      method: 'POST', body: JSON.stringify(faults), headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000),
+      method: 'POST',
+      body: JSON.stringify(faults),
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
     });
     if (res.status !== 200) throw new Error(`${this.id} faults: HTTP ${res.status} ${await res.text()}`);
   }
@@ -106,9 +107,25 @@ export class ProcCluster {
 
   commonArgs(id: string, port: number): string[] {
     return [
-      '--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(this.root, id), '--engine', this.opts.engine,
-      '--cluster-token', this.opts.token, '--cluster-id', this.opts.clusterId, '--tick-ms', String(this.opts.tickMs),
-      '--snapshot-entries', String(this.opts.snapshotEntries), '--log-level', 'debug', '--enable-fault-injection',
+      '--id',
+      id,
+      '--http',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      path.join(this.root, id),
+      '--engine',
+      this.opts.engine,
+      '--cluster-token',
+      this.opts.token,
+      '--cluster-id',
+      this.opts.clusterId,
+      '--tick-ms',
+      String(this.opts.tickMs),
+      '--snapshot-entries',
+      String(this.opts.snapshotEntries),
+      '--log-level',
+      'debug',
+      '--enable-fault-injection',
       ...this.opts.extraArgs,
     ];
   }
@@ -184,10 +201,12 @@ export class ProcCluster {
   }
 
   async stopAll(): Promise<void> {
-    await Promise.all([...this.nodes.values()].map(async (n) => {
-      if (n.proc?.signalCode === 'SIGSTOP' || n.alive) n.proc!.kill('SIGCONT');
-      await n.kill('SIGKILL');
-    }));
+    await Promise.all(
+      [...this.nodes.values()].map(async (n) => {
+        if (n.proc?.signalCode === 'SIGSTOP' || n.alive) n.proc!.kill('SIGCONT');
+        await n.kill('SIGKILL');
+      }),
+    );
     if (this.rootDir !== undefined) rmSync(this.rootDir, { recursive: true, force: true });
   }
 }

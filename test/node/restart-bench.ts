@@ -44,15 +44,30 @@ async function measure(engine: EngineName): Promise<Record<string, string>> {
   const root = mkdtempSync(path.join(tmpdir(), `metcd-bench-${engine}-`));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const args = ['--id', 'n1', '--http', `127.0.0.1:${port}`, '--data-dir', path.join(root, 'n1'), '--engine', engine,
-    '--cluster-token', 'bench', '--snapshot-entries', '40', '--log-level', 'warn'];
+  const args = [
+    '--id',
+    'n1',
+    '--http',
+    `127.0.0.1:${port}`,
+    '--data-dir',
+    path.join(root, 'n1'),
+    '--engine',
+    engine,
+    '--cluster-token',
+    'bench',
+    '--snapshot-entries',
+    '40',
+    '--log-level',
+    'warn',
+  ];
   try {
     let node = startNode([...args, '--bootstrap']);
     await okAfter(url, performance.now());
     const tFill = performance.now();
     for (let i = 0; i < keys; i += PAIRS_PER_POST) {
       const pairs: Record<string, string> = {};
-      for (let k = i; k < Math.min(keys, i + PAIRS_PER_POST); k++) pairs[`key-${String(k).padStart(7, '0')}`] = `value-${k}-${'v'.repeat(64)}`;
+      for (let k = i; k < Math.min(keys, i + PAIRS_PER_POST); k++)
+        pairs[`key-${String(k).padStart(7, '0')}`] = `value-${k}-${'v'.repeat(64)}`;
       const res = await fetch(`${url}/key`, { method: 'POST', body: JSON.stringify(pairs) });
       if (res.status !== 200) throw new Error(`fill: HTTP ${res.status} ${await res.text()}`);
     }

@@ -29,7 +29,13 @@ function batch(i: number): SaveBatch {
   };
   if (i > 1) {
     const rec = { value, createRevision: i - 1, modRevision: i - 1, version: 1 };
-    b.kv = { revision: i - 1, upserts: [[`key-${String(i - 1).padStart(9, '0')}`, rec]], deletes: [], sessionUpserts: [], sessionDeletes: [] };
+    b.kv = {
+      revision: i - 1,
+      upserts: [[`key-${String(i - 1).padStart(9, '0')}`, rec]],
+      deletes: [],
+      sessionUpserts: [],
+      sessionDeletes: [],
+    };
     b.applied = i - 1;
     if ((i - 1) % SNAPSHOT_EVERY === 0) {
       b.compact = { meta: { index: i - 1, term: 1, membership }, data: new Uint8Array((i - 1) * 130).fill(7) };
@@ -72,9 +78,19 @@ for (const engine of engines) {
   const syncs = storage.stats().syncs;
   await storage.close();
   rmSync(dataDir, { recursive: true, force: true });
-  console.log(JSON.stringify({
-    engine, saves, savesPerS: Math.round(saves / wallS), groups: syncs,
-    loopCpuUsPerSave: us(thread), processCpuUsPerSave: us(proc),
-    loopDelayMs: { p50: +(delay.percentile(50) / 1e6).toFixed(1), p99: +(delay.percentile(99) / 1e6).toFixed(1), max: +(delay.max / 1e6).toFixed(1) },
-  }));
+  console.log(
+    JSON.stringify({
+      engine,
+      saves,
+      savesPerS: Math.round(saves / wallS),
+      groups: syncs,
+      loopCpuUsPerSave: us(thread),
+      processCpuUsPerSave: us(proc),
+      loopDelayMs: {
+        p50: +(delay.percentile(50) / 1e6).toFixed(1),
+        p99: +(delay.percentile(99) / 1e6).toFixed(1),
+        max: +(delay.max / 1e6).toFixed(1),
+      },
+    }),
+  );
 }

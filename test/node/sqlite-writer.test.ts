@@ -26,7 +26,12 @@ const turn = () => new Promise<void>((resolve) => setTimeout(resolve, 5));
 function holdWriteLock(): { release: () => void } {
   const db = new DatabaseSync(file);
   db.exec('PRAGMA busy_timeout = 0; BEGIN IMMEDIATE');
-  return { release: () => { db.exec('ROLLBACK'); db.close(); } };
+  return {
+    release: () => {
+      db.exec('ROLLBACK');
+      db.close();
+    },
+  };
 }
 
 beforeEach(() => {
@@ -48,7 +53,12 @@ describe('sqlite writer thread', () => {
     const db = new DatabaseSync(file);
     db.exec('PRAGMA locking_mode = EXCLUSIVE; BEGIN IMMEDIATE; COMMIT');
     db.prepare('SELECT COUNT(*) FROM log').get();
-    const released = new Promise<void>((resolve) => setTimeout(() => { db.close(); resolve(); }, 300));
+    const released = new Promise<void>((resolve) =>
+      setTimeout(() => {
+        db.close();
+        resolve();
+      }, 300),
+    );
     const writer = await WriterThread.start(file);
     await released;
     await writer.close();
@@ -60,7 +70,9 @@ describe('sqlite writer thread', () => {
     await s.save({ entries: [entry(1, 1)] });
     const lock = holdWriteLock();
     let acked = false;
-    const saving = s.save({ entries: [entry(2, 1)] }).then(() => { acked = true; });
+    const saving = s.save({ entries: [entry(2, 1)] }).then(() => {
+      acked = true;
+    });
     let turns = 0;
     for (; turns < 20; turns++) await turn(); // timers fire while the writer waits for the lock
     expect(turns).toBe(20);
@@ -79,7 +91,10 @@ describe('sqlite writer thread', () => {
     await s.load();
     await s.save({ entries: [entry(1, 1)] });
     const lock = holdWriteLock();
-    const outcome = s.save({ entries: [entry(2, 1)] }).then(() => 'acknowledged', (err: unknown) => err);
+    const outcome = s.save({ entries: [entry(2, 1)] }).then(
+      () => 'acknowledged',
+      (err: unknown) => err,
+    );
     await turn(); // the group is posted; the thread waits for the lock
     const exited = writerOf(s).terminateForTest();
     lock.release();
@@ -101,7 +116,10 @@ describe('sqlite writer thread', () => {
     await s.close();
     const w = await WriterThread.start(file);
     // Operation 1 empties the log, kv and sessions; operation 200 does not exist.
-    const err = await w.write(new Uint8Array([1, 200])).then(() => undefined, (e: unknown) => e);
+    const err = await w.write(new Uint8Array([1, 200])).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(StorageFailedError);
     expect((err as Error).message).toContain(`sqlite write to ${file} failed`);
     expect((err as Error).message).toContain('unknown operation 200');

@@ -144,7 +144,10 @@ describe.each(ENGINE_NAMES)('crash safety of %s', (engine: EngineName) => {
       cpSync(crashed, dataDir, { recursive: true });
       const file = walFile(engine, dataDir);
       flipByte(file, FIRST_RECORD_PAYLOAD[engine]);
-      const err = await reload(engine, dataDir).then(() => undefined, (e: unknown) => e);
+      const err = await reload(engine, dataDir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(StorageCorruptError);
       expect((err as StorageCorruptError).file).toBe(file);
       expect((err as StorageCorruptError).offset).toBeGreaterThanOrEqual(0);
@@ -156,7 +159,17 @@ describe.each(ENGINE_NAMES)('crash safety of %s', (engine: EngineName) => {
     const dataDir = tempDir(engine);
     const s = await NodeStorage.open({ dataDir, engine, nodeId: 'n1', clusterId: 'c1', log: recordingLogger(), memoryRewriteMinBytes: 1 });
     await s.load();
-    await s.save({ entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array(0) }], kv: { revision: 1, upserts: [['marker', { value: 'MARKER-VALUE-0123456789', createRevision: 1, modRevision: 1, version: 1 }]], deletes: [], sessionUpserts: [], sessionDeletes: [] }, applied: 1 });
+    await s.save({
+      entries: [{ index: 1, term: 1, type: 'normal', data: new Uint8Array(0) }],
+      kv: {
+        revision: 1,
+        upserts: [['marker', { value: 'MARKER-VALUE-0123456789', createRevision: 1, modRevision: 1, version: 1 }]],
+        deletes: [],
+        sessionUpserts: [],
+        sessionDeletes: [],
+      },
+      applied: 1,
+    });
     for (let i = 2; i <= 30; i++) await s.save({ entries: [{ index: i, term: 1, type: 'normal', data: new Uint8Array(8) }] });
     await s.close();
     // Find the marker's bytes in whatever file the engine keeps them (image, table, page).

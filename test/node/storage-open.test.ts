@@ -50,7 +50,8 @@ describe.each(ENGINE_NAMES)('storage engine %s', (engine: EngineName) => {
     const s = await open();
     const before = s.stats();
     const saves = Array.from({ length: 200 }, (_, k) =>
-      s.save({ entries: [entry(k + 1, 1)], hardState: { term: 1, vote: 'n1', commit: k } }));
+      s.save({ entries: [entry(k + 1, 1)], hardState: { term: 1, vote: 'n1', commit: k } }),
+    );
     await Promise.all(saves);
     const after = s.stats();
     expect(after.batches - before.batches).toBe(200);

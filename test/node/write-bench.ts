@@ -35,16 +35,18 @@ for (const engine of engines) {
     let failed = 0;
     const latencies: number[] = [];
     const end = performance.now() + seconds * 1000;
-    await Promise.all(Array.from({ length: clients }, async (_, c) => {
-      for (let i = 0; performance.now() < end; i++) {
-        const t0 = performance.now();
-        const status = await put(leader.url, `bench-${c}-${i}`);
-        if (status === 204) {
-          ok++;
-          latencies.push(performance.now() - t0);
-        } else failed++;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: clients }, async (_, c) => {
+        for (let i = 0; performance.now() < end; i++) {
+          const t0 = performance.now();
+          const status = await put(leader.url, `bench-${c}-${i}`);
+          if (status === 204) {
+            ok++;
+            latencies.push(performance.now() - t0);
+          } else failed++;
+        }
+      }),
+    );
     latencies.sort((a, b) => a - b);
     const p = (q: number) => (latencies[Math.floor(q * (latencies.length - 1))] ?? 0).toFixed(1);
     rows.push({ engine, 'writes/s': (ok / seconds).toFixed(0), failed: String(failed), 'p50 ms': p(0.5), 'p99 ms': p(0.99) });

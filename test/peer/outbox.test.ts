@@ -4,7 +4,13 @@ import type { Message } from '../../worker/raft/types.ts';
 
 function append(index: number, dataBytes: number): Message {
   return {
-    type: 'append', from: 'a', to: 'b', term: 1, index, logTerm: 1, commit: 0,
+    type: 'append',
+    from: 'a',
+    to: 'b',
+    term: 1,
+    index,
+    logTerm: 1,
+    commit: 0,
     entries: [{ term: 1, index: index + 1, type: 'normal', data: new Uint8Array(dataBytes) }],
   };
 }

@@ -11,8 +11,7 @@ import { TestCluster, addressOf } from './cluster.ts';
 const put = (key: string, value: string, stamp?: { client: string; seq: number }): KvCommand =>
   stamp === undefined ? { op: 'put', pairs: [[key, value]] } : { op: 'put', pairs: [[key, value]], stamp };
 
-const staleValue = async (p: Peer, key: string): Promise<string | undefined> =>
-  (await p.read('stale', (kv) => kv.get(key)?.value)).value;
+const staleValue = async (p: Peer, key: string): Promise<string | undefined> => (await p.read('stale', (kv) => kv.get(key)?.value)).value;
 
 let cluster: TestCluster | null = null;
 async function start(opts: Parameters<typeof TestCluster.start>[0] = {}): Promise<TestCluster> {
@@ -218,7 +217,16 @@ describe('peer: exactly-once and limits', () => {
   });
 
   it('refuses bad commands before they reach the log', async () => {
-    const c = await start({ kvLimits: { keyBytesMax: 8, valueBytesMax: 16, pairsPerCommandMax: 4, commandBytesMax: 256, sessionsMax: 10, sessionIdleEntriesMax: 1000 } });
+    const c = await start({
+      kvLimits: {
+        keyBytesMax: 8,
+        valueBytesMax: 16,
+        pairsPerCommandMax: 4,
+        commandBytesMax: 256,
+        sessionsMax: 10,
+        sessionIdleEntriesMax: 1000,
+      },
+    });
     const leader = await c.waitLeader();
     const lastIndex = leader.status().lastIndex;
     await expect(leader.write(put('', 'v'))).rejects.toMatchObject({ code: 'invalid' });
@@ -340,7 +348,10 @@ describe('peer: crashes, restarts, snapshots', () => {
   });
 
   it('snapshots by size too: entries carrying snapshotEveryBytes compact the log before snapshotEveryEntries', async () => {
-    for (const [bytesMax, expectSnapshot] of [[4_000, true], [64 * 1024 * 1024, false]] as const) {
+    for (const [bytesMax, expectSnapshot] of [
+      [4_000, true],
+      [64 * 1024 * 1024, false],
+    ] as const) {
       const c = await start({ limits: { snapshotEveryEntries: 1_000_000, snapshotEveryBytes: bytesMax } });
       const leader = await c.waitLeader();
       const before = leader.status().snapshotIndex;
@@ -392,7 +403,8 @@ describe('peer: crashes, restarts, snapshots', () => {
     // and delete keys from the top of the key order down — keys the snapshot, encoded a slice
     // per ready in key order, has not reached yet.
     for (let r = 0; r < 20; r++) await c.drive(write(bulk(1000 * r, `first-${r}`)));
-    for (let r = 19; r >= 11; r--) { // 18 entries: fewer than snapshotEveryEntries, so one snapshot
+    for (let r = 19; r >= 11; r--) {
+      // 18 entries: fewer than snapshotEveryEntries, so one snapshot
       await c.drive(write(bulk(1000 * r, `later-${r}`)));
       await c.drive(write({ op: 'delete', keys: [key(1000 * r + 999)] }));
     }

@@ -35,7 +35,8 @@ function holdSaves(c: TestCluster, id: NodeId): { pending(): number; release(): 
   };
 }
 
-const holds = (c: TestCluster, id: NodeId, key: string) => c.disks.get(id)!.entries.some((e) => new TextDecoder().decode(e.data).includes(key));
+const holds = (c: TestCluster, id: NodeId, key: string) =>
+  c.disks.get(id)!.entries.some((e) => new TextDecoder().decode(e.data).includes(key));
 
 describe('peer: leader write in parallel with replication', () => {
   it('followers persist a new entry while the leader still writes it; the answer waits for the leader', async () => {
@@ -80,7 +81,10 @@ describe('peer: leader write in parallel with replication', () => {
     const old = leader.id;
     holdSaves(c, old);
     let answered = false;
-    void leader.write(put('k', 'v')).then(() => (answered = true), () => undefined);
+    void leader.write(put('k', 'v')).then(
+      () => (answered = true),
+      () => undefined,
+    );
     await c.settle();
     c.crash(old);
     expect(answered).toBe(false);

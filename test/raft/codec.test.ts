@@ -1,7 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  decodeConfChange, decodeMessages, encodeConfChange, encodeMessages, RaftCodecError,
-} from '../../worker/raft/codec.ts';
+import { decodeConfChange, decodeMessages, encodeConfChange, encodeMessages, RaftCodecError } from '../../worker/raft/codec.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import type { ConfChange, Message } from '../../worker/raft/types.ts';
 import { bytes, Network } from './harness.ts';
@@ -14,7 +12,13 @@ const samples: Message[] = [
   { type: 'preVoteResp', from: 'b', to: 'a', term: 3 },
   { type: 'voteResp', from: 'b', to: 'a', term: 4, reject: true },
   {
-    type: 'append', from: 'a', to: 'b', term: 5, index: 7, logTerm: 4, commit: 6,
+    type: 'append',
+    from: 'a',
+    to: 'b',
+    term: 5,
+    index: 7,
+    logTerm: 4,
+    commit: 6,
     entries: [
       { term: 5, index: 8, type: 'normal', data: bytes('hello') },
       { term: 5, index: 9, type: 'conf', data: encodeConfChange({ type: 'addVoter', node: 'c', address: 'http://c' }) },
@@ -26,7 +30,13 @@ const samples: Message[] = [
   { type: 'appendResp', from: 'b', to: 'a', term: 5, index: 7, hintIndex: 10 },
   { type: 'heartbeat', from: 'a', to: 'b', term: 5, commit: 9, context: '12' },
   { type: 'heartbeatResp', from: 'b', to: 'a', term: 5, context: '12' },
-  { type: 'snapshot', from: 'a', to: 'b', term: 5, snapshot: { meta: { index: 100, term: 4, membership }, offset: 4096, data: bytes('chunk'), done: false } },
+  {
+    type: 'snapshot',
+    from: 'a',
+    to: 'b',
+    term: 5,
+    snapshot: { meta: { index: 100, term: 4, membership }, offset: 4096, data: bytes('chunk'), done: false },
+  },
   { type: 'snapshotResp', from: 'b', to: 'a', term: 5, index: 100, hintIndex: 4101 },
   { type: 'timeoutNow', from: 'a', to: 'b', term: 5 },
   { type: 'removed', from: 'a', to: 'b', term: 5, index: 42 },

@@ -164,10 +164,7 @@ export class Network {
 
   private readonly bootstrapIndex: 0 | 1;
 
-  constructor(
-    ids: NodeId[],
-    opts: { learners?: NodeId[]; config?: Partial<RaftConfig>; empty?: NodeId[]; bootstrapIndex?: 0 | 1 } = {},
-  ) {
+  constructor(ids: NodeId[], opts: { learners?: NodeId[]; config?: Partial<RaftConfig>; empty?: NodeId[]; bootstrapIndex?: 0 | 1 } = {}) {
     this.bootstrapIndex = opts.bootstrapIndex ?? 0;
     const initial = membershipOf(ids, opts.learners ?? []);
     for (const id of [...ids, ...(opts.learners ?? [])]) this.add(id, initial, opts.config);

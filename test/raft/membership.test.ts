@@ -175,7 +175,10 @@ describe('conf entries travel as data', () => {
     net.raw('a').proposeConfChange({ type: 'addLearner', node: 'l', address: 'http://l' });
     net.stabilize();
     net.tick(1);
-    const confs = net.get('b').readies.flatMap((rd) => rd.committedEntries).filter((e) => e.type === 'conf');
+    const confs = net
+      .get('b')
+      .readies.flatMap((rd) => rd.committedEntries)
+      .filter((e) => e.type === 'conf');
     expect(confs).toHaveLength(1);
     expect(net.raw('b').membership().addresses['l']).toBe('http://l');
     expect(net.raw('a').propose([bytes('after')]).ok).toBe(true);

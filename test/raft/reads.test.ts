@@ -49,7 +49,10 @@ describe('ReadIndex', () => {
     a.step({ type: 'appendResp', from: 'b', to: 'a', term: 1, index: 1, hintIndex: 2 }); // commits 2
     expect(a.readIndex('r2')).toBe(true); // joins round 1, but must see index 2
     net.stabilize();
-    expect(net.get('a').readStates).toEqual([{ ctx: 'r1', index: 1 }, { ctx: 'r2', index: 2 }]);
+    expect(net.get('a').readStates).toEqual([
+      { ctx: 'r1', index: 1 },
+      { ctx: 'r2', index: 2 },
+    ]);
   });
 
   it('the read index covers everything committed before the read', () => {

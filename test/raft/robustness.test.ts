@@ -21,7 +21,11 @@ describe('dropped messages are counted by reason', () => {
     a.step({ type: 'appendResp', from: 'b', to: 'a', term: 1, index: 1, hintIndex: 999 });
     a.step({ type: 'appendResp', from: 'b', to: 'a', term: 0, index: 1, hintIndex: 1 });
     const after = dropped(net, 'a');
-    const delta = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, n]) => n !== 0));
+    const delta = Object.fromEntries(
+      Object.keys(after)
+        .map((k) => [k, after[k]! - (before[k] ?? 0)])
+        .filter(([, n]) => n !== 0),
+    );
     expect(delta).toEqual({
       malformed: 1,
       'wrong-recipient': 1,
@@ -39,7 +43,18 @@ describe('dropped messages are counted by reason', () => {
     net.stabilize();
     expect(net.raw('c').status().term).toBe(2);
     const stale = dropped(net, 'c')['stale-term'] ?? 0;
-    net.raw('c').step({ type: 'append', from: 'a', to: 'c', term: 1, index: 1, logTerm: 1, commit: 1, entries: [{ term: 1, index: 2, type: 'normal', data: bytes('old') }] });
+    net
+      .raw('c')
+      .step({
+        type: 'append',
+        from: 'a',
+        to: 'c',
+        term: 1,
+        index: 1,
+        logTerm: 1,
+        commit: 1,
+        entries: [{ term: 1, index: 2, type: 'normal', data: bytes('old') }],
+      });
     const rd = net.raw('c').ready();
     expect(rd.messages).toEqual([{ type: 'appendResp', from: 'c', to: 'a', term: 2, index: 1, hintIndex: 0 }]);
     expect(rd.entries).toEqual([]);
@@ -54,7 +69,13 @@ describe('dropped messages are counted by reason', () => {
     const b = net.raw('b');
     const before = net.get('b').stored.entries.slice();
     b.step({
-      type: 'append', from: 'a', to: 'b', term: 1, index: 1, logTerm: 1, commit: 2,
+      type: 'append',
+      from: 'a',
+      to: 'b',
+      term: 1,
+      index: 1,
+      logTerm: 1,
+      commit: 2,
       entries: [{ term: 1, index: 2, type: 'normal', data: bytes('evil') }],
     });
     // index 2 is committed with term 1 and the same term: no conflict, nothing changes…
@@ -62,7 +83,13 @@ describe('dropped messages are counted by reason', () => {
     // …and one from a newer term that contradicts committed entries is answered with our
     // commit index (appends that start below it are never applied).
     b.step({
-      type: 'append', from: 'c', to: 'b', term: 2, index: 1, logTerm: 1, commit: 2,
+      type: 'append',
+      from: 'c',
+      to: 'b',
+      term: 2,
+      index: 1,
+      logTerm: 1,
+      commit: 2,
       entries: [{ term: 2, index: 2, type: 'normal', data: bytes('evil') }],
     });
     const rd = b.ready();
@@ -74,19 +101,41 @@ describe('dropped messages are counted by reason', () => {
 });
 
 describe('fuzzing step()', () => {
-  const TYPES = ['preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp', 'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow', 'bogus'];
+  const TYPES = [
+    'preVote',
+    'preVoteResp',
+    'vote',
+    'voteResp',
+    'append',
+    'appendResp',
+    'heartbeat',
+    'heartbeatResp',
+    'snapshot',
+    'snapshotResp',
+    'timeoutNow',
+    'bogus',
+  ];
 
   function junk(rnd: SeededRandom): unknown {
     switch (rnd.nextInt(9)) {
-      case 0: return undefined;
-      case 1: return null;
-      case 2: return -1;
-      case 3: return rnd.nextInt(20);
-      case 4: return Number.NaN;
-      case 5: return 'x';
-      case 6: return [];
-      case 7: return { index: rnd.nextInt(5) };
-      default: return 2 ** 60;
+      case 0:
+        return undefined;
+      case 1:
+        return null;
+      case 2:
+        return -1;
+      case 3:
+        return rnd.nextInt(20);
+      case 4:
+        return Number.NaN;
+      case 5:
+        return 'x';
+      case 6:
+        return [];
+      case 7:
+        return { index: rnd.nextInt(5) };
+      default:
+        return 2 ** 60;
     }
   }
 
@@ -94,7 +143,10 @@ describe('fuzzing step()', () => {
     const pick = <T>(xs: T[]): T => xs[rnd.nextInt(xs.length)]!;
     const small = (): number => rnd.nextInt(8);
     const m: Record<string, unknown> = {
-      type: pick(TYPES), from: pick([...ids, 'stranger', '']), to: rnd.nextInt(10) === 0 ? 'zz' : to, term: small(),
+      type: pick(TYPES),
+      from: pick([...ids, 'stranger', '']),
+      to: rnd.nextInt(10) === 0 ? 'zz' : to,
+      term: small(),
     };
     if (rnd.nextInt(2)) m.index = small();
     if (rnd.nextInt(2)) m.logTerm = small();
@@ -108,14 +160,22 @@ describe('fuzzing step()', () => {
       const start = (m.index as number | undefined) ?? 0;
       const n = small();
       m.entries = Array.from({ length: n }, (_, i) => ({
-        term: Math.max(1, Math.min(m.term as number, (m.logTerm as number | undefined) ?? 1)), index: start + 1 + i,
-        type: rnd.nextInt(6) === 0 ? 'conf' : 'normal', data: new Uint8Array(small()),
+        term: Math.max(1, Math.min(m.term as number, (m.logTerm as number | undefined) ?? 1)),
+        index: start + 1 + i,
+        type: rnd.nextInt(6) === 0 ? 'conf' : 'normal',
+        data: new Uint8Array(small()),
       }));
     }
     if (rnd.nextInt(5) === 0) {
       m.snapshot = {
-        meta: { index: 1 + small(), term: 1, membership: { voters: ids.slice(0, 1 + rnd.nextInt(ids.length)), learners: [], addresses: {} } },
-        offset: rnd.nextInt(3) === 0 ? small() : 0, data: bytes('[]'), done: rnd.nextInt(2) === 0,
+        meta: {
+          index: 1 + small(),
+          term: 1,
+          membership: { voters: ids.slice(0, 1 + rnd.nextInt(ids.length)), learners: [], addresses: {} },
+        },
+        offset: rnd.nextInt(3) === 0 ? small() : 0,
+        data: bytes('[]'),
+        done: rnd.nextInt(2) === 0,
       };
     }
     // Corrupt one field now and then.

@@ -42,15 +42,33 @@ function parseArgs(argv: string[]): Args {
     const flag = argv[i]!;
     const next = (): string | undefined => argv[++i];
     switch (flag) {
-      case '--seeds': args.seeds = int(flag, next()); break;
-      case '--start': args.start = int(flag, next()); break;
-      case '--seed': args.seed = int(flag, next()); break;
-      case '--workers': args.workers = Math.max(1, int(flag, next())); break;
-      case '--max-failures': args.maxFailures = Math.max(1, int(flag, next())); break;
-      case '--nodes': args.options.nodes = int(flag, next()) as 0 | 3 | 5; break;
-      case '--ticks': args.options.chaosTicks = int(flag, next()); break;
-      case '--clients': args.options.clients = int(flag, next()); break;
-      case '--keys': args.options.keys = int(flag, next()); break;
+      case '--seeds':
+        args.seeds = int(flag, next());
+        break;
+      case '--start':
+        args.start = int(flag, next());
+        break;
+      case '--seed':
+        args.seed = int(flag, next());
+        break;
+      case '--workers':
+        args.workers = Math.max(1, int(flag, next()));
+        break;
+      case '--max-failures':
+        args.maxFailures = Math.max(1, int(flag, next()));
+        break;
+      case '--nodes':
+        args.options.nodes = int(flag, next()) as 0 | 3 | 5;
+        break;
+      case '--ticks':
+        args.options.chaosTicks = int(flag, next());
+        break;
+      case '--clients':
+        args.options.clients = int(flag, next());
+        break;
+      case '--keys':
+        args.options.keys = int(flag, next());
+        break;
       case '--faults': {
         const v = next();
         if (v !== 'seeded' && v !== 'none') throw new Error(`--faults is seeded or none, got ${v}`);
@@ -59,7 +77,8 @@ function parseArgs(argv: string[]): Args {
       }
       case '--persistence': {
         const v = next();
-        if (!PERSISTENCE_MODES.includes(v as PersistenceMode)) throw new Error(`--persistence is one of ${PERSISTENCE_MODES.join(', ')}, got ${v}`);
+        if (!PERSISTENCE_MODES.includes(v as PersistenceMode))
+          throw new Error(`--persistence is one of ${PERSISTENCE_MODES.join(', ')}, got ${v}`);
         args.options.persistence = v as PersistenceMode;
         break;
       }
@@ -77,9 +96,14 @@ function parseArgs(argv: string[]): Args {
         }
         break;
       }
-      case '--wire': args.options.wire = true; break;
-      case '--no-wire': args.options.wire = false; break;
-      default: throw new Error(`unknown flag ${flag} (see the header of test/sim/campaign.ts)`);
+      case '--wire':
+        args.options.wire = true;
+        break;
+      case '--no-wire':
+        args.options.wire = false;
+        break;
+      default:
+        throw new Error(`unknown flag ${flag} (see the header of test/sim/campaign.ts)`);
     }
   }
   resolveOptions(args.options); // validate early
@@ -110,38 +134,46 @@ async function campaign(args: Args): Promise<number> {
     const secs = (performance.now() - started) / 1000;
     const rate = done / Math.max(secs, 1e-9);
     const eta = rate > 0 ? (args.seeds - done) / rate : 0;
-    console.log(`  ${done}/${args.seeds} seeds, ${failures.length} failed, ${rate.toFixed(1)} seeds/s, ${secs.toFixed(0)} s elapsed, ~${eta.toFixed(0)} s left`);
+    console.log(
+      `  ${done}/${args.seeds} seeds, ${failures.length} failed, ${rate.toFixed(1)} seeds/s, ${secs.toFixed(0)} s elapsed, ~${eta.toFixed(0)} s left`,
+    );
   };
 
-  await Promise.all(Array.from({ length: Math.min(args.workers, args.seeds) }, () => new Promise<void>((resolve, reject) => {
-    const worker = new Worker(new URL('./campaign-worker.ts', import.meta.url), { workerData: { options: args.options } });
-    const feed = (): void => {
-      if (next >= end || failures.length >= args.maxFailures) {
-        worker.postMessage(null);
-        return;
-      }
-      const from = next;
-      next = Math.min(end, next + chunk);
-      worker.postMessage({ from, to: next });
-    };
-    worker.on('message', (report: RangeReport) => {
-      mergeAggregate(total, report.aggregate);
-      done += report.aggregate.runs;
-      for (const f of report.failures) {
-        failures.push(f);
-        console.log(formatFailure(f));
-      }
-      const now = performance.now();
-      if (now - lastPrint > 5000) {
-        lastPrint = now;
-        progress();
-      }
-      feed();
-    });
-    worker.on('error', reject);
-    worker.on('exit', () => resolve());
-    feed();
-  })));
+  await Promise.all(
+    Array.from(
+      { length: Math.min(args.workers, args.seeds) },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const worker = new Worker(new URL('./campaign-worker.ts', import.meta.url), { workerData: { options: args.options } });
+          const feed = (): void => {
+            if (next >= end || failures.length >= args.maxFailures) {
+              worker.postMessage(null);
+              return;
+            }
+            const from = next;
+            next = Math.min(end, next + chunk);
+            worker.postMessage({ from, to: next });
+          };
+          worker.on('message', (report: RangeReport) => {
+            mergeAggregate(total, report.aggregate);
+            done += report.aggregate.runs;
+            for (const f of report.failures) {
+              failures.push(f);
+              console.log(formatFailure(f));
+            }
+            const now = performance.now();
+            if (now - lastPrint > 5000) {
+              lastPrint = now;
+              progress();
+            }
+            feed();
+          });
+          worker.on('error', reject);
+          worker.on('exit', () => resolve());
+          feed();
+        }),
+    ),
+  );
 
   const secs = (performance.now() - started) / 1000;
   console.log('');

@@ -93,11 +93,17 @@ export class SimClients {
 
   describePending(): string {
     const now = this.env.now();
-    return this.clients.filter((c) => c.op !== null).map((c) => {
-      const op = c.op!;
-      return `${c.name} ${describe(op.input, op.level)} since tick ${op.startTick}, ${op.attempts} attempts, ` +
-        (op.reqId !== 0 ? `waiting on ${op.target} until ${op.attemptDeadline}` : `next try at ${op.retryAt}`) + ` (now ${now})`;
-    }).join('; ');
+    return this.clients
+      .filter((c) => c.op !== null)
+      .map((c) => {
+        const op = c.op!;
+        return (
+          `${c.name} ${describe(op.input, op.level)} since tick ${op.startTick}, ${op.attempts} attempts, ` +
+          (op.reqId !== 0 ? `waiting on ${op.target} until ${op.attemptDeadline}` : `next try at ${op.retryAt}`) +
+          ` (now ${now})`
+        );
+      })
+      .join('; ');
   }
 
   /**
@@ -150,21 +156,24 @@ export class SimClients {
     if (answer.kind === 'no-space') {
       // Refused before it was proposed; an earlier attempt may still have been: unknown then.
       this.stats.noSpace++;
-      if (op.attempts > 1) this.history.push({ client: c.index, input: op.input, output: { kind: 'unknown' }, call: op.call, ret: Infinity });
+      if (op.attempts > 1)
+        this.history.push({ client: c.index, input: op.input, output: { kind: 'unknown' }, call: op.call, ret: Infinity });
       c.op = null;
       return;
     }
     c.leaderHint = from;
-    const output = answer.kind === 'read'
-      ? { kind: 'get' as const, value: answer.value, modRevision: answer.modRevision }
-      : this.writeOutput(c, op, answer.result);
+    const output =
+      answer.kind === 'read'
+        ? { kind: 'get' as const, value: answer.value, modRevision: answer.modRevision }
+        : this.writeOutput(c, op, answer.result);
     this.finish(c, output);
   }
 
   private writeOutput(c: ClientState, op: PendingOp, result: KvResult): KvOutput {
     const input = op.input;
     if (result.ok) {
-      if (result.op === 'put') return input.op === 'cas' ? { kind: 'cas', ok: true, revision: result.revision } : { kind: 'put', revision: result.revision };
+      if (result.op === 'put')
+        return input.op === 'cas' ? { kind: 'cas', ok: true, revision: result.revision } : { kind: 'put', revision: result.revision };
       return { kind: 'delete', revision: result.revision, deleted: result.deleted };
     }
     if (result.code === 'compare-failed' && input.op === 'cas') return { kind: 'cas', ok: false, revision: result.revision };
@@ -179,10 +188,16 @@ export class SimClients {
     let input: KvInput;
     let level: ReadLevel | null = null;
     if (roll < 25) input = { op: 'put', key, value: `${c.name}.${c.seq + 1}` };
-    else if (roll < 45) { input = { op: 'get', key }; level = 'consistent'; }
-    else if (roll < 60) { input = { op: 'get', key }; level = 'default'; }
-    else if (roll < 70) { input = { op: 'get', key }; level = 'stale'; }
-    else if (roll < 80) input = { op: 'delete', key };
+    else if (roll < 45) {
+      input = { op: 'get', key };
+      level = 'consistent';
+    } else if (roll < 60) {
+      input = { op: 'get', key };
+      level = 'default';
+    } else if (roll < 70) {
+      input = { op: 'get', key };
+      level = 'stale';
+    } else if (roll < 80) input = { op: 'delete', key };
     else {
       // Usually the mod revision last seen (likely to succeed), sometimes a guess.
       const seen = c.seenModRevision.get(key) ?? 0;
@@ -195,7 +210,18 @@ export class SimClients {
       data = toCommand(input, c.name, c.seq);
     }
     const now = this.env.now();
-    c.op = { input, level, data, call: this.env.stamp(), startTick: now, reqId: 0, target: '', attemptDeadline: 0, retryAt: now, attempts: 0 };
+    c.op = {
+      input,
+      level,
+      data,
+      call: this.env.stamp(),
+      startTick: now,
+      reqId: 0,
+      target: '',
+      attemptDeadline: 0,
+      retryAt: now,
+      attempts: 0,
+    };
     this.stats.started++;
     if (this.env.tracing) this.env.trace(`${c.name} call ${describe(input, level)}${data !== null ? ` seq=${c.seq}` : ''}`);
   }
@@ -219,9 +245,8 @@ export class SimClients {
     op.attemptDeadline = this.env.now() + this.timing.attemptTimeoutTicks;
     this.inflight.set(reqId, c);
     this.stats.attempts++;
-    const req: NodeRequest = op.data !== null
-      ? { kind: 'write', reqId, cmd: op.data }
-      : { kind: 'read', reqId, key: op.input.key, level: op.level! };
+    const req: NodeRequest =
+      op.data !== null ? { kind: 'write', reqId, cmd: op.data } : { kind: 'read', reqId, key: op.input.key, level: op.level! };
     this.env.send(target, req);
   }
 

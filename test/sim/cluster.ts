@@ -86,8 +86,7 @@ export class SimCluster {
     if (point === null) {
       this.env.counters.crashesNow++;
       node.crash('crash now');
-    }
-    else node.crashPlan = point;
+    } else node.crashPlan = point;
   }
 
   /** Schedule restarts for nodes that went down, and restart those whose downtime is over. */
@@ -160,7 +159,9 @@ export class SimCluster {
       this.nodes.delete(node.id);
       this.downUntil.delete(node.id);
       this.retired.add(node.id);
-      this.env.trace(`${node.id} retired (membership applied at ${this.committedAt}: voters ${m.voters.join(',')} learners ${m.learners.join(',')})`);
+      this.env.trace(
+        `${node.id} retired (membership applied at ${this.committedAt}: voters ${m.voters.join(',')} learners ${m.learners.join(',')})`,
+      );
     }
   }
 

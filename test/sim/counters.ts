@@ -50,10 +50,34 @@ export interface NodeCounters {
 
 export function emptyNodeCounters(): NodeCounters {
   return {
-    leaseReads: 0, snapshotsInstalled: 0, compactions: 0, crashesNow: 0, crashesAtSave: 0, crashesAfterEarlySend: 0,
-    crashesAfterEarlyApply: 0, crashesAtDurable: 0, crashesDuringWrite: 0, reappliedEntries: 0, saves: 0, slowWrites: 0,
-    derivedDeferred: 0, derivedLost: 0, stepsDuringWrite: 0, leaderAcksDuringWrite: 0, requestsDuringWrite: 0, earlySendSaves: 0, noSpace: 0, tooManyPending: 0, heldForCompany: 0, cleanRestarts: 0, stalls: 0,
-    confChangesApplied: 0, transfersTaken: 0, removedLingering: 0, removedLearned: 0, removedRefusals: 0,
+    leaseReads: 0,
+    snapshotsInstalled: 0,
+    compactions: 0,
+    crashesNow: 0,
+    crashesAtSave: 0,
+    crashesAfterEarlySend: 0,
+    crashesAfterEarlyApply: 0,
+    crashesAtDurable: 0,
+    crashesDuringWrite: 0,
+    reappliedEntries: 0,
+    saves: 0,
+    slowWrites: 0,
+    derivedDeferred: 0,
+    derivedLost: 0,
+    stepsDuringWrite: 0,
+    leaderAcksDuringWrite: 0,
+    requestsDuringWrite: 0,
+    earlySendSaves: 0,
+    noSpace: 0,
+    tooManyPending: 0,
+    heldForCompany: 0,
+    cleanRestarts: 0,
+    stalls: 0,
+    confChangesApplied: 0,
+    transfersTaken: 0,
+    removedLingering: 0,
+    removedLearned: 0,
+    removedRefusals: 0,
   };
 }
 

@@ -38,8 +38,14 @@ export class ChaosSchedule {
   private readonly crashPoints: CrashPoint[] = CRASH_POINTS;
   private readonly trace: (line: string) => void;
 
-  constructor(random: SeededRandom, mix: FaultMix, cluster: SimCluster, network: SimNetwork, initialVoters: number,
-    trace: (line: string) => void) {
+  constructor(
+    random: SeededRandom,
+    mix: FaultMix,
+    cluster: SimCluster,
+    network: SimNetwork,
+    initialVoters: number,
+    trace: (line: string) => void,
+  ) {
     this.random = random;
     this.mix = mix;
     this.cluster = cluster;
@@ -130,8 +136,10 @@ export class ChaosSchedule {
     const kind = this.random.nextInt(3);
     if (kind === 0) {
       // Symmetric split into two non-empty sides.
-      const shuffled = ids.map((id) => [this.random.nextU32(), id] as const)
-        .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1)).map(([, id]) => id);
+      const shuffled = ids
+        .map((id) => [this.random.nextU32(), id] as const)
+        .sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : 1))
+        .map(([, id]) => id);
       const cut = 1 + this.random.nextInt(shuffled.length - 1);
       const a = shuffled.slice(0, cut);
       const b = shuffled.slice(cut);
@@ -140,7 +148,10 @@ export class ChaosSchedule {
     } else if (kind === 1) {
       // Isolate the leader (or anyone, if there is none).
       const leader = this.cluster.leader()?.id ?? this.pick(ids);
-      this.network.partition([leader], ids.filter((id) => id !== leader));
+      this.network.partition(
+        [leader],
+        ids.filter((id) => id !== leader),
+      );
       this.trace(`net isolate ${leader}`);
     } else {
       // One-way cuts: the sender's messages vanish, the reverse direction still works.

@@ -42,9 +42,7 @@ export const CRASH_POINTS: CrashPoint[] = ['at-save', 'after-early-send', 'after
 
 export type ReadLevel = 'consistent' | 'default' | 'stale';
 
-export type NodeRequest =
-  | { kind: 'write'; reqId: number; cmd: KvCommand }
-  | { kind: 'read'; reqId: number; key: string; level: ReadLevel };
+export type NodeRequest = { kind: 'write'; reqId: number; cmd: KvCommand } | { kind: 'read'; reqId: number; key: string; level: ReadLevel };
 
 export type NodeAnswer =
   | { kind: 'write'; result: KvResult; index: number }
@@ -55,7 +53,6 @@ export type NodeAnswer =
   | { kind: 'dropped'; code: string }
   /** The leader refused a put that would grow the state past its quota: it did not apply. */
   | { kind: 'no-space' };
-
 
 export interface RaftTuning {
   appendBytesMax: number;
@@ -177,12 +174,15 @@ export class SimHost {
     this.peer = null;
     this.closing = true;
     this.log('clean restart: closing');
-    peer.close().then(() => {
-      if (incarnation !== this.incarnation) return; // crashed while closing
-      this.closing = false;
-      this.env.counters.cleanRestarts++;
-      this.start();
-    }, (err: unknown) => this.env.fail(err));
+    peer.close().then(
+      () => {
+        if (incarnation !== this.incarnation) return; // crashed while closing
+        this.closing = false;
+        this.env.counters.cleanRestarts++;
+        this.start();
+      },
+      (err: unknown) => this.env.fail(err),
+    );
   }
 
   /** Open a new incarnation through Peer.open from what the disk holds. */
@@ -217,14 +217,19 @@ export class SimHost {
       kvLimits: s.kvLimits,
       limits: s.limits,
       log: (level, event, fields) => this.onLog(incarnation, level, event, fields),
-    }).then((peer) => {
-      if (incarnation !== this.incarnation) return; // crashed while opening
-      this.opening = false;
-      this.peer = peer;
-      const applied = peer.staleness().applied;
-      this.env.invariants.onApplied(this.id, applied, 'restart');
-      this.log(`start #${incarnation}${this.clock.kind === 'steady' ? '' : ` (${this.clock.kind} clock)`} applied=${applied} last=${this.disk.lastIndex()}`);
-    }, (err: unknown) => this.env.fail(err));
+    }).then(
+      (peer) => {
+        if (incarnation !== this.incarnation) return; // crashed while opening
+        this.opening = false;
+        this.peer = peer;
+        const applied = peer.staleness().applied;
+        this.env.invariants.onApplied(this.id, applied, 'restart');
+        this.log(
+          `start #${incarnation}${this.clock.kind === 'steady' ? '' : ` (${this.clock.kind} clock)`} applied=${applied} last=${this.disk.lastIndex()}`,
+        );
+      },
+      (err: unknown) => this.env.fail(err),
+    );
   }
 
   /** Lose everything not durable: the Peer object, outstanding writes, deferred state. */
@@ -333,7 +338,10 @@ export class SimHost {
         case 'peer.role':
           if (fields.role === 'leader') this.env.invariants.onRole(this.id, 'leader', fields.term as number);
           if (this.peer?.removed() != null && fields.role !== 'follower') {
-            violation('removed-campaigned', `${this.id} knows it was removed but became ${String(fields.role)} in term ${String(fields.term)}`);
+            violation(
+              'removed-campaigned',
+              `${this.id} knows it was removed but became ${String(fields.role)} in term ${String(fields.term)}`,
+            );
           }
           break;
         case 'peer.removed':
@@ -508,18 +516,25 @@ export class SimHost {
   changeMembership(kind: 'addLearner' | 'addVoter' | 'promote' | 'remove', node: NodeId): void {
     const peer = this.peer;
     if (peer === null) return;
-    const done = kind === 'addLearner' || kind === 'addVoter'
-      ? peer.addMember(node, `sim://${node}`, kind === 'addLearner')
-      : kind === 'promote' ? peer.promoteMember(node) : peer.removeMember(node);
-    done.then((m) => this.log(`${kind} ${node} applied: voters ${m.voters.join(',')} learners ${m.learners.join(',')}`),
-      (err: unknown) => this.log(`${kind} ${node}: ${err instanceof Error ? err.message : String(err)}`));
+    const done =
+      kind === 'addLearner' || kind === 'addVoter'
+        ? peer.addMember(node, `sim://${node}`, kind === 'addLearner')
+        : kind === 'promote'
+          ? peer.promoteMember(node)
+          : peer.removeMember(node);
+    done.then(
+      (m) => this.log(`${kind} ${node} applied: voters ${m.voters.join(',')} learners ${m.learners.join(',')}`),
+      (err: unknown) => this.log(`${kind} ${node}: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
 
   transferLeadership(to: NodeId): void {
     const peer = this.peer;
     if (peer === null) return;
-    peer.transferLeader(to).then((id) => this.log(`transfer to ${id} done`),
-      (err: unknown) => this.log(`transfer to ${to}: ${err instanceof Error ? err.message : String(err)}`));
+    peer.transferLeader(to).then(
+      (id) => this.log(`transfer to ${id} done`),
+      (err: unknown) => this.log(`transfer to ${to}: ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
 
   // ---- what the run reads (through the peer's public API and the disk) -----------------------
@@ -564,12 +579,15 @@ export class SimHost {
   /** One line of peer state for liveness failure reports. */
   describe(): string {
     const peer = this.peer;
-    if (peer === null) return `${this.id}: ${this.opening ? 'opening' : 'down'} (disk: applied ${this.disk.applied}, last ${this.disk.lastIndex()}, ${this.disk.outstanding} writes out)`;
+    if (peer === null)
+      return `${this.id}: ${this.opening ? 'opening' : 'down'} (disk: applied ${this.disk.applied}, last ${this.disk.lastIndex()}, ${this.disk.outstanding} writes out)`;
     const s = peer.status();
     const members = s.members.map((m) => `${m.id}${m.voter ? '' : '(l)'}${m.match === null ? '' : `@${m.match}`}`).join(',');
-    return `${this.id}: ${s.role} t${s.term} lead=${s.leader || '-'} commit=${s.commit} applied=${s.applied} ` +
+    return (
+      `${this.id}: ${s.role} t${s.term} lead=${s.leader || '-'} commit=${s.commit} applied=${s.applied} ` +
       `log=[${s.firstIndex}..${s.lastIndex}] snap=${s.snapshotIndex} members=${members} pending=${s.pendingProposals}/${s.pendingReads} ` +
-      `writesOut=${this.disk.outstanding} dropped=${JSON.stringify(s.dropped)}`;
+      `writesOut=${this.disk.outstanding} dropped=${JSON.stringify(s.dropped)}`
+    );
   }
 
   /** Entries applied again after a crash lost their results (counted once the disk shows them). */

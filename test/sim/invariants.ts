@@ -97,7 +97,10 @@ export class Invariants {
    *  of `newestTerm`: a lease is only safe while no newer leader can have been elected. */
   onLeaseRead(node: NodeId, term: number, newestTerm: number): void {
     if (newestTerm > term) {
-      violation('lease-safety', `${node} (term ${term}) served a default read under its lease while the leader of term ${newestTerm} was elected`);
+      violation(
+        'lease-safety',
+        `${node} (term ${term}) served a default read under its lease while the leader of term ${newestTerm} was elected`,
+      );
     }
   }
 
@@ -143,8 +146,13 @@ export class Invariants {
    * must be durable on a quorum of `memberships` (any of them: the leader's configuration may
    * have changed in the same batch, and with one-at-a-time changes either one is legitimate).
    */
-  onCommit(node: NodeId, commit: number, store: DurableStore, leaderOf: Membership[] | null,
-    stores: ReadonlyMap<NodeId, DurableStore> = this.disks): void {
+  onCommit(
+    node: NodeId,
+    commit: number,
+    store: DurableStore,
+    leaderOf: Membership[] | null,
+    stores: ReadonlyMap<NodeId, DurableStore> = this.disks,
+  ): void {
     const from = Math.max(this.commitChecked.get(node) ?? 0, store.snapshotIndex);
     if (commit <= from) return;
     for (let index = from + 1; index <= commit; index++) {
@@ -166,8 +174,13 @@ export class Invariants {
     this.commitChecked.set(node, commit);
   }
 
-  private checkQuorumDurable(node: NodeId, index: number, term: number, memberships: Membership[],
-    stores: ReadonlyMap<NodeId, DurableStore>): void {
+  private checkQuorumDurable(
+    node: NodeId,
+    index: number,
+    term: number,
+    memberships: Membership[],
+    stores: ReadonlyMap<NodeId, DurableStore>,
+  ): void {
     for (const m of memberships) {
       let holders = 0;
       for (const v of m.voters) {
@@ -289,7 +302,8 @@ export class Invariants {
         }
         if (batch.entries !== undefined && batch.entries.length > 0) this.onPersistEntries(node, batch.entries, disk);
         if (batch.hardState !== undefined) this.onCommit(node, disk.hardState.commit, disk, ctx.leaderOf);
-        if (ctx.leaderOf !== null && (batch.hardState !== undefined || batch.entries !== undefined)) this.onLeaderPersisted(node, ctx.term, disk);
+        if (ctx.leaderOf !== null && (batch.hardState !== undefined || batch.entries !== undefined))
+          this.onLeaderPersisted(node, ctx.term, disk);
         if (batch.applied !== undefined && install === undefined && batch.applied > prior.applied) {
           this.onApplied(node, disk.applied, 'apply');
           for (const [client, s] of batch.kv?.sessionUpserts ?? []) this.onStampedApply(node, `${client}#${s.seq}`, s.lastIndex, s.result);
@@ -312,12 +326,14 @@ export class Invariants {
     if (batch.compact !== undefined) {
       const index = batch.compact.meta.index;
       const appliedAfter = Math.max(applied, batch.applied ?? 0);
-      if (index <= snapshotIndex || index > appliedAfter) violation('host-compact', `${node}: compaction at ${index} outside (${snapshotIndex}, ${appliedAfter}]`);
+      if (index <= snapshotIndex || index > appliedAfter)
+        violation('host-compact', `${node}: compaction at ${index} outside (${snapshotIndex}, ${appliedAfter}]`);
     }
     const entries = batch.entries ?? [];
     if (entries.length > 0) {
       for (let i = 1; i < entries.length; i++) {
-        if (entries[i]!.index !== entries[i - 1]!.index + 1) violation('ready-entries', `${node}: entries not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`);
+        if (entries[i]!.index !== entries[i - 1]!.index + 1)
+          violation('ready-entries', `${node}: entries not contiguous: ${entries[i - 1]!.index} then ${entries[i]!.index}`);
       }
       const first = entries[0]!.index;
       const base = batch.compact !== undefined ? batch.compact.meta.index : snapshotIndex;
@@ -350,7 +366,11 @@ export class Invariants {
       if (batch.applied > commit) violation('apply-uncommitted', `${node}: applied ${batch.applied} saved with commit ${commit}`);
       for (let index = applied + 1; index <= batch.applied; index++) {
         const e = entries.find((x) => x.index === index) ?? disk.entryAt(index);
-        if (e === undefined) violation('apply-not-durable', `${node} saves applied ${batch.applied}, but entry ${index} is in neither its durable log nor this write`);
+        if (e === undefined)
+          violation(
+            'apply-not-durable',
+            `${node} saves applied ${batch.applied}, but entry ${index} is in neither its durable log nor this write`,
+          );
         this.onApply(node, e, '');
       }
     }

@@ -53,10 +53,11 @@ export class SimNetwork {
 
   /** Cut every link between the two groups, both directions. */
   partition(a: NodeId[], b: NodeId[]): void {
-    for (const x of a) for (const y of b) {
-      this.cutLinks.add(`${x}>${y}`);
-      this.cutLinks.add(`${y}>${x}`);
-    }
+    for (const x of a)
+      for (const y of b) {
+        this.cutLinks.add(`${x}>${y}`);
+        this.cutLinks.add(`${y}>${x}`);
+      }
   }
 
   /** Cut one direction only: `from` can no longer reach `to`, the reverse still works. */

@@ -178,7 +178,8 @@ export function resolveOptions(partial: Partial<SimOptions> = {}): SimOptions {
   if (!(opts.chaosTicks >= 0 && opts.chaosTicks <= 1_000_000)) throw new RangeError('chaosTicks out of range');
   if (!(opts.clients >= 0 && opts.clients <= 64)) throw new RangeError('clients must be in [0, 64]');
   if (!(opts.keys >= 1 && opts.keys <= 64)) throw new RangeError('keys must be in [1, 64]');
-  if (!PERSISTENCE_MODES.includes(opts.persistence)) throw new RangeError(`persistence must be one of ${PERSISTENCE_MODES.join(', ')}, got ${opts.persistence}`);
+  if (!PERSISTENCE_MODES.includes(opts.persistence))
+    throw new RangeError(`persistence must be one of ${PERSISTENCE_MODES.join(', ')}, got ${opts.persistence}`);
   const disk = opts.diskDelayTicksMax;
   if (disk !== 'seeded' && !(Number.isInteger(disk) && disk >= 0 && disk <= DISK_DELAY_TICKS_MAX)) {
     throw new RangeError(`diskDelayTicksMax must be 'seeded' or an integer in [0, ${DISK_DELAY_TICKS_MAX}], got ${disk}`);

@@ -16,14 +16,16 @@ export function formatFailure(r: SimResult): string {
 }
 
 export function formatStats(s: SimStats): string {
-  return `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
+  return (
+    `nodes=${s.nodes} ticks=${s.ticks} committed=${s.committed} ops=${s.operations} stale=${s.staleReads} lease=${s.leaseReads} ` +
     `snapshots=${s.snapshotsInstalled}/${s.compactions} dupsAbsorbed=${s.duplicatesAbsorbed} noSpace=${s.noSpace} ` +
     `crashes=${s.crashes} (now ${s.crashesNow}, atSave ${s.crashesAtSave}, afterEarlySend ${s.crashesAfterEarlySend}, afterEarlyApply ${s.crashesAfterEarlyApply}, atDurable ${s.crashesAtDurable}, lostWrites ${s.crashesDuringWrite}, reapplied ${s.reappliedEntries}) ` +
     `saves=${s.saves} slow=${s.slowWrites} earlySendSaves=${s.earlySendSaves} derived=${s.derivedDeferred}/${s.derivedLost}lost ` +
     `stepsDuringWrite=${s.stepsDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} stalls=${s.stalls} ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} partitions=${s.partitions} ` +
     `conf=${s.confChanges}/${s.confChangesApplied}applied transfers=${s.transfers}/${s.transfersTaken}taken pauses=${s.pauses} leaderAfterHeal=${s.ticksToLeader} ` +
-    `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`;
+    `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`
+  );
 }
 
 /** Aggregate over many runs (what a campaign prints at the end). */
@@ -55,9 +57,26 @@ export interface Aggregate extends NodeCounters {
 export function emptyAggregate(): Aggregate {
   return {
     ...emptyNodeCounters(),
-    runs: 0, failed: 0, committed: 0, operations: 0, staleReads: 0, slowDiskRuns: 0, deferRuns: 0, quotaRuns: 0, duplicatesAbsorbed: 0, unknownOutcome: 0, linUnknown: 0,
-    crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0, ticksToLeaderMax: 0, ticksToLeaderSum: 0,
-    ticksToConvergeMax: 0, leaderHistogram: {},
+    runs: 0,
+    failed: 0,
+    committed: 0,
+    operations: 0,
+    staleReads: 0,
+    slowDiskRuns: 0,
+    deferRuns: 0,
+    quotaRuns: 0,
+    duplicatesAbsorbed: 0,
+    unknownOutcome: 0,
+    linUnknown: 0,
+    crashes: 0,
+    partitions: 0,
+    confChanges: 0,
+    transfers: 0,
+    pauses: 0,
+    ticksToLeaderMax: 0,
+    ticksToLeaderSum: 0,
+    ticksToConvergeMax: 0,
+    leaderHistogram: {},
   };
 }
 
@@ -104,8 +123,10 @@ export function mergeAggregate(into: Aggregate, from: Aggregate): void {
 
 export function formatAggregate(a: Aggregate): string {
   const ok = a.runs - a.failed;
-  const hist = Object.entries(a.leaderHistogram).sort((x, y) => Number(x[0]) - Number(y[0]))
-    .map(([b, n]) => `${b}+:${n}`).join(' ');
+  const hist = Object.entries(a.leaderHistogram)
+    .sort((x, y) => Number(x[0]) - Number(y[0]))
+    .map(([b, n]) => `${b}+:${n}`)
+    .join(' ');
   return [
     `runs ${a.runs}, failed ${a.failed}`,
     `committed entries ${a.committed}, client ops ${a.operations} (+${a.staleReads} stale reads; ${a.leaseReads} default reads served by lease), unknown outcome ${a.unknownOutcome}`,

@@ -17,8 +17,15 @@ import { SimNetwork } from './network.ts';
 import { emptyNodeCounters, NODE_COUNTER_KEYS, type NodeCounters } from './counters.ts';
 import type { HostSettings, NodeAnswer, SimHost } from './host.ts';
 import {
-  CALM_MIX, drawFaultMix, ELECTION_TICKS, HEARTBEAT_TICKS, replayCommand, resolveDisk, resolveOptions,
-  type FaultMix, type SimOptions,
+  CALM_MIX,
+  drawFaultMix,
+  ELECTION_TICKS,
+  HEARTBEAT_TICKS,
+  replayCommand,
+  resolveDisk,
+  resolveOptions,
+  type FaultMix,
+  type SimOptions,
 } from './options.ts';
 import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
 
@@ -47,8 +54,7 @@ export const HEAL_DELAY_TICKS_MAX = 2;
  * practical purposes (measured: see test/sim/README.md).
  */
 export const ELECTION_ROUNDS_MAX = 8;
-export const LEADER_BOUND_TICKS =
-  ELECTION_TICKS + ELECTION_ROUNDS_MAX * (2 * ELECTION_TICKS + 4 * HEAL_DELAY_TICKS_MAX);
+export const LEADER_BOUND_TICKS = ELECTION_TICKS + ELECTION_ROUNDS_MAX * (2 * ELECTION_TICKS + 4 * HEAL_DELAY_TICKS_MAX);
 /** Client attempts time out after this long (a lost answer, a crashed node). */
 export const ATTEMPT_TIMEOUT_TICKS = 3 * ELECTION_TICKS;
 /** During chaos an operation is abandoned (unknown outcome) after this long. */
@@ -118,7 +124,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   const log = (line: string): void => {
     if (tracing) trace.push(`${tick} ${line}`);
   };
-  if (tracing) log(`seed=${seed} voters=${voters}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
+  if (tracing)
+    log(`seed=${seed} voters=${voters}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const invariants = new Invariants();
@@ -150,14 +157,24 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   };
   let asyncFailure: unknown = null;
   const cluster = new SimCluster({
-    seed, settings, network, invariants, counters,
-    now: () => tick, answer: onAnswer, trace: log, tracing,
+    seed,
+    settings,
+    network,
+    invariants,
+    counters,
+    now: () => tick,
+    answer: onAnswer,
+    trace: log,
+    tracing,
     onTimeoutNow: (from, to) => chaos?.onTimeoutNow(from, to, tick),
     fail: (err) => {
       asyncFailure ??= err;
     },
   });
-  clients = new SimClients(stream(seed, 'clients'), options.clients, options.keys,
+  clients = new SimClients(
+    stream(seed, 'clients'),
+    options.clients,
+    options.keys,
     { attemptTimeoutTicks: ATTEMPT_TIMEOUT_TICKS, giveUpTicks: GIVE_UP_TICKS },
     {
       targets: () => [...cluster.nodes.keys()],
@@ -166,13 +183,29 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       stamp: () => ++eventStamp,
       trace: log,
       tracing,
-    });
+    },
+  );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
 
   const stats: SimStats = {
-    nodes: voters, ticks: 0, ticksToLeader: -1, ticksToClientsDone: -1, ticksToConverge: -1, committed: 0,
-    operations: 0, staleReads: 0, ...emptyNodeCounters(), duplicatesAbsorbed: 0, unknownOutcome: 0, linearizability: 'ok',
-    messages: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, pauses: 0,
+    nodes: voters,
+    ticks: 0,
+    ticksToLeader: -1,
+    ticksToClientsDone: -1,
+    ticksToConverge: -1,
+    committed: 0,
+    operations: 0,
+    staleReads: 0,
+    ...emptyNodeCounters(),
+    duplicatesAbsorbed: 0,
+    unknownOutcome: 0,
+    linearizability: 'ok',
+    messages: 0,
+    crashes: 0,
+    partitions: 0,
+    confChanges: 0,
+    transfers: 0,
+    pauses: 0,
   };
   let failure: SimFailure | undefined;
   let finalDigest = 0;
@@ -227,10 +260,16 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
         throw new SimViolation('liveness-leader', `no stable leader ${LEADER_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);
       }
       if (stats.ticksToClientsDone < 0 && since >= CLIENTS_BOUND_TICKS) {
-        throw new SimViolation('liveness-clients', `${clients.pendingCount()} client operations still pending ${CLIENTS_BOUND_TICKS} ticks after healing: ${clients.describePending()} (${describeNodes(cluster)})`);
+        throw new SimViolation(
+          'liveness-clients',
+          `${clients.pendingCount()} client operations still pending ${CLIENTS_BOUND_TICKS} ticks after healing: ${clients.describePending()} (${describeNodes(cluster)})`,
+        );
       }
       if (since >= CONVERGE_BOUND_TICKS) {
-        throw new SimViolation('liveness-converge', `members not converged ${CONVERGE_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);
+        throw new SimViolation(
+          'liveness-converge',
+          `members not converged ${CONVERGE_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`,
+        );
       }
       await step(false);
     }
@@ -274,9 +313,22 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   stats.confChanges = chaos.stats.confChangesProposed;
   stats.transfers = chaos.stats.transfers;
   stats.pauses = chaos.stats.pauses;
-  const digest = digestString(JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null],
-    (_k, v: unknown) => (v === Infinity ? 'inf' : v)));
-  const result: SimResult = { seed, options, diskDelayTicksMax, mix, ok: failure === undefined, replay: replayCommand(seed, options), stats, digest, trace };
+  const digest = digestString(
+    JSON.stringify([clients.history, clients.staleReads, finalDigest, stats, failure ?? null], (_k, v: unknown) =>
+      v === Infinity ? 'inf' : v,
+    ),
+  );
+  const result: SimResult = {
+    seed,
+    options,
+    diskDelayTicksMax,
+    mix,
+    ok: failure === undefined,
+    replay: replayCommand(seed, options),
+    stats,
+    digest,
+    trace,
+  };
   if (failure !== undefined) result.failure = failure;
   return result;
 }

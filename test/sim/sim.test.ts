@@ -115,8 +115,9 @@ describe('simulator (production Peer)', () => {
       if (!r.ok) caught = r;
     }
     expect(caught, 'forget-vote went unnoticed on 60 seeds').not.toBeNull();
-    expect(['vote-once', 'election-safety', 'leader-completeness', 'lost-commit', 'commit-durability', 'linearizability'])
-      .toContain(caught!.failure!.invariant);
+    expect(['vote-once', 'election-safety', 'leader-completeness', 'lost-commit', 'commit-durability', 'linearizability']).toContain(
+      caught!.failure!.invariant,
+    );
     expect(caught!.replay).toContain(`--seed ${caught!.seed}`);
     expect(caught!.replay).toContain('--persistence forget-vote');
     // The same seed with a correct disk passes: the failure is the bug, not the harness.
@@ -126,8 +127,17 @@ describe('simulator (production Peer)', () => {
 
   it('catches a disk that answers save() before the write is durable (acknowledged data lost in a crash)', async () => {
     const mix = { crashPerMille: 100, downTicksMax: 5, dropPercent: 5 };
-    const safety = new Set(['commit-durability', 'lost-commit', 'leader-completeness', 'committed-overwrite', 'vote-once',
-      'election-safety', 'state-machine-safety', 'linearizability', 'apply-not-durable']);
+    const safety = new Set([
+      'commit-durability',
+      'lost-commit',
+      'leader-completeness',
+      'committed-overwrite',
+      'vote-once',
+      'election-safety',
+      'state-machine-safety',
+      'linearizability',
+      'apply-not-durable',
+    ]);
     let caught: SimResult | null = null;
     for (let seed = 1; seed <= 60 && caught === null; seed++) {
       const r = await runSim(seed, { persistence: 'ack-before-durable', mix, chaosTicks: 200 });

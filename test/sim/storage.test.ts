@@ -18,7 +18,10 @@ describe('simulated disk', () => {
     await storage.save({ entries: [entry(2, 2)], hardState: hs(2, 'n2', 1) });
     sim.crash();
     const loaded = await sim.open().load();
-    expect(loaded.entries.map((e) => [e.index, e.term])).toEqual([[1, 1], [2, 2]]);
+    expect(loaded.entries.map((e) => [e.index, e.term])).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
     expect(loaded.hardState).toEqual(hs(2, 'n2', 1));
   });
 

@@ -269,7 +269,14 @@ export function sortedKv(kv: KvState): KvState {
 // hard states and memberships are copied. (structuredClone of every batch cost 11% of a run.)
 
 function copyLoaded(l: LoadedState): LoadedState {
-  return { ...l, hardState: { ...l.hardState }, snapshot: copySnapshot(l.snapshot), entries: l.entries.slice(), kv: copyKv(l.kv), meta: { ...l.meta } };
+  return {
+    ...l,
+    hardState: { ...l.hardState },
+    snapshot: copySnapshot(l.snapshot),
+    entries: l.entries.slice(),
+    kv: copyKv(l.kv),
+    meta: { ...l.meta },
+  };
 }
 
 function copyBatch(b: SaveBatch): SaveBatch {
@@ -293,7 +300,10 @@ function copyBatch(b: SaveBatch): SaveBatch {
 
 function copySnapshot(s: Snapshot): Snapshot {
   const m = s.meta.membership;
-  return { meta: { ...s.meta, membership: { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } } }, data: s.data };
+  return {
+    meta: { ...s.meta, membership: { voters: [...m.voters], learners: [...m.learners], addresses: { ...m.addresses } } },
+    data: s.data,
+  };
 }
 
 function copyKv(kv: KvState): KvState {

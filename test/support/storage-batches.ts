@@ -16,7 +16,11 @@ export function entry(index: number, term: number, text = `cmd-${index}`): Entry
 
 export function snapshotAt(index: number, term: number, payload = `snap-${index}`): Snapshot {
   return {
-    meta: { index, term, membership: { voters: ['n1', 'n2', 'n3'], learners: [], addresses: { n1: 'http://a', n2: 'http://b', n3: 'http://c' } } },
+    meta: {
+      index,
+      term,
+      membership: { voters: ['n1', 'n2', 'n3'], learners: [], addresses: { n1: 'http://a', n2: 'http://b', n3: 'http://c' } },
+    },
     data: new TextEncoder().encode(payload),
   };
 }
@@ -90,10 +94,17 @@ export class BatchStream {
       const changes: KvChanges = { revision: ++this.revision, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [] };
       for (let k = r.nextInt(4); k >= 0; k--) {
         const key = `key-${r.nextInt(40)}-é`;
-        changes.upserts.push([key, { value: `value-${to}-${r.nextInt(1e6)}`, createRevision: 1, modRevision: this.revision, version: 1 + r.nextInt(9) }]);
+        changes.upserts.push([
+          key,
+          { value: `value-${to}-${r.nextInt(1e6)}`, createRevision: 1, modRevision: this.revision, version: 1 + r.nextInt(9) },
+        ]);
       }
       if (r.nextInt(3) === 0) changes.deletes.push(`key-${r.nextInt(40)}-é`);
-      if (r.nextInt(2) === 0) changes.sessionUpserts.push([`client-${r.nextInt(12)}`, { seq: to, lastIndex: to, result: { ok: true, op: 'put', revision: this.revision } }]);
+      if (r.nextInt(2) === 0)
+        changes.sessionUpserts.push([
+          `client-${r.nextInt(12)}`,
+          { seq: to, lastIndex: to, result: { ok: true, op: 'put', revision: this.revision } },
+        ]);
       // Sessions expire: delete one that exists (and sometimes one that does not).
       const clients = [...m.sessions.keys()];
       if (clients.length > 0 && r.nextInt(4) === 0) changes.sessionDeletes.push(clients[r.nextInt(clients.length)]!);
@@ -119,8 +130,12 @@ function byKey<T>(a: Array<[string, T]>): Array<[string, T]> {
 
 /** LoadedState with order-insensitive parts sorted and bytes as hex, for comparing storages. */
 export function normalized(s: LoadedState): {
-  hardState: unknown; snapshot: unknown; entries: unknown[]; applied: number;
-  kv: { revision: number; records: unknown[]; sessions: unknown[] }; meta: unknown;
+  hardState: unknown;
+  snapshot: unknown;
+  entries: unknown[];
+  applied: number;
+  kv: { revision: number; records: unknown[]; sessions: unknown[] };
+  meta: unknown;
 } {
   return {
     hardState: { term: s.hardState.term, vote: s.hardState.vote, commit: s.hardState.commit },
@@ -137,7 +152,8 @@ export function stableJson(v: unknown): string {
   return JSON.stringify(v, (_key, value: unknown) =>
     value !== null && typeof value === 'object' && !Array.isArray(value)
       ? Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
-      : value);
+      : value,
+  );
 }
 
 /** Which parts of two states differ (null when equal), short enough for a test failure. */
@@ -163,7 +179,9 @@ function listDifference(parts: string[], what: string, actual: unknown[], expect
   let k = 0;
   while (k < ax.length && k < ex.length && ax[k] === ex[k]) k++;
   if (k === ax.length && k === ex.length) return;
-  parts.push(`${what}: ${ax.length} (want ${ex.length}), first difference at position ${k}: got ${clip(ax[k] ?? 'none')}, want ${clip(ex[k] ?? 'none')}`);
+  parts.push(
+    `${what}: ${ax.length} (want ${ex.length}), first difference at position ${k}: got ${clip(ax[k] ?? 'none')}, want ${clip(ex[k] ?? 'none')}`,
+  );
 }
 
 function clip(s: string): string {

@@ -133,7 +133,10 @@ describe('the storage contract catches a flawed storage', () => {
     ['forgets the last batch on reopen', 'every part of a batch is kept: log, hard state, KV records and sessions, applied index, meta'],
     ['appends without truncating a conflicting suffix', 'an entry at an existing index replaces it and every entry after it'],
     ['applies KV changes before a snapshot install', 'the parts of one batch apply in the documented order'],
-    ['delays every batch, not only derived state', 'derived state (onlyDerivedState) is written in order with later batches, or lost with them'],
+    [
+      'delays every batch, not only derived state',
+      'derived state (onlyDerivedState) is written in order with later batches, or lost with them',
+    ],
     ['tears a batch in flight at a crash', 'a crash with saves in flight keeps a prefix of them holding every resolved one'],
     ['accepts malformed batches', 'malformed batches are refused and leave no trace'],
   ];

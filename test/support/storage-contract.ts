@@ -202,7 +202,10 @@ function applyPut(index: number, key: string): Pick<SaveBatch, 'kv' | 'applied'>
 }
 
 async function rejects(p: Promise<void>): Promise<boolean> {
-  return p.then(() => false, () => true);
+  return p.then(
+    () => false,
+    () => true,
+  );
 }
 
 export const STORAGE_CONTRACT: readonly ContractCase[] = [
@@ -224,10 +227,15 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
           hardState: { term: 2, vote: 'n2', commit: 2 },
           kv: {
             revision: 5,
-            upserts: [['a', { value: 'ü', createRevision: 4, modRevision: 5, version: 2 }], ['b', { value: '', createRevision: 5, modRevision: 5, version: 1 }]],
+            upserts: [
+              ['a', { value: 'ü', createRevision: 4, modRevision: 5, version: 2 }],
+              ['b', { value: '', createRevision: 5, modRevision: 5, version: 1 }],
+            ],
             deletes: [],
-            sessionUpserts: [['cl', { seq: 3, lastIndex: 2, result: { ok: false, code: 'compare-failed', revision: 5, actual: 4 } }],
-              ['c2', { seq: 1, lastIndex: 1, result: { ok: true, op: 'delete', revision: 4, deleted: 1 } }]],
+            sessionUpserts: [
+              ['cl', { seq: 3, lastIndex: 2, result: { ok: false, code: 'compare-failed', revision: 5, actual: 4 } }],
+              ['c2', { seq: 1, lastIndex: 1, result: { ok: true, op: 'delete', revision: 4, deleted: 1 } }],
+            ],
             sessionDeletes: [],
           },
           applied: 2,
@@ -261,7 +269,11 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
     run: (h) =>
       withStore(h, async (t) => {
         await t.open();
-        await t.save({ entries: [1, 2, 3, 4, 5].map((i) => entry(i, 1)), hardState: { term: 1, vote: 'n1', commit: 5 }, ...applyPut(4, 'a') });
+        await t.save({
+          entries: [1, 2, 3, 4, 5].map((i) => entry(i, 1)),
+          hardState: { term: 1, vote: 'n1', commit: 5 },
+          ...applyPut(4, 'a'),
+        });
         await t.save({ compact: snapshotAt(3, 1) });
         await t.reopen('compacted below applied');
         // The peer's shape: compact at the index it applies in the same batch, then append more.
@@ -275,11 +287,18 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
       withStore(h, async (t) => {
         await t.open();
         await t.save({ entries: [1, 2, 3].map((i) => entry(i, 1)), hardState: { term: 1, vote: '', commit: 2 }, ...applyPut(2, 'old') });
-        await t.save({ kv: { ...noChanges(3), sessionUpserts: [['c', { seq: 1, lastIndex: 2, result: { ok: true, op: 'put', revision: 2 } }]] }, applied: 2 });
+        await t.save({
+          kv: { ...noChanges(3), sessionUpserts: [['c', { seq: 1, lastIndex: 2, result: { ok: true, op: 'put', revision: 2 } }]] },
+          applied: 2,
+        });
         await t.save({
           installSnapshot: {
             snapshot: snapshotAt(50, 3),
-            kv: { revision: 40, records: [['new', { value: 'n', createRevision: 30, modRevision: 40, version: 3 }]], sessions: [['c9', { seq: 2, lastIndex: 49, result: { ok: true, op: 'delete', revision: 39, deleted: 1 } }]] },
+            kv: {
+              revision: 40,
+              records: [['new', { value: 'n', createRevision: 30, modRevision: 40, version: 3 }]],
+              sessions: [['c9', { seq: 2, lastIndex: 49, result: { ok: true, op: 'delete', revision: 39, deleted: 1 } }]],
+            },
           },
           hardState: { term: 3, vote: '', commit: 50 },
         });
@@ -295,7 +314,10 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
         // installSnapshot before entries and kv: the appended entry continues the snapshot, the
         // KV changes land on the installed state, the applied index moves past the snapshot's.
         await t.save({
-          installSnapshot: { snapshot: snapshotAt(20, 2), kv: { revision: 20, records: [['snap', { value: 's', createRevision: 20, modRevision: 20, version: 1 }]], sessions: [] } },
+          installSnapshot: {
+            snapshot: snapshotAt(20, 2),
+            kv: { revision: 20, records: [['snap', { value: 's', createRevision: 20, modRevision: 20, version: 1 }]], sessions: [] },
+          },
           entries: [entry(21, 2), entry(22, 2)],
           hardState: { term: 2, vote: 'n2', commit: 22 },
           ...applyPut(21, 'after-install'),
@@ -304,7 +326,12 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
         // compact before entries: an append in the same batch is kept, not compacted away; and
         // a rewrite above the new snapshot truncates only the tail.
         await t.save({ entries: [entry(23, 2), entry(24, 2)], hardState: { term: 2, vote: 'n2', commit: 22 } });
-        await t.save({ compact: snapshotAt(22, 2), ...applyPut(22, 'x'), entries: [entry(24, 3, 'rewritten'), entry(25, 3)], hardState: { term: 3, vote: 'n3', commit: 23 } });
+        await t.save({
+          compact: snapshotAt(22, 2),
+          ...applyPut(22, 'x'),
+          entries: [entry(24, 3, 'rewritten'), entry(25, 3)],
+          hardState: { term: 3, vote: 'n3', commit: 23 },
+        });
         await t.reopen('compact, then a rewrite');
       }),
   },
@@ -328,9 +355,12 @@ export const STORAGE_CONTRACT: readonly ContractCase[] = [
       withStore(h, async (t) => {
         await t.open();
         const pending: Promise<void>[] = [];
-        for (let k = 1; k <= 100; k++) pending.push(t.save({ entries: [entry(k, 1)], hardState: { term: 1, vote: 'n1', commit: Math.min(k - 1, 50) } }));
+        for (let k = 1; k <= 100; k++)
+          pending.push(t.save({ entries: [entry(k, 1)], hardState: { term: 1, vote: 'n1', commit: Math.min(k - 1, 50) } }));
         // A rewrite and appends in flight together: only the submission order gives the right log.
-        pending.push(t.save({ entries: [entry(60, 2, 'rewrite-60'), entry(61, 2, 'rewrite-61')], hardState: { term: 2, vote: 'n2', commit: 59 } }));
+        pending.push(
+          t.save({ entries: [entry(60, 2, 'rewrite-60'), entry(61, 2, 'rewrite-61')], hardState: { term: 2, vote: 'n2', commit: 59 } }),
+        );
         pending.push(t.save({ entries: [entry(62, 2)] }));
         pending.push(t.save({ ...applyPut(59, 'k'), meta: { last: 'one' } }));
         pending.push(t.save({ meta: { last: 'two' } }));

@@ -14,7 +14,7 @@ export const DRAIN_BYTES_MAX = 8 * 1024 * 1024;
 /** Read and drop up to `budget` more bytes, then cancel whatever is left. Never throws. */
 async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, budget: number): Promise<void> {
   try {
-    for (let left = budget; left > 0; ) {
+    for (let left = budget; left > 0;) {
       const { done, value } = await reader.read();
       if (done) return;
       left -= value.byteLength;

@@ -27,7 +27,12 @@ export interface ApiReply {
 }
 
 export function isApiReply(value: unknown): value is ApiReply {
-  return typeof value === 'object' && value !== null && typeof (value as ApiReply).status === 'number' && typeof (value as ApiReply).headers === 'object';
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as ApiReply).status === 'number' &&
+    typeof (value as ApiReply).headers === 'object'
+  );
 }
 
 export function fromFetchRequest(request: Request): ApiRequest {

@@ -54,7 +54,13 @@ export class ApiError extends Error {
   /** Extra numeric fields of the error object beside code and message (learner_behind). */
   readonly details: Readonly<Record<string, number>>;
 
-  constructor(status: number, code: ApiErrorCode, message: string, headers: Record<string, string> = {}, details: Record<string, number> = {}) {
+  constructor(
+    status: number,
+    code: ApiErrorCode,
+    message: string,
+    headers: Record<string, string> = {},
+    details: Record<string, number> = {},
+  ) {
     super(message);
     this.name = 'ApiError';
     this.status = status;

@@ -29,23 +29,27 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
   const ifRevision = intParam(params, 'ifRevision');
   const ifKeyRaw = params.get('ifKey');
   if (ifKeyRaw !== undefined && ifRevision === undefined) throw badRequest('ifKey needs ifRevision');
-  return write(ctx, async () => {
-    const object = parseJsonObject(await body(ctx));
-    const pairs: Array<[string, string]> = [];
-    for (const [key, value] of Object.entries(object)) {
-      checkKey(key, limits.keyBytesMax);
-      if (typeof value !== 'string') throw badRequest(`value of ${JSON.stringify(key)} must be a string, got ${jsonType(value)}`);
-      pairs.push([key, value]);
-    }
-    if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
-    const cmd: KvCommand = { op: 'put', pairs };
-    if (ifRevision !== undefined) {
-      const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
-      if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
-      cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
-    }
-    return cmd;
-  }, (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }));
+  return write(
+    ctx,
+    async () => {
+      const object = parseJsonObject(await body(ctx));
+      const pairs: Array<[string, string]> = [];
+      for (const [key, value] of Object.entries(object)) {
+        checkKey(key, limits.keyBytesMax);
+        if (typeof value !== 'string') throw badRequest(`value of ${JSON.stringify(key)} must be a string, got ${jsonType(value)}`);
+        pairs.push([key, value]);
+      }
+      if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
+      const cmd: KvCommand = { op: 'put', pairs };
+      if (ifRevision !== undefined) {
+        const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
+        if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
+        cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
+      }
+      return cmd;
+    },
+    (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }),
+  );
 }
 
 /** PUT /:key or PUT /key/:key with the raw value as body. */
@@ -55,12 +59,16 @@ export async function putRaw(ctx: ApiContext, pathKey: string | undefined): Prom
   const key = checkKey(pathKey ?? '', limits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
   ctx.bodyBytesMax = limits.valueBytesMax;
-  return write(ctx, async () => {
-    const value = decodeUtf8(await body(ctx), 'value');
-    const cmd: KvCommand = { op: 'put', pairs: [[key, value]] };
-    if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
-    return cmd;
-  }, (result) => ({ status: 204, headers: { [H.revision]: String(result.revision) }, body: null }));
+  return write(
+    ctx,
+    async () => {
+      const value = decodeUtf8(await body(ctx), 'value');
+      const cmd: KvCommand = { op: 'put', pairs: [[key, value]] };
+      if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
+      return cmd;
+    },
+    (result) => ({ status: 204, headers: { [H.revision]: String(result.revision) }, body: null }),
+  );
 }
 
 /** DELETE /key/:key (JSON answer) or DELETE /:key (204). Deleting a missing key is not an error. */
@@ -68,26 +76,24 @@ export async function deleteKey(ctx: ApiContext, pathKey: string | undefined, st
   const params = queryParams(ctx.url, WRITE_PARAMS);
   const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
-  return write(ctx, async () => {
-    const cmd: KvCommand = { op: 'delete', keys: [key] };
-    if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
-    return cmd;
-  }, (result) => {
-    const headers = { [H.revision]: String(result.revision) };
-    const deleted = result.op === 'delete' ? result.deleted : 0;
-    return style === 'json'
-      ? jsonReply({ deleted, revision: result.revision }, 200, headers)
-      : { status: 204, headers, body: null };
-  });
+  return write(
+    ctx,
+    async () => {
+      const cmd: KvCommand = { op: 'delete', keys: [key] };
+      if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
+      return cmd;
+    },
+    (result) => {
+      const headers = { [H.revision]: String(result.revision) };
+      const deleted = result.op === 'delete' ? result.deleted : 0;
+      return style === 'json' ? jsonReply({ deleted, revision: result.revision }, 200, headers) : { status: 204, headers, body: null };
+    },
+  );
 }
 
 type Written = Extract<KvResult, { ok: true }>;
 
-async function write(
-  ctx: ApiContext,
-  build: () => Promise<KvCommand>,
-  answer: (result: Written) => ApiReply,
-): Promise<ApiReply> {
+async function write(ctx: ApiContext, build: () => Promise<KvCommand>, answer: (result: Written) => ApiReply): Promise<ApiReply> {
   // Checked before reading the body: a follower sends the client on without buffering it.
   if (!ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
@@ -126,9 +132,11 @@ export async function getJson(ctx: ApiContext, pathKey: string | undefined): Pro
 
 /** GET /:key → the raw value (404 when absent). */
 export async function getRaw(ctx: ApiContext, pathKey: string | undefined): Promise<ApiReply> {
-  return getOne(ctx, pathKey, (_key, record, headers) =>
-    ({ status: 200, headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers }, body: record.value }),
-  );
+  return getOne(ctx, pathKey, (_key, record, headers) => ({
+    status: 200,
+    headers: { 'Content-Type': 'text/plain; charset=utf-8', ...headers },
+    body: record.value,
+  }));
 }
 
 async function getOne(

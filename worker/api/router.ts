@@ -98,7 +98,8 @@ async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promi
   const refusal = await ctx.authorize(route, ctx.request);
   if (refusal !== null) throw refusal;
   const removed = ctx.peer.removed();
-  if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern))) throw new ApiError(410, 'removed', removed);
+  if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern)))
+    throw new ApiError(410, 'removed', removed);
   return run(route.params, ctx);
 }
 
@@ -107,7 +108,8 @@ function buildRoutes() {
   // Every handler runs behind authorize(), given the pattern it was registered with.
   const on = (method: Method, pattern: string, run: Handler): void => {
     router[method](pattern, (r: IRequest, ctx: ApiContext) =>
-      authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params) }, run));
+      authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params) }, run),
+    );
   };
   // hraftd style
   on('post', '/key', (_p, ctx) => postPairs(ctx));
@@ -207,8 +209,7 @@ export function createApiRouter(host: ApiHost): ApiRouter {
     const ctx: ApiContext = { host, peer: host.peer, request, url, method, authorize, limits, body: null, bodyBytesMax: 0 };
     try {
       // itty matches on method and URL only; the routes read the request through ctx.
-      const reply: unknown = await (keyRoute(url.pathname, ctx) ??
-        router.fetch({ method, url: url.href } as IRequest, ctx));
+      const reply: unknown = await (keyRoute(url.pathname, ctx) ?? router.fetch({ method, url: url.href } as IRequest, ctx));
       if (isApiReply(reply)) return reply;
       return errorReply(404, 'not_found', 'no such route');
     } catch (err) {
@@ -218,7 +219,11 @@ export function createApiRouter(host: ApiHost): ApiRouter {
         return errorReply(api.status, api.code, api.message, api.headers, api.details);
       }
       // A bug, not the client's doing: say so without leaking internals.
-      log('error', 'api.internal', { method: request.method, url: url.href, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      log('error', 'api.internal', {
+        method: request.method,
+        url: url.href,
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
       return errorReply(500, 'internal', 'internal error');
     }
   }

@@ -69,9 +69,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     mode,
     locationHints: parseLocationHints(text(env, 'LOCATION_HINTS') ?? ''),
     tickMs: integer(env, 'TICK_MS', DEFAULT_TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
-    snapshotEveryEntries: integer(
-      env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX,
-    ),
+    snapshotEveryEntries: integer(env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX),
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
   };
 }
@@ -79,7 +77,10 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
 /** `p1=wnam,p2=weur` → { p1: 'wnam', p2: 'weur' }. */
 export function parseLocationHints(spec: string): Record<NodeId, LocationHint> {
   const hints: Record<NodeId, LocationHint> = {};
-  for (const item of spec.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const item of spec
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const [id, hint, extra] = item.split('=').map((s) => s.trim());
     if (id === undefined || hint === undefined || extra !== undefined || !isPeerId(id)) {
       throw new ConfigError(`LOCATION_HINTS item ${JSON.stringify(item)}: expected <peer-id>=<hint>`);

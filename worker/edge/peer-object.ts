@@ -349,7 +349,8 @@ export class PeerObject extends DurableObject<Env> {
     // Only a brand-new peer needs a starting membership; Peer.open ignores it otherwise.
     const membership = fresh ? await this.genesisFor(name.id) : emptyMembership();
     const meta: Record<string, string> = {};
-    if (stored === undefined) Object.assign(meta, { name: objectName, cluster: name.cluster, id: name.id, engine: 'durable-object-sqlite' });
+    if (stored === undefined)
+      Object.assign(meta, { name: objectName, cluster: name.cluster, id: name.id, engine: 'durable-object-sqlite' });
     if (fresh && name.id === this.config.bootstrapPeers[0]) meta['genesis'] = JSON.stringify(membership);
     if (Object.keys(meta).length > 0) await storage.save({ meta });
 
@@ -415,7 +416,8 @@ export class PeerObject extends DurableObject<Env> {
     if (!needsLeader(request)) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
-    const waiting = (): boolean => hosted.peer.leaderInfo().id === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
+    const waiting = (): boolean =>
+      hosted.peer.leaderInfo().id === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
     while (waiting() && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
     }

@@ -107,9 +107,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
    *  `flushMs`: how long derived state may wait (DERIVED_FLUSH_MS); 0 writes every batch at once. */
   constructor(storage: DurableStorageLike, valueBytesMax: number, flushMs = DERIVED_FLUSH_MS) {
     if (valueBytesMax > ROW_BLOB_BYTES_MAX) {
-      throw new StorageError(
-        `valueBytesMax ${valueBytesMax} exceeds ${ROW_BLOB_BYTES_MAX}: KV values are stored inline in one row`,
-      );
+      throw new StorageError(`valueBytesMax ${valueBytesMax} exceeds ${ROW_BLOB_BYTES_MAX}: KV values are stored inline in one row`);
     }
     this.storage = storage;
     this.sql = storage.sql;
@@ -152,9 +150,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
 
     const applied = this.sql.exec('SELECT applied, revision FROM applied_state').toArray()[0];
     const records: Array<[string, KeyRecord]> = [];
-    for (const row of this.sql.exec(
-      'SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key',
-    ).toArray()) {
+    for (const row of this.sql.exec('SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key').toArray()) {
       records.push([
         str(row.key),
         {
@@ -166,9 +162,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
       ]);
     }
     const sessions: Array<[string, SessionRecord]> = [];
-    for (const row of this.sql.exec(
-      'SELECT client, seq, result, last_index FROM session ORDER BY client',
-    ).toArray()) {
+    for (const row of this.sql.exec('SELECT client, seq, result, last_index FROM session ORDER BY client').toArray()) {
       sessions.push([
         str(row.client),
         { seq: int(row.seq), result: JSON.parse(str(row.result)) as KvResult, lastIndex: int(row.last_index) },
@@ -275,7 +269,9 @@ export class DurableObjectPeerStorage implements PeerStorage {
         `INSERT INTO hard_state (id, term, vote, commit_index) VALUES (1, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET term = excluded.term, vote = excluded.vote,
          commit_index = excluded.commit_index`,
-        hs.term, hs.vote, hs.commit,
+        hs.term,
+        hs.vote,
+        hs.commit,
       );
     }
     if (batch.kv) this.applyKv(batch.kv);
@@ -288,10 +284,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     }
     if (batch.meta) {
       for (const [key, value] of Object.entries(batch.meta)) {
-        this.sql.exec(
-          'INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
-          key, value,
-        );
+        this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value);
       }
     }
   }
@@ -320,7 +313,8 @@ export class DurableObjectPeerStorage implements PeerStorage {
     this.sql.exec(
       `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, ?)
        ON CONFLICT (id) DO UPDATE SET applied = excluded.applied, revision = excluded.revision`,
-      snapshot.meta.index, kv.revision,
+      snapshot.meta.index,
+      kv.revision,
     );
   }
 
@@ -338,7 +332,10 @@ export class DurableObjectPeerStorage implements PeerStorage {
       `INSERT INTO snapshot (id, idx, term, membership, chunks) VALUES (1, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, term = excluded.term,
        membership = excluded.membership, chunks = excluded.chunks`,
-      snapshot.meta.index, snapshot.meta.term, JSON.stringify(snapshot.meta.membership), parts.length,
+      snapshot.meta.index,
+      snapshot.meta.term,
+      JSON.stringify(snapshot.meta.membership),
+      parts.length,
     );
   }
 
@@ -351,18 +348,22 @@ export class DurableObjectPeerStorage implements PeerStorage {
       if (entry.data.byteLength <= ROW_BLOB_BYTES_MAX) {
         this.sql.exec(
           'INSERT INTO log (idx, term, type, data, chunks) VALUES (?, ?, ?, ?, 0)',
-          entry.index, entry.term, entry.type, blob(entry.data),
+          entry.index,
+          entry.term,
+          entry.type,
+          blob(entry.data),
         );
         continue;
       }
       const parts = split(entry.data);
       this.sql.exec(
         'INSERT INTO log (idx, term, type, data, chunks) VALUES (?, ?, ?, NULL, ?)',
-        entry.index, entry.term, entry.type, parts.length,
+        entry.index,
+        entry.term,
+        entry.type,
+        parts.length,
       );
-      parts.forEach((part, i) =>
-        this.sql.exec('INSERT INTO log_chunk (idx, part, data) VALUES (?, ?, ?)', entry.index, i, blob(part)),
-      );
+      parts.forEach((part, i) => this.sql.exec('INSERT INTO log_chunk (idx, part, data) VALUES (?, ?, ?)', entry.index, i, blob(part)));
     }
   }
 
@@ -383,7 +384,11 @@ export class DurableObjectPeerStorage implements PeerStorage {
       `INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_revision = excluded.create_revision,
        mod_revision = excluded.mod_revision, version = excluded.version`,
-      key, r.value, r.createRevision, r.modRevision, r.version,
+      key,
+      r.value,
+      r.createRevision,
+      r.modRevision,
+      r.version,
     );
   }
 
@@ -392,7 +397,10 @@ export class DurableObjectPeerStorage implements PeerStorage {
       `INSERT INTO session (client, seq, result, last_index) VALUES (?, ?, ?, ?)
        ON CONFLICT (client) DO UPDATE SET seq = excluded.seq, result = excluded.result,
        last_index = excluded.last_index`,
-      client, s.seq, JSON.stringify(s.result), s.lastIndex,
+      client,
+      s.seq,
+      JSON.stringify(s.result),
+      s.lastIndex,
     );
   }
 

@@ -222,7 +222,6 @@ export class RpcTransport implements PeerTransport {
     }
   }
 
-
   private async call(to: NodeId, bytes: Uint8Array): Promise<'ok' | 'callFailed' | 'callTimeout'> {
     let target = this.targets.get(to);
     if (target === undefined) {
@@ -254,4 +253,3 @@ export class RpcTransport implements PeerTransport {
     return 'ok';
   }
 }
-

@@ -70,7 +70,8 @@ export class SortedKeys {
       if (pending.length <= INSERT_PENDING_MAX) {
         for (const key of pending) {
           const i = lowerBound(this.sorted, key);
-          if (this.sorted[i] === key) this.ghosts--; // a ghost came back to life
+          if (this.sorted[i] === key)
+            this.ghosts--; // a ghost came back to life
           else this.sorted.splice(i, 0, key);
         }
       } else {

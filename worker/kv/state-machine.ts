@@ -241,7 +241,9 @@ export class KvStateMachine {
    * key changed meanwhile.
    */
   beginView(): StateView {
-    const view = new StateView(this.records, this.keys.orderedCopy(), this.currentRevision, this.sessions.sortedEntries(), (v) => this.views.delete(v));
+    const view = new StateView(this.records, this.keys.orderedCopy(), this.currentRevision, this.sessions.sortedEntries(), (v) =>
+      this.views.delete(v),
+    );
     this.views.add(view);
     return view;
   }

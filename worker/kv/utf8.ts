@@ -16,7 +16,7 @@ export function utf8Length(s: string): number {
   // CHUNK_CHARS always fits.
   if (n <= CHUNK_CHARS) return encoder.encodeInto(s, scratch).written;
   let bytes = 0;
-  for (let i = 0; i < n; ) {
+  for (let i = 0; i < n;) {
     let end = Math.min(i + CHUNK_CHARS, n);
     const last = s.charCodeAt(end - 1);
     if (end < n && last >= 0xd800 && last <= 0xdbff) end--; // keep surrogate pairs whole

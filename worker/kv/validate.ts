@@ -31,9 +31,7 @@ export function validateCommand(
 /** A copy holding only the known fields (no prototype or extra-property baggage). */
 function cleanCopy(cmd: KvCommand): KvCommand {
   const out: KvCommand =
-    cmd.op === 'put'
-      ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) }
-      : { op: 'delete', keys: cmd.keys.slice() };
+    cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
   if (cmd.stamp !== undefined) out.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
   return out;

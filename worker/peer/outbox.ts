@@ -41,10 +41,7 @@ export class Outbox {
     this.messages.push(m);
     this.bytes += approxMessageBytes(m);
     let dropped = 0;
-    while (
-      this.messages.length > this.limits.queueMessagesMax ||
-      (this.bytes > this.limits.queueBytesMax && this.messages.length > 1)
-    ) {
+    while (this.messages.length > this.limits.queueMessagesMax || (this.bytes > this.limits.queueBytesMax && this.messages.length > 1)) {
       this.bytes -= approxMessageBytes(this.messages.shift()!);
       dropped++;
     }

@@ -29,16 +29,7 @@ import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
-import type {
-  ConfChange,
-  Entry,
-  Membership,
-  Message,
-  NodeId,
-  ProposeRefusal,
-  Ready,
-  Role,
-} from '../raft/types.ts';
+import type { ConfChange, Entry, Membership, Message, NodeId, ProposeRefusal, Ready, Role } from '../raft/types.ts';
 import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
@@ -65,16 +56,7 @@ export { PeerError } from './errors.ts';
 export type { PeerErrorCode } from './errors.ts';
 
 export { READ_LEVELS } from './outcomes.ts';
-export type {
-  Health,
-  KvView,
-  MemberStatus,
-  PeerStatus,
-  ReadLevel,
-  ReadOutcome,
-  Staleness,
-  WriteOutcome,
-} from './outcomes.ts';
+export type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
 
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
@@ -131,19 +113,24 @@ export class Peer {
   private closing = false;
   private failure: Error | null = null;
 
-  private constructor(opts: PeerOptions, core: RaftCore, kv: KvStateMachine, init: {
-    applied: number;
-    appliedTerm: number;
-    appliedMembership: Membership;
-    appliedMembershipIndex: number;
-    removal: Removal | null;
-    snapshotIndex: number;
-    term: number;
-    limits: PeerLimits;
-    kvLimits: KvLimits;
-    electionTicks: number;
-    tickMs: number;
-  }) {
+  private constructor(
+    opts: PeerOptions,
+    core: RaftCore,
+    kv: KvStateMachine,
+    init: {
+      applied: number;
+      appliedTerm: number;
+      appliedMembership: Membership;
+      appliedMembershipIndex: number;
+      removal: Removal | null;
+      snapshotIndex: number;
+      term: number;
+      limits: PeerLimits;
+      kvLimits: KvLimits;
+      electionTicks: number;
+      tickMs: number;
+    },
+  ) {
     this.id = opts.id;
     this.storage = opts.storage;
     this.transport = opts.transport;
@@ -171,7 +158,8 @@ export class Peer {
 
   /** Load everything the peer persisted and build the core and the state machine from it. */
   static async open(opts: PeerOptions): Promise<Peer> {
-    if (!Number.isSafeInteger(opts.tickMs) || opts.tickMs < 1) throw new RangeError(`tickMs must be a positive integer, got ${opts.tickMs}`);
+    if (!Number.isSafeInteger(opts.tickMs) || opts.tickMs < 1)
+      throw new RangeError(`tickMs must be a positive integer, got ${opts.tickMs}`);
     const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs), ...opts.limits });
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
@@ -247,7 +235,14 @@ export class Peer {
       // its message and decides as ever (it may be a voter this peer's log has not reached).
       if (!told.has(msg.from)) {
         told.add(msg.from);
-        const notice = removalNotice(this.id, this.term, msg.from, this.core.membership(), this.appliedMembership, this.appliedMembershipIndex);
+        const notice = removalNotice(
+          this.id,
+          this.term,
+          msg.from,
+          this.core.membership(),
+          this.appliedMembership,
+          this.appliedMembershipIndex,
+        );
         if (notice !== null) this.send([notice]);
       }
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
@@ -313,7 +308,10 @@ export class Peer {
       growth += pairBytes(key, value) - (prev === undefined ? 0 : pairBytes(key, prev.value));
     }
     if (growth > 0 && this.kv.stateBytes + growth > max) {
-      throw new PeerError('no-space', `the store is at its space quota (${this.kv.stateBytes} of ${max} bytes of keys and values); delete keys to free space`);
+      throw new PeerError(
+        'no-space',
+        `the store is at its space quota (${this.kv.stateBytes} of ${max} bytes of keys and values); delete keys to free space`,
+      );
     }
   }
 
@@ -505,7 +503,8 @@ export class Peer {
     //     carries them (a sole voter's) — are applied and answered now, and their effects ride
     //     in this Ready's write rather than the next one. Reads released now are served too.
     const committed = rd.committedEntries;
-    const applyFirst = rd.snapshot === undefined && committed.length > 0 && committed[committed.length - 1]!.index <= this.core.persistedIndex();
+    const applyFirst =
+      rd.snapshot === undefined && committed.length > 0 && committed[committed.length - 1]!.index <= this.core.persistedIndex();
     if (applyFirst) this.applyEntries(committed);
     for (const rs of rd.readStates) this.reads.release(rs.ctx, rs.index);
     if (rd.snapshot === undefined) this.reads.serveUpTo(this.applied);
@@ -620,13 +619,16 @@ export class Peer {
   /** Take a slice of the snapshot under way, or begin one when due (snapshot-job.ts); the
    *  last slice compacts the log. */
   private maybeSnapshot(onTick = false): void {
-    const snapshot = this.snapshotJob.step({
-      kv: this.kv,
-      applied: this.applied,
-      appliedTerm: this.appliedTerm,
-      appliedMembership: this.appliedMembership,
-      snapshotIndex: this.snapshotIndex,
-    }, onTick);
+    const snapshot = this.snapshotJob.step(
+      {
+        kv: this.kv,
+        applied: this.applied,
+        appliedTerm: this.appliedTerm,
+        appliedMembership: this.appliedMembership,
+        snapshotIndex: this.snapshotIndex,
+      },
+      onTick,
+    );
     if (snapshot === null) return;
     const index = snapshot.meta.index;
     this.core.compact(index, snapshot.data);

@@ -14,7 +14,14 @@
 // limits are in UTF-16 code units (at most 3 UTF-8 bytes each, hence the `* 3` below).
 
 import type { ConfChange, ConfChangeType, Entry, Membership, Message, MessageType, SnapshotChunk, SnapshotMeta } from './types.ts';
-import { validateMembership, validateMessage, validateNodeId, NODE_ID_BYTES_MAX, ADDRESS_BYTES_MAX, CONTEXT_BYTES_MAX } from './validate.ts';
+import {
+  validateMembership,
+  validateMessage,
+  validateNodeId,
+  NODE_ID_BYTES_MAX,
+  ADDRESS_BYTES_MAX,
+  CONTEXT_BYTES_MAX,
+} from './validate.ts';
 
 export class RaftCodecError extends Error {
   override readonly name = 'RaftCodecError';
@@ -24,8 +31,18 @@ const MESSAGES_VERSION = 1;
 const CONF_CHANGE_VERSION = 1;
 
 const MESSAGE_TYPES: readonly MessageType[] = [
-  'preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp',
-  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow', 'removed',
+  'preVote',
+  'preVoteResp',
+  'vote',
+  'voteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'snapshot',
+  'snapshotResp',
+  'timeoutNow',
+  'removed',
 ];
 const MESSAGE_TYPE_CODES = new Map<MessageType, number>(MESSAGE_TYPES.map((t, i) => [t, i]));
 const CONF_CHANGE_TYPES: readonly ConfChangeType[] = ['addVoter', 'addLearner', 'promoteLearner', 'removeNode'];

@@ -22,7 +22,10 @@ export function onMembershipChange(r: Raft): void {
   const m = r.members.current();
   const next = r.log.lastIndex() + 1;
   const keep = new Set<NodeId>();
-  for (const [ids, learner] of [[m.voters, false], [m.learners, true]] as const) {
+  for (const [ids, learner] of [
+    [m.voters, false],
+    [m.learners, true],
+  ] as const) {
     for (const id of ids) {
       if (id === r.id) continue;
       keep.add(id);
@@ -143,8 +146,14 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
   const entries = pr.next <= log.lastIndex() ? log.slice(pr.next, log.lastIndex(), r.cfg.appendBytesMax) : [];
   if (entries.length === 0 && !sendIfEmpty) return false;
   r.send({
-    type: 'append', from: r.id, to, term: r.term,
-    index: prevIndex, logTerm: prevTerm, entries, commit: log.committed,
+    type: 'append',
+    from: r.id,
+    to,
+    term: r.term,
+    index: prevIndex,
+    logTerm: prevTerm,
+    entries,
+    commit: log.committed,
   });
   pr.sentEntries(prevIndex + entries.length, entries.length);
   return true;
@@ -244,7 +253,9 @@ function handleAppendResp(r: Raft, m: Message, pr: PeerProgress): void {
     sendAppend(r, id, true);
   }
   // Freed window space (or a switch to replicate) may let several batches go at once.
-  while (sendAppend(r, id, false)) { /* keep filling the pipeline */ }
+  while (sendAppend(r, id, false)) {
+    /* keep filling the pipeline */
+  }
   if (id === r.transferee && pr.match === log.lastIndex()) sendTimeoutNow(r, id);
 }
 

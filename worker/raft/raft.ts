@@ -14,7 +14,13 @@ import { SnapshotReceiver } from './snapshot.ts';
 import type { Message, MessageType, NodeId, RaftConfig, ReadState, RestartState, Role, Snapshot } from './types.ts';
 import { validateMembership, validateMessage } from './validate.ts';
 
-const RESPONSES: ReadonlySet<MessageType> = new Set<MessageType>(['preVoteResp', 'voteResp', 'appendResp', 'heartbeatResp', 'snapshotResp']);
+const RESPONSES: ReadonlySet<MessageType> = new Set<MessageType>([
+  'preVoteResp',
+  'voteResp',
+  'appendResp',
+  'heartbeatResp',
+  'snapshotResp',
+]);
 
 export class Raft {
   readonly id: NodeId;
@@ -73,7 +79,10 @@ export class Raft {
     const meta = snapshot.meta;
     const badMembers = validateMembership(meta.membership);
     if (badMembers !== null) throw new RangeError(`restart snapshot membership: ${badMembers}`);
-    invariant(Number.isSafeInteger(hs.term) && hs.term >= 0 && Number.isSafeInteger(hs.commit) && typeof hs.vote === 'string', 'restart hard state is well formed');
+    invariant(
+      Number.isSafeInteger(hs.term) && hs.term >= 0 && Number.isSafeInteger(hs.commit) && typeof hs.vote === 'string',
+      'restart hard state is well formed',
+    );
     const applied = Math.max(restart.applied, meta.index);
     const commit = Math.max(hs.commit, applied);
     this.log = new RaftLog(meta.index, meta.term, entries, commit, applied);
@@ -233,10 +242,7 @@ export class Raft {
   }
 
   private handleVoteRequest(m: Message): void {
-    const canVote =
-      this.vote === m.from ||
-      (this.vote === '' && this.lead === '') ||
-      (m.type === 'preVote' && m.term > this.term);
+    const canVote = this.vote === m.from || (this.vote === '' && this.lead === '') || (m.type === 'preVote' && m.term > this.term);
     const respType = m.type === 'preVote' ? 'preVoteResp' : 'voteResp';
     if (canVote && this.log.isUpToDate(m.index!, m.logTerm!)) {
       // A grant carries the candidate's term; a pre-vote grant changes nothing here.
@@ -358,8 +364,14 @@ export class Raft {
       // Fast backtracking: point the leader at the last index that could still match.
       const hint = log.findConflictByTerm(Math.min(prevIndex, log.lastIndex()), m.logTerm!);
       this.send({
-        type: 'appendResp', from: this.id, to: m.from, term: this.term,
-        index: prevIndex, reject: true, hintIndex: hint.index, hintTerm: hint.term,
+        type: 'appendResp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: prevIndex,
+        reject: true,
+        hintIndex: hint.index,
+        hintTerm: hint.term,
       });
       return;
     }
@@ -398,7 +410,14 @@ export class Raft {
     }
     const outcome = this.snapshotReceiver.accept(chunk, m.from, m.term);
     if (outcome.kind !== 'complete') {
-      const resp: Message = { type: 'snapshotResp', from: this.id, to: m.from, term: this.term, index: chunk.meta.index, hintIndex: outcome.bytes };
+      const resp: Message = {
+        type: 'snapshotResp',
+        from: this.id,
+        to: m.from,
+        term: this.term,
+        index: chunk.meta.index,
+        hintIndex: outcome.bytes,
+      };
       if (outcome.kind === 'reject') resp.reject = true;
       this.send(resp);
       return;

@@ -10,8 +10,18 @@ import { ENTRY_OVERHEAD_BYTES } from './log.ts';
 import { cloneMembership } from './membership.ts';
 import { Raft } from './raft.ts';
 import type {
-  ConfChange, HardState, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready,
-  RestartState, SoftState, Status, Progress,
+  ConfChange,
+  HardState,
+  Membership,
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftConfig,
+  Ready,
+  RestartState,
+  SoftState,
+  Status,
+  Progress,
 } from './types.ts';
 
 /** Committed entries handed out per Ready, in appendBytesMax units (bounds the host's apply batch). */

@@ -39,8 +39,12 @@ export class SnapshotReceiver {
 
   /** Accept chunks strictly in order; a chunk at offset 0 (re)starts a transfer. */
   accept(chunk: SnapshotChunk, from: string, term: number): ChunkOutcome {
-    const same = this.meta !== null && this.from === from && this.term === term &&
-      this.meta.index === chunk.meta.index && this.meta.term === chunk.meta.term;
+    const same =
+      this.meta !== null &&
+      this.from === from &&
+      this.term === term &&
+      this.meta.index === chunk.meta.index &&
+      this.meta.term === chunk.meta.term;
     if (same && chunk.offset < this.bytes) {
       // A duplicate (e.g. a resend whose answer was lost): say how far we are.
       return { kind: 'progress', bytes: this.bytes };

@@ -208,9 +208,7 @@ export interface RaftConfig {
   random: RandomSource;
 }
 
-export type ProposeResult =
-  | { ok: true; index: number; term: number }
-  | { ok: false; reason: ProposeRefusal; leader: NodeId };
+export type ProposeResult = { ok: true; index: number; term: number } | { ok: false; reason: ProposeRefusal; leader: NodeId };
 
 export type ProposeRefusal =
   | 'not-leader'

@@ -10,8 +10,18 @@ export const ADDRESS_BYTES_MAX = 2048;
 export const CONTEXT_BYTES_MAX = 256;
 
 const MESSAGE_TYPES = new Set([
-  'preVote', 'preVoteResp', 'vote', 'voteResp', 'append', 'appendResp',
-  'heartbeat', 'heartbeatResp', 'snapshot', 'snapshotResp', 'timeoutNow', 'removed',
+  'preVote',
+  'preVoteResp',
+  'vote',
+  'voteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'snapshot',
+  'snapshotResp',
+  'timeoutNow',
+  'removed',
 ]);
 
 function isUint(v: unknown): v is number {
