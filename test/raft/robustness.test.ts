@@ -43,18 +43,16 @@ describe('dropped messages are counted by reason', () => {
     net.stabilize();
     expect(net.raw('c').status().term).toBe(2);
     const stale = dropped(net, 'c')['stale-term'] ?? 0;
-    net
-      .raw('c')
-      .step({
-        type: 'append',
-        from: 'a',
-        to: 'c',
-        term: 1,
-        index: 1,
-        logTerm: 1,
-        commit: 1,
-        entries: [{ term: 1, index: 2, type: 'normal', data: bytes('old') }],
-      });
+    net.raw('c').step({
+      type: 'append',
+      from: 'a',
+      to: 'c',
+      term: 1,
+      index: 1,
+      logTerm: 1,
+      commit: 1,
+      entries: [{ term: 1, index: 2, type: 'normal', data: bytes('old') }],
+    });
     const rd = net.raw('c').ready();
     expect(rd.messages).toEqual([{ type: 'appendResp', from: 'c', to: 'a', term: 2, index: 1, hintIndex: 0 }]);
     expect(rd.entries).toEqual([]);
