@@ -1,5 +1,6 @@
 // Nothing a peer sends can throw out of step(); what is dropped is counted by reason.
 
+import { MESSAGE_TYPES } from '../../worker/raft/types.ts';
 import { describe, expect, it } from 'vitest';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import type { Message } from '../../worker/raft/types.ts';
@@ -99,20 +100,7 @@ describe('dropped messages are counted by reason', () => {
 });
 
 describe('fuzzing step()', () => {
-  const TYPES = [
-    'preVote',
-    'preVoteResp',
-    'vote',
-    'voteResp',
-    'append',
-    'appendResp',
-    'heartbeat',
-    'heartbeatResp',
-    'snapshot',
-    'snapshotResp',
-    'timeoutNow',
-    'bogus',
-  ];
+  const TYPES = [...MESSAGE_TYPES, 'bogus'];
 
   function junk(rnd: SeededRandom): unknown {
     switch (rnd.nextInt(9)) {

@@ -13,6 +13,7 @@
 // bytes, and then runs the same semantic validation step() uses (validate.ts), whose string
 // limits are in UTF-16 code units (at most 3 UTF-8 bytes each, hence the `* 3` below).
 
+import { MESSAGE_TYPES } from './types.ts';
 import type { ConfChange, ConfChangeType, Entry, Membership, Message, MessageType, SnapshotChunk, SnapshotMeta } from './types.ts';
 import {
   validateMembership,
@@ -30,20 +31,6 @@ export class RaftCodecError extends Error {
 const MESSAGES_VERSION = 1;
 const CONF_CHANGE_VERSION = 1;
 
-const MESSAGE_TYPES: readonly MessageType[] = [
-  'preVote',
-  'preVoteResp',
-  'vote',
-  'voteResp',
-  'append',
-  'appendResp',
-  'heartbeat',
-  'heartbeatResp',
-  'snapshot',
-  'snapshotResp',
-  'timeoutNow',
-  'removed',
-];
 const MESSAGE_TYPE_CODES = new Map<MessageType, number>(MESSAGE_TYPES.map((t, i) => [t, i]));
 const CONF_CHANGE_TYPES: readonly ConfChangeType[] = ['addVoter', 'addLearner', 'promoteLearner', 'removeNode'];
 

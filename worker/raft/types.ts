@@ -80,22 +80,28 @@ export interface ReadState {
   index: number;
 }
 
-export type MessageType =
-  | 'preVote'
-  | 'preVoteResp'
-  | 'vote'
-  | 'voteResp'
-  | 'append'
-  | 'appendResp'
-  | 'heartbeat'
-  | 'heartbeatResp'
-  | 'snapshot'
-  | 'snapshotResp'
-  | 'timeoutNow'
-  /** Not Raft: a member tells a node that messaged it that a committed configuration, the one
-   *  at `index`, does not include that node. The peers handle it (worker/peer/removal.ts); the
-   *  core drops it. */
-  | 'removed';
+/**
+ * Every message type, in wire order: a type's position is its code in the codec (codec.ts), so
+ * new types go at the end. The last one is not Raft: `removed`, a member telling a node that
+ * messaged it that a committed configuration, the one at `index`, does not include that node.
+ * The peers handle it (worker/peer/removal.ts); the core drops it.
+ */
+export const MESSAGE_TYPES = [
+  'preVote',
+  'preVoteResp',
+  'vote',
+  'voteResp',
+  'append',
+  'appendResp',
+  'heartbeat',
+  'heartbeatResp',
+  'snapshot',
+  'snapshotResp',
+  'timeoutNow',
+  'removed',
+] as const;
+
+export type MessageType = (typeof MESSAGE_TYPES)[number];
 
 /**
  * A message between peers. Fields not used by a type are left undefined. The core validates

@@ -2,6 +2,7 @@
 // by step() (the message is dropped and counted), so in-memory hosts that skip the codec get
 // the same protection. Returns a short reason, or null when the value is well formed.
 
+import { MESSAGE_TYPES } from './types.ts';
 import type { Entry, Membership, Message, SnapshotChunk } from './types.ts';
 
 /** Limits on strings, in UTF-16 code units. */
@@ -9,20 +10,7 @@ export const NODE_ID_BYTES_MAX = 128;
 export const ADDRESS_BYTES_MAX = 2048;
 export const CONTEXT_BYTES_MAX = 256;
 
-const MESSAGE_TYPES = new Set([
-  'preVote',
-  'preVoteResp',
-  'vote',
-  'voteResp',
-  'append',
-  'appendResp',
-  'heartbeat',
-  'heartbeatResp',
-  'snapshot',
-  'snapshotResp',
-  'timeoutNow',
-  'removed',
-]);
+const MESSAGE_TYPE_SET: ReadonlySet<string> = new Set(MESSAGE_TYPES);
 
 function isUint(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -83,7 +71,7 @@ function validateChunk(c: unknown, msgTerm: number): string | null {
 export function validateMessage(m: unknown): string | null {
   if (typeof m !== 'object' || m === null) return 'message must be an object';
   const msg = m as Message;
-  if (typeof msg.type !== 'string' || !MESSAGE_TYPES.has(msg.type)) return 'unknown message type';
+  if (typeof msg.type !== 'string' || !MESSAGE_TYPE_SET.has(msg.type)) return 'unknown message type';
   let bad = validateNodeId(msg.from);
   if (bad !== null) return `from: ${bad}`;
   bad = validateNodeId(msg.to);
