@@ -754,7 +754,7 @@ describe('api: a removed member', () => {
       expect(res.status, `${init.method ?? 'GET'} ${path}`).toBe(410);
       expect(((await res.json()) as { error: unknown }).error).toEqual({
         code: 'removed',
-        message: expect.stringContaining(`${env.follower} was removed from cluster`),
+        message: `${env.follower} was removed from the cluster; it serves nothing (send requests to a member)`,
       });
     }
     const status = await env.call(env.follower, '/status');

@@ -21,7 +21,11 @@ afterEach(async () => {
 });
 
 async function frontServer(routerCalls: ApiRequest[], received: Message[][]): Promise<RunningServer> {
-  const peer = { receive: (m: Message[]) => received.push(m) } as unknown as Peer;
+  const peer = {
+    receive: (m: Message[]) => received.push(m),
+    revision: 7,
+    leaderInfo: () => ({ id: 'n2', address: 'http://127.0.0.1:1', self: false }),
+  } as unknown as Peer;
   const front = createFront({
     selfId: 'n1',
     clusterId: 'c1',
@@ -44,7 +48,11 @@ describe('front door', () => {
     const url = `http://127.0.0.1:${s.port}/raft/messages`;
     const body = encodeMessages([hb('n2', 'n1'), hb('n2', 'n9')]);
     const post = (headers: Record<string, string>, b: Uint8Array = body) => fetch(url, { method: 'POST', body: b, headers });
-    expect((await post({ 'X-Metcd-Cluster': 'c1' })).status).toBe(401);
+    const noToken = await post({ 'X-Metcd-Cluster': 'c1' });
+    expect(noToken.status).toBe(401);
+    // A front-door refusal carries the headers of every peer answer.
+    expect(noToken.headers.get('X-Metcd-Revision')).toBe('7');
+    expect(noToken.headers.get('X-Metcd-Leader')).toBe('n2');
     expect((await post({ authorization: 'Bearer wrong', 'X-Metcd-Cluster': 'c1' })).status).toBe(401);
     expect((await post({ authorization: 'Bearer s3cret', 'X-Metcd-Cluster': 'other' })).status).toBe(403);
     expect(received).toEqual([]);
