@@ -127,11 +127,14 @@ describe('sessions (exactly-once)', () => {
     expect(sm.get('a')!.value).toBe('5');
   });
 
-  it('applies a higher seq, refuses a lower one, and starts sessions at any seq', () => {
+  it('applies a higher seq, refuses a lower one, and begins sessions only at seq 1', () => {
     const sm = new KvStateMachine();
-    expect(sm.apply(1, put([['a', '1']], stamp('c', 10)))).toMatchObject({ ok: true, revision: 1 });
-    expect(sm.apply(2, put([['a', '2']], stamp('c', 12)))).toMatchObject({ ok: true, revision: 2 });
-    const old = sm.apply(3, put([['a', '3']], stamp('c', 11)));
+    const late = sm.apply(1, put([['a', '1']], stamp('c', 10)));
+    expect(late).toMatchObject({ ok: false, code: 'session-expired', revision: 0 });
+    expect(sm.sessionCount).toBe(0);
+    expect(sm.apply(2, put([['a', '1']], stamp('c', 1)))).toMatchObject({ ok: true, revision: 1 });
+    expect(sm.apply(3, put([['a', '2']], stamp('c', 12)))).toMatchObject({ ok: true, revision: 2 });
+    const old = sm.apply(4, put([['a', '3']], stamp('c', 11)));
     expect(old).toMatchObject({ ok: false, code: 'session-expired', revision: 2 });
     expect(sm.get('a')!.value).toBe('2');
     expect(sm.sessionCount).toBe(1);
@@ -153,10 +156,12 @@ describe('sessions (exactly-once)', () => {
     sm.apply(3, put([['k', '1']], stamp('a', 1))); // a retry: 'a' is now the most recent
     sm.apply(4, put([['k', '3']], stamp('c', 1))); // evicts 'b'
     expect(sm.takeChanges().sessionDeletes).toEqual(['b']);
-    // 'b' was forgotten: its retry is applied again (outside the exactly-once window).
-    expect(sm.apply(5, put([['k', '2']], stamp('b', 1)))).toMatchObject({ ok: true, revision: 4 });
-    // 'a' was kept.
-    expect(sm.apply(6, put([['k', '1']], stamp('c', 1)))).toMatchObject({ ok: true, revision: 3 });
+    // 'b' was forgotten: its next command is refused, not applied as a new session would be.
+    expect(sm.apply(5, put([['k', '9']], stamp('b', 2)))).toMatchObject({ ok: false, code: 'session-expired', revision: 3 });
+    // Only a retry of a session's first command can apply again (outside the window).
+    expect(sm.apply(6, put([['k', '2']], stamp('b', 1)))).toMatchObject({ ok: true, revision: 4 });
+    // 'a' was evicted by b's new session; c was kept.
+    expect(sm.apply(7, put([['k', '1']], stamp('c', 1)))).toMatchObject({ ok: true, revision: 3 });
   });
 
   it('breaks LRU ties by client id, deterministically', () => {
@@ -187,8 +192,10 @@ describe('sessions (exactly-once)', () => {
     sm.apply(22, put([['x', 'z']])); // idle for 11: expired
     expect(sm.sessionCount).toBe(0);
     expect(sm.takeChanges().sessionDeletes).toEqual(['c']);
-    // Outside the window the retry is applied again: revisions 2 and 3 were the puts of x.
-    expect(sm.apply(23, cmd)).toEqual({ ok: true, op: 'put', revision: 4 });
+    // Outside the window its next command is refused (the retry of seq 1, a session's first
+    // command, would apply again: revisions 2 and 3 were the puts of x).
+    expect(sm.apply(23, put([['a', '2']], stamp('c', 2)))).toMatchObject({ ok: false, code: 'session-expired', revision: 3 });
+    expect(sm.apply(24, cmd)).toEqual({ ok: true, op: 'put', revision: 4 });
   });
 });
 

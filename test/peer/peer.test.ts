@@ -206,12 +206,13 @@ describe('peer: exactly-once and limits', () => {
   it('applies an idempotent retry once and answers it with the first answer', async () => {
     const c = await start();
     const leader = await c.waitLeader();
+    await c.drive(leader.write(put('counter', '0', { client: 'client-1', seq: 1 }))); // a session begins at 1
     const stamp = { client: 'client-1', seq: 7 };
     const first = await c.drive(leader.write(put('counter', '1', stamp)));
     const retry = await c.drive(leader.write(put('counter', '1', stamp)));
     expect(retry.result).toEqual(first.result);
     expect(retry.index).toBeGreaterThan(first.index); // Raft committed it twice…
-    expect(leader.revision).toBe(1); // …the state machine applied it once.
+    expect(leader.revision).toBe(2); // …the state machine applied it once.
     const older = await c.drive(leader.write(put('counter', '0', { client: 'client-1', seq: 6 })));
     expect(older.result).toMatchObject({ ok: false, code: 'session-expired' });
   });

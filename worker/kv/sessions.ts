@@ -8,10 +8,13 @@
 //   - fewer than `sessionsMax` other clients have been active since then (LRU eviction).
 // Only the LAST answer per client is kept, so a client must have at most one command in flight
 // per client id; an older seq than the session's is answered `session-expired` (its answer is
-// gone; the client cannot know whether it applied only if it reuses old seqs). A retry that
-// arrives after its session was dropped starts a new session and is applied again: clients
-// must stop retrying well within the window (with the defaults, 10,000 concurrently active
-// clients and a million log entries).
+// gone; the client cannot know whether it applied only if it reuses old seqs). A session
+// begins at seq 1: a later seq from a client with no session (dropped, so possibly a retry of
+// a command that applied) is answered `session-expired` and not applied (state-machine.ts), and
+// the client starts a new session under a new id. Only a retry of a session's FIRST command
+// can still apply twice, if its session is dropped before the retry lands: a client whose first
+// command must not repeat begins with a harmless one (as the Raft dissertation's RegisterClient).
+// With the defaults the window is 10,000 concurrently active clients and a million log entries.
 //
 // Expiry and eviction depend only on log indexes and on the order commands were applied, so
 // every replica, including one restored from a snapshot, drops the same sessions at the same

@@ -151,6 +151,18 @@ export class KvStateMachine {
           message: `client ${client} seq ${seq} is older than its last applied seq ${session.seq}; that answer was not kept`,
         };
       }
+    } else if (seq > 1) {
+      // A session begins at seq 1. A later seq without one is a client whose session expired or
+      // was evicted, so this may be a retry of a command that already applied: applying it again
+      // would break exactly-once, so it is refused, not applied (Raft dissertation §6.3).
+      return {
+        ok: false,
+        code: 'session-expired',
+        revision: this.currentRevision,
+        message:
+          `client ${client} has no session (it expired or was evicted, or never began: a session begins at seq 1); ` +
+          `seq ${seq} was not applied and may have been before: start a new session (a new client id, seq 1)`,
+      };
     }
     const result = this.execute(cmd);
     this.sessions.record(client, { seq, result, lastIndex: index });
