@@ -32,6 +32,8 @@ export class TestCluster {
   readonly disks = new Map<NodeId, MemoryDisk>();
   /** Peers whose traffic is dropped both ways. */
   readonly isolated = new Set<NodeId>();
+  /** One-way links that drop their messages, as "from>to". */
+  readonly cutLinks = new Set<string>();
   /** Peers that get no ticks (a paused process: SIGSTOP). Pair with `isolated` for no traffic. */
   readonly paused = new Set<NodeId>();
   private queue: Message[] = [];
@@ -128,7 +130,7 @@ export class TestCluster {
     this.queue = [];
     const byDest = new Map<NodeId, Message[]>();
     for (const m of batch) {
-      if (this.isolated.has(m.from) || this.isolated.has(m.to)) continue;
+      if (this.isolated.has(m.from) || this.isolated.has(m.to) || this.cutLinks.has(`${m.from}>${m.to}`)) continue;
       const list = byDest.get(m.to) ?? [];
       list.push(m);
       byDest.set(m.to, list);

@@ -567,6 +567,32 @@ describe('peer: a removed member stops', () => {
     await expect(old.write(put('x', 'y'))).rejects.toMatchObject({ code: 'removed' });
   });
 
+  it('a node whose addition never committed is not talked into leaving, and can be added again', async () => {
+    // Found by the simulator: p4 holds the entry adding it, uncommitted; a new leader overwrites
+    // it and commits a configuration without p4 beyond p4's log; p4's pre-votes draw notices.
+    const c = await start();
+    const old = await c.waitLeader();
+    await c.drive(old.write(put('k', 'v')));
+    const [f1, f2] = c.followers() as [string, string];
+    for (const f of [f1, f2]) {
+      c.cutLinks.add(`${old.id}>${f}`);
+      c.cutLinks.add(`${f}>${old.id}`);
+    }
+    const p4 = await c.open('p4');
+    old.addMember('p4', addressOf('p4'), false).catch(() => {}); // never commits
+    await c.until(() => p4.membership().voters.includes('p4'), 50, 'p4 holding the entry that adds it');
+    await c.stop(old.id);
+    const leader = await c.waitLeader();
+    await c.drive(leader.addMember('p5', addressOf('p5'), true)); // a configuration beyond p4's log, without p4
+    p4.campaign();
+    await c.settle();
+    expect(c.delivered.get('removed') ?? 0, 'notices to p4').toBeGreaterThan(0);
+    expect(p4.removed()).toBeNull();
+    await c.drive(leader.addMember('p4', addressOf('p4'), true));
+    await c.until(() => p4.status().applied >= leader.status().commit, 200, 'p4, added again, catching up');
+    expect(p4.removed()).toBeNull();
+  });
+
   it('a lagging member that does not know a new voter yet does not talk it into leaving', async () => {
     const c = await start();
     const leader = await c.waitLeader();

@@ -29,6 +29,8 @@ export interface ClientTiming {
 }
 
 interface PendingOp {
+  /** A session's first command (seq 1), a delete of a key no one writes: see `registers`. */
+  register: boolean;
   input: KvInput;
   level: ReadLevel | null;
   /** The command for writes: every retry sends the same one (same stamp). */
@@ -44,7 +46,13 @@ interface PendingOp {
 
 interface ClientState {
   index: number;
+  /** The client id of its current session (`c1`, then `c1.2`, … after a session expired). */
   name: string;
+  generation: number;
+  /** Whether its current session has begun (its registration applied). */
+  registered: boolean;
+  /** Whether a write of its current session was answered (so the session exists, unless dropped). */
+  sessionKnown: boolean;
   seq: number;
   op: PendingOp | null;
   leaderHint: NodeId;
@@ -61,12 +69,25 @@ export interface ClientStats {
   timeouts: number;
   /** Writes refused at the space quota (not applied). */
   noSpace: number;
+  /** Sessions begun (registrations answered), and writes answered session-expired. */
+  registrations: number;
+  sessionExpired: number;
 }
 
 export class SimClients {
   readonly history: Operation[] = [];
   readonly staleReads: Operation[] = [];
-  readonly stats: ClientStats = { started: 0, completed: 0, abandoned: 0, attempts: 0, refused: 0, timeouts: 0, noSpace: 0 };
+  readonly stats: ClientStats = {
+    started: 0,
+    completed: 0,
+    abandoned: 0,
+    attempts: 0,
+    refused: 0,
+    timeouts: 0,
+    noSpace: 0,
+    registrations: 0,
+    sessionExpired: 0,
+  };
   private readonly clients: ClientState[] = [];
   private readonly inflight = new Map<number, ClientState>();
   private readonly random: SeededRandom;
@@ -74,14 +95,33 @@ export class SimClients {
   private readonly keys: string[];
   private readonly timing: ClientTiming;
   private nextReqId = 1;
+  /**
+   * Whether the session table may drop a client's session (small limits on this run). Then each
+   * session begins with a registration — seq 1 is a delete of a key no one writes, harmless if a
+   * retry applies it again after its session was dropped — and a write answered session-expired
+   * ends the session (its outcome unknown if an earlier attempt may have applied); the client
+   * carries on under a new id. Without drops, session-expired means exactly-once broke.
+   */
+  private readonly registers: boolean;
 
-  constructor(random: SeededRandom, count: number, keyCount: number, timing: ClientTiming, env: ClientEnv) {
+  constructor(random: SeededRandom, count: number, keyCount: number, timing: ClientTiming, env: ClientEnv, registers = false) {
     this.random = random;
     this.env = env;
     this.timing = timing;
+    this.registers = registers;
     this.keys = Array.from({ length: keyCount }, (_, i) => `k${i}`);
     for (let i = 0; i < count; i++) {
-      this.clients.push({ index: i, name: `c${i}`, seq: 0, op: null, leaderHint: '', seenModRevision: new Map() });
+      this.clients.push({
+        index: i,
+        name: `c${i}`,
+        generation: 1,
+        registered: !registers,
+        sessionKnown: false,
+        seq: 0,
+        op: null,
+        leaderHint: '',
+        seenModRevision: new Map(),
+      });
     }
   }
 
@@ -162,6 +202,27 @@ export class SimClients {
       return;
     }
     c.leaderHint = from;
+    if (op.register) {
+      if (answer.kind !== 'write' || !answer.result.ok) {
+        violation('client-session', `${c.name} registration answered ${JSON.stringify(answer)}`);
+      }
+      c.registered = true;
+      c.sessionKnown = true;
+      c.op = null;
+      this.stats.registrations++;
+      if (this.env.tracing) this.env.trace(`${c.name} session begun`);
+      return;
+    }
+    if (answer.kind === 'write') {
+      // Session-expired is expected where sessions may drop, and where none of this session's
+      // writes was ever answered (its first may never have applied: a session begins at seq 1).
+      // Otherwise the session was lost while it had to exist: writeOutput fails the run.
+      if (!answer.result.ok && answer.result.code === 'session-expired' && (this.registers || !c.sessionKnown)) {
+        this.sessionExpired(c, op);
+        return;
+      }
+      c.sessionKnown = true;
+    }
     const output =
       answer.kind === 'read'
         ? { kind: 'get' as const, value: answer.value, modRevision: answer.modRevision }
@@ -182,7 +243,44 @@ export class SimClients {
     return violation('client-session', `${c.name} seq ${c.seq} ${input.op} ${input.key} answered ${JSON.stringify(result)}`);
   }
 
+  /** The session is gone: this write was refused unapplied, an earlier attempt may have applied. */
+  private sessionExpired(c: ClientState, op: PendingOp): void {
+    this.stats.sessionExpired++;
+    if (op.attempts > 1) this.history.push({ client: c.index, input: op.input, output: { kind: 'unknown' }, call: op.call, ret: Infinity });
+    if (this.env.tracing)
+      this.env.trace(
+        `${c.name} session expired at seq ${c.seq}: ${describe(op.input, op.level)} outcome ${op.attempts > 1 ? 'unknown' : 'not applied'}`,
+      );
+    c.generation++;
+    c.name = `c${c.index}.${c.generation}`;
+    c.seq = 0;
+    c.registered = !this.registers;
+    c.sessionKnown = false;
+    c.op = null;
+  }
+
+  private startRegistration(c: ClientState): void {
+    c.seq = 1;
+    const input: KvInput = { op: 'delete', key: `_session/${c.name}` };
+    const now = this.env.now();
+    c.op = {
+      register: true,
+      input,
+      level: null,
+      data: toCommand(input, c.name, c.seq),
+      call: 0,
+      startTick: now,
+      reqId: 0,
+      target: '',
+      attemptDeadline: 0,
+      retryAt: now,
+      attempts: 0,
+    };
+    if (this.env.tracing) this.env.trace(`${c.name} call register seq=1`);
+  }
+
   private start(c: ClientState): void {
+    if (!c.registered) return this.startRegistration(c);
     const key = this.keys[this.random.nextInt(this.keys.length)]!;
     const roll = this.random.nextInt(100);
     let input: KvInput;
@@ -211,6 +309,7 @@ export class SimClients {
     }
     const now = this.env.now();
     c.op = {
+      register: false,
       input,
       level,
       data,
@@ -268,7 +367,7 @@ export class SimClients {
   private abandon(c: ClientState): void {
     const op = c.op!;
     if (op.reqId !== 0) this.inflight.delete(op.reqId);
-    if (op.level === null) {
+    if (op.level === null && !op.register) {
       this.history.push({ client: c.index, input: op.input, output: { kind: 'unknown' }, call: op.call, ret: Infinity });
     }
     c.op = null;

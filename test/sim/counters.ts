@@ -46,6 +46,14 @@ export interface NodeCounters {
   removedLingering: number;
   removedLearned: number;
   removedRefusals: number;
+  /** Runs with a session table small enough to drop sessions (1 per such run); sessions dropped
+   *  (over every node's writes), sessions begun, writes answered session-expired, and
+   *  registrations applied again after their session was dropped. */
+  smallSessionRuns: number;
+  sessionsDropped: number;
+  registrations: number;
+  sessionExpired: number;
+  registrationsReapplied: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -78,6 +86,11 @@ export function emptyNodeCounters(): NodeCounters {
     removedLingering: 0,
     removedLearned: 0,
     removedRefusals: 0,
+    smallSessionRuns: 0,
+    sessionsDropped: 0,
+    registrations: 0,
+    sessionExpired: 0,
+    registrationsReapplied: 0,
   };
 }
 

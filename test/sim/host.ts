@@ -454,7 +454,12 @@ export class SimHost {
     const incarnation = this.incarnation;
     const answer = (a: NodeAnswer): void => {
       // A crashed incarnation never answers (its process is gone).
-      if (incarnation === this.incarnation) this.env.answer(req.reqId, this.id, a);
+      if (incarnation !== this.incarnation) return;
+      try {
+        this.env.answer(req.reqId, this.id, a);
+      } catch (err) {
+        this.env.fail(err); // a client's check failed: the run's failure, not an unhandled rejection
+      }
     };
     const refuse = (err: unknown): void => answer(this.refusal(err));
     if (req.kind === 'write') {

@@ -136,6 +136,8 @@ export function formatAggregate(a: Aggregate): string {
       `removed nodes kept running ${a.removedLingering}, peers that learned they were removed ${a.removedLearned}, client requests they refused ${a.removedRefusals}`,
     `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
       `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes; ${a.heldForCompany} commit-only appends held for company by the transport`,
+    `sessions: small table on ${a.smallSessionRuns} runs: ${a.sessionsDropped} sessions dropped (expired or evicted, over all nodes), ${a.registrations} begun, ` +
+      `${a.sessionExpired} writes answered session-expired, ${a.registrationsReapplied} registrations applied again after their session was dropped`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

@@ -27,7 +27,8 @@ import {
   type FaultMix,
   type SimOptions,
 } from './options.ts';
-import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
+import { DEFAULT_KV_LIMITS, type KvLimits } from '../../worker/kv/types.ts';
+import type { SeededRandom } from '../../worker/raft/random.ts';
 
 type SimNode = SimHost;
 
@@ -111,6 +112,16 @@ export interface SimResult {
   trace: string[];
 }
 
+/**
+ * The session table's limits on about a quarter of the seeds (their own stream): small enough
+ * that sessions expire (idle entries) and are evicted (least recently used) within a run, so the
+ * state machine's session window runs under the simulator. null: the defaults (nothing drops).
+ */
+function drawSessionLimits(random: SeededRandom): Pick<KvLimits, 'sessionsMax' | 'sessionIdleEntriesMax'> | null {
+  if (random.nextInt(4) !== 0) return null;
+  return { sessionsMax: [2, 3, 5][random.nextInt(3)]!, sessionIdleEntriesMax: [8, 16, 40][random.nextInt(3)]! };
+}
+
 export async function runSim(seed: number, partial: Partial<SimOptions> = {}): Promise<SimResult> {
   const options = resolveOptions(partial);
   const setup = stream(seed, 'setup');
@@ -128,7 +139,9 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     log(`seed=${seed} voters=${voters}${diskDelayTicksMax > 0 ? ` disk<=${diskDelayTicksMax}t` : ''} mix=${JSON.stringify(mix)}`);
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
+  const sessionLimits = options.faults === 'none' ? null : drawSessionLimits(stream(seed, 'sessions'));
   const invariants = new Invariants();
+  invariants.sessionsMayDrop = sessionLimits !== null;
   const counters = emptyNodeCounters();
   const answerLoss = stream(seed, 'answers');
   let answerLossPercent = mix.answerLossPercent;
@@ -151,7 +164,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       snapshotSliceRecords: mix.snapshotSliceRecords,
       stateBytesMax: mix.stateBytesMax,
     },
-    kvLimits: DEFAULT_KV_LIMITS,
+    kvLimits: { ...DEFAULT_KV_LIMITS, ...sessionLimits },
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
   };
@@ -184,6 +197,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       trace: log,
       tracing,
     },
+    sessionLimits !== null,
   );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
 
@@ -304,6 +318,11 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     counters.derivedDeferred += n.disk.counters.derivedDeferred;
     counters.derivedLost += n.disk.counters.derivedLost;
   }
+  counters.smallSessionRuns = sessionLimits !== null ? 1 : 0;
+  counters.sessionsDropped = invariants.sessionsDropped;
+  counters.registrations = clients.stats.registrations;
+  counters.sessionExpired = clients.stats.sessionExpired;
+  counters.registrationsReapplied = invariants.registrationsReapplied;
   for (const k of NODE_COUNTER_KEYS) stats[k] = counters[k];
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;
