@@ -161,28 +161,31 @@ export class ProcCluster {
     return [...this.nodes.values()].filter((n) => n.alive);
   }
 
-  /** The leader that a majority of live nodes agree on (optionally not `not`). */
-  async leader(opts: { not?: string; timeoutMs?: number } = {}): Promise<ProcNode> {
+  /** The leader that a majority of live nodes agree on (optionally not `not`; with `all`, every
+   *  live node: a check that talks to the followers needs them to know it). */
+  async leader(opts: { not?: string; timeoutMs?: number; all?: boolean } = {}): Promise<ProcNode> {
     return waitFor(`a leader${opts.not ? ` other than ${opts.not}` : ''}`, opts.timeoutMs ?? 20_000, async () => {
       const statuses = await Promise.all(this.live().map((n) => n.status().catch(() => undefined)));
       const leaders = statuses.filter((s) => s?.role === 'leader');
       for (const l of leaders) {
         if (l!.id === opts.not) continue;
         const agree = statuses.filter((s) => s?.leader === l!.id && s.term === l!.term).length;
-        if (agree >= Math.floor(this.opts.size / 2) + 1) return this.node(l!.id);
+        const needed = opts.all === true ? statuses.length : Math.floor(this.opts.size / 2) + 1;
+        if (agree >= needed) return this.node(l!.id);
       }
       return undefined;
     });
   }
 
   /**
-   * Runs a check that names the current leader. If it fails and leadership moved meanwhile (a
-   * spurious election on a loaded machine), it runs again with the new leader; a failure under
-   * a stable leader is a real one and is thrown.
+   * Runs a check that names the current leader, once every live node knows it (a follower that
+   * has not heard from a new leader yet answers 503 no_leader). If it fails and leadership moved
+   * meanwhile (a spurious election on a loaded machine), it runs again with the new leader; a
+   * failure under a stable leader is a real one and is thrown.
    */
   async withStableLeader(check: (leader: ProcNode) => Promise<void>, attempts = 3): Promise<void> {
     for (let n = 1; ; n++) {
-      const leader = await this.leader();
+      const leader = await this.leader({ all: true });
       const term = (await leader.status()).term;
       try {
         await check(leader);
