@@ -1,9 +1,9 @@
 // The Node server's front door: peer traffic (/raft/messages) is handled here, everything else
 // goes to the shared router. The cluster token guards what a stranger must not do: send Raft
-// messages, and change membership or leadership. A wrong or missing token is 401 before
+// messages (checked here) and change membership or leadership (checked by the router on the
+// route it resolves, with the hook node.ts gives it). A wrong or missing token is 401 before
 // anything is read or applied; a peer of another cluster (X-Metcd-Cluster) is 403.
 
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { decodeMessages, RaftCodecError } from '../worker/raft/codec.ts';
 import type { Peer } from '../worker/peer/peer.ts';
 import type { NodeId } from '../worker/raft/types.ts';
@@ -11,7 +11,8 @@ import type { Logger } from './log.ts';
 import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
 import type { Faults } from './faults.ts';
 import { ApiError, errorReply, jsonReply } from '../worker/api/http.ts';
-import { changesCluster, withPeerHeaders } from '../worker/api/router.ts';
+import { withPeerHeaders } from '../worker/api/router.ts';
+import { tokenChecker } from './cluster-token.ts';
 import type { ApiReply, ApiRequest } from '../worker/api/exchange.ts';
 
 /** The body, or null when it is over `bytesMax` (read under the cap; see node-request.ts). */
@@ -40,15 +41,6 @@ export interface FrontOptions {
 }
 
 const FAULTS_PATH = '/_metcd/faults';
-
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
-/** Compares digests (equal lengths, constant time); the token's own digest is made once. */
-function tokenChecker(token: string): (header: string | null) => boolean {
-  if (token === '') return () => true;
-  const expected = digest(token);
-  return (header) => header !== null && header.startsWith('Bearer ') && timingSafeEqual(digest(header.slice('Bearer '.length)), expected);
-}
 
 const json = errorReply;
 
@@ -115,8 +107,8 @@ export function createFront(opts: FrontOptions): (request: ApiRequest) => Promis
     }
     // The front door's own answers carry the same X-Metcd-* headers as the router's.
     if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return withPeerHeaders(await faultsRoute(request, opts.faults), peer);
-    if (changesCluster(request.method, url.pathname) && !tokenOk(request.header('authorization')))
-      return withPeerHeaders(unauthorized(), peer);
+    // Membership and leadership changes are guarded in the router, on the route it resolves
+    // (node.ts hands it requireTokenForClusterChanges): no spelling of their paths gets past.
     return opts.router.handle(request);
   };
 }

@@ -5,7 +5,8 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Peer, type PeerLog } from '../worker/peer/peer.ts';
-import { createApiRouter } from '../worker/api/router.ts';
+import { createApiRouter, requireTokenForClusterChanges } from '../worker/api/router.ts';
+import { tokenChecker } from './cluster-token.ts';
 import { SeededRandom } from '../worker/raft/random.ts';
 import type { Membership } from '../worker/raft/types.ts';
 import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
@@ -91,14 +92,11 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     get peer() {
       return peer!;
     },
+    authorize: requireTokenForClusterChanges(tokenChecker(cfg.clusterToken)),
     mode: cfg.mode,
-    leaderUrl: (request, _leader, address) => {
-      const url = new URL(request.url);
-      return new URL(url.pathname + url.search, address).toString();
-    },
+    leaderUrl: (request, _leader, address) => atAddress(address, new URL(request.url)).toString(),
     forward: (request, _leader, address) => {
-      const url = new URL(request.url);
-      return fetch(new URL(url.pathname + url.search, address), {
+      return fetch(atAddress(address, new URL(request.url)), {
         method: request.method,
         headers: request.headers,
         body: request.body,
@@ -251,4 +249,16 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       return stopping;
     },
   };
+}
+
+/**
+ * `url`'s path and query at `address` (the leader's advertised URL). The path is set, not
+ * resolved against the address: a path such as `//evil.example/x` would otherwise name another
+ * host, and a redirect there would send the client's request (and a curl -L body) to it.
+ */
+function atAddress(address: string, url: URL): URL {
+  const to = new URL(address);
+  to.pathname = url.pathname;
+  to.search = url.search;
+  return to;
 }

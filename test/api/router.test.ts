@@ -1,7 +1,7 @@
 // The shared router against an in-process 3-peer cluster, with real Request/Response objects.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { changesCluster, createApiRouter, needsLeader } from '../../worker/api/router.ts';
+import { changesCluster, createApiRouter, needsLeader, requireTokenForClusterChanges } from '../../worker/api/router.ts';
 import type { ApiHost, ApiRoute, Authorize } from '../../worker/api/router.ts';
 import { ApiError } from '../../worker/api/http.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
@@ -664,25 +664,58 @@ describe('needsLeader (which requests a host may hold during an election)', () =
   });
 });
 
-describe('changesCluster (which requests a host guards with the cluster token)', () => {
-  it('membership and leadership changes do; reads and key writes do not', () => {
-    for (const [path, method] of [
-      ['/join', 'POST'],
-      ['/transfer-leader', 'POST'],
-      ['/members/p2', 'DELETE'],
-      ['/members/p2/promote', 'POST'],
-    ] as const) {
-      expect(changesCluster(method, path), `${method} ${path}`).toBe(true);
+describe('api: the cluster token guard (requireTokenForClusterChanges)', () => {
+  const spellings = (path: string): string[] => [path, `${path}/`, `${path}//`, `${path}/.`, `/x/..${path}`, `/x/../${path.slice(1)}/`];
+
+  it('asks for the token on every spelling of a membership or leadership change, and nothing else', async () => {
+    const env = await setup({ authorize: requireTokenForClusterChanges((h) => h === 'Bearer t') });
+    const voters = () => [...env.c.peer(env.leader).membership().voters].sort();
+    const before = voters();
+    const changes: Array<[string, string, string]> = [
+      ['POST', '/join', '{"id":"evil","address":"http://evil.test"}'],
+      ['POST', '/transfer-leader', `{"id":"${env.follower}"}`],
+      ['DELETE', `/members/${env.follower}`, ''],
+      ['POST', `/members/${env.follower}/promote`, ''],
+    ];
+    for (const [method, path, body] of changes) {
+      for (const spelled of spellings(path)) {
+        const res = await env.call(env.leader, spelled, { method, ...(body === '' ? {} : { body }) });
+        expect(res.status, `${method} ${spelled} without the token`).toBe(401);
+        expect(res.headers.get('WWW-Authenticate')).toBe('Bearer realm="metcd"');
+        const wrong = await env.call(env.leader, spelled, {
+          method,
+          headers: { Authorization: 'Bearer nope' },
+          ...(body === '' ? {} : { body }),
+        });
+        expect(wrong.status, `${method} ${spelled} with a wrong token`).toBe(401);
+      }
     }
-    for (const [path, method] of [
-      ['/members', 'GET'],
-      ['/members/p2', 'GET'],
-      ['/status', 'GET'],
-      ['/hello', 'PUT'],
-      ['/key', 'POST'],
+    await env.c.tick(5);
+    expect(voters()).toEqual(before);
+    expect(env.c.leaderId()).toBe(env.leader);
+    // Reads, key writes and introspection need no token; a change with it goes through.
+    for (const [method, path] of [
+      ['GET', '/members'],
+      ['GET', '/status'],
+      ['PUT', '/hello'],
+      ['POST', '/key'],
     ] as const) {
-      expect(changesCluster(method, path), `${method} ${path}`).toBe(false);
+      const body = method === 'GET' ? {} : { body: method === 'PUT' ? 'v' : '{"a":"1"}' };
+      expect((await env.call(env.leader, path, { method, ...body })).status, `${method} ${path}`).not.toBe(401);
     }
+    const join = await env.call(env.leader, '/join/', {
+      method: 'POST',
+      headers: { Authorization: 'Bearer t' },
+      body: '{"id":"p9","learner":true,"address":"http://p9.test"}',
+    });
+    expect(join.status).toBe(200);
+  });
+
+  it('is judged on the resolved route', () => {
+    expect(changesCluster({ method: 'POST', pattern: '/join', params: {} })).toBe(true);
+    expect(changesCluster({ method: 'DELETE', pattern: '/members/:id', params: { id: 'p2' } })).toBe(true);
+    expect(changesCluster({ method: 'GET', pattern: '/members/:id', params: { id: 'p2' } })).toBe(false);
+    expect(changesCluster({ method: 'POST', pattern: '/:key+', params: { key: 'join' } })).toBe(false);
   });
 });
 

@@ -8,6 +8,27 @@ import path from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
 import { ProcCluster, ProcNode, putKey, readPrefix } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
+import { request as httpRequest } from 'node:http';
+
+/** A request whose target is sent exactly as written (fetch would normalise it first). */
+function rawRequest(
+  base: string,
+  method: string,
+  target: string,
+  body: string,
+): Promise<{ status: number; body: string; location: string | undefined }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: url.hostname, port: url.port, method, path: target }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, location: res.headers.location }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
 
 /** The engine's newest write-ahead log file in a node's data dir. */
 function engineLog(engine: EngineName, dataDir: string): string {
@@ -111,6 +132,11 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
         expect(res.status).toBe(307);
         expect(res.headers.get('Location')).toBe(`${leader.url}/${key}?level=${level}`);
       }
+      // A path that a URL parser could read as another host (//evil.example/x) still sends the
+      // client to the leader: Location is the leader's address plus the path, never a new host.
+      const sneaky = await rawRequest(follower.url, 'PUT', '/.//evil.example/x', 'v');
+      expect(sneaky.status).toBe(307);
+      expect(sneaky.location).toBe(`${leader.url}//evil.example/x`);
       await cluster.caughtUp(follower, leader);
       const stale = await fetch(`${follower.url}/${key}?level=stale`, { redirect: 'manual' });
       expect(stale.status).toBe(200);
@@ -142,6 +168,22 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
       expect(refused.headers.get('X-Metcd-Revision')).toMatch(/^\d+$/);
       expect(refused.headers.get('X-Metcd-Leader')).toBe(leader.id);
     }
+    // Every spelling of a guarded path, sent as is (curl --path-as-is): the router resolves them
+    // all to the guarded route, so none changes membership or leadership without the token.
+    const follower = cluster.live().find((n) => n.id !== leader.id)!;
+    for (const [method, target, body] of [
+      ['POST', '/transfer-leader/', `{"id":"${follower.id}"}`],
+      ['POST', '/x/../transfer-leader/', `{"id":"${follower.id}"}`],
+      ['POST', '/join//', '{"id":"evil","learner":true,"address":"http://127.0.0.1:1"}'],
+      ['POST', '/join/.', '{"id":"evil","learner":true,"address":"http://127.0.0.1:1"}'],
+      ['DELETE', `/members/${follower.id}/`, ''],
+      ['POST', `/members/${follower.id}/promote/`, ''],
+    ] as const) {
+      const res = await rawRequest(leader.url, method, target, body);
+      expect(res.status, `${method} ${target}`).toBe(401);
+      expect(res.body).toContain('unauthorized');
+    }
+    expect((await leader.status()).role).toBe('leader');
     // A node started with the wrong token is refused and exits with one clear line.
     const intruder = await cluster.join('n9', leader, ['--cluster-token', 'not-the-token', '--join-timeout-ms', '5000']);
     const exit = await intruder.exit!;

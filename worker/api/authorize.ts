@@ -4,7 +4,7 @@
 // is judged as the same thing, and what it allowed is exactly what the handler then acts on.
 
 import type { ApiRequest } from './exchange.ts';
-import type { ApiError } from './http.ts';
+import { ApiError } from './http.ts';
 
 /** A request as the router resolved it. */
 export interface ApiRoute {
@@ -26,3 +26,30 @@ export type Authorize = (route: ApiRoute, headers: RequestHeaders) => ApiError |
 
 /** Until the cluster has access control, every request is allowed. */
 export const allowEverything: Authorize = () => null;
+
+/** The routes that change who is in the cluster or who leads it, as "METHOD pattern". */
+const CLUSTER_CHANGES: ReadonlySet<string> = new Set([
+  'POST /join',
+  'POST /transfer-leader',
+  'DELETE /members/:id',
+  'POST /members/:id/promote',
+]);
+
+/** Whether `route` changes membership or leadership. Judged on the resolved route, so no
+ *  spelling of the path (`/join/`, `/join//`, `/x/../join`) gets past it. */
+export function changesCluster(route: ApiRoute): boolean {
+  return CLUSTER_CHANGES.has(`${route.method} ${route.pattern}`);
+}
+
+/**
+ * Asks for the cluster token on the routes that change membership or leadership; everything else
+ * is allowed. `tokenOk` is the host's constant-time check of the Authorization header.
+ */
+export function requireTokenForClusterChanges(tokenOk: (authorization: string | null) => boolean): Authorize {
+  return (route, headers) =>
+    changesCluster(route) && !tokenOk(headers.header('authorization'))
+      ? new ApiError(401, 'unauthorized', 'missing or wrong cluster token (Authorization: Bearer <token>)', {
+          'WWW-Authenticate': 'Bearer realm="metcd"',
+        })
+      : null;
+}

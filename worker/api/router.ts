@@ -36,7 +36,7 @@ import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
 export type { ApiHost, ApiLimits } from './host.ts';
 export type { ApiRoute, Authorize, RequestHeaders } from './authorize.ts';
-export { allowEverything } from './authorize.ts';
+export { allowEverything, changesCluster, requireTokenForClusterChanges } from './authorize.ts';
 export { DEFAULT_API_LIMITS } from './host.ts';
 
 export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'raft', '_metcd'] as const;
@@ -54,12 +54,6 @@ export function needsLeader(request: { readonly method: string; readonly url: st
   const url = new URL(request.url);
   if (LEADERLESS_SEGMENTS.has(url.pathname.split('/')[1] ?? '')) return false;
   return url.searchParams.get('level') !== 'stale';
-}
-
-/** Whether `request` changes membership or leadership (hosts guard these with the cluster token). */
-export function changesCluster(method: string, path: string): boolean {
-  if (method === 'GET' || method === 'HEAD') return false;
-  return path === '/join' || path === '/transfer-leader' || path.startsWith('/members/');
 }
 
 /** A route's work, given the route's parameters percent-decoded (what authorize() saw). */
