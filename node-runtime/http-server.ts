@@ -1,16 +1,13 @@
-// node:http ⇄ standard Request/Response, so the shared router (worker/api/router.ts) serves Node
-// exactly as it serves the edge. Bodies stream through a byte cap: a client cannot make the
-// server buffer more than `bodyBytesMax`, whatever the route does; a body refused mid-way closes
-// the connection after the answer instead of reading the rest.
-
 // node:http ⇄ the shared router's ApiRequest/ApiReply (worker/api/exchange.ts), so the router
 // serves Node exactly as it serves the edge, without building web Request/Response objects per
 // request. Bodies are read through a byte cap (node-request.ts): a client cannot make the server
 // buffer more than `bodyBytesMax`, whatever the route does; a body refused or left unread closes
-// the connection after the answer instead of reading the rest.
+// the connection after the answer instead of reading the rest. CONNECT and requests asking to
+// switch protocols (Upgrade) are answered and closed here: metcd speaks plain HTTP/1.1 only.
 
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ApiReply } from '../worker/api/exchange.ts';
 import { ApiError, errorReply, type ApiErrorCode } from '../worker/api/http.ts';
 import type { Logger } from './log.ts';
@@ -65,6 +62,19 @@ export function writeReply(res: ServerResponse, reply: ApiReply, closeAfter: boo
   else res.end(body);
 }
 
+/** An error answered straight on a socket node:http has handed over (CONNECT, Upgrade), then closed. */
+function refuseOnSocket(socket: Duplex, status: number, reason: string, code: ApiErrorCode, message: string, allow?: string): void {
+  const body = errorReply(status, code, message).body as string;
+  const head = [
+    `HTTP/1.1 ${status} ${reason}`,
+    'Content-Type: application/json; charset=utf-8',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...(allow === undefined ? [] : [`Allow: ${allow}`]),
+    'Connection: close',
+  ];
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
 function plainError(res: ServerResponse, status: number, code: ApiErrorCode, message: string): void {
   if (res.headersSent) {
     res.destroy();
@@ -109,6 +119,21 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
         res.destroy();
       });
   });
+  // Without these listeners node:http closes a CONNECT without a word, and leaves an upgrade
+  // request's connection waiting for a protocol switch that never comes.
+  server.on('connect', (_req, socket: Duplex) =>
+    refuseOnSocket(
+      socket,
+      405,
+      'Method Not Allowed',
+      'method_not_allowed',
+      'CONNECT is not supported: metcd is not a proxy',
+      'GET, PUT, POST, DELETE, HEAD',
+    ),
+  );
+  server.on('upgrade', (_req, socket: Duplex) =>
+    refuseOnSocket(socket, 400, 'Bad Request', 'bad_request', 'metcd does not switch protocols; send the request without Upgrade'),
+  );
   server.maxConnections = opts.connectionsMax ?? 10_000;
   server.headersTimeout = 10_000;
   await new Promise<void>((resolve, reject) => {

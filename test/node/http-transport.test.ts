@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { encodeMessages, decodeMessages } from '../../worker/raft/codec.ts';
 import type { Message } from '../../worker/raft/types.ts';
 import type { Peer } from '../../worker/peer/peer.ts';
@@ -86,7 +86,52 @@ describe('front door', () => {
   });
 });
 
+/** Writes `raw` on a new connection and collects what comes back until the server closes it
+ *  (or `waitMs` passes: then `closed` is false). */
+function rawExchange(port: number, raw: string, waitMs = 3000): Promise<{ text: string; closed: boolean }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text, closed: false });
+    }, waitMs);
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text, closed: true });
+    });
+    socket.on('error', reject);
+    socket.write(raw);
+  });
+}
+
 describe('http server', () => {
+  it('answers CONNECT 405 and a request asking to switch protocols 400, and closes: nothing is left hanging', async () => {
+    const s = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      bodyBytesMax: 1000,
+      log: silentLogger,
+      handler: async () => ({ status: 200, headers: {}, body: 'served' }),
+    });
+    cleanups.push(() => s.close());
+    const tunnel = await rawExchange(s.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    expect(tunnel.text).toMatch(/^HTTP\/1\.1 405 /);
+    expect(tunnel.text).toContain('"code":"method_not_allowed"');
+    expect(tunnel.closed).toBe(true);
+    const upgrade = await rawExchange(
+      s.port,
+      'GET /status HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n' + 'GET /status HTTP/1.1\r\nHost: x\r\n\r\n',
+    );
+    expect(upgrade.text).toMatch(/^HTTP\/1\.1 400 /);
+    expect(upgrade.text).toContain('"code":"bad_request"');
+    expect(upgrade.closed).toBe(true);
+    // The server still serves everyone else.
+    expect(await (await fetch(`http://127.0.0.1:${s.port}/status`)).text()).toBe('served');
+  });
+
   it('streams bodies to the handler under a hard cap and closes the connection after refusing one', async () => {
     const s = await startHttpServer({
       host: '127.0.0.1',
