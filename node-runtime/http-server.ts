@@ -6,7 +6,7 @@
 // switch protocols (Upgrade) are answered and closed here: metcd speaks plain HTTP/1.1 only.
 
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ApiReply } from '../worker/api/exchange.ts';
 import { ApiError, errorReply, type ApiErrorCode } from '../worker/api/http.ts';
@@ -26,7 +26,18 @@ export interface HttpServerOptions {
   requestTimeoutMs?: number;
   /** Most concurrent connections. */
   connectionsMax?: number;
+  /** Most concurrent connections from one remote address (Consul's http_max_conns_per_client):
+   *  one client cannot take every connection slot. */
+  connectionsPerAddressMax?: number;
+  /** Time a client has to send its request headers (slow-header clients are cut after it). */
+  headersTimeoutMs?: number;
 }
+
+export const CONNECTIONS_PER_ADDRESS_MAX = 200;
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** How often node:http looks for connections past their headers or request deadline (its own
+ *  default, 30 s, lets slow clients hold their slots three times as long as the deadline says). */
+const CONNECTIONS_CHECK_INTERVAL_MS = 1000;
 
 export interface RunningServer {
   readonly server: Server;
@@ -62,6 +73,28 @@ export function writeReply(res: ServerResponse, reply: ApiReply, closeAfter: boo
   else res.end(body);
 }
 
+/** Closes a new connection at once when its remote address already holds `max` (counted, logged
+ *  once per address while it is over). */
+function limitConnectionsPerAddress(server: Server, max: number, log: Logger): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? '';
+    const count = open.get(address) ?? 0;
+    if (count >= max) {
+      if (count === max) log.warn('connections refused: too many from one address', { address, max });
+      open.set(address, max + 1); // logged; stays at max + 1 until one closes
+      socket.destroy();
+      return;
+    }
+    open.set(address, count + 1);
+    socket.once('close', () => {
+      const now = Math.min(open.get(address) ?? 1, max) - 1;
+      if (now <= 0) open.delete(address);
+      else open.set(address, now);
+    });
+  });
+}
+
 /** An error answered straight on a socket node:http has handed over (CONNECT, Upgrade), then closed. */
 function refuseOnSocket(socket: Duplex, status: number, reason: string, code: ApiErrorCode, message: string, allow?: string): void {
   const body = errorReply(status, code, message).body as string;
@@ -86,7 +119,14 @@ function plainError(res: ServerResponse, status: number, code: ApiErrorCode, mes
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningServer> {
   const fallbackHost = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
   const base = `http://${fallbackHost}`;
-  const server = createServer({ requestTimeout: opts.requestTimeoutMs ?? 30_000, keepAliveTimeout: 30_000 }, (req, res) => {
+  const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const serverOptions = {
+    requestTimeout: Math.max(opts.requestTimeoutMs ?? 30_000, headersTimeout),
+    headersTimeout,
+    keepAliveTimeout: 30_000,
+    connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
+  };
+  const server = createServer(serverOptions, (req, res) => {
     let request: NodeRequest;
     try {
       request = new NodeRequest(req, base, opts.bodyBytesMax);
@@ -135,7 +175,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
     refuseOnSocket(socket, 400, 'Bad Request', 'bad_request', 'metcd does not switch protocols; send the request without Upgrade'),
   );
   server.maxConnections = opts.connectionsMax ?? 10_000;
-  server.headersTimeout = 10_000;
+  limitConnectionsPerAddress(server, opts.connectionsPerAddressMax ?? CONNECTIONS_PER_ADDRESS_MAX, opts.log);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {

@@ -12,6 +12,7 @@ import { createFront } from '../../node-runtime/front.ts';
 import { startHttpServer, type RunningServer } from '../../node-runtime/http-server.ts';
 import { HttpTransport } from '../../node-runtime/transport.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
+import { waitFor } from '../support/wait.ts';
 import type { ApiReply, ApiRequest } from '../../worker/api/exchange.ts';
 
 const hb = (from: string, to: string, term = 1): Message => ({ type: 'heartbeat', from, to, term, commit: 0 });
@@ -108,6 +109,52 @@ function rawExchange(port: number, raw: string, waitMs = 3000): Promise<{ text: 
 }
 
 describe('http server', () => {
+  it('slow clients from one address cannot lock others out: a per-address cap, and headers due in time', async () => {
+    const s = await startHttpServer({
+      host: '127.0.0.1',
+      port: 0,
+      bodyBytesMax: 1000,
+      log: silentLogger,
+      connectionsPerAddressMax: 50,
+      headersTimeoutMs: 4000,
+      handler: async () => ({ status: 200, headers: {}, body: 'served' }),
+    });
+    cleanups.push(() => s.close());
+    // 150 connections from 127.0.0.1 that start a request and never finish its headers.
+    let closed = 0;
+    const slow = Array.from({ length: 150 }, () => {
+      const socket = connect(s.port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.resume(); // read what the server says (its 408), so its close reaches us
+      socket.write('GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+      return new Promise<void>((resolve) =>
+        socket.on('close', () => {
+          closed++;
+          resolve();
+        }),
+      );
+    });
+    // Past the cap, the address's connections are closed at once; 50 hold their slots…
+    await waitFor('the connections over the cap closed', 10_000, async () => (closed >= 100 ? true : undefined));
+    expect(closed).toBe(100);
+    // …and meanwhile a client from another address is served.
+    const other = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: s.port, path: '/status', localAddress: '127.0.0.2' }, (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(other).toEqual({ status: 200, body: 'served' });
+    expect(closed, 'slow connections still holding their slots while the other client was served').toBe(100);
+    // The rest are cut once their headers are overdue, and the address is served again.
+    await Promise.all(slow);
+    expect(await (await fetch(`http://127.0.0.1:${s.port}/status`)).text()).toBe('served');
+  }, 30_000);
+
   it('answers CONNECT 405 and a request asking to switch protocols 400, and closes: nothing is left hanging', async () => {
     const s = await startHttpServer({
       host: '127.0.0.1',
