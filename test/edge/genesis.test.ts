@@ -29,6 +29,9 @@ describe('bootstrap', () => {
 
   it('raising CLUSTER_SIZE later adds no member: new bootstrap ids wait for /join', async () => {
     await c.reconfigure({ CLUSTER_SIZE: '5' });
+    // The reload restarts the peers, which elect a leader again (an election timeout or two,
+    // longer on a loaded machine than a peer holds a leaderless request): wait for it.
+    await c.leader();
     expect(await (await c.follow('/first?level=consistent')).text()).toBe('x');
     // p5 is now in the vars' bootstrap set, but the cluster's genesis (from p1) has 3 voters.
     const p5 = await c.status('p5');
