@@ -1,7 +1,9 @@
 // The Worker front door of the edge runtime. It picks the peer that serves a request and hands
 // the request to that peer's Durable Object, which answers with the shared router. It makes no
 // Raft decision and no API decision:
-//   - `?peer=p2` names the peer; otherwise the leader this isolate last heard of, else p1;
+//   - `?peer=p2` names the peer; otherwise the leader this isolate last heard of, else p1. A
+//     name that is neither a bootstrap peer nor a member is refused here (addressable), so no
+//     request from outside creates a Durable Object;
 //   - the cluster needs no setup call: the peers of the default cluster (CLUSTER_SIZE of them,
 //     p1..pN) bootstrap themselves from the same vars on their first start (config.ts);
 //   - Raft traffic never passes through here. Peers talk over Durable Object RPC (deliver),
@@ -23,6 +25,30 @@ const INTERNAL_SEGMENTS = new Set(['raft', '_metcd']);
 
 /** Last leader seen per cluster in this isolate: a hint, corrected by every answer. */
 const leaderHints = new Map<string, NodeId>();
+
+/** Ids seen in a cluster's membership from this isolate (only ever added: a removed member's
+ *  object exists and answers 410 itself). */
+const knownMembers = new Map<string, Set<NodeId>>();
+
+/**
+ * Whether `id` may be addressed with ?peer=: a bootstrap peer, or a member. Any other name is
+ * refused before a stub is made, so no request from outside creates a Durable Object (each new
+ * name would be a new object: a cost and storage attack). A name not seen yet is looked up in
+ * the membership of a peer that exists (the leader hint, else the first bootstrap peer).
+ */
+async function addressable(env: Env, config: EdgeConfig, id: NodeId): Promise<boolean> {
+  if (config.bootstrapPeers.includes(id)) return true;
+  let known = knownMembers.get(config.cluster);
+  if (known?.has(id)) return true;
+  const asked = leaderHints.get(config.cluster) ?? config.bootstrapPeers[0]!;
+  const res = await peerStub(env, config, asked).fetch(new Request(`https://metcd.internal/members?peer=${asked}`));
+  if (res.status !== 200) return false;
+  const body = (await res.json()) as { members?: Array<{ id?: unknown }> };
+  known ??= new Set();
+  for (const m of body.members ?? []) if (typeof m.id === 'string' && isPeerId(m.id)) known.add(m.id);
+  knownMembers.set(config.cluster, known);
+  return known.has(id);
+}
 
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
@@ -50,6 +76,9 @@ export default {
     }
     let response: Response;
     try {
+      if (!(await addressable(env, config, target))) {
+        return errorResponse(404, 'not_found', `peer ${target} is not a member of cluster ${config.cluster} (add it with POST /join)`);
+      }
       response = await peerStub(env, config, target).fetch(request);
     } catch (err) {
       // The object was reset or is overloaded; the request may not have been seen at all.

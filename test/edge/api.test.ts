@@ -221,6 +221,22 @@ describe('bad input answers a clear 4xx, never a 500', () => {
   });
 });
 
+describe('?peer= names only members', () => {
+  it('refuses a name outside the cluster before any object is made for it, and reaches a joined member', async () => {
+    for (const name of ['p7', 'p999', 'zz-top']) {
+      const res = await c.request(`/hello?peer=${name}`);
+      expect(res.status, name).toBe(404);
+      expect((await errorOf(res)).message).toContain(`peer ${name} is not a member`);
+      // Inspecting creates the object if it did not exist: it must never have had a request.
+      expect((await c.inspect(name)).requests, name).toBe(0);
+    }
+    expect((await c.follow('/join', { method: 'POST', body: '{"id":"p6","learner":true}' })).status).toBe(200);
+    // The new member's object starts with the leader's first message to it; then it answers.
+    await waitFor('p6 answering', async () => (await c.request('/status?peer=p6')).status === 200);
+    expect((await c.inspect('p6')).requests).toBeGreaterThan(0);
+  });
+});
+
 describe("the peers' Raft endpoints are not reachable from the public Worker", () => {
   // A message that reaches a peer's Raft core is visibly counted: a response from a sender that
   // is not a member is dropped as 'unknown-sender'.

@@ -69,6 +69,8 @@ export interface PeerInspection {
   alarmAt: number | null;
   /** Whether the tick timer runs (stopped for good once the peer is removed). */
   ticking: boolean;
+  /** Client requests this instance received from the Worker. */
+  requests: number;
 }
 
 export class PeerObject extends DurableObject<Env> {
@@ -81,6 +83,7 @@ export class PeerObject extends DurableObject<Env> {
   private misaddressed = 0;
   private isolated = false;
   private isolatedDrops = 0;
+  private requests = 0;
   /** What first reached this instance: the alarm (it woke the peer by itself) or a call. */
   private wokenBy: 'alarm' | 'call' | null = null;
 
@@ -96,6 +99,7 @@ export class PeerObject extends DurableObject<Env> {
 
   override async fetch(request: Request): Promise<Response> {
     this.wokenBy ??= 'call';
+    this.requests++;
     const name = this.identity();
     if (name === null) return errorResponse(500, 'internal', 'this peer object has no valid <cluster>/<peer-id> name');
     if (!this.mayOpen()) {
@@ -187,6 +191,7 @@ export class PeerObject extends DurableObject<Env> {
       isolatedDrops: this.isolatedDrops,
       alarmAt,
       ticking: this.ticker !== null,
+      requests: this.requests,
     };
     return JSON.stringify(inspection);
   }
