@@ -25,7 +25,7 @@ async function frontServer(routerCalls: ApiRequest[], received: Message[][]): Pr
   const peer = {
     receive: (m: Message[]) => received.push(m),
     revision: 7,
-    leaderInfo: () => ({ id: 'n2', address: 'http://127.0.0.1:1', self: false }),
+    leaderId: 'n2',
   } as unknown as Peer;
   const front = createFront({
     selfId: 'n1',

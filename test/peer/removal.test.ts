@@ -16,13 +16,13 @@ const notice = (index: number): Message => ({ type: 'removed', from: 'n2', to: '
 
 describe('removal notices', () => {
   it('a member answers a sender outside both its configurations, naming its applied index', () => {
-    expect(removalNotice('n2', 6, 'n6', members(['n2', 'n3', 'n4']), members(['n2', 'n3', 'n4']), 32)).toMatchObject({
+    expect(removalNotice('n2', 6, 'n6', () => members(['n2', 'n3', 'n4']), members(['n2', 'n3', 'n4']), 32)).toMatchObject({
       type: 'removed',
       to: 'n6',
       index: 32,
     });
-    expect(removalNotice('n2', 6, 'n6', members(['n2', 'n3', 'n4', 'n6']), members(['n2', 'n3', 'n4']), 32)).toBeNull();
-    expect(removalNotice('n2', 6, 'n6', members(['n2', 'n3', 'n4']), members(['n2', 'n3', 'n4'], ['n6']), 32)).toBeNull();
+    expect(removalNotice('n2', 6, 'n6', () => members(['n2', 'n3', 'n4', 'n6']), members(['n2', 'n3', 'n4']), 32)).toBeNull();
+    expect(removalNotice('n2', 6, 'n6', () => members(['n2', 'n3', 'n4']), members(['n2', 'n3', 'n4'], ['n6']), 32)).toBeNull();
   });
 
   it('proves removal to a peer that applied a configuration holding itself, when the notice is beyond its log', () => {

@@ -89,7 +89,8 @@ const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health
 /** Ask the host's authorize hook about `route`; a refusal is thrown (answered instead). A peer
  *  removed from the cluster answers everything but introspection 410, before any redirect. */
 async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promise<ApiReply> {
-  const refusal = await ctx.authorize(route, ctx.request);
+  const verdict = ctx.authorize(route, ctx.request);
+  const refusal = verdict instanceof Promise ? await verdict : verdict; // no turn of the loop for a sync hook
   if (refusal !== null) throw refusal;
   const removed = ctx.peer.removed();
   if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern)))
@@ -155,11 +156,11 @@ const LEADER_LOWER = H.leader.toLowerCase();
  * edge Worker can go straight to the leader next time. A proxied reply keeps the leader's own
  * (lower-cased names); a route that names a leader (a redirect, a stale read) keeps its own.
  */
-export function withPeerHeaders(reply: ApiReply, peer: Pick<Peer, 'revision' | 'leaderInfo'>): ApiReply {
+export function withPeerHeaders(reply: ApiReply, peer: Pick<Peer, 'revision' | 'leaderId'>): ApiReply {
   const h = reply.headers;
   if (!(H.revision in h) && !(REVISION_LOWER in h)) h[H.revision] = String(peer.revision);
   if (!(H.leader in h) && !(LEADER_LOWER in h)) {
-    const leader = peer.leaderInfo().id;
+    const leader = peer.leaderId;
     if (leader !== '') h[H.leader] = leader;
   }
   return reply;

@@ -421,8 +421,7 @@ export class PeerObject extends DurableObject<Env> {
     if (!needsLeader(request)) return;
     const waitMs = (2 * ELECTION_TICKS + 2) * this.config.tickMs;
     const deadline = Date.now() + waitMs;
-    const waiting = (): boolean =>
-      hosted.peer.leaderInfo().id === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
+    const waiting = (): boolean => hosted.peer.leaderId === '' && hosted.peer.status().failure === null && hosted.peer.removed() === null;
     while (waiting() && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, this.config.tickMs));
     }

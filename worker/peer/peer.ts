@@ -222,7 +222,7 @@ export class Peer {
   /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
   receive(msgs: readonly Message[]): void {
     if (this.closing || this.failure !== null || this.removal !== null) return;
-    const told = new Set<NodeId>();
+    let told: NodeId | null = null; // notice a sender once per run of its messages (a host's batch is one peer's)
     for (const msg of msgs) {
       if (msg.type === 'removed') {
         if (noticeProvesRemoval(this.id, msg, this.appliedMembership, this.core.lastIndex())) {
@@ -231,15 +231,15 @@ export class Peer {
         }
         continue;
       }
-      // A sender outside the configuration is told so (once per batch); the core still gets
+      // A sender outside the configuration is told so; the core still gets
       // its message and decides as ever (it may be a voter this peer's log has not reached).
-      if (!told.has(msg.from)) {
-        told.add(msg.from);
+      if (told !== msg.from) {
+        told = msg.from;
         const notice = removalNotice(
           this.id,
           this.term,
           msg.from,
-          this.core.membership(),
+          () => this.core.membership(),
           this.appliedMembership,
           this.appliedMembershipIndex,
         );
@@ -376,7 +376,12 @@ export class Peer {
     return done;
   }
 
-  /** Who leads, as far as this peer knows (`id` '' when nobody). */
+  /** Who leads, as far as this peer knows ('' when nobody): cheap, for every answer's headers. */
+  get leaderId(): NodeId {
+    return this.leader;
+  }
+
+  /** Who leads, as far as this peer knows (`id` '' when nobody), and its address. */
   leaderInfo(): { id: NodeId; address: string; self: boolean } {
     const address = this.leader === '' ? '' : (this.core.membership().addresses[this.leader] ?? '');
     return { id: this.leader, address, self: this.role === 'leader' };

@@ -46,18 +46,20 @@ export function decodeRemoval(text: string | undefined): Removal | null {
   return null;
 }
 
-/** What a member (`self`, applied configuration `applied` at `appliedIndex`, latest `latest`)
- *  answers a message from `from`: a notice when `from` is in neither, else null. */
+/** What a member (`self`, applied configuration `applied` at `appliedIndex`, latest
+ *  configuration from `latest()`) answers a message from `from`: a notice when `from` is in
+ *  neither, else null. Runs for every inbound batch, so the latest configuration (a copy) is
+ *  only asked for a sender outside the applied one. */
 export function removalNotice(
   self: NodeId,
   term: number,
   from: NodeId,
-  latest: Membership,
+  latest: () => Membership,
   applied: Membership,
   appliedIndex: number,
 ): Message | null {
   if (!isMember(applied, self) || appliedIndex === 0) return null; // not a member itself
-  if (isMember(latest, from) || isMember(applied, from)) return null;
+  if (isMember(applied, from) || isMember(latest(), from)) return null;
   return { type: 'removed', from: self, to: from, term, index: appliedIndex };
 }
 
