@@ -49,9 +49,8 @@ interface ClientState {
   /** The client id of its current session (`c1`, then `c1.2`, … after a session expired). */
   name: string;
   generation: number;
-  /** Whether its current session has begun (its registration applied). */
-  registered: boolean;
-  /** Whether a write of its current session was answered (so the session exists, unless dropped). */
+  /** Whether a write of its current session was answered (so the session exists, unless
+   *  dropped); where clients register, that is the registration. */
   sessionKnown: boolean;
   seq: number;
   op: PendingOp | null;
@@ -115,7 +114,6 @@ export class SimClients {
         index: i,
         name: `c${i}`,
         generation: 1,
-        registered: !registers,
         sessionKnown: false,
         seq: 0,
         op: null,
@@ -206,7 +204,6 @@ export class SimClients {
       if (answer.kind !== 'write' || !answer.result.ok) {
         violation('client-session', `${c.name} registration answered ${JSON.stringify(answer)}`);
       }
-      c.registered = true;
       c.sessionKnown = true;
       c.op = null;
       this.stats.registrations++;
@@ -254,33 +251,26 @@ export class SimClients {
     c.generation++;
     c.name = `c${c.index}.${c.generation}`;
     c.seq = 0;
-    c.registered = !this.registers;
     c.sessionKnown = false;
     c.op = null;
+  }
+
+  /** An operation about to make its first attempt now. */
+  private pendingOp(register: boolean, input: KvInput, level: ReadLevel | null, data: KvCommand | null, call: number): PendingOp {
+    const now = this.env.now();
+    return { register, input, level, data, call, startTick: now, reqId: 0, target: '', attemptDeadline: 0, retryAt: now, attempts: 0 };
   }
 
   private startRegistration(c: ClientState): void {
     c.seq = 1;
     const input: KvInput = { op: 'delete', key: `_session/${c.name}` };
-    const now = this.env.now();
-    c.op = {
-      register: true,
-      input,
-      level: null,
-      data: toCommand(input, c.name, c.seq),
-      call: 0,
-      startTick: now,
-      reqId: 0,
-      target: '',
-      attemptDeadline: 0,
-      retryAt: now,
-      attempts: 0,
-    };
+    // No call stamp: a registration is not part of the checked history.
+    c.op = this.pendingOp(true, input, null, toCommand(input, c.name, c.seq), 0);
     if (this.env.tracing) this.env.trace(`${c.name} call register seq=1`);
   }
 
   private start(c: ClientState): void {
-    if (!c.registered) return this.startRegistration(c);
+    if (this.registers && !c.sessionKnown) return this.startRegistration(c);
     const key = this.keys[this.random.nextInt(this.keys.length)]!;
     const roll = this.random.nextInt(100);
     let input: KvInput;
@@ -307,20 +297,7 @@ export class SimClients {
       c.seq++;
       data = toCommand(input, c.name, c.seq);
     }
-    const now = this.env.now();
-    c.op = {
-      register: false,
-      input,
-      level,
-      data,
-      call: this.env.stamp(),
-      startTick: now,
-      reqId: 0,
-      target: '',
-      attemptDeadline: 0,
-      retryAt: now,
-      attempts: 0,
-    };
+    c.op = this.pendingOp(false, input, level, data, this.env.stamp());
     this.stats.started++;
     if (this.env.tracing) this.env.trace(`${c.name} call ${describe(input, level)}${data !== null ? ` seq=${c.seq}` : ''}`);
   }
