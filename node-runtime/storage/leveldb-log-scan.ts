@@ -17,10 +17,10 @@ import { StorageCorruptError } from './errors.ts';
 
 const BLOCK_BYTES = 32768;
 const HEADER_BYTES = 7;
+// Record types 1..4: FULL, FIRST, MIDDLE (3: only ever between FIRST and LAST, so the scan
+// never names it), LAST.
 const FULL = 1;
 const FIRST = 2;
-// eslint-disable-next-line @typescript-eslint/no-unused-vars -- the format's type 3, named for the reader; the scan needs only FULL/FIRST/LAST
-const MIDDLE = 3;
 const LAST = 4;
 
 export interface LevelLogScan {
