@@ -8,27 +8,7 @@ import path from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
 import { ProcCluster, ProcNode, putKey, readPrefix } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
-import { request as httpRequest } from 'node:http';
-
-/** A request whose target is sent exactly as written (fetch would normalise it first). */
-function rawRequest(
-  base: string,
-  method: string,
-  target: string,
-  body: string,
-): Promise<{ status: number; body: string; location: string | undefined }> {
-  const url = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: url.hostname, port: url.port, method, path: target }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, location: res.headers.location }));
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+import { rawRequest } from '../support/raw-http.ts';
 
 /** The engine's newest write-ahead log file in a node's data dir. */
 function engineLog(engine: EngineName, dataDir: string): string {

@@ -13,6 +13,7 @@ import { startHttpServer, type RunningServer } from '../../node-runtime/http-ser
 import { HttpTransport } from '../../node-runtime/transport.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { waitFor } from '../support/wait.ts';
+import { rawRequest } from '../support/raw-http.ts';
 import type { ApiReply, ApiRequest } from '../../worker/api/exchange.ts';
 
 const hb = (from: string, to: string, term = 1): Message => ({ type: 'heartbeat', from, to, term, commit: 0 });
@@ -138,17 +139,8 @@ describe('http server', () => {
     await waitFor('the connections over the cap closed', 10_000, async () => (closed >= 100 ? true : undefined));
     expect(closed).toBe(100);
     // …and meanwhile a client from another address is served.
-    const other = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: s.port, path: '/status', localAddress: '127.0.0.2' }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      });
-      req.on('error', reject);
-      req.end();
-    });
-    expect(other).toEqual({ status: 200, body: 'served' });
+    const other = await rawRequest(`http://127.0.0.1:${s.port}`, 'GET', '/status', '', { localAddress: '127.0.0.2' });
+    expect({ status: other.status, body: other.body }).toEqual({ status: 200, body: 'served' });
     expect(closed, 'slow connections still holding their slots while the other client was served').toBe(100);
     // The rest are cut once their headers are overdue, and the address is served again.
     await Promise.all(slow);
