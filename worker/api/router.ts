@@ -70,16 +70,19 @@ function notFound(): never {
   throw new ApiError(404, 'not_found', 'no such route (reserved path; keys with this name are reached via /key/<key>)');
 }
 
-/** A route's path parameters, percent-decoded; a bad encoding is the client's error. */
+/** A path parameter, percent-decoded; a bad encoding is the client's error. */
+function decodeParam(name: string, value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw badRequest(`${name} is not valid percent-encoded UTF-8`);
+  }
+}
+
+/** A route's path parameters, percent-decoded. */
 function decodeParams(raw: Record<string, string> | undefined): Record<string, string> {
   const params: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw ?? {})) {
-    try {
-      params[name] = decodeURIComponent(value);
-    } catch {
-      throw badRequest(`${name} is not valid percent-encoded UTF-8`);
-    }
-  }
+  for (const [name, value] of Object.entries(raw ?? {})) params[name] = decodeParam(name, value);
   return params;
 }
 
@@ -178,7 +181,7 @@ function keyRoute(path: string, ctx: ApiContext): Promise<ApiReply> | null {
   if (path.length < 2) return null;
   const slash = path.indexOf('/', 1);
   if (RESERVED.has(slash < 0 ? path.slice(1) : path.slice(1, slash))) return null;
-  const route = { method, pattern: KEY_PATTERN, params: decodeParams({ key: path.slice(1) }) };
+  const route = { method, pattern: KEY_PATTERN, params: { key: decodeParam('key', path.slice(1)) } };
   if (method === 'GET') return authorized(ctx, route, (p) => getRaw(ctx, p['key']));
   if (method === 'PUT') return authorized(ctx, route, (p) => putRaw(ctx, p['key']));
   return authorized(ctx, route, (p) => deleteKey(ctx, p['key'], 'raw'));
