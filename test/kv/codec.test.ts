@@ -62,7 +62,7 @@ describe('command codec', () => {
     });
     for (let n = 0; n < bytes.length; n++) expect(() => decodeCommand(bytes.subarray(0, n)), `prefix ${n}`).toThrow(KvCodecError);
     expect(() => decodeCommand(new Uint8Array([...bytes, 0]))).toThrow(KvCodecError);
-    expect(() => decodeCommand(new Uint8Array([2, ...bytes.subarray(1)]))).toThrow(/version/);
+    expect(() => decodeCommand(new Uint8Array([3, ...bytes.subarray(1)]))).toThrow(/version/);
     expect(() => decodeCommand(new Uint8Array([1, 0x80 | bytes[1]!, ...bytes.subarray(2)]))).toThrow(/flags/);
   });
 

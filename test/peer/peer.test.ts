@@ -226,6 +226,7 @@ describe('peer: exactly-once and limits', () => {
         commandBytesMax: 256,
         sessionsMax: 10,
         sessionIdleEntriesMax: 1000,
+        tokensMax: 10,
       },
     });
     const leader = await c.waitLeader();

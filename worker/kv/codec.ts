@@ -17,6 +17,10 @@
 //   [compare] string key, varuint modRevision
 //   varuint count, then count × (string key [, string value when put])
 //
+// Command, version 2 (the rare administrative commands: tokens): u8 version=2, then the
+// command as UTF-8 JSON. The codec checks it is a JSON object with a string op; apply's
+// validation judges the rest.
+//
 // State, version 1 (records strictly sorted by key, sessions strictly sorted by client, so
 // the same state always gives the same bytes):
 //   u8 'S', u8 version=1, varuint revision
@@ -34,6 +38,9 @@ import { readUtf8, utf8Length, writeUtf8 } from './utf8.ts';
 export { KvCodecError } from './errors.ts';
 
 export const COMMAND_FORMAT_VERSION = 1;
+const JSON_COMMAND_FORMAT_VERSION = 2;
+/** The version byte before a JSON command. */
+export const JSON_COMMAND_HEADER_BYTES = 1;
 export const STATE_FORMAT_VERSION = 1;
 const STATE_MAGIC = 0x53; // 'S': a state can never be mistaken for a command
 
@@ -56,6 +63,7 @@ function measured(s: string, what: string): number {
 
 /** Encode a command (structurally valid: run validateCommand first). */
 export function encodeCommand(cmd: KvCommand): Uint8Array {
+  if (cmd.op === 'token-put' || cmd.op === 'token-delete') return encodeJsonCommand(cmd);
   const lengths = scratchLengths;
   let li = 0;
   let bytes = COMMAND_HEADER_BYTES;
@@ -122,6 +130,29 @@ export function encodeCommand(cmd: KvCommand): Uint8Array {
   return out;
 }
 
+function encodeJsonCommand(cmd: KvCommand): Uint8Array {
+  const json = JSON.stringify(cmd);
+  const n = measured(json, 'command');
+  const out = new Uint8Array(JSON_COMMAND_HEADER_BYTES + n);
+  out[0] = JSON_COMMAND_FORMAT_VERSION;
+  writeUtf8(out, JSON_COMMAND_HEADER_BYTES, json, n);
+  return out;
+}
+
+function decodeJsonCommand(bytes: Uint8Array): KvCommand {
+  let cmd: unknown;
+  try {
+    cmd = JSON.parse(readUtf8(bytes, JSON_COMMAND_HEADER_BYTES, bytes.length - JSON_COMMAND_HEADER_BYTES));
+  } catch (e) {
+    if (e instanceof SyntaxError) throw new KvCodecError('a JSON command that is not JSON');
+    throw e;
+  }
+  if (typeof cmd !== 'object' || cmd === null || Array.isArray(cmd) || typeof (cmd as { op?: unknown }).op !== 'string') {
+    throw new KvCodecError('a JSON command must be an object with a string op');
+  }
+  return cmd as KvCommand;
+}
+
 function writeString(out: Uint8Array, offset: number, s: string, byteLength: number): number {
   offset = writeVaruint(out, offset, byteLength);
   return writeUtf8(out, offset, s, byteLength);
@@ -146,6 +177,7 @@ export function decodeCommand(bytes: Uint8Array): KvCommand {
 function decodeCommandOrThrow(bytes: Uint8Array): KvCommand {
   const r = new ByteReader(bytes);
   const version = r.u8();
+  if (version === JSON_COMMAND_FORMAT_VERSION) return decodeJsonCommand(bytes);
   if (version !== COMMAND_FORMAT_VERSION) throw new KvCodecError(`unknown command format version ${version}`);
   const flags = r.u8();
   if ((flags & ~FLAGS_KNOWN) !== 0) throw new KvCodecError(`unknown command flags ${flags}`);

@@ -13,9 +13,11 @@
 // Records are immutable: every write stores a new KeyRecord, so the records handed out by
 // get(), range(), snapshot() and takeChanges() never change under the caller. Do not mutate them.
 
-import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState } from './types.ts';
+import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState, TokenRecord } from './types.ts';
 import { DEFAULT_KV_LIMITS } from './types.ts';
 import { SessionTable } from './sessions.ts';
+import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
+import type { TokenView } from './tokens.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
@@ -48,6 +50,10 @@ export class KvStateMachine {
   private readonly records = new Map<string, KeyRecord>();
   private readonly keys: SortedKeys;
   private readonly sessions: SessionTable;
+  /** API tokens: an index over the records under their internal keys (tokens.ts). */
+  private readonly tokenTable = new TokenTable();
+  /** Records under metcd's own keys (tokens), which no client read sees. */
+  private internalKeys = 0;
   private currentRevision: number;
   /** Σ pairBytes over the records: what a host's space quota is checked against. */
   private bytes = 0;
@@ -70,6 +76,10 @@ export class KvStateMachine {
       if (this.records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
       this.records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
       this.bytes += pairBytes(key, r.value);
+      if (isInternalKey(key)) {
+        this.internalKeys++;
+        if (isTokenKey(key)) this.tokenTable.add(decodeToken(key, r.value));
+      }
       if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
       sortedKeys.push(key);
     }
@@ -83,9 +93,14 @@ export class KvStateMachine {
     return this.currentRevision;
   }
 
-  /** Number of keys. */
+  /** Number of client keys. */
   get size(): number {
-    return this.records.size;
+    return this.records.size - this.internalKeys;
+  }
+
+  /** The API tokens of the applied state. */
+  get tokens(): TokenView {
+    return this.tokenTable;
   }
 
   /** Size of the keys and values held, in UTF-8 bytes (record overhead not counted). */
@@ -112,6 +127,7 @@ export class KvStateMachine {
     const end = opts.end ?? '';
     this.keys.walkFrom(start > prefix ? start : prefix, (key) => {
       if (prefix !== '' && !key.startsWith(prefix)) return false;
+      if (isInternalKey(key)) return true; // metcd's own keys are no client's to read
       if (end !== '' && key >= end) return false;
       out.push([key, this.records.get(key)!]);
       return out.length < limit;
@@ -176,6 +192,8 @@ export class KvStateMachine {
   private execute(cmd: KvCommand): KvResult {
     const problem = commandProblem(cmd, this.limits);
     if (problem !== null) return this.invalid(problem.message);
+    if (cmd.op === 'token-put') return this.putToken(cleanToken(cmd.token));
+    if (cmd.op === 'token-delete') return this.deleteToken(cmd.id);
 
     const compare = cmd.compare;
     if (compare !== undefined) {
@@ -190,19 +208,7 @@ export class KvStateMachine {
       const pairs = cmd.pairs;
       for (let i = 0; i < pairs.length; i++) {
         const pair = pairs[i]!;
-        const key = pair[0];
-        const value = pair[1];
-        const prev = this.records.get(key);
-        if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
-        if (prev === undefined) {
-          this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
-          this.keys.added(key);
-          this.bytes += pairBytes(key, value);
-        } else {
-          this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
-          this.bytes += stringBytes(value) - stringBytes(prev.value);
-        }
-        this.dirtyKeys.add(key);
+        this.setRecord(pair[0], pair[1], revision);
       }
       this.currentRevision = revision;
       return { ok: true, op: 'put', revision };
@@ -210,20 +216,59 @@ export class KvStateMachine {
 
     let deleted = 0;
     const keys = cmd.keys;
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i]!;
-      const prev = this.records.get(key);
-      if (prev === undefined) continue;
-      if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
-      if (this.records.delete(key)) {
-        this.bytes -= pairBytes(key, prev.value);
-        deleted++;
-        this.keys.removed();
-        this.dirtyKeys.add(key);
-      }
-    }
+    for (let i = 0; i < keys.length; i++) if (this.deleteRecord(keys[i]!)) deleted++;
     if (deleted > 0) this.currentRevision++;
     return { ok: true, op: 'delete', revision: this.currentRevision, deleted };
+  }
+
+  private putToken(token: TokenRecord): KvResult {
+    if (this.tokenTable.get(token.id) !== undefined || this.tokenTable.byHash(token.hash) !== undefined) {
+      return this.invalid(`token ${token.id} (or one with the same secret) already exists`);
+    }
+    if (this.tokenTable.size >= this.limits.tokensMax) {
+      return this.invalid(`the cluster holds ${this.tokenTable.size} tokens, its limit; revoke one first`);
+    }
+    const revision = this.currentRevision + 1;
+    this.setRecord(tokenKey(token.id), encodeToken(token), revision);
+    this.internalKeys++;
+    this.tokenTable.add(token);
+    this.currentRevision = revision;
+    return { ok: true, op: 'put', revision };
+  }
+
+  private deleteToken(id: string): KvResult {
+    if (this.tokenTable.remove(id) === undefined) return { ok: true, op: 'delete', revision: this.currentRevision, deleted: 0 };
+    this.deleteRecord(tokenKey(id));
+    this.internalKeys--;
+    this.currentRevision++;
+    return { ok: true, op: 'delete', revision: this.currentRevision, deleted: 1 };
+  }
+
+  /** Writes `key` at `revision`, keeping its create revision and counting its version. */
+  private setRecord(key: string, value: string, revision: number): void {
+    const prev = this.records.get(key);
+    if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
+    if (prev === undefined) {
+      this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
+      this.keys.added(key);
+      this.bytes += pairBytes(key, value);
+    } else {
+      this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
+      this.bytes += stringBytes(value) - stringBytes(prev.value);
+    }
+    this.dirtyKeys.add(key);
+  }
+
+  /** Deletes `key`; false when there was none. */
+  private deleteRecord(key: string): boolean {
+    const prev = this.records.get(key);
+    if (prev === undefined) return false;
+    if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
+    this.records.delete(key);
+    this.bytes -= pairBytes(key, prev.value);
+    this.keys.removed();
+    this.dirtyKeys.add(key);
+    return true;
   }
 
   /** What changed since the last call: for the host to persist with the applied index. */

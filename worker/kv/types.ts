@@ -15,11 +15,46 @@ export type Compare =
   /** The key's mod revision equals `modRevision` (0 = the key does not exist). */
   { key: string; modRevision: number };
 
+/** What a token may do with the keys under a prefix. */
+export type TokenAccess = 'read' | 'write' | 'readwrite';
+
+export interface TokenRule {
+  /** Keys starting with this ('' = every key). */
+  prefix: string;
+  access: TokenAccess;
+}
+
+/** An API token as the replicated state holds it: its secret only as a SHA-256 digest. */
+export interface TokenRecord {
+  /** 16 lowercase hex digits, chosen by the peer that proposed it. */
+  id: string;
+  /** A label for people (1..128 printable ASCII), not unique. */
+  name: string;
+  /** SHA-256 of the secret, 64 lowercase hex digits. */
+  hash: string;
+  rules: TokenRule[];
+  /** Membership, leadership, tokens: the cluster's administration. */
+  admin: boolean;
+  /** GET /status and /members. */
+  status: boolean;
+  /** Milliseconds since the epoch, or null for no expiry (checked by each peer's clock). */
+  expiresAt: number | null;
+  /** Milliseconds since the epoch, by the proposing peer's clock (informational). */
+  createdAt: number;
+}
+
 export type KvCommand =
   /** Write one or many pairs in one revision. */
   | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp }
   /** Delete keys (missing keys are not an error; `deleted` says how many existed). */
-  | { op: 'delete'; keys: string[]; compare?: Compare; stamp?: ClientStamp };
+  | { op: 'delete'; keys: string[]; compare?: Compare; stamp?: ClientStamp }
+  /** Create an API token (answered as a put; an id that exists is `invalid`). */
+  | { op: 'token-put'; token: TokenRecord; compare?: undefined; stamp?: undefined }
+  /** Revoke an API token (answered as a delete: `deleted` is 0 when there was none). */
+  | { op: 'token-delete'; id: string; compare?: undefined; stamp?: undefined };
+
+/** The commands a client's key routes send: they may carry a compare and a stamp. */
+export type KeyCommand = Extract<KvCommand, { op: 'put' | 'delete' }>;
 
 /** etcd-style per-key metadata. */
 export interface KeyRecord {
@@ -49,6 +84,8 @@ export interface KvLimits {
   sessionsMax: number;
   /** A session unused for this many applied log entries expires. */
   sessionIdleEntriesMax: number;
+  /** API tokens the cluster holds at most. */
+  tokensMax: number;
 }
 
 export const DEFAULT_KV_LIMITS: KvLimits = {
@@ -58,6 +95,7 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   commandBytesMax: 2 * 1024 * 1024,
   sessionsMax: 10_000,
   sessionIdleEntriesMax: 1_000_000,
+  tokensMax: 1000,
 };
 
 /** One client's session: the last sequence number applied and the answer it got. */

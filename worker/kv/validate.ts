@@ -5,7 +5,16 @@
 // the same on every replica of a cluster.
 
 import type { Compare, ClientStamp, KvCommand, KvLimits } from './types.ts';
-import { COMMAND_HEADER_BYTES } from './codec.ts';
+import { COMMAND_HEADER_BYTES, JSON_COMMAND_HEADER_BYTES } from './codec.ts';
+import {
+  TOKEN_ACCESS,
+  TOKEN_HASH_PATTERN,
+  TOKEN_ID_PATTERN,
+  TOKEN_NAME_CHARS_MAX,
+  TOKEN_RULES_MAX,
+  cleanToken,
+  isInternalKey,
+} from './tokens.ts';
 import { varuintBytes } from './bytes.ts';
 import { utf8Length } from './utf8.ts';
 
@@ -30,6 +39,8 @@ export function validateCommand(
 
 /** A copy holding only the known fields (no prototype or extra-property baggage). */
 function cleanCopy(cmd: KvCommand): KvCommand {
+  if (cmd.op === 'token-put') return { op: 'token-put', token: cleanToken(cmd.token) };
+  if (cmd.op === 'token-delete') return { op: 'token-delete', id: cmd.id };
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
@@ -75,6 +86,7 @@ export function stampProblem(stamp: unknown): CommandProblem | null {
 function keyProblem(key: unknown, limits: KvLimits, what: string): CommandProblem | number {
   if (typeof key !== 'string') return invalid(`${what} must be a string`);
   if (key.length === 0) return invalid(`${what} must not be empty`);
+  if (isInternalKey(key)) return invalid(`${what} begins with U+0001, which metcd keeps for its own keys`);
   const n = utf8Length(key);
   if (n < 0) return invalid(`${what} is not valid UTF-8 (lone surrogate)`);
   if (n > limits.keyBytesMax) return tooLarge(`${what} is ${n} bytes, above the limit of ${limits.keyBytesMax}`);
@@ -96,6 +108,8 @@ function valueProblem(value: unknown, limits: KvLimits): CommandProblem | number
  */
 export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem | null {
   if (!isObject(cmd)) return invalid('command must be an object');
+  const op = cmd['op'];
+  if (op === 'token-put' || op === 'token-delete') return tokenCommandProblem(cmd, limits);
   let bytes = COMMAND_HEADER_BYTES;
 
   const stamp = cmd['stamp'];
@@ -155,6 +169,47 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
   return null;
 }
 
+/** Token commands carry no stamp or compare; a token's fields are checked one by one. */
+function tokenCommandProblem(cmd: Record<string, unknown>, limits: KvLimits): CommandProblem | null {
+  for (const name of Object.keys(cmd)) {
+    if (!['op', cmd['op'] === 'token-put' ? 'token' : 'id'].includes(name)) return invalid(`${String(cmd['op'])} takes no ${name}`);
+  }
+  if (cmd['op'] === 'token-delete') return TOKEN_ID_PATTERN.test(String(cmd['id'])) ? null : invalid('token id must be 16 hex digits');
+  const t = cmd['token'];
+  if (!isObject(t)) return invalid('token must be an object');
+  if (typeof t['id'] !== 'string' || !TOKEN_ID_PATTERN.test(t['id'])) return invalid('token id must be 16 lowercase hex digits');
+  const name = t['name'];
+  if (typeof name !== 'string' || !/^[\x20-\x7e]+$/.test(name) || name.length > TOKEN_NAME_CHARS_MAX) {
+    return invalid(`token name must be 1..${TOKEN_NAME_CHARS_MAX} printable ASCII characters`);
+  }
+  if (typeof t['hash'] !== 'string' || !TOKEN_HASH_PATTERN.test(t['hash'])) return invalid('token hash must be 64 lowercase hex digits');
+  const rules = t['rules'];
+  if (!Array.isArray(rules)) return invalid('token rules must be an array of {prefix, access}');
+  if (rules.length > TOKEN_RULES_MAX) return invalid(`a token has at most ${TOKEN_RULES_MAX} rules`);
+  let bytes = JSON_COMMAND_HEADER_BYTES + 512;
+  for (const rule of rules as unknown[]) {
+    if (!isObject(rule)) return invalid('each rule must be an object {prefix, access}');
+    const prefix = rule['prefix'];
+    if (typeof prefix !== 'string') return invalid('a rule\'s prefix must be a string ("" for every key)');
+    if (prefix !== '') {
+      const k = keyProblem(prefix, limits, "a rule's prefix");
+      if (typeof k !== 'number') return k;
+      bytes += k;
+    }
+    if (!(TOKEN_ACCESS as readonly unknown[]).includes(rule['access'])) {
+      return invalid(`a rule's access must be one of ${TOKEN_ACCESS.join(', ')}`);
+    }
+  }
+  if (typeof t['admin'] !== 'boolean' || typeof t['status'] !== 'boolean') return invalid('token admin and status must be booleans');
+  const expiresAt = t['expiresAt'];
+  if (expiresAt !== null && (!isNonNegativeSafeInteger(expiresAt) || expiresAt < 1)) {
+    return invalid('token expiresAt must be null or a positive safe integer (ms since the epoch)');
+  }
+  if (!isNonNegativeSafeInteger(t['createdAt'])) return invalid('token createdAt must be a non-negative safe integer');
+  if (bytes > limits.commandBytesMax) return tooLarge(`command is about ${bytes} bytes, above the limit of ${limits.commandBytesMax}`);
+  return null;
+}
+
 function hasDuplicate<T>(items: T[], key: (item: T) => string): boolean {
   if (items.length === 2) return key(items[0]!) === key(items[1]!);
   const seen = new Set<string>();
@@ -175,6 +230,7 @@ export function checkLimits(limits: KvLimits): void {
     'commandBytesMax',
     'sessionsMax',
     'sessionIdleEntriesMax',
+    'tokensMax',
   ] as const) {
     const v = limits[name];
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);

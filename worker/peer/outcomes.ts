@@ -1,5 +1,6 @@
 // What the Peer's client operations answer with (read by the router and the hosts).
 
+import type { TokenView } from '../kv/tokens.ts';
 import type { NodeId, Role } from '../raft/types.ts';
 import type { KeyRecord, KvResult } from '../kv/types.ts';
 
@@ -12,6 +13,8 @@ export interface KvView {
   range(opts: { prefix?: string; start?: string; end?: string; limit: number }): Array<[string, KeyRecord]>;
   readonly revision: number;
   readonly size: number;
+  /** The API tokens (their secrets' digests and rules). */
+  readonly tokens: TokenView;
 }
 
 export interface ReadOutcome<T> {

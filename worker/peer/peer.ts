@@ -41,6 +41,7 @@ import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
 import { campaignsAtStart, restartFrom } from './restart.ts';
+import type { TokenView } from '../kv/tokens.ts';
 import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
 import { SnapshotJob } from './snapshot-job.ts';
 import { LeaseGuard } from './lease-guard.ts';
@@ -399,6 +400,11 @@ export class Peer {
   /** Current KV revision applied here. */
   get revision(): number {
     return this.kv.revision;
+  }
+
+  /** The API tokens of the state applied here: what the router authorizes requests against. */
+  get tokens(): TokenView {
+    return this.kv.tokens;
   }
 
   /** The current membership (latest in the log). */
