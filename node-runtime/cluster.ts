@@ -1,6 +1,8 @@
 // `npm run cluster`: a local 3-node cluster (like raftexample's Procfile), each node's log
 // prefixed with its id, all stopped by Ctrl-C. Data lives in ./data/n1..n3 and survives
-// restarts; the cluster token is generated once and kept in ./data/.cluster-token.
+// restarts; the cluster token (peers' credential) and the root token (clients' credential:
+// Authorization: Bearer …) are generated once, kept in ./data/.cluster-token and
+// ./data/.root-token (mode 0600), and printed at start.
 //
 //   npm run cluster                               sqlite, ports 3379 3380 3381
 //   npm run cluster -- --engine leveldb           another engine (fresh data dirs: wipe ./data)
@@ -51,9 +53,14 @@ if (!Number.isInteger(basePort) || basePort < 1 || basePort + SIZE - 1 > 65535)
 const root = path.resolve(String(values['data-root']));
 mkdirSync(root, { recursive: true });
 
-const tokenFile = path.join(root, '.cluster-token');
-if (!existsSync(tokenFile)) writeFileSync(tokenFile, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
-const token = readFileSync(tokenFile, 'utf8').trim();
+/** A secret kept in `file` under the data root, made on first use. */
+function secret(file: string): { path: string; value: string } {
+  const at = path.join(root, file);
+  if (!existsSync(at)) writeFileSync(at, randomBytes(24).toString('hex') + '\n', { mode: 0o600 });
+  return { path: at, value: readFileSync(at, 'utf8').trim() };
+}
+const clusterToken = secret('.cluster-token');
+const rootToken = secret('.root-token');
 
 const ids = Array.from({ length: SIZE }, (_, k) => `n${k + 1}`);
 const url = (k: number) => `http://127.0.0.1:${basePort + k}`;
@@ -81,7 +88,9 @@ ids.forEach((id, k) => {
       '--initial-cluster',
       initialCluster,
       '--cluster-token',
-      token,
+      clusterToken.value,
+      '--root-token-file',
+      rootToken.path,
       '--tick-ms',
       String(values['tick-ms']),
       '--log-level',
@@ -99,7 +108,13 @@ ids.forEach((id, k) => {
   });
 });
 process.stdout.write(`[cluster] ${SIZE} nodes: ${ids.map((id, k) => `${id} ${url(k)}`).join(', ')}; data in ${root}; Ctrl-C stops all\n`);
-process.stdout.write(`[cluster] try: curl -L ${url(0)}/hello -XPUT -d world && curl -L ${url(1)}/hello\n`);
+process.stdout.write(
+  `[cluster] root token ${rootToken.value} (in ${rootToken.path}); cluster token ${clusterToken.value} (in ${clusterToken.path})\n`,
+);
+const auth = `-H "Authorization: Bearer $(cat ${path.relative(process.cwd(), rootToken.path) || rootToken.path})"`;
+process.stdout.write(
+  `[cluster] try: curl --location-trusted ${auth} ${url(0)}/hello -XPUT -d world && curl --location-trusted ${auth} ${url(1)}/hello\n`,
+);
 
 function stopAll(signal: NodeJS.Signals): void {
   if (stopping) return;

@@ -23,6 +23,11 @@ export interface NodeConfig {
   start: StartMode;
   clusterId: string;
   clusterToken: string;
+  /** token: clients need `Authorization: Bearer` (the root token, or one made at /auth/tokens);
+   *  open: anyone reaching the port may do anything but change membership (development). */
+  auth: 'token' | 'open';
+  /** Where the root token is read from at start (token mode). */
+  rootToken: { from: 'file'; path: string } | { from: 'env'; value: string } | null;
   mode: 'redirect' | 'proxy';
   logLevel: LogLevel;
   tickMs: number;
@@ -57,6 +62,16 @@ export const FLAGS: Record<string, FlagSpec> = {
   'initial-cluster': { type: 'string', default: '', help: 'static membership for a new cluster: n1=http://…,n2=http://…,n3=http://…' },
   'cluster-id': { type: 'string', default: 'metcd', help: 'name of the cluster; a data dir or peer of another cluster is refused' },
   'cluster-token': { type: 'string', default: '$METCD_CLUSTER_TOKEN', help: 'shared secret for peer traffic and membership changes' },
+  'root-token-file': {
+    type: 'string',
+    default: '$METCD_ROOT_TOKEN',
+    help: 'file holding the root token (may do everything; others are made at /auth/tokens)',
+  },
+  auth: {
+    type: 'string',
+    default: 'token, or open on loopback without a root token',
+    help: 'token | open (no client access control: development only)',
+  },
   mode: { type: 'string', default: 'redirect', help: 'follower writes: redirect (307 to the leader) | proxy (forward to it)' },
   'log-level': { type: 'string', default: 'info', help: `${LOG_LEVELS.join(' | ')}` },
   'tick-ms': {
@@ -133,6 +148,25 @@ function hostPort(value: string): { host: string; port: number } {
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
 }
 
+/** Addresses only this machine can reach. 0.0.0.0 and :: (every interface) are not. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** --auth and the root token's source. Without --auth: token mode when a root token is given
+ *  (on loopback without one, open: the caller checks that rule, it depends on --http). */
+function authFlags(authFlag: string, file: string, envToken: string): { auth: 'token' | 'open'; rootToken: NodeConfig['rootToken'] } {
+  if (authFlag !== '' && authFlag !== 'token' && authFlag !== 'open') {
+    throw new FlagError(`--auth: expected token or open, got ${JSON.stringify(authFlag)}`);
+  }
+  const rootToken: NodeConfig['rootToken'] =
+    file !== '' ? { from: 'file', path: file } : envToken !== '' ? { from: 'env', value: envToken } : null;
+  if (authFlag === 'open' && rootToken !== null) {
+    throw new FlagError('--auth open turns access control off, yet a root token is given: drop one of them');
+  }
+  return { auth: authFlag === 'open' ? 'open' : 'token', rootToken };
+}
+
 export type ParsedFlags = { help: true } | { help: false; config: NodeConfig };
 
 export function parseFlags(argv: string[], env: Record<string, string | undefined>): ParsedFlags {
@@ -189,6 +223,21 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
     throw new FlagError(`--advertise ${advertise} differs from ${start.members[id]} given for ${id} in --initial-cluster`);
   }
 
+  const clusterToken = str('cluster-token', env['METCD_CLUSTER_TOKEN'] ?? '');
+  const { auth, rootToken } = authFlags(str('auth', ''), str('root-token-file', ''), env['METCD_ROOT_TOKEN'] ?? '');
+  if (auth === 'token' && rootToken === null) {
+    if (values['auth'] !== undefined) throw new FlagError('--auth token needs a root token: --root-token-file or METCD_ROOT_TOKEN');
+    if (!isLoopback(host)) {
+      throw new FlagError(
+        `--http ${host} is reachable from other machines, and no root token is set: give one (--root-token-file or ` +
+          'METCD_ROOT_TOKEN), or say --auth open to let anyone who reaches it read, write and delete everything',
+      );
+    }
+  }
+  if (!isLoopback(host) && clusterToken === '' && auth === 'token') {
+    throw new FlagError(`--http ${host} is reachable from other machines: peers need a --cluster-token (or METCD_CLUSTER_TOKEN)`);
+  }
+
   const electionTicks = positiveInt(str('election-ticks', '10'), 'election-ticks', 1000);
   const heartbeatTicks = positiveInt(str('heartbeat-ticks', '1'), 'heartbeat-ticks', 1000);
   if (heartbeatTicks >= electionTicks) throw new FlagError('--heartbeat-ticks must be below --election-ticks');
@@ -204,7 +253,9 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       engine,
       start,
       clusterId: str('cluster-id', 'metcd'),
-      clusterToken: str('cluster-token', env['METCD_CLUSTER_TOKEN'] ?? ''),
+      clusterToken,
+      auth: auth === 'token' && rootToken === null ? 'open' : auth,
+      rootToken,
       mode,
       logLevel: logLevel as LogLevel,
       tickMs: positiveInt(str('tick-ms', String(DEFAULT_TICK_MS)), 'tick-ms', 60_000),

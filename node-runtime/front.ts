@@ -47,7 +47,7 @@ const json = errorReply;
 export function createFront(opts: FrontOptions): (request: ApiRequest) => Promise<ApiReply> {
   const tokenOk = tokenChecker(opts.token);
   const unauthorized = () =>
-    json(401, 'unauthorized', 'missing or wrong cluster token (Authorization: Bearer <token>)', {
+    json(401, 'unauthenticated', 'missing or wrong cluster token (Authorization: Bearer <token>)', {
       'WWW-Authenticate': 'Bearer realm="metcd"',
     });
   let droppedMisaddressed = 0;

@@ -5,8 +5,8 @@
 import { randomInt } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Peer, type PeerLog } from '../worker/peer/peer.ts';
-import { createApiRouter, requireTokenForClusterChanges } from '../worker/api/router.ts';
-import { tokenChecker } from './cluster-token.ts';
+import { createApiRouter } from '../worker/api/router.ts';
+import { nodeAuthorizer } from './access.ts';
 import { SeededRandom } from '../worker/raft/random.ts';
 import type { Membership } from '../worker/raft/types.ts';
 import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
@@ -88,11 +88,12 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     ...(faults ? { faults } : {}),
   });
   const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
+  const authorize = nodeAuthorizer(cfg, () => peer!.tokens, log);
   const router = createApiRouter({
     get peer() {
       return peer!;
     },
-    authorize: requireTokenForClusterChanges(tokenChecker(cfg.clusterToken)),
+    authorize,
     mode: cfg.mode,
     leaderUrl: (request, _leader, address) => atAddress(address, new URL(request.url)).toString(),
     forward: (request, _leader, address) => {

@@ -41,11 +41,8 @@ async function addressable(env: Env, config: EdgeConfig, id: NodeId): Promise<bo
   let known = knownMembers.get(config.cluster);
   if (known?.has(id)) return true;
   const asked = leaderHints.get(config.cluster) ?? config.bootstrapPeers[0]!;
-  const res = await peerStub(env, config, asked).fetch(new Request(`https://metcd.internal/members?peer=${asked}`));
-  if (res.status !== 200) return false;
-  const body = (await res.json()) as { members?: Array<{ id?: unknown }> };
   known ??= new Set();
-  for (const m of body.members ?? []) if (typeof m.id === 'string' && isPeerId(m.id)) known.add(m.id);
+  for (const member of await peerStub(env, config, asked).memberIds()) if (isPeerId(member)) known.add(member);
   knownMembers.set(config.cluster, known);
   return known.has(id);
 }

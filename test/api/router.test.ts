@@ -1,7 +1,8 @@
 // The shared router against an in-process 3-peer cluster, with real Request/Response objects.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { changesCluster, createApiRouter, needsLeader, requireTokenForClusterChanges } from '../../worker/api/router.ts';
+import { createApiRouter, needsLeader } from '../../worker/api/router.ts';
+import { Grant } from '../../worker/api/access.ts';
 import type { ApiHost, ApiRoute, Authorize } from '../../worker/api/router.ts';
 import { ApiError } from '../../worker/api/http.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
@@ -292,6 +293,7 @@ describe('api: bad input', () => {
     commandBytesMax: 512,
     sessionsMax: 100,
     sessionIdleEntriesMax: 10_000,
+    tokensMax: 10,
   };
 
   it('answers 400 for malformed requests, naming the problem', async () => {
@@ -664,68 +666,13 @@ describe('needsLeader (which requests a host may hold during an election)', () =
   });
 });
 
-describe('api: the cluster token guard (requireTokenForClusterChanges)', () => {
-  const spellings = (path: string): string[] => [path, `${path}/`, `${path}//`, `${path}/.`, `/x/..${path}`, `/x/../${path.slice(1)}/`];
-
-  it('asks for the token on every spelling of a membership or leadership change, and nothing else', async () => {
-    const env = await setup({ authorize: requireTokenForClusterChanges((h) => h === 'Bearer t') });
-    const voters = () => [...env.c.peer(env.leader).membership().voters].sort();
-    const before = voters();
-    const changes: Array<[string, string, string]> = [
-      ['POST', '/join', '{"id":"evil","address":"http://evil.test"}'],
-      ['POST', '/transfer-leader', `{"id":"${env.follower}"}`],
-      ['DELETE', `/members/${env.follower}`, ''],
-      ['POST', `/members/${env.follower}/promote`, ''],
-    ];
-    for (const [method, path, body] of changes) {
-      for (const spelled of spellings(path)) {
-        const res = await env.call(env.leader, spelled, { method, ...(body === '' ? {} : { body }) });
-        expect(res.status, `${method} ${spelled} without the token`).toBe(401);
-        expect(res.headers.get('WWW-Authenticate')).toBe('Bearer realm="metcd"');
-        const wrong = await env.call(env.leader, spelled, {
-          method,
-          headers: { Authorization: 'Bearer nope' },
-          ...(body === '' ? {} : { body }),
-        });
-        expect(wrong.status, `${method} ${spelled} with a wrong token`).toBe(401);
-      }
-    }
-    await env.c.tick(5);
-    expect(voters()).toEqual(before);
-    expect(env.c.leaderId()).toBe(env.leader);
-    // Reads, key writes and introspection need no token; a change with it goes through.
-    for (const [method, path] of [
-      ['GET', '/members'],
-      ['GET', '/status'],
-      ['PUT', '/hello'],
-      ['POST', '/key'],
-    ] as const) {
-      const body = method === 'GET' ? {} : { body: method === 'PUT' ? 'v' : '{"a":"1"}' };
-      expect((await env.call(env.leader, path, { method, ...body })).status, `${method} ${path}`).not.toBe(401);
-    }
-    const join = await env.call(env.leader, '/join/', {
-      method: 'POST',
-      headers: { Authorization: 'Bearer t' },
-      body: '{"id":"p9","learner":true,"address":"http://p9.test"}',
-    });
-    expect(join.status).toBe(200);
-  });
-
-  it('is judged on the resolved route', () => {
-    expect(changesCluster({ method: 'POST', pattern: '/join', params: {} })).toBe(true);
-    expect(changesCluster({ method: 'DELETE', pattern: '/members/:id', params: { id: 'p2' } })).toBe(true);
-    expect(changesCluster({ method: 'GET', pattern: '/members/:id', params: { id: 'p2' } })).toBe(false);
-    expect(changesCluster({ method: 'POST', pattern: '/:key+', params: { key: 'join' } })).toBe(false);
-  });
-});
-
 describe('api: the authorize hook', () => {
   it('is asked once per request about the route as resolved, whatever the spelling of the path', async () => {
     const asked: Array<{ route: ApiRoute; token: string | null }> = [];
     const env = await setup({
       authorize: (route, headers) => {
         asked.push({ route, token: headers.header('authorization') });
-        return null;
+        return Grant.everything('test');
       },
     });
     const resolved = async (path: string, init: RequestInit = {}): Promise<ApiRoute> => {
@@ -735,33 +682,51 @@ describe('api: the authorize hook', () => {
       expect(asked[0]!.token).toBe('Bearer t');
       return asked[0]!.route;
     };
-    const jsonKeyA = { method: 'GET', pattern: '/key/:key+', params: { key: 'a' } };
+    const jsonKeyA = { method: 'GET', pattern: '/key/:key+', params: { key: 'a' }, need: 'read-key' };
     expect(await resolved('/key/a')).toEqual(jsonKeyA);
     expect(await resolved('/key/%61')).toEqual(jsonKeyA);
     expect(await resolved('/key/a', { method: 'HEAD' })).toEqual(jsonKeyA);
     // A doubled slash is part of the key, and so is a trailing one: the hook sees the key the
     // handler acts on, not a look-alike.
-    expect(await resolved('/key//a')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: '/a' } });
-    expect(await resolved('//key//a')).toEqual({ method: 'GET', pattern: '/:key+', params: { key: '/key//a' } });
-    expect(await resolved('/key/a/')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: 'a/' } });
-    expect(await resolved('/%61', { method: 'PUT', body: 'v' })).toEqual({ method: 'PUT', pattern: '/:key+', params: { key: 'a' } });
+    expect(await resolved('/key//a')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: '/a' }, need: 'read-key' });
+    expect(await resolved('//key//a')).toEqual({ method: 'GET', pattern: '/:key+', params: { key: '/key//a' }, need: 'read-key' });
+    expect(await resolved('/key/a/')).toEqual({ method: 'GET', pattern: '/key/:key+', params: { key: 'a/' }, need: 'read-key' });
+    expect(await resolved('/%61', { method: 'PUT', body: 'v' })).toEqual({
+      method: 'PUT',
+      pattern: '/:key+',
+      params: { key: 'a' },
+      need: 'write-key',
+    });
     // Member ids: a trailing slash and percent-encoding name the same member.
-    const removeP9 = { method: 'DELETE', pattern: '/members/:id', params: { id: 'p9' } };
+    const removeP9 = { method: 'DELETE', pattern: '/members/:id', params: { id: 'p9' }, need: 'cluster' };
     expect(await resolved('/members/p9', { method: 'DELETE' })).toEqual(removeP9);
     expect(await resolved('/members/%70%39/', { method: 'DELETE' })).toEqual(removeP9);
-    expect(await resolved('/status/')).toEqual({ method: 'GET', pattern: '/status', params: {} });
+    expect(await resolved('/status/')).toEqual({ method: 'GET', pattern: '/status', params: {}, need: 'status' });
     // Refused paths and wrong methods are asked about too, before their error.
-    expect(await resolved('/raft/x', { method: 'POST' })).toEqual({ method: 'POST', pattern: '/raft/*', params: {} });
-    expect(await resolved('/status', { method: 'PUT', body: 'x' })).toEqual({ method: 'PUT', pattern: '/status', params: {} });
+    expect(await resolved('/raft/x', { method: 'POST' })).toEqual({
+      method: 'POST',
+      pattern: '/raft/*',
+      params: {},
+      need: 'authenticated',
+    });
+    expect(await resolved('/status', { method: 'PUT', body: 'x' })).toEqual({
+      method: 'PUT',
+      pattern: '/status',
+      params: {},
+      need: 'authenticated',
+    });
   });
 
   it('a refusal is the answer: the route never runs', async () => {
     const env = await setup({
-      authorize: (route) => (route.method === 'GET' ? null : new ApiError(403, 'forbidden', `no ${route.method} on ${route.pattern}`)),
+      authorize: (route) =>
+        route.method === 'GET'
+          ? Grant.everything('test')
+          : new ApiError(403, 'permission_denied', `no ${route.method} on ${route.pattern}`),
     });
     const put = await env.call(env.leader, '/key/%61', { method: 'PUT', body: 'v' });
     expect(put.status).toBe(403);
-    expect(await put.json()).toEqual({ error: { code: 'forbidden', message: 'no PUT on /key/:key+' } });
+    expect(await put.json()).toEqual({ error: { code: 'permission_denied', message: 'no PUT on /key/:key+' } });
     const removed = await env.call(env.leader, `/members/${env.follower}`, { method: 'DELETE' });
     expect(removed.status).toBe(403);
     await env.c.tick(3);

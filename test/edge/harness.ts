@@ -57,7 +57,9 @@ export interface ClusterOptions {
 export type EdgeCluster = Awaited<ReturnType<typeof startCluster>>;
 
 export async function startCluster(opts: ClusterOptions = {}) {
-  const vars: Record<string, string> = { TICK_MS: String(TEST_TICK_MS), CHECK_PERSIST: '1', ...opts.vars };
+  // Open mode unless a test says otherwise (as npm start); test/edge/auth.test.ts runs the
+  // deployment's default.
+  const vars: Record<string, string> = { TICK_MS: String(TEST_TICK_MS), CHECK_PERSIST: '1', METCD_AUTH: 'open', ...opts.vars };
   const cluster = vars['CLUSTER_NAME'] ?? 'metcd';
   const server = createTestHarness({ root: ROOT, workers: [{ configPath: './wrangler.toml', vars }] });
   await server.listen();

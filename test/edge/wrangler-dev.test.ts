@@ -57,6 +57,9 @@ async function startDev(): Promise<void> {
       '--persist-to',
       stateDir,
       '--show-interactive-dev-session=false',
+      // As npm start: local development in open mode (a deployment is not: deploy.test.ts).
+      '--var',
+      'METCD_AUTH:open',
     ],
     {
       cwd: ROOT,

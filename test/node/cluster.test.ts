@@ -161,7 +161,7 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
     ] as const) {
       const res = await rawRequest(leader.url, method, target, body);
       expect(res.status, `${method} ${target}`).toBe(401);
-      expect(res.body).toContain('unauthorized');
+      expect(res.body).toContain('unauthenticated');
     }
     expect((await leader.status()).role).toBe('leader');
     // A node started with the wrong token is refused and exits with one clear line.

@@ -89,3 +89,10 @@ export function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
   }
   return value as Record<string, unknown>;
 }
+
+/** A 400 naming the first field of `body` that is not in `allowed`. */
+export function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
+  for (const name of Object.keys(body)) {
+    if (!allowed.includes(name)) throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: ${allowed.join(', ')}`);
+  }
+}

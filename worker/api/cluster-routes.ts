@@ -9,14 +9,13 @@
 // Changes go to the leader (307 / proxy from a follower) and answer once applied.
 
 import type { Membership, NodeId } from '../raft/types.ts';
-import { PeerError } from '../peer/errors.ts';
 import type { Peer } from '../peer/peer.ts';
-import { parseJsonObject } from './body.ts';
+import { onlyFields, parseJsonObject } from './body.ts';
 import type { ApiReply } from './exchange.ts';
-import { RETRY_AFTER_SECONDS, peerErrorToApi } from './errors.ts';
+import { RETRY_AFTER_SECONDS } from './errors.ts';
 import { errorReply, jsonReply, badRequest } from './http.ts';
 import type { ApiContext } from './host.ts';
-import { toLeader } from './leader.ts';
+import { onLeader } from './leader.ts';
 import { memberId, queryParams } from './params.ts';
 
 const ADDRESS_CHARS_MAX = 2048;
@@ -80,22 +79,9 @@ export function health(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
   const h = ctx.peer.health();
   if (h.ok) return jsonReply({ ok: true });
-  return errorReply(503, 'unavailable', h.reason, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
-}
-
-/** Run a leader-only change; a follower sends the client to the leader. */
-async function onLeader(ctx: ApiContext, run: () => Promise<ApiReply>): Promise<ApiReply> {
-  if (!ctx.peer.isLeader()) {
-    const leader = ctx.peer.leaderInfo();
-    return toLeader(ctx, leader.id, leader.address);
-  }
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
-    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
-    throw err instanceof PeerError ? peerErrorToApi(err) : err;
-  }
+  // Why is for callers allowed to see the cluster's state; a load balancer needs only the status.
+  const why = ctx.grant.refusal('status', {}) === null ? h.reason : 'not healthy';
+  return errorReply(503, 'unavailable', why, { 'Retry-After': String(RETRY_AFTER_SECONDS) });
 }
 
 function members(peer: Peer, membership: Membership): ApiReply {
@@ -106,10 +92,4 @@ function members(peer: Peer, membership: Membership): ApiReply {
     ...membership.learners.map((id) => ({ id, address: membership.addresses[id] ?? '', voter: false, match: match.get(id) ?? null })),
   ];
   return jsonReply({ leader: status.leader, members: list });
-}
-
-function onlyFields(body: Record<string, unknown>, allowed: readonly string[]): void {
-  for (const name of Object.keys(body)) {
-    if (!allowed.includes(name)) throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: ${allowed.join(', ')}`);
-  }
 }

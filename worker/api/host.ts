@@ -5,6 +5,7 @@ import type { NodeId } from '../raft/types.ts';
 import type { Peer } from '../peer/peer.ts';
 import type { ApiRequest } from './exchange.ts';
 import type { Authorize } from './authorize.ts';
+import type { Grant } from './access.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -49,6 +50,9 @@ export interface ApiContext {
   method: string;
   /** The host's hook, or allowEverything (router.ts calls it once, before the route runs). */
   authorize: Authorize;
+  /** What the authorizer granted this request (anonymous until it has run): handlers check
+   *  the keys only a body or query names against it (access.ts). */
+  grant: Grant;
   limits: ApiLimits;
   /** The body once read (kept so a forward can resend it). */
   body: Uint8Array | null;

@@ -41,8 +41,8 @@ export type ApiErrorCode =
   | 'leadership_lost'
   | 'timeout'
   | 'unavailable'
-  | 'unauthorized'
-  | 'forbidden'
+  | 'unauthenticated'
+  | 'permission_denied'
   | 'wrong_cluster'
   | 'internal';
 

@@ -37,6 +37,7 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
       for (const [key, value] of Object.entries(object)) {
         checkKey(key, limits.keyBytesMax);
         if (typeof value !== 'string') throw badRequest(`value of ${JSON.stringify(key)} must be a string, got ${jsonType(value)}`);
+        ctx.grant.requireWrite(key);
         pairs.push([key, value]);
       }
       if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
@@ -45,6 +46,7 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
         const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
         if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
         cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
+        ctx.grant.requireRead(key); // a failed compare answers the key's mod revision
       }
       return cmd;
     },
@@ -58,6 +60,7 @@ export async function putRaw(ctx: ApiContext, pathKey: string | undefined): Prom
   const limits = ctx.peer.kvLimits;
   const key = checkKey(pathKey ?? '', limits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
+  if (ifRevision !== undefined) ctx.grant.requireRead(key); // a failed compare answers the key's mod revision
   ctx.bodyBytesMax = limits.valueBytesMax;
   return write(
     ctx,
@@ -76,6 +79,7 @@ export async function deleteKey(ctx: ApiContext, pathKey: string | undefined, st
   const params = queryParams(ctx.url, WRITE_PARAMS);
   const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
+  if (ifRevision !== undefined) ctx.grant.requireRead(key); // a failed compare answers the key's mod revision
   return write(
     ctx,
     async () => {
@@ -171,6 +175,7 @@ export async function getRange(ctx: ApiContext): Promise<ApiReply> {
   const prefix = params.get('prefix');
   const start = params.get('start');
   const end = params.get('end');
+  ctx.grant.requireRange({ prefix: prefix ?? '', start: start ?? '', end: end ?? '' });
   const outcome = await read(ctx, level, (kv) => {
     const opts: Parameters<KvView['range']>[0] = { limit: limit + 1 };
     if (prefix !== undefined && prefix !== '') opts.prefix = prefix;

@@ -7,10 +7,11 @@
 // X-Metcd-Forwarded so it is never forwarded twice (no loops while leadership moves).
 
 import type { NodeId } from '../raft/types.ts';
+import { PeerError } from '../peer/errors.ts';
 import { ApiError, H, errorReply } from './http.ts';
 import { fromFetchResponse, type ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
-import { RETRY_AFTER_SECONDS } from './errors.ts';
+import { RETRY_AFTER_SECONDS, peerErrorToApi } from './errors.ts';
 
 const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
@@ -30,6 +31,21 @@ export async function toLeader(ctx: ApiContext, leader: NodeId, address: string)
     Location: location,
     [H.leader]: leader,
   });
+}
+
+/** Run a leader-only change; a follower sends the client to the leader. */
+export async function onLeader(ctx: ApiContext, run: () => Promise<ApiReply>): Promise<ApiReply> {
+  if (!ctx.peer.isLeader()) {
+    const leader = ctx.peer.leaderInfo();
+    return toLeader(ctx, leader.id, leader.address);
+  }
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
+    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
+    throw err instanceof PeerError ? peerErrorToApi(err) : err;
+  }
 }
 
 async function forward(ctx: ApiContext, leader: NodeId, address: string): Promise<ApiReply> {

@@ -3,6 +3,7 @@
 
 import type { ClientStamp } from '../kv/types.ts';
 import { utf8Length } from '../kv/utf8.ts';
+import { isInternalKey } from '../kv/tokens.ts';
 import type { ReadLevel } from '../peer/peer.ts';
 import { READ_LEVELS } from '../peer/peer.ts';
 import { H, badRequest, tooLarge } from './http.ts';
@@ -37,6 +38,7 @@ export function readLevel(params: Map<string, string>): ReadLevel {
 /** A key (from a path, already percent-decoded by the router), non-empty and within the key limit. */
 export function checkKey(key: string, keyBytesMax: number): string {
   if (key.length === 0) throw badRequest('empty key');
+  if (isInternalKey(key)) throw badRequest('keys beginning with U+0001 are reserved for metcd itself');
   // A lone surrogate (-1) is measured as TextEncoder would write it (U+FFFD, 3 bytes).
   const exact = utf8Length(key);
   const bytes = exact >= 0 ? exact : new TextEncoder().encode(key).byteLength;

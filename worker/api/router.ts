@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health     the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth     the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -16,9 +16,11 @@
 // (codes in http.ts; learner_behind adds learnerMatch and leaderLastIndex); no input makes it
 // answer 500.
 //
-// Every request is resolved to a route (method, pattern, decoded params) and put to the host's
-// authorize hook (authorize.ts) once, before its handler runs. A peer removed from the cluster
-// then answers 410 removed to everything but GET /status, /health and /members.
+// Every request is resolved to a route (method, pattern, decoded params, and what the route
+// table says it needs: access.ts) and put to the host's authorize hook (authorize.ts) once,
+// before its handler runs; the Grant it returns is the handler's ctx.grant. A peer removed from
+// the cluster then answers 410 removed to everything but GET /status, /health and /members.
+// Answers to a caller that presented no valid credential carry no X-Metcd-* peer headers.
 
 import { Router } from 'itty-router';
 import type { IRequest } from 'itty-router';
@@ -26,6 +28,8 @@ import { PeerError } from '../peer/errors.ts';
 import type { Peer } from '../peer/peer.ts';
 import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
+import { createToken, listTokens, revokeToken } from './auth-routes.ts';
+import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
 import { allowEverything } from './authorize.ts';
@@ -35,11 +39,11 @@ import { DEFAULT_API_LIMITS } from './host.ts';
 import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
 export type { ApiHost, ApiLimits } from './host.ts';
-export type { ApiRoute, Authorize, RequestHeaders } from './authorize.ts';
-export { allowEverything, changesCluster, requireTokenForClusterChanges } from './authorize.ts';
+export type { ApiRoute, AuthSettings, Authorize, RequestHeaders } from './authorize.ts';
+export { allowEverything, createAuthorizer, digestOf } from './authorize.ts';
 export { DEFAULT_API_LIMITS } from './host.ts';
 
-export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'raft', '_metcd'] as const;
+export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'auth', 'raft', '_metcd'] as const;
 
 /** Routes any peer answers from its own state, leader or not. */
 const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members']);
@@ -93,8 +97,8 @@ const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health
  *  removed from the cluster answers everything but introspection 410, before any redirect. */
 async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promise<ApiReply> {
   const verdict = ctx.authorize(route, ctx.request);
-  const refusal = verdict instanceof Promise ? await verdict : verdict; // no turn of the loop for a sync hook
-  if (refusal !== null) throw refusal;
+  if (verdict instanceof ApiError) throw verdict;
+  ctx.grant = verdict;
   const removed = ctx.peer.removed();
   if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern)))
     throw new ApiError(410, 'removed', removed);
@@ -103,44 +107,51 @@ async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promi
 
 function buildRoutes() {
   const router = Router<IRequest, [ApiContext]>();
-  // Every handler runs behind authorize(), given the pattern it was registered with.
-  const on = (method: Method, pattern: string, run: Handler): void => {
+  // Every handler runs behind authorize(), given the pattern it was registered with and what it
+  // needs (access.ts). A route cannot be registered without saying what it needs.
+  const on = (method: Method, pattern: string, need: Need, run: Handler): void => {
     router[method](pattern, (r: IRequest, ctx: ApiContext) =>
-      authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params) }, run),
+      authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params), need }, run),
     );
   };
   // hraftd style
-  on('post', '/key', (_p, ctx) => postPairs(ctx));
-  on('get', '/key', (_p, ctx) => getRange(ctx));
-  on('all', '/key', notAllowed('GET, POST'));
-  on('get', '/key/:key+', (p, ctx) => getJson(ctx, p['key']));
-  on('put', '/key/:key+', (p, ctx) => putRaw(ctx, p['key']));
-  on('delete', '/key/:key+', (p, ctx) => deleteKey(ctx, p['key'], 'json'));
-  on('all', '/key/:key+', notAllowed('GET, PUT, DELETE'));
+  on('post', '/key', 'keys', (_p, ctx) => postPairs(ctx));
+  on('get', '/key', 'keys', (_p, ctx) => getRange(ctx));
+  on('all', '/key', 'authenticated', notAllowed('GET, POST'));
+  on('get', '/key/:key+', 'read-key', (p, ctx) => getJson(ctx, p['key']));
+  on('put', '/key/:key+', 'write-key', (p, ctx) => putRaw(ctx, p['key']));
+  on('delete', '/key/:key+', 'write-key', (p, ctx) => deleteKey(ctx, p['key'], 'json'));
+  on('all', '/key/:key+', 'authenticated', notAllowed('GET, PUT, DELETE'));
   // membership and leadership
-  on('post', '/join', (_p, ctx) => join(ctx));
-  on('all', '/join', notAllowed('POST'));
-  on('get', '/members', (_p, ctx) => listMembers(ctx));
-  on('all', '/members', notAllowed('GET'));
-  on('post', '/members/:id/promote', (p, ctx) => promoteMember(ctx, p['id']));
-  on('all', '/members/:id/promote', notAllowed('POST'));
-  on('delete', '/members/:id', (p, ctx) => removeMember(ctx, p['id']));
-  on('all', '/members/:id', notAllowed('DELETE'));
-  on('post', '/transfer-leader', (_p, ctx) => transferLeader(ctx));
-  on('all', '/transfer-leader', notAllowed('POST'));
+  on('post', '/join', 'cluster', (_p, ctx) => join(ctx));
+  on('all', '/join', 'authenticated', notAllowed('POST'));
+  on('get', '/members', 'status', (_p, ctx) => listMembers(ctx));
+  on('all', '/members', 'authenticated', notAllowed('GET'));
+  on('post', '/members/:id/promote', 'cluster', (p, ctx) => promoteMember(ctx, p['id']));
+  on('all', '/members/:id/promote', 'authenticated', notAllowed('POST'));
+  on('delete', '/members/:id', 'cluster', (p, ctx) => removeMember(ctx, p['id']));
+  on('all', '/members/:id', 'authenticated', notAllowed('DELETE'));
+  on('post', '/transfer-leader', 'cluster', (_p, ctx) => transferLeader(ctx));
+  on('all', '/transfer-leader', 'authenticated', notAllowed('POST'));
+  // access control
+  on('post', '/auth/tokens', 'admin', (_p, ctx) => createToken(ctx));
+  on('get', '/auth/tokens', 'admin', (_p, ctx) => listTokens(ctx));
+  on('all', '/auth/tokens', 'authenticated', notAllowed('GET, POST'));
+  on('delete', '/auth/tokens/:id', 'admin', (p, ctx) => revokeToken(ctx, p['id']));
+  on('all', '/auth/tokens/:id', 'authenticated', notAllowed('DELETE'));
   // introspection
-  on('get', '/status', (_p, ctx) => status(ctx));
-  on('all', '/status', notAllowed('GET'));
-  on('get', '/health', (_p, ctx) => health(ctx));
-  on('all', '/health', notAllowed('GET'));
+  on('get', '/status', 'status', (_p, ctx) => status(ctx));
+  on('all', '/status', 'authenticated', notAllowed('GET'));
+  on('get', '/health', 'open', (_p, ctx) => health(ctx));
+  on('all', '/health', 'authenticated', notAllowed('GET'));
   // Anything else under a reserved segment is not a key.
-  for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, notFound);
+  for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, 'authenticated', notFound);
   // metcd style: the rest of the path is the key
-  on('get', KEY_PATTERN, (p, ctx) => getRaw(ctx, p['key']));
-  on('put', KEY_PATTERN, (p, ctx) => putRaw(ctx, p['key']));
-  on('delete', KEY_PATTERN, (p, ctx) => deleteKey(ctx, p['key'], 'raw'));
-  on('all', KEY_PATTERN, notAllowed('GET, PUT, DELETE'));
-  on('all', '/', () => {
+  on('get', KEY_PATTERN, 'read-key', (p, ctx) => getRaw(ctx, p['key']));
+  on('put', KEY_PATTERN, 'write-key', (p, ctx) => putRaw(ctx, p['key']));
+  on('delete', KEY_PATTERN, 'write-key', (p, ctx) => deleteKey(ctx, p['key'], 'raw'));
+  on('all', KEY_PATTERN, 'authenticated', notAllowed('GET, PUT, DELETE'));
+  on('all', '/', 'authenticated', () => {
     throw new ApiError(400, 'bad_request', 'empty key; use /<key> or /key/<key>');
   });
   return router;
@@ -148,6 +159,10 @@ function buildRoutes() {
 
 /** The metcd-style key route: the whole path after the first '/' is the key. */
 const KEY_PATTERN = '/:key+';
+/** What a request runs with until the authorizer grants it more. */
+const ANONYMOUS = Grant.anonymous();
+/** What the X-Metcd-* peer headers need: any credential the cluster accepts. */
+const PEER_HEADERS_ROUTE: ApiRoute = { method: 'GET', pattern: '(peer headers)', params: {}, need: 'authenticated' };
 const RESERVED: ReadonlySet<string> = new Set(RESERVED_SEGMENTS);
 const REVISION_LOWER = H.revision.toLowerCase();
 const LEADER_LOWER = H.leader.toLowerCase();
@@ -181,7 +196,8 @@ function keyRoute(path: string, ctx: ApiContext): Promise<ApiReply> | null {
   if (path.length < 2) return null;
   const slash = path.indexOf('/', 1);
   if (RESERVED.has(slash < 0 ? path.slice(1) : path.slice(1, slash))) return null;
-  const route = { method, pattern: KEY_PATTERN, params: { key: decodeParam('key', path.slice(1)) } };
+  const need: Need = method === 'GET' ? 'read-key' : 'write-key';
+  const route = { method, pattern: KEY_PATTERN, params: { key: decodeParam('key', path.slice(1)) }, need };
   if (method === 'GET') return authorized(ctx, route, (p) => getRaw(ctx, p['key']));
   if (method === 'PUT') return authorized(ctx, route, (p) => putRaw(ctx, p['key']));
   return authorized(ctx, route, (p) => deleteKey(ctx, p['key'], 'raw'));
@@ -200,11 +216,8 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   const log = host.log ?? (() => {});
   const authorize = host.authorize ?? allowEverything;
 
-  async function answer(request: ApiRequest): Promise<ApiReply> {
-    const url = request.url;
-    // HEAD is answered as GET; the host's HTTP layer sends the headers only.
-    const method = request.method === 'HEAD' ? 'GET' : request.method;
-    const ctx: ApiContext = { host, peer: host.peer, request, url, method, authorize, limits, body: null, bodyBytesMax: 0 };
+  async function answer(ctx: ApiContext): Promise<ApiReply> {
+    const { request, url, method } = ctx;
     try {
       // itty matches on method and URL only; the routes read the request through ctx.
       const reply: unknown = await (keyRoute(url.pathname, ctx) ?? router.fetch({ method, url: url.href } as IRequest, ctx));
@@ -227,7 +240,25 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   }
 
   async function handle(request: ApiRequest): Promise<ApiReply> {
-    return withPeerHeaders(await answer(request), host.peer);
+    // HEAD is answered as GET; the host's HTTP layer sends the headers only.
+    const method = request.method === 'HEAD' ? 'GET' : request.method;
+    const ctx: ApiContext = {
+      host,
+      peer: host.peer,
+      request,
+      url: request.url,
+      method,
+      authorize,
+      grant: ANONYMOUS,
+      limits,
+      body: null,
+      bodyBytesMax: 0,
+    };
+    const reply = await answer(ctx);
+    // Who leads and how far the state has come is for callers the cluster knows (asked again
+    // only when the route did not authenticate the caller: /health, an error before authorize).
+    const known = ctx.grant.authenticated || !(authorize(PEER_HEADERS_ROUTE, request) instanceof ApiError);
+    return known ? withPeerHeaders(reply, host.peer) : reply;
   }
 
   return {

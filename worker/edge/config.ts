@@ -3,6 +3,7 @@
 // front door rather than a cluster that half works.
 
 import type { Membership, NodeId } from '../raft/types.ts';
+import { digestOf } from '../api/authorize.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
 
@@ -23,7 +24,21 @@ export interface EdgeConfig {
   snapshotEveryEntries: number;
   /** How long derived state (commit index, apply results) may wait for the next write (storage.ts). */
   derivedFlushMs: number;
+  /** Access control: the root token's digest (the secret itself is not kept), open mode
+   *  (METCD_AUTH=open: development only), or locked (neither: nothing but /health is served). */
+  auth: EdgeAuth;
 }
+
+export type EdgeAuth = { mode: 'open' } | { mode: 'tokens'; rootDigest: Uint8Array } | { mode: 'locked' };
+
+/** What a locked deployment answers every caller. */
+export const LOCKED_HINT =
+  'this metcd deployment has no root token, so it serves nothing but /health: set one with ' +
+  '"wrangler secret put METCD_ROOT_TOKEN" (locally: a METCD_ROOT_TOKEN=... line in .dev.vars), ' +
+  'or start local development in open mode with "npm start"';
+
+/** Root tokens shorter than this are refused: a secret anyone may guess protects nothing. */
+export const ROOT_TOKEN_CHARS_MIN = 16;
 
 /** Cloudflare's Durable Object location hints. */
 export const LOCATION_HINTS = ['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'] as const;
@@ -71,7 +86,24 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     tickMs: integer(env, 'TICK_MS', DEFAULT_TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
     snapshotEveryEntries: integer(env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX),
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
+    auth: readAuth(env),
   };
+}
+
+/** METCD_AUTH ("open" or unset) and the METCD_ROOT_TOKEN secret. Errors name the variable,
+ *  never the secret's value. */
+function readAuth(env: Record<string, unknown>): EdgeAuth {
+  const mode = text(env, 'METCD_AUTH');
+  if (mode !== undefined && mode !== 'open' && mode !== 'token') {
+    throw new ConfigError(`METCD_AUTH ${JSON.stringify(mode)}: expected "open" (development only) or "token" (the default)`);
+  }
+  if (mode === 'open') return { mode: 'open' };
+  const root = env['METCD_ROOT_TOKEN'];
+  if (root === undefined || root === null || root === '') return { mode: 'locked' };
+  if (typeof root !== 'string' || root.trim().length < ROOT_TOKEN_CHARS_MIN || /\s/.test(root.trim())) {
+    throw new ConfigError(`METCD_ROOT_TOKEN: expected at least ${ROOT_TOKEN_CHARS_MIN} characters without spaces`);
+  }
+  return { mode: 'tokens', rootDigest: digestOf(root.trim()) };
 }
 
 /** `p1=wnam,p2=weur` → { p1: 'wnam', p2: 'weur' }. */

@@ -16,6 +16,11 @@ export interface Env {
   TICK_MS?: string | number;
   SNAPSHOT_EVERY_ENTRIES?: string | number;
   DERIVED_FLUSH_MS?: string | number;
+  /** "open": no access control (local development: npm start); unset or "token": tokens. */
+  METCD_AUTH?: string;
+  /** The root token (a Worker secret: wrangler secret put METCD_ROOT_TOKEN). Without it and
+   *  without METCD_AUTH=open, the deployment serves nothing but /health. */
+  METCD_ROOT_TOKEN?: string;
   /** "1": check every outgoing Raft message against storage (persist-check.ts). Tests only. */
   CHECK_PERSIST?: string;
 }

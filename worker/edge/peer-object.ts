@@ -17,7 +17,7 @@ import { DurableObject } from 'cloudflare:workers';
 import { Peer } from '../peer/peer.ts';
 import type { PeerLog } from '../peer/options.ts';
 import type { PeerTransport } from '../peer/ports.ts';
-import { createApiRouter, needsLeader } from '../api/router.ts';
+import { createApiRouter, createAuthorizer, needsLeader } from '../api/router.ts';
 import { errorResponse } from '../api/http.ts';
 import { decodeMessages, encodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
@@ -26,7 +26,7 @@ import type { Membership, Message, NodeId } from '../raft/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { emptyMembership } from '../raft/membership.ts';
 import type { EdgeConfig } from './config.ts';
-import { initialMembership, parsePeerObjectName, peerObjectName, readConfig } from './config.ts';
+import { LOCKED_HINT, initialMembership, parsePeerObjectName, peerObjectName, readConfig } from './config.ts';
 import type { Env } from './env.ts';
 import { peerStub } from './env.ts';
 import { PersistCheck } from './persist-check.ts';
@@ -123,6 +123,15 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   // ---- internal RPC (sibling peers, operators, tests) -----------------------------------------
+
+  /** The ids in the membership this peer knows: the front door asks before it addresses a peer
+   *  by ?peer= (worker/index.ts), over RPC, so no client credential is involved or needed. */
+  async memberIds(): Promise<string[]> {
+    this.wokenBy ??= 'call';
+    if (this.identity() === null || !this.mayOpen()) return [];
+    const m = (await this.open()).peer.membership();
+    return [...m.voters, ...m.learners];
+  }
 
   /**
    * Raft messages from a sibling peer (encodeMessages). Bad batches are counted and dropped.
@@ -398,6 +407,7 @@ export class PeerObject extends DurableObject<Env> {
       leaderUrl: (request, leader) => withPeerParam(request.url, leader),
       forward: (request, leader) => peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request)),
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
+      authorize: createAuthorizer({ ...this.config.auth, lockedHint: LOCKED_HINT, now: () => Date.now() }, () => peer.tokens),
       log,
     });
     const hosted: Hosted = { peer, api, transport: rpc, storage, check };
