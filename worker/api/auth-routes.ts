@@ -43,7 +43,7 @@ export async function createToken(ctx: ApiContext): Promise<ApiReply> {
     if (ttl !== undefined && !(Number.isSafeInteger(ttl) && (ttl as number) >= 1 && (ttl as number) <= TOKEN_TTL_SECONDS_MAX)) {
       throw badRequest(`ttl must be a whole number of seconds in [1, ${TOKEN_TTL_SECONDS_MAX}]`);
     }
-    const now = Date.now();
+    const now = (ctx.host.now ?? Date.now)();
     const secret = SECRET_PREFIX + base64url(randomBytes(32));
     const token: TokenRecord = {
       id: hex(randomBytes(8)),
@@ -67,7 +67,7 @@ export async function listTokens(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   return onLeader(ctx, async () => {
     const outcome = await ctx.peer.read('default', (kv) => kv.tokens.list());
-    const now = Date.now();
+    const now = (ctx.host.now ?? Date.now)();
     return jsonReply({ tokens: outcome.value.map((t) => describe(t, now)) }, 200, { [H.revision]: String(outcome.revision) });
   });
 }

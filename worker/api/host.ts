@@ -22,6 +22,9 @@ export interface ApiHost {
   limits?: Partial<ApiLimits>;
   /** Decides whether each request may run (authorize.ts); default: allowEverything. */
   authorize?: Authorize;
+  /** Wall-clock milliseconds since the epoch (token creation and expiry); default Date.now.
+   *  Give the authorizer the same clock. */
+  now?: () => number;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }
