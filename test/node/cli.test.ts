@@ -3,7 +3,7 @@
 
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -139,7 +139,10 @@ describe('parseFlags', () => {
   });
 
   it('takes the advertised URL from --initial-cluster and checks it against --advertise', () => {
-    const p = parseFlags(['--id', 'n2', '--http', '0.0.0.0:3380', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {});
+    const p = parseFlags(['--id', 'n2', '--http', '0.0.0.0:3380', '--initial-cluster', 'n1=http://a:1,n2=http://b:2'], {
+      METCD_ROOT_TOKEN: 'a-root-token-of-20ch',
+      METCD_CLUSTER_TOKEN: 'c',
+    });
     if (p.help) throw new Error('help');
     expect(p.config.advertise).toBe('http://b:2');
     expect(p.config.start).toEqual({ kind: 'initial-cluster', members: { n1: 'http://a:1', n2: 'http://b:2' } });
@@ -149,5 +152,68 @@ describe('parseFlags', () => {
     expect(() => parseFlags(['--id', 'n1', '--initial-cluster', 'n1=http://a:1,n1=http://a:2'], {})).toThrow('listed twice');
     expect(() => parseFlags(['--id', 'n1', '--join', 'http://a:1/path'], {})).toThrow('must not have a path');
     expect(() => parseFlags(['--id', 'n1', '--heartbeat-ticks', '10'], {})).toThrow('below --election-ticks');
+  });
+
+  it('is open on loopback without a root token, and refuses an address others can reach without one unless --auth open says so', () => {
+    const config = (argv: string[], env: Record<string, string> = {}) => {
+      const p = parseFlags(['--id', 'n1', '--bootstrap', ...argv], env);
+      if (p.help) throw new Error('help');
+      return p.config;
+    };
+    expect(config([])).toMatchObject({ auth: 'open', rootToken: null });
+    expect(config(['--http', '[::1]:3379'])).toMatchObject({ auth: 'open' });
+    expect(config([], { METCD_ROOT_TOKEN: 'from-env' })).toMatchObject({ auth: 'token', rootToken: { from: 'env', value: 'from-env' } });
+    expect(config(['--root-token-file', '/etc/metcd/root'])).toMatchObject({
+      auth: 'token',
+      rootToken: { from: 'file', path: '/etc/metcd/root' },
+    });
+    for (const http of ['0.0.0.0:3379', '[::]:3379', '10.0.0.5:3379', 'example.com:3379']) {
+      expect(() => config(['--http', http]), http).toThrow(/reachable from other machines, and no root token is set/);
+      expect(() => config(['--http', http, '--root-token-file', 'f']), http).toThrow(/peers need a --cluster-token/);
+      expect(config(['--http', http, '--root-token-file', 'f', '--cluster-token', 'c']), http).toMatchObject({ auth: 'token' });
+      expect(config(['--http', http, '--auth', 'open']), http).toMatchObject({ auth: 'open', rootToken: null });
+    }
+    expect(() => config(['--auth', 'open', '--root-token-file', 'f'])).toThrow(/drop one of them/);
+    expect(() => config(['--auth', 'token'])).toThrow(/needs a root token/);
+    expect(() => config(['--auth', 'maybe'])).toThrow(/expected token or open/);
+  });
+});
+
+describe('starting with access control', () => {
+  it('refuses, with one line and no secret, a non-loopback address without a root token, and a root token file that is missing or weak', async () => {
+    const port = await freePort();
+    const exposed = await run(['--id', 'n1', '--http', `0.0.0.0:${port}`, '--data-dir', path.join(root, 'exposed'), '--bootstrap']);
+    expect(exposed.code).toBe(2);
+    expect(lastLine(exposed.stderr)).toMatch(/reachable from other machines, and no root token is set/);
+    const missing = path.join(root, 'no-such-token');
+    const absent = await run([
+      '--id',
+      'n1',
+      '--http',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      path.join(root, 'a'),
+      '--root-token-file',
+      missing,
+      '--bootstrap',
+    ]);
+    expect(absent.code).toBe(1);
+    expect(lastLine(absent.stderr)).toContain(`--root-token-file ${missing}: ENOENT`);
+    const weakFile = path.join(root, 'weak-token');
+    writeFileSync(weakFile, 'hunter2\n');
+    const weak = await run([
+      '--id',
+      'n1',
+      '--http',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      path.join(root, 'w'),
+      '--root-token-file',
+      weakFile,
+      '--bootstrap',
+    ]);
+    expect(weak.code).toBe(1);
+    expect(lastLine(weak.stderr)).toContain('at least 16 characters');
+    expect(weak.stderr).not.toContain('hunter2');
   });
 });

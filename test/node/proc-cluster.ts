@@ -2,7 +2,7 @@
 // restart and replace nodes; find the leader; talk HTTP. Every process started here is killed
 // by stopAll() (call it from afterAll/afterEach), whatever happened in the test.
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -49,10 +49,13 @@ export interface NodeStatus {
 
 export class ProcNode extends NodeProcess {
   readonly dataDir: string;
+  /** What every request of the test's own checks carries (the root token, when the cluster has one). */
+  readonly headers: Record<string, string>;
 
-  constructor(id: string, port: number, dataDir: string, args: string[]) {
+  constructor(id: string, port: number, dataDir: string, args: string[], headers: Record<string, string> = {}) {
     super(id, port, args);
     this.dataDir = dataDir;
+    this.headers = headers;
   }
 
   /** Makes this node lose Raft messages from / to the given peers (a partition). */
@@ -67,7 +70,7 @@ export class ProcNode extends NodeProcess {
   }
 
   async status(): Promise<NodeStatus> {
-    const res = await fetch(`${this.url}/status`, { signal: AbortSignal.timeout(1000) });
+    const res = await fetch(`${this.url}/status`, { headers: this.headers, signal: AbortSignal.timeout(1000) });
     if (res.status !== 200) throw new Error(`${this.id} /status: HTTP ${res.status}`);
     const status = (await res.json()) as NodeStatus;
     // Ports are picked free-at-check-time: another process on the machine (another test suite)
@@ -88,6 +91,8 @@ export interface ClusterOptions {
   snapshotEntries?: number;
   /** More CLI flags for every node. */
   extraArgs?: string[];
+  /** Start every node with this root token (token mode; '' = none: open on loopback). */
+  rootToken?: string;
 }
 
 export class ProcCluster {
@@ -96,7 +101,16 @@ export class ProcCluster {
   private rootDir: string | undefined;
 
   constructor(opts: ClusterOptions) {
-    this.opts = { size: 3, token: 'test-token', clusterId: 'test', tickMs: 50, snapshotEntries: 10_000, extraArgs: [], ...opts };
+    this.opts = {
+      size: 3,
+      token: 'test-token',
+      clusterId: 'test',
+      tickMs: 50,
+      snapshotEntries: 10_000,
+      extraArgs: [],
+      rootToken: '',
+      ...opts,
+    };
   }
 
   /** Created on first use: a cluster whose tests are all filtered out leaves nothing behind. */
@@ -126,8 +140,21 @@ export class ProcCluster {
       '--log-level',
       'debug',
       '--enable-fault-injection',
+      ...this.rootTokenArgs(),
       ...this.opts.extraArgs,
     ];
+  }
+
+  private rootTokenArgs(): string[] {
+    if (this.opts.rootToken === '') return [];
+    const file = path.join(this.root, 'root-token');
+    writeFileSync(file, `${this.opts.rootToken}\n`, { mode: 0o600 });
+    return ['--root-token-file', file];
+  }
+
+  /** The headers the test's own requests carry. */
+  get headers(): Record<string, string> {
+    return this.opts.rootToken === '' ? {} : { authorization: `Bearer ${this.opts.rootToken}` };
   }
 
   async start(): Promise<void> {
@@ -135,7 +162,8 @@ export class ProcCluster {
     const ports = await Promise.all(ids.map(() => freePort()));
     const initial = ids.map((id, k) => `${id}=http://127.0.0.1:${ports[k]}`).join(',');
     ids.forEach((id, k) => {
-      const node = new ProcNode(id, ports[k]!, path.join(this.root, id), [...this.commonArgs(id, ports[k]!), '--initial-cluster', initial]);
+      const args = [...this.commonArgs(id, ports[k]!), '--initial-cluster', initial];
+      const node = new ProcNode(id, ports[k]!, path.join(this.root, id), args, this.headers);
       this.nodes.set(id, node);
       node.start();
     });
@@ -145,7 +173,13 @@ export class ProcCluster {
   /** Adds a node that joins through `via` (a fresh data dir). */
   async join(id: string, via: ProcNode, extra: string[] = []): Promise<ProcNode> {
     const port = await freePort();
-    const node = new ProcNode(id, port, path.join(this.root, id), [...this.commonArgs(id, port), '--join', via.url, ...extra]);
+    const node = new ProcNode(
+      id,
+      port,
+      path.join(this.root, id),
+      [...this.commonArgs(id, port), '--join', via.url, ...extra],
+      this.headers,
+    );
     this.nodes.set(id, node);
     node.start();
     return node;
@@ -219,7 +253,12 @@ export async function putKey(cluster: ProcCluster, key: string, value: string, t
   await waitFor(`PUT ${key}`, timeoutMs, async () => {
     const nodes = cluster.live();
     const node = nodes[Math.floor(Math.random() * nodes.length)]!;
-    const res = await fetch(`${node.url}/${encodeURIComponent(key)}`, { method: 'PUT', body: value, signal: AbortSignal.timeout(3000) });
+    const res = await fetch(`${node.url}/${encodeURIComponent(key)}`, {
+      method: 'PUT',
+      body: value,
+      headers: node.headers,
+      signal: AbortSignal.timeout(3000),
+    });
     await res.arrayBuffer();
     return res.status === 204 ? true : undefined;
   });
@@ -231,7 +270,7 @@ export async function readPrefix(node: ProcNode, prefix: string): Promise<Map<st
   let start = '';
   for (;;) {
     const q = new URLSearchParams({ prefix, level: 'stale', limit: '1000', ...(start ? { start } : {}) });
-    const res = await fetch(`${node.url}/key?${q}`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${node.url}/key?${q}`, { headers: node.headers, signal: AbortSignal.timeout(5000) });
     if (res.status !== 200) throw new Error(`${node.id} range read: HTTP ${res.status} ${await res.text()}`);
     const page = (await res.json()) as Record<string, string>;
     const keys = Object.keys(page);
