@@ -34,16 +34,31 @@ describe('deployable bundle', () => {
     expect(existsSync(bundle)).toBe(true);
     expect(statSync(bundle).size).toBeLessThan(BUNDLE_BYTES_MAX);
 
-    // The very files a deploy would upload, run by workerd (no rebuild).
-    const server = createTestHarness({
-      root: ROOT,
-      workers: [{ configPath: './wrangler.toml', prebuiltWorkerDir: OUT_DIR, vars: { TICK_MS: String(TEST_TICK_MS) } }],
-    });
+    // The very files a deploy would upload, run by workerd (no rebuild), with the vars of
+    // wrangler.toml: no open mode and, until the secret is set, no root token.
+    const worker = (vars: Record<string, string>) => ({ configPath: './wrangler.toml', prebuiltWorkerDir: OUT_DIR, vars });
+    const server = createTestHarness({ root: ROOT, workers: [worker({ TICK_MS: String(TEST_TICK_MS) })] });
     try {
       await server.listen();
       let res = await server.fetch('/hello', { method: 'PUT', body: 'world' });
+      expect(res.status).toBe(401);
+      expect(await res.text()).toContain('wrangler secret put METCD_ROOT_TOKEN');
+      // After `wrangler secret put METCD_ROOT_TOKEN`: the README's deploy walk-through.
+      const root = { authorization: 'Bearer a-root-token-from-wrangler-secret' };
+      await server.update({
+        root: ROOT,
+        workers: [worker({ TICK_MS: String(TEST_TICK_MS), METCD_ROOT_TOKEN: root.authorization.slice(7) })],
+      });
+      res = await server.fetch('/hello', { method: 'PUT', body: 'world', headers: root });
       expect(res.status).toBe(204);
-      res = await server.fetch('/hello');
+      res = await server.fetch('/auth/tokens', {
+        method: 'POST',
+        headers: root,
+        body: '{"name":"app","rules":[{"prefix":"hello","access":"read"}]}',
+      });
+      expect(res.status).toBe(201);
+      const { token } = (await res.json()) as { token: string };
+      res = await server.fetch('/hello', { headers: { authorization: `Bearer ${token}` } });
       expect(await res.text()).toBe('world');
     } finally {
       await server.close();

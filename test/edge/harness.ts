@@ -52,6 +52,8 @@ export interface Inspection {
 
 export interface ClusterOptions {
   vars?: Record<string, string>;
+  /** Headers every request of the harness carries unless the request sets them (a root token). */
+  headers?: Record<string, string>;
 }
 
 export type EdgeCluster = Awaited<ReturnType<typeof startCluster>>;
@@ -76,7 +78,9 @@ export async function startCluster(opts: ClusterOptions = {}) {
   async function request(path: string, init: RequestInit = {}): Promise<Response> {
     // The harness speaks undici's fetch types; the tests use the global ones (same shapes).
     type DispatchInit = Parameters<typeof server.fetch>[1];
-    return (await server.fetch(path, { redirect: 'manual', ...init } as DispatchInit)) as unknown as Response;
+    const headers = new Headers(init.headers);
+    for (const [name, value] of Object.entries(opts.headers ?? {})) if (!headers.has(name)) headers.set(name, value);
+    return (await server.fetch(path, { redirect: 'manual', ...init, headers } as DispatchInit)) as unknown as Response;
   }
 
   /** A request that follows 307s like `curl -L` (at most 5). */
