@@ -111,7 +111,8 @@ process.stdout.write(`[cluster] ${SIZE} nodes: ${ids.map((id, k) => `${id} ${url
 process.stdout.write(
   `[cluster] root token ${rootToken.value} (in ${rootToken.path}); cluster token ${clusterToken.value} (in ${clusterToken.path})\n`,
 );
-const auth = `-H "Authorization: Bearer $(cat ${path.relative(process.cwd(), rootToken.path) || rootToken.path})"`;
+const relative = path.relative(process.cwd(), rootToken.path);
+const auth = `-H "Authorization: Bearer $(cat ${relative.startsWith('..') ? rootToken.path : relative})"`;
 process.stdout.write(
   `[cluster] try: curl --location-trusted ${auth} ${url(0)}/hello -XPUT -d world && curl --location-trusted ${auth} ${url(1)}/hello\n`,
 );
