@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
+import { digestOf } from '../../worker/api/authorize.ts';
 
 describe('edge config', () => {
   it('defaults to a 3-peer cluster named metcd that redirects', () => {
@@ -15,7 +16,19 @@ describe('edge config', () => {
       tickMs: DEFAULT_TICK_MS,
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
       derivedFlushMs: DERIVED_FLUSH_MS,
+      auth: { mode: 'locked' },
     });
+  });
+
+  it('is locked without a root token, open only when asked, and keeps only the root token’s digest', () => {
+    expect(readConfig({ METCD_AUTH: 'open' }).auth).toEqual({ mode: 'open' });
+    expect(readConfig({ METCD_AUTH: 'token' }).auth).toEqual({ mode: 'locked' });
+    const tokens = readConfig({ METCD_ROOT_TOKEN: ' a-root-token-of-some-length\n' }).auth;
+    expect(tokens).toEqual({ mode: 'tokens', rootDigest: digestOf('a-root-token-of-some-length') });
+    expect(JSON.stringify(tokens)).not.toContain('a-root-token');
+    expect(() => readConfig({ METCD_AUTH: 'none' })).toThrow(/METCD_AUTH "none"/);
+    expect(() => readConfig({ METCD_ROOT_TOKEN: 'hunter2' })).toThrow(/METCD_ROOT_TOKEN: expected at least 16 characters/);
+    expect(() => readConfig({ METCD_ROOT_TOKEN: 'hunter2' })).not.toThrow(/hunter2/);
   });
 
   it('reads every var, numbers given as TOML integers or strings', () => {
