@@ -1,7 +1,9 @@
 // --join: ask a member to add this node (POST /join), following the member's 307 to the
 // leader, retrying while the cluster is busy, electing or unreachable, until a deadline.
+// Through the node's PeerClient: an https:// member is asked with this node's peer certificate.
 
 import type { Logger } from './log.ts';
+import type { PeerClient } from './peer-client.ts';
 
 export interface JoinOptions {
   target: string;
@@ -11,6 +13,7 @@ export interface JoinOptions {
   token: string;
   timeoutMs: number;
   log: Logger;
+  client: PeerClient;
   /** Delay between attempts. */
   retryMs?: number;
 }
@@ -27,23 +30,21 @@ type Attempt = { done: true } | { done: false; why: string };
 async function attempt(opts: JoinOptions): Promise<Attempt> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (opts.token !== '') headers['authorization'] = `Bearer ${opts.token}`;
-  let url = new URL('/join', opts.target).toString();
+  let url = new URL('/join', opts.target);
+  const body = Buffer.from(JSON.stringify({ id: opts.id, address: opts.address }));
   for (let hop = 0; hop <= REDIRECTS_MAX; hop++) {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({ id: opts.id, address: opts.address }),
-      redirect: 'manual',
-      signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
-    });
-    const text = await res.text();
+    const res = await opts.client.request(url, { method: 'POST', headers, body, timeoutMs: ATTEMPT_TIMEOUT_MS });
+    const text = res.body.toString('utf8');
     if (res.status === 200) return { done: true };
-    const location = res.headers.get('location');
-    if ((res.status === 307 || res.status === 308) && location !== null) {
-      url = new URL(location, url).toString();
+    const location = res.headers.location;
+    if ((res.status === 307 || res.status === 308) && location !== undefined) {
+      url = new URL(location, url);
       continue;
     }
     if (res.status === 409 && (await alreadyMember(url, opts))) return { done: true };
+    if (res.status === 401 && errorCode(text) === 'unauthenticated') {
+      throw new JoinError(`${url} refused our certificate (check --peer-cert-file against its CA)`);
+    }
     if (res.status === 401) throw new JoinError(`${url} rejected the cluster token (check --cluster-token)`);
     if (res.status >= 400 && res.status < 500 && res.status !== 429) {
       throw new JoinError(`${url} refused the join: HTTP ${res.status} ${text.trim()}`);
@@ -53,11 +54,21 @@ async function attempt(opts: JoinOptions): Promise<Attempt> {
   return { done: false, why: 'too many redirects' };
 }
 
+/** The code of a `{"error":{"code"}}` answer, if it is one. */
+function errorCode(text: string): string | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** After a 409: are we already in with our address (a retry after a lost answer)? */
-async function alreadyMember(joinUrl: string, opts: JoinOptions): Promise<boolean> {
-  const res = await fetch(new URL('/members', joinUrl), { signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS) });
+async function alreadyMember(joinUrl: URL, opts: JoinOptions): Promise<boolean> {
+  const res = await opts.client.request(new URL('/members', joinUrl), { method: 'GET', headers: {}, timeoutMs: ATTEMPT_TIMEOUT_MS });
   if (res.status !== 200) return false;
-  const body = (await res.json()) as { members?: Array<{ id: string; address: string }> };
+  const body = JSON.parse(res.body.toString('utf8')) as { members?: Array<{ id: string; address: string }> };
   return (body.members ?? []).some((m) => m.id === opts.id && m.address === opts.address);
 }
 
@@ -74,8 +85,7 @@ export async function joinCluster(opts: JoinOptions): Promise<void> {
       last = result.why;
     } catch (err) {
       if (err instanceof JoinError) throw err;
-      const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      last = cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err));
+      last = (err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err));
     }
     if (Date.now() >= deadline) {
       throw new JoinError(`cannot join via ${opts.target} within ${opts.timeoutMs} ms: ${last}`);

@@ -19,6 +19,7 @@ import { NodeStorage } from './storage/open.ts';
 import { Ticker } from './ticker.ts';
 import { Faults } from './faults.ts';
 import { ADDRESS_HEADER, FROM_HEADER, HttpTransport } from './transport.ts';
+import { PeerClient, toResponse } from './peer-client.ts';
 
 export interface RunningNode {
   readonly peer: Peer;
@@ -73,6 +74,8 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
   const faults = cfg.faultInjection ? new Faults() : undefined;
   if (faults) log.warn('fault injection enabled (testing only)');
+  /** Join and proxy-mode forwarding: calls to members. */
+  const peerClient = new PeerClient({});
 
   // Addresses learned from authenticated peer requests: a joining node hears from the leader
   // before it has the membership that names the leader's address.
@@ -96,14 +99,10 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     authorize,
     mode: cfg.mode,
     leaderUrl: (request, _leader, address) => atAddress(address, new URL(request.url)).toString(),
-    forward: (request, _leader, address) => {
-      return fetch(atAddress(address, new URL(request.url)), {
-        method: request.method,
-        headers: request.headers,
-        body: request.body,
-        redirect: 'manual',
-        duplex: 'half',
-      } as RequestInit);
+    forward: async (request, _leader, address) => {
+      const body = request.body === null ? undefined : new Uint8Array(await request.arrayBuffer());
+      const call = { method: request.method, headers: Object.fromEntries(request.headers), ...(body ? { body } : {}) };
+      return toResponse(await peerClient.request(atAddress(address, new URL(request.url)), call));
     },
     log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
   });
@@ -203,11 +202,10 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
   if (fresh && cfg.start.kind === 'join') {
     const target = cfg.start.target;
-    joinCluster({ target, id: cfg.id, address: cfg.advertise, token: cfg.clusterToken, timeoutMs: cfg.joinTimeoutMs, log }).catch(
-      (err: unknown) => {
-        if (stopping === undefined) onFatal(err instanceof Error ? err : new Error(String(err)));
-      },
-    );
+    const join = { target, id: cfg.id, address: cfg.advertise, token: cfg.clusterToken, timeoutMs: cfg.joinTimeoutMs, log };
+    joinCluster({ ...join, client: peerClient }).catch((err: unknown) => {
+      if (stopping === undefined) onFatal(err instanceof Error ? err : new Error(String(err)));
+    });
   }
 
   async function transferAway(): Promise<void> {
@@ -245,6 +243,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
         ticker.stop();
         await server.close();
         transport.close();
+        peerClient.close();
         log.info('node stopped');
       })();
       return stopping;

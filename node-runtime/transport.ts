@@ -4,9 +4,9 @@
 //
 // Fire-and-forget, as PeerTransport says: a dead, slow or paused peer only costs its own queue,
 // which drops its OLDEST messages when full (newer heartbeats and appends supersede them; Raft
-// retransmits what matters). Every request carries the cluster token and cluster id.
+// retransmits what matters). Every request carries the cluster token and cluster id; to an
+// https:// member it goes over TLS with this node's peer certificate (peer-agents.ts).
 
-import { Agent, request as httpRequest } from 'node:http';
 import { encodeMessages } from '../worker/raft/codec.ts';
 import type { Message, NodeId } from '../worker/raft/types.ts';
 import type { PeerTransport } from '../worker/peer/ports.ts';
@@ -14,6 +14,7 @@ import { Outbox } from '../worker/peer/outbox.ts';
 import type { OutboxLimits } from '../worker/peer/outbox.ts';
 import type { Logger } from './log.ts';
 import type { Faults } from './faults.ts';
+import { PeerAgents, type PeerTlsOptions } from './peer-agents.ts';
 
 export const RAFT_PATH = '/raft/messages';
 export const CLUSTER_HEADER = 'X-Metcd-Cluster';
@@ -50,6 +51,24 @@ export interface TransportOptions {
   limits?: Partial<TransportLimits>;
   /** Present only with --enable-fault-injection (tests). */
   faults?: Faults;
+  /** For https:// members: the certificate to present and the CA to verify them with. */
+  tls?: PeerTlsOptions;
+}
+
+/** How much of a refusal's body is read to find its error code. */
+const REFUSAL_CHARS_MAX = 1024;
+
+/** A peer's non-204 answer in a log line: its status and, for a JSON error, its code. */
+function refusal(status: number, body: string): string {
+  let code: unknown;
+  try {
+    code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
+  } catch {
+    code = undefined;
+  }
+  if (code === 'unauthorized') return 'peer rejected our cluster token (401)';
+  if (code === 'unauthenticated') return 'peer refused our certificate (401): check --peer-cert-file against its --peer-trusted-ca-file';
+  return typeof code === 'string' ? `HTTP ${status} ${code}` : `HTTP ${status}`;
 }
 
 interface Destination {
@@ -62,7 +81,7 @@ interface Destination {
 export class HttpTransport implements PeerTransport {
   private readonly opts: TransportOptions;
   private readonly limits: TransportLimits;
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, keepAliveMsecs: 1000 });
+  private readonly agents: PeerAgents;
   private readonly outboxes = new Map<NodeId, Destination>();
   private closed = false;
   /** Counters, by reason, for /status-like diagnostics and tests. */
@@ -71,6 +90,7 @@ export class HttpTransport implements PeerTransport {
   constructor(opts: TransportOptions) {
     this.opts = opts;
     this.limits = { ...DEFAULT_TRANSPORT_LIMITS, ...opts.limits };
+    this.agents = new PeerAgents(opts.tls ?? {}, { keepAlive: true, maxSockets: 4, keepAliveMsecs: 1000 });
   }
 
   send(messages: Message[]): void {
@@ -153,12 +173,16 @@ export class HttpTransport implements PeerTransport {
         [ADDRESS_HEADER]: this.opts.advertise,
       };
       if (this.opts.token !== '') headers['authorization'] = `Bearer ${this.opts.token}`;
-      const req = httpRequest(url, { method: 'POST', agent: this.agent, headers, timeout: this.limits.requestTimeoutMs }, (res) => {
-        res.resume();
+      const req = this.agents.request(url, { method: 'POST', headers, timeout: this.limits.requestTimeoutMs }, (res) => {
+        // A refusal's JSON error code says which check failed (token, certificate, cluster).
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          if (text.length < REFUSAL_CHARS_MAX) text += chunk;
+        });
         res.on('end', () => {
           if (res.statusCode === 204) return resolve(true);
-          const why = res.statusCode === 401 ? 'peer rejected our cluster token (401)' : `HTTP ${res.statusCode}`;
-          resolve(fail(why));
+          resolve(fail(refusal(res.statusCode ?? 0, text)));
         });
         res.on('error', (err) => resolve(fail(err.message)));
       });
@@ -171,6 +195,6 @@ export class HttpTransport implements PeerTransport {
   close(): void {
     this.closed = true;
     this.outboxes.clear();
-    this.agent.destroy();
+    this.agents.destroy();
   }
 }
