@@ -1,10 +1,12 @@
 // The CLI's flags: parsed and checked into a NodeConfig, or a FlagError with one clear line.
-// Pure (argv and env in, config out) so every rule is testable without starting anything.
+// Pure (argv and env in, config out; TLS files are only checked to be readable) so every rule
+// is testable without starting anything.
 
 import { parseArgs } from 'node:util';
 import { ENGINE_NAMES, isEngineName, type EngineName } from './storage/engine.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { DEFAULT_TICK_MS } from '../worker/peer/options.ts';
+import { checkAdvertiseScheme, parseTlsFlags, TLS_FLAGS, type TlsFlags } from './tls-flags.ts';
 
 export type StartMode =
   | { kind: 'bootstrap' }
@@ -39,6 +41,8 @@ export interface NodeConfig {
   joinTimeoutMs: number;
   /** Testing only: accept POST /_metcd/faults to drop Raft traffic (see faults.ts). */
   faultInjection: boolean;
+  /** HTTPS and client certificates (tls-flags.ts). */
+  tls: TlsFlags;
 }
 
 export class FlagError extends Error {
@@ -54,7 +58,7 @@ interface FlagSpec {
 export const FLAGS: Record<string, FlagSpec> = {
   id: { type: 'string', default: '(required)', help: "this node's id, e.g. n1 (letters, digits, - _ .)" },
   http: { type: 'string', default: '127.0.0.1:3379', help: 'host:port to listen on for clients and peers' },
-  advertise: { type: 'string', default: 'http://<--http>', help: 'URL other nodes and redirected clients use to reach this node' },
+  advertise: { type: 'string', default: 'http(s)://<--http>', help: 'URL other nodes and redirected clients use to reach this node' },
   'data-dir': { type: 'string', default: './data/<id>', help: 'where this node keeps its state' },
   engine: { type: 'string', default: 'sqlite', help: `storage engine: ${ENGINE_NAMES.join(' | ')}` },
   bootstrap: { type: 'boolean', default: 'false', help: 'start a new cluster with this node as its only member (it leads)' },
@@ -72,6 +76,7 @@ export const FLAGS: Record<string, FlagSpec> = {
     default: 'token, or open on loopback without a root token',
     help: 'token | open (no client access control: development only)',
   },
+  ...TLS_FLAGS,
   mode: { type: 'string', default: 'redirect', help: 'follower writes: redirect (307 to the leader) | proxy (forward to it)' },
   'log-level': { type: 'string', default: 'info', help: `${LOG_LEVELS.join(' | ')}` },
   'tick-ms': {
@@ -127,7 +132,8 @@ function httpUrl(value: string, flag: string): string {
   } catch {
     throw new FlagError(`--${flag}: ${JSON.stringify(value)} is not a URL (expected http://host:port)`);
   }
-  if (u.protocol !== 'http:') throw new FlagError(`--${flag}: ${JSON.stringify(value)} must be an http:// URL`);
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    throw new FlagError(`--${flag}: ${JSON.stringify(value)} must be an http:// or https:// URL`);
   if (u.pathname !== '/' || u.search !== '' || u.hash !== '')
     throw new FlagError(`--${flag}: ${JSON.stringify(value)} must not have a path or query`);
   return u.origin;
@@ -202,7 +208,11 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
   ).length;
   if (starts > 1) throw new FlagError('use only one of --bootstrap, --join, --initial-cluster');
   let start: StartMode = { kind: 'restart' };
-  let advertiseDefault = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const fail = (message: string): never => {
+    throw new FlagError(message);
+  };
+  const tls = parseTlsFlags(values, fail);
+  let advertiseDefault = `${tls.certFile === '' ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   if (values['bootstrap'] === true) start = { kind: 'bootstrap' };
   if (values['join'] !== undefined) start = { kind: 'join', target: httpUrl(str('join', ''), 'join') };
   if (values['initial-cluster'] !== undefined) {
@@ -222,6 +232,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
   if (start.kind === 'initial-cluster' && start.members[id] !== advertise) {
     throw new FlagError(`--advertise ${advertise} differs from ${start.members[id]} given for ${id} in --initial-cluster`);
   }
+  checkAdvertiseScheme(advertise, tls, fail);
 
   const clusterToken = str('cluster-token', env['METCD_CLUSTER_TOKEN'] ?? '');
   const { auth, rootToken } = authFlags(str('auth', ''), str('root-token-file', ''), env['METCD_ROOT_TOKEN'] ?? '');
@@ -265,6 +276,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       quotaBytes: positiveInt(str('quota-bytes', '536870912'), 'quota-bytes', 64 * 1024 ** 3),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,
+      tls,
     },
   };
 }

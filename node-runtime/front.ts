@@ -2,7 +2,9 @@
 // goes to the shared router. The cluster token guards what a stranger must not do: send Raft
 // messages (checked here) and change membership or leadership (checked by the router on the
 // route it resolves, with the hook node.ts gives it). A wrong or missing token is 401 before
-// anything is read or applied; a peer of another cluster (X-Metcd-Cluster) is 403.
+// anything is read or applied; a peer of another cluster (X-Metcd-Cluster) is 403. On HTTPS, a
+// route's client certificate is checked first (cert-auth.ts): 401 unauthenticated without one
+// the route accepts.
 
 import { decodeMessages, RaftCodecError } from '../worker/raft/codec.ts';
 import type { Peer } from '../worker/peer/peer.ts';
@@ -14,6 +16,8 @@ import { ApiError, errorReply, jsonReply } from '../worker/api/http.ts';
 import { withPeerHeaders } from '../worker/api/router.ts';
 import { tokenChecker } from './cluster-token.ts';
 import type { ApiReply, ApiRequest } from '../worker/api/exchange.ts';
+import type { Socket } from 'node:net';
+import type { CertAuth } from './cert-auth.ts';
 
 /** The body, or null when it is over `bytesMax` (read under the cap; see node-request.ts). */
 async function readCapped(request: ApiRequest, bytesMax: number): Promise<Uint8Array | null> {
@@ -38,13 +42,26 @@ export interface FrontOptions {
   log: Logger;
   /** Present only with --enable-fault-injection (tests). */
   faults?: Faults;
+  /** Client certificate checks (--client-cert-auth, --peer-client-cert-auth); none without. */
+  certAuth?: CertAuth | null;
 }
+
+/** A request and the connection it came on (node-request.ts). */
+export type FrontRequest = ApiRequest & { readonly socket?: Socket };
 
 const FAULTS_PATH = '/_metcd/faults';
 
 const json = errorReply;
 
-export function createFront(opts: FrontOptions): (request: ApiRequest) => Promise<ApiReply> {
+/** 401 for a missing or unacceptable client certificate. The Node host's own code: the shared
+ *  router has no certificates to check. No X-Metcd-* headers: a stranger learns nothing. */
+function unauthenticated(message: string): ApiReply {
+  return jsonReply({ error: { code: 'unauthenticated', message } }, 401);
+}
+
+const isRaftPath = (path: string) => path === '/raft' || path.startsWith('/raft/');
+
+export function createFront(opts: FrontOptions): (request: FrontRequest) => Promise<ApiReply> {
   const tokenOk = tokenChecker(opts.token);
   const unauthorized = () =>
     json(401, 'unauthenticated', 'missing or wrong cluster token (Authorization: Bearer <token>)', {
@@ -97,8 +114,10 @@ export function createFront(opts: FrontOptions): (request: ApiRequest) => Promis
     return jsonReply(faults);
   }
 
-  return async (request: ApiRequest): Promise<ApiReply> => {
+  return async (request: FrontRequest): Promise<ApiReply> => {
     const url = request.url;
+    const refusal = opts.certAuth?.refusal(request.socket, isRaftPath(url.pathname) ? 'peer' : 'client') ?? null;
+    if (refusal !== null) return unauthenticated(refusal);
     const peer = opts.peer();
     if (peer === undefined) return json(503, 'unavailable', 'node is starting', { 'Retry-After': '1' });
     if (url.pathname === RAFT_PATH) {

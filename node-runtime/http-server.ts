@@ -3,15 +3,19 @@
 // request. Bodies are read through a byte cap (node-request.ts): a client cannot make the server
 // buffer more than `bodyBytesMax`, whatever the route does; a body refused or left unread closes
 // the connection after the answer instead of reading the rest. CONNECT and requests asking to
-// switch protocols (Upgrade) are answered and closed here: metcd speaks plain HTTP/1.1 only.
+// switch protocols (Upgrade) are answered and closed here: metcd speaks plain HTTP/1.1 only,
+// over TLS when given a certificate (tls-files.ts).
 
-import { createServer, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ApiReply } from '../worker/api/exchange.ts';
 import { ApiError, errorReply, type ApiErrorCode } from '../worker/api/http.ts';
 import type { Logger } from './log.ts';
 import { NodeRequest } from './node-request.ts';
+import type { ServerTls } from './tls-files.ts';
+import { answerFailedHandshakes } from './tls-handshake-errors.ts';
 
 export type ReplyHandler = (request: NodeRequest) => Promise<ApiReply>;
 
@@ -31,6 +35,8 @@ export interface HttpServerOptions {
   connectionsPerAddressMax?: number;
   /** Time a client has to send its request headers (slow-header clients are cut after it). */
   headersTimeoutMs?: number;
+  /** Serve HTTPS with these; plain HTTP without. */
+  tls?: ServerTls | null;
 }
 
 export const CONNECTIONS_PER_ADDRESS_MAX = 200;
@@ -118,7 +124,7 @@ function plainError(res: ServerResponse, status: number, code: ApiErrorCode, mes
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<RunningServer> {
   const fallbackHost = `${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:${opts.port}`;
-  const base = `http://${fallbackHost}`;
+  const base = `${opts.tls ? 'https' : 'http'}://${fallbackHost}`;
   const headersTimeout = opts.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
   const serverOptions = {
     requestTimeout: Math.max(opts.requestTimeoutMs ?? 30_000, headersTimeout),
@@ -126,7 +132,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
     keepAliveTimeout: 30_000,
     connectionsCheckingInterval: CONNECTIONS_CHECK_INTERVAL_MS,
   };
-  const server = createServer(serverOptions, (req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     let request: NodeRequest;
     try {
       request = new NodeRequest(req, base, opts.bodyBytesMax);
@@ -158,7 +164,20 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<RunningS
         opts.log.debug('http response aborted', { url: req.url, error: String(err) });
         res.destroy();
       });
-  });
+  };
+  let server: Server;
+  if (opts.tls) {
+    // A client certificate that is missing or from an unknown CA does not fail the handshake: the
+    // front door answers 401 per route (cert-auth.ts). The handshake gets the headers' deadline.
+    const https = createHttpsServer(
+      { ...serverOptions, ...opts.tls, rejectUnauthorized: false, handshakeTimeout: headersTimeout },
+      onRequest,
+    );
+    answerFailedHandshakes(https, opts.log);
+    server = https;
+  } else {
+    server = createServer(serverOptions, onRequest);
+  }
   // Without these listeners node:http closes a CONNECT without a word, and leaves an upgrade
   // request's connection waiting for a protocol switch that never comes.
   server.on('connect', (_req, socket: Duplex) =>

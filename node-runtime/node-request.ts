@@ -8,6 +8,7 @@
 // answer (`abandoned`), since what is left of the body cannot be trusted to be read.
 
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { ApiRequest } from '../worker/api/exchange.ts';
 import { DRAIN_BYTES_MAX } from '../worker/api/body.ts';
 import { tooLarge } from '../worker/api/http.ts';
@@ -30,6 +31,11 @@ export class NodeRequest implements ApiRequest {
     this.method = req.method ?? 'GET';
     this.url = new URL(req.url ?? '/', base);
     this.bytesCap = bytesCap;
+  }
+
+  /** The connection (a TLSSocket on HTTPS): its client certificate is checked per route. */
+  get socket(): Socket {
+    return this.req.socket;
   }
 
   header(name: string): string | null {

@@ -19,6 +19,7 @@ import { NodeStorage } from './storage/open.ts';
 import { Ticker } from './ticker.ts';
 import { Faults } from './faults.ts';
 import { ADDRESS_HEADER, FROM_HEADER, HttpTransport } from './transport.ts';
+import { loadTls } from './tls-files.ts';
 import { PeerClient, toResponse } from './peer-client.ts';
 
 export interface RunningNode {
@@ -74,8 +75,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
   const faults = cfg.faultInjection ? new Faults() : undefined;
   if (faults) log.warn('fault injection enabled (testing only)');
-  /** Join and proxy-mode forwarding: calls to members. */
-  const peerClient = new PeerClient({});
+  const tls = loadTls(cfg.tls); // an unusable file stops the start here, before anything listens
+  /** Join and proxy-mode forwarding: calls to members with the peer certificate. */
+  const peerClient = new PeerClient(tls.peer);
 
   // Addresses learned from authenticated peer requests: a joining node hears from the leader
   // before it has the membership that names the leader's address.
@@ -89,6 +91,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     log,
     limits: { requestTimeoutMs: Math.max(1000, 2 * cfg.electionTicks * cfg.tickMs) },
     ...(faults ? { faults } : {}),
+    tls: tls.peer,
   });
   const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
   const authorize = nodeAuthorizer(cfg, () => peer!.tokens, log);
@@ -115,6 +118,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     raftBodyBytesMax: RAFT_BODY_BYTES_MAX,
     log,
     ...(faults ? { faults } : {}),
+    certAuth: tls.certAuth,
   });
 
   // Listen first: a port in use must fail before the data dir is touched.
@@ -123,6 +127,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     port: cfg.listenPort,
     bodyBytesMax: API_BODY_BYTES_MAX,
     log,
+    tls: tls.server,
     handler: (request) => {
       ticker.catchUp(); // time passed while we were stalled counts before anything is served
       const from = request.header(FROM_HEADER);
@@ -187,6 +192,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     engine: cfg.engine,
     http: `${cfg.listenHost}:${server.port}`,
     advertise: cfg.advertise,
+    https: tls.server !== null,
     dataDir: cfg.dataDir,
     start: fresh ? cfg.start.kind : 'restart',
   });
