@@ -53,11 +53,9 @@ const FAULTS_PATH = '/_metcd/faults';
 
 const json = errorReply;
 
-/** 401 for a missing or unacceptable client certificate. The Node host's own code: the shared
- *  router has no certificates to check. No X-Metcd-* headers: a stranger learns nothing. */
-function unauthenticated(message: string): ApiReply {
-  return jsonReply({ error: { code: 'unauthenticated', message } }, 401);
-}
+/** 401 for a missing or unacceptable client certificate: no WWW-Authenticate (a Bearer token
+ *  would not help) and no X-Metcd-* headers (a stranger learns nothing). */
+const unauthenticated = (message: string): ApiReply => json(401, 'unauthenticated', message);
 
 const isRaftPath = (path: string) => path === '/raft' || path.startsWith('/raft/');
 

@@ -42,7 +42,8 @@ async function attempt(opts: JoinOptions): Promise<Attempt> {
       continue;
     }
     if (res.status === 409 && (await alreadyMember(url, opts))) return { done: true };
-    if (res.status === 401 && errorCode(text) === 'unauthenticated') {
+    // A token refusal asks for a Bearer token (WWW-Authenticate); a certificate refusal does not.
+    if (res.status === 401 && res.headers['www-authenticate'] === undefined) {
       throw new JoinError(`${url} refused our certificate (check --peer-cert-file against its CA)`);
     }
     if (res.status === 401) throw new JoinError(`${url} rejected the cluster token (check --cluster-token)`);
@@ -52,16 +53,6 @@ async function attempt(opts: JoinOptions): Promise<Attempt> {
     return { done: false, why: `HTTP ${res.status} ${text.trim()}` };
   }
   return { done: false, why: 'too many redirects' };
-}
-
-/** The code of a `{"error":{"code"}}` answer, if it is one. */
-function errorCode(text: string): string | undefined {
-  try {
-    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** After a 409: are we already in with our address (a retry after a lost answer)? */

@@ -58,16 +58,17 @@ export interface TransportOptions {
 /** How much of a refusal's body is read to find its error code. */
 const REFUSAL_CHARS_MAX = 1024;
 
-/** A peer's non-204 answer in a log line: its status and, for a JSON error, its code. */
-function refusal(status: number, body: string): string {
+/** A peer's non-204 answer in a log line. Both refusals are 401: a token one asks for a Bearer
+ *  token (WWW-Authenticate), a certificate one does not. */
+function refusal(status: number, bearer: boolean, body: string): string {
+  if (status === 401 && bearer) return 'peer rejected our cluster token (401)';
+  if (status === 401) return 'peer refused our certificate (401): check --peer-cert-file against its --peer-trusted-ca-file';
   let code: unknown;
   try {
     code = (JSON.parse(body) as { error?: { code?: unknown } }).error?.code;
   } catch {
     code = undefined;
   }
-  if (code === 'unauthorized') return 'peer rejected our cluster token (401)';
-  if (code === 'unauthenticated') return 'peer refused our certificate (401): check --peer-cert-file against its --peer-trusted-ca-file';
   return typeof code === 'string' ? `HTTP ${status} ${code}` : `HTTP ${status}`;
 }
 
@@ -174,7 +175,7 @@ export class HttpTransport implements PeerTransport {
       };
       if (this.opts.token !== '') headers['authorization'] = `Bearer ${this.opts.token}`;
       const req = this.agents.request(url, { method: 'POST', headers, timeout: this.limits.requestTimeoutMs }, (res) => {
-        // A refusal's JSON error code says which check failed (token, certificate, cluster).
+        // A refusal's JSON error code says which check failed (cluster, size…).
         let text = '';
         res.setEncoding('utf8');
         res.on('data', (chunk: string) => {
@@ -182,7 +183,7 @@ export class HttpTransport implements PeerTransport {
         });
         res.on('end', () => {
           if (res.statusCode === 204) return resolve(true);
-          resolve(fail(refusal(res.statusCode ?? 0, text)));
+          resolve(fail(refusal(res.statusCode ?? 0, res.headers['www-authenticate'] !== undefined, text)));
         });
         res.on('error', (err) => resolve(fail(err.message)));
       });

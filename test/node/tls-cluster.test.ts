@@ -190,11 +190,14 @@ describe('3 nodes over HTTPS with mutual TLS', () => {
       expect(res.status).toBe(401);
       expect(errorCode(res)).toBe('unauthenticated');
       expect(res.body).toContain('peer CA');
+      expect(res.headers['www-authenticate']).toBeUndefined();
     }
-    // A member's certificate gets past this check to the next one (the token).
+    // A member's certificate gets past this check to the next one (the token, which asks for a
+    // Bearer token where the certificate refusal does not).
     const wrongToken = await raft(certs.node, 'wrong');
     expect(wrongToken.status).toBe(401);
-    expect(errorCode(wrongToken)).toBe('unauthorized');
+    expect(wrongToken.body).toContain('cluster token');
+    expect(wrongToken.headers['www-authenticate']).toBe('Bearer realm="metcd"');
 
     // Real peers still replicate: a write reaches every node's own state.
     await waitFor('a write after the refusals', 10_000, async () =>

@@ -79,12 +79,12 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function transport(tls: PeerTlsOptions, lines: string[]): HttpTransport {
+function transport(tls: PeerTlsOptions, lines: string[], token = 'tok'): HttpTransport {
   const t = new HttpTransport({
     selfId: 'n1',
     advertise: 'https://127.0.0.1:1',
     clusterId: 'c1',
-    token: 'tok',
+    token,
     addressOf: () => `https://127.0.0.1:${server.port}`,
     log: createLogger({ level: 'debug', node: 'n1', write: (line) => lines.push(line) }),
     tls,
@@ -119,5 +119,15 @@ describe('transport to an https:// member', () => {
     await expect.poll(() => t.counters['dropped.send-failed'] ?? 0, { timeout: 5000 }).toBeGreaterThan(0);
     expect(received).toEqual([]);
     expect(lines.join('\n')).toContain('peer refused our certificate (401)');
+  });
+
+  it('tells a wrong cluster token apart from a refused certificate', async () => {
+    const lines: string[] = [];
+    const flags = { ...noFlags(), peerCertFile: certs.node.cert, peerKeyFile: certs.node.key, peerTrustedCaFile: certs.peerCa };
+    const t = transport(loadTls(flags).peer, lines, 'wrong');
+    t.send([hb(1)]);
+    await expect.poll(() => t.counters['dropped.send-failed'] ?? 0, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(lines.join('\n')).toContain('peer rejected our cluster token (401)');
+    expect(lines.join('\n')).not.toContain('certificate');
   });
 });
