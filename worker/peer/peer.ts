@@ -47,6 +47,7 @@ import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
 import type { Removal } from './removal.ts';
+import { DropLogLimit, FORMER_MEMBERS_META_KEY, SenderFilter, decodeFormerMembers } from './senders.ts';
 import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
@@ -82,6 +83,9 @@ export class Peer {
   private appliedMembershipIndex: number;
   /** Set once this peer knows it is no longer a member (removal.ts): it then serves nothing. */
   private removal: Removal | null;
+  /** Which senders' messages reach the core (senders.ts), and how often drops are logged. */
+  private readonly senders: SenderFilter;
+  private readonly dropLog: DropLogLimit;
   private readonly cluster: string;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
@@ -123,6 +127,7 @@ export class Peer {
       appliedMembership: Membership;
       appliedMembershipIndex: number;
       removal: Removal | null;
+      formerMembers: NodeId[];
       snapshotIndex: number;
       term: number;
       limits: PeerLimits;
@@ -143,6 +148,8 @@ export class Peer {
     this.appliedMembership = init.appliedMembership;
     this.appliedMembershipIndex = init.appliedMembershipIndex;
     this.removal = init.removal;
+    this.senders = new SenderFilter(init.formerMembers);
+    this.dropLog = new DropLogLimit(init.tickMs);
     this.cluster = opts.cluster ?? '';
     this.snapshotIndex = init.snapshotIndex;
     this.term = init.term;
@@ -179,6 +186,7 @@ export class Peer {
       appliedMembership: start.appliedMembership,
       appliedMembershipIndex: start.appliedMembershipIndex,
       removal: decodeRemoval(loaded.meta[REMOVED_META_KEY]),
+      formerMembers: decodeFormerMembers(loaded.meta[FORMER_MEMBERS_META_KEY]),
       snapshotIndex: start.restart.snapshot.meta.index,
       term: start.restart.hardState.term,
       limits,
@@ -219,20 +227,26 @@ export class Peer {
     this.kick(true);
   }
 
-  /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
-  receive(msgs: readonly Message[]): void {
-    if (this.closing || this.failure !== null || this.removal !== null) return;
+  /**
+   * Inbound Raft messages (already decoded by the host). Messages from senders that are not
+   * members are dropped here, before the core (senders.ts says which and why); bad ones are the
+   * core's to drop. Returns how many were stepped (a host learns a sender's address only from
+   * those).
+   */
+  receive(msgs: readonly Message[]): number {
+    if (this.closing || this.failure !== null || this.removal !== null) return 0;
     let told: NodeId | null = null; // notice a sender once per run of its messages (a host's batch is one peer's)
+    let stepped = 0;
     for (const msg of msgs) {
       if (msg.type === 'removed') {
         if (noticeProvesRemoval(this.id, msg, this.appliedMembership, this.core.lastIndex())) {
           this.becomeRemoved({ index: msg.index!, toldBy: msg.from });
-          return;
+          return stepped;
         }
         continue;
       }
-      // A sender outside the configuration is told so; the core still gets
-      // its message and decides as ever (it may be a voter this peer's log has not reached).
+      // A sender outside the configuration is told so, whether or not its message is stepped
+      // (it may be a leader this peer's log has not reached).
       if (told !== msg.from) {
         told = msg.from;
         const notice = removalNotice(
@@ -245,13 +259,27 @@ export class Peer {
         );
         if (notice !== null) this.send([notice]);
       }
+      const verdict = this.senders.judge(msg, this.core, this.appliedMembership, this.applied);
+      if (verdict === 'removed' || verdict === 'unknown') {
+        this.noteDropped(msg, verdict);
+        continue;
+      }
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
       if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
         this.leaderContact.heard(this.ticks, this.clock.nowMs());
       }
       this.core.step(msg);
+      stepped++;
     }
     this.kick();
+    return stepped;
+  }
+
+  /** A message from a non-member was dropped: one log line now and then (senders.ts). */
+  private noteDropped(msg: Message, sender: 'removed' | 'unknown'): void {
+    const drops = this.dropLog.note(this.ticks);
+    if (drops === null) return;
+    this.log('warn', 'peer.sender.dropped', { id: this.id, term: this.term, from: msg.from, type: msg.type, sender, drops });
   }
 
   /** Start an election now (transfers, tests; open() decides whether a peer campaigns at start). */
@@ -429,6 +457,7 @@ export class Peer {
       removed: this.removed(),
       tickMs: this.tickMs,
       tickStalls: this.leaseGuard.stalls,
+      nonMemberMessages: this.senders.counts,
     });
   }
 
@@ -539,8 +568,7 @@ export class Peer {
       this.kv = restored;
       this.applied = meta.index;
       this.appliedTerm = meta.term;
-      this.appliedMembership = cloneMembership(meta.membership);
-      this.appliedMembershipIndex = meta.index;
+      this.noteAppliedMembership(cloneMembership(meta.membership), meta.index);
       this.snapshotIndex = meta.index;
       this.snapshotJob.noteInstalled();
       this.proposals.failUpTo(meta.index, () => this.lostError());
@@ -592,8 +620,7 @@ export class Peer {
       } else {
         const cc = decodeConfChange(entry.data);
         if (cc !== null) {
-          this.appliedMembership = applyConfChange(this.appliedMembership, cc);
-          this.appliedMembershipIndex = entry.index;
+          this.noteAppliedMembership(applyConfChange(this.appliedMembership, cc), entry.index);
           if (cc.type === 'removeNode' && cc.node === this.id) removedAt = entry.index;
         }
         this.log('info', 'peer.membership.applied', { id: this.id, term: this.term, index: entry.index, change: cc });
@@ -607,6 +634,16 @@ export class Peer {
     // Its own removal applied (a leader removing itself has stepped down by now): the answers
     // above went out; nothing more is served.
     if (removedAt > 0 && this.removal === null) this.becomeRemoved({ index: removedAt, toldBy: '' });
+  }
+
+  /** The configuration applied changed: members that left it are former members from now on
+   *  (senders.ts), recorded with the next save so a restart still knows them. */
+  private noteAppliedMembership(membership: Membership, index: number): void {
+    if (this.senders.noteApplied(this.appliedMembership, membership)) {
+      this.unsavedMeta = { ...this.unsavedMeta, [FORMER_MEMBERS_META_KEY]: this.senders.encode() };
+    }
+    this.appliedMembership = membership;
+    this.appliedMembershipIndex = index;
   }
 
   private applyCommand(entry: Entry): KvResult {
@@ -731,6 +768,13 @@ export class Peer {
     if (problem !== null) {
       const missing = cc.type !== 'addVoter' && cc.type !== 'addLearner' && !isMember(current, cc.node);
       throw new PeerError(missing ? 'member-not-found' : 'member-conflict', `${cc.node}: ${problem}`);
+    }
+    if ((cc.type === 'addVoter' || cc.type === 'addLearner') && this.senders.wasRemoved(cc.node)) {
+      // Members drop a removed id's messages for good (senders.ts): as in etcd, it is not reused.
+      throw new PeerError(
+        'member-conflict',
+        `${cc.node} was removed from this cluster and is not added again; add the node under a new id`,
+      );
     }
     this.assertProposalRoom();
     const proposed = this.core.proposeConfChange(cc);
