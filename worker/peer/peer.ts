@@ -434,6 +434,13 @@ export class Peer {
     return cloneMembership(this.core.membership());
   }
 
+  /** `id`'s address in the configuration this peer applied — a committed one — or undefined.
+   *  A host that sends a credential with its Raft messages sends them only there (an address
+   *  from /join is contacted once its entry commits, not when it is appended). */
+  committedAddress(id: NodeId): string | undefined {
+    return isMember(this.appliedMembership, id) ? this.appliedMembership.addresses[id] : undefined;
+  }
+
   staleness(): Staleness {
     return {
       leader: this.leader,
