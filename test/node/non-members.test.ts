@@ -6,12 +6,13 @@
 // share one cluster and run in order; every process is killed in afterAll.
 
 import { createServer, type Server } from 'node:http';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeMessages } from '../../worker/raft/codec.ts';
 import type { Message } from '../../worker/raft/types.ts';
 import type { NonMemberCounts } from '../../worker/peer/senders.ts';
-import { ProcCluster, type ProcNode } from './proc-cluster.ts';
+import { freePort, ProcCluster, ProcNode } from './proc-cluster.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 const TOKEN = 'test-token';
@@ -205,4 +206,22 @@ describe('non-members on a Node cluster', () => {
       await joiner.close();
     }
   });
+});
+
+describe('joining a voter beside a single node (the README: --bootstrap one, --join the others)', () => {
+  const cluster = new ProcCluster({ engine: 'memory', size: 1 });
+  afterAll(() => cluster.stopAll());
+
+  // The configuration of two voters cannot commit without the newcomer, which is contacted only
+  // once a configuration naming it committed: it joins as a learner first (Peer.addMember).
+  it('the joining node is contacted, promoted and caught up', async () => {
+    const port = await freePort();
+    const n1 = new ProcNode('n1', port, path.join(cluster.root, 'n1'), [...cluster.commonArgs('n1', port), '--bootstrap']);
+    cluster.nodes.set('n1', n1);
+    n1.start();
+    await cluster.leader();
+    const n2 = await cluster.join('n2', n1);
+    await waitFor('n2 a voter', 15_000, async () => ((await status(n1)).members.some((m) => m.id === 'n2' && m.voter) ? true : undefined));
+    await cluster.caughtUp(n2, n1);
+  }, 30_000);
 });

@@ -363,9 +363,22 @@ export class Peer {
     return this.parkRead(query, -1);
   }
 
-  /** Add a member through Raft (as a learner when `learner`). Resolves with the membership once applied. */
+  /**
+   * Add a member through Raft (as a learner when `learner`). Resolves with the membership once
+   * applied. A new voter joins as a learner first and is promoted once that entry applied: the
+   * core counts a voter in the quorum as soon as its entry is appended, so a configuration that
+   * cannot commit without the newcomer (a second voter) would need its address contacted before
+   * the cluster agreed to it, and a host sends its credential only to committed addresses
+   * (committedAddress). A learner never counts; by its promotion its address is committed. If
+   * leadership moves between the two steps the call fails and the member stays a learner: adding
+   * it again as a voter promotes it.
+   */
   async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
-    return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    if (learner || isMember(this.core.membership(), id)) {
+      return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    }
+    await this.changeMembership({ type: 'addLearner', node: id, address });
+    return this.changeMembership({ type: 'addVoter', node: id, address });
   }
 
   async removeMember(id: NodeId): Promise<Membership> {
