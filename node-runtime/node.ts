@@ -249,7 +249,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
 /**
  * Where Raft messages for `id` go, and the cluster token with them: its address in a committed
- * configuration (the one the peer applied). A member only appended (a /join whose entry has not
+ * configuration (Peer.committedAddress). A learner only appended (a /join whose entry has not
  * committed) is not contacted yet: the core starts replicating to it at append, so the token
  * would otherwise reach whatever address a /join names. A learned address serves only an id no
  * configuration names (a leader that a joining or lagging node does not know yet), so a sender

@@ -3,14 +3,20 @@
 // committed one, and a host that sends a credential (Node) reads committed addresses only.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeConfChange } from '../../worker/raft/codec.ts';
+import { decodeConfChange, encodeConfChange } from '../../worker/raft/codec.ts';
 import type { ConfChange } from '../../worker/raft/types.ts';
+import { encodeState } from '../../worker/kv/codec.ts';
+import { Peer } from '../../worker/peer/peer.ts';
+import { SeededRandom } from '../../worker/raft/random.ts';
+import { MemoryDisk, MemoryStorage } from './memory-storage.ts';
 import { TestCluster, addressOf } from './cluster.ts';
 
 let cluster: TestCluster | null = null;
+const opened: Peer[] = [];
 afterEach(async () => {
   await cluster?.closeAll();
   cluster = null;
+  for (const p of opened.splice(0)) await p.close();
 });
 
 /** The configuration changes `id` wrote to its log, in order. */
@@ -30,15 +36,18 @@ describe('peer: adding members', () => {
     await c.open('p2');
     const m = await c.drive(solo.addMember('p2', addressOf('p2'), false));
     expect(m.voters.sort()).toEqual(['p2', 'solo']);
-    expect(confChanges(c, 'solo').map((cc) => `${cc.type} ${cc.node}`)).toEqual(['addLearner p2', 'addVoter p2']);
-    // A voter already: refused as before; a learner added as a voter: promoted in one step.
+    expect(confChanges(c, 'solo').map((cc) => `${cc.type} ${cc.node}`)).toEqual(['addLearner p2', 'promoteLearner p2']);
+    // A voter already: refused as before. A learner added as a voter: promoted in one step, at
+    // the address it has (a promotion to another one would make a voter of an address never
+    // committed).
     await expect(solo.addMember('p2', addressOf('p2'), false)).rejects.toMatchObject({ code: 'member-conflict' });
     await c.open('p3');
     await c.drive(solo.addMember('p3', addressOf('p3'), true));
+    await expect(solo.addMember('p3', 'http://elsewhere.test', false)).rejects.toMatchObject({ code: 'member-conflict' });
     await c.drive(solo.addMember('p3', addressOf('p3'), false));
     expect(confChanges(c, 'solo').slice(2)).toEqual([
       { type: 'addLearner', node: 'p3', address: addressOf('p3') },
-      { type: 'addVoter', node: 'p3', address: addressOf('p3') },
+      { type: 'promoteLearner', node: 'p3' },
     ]);
   });
 
@@ -59,5 +68,43 @@ describe('peer: adding members', () => {
     await c.drive(added);
     expect(leader.committedAddress('p4')).toBe(addressOf('p4'));
     expect(leader.committedAddress('p9')).toBeUndefined();
+  });
+
+  it('names a voter of its latest configuration that it has not applied (a committed learner first), not such a learner', async () => {
+    // A peer whose log holds the changes adding p4, above its applied index: a follower that
+    // lagged, or a new leader that has not committed in its term yet. p4's ack may be needed.
+    const open = async (changes: ConfChange[]): Promise<Peer> => {
+      const disk = new MemoryDisk();
+      const membership = {
+        voters: ['p1', 'p2', 'p3'],
+        learners: [],
+        addresses: { p1: addressOf('p1'), p2: addressOf('p2'), p3: addressOf('p3') },
+      };
+      const snapshot = { meta: { index: 1, term: 1, membership }, data: encodeState({ revision: 0, records: [], sessions: [] }) };
+      disk.apply({
+        installSnapshot: { snapshot, kv: { revision: 0, records: [], sessions: [] } },
+        hardState: { term: 2, vote: '', commit: 1 },
+      });
+      disk.apply({ entries: changes.map((cc, i) => ({ term: 2, index: 2 + i, type: 'conf', data: encodeConfChange(cc) })) });
+      const peer = await Peer.open({
+        id: 'p1',
+        storage: new MemoryStorage(disk),
+        transport: { send: () => {} },
+        clock: { nowMs: () => 0 },
+        tickMs: 100,
+        random: new SeededRandom(1),
+        initialMembership: { voters: [], learners: [], addresses: {} },
+      });
+      opened.push(peer);
+      return peer;
+    };
+    const learner: ConfChange = { type: 'addLearner', node: 'p4', address: addressOf('p4') };
+    const onlyLearner = await open([learner]);
+    expect(onlyLearner.membership().learners).toEqual(['p4']);
+    expect(onlyLearner.committedAddress('p4')).toBeUndefined();
+    const promoted = await open([learner, { type: 'promoteLearner', node: 'p4' }]);
+    expect(promoted.status().applied).toBe(1);
+    expect(promoted.committedAddress('p4')).toBe(addressOf('p4'));
+    expect(promoted.committedAddress('p2')).toBe(addressOf('p2'));
   });
 });

@@ -34,7 +34,7 @@ import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
 import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
-import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
+import { applyConfChange, cloneMembership, confChangeProblem, isLearner, isMember, isVoter } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
@@ -365,20 +365,25 @@ export class Peer {
 
   /**
    * Add a member through Raft (as a learner when `learner`). Resolves with the membership once
-   * applied. A new voter joins as a learner first and is promoted once that entry applied: the
-   * core counts a voter in the quorum as soon as its entry is appended, so a configuration that
-   * cannot commit without the newcomer (a second voter) would need its address contacted before
-   * the cluster agreed to it, and a host sends its credential only to committed addresses
-   * (committedAddress). A learner never counts; by its promotion its address is committed. If
-   * leadership moves between the two steps the call fails and the member stays a learner: adding
-   * it again as a voter promotes it.
+   * applied. A new voter joins as a learner first and is promoted once that entry committed:
+   * the core counts a voter in the quorum as soon as its entry is appended, so a configuration
+   * that cannot commit without the newcomer (a second voter) would need its address contacted
+   * before the cluster agreed to it, while a host sends its credential only to committed
+   * addresses (committedAddress). A learner never counts. So every voter's address was committed
+   * (as a learner's) before any configuration made it a voter. If leadership moves between the
+   * two steps the call fails and the member stays a learner: adding it again promotes it.
    */
   async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
-    if (learner || isMember(this.core.membership(), id)) {
-      return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    const current = this.core.membership();
+    if (learner || isVoter(current, id)) return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    if (!isLearner(current, id)) await this.changeMembership({ type: 'addLearner', node: id, address });
+    else if (current.addresses[id] !== address) {
+      throw new PeerError(
+        'member-conflict',
+        `${id} is a learner at ${current.addresses[id] ?? '(no address)'}; remove it to change its address`,
+      );
     }
-    await this.changeMembership({ type: 'addLearner', node: id, address });
-    return this.changeMembership({ type: 'addVoter', node: id, address });
+    return this.changeMembership({ type: 'promoteLearner', node: id });
   }
 
   async removeMember(id: NodeId): Promise<Membership> {
@@ -447,11 +452,17 @@ export class Peer {
     return cloneMembership(this.core.membership());
   }
 
-  /** `id`'s address in the configuration this peer applied — a committed one — or undefined.
-   *  A host that sends a credential with its Raft messages sends them only there (an address
-   *  from /join is contacted once its entry commits, not when it is appended). */
+  /**
+   * `id`'s address as a committed configuration holds it, or undefined: the configuration this
+   * peer applied, or for a voter of the latest one, that one (a voter was a learner first, and
+   * promoted only once that entry committed: addMember). A learner this peer has not applied is
+   * not named yet. A host that sends a credential with its Raft messages sends them only here:
+   * an address from /join is contacted once its entry commits, not when it is appended.
+   */
   committedAddress(id: NodeId): string | undefined {
-    return isMember(this.appliedMembership, id) ? this.appliedMembership.addresses[id] : undefined;
+    if (isMember(this.appliedMembership, id)) return this.appliedMembership.addresses[id];
+    const latest = this.core.membership();
+    return isVoter(latest, id) ? latest.addresses[id] : undefined;
   }
 
   staleness(): Staleness {
