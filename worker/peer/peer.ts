@@ -374,6 +374,8 @@ export class Peer {
    * two steps the call fails and the member stays a learner: adding it again promotes it.
    */
   async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeaderError();
     const current = this.core.membership();
     if (learner || isVoter(current, id)) return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
     if (!isLearner(current, id)) await this.changeMembership({ type: 'addLearner', node: id, address });
