@@ -10,7 +10,7 @@ import { decodeMessages, RaftCodecError } from '../worker/raft/codec.ts';
 import type { Peer } from '../worker/peer/peer.ts';
 import type { NodeId } from '../worker/raft/types.ts';
 import type { Logger } from './log.ts';
-import { CLUSTER_HEADER, RAFT_PATH } from './transport.ts';
+import { ADDRESS_HEADER, CLUSTER_HEADER, FROM_HEADER, RAFT_PATH } from './transport.ts';
 import type { Faults } from './faults.ts';
 import { ApiError, errorReply, jsonReply } from '../worker/api/http.ts';
 import { withPeerHeaders } from '../worker/api/router.ts';
@@ -44,6 +44,8 @@ export interface FrontOptions {
   faults?: Faults;
   /** Client certificate checks (--client-cert-auth, --peer-client-cert-auth); none without. */
   certAuth?: CertAuth | null;
+  /** A sender whose messages the peer stepped names the address it answers at (X-Metcd-Address). */
+  learn?(from: NodeId, address: string): void;
 }
 
 /** A request and the connection it came on (node-request.ts). */
@@ -89,7 +91,12 @@ export function createFront(opts: FrontOptions): (request: FrontRequest) => Prom
       droppedMisaddressed += msgs.length - mine.length;
       opts.log.debug('dropped misaddressed raft messages', { count: msgs.length - mine.length, total: droppedMisaddressed });
     }
-    peer.receive(mine);
+    const stepped = peer.receive(mine);
+    // Only a sender the peer listened to (a member, or a leader it follows) is answered at the
+    // address it names: the answers carry the cluster token.
+    const from = request.header(FROM_HEADER);
+    const address = request.header(ADDRESS_HEADER);
+    if (stepped > 0 && from !== null && address !== null && mine.every((m) => m.from === from)) opts.learn?.(from, address);
     return { status: 204, headers: {}, body: null };
   }
 

@@ -8,7 +8,7 @@ import { Peer, type PeerLog } from '../worker/peer/peer.ts';
 import { createApiRouter } from '../worker/api/router.ts';
 import { nodeAuthorizer } from './access.ts';
 import { SeededRandom } from '../worker/raft/random.ts';
-import type { Membership } from '../worker/raft/types.ts';
+import type { Membership, NodeId } from '../worker/raft/types.ts';
 import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
 import type { NodeConfig } from './flags.ts';
 import { createFront } from './front.ts';
@@ -18,7 +18,7 @@ import { createLogger, type LogFields, type Logger } from './log.ts';
 import { NodeStorage } from './storage/open.ts';
 import { Ticker } from './ticker.ts';
 import { Faults } from './faults.ts';
-import { ADDRESS_HEADER, FROM_HEADER, HttpTransport } from './transport.ts';
+import { HttpTransport } from './transport.ts';
 import { loadTls } from './tls-files.ts';
 import { PeerClient, toResponse } from './peer-client.ts';
 
@@ -35,7 +35,7 @@ const RAFT_BODY_BYTES_MAX = 64 * 1024 * 1024;
 /** Above any body the router accepts (it enforces its own, finer limits first). */
 const API_BODY_BYTES_MAX = 2 * DEFAULT_KV_LIMITS.commandBytesMax + 64 * 1024;
 const TRANSFER_WAIT_MS = 3000;
-/** Senders whose address we remember before the membership names them (joining nodes). */
+/** Senders whose address we remember before a configuration names them (see raftAddress). */
 const LEARNED_ADDRESSES_MAX = 1000;
 
 function peerLogAdapter(log: Logger): PeerLog {
@@ -79,15 +79,16 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   /** Join and proxy-mode forwarding: calls to members with the peer certificate. */
   const peerClient = new PeerClient(tls.peer);
 
-  // Addresses learned from authenticated peer requests: a joining node hears from the leader
-  // before it has the membership that names the leader's address.
+  // Addresses named by senders whose messages the peer stepped: a joining node hears from the
+  // leader before it has the membership that names the leader's address, a lagging follower
+  // from a new leader its configuration does not name yet. See raftAddress.
   const learned = new Map<string, string>();
   const transport = new HttpTransport({
     selfId: cfg.id,
     advertise: cfg.advertise,
     clusterId: cfg.clusterId,
     token: cfg.clusterToken,
-    addressOf: (id) => peer?.membership().addresses[id] ?? learned.get(id),
+    addressOf: (id) => raftAddress(peer, learned, id),
     log,
     limits: { requestTimeoutMs: Math.max(1000, 2 * cfg.electionTicks * cfg.tickMs) },
     ...(faults ? { faults } : {}),
@@ -119,6 +120,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     log,
     ...(faults ? { faults } : {}),
     certAuth: tls.certAuth,
+    learn: (from, address) => {
+      if (learned.has(from) || learned.size < LEARNED_ADDRESSES_MAX) learned.set(from, address);
+    },
   });
 
   // Listen first: a port in use must fail before the data dir is touched.
@@ -130,15 +134,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     tls: tls.server,
     handler: (request) => {
       ticker.catchUp(); // time passed while we were stalled counts before anything is served
-      const from = request.header(FROM_HEADER);
-      const address = request.header(ADDRESS_HEADER);
-      const answer = front(request);
-      if (from !== null && address !== null) {
-        void answer.then((res) => {
-          if (res.status === 204 && (learned.has(from) || learned.size < LEARNED_ADDRESSES_MAX)) learned.set(from, address);
-        });
-      }
-      return answer;
+      return front(request);
     },
   });
 
@@ -255,6 +251,23 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       return stopping;
     },
   };
+}
+
+/**
+ * Where Raft messages for `id` go, and the cluster token with them: its address in a committed
+ * configuration (Peer.committedAddress). A learner only appended (a /join whose entry has not
+ * committed) is not contacted yet: the core starts replicating to it at append, so the token
+ * would otherwise reach whatever address a /join names. A learned address serves only an id no
+ * configuration names (a leader that a joining or lagging node does not know yet), so a sender
+ * cannot redirect a member's traffic to itself.
+ */
+function raftAddress(peer: Peer | undefined, learned: ReadonlyMap<NodeId, string>, id: NodeId): string | undefined {
+  if (peer === undefined) return undefined;
+  const committed = peer.committedAddress(id);
+  if (committed !== undefined) return committed;
+  const latest = peer.membership();
+  if (latest.voters.includes(id) || latest.learners.includes(id)) return undefined;
+  return learned.get(id);
 }
 
 /**

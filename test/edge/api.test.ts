@@ -238,13 +238,17 @@ describe('?peer= names only members', () => {
 });
 
 describe("the peers' Raft endpoints are not reachable from the public Worker", () => {
-  // A message that reaches a peer's Raft core is visibly counted: a response from a sender that
-  // is not a member is dropped as 'unknown-sender'.
+  // A message that reaches a peer is visibly counted: a response from a sender that is not a
+  // member is dropped and counted (nonMemberMessages.droppedUnknown).
   const probe = encodeMessages(['p1', 'p2', 'p3'].map((to) => ({ type: 'heartbeatResp' as const, from: 'intruder', to, term: 1 })));
 
+  /** The probe's drops: by the peers' sender check (worker/peer/senders.ts), or by a core. */
   async function unknownSenderDrops(): Promise<number> {
     let total = 0;
-    for (const id of ['p1', 'p2', 'p3']) total += (await c.status(id)).dropped['unknown-sender'] ?? 0;
+    for (const id of ['p1', 'p2', 'p3']) {
+      const s = await c.status(id);
+      total += (s.dropped['unknown-sender'] ?? 0) + s.nonMemberMessages.droppedUnknown;
+    }
     return total;
   }
 

@@ -54,6 +54,15 @@ export interface NodeCounters {
   registrations: number;
   sessionExpired: number;
   registrationsReapplied: number;
+  /** The stranger (stranger.ts): runs with one (1 per such run), messages it sent, of those the
+   *  peers dropped, its leader traffic to peers in contact with their leader (the checked case)
+   *  and what peers out of contact stepped; drops of a retired node's id as a removed member's. */
+  strangerRuns: number;
+  strangerMessages: number;
+  strangerDropped: number;
+  strangerInContact: number;
+  strangerLetIn: number;
+  removedSenderDrops: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -91,6 +100,12 @@ export function emptyNodeCounters(): NodeCounters {
     registrations: 0,
     sessionExpired: 0,
     registrationsReapplied: 0,
+    strangerRuns: 0,
+    strangerMessages: 0,
+    strangerDropped: 0,
+    strangerInContact: 0,
+    strangerLetIn: 0,
+    removedSenderDrops: 0,
   };
 }
 

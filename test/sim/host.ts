@@ -25,6 +25,7 @@ import { SimDisk, sortedKv, type PersistenceMode, type SaveContext } from './sto
 import { digestBytes, stream } from './streams.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
 import { violation } from './violation.ts';
+import { LeaderContactWatch, type StrangerOutcome } from './stranger.ts';
 
 /**
  * Where an armed crash fires:
@@ -72,6 +73,8 @@ export interface HostSettings {
   kvLimits: KvLimits;
   clockSkewPercent: number;
   tuning: RaftTuning;
+  /** A stranger sends messages in this run: keep each node's LeaderContactWatch (stranger.ts). */
+  watchLeaderContact: boolean;
 }
 
 export interface NodeEnv {
@@ -117,6 +120,8 @@ export class SimHost {
   private lastMembership: Membership | null = null;
   /** Highest index applied in memory and answered, lost in a crash (re-applied after restart). */
   private lostAppliedUpTo = 0;
+  /** When the peer last heard its leader (only in runs with a stranger: it costs a status()). */
+  private readonly contact: LeaderContactWatch | null;
 
   constructor(id: NodeId, initial: Membership, env: NodeEnv) {
     this.id = id;
@@ -126,6 +131,7 @@ export class SimHost {
     this.diskRandom = stream(env.seed, `disk:${id}`);
     this.wakeRandom = stream(env.seed, `wake:${id}`);
     const s = env.settings;
+    this.contact = s.watchLeaderContact ? new LeaderContactWatch() : null;
     this.disk = new SimDisk({
       now: () => env.now(),
       writeDelayTicks: () => (s.diskDelayTicksMax === 0 ? 0 : this.diskRandom.nextInt(s.diskDelayTicksMax + 1)),
@@ -193,6 +199,7 @@ export class SimHost {
     this.opening = true;
     this.crashPlan = null;
     this.lastMembership = null;
+    this.contact?.reset();
     const s = this.env.settings;
     const storage = this.disk.storage(() => this.saveContext());
     Peer.open({
@@ -378,7 +385,10 @@ export class SimHost {
     this.flushWaitingForCompany();
     this.disk.advance();
     const n = this.clock.ticksAt(globalTick);
-    for (let i = 0; i < n && this.peer !== null; i++) this.peer.tick();
+    for (let i = 0; i < n && this.peer !== null; i++) {
+      this.peer.tick();
+      this.contact?.ticked();
+    }
   }
 
   get paused(): boolean {
@@ -438,6 +448,18 @@ export class SimHost {
       if (peer.isLeader()) for (const m of messages) if (m.type === 'appendResp' && m.reject !== true) c.leaderAcksDuringWrite++;
     }
     peer.receive(messages);
+    this.contact?.delivered(messages, () => peer.status());
+  }
+
+  /** A stranger's message (stranger.ts), handed to the peer on its own: what it did. Null when
+   *  the node is down, opening or paused (the check needs its state before and after). */
+  fromStranger(m: Message): StrangerOutcome | null {
+    const peer = this.peer;
+    if (peer === null || this.paused || this.contact === null) return null;
+    const before = peer.status();
+    const inContact = this.contact.inContact(before);
+    const stepped = peer.receive([m]);
+    return { before, after: peer.status(), inContact, stepped };
   }
 
   /** A client request, through the peer's public methods as the routers call them. */

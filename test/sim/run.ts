@@ -39,6 +39,7 @@ function drain(): Promise<void> {
 }
 import { digestString, stream } from './streams.ts';
 import { SimViolation } from './violation.ts';
+import { drawStranger, Stranger } from './stranger.ts';
 
 /** Message latency after healing (ticks). */
 export const HEAL_DELAY_TICKS_MAX = 2;
@@ -140,6 +141,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
 
   const network = new SimNetwork(stream(seed, 'network'), mix, options.wire);
   const sessionLimits = options.faults === 'none' ? null : drawSessionLimits(stream(seed, 'sessions'));
+  const strangerRandom = stream(seed, 'stranger');
+  const strangerPerMille = options.faults === 'none' ? null : drawStranger(strangerRandom);
   const invariants = new Invariants();
   invariants.sessionsMayDrop = sessionLimits !== null;
   const counters = emptyNodeCounters();
@@ -167,6 +170,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     kvLimits: { ...DEFAULT_KV_LIMITS, ...sessionLimits },
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
+    watchLeaderContact: strangerPerMille !== null,
   };
   let asyncFailure: unknown = null;
   const cluster = new SimCluster({
@@ -200,6 +204,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     sessionLimits !== null,
   );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
+  const stranger = strangerPerMille === null ? null : new Stranger(strangerRandom, strangerPerMille, cluster, counters, log);
 
   const stats: SimStats = {
     nodes: voters,
@@ -232,6 +237,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   const step = async (chaosOn: boolean): Promise<void> => {
     tick++;
     if (chaosOn) chaos.tick(tick);
+    if (chaosOn) stranger?.tick();
     cluster.restartDue();
     cluster.deliver(network.take(tick));
     for (const node of cluster.nodes.values()) node.tick(tick);
@@ -323,6 +329,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   counters.registrations = clients.stats.registrations;
   counters.sessionExpired = clients.stats.sessionExpired;
   counters.registrationsReapplied = invariants.registrationsReapplied;
+  counters.strangerRuns = stranger !== null ? 1 : 0;
   for (const k of NODE_COUNTER_KEYS) stats[k] = counters[k];
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;

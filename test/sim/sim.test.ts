@@ -57,6 +57,15 @@ describe('simulator (production Peer)', () => {
     expect(total.removedLingering).toBeGreaterThan(SEEDS / 10);
     expect(total.removedLearned).toBeGreaterThan(total.removedLingering / 2);
     expect(total.removedRefusals).toBeGreaterThan(0);
+    // A stranger claims terms on about a quarter of the seeds (stranger.ts fails a run where it
+    // moves a peer in contact with its leader, or where any of its votes is stepped): its leader
+    // messages reach peers in contact and out of contact, and a retired id is dropped as removed.
+    expect(total.strangerRuns).toBeGreaterThan(SEEDS / 8);
+    expect(total.strangerRuns).toBeLessThan(SEEDS / 2);
+    expect(total.strangerDropped).toBeGreaterThan(SEEDS * 4);
+    expect(total.strangerInContact).toBeGreaterThan(SEEDS);
+    expect(total.strangerLetIn).toBeGreaterThan(SEEDS / 5);
+    expect(total.removedSenderDrops).toBeGreaterThan(SEEDS / 20);
     // The sliced snapshot job runs and its snapshots are installed (chunked) by laggards and joiners.
     expect(total.compactions).toBeGreaterThan(SEEDS * 5);
     expect(total.snapshotsInstalled).toBeGreaterThan(SEEDS);

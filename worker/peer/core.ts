@@ -27,6 +27,12 @@ export interface RaftCore {
   matchIndex(id: NodeId): number | null;
   status(): Status;
   membership(): Membership;
+  /** Whether `id` is in the latest configuration or in one appended above `index`. */
+  namesMember(id: NodeId, index: number): boolean;
+  /** Who the core follows in its term ('' when nobody). */
+  leader(): NodeId;
+  /** Heard from a leader of its term within an election timeout (the CheckQuorum lease). */
+  inLease(): boolean;
 }
 
 export function createCore(config: RaftConfig, restart: RestartState): RaftCore {

@@ -3,6 +3,7 @@
 import type { TokenView } from '../kv/tokens.ts';
 import type { NodeId, Role } from '../raft/types.ts';
 import type { KeyRecord, KvResult } from '../kv/types.ts';
+import type { NonMemberCounts } from './senders.ts';
 
 export type ReadLevel = 'default' | 'consistent' | 'stale';
 export const READ_LEVELS: readonly ReadLevel[] = ['default', 'consistent', 'stale'];
@@ -71,6 +72,13 @@ export interface PeerStatus {
   removed: string | null;
   /** The core's counters of dropped messages, by reason. */
   dropped: Record<string, number>;
+  /**
+   * Raft messages from senders that are not members, counted before the core sees them
+   * (worker/peer/senders.ts): dropped from a removed member, dropped from an id no configuration
+   * here names, and a leader's replication traffic from such an id let in because this peer had
+   * heard from no leader within an election timeout (a lagging follower, a joining node).
+   */
+  nonMemberMessages: NonMemberCounts;
 }
 
 export interface Health {

@@ -34,7 +34,7 @@ import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
 import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
-import { applyConfChange, cloneMembership, confChangeProblem, isMember } from '../raft/membership.ts';
+import { applyConfChange, cloneMembership, confChangeProblem, isLearner, isMember, isVoter } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
@@ -48,6 +48,7 @@ import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
 import type { Removal } from './removal.ts';
+import { DropLogLimit, FORMER_MEMBERS_META_KEY, SenderFilter, decodeFormerMembers } from './senders.ts';
 import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
@@ -83,6 +84,9 @@ export class Peer {
   private appliedMembershipIndex: number;
   /** Set once this peer knows it is no longer a member (removal.ts): it then serves nothing. */
   private removal: Removal | null;
+  /** Which senders' messages reach the core (senders.ts), and how often drops are logged. */
+  private readonly senders: SenderFilter;
+  private readonly dropLog: DropLogLimit;
   private readonly cluster: string;
   /** Index of the latest snapshot taken here or installed from a leader. */
   private snapshotIndex: number;
@@ -124,6 +128,7 @@ export class Peer {
       appliedMembership: Membership;
       appliedMembershipIndex: number;
       removal: Removal | null;
+      formerMembers: NodeId[];
       snapshotIndex: number;
       term: number;
       limits: PeerLimits;
@@ -144,6 +149,8 @@ export class Peer {
     this.appliedMembership = init.appliedMembership;
     this.appliedMembershipIndex = init.appliedMembershipIndex;
     this.removal = init.removal;
+    this.senders = new SenderFilter(init.formerMembers);
+    this.dropLog = new DropLogLimit(init.tickMs);
     this.cluster = opts.cluster ?? '';
     this.snapshotIndex = init.snapshotIndex;
     this.term = init.term;
@@ -180,6 +187,7 @@ export class Peer {
       appliedMembership: start.appliedMembership,
       appliedMembershipIndex: start.appliedMembershipIndex,
       removal: decodeRemoval(loaded.meta[REMOVED_META_KEY]),
+      formerMembers: decodeFormerMembers(loaded.meta[FORMER_MEMBERS_META_KEY]),
       snapshotIndex: start.restart.snapshot.meta.index,
       term: start.restart.hardState.term,
       limits,
@@ -220,20 +228,26 @@ export class Peer {
     this.kick(true);
   }
 
-  /** Inbound Raft messages (already decoded by the host). Bad ones are the core's to drop. */
-  receive(msgs: readonly Message[]): void {
-    if (this.closing || this.failure !== null || this.removal !== null) return;
+  /**
+   * Inbound Raft messages (already decoded by the host). Messages from senders that are not
+   * members are dropped here, before the core (senders.ts says which and why); bad ones are the
+   * core's to drop. Returns how many were stepped (a host learns a sender's address only from
+   * those).
+   */
+  receive(msgs: readonly Message[]): number {
+    if (this.closing || this.failure !== null || this.removal !== null) return 0;
     let told: NodeId | null = null; // notice a sender once per run of its messages (a host's batch is one peer's)
+    let stepped = 0;
     for (const msg of msgs) {
       if (msg.type === 'removed') {
         if (noticeProvesRemoval(this.id, msg, this.appliedMembership, this.core.lastIndex())) {
           this.becomeRemoved({ index: msg.index!, toldBy: msg.from });
-          return;
+          return stepped;
         }
         continue;
       }
-      // A sender outside the configuration is told so; the core still gets
-      // its message and decides as ever (it may be a voter this peer's log has not reached).
+      // A sender outside the configuration is told so, whether or not its message is stepped
+      // (it may be a leader this peer's log has not reached).
       if (told !== msg.from) {
         told = msg.from;
         const notice = removalNotice(
@@ -246,13 +260,27 @@ export class Peer {
         );
         if (notice !== null) this.send([notice]);
       }
+      const verdict = this.senders.judge(msg, this.core, this.appliedMembership, this.applied);
+      if (verdict === 'removed' || verdict === 'unknown') {
+        this.noteDropped(msg, verdict);
+        continue;
+      }
       // Only a leader sends these; remember when we last heard one (stale-read headers, health).
       if ((msg.type === 'append' || msg.type === 'heartbeat' || msg.type === 'snapshot') && msg.term >= this.term) {
         this.leaderContact.heard(this.ticks, this.clock.nowMs());
       }
       this.core.step(msg);
+      stepped++;
     }
     this.kick();
+    return stepped;
+  }
+
+  /** A message from a non-member was dropped: one log line now and then (senders.ts). */
+  private noteDropped(msg: Message, sender: 'removed' | 'unknown'): void {
+    const drops = this.dropLog.note(this.ticks);
+    if (drops === null) return;
+    this.log('warn', 'peer.sender.dropped', { id: this.id, term: this.term, from: msg.from, type: msg.type, sender, drops });
   }
 
   /** Start an election now (transfers, tests; open() decides whether a peer campaigns at start). */
@@ -336,9 +364,29 @@ export class Peer {
     return this.parkRead(query, -1);
   }
 
-  /** Add a member through Raft (as a learner when `learner`). Resolves with the membership once applied. */
+  /**
+   * Add a member through Raft (as a learner when `learner`). Resolves with the membership once
+   * applied. A new voter joins as a learner first and is promoted once that entry committed:
+   * the core counts a voter in the quorum as soon as its entry is appended, so a configuration
+   * that cannot commit without the newcomer (a second voter) would need its address contacted
+   * before the cluster agreed to it, while a host sends its credential only to committed
+   * addresses (committedAddress). A learner never counts. So every voter's address was committed
+   * (as a learner's) before any configuration made it a voter. If leadership moves between the
+   * two steps the call fails and the member stays a learner: adding it again promotes it.
+   */
   async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
-    return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    this.assertServing();
+    if (this.role !== 'leader') throw this.notLeaderError();
+    const current = this.core.membership();
+    if (learner || isVoter(current, id)) return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
+    if (!isLearner(current, id)) await this.changeMembership({ type: 'addLearner', node: id, address });
+    else if (current.addresses[id] !== address) {
+      throw new PeerError(
+        'member-conflict',
+        `${id} is a learner at ${current.addresses[id] ?? '(no address)'}; remove it to change its address`,
+      );
+    }
+    return this.changeMembership({ type: 'promoteLearner', node: id });
   }
 
   async removeMember(id: NodeId): Promise<Membership> {
@@ -412,6 +460,19 @@ export class Peer {
     return cloneMembership(this.core.membership());
   }
 
+  /**
+   * `id`'s address as a committed configuration holds it, or undefined: the configuration this
+   * peer applied, or for a voter of the latest one, that one (a voter was a learner first, and
+   * promoted only once that entry committed: addMember). A learner this peer has not applied is
+   * not named yet. A host that sends a credential with its Raft messages sends them only here:
+   * an address from /join is contacted once its entry commits, not when it is appended.
+   */
+  committedAddress(id: NodeId): string | undefined {
+    if (isMember(this.appliedMembership, id)) return this.appliedMembership.addresses[id];
+    const latest = this.core.membership();
+    return isVoter(latest, id) ? latest.addresses[id] : undefined;
+  }
+
   staleness(): Staleness {
     return {
       leader: this.leader,
@@ -435,6 +496,7 @@ export class Peer {
       removed: this.removed(),
       tickMs: this.tickMs,
       tickStalls: this.leaseGuard.stalls,
+      nonMemberMessages: this.senders.counts,
     });
   }
 
@@ -545,8 +607,7 @@ export class Peer {
       this.kv = restored;
       this.applied = meta.index;
       this.appliedTerm = meta.term;
-      this.appliedMembership = cloneMembership(meta.membership);
-      this.appliedMembershipIndex = meta.index;
+      this.noteAppliedMembership(cloneMembership(meta.membership), meta.index);
       this.snapshotIndex = meta.index;
       this.snapshotJob.noteInstalled();
       this.proposals.failUpTo(meta.index, () => this.lostError());
@@ -598,8 +659,7 @@ export class Peer {
       } else {
         const cc = decodeConfChange(entry.data);
         if (cc !== null) {
-          this.appliedMembership = applyConfChange(this.appliedMembership, cc);
-          this.appliedMembershipIndex = entry.index;
+          this.noteAppliedMembership(applyConfChange(this.appliedMembership, cc), entry.index);
           if (cc.type === 'removeNode' && cc.node === this.id) removedAt = entry.index;
         }
         this.log('info', 'peer.membership.applied', { id: this.id, term: this.term, index: entry.index, change: cc });
@@ -613,6 +673,16 @@ export class Peer {
     // Its own removal applied (a leader removing itself has stepped down by now): the answers
     // above went out; nothing more is served.
     if (removedAt > 0 && this.removal === null) this.becomeRemoved({ index: removedAt, toldBy: '' });
+  }
+
+  /** The configuration applied changed: members that left it are former members from now on
+   *  (senders.ts), recorded with the next save so a restart still knows them. */
+  private noteAppliedMembership(membership: Membership, index: number): void {
+    if (this.senders.noteApplied(this.appliedMembership, membership)) {
+      this.unsavedMeta = { ...this.unsavedMeta, [FORMER_MEMBERS_META_KEY]: this.senders.encode() };
+    }
+    this.appliedMembership = membership;
+    this.appliedMembershipIndex = index;
   }
 
   private applyCommand(entry: Entry): KvResult {
@@ -737,6 +807,13 @@ export class Peer {
     if (problem !== null) {
       const missing = cc.type !== 'addVoter' && cc.type !== 'addLearner' && !isMember(current, cc.node);
       throw new PeerError(missing ? 'member-not-found' : 'member-conflict', `${cc.node}: ${problem}`);
+    }
+    if ((cc.type === 'addVoter' || cc.type === 'addLearner') && this.senders.wasRemoved(cc.node)) {
+      // Members drop a removed id's messages for good (senders.ts): as in etcd, it is not reused.
+      throw new PeerError(
+        'member-conflict',
+        `${cc.node} was removed from this cluster and is not added again; add the node under a new id`,
+      );
     }
     this.assertProposalRoom();
     const proposed = this.core.proposeConfChange(cc);

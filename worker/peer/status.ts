@@ -6,6 +6,7 @@ import type { KvStateMachine } from '../kv/state-machine.ts';
 import type { RaftCore } from './core.ts';
 import type { PeerLimits } from './options.ts';
 import type { Health, MemberStatus, PeerStatus } from './outcomes.ts';
+import type { NonMemberCounts } from './senders.ts';
 
 /** When this peer last heard from a leader, in its ticks and in clock time. */
 export class LeaderContact {
@@ -44,6 +45,7 @@ export interface StatusParts {
   removed: string | null;
   tickMs: number;
   tickStalls: number;
+  nonMemberMessages: NonMemberCounts;
 }
 
 export function peerStatus(p: StatusParts): PeerStatus {
@@ -79,6 +81,7 @@ export function peerStatus(p: StatusParts): PeerStatus {
     tickStalls: p.tickStalls,
     removed: p.removed,
     dropped: { ...s.dropped },
+    nonMemberMessages: { ...p.nonMemberMessages },
   };
 }
 

@@ -109,6 +109,16 @@ export class MembershipHistory {
     return n === 0 ? 0 : this.changes[n - 1]!.index;
   }
 
+  /** Whether `id` is a member of the current configuration or of one appended above `index`
+   *  (the configurations after a host's applied index: those the cluster may still adopt). */
+  namesSince(id: NodeId, index: number): boolean {
+    if (isMember(this.current(), id)) return true;
+    for (let i = this.changes.length - 2; i >= 0 && this.changes[i]!.index > index; i--) {
+      if (isMember(this.changes[i]!.membership, id)) return true;
+    }
+    return false;
+  }
+
   at(index: number): Membership {
     for (let i = this.changes.length - 1; i >= 0; i--) {
       const c = this.changes[i]!;

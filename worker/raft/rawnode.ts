@@ -231,6 +231,27 @@ export class RawNode {
     return cloneMembership(this.raft.members.current());
   }
 
+  /** Whether `id` is a voter or learner of the latest configuration in this node's log, or of
+   *  one appended above `index` (no copy: hosts ask this per inbound message). */
+  namesMember(id: NodeId, index: number): boolean {
+    return this.raft.members.namesSince(id, index);
+  }
+
+  /** Who this node follows in its current term ('' when nobody; its own id while it leads). */
+  leader(): NodeId {
+    return this.raft.lead;
+  }
+
+  /**
+   * Whether this node heard from a leader of its term within an election timeout (a leader
+   * hears itself; a restarted node keeps the promise it may have made before its crash). While
+   * it does, CheckQuorum has it refuse disruptive (pre)votes, and the peer refuses a leader it
+   * does not know (worker/peer/senders.ts).
+   */
+  inLease(): boolean {
+    return this.raft.inLease();
+  }
+
   private softState(): SoftState {
     return { role: this.raft.role, leader: this.raft.lead, term: this.raft.term };
   }
