@@ -63,6 +63,9 @@ export interface NodeCounters {
   strangerInContact: number;
   strangerLetIn: number;
   removedSenderDrops: number;
+  /** Token commands the administrator sent (token-admin.ts), and tokens the members held at the end. */
+  tokenCommands: number;
+  tokensAtEnd: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -101,6 +104,8 @@ export function emptyNodeCounters(): NodeCounters {
     sessionExpired: 0,
     registrationsReapplied: 0,
     strangerRuns: 0,
+    tokenCommands: 0,
+    tokensAtEnd: 0,
     strangerMessages: 0,
     strangerDropped: 0,
     strangerInContact: 0,

@@ -13,7 +13,7 @@
 
 import { Peer, PeerError, type PeerLimits } from '../../worker/peer/peer.ts';
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
-import type { KvCommand, KvLimits, KvResult } from '../../worker/kv/types.ts';
+import type { KeyRecord, KvCommand, KvLimits, KvResult } from '../../worker/kv/types.ts';
 import { encodeState } from '../../worker/kv/codec.ts';
 import { mayWaitForCompany, type SaveBatch } from '../../worker/peer/ports.ts';
 import { NodeClock } from './clock.ts';
@@ -599,8 +599,25 @@ export class SimHost {
   async stateDigest(): Promise<number> {
     const peer = this.peer;
     if (peer === null) throw new Error(`${this.id} is down`);
-    const out = await peer.read('stale', (kv) => ({ revision: kv.revision, records: kv.range({ limit: 1_000_000 }) }));
-    return digestBytes(encodeState(sortedKv({ revision: out.value.revision, records: out.value.records, sessions: [] })));
+    const out = await peer.read('stale', (kv) => ({
+      revision: kv.revision,
+      records: kv.range({ limit: 1_000_000 }),
+      tokens: kv.tokens.list(),
+    }));
+    // The tokens as the authorizer sees them (the index), not only as records.
+    const tokens: Array<[string, KeyRecord]> = out.value.tokens.map((t) => [
+      `token:${t.id}`,
+      { value: JSON.stringify(t), createRevision: 1, modRevision: 1, version: 1 },
+    ]);
+    const records = [...out.value.records, ...tokens];
+    return digestBytes(encodeState(sortedKv({ revision: Math.max(1, out.value.revision), records, sessions: [] })));
+  }
+
+  /** How many API tokens this member holds (for the run's counters). */
+  async tokenCount(): Promise<number> {
+    const peer = this.peer;
+    if (peer === null) throw new Error(`${this.id} is down`);
+    return (await peer.read('stale', (kv) => kv.tokens.size)).value;
   }
 
   /** One line of peer state for liveness failure reports. */

@@ -40,6 +40,7 @@ function drain(): Promise<void> {
 import { digestString, stream } from './streams.ts';
 import { SimViolation } from './violation.ts';
 import { drawStranger, Stranger } from './stranger.ts';
+import { drawTokenAdmin, TokenAdmin } from './token-admin.ts';
 
 /** Message latency after healing (ticks). */
 export const HEAL_DELAY_TICKS_MAX = 2;
@@ -205,6 +206,12 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
   const stranger = strangerPerMille === null ? null : new Stranger(strangerRandom, strangerPerMille, cluster, counters, log);
+  const tokenRandom = stream(seed, 'tokens');
+  // A token command is a few hundred bytes: not on seeds whose entries are capped below that.
+  const tokenAdmin =
+    options.faults !== 'none' && mix.appendBytesMax >= 1024 && drawTokenAdmin(tokenRandom)
+      ? new TokenAdmin(tokenRandom, cluster, counters, log)
+      : null;
 
   const stats: SimStats = {
     nodes: voters,
@@ -238,6 +245,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     tick++;
     if (chaosOn) chaos.tick(tick);
     if (chaosOn) stranger?.tick();
+    if (chaosOn) tokenAdmin?.tick();
     cluster.restartDue();
     cluster.deliver(network.take(tick));
     for (const node of cluster.nodes.values()) node.tick(tick);
@@ -297,6 +305,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     const digests = new Set(await Promise.all(members(cluster).map((n) => n.stateDigest())));
     if (digests.size !== 1) throw new SimViolation('state-machine-safety', `converged members hold ${digests.size} different KV states`);
     finalDigest = [...digests][0]!;
+    counters.tokensAtEnd = await members(cluster)[0]!.tokenCount();
 
     const lin = checkLinearizable(clients.history);
     if (lin.result === 'illegal') throw new SimViolation('linearizability', `key ${lin.key}: ${lin.explanation}`);
