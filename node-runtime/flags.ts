@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { ENGINE_NAMES, isEngineName, type EngineName } from './storage/engine.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { DEFAULT_TICK_MS } from '../worker/peer/options.ts';
+import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
 import { checkAdvertiseScheme, parseTlsFlags, TLS_FLAGS, type TlsFlags } from './tls-flags.ts';
 
 export type StartMode =
@@ -38,6 +39,8 @@ export interface NodeConfig {
   snapshotEntries: number;
   /** Writes that would grow the keys + values past this many bytes are refused (507). */
   quotaBytes: number;
+  /** Revisions of key history kept (older ones are compacted automatically). */
+  historyRetention: number;
   joinTimeoutMs: number;
   /** Testing only: accept POST /_metcd/faults to drop Raft traffic (see faults.ts). */
   faultInjection: boolean;
@@ -95,6 +98,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     type: 'string',
     default: '536870912',
     help: 'space quota: puts that would take keys + values past this many bytes get 507 (state is held in memory)',
+  },
+  'history-retention': {
+    type: 'string',
+    default: String(DEFAULT_KV_LIMITS.historyRetention),
+    help: 'revisions of key history kept for reads at a revision and watches; older ones are compacted (the same on every node)',
   },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
   'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
@@ -274,6 +282,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '100000'), 'snapshot-entries', 100_000_000),
       quotaBytes: positiveInt(str('quota-bytes', '536870912'), 'quota-bytes', 64 * 1024 ** 3),
+      historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,
       tls,

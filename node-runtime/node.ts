@@ -167,6 +167,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       initialMembership: initialMembership(cfg),
       raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
       limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes },
+      kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: cfg.historyRetention },
       log: peerLogAdapter(log),
     });
   } catch (err) {

@@ -149,6 +149,7 @@ function cases(): Case[] {
   fixed('POST', '/members/p9/promote', { kind: 'cluster' });
   fixed('POST', '/auth/tokens', { kind: 'admin' }, '{"name":"x","rules":"not a list"}');
   fixed('GET', '/auth/tokens', { kind: 'admin' });
+  fixed('POST', '/compact', { kind: 'admin' }, '{"revision":"not a number"}');
   fixed('DELETE', '/auth/tokens/0000000000000000', { kind: 'admin' });
   fixed('PUT', '/status', { kind: 'none' }, 'x');
   fixed('GET', '/raft/messages', { kind: 'none' });

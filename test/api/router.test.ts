@@ -64,7 +64,7 @@ async function setup(
       expect({ code, message }).toEqual({ code: expect.any(String), message: expect.any(String) });
       // Further fields only where documented for the code.
       expect(Object.keys(details).sort(), `error fields of ${String(code)}`).toEqual(
-        code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : [],
+        code === 'learner_behind' ? ['leaderLastIndex', 'learnerMatch'] : code === 'compacted' ? ['compactRevision'] : [],
       );
     }
     return response;
@@ -294,6 +294,7 @@ describe('api: bad input', () => {
     sessionsMax: 100,
     sessionIdleEntriesMax: 10_000,
     tokensMax: 10,
+    historyRetention: 1000,
   };
 
   it('answers 400 for malformed requests, naming the problem', async () => {
@@ -341,14 +342,17 @@ describe('api: bad input', () => {
     expect(env.c.peer(env.leader).revision).toBe(0);
   });
 
-  it('answers 507 space_exceeded for a put past the space quota, and still deletes', async () => {
-    const env = await setup({ limits: { stateBytesMax: 10 } });
-    expect((await env.call(env.leader, '/a', { method: 'PUT', body: '12345678' })).status).toBe(204);
-    const r = await env.call(env.leader, '/key', { method: 'POST', body: JSON.stringify({ b: 'xx' }) });
+  it('answers 507 space_exceeded for a put past the space quota; a delete and a compaction make room', async () => {
+    const env = await setup({ limits: { stateBytesMax: 64 } });
+    expect((await env.call(env.leader, '/a', { method: 'PUT', body: '12345678' })).status).toBe(204); // 9 bytes
+    const r = await env.call(env.leader, '/key', { method: 'POST', body: JSON.stringify({ b: 'x'.repeat(55) }) }); // 56 more
     expect(r.status).toBe(507);
     expect(await errorCode(r)).toBe('space_exceeded');
     expect((await env.call(env.leader, '/a', { method: 'DELETE' })).status).toBe(204);
-    expect((await env.call(env.leader, '/b', { method: 'PUT', body: 'xx' })).status).toBe(204);
+    expect((await env.call(env.leader, '/b', { method: 'PUT', body: 'x'.repeat(10) })).status).toBe(507); // a's history: 56 bytes
+    const revision = Number((await env.call(env.leader, '/status')).headers.get('X-Metcd-Revision'));
+    expect((await env.call(env.leader, '/compact', { method: 'POST', body: JSON.stringify({ revision }) })).status).toBe(200);
+    expect((await env.call(env.leader, '/b', { method: 'PUT', body: 'x'.repeat(10) })).status).toBe(204);
   });
 
   it('answers 413 over the size limits, even for a body streamed without Content-Length', async () => {
@@ -759,5 +763,37 @@ describe('api: a removed member', () => {
     expect(status.status).toBe(200);
     expect(((await status.json()) as { removed: string | null }).removed).toContain('was removed');
     expect((await env.call(env.follower, '/health')).status).toBe(503);
+  });
+});
+
+describe('api: key history', () => {
+  it('reads a key and a range as of a revision, compacts on request, and answers 410 compacted below it', async () => {
+    const env = await setup();
+    for (const v of ['one', 'two', 'three']) expect((await env.call(env.leader, '/h', { method: 'PUT', body: v })).status).toBe(204);
+    expect((await env.call(env.leader, '/h', { method: 'DELETE' })).status).toBe(204); // revision 4
+    const at = async (revision: number, path = '/h') => env.call(env.leader, `${path}?revision=${revision}`);
+    expect(await (await at(1)).text()).toBe('one');
+    const second = await at(2);
+    expect(await second.text()).toBe('two');
+    expect(second.headers.get('X-Metcd-Mod-Revision')).toBe('2');
+    expect(second.headers.get('X-Metcd-Version')).toBe('2');
+    expect((await at(4)).status).toBe(404);
+    expect(await (await at(3, '/key/h')).json()).toEqual({ h: 'three' });
+    expect(await (await env.call(env.leader, '/key?prefix=h&revision=1')).json()).toEqual({ h: 'one' });
+    const future = await at(9);
+    expect(future.status).toBe(400);
+    expect((await env.call(env.leader, '/compact', { method: 'POST', body: '{"revision":3}' })).status).toBe(200);
+    const gone = await at(2);
+    expect(gone.status).toBe(410);
+    expect(await gone.json()).toEqual({
+      error: { code: 'compacted', compactRevision: 3, message: 'revision 2 has been compacted; the oldest readable revision is 3' },
+    });
+    expect(await (await at(3)).text()).toBe('three');
+    expect((await env.call(env.leader, '/compact', { method: 'POST', body: '{"revision":3}' })).status).toBe(410);
+    expect((await env.call(env.leader, '/compact', { method: 'POST', body: '{"revision":99}' })).status).toBe(400);
+    expect((await env.call(env.leader, '/compact', { method: 'POST', body: '{"revision":"3"}' })).status).toBe(400);
+    expect((await env.call(env.leader, '/h?revision=0')).status).toBe(400);
+    const status = (await (await env.call(env.leader, '/status')).json()) as { compactRevision: number };
+    expect(status.compactRevision).toBe(3);
   });
 });

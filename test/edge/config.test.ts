@@ -5,6 +5,7 @@ import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from 
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
 import { digestOf } from '../../worker/api/authorize.ts';
+import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
 
 describe('edge config', () => {
   it('defaults to a 3-peer cluster named metcd that redirects', () => {
@@ -16,6 +17,7 @@ describe('edge config', () => {
       tickMs: DEFAULT_TICK_MS,
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
       derivedFlushMs: DERIVED_FLUSH_MS,
+      historyRetention: DEFAULT_KV_LIMITS.historyRetention,
       auth: { mode: 'locked' },
     });
   });

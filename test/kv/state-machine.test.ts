@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_KV_LIMITS, KvStateMachine } from '../../worker/kv/index.ts';
+import { pairBytes } from '../../worker/kv/state-machine.ts';
+import { COMPACTED_KEY, historyKey } from '../../worker/kv/history.ts';
+import { isInternalKey } from '../../worker/kv/tokens.ts';
 import type { KvCommand, KvLimits, KvResult } from '../../worker/kv/index.ts';
 
 const put = (pairs: Array<[string, string]>, extra: Partial<KvCommand> = {}): KvCommand => ({ op: 'put', pairs, ...extra }) as KvCommand;
@@ -279,8 +282,9 @@ describe('limits and robustness', () => {
 });
 
 describe('state size (what a space quota is checked against)', () => {
-  it('counts UTF-8 bytes of keys and values through puts, overwrites, deletes and a restore', () => {
+  it('counts UTF-8 bytes of keys and values, and of the history kept, through puts, overwrites, deletes, a compaction and a restore', () => {
     const sm = new KvStateMachine();
+    const historyBytes = () => sm.snapshot().records.reduce((n, [k, r]) => n + (isInternalKey(k) ? pairBytes(k, r.value) : 0), 0);
     expect(sm.stateBytes).toBe(0);
     sm.apply(
       1,
@@ -290,14 +294,19 @@ describe('state size (what a space quota is checked against)', () => {
       ]),
     ); // 1+3 + 2+3
     expect(sm.stateBytes).toBe(9);
-    sm.apply(2, put([['a', '']])); // overwrite: value 3 → 0 bytes
-    expect(sm.stateBytes).toBe(6);
+    expect(sm.putGrowth([['a', '']])).toBe(-3 + pairBytes(historyKey(1, 'a'), 'p1,1,xyz'));
+    sm.apply(2, put([['a', '']])); // overwrite: value 3 → 0 bytes; the old version is kept
+    expect(sm.stateBytes - historyBytes()).toBe(6);
+    expect(historyBytes()).toBe(pairBytes(historyKey(1, 'a'), 'p1,1,xyz'));
     sm.apply(3, del(['é', 'missing']));
-    expect(sm.stateBytes).toBe(1);
+    expect(sm.stateBytes - historyBytes()).toBe(1);
     sm.apply(4, put([['k', 'v'.repeat(100)]]));
+    sm.apply(5, { op: 'compact', revision: 4 });
+    // What a read at revision 4 or later needs stays: nothing of the history (and the compacted mark).
+    expect(historyBytes()).toBe(pairBytes(COMPACTED_KEY, '4'));
     const restored = new KvStateMachine(DEFAULT_KV_LIMITS, sm.snapshot());
     expect(restored.stateBytes).toBe(sm.stateBytes);
-    expect(restored.stateBytes).toBe(1 + 1 + 100);
+    expect(restored.stateBytes - historyBytes()).toBe(1 + 1 + 100);
   });
 });
 
@@ -317,7 +326,12 @@ describe('takeChanges', () => {
     sm.apply(2, del(['b']));
     const c = sm.takeChanges();
     expect(c.revision).toBe(2);
-    expect(c.upserts).toEqual([['a', { value: '1', createRevision: 1, modRevision: 1, version: 1 }]]);
+    // The delete keeps b's last version and its deletion as history records, written with it.
+    expect(c.upserts).toEqual([
+      ['a', { value: '1', createRevision: 1, modRevision: 1, version: 1 }],
+      [historyKey(1, 'b'), { value: 'p1,1,1', createRevision: 2, modRevision: 2, version: 1 }],
+      [historyKey(2, 'b'), { value: 'd', createRevision: 2, modRevision: 2, version: 1 }],
+    ]);
     expect(c.deletes).toEqual(['b']);
     expect(c.sessionUpserts).toEqual([['c', { seq: 1, result: { ok: true, op: 'put', revision: 1 }, lastIndex: 1 }]]);
     expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [] });

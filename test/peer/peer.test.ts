@@ -1,6 +1,7 @@
 // The peer loop against an in-process 3-peer cluster (memory storage, in-memory transport
 // through the wire codec, fake time driven by the test).
 
+import { isInternalKey } from '../../worker/kv/tokens.ts';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { KvCommand } from '../../worker/kv/types.ts';
 import type { ConfChange } from '../../worker/raft/types.ts';
@@ -228,6 +229,7 @@ describe('peer: exactly-once and limits', () => {
         sessionsMax: 10,
         sessionIdleEntriesMax: 1000,
         tokensMax: 10,
+        historyRetention: 1000,
       },
     });
     const leader = await c.waitLeader();
@@ -238,18 +240,24 @@ describe('peer: exactly-once and limits', () => {
     expect(leader.status().lastIndex).toBe(lastIndex);
   });
 
-  it('refuses puts that would grow the state past its space quota, and still takes deletes and shrinking puts', async () => {
-    const c = await start({ limits: { stateBytesMax: 100 } });
+  it('refuses puts that would grow the state (keys, values and history) past its space quota, and still takes deletes and compactions', async () => {
+    const c = await start({ limits: { stateBytesMax: 150 } });
     const leader = await c.waitLeader();
     expect((await c.drive(leader.write(put('a', 'x'.repeat(60))))).result.ok).toBe(true); // 61 bytes
     const lastIndex = leader.status().lastIndex;
-    await expect(leader.write(put('b', 'x'.repeat(39)))).rejects.toMatchObject({ code: 'no-space' }); // 61 + 40 > 100
+    await expect(leader.write(put('b', 'x'.repeat(89)))).rejects.toMatchObject({ code: 'no-space' }); // 61 + 90 > 150
     expect(leader.status().lastIndex).toBe(lastIndex); // refused before the log
-    expect(leader.status()).toMatchObject({ stateBytes: 61, stateBytesMax: 100 });
-    expect((await c.drive(leader.write(put('b', 'x'.repeat(38))))).result.ok).toBe(true); // exactly 100
-    expect((await c.drive(leader.write(put('a', 'short')))).result.ok).toBe(true); // shrinks
-    expect((await c.drive(leader.write({ op: 'delete', keys: ['b'] }))).result.ok).toBe(true);
-    expect(leader.status().stateBytes).toBe(6);
+    expect(leader.status()).toMatchObject({ stateBytes: 61, stateBytesMax: 150 });
+    expect((await c.drive(leader.write(put('b', 'x'.repeat(88))))).result.ok).toBe(true); // exactly 150
+    // A shorter value for a: the old one stays as history, so the state would grow.
+    await expect(leader.write(put('a', 'short'))).rejects.toMatchObject({ code: 'no-space' });
+    expect((await c.drive(leader.write({ op: 'delete', keys: ['b'] }))).result.ok).toBe(true); // deletes always pass
+    expect(leader.status().stateBytes).toBeGreaterThan(150); // b's last version and its delete are history
+    const compacted = await c.drive(leader.write({ op: 'compact', revision: leader.revision }));
+    expect(compacted.result).toMatchObject({ ok: true, op: 'compact', compacted: 3 });
+    // a (61), b's delete at the compacted revision (a 22-byte record: events at it stay readable), the compacted mark (16)
+    expect(leader.status().stateBytes).toBe(61 + 22 + 16);
+    expect((await c.drive(leader.write(put('a', 'short')))).result.ok).toBe(true);
   });
 
   it('bounds the proposals waiting for apply', async () => {
@@ -418,7 +426,7 @@ describe('peer: crashes, restarts, snapshots', () => {
     for (const { index, cmd } of log.sort((a, b) => a.index - b.index)) if (index <= snap.meta.index) expected.apply(index, cmd);
     for (const { index, cmd } of log) model.apply(index, cmd);
     const got = decodeState(snap.data);
-    expect(got.records.length).toBe(expected.size);
+    expect(got.records.filter(([k]) => !isInternalKey(k)).length).toBe(expected.size);
     expect(got).toEqual(expected.snapshot());
     // Later writes changed keys it holds: those are not in it (the view kept the old records).
     expect(got).not.toEqual(model.snapshot());
@@ -429,7 +437,7 @@ describe('peer: crashes, restarts, snapshots', () => {
     const target = leader.status().applied;
     await c.until(() => follower.status().applied >= target, 300, 'catch-up');
     const all = (await follower.read('stale', (kv) => kv.range({ limit: 100_000 }))).value;
-    expect(all).toEqual(model.snapshot().records);
+    expect(all).toEqual(model.snapshot().records.filter(([k]) => !isInternalKey(k)));
   });
 });
 

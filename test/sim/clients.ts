@@ -232,9 +232,9 @@ export class SimClients {
     if (result.ok) {
       if (result.op === 'put')
         return input.op === 'cas' ? { kind: 'cas', ok: true, revision: result.revision } : { kind: 'put', revision: result.revision };
-      return { kind: 'delete', revision: result.revision, deleted: result.deleted };
+      if (result.op === 'delete') return { kind: 'delete', revision: result.revision, deleted: result.deleted };
     }
-    if (result.code === 'compare-failed' && input.op === 'cas') return { kind: 'cas', ok: false, revision: result.revision };
+    if (!result.ok && result.code === 'compare-failed' && input.op === 'cas') return { kind: 'cas', ok: false, revision: result.revision };
     // The client never reuses an older stamp after moving on, so its current command can
     // neither be rejected as stale nor as invalid: either means exactly-once is broken.
     return violation('client-session', `${c.name} seq ${c.seq} ${input.op} ${input.key} answered ${JSON.stringify(result)}`);

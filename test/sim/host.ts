@@ -14,6 +14,7 @@
 import { Peer, PeerError, type PeerLimits } from '../../worker/peer/peer.ts';
 import type { Membership, Message, NodeId } from '../../worker/raft/types.ts';
 import type { KeyRecord, KvCommand, KvLimits, KvResult } from '../../worker/kv/types.ts';
+import { isRevisionProblem } from '../../worker/kv/state-machine.ts';
 import { encodeState } from '../../worker/kv/codec.ts';
 import { mayWaitForCompany, type SaveBatch } from '../../worker/peer/ports.ts';
 import { NodeClock } from './clock.ts';
@@ -603,13 +604,23 @@ export class SimHost {
       revision: kv.revision,
       records: kv.range({ limit: 1_000_000 }),
       tokens: kv.tokens.list(),
+      compacted: kv.compactedRevision,
+      history: kv.eventsFrom(kv.compactedRevision),
     }));
+    // The history replicas keep (what reads at a revision and watches see) must agree too.
+    const history = out.value.history;
+    if (isRevisionProblem(history)) throw new Error(`${this.id}: its own compacted revision is unreadable`);
+    const events: Array<[string, KeyRecord]> = [...history].map((e, i) => [
+      `event:${String(i).padStart(8, '0')}`,
+      { value: JSON.stringify(e), createRevision: 1, modRevision: 1, version: 1 },
+    ]);
+    events.push([`compacted:${out.value.compacted}`, { value: '', createRevision: 1, modRevision: 1, version: 1 }]);
     // The tokens as the authorizer sees them (the index), not only as records.
     const tokens: Array<[string, KeyRecord]> = out.value.tokens.map((t) => [
       `token:${t.id}`,
       { value: JSON.stringify(t), createRevision: 1, modRevision: 1, version: 1 },
     ]);
-    const records = [...out.value.records, ...tokens];
+    const records = [...out.value.records, ...tokens, ...events];
     return digestBytes(encodeState(sortedKv({ revision: Math.max(1, out.value.revision), records, sessions: [] })));
   }
 

@@ -32,6 +32,7 @@ export type ApiErrorCode =
   | 'member_conflict'
   | 'learner_behind'
   | 'removed'
+  | 'compacted'
   | 'too_large'
   | 'space_exceeded'
   | 'too_many_requests'

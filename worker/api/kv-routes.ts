@@ -11,13 +11,14 @@ import type { KvView, ReadLevel, ReadOutcome } from '../peer/peer.ts';
 import { parseJsonObject, decodeUtf8 } from './body.ts';
 import { kvRefusalToApi, peerErrorToApi } from './errors.ts';
 import { isApiReply, type ApiReply } from './exchange.ts';
-import { H, badRequest, jsonReply, jsonTextReply, pairsJson } from './http.ts';
+import { ApiError, H, badRequest, jsonReply, jsonTextReply, pairsJson } from './http.ts';
+import { isRevisionProblem, type RevisionProblem } from '../kv/state-machine.ts';
 import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
 import { checkKey, clientStamp, intParam, queryParams, readLevel } from './params.ts';
 
 const WRITE_PARAMS = ['ifRevision'] as const;
-const READ_PARAMS = ['level'] as const;
+const READ_PARAMS = ['level', 'revision'] as const;
 
 // ---- writes -----------------------------------------------------------------------------------
 
@@ -151,10 +152,11 @@ async function getOne(
   const params = queryParams(ctx.url, READ_PARAMS);
   const level = readLevel(params);
   const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
-  const outcome = await read(ctx, level, (kv) => kv.get(key));
+  const revision = intParam(params, 'revision', 1);
+  const outcome = await read(ctx, level, (kv) => (revision === undefined ? kv.get(key) : kv.getAt(key, revision)));
   if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);
-  const record = outcome.value;
+  const record = atRevision(outcome.value, revision);
   if (record === undefined) {
     return jsonReply({ error: { code: 'key_not_found', message: `key ${JSON.stringify(key)} not found` } }, 404, headers);
   }
@@ -175,18 +177,19 @@ export async function getRange(ctx: ApiContext): Promise<ApiReply> {
   const prefix = params.get('prefix');
   const start = params.get('start');
   const end = params.get('end');
+  const revision = intParam(params, 'revision', 1);
   ctx.grant.requireRange({ prefix: prefix ?? '', start: start ?? '', end: end ?? '' });
   const outcome = await read(ctx, level, (kv) => {
     const opts: Parameters<KvView['range']>[0] = { limit: limit + 1 };
     if (prefix !== undefined && prefix !== '') opts.prefix = prefix;
     if (start !== undefined && start !== '') opts.start = start;
     if (end !== undefined && end !== '') opts.end = end;
-    return kv.range(opts);
+    return revision === undefined ? kv.range(opts) : kv.rangeAt(opts, revision);
   });
   if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);
   // Cut at `limit` keys or once the answer passes rangeBytesMax (always at least one pair).
-  const records = outcome.value;
+  const records = atRevision(outcome.value, revision);
   const shown: Array<[string, string]> = [];
   let bytes = 0;
   for (const [key, record] of records) {
@@ -230,6 +233,27 @@ function readHeaders(ctx: ApiContext, level: ReadLevel, outcome: ReadOutcome<unk
     headers[H.lastContact] = s.lastLeaderContactMs === null ? 'never' : String(s.lastLeaderContactMs);
   }
   return headers;
+}
+
+/** A read's answer, or the error for a revision that cannot be read (410 compacted, 400 future). */
+function atRevision<T>(value: T | RevisionProblem, revision: number | undefined): T {
+  if (!isRevisionProblem(value)) return value;
+  throw revisionError(value, revision ?? 0);
+}
+
+export function revisionError(p: RevisionProblem, revision: number): ApiError {
+  if (p.problem === 'compacted') {
+    return new ApiError(
+      410,
+      'compacted',
+      `revision ${revision} has been compacted; the oldest readable revision is ${p.compacted}`,
+      {},
+      {
+        compactRevision: p.compacted,
+      },
+    );
+  }
+  return badRequest(`revision ${revision} is above the current revision ${p.revision}`);
 }
 
 function jsonType(value: unknown): string {

@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth     the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact    the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -29,6 +29,7 @@ import type { Peer } from '../peer/peer.ts';
 import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-routes.ts';
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
 import { createToken, listTokens, revokeToken } from './auth-routes.ts';
+import { compact } from './compact-route.ts';
 import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
@@ -43,7 +44,18 @@ export type { ApiRoute, AuthSettings, Authorize, RequestHeaders } from './author
 export { allowEverything, createAuthorizer, digestOf } from './authorize.ts';
 export { DEFAULT_API_LIMITS } from './host.ts';
 
-export const RESERVED_SEGMENTS = ['key', 'join', 'members', 'transfer-leader', 'status', 'health', 'auth', 'raft', '_metcd'] as const;
+export const RESERVED_SEGMENTS = [
+  'key',
+  'join',
+  'members',
+  'transfer-leader',
+  'status',
+  'health',
+  'auth',
+  'compact',
+  'raft',
+  '_metcd',
+] as const;
 
 /** Routes any peer answers from its own state, leader or not. */
 const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members']);
@@ -139,6 +151,9 @@ function buildRoutes() {
   on('all', '/auth/tokens', 'authenticated', notAllowed('GET, POST'));
   on('delete', '/auth/tokens/:id', 'admin', (p, ctx) => revokeToken(ctx, p['id']));
   on('all', '/auth/tokens/:id', 'authenticated', notAllowed('DELETE'));
+  // history
+  on('post', '/compact', 'admin', (_p, ctx) => compact(ctx));
+  on('all', '/compact', 'authenticated', notAllowed('POST'));
   // introspection
   on('get', '/status', 'status', (_p, ctx) => status(ctx));
   on('all', '/status', 'authenticated', notAllowed('GET'));

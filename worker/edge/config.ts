@@ -4,6 +4,7 @@
 
 import type { Membership, NodeId } from '../raft/types.ts';
 import { digestOf } from '../api/authorize.ts';
+import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
 
@@ -24,6 +25,8 @@ export interface EdgeConfig {
   snapshotEveryEntries: number;
   /** How long derived state (commit index, apply results) may wait for the next write (storage.ts). */
   derivedFlushMs: number;
+  /** Revisions of key history kept (kv/types.ts historyRetention). */
+  historyRetention: number;
   /** Access control: the root token's digest (the secret itself is not kept), open mode
    *  (METCD_AUTH=open: development only), or locked (neither: nothing but /health is served). */
   auth: EdgeAuth;
@@ -50,6 +53,7 @@ export const TICK_MS_MIN = 10;
 export const TICK_MS_MAX = 10_000;
 export const SNAPSHOT_EVERY_ENTRIES_MAX = 10_000_000;
 export const DERIVED_FLUSH_MS_MAX = 600_000;
+export const HISTORY_RETENTION_MAX = 100_000_000;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** The API's member id rule (worker/api/params.ts memberId): what /join accepts. */
@@ -86,6 +90,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     tickMs: integer(env, 'TICK_MS', DEFAULT_TICK_MS, TICK_MS_MIN, TICK_MS_MAX),
     snapshotEveryEntries: integer(env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX),
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
+    historyRetention: integer(env, 'HISTORY_RETENTION', DEFAULT_KV_LIMITS.historyRetention, 1, HISTORY_RETENTION_MAX),
     auth: readAuth(env),
   };
 }

@@ -399,6 +399,7 @@ export class PeerObject extends DurableObject<Env> {
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
       limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
+      kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: this.config.historyRetention },
       log,
     });
     const api = createApiRouter({

@@ -63,7 +63,7 @@ function measured(s: string, what: string): number {
 
 /** Encode a command (structurally valid: run validateCommand first). */
 export function encodeCommand(cmd: KvCommand): Uint8Array {
-  if (cmd.op === 'token-put' || cmd.op === 'token-delete') return encodeJsonCommand(cmd);
+  if (cmd.op !== 'put' && cmd.op !== 'delete') return encodeJsonCommand(cmd);
   const lengths = scratchLengths;
   let li = 0;
   let bytes = COMMAND_HEADER_BYTES;
@@ -255,6 +255,7 @@ function stringBytes(s: string, what: string): number {
 
 function resultBytes(res: KvResult): number {
   let bytes = 1 + varuintBytes(res.revision);
+  if (res.ok && res.op === 'compact') throw new KvCodecError('a compact result is never kept in a session');
   if (res.ok) {
     if (res.op === 'delete') bytes += varuintBytes(res.deleted);
   } else if (res.code === 'compare-failed') {

@@ -107,7 +107,7 @@ export class SortedKeys {
 }
 
 /** First index in sorted `a` whose element is >= `key`. */
-function lowerBound(a: string[], key: string): number {
+export function lowerBound<T extends string | number>(a: readonly T[], key: T): number {
   let lo = 0;
   let hi = a.length;
   while (lo < hi) {

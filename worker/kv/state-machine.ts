@@ -17,6 +17,8 @@ import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, 
 import { DEFAULT_KV_LIMITS } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
+import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
+import type { HistoryWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
@@ -32,6 +34,18 @@ export function pairBytes(key: string, value: string): number {
 function stringBytes(s: string): number {
   const n = utf8Length(s);
   return n >= 0 ? n : 3 * s.length;
+}
+
+/** Why a revision cannot be read: its history was compacted, or it has not happened yet. */
+export interface RevisionProblem {
+  problem: 'compacted' | 'future';
+  compacted: number;
+  /** The current revision. */
+  revision: number;
+}
+
+export function isRevisionProblem(x: unknown): x is RevisionProblem {
+  return typeof x === 'object' && x !== null && 'problem' in x;
 }
 
 export interface RangeOptions {
@@ -52,8 +66,14 @@ export class KvStateMachine {
   private readonly sessions: SessionTable;
   /** API tokens: an index over the records under their internal keys (tokens.ts). */
   private readonly tokenTable = new TokenTable();
-  /** Records under metcd's own keys (tokens), which no client read sees. */
+  /** Records under metcd's own keys (tokens, history), which no client read sees. */
   private internalKeys = 0;
+  /** Past versions of keys, by revision (history.ts). */
+  private history: KeyHistory;
+  /** How the history writes and removes its records (as internal records of this map). */
+  private readonly historyWrites: HistoryWrites;
+  /** The revision a command being applied writes at (for the history's records). */
+  private writingRevision = 0;
   private currentRevision: number;
   /** Σ pairBytes over the records: what a host's space quota is checked against. */
   private bytes = 0;
@@ -69,6 +89,8 @@ export class KvStateMachine {
     this.currentRevision = state?.revision ?? 0;
     const sortedKeys: string[] = [];
     let sorted = true;
+    const past: Array<[string, PastVersion]> = [];
+    let compacted = 0;
     for (const [key, r] of state?.records ?? []) {
       if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
         throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
@@ -79,6 +101,8 @@ export class KvStateMachine {
       if (isInternalKey(key)) {
         this.internalKeys++;
         if (isTokenKey(key)) this.tokenTable.add(decodeToken(key, r.value));
+        else if (isHistoryKey(key)) past.push(decodePast(key, r.value));
+        else if (key === COMPACTED_KEY) compacted = Number(r.value);
       }
       if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
       sortedKeys.push(key);
@@ -87,6 +111,12 @@ export class KvStateMachine {
     this.keys = new SortedKeys(this.records, sortedKeys);
     this.sessions = new SessionTable(limits, state?.sessions ?? []);
     this.lastIndex = this.sessions.maxLastIndex();
+    const clientRecords = [...this.records].filter(([key]) => !isInternalKey(key));
+    this.history = KeyHistory.restore(past, clientRecords, compacted);
+    this.historyWrites = {
+      set: (key, value) => this.setRecord(key, value, this.writingRevision),
+      remove: (key) => void this.deleteRecord(key),
+    };
   }
 
   get revision(): number {
@@ -96,6 +126,78 @@ export class KvStateMachine {
   /** Number of client keys. */
   get size(): number {
     return this.records.size - this.internalKeys;
+  }
+
+  /** How many bytes writing `pairs` would add to stateBytes (may be negative): the new pairs,
+   *  less the versions they replace, plus those versions kept as history. */
+  putGrowth(pairs: ReadonlyArray<readonly [string, string]>): number {
+    let growth = 0;
+    for (const [key, value] of pairs) {
+      growth += pairBytes(key, value);
+      const prev = this.records.get(key);
+      if (prev !== undefined) growth += pairBytes(historyKey(prev.modRevision, key), encodePast(prev)) - pairBytes(key, prev.value);
+    }
+    return growth;
+  }
+
+  /** Reads below this revision are refused: their history was discarded. */
+  get compactedRevision(): number {
+    return this.history.compacted;
+  }
+
+  /**
+   * `key` as of `revision`: its record, undefined when it did not exist then, or why the
+   * revision cannot be read (below the compacted one, above the current one).
+   */
+  getAt(key: string, revision: number): KeyRecord | undefined | RevisionProblem {
+    const problem = this.revisionProblem(revision);
+    if (problem !== null) return problem;
+    return this.history.at(key, revision, this.records.get(key));
+  }
+
+  /** A range as of `revision` (see range()), or why the revision cannot be read. */
+  rangeAt(opts: RangeOptions, revision: number): Array<[string, KeyRecord]> | RevisionProblem {
+    const problem = this.revisionProblem(revision);
+    if (problem !== null) return problem;
+    if (revision === this.currentRevision) return this.range(opts);
+    const out: Array<[string, KeyRecord]> = [];
+    const prefix = opts.prefix ?? '';
+    const start = opts.start ?? '';
+    const end = opts.end ?? '';
+    const from = start > prefix ? start : prefix;
+    const pastEnd = (key: string) => (prefix !== '' && !key.startsWith(prefix)) || (end !== '' && key >= end);
+    // Keys with a past (some deleted since) beside the current ones, merged in order.
+    const pastKeys = [...this.history.keysWithPast()].filter((key) => key >= from && !pastEnd(key)).sort();
+    let p = 0;
+    const visit = (key: string): boolean => {
+      const record = this.history.at(key, revision, this.records.get(key));
+      if (record !== undefined) out.push([key, record]);
+      return out.length < opts.limit;
+    };
+    let open = opts.limit >= 1;
+    this.keys.walkFrom(from, (key) => {
+      if (pastEnd(key)) return false;
+      if (isInternalKey(key)) return true;
+      while (open && p < pastKeys.length && pastKeys[p]! < key) open = visit(pastKeys[p++]!);
+      if (p < pastKeys.length && pastKeys[p] === key) p++;
+      if (open) open = visit(key);
+      return open;
+    });
+    while (open && p < pastKeys.length) open = visit(pastKeys[p++]!);
+    return out;
+  }
+
+  /** The changes of revisions >= `from` (at or above the compacted revision), in order. */
+  eventsFrom(from: number): Iterable<KeyEvent> | RevisionProblem {
+    if (from < this.history.compacted) return { problem: 'compacted', compacted: this.history.compacted, revision: this.currentRevision };
+    return this.history.events(from, (key) => this.records.get(key));
+  }
+
+  private revisionProblem(revision: number): RevisionProblem | null {
+    if (revision < this.history.compacted)
+      return { problem: 'compacted', compacted: this.history.compacted, revision: this.currentRevision };
+    if (revision > this.currentRevision) return { problem: 'future', compacted: this.history.compacted, revision: this.currentRevision };
+    return null;
   }
 
   /** The API tokens of the applied state. */
@@ -194,6 +296,7 @@ export class KvStateMachine {
     if (problem !== null) return this.invalid(problem.message);
     if (cmd.op === 'token-put') return this.putToken(cleanToken(cmd.token));
     if (cmd.op === 'token-delete') return this.deleteToken(cmd.id);
+    if (cmd.op === 'compact') return this.compact(cmd.revision);
 
     const compare = cmd.compare;
     if (compare !== undefined) {
@@ -203,22 +306,54 @@ export class KvStateMachine {
       }
     }
 
+    const revision = this.currentRevision + 1;
+    this.writingRevision = revision;
     if (cmd.op === 'put') {
-      const revision = this.currentRevision + 1;
       const pairs = cmd.pairs;
       for (let i = 0; i < pairs.length; i++) {
         const pair = pairs[i]!;
-        this.setRecord(pair[0], pair[1], revision);
+        const key = pair[0];
+        this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
+        this.setRecord(key, pair[1], revision);
       }
-      this.currentRevision = revision;
-      return { ok: true, op: 'put', revision };
+      return this.endWrite(revision, { ok: true, op: 'put', revision });
     }
 
     let deleted = 0;
     const keys = cmd.keys;
-    for (let i = 0; i < keys.length; i++) if (this.deleteRecord(keys[i]!)) deleted++;
-    if (deleted > 0) this.currentRevision++;
-    return { ok: true, op: 'delete', revision: this.currentRevision, deleted };
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const prev = this.records.get(key);
+      if (prev === undefined) continue;
+      this.history.change(revision, key, prev, true, this.historyWrites);
+      this.deleteRecord(key);
+      deleted++;
+    }
+    if (deleted === 0) return { ok: true, op: 'delete', revision: this.currentRevision, deleted };
+    return this.endWrite(revision, { ok: true, op: 'delete', revision, deleted });
+  }
+
+  /** A client write at `revision` is done: the revision moves, and old history goes once the
+   *  retention window is an eighth over. */
+  private endWrite(revision: number, result: KvResult): KvResult {
+    this.history.endRevision(revision);
+    this.currentRevision = revision;
+    const retention = this.limits.historyRetention;
+    if (revision - this.history.compacted >= retention + Math.max(1, retention >>> 3)) this.compactTo(revision - retention);
+    return result;
+  }
+
+  private compact(revision: number): KvResult {
+    if (revision > this.currentRevision) {
+      return this.invalid(`revision ${revision} is above the current revision ${this.currentRevision}`);
+    }
+    this.compactTo(revision);
+    return { ok: true, op: 'compact', revision: this.currentRevision, compacted: this.history.compacted };
+  }
+
+  private compactTo(revision: number): void {
+    this.writingRevision = this.currentRevision;
+    this.history.compact(revision, (key) => this.records.get(key), this.historyWrites);
   }
 
   private putToken(token: TokenRecord): KvResult {
@@ -230,7 +365,6 @@ export class KvStateMachine {
     }
     const revision = this.currentRevision + 1;
     this.setRecord(tokenKey(token.id), encodeToken(token), revision);
-    this.internalKeys++;
     this.tokenTable.add(token);
     this.currentRevision = revision;
     return { ok: true, op: 'put', revision };
@@ -239,7 +373,6 @@ export class KvStateMachine {
   private deleteToken(id: string): KvResult {
     if (this.tokenTable.remove(id) === undefined) return { ok: true, op: 'delete', revision: this.currentRevision, deleted: 0 };
     this.deleteRecord(tokenKey(id));
-    this.internalKeys--;
     this.currentRevision++;
     return { ok: true, op: 'delete', revision: this.currentRevision, deleted: 1 };
   }
@@ -252,6 +385,7 @@ export class KvStateMachine {
       this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
       this.keys.added(key);
       this.bytes += pairBytes(key, value);
+      if (isInternalKey(key)) this.internalKeys++;
     } else {
       this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
       this.bytes += stringBytes(value) - stringBytes(prev.value);
@@ -266,6 +400,7 @@ export class KvStateMachine {
     if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
     this.records.delete(key);
     this.bytes -= pairBytes(key, prev.value);
+    if (isInternalKey(key)) this.internalKeys--;
     this.keys.removed();
     this.dirtyKeys.add(key);
     return true;

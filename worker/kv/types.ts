@@ -51,7 +51,9 @@ export type KvCommand =
   /** Create an API token (answered as a put; an id that exists is `invalid`). */
   | { op: 'token-put'; token: TokenRecord; compare?: undefined; stamp?: undefined }
   /** Revoke an API token (answered as a delete: `deleted` is 0 when there was none). */
-  | { op: 'token-delete'; id: string; compare?: undefined; stamp?: undefined };
+  | { op: 'token-delete'; id: string; compare?: undefined; stamp?: undefined }
+  /** Discard the history below `revision` (history.ts); at or below the compacted one: a no-op. */
+  | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined };
 
 /** The commands a client's key routes send: they may carry a compare and a stamp. */
 export type KeyCommand = Extract<KvCommand, { op: 'put' | 'delete' }>;
@@ -70,6 +72,8 @@ export interface KeyRecord {
 export type KvResult =
   | { ok: true; op: 'put'; revision: number }
   | { ok: true; op: 'delete'; revision: number; deleted: number }
+  /** Never stamped, so never kept in a session. */
+  | { ok: true; op: 'compact'; revision: number; compacted: number }
   /** The compare failed; nothing was written. `actual` is the key's mod revision (0 = absent). */
   | { ok: false; code: 'compare-failed'; revision: number; actual: number }
   /** The command was rejected by the state machine (e.g. a stale sequence number). */
@@ -86,6 +90,10 @@ export interface KvLimits {
   sessionIdleEntriesMax: number;
   /** API tokens the cluster holds at most. */
   tokensMax: number;
+  /** Revisions of history kept: once the revision is this far plus an eighth past the compacted
+   *  one, the state machine compacts to this many revisions back (as etcd's revision-based
+   *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
+  historyRetention: number;
 }
 
 export const DEFAULT_KV_LIMITS: KvLimits = {
@@ -96,6 +104,7 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   sessionsMax: 10_000,
   sessionIdleEntriesMax: 1_000_000,
   tokensMax: 1000,
+  historyRetention: 10_000,
 };
 
 /** One client's session: the last sequence number applied and the answer it got. */

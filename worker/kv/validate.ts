@@ -41,6 +41,7 @@ export function validateCommand(
 function cleanCopy(cmd: KvCommand): KvCommand {
   if (cmd.op === 'token-put') return { op: 'token-put', token: cleanToken(cmd.token) };
   if (cmd.op === 'token-delete') return { op: 'token-delete', id: cmd.id };
+  if (cmd.op === 'compact') return { op: 'compact', revision: cmd.revision };
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
@@ -110,6 +111,12 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
   if (!isObject(cmd)) return invalid('command must be an object');
   const op = cmd['op'];
   if (op === 'token-put' || op === 'token-delete') return tokenCommandProblem(cmd, limits);
+  if (op === 'compact') {
+    if (Object.keys(cmd).some((name) => name !== 'op' && name !== 'revision')) return invalid('compact takes only a revision');
+    return isNonNegativeSafeInteger(cmd['revision']) && cmd['revision'] >= 1
+      ? null
+      : invalid('compact revision must be a positive safe integer');
+  }
   let bytes = COMMAND_HEADER_BYTES;
 
   const stamp = cmd['stamp'];
@@ -231,6 +238,7 @@ export function checkLimits(limits: KvLimits): void {
     'sessionsMax',
     'sessionIdleEntriesMax',
     'tokensMax',
+    'historyRetention',
   ] as const) {
     const v = limits[name];
     if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);

@@ -1,6 +1,8 @@
 // What the Peer's client operations answer with (read by the router and the hosts).
 
 import type { TokenView } from '../kv/tokens.ts';
+import type { RevisionProblem } from '../kv/state-machine.ts';
+import type { KeyEvent } from '../kv/history.ts';
 import type { NodeId, Role } from '../raft/types.ts';
 import type { KeyRecord, KvResult } from '../kv/types.ts';
 import type { NonMemberCounts } from './senders.ts';
@@ -16,6 +18,16 @@ export interface KvView {
   readonly size: number;
   /** The API tokens (their secrets' digests and rules). */
   readonly tokens: TokenView;
+  /** Reads below this revision are refused (its history was compacted). */
+  readonly compactedRevision: number;
+  /** `key` as of a past revision, or why that revision cannot be read (kv/state-machine.ts). */
+  getAt(key: string, revision: number): KeyRecord | undefined | RevisionProblem;
+  rangeAt(
+    opts: { prefix?: string; start?: string; end?: string; limit: number },
+    revision: number,
+  ): Array<[string, KeyRecord]> | RevisionProblem;
+  /** The changes of revisions >= `from`, in revision order (what a watch replays). */
+  eventsFrom(from: number): Iterable<KeyEvent> | RevisionProblem;
 }
 
 export interface ReadOutcome<T> {
@@ -53,8 +65,10 @@ export interface PeerStatus {
   firstIndex: number;
   snapshotIndex: number;
   revision: number;
+  /** Reads below this revision are refused: its history was compacted. */
+  compactRevision: number;
   keys: number;
-  /** Keys and values held, in UTF-8 bytes, and the quota writes are refused past (no-space). */
+  /** Keys, values and history held, in UTF-8 bytes, and the quota writes are refused past (no-space). */
   stateBytes: number;
   stateBytesMax: number;
   members: MemberStatus[];

@@ -26,7 +26,7 @@
 // (restart.ts).
 
 import { decodeConfChange } from '../raft/codec.ts';
-import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
+import { KvStateMachine } from '../kv/state-machine.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type { ConfChange, Entry, Membership, Message, NodeId, ProposeRefusal, Ready, Role } from '../raft/types.ts';
@@ -326,20 +326,17 @@ export class Peer {
     return { result: outcome.result, index: outcome.index };
   }
 
-  /** Refuse a put that would grow the state past its quota (deletes, and puts that do not grow
-   *  it, always pass, so a full store can be cleaned up). */
+  /** Refuse a put that would grow the state past its quota: its keys and values and the history
+   *  it keeps (the versions it replaces). Deletes and compactions always pass, so a full store can
+   *  be cleaned up: delete, then compact (POST /compact) to let the history go. */
   private assertSpaceFor(cmd: KvCommand): void {
     if (cmd.op !== 'put') return;
     const max = this.limits.stateBytesMax;
-    let growth = 0;
-    for (const [key, value] of cmd.pairs) {
-      const prev = this.kv.get(key);
-      growth += pairBytes(key, value) - (prev === undefined ? 0 : pairBytes(key, prev.value));
-    }
+    const growth = this.kv.putGrowth(cmd.pairs);
     if (growth > 0 && this.kv.stateBytes + growth > max) {
       throw new PeerError(
         'no-space',
-        `the store is at its space quota (${this.kv.stateBytes} of ${max} bytes of keys and values); delete keys to free space`,
+        `the store is at its space quota (${this.kv.stateBytes} of ${max} bytes of keys, values and history); delete keys and compact the history (POST /compact) to free space`,
       );
     }
   }

@@ -69,6 +69,7 @@ export function peerStatus(p: StatusParts): PeerStatus {
     firstIndex: s.firstIndex,
     snapshotIndex: s.snapshotIndex,
     revision: p.kv.revision,
+    compactRevision: p.kv.compactedRevision,
     keys: p.kv.size,
     stateBytes: p.kv.stateBytes,
     stateBytesMax: p.limits.stateBytesMax,

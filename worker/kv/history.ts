@@ -1,0 +1,205 @@
+// Key history (MVCC), etcd style: every write keeps the version it replaces, addressed by
+// revision, until compaction discards what no read at or above the compacted revision can see.
+//
+// The history lives in the KV map itself, as records under metcd's own keys (tokens.ts), so every
+// engine, snapshot and restore carries it with no storage change of its own:
+//   \u0001h/<revision, 16 digits>/<key>  →  "p<createRevision>,<version>,<value>"  a version of <key>
+//                                           written at <revision> and replaced since
+//                                        →  "d"                                    <key> deleted at <revision>
+//   \u0001meta/compacted                 →  the compacted revision (decimal)
+// A key's current version is its ordinary record; the history holds only what was replaced and
+// the deletes, so writing new keys costs nothing extra. This class is the in-memory index over
+// those records (rebuilt from them on restore): each key's past versions, and which keys each
+// revision changed (for watch replay, in revision order, keys in order within a revision).
+
+import type { KeyRecord } from './types.ts';
+import { INTERNAL_KEY_PREFIX } from './tokens.ts';
+import { lowerBound } from './sorted-keys.ts';
+
+const HISTORY_PREFIX = `${INTERNAL_KEY_PREFIX}h/`;
+export const COMPACTED_KEY = `${INTERNAL_KEY_PREFIX}meta/compacted`;
+const REVISION_DIGITS = 16;
+
+/** A past version of a key: its record, or null where the key was deleted at `revision`. */
+export interface PastVersion {
+  revision: number;
+  record: KeyRecord | null;
+}
+
+/** One change to a key, as a watch or a replay sees it. */
+export interface KeyEvent {
+  type: 'put' | 'delete';
+  key: string;
+  revision: number;
+  /** The new record (put), absent for a delete. */
+  record?: KeyRecord;
+  /** The version this change replaced, when it is still in the history. */
+  prev?: KeyRecord;
+}
+
+export function isHistoryKey(key: string): boolean {
+  return key.startsWith(HISTORY_PREFIX);
+}
+
+export function historyKey(revision: number, key: string): string {
+  return `${HISTORY_PREFIX}${String(revision).padStart(REVISION_DIGITS, '0')}/${key}`;
+}
+
+export function encodePast(record: KeyRecord | null): string {
+  return record === null ? 'd' : `p${record.createRevision},${record.version},${record.value}`;
+}
+
+/** A history record back: [key, its past version]; a malformed one means corrupt state (thrown). */
+export function decodePast(storedKey: string, value: string): [string, PastVersion] {
+  const rest = storedKey.slice(HISTORY_PREFIX.length);
+  const slash = rest.indexOf('/');
+  const revision = Number(rest.slice(0, slash));
+  const key = rest.slice(slash + 1);
+  const bad = () => new Error(`KV state: history record ${JSON.stringify(storedKey)} is malformed`);
+  if (slash !== REVISION_DIGITS || !Number.isSafeInteger(revision) || revision < 1 || key === '') throw bad();
+  if (value === 'd') return [key, { revision, record: null }];
+  const comma1 = value.indexOf(',');
+  const comma2 = value.indexOf(',', comma1 + 1);
+  const createRevision = Number(value.slice(1, comma1));
+  const version = Number(value.slice(comma1 + 1, comma2));
+  if (value[0] !== 'p' || comma1 < 0 || comma2 < 0 || !(createRevision >= 1 && createRevision <= revision) || !(version >= 1)) throw bad();
+  return [key, { revision, record: { value: value.slice(comma2 + 1), createRevision, modRevision: revision, version } }];
+}
+
+/** A record's bytes, and the internal records a change adds or removes (for the state machine to write). */
+export interface HistoryWrites {
+  set(key: string, value: string): void;
+  remove(key: string): void;
+}
+
+export class KeyHistory {
+  /** Per key, its replaced versions and deletes, oldest first. */
+  private readonly past = new Map<string, PastVersion[]>();
+  /** Revisions that changed keys, ascending, and the keys each changed (sorted once complete). */
+  private readonly revisions: number[] = [];
+  private readonly changed: string[][] = [];
+  /** Reads below this revision are refused (its history is gone). */
+  compacted = 0;
+
+  /** Restore: every history record, the current records and the compacted revision. */
+  static restore(pastRecords: Array<[string, PastVersion]>, current: Iterable<[string, KeyRecord]>, compacted: number): KeyHistory {
+    const h = new KeyHistory();
+    h.compacted = compacted;
+    const changes: Array<[number, string]> = [];
+    for (const [key, version] of pastRecords) {
+      let list = h.past.get(key);
+      if (list === undefined) h.past.set(key, (list = []));
+      list.push(version);
+      if (version.revision >= compacted) changes.push([version.revision, key]);
+    }
+    for (const list of h.past.values()) list.sort((a, b) => a.revision - b.revision);
+    for (const [key, record] of current) if (record.modRevision >= compacted) changes.push([record.modRevision, key]);
+    changes.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
+    for (const [revision, key] of changes) h.noteChange(revision, key);
+    return h;
+  }
+
+  /** `key` changes at `revision` from `prev` (its current record, if any); `deleted` for a delete. */
+  change(revision: number, key: string, prev: KeyRecord | undefined, deleted: boolean, writes: HistoryWrites): void {
+    if (prev !== undefined) this.keep(key, { revision: prev.modRevision, record: prev }, writes);
+    if (deleted) this.keep(key, { revision, record: null }, writes);
+    this.noteChange(revision, key);
+  }
+
+  /** A revision's changes are complete: its keys go in order (as a restore would list them). */
+  endRevision(revision: number): void {
+    const last = this.revisions.length - 1;
+    if (last >= 0 && this.revisions[last] === revision) this.changed[last]!.sort();
+  }
+
+  /** The version of `key` as of `revision` (current: its current record), or undefined. */
+  at(key: string, revision: number, current: KeyRecord | undefined): KeyRecord | undefined {
+    if (current !== undefined && current.modRevision <= revision) return current;
+    const list = this.past.get(key);
+    if (list === undefined) return undefined;
+    const i = lastAtOrBefore(list, revision);
+    return i < 0 ? undefined : (list[i]!.record ?? undefined);
+  }
+
+  /** Keys that have a past (some may have no current record), for ranges at a revision. */
+  keysWithPast(): IterableIterator<string> {
+    return this.past.keys();
+  }
+
+  /** The changes of revisions >= `from`, in revision order, keys in order within one. */
+  *events(from: number, current: (key: string) => KeyRecord | undefined): Generator<KeyEvent> {
+    for (let i = lowerBound(this.revisions, from); i < this.revisions.length; i++) {
+      const revision = this.revisions[i]!;
+      for (const key of this.changed[i]!) yield this.eventAt(key, revision, current(key));
+    }
+  }
+
+  /** The change to `key` at `revision`, with the version it replaced. */
+  private eventAt(key: string, revision: number, current: KeyRecord | undefined): KeyEvent {
+    const list = this.past.get(key) ?? [];
+    const i = lastAtOrBefore(list, revision);
+    const here = i >= 0 && list[i]!.revision === revision ? list[i]! : null;
+    const record = here !== null ? here.record : current !== undefined && current.modRevision === revision ? current : null;
+    const before = here !== null ? i - 1 : i;
+    const prev = before >= 0 ? (list[before]!.record ?? undefined) : undefined;
+    const event: KeyEvent = record === null ? { type: 'delete', key, revision } : { type: 'put', key, revision, record };
+    if (prev !== undefined) event.prev = prev;
+    return event;
+  }
+
+  /**
+   * Discard what no read at or above `revision` needs: per key, every past version but the one
+   * visible at `revision` (when it is not a delete), and the change list below it.
+   */
+  compact(revision: number, current: (key: string) => KeyRecord | undefined, writes: HistoryWrites): void {
+    if (revision <= this.compacted) return;
+    for (const [key, list] of this.past) {
+      // Kept: the changes at or above `revision`, and the version shown at `revision` when it is
+      // a past put (the current record, or a delete, shows nothing from the past).
+      const v = lastAtOrBefore(list, revision);
+      let keepFrom = 0;
+      if (v >= 0) {
+        const e = list[v]!;
+        const cur = current(key);
+        const shown = e.revision === revision || (e.record !== null && !(cur !== undefined && cur.modRevision <= revision));
+        keepFrom = shown ? v : v + 1;
+      }
+      for (let i = 0; i < keepFrom; i++) writes.remove(historyKey(list[i]!.revision, key));
+      if (keepFrom >= list.length) this.past.delete(key);
+      else if (keepFrom > 0) list.splice(0, keepFrom);
+    }
+    const drop = lowerBound(this.revisions, revision);
+    this.revisions.splice(0, drop);
+    this.changed.splice(0, drop);
+    this.compacted = revision;
+    writes.set(COMPACTED_KEY, String(revision));
+  }
+
+  private keep(key: string, version: PastVersion, writes: HistoryWrites): void {
+    let list = this.past.get(key);
+    if (list === undefined) this.past.set(key, (list = []));
+    list.push(version);
+    writes.set(historyKey(version.revision, key), encodePast(version.record));
+  }
+
+  private noteChange(revision: number, key: string): void {
+    const last = this.revisions.length - 1;
+    if (last >= 0 && this.revisions[last] === revision) this.changed[last]!.push(key);
+    else {
+      this.revisions.push(revision);
+      this.changed.push([key]);
+    }
+  }
+}
+
+/** Index of the last version at or before `revision`, or -1. */
+function lastAtOrBefore(list: PastVersion[], revision: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.revision <= revision) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
