@@ -150,6 +150,9 @@ function cases(): Case[] {
   fixed('POST', '/auth/tokens', { kind: 'admin' }, '{"name":"x","rules":"not a list"}');
   fixed('GET', '/auth/tokens', { kind: 'admin' });
   fixed('POST', '/compact', { kind: 'admin' }, '{"revision":"not a number"}');
+  fixed('POST', '/txn', { kind: 'write', key: 'app/t' }, '{"success":[{"put":{"key":"app/t","value":"1"}}]}');
+  fixed('POST', '/txn', { kind: 'read', key: 'app/t' }, '{"compare":[{"key":"app/t","target":"version","result":">","value":0}]}');
+  fixed('POST', '/txn', { kind: 'range', prefix: 'app/' }, '{"success":[{"get":{"prefix":"app/"}}]}');
   fixed('DELETE', '/auth/tokens/0000000000000000', { kind: 'admin' });
   fixed('PUT', '/status', { kind: 'none' }, 'x');
   fixed('GET', '/raft/messages', { kind: 'none' });

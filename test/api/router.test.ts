@@ -295,6 +295,7 @@ describe('api: bad input', () => {
     sessionIdleEntriesMax: 10_000,
     tokensMax: 10,
     historyRetention: 1000,
+    txnOpsMax: 8,
   };
 
   it('answers 400 for malformed requests, naming the problem', async () => {
@@ -795,5 +796,49 @@ describe('api: key history', () => {
     expect((await env.call(env.leader, '/h?revision=0')).status).toBe(400);
     const status = (await (await env.call(env.leader, '/status')).json()) as { compactRevision: number };
     expect(status.compactRevision).toBe(3);
+  });
+});
+
+describe('api: transactions', () => {
+  it('runs etcd-shaped transactions over JSON, once under the session headers, and answers bad ones 400', async () => {
+    const env = await setup();
+    const post = (body: unknown, headers: Record<string, string> = {}) =>
+      env.call(env.leader, '/txn', { method: 'POST', body: JSON.stringify(body), headers });
+    const lock = {
+      compare: [{ key: 'lock', target: 'createRevision', result: '==', value: 0 }],
+      success: [{ put: { key: 'lock', value: 'me' } }, { get: { key: 'lock' } }],
+      failure: [{ get: { key: 'lock' } }],
+    };
+    const first = await post(lock, { 'X-Metcd-Client': 't1', 'X-Metcd-Seq': '1' });
+    expect(first.status).toBe(200);
+    const answer = await first.json();
+    expect(answer).toEqual({
+      succeeded: true,
+      revision: 1,
+      results: [
+        { put: { revision: 1 } },
+        { get: { kvs: [{ key: 'lock', value: 'me', createRevision: 1, modRevision: 1, version: 1 }], more: false } },
+      ],
+    });
+    // A retry under the same stamp answers the same, and writes nothing again.
+    expect(await (await post(lock, { 'X-Metcd-Client': 't1', 'X-Metcd-Seq': '1' })).json()).toEqual(answer);
+    const second = (await (await post(lock)).json()) as { succeeded: boolean; revision: number };
+    expect(second).toMatchObject({ succeeded: false, revision: 1 });
+    // A follower sends it to the leader.
+    const redirected = await env.call(env.follower, '/txn', { method: 'POST', body: JSON.stringify(lock) });
+    expect(redirected.status).toBe(307);
+    for (const bad of [
+      'not json',
+      '[]',
+      '{"compare":"x"}',
+      '{"success":[{"put":{"key":"a"}}]}',
+      '{"success":[{"put":{"key":"a","value":"1"}},{"delete":{"key":"a"}}]}',
+      '{"compare":[{"key":"a","target":"nope","result":"==","value":1}]}',
+      '{"other":[]}',
+    ]) {
+      const res = await env.call(env.leader, '/txn', { method: 'POST', body: bad });
+      expect(res.status, bad).toBe(400);
+    }
+    expect((await env.call(env.leader, '/txn')).status).toBe(405);
   });
 });

@@ -230,6 +230,7 @@ describe('peer: exactly-once and limits', () => {
         sessionIdleEntriesMax: 1000,
         tokensMax: 10,
         historyRetention: 1000,
+        txnOpsMax: 8,
       },
     });
     const leader = await c.waitLeader();

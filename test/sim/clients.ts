@@ -102,12 +102,23 @@ export class SimClients {
    * carries on under a new id. Without drops, session-expired means exactly-once broke.
    */
   private readonly registers: boolean;
+  /** Whether writes may go as transactions (their JSON entries need room: seeds with tiny entry caps do not). */
+  private readonly transactions: boolean;
 
-  constructor(random: SeededRandom, count: number, keyCount: number, timing: ClientTiming, env: ClientEnv, registers = false) {
+  constructor(
+    random: SeededRandom,
+    count: number,
+    keyCount: number,
+    timing: ClientTiming,
+    env: ClientEnv,
+    registers = false,
+    transactions = false,
+  ) {
     this.random = random;
     this.env = env;
     this.timing = timing;
     this.registers = registers;
+    this.transactions = transactions;
     this.keys = Array.from({ length: keyCount }, (_, i) => `k${i}`);
     for (let i = 0; i < count; i++) {
       this.clients.push({
@@ -229,6 +240,14 @@ export class SimClients {
 
   private writeOutput(c: ClientState, op: PendingOp, result: KvResult): KvOutput {
     const input = op.input;
+    if (result.ok && result.op === 'txn') {
+      const first = result.results[0];
+      if (input.op === 'cas') return { kind: 'cas', ok: result.succeeded, revision: result.revision };
+      if (input.op === 'put' && first !== undefined && 'put' in first) return { kind: 'put', revision: result.revision };
+      if (input.op === 'delete' && first !== undefined && 'delete' in first) {
+        return { kind: 'delete', revision: result.revision, deleted: first.delete.deleted };
+      }
+    }
     if (result.ok) {
       if (result.op === 'put')
         return input.op === 'cas' ? { kind: 'cas', ok: true, revision: result.revision } : { kind: 'put', revision: result.revision };
@@ -295,7 +314,8 @@ export class SimClients {
     let data: KvCommand | null = null;
     if (level === null) {
       c.seq++;
-      data = toCommand(input, c.name, c.seq);
+      // A third of the writes go as single-key transactions (POST /txn): the same checks cover them.
+      data = toCommand(input, c.name, c.seq, this.transactions && this.random.nextInt(3) === 0);
     }
     c.op = this.pendingOp(false, input, level, data, this.env.stamp());
     this.stats.started++;
@@ -353,8 +373,9 @@ export class SimClients {
   }
 }
 
-function toCommand(input: KvInput, client: string, seq: number): KvCommand {
+function toCommand(input: KvInput, client: string, seq: number, asTxn = false): KvCommand {
   const stamp = { client, seq };
+  if (asTxn) return toTxn(input, stamp);
   switch (input.op) {
     case 'put':
       return { op: 'put', pairs: [[input.key, input.value]], stamp };
@@ -362,6 +383,26 @@ function toCommand(input: KvInput, client: string, seq: number): KvCommand {
       return { op: 'put', pairs: [[input.key, input.value]], compare: { key: input.key, modRevision: input.expectModRevision }, stamp };
     case 'delete':
       return { op: 'delete', keys: [input.key], stamp };
+    case 'get':
+      throw new Error('reads are not commands');
+  }
+}
+
+/** The same write as a transaction: a CAS compares the key's mod revision, then puts. */
+function toTxn(input: KvInput, stamp: { client: string; seq: number }): KvCommand {
+  switch (input.op) {
+    case 'put':
+      return { op: 'txn', compare: [], success: [{ put: { key: input.key, value: input.value } }], failure: [], stamp };
+    case 'cas':
+      return {
+        op: 'txn',
+        compare: [{ key: input.key, target: 'modRevision', result: '==', value: input.expectModRevision }],
+        success: [{ put: { key: input.key, value: input.value } }],
+        failure: [],
+        stamp,
+      };
+    case 'delete':
+      return { op: 'txn', compare: [], success: [{ delete: { key: input.key } }], failure: [], stamp };
     case 'get':
       throw new Error('reads are not commands');
   }

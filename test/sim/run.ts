@@ -203,6 +203,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       tracing,
     },
     sessionLimits !== null,
+    mix.appendBytesMax >= 512,
   );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
   const stranger = strangerPerMille === null ? null : new Stranger(strangerRandom, strangerPerMille, cluster, counters, log);

@@ -74,17 +74,27 @@ export class Grant {
 
   /** Whether every key of [start, end) that starts with `prefix` may be read ('' end = no bound). */
   mayReadRange(range: { prefix: string; start: string; end: string }): boolean {
+    return this.covers('write', range);
+  }
+
+  /** Whether every key starting with `prefix` may be written (a transaction's prefix delete). */
+  mayWritePrefix(prefix: string): boolean {
+    return this.covers('read', { prefix, start: '', end: '' });
+  }
+
+  /** Whether the rules whose access is not `excluded` cover the whole range. */
+  private covers(excluded: 'read' | 'write', range: { prefix: string; start: string; end: string }): boolean {
     if (this.rights.all) return true;
     const lo = range.start > range.prefix ? range.start : range.prefix;
     const hi = minEnd(prefixEnd(range.prefix), range.end === '' ? null : range.end);
-    if (hi !== null && lo >= hi) return true; // an empty range shows nothing
-    const readable = this.rights.rules
-      .filter((r) => r.access !== 'write')
+    if (hi !== null && lo >= hi) return true; // an empty range touches nothing
+    const allowed = this.rights.rules
+      .filter((r) => r.access !== excluded)
       .map((r): [string, string | null] => [r.prefix, prefixEnd(r.prefix)])
       .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    // Sweep the readable intervals in order, extending what is covered from lo.
+    // Sweep the allowed intervals in order, extending what is covered from lo.
     let covered: string | null = lo; // covered: [lo, covered); null = to the end of keys
-    for (const [from, to] of readable) {
+    for (const [from, to] of allowed) {
       if (covered === null) break;
       if (from > covered) break;
       if (to === null || to > covered) covered = to;
@@ -98,6 +108,10 @@ export class Grant {
 
   requireWrite(key: string): void {
     if (!this.mayWrite(key)) throw this.denied(`write on key ${JSON.stringify(key)}`);
+  }
+
+  requireWritePrefix(prefix: string): void {
+    if (!this.mayWritePrefix(prefix)) throw this.denied(`write on every key under prefix ${JSON.stringify(prefix)}`);
   }
 
   requireRange(range: { prefix: string; start: string; end: string }): void {

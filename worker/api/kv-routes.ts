@@ -98,7 +98,9 @@ export async function deleteKey(ctx: ApiContext, pathKey: string | undefined, st
 
 type Written = Extract<KvResult, { ok: true }>;
 
-async function write(ctx: ApiContext, build: () => Promise<KvCommand>, answer: (result: Written) => ApiReply): Promise<ApiReply> {
+/** A client write: sent to the leader from a follower (before the body is read), stamped with the
+ *  session headers, proposed, and answered once applied; a refusal by the state machine is its error. */
+export async function write(ctx: ApiContext, build: () => Promise<KvCommand>, answer: (result: Written) => ApiReply): Promise<ApiReply> {
   // Checked before reading the body: a follower sends the client on without buffering it.
   if (!ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
@@ -123,7 +125,7 @@ async function write(ctx: ApiContext, build: () => Promise<KvCommand>, answer: (
   return answer(result);
 }
 
-async function body(ctx: ApiContext): Promise<Uint8Array> {
+export async function body(ctx: ApiContext): Promise<Uint8Array> {
   ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
   return ctx.body;
 }

@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact    the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -30,6 +30,7 @@ import { postPairs, putRaw, deleteKey, getJson, getRaw, getRange } from './kv-ro
 import { health, join, listMembers, promoteMember, removeMember, status, transferLeader } from './cluster-routes.ts';
 import { createToken, listTokens, revokeToken } from './auth-routes.ts';
 import { compact } from './compact-route.ts';
+import { txn } from './txn-route.ts';
 import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
@@ -53,6 +54,7 @@ export const RESERVED_SEGMENTS = [
   'health',
   'auth',
   'compact',
+  'txn',
   'raft',
   '_metcd',
 ] as const;
@@ -151,6 +153,9 @@ function buildRoutes() {
   on('all', '/auth/tokens', 'authenticated', notAllowed('GET, POST'));
   on('delete', '/auth/tokens/:id', 'admin', (p, ctx) => revokeToken(ctx, p['id']));
   on('all', '/auth/tokens/:id', 'authenticated', notAllowed('DELETE'));
+  // transactions
+  on('post', '/txn', 'keys', (_p, ctx) => txn(ctx));
+  on('all', '/txn', 'authenticated', notAllowed('POST'));
   // history
   on('post', '/compact', 'admin', (_p, ctx) => compact(ctx));
   on('all', '/compact', 'authenticated', notAllowed('POST'));

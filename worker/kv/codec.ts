@@ -30,7 +30,7 @@
 //           varuint revision, then: delete → varuint deleted; compare-failed → varuint actual;
 //           session-expired / invalid → string message
 
-import type { KeyRecord, KvCommand, KvResult, KvState, SessionRecord } from './types.ts';
+import type { KeyRecord, KvCommand, KvResult, KvState, SessionRecord, TxnOpResult } from './types.ts';
 import { ByteReader, varuintBytes, writeVaruint } from './bytes.ts';
 import { KvCodecError } from './errors.ts';
 import { readUtf8, utf8Length, writeUtf8 } from './utf8.ts';
@@ -226,6 +226,7 @@ const TAG_DELETE = 1;
 const TAG_COMPARE_FAILED = 2;
 const TAG_SESSION_EXPIRED = 3;
 const TAG_INVALID = 4;
+const TAG_TXN = 5;
 
 function byFirst<T>(a: [string, T], b: [string, T]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
@@ -258,6 +259,7 @@ function resultBytes(res: KvResult): number {
   if (res.ok && res.op === 'compact') throw new KvCodecError('a compact result is never kept in a session');
   if (res.ok) {
     if (res.op === 'delete') bytes += varuintBytes(res.deleted);
+    if (res.op === 'txn') bytes += stringBytes(txnResultJson(res), 'transaction result');
   } else if (res.code === 'compare-failed') {
     bytes += varuintBytes(res.actual);
   } else {
@@ -352,7 +354,18 @@ export class StateEncoder {
   }
 }
 
+/** A transaction's answer in a session: its outcome and results, as JSON (they are nested). */
+function txnResultJson(res: Extract<KvResult, { op: 'txn' }>): string {
+  return JSON.stringify({ succeeded: res.succeeded, results: res.results });
+}
+
 function writeResult(out: Uint8Array, o: number, res: KvResult): number {
+  if (res.ok && res.op === 'txn') {
+    out[o++] = TAG_TXN;
+    o = writeVaruint(out, o, res.revision);
+    const json = txnResultJson(res);
+    return writeString(out, o, json, utf8Length(json));
+  }
   if (res.ok) {
     out[o++] = res.op === 'put' ? TAG_PUT : TAG_DELETE;
     o = writeVaruint(out, o, res.revision);
@@ -433,6 +446,18 @@ function readResult(r: ByteReader): KvResult {
       return { ok: false, code: 'session-expired', revision, message: readString(r) };
     case TAG_INVALID:
       return { ok: false, code: 'invalid', revision, message: readString(r) };
+    case TAG_TXN: {
+      let parsed: { succeeded?: unknown; results?: unknown };
+      try {
+        parsed = JSON.parse(readString(r)) as typeof parsed;
+      } catch (e) {
+        if (e instanceof SyntaxError) throw new KvCodecError('a transaction result that is not JSON');
+        throw e;
+      }
+      if (parsed === null || typeof parsed.succeeded !== 'boolean' || !Array.isArray(parsed.results))
+        throw new KvCodecError('malformed transaction result');
+      return { ok: true, op: 'txn', revision, succeeded: parsed.succeeded, results: parsed.results as TxnOpResult[] };
+    }
     default:
       throw new KvCodecError(`unknown result tag ${tag}`);
   }

@@ -13,7 +13,8 @@
 // Records are immutable: every write stores a new KeyRecord, so the records handed out by
 // get(), range(), snapshot() and takeChanges() never change under the caller. Do not mutate them.
 
-import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState, TokenRecord } from './types.ts';
+import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState, TokenRecord, TxnCompare, TxnOp } from './types.ts';
+import { runTxn, type TxnStore } from './txn.ts';
 import { DEFAULT_KV_LIMITS } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
@@ -297,6 +298,7 @@ export class KvStateMachine {
     if (cmd.op === 'token-put') return this.putToken(cleanToken(cmd.token));
     if (cmd.op === 'token-delete') return this.deleteToken(cmd.id);
     if (cmd.op === 'compact') return this.compact(cmd.revision);
+    if (cmd.op === 'txn') return this.txn(cmd);
 
     const compare = cmd.compare;
     if (compare !== undefined) {
@@ -341,6 +343,33 @@ export class KvStateMachine {
     const retention = this.limits.historyRetention;
     if (revision - this.history.compacted >= retention + Math.max(1, retention >>> 3)) this.compactTo(revision - retention);
     return result;
+  }
+
+  private txn(cmd: { compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[] }): KvResult {
+    const revision = this.currentRevision + 1;
+    this.writingRevision = revision;
+    const out = runTxn(cmd, this.txnStore(revision), revision);
+    if (!out.wrote) return { ok: true, op: 'txn', revision: this.currentRevision, succeeded: out.succeeded, results: out.results };
+    return this.endWrite(revision, { ok: true, op: 'txn', revision, succeeded: out.succeeded, results: out.results });
+  }
+
+  /** The state as a transaction at `revision` reads and writes it (txn.ts). */
+  private txnStore(revision: number): TxnStore {
+    return {
+      get: (key) => this.records.get(key),
+      range: (prefix, limit) => this.range({ prefix, limit }),
+      put: (key, value) => {
+        this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
+        this.setRecord(key, value, revision);
+      },
+      delete: (key) => {
+        const prev = this.records.get(key);
+        if (prev === undefined) return false;
+        this.history.change(revision, key, prev, true, this.historyWrites);
+        this.deleteRecord(key);
+        return true;
+      },
+    };
   }
 
   private compact(revision: number): KvResult {

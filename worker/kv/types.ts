@@ -53,7 +53,31 @@ export type KvCommand =
   /** Revoke an API token (answered as a delete: `deleted` is 0 when there was none). */
   | { op: 'token-delete'; id: string; compare?: undefined; stamp?: undefined }
   /** Discard the history below `revision` (history.ts); at or below the compacted one: a no-op. */
-  | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined };
+  | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined }
+  /** etcd's Txn: if every compare holds, the success ops, else the failure ops, in one revision (txn.ts). */
+  | { op: 'txn'; compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[]; stamp?: ClientStamp };
+
+/** A condition of a transaction, on one key (etcd's Compare). A missing key has version,
+ *  createRevision and modRevision 0, and no value (a value compare on it is false). */
+export interface TxnCompare {
+  key: string;
+  target: 'value' | 'version' | 'createRevision' | 'modRevision';
+  result: '==' | '!=' | '<' | '>';
+  /** A string for `value`, a non-negative integer for the others. */
+  value: string | number;
+}
+
+/** One operation of a transaction (etcd's RequestOp). */
+export type TxnOp =
+  | { put: { key: string; value: string } }
+  | { delete: { key: string } | { prefix: string } }
+  | { get: { key: string } | { prefix: string; limit?: number } };
+
+/** What one operation of a transaction answered. */
+export type TxnOpResult =
+  | { put: { revision: number } }
+  | { delete: { deleted: number } }
+  | { get: { kvs: Array<[key: string, record: KeyRecord]>; more: boolean } };
 
 /** The commands a client's key routes send: they may carry a compare and a stamp. */
 export type KeyCommand = Extract<KvCommand, { op: 'put' | 'delete' }>;
@@ -74,6 +98,8 @@ export type KvResult =
   | { ok: true; op: 'delete'; revision: number; deleted: number }
   /** Never stamped, so never kept in a session. */
   | { ok: true; op: 'compact'; revision: number; compacted: number }
+  /** `revision`: the store's revision after it (its writes' revision when it wrote). */
+  | { ok: true; op: 'txn'; revision: number; succeeded: boolean; results: TxnOpResult[] }
   /** The compare failed; nothing was written. `actual` is the key's mod revision (0 = absent). */
   | { ok: false; code: 'compare-failed'; revision: number; actual: number }
   /** The command was rejected by the state machine (e.g. a stale sequence number). */
@@ -90,6 +116,8 @@ export interface KvLimits {
   sessionIdleEntriesMax: number;
   /** API tokens the cluster holds at most. */
   tokensMax: number;
+  /** Compares, and operations per branch, of one transaction (etcd's --max-txn-ops). */
+  txnOpsMax: number;
   /** Revisions of history kept: once the revision is this far plus an eighth past the compacted
    *  one, the state machine compacts to this many revisions back (as etcd's revision-based
    *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
@@ -104,6 +132,7 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   sessionsMax: 10_000,
   sessionIdleEntriesMax: 1_000_000,
   tokensMax: 1000,
+  txnOpsMax: 128,
   historyRetention: 10_000,
 };
 

@@ -6,24 +6,12 @@
 
 import type { Compare, ClientStamp, KvCommand, KvLimits } from './types.ts';
 import { COMMAND_HEADER_BYTES, JSON_COMMAND_HEADER_BYTES } from './codec.ts';
-import {
-  TOKEN_ACCESS,
-  TOKEN_HASH_PATTERN,
-  TOKEN_ID_PATTERN,
-  TOKEN_NAME_CHARS_MAX,
-  TOKEN_RULES_MAX,
-  cleanToken,
-  isInternalKey,
-} from './tokens.ts';
+import { TOKEN_ACCESS, TOKEN_HASH_PATTERN, TOKEN_ID_PATTERN, TOKEN_NAME_CHARS_MAX, TOKEN_RULES_MAX, cleanToken } from './tokens.ts';
 import { varuintBytes } from './bytes.ts';
-import { utf8Length } from './utf8.ts';
+import { invalid, isNonNegativeSafeInteger, isObject, keyProblem, tooLarge, valueProblem, type CommandProblem } from './checks.ts';
+import { cleanTxn, txnProblem } from './txn.ts';
 
-export type ProblemCode = 'invalid' | 'too-large';
-
-export interface CommandProblem {
-  code: ProblemCode;
-  message: string;
-}
+export type { CommandProblem, ProblemCode } from './checks.ts';
 
 /** Client ids: 1..64 printable ASCII characters (they travel in HTTP headers). */
 export const CLIENT_ID_CHARS_MAX = 64;
@@ -31,7 +19,7 @@ export const CLIENT_ID_CHARS_MAX = 64;
 export function validateCommand(
   cmd: unknown,
   limits: KvLimits,
-): { ok: true; cmd: KvCommand } | { ok: false; code: ProblemCode; message: string } {
+): { ok: true; cmd: KvCommand } | { ok: false; code: CommandProblem['code']; message: string } {
   const problem = commandProblem(cmd, limits);
   if (problem !== null) return { ok: false, code: problem.code, message: problem.message };
   return { ok: true, cmd: cleanCopy(cmd as KvCommand) };
@@ -42,27 +30,16 @@ function cleanCopy(cmd: KvCommand): KvCommand {
   if (cmd.op === 'token-put') return { op: 'token-put', token: cleanToken(cmd.token) };
   if (cmd.op === 'token-delete') return { op: 'token-delete', id: cmd.id };
   if (cmd.op === 'compact') return { op: 'compact', revision: cmd.revision };
+  if (cmd.op === 'txn') {
+    const txn: KvCommand = { op: 'txn', ...cleanTxn(cmd) };
+    if (cmd.stamp !== undefined) txn.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
+    return txn;
+  }
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
   if (cmd.stamp !== undefined) out.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
   return out;
-}
-
-function invalid(message: string): CommandProblem {
-  return { code: 'invalid', message };
-}
-
-function tooLarge(message: string): CommandProblem {
-  return { code: 'too-large', message };
-}
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
-
-function isNonNegativeSafeInteger(x: unknown): x is number {
-  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
 
 /** Problem with the stamp, or null. Exported so apply can refuse a bad stamp before sessions. */
@@ -81,28 +58,6 @@ export function stampProblem(stamp: unknown): CommandProblem | null {
 }
 
 /**
- * Size in encoded bytes of a key (varuint length + UTF-8), or a problem. Keys are non-empty
- * UTF-8 strings of at most keyBytesMax bytes.
- */
-function keyProblem(key: unknown, limits: KvLimits, what: string): CommandProblem | number {
-  if (typeof key !== 'string') return invalid(`${what} must be a string`);
-  if (key.length === 0) return invalid(`${what} must not be empty`);
-  if (isInternalKey(key)) return invalid(`${what} begins with U+0001, which metcd keeps for its own keys`);
-  const n = utf8Length(key);
-  if (n < 0) return invalid(`${what} is not valid UTF-8 (lone surrogate)`);
-  if (n > limits.keyBytesMax) return tooLarge(`${what} is ${n} bytes, above the limit of ${limits.keyBytesMax}`);
-  return varuintBytes(n) + n;
-}
-
-function valueProblem(value: unknown, limits: KvLimits): CommandProblem | number {
-  if (typeof value !== 'string') return invalid('value must be a string');
-  const n = utf8Length(value);
-  if (n < 0) return invalid('value is not valid UTF-8 (lone surrogate)');
-  if (n > limits.valueBytesMax) return tooLarge(`value is ${n} bytes, above the limit of ${limits.valueBytesMax}`);
-  return varuintBytes(n) + n;
-}
-
-/**
  * The first problem with `cmd`, or null when it is a well-formed command within `limits`.
  * Allocation-free when the command is fine (apply calls this for every entry). Command bytes
  * are counted exactly as encodeCommand lays them out.
@@ -111,6 +66,10 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
   if (!isObject(cmd)) return invalid('command must be an object');
   const op = cmd['op'];
   if (op === 'token-put' || op === 'token-delete') return tokenCommandProblem(cmd, limits);
+  if (op === 'txn') {
+    const stamp = cmd['stamp'];
+    return (stamp === undefined ? null : stampProblem(stamp)) ?? txnProblem(cmd, limits);
+  }
   if (op === 'compact') {
     if (Object.keys(cmd).some((name) => name !== 'op' && name !== 'revision')) return invalid('compact takes only a revision');
     return isNonNegativeSafeInteger(cmd['revision']) && cmd['revision'] >= 1
@@ -238,6 +197,7 @@ export function checkLimits(limits: KvLimits): void {
     'sessionsMax',
     'sessionIdleEntriesMax',
     'tokensMax',
+    'txnOpsMax',
     'historyRetention',
   ] as const) {
     const v = limits[name];
