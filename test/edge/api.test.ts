@@ -291,3 +291,32 @@ describe("the peers' Raft endpoints are not reachable from the public Worker", (
     await waitFor('the probe to be dropped by every core', async () => (await unknownSenderDrops()) === before + 3);
   });
 });
+
+describe('transactions and key history on the edge', () => {
+  it('runs a transaction through the Worker, reads a key as of a revision on any peer, and compacts', async () => {
+    const body = JSON.stringify({
+      compare: [{ key: 'edge-lock', target: 'createRevision', result: '==', value: 0 }],
+      success: [{ put: { key: 'edge-lock', value: 'first' } }],
+      failure: [{ get: { key: 'edge-lock' } }],
+    });
+    const won = await c.follow('/txn', { method: 'POST', body });
+    expect(won.status).toBe(200);
+    const { succeeded, revision } = (await won.json()) as { succeeded: boolean; revision: number };
+    expect(succeeded).toBe(true);
+    const lost = (await (await c.follow('/txn', { method: 'POST', body })).json()) as { succeeded: boolean };
+    expect(lost.succeeded).toBe(false);
+    expect((await c.follow('/edge-lock', { method: 'PUT', body: 'second' })).status).toBe(204);
+    await waitFor('every peer to apply the overwrite', async () => {
+      const answers = await Promise.all(['p1', 'p2', 'p3'].map(async (p) => (await c.request(`/edge-lock?peer=${p}&level=stale`)).text()));
+      return answers.every((a) => a === 'second');
+    });
+    for (const p of ['p1', 'p2', 'p3']) {
+      const then = await c.request(`/edge-lock?peer=${p}&level=stale&revision=${revision}`);
+      expect(await then.text(), p).toBe('first');
+    }
+    expect((await c.follow('/compact', { method: 'POST', body: JSON.stringify({ revision: revision + 1 }) })).status).toBe(200);
+    const gone = await c.follow(`/edge-lock?revision=${revision}`);
+    expect(gone.status).toBe(410);
+    expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('compacted');
+  });
+});

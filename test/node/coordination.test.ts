@@ -1,0 +1,53 @@
+// Transactions and key history on real Node processes: a lock taken by a transaction survives
+// SIGKILL of the leader (a second taker loses on the new leader), and every node reads the key
+// as of a revision from its own state.
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcCluster, type ProcNode } from './proc-cluster.ts';
+import { waitFor } from '../support/wait.ts';
+
+const cluster = new ProcCluster({ engine: 'sqlite' });
+beforeAll(() => cluster.start());
+afterAll(() => cluster.stopAll());
+
+/** A request that follows the leader's redirect. */
+async function call(node: ProcNode, path: string, init: RequestInit = {}): Promise<Response> {
+  let url = `${node.url}${path}`;
+  for (let hop = 0; ; hop++) {
+    const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(5000) });
+    if (res.status !== 307 || hop === 3) return res;
+    await res.arrayBuffer();
+    url = res.headers.get('location')!;
+  }
+}
+
+const takeLock = (who: string) =>
+  JSON.stringify({
+    compare: [{ key: 'lock', target: 'createRevision', result: '==', value: 0 }],
+    success: [{ put: { key: 'lock', value: who } }],
+    failure: [{ get: { key: 'lock' } }],
+  });
+
+describe('Node: transactions and history across a leader crash', () => {
+  it('keeps a lock taken by a transaction through SIGKILL of the leader, and serves past revisions on every node', async () => {
+    const leader = await cluster.leader({ all: true });
+    const taken = await call(leader, '/txn', { method: 'POST', body: takeLock('a') });
+    const { succeeded, revision } = (await taken.json()) as { succeeded: boolean; revision: number };
+    expect(succeeded).toBe(true);
+    expect((await call(leader, '/lock', { method: 'PUT', body: 'a-renewed' })).status).toBe(204);
+    await leader.kill('SIGKILL');
+    const next = await cluster.leader({ not: leader.id, all: true });
+    const second = (await (await call(next, '/txn', { method: 'POST', body: takeLock('b') })).json()) as {
+      succeeded: boolean;
+      results: Array<{ get: { kvs: Array<{ value: string }> } }>;
+    };
+    expect(second.succeeded).toBe(false);
+    expect(second.results[0]!.get.kvs[0]!.value).toBe('a-renewed');
+    for (const node of cluster.live()) {
+      await waitFor(`${node.id} to read lock as of ${revision}`, 10_000, async () => {
+        const res = await fetch(`${node.url}/lock?level=stale&revision=${revision}`);
+        return res.status === 200 && (await res.text()) === 'a' ? true : undefined;
+      });
+    }
+  });
+});
