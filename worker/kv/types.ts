@@ -45,7 +45,8 @@ export interface TokenRecord {
 
 export type KvCommand =
   /** Write one or many pairs in one revision. */
-  | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp }
+  /** `lease`: attach the keys to that lease; without it (or 0) a put detaches them (etcd). */
+  | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp; lease?: number }
   /** Delete keys (missing keys are not an error; `deleted` says how many existed). */
   | { op: 'delete'; keys: string[]; compare?: Compare; stamp?: ClientStamp }
   /** Create an API token (answered as a put; an id that exists is `invalid`). */
@@ -53,7 +54,11 @@ export type KvCommand =
   /** Revoke an API token (answered as a delete: `deleted` is 0 when there was none). */
   | { op: 'token-delete'; id: string; compare?: undefined; stamp?: undefined }
   /** Discard the history below `revision` (history.ts); at or below the compacted one: a no-op. */
-  | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined };
+  | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined }
+  /** Grant a lease of `ttl` seconds (leases.ts); its id is this entry's log index. */
+  | { op: 'lease-grant'; ttl: number; compare?: undefined; stamp?: undefined }
+  /** Revoke a lease: its keys are deleted in one revision (answered as a delete). */
+  | { op: 'lease-revoke'; id: number; compare?: undefined; stamp?: undefined };
 
 /** The commands a client's key routes send: they may carry a compare and a stamp. */
 export type KeyCommand = Extract<KvCommand, { op: 'put' | 'delete' }>;
@@ -74,10 +79,12 @@ export type KvResult =
   | { ok: true; op: 'delete'; revision: number; deleted: number }
   /** Never stamped, so never kept in a session. */
   | { ok: true; op: 'compact'; revision: number; compacted: number }
+  /** Never stamped either. `id` is the lease's id, `ttl` its granted TTL in seconds. */
+  | { ok: true; op: 'lease-grant'; revision: number; id: number; ttl: number }
   /** The compare failed; nothing was written. `actual` is the key's mod revision (0 = absent). */
   | { ok: false; code: 'compare-failed'; revision: number; actual: number }
   /** The command was rejected by the state machine (e.g. a stale sequence number). */
-  | { ok: false; code: 'session-expired' | 'invalid'; revision: number; message: string };
+  | { ok: false; code: 'session-expired' | 'invalid' | 'lease-not-found'; revision: number; message: string };
 
 /** Limits on what a command may carry. Checked before proposing AND when applying. */
 export interface KvLimits {
@@ -94,6 +101,9 @@ export interface KvLimits {
    *  one, the state machine compacts to this many revisions back (as etcd's revision-based
    *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
   historyRetention: number;
+  /** Leases held at most, and keys attached to one lease at most (defaults in leases.ts). */
+  leasesMax?: number;
+  leaseKeysMax?: number;
 }
 
 export const DEFAULT_KV_LIMITS: KvLimits = {
@@ -105,6 +115,8 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   sessionIdleEntriesMax: 1_000_000,
   tokensMax: 1000,
   historyRetention: 10_000,
+  leasesMax: 10_000,
+  leaseKeysMax: 10_000,
 };
 
 /** One client's session: the last sequence number applied and the answer it got. */

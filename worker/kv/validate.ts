@@ -16,6 +16,7 @@ import {
   isInternalKey,
 } from './tokens.ts';
 import { varuintBytes } from './bytes.ts';
+import { leaseCommandProblem, leaseFieldProblem } from './lease-validate.ts';
 import { utf8Length } from './utf8.ts';
 
 export type ProblemCode = 'invalid' | 'too-large';
@@ -42,10 +43,13 @@ function cleanCopy(cmd: KvCommand): KvCommand {
   if (cmd.op === 'token-put') return { op: 'token-put', token: cleanToken(cmd.token) };
   if (cmd.op === 'token-delete') return { op: 'token-delete', id: cmd.id };
   if (cmd.op === 'compact') return { op: 'compact', revision: cmd.revision };
+  if (cmd.op === 'lease-grant') return { op: 'lease-grant', ttl: cmd.ttl };
+  if (cmd.op === 'lease-revoke') return { op: 'lease-revoke', id: cmd.id };
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
   if (cmd.stamp !== undefined) out.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
+  if (cmd.op === 'put' && out.op === 'put' && cmd.lease !== undefined && cmd.lease !== 0) out.lease = cmd.lease;
   return out;
 }
 
@@ -111,6 +115,7 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
   if (!isObject(cmd)) return invalid('command must be an object');
   const op = cmd['op'];
   if (op === 'token-put' || op === 'token-delete') return tokenCommandProblem(cmd, limits);
+  if (op === 'lease-grant' || op === 'lease-revoke') return leaseCommandProblem(cmd);
   if (op === 'compact') {
     if (Object.keys(cmd).some((name) => name !== 'op' && name !== 'revision')) return invalid('compact takes only a revision');
     return isNonNegativeSafeInteger(cmd['revision']) && cmd['revision'] >= 1
@@ -156,6 +161,9 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
     if (count > 1 && hasDuplicate(pairs as Array<[string, string]>, (p) => p[0])) {
       return invalid('a key appears twice in one put');
     }
+    const lease = leaseFieldProblem(cmd['lease']);
+    if (typeof lease !== 'number') return lease;
+    bytes += lease;
   } else if (cmd['op'] === 'delete') {
     const keys = cmd['keys'];
     if (!Array.isArray(keys)) return invalid('delete needs keys: an array of strings');
@@ -239,8 +247,11 @@ export function checkLimits(limits: KvLimits): void {
     'sessionIdleEntriesMax',
     'tokensMax',
     'historyRetention',
+    'leasesMax',
+    'leaseKeysMax',
   ] as const) {
     const v = limits[name];
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
+    if (v === undefined && (name === 'leasesMax' || name === 'leaseKeysMax')) continue; // optional: defaults apply (leases.ts)
+    if (!Number.isSafeInteger(v) || v! < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
   }
 }
