@@ -95,6 +95,8 @@ type Act =
   | { kind: 'write'; key: string }
   | { kind: 'range'; prefix: string }
   | { kind: 'status' }
+  /** Leases: granting and keeping alive need only a credential the cluster knows (etcd's rule). */
+  | { kind: 'lease' }
   | { kind: 'admin' }
   | { kind: 'cluster' };
 
@@ -102,7 +104,7 @@ type Act =
 function expected(cred: Credential, act: Act): 'ok' | 401 | 403 {
   if (act.kind === 'health') return 'ok';
   if (['none', 'malformed', 'wrong', 'revoked', 'expired'].includes(cred)) return 401;
-  if (cred === 'root' || act.kind === 'none') return 'ok';
+  if (cred === 'root' || act.kind === 'none' || act.kind === 'lease') return 'ok';
   const underApp = (key: string) => key.startsWith('app/');
   switch (act.kind) {
     case 'read':
@@ -135,7 +137,13 @@ function sameRoute(path: string): string[] {
   return [path, `${path}/`, `${path}//`, `${path}/.`, `/x/..${path}`, `/x/../${path.slice(1)}/`, `/.${path}`];
 }
 
-function cases(): Case[] {
+/** Leases the matrix reads (ids as strings): one holding app/leased, one holding other-leased. */
+interface MatrixLeases {
+  app: string;
+  other: string;
+}
+
+function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[] {
   const out: Case[] = [];
   const fixed = (method: string, path: string, act: Act, body?: string) => {
     for (const p of sameRoute(path)) out.push({ method, path: p, act, ...(body === undefined ? {} : { body }) });
@@ -157,6 +165,19 @@ function cases(): Case[] {
   fixed('PUT', '/status', { kind: 'none' }, 'x');
   fixed('GET', '/raft/messages', { kind: 'none' });
   fixed('GET', '/key', { kind: 'range', prefix: '' });
+  // Leases: grant (bad ttl) and keep alive (unknown id) need a known caller; reading a lease
+  // needs read on its keys, revoking (an unknown id: 404 once allowed) a known caller.
+  fixed('POST', '/lease', { kind: 'lease' }, '{"ttl":"ten"}');
+  fixed('POST', '/lease/999999/keepalive', { kind: 'lease' });
+  fixed('DELETE', '/lease/999999', { kind: 'lease' });
+  fixed('GET', '/lease/999999', { kind: 'lease' });
+  fixed('GET', `/lease/${leases.app}`, { kind: 'read', key: 'app/leased' });
+  fixed('GET', `/lease/${leases.other}`, { kind: 'read', key: 'other-leased' });
+  fixed('PATCH', '/lease', { kind: 'none' });
+  out.push({ method: 'PUT', path: '/app/l?lease=999999', body: 'v', act: { kind: 'write', key: 'app/l' } });
+  out.push({ method: 'PUT', path: '/other?lease=999999', body: 'v', act: { kind: 'write', key: 'other' } });
+  out.push({ method: 'PUT', path: '/other?ttl=0', body: 'v', act: { kind: 'write', key: 'other' } });
+  out.push({ method: 'POST', path: '/key?lease=999999', body: '{"app/x":"1"}', act: { kind: 'write', key: 'app/x' } });
   // Keys: a path's slashes and encodings are part of the key, judged as the key they decode to.
   for (const [path, key] of [
     ['/app/a', 'app/a'],
@@ -206,10 +227,16 @@ describe('access control: every route × spelling × credential', () => {
     secrets.expired = (await makeToken(env, { name: 'brief', rules: [{ prefix: '', access: 'readwrite' }], admin: true, ttl: 60 })).token;
     env.advance(61_000);
     const voters = [...env.c.peer(env.leader).membership().voters].sort();
+    const leased = async (key: string): Promise<string> => {
+      const res = await env.call(env.leader, `/${key}?ttl=3600`, { method: 'PUT', body: 'v', token: ROOT });
+      expect(res.status).toBe(204);
+      return res.headers.get('X-Metcd-Lease')!;
+    };
+    const leases: MatrixLeases = { app: await leased('app/leased'), other: await leased('other-leased') };
 
     let checked = 0;
     for (const cred of Object.keys(secrets).concat('none') as Credential[]) {
-      for (const k of cases()) {
+      for (const k of cases(leases)) {
         const init: RequestInit & { token?: string } = { method: k.method };
         if (k.body !== undefined) init.body = k.body;
         const secret = secrets[cred];
@@ -331,6 +358,27 @@ describe('access control: tokens', () => {
     const writer = await makeToken(env, { name: 'blind', rules: [{ prefix: 'a/', access: 'write' }] });
     expect((await env.call(env.leader, '/a/1?ifRevision=1', { method: 'PUT', body: 'z', token: writer.token })).status).toBe(403);
     expect((await env.call(env.leader, '/a/1', { method: 'PUT', body: 'z', token: writer.token })).status).toBe(204);
+  });
+
+  it('leases: any known caller grants and keeps alive; revoking needs write on every key the lease holds, reading needs read', async () => {
+    const env = await setup();
+    const writer = await makeToken(env, { name: 'w', rules: [{ prefix: 'app/', access: 'write' }] });
+    const grant = await env.call(env.leader, '/lease', { method: 'POST', body: '{"ttl":3600}', token: writer.token });
+    expect(grant.status).toBe(200);
+    const { id } = (await grant.json()) as { id: string };
+    expect((await env.call(env.leader, `/lease/${id}/keepalive`, { method: 'POST', token: writer.token })).status).toBe(200);
+    expect((await env.call(env.leader, `/app/a?lease=${id}`, { method: 'PUT', body: 'v', token: writer.token })).status).toBe(204);
+    expect((await env.call(env.leader, `/other?lease=${id}`, { method: 'PUT', body: 'v', token: writer.token })).status).toBe(403);
+    expect((await env.call(env.leader, `/lease/${id}`, { token: writer.token })).status).toBe(403); // no read on app/a
+    // Root attaches a key the writer may not write: the writer may no longer revoke the lease.
+    expect((await env.call(env.leader, `/other?lease=${id}`, { method: 'PUT', body: 'v', token: ROOT })).status).toBe(204);
+    const denied = await env.call(env.leader, `/lease/${id}`, { method: 'DELETE', token: writer.token });
+    expect(denied.status).toBe(403);
+    expect(await denied.text()).toContain('other');
+    expect((await env.call(env.leader, '/other', { method: 'DELETE', token: ROOT })).status).toBe(204);
+    const revoked = await env.call(env.leader, `/lease/${id}`, { method: 'DELETE', token: writer.token });
+    expect(await revoked.json()).toMatchObject({ deleted: 1 });
+    expect((await env.call(env.leader, '/app/a', { token: ROOT })).status).toBe(404);
   });
 
   it('cannot reach metcd’s own keys, whatever a token may write', async () => {

@@ -231,6 +231,7 @@ export class SimClients {
       }
       c.sessionKnown = true;
     }
+    if (answer.kind === 'keepalive') return; // never asked by a client (lease-actor.ts)
     const output =
       answer.kind === 'read'
         ? { kind: 'get' as const, value: answer.value, modRevision: answer.modRevision }

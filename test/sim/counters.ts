@@ -66,6 +66,12 @@ export interface NodeCounters {
   /** Token commands the administrator sent (token-admin.ts), and tokens the members held at the end. */
   tokenCommands: number;
   tokensAtEnd: number;
+  /** The lease actor (lease-actor.ts): leases granted, keep-alives a leader acknowledged, checks
+   *  of a kept lease on a node that applied it, leases found expired everywhere after healing. */
+  leasesGranted: number;
+  leaseKeepAlives: number;
+  leaseChecks: number;
+  leasesExpired: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -106,6 +112,10 @@ export function emptyNodeCounters(): NodeCounters {
     strangerRuns: 0,
     tokenCommands: 0,
     tokensAtEnd: 0,
+    leasesGranted: 0,
+    leaseKeepAlives: 0,
+    leaseChecks: 0,
+    leasesExpired: 0,
     strangerMessages: 0,
     strangerDropped: 0,
     strangerInContact: 0,

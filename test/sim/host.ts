@@ -44,11 +44,17 @@ export const CRASH_POINTS: CrashPoint[] = ['at-save', 'after-early-send', 'after
 
 export type ReadLevel = 'consistent' | 'default' | 'stale';
 
-export type NodeRequest = { kind: 'write'; reqId: number; cmd: KvCommand } | { kind: 'read'; reqId: number; key: string; level: ReadLevel };
+export type NodeRequest =
+  | { kind: 'write'; reqId: number; cmd: KvCommand }
+  | { kind: 'read'; reqId: number; key: string; level: ReadLevel }
+  /** Peer.keepAlive (lease-actor.ts). */
+  | { kind: 'keepalive'; reqId: number; id: number };
 
 export type NodeAnswer =
   | { kind: 'write'; result: KvResult; index: number }
   | { kind: 'read'; value: string | null; modRevision: number }
+  /** A keep-alive's answer: false when the lease is gone (or expired, its revoke due). */
+  | { kind: 'keepalive'; kept: boolean }
   /** Not taken here (not leader, busy, full, …): retry, preferably at `leader`. */
   | { kind: 'refused'; leader: NodeId; code: string }
   /** The outcome is unknown (timeout, leadership lost): retry with the same stamp. */
@@ -489,6 +495,10 @@ export class SimHost {
       peer.write(req.cmd).then((o) => answer({ kind: 'write', result: o.result, index: o.index }), refuse);
       return;
     }
+    if (req.kind === 'keepalive') {
+      peer.keepAlive(req.id).then((k) => answer({ kind: 'keepalive', kept: k !== null }), refuse);
+      return;
+    }
     const pendingBefore = req.level === 'default' ? peer.status().pendingReads : -1;
     const read = peer.read(req.level, (kv) => kv.get(req.key));
     // A default read that did not wait in the read room (and did not fail) was served under the
@@ -606,6 +616,7 @@ export class SimHost {
       tokens: kv.tokens.list(),
       compacted: kv.compactedRevision,
       history: kv.eventsFrom(kv.compactedRevision),
+      leases: [...kv.leases.ttls()].sort((a, b) => a[0] - b[0]).map(([id]) => kv.leases.get(id)),
     }));
     // The history replicas keep (what reads at a revision and watches see) must agree too.
     const history = out.value.history;
@@ -620,8 +631,30 @@ export class SimHost {
       `token:${t.id}`,
       { value: JSON.stringify(t), createRevision: 1, modRevision: 1, version: 1 },
     ]);
-    const records = [...out.value.records, ...tokens, ...events];
+    // The leases as the lessor and the API see them (the index), with their keys.
+    const leases: Array<[string, KeyRecord]> = out.value.leases.map((l) => [
+      `lease:${String(l!.id).padStart(16, '0')}`,
+      { value: JSON.stringify(l), createRevision: 1, modRevision: 1, version: 1 },
+    ]);
+    const records = [...out.value.records, ...tokens, ...leases, ...events];
     return digestBytes(encodeState(sortedKv({ revision: Math.max(1, out.value.revision), records, sessions: [] })));
+  }
+
+  /** What this node's applied state says of lease `id` and `key` (lease-actor.ts), or null
+   *  while it has no peer. */
+  leaseState(id: number, key: string): { applied: number; lease: boolean; key: boolean; leases: number } | null {
+    const peer = this.peer;
+    if (peer === null) return null;
+    // A stale read answers at once, from the applied state (a removed or stopped peer refuses).
+    let out: { applied: number; lease: boolean; key: boolean; leases: number } | null = null;
+    peer
+      .read('stale', (kv) => {
+        out = { applied: 0, lease: kv.leases.get(id) !== undefined, key: kv.get(key) !== undefined, leases: kv.leases.size };
+      })
+      .catch(() => {});
+    if (out === null) return null;
+    (out as { applied: number }).applied = peer.staleness().applied;
+    return out;
   }
 
   /** How many API tokens this member holds (for the run's counters). */

@@ -41,6 +41,7 @@ import { digestString, stream } from './streams.ts';
 import { SimViolation } from './violation.ts';
 import { drawStranger, Stranger } from './stranger.ts';
 import { drawTokenAdmin, TokenAdmin } from './token-admin.ts';
+import { LEASE_TTL_TICKS_MAX, LeaseActor } from './lease-actor.ts';
 
 /** Message latency after healing (ticks). */
 export const HEAL_DELAY_TICKS_MAX = 2;
@@ -153,6 +154,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   let chaos: ChaosSchedule | null = null;
   const onAnswer = (reqId: number, from: NodeId, answer: NodeAnswer): void => {
     if (answerLossPercent > 0 && answer.kind !== 'refused' && answerLoss.nextInt(100) < answerLossPercent) return;
+    if (leaseActor?.onAnswer(reqId, from, answer) === true) return;
     clients?.onAnswer(reqId, from, answer);
   };
   const settings: HostSettings = {
@@ -214,6 +216,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       ? new TokenAdmin(tokenRandom, cluster, counters, log)
       : null;
 
+  const leaseActor = new LeaseActor(stream(seed, 'leases'), cluster, counters, log);
+
   const stats: SimStats = {
     nodes: voters,
     ticks: 0,
@@ -253,6 +257,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     await settle();
     clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
     await settle();
+    leaseActor.tick(tick);
+    await settle();
     cluster.retireRemoved(!chaosOn);
   };
 
@@ -271,6 +277,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     const healTick = tick;
     log('heal');
     chaos.stop();
+    leaseActor.heal();
     network.heal();
     network.setFaults({ dropPercent: 0, duplicatePercent: 0, delayTicksMax: Math.min(mix.delayTicksMax, HEAL_DELAY_TICKS_MAX) });
     answerLossPercent = 0;
@@ -282,8 +289,18 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       if (stats.ticksToLeader < 0 && stableLeader(cluster) !== null) stats.ticksToLeader = since;
       if (stats.ticksToClientsDone < 0 && clients.pendingCount() === 0) stats.ticksToClientsDone = since;
       if (stats.ticksToLeader >= 0 && stats.ticksToClientsDone >= 0 && converged(cluster)) {
-        stats.ticksToConverge = since;
-        break;
+        // Every lease was abandoned at healing: each expires within its ttl and an election
+        // timeout of the stable leader (twice over, should leadership move once more).
+        if (leaseActor.drained(members(cluster))) {
+          stats.ticksToConverge = since;
+          break;
+        }
+        if (since >= stats.ticksToLeader + 2 * (LEASE_TTL_TICKS_MAX + ELECTION_TICKS) + 4 * ELECTION_TICKS) {
+          throw new SimViolation(
+            'lease-expiry',
+            `abandoned leases or their keys remain ${since} ticks after healing (${describeNodes(cluster)})`,
+          );
+        }
       }
       if (stats.ticksToLeader < 0 && since >= LEADER_BOUND_TICKS) {
         throw new SimViolation('liveness-leader', `no stable leader ${LEADER_BOUND_TICKS} ticks after healing (${describeNodes(cluster)})`);

@@ -61,5 +61,7 @@ export function kvRefusalToApi(result: Extract<KvResult, { ok: false }>): ApiErr
       return new ApiError(409, 'session_expired', result.message);
     case 'invalid':
       return new ApiError(400, 'bad_request', result.message);
+    case 'lease-not-found':
+      return new ApiError(404, 'lease_not_found', result.message);
   }
 }

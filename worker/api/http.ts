@@ -18,6 +18,7 @@ export const H = {
   lastContact: 'X-Metcd-Last-Contact-Ms',
   more: 'X-Metcd-More',
   nextStart: 'X-Metcd-Next-Start',
+  lease: 'X-Metcd-Lease',
 } as const;
 
 /** The stable error codes of `{"error":{"code","message"}}`. */
@@ -26,6 +27,7 @@ export type ApiErrorCode =
   | 'not_found'
   | 'key_not_found'
   | 'member_not_found'
+  | 'lease_not_found'
   | 'method_not_allowed'
   | 'compare_failed'
   | 'session_expired'

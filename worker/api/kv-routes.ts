@@ -3,7 +3,8 @@
 //                             GET /key?prefix=&start=&end=&limit=  → {"k":"v",…} (sorted, bounded)
 //   metcd style               PUT /:key (raw body)    GET /:key → raw value      DELETE /:key
 // Writes accept ?ifRevision=N (compare-and-set on the key's mod revision; 0 = must not exist;
-// POST /key names the compared key with ?ifKey= when it writes more than one pair).
+// POST /key names the compared key with ?ifKey= when it writes more than one pair). Puts accept
+// ?lease=ID (attach) or ?ttl=N (a new lease for them): lease-routes.ts.
 
 import type { KeyRecord, KvCommand, KvResult } from '../kv/types.ts';
 import { PeerError } from '../peer/errors.ts';
@@ -16,6 +17,7 @@ import { isRevisionProblem, type RevisionProblem } from '../kv/state-machine.ts'
 import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
 import { checkKey, clientStamp, intParam, queryParams, readLevel } from './params.ts';
+import { LEASE_WRITE_PARAMS, writeLease } from './lease-routes.ts';
 
 const WRITE_PARAMS = ['ifRevision'] as const;
 const READ_PARAMS = ['level', 'revision'] as const;
@@ -24,7 +26,8 @@ const READ_PARAMS = ['level', 'revision'] as const;
 
 /** POST /key with a JSON object of one or more pairs, written in one revision. */
 export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
-  const params = queryParams(ctx.url, [...WRITE_PARAMS, 'ifKey']);
+  const params = queryParams(ctx.url, [...WRITE_PARAMS, ...LEASE_WRITE_PARAMS, 'ifKey']);
+  const leaseHeaders: Record<string, string> = {};
   const limits = ctx.peer.kvLimits;
   ctx.bodyBytesMax = 2 * limits.commandBytesMax; // JSON escaping may double a value's bytes
   const ifRevision = intParam(params, 'ifRevision');
@@ -43,6 +46,8 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
       }
       if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
       const cmd: KvCommand = { op: 'put', pairs };
+      const lease = await writeLease(ctx, params, leaseHeaders);
+      if (lease !== undefined) cmd.lease = lease;
       if (ifRevision !== undefined) {
         const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
         if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
@@ -51,13 +56,14 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
       }
       return cmd;
     },
-    (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision) }),
+    (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision), ...leaseHeaders }),
   );
 }
 
 /** PUT /:key or PUT /key/:key with the raw value as body. */
 export async function putRaw(ctx: ApiContext, pathKey: string | undefined): Promise<ApiReply> {
-  const params = queryParams(ctx.url, WRITE_PARAMS);
+  const params = queryParams(ctx.url, [...WRITE_PARAMS, ...LEASE_WRITE_PARAMS]);
+  const leaseHeaders: Record<string, string> = {};
   const limits = ctx.peer.kvLimits;
   const key = checkKey(pathKey ?? '', limits.keyBytesMax);
   const ifRevision = intParam(params, 'ifRevision');
@@ -69,9 +75,11 @@ export async function putRaw(ctx: ApiContext, pathKey: string | undefined): Prom
       const value = decodeUtf8(await body(ctx), 'value');
       const cmd: KvCommand = { op: 'put', pairs: [[key, value]] };
       if (ifRevision !== undefined) cmd.compare = { key, modRevision: ifRevision };
+      const lease = await writeLease(ctx, params, leaseHeaders);
+      if (lease !== undefined) cmd.lease = lease;
       return cmd;
     },
-    (result) => ({ status: 204, headers: { [H.revision]: String(result.revision) }, body: null }),
+    (result) => ({ status: 204, headers: { [H.revision]: String(result.revision), ...leaseHeaders }, body: null }),
   );
 }
 

@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn   the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -31,6 +31,7 @@ import { health, join, listMembers, promoteMember, removeMember, status, transfe
 import { createToken, listTokens, revokeToken } from './auth-routes.ts';
 import { compact } from './compact-route.ts';
 import { txn } from './txn-route.ts';
+import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
 import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
@@ -55,6 +56,7 @@ export const RESERVED_SEGMENTS = [
   'auth',
   'compact',
   'txn',
+  'lease',
   'raft',
   '_metcd',
 ] as const;
@@ -159,6 +161,15 @@ function buildRoutes() {
   // history
   on('post', '/compact', 'admin', (_p, ctx) => compact(ctx));
   on('all', '/compact', 'authenticated', notAllowed('POST'));
+  // leases (lease-routes.ts): any known caller grants and keeps alive; reading and revoking a
+  // lease check its keys (the handler, against ctx.grant), as etcd's auth does
+  on('post', '/lease', 'authenticated', (_p, ctx) => grantLease(ctx));
+  on('all', '/lease', 'authenticated', notAllowed('POST'));
+  on('post', '/lease/:id/keepalive', 'authenticated', (p, ctx) => keepAlive(ctx, p['id']));
+  on('all', '/lease/:id/keepalive', 'authenticated', notAllowed('POST'));
+  on('get', '/lease/:id', 'keys', (p, ctx) => timeToLive(ctx, p['id']));
+  on('delete', '/lease/:id', 'keys', (p, ctx) => revokeLease(ctx, p['id']));
+  on('all', '/lease/:id', 'authenticated', notAllowed('GET, DELETE'));
   // introspection
   on('get', '/status', 'status', (_p, ctx) => status(ctx));
   on('all', '/status', 'authenticated', notAllowed('GET'));

@@ -17,7 +17,7 @@
 //   [compare] string key, varuint modRevision
 //   varuint count, then count × (string key [, string value when put])
 //
-// Command, version 2 (the rare administrative commands: tokens): u8 version=2, then the
+// Command, version 2 (the rare commands: tokens, compaction, leases, a put with a lease): u8 version=2, then the
 // command as UTF-8 JSON. The codec checks it is a JSON object with a string op; apply's
 // validation judges the rest.
 //
@@ -26,9 +26,10 @@
 //   u8 'S', u8 version=1, varuint revision
 //   varuint records, each: string key, string value, varuint createRevision, modRevision, version
 //   varuint sessions, each: string client, varuint seq, varuint lastIndex, result
-//   result: u8 tag (0 put, 1 delete, 2 compare-failed, 3 session-expired, 4 invalid),
-//           varuint revision, then: delete → varuint deleted; compare-failed → varuint actual;
-//           session-expired / invalid → string message
+//   result: u8 tag (0 put, 1 delete, 2 compare-failed, 3 session-expired, 4 invalid, 5 txn,
+//           6 lease-not-found), varuint revision, then: delete → varuint deleted;
+//           compare-failed → varuint actual; session-expired / invalid / lease-not-found → string
+//           message; txn → string JSON {succeeded, results}
 
 import type { KeyRecord, KvCommand, KvResult, KvState, SessionRecord, TxnOpResult } from './types.ts';
 import { ByteReader, varuintBytes, writeVaruint } from './bytes.ts';
@@ -63,7 +64,7 @@ function measured(s: string, what: string): number {
 
 /** Encode a command (structurally valid: run validateCommand first). */
 export function encodeCommand(cmd: KvCommand): Uint8Array {
-  if (cmd.op !== 'put' && cmd.op !== 'delete') return encodeJsonCommand(cmd);
+  if ((cmd.op !== 'put' && cmd.op !== 'delete') || (cmd.op === 'put' && cmd.lease !== undefined)) return encodeJsonCommand(cmd);
   const lengths = scratchLengths;
   let li = 0;
   let bytes = COMMAND_HEADER_BYTES;
@@ -227,6 +228,7 @@ const TAG_COMPARE_FAILED = 2;
 const TAG_SESSION_EXPIRED = 3;
 const TAG_INVALID = 4;
 const TAG_TXN = 5;
+const TAG_LEASE_NOT_FOUND = 6;
 
 function byFirst<T>(a: [string, T], b: [string, T]): number {
   return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
@@ -256,7 +258,7 @@ function stringBytes(s: string, what: string): number {
 
 function resultBytes(res: KvResult): number {
   let bytes = 1 + varuintBytes(res.revision);
-  if (res.ok && res.op === 'compact') throw new KvCodecError('a compact result is never kept in a session');
+  if (res.ok && (res.op === 'compact' || res.op === 'lease-grant')) throw new KvCodecError(`a ${res.op} result is never kept in a session`);
   if (res.ok) {
     if (res.op === 'delete') bytes += varuintBytes(res.deleted);
     if (res.op === 'txn') bytes += stringBytes(txnResultJson(res), 'transaction result');
@@ -377,7 +379,7 @@ function writeResult(out: Uint8Array, o: number, res: KvResult): number {
     o = writeVaruint(out, o, res.revision);
     return writeVaruint(out, o, res.actual);
   }
-  out[o++] = res.code === 'session-expired' ? TAG_SESSION_EXPIRED : TAG_INVALID;
+  out[o++] = res.code === 'session-expired' ? TAG_SESSION_EXPIRED : res.code === 'lease-not-found' ? TAG_LEASE_NOT_FOUND : TAG_INVALID;
   o = writeVaruint(out, o, res.revision);
   return writeString(out, o, res.message, utf8Length(res.message));
 }
@@ -458,6 +460,8 @@ function readResult(r: ByteReader): KvResult {
         throw new KvCodecError('malformed transaction result');
       return { ok: true, op: 'txn', revision, succeeded: parsed.succeeded, results: parsed.results as TxnOpResult[] };
     }
+    case TAG_LEASE_NOT_FOUND:
+      return { ok: false, code: 'lease-not-found', revision, message: readString(r) };
     default:
       throw new KvCodecError(`unknown result tag ${tag}`);
   }

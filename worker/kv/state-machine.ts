@@ -21,6 +21,8 @@ import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isToke
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
 import type { HistoryWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
+import { DEFAULT_LEASES_MAX, DEFAULT_LEASE_KEYS_MAX, LeaseTable, isLeaseRecordKey } from './leases.ts';
+import type { LeaseView } from './leases.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
@@ -69,6 +71,8 @@ export class KvStateMachine {
   private readonly tokenTable = new TokenTable();
   /** Records under metcd's own keys (tokens, history), which no client read sees. */
   private internalKeys = 0;
+  /** Leases: an index over the records under their internal keys (leases.ts). */
+  private readonly leaseTable: LeaseTable;
   /** Past versions of keys, by revision (history.ts). */
   private history: KeyHistory;
   /** How the history writes and removes its records (as internal records of this map). */
@@ -92,6 +96,7 @@ export class KvStateMachine {
     let sorted = true;
     const past: Array<[string, PastVersion]> = [];
     let compacted = 0;
+    const leaseRecords: Array<[string, string]> = [];
     for (const [key, r] of state?.records ?? []) {
       if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
         throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
@@ -104,6 +109,7 @@ export class KvStateMachine {
         if (isTokenKey(key)) this.tokenTable.add(decodeToken(key, r.value));
         else if (isHistoryKey(key)) past.push(decodePast(key, r.value));
         else if (key === COMPACTED_KEY) compacted = Number(r.value);
+        else if (isLeaseRecordKey(key)) leaseRecords.push([key, r.value]);
       }
       if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
       sortedKeys.push(key);
@@ -114,6 +120,7 @@ export class KvStateMachine {
     this.lastIndex = this.sessions.maxLastIndex();
     const clientRecords = [...this.records].filter(([key]) => !isInternalKey(key));
     this.history = KeyHistory.restore(past, clientRecords, compacted);
+    this.leaseTable = LeaseTable.restore(leaseRecords);
     this.historyWrites = {
       set: (key, value) => this.setRecord(key, value, this.writingRevision),
       remove: (key) => void this.deleteRecord(key),
@@ -204,6 +211,11 @@ export class KvStateMachine {
   /** The API tokens of the applied state. */
   get tokens(): TokenView {
     return this.tokenTable;
+  }
+
+  /** The leases of the applied state. */
+  get leases(): LeaseView {
+    return this.leaseTable;
   }
 
   /** Size of the keys and values held, in UTF-8 bytes (record overhead not counted). */
@@ -299,6 +311,8 @@ export class KvStateMachine {
     if (cmd.op === 'token-delete') return this.deleteToken(cmd.id);
     if (cmd.op === 'compact') return this.compact(cmd.revision);
     if (cmd.op === 'txn') return this.txn(cmd);
+    if (cmd.op === 'lease-grant') return this.grantLease(cmd.ttl);
+    if (cmd.op === 'lease-revoke') return this.revokeLease(cmd.id);
 
     const compare = cmd.compare;
     if (compare !== undefined) {
@@ -306,6 +320,12 @@ export class KvStateMachine {
       if (actual !== compare.modRevision) {
         return { ok: false, code: 'compare-failed', revision: this.currentRevision, actual };
       }
+    }
+
+    const lease = cmd.op === 'put' ? (cmd.lease ?? 0) : 0;
+    if (lease !== 0) {
+      const refusal = this.leaseRefusal(lease, cmd.op === 'put' ? cmd.pairs : []);
+      if (refusal !== null) return refusal;
     }
 
     const revision = this.currentRevision + 1;
@@ -317,6 +337,7 @@ export class KvStateMachine {
         const key = pair[0];
         this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
         this.setRecord(key, pair[1], revision);
+        this.leaseTable.attach(key, lease, this.historyWrites);
       }
       return this.endWrite(revision, { ok: true, op: 'put', revision });
     }
@@ -329,6 +350,7 @@ export class KvStateMachine {
       if (prev === undefined) continue;
       this.history.change(revision, key, prev, true, this.historyWrites);
       this.deleteRecord(key);
+      this.leaseTable.detach(key, this.historyWrites);
       deleted++;
     }
     if (deleted === 0) return { ok: true, op: 'delete', revision: this.currentRevision, deleted };
@@ -361,12 +383,14 @@ export class KvStateMachine {
       put: (key, value) => {
         this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
         this.setRecord(key, value, revision);
+        this.leaseTable.attach(key, 0, this.historyWrites); // a put without a lease detaches (etcd)
       },
       delete: (key) => {
         const prev = this.records.get(key);
         if (prev === undefined) return false;
         this.history.change(revision, key, prev, true, this.historyWrites);
         this.deleteRecord(key);
+        this.leaseTable.detach(key, this.historyWrites);
         return true;
       },
     };
@@ -404,6 +428,51 @@ export class KvStateMachine {
     this.deleteRecord(tokenKey(id));
     this.currentRevision++;
     return { ok: true, op: 'delete', revision: this.currentRevision, deleted: 1 };
+  }
+
+  /** Why a put may not attach its keys to `lease` (unknown, or full), or null. */
+  private leaseRefusal(lease: number, pairs: ReadonlyArray<readonly [string, string]>): KvResult | null {
+    if (!this.leaseTable.has(lease)) {
+      return { ok: false, code: 'lease-not-found', revision: this.currentRevision, message: `lease ${lease} not found` };
+    }
+    const max = this.limits.leaseKeysMax ?? DEFAULT_LEASE_KEYS_MAX;
+    const after = this.leaseTable.keysAfter(
+      lease,
+      pairs.map((p) => p[0]),
+    );
+    return after > max ? this.invalid(`lease ${lease} would hold ${after} keys, above the limit of ${max}`) : null;
+  }
+
+  /** A lease's id is the index of the entry granting it (leases.ts); a grant takes a revision, as
+   *  its record does (etcd's takes none). */
+  private grantLease(ttl: number): KvResult {
+    const max = this.limits.leasesMax ?? DEFAULT_LEASES_MAX;
+    if (this.leaseTable.size >= max) return this.invalid(`the cluster holds ${this.leaseTable.size} leases, its limit; revoke one first`);
+    const id = this.lastIndex;
+    const revision = this.currentRevision + 1;
+    this.writingRevision = revision;
+    this.leaseTable.grant(id, ttl, this.historyWrites);
+    this.currentRevision = revision;
+    return { ok: true, op: 'lease-grant', revision, id, ttl };
+  }
+
+  /** Every key of the lease is deleted at one revision, through the same path (and history) as a
+   *  client's delete, so watchers and replays see ordinary deletes. */
+  private revokeLease(id: number): KvResult {
+    if (!this.leaseTable.has(id)) {
+      return { ok: false, code: 'lease-not-found', revision: this.currentRevision, message: `lease ${id} not found` };
+    }
+    const revision = this.currentRevision + 1;
+    this.writingRevision = revision;
+    const keys = this.leaseTable.revoke(id, this.historyWrites);
+    for (const key of keys) {
+      this.history.change(revision, key, this.records.get(key), true, this.historyWrites);
+      this.deleteRecord(key);
+    }
+    const result: KvResult = { ok: true, op: 'delete', revision, deleted: keys.length };
+    if (keys.length > 0) return this.endWrite(revision, result);
+    this.currentRevision = revision;
+    return result;
   }
 
   /** Writes `key` at `revision`, keeping its create revision and counting its version. */

@@ -45,7 +45,8 @@ export interface TokenRecord {
 
 export type KvCommand =
   /** Write one or many pairs in one revision. */
-  | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp }
+  /** `lease`: attach the keys to that lease; without it (or 0) a put detaches them (etcd). */
+  | { op: 'put'; pairs: Array<[key: string, value: string]>; compare?: Compare; stamp?: ClientStamp; lease?: number }
   /** Delete keys (missing keys are not an error; `deleted` says how many existed). */
   | { op: 'delete'; keys: string[]; compare?: Compare; stamp?: ClientStamp }
   /** Create an API token (answered as a put; an id that exists is `invalid`). */
@@ -55,7 +56,11 @@ export type KvCommand =
   /** Discard the history below `revision` (history.ts); at or below the compacted one: a no-op. */
   | { op: 'compact'; revision: number; compare?: undefined; stamp?: undefined }
   /** etcd's Txn: if every compare holds, the success ops, else the failure ops, in one revision (txn.ts). */
-  | { op: 'txn'; compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[]; stamp?: ClientStamp };
+  | { op: 'txn'; compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[]; stamp?: ClientStamp }
+  /** Grant a lease of `ttl` seconds (leases.ts); its id is this entry's log index. */
+  | { op: 'lease-grant'; ttl: number; compare?: undefined; stamp?: undefined }
+  /** Revoke a lease: its keys are deleted in one revision (answered as a delete). */
+  | { op: 'lease-revoke'; id: number; compare?: undefined; stamp?: undefined };
 
 /** A condition of a transaction, on one key (etcd's Compare). A missing key has version,
  *  createRevision and modRevision 0, and no value (a value compare on it is false). */
@@ -100,10 +105,12 @@ export type KvResult =
   | { ok: true; op: 'compact'; revision: number; compacted: number }
   /** `revision`: the store's revision after it (its writes' revision when it wrote). */
   | { ok: true; op: 'txn'; revision: number; succeeded: boolean; results: TxnOpResult[] }
+  /** Never stamped either. `id` is the lease's id, `ttl` its granted TTL in seconds. */
+  | { ok: true; op: 'lease-grant'; revision: number; id: number; ttl: number }
   /** The compare failed; nothing was written. `actual` is the key's mod revision (0 = absent). */
   | { ok: false; code: 'compare-failed'; revision: number; actual: number }
   /** The command was rejected by the state machine (e.g. a stale sequence number). */
-  | { ok: false; code: 'session-expired' | 'invalid'; revision: number; message: string };
+  | { ok: false; code: 'session-expired' | 'invalid' | 'lease-not-found'; revision: number; message: string };
 
 /** Limits on what a command may carry. Checked before proposing AND when applying. */
 export interface KvLimits {
@@ -122,6 +129,9 @@ export interface KvLimits {
    *  one, the state machine compacts to this many revisions back (as etcd's revision-based
    *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
   historyRetention: number;
+  /** Leases held at most, and keys attached to one lease at most (defaults in leases.ts). */
+  leasesMax?: number;
+  leaseKeysMax?: number;
 }
 
 export const DEFAULT_KV_LIMITS: KvLimits = {
@@ -134,6 +144,8 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   tokensMax: 1000,
   txnOpsMax: 128,
   historyRetention: 10_000,
+  leasesMax: 10_000,
+  leaseKeysMax: 10_000,
 };
 
 /** One client's session: the last sequence number applied and the answer it got. */

@@ -10,6 +10,7 @@ import { TOKEN_ACCESS, TOKEN_HASH_PATTERN, TOKEN_ID_PATTERN, TOKEN_NAME_CHARS_MA
 import { varuintBytes } from './bytes.ts';
 import { invalid, isNonNegativeSafeInteger, isObject, keyProblem, tooLarge, valueProblem, type CommandProblem } from './checks.ts';
 import { cleanTxn, txnProblem } from './txn.ts';
+import { leaseCommandProblem, leaseFieldProblem } from './lease-validate.ts';
 
 export type { CommandProblem, ProblemCode } from './checks.ts';
 
@@ -35,10 +36,13 @@ function cleanCopy(cmd: KvCommand): KvCommand {
     if (cmd.stamp !== undefined) txn.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
     return txn;
   }
+  if (cmd.op === 'lease-grant') return { op: 'lease-grant', ttl: cmd.ttl };
+  if (cmd.op === 'lease-revoke') return { op: 'lease-revoke', id: cmd.id };
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
   if (cmd.compare !== undefined) out.compare = { key: cmd.compare.key, modRevision: cmd.compare.modRevision };
   if (cmd.stamp !== undefined) out.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
+  if (cmd.op === 'put' && out.op === 'put' && cmd.lease !== undefined && cmd.lease !== 0) out.lease = cmd.lease;
   return out;
 }
 
@@ -70,6 +74,7 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
     const stamp = cmd['stamp'];
     return (stamp === undefined ? null : stampProblem(stamp)) ?? txnProblem(cmd, limits);
   }
+  if (op === 'lease-grant' || op === 'lease-revoke') return leaseCommandProblem(cmd);
   if (op === 'compact') {
     if (Object.keys(cmd).some((name) => name !== 'op' && name !== 'revision')) return invalid('compact takes only a revision');
     return isNonNegativeSafeInteger(cmd['revision']) && cmd['revision'] >= 1
@@ -115,6 +120,9 @@ export function commandProblem(cmd: unknown, limits: KvLimits): CommandProblem |
     if (count > 1 && hasDuplicate(pairs as Array<[string, string]>, (p) => p[0])) {
       return invalid('a key appears twice in one put');
     }
+    const lease = leaseFieldProblem(cmd['lease']);
+    if (typeof lease !== 'number') return lease;
+    bytes += lease;
   } else if (cmd['op'] === 'delete') {
     const keys = cmd['keys'];
     if (!Array.isArray(keys)) return invalid('delete needs keys: an array of strings');
@@ -199,8 +207,11 @@ export function checkLimits(limits: KvLimits): void {
     'tokensMax',
     'txnOpsMax',
     'historyRetention',
+    'leasesMax',
+    'leaseKeysMax',
   ] as const) {
     const v = limits[name];
-    if (!Number.isSafeInteger(v) || v < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
+    if (v === undefined && (name === 'leasesMax' || name === 'leaseKeysMax')) continue; // optional: defaults apply (leases.ts)
+    if (!Number.isSafeInteger(v) || v! < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
   }
 }

@@ -1,6 +1,7 @@
 // What the Peer's client operations answer with (read by the router and the hosts).
 
 import type { TokenView } from '../kv/tokens.ts';
+import type { LeaseView } from '../kv/leases.ts';
 import type { RevisionProblem } from '../kv/state-machine.ts';
 import type { KeyEvent } from '../kv/history.ts';
 import type { NodeId, Role } from '../raft/types.ts';
@@ -18,6 +19,8 @@ export interface KvView {
   readonly size: number;
   /** The API tokens (their secrets' digests and rules). */
   readonly tokens: TokenView;
+  /** The leases and their keys (kv/leases.ts). */
+  readonly leases: LeaseView;
   /** Reads below this revision are refused (its history was compacted). */
   readonly compactedRevision: number;
   /** `key` as of a past revision, or why that revision cannot be read (kv/state-machine.ts). */
@@ -68,6 +71,8 @@ export interface PeerStatus {
   /** Reads below this revision are refused: its history was compacted. */
   compactRevision: number;
   keys: number;
+  /** Leases held (kv/leases.ts). */
+  leases: number;
   /** Keys, values and history held, in UTF-8 bytes, and the quota writes are refused past (no-space). */
   stateBytes: number;
   stateBytesMax: number;

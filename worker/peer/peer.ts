@@ -50,6 +50,8 @@ import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, re
 import type { Removal } from './removal.ts';
 import { DropLogLimit, FORMER_MEMBERS_META_KEY, SenderFilter, decodeFormerMembers } from './senders.ts';
 import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
+import { Lessor } from './lessor.ts';
+import type { LeaseInfo } from '../kv/leases.ts';
 import type { AppliedOutcome } from './waiting.ts';
 
 export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
@@ -74,6 +76,8 @@ export class Peer {
   private readonly electionTicks: number;
   private readonly tickMs: number;
   private readonly leaseGuard: LeaseGuard;
+  /** When leases expire, on the leader (lessor.ts). */
+  private readonly lessor: Lessor;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
 
@@ -159,6 +163,7 @@ export class Peer {
     this.electionTicks = init.electionTicks;
     this.tickMs = init.tickMs;
     this.leaseGuard = new LeaseGuard(init.tickMs, init.electionTicks, opts.clock);
+    this.lessor = new Lessor(init.tickMs, init.electionTicks);
     this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
@@ -224,6 +229,7 @@ export class Peer {
     this.reads.expire(now, () => this.timeoutError('read'));
     this.checkTransfer();
     this.requestParkedReads();
+    this.expireLeases();
     if (this.snapshotJob.active && this.loop === null) this.maybeSnapshot(true);
     this.kick(true);
   }
@@ -324,6 +330,43 @@ export class Peer {
     const outcome = await this.park(proposed.index, proposed.term);
     if (outcome.result === null) throw this.lostError();
     return { result: outcome.result, index: outcome.index };
+  }
+
+  // ---- leases (the lessor decides when; the log carries the revoke: lessor.ts) --------------------
+
+  /** The shortest TTL granted, in seconds: 1.5 election timeouts (etcd's minLeaseTTL), so a
+   *  lease outlives an election. Shorter requests are raised to it, as etcd does. */
+  get leaseTtlMinSeconds(): number {
+    return Math.ceil((1.5 * this.electionTicks * this.tickMs) / 1000);
+  }
+
+  /** Keep lease `id` alive for its TTL from now (leader only, no log entry). Leadership is
+   *  confirmed as for a default read first, so a deposed leader acknowledges nothing. Null when
+   *  the lease does not exist or already expired (its revoke is due). */
+  async keepAlive(id: number): Promise<{ ttl: number } | null> {
+    const ttl = (await this.read('default', (kv) => kv.leases.get(id)?.ttl)).value;
+    if (ttl === undefined) return null;
+    if (this.role !== 'leader') throw this.notLeaderError();
+    return this.lessor.renew(id, ttl, this.ticks) ? { ttl } : null;
+  }
+
+  /** Lease `id` with the seconds it has left on this leader (`ttl`), or null when there is none. */
+  async leaseTimeToLive(id: number): Promise<(LeaseInfo & { grantedTtl: number }) | null> {
+    const info = (await this.read('default', (kv) => kv.leases.get(id))).value;
+    if (info === undefined) return null;
+    return { ...info, grantedTtl: info.ttl, ttl: this.lessor.remainingSeconds(id, this.ticks) ?? info.ttl };
+  }
+
+  /** Propose the revoke of every lease past its deadline (rate-limited, never twice at once). */
+  private expireLeases(): void {
+    if (this.role !== 'leader') return;
+    for (const id of this.lessor.due(this.ticks)) {
+      this.log('info', 'peer.lease.expired', { id: this.id, term: this.term, lease: id });
+      this.write({ op: 'lease-revoke', id }).then(
+        () => this.lessor.settled(id),
+        () => this.lessor.settled(id), // lost, timed out, not leader: proposed again if still due
+      );
+    }
   }
 
   /** Refuse a put that would grow the state past its quota: its keys and values and the history
@@ -602,6 +645,7 @@ export class Peer {
       const meta = rd.snapshot.meta;
       this.snapshotJob.abandon(); // of the state the snapshot just replaced
       this.kv = restored;
+      if (this.lessor.isLeading) this.lessor.promote(this.ticks, this.kv.leases); // the leases it tracked are gone
       this.applied = meta.index;
       this.appliedTerm = meta.term;
       this.noteAppliedMembership(cloneMembership(meta.membership), meta.index);
@@ -691,7 +735,10 @@ export class Peer {
       this.log('warn', 'peer.apply.undecodable', { id: this.id, term: this.term, index: entry.index, error: String(err) });
       return { ok: false, code: 'invalid', revision: this.kv.revision, message: 'undecodable command' };
     }
-    return this.kv.apply(entry.index, cmd);
+    const result = this.kv.apply(entry.index, cmd);
+    if (result.ok && result.op === 'lease-grant') this.lessor.granted(result.id, result.ttl, this.ticks);
+    else if (result.ok && cmd.op === 'lease-revoke') this.lessor.revoked(cmd.id);
+    return result;
   }
 
   /** Take a slice of the snapshot under way, or begin one when due (snapshot-job.ts); the
@@ -722,6 +769,8 @@ export class Peer {
       this.log('info', 'peer.role', { id: this.id, term, role, leader });
     }
     if (role === 'leader') this.leaderContact.heard(this.ticks, this.clock.nowMs());
+    if (role === 'leader' && (this.role !== 'leader' || term !== this.term)) this.lessor.promote(this.ticks, this.kv.leases);
+    else if (role !== 'leader' && this.role === 'leader') this.lessor.demote();
     this.role = role;
     this.leader = leader;
     this.term = term;

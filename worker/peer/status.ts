@@ -71,6 +71,7 @@ export function peerStatus(p: StatusParts): PeerStatus {
     revision: p.kv.revision,
     compactRevision: p.kv.compactedRevision,
     keys: p.kv.size,
+    leases: p.kv.leases.size,
     stateBytes: p.kv.stateBytes,
     stateBytesMax: p.limits.stateBytesMax,
     members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],

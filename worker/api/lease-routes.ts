@@ -1,0 +1,123 @@
+// The lease routes (etcd's Lease API over JSON), and the ?lease= / ?ttl= options of key writes:
+//   POST   /lease {"ttl":N}        grant        → {"id","ttl"}   (ttl raised to the minimum, as etcd)
+//   POST   /lease/:id/keepalive    keep alive   → {"id","ttl"}   (leader only, no log entry)
+//   GET    /lease/:id              time to live → {"id","ttl","grantedTtl","keys"}
+//   DELETE /lease/:id              revoke       → {"deleted","revision"} (its keys, in one revision)
+// Ids are decimal strings in JSON (etcd's gateway writes its int64 ids so). An unknown lease is
+// 404 lease_not_found. Rights (etcd's): any caller the cluster knows may grant and keep alive;
+// reading a lease needs read on each of its keys, revoking needs write on each (they are deleted),
+// attaching a key is a write of that key.
+
+import { LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS } from '../kv/leases.ts';
+import { onlyFields, parseJsonObject } from './body.ts';
+import { kvRefusalToApi } from './errors.ts';
+import type { ApiReply } from './exchange.ts';
+import type { ApiContext } from './host.ts';
+import { ApiError, H, badRequest, jsonReply } from './http.ts';
+import { onLeader } from './leader.ts';
+import { queryParams } from './params.ts';
+
+/** The query parameters a key write accepts for its lease. */
+export const LEASE_WRITE_PARAMS = ['lease', 'ttl'] as const;
+
+const ID_PATTERN = /^[1-9][0-9]{0,15}$/;
+
+/** A lease id from a path or a query: a positive decimal integer below 2^53. */
+export function leaseIdParam(raw: string | undefined): number {
+  const id = Number(raw);
+  if (raw === undefined || !ID_PATTERN.test(raw) || !Number.isSafeInteger(id))
+    throw badRequest('lease id must be a positive decimal integer');
+  return id;
+}
+
+/** A TTL in whole seconds within the bounds, raised to the peer's minimum (etcd's minLeaseTTL). */
+function ttlValue(ctx: ApiContext, ttl: unknown): number {
+  if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < LEASE_TTL_MIN_SECONDS || ttl > LEASE_TTL_MAX_SECONDS) {
+    throw badRequest(`ttl must be an integer of ${LEASE_TTL_MIN_SECONDS}..${LEASE_TTL_MAX_SECONDS} seconds`);
+  }
+  return Math.max(ttl, ctx.peer.leaseTtlMinSeconds);
+}
+
+/** Grant a lease (on the leader); its id and granted TTL. */
+async function grant(ctx: ApiContext, ttl: number): Promise<{ id: number; ttl: number; revision: number }> {
+  const result = (await ctx.peer.write({ op: 'lease-grant', ttl })).result;
+  if (!result.ok) throw kvRefusalToApi(result);
+  if (result.op !== 'lease-grant') throw new Error(`lease-grant answered ${result.op}`);
+  return { id: result.id, ttl: result.ttl, revision: result.revision };
+}
+
+function notFound(id: number): ApiError {
+  return new ApiError(404, 'lease_not_found', `lease ${id} not found`);
+}
+
+/** POST /lease {"ttl":N} */
+export async function grantLease(ctx: ApiContext): Promise<ApiReply> {
+  queryParams(ctx.url, []);
+  ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
+  return onLeader(ctx, async () => {
+    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
+    const body = parseJsonObject(ctx.body);
+    onlyFields(body, ['ttl']);
+    const g = await grant(ctx, ttlValue(ctx, body['ttl']));
+    return jsonReply({ id: String(g.id), ttl: g.ttl }, 200, { [H.revision]: String(g.revision) });
+  });
+}
+
+/** POST /lease/:id/keepalive */
+export async function keepAlive(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
+  queryParams(ctx.url, []);
+  const id = leaseIdParam(rawId);
+  return onLeader(ctx, async () => {
+    const kept = await ctx.peer.keepAlive(id);
+    if (kept === null) throw notFound(id);
+    return jsonReply({ id: String(id), ttl: kept.ttl });
+  });
+}
+
+/** GET /lease/:id */
+export async function timeToLive(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
+  queryParams(ctx.url, []);
+  const id = leaseIdParam(rawId);
+  return onLeader(ctx, async () => {
+    const lease = await ctx.peer.leaseTimeToLive(id);
+    if (lease === null) throw notFound(id);
+    for (const key of lease.keys) ctx.grant.requireRead(key);
+    return jsonReply({ id: String(id), ttl: lease.ttl, grantedTtl: lease.grantedTtl, keys: lease.keys });
+  });
+}
+
+/** DELETE /lease/:id */
+export async function revokeLease(ctx: ApiContext, rawId: string | undefined): Promise<ApiReply> {
+  queryParams(ctx.url, []);
+  const id = leaseIdParam(rawId);
+  return onLeader(ctx, async () => {
+    const lease = (await ctx.peer.read('default', (kv) => kv.leases.get(id))).value;
+    if (lease === undefined) throw notFound(id);
+    for (const key of lease.keys) ctx.grant.requireWrite(key);
+    const result = (await ctx.peer.write({ op: 'lease-revoke', id })).result;
+    if (!result.ok) throw kvRefusalToApi(result);
+    const deleted = result.op === 'delete' ? result.deleted : 0;
+    return jsonReply({ deleted, revision: result.revision }, 200, { [H.revision]: String(result.revision) });
+  });
+}
+
+/**
+ * A key write's lease, from ?lease=ID or ?ttl=N (which grants one first, on the leader: its id is
+ * answered in X-Metcd-Lease; should the write then fail, the new lease simply expires). Undefined
+ * when the write names none (a put without a lease detaches its keys, as etcd).
+ */
+export async function writeLease(
+  ctx: ApiContext,
+  params: Map<string, string>,
+  headers: Record<string, string>,
+): Promise<number | undefined> {
+  const raw = params.get('lease');
+  const ttl = params.get('ttl');
+  if (raw !== undefined && ttl !== undefined) throw badRequest('give lease or ttl, not both');
+  if (raw === '0') return undefined;
+  if (raw !== undefined) return leaseIdParam(raw);
+  if (ttl === undefined) return undefined;
+  const g = await grant(ctx, ttlValue(ctx, /^[0-9]{1,10}$/.test(ttl) ? Number(ttl) : ttl));
+  headers[H.lease] = String(g.id);
+  return g.id;
+}

@@ -1,0 +1,33 @@
+// What makes a lease command, or a put's lease, acceptable (see validate.ts: checked before
+// proposing and again when applying, with the same code).
+
+import { LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS, isLeaseId, isLeaseTtl } from './leases.ts';
+import { varuintBytes } from './bytes.ts';
+
+/** validate.ts's CommandProblem (an `invalid` one). */
+interface CommandProblem {
+  code: 'invalid';
+  message: string;
+}
+
+function invalid(message: string): CommandProblem {
+  return { code: 'invalid', message };
+}
+
+/** lease-grant {ttl} and lease-revoke {id}: no stamp, no compare, nothing else. */
+export function leaseCommandProblem(cmd: Record<string, unknown>): CommandProblem | null {
+  const field = cmd['op'] === 'lease-grant' ? 'ttl' : 'id';
+  for (const name of Object.keys(cmd)) if (name !== 'op' && name !== field) return invalid(`${String(cmd['op'])} takes no ${name}`);
+  if (field === 'ttl') {
+    return isLeaseTtl(cmd['ttl'])
+      ? null
+      : invalid(`lease ttl must be an integer of ${LEASE_TTL_MIN_SECONDS}..${LEASE_TTL_MAX_SECONDS} seconds`);
+  }
+  return isLeaseId(cmd['id']) ? null : invalid('lease id must be a positive safe integer');
+}
+
+/** A put's `lease` field: absent, 0 (none) or a lease id. The bytes it adds, or the problem. */
+export function leaseFieldProblem(lease: unknown): CommandProblem | number {
+  if (lease === undefined || lease === 0) return 0;
+  return isLeaseId(lease) ? varuintBytes(lease) : invalid("a put's lease must be a positive safe integer (0 or absent for none)");
+}
