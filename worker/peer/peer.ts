@@ -49,7 +49,7 @@ import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
 import type { Removal } from './removal.ts';
 import { DropLogLimit, FORMER_MEMBERS_META_KEY, SenderFilter, decodeFormerMembers } from './senders.ts';
-import { ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
+import { CatchUpRoom, ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts';
 import { Lessor } from './lessor.ts';
 import type { LeaseInfo } from '../kv/leases.ts';
 import type { AppliedOutcome } from './waiting.ts';
@@ -109,6 +109,8 @@ export class Peer {
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
   private readonly transfer = new TransferRoom();
+  /** New voters' learners catching up before their promotion (addMember). */
+  private readonly catchUp = new CatchUpRoom();
 
   /**
    * Apply results not yet saved (kv changes + applied index, and a compaction snapshot): folded
@@ -310,6 +312,7 @@ export class Peer {
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
       this.transfer.fail(closed());
+      this.catchUp.fail(closed());
       await this.storage.close();
       this.log('info', 'peer.close', { id: this.id, term: this.term, applied: this.applied });
     }
@@ -419,8 +422,14 @@ export class Peer {
     if (this.role !== 'leader') throw this.notLeaderError();
     const current = this.core.membership();
     if (learner || isVoter(current, id)) return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
-    if (!isLearner(current, id)) await this.changeMembership({ type: 'addLearner', node: id, address });
-    else if (current.addresses[id] !== address) {
+    if (!isLearner(current, id)) {
+      await this.changeMembership({ type: 'addLearner', node: id, address });
+      // Promoted only once its log holds the entry that added it: a voter with an empty log knows
+      // no configuration, so it drops every vote request as a stranger's (senders.ts), and a
+      // cluster that then lost a voter could elect no leader.
+      const added = this.applied;
+      if ((this.core.matchIndex(id) ?? 0) < added) await this.catchUp.add(id, added, this.ticks + this.limits.requestTimeoutTicks);
+    } else if (current.addresses[id] !== address) {
       throw new PeerError(
         'member-conflict',
         `${id} is a learner at ${current.addresses[id] ?? '(no address)'}; remove it to change its address`,
@@ -785,6 +794,7 @@ export class Peer {
     this.proposals.failAll(removed);
     this.reads.failAll(removed);
     this.transfer.fail(removed());
+    this.catchUp.fail(removed());
     this.unsavedMeta = { ...this.unsavedMeta, [REMOVED_META_KEY]: encodeRemoval(removal) };
     this.kick(true);
   }
@@ -798,6 +808,7 @@ export class Peer {
     this.proposals.failAll(failed);
     this.reads.failAll(failed);
     this.transfer.fail(failed());
+    this.catchUp.fail(failed());
   }
 
   // ---- waiting rooms --------------------------------------------------------------------------
@@ -870,6 +881,7 @@ export class Peer {
 
   private checkTransfer(): void {
     this.transfer.check(this.leader, this.role === 'leader', this.ticks);
+    this.catchUp.check((id) => (this.role === 'leader' ? (this.core.matchIndex(id) ?? 0) : null), this.ticks);
   }
 
   // ---- answers and errors ---------------------------------------------------------------------

@@ -201,3 +201,31 @@ export class TransferRoom {
     t?.reject(err);
   }
 }
+
+/** Members being added as voters, waiting for their learner to hold the log up to the entry
+ *  that added it (so it knows the configuration and can vote) before they are promoted. */
+export class CatchUpRoom {
+  private readonly waiters: Array<{ id: NodeId; index: number; deadlineTick: number; resolve(): void; reject(err: PeerError): void }> = [];
+
+  add(id: NodeId, index: number, deadlineTick: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.waiters.push({ id, index, deadlineTick, resolve, reject }));
+  }
+
+  /** `match(id)`: the leader's match index for `id` (null when this peer does not lead). */
+  check(match: (id: NodeId) => number | null, now: number): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      const m = match(w.id);
+      if (m !== null && m >= w.index) w.resolve();
+      else if (m === null)
+        w.reject(new PeerError('leadership-lost', `leadership moved before ${w.id} caught up; add it again to promote it`));
+      else if (now >= w.deadlineTick) w.reject(new PeerError('timeout', `${w.id} did not catch up in time; add it again to promote it`));
+      else continue;
+      this.waiters.splice(i, 1);
+    }
+  }
+
+  fail(err: PeerError): void {
+    for (const w of this.waiters.splice(0)) w.reject(err);
+  }
+}
