@@ -48,6 +48,8 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] = {}): Promis
   return { c, call, leader, followers: c.followers() };
 }
 
+type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array };
+
 interface Sse {
   event: string;
   id: string | null;
@@ -61,10 +63,10 @@ class Stream {
   readonly frames: Sse[] = [];
   done = false;
 
-  constructor(
-    private readonly c: TestCluster,
-    response: Response,
-  ) {
+  private readonly c: TestCluster;
+
+  constructor(c: TestCluster, response: Response) {
+    this.c = c;
     expect(response.status).toBe(200);
     expect(response.headers.get('Content-Type')).toMatch(/^text\/event-stream/);
     this.reader = response.body!.getReader();
@@ -73,12 +75,12 @@ class Stream {
   /** Read until `n` frames arrived (or the stream ended), ticking at most `maxTicks`. */
   async until(n: number, maxTicks = 60): Promise<Sse[]> {
     for (let i = 0; i < maxTicks && this.frames.length < n && !this.done; i++) {
-      let chunk: ReadableStreamReadResult<Uint8Array> | null = null;
+      let chunk: ReadResult | null = null;
       const read = this.reader.read().then((r) => (chunk = r));
       // Tick until this read settles.
       for (let t = 0; t < maxTicks && chunk === null; t++) await this.c.tick();
       await read;
-      const r = chunk as ReadableStreamReadResult<Uint8Array> | null;
+      const r = chunk as ReadResult | null;
       if (r === null || r.done) {
         this.done = true;
         break;
