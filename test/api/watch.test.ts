@@ -76,7 +76,7 @@ class Stream {
   async until(n: number, maxTicks = 60): Promise<Sse[]> {
     for (let i = 0; i < maxTicks && this.frames.length < n && !this.done; i++) {
       let chunk: ReadResult | null = null;
-      const read = this.reader.read().then((r) => (chunk = r));
+      const read = this.reader.read().then((r) => (chunk = r as ReadResult));
       // Tick until this read settles.
       for (let t = 0; t < maxTicks && chunk === null; t++) await this.c.tick();
       await read;
