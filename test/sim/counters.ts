@@ -66,6 +66,17 @@ export interface NodeCounters {
   /** Token commands the administrator sent (token-admin.ts), and tokens the members held at the end. */
   tokenCommands: number;
   tokensAtEnd: number;
+  /** Watchers (watchers.ts): registrations (first and resumed), changes received and checked
+   *  against the converged history, progress frames, ends by compaction and by overflow; runs
+   *  with a small history retention (compaction under the watchers) and with small buffers. */
+  watchRegistrations: number;
+  watchEventsReceived: number;
+  watchEventsChecked: number;
+  watchProgress: number;
+  watchCompacted: number;
+  watchOverflows: number;
+  watchSmallRetentionRuns: number;
+  watchSmallBufferRuns: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -111,6 +122,14 @@ export function emptyNodeCounters(): NodeCounters {
     strangerInContact: 0,
     strangerLetIn: 0,
     removedSenderDrops: 0,
+    watchRegistrations: 0,
+    watchEventsReceived: 0,
+    watchEventsChecked: 0,
+    watchProgress: 0,
+    watchCompacted: 0,
+    watchOverflows: 0,
+    watchSmallRetentionRuns: 0,
+    watchSmallBufferRuns: 0,
   };
 }
 

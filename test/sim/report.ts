@@ -140,6 +140,7 @@ export function formatAggregate(a: Aggregate): string {
       `${a.sessionExpired} writes answered session-expired, ${a.registrationsReapplied} registrations applied again after their session was dropped`,
     `stranger (a non-member claiming terms) on ${a.strangerRuns} runs: ${a.strangerMessages} messages, ${a.strangerDropped} dropped by the peers, ${a.strangerInContact} leader messages to peers in contact with their leader (none moved one), ${a.strangerLetIn} stepped by peers out of contact; ${a.removedSenderDrops} sent under a retired id dropped as a removed member's`,
     `tokens: ${a.tokenCommands} create/revoke commands sent by the administrator, ${a.tokensAtEnd} tokens held at the end (every member's set compared)`,
+    `watch: ${a.watchRegistrations} registrations (first and resumed), ${a.watchEventsReceived} changes received, ${a.watchEventsChecked} checked against the converged history, ${a.watchProgress} progress frames, ${a.watchCompacted} ended by compaction (small retention on ${a.watchSmallRetentionRuns} runs), ${a.watchOverflows} by overflow (small buffers on ${a.watchSmallBufferRuns} runs)`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,
