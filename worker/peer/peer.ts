@@ -515,21 +515,27 @@ export class Peer {
   }
 
   status(): PeerStatus {
-    return peerStatus({
-      id: this.id,
-      core: this.core,
-      kv: this.kv,
-      applied: this.applied,
-      limits: this.limits,
-      pendingProposals: this.proposals.size,
-      pendingReads: this.reads.size,
-      lastLeaderContactMs: this.lastContactMs(),
-      failure: this.failure,
-      removed: this.removed(),
-      tickMs: this.tickMs,
-      tickStalls: this.leaseGuard.stalls,
-      nonMemberMessages: this.senders.counts,
-    });
+    return this.withWatchers(
+      peerStatus({
+        id: this.id,
+        core: this.core,
+        kv: this.kv,
+        applied: this.applied,
+        limits: this.limits,
+        pendingProposals: this.proposals.size,
+        pendingReads: this.reads.size,
+        lastLeaderContactMs: this.lastContactMs(),
+        failure: this.failure,
+        removed: this.removed(),
+        tickMs: this.tickMs,
+        tickStalls: this.leaseGuard.stalls,
+        nonMemberMessages: this.senders.counts,
+      }),
+    );
+  }
+
+  private withWatchers(status: Omit<PeerStatus, 'watchers'>): PeerStatus {
+    return { ...status, watchers: this.watches.size };
   }
 
   /** See peerHealth (status.ts). */
