@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { ApiReply } from '../worker/api/exchange.ts';
+import { isStreamBody, type ApiReply } from '../worker/api/exchange.ts';
 import { ApiError, errorReply, type ApiErrorCode } from '../worker/api/http.ts';
 import type { Logger } from './log.ts';
 import { NodeRequest } from './node-request.ts';
@@ -73,10 +73,54 @@ export function writeReply(res: ServerResponse, reply: ApiReply, closeAfter: boo
   }
   if (closeAfter) headers['Connection'] = 'close';
   const body = reply.status === 204 || reply.status === 304 ? null : reply.body;
+  if (isStreamBody(body)) {
+    res.writeHead(reply.status, headers);
+    res.flushHeaders();
+    void writeStream(res, body);
+    return;
+  }
   if (body !== null) headers['Content-Length'] = String(typeof body === 'string' ? Buffer.byteLength(body) : body.byteLength);
   res.writeHead(reply.status, headers);
   if (body === null) res.end();
   else res.end(body);
+}
+
+/**
+ * A streamed body (a watch), chunk by chunk as it comes (chunked encoding), waiting for the
+ * socket to drain before taking more, so a slow client leaves events in the peer's watcher
+ * (which bounds them) rather than in this process's socket buffers. A client that goes away
+ * cancels the stream: that frees its watcher.
+ */
+async function writeStream(res: ServerResponse, stream: ReadableStream<Uint8Array>): Promise<void> {
+  const reader = stream.getReader();
+  let gone = false;
+  const onClose = (): void => {
+    gone = true;
+    reader.cancel().catch(() => undefined);
+  };
+  res.once('close', onClose);
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done || gone) break;
+      if (!res.write(value)) {
+        await new Promise<void>((resolve) => {
+          const go = (): void => {
+            res.off('drain', go);
+            res.off('close', go);
+            resolve();
+          };
+          res.on('drain', go);
+          res.on('close', go);
+        });
+      }
+    }
+  } catch {
+    // the stream failed: end the response as it is
+  } finally {
+    res.off('close', onClose);
+    if (!gone) res.end();
+  }
 }
 
 /** Closes a new connection at once when its remote address already holds `max` (counted, logged

@@ -10,6 +10,7 @@ import { SeededRandom } from '../../worker/raft/random.ts';
 import { decodeMessages, encodeMessages } from '../../worker/raft/codec.ts';
 import type { Membership, Message, NodeId, RaftConfig } from '../../worker/raft/types.ts';
 import type { KvLimits } from '../../worker/kv/types.ts';
+import type { WatchLimits } from '../../worker/peer/watch-room.ts';
 import { MemoryDisk, MemoryStorage } from './memory-storage.ts';
 
 export interface ClusterOptions {
@@ -18,6 +19,7 @@ export interface ClusterOptions {
   limits?: Partial<PeerLimits>;
   kvLimits?: KvLimits;
   raft?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
+  watchLimits?: Partial<WatchLimits>;
   /** The tick length the peers are opened with and fake time advances by (default DEFAULT_TICK_MS). */
   tickMs?: number;
 }
@@ -83,6 +85,7 @@ export class TestCluster {
       ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
       ...(this.opts.kvLimits === undefined ? {} : { kvLimits: this.opts.kvLimits }),
       ...(this.opts.raft === undefined ? {} : { raft: this.opts.raft }),
+      ...(this.opts.watchLimits === undefined ? {} : { watchLimits: this.opts.watchLimits }),
     };
     const peer = await Peer.open(opts);
     this.peers.set(id, peer);

@@ -72,6 +72,17 @@ export interface NodeCounters {
   leaseKeepAlives: number;
   leaseChecks: number;
   leasesExpired: number;
+  /** Watchers (watchers.ts): registrations (first and resumed), changes received and checked
+   *  against the converged history, progress frames, ends by compaction and by overflow; runs
+   *  with a small history retention (compaction under the watchers) and with small buffers. */
+  watchRegistrations: number;
+  watchEventsReceived: number;
+  watchEventsChecked: number;
+  watchProgress: number;
+  watchCompacted: number;
+  watchOverflows: number;
+  watchSmallRetentionRuns: number;
+  watchSmallBufferRuns: number;
 }
 
 export function emptyNodeCounters(): NodeCounters {
@@ -121,6 +132,14 @@ export function emptyNodeCounters(): NodeCounters {
     strangerInContact: 0,
     strangerLetIn: 0,
     removedSenderDrops: 0,
+    watchRegistrations: 0,
+    watchEventsReceived: 0,
+    watchEventsChecked: 0,
+    watchProgress: 0,
+    watchCompacted: 0,
+    watchOverflows: 0,
+    watchSmallRetentionRuns: 0,
+    watchSmallBufferRuns: 0,
   };
 }
 

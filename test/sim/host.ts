@@ -27,6 +27,7 @@ import { digestBytes, stream } from './streams.ts';
 import type { SeededRandom } from '../../worker/raft/random.ts';
 import { violation } from './violation.ts';
 import { LeaderContactWatch, type StrangerOutcome } from './stranger.ts';
+import type { WatchLimits } from '../../worker/peer/watch-room.ts';
 
 /**
  * Where an armed crash fires:
@@ -82,6 +83,8 @@ export interface HostSettings {
   tuning: RaftTuning;
   /** A stranger sends messages in this run: keep each node's LeaderContactWatch (stranger.ts). */
   watchLeaderContact: boolean;
+  /** The peers' watch limits (watchers.ts draws small buffers on some seeds). */
+  watchLimits?: Partial<WatchLimits>;
 }
 
 export interface NodeEnv {
@@ -230,6 +233,7 @@ export class SimHost {
       },
       kvLimits: s.kvLimits,
       limits: s.limits,
+      ...(s.watchLimits === undefined ? {} : { watchLimits: s.watchLimits }),
       log: (level, event, fields) => this.onLog(incarnation, level, event, fields),
     }).then(
       (peer) => {

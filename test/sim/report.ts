@@ -141,6 +141,7 @@ export function formatAggregate(a: Aggregate): string {
     `stranger (a non-member claiming terms) on ${a.strangerRuns} runs: ${a.strangerMessages} messages, ${a.strangerDropped} dropped by the peers, ${a.strangerInContact} leader messages to peers in contact with their leader (none moved one), ${a.strangerLetIn} stepped by peers out of contact; ${a.removedSenderDrops} sent under a retired id dropped as a removed member's`,
     `tokens: ${a.tokenCommands} create/revoke commands sent by the administrator, ${a.tokensAtEnd} tokens held at the end (every member's set compared)`,
     `leases: ${a.leasesGranted} granted, ${a.leaseKeepAlives} keep-alives acknowledged, ${a.leaseChecks} checks of a kept-alive lease and its key on a node, ${a.leasesExpired} leases expired on every member after healing`,
+    `watch: ${a.watchRegistrations} registrations (first and resumed), ${a.watchEventsReceived} changes received, ${a.watchEventsChecked} checked against the converged history, ${a.watchProgress} progress frames, ${a.watchCompacted} ended by compaction (small retention on ${a.watchSmallRetentionRuns} runs), ${a.watchOverflows} by overflow (small buffers on ${a.watchSmallBufferRuns} runs)`,
     `linearizability search inconclusive (budget) on ${a.linUnknown} runs`,
     `ticks to a stable leader after healing: mean ${ok > 0 ? (a.ticksToLeaderSum / ok).toFixed(1) : '-'}, max ${a.ticksToLeaderMax}; histogram ${hist}`,
     `ticks to full convergence after healing: max ${a.ticksToConvergeMax}`,

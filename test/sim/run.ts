@@ -42,6 +42,21 @@ import { SimViolation } from './violation.ts';
 import { drawStranger, Stranger } from './stranger.ts';
 import { drawTokenAdmin, TokenAdmin } from './token-admin.ts';
 import { LEASE_TTL_TICKS_MAX, LeaseActor } from './lease-actor.ts';
+import { convergedHistory, SimWatchers } from './watchers.ts';
+
+/** After convergence, every watcher has caught up with the final revision within this many
+ *  ticks: a reconnect (<= 8 ticks), a slow watcher's turn (<= 6) and a replay paced by its
+ *  buffer, a few frames a tick. */
+export const WATCH_CATCH_UP_TICKS = 120;
+
+/** On about a third of the seeds each (their own stream): a history retention small enough that
+ *  compaction passes watchers (a replay from 1, a lagging or reconnecting one meets `compacted`),
+ *  and watch buffers small enough that slow watchers overflow. */
+function drawWatchSettings(random: SeededRandom): { historyRetention: number | null; watcherEventsMax: number | null } {
+  const historyRetention = random.nextInt(3) === 0 ? [4, 16, 64][random.nextInt(3)]! : null;
+  const watcherEventsMax = random.nextInt(3) === 0 ? [1, 2, 5][random.nextInt(3)]! : null;
+  return { historyRetention, watcherEventsMax };
+}
 
 /** Message latency after healing (ticks). */
 export const HEAL_DELAY_TICKS_MAX = 2;
@@ -145,6 +160,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   const sessionLimits = options.faults === 'none' ? null : drawSessionLimits(stream(seed, 'sessions'));
   const strangerRandom = stream(seed, 'stranger');
   const strangerPerMille = options.faults === 'none' ? null : drawStranger(strangerRandom);
+  const watchRandom = stream(seed, 'watch');
+  const watchSettings = drawWatchSettings(watchRandom);
   const invariants = new Invariants();
   invariants.sessionsMayDrop = sessionLimits !== null;
   const counters = emptyNodeCounters();
@@ -170,7 +187,12 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       snapshotSliceRecords: mix.snapshotSliceRecords,
       stateBytesMax: mix.stateBytesMax,
     },
-    kvLimits: { ...DEFAULT_KV_LIMITS, ...sessionLimits },
+    kvLimits: {
+      ...DEFAULT_KV_LIMITS,
+      ...sessionLimits,
+      ...(watchSettings.historyRetention === null ? {} : { historyRetention: watchSettings.historyRetention }),
+    },
+    ...(watchSettings.watcherEventsMax === null ? {} : { watchLimits: { watcherEventsMax: watchSettings.watcherEventsMax } }),
     clockSkewPercent: mix.clockSkewPercent,
     tuning: { appendBytesMax: mix.appendBytesMax, inflightAppendsMax: mix.inflightAppendsMax },
     watchLeaderContact: strangerPerMille !== null,
@@ -209,6 +231,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   );
   chaos = new ChaosSchedule(stream(seed, 'faults'), mix, cluster, network, voters, log);
   const stranger = strangerPerMille === null ? null : new Stranger(strangerRandom, strangerPerMille, cluster, counters, log);
+  const watchers = new SimWatchers(watchRandom, cluster, counters, options.keys, log);
   const tokenRandom = stream(seed, 'tokens');
   // A token command is a few hundred bytes: not on seeds whose entries are capped below that.
   const tokenAdmin =
@@ -259,6 +282,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     await settle();
     leaseActor.tick(tick);
     await settle();
+    watchers.tick(tick, chaosOn);
     cluster.retireRemoved(!chaosOn);
   };
 
@@ -320,10 +344,25 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       await step(false);
     }
 
-    const digests = new Set(await Promise.all(members(cluster).map((n) => n.stateDigest())));
+    // The members as of convergence: awaiting their reads lets peers run, and a role may change.
+    const convergedMembers = members(cluster);
+    const digests = new Set(await Promise.all(convergedMembers.map((n) => n.stateDigest())));
     if (digests.size !== 1) throw new SimViolation('state-machine-safety', `converged members hold ${digests.size} different KV states`);
     finalDigest = [...digests][0]!;
-    counters.tokensAtEnd = await members(cluster)[0]!.tokenCount();
+
+    // Watchers: catch up with the converged state, then compare with its history.
+    const final = await convergedHistory(convergedMembers[0]!.peer!);
+    for (let t = 0; !watchers.caughtUp(final.revision); t++) {
+      if (t >= WATCH_CATCH_UP_TICKS) {
+        throw new SimViolation(
+          'watch-liveness',
+          `watchers not caught up with revision ${final.revision} ${WATCH_CATCH_UP_TICKS} ticks after convergence: ${watchers.describe()}`,
+        );
+      }
+      await step(false);
+    }
+    watchers.check(final.events, final.compacted, final.revision);
+    counters.tokensAtEnd = await convergedMembers[0]!.tokenCount();
 
     const lin = checkLinearizable(clients.history);
     if (lin.result === 'illegal') throw new SimViolation('linearizability', `key ${lin.key}: ${lin.explanation}`);
@@ -357,6 +396,8 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   counters.sessionExpired = clients.stats.sessionExpired;
   counters.registrationsReapplied = invariants.registrationsReapplied;
   counters.strangerRuns = stranger !== null ? 1 : 0;
+  counters.watchSmallRetentionRuns = watchSettings.historyRetention !== null ? 1 : 0;
+  counters.watchSmallBufferRuns = watchSettings.watcherEventsMax !== null ? 1 : 0;
   for (const k of NODE_COUNTER_KEYS) stats[k] = counters[k];
   stats.duplicatesAbsorbed = invariants.duplicatesAbsorbed;
   stats.unknownOutcome = clients.history.filter((o) => o.output.kind === 'unknown').length;

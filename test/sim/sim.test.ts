@@ -70,6 +70,14 @@ describe('simulator (production Peer)', () => {
     // members that hold different token sets fail the run's convergence check.
     expect(total.tokenCommands).toBeGreaterThan(SEEDS);
     expect(total.tokensAtEnd).toBeGreaterThan(SEEDS / 20);
+    // Watchers (watchers.ts) follow every run, resume after crashes, moves and ends, and each
+    // one's changes are checked against the converged history; compaction passes some, small
+    // buffers overflow some, quiet ones get progress.
+    expect(total.watchEventsChecked).toBeGreaterThan(SEEDS * 20);
+    expect(total.watchRegistrations).toBeGreaterThan(SEEDS * 5);
+    expect(total.watchCompacted).toBeGreaterThan(SEEDS / 50);
+    expect(total.watchOverflows).toBeGreaterThan(SEEDS / 5);
+    expect(total.watchProgress).toBeGreaterThan(SEEDS * 10);
     // The sliced snapshot job runs and its snapshots are installed (chunked) by laggards and joiners.
     expect(total.compactions).toBeGreaterThan(SEEDS * 5);
     expect(total.snapshotsInstalled).toBeGreaterThan(SEEDS);

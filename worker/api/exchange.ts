@@ -23,7 +23,13 @@ export interface ApiReply {
   status: number;
   /** Header names as the router writes them; values are single strings. */
   headers: Record<string, string>;
-  body: string | Uint8Array | null;
+  /** A stream (a watch's events) is written out as it comes and ends when it closes; a host
+   *  cancels it when the client goes away (that frees the watcher). */
+  body: string | Uint8Array | ReadableStream<Uint8Array> | null;
+}
+
+export function isStreamBody(body: ApiReply['body']): body is ReadableStream<Uint8Array> {
+  return typeof body === 'object' && body !== null && !(body instanceof Uint8Array);
 }
 
 export function isApiReply(value: unknown): value is ApiReply {
@@ -54,12 +60,16 @@ export function toFetchResponse(reply: ApiReply): Response {
   return new Response(body as ConstructorParameters<typeof Response>[0], { status: reply.status, headers: reply.headers });
 }
 
-/** A fetched answer (the leader's, when proxying) as a reply; bodies are small (router-made). */
+/** A fetched answer (the leader's, when proxying) as a reply; bodies are small (router-made),
+ *  but an event stream (a consistent watch forwarded to the leader) is relayed as it comes. */
 export async function fromFetchResponse(response: Response): Promise<ApiReply> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
+  if (response.body !== null && (headers['content-type'] ?? '').startsWith('text/event-stream')) {
+    return { status: response.status, headers, body: response.body as ReadableStream<Uint8Array> };
+  }
   const body = response.body === null ? null : new Uint8Array(await response.arrayBuffer());
   return { status: response.status, headers, body };
 }

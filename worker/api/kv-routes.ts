@@ -18,9 +18,12 @@ import type { ApiContext } from './host.ts';
 import { toLeader } from './leader.ts';
 import { checkKey, clientStamp, intParam, queryParams, readLevel } from './params.ts';
 import { LEASE_WRITE_PARAMS, writeLease } from './lease-routes.ts';
+import { blockUntilChanged } from './watch-route.ts';
 
 const WRITE_PARAMS = ['ifRevision'] as const;
 const READ_PARAMS = ['level', 'revision'] as const;
+/** A single-key read may block (Consul style, watch-route.ts blockUntilChanged). */
+const GET_PARAMS = [...READ_PARAMS, 'waitIndex', 'wait'] as const;
 
 // ---- writes -----------------------------------------------------------------------------------
 
@@ -159,10 +162,14 @@ async function getOne(
   pathKey: string | undefined,
   answer: (key: string, record: KeyRecord, headers: Record<string, string>) => ApiReply,
 ): Promise<ApiReply> {
-  const params = queryParams(ctx.url, READ_PARAMS);
+  const params = queryParams(ctx.url, GET_PARAMS);
   const level = readLevel(params);
   const key = checkKey(pathKey ?? '', ctx.peer.kvLimits.keyBytesMax);
   const revision = intParam(params, 'revision', 1);
+  const waitIndex = intParam(params, 'waitIndex');
+  if (waitIndex === undefined && params.has('wait')) throw badRequest('wait needs waitIndex');
+  if (waitIndex !== undefined && revision !== undefined) throw badRequest('waitIndex and revision do not go together');
+  if (waitIndex !== undefined) await blockUntilChanged(ctx, key, waitIndex, params.get('wait'), level === 'stale');
   const outcome = await read(ctx, level, (kv) => (revision === undefined ? kv.get(key) : kv.getAt(key, revision)));
   if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);

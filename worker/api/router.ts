@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease   the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -32,6 +32,7 @@ import { createToken, listTokens, revokeToken } from './auth-routes.ts';
 import { compact } from './compact-route.ts';
 import { txn } from './txn-route.ts';
 import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
+import { watchRoute } from './watch-route.ts';
 import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
@@ -57,6 +58,7 @@ export const RESERVED_SEGMENTS = [
   'compact',
   'txn',
   'lease',
+  'watch',
   'raft',
   '_metcd',
 ] as const;
@@ -72,7 +74,10 @@ const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'm
 export function needsLeader(request: { readonly method: string; readonly url: string }): boolean {
   if (request.method !== 'GET' && request.method !== 'HEAD') return true;
   const url = new URL(request.url);
-  if (LEADERLESS_SEGMENTS.has(url.pathname.split('/')[1] ?? '')) return false;
+  const segment = url.pathname.split('/')[1] ?? '';
+  if (LEADERLESS_SEGMENTS.has(segment)) return false;
+  // A watch is stale unless it asks otherwise (watch-route.ts).
+  if (segment === 'watch') return url.searchParams.get('level') === 'consistent';
   return url.searchParams.get('level') !== 'stale';
 }
 
@@ -170,6 +175,11 @@ function buildRoutes() {
   on('get', '/lease/:id', 'keys', (p, ctx) => timeToLive(ctx, p['id']));
   on('delete', '/lease/:id', 'keys', (p, ctx) => revokeLease(ctx, p['id']));
   on('all', '/lease/:id', 'authenticated', notAllowed('GET, DELETE'));
+  // watch: read on the key or the whole prefix/range, checked by the handler (watch-route.ts)
+  on('get', '/watch', 'keys', (_p, ctx) => watchRoute(ctx, undefined));
+  on('all', '/watch', 'authenticated', notAllowed('GET'));
+  on('get', '/watch/:key+', 'keys', (p, ctx) => watchRoute(ctx, p['key']));
+  on('all', '/watch/:key+', 'authenticated', notAllowed('GET'));
   // introspection
   on('get', '/status', 'status', (_p, ctx) => status(ctx));
   on('all', '/status', 'authenticated', notAllowed('GET'));

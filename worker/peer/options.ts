@@ -3,6 +3,7 @@
 import type { Membership, NodeId, RaftConfig, RandomSource } from '../raft/types.ts';
 import type { KvLimits } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport } from './ports.ts';
+import type { WatchLimits } from './watch-room.ts';
 
 /** How often a host calls Peer.tick() unless configured otherwise (both hosts default to it;
  *  every peer is opened with its host's actual tick, PeerOptions.tickMs). All peer and Raft
@@ -81,6 +82,8 @@ export interface PeerOptions {
   raft?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   kvLimits?: KvLimits;
   limits?: Partial<PeerLimits>;
+  /** Watchers and what they may queue (watch-room.ts DEFAULT_WATCH_LIMITS). */
+  watchLimits?: Partial<WatchLimits>;
   log?: PeerLog;
   /** The cluster's name, for messages (a removed peer's refusals name it). */
   cluster?: string;

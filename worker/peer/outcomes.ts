@@ -98,6 +98,8 @@ export interface PeerStatus {
    * heard from no leader within an election timeout (a lagging follower, a joining node).
    */
   nonMemberMessages: NonMemberCounts;
+  /** Watches and blocking reads registered here (worker/peer/watch-room.ts). */
+  watchers: number;
 }
 
 export interface Health {

@@ -53,6 +53,8 @@ import { CatchUpRoom, ProposalRoom, ReadRoom, TransferRoom } from './waiting.ts'
 import { Lessor } from './lessor.ts';
 import type { LeaseInfo } from '../kv/leases.ts';
 import type { AppliedOutcome } from './waiting.ts';
+import { DEFAULT_WATCH_LIMITS, WatchRoom } from './watch-room.ts';
+import type { WatchFilter, Watcher } from './watch-room.ts';
 
 export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
 export type { PeerLimits, PeerLog, PeerOptions };
@@ -111,6 +113,8 @@ export class Peer {
   private readonly transfer = new TransferRoom();
   /** New voters' learners catching up before their promotion (addMember). */
   private readonly catchUp = new CatchUpRoom();
+  /** Watches and blocking reads (watch-room.ts), filled from the applied state's history. */
+  private readonly watches: WatchRoom;
 
   /**
    * Apply results not yet saved (kv changes + applied index, and a compaction snapshot): folded
@@ -169,6 +173,11 @@ export class Peer {
     this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
+    this.watches = new WatchRoom(
+      { ...DEFAULT_WATCH_LIMITS, ...opts.watchLimits },
+      () => this.kv,
+      () => this.ticks,
+    );
   }
 
   /** Load everything the peer persisted and build the core and the state machine from it. */
@@ -226,6 +235,7 @@ export class Peer {
     const stallMs = this.leaseGuard.noteTick(this.ticks);
     if (stallMs !== null) this.log('warn', 'peer.tick.stall', { id: this.id, term: this.term, gapMs: stallMs });
     this.core.tick();
+    this.watches.tick();
     const now = this.ticks;
     this.proposals.expire(now, () => this.timeoutError('write'));
     this.reads.expire(now, () => this.timeoutError('read'));
@@ -313,6 +323,7 @@ export class Peer {
       this.reads.failAll(closed);
       this.transfer.fail(closed());
       this.catchUp.fail(closed());
+      this.watches.endAll('closed', 'peer is shutting down');
       await this.storage.close();
       this.log('info', 'peer.close', { id: this.id, term: this.term, applied: this.applied });
     }
@@ -405,6 +416,30 @@ export class Peer {
       if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
     }
     return this.parkRead(query, -1);
+  }
+
+  /**
+   * Watch `filter` from revision `from` (default: the next one) in this peer's applied state,
+   * whatever its role (stale semantics: a follower's watch trails the leader by its apply lag).
+   * The caller takes frames from the Watcher and must close() it when it stops listening.
+   * `progressMs`: a progress frame after this long without a frame (0: none); `waitMs`: end
+   * with `deadline` after this long (0: never). Full: too-many-pending.
+   */
+  watch(filter: WatchFilter, opts: { from?: number; progressMs?: number; waitMs?: number } = {}): Watcher {
+    this.assertServing();
+    const ticks = (ms: number | undefined): number => (ms === undefined || ms <= 0 ? 0 : Math.max(1, Math.ceil(ms / this.tickMs)));
+    const wait = ticks(opts.waitMs);
+    return this.watches.add({
+      filter,
+      from: opts.from ?? this.kv.revision + 1,
+      progressTicks: ticks(opts.progressMs),
+      deadlineTick: wait === 0 ? 0 : this.ticks + wait,
+    });
+  }
+
+  /** Watchers registered here, and the bytes they hold queued. */
+  watchStats(): { watchers: number; bytes: number } {
+    return { watchers: this.watches.size, bytes: this.watches.bytes };
   }
 
   /**
@@ -532,21 +567,27 @@ export class Peer {
   }
 
   status(): PeerStatus {
-    return peerStatus({
-      id: this.id,
-      core: this.core,
-      kv: this.kv,
-      applied: this.applied,
-      limits: this.limits,
-      pendingProposals: this.proposals.size,
-      pendingReads: this.reads.size,
-      lastLeaderContactMs: this.lastContactMs(),
-      failure: this.failure,
-      removed: this.removed(),
-      tickMs: this.tickMs,
-      tickStalls: this.leaseGuard.stalls,
-      nonMemberMessages: this.senders.counts,
-    });
+    return this.withWatchers(
+      peerStatus({
+        id: this.id,
+        core: this.core,
+        kv: this.kv,
+        applied: this.applied,
+        limits: this.limits,
+        pendingProposals: this.proposals.size,
+        pendingReads: this.reads.size,
+        lastLeaderContactMs: this.lastContactMs(),
+        failure: this.failure,
+        removed: this.removed(),
+        tickMs: this.tickMs,
+        tickStalls: this.leaseGuard.stalls,
+        nonMemberMessages: this.senders.counts,
+      }),
+    );
+  }
+
+  private withWatchers(status: Omit<PeerStatus, 'watchers'>): PeerStatus {
+    return { ...status, watchers: this.watches.size };
   }
 
   /** See peerHealth (status.ts). */
@@ -681,6 +722,9 @@ export class Peer {
     }
     this.checkTransfer();
 
+    // Watchers follow what was applied, or the installed snapshot's history (watch-room.ts).
+    this.watches.notify();
+
     // 5. advance
     this.core.advance(rd);
     this.maybeSnapshot();
@@ -795,6 +839,7 @@ export class Peer {
     this.reads.failAll(removed);
     this.transfer.fail(removed());
     this.catchUp.fail(removed());
+    this.watches.endAll('removed', removed().message);
     this.unsavedMeta = { ...this.unsavedMeta, [REMOVED_META_KEY]: encodeRemoval(removal) };
     this.kick(true);
   }
@@ -809,6 +854,7 @@ export class Peer {
     this.reads.failAll(failed);
     this.transfer.fail(failed());
     this.catchUp.fail(failed());
+    this.watches.endAll('failed', `peer stopped: ${error.message}`);
   }
 
   // ---- waiting rooms --------------------------------------------------------------------------
