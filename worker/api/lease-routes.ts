@@ -31,7 +31,7 @@ export function leaseIdParam(raw: string | undefined): number {
 }
 
 /** A TTL in whole seconds within the bounds, raised to the peer's minimum (etcd's minLeaseTTL). */
-function ttlValue(ctx: ApiContext, ttl: unknown): number {
+export function ttlValue(ctx: ApiContext, ttl: unknown): number {
   if (typeof ttl !== 'number' || !Number.isSafeInteger(ttl) || ttl < LEASE_TTL_MIN_SECONDS || ttl > LEASE_TTL_MAX_SECONDS) {
     throw badRequest(`ttl must be an integer of ${LEASE_TTL_MIN_SECONDS}..${LEASE_TTL_MAX_SECONDS} seconds`);
   }
@@ -39,7 +39,7 @@ function ttlValue(ctx: ApiContext, ttl: unknown): number {
 }
 
 /** Grant a lease (on the leader); its id and granted TTL. */
-async function grant(ctx: ApiContext, ttl: number): Promise<{ id: number; ttl: number; revision: number }> {
+export async function grant(ctx: ApiContext, ttl: number): Promise<{ id: number; ttl: number; revision: number }> {
   const result = (await ctx.peer.write({ op: 'lease-grant', ttl })).result;
   if (!result.ok) throw kvRefusalToApi(result);
   if (result.op !== 'lease-grant') throw new Error(`lease-grant answered ${result.op}`);

@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch   the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch  /lock  /election   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -33,6 +33,8 @@ import { compact } from './compact-route.ts';
 import { txn } from './txn-route.ts';
 import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
 import { watchRoute } from './watch-route.ts';
+import { acquireLock, releaseLock } from './lock-routes.ts';
+import { campaign, electionLeader, observe, proclaim, resign } from './election-routes.ts';
 import { Grant, type Need } from './access.ts';
 import { peerErrorToApi } from './errors.ts';
 import { ApiError, H, badRequest, errorReply } from './http.ts';
@@ -59,6 +61,8 @@ export const RESERVED_SEGMENTS = [
   'txn',
   'lease',
   'watch',
+  'lock',
+  'election',
   'raft',
   '_metcd',
 ] as const;
@@ -175,6 +179,21 @@ function buildRoutes() {
   on('get', '/lease/:id', 'keys', (p, ctx) => timeToLive(ctx, p['id']));
   on('delete', '/lease/:id', 'keys', (p, ctx) => revokeLease(ctx, p['id']));
   on('all', '/lease/:id', 'authenticated', notAllowed('GET, DELETE'));
+  // locks and elections (lock-routes.ts, election-routes.ts): rights on their prefixes, checked by the handlers
+  on('post', '/lock/:name', 'keys', (p, ctx) => acquireLock(ctx, p['name']));
+  on('all', '/lock/:name', 'authenticated', notAllowed('POST'));
+  on('delete', '/lock/:name/:id', 'keys', (p, ctx) => releaseLock(ctx, p['name'], p['id']));
+  on('all', '/lock/:name/:id', 'authenticated', notAllowed('DELETE'));
+  on('post', '/election/:name/campaign', 'keys', (p, ctx) => campaign(ctx, p['name']));
+  on('all', '/election/:name/campaign', 'authenticated', notAllowed('POST'));
+  on('get', '/election/:name/observe', 'keys', (p, ctx) => observe(ctx, p['name']));
+  on('all', '/election/:name/observe', 'authenticated', notAllowed('GET'));
+  on('post', '/election/:name/proclaim', 'keys', (p, ctx) => proclaim(ctx, p['name']));
+  on('all', '/election/:name/proclaim', 'authenticated', notAllowed('POST'));
+  on('post', '/election/:name/resign', 'keys', (p, ctx) => resign(ctx, p['name']));
+  on('all', '/election/:name/resign', 'authenticated', notAllowed('POST'));
+  on('get', '/election/:name', 'keys', (p, ctx) => electionLeader(ctx, p['name']));
+  on('all', '/election/:name', 'authenticated', notAllowed('GET'));
   // watch: read on the key or the whole prefix/range, checked by the handler (watch-route.ts)
   on('get', '/watch', 'keys', (_p, ctx) => watchRoute(ctx, undefined));
   on('all', '/watch', 'authenticated', notAllowed('GET'));

@@ -357,6 +357,11 @@ export class Peer {
   /** Keep lease `id` alive for its TTL from now (leader only, no log entry). Leadership is
    *  confirmed as for a default read first, so a deposed leader acknowledges nothing. Null when
    *  the lease does not exist or already expired (its revoke is due). */
+  /** Milliseconds by the host's clock (the Clock port): for deadlines kept beside this peer's waits. */
+  nowMs(): number {
+    return this.clock.nowMs();
+  }
+
   async keepAlive(id: number): Promise<{ ttl: number } | null> {
     const ttl = (await this.read('default', (kv) => kv.leases.get(id)?.ttl)).value;
     if (ttl === undefined) return null;
