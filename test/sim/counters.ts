@@ -65,6 +65,11 @@ export interface NodeCounters {
   removedSenderDrops: number;
   /** Token commands the administrator sent (token-admin.ts), and tokens the members held at the end. */
   tokenCommands: number;
+  /** The lockers (lockers.ts): acquisitions, holders the fencing resource refused (an older token
+   *  after a newer one: a holder whose lease expired unawares), acquisitions checked against the history. */
+  lockAcquisitions: number;
+  lockFencedOff: number;
+  lockChecks: number;
   tokensAtEnd: number;
   /** The lease actor (lease-actor.ts): leases granted, keep-alives a leader acknowledged, checks
    *  of a kept lease on a node that applied it, leases found expired everywhere after healing. */
@@ -122,6 +127,9 @@ export function emptyNodeCounters(): NodeCounters {
     registrationsReapplied: 0,
     strangerRuns: 0,
     tokenCommands: 0,
+    lockAcquisitions: 0,
+    lockFencedOff: 0,
+    lockChecks: 0,
     tokensAtEnd: 0,
     leasesGranted: 0,
     leaseKeepAlives: 0,

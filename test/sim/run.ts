@@ -42,6 +42,7 @@ import { SimViolation } from './violation.ts';
 import { drawStranger, Stranger } from './stranger.ts';
 import { drawTokenAdmin, TokenAdmin } from './token-admin.ts';
 import { LEASE_TTL_TICKS_MAX, LeaseActor } from './lease-actor.ts';
+import { SimLockers } from './lockers.ts';
 import { convergedHistory, SimWatchers } from './watchers.ts';
 
 /** After convergence, every watcher has caught up with the final revision within this many
@@ -240,6 +241,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       : null;
 
   const leaseActor = new LeaseActor(stream(seed, 'leases'), cluster, counters, log);
+  const lockers = new SimLockers(stream(seed, 'locks'), cluster, counters, log);
 
   const stats: SimStats = {
     nodes: voters,
@@ -281,6 +283,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
     await settle();
     leaseActor.tick(tick);
+    lockers.tick(tick, chaosOn);
     await settle();
     watchers.tick(tick, chaosOn);
     cluster.retireRemoved(!chaosOn);
@@ -362,6 +365,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
       await step(false);
     }
     watchers.check(final.events, final.compacted, final.revision);
+    await lockers.check(convergedMembers[0]!.peer!);
     counters.tokensAtEnd = await convergedMembers[0]!.tokenCount();
 
     const lin = checkLinearizable(clients.history);

@@ -69,6 +69,10 @@ describe('simulator (production Peer)', () => {
     // An administrator creates and revokes API tokens on about half the seeds (token-admin.ts);
     // members that hold different token sets fail the run's convergence check.
     expect(total.tokenCommands).toBeGreaterThan(SEEDS);
+    // Lockers take one lock through the recipe POST /lock runs (lockers.ts): each acquisition is
+    // checked for exclusion against the converged history, and holders for fencing order.
+    expect(total.lockAcquisitions).toBeGreaterThan(SEEDS);
+    expect(total.lockChecks).toBeGreaterThan(SEEDS);
     expect(total.tokensAtEnd).toBeGreaterThan(SEEDS / 20);
     // Watchers (watchers.ts) follow every run, resume after crashes, moves and ends, and each
     // one's changes are checked against the converged history; compaction passes some, small

@@ -74,7 +74,8 @@ export async function contenders(peer: TurnPeer, prefix: string): Promise<{ queu
 }
 
 /**
- * Resolves once `ticket` holds the turn (no lower create revision left under `prefix`); throws
+ * Resolves, with the revision it saw it at, once `ticket` holds the turn (no lower create
+ * revision left under `prefix`: at that revision the holder is alone ahead of the queue); throws
  * TurnError 'timeout' at `deadline` (ms, by `now`) and 'lost' when the ticket's key is gone (its
  * lease expired or it was released).
  */
@@ -85,7 +86,7 @@ export async function waitTurn(
   deadline: number,
   now: () => number,
   keep?: KeepAlive,
-): Promise<void> {
+): Promise<number> {
   for (;;) {
     await keep?.run();
     const { queue, revision } = await contenders(peer, prefix);
@@ -95,14 +96,14 @@ export async function waitTurn(
     }
     let predecessor: string | null = null;
     for (const [key, record] of queue) if (record.createRevision < ticket.revision) predecessor = key;
-    if (predecessor === null) return;
+    if (predecessor === null) return revision;
     const left = deadline - now();
     if (left <= 0) throw new TurnError('timeout', `still waiting behind ${predecessor}`);
     await deleted(peer, predecessor, revision + 1, Math.min(left, keep?.everyMs ?? left));
     if (deadline - now() <= 0) {
       // One last look: the turn may have come with the deadline.
       const last = await contenders(peer, prefix);
-      if (last.queue[0]?.[0] === ticket.key) return;
+      if (last.queue[0]?.[0] === ticket.key) return last.revision;
       throw new TurnError('timeout', `still waiting behind ${predecessor}`);
     }
   }
