@@ -205,6 +205,12 @@ function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[
   out.push({ method: 'GET', path: '/key?prefix=app/', act: { kind: 'range', prefix: 'app/' } });
   out.push({ method: 'GET', path: '/key/?prefix=app%2F', act: { kind: 'range', prefix: 'app/' } });
   out.push({ method: 'GET', path: '/key?prefix=ap', act: { kind: 'range', prefix: 'ap' } });
+  // Locks and elections: their prefixes lock/<name>/ and election/<name>/.
+  out.push({ method: 'POST', path: '/lock/x?wait=10ms&ttl=5', act: { kind: 'write', key: 'lock/x/' } });
+  out.push({ method: 'DELETE', path: '/lock/x/1f', act: { kind: 'write', key: 'lock/x/1f' } });
+  out.push({ method: 'GET', path: '/election/e', act: { kind: 'range', prefix: 'election/e/' } });
+  out.push({ method: 'GET', path: '/election/e/', act: { kind: 'range', prefix: 'election/e/' } });
+  out.push({ method: 'POST', path: '/election/e/resign', body: '{"key":"election/e/1f"}', act: { kind: 'write', key: 'election/e/1f' } });
   // Watches: read on the key, or on the whole prefix or range (an allowed one streams: cancelled below).
   out.push({ method: 'GET', path: '/watch/app/a', act: { kind: 'read', key: 'app/a' } });
   out.push({ method: 'GET', path: '/watch/%61pp/a', act: { kind: 'read', key: 'app/a' } });

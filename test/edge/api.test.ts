@@ -320,3 +320,22 @@ describe('transactions and key history on the edge', () => {
     expect(((await gone.json()) as { error: { code: string } }).error.code).toBe('compacted');
   });
 });
+
+describe('locks and elections on the edge', () => {
+  it('takes a lock through the Worker, makes a second taker wait and time out, and elects a leader', async () => {
+    const first = await c.follow('/lock/edge-job?ttl=30', { method: 'POST' });
+    expect(first.status).toBe(200);
+    const held = (await first.json()) as { key: string; revision: number };
+    const late = await c.follow('/lock/edge-job?ttl=30&wait=500ms', { method: 'POST' });
+    expect(late.status).toBe(409);
+    expect(((await late.json()) as { error: { code: string } }).error.code).toBe('lock_wait_elapsed');
+    expect((await c.follow(`/lock/edge-job/${held.key.split('/')[2]}`, { method: 'DELETE' })).status).toBe(200);
+    const next = (await (await c.follow('/lock/edge-job?ttl=30', { method: 'POST' })).json()) as { revision: number };
+    expect(next.revision).toBeGreaterThan(held.revision);
+
+    const won = await c.follow('/election/edge-svc/campaign', { method: 'POST', body: '{"value":"a","ttl":30}' });
+    expect(won.status).toBe(200);
+    const leader = await c.follow('/election/edge-svc');
+    expect(await leader.json()).toMatchObject({ value: 'a' });
+  });
+});
