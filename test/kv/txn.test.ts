@@ -91,10 +91,11 @@ describe('transactions', () => {
       { op: 'txn', compare: [], success: [put('a', '1'), put('a', '2')], failure: [] },
       { op: 'txn', compare: [], success: [put('p/a', '1'), { delete: { prefix: 'p/' } }], failure: [] },
       { op: 'txn', compare: [], success: [put('a', '1'), put('b', '1'), put('c', '1')], failure: [] },
-      { op: 'txn', compare: [{ key: 'a', target: 'lease', result: '==', value: 0 }], success: [], failure: [] },
+      { op: 'txn', compare: [{ key: 'a', target: 'owner', result: '==', value: 0 }], success: [], failure: [] },
       { op: 'txn', compare: [{ key: 'a', target: 'version', result: '==', value: '1' }], success: [], failure: [] },
       { op: 'txn', compare: [{ key: 'a', target: 'value', result: '~', value: '1' }], success: [], failure: [] },
-      { op: 'txn', compare: [], success: [{ put: { key: 'a', value: '1', lease: 7 } }], failure: [] },
+      { op: 'txn', compare: [], success: [{ put: { key: 'a', value: '1', lease: 'seven' } }], failure: [] },
+      { op: 'txn', compare: [], success: [{ put: { key: 'a', value: '1', ttl: 7 } }], failure: [] },
       { op: 'txn', compare: [], success: [{ get: { prefix: 'a', limit: 0 } }], failure: [] },
       { op: 'txn', compare: [], success: [{ frobnicate: {} }], failure: [] },
       { op: 'txn', compare: [], success: [{ put: { key: '\u0001h/x', value: '1' } }], failure: [] },
@@ -108,6 +109,27 @@ describe('transactions', () => {
       expect(sm.apply(++index, cmd as KvCommand), JSON.stringify(cmd)).toMatchObject({ ok: false, code: 'invalid' });
     }
     expect(sm.revision).toBe(0);
+  });
+
+  it("attaches a put to a lease, compares a key's lease (0 for none), and refuses the whole transaction for an unknown lease", () => {
+    const sm = new KvStateMachine();
+    const granted = sm.apply(1, { op: 'lease-grant', ttl: 60 });
+    if (!granted.ok || granted.op !== 'lease-grant') throw new Error('no lease');
+    const lease = granted.id;
+    expect(sm.apply(2, txn([], [{ put: { key: 'a', value: '1', lease } }]))).toMatchObject({ ok: true, succeeded: true });
+    expect(sm.leases.leaseOf('a')).toBe(lease);
+    expect(sm.apply(3, txn([{ key: 'a', target: 'lease', result: '==', value: lease }], []))).toMatchObject({ succeeded: true });
+    expect(sm.apply(4, txn([{ key: 'b', target: 'lease', result: '==', value: 0 }], []))).toMatchObject({ succeeded: true });
+    const before = sm.revision;
+    expect(sm.apply(5, txn([], [put('c', '1'), { put: { key: 'd', value: '1', lease: 999 } }]))).toMatchObject({
+      ok: false,
+      code: 'lease-not-found',
+    });
+    expect(sm.get('c')).toBeUndefined(); // nothing of it was written
+    expect(sm.revision).toBe(before);
+    // A put without a lease detaches, as a plain put does.
+    sm.apply(6, txn([], [put('a', '2')]));
+    expect(sm.leases.leaseOf('a')).toBe(0);
   });
 
   it('applies a stamped transaction once and answers a retry with the first answer, across a snapshot', () => {

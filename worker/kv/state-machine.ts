@@ -371,6 +371,7 @@ export class KvStateMachine {
     const revision = this.currentRevision + 1;
     this.writingRevision = revision;
     const out = runTxn(cmd, this.txnStore(revision), revision);
+    if ('refused' in out) return out.refused;
     if (!out.wrote) return { ok: true, op: 'txn', revision: this.currentRevision, succeeded: out.succeeded, results: out.results };
     return this.endWrite(revision, { ok: true, op: 'txn', revision, succeeded: out.succeeded, results: out.results });
   }
@@ -379,11 +380,17 @@ export class KvStateMachine {
   private txnStore(revision: number): TxnStore {
     return {
       get: (key) => this.records.get(key),
+      leaseOf: (key) => this.leaseTable.leaseOf(key),
+      leaseRefusal: (lease, keys) =>
+        this.leaseRefusal(
+          lease,
+          keys.map((k): [string, string] => [k, '']),
+        ),
       range: (prefix, limit) => this.range({ prefix, limit }),
-      put: (key, value) => {
+      put: (key, value, lease) => {
         this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
         this.setRecord(key, value, revision);
-        this.leaseTable.attach(key, 0, this.historyWrites); // a put without a lease detaches (etcd)
+        this.leaseTable.attach(key, lease, this.historyWrites); // without a lease: detached (etcd)
       },
       delete: (key) => {
         const prev = this.records.get(key);

@@ -1,36 +1,42 @@
-// Transactions, etcd's Txn: compares on keys; if every one holds, the success operations, else
+// Transactions, etcd's Txn: compares on keys (value, version, revisions, lease: 0 for none); if every one holds, the success operations, else
 // the failure ones, applied in order in ONE revision (the revision moves once, and only if an
 // operation wrote). A get sees the writes made before it in the same transaction, as in etcd. A
 // missing key has version, createRevision and modRevision 0 and no value: a value compare on it
 // is false. A branch may not write one key twice (a put and a delete, or a put inside a deleted
 // prefix), as etcd refuses "duplicate key given in txn request".
 
-import type { KeyRecord, KvLimits, TxnCompare, TxnOp, TxnOpResult } from './types.ts';
+import type { KeyRecord, KvLimits, KvResult, TxnCompare, TxnOp, TxnOpResult } from './types.ts';
 import { invalid, isNonNegativeSafeInteger, isObject, keyProblem, tooLarge, valueProblem, type CommandProblem } from './checks.ts';
 import { JSON_COMMAND_HEADER_BYTES } from './codec.ts';
 import { utf8Length } from './utf8.ts';
 
 /** Most keys one get of a transaction answers (and its default limit). */
 export const TXN_GET_KEYS_MAX = 1000;
-const TARGETS: ReadonlyArray<TxnCompare['target']> = ['value', 'version', 'createRevision', 'modRevision'];
+const TARGETS: ReadonlyArray<TxnCompare['target']> = ['value', 'version', 'createRevision', 'modRevision', 'lease'];
 const RESULTS: ReadonlyArray<TxnCompare['result']> = ['==', '!=', '<', '>'];
 
 /** What a transaction reads and writes: the state machine, at the transaction's revision. */
 export interface TxnStore {
   get(key: string): KeyRecord | undefined;
+  /** The lease `key` is attached to (0: none). */
+  leaseOf(key: string): number;
+  /** Why a put may not attach `keys` to `lease` (unknown lease, full), or null. */
+  leaseRefusal(lease: number, keys: string[]): KvResult | null;
   /** Client keys starting with `prefix` ('' = all), in order, at most `limit` (+1 to tell more). */
   range(prefix: string, limit: number): Array<[string, KeyRecord]>;
-  put(key: string, value: string): void;
+  /** Writes `key`, attached to `lease` (0: detached, as a put without a lease in etcd). */
+  put(key: string, value: string, lease: number): void;
   /** false when there was no such key. */
   delete(key: string): boolean;
 }
 
-export function compareHolds(c: TxnCompare, record: KeyRecord | undefined): boolean {
+export function compareHolds(c: TxnCompare, record: KeyRecord | undefined, lease: number): boolean {
   let actual: string | number;
   if (c.target === 'value') {
     if (record === undefined) return false;
     actual = record.value;
-  } else actual = record === undefined ? 0 : record[c.target];
+  } else if (c.target === 'lease') actual = lease;
+  else actual = record === undefined ? 0 : record[c.target];
   const expected = c.value;
   switch (c.result) {
     case '==':
@@ -49,13 +55,22 @@ export function runTxn(
   cmd: { compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[] },
   store: TxnStore,
   revision: number,
-): { succeeded: boolean; results: TxnOpResult[]; wrote: boolean } {
-  const succeeded = cmd.compare.every((c) => compareHolds(c, store.get(c.key)));
+): { succeeded: boolean; results: TxnOpResult[]; wrote: boolean } | { refused: KvResult } {
+  const succeeded = cmd.compare.every((c) => compareHolds(c, store.get(c.key), store.leaseOf(c.key)));
+  const branch = succeeded ? cmd.success : cmd.failure;
+  // A put to a lease that is not there refuses the whole transaction before anything is written (etcd).
+  const byLease = new Map<number, string[]>();
+  for (const op of branch)
+    if ('put' in op && (op.put.lease ?? 0) !== 0) byLease.set(op.put.lease!, [...(byLease.get(op.put.lease!) ?? []), op.put.key]);
+  for (const [lease, keys] of byLease) {
+    const refused = store.leaseRefusal(lease, keys);
+    if (refused !== null) return { refused };
+  }
   const results: TxnOpResult[] = [];
   let wrote = false;
-  for (const op of succeeded ? cmd.success : cmd.failure) {
+  for (const op of branch) {
     if ('put' in op) {
-      store.put(op.put.key, op.put.value);
+      store.put(op.put.key, op.put.value, op.put.lease ?? 0);
       wrote = true;
       results.push({ put: { revision } });
     } else if ('delete' in op) {
@@ -128,7 +143,9 @@ function branchProblem(ops: unknown[], limits: KvLimits, branch: string): Comman
     if (!isObject(body)) return invalid(`${kind} must be an object`);
     const fields = Object.keys(body).sort().join(',');
     if (kind === 'put') {
-      if (fields !== 'key,value') return invalid('put takes {key, value}');
+      if (fields !== 'key,value' && fields !== 'key,lease,value') return invalid('put takes {key, value} and an optional lease');
+      const lease = body['lease'];
+      if (lease !== undefined && !isNonNegativeSafeInteger(lease)) return invalid('a put lease must be a lease id (0: none)');
       const k = keyProblem(body['key'], limits, 'put key');
       if (typeof k !== 'number') return k;
       const v = valueProblem(body['value'], limits);
@@ -177,7 +194,11 @@ export function cleanTxn(cmd: { compare: TxnCompare[]; success: TxnOp[]; failure
   failure: TxnOp[];
 } {
   const op = (o: TxnOp): TxnOp => {
-    if ('put' in o) return { put: { key: o.put.key, value: o.put.value } };
+    if ('put' in o)
+      return {
+        put:
+          o.put.lease === undefined ? { key: o.put.key, value: o.put.value } : { key: o.put.key, value: o.put.value, lease: o.put.lease },
+      };
     if ('delete' in o) return { delete: 'key' in o.delete ? { key: o.delete.key } : { prefix: o.delete.prefix } };
     const g = o.get;
     if ('key' in g) return { get: { key: g.key } };

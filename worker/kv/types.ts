@@ -66,7 +66,7 @@ export type KvCommand =
  *  createRevision and modRevision 0, and no value (a value compare on it is false). */
 export interface TxnCompare {
   key: string;
-  target: 'value' | 'version' | 'createRevision' | 'modRevision';
+  target: 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
   result: '==' | '!=' | '<' | '>';
   /** A string for `value`, a non-negative integer for the others. */
   value: string | number;
@@ -74,7 +74,7 @@ export interface TxnCompare {
 
 /** One operation of a transaction (etcd's RequestOp). */
 export type TxnOp =
-  | { put: { key: string; value: string } }
+  | { put: { key: string; value: string; lease?: number } }
   | { delete: { key: string } | { prefix: string } }
   | { get: { key: string } | { prefix: string; limit?: number } };
 
