@@ -339,3 +339,17 @@ describe('locks and elections on the edge', () => {
     expect(await leader.json()).toMatchObject({ value: 'a' });
   });
 });
+
+describe('leases on the edge', () => {
+  it('grants a lease, attaches a key, keeps it alive, lists it, and revokes it with its key', async () => {
+    const granted = await c.follow('/lease', { method: 'POST', body: '{"ttl":30}' });
+    expect(granted.status).toBe(200);
+    const { id } = (await granted.json()) as { id: string };
+    expect((await c.follow(`/edge-session?lease=${id}`, { method: 'PUT', body: 'alive' })).status).toBe(204);
+    expect(await (await c.follow(`/lease/${id}/keepalive`, { method: 'POST' })).json()).toMatchObject({ id, ttl: 30 });
+    expect(await (await c.follow(`/lease/${id}`)).json()).toMatchObject({ id, grantedTtl: 30, keys: ['edge-session'] });
+    expect((await c.follow(`/lease/${id}`, { method: 'DELETE' })).status).toBe(200);
+    expect((await c.follow('/edge-session')).status).toBe(404);
+    expect((await c.follow(`/lease/${id}/keepalive`, { method: 'POST' })).status).toBe(404);
+  });
+});
