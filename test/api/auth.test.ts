@@ -4,7 +4,8 @@
 // every peer, ranges, multi-key writes, compares, the locked and open modes.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter, createAuthorizer, digestOf } from '../../worker/api/router.ts';
+import { createAuthorizer, digestOf } from '../../worker/api/router.ts';
+import { routersFor } from './routers.ts';
 import type { AuthSettings } from '../../worker/api/router.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
@@ -34,28 +35,14 @@ async function setup(settings: Partial<AuthSettings> = {}, clusterOptions: Param
   cluster = c;
   // The authorizer's clock runs ahead of the one tokens are stamped with by `advance`.
   let ahead = 0;
-  const routers = new Map<NodeId, ReturnType<typeof createApiRouter>>();
-  const router = (id: NodeId) => {
-    let r = routers.get(id);
-    if (r === undefined) {
-      const peer = c.peer(id);
-      r = createApiRouter({
-        peer,
-        now: () => Date.now() + ahead,
-        mode: 'redirect',
-        leaderUrl: (request, _leader, address) => `${address}${new URL(request.url).pathname}`,
-        authorize: createAuthorizer(
-          { mode: 'tokens', rootDigest: digestOf(ROOT), clusterDigest: digestOf(CLUSTER), now: () => Date.now() + ahead, ...settings },
-          () => peer.tokens,
-        ),
-        log: (level, event, fields) => {
-          if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
-        },
-      });
-      routers.set(id, r);
-    }
-    return r;
-  };
+  const now = () => Date.now() + ahead;
+  const router = routersFor(c, (id) => ({
+    now,
+    authorize: createAuthorizer(
+      { mode: 'tokens', rootDigest: digestOf(ROOT), clusterDigest: digestOf(CLUSTER), now, ...settings },
+      () => c.peer(id).tokens,
+    ),
+  }));
   const call: Env['call'] = async (id, path, init = {}) => {
     const { token, ...rest } = init;
     const headers = new Headers(rest.headers);

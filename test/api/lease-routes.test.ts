@@ -1,7 +1,7 @@
 // The lease routes through the shared router, against an in-process 3-peer cluster.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter } from '../../worker/api/router.ts';
+import { routersFor } from './routers.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { LEASE_TTL_MAX_SECONDS } from '../../worker/kv/leases.ts';
@@ -15,20 +15,9 @@ afterEach(async () => {
 async function setup() {
   const c = await TestCluster.start({ seed: 3 });
   cluster = c;
-  const routers = new Map<NodeId, ReturnType<typeof createApiRouter>>();
+  const router = routersFor(c);
   const call = async (id: NodeId, path: string, init: RequestInit = {}): Promise<Response> => {
-    let r = routers.get(id);
-    if (r === undefined) {
-      r = createApiRouter({
-        peer: c.peer(id),
-        mode: 'redirect',
-        leaderUrl: (request, _leader, address) => `${address}${new URL(request.url).pathname}`,
-        log: (level, event, fields) => {
-          if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
-        },
-      });
-      routers.set(id, r);
-    }
+    const r = router(id);
     const res = await c.drive(r.fetch(new Request(`${addressOf(id)}${path}`, init)));
     expect(res.status, path).not.toBe(500);
     return res;

@@ -3,8 +3,7 @@
 // a dead holder's lease releasing the lock, and an election's leader, proclaim, resign and observe.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter } from '../../worker/api/router.ts';
-import type { NodeId } from '../../worker/raft/types.ts';
+import { routersFor } from './routers.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 
 let cluster: TestCluster | null = null;
@@ -16,22 +15,7 @@ afterEach(async () => {
 async function setup() {
   const c = await TestCluster.start();
   cluster = c;
-  const routers = new Map<NodeId, ReturnType<typeof createApiRouter>>();
-  const router = (id: NodeId) => {
-    let r = routers.get(id);
-    if (r === undefined) {
-      r = createApiRouter({
-        peer: c.peer(id),
-        mode: 'redirect',
-        leaderUrl: (request, _leader, address) => `${address}${new URL(request.url).pathname}`,
-        log: (level, event, fields) => {
-          if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
-        },
-      });
-      routers.set(id, r);
-    }
-    return r;
-  };
+  const router = routersFor(c);
   const leader = (await c.waitLeader()).id;
   /** A request that is not driven yet (the caller drives it with others). */
   const send = (path: string, init: RequestInit = {}) => router(leader).fetch(new Request(`${addressOf(leader)}${path}`, init));

@@ -4,8 +4,7 @@
 // a removed peer, bad input, and GET /:key?waitIndex=.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { createApiRouter } from '../../worker/api/router.ts';
-import type { ApiHost } from '../../worker/api/router.ts';
+import { routersFor } from './routers.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 
@@ -25,23 +24,7 @@ interface Env {
 async function setup(opts: Parameters<typeof TestCluster.start>[0] = {}): Promise<Env> {
   const c = await TestCluster.start(opts);
   cluster = c;
-  const apis = new Map<NodeId, ReturnType<typeof createApiRouter>>();
-  const api = (id: NodeId) => {
-    let a = apis.get(id);
-    if (a === undefined) {
-      const host: ApiHost = {
-        peer: c.peer(id),
-        mode: 'redirect',
-        leaderUrl: (request, _leader, address) => `${address}${new URL(request.url).pathname}${new URL(request.url).search}`,
-        log: (level, event, fields) => {
-          if (level === 'error') throw new Error(`router logged ${event}: ${JSON.stringify(fields)}`);
-        },
-      };
-      a = createApiRouter(host);
-      apis.set(id, a);
-    }
-    return a;
-  };
+  const api = routersFor(c);
   const call = (id: NodeId, path: string, init?: RequestInit) => c.drive(api(id).fetch(new Request(`${addressOf(id)}${path}`, init)));
   const leader = (await c.waitLeader()).id;
   await c.tick(2);

@@ -4,7 +4,7 @@
 // cluster token alone.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcCluster, type ProcNode } from './proc-cluster.ts';
+import { ProcCluster, followLeader } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
 
 const ROOT = 'node-root-token-0123456789abcdef';
@@ -14,17 +14,7 @@ afterAll(() => cluster.stopAll());
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
-/** A request to `node`; a 307 is followed by hand with the same credential, as
- *  `curl --location-trusted` does (fetch and plain `curl -L` drop it on another port). */
-async function call(node: ProcNode, path: string, init: RequestInit = {}): Promise<Response> {
-  let url = `${node.url}${path}`;
-  for (let hop = 0; ; hop++) {
-    const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(5000) });
-    if (res.status !== 307 || hop === 3) return res;
-    await res.arrayBuffer();
-    url = res.headers.get('location')!;
-  }
-}
+const call = followLeader;
 
 describe('Node: access control', () => {
   it('serves a stranger nothing but /health, and nothing about the cluster', async () => {

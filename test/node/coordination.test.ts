@@ -3,23 +3,14 @@
 // as of a revision from its own state.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ProcCluster, type ProcNode } from './proc-cluster.ts';
+import { ProcCluster, followLeader } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
 
 const cluster = new ProcCluster({ engine: 'sqlite' });
 beforeAll(() => cluster.start());
 afterAll(() => cluster.stopAll());
 
-/** A request that follows the leader's redirect. */
-async function call(node: ProcNode, path: string, init: RequestInit = {}): Promise<Response> {
-  let url = `${node.url}${path}`;
-  for (let hop = 0; ; hop++) {
-    const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(5000) });
-    if (res.status !== 307 || hop === 3) return res;
-    await res.arrayBuffer();
-    url = res.headers.get('location')!;
-  }
-}
+const call = followLeader;
 
 const takeLock = (who: string) =>
   JSON.stringify({

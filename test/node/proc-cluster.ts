@@ -280,3 +280,15 @@ export async function readPrefix(node: ProcNode, prefix: string): Promise<Map<st
     start = decodeURIComponent(next);
   }
 }
+
+/** A request to `node` that follows the leader's 307s with the same headers, as
+ *  `curl --location-trusted` does (fetch and plain `curl -L` drop credentials on another port). */
+export async function followLeader(node: ProcNode, path: string, init: RequestInit = {}): Promise<Response> {
+  let url = `${node.url}${path}`;
+  for (let hop = 0; ; hop++) {
+    const res = await fetch(url, { ...init, redirect: 'manual', signal: AbortSignal.timeout(5000) });
+    if (res.status !== 307 || hop === 3) return res;
+    await res.arrayBuffer();
+    url = res.headers.get('location')!;
+  }
+}

@@ -34,8 +34,14 @@ export async function toLeader(ctx: ApiContext, leader: NodeId, address: string)
 }
 
 /** Run a leader-only change; a follower sends the client to the leader. */
-export async function onLeader(ctx: ApiContext, run: () => Promise<ApiReply>): Promise<ApiReply> {
-  if (!ctx.peer.isLeader()) {
+export function onLeader(ctx: ApiContext, run: () => Promise<ApiReply>): Promise<ApiReply> {
+  return onPeer(ctx, true, run);
+}
+
+/** Run on this peer (`leaderOnly`: on the leader only, a follower sends the client there); a
+ *  peer that learns meanwhile it does not lead sends the client on too. */
+export async function onPeer(ctx: ApiContext, leaderOnly: boolean, run: () => Promise<ApiReply>): Promise<ApiReply> {
+  if (leaderOnly && !ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
     return toLeader(ctx, leader.id, leader.address);
   }

@@ -24,7 +24,7 @@ import type { ApiReply } from './exchange.ts';
 import { peerErrorToApi } from './errors.ts';
 import type { ApiContext } from './host.ts';
 import { H, badRequest } from './http.ts';
-import { toLeader } from './leader.ts';
+import { onPeer } from './leader.ts';
 import { checkKey, intParam, queryParams } from './params.ts';
 import { sseStream } from './sse.ts';
 
@@ -132,19 +132,4 @@ function flag(value: string | undefined): boolean {
   if (value === undefined || value === '0' || value === 'false') return false;
   if (value === '1' || value === 'true' || value === '') return true;
   throw badRequest(`prefix on /watch/<key> is a flag (1 or true); to name a prefix use GET /watch?prefix=`);
-}
-
-/** Run on this peer; `leader`: on the leader only (a follower sends the client there). */
-async function onPeer(ctx: ApiContext, leader: boolean, run: () => Promise<ApiReply>): Promise<ApiReply> {
-  if (leader && !ctx.peer.isLeader()) {
-    const info = ctx.peer.leaderInfo();
-    return toLeader(ctx, info.id, info.address);
-  }
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
-    if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');
-    throw err instanceof PeerError ? peerErrorToApi(err) : err;
-  }
 }
