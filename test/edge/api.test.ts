@@ -353,3 +353,30 @@ describe('leases on the edge', () => {
     expect((await c.follow(`/lease/${id}/keepalive`, { method: 'POST' })).status).toBe(404);
   });
 });
+
+describe('coordination routes refuse bad input clearly on the edge', () => {
+  it('answers 400, 404, 409, 410 and 413 as documented', async () => {
+    const cases: Array<[string, RequestInit, number, string]> = [
+      ['/txn', { method: 'POST', body: '{"success":[{"put":{"key":"a"}}]}' }, 400, 'bad_request'],
+      [
+        '/txn',
+        { method: 'POST', body: JSON.stringify({ success: [{ put: { key: 'a', value: 'x'.repeat(3 * 1024 * 1024) } }] }) },
+        413,
+        'too_large',
+      ],
+      ['/txn', { method: 'POST', body: '{"success":[{"put":{"key":"a","value":"1","lease":987654}}]}' }, 404, 'lease_not_found'],
+      ['/lease/987654/keepalive', { method: 'POST' }, 404, 'lease_not_found'],
+      ['/lease', { method: 'POST', body: '{"ttl":-1}' }, 400, 'bad_request'],
+      ['/election/nobody', {}, 404, 'not_found'],
+      ['/election/e1/proclaim', { method: 'POST', body: '{"key":"election/e1/ff","value":"x"}' }, 409, 'not_elected'],
+      ['/watch/a?fromRevision=abc', {}, 400, 'bad_request'],
+      ['/compact', { method: 'POST', body: '{"revision":0}' }, 400, 'bad_request'],
+      ['/edge-lock?revision=1', {}, 410, 'compacted'],
+    ];
+    for (const [path, init, status, code] of cases) {
+      const res = await c.follow(path, init);
+      expect(res.status, `${init.method ?? 'GET'} ${path}`).toBe(status);
+      expect(((await res.json()) as { error: { code: string } }).error.code, path).toBe(code);
+    }
+  });
+});
