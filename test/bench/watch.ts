@@ -1,8 +1,9 @@
 // Watch fan-out: W watchers on one prefix (spread round-robin over the members, as clients
 // spread over their endpoints) while one writer puts distinct keys under that prefix at a fixed
-// rate, a few writes in flight, to the leader. Reported: events per second delivered in total
-// over the watchers, and the lag from commit to delivery (the time a watcher reads the event
-// minus the time the write was acknowledged to the writer; one process, so one clock).
+// rate to the leader, up to 16 writes in flight (a slow write must not hold up the next ones).
+// Reported: events per second delivered in total over the watchers, and the lag from commit to
+// delivery (the time a watcher reads the event minus the time the write was acknowledged to the
+// writer; one process, so one clock), with its p50 for watchers on the leader and on followers.
 //
 // metcd: GET /watch?prefix=P (Server-Sent Events: one `event: revision` frame per revision with a
 // JSON array of changes). etcd: POST /v3/watch {"create_request":{"key","range_end"}} on its JSON
@@ -14,7 +15,8 @@
 // reader; its CPU and event-loop delay are reported, since a busy client adds to the lag.
 //
 // Every watcher must receive every write exactly once (counted per watcher and key); a missing
-// or repeated event, an error, an end of stream, or a leader change marks the run INVALID.
+// or repeated event, an error, an end of stream, a leader change, or a writer that fell behind
+// its schedule by more than 10% marks the run INVALID.
 
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { totalCpuSeconds } from './cpu.ts';
@@ -47,6 +49,8 @@ export interface WatchResult {
   eventsDelivered: number;
   /** Acknowledgement → delivery, over every (watcher, measured write). Negative: delivered first. */
   lagMs: { p50: number; p90: number; p99: number; max: number };
+  /** Lag p50 of the watchers on the leader and of those on the followers. */
+  lagP50ByMemberMs: { leader: number; followers: number };
   /** Share of deliveries that reached the watcher before the writer had its acknowledgement. */
   beforeAckPct: number;
   clusterCores: number | null;
@@ -226,7 +230,6 @@ export async function measureWatch(cluster: ClusterUnderTest, opts: WatchOptions
   // Writer: write i is due at t0 + i/rate; `concurrency` loops take the next due write.
   const value = benchValue(opts.valueBytes);
   const ackAt = new Float64Array(total).fill(NaN);
-  const sentAt = new Float64Array(total).fill(NaN);
   let writeErrors = 0;
   let firstWriteError = '';
   const put = async (key: string): Promise<void> => {
@@ -265,7 +268,6 @@ export async function measureWatch(cluster: ClusterUnderTest, opts: WatchOptions
         loop.enable();
         measuredStartMs = Date.now();
       }
-      sentAt[i] = performance.now();
       try {
         await put(keyOf(i));
       } catch (err) {
@@ -309,28 +311,38 @@ export async function measureWatch(cluster: ClusterUnderTest, opts: WatchOptions
   let k = 0;
   let beforeAck = 0;
   let lastDelivery = -Infinity;
+  const byMember = { leader: [] as number[], followers: [] as number[] };
   for (const w of watchers) {
+    const group = w.url === leader.url ? byMember.leader : byMember.followers;
     for (let i = warmupWrites; i < total; i++) {
       const at = w.at[i]!;
       if (Number.isNaN(at) || Number.isNaN(ackAt[i]!)) continue;
       const lag = at - ackAt[i]!;
       if (lag < 0) beforeAck++;
       lags[k++] = lag;
+      group.push(lag);
       if (at > lastDelivery) lastDelivery = at;
     }
   }
   const sorted = lags.subarray(0, k).sort();
+  const lagP50 = (xs: number[]) => round2(percentile(Float64Array.from(xs).sort(), 50));
   let lastAck = -Infinity;
   for (let i = warmupWrites; i < total; i++) if (ackAt[i]! > lastAck) lastAck = ackAt[i]!;
-  const firstSent = sentAt[warmupWrites]!;
-  const eventsS = (lastDelivery - firstSent) / 1000;
-  const writesS = (lastAck - firstSent) / 1000;
+  // From when the first measured write was due (a writer behind its schedule then catching up
+  // must not shrink the window).
+  const firstDue = t0 + (warmupWrites * 1000) / opts.rate;
+  const eventsS = (lastDelivery - firstDue) / 1000;
+  const writesS = (lastAck - firstDue) / 1000;
+  const writesPerS = writesS > 0 ? Math.round(measuredWrites / writesS) : 0;
+  if (writesPerS < 0.9 * opts.rate) {
+    problems.push(`the writer fell behind (${writesPerS} of ${opts.rate} writes/s): events/s measure the writes, not the watchers`);
+  }
   return {
     system: cluster.label,
     watchers: watchers.length,
     writes: measuredWrites,
     offeredWritesPerS: opts.rate,
-    writesPerS: writesS > 0 ? Math.round(measuredWrites / writesS) : 0,
+    writesPerS,
     eventsPerS: eventsS > 0 ? Math.round(k / eventsS) : 0,
     eventsDelivered: k,
     lagMs: {
@@ -339,6 +351,7 @@ export async function measureWatch(cluster: ClusterUnderTest, opts: WatchOptions
       p99: round2(percentile(sorted, 99)),
       max: round2(sorted.length ? sorted[sorted.length - 1]! : NaN),
     },
+    lagP50ByMemberMs: { leader: lagP50(byMember.leader), followers: lagP50(byMember.followers) },
     beforeAckPct: k > 0 ? round2((beforeAck / k) * 100) : 0,
     clusterCores: cpuUsed > 0 && wallS > 0 ? round2(cpuUsed / wallS) : null,
     clientCores: wallS > 0 ? round2((client.user + client.system) / 1e6 / wallS) : 0,
@@ -358,6 +371,7 @@ function invalid(system: string, opts: WatchOptions, reason: string): WatchResul
     eventsPerS: 0,
     eventsDelivered: 0,
     lagMs: { p50: NaN, p90: NaN, p99: NaN, max: NaN },
+    lagP50ByMemberMs: { leader: NaN, followers: NaN },
     beforeAckPct: 0,
     clusterCores: null,
     clientCores: 0,
