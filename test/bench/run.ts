@@ -1,6 +1,6 @@
 // `npm run bench`: metcd next to etcd on the same machine, in one run.
 //
-//   npm run bench                                   every engine, etcd, failover, edge
+//   npm run bench                                   every engine, etcd, watch, leases, failover, edge
 //   npm run bench -- --engine sqlite --workloads writes,mix-90-10 --skip-edge
 //   npm run bench -- --quick                        short runs (a smoke test of the harness)
 //   npm run bench -- --engine memory --skip-etcd --skip-failover --skip-edge --cpu-prof /tmp/prof
