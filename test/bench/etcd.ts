@@ -125,6 +125,10 @@ export class EtcdCluster implements ClusterUnderTest {
     });
   }
 
+  clientUrls(): string[] {
+    return this.members.map((m) => m.clientUrl);
+  }
+
   pids(): number[] {
     return this.members.filter((m) => m.proc.exitCode === null && m.proc.signalCode === null).map((m) => m.proc.pid!);
   }

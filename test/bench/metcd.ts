@@ -142,6 +142,10 @@ export class MetcdCluster implements ClusterUnderTest {
     });
   }
 
+  clientUrls(): string[] {
+    return this.nodes.map((n) => n.url);
+  }
+
   pids(): number[] {
     return this.nodes.filter((n) => n.alive).map((n) => n.proc!.pid!);
   }

@@ -1,8 +1,11 @@
-// The one table (throughput, p50/p99/p99.9 per system and the metcd/etcd ratios), the failover
-// and edge lines, and the targets of issue 5 checked against the numbers.
+// The one table (throughput, p50/p99/p99.9 per system and the metcd/etcd ratios), the watch
+// fan-out and lease keep-alive tables (the same shape, their own ratios), the failover and edge
+// lines, and the targets of issue 5 checked against the numbers.
 
 import type { EdgeResult } from './edge.ts';
 import type { FailoverResult } from './failover.ts';
+import type { LeaseResult } from './leases.ts';
+import type { WatchResult } from './watch.ts';
 import type { WorkloadResult } from './workloads.ts';
 
 export const TARGETS = {
@@ -104,4 +107,84 @@ export function verdicts(results: readonly WorkloadResult[], failover: readonly 
     });
   }
   return out;
+}
+
+const ratio = (a: number, b: number | undefined): string => (b === undefined || !(b > 0) ? '' : `${(a / b).toFixed(2)}x`);
+
+function rows(header: string[], widths: number[], body: Array<{ cells: string[]; problems: string[] }>): string {
+  const lines = [header.map((h, i) => pad(h, widths[i]!, i >= 1)).join(' ')];
+  lines.push(widths.map((w) => '-'.repeat(w)).join(' '));
+  for (const r of body) {
+    let line = r.cells.map((c, i) => pad(c, widths[i]!, i >= 1)).join(' ');
+    if (r.problems.length > 0) line += `  INVALID: ${r.problems.join('; ')}`;
+    lines.push(line);
+  }
+  return lines.join('\n');
+}
+
+/** Watch fan-out: events/s delivered over all watchers and the ack → delivery lag, vs etcd. */
+export function watchTable(results: readonly WatchResult[]): string {
+  const etcd = results.find((r) => r.system === 'etcd' && r.problems.length === 0);
+  const header = [
+    'system',
+    'events/s',
+    'lag p50 ms',
+    'lag p99 ms',
+    'lag max',
+    'cores',
+    'client',
+    'vs etcd ev/s',
+    'vs etcd lag p50',
+    'vs etcd lag p99',
+  ];
+  const widths = [15, 9, 11, 11, 8, 6, 7, 13, 16, 16];
+  return rows(
+    header,
+    widths,
+    results.map((r) => {
+      const vs = r.system !== 'etcd' && r.problems.length === 0 ? etcd : undefined;
+      return {
+        cells: [
+          r.system,
+          String(r.eventsPerS),
+          fmt(r.lagMs.p50),
+          fmt(r.lagMs.p99),
+          fmt(r.lagMs.max),
+          r.clusterCores === null ? '-' : r.clusterCores.toFixed(2),
+          r.clientCores.toFixed(2),
+          ratio(r.eventsPerS, vs?.eventsPerS),
+          ratio(r.lagMs.p50, vs?.lagMs.p50),
+          ratio(r.lagMs.p99, vs?.lagMs.p99),
+        ],
+        problems: r.problems,
+      };
+    }),
+  );
+}
+
+/** Lease keep-alive throughput and latency, vs etcd. */
+export function leaseTable(results: readonly LeaseResult[]): string {
+  const etcd = results.find((r) => r.system === 'etcd' && r.problems.length === 0);
+  const header = ['system', 'keepalive/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'cores', 'vs etcd ka/s', 'vs etcd p99'];
+  const widths = [15, 12, 8, 8, 9, 6, 13, 12];
+  return rows(
+    header,
+    widths,
+    results.map((r) => {
+      const vs = r.system !== 'etcd' && r.problems.length === 0 ? etcd : undefined;
+      return {
+        cells: [
+          r.system,
+          String(r.keepAlivesPerS),
+          fmt(r.latencyMs.p50),
+          fmt(r.latencyMs.p99),
+          fmt(r.latencyMs.p999),
+          r.clusterCores === null ? '-' : r.clusterCores.toFixed(2),
+          ratio(r.keepAlivesPerS, vs?.keepAlivesPerS),
+          ratio(r.latencyMs.p99, vs?.latencyMs.p99),
+        ],
+        problems: r.problems,
+      };
+    }),
+  );
 }

@@ -1,11 +1,14 @@
 // `npm run bench`: metcd next to etcd on the same machine, in one run.
 //
-//   npm run bench                                   every engine, etcd, failover, edge
+//   npm run bench                                   every engine, etcd, watch, leases, failover, edge
 //   npm run bench -- --engine sqlite --workloads writes,mix-90-10 --skip-edge
 //   npm run bench -- --quick                        short runs (a smoke test of the harness)
 //   npm run bench -- --engine memory --skip-etcd --skip-failover --skip-edge --cpu-prof /tmp/prof
+//   npm run bench -- --engine memory --workloads none --skip-failover --skip-edge   watch and leases only
 //
-// Load comes from wrk (C; with 2 threads it is not the bottleneck on 2 cores, where a Node
+// Per cluster, after the workloads: watch fan-out (watch.ts: watchers on one prefix while a paced
+// writer writes under it; a Node client, one process) and lease keep-alive throughput (leases.ts,
+// wrk). Load comes from wrk (C; with 2 threads it is not the bottleneck on 2 cores, where a Node
 // load generator would compete with the nodes for CPU). Without wrk the throughput phases are
 // skipped with the install command; without etcd the etcd side is. Prints one table, writes it
 // with every detail as JSON under test/bench/results/ (git-ignored). Everything started here is
@@ -22,11 +25,13 @@ import { runEdge, type EdgeResult } from './edge.ts';
 import { EtcdCluster } from './etcd.ts';
 import { runFailover, type FailoverResult } from './failover.ts';
 import { assertPortsFree } from './http.ts';
+import { measureLeases, type LeaseResult } from './leases.ts';
 import { ENGINES, MetcdCluster, type Engine } from './metcd.ts';
 import { Progress } from './progress.ts';
-import { table, verdicts } from './report.ts';
+import { leaseTable, table, verdicts, watchTable } from './report.ts';
 import type { ClusterUnderTest } from './target.ts';
 import { findEtcd, findWrk } from './tools.ts';
+import { measureWatch, type WatchResult } from './watch.ts';
 import { WORKLOADS, measure, type WorkloadResult } from './workloads.ts';
 
 // Ports (this harness owns 14000–14999): metcd engine k on 14000+10k.., etcd on 14100.., 14110..
@@ -36,7 +41,7 @@ const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
 
 const USAGE = `usage: npm run bench -- [flags]
   --engine memory|sqlite|leveldb|all   metcd storage engines to measure (default all)
-  --workloads a,b                      of: ${WORKLOADS.map((w) => w.name).join(', ')} (default all)
+  --workloads a,b|none                 of: ${WORKLOADS.map((w) => w.name).join(', ')} (default all)
   --duration S                         measured seconds per workload (default 15; --quick 5)
   --warmup S                           warm-up seconds before each (default 5; --quick 2)
   --connections N                      wrk connections (default 64)
@@ -44,7 +49,12 @@ const USAGE = `usage: npm run bench -- [flags]
   --kills N                            failover: leader kills per engine (default 10; --quick 3)
   --tick-ms MS --election-ticks N      metcd Raft timing (default 50 and 10: election after 0.5-1 s)
   --snapshot-entries N                 metcd log entries between snapshots (default: the node's)
-  --skip-etcd --skip-failover --skip-edge
+  --watchers N                         watch fan-out: watchers on one prefix (default 100)
+  --watch-rate N                       watch fan-out: writes per second under it (default 200)
+  --leases N                           lease keep-alive: leases, one wrk connection each (default 64)
+  --phase-duration S --phase-warmup S  watch and lease phases: measured and warm-up seconds (default 10
+                                       and 2; --quick 5 and 1)
+  --skip-etcd --skip-failover --skip-edge --skip-watch --skip-leases
   --quick                              short everything
   --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
   --out FILE                           JSON results (default test/bench/results/bench-<time>.json)`;
@@ -69,9 +79,16 @@ function parse() {
         'tick-ms': { type: 'string', default: '50' },
         'election-ticks': { type: 'string', default: '10' },
         'snapshot-entries': { type: 'string' },
+        watchers: { type: 'string' },
+        'watch-rate': { type: 'string' },
+        leases: { type: 'string' },
+        'phase-duration': { type: 'string' },
+        'phase-warmup': { type: 'string' },
         'skip-etcd': { type: 'boolean', default: false },
         'skip-failover': { type: 'boolean', default: false },
         'skip-edge': { type: 'boolean', default: false },
+        'skip-watch': { type: 'boolean', default: false },
+        'skip-leases': { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
         'cpu-prof': { type: 'string' },
         out: { type: 'string' },
@@ -100,7 +117,7 @@ function parse() {
           if (!(ENGINES as readonly string[]).includes(e)) fail(`unknown engine ${e}`);
           return e as Engine;
         });
-  const workloads = values.workloads.split(',').map((name) => {
+  const workloads = (values.workloads === 'none' ? [] : values.workloads.split(',')).map((name) => {
     const w = WORKLOADS.find((x) => x.name === name);
     if (w === undefined) fail(`unknown workload ${name}`);
     return w;
@@ -119,6 +136,13 @@ function parse() {
     skipEtcd: values['skip-etcd'],
     skipFailover: values['skip-failover'],
     skipEdge: values['skip-edge'],
+    skipWatch: values['skip-watch'],
+    skipLeases: values['skip-leases'],
+    watchers: int('watchers', values.watchers, 100, 1),
+    watchRate: int('watch-rate', values['watch-rate'], 200, 1),
+    leases: int('leases', values.leases, 64, 1),
+    phaseDurationS: int('phase-duration', values['phase-duration'], quick ? 5 : 10, 1),
+    phaseWarmupS: int('phase-warmup', values['phase-warmup'], quick ? 1 : 2, 0),
     quick,
     cpuProf: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
     out: values.out ?? path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
@@ -137,13 +161,18 @@ async function main(): Promise<void> {
   if (etcd.path === null && !o.skipEtcd)
     process.stderr.write(`bench: etcd not found, skipping the etcd side; install it with:\n  ${etcd.install}\n`);
   const runLoad = wrk.path !== null;
-  const runEtcd = runLoad && etcd.path !== null && !o.skipEtcd;
+  const runWatch = !o.skipWatch;
+  const runLeases = runLoad && !o.skipLeases;
+  // A cluster is started for the workloads and the lease phase (both wrk) or the watch phase.
+  const runClusters = (runLoad && (o.workloads.length > 0 || runLeases)) || runWatch;
+  const runEtcd = runClusters && etcd.path !== null && !o.skipEtcd;
 
   // Plan, for the "time left" in progress lines.
   const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
-  const clusterMs = o.workloads.length * perWorkloadMs + 8000;
+  const perPhaseMs = (o.phaseDurationS + o.phaseWarmupS) * 1000 + 4000;
+  const clusterMs = (runLoad ? o.workloads.length * perWorkloadMs : 0) + (runWatch ? perPhaseMs : 0) + (runLeases ? perPhaseMs : 0) + 8000;
   const plannedMs =
-    (runLoad ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0) +
+    (runClusters ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0) +
     (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000)) +
     (o.skipEdge ? 0 : 40_000);
   const progress = new Progress(plannedMs);
@@ -157,6 +186,8 @@ async function main(): Promise<void> {
   const scriptDir = trackDir(mkdtempSync(path.join(tmpdir(), 'metcd-bench-wrk-')));
   const results: WorkloadResult[] = [];
   const failover: FailoverResult[] = [];
+  const watches: WatchResult[] = [];
+  const leases: LeaseResult[] = [];
   let edge: EdgeResult | null = null;
   const env =
     o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
@@ -164,8 +195,8 @@ async function main(): Promise<void> {
 
   const measureAll = async (cluster: ClusterUnderTest): Promise<void> => {
     const leader = await cluster.leader();
-    if (o.workloads.some((w) => w.readPct > 0)) await cluster.preload(leader, o.readKeys, o.valueBytes);
-    for (const w of o.workloads) {
+    if (runLoad && o.workloads.some((w) => w.readPct > 0)) await cluster.preload(leader, o.readKeys, o.valueBytes);
+    for (const w of runLoad ? o.workloads : []) {
       const done = progress.phase(`${cluster.label} ${w.name}`, perWorkloadMs);
       const r = await measure(cluster, w, {
         wrkPath: wrk.path!,
@@ -181,6 +212,40 @@ async function main(): Promise<void> {
       results.push(r);
       progress.note(
         `${r.requestsPerS} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`,
+      );
+      done();
+    }
+    if (runWatch) {
+      const done = progress.phase(`${cluster.label} watch fan-out: ${o.watchers} watchers, ${o.watchRate} writes/s`, perPhaseMs);
+      const r = await measureWatch(cluster, {
+        watchers: o.watchers,
+        rate: o.watchRate,
+        concurrency: 16,
+        durationS: o.phaseDurationS,
+        warmupS: o.phaseWarmupS,
+        valueBytes: o.valueBytes,
+        onTick: (t) => progress.note(t),
+      });
+      watches.push(r);
+      progress.note(
+        `${r.eventsPerS} events/s, lag p50 ${r.lagMs.p50} ms (leader ${r.lagP50ByMemberMs.leader}, followers ${r.lagP50ByMemberMs.followers}), p99 ${r.lagMs.p99} ms, client ${r.clientCores} cores, client loop delay p99 ${r.clientLoopDelayP99Ms} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`,
+      );
+      done();
+    }
+    if (runLeases) {
+      const done = progress.phase(`${cluster.label} lease keep-alive: ${o.leases} leases`, perPhaseMs);
+      const r = await measureLeases(cluster, {
+        wrkPath: wrk.path!,
+        leases: o.leases,
+        threads: o.threads,
+        durationS: o.phaseDurationS,
+        warmupS: o.phaseWarmupS,
+        scriptDir,
+        onTick: (t) => progress.note(t),
+      });
+      leases.push(r);
+      progress.note(
+        `${r.keepAlivesPerS} keep-alives/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`,
       );
       done();
     }
@@ -206,7 +271,7 @@ async function main(): Promise<void> {
       ...(o.snapshotEntries === undefined ? {} : { snapshotEntries: o.snapshotEntries }),
     };
     const metcdOpts = { engine, basePort, ...timing, ...(env ? { env } : {}) };
-    if (runLoad) {
+    if (runClusters) {
       await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
       const done = progress.phase(`metcd/${engine}: starting 3 nodes`, 5000);
       const cluster = await MetcdCluster.start(metcdOpts);
@@ -256,6 +321,25 @@ async function main(): Promise<void> {
     out.push('  cores: CPU the three server processes used during the run (the machine has ' + cpus().length + ')');
     for (const w of o.workloads) out.push(`  ${w.name}: ${w.describe}`);
   }
+  if (watches.length > 0) {
+    out.push(
+      '',
+      `watch fan-out — ${o.watchers} watchers on one prefix (spread over the 3 members), ${o.watchRate} writes/s to the leader (≤ 16 in flight), ${o.phaseDurationS}s after ${o.phaseWarmupS}s warm-up`,
+      '',
+    );
+    out.push(watchTable(watches), '');
+    out.push('  events/s: delivered, summed over the watchers; lag: write acknowledged → event read by the watcher (one clock)');
+    out.push('  cores: CPU of the three server processes; client: CPU of this process (watchers and writer, one Node process)');
+  }
+  if (leases.length > 0) {
+    out.push(
+      '',
+      `lease keep-alive — ${o.leases} leases, wrk -t${Math.min(o.threads, o.leases)} -c${o.leases} to the leader, ${o.phaseDurationS}s after ${o.phaseWarmupS}s warm-up`,
+      '',
+    );
+    out.push(leaseTable(leases), '');
+    out.push('  POST /lease/:id/keepalive vs /v3/lease/keepalive (gateway); every answer checked for a TTL > 0');
+  }
   if (failover.length > 0) {
     out.push('', 'failover (SIGKILL the leader under write load; kill → first write sent after it succeeds):');
     for (const f of failover)
@@ -287,6 +371,8 @@ async function main(): Promise<void> {
     config: { ...o, engines: o.engines, workloads: o.workloads.map((w) => w.name) },
     results,
     failover,
+    watches,
+    leases,
     edge,
     targets: v,
   };

@@ -19,6 +19,8 @@ export interface ClusterUnderTest {
   revision(leader: LeaderView): Promise<number>;
   /** Writes `count` keys readKey(0..count-1) with the bench value (the read workloads' keys). */
   preload(leader: LeaderView, count: number, valueBytes: number): Promise<void>;
+  /** Every member's client URL (watchers are spread over them, as clients spread over endpoints). */
+  clientUrls(): string[];
   /** Processes of the cluster, for CPU accounting. */
   pids(): number[];
   stop(): Promise<void>;

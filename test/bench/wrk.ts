@@ -144,8 +144,20 @@ export interface WrkRun {
 }
 
 export async function runWrk(run: WrkRun): Promise<WrkResult> {
-  const script = path.join(run.scriptDir, `${run.spec.system}-${run.spec.writeTag}.lua`);
-  writeFileSync(script, luaScript(run.spec));
+  return runWrkScript({ ...run, name: `${run.spec.system}-${run.spec.writeTag}`, script: luaScript(run.spec) });
+}
+
+export interface WrkScriptRun extends Omit<WrkRun, 'spec'> {
+  /** File name (without .lua) in scriptDir. */
+  name: string;
+  /** A Lua script whose done() prints the WRK_RESULT line (as luaScript's does). */
+  script: string;
+}
+
+/** wrk with any script that reports as luaScript's does; the WRK_RESULT line, parsed. */
+export async function runWrkScript<T = WrkResult>(run: WrkScriptRun): Promise<T> {
+  const script = path.join(run.scriptDir, `${run.name}.lua`);
+  writeFileSync(script, run.script);
   const args = [
     '-t',
     String(run.threads),
@@ -169,5 +181,5 @@ export async function runWrk(run: WrkRun): Promise<WrkResult> {
   clearInterval(ticker);
   const line = out.split('\n').find((l) => l.startsWith('WRK_RESULT '));
   if (code !== 0 || line === undefined) throw new Error(`wrk exited ${code}: ${out.trim().slice(-500)}`);
-  return JSON.parse(line.slice('WRK_RESULT '.length)) as WrkResult;
+  return JSON.parse(line.slice('WRK_RESULT '.length)) as T;
 }
