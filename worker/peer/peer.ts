@@ -676,6 +676,9 @@ export class Peer {
     if (applyFirst) this.applyEntries(committed);
     for (const rs of rd.readStates) this.reads.release(rs.ctx, rs.index);
     if (rd.snapshot === undefined) this.reads.serveUpTo(this.applied);
+    // Watchers see what reads see: committed entries applied early go out before this write,
+    // as their writes' answers do (a crash replays them from the durable log, the same).
+    if (applyFirst) this.watches.notify();
 
     // 1. persist
     const batch: SaveBatch = {};
