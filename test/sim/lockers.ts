@@ -95,13 +95,19 @@ export class SimLockers {
     const granted = (await peer.write({ op: 'lease-grant', ttl: LEASE_TTL_S })).result;
     if (!granted.ok || granted.op !== 'lease-grant') throw new Error('no lease');
     const lease = granted.id;
-    const ticket = await enqueue(peer, LOCK_PREFIX, lease, `locker-${locker}`);
-    const now = () => peer.nowMs();
-    const at = await waitTurn(peer, LOCK_PREFIX, ticket, now() + WAIT_MS, now, {
-      everyMs: (LEASE_TTL_S * 1000) / 3,
-      run: () => peer.keepAlive(lease),
-    });
-    return { locker, key: ticket.key, token: ticket.revision, at };
+    try {
+      const ticket = await enqueue(peer, LOCK_PREFIX, lease, `locker-${locker}`);
+      const now = () => peer.nowMs();
+      const at = await waitTurn(peer, LOCK_PREFIX, ticket, now() + WAIT_MS, now, {
+        everyMs: (LEASE_TTL_S * 1000) / 3,
+        run: () => peer.keepAlive(lease),
+      });
+      return { locker, key: ticket.key, token: ticket.revision, at };
+    } catch (err) {
+      // As the lock route does: a contender that gives up takes its lease (and key) with it.
+      void peer.write({ op: 'lease-revoke', id: lease }).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** Both checks, against a converged member's history. */

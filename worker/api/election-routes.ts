@@ -18,9 +18,9 @@ import type { ApiContext } from './host.ts';
 import { ApiError, H, badRequest, jsonReply } from './http.ts';
 import { onLeader } from './leader.ts';
 import { queryParams } from './params.ts';
-import { contenders, enqueue } from './turns.ts';
+import { contenders } from './turns.ts';
 import { contenderLease, turnErrorToApi, turnName } from './turn-params.ts';
-import { waitOrLeave } from './lock-routes.ts';
+import { enqueueOrLeave, waitOrLeave } from './lock-routes.ts';
 import { waitParam } from './watch-route.ts';
 
 const VALUE_CHARS_MAX = 64 * 1024;
@@ -67,7 +67,7 @@ export async function campaign(ctx: ApiContext, rawName: string | undefined): Pr
     if (rawLease !== undefined && typeof rawLease !== 'string') throw badRequest('lease must be a lease id string');
     const lease = await contenderLease(ctx, rawLease, body['ttl']);
     try {
-      const ticket = await enqueue(ctx.peer, prefix, lease.id, value);
+      const ticket = await enqueueOrLeave(ctx, prefix, lease, value);
       await waitOrLeave(ctx, prefix, ticket, lease, waitMs);
       return jsonReply({ key: ticket.key, lease: String(lease.id), revision: ticket.revision }, 200, { [H.lease]: String(lease.id) });
     } catch (err) {

@@ -30,13 +30,28 @@ export async function acquireLock(ctx: ApiContext, rawName: string | undefined):
   return onLeader(ctx, async () => {
     const lease = await contenderLease(ctx, params.get('lease'), ttl === undefined ? undefined : Number(ttl));
     try {
-      const ticket = await enqueue(ctx.peer, prefix, lease.id, '');
+      const ticket = await enqueueOrLeave(ctx, prefix, lease, '');
       await waitOrLeave(ctx, prefix, ticket, lease, waitMs);
       return jsonReply({ key: ticket.key, lease: String(lease.id), revision: ticket.revision }, 200, { [H.lease]: String(lease.id) });
     } catch (err) {
       throw turnErrorToApi(err, `lock ${prefix}`);
     }
   });
+}
+
+/** Queues the contender; if that fails, a lease granted for the request goes too. */
+export async function enqueueOrLeave(
+  ctx: ApiContext,
+  prefix: string,
+  lease: { id: number; granted: boolean },
+  value: string,
+): Promise<Ticket> {
+  try {
+    return await enqueue(ctx.peer, prefix, lease.id, value);
+  } catch (err) {
+    if (lease.granted) await ctx.peer.write({ op: 'lease-revoke', id: lease.id }).catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Waits for the turn; a wait that fails leaves the queue (its key, and a lease granted for it). */
