@@ -24,6 +24,8 @@ export interface NodeConfig {
   dataDir: string;
   engine: EngineName;
   start: StartMode;
+  /** A backup file (GET /snapshot) a new cluster starts from (--restore; '' none). */
+  restore: string;
   clusterId: string;
   clusterToken: string;
   /** token: clients need `Authorization: Bearer` (the root token, or one made at /auth/tokens);
@@ -67,6 +69,11 @@ export const FLAGS: Record<string, FlagSpec> = {
   bootstrap: { type: 'boolean', default: 'false', help: 'start a new cluster with this node as its only member (it leads)' },
   join: { type: 'string', default: '', help: 'URL of a member: ask it to add this node (retried until it succeeds)' },
   'initial-cluster': { type: 'string', default: '', help: 'static membership for a new cluster: n1=http://…,n2=http://…,n3=http://…' },
+  restore: {
+    type: 'string',
+    default: '',
+    help: 'backup file (GET /snapshot) a NEW cluster starts from, with --bootstrap or --initial-cluster (the same file on every member)',
+  },
   'cluster-id': { type: 'string', default: 'metcd', help: 'name of the cluster; a data dir or peer of another cluster is refused' },
   'cluster-token': { type: 'string', default: '$METCD_CLUSTER_TOKEN', help: 'shared secret for peer traffic and membership changes' },
   'root-token-file': {
@@ -236,6 +243,12 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
     advertiseDefault = members[id]!;
     start = { kind: 'initial-cluster', members };
   }
+  const restore = str('restore', '');
+  if (values['restore'] !== undefined && (restore === '' || (start.kind !== 'bootstrap' && start.kind !== 'initial-cluster'))) {
+    throw new FlagError(
+      '--restore FILE seeds a new cluster: give it with --bootstrap or --initial-cluster (the same file on every member)',
+    );
+  }
   const advertise = values['advertise'] !== undefined ? httpUrl(str('advertise', ''), 'advertise') : advertiseDefault;
   if (start.kind === 'initial-cluster' && start.members[id] !== advertise) {
     throw new FlagError(`--advertise ${advertise} differs from ${start.members[id]} given for ${id} in --initial-cluster`);
@@ -271,6 +284,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       dataDir: str('data-dir', `./data/${id}`),
       engine,
       start,
+      restore,
       clusterId: str('cluster-id', 'metcd'),
       clusterToken,
       auth: auth === 'token' && rootToken === null ? 'open' : auth,

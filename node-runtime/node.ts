@@ -16,6 +16,7 @@ import { startHttpServer, type RunningServer } from './http-server.ts';
 import { joinCluster } from './join.ts';
 import { createLogger, type LogFields, type Logger } from './log.ts';
 import { NodeStorage } from './storage/open.ts';
+import { RestoreError, loadRestoreFile, restoreFields } from './restore.ts';
 import { Ticker } from './ticker.ts';
 import { Faults } from './faults.ts';
 import { HttpTransport } from './transport.ts';
@@ -76,6 +77,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
   const faults = cfg.faultInjection ? new Faults() : undefined;
   if (faults) log.warn('fault injection enabled (testing only)');
   const tls = loadTls(cfg.tls); // an unusable file stops the start here, before anything listens
+  const restore = cfg.restore === '' ? null : await loadRestoreFile(cfg.restore); // so does a bad backup (restore.ts)
   /** Join and proxy-mode forwarding: calls to members with the peer certificate. */
   const peerClient = new PeerClient(tls.peer);
 
@@ -150,6 +152,12 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     await server.close();
     throw new Error(`data dir ${cfg.dataDir} is new: pass --bootstrap, --join <url> or --initial-cluster to start this node`);
   }
+  if (!storage.fresh && restore !== null) {
+    await storage.close();
+    await server.close();
+    throw new RestoreError(`--restore: data dir ${cfg.dataDir} already holds state; restore only into a new, empty data dir`);
+  }
+  if (restore !== null) log.info('restoring from a backup', { file: cfg.restore, ...restoreFields(restore.header) });
   if (!storage.fresh && cfg.start.kind !== 'restart') {
     log.info('data dir holds state: restarting from it and ignoring the start flag', { start: cfg.start.kind });
   }
@@ -165,6 +173,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       tickMs: cfg.tickMs,
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),
+      ...(restore === null ? {} : { initialState: restore.initialState }),
       raft: { electionTicks: cfg.electionTicks, heartbeatTicks: cfg.heartbeatTicks },
       limits: { snapshotEveryEntries: cfg.snapshotEntries, stateBytesMax: cfg.quotaBytes },
       kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: cfg.historyRetention },

@@ -12,6 +12,7 @@ import type { Membership, Message, NodeId, RaftConfig } from '../../worker/raft/
 import type { KvLimits } from '../../worker/kv/types.ts';
 import type { WatchLimits } from '../../worker/peer/watch-room.ts';
 import { MemoryDisk, MemoryStorage } from './memory-storage.ts';
+import type { InitialState } from '../../worker/peer/restart.ts';
 
 export interface ClusterOptions {
   ids?: NodeId[];
@@ -22,6 +23,8 @@ export interface ClusterOptions {
   watchLimits?: Partial<WatchLimits>;
   /** The tick length the peers are opened with and fake time advances by (default DEFAULT_TICK_MS). */
   tickMs?: number;
+  /** A restored cluster's initial state (PeerOptions.initialState), given to every founder. */
+  initialState?: InitialState;
 }
 
 export function addressOf(id: NodeId): string {
@@ -86,6 +89,7 @@ export class TestCluster {
       ...(this.opts.kvLimits === undefined ? {} : { kvLimits: this.opts.kvLimits }),
       ...(this.opts.raft === undefined ? {} : { raft: this.opts.raft }),
       ...(this.opts.watchLimits === undefined ? {} : { watchLimits: this.opts.watchLimits }),
+      ...(this.opts.initialState === undefined ? {} : { initialState: this.opts.initialState }),
     };
     const peer = await Peer.open(opts);
     this.peers.set(id, peer);

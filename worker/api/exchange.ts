@@ -61,13 +61,15 @@ export function toFetchResponse(reply: ApiReply): Response {
 }
 
 /** A fetched answer (the leader's, when proxying) as a reply; bodies are small (router-made),
- *  but an event stream (a consistent watch forwarded to the leader) is relayed as it comes. */
+ *  but an event stream (a consistent watch forwarded to the leader) and a backup (GET /snapshot)
+ *  are relayed as they come. */
 export async function fromFetchResponse(response: Response): Promise<ApiReply> {
   const headers: Record<string, string> = {};
   response.headers.forEach((value, name) => {
     headers[name] = value;
   });
-  if (response.body !== null && (headers['content-type'] ?? '').startsWith('text/event-stream')) {
+  const type = headers['content-type'] ?? '';
+  if (response.body !== null && (type.startsWith('text/event-stream') || type.startsWith('application/octet-stream'))) {
     return { status: response.status, headers, body: response.body as ReadableStream<Uint8Array> };
   }
   const body = response.body === null ? null : new Uint8Array(await response.arrayBuffer());

@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch  /lock  /election   the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch  /lock  /election  /snapshot   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -33,6 +33,7 @@ import { compact } from './compact-route.ts';
 import { txn } from './txn-route.ts';
 import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
 import { watchRoute } from './watch-route.ts';
+import { snapshotRoute } from './snapshot-route.ts';
 import { acquireLock, releaseLock } from './lock-routes.ts';
 import { campaign, electionLeader, observe, proclaim, resign } from './election-routes.ts';
 import { Grant, type Need } from './access.ts';
@@ -63,6 +64,7 @@ export const RESERVED_SEGMENTS = [
   'watch',
   'lock',
   'election',
+  'snapshot',
   'raft',
   '_metcd',
 ] as const;
@@ -170,6 +172,9 @@ function buildRoutes() {
   // history
   on('post', '/compact', 'admin', (_p, ctx) => compact(ctx));
   on('all', '/compact', 'authenticated', notAllowed('POST'));
+  // backup (snapshot-route.ts)
+  on('get', '/snapshot', 'admin', (_p, ctx) => snapshotRoute(ctx));
+  on('all', '/snapshot', 'authenticated', notAllowed('GET'));
   // leases (lease-routes.ts): any known caller grants and keeps alive; reading and revoking a
   // lease check its keys (the handler, against ctx.grant), as etcd's auth does
   on('post', '/lease', 'authenticated', (_p, ctx) => grantLease(ctx));

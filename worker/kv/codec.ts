@@ -294,66 +294,129 @@ export class StateEncoder {
   }
 
   add(records: ReadonlyArray<readonly [string, KeyRecord]>): void {
-    if (records.length === 0) return;
-    const lengths = new Array<number>(2 * records.length);
-    let bytes = 0;
-    let last = this.lastKey;
-    for (let i = 0; i < records.length; i++) {
-      const [key, rec] = records[i]!;
-      if (last !== null && !(last < key)) {
-        throw new KvCodecError(last === key ? `duplicate key ${JSON.stringify(key)}` : 'state records out of key order');
-      }
-      last = key;
-      const k = measured(key, 'key');
-      const v = measured(rec.value, 'value');
-      lengths[2 * i] = k;
-      lengths[2 * i + 1] = v;
-      bytes += varuintBytes(k) + k + varuintBytes(v) + v;
-      bytes += varuintBytes(rec.createRevision) + varuintBytes(rec.modRevision) + varuintBytes(rec.version);
-    }
-    const out = new Uint8Array(bytes);
-    let o = 0;
-    for (let i = 0; i < records.length; i++) {
-      const [key, rec] = records[i]!;
-      o = writeString(out, o, key, lengths[2 * i]!);
-      o = writeString(out, o, rec.value, lengths[2 * i + 1]!);
-      o = writeVaruint(out, o, rec.createRevision);
-      o = writeVaruint(out, o, rec.modRevision);
-      o = writeVaruint(out, o, rec.version);
-    }
-    if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
-    this.chunks.push(out);
-    this.chunkBytes += bytes;
+    const slice = encodeRecords(records, this.lastKey);
+    if (slice === null) return;
+    this.chunks.push(slice.bytes);
+    this.chunkBytes += slice.bytes.length;
     this.records += records.length;
-    this.lastKey = last;
+    this.lastKey = slice.lastKey;
   }
 
   finish(sessionsIn: Array<[string, SessionRecord]>): Uint8Array {
-    const sessions = canonical(sessionsIn, 'client');
-    let bytes = 2 + varuintBytes(this.revision) + varuintBytes(this.records) + this.chunkBytes + varuintBytes(sessions.length);
-    for (const [client, s] of sessions) {
-      bytes += stringBytes(client, 'client id') + varuintBytes(s.seq) + varuintBytes(s.lastIndex) + resultBytes(s.result);
-    }
-    const out = new Uint8Array(bytes);
-    out[0] = STATE_MAGIC;
-    out[1] = STATE_FORMAT_VERSION;
-    let o = writeVaruint(out, 2, this.revision);
-    o = writeVaruint(out, o, this.records);
+    const head = encodeStateHead(this.revision, this.records);
+    const tail = encodeSessions(sessionsIn);
+    const out = new Uint8Array(head.length + this.chunkBytes + tail.length);
+    out.set(head, 0);
+    let o = head.length;
     for (const chunk of this.chunks) {
       out.set(chunk, o);
       o += chunk.length;
     }
-    o = writeVaruint(out, o, sessions.length);
-    for (const [client, s] of sessions) {
-      o = writeString(out, o, client, utf8Length(client));
-      o = writeVaruint(out, o, s.seq);
-      o = writeVaruint(out, o, s.lastIndex);
-      o = writeResult(out, o, s.result);
-    }
-    if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
+    out.set(tail, o);
     this.chunks.length = 0;
     return out;
   }
+}
+
+/**
+ * Encodes a state as a sequence of byte chunks that, concatenated, are exactly encodeState's
+ * bytes for the same state, without holding them all: for streaming a backup from a StateView
+ * (worker/backup/). The record count comes first in the encoding, so it must be known up front
+ * (StateView.recordCount); slice() takes records in strictly increasing key order, and tail()
+ * refuses a count that does not match.
+ */
+export class StateStreamEncoder {
+  private readonly recordCount: number;
+  private records = 0;
+  private lastKey: string | null = null;
+
+  constructor(recordCount: number) {
+    this.recordCount = recordCount;
+  }
+
+  /** The bytes before the records. */
+  static head(revision: number, recordCount: number): Uint8Array {
+    return encodeStateHead(revision, recordCount);
+  }
+
+  /** The next records' bytes (empty for none). */
+  slice(records: ReadonlyArray<readonly [string, KeyRecord]>): Uint8Array {
+    const slice = encodeRecords(records, this.lastKey);
+    if (slice === null) return new Uint8Array(0);
+    this.records += records.length;
+    if (this.records > this.recordCount) throw new KvCodecError(`more than the ${this.recordCount} records announced`);
+    this.lastKey = slice.lastKey;
+    return slice.bytes;
+  }
+
+  /** The sessions: the bytes after the records. */
+  tail(sessions: Array<[string, SessionRecord]>): Uint8Array {
+    if (this.records !== this.recordCount) throw new KvCodecError(`${this.records} records encoded, ${this.recordCount} announced`);
+    return encodeSessions(sessions);
+  }
+}
+
+function encodeStateHead(revision: number, recordCount: number): Uint8Array {
+  const out = new Uint8Array(2 + varuintBytes(revision) + varuintBytes(recordCount));
+  out[0] = STATE_MAGIC;
+  out[1] = STATE_FORMAT_VERSION;
+  writeVaruint(out, writeVaruint(out, 2, revision), recordCount);
+  return out;
+}
+
+/** Records in strictly increasing key order after `lastKey`; null for none. */
+function encodeRecords(
+  records: ReadonlyArray<readonly [string, KeyRecord]>,
+  lastKey: string | null,
+): { bytes: Uint8Array; lastKey: string } | null {
+  if (records.length === 0) return null;
+  const lengths = new Array<number>(2 * records.length);
+  let bytes = 0;
+  let last = lastKey;
+  for (let i = 0; i < records.length; i++) {
+    const [key, rec] = records[i]!;
+    if (last !== null && !(last < key)) {
+      throw new KvCodecError(last === key ? `duplicate key ${JSON.stringify(key)}` : 'state records out of key order');
+    }
+    last = key;
+    const k = measured(key, 'key');
+    const v = measured(rec.value, 'value');
+    lengths[2 * i] = k;
+    lengths[2 * i + 1] = v;
+    bytes += varuintBytes(k) + k + varuintBytes(v) + v;
+    bytes += varuintBytes(rec.createRevision) + varuintBytes(rec.modRevision) + varuintBytes(rec.version);
+  }
+  const out = new Uint8Array(bytes);
+  let o = 0;
+  for (let i = 0; i < records.length; i++) {
+    const [key, rec] = records[i]!;
+    o = writeString(out, o, key, lengths[2 * i]!);
+    o = writeString(out, o, rec.value, lengths[2 * i + 1]!);
+    o = writeVaruint(out, o, rec.createRevision);
+    o = writeVaruint(out, o, rec.modRevision);
+    o = writeVaruint(out, o, rec.version);
+  }
+  if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
+  return { bytes: out, lastKey: last! };
+}
+
+/** The session count and the sessions, sorted by client. */
+function encodeSessions(sessionsIn: Array<[string, SessionRecord]>): Uint8Array {
+  const sessions = canonical(sessionsIn, 'client');
+  let bytes = varuintBytes(sessions.length);
+  for (const [client, s] of sessions) {
+    bytes += stringBytes(client, 'client id') + varuintBytes(s.seq) + varuintBytes(s.lastIndex) + resultBytes(s.result);
+  }
+  const out = new Uint8Array(bytes);
+  let o = writeVaruint(out, 0, sessions.length);
+  for (const [client, s] of sessions) {
+    o = writeString(out, o, client, utf8Length(client));
+    o = writeVaruint(out, o, s.seq);
+    o = writeVaruint(out, o, s.lastIndex);
+    o = writeResult(out, o, s.result);
+  }
+  if (o !== bytes) throw new Error(`StateEncoder: wrote ${o} bytes, measured ${bytes}`);
+  return out;
 }
 
 /** A transaction's answer in a session: its outcome and results, as JSON (they are nested). */

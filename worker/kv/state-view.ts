@@ -10,6 +10,8 @@ export class StateView {
   /** Revision and sessions as of the view's moment. */
   readonly revision: number;
   readonly sessions: Array<[string, SessionRecord]>;
+  /** How many records the view holds (what next() returns in all). */
+  readonly recordCount: number;
   private readonly live: ReadonlyMap<string, KeyRecord>;
   /** The key order at the view's moment (may hold keys already deleted then: skipped). */
   private readonly keys: string[];
@@ -30,6 +32,7 @@ export class StateView {
     this.keys = keys;
     this.revision = revision;
     this.sessions = sessions;
+    this.recordCount = live.size;
     this.onClose = onClose;
   }
 

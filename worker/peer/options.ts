@@ -2,6 +2,7 @@
 
 import type { Membership, NodeId, RaftConfig, RandomSource } from '../raft/types.ts';
 import type { KvLimits } from '../kv/types.ts';
+import type { InitialState } from './restart.ts';
 import type { Clock, PeerStorage, PeerTransport } from './ports.ts';
 import type { WatchLimits } from './watch-room.ts';
 
@@ -78,6 +79,10 @@ export interface PeerOptions {
   /** Membership for a brand-new peer's first start (ignored when storage already has state).
    *  Empty voters = a peer waiting to be added by /join. */
   initialMembership: Membership;
+  /** A brand-new cluster's initial KV state and the log index it stands at, instead of an empty
+   *  state at BOOTSTRAP_INDEX (a restore, worker/backup/): every founder must be given the same.
+   *  Ignored, as initialMembership, when storage already has state. */
+  initialState?: InitialState;
   /** Overrides of the core's defaults (defaultRaftConfig). */
   raft?: Partial<Omit<RaftConfig, 'id' | 'random'>>;
   kvLimits?: KvLimits;

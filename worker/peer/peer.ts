@@ -44,6 +44,7 @@ import { campaignsAtStart, restartFrom } from './restart.ts';
 import type { TokenView } from '../kv/tokens.ts';
 import type { Health, KvView, PeerStatus, ReadLevel, ReadOutcome, Staleness, WriteOutcome } from './outcomes.ts';
 import { SnapshotJob } from './snapshot-job.ts';
+import type { StateView } from '../kv/state-view.ts';
 import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
@@ -188,7 +189,7 @@ export class Peer {
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
     const loaded = await opts.storage.load();
-    const start = restartFrom(loaded, opts.initialMembership);
+    const start = restartFrom(loaded, opts.initialMembership, opts.initialState);
     // A brand-new peer's membership must be durable before it can vote or be voted for,
     // or a restart would come back with a hard state and no idea who its peers are.
     if (start.bootstrap !== null) {
@@ -196,7 +197,7 @@ export class Peer {
       await opts.storage.save({ installSnapshot: { snapshot, kv }, hardState });
     }
     const core = createCore(raft, start.restart);
-    const kv = new KvStateMachine(kvLimits, loaded.kv);
+    const kv = new KvStateMachine(kvLimits, start.bootstrap?.kv ?? loaded.kv);
     const peer = new Peer(opts, core, kv, {
       applied: start.restart.applied,
       appliedTerm: start.appliedTerm,
@@ -542,6 +543,13 @@ export class Peer {
   /** The API tokens of the state applied here: what the router authorizes requests against. */
   get tokens(): TokenView {
     return this.kv.tokens;
+  }
+
+  /** A view of the KV state applied here as of now, with the applied index and cluster it belongs
+   *  to: for a backup (worker/backup/), encoded while writes go on. Close the view when done. */
+  backupView(): { view: StateView; applied: number; cluster: string } {
+    this.assertServing();
+    return { view: this.kv.beginView(), applied: this.applied, cluster: this.cluster };
   }
 
   /** The current membership (latest in the log). */

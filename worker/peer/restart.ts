@@ -24,6 +24,19 @@ export const BOOTSTRAP_TERM = 1;
 
 const EMPTY_KV: KvState = { revision: 0, records: [], sessions: [] };
 
+/**
+ * What a restored cluster starts from (PeerOptions.initialState): the backup's KV state, and the
+ * log index it reflected on the source. The bootstrap snapshot then stands at that index (at
+ * least BOOTSTRAP_INDEX) instead of 1, so the new log continues past every index the state
+ * remembers: client sessions' last indexes and lease ids (a lease's id is the index of the
+ * entry that granted it, so a new grant never takes a restored lease's id). Every founder given
+ * the same file holds the same snapshot, as with an empty bootstrap.
+ */
+export interface InitialState {
+  kv: KvState;
+  index: number;
+}
+
 export interface Bootstrap {
   snapshot: Snapshot;
   hardState: HardState;
@@ -65,19 +78,21 @@ export function campaignsAtStart(id: NodeId, plan: StartPlan, membership: Member
   return plan.bootstrap !== null && plan.bootstrap.snapshot.meta.membership.voters[0] === id;
 }
 
-export function restartFrom(loaded: LoadedState, initialMembership: Membership): StartPlan {
+export function restartFrom(loaded: LoadedState, initialMembership: Membership, initialState?: InitialState): StartPlan {
   let snapshot = loaded.snapshot;
   let hardState = loaded.hardState;
   let applied = loaded.applied;
   let bootstrap: Bootstrap | null = null;
   if (isFresh(loaded) && initialMembership.voters.length + initialMembership.learners.length > 0) {
+    const kv = initialState?.kv ?? EMPTY_KV;
+    const index = Math.max(BOOTSTRAP_INDEX, initialState?.index ?? 0);
     snapshot = {
-      meta: { index: BOOTSTRAP_INDEX, term: BOOTSTRAP_TERM, membership: cloneMembership(initialMembership) },
-      data: encodeState(EMPTY_KV),
+      meta: { index, term: BOOTSTRAP_TERM, membership: cloneMembership(initialMembership) },
+      data: encodeState(kv),
     };
-    hardState = { term: 0, vote: '', commit: BOOTSTRAP_INDEX };
-    applied = BOOTSTRAP_INDEX;
-    bootstrap = { snapshot, hardState, kv: EMPTY_KV };
+    hardState = { term: 0, vote: '', commit: index };
+    applied = index;
+    bootstrap = { snapshot, hardState, kv };
   }
   const base = snapshot.meta.index;
   const { entries } = loaded;
