@@ -35,6 +35,11 @@ const LAYER_ZONES = [
     'The peer talks to its host only through its ports (worker/peer/ports.ts): it imports nothing from the API or the hosts.',
   ),
   zone('./worker/api', HOSTS, 'The API is the same on both runtimes: it imports nothing from a host.'),
+  zone(
+    './worker/backup',
+    ['./worker/peer', './worker/api', ...HOSTS],
+    'The backup file format is shared by both runtimes: it imports nothing from the peer, the API or a host.',
+  ),
   zone(['./worker/edge', './worker/index.ts'], ['./node-runtime'], 'The edge host imports nothing from the Node host.'),
   zone('./node-runtime', ['./worker/edge', './worker/index.ts'], 'The Node host imports nothing from the edge host.'),
   zone(['./worker', './node-runtime'], ['./test'], 'Production code imports nothing from the tests.'),
@@ -73,7 +78,7 @@ export default defineConfig([
     },
   },
   {
-    files: ['worker/raft/**/*.ts', 'worker/kv/**/*.ts', 'worker/peer/**/*.ts', 'worker/api/**/*.ts'],
+    files: ['worker/raft/**/*.ts', 'worker/kv/**/*.ts', 'worker/peer/**/*.ts', 'worker/api/**/*.ts', 'worker/backup/**/*.ts'],
     rules: { 'no-restricted-imports': ['error', RUNTIME_MODULES] },
   },
   {
