@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { Exposition, METRICS_CONTENT_TYPE } from '../../worker/api/metrics.ts';
+import { needsLeader } from '../../worker/api/router.ts';
 import { Histogram } from '../../worker/peer/counters.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { routersFor } from './routers.ts';
@@ -198,6 +199,11 @@ describe('GET /metrics (router, in-process cluster)', () => {
     const rev = await env.value(leader, 'metcd_mvcc_current_revision');
     expect((await env.call(leader, '/compact', { method: 'POST', body: JSON.stringify({ revision: rev }) })).status).toBe(200);
     expect(await env.value(leader, 'metcd_mvcc_compact_revision')).toBe(rev);
+  });
+
+  it('any peer answers from its own state: a host never holds a scrape for an election', () => {
+    expect(needsLeader({ method: 'GET', url: 'http://x/metrics' })).toBe(false);
+    expect(needsLeader({ method: 'GET', url: 'http://x/metrics?peer=p2' })).toBe(false);
   });
 
   it('a wrong method on /metrics is 405; /metrics/x is 404 (a reserved segment)', async () => {
