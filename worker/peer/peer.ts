@@ -60,7 +60,6 @@ import type { WatchFilter, Watcher } from './watch-room.ts';
 export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
 export type { PeerLimits, PeerLog, PeerOptions };
 export { PeerError } from './errors.ts';
-export { Histogram, PeerCounters } from './counters.ts';
 export type { PeerErrorCode } from './errors.ts';
 
 export { READ_LEVELS } from './outcomes.ts';
