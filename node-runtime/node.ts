@@ -169,7 +169,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       storage,
       transport,
       // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
-      clock: { nowMs: () => Math.floor(performance.timeOrigin + performance.now()) }, // whole ms, as the edge's Date.now()
+      clock: { nowMs: () => Math.floor(performance.timeOrigin + performance.now()), elapsedMs: () => performance.now() }, // whole ms, as the edge's Date.now(); fractional for durations
       tickMs: cfg.tickMs,
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),

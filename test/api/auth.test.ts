@@ -138,6 +138,8 @@ function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[
   fixed('GET', '/health', { kind: 'health' });
   fixed('GET', '/status', { kind: 'status' });
   fixed('GET', '/members', { kind: 'status' });
+  fixed('GET', '/metrics', { kind: 'status' });
+  fixed('POST', '/metrics', { kind: 'none' }, 'x');
   fixed('POST', '/join', { kind: 'cluster' }, '{"id":"bad id!"}');
   fixed('POST', '/transfer-leader', { kind: 'cluster' }, '{"id":"p9"}');
   fixed('DELETE', '/members/p9', { kind: 'cluster' });

@@ -6,6 +6,7 @@ import type { Peer } from '../peer/peer.ts';
 import type { ApiRequest } from './exchange.ts';
 import type { Authorize } from './authorize.ts';
 import type { Grant } from './access.ts';
+import type { RequestMetrics } from './metrics.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -61,4 +62,8 @@ export interface ApiContext {
   body: Uint8Array | null;
   /** The byte limit of this route's body (a forward reads at most this much). */
   bodyBytesMax: number;
+  /** The route pattern the request resolved to (metrics label), UNROUTED until it resolved. */
+  pattern: string;
+  /** The router's request counts and latencies (GET /metrics renders them). */
+  requests: RequestMetrics;
 }

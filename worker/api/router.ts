@@ -5,7 +5,7 @@
 // Reserved paths (README: copy this list). These first path segments belong to the API and
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
-//   /key  /join  /members  /transfer-leader  /status  /health  /auth  /compact  /txn  /lease  /watch  /lock  /election  /snapshot   the API routes
+//   /key  /join  /members  /transfer-leader  /status  /health  /metrics  /auth  /compact  /txn  /lease  /watch  /lock  /election  /snapshot   the API routes
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -19,7 +19,8 @@
 // Every request is resolved to a route (method, pattern, decoded params, and what the route
 // table says it needs: access.ts) and put to the host's authorize hook (authorize.ts) once,
 // before its handler runs; the Grant it returns is the handler's ctx.grant. A peer removed from
-// the cluster then answers 410 removed to everything but GET /status, /health and /members.
+// the cluster then answers 410 removed to everything but GET /status, /health, /members and /metrics.
+// Every answer is counted and timed per method, resolved route pattern and status (metrics.ts).
 // Answers to a caller that presented no valid credential carry no X-Metcd-* peer headers.
 
 import { Router } from 'itty-router';
@@ -43,6 +44,7 @@ import { allowEverything } from './authorize.ts';
 import type { ApiRoute } from './authorize.ts';
 import { fromFetchRequest, isApiReply, toFetchResponse, type ApiReply, type ApiRequest } from './exchange.ts';
 import { DEFAULT_API_LIMITS } from './host.ts';
+import { RequestMetrics, UNROUTED, metricsReply } from './metrics.ts';
 import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
 export type { ApiHost, ApiLimits } from './host.ts';
@@ -57,6 +59,7 @@ export const RESERVED_SEGMENTS = [
   'transfer-leader',
   'status',
   'health',
+  'metrics',
   'auth',
   'compact',
   'txn',
@@ -70,7 +73,7 @@ export const RESERVED_SEGMENTS = [
 ] as const;
 
 /** Routes any peer answers from its own state, leader or not. */
-const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members']);
+const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members', 'metrics']);
 
 /**
  * Whether answering `request` takes a known leader: everything but introspection reads and
@@ -118,7 +121,7 @@ function decodeParams(raw: Record<string, string> | undefined): Record<string, s
 }
 
 /** Routes a removed peer still answers (what it is, that it is not healthy, who the members are). */
-const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health', '/members']);
+const INTROSPECTION_PATTERNS: ReadonlySet<string> = new Set(['/status', '/health', '/members', '/metrics']);
 
 /** Ask the host's authorize hook about `route`; a refusal is thrown (answered instead). A peer
  *  removed from the cluster answers everything but introspection 410, before any redirect. */
@@ -126,6 +129,7 @@ async function authorized(ctx: ApiContext, route: ApiRoute, run: Handler): Promi
   const verdict = ctx.authorize(route, ctx.request);
   if (verdict instanceof ApiError) throw verdict;
   ctx.grant = verdict;
+  ctx.pattern = route.pattern;
   const removed = ctx.peer.removed();
   if (removed !== null && !(route.method === 'GET' && INTROSPECTION_PATTERNS.has(route.pattern)))
     throw new ApiError(410, 'removed', removed);
@@ -209,6 +213,9 @@ function buildRoutes() {
   on('all', '/status', 'authenticated', notAllowed('GET'));
   on('get', '/health', 'open', (_p, ctx) => health(ctx));
   on('all', '/health', 'authenticated', notAllowed('GET'));
+  // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
+  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests));
+  on('all', '/metrics', 'authenticated', notAllowed('GET'));
   // Anything else under a reserved segment is not a key.
   for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, 'authenticated', notFound);
   // metcd style: the rest of the path is the key
@@ -280,6 +287,7 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   const limits: ApiLimits = { ...DEFAULT_API_LIMITS, ...host.limits };
   const log = host.log ?? (() => {});
   const authorize = host.authorize ?? allowEverything;
+  const requests = new RequestMetrics();
 
   async function answer(ctx: ApiContext): Promise<ApiReply> {
     const { request, url, method } = ctx;
@@ -305,6 +313,7 @@ export function createApiRouter(host: ApiHost): ApiRouter {
   }
 
   async function handle(request: ApiRequest): Promise<ApiReply> {
+    const startMs = performance.now();
     // HEAD is answered as GET; the host's HTTP layer sends the headers only.
     const method = request.method === 'HEAD' ? 'GET' : request.method;
     const ctx: ApiContext = {
@@ -318,8 +327,11 @@ export function createApiRouter(host: ApiHost): ApiRouter {
       limits,
       body: null,
       bodyBytesMax: 0,
+      pattern: UNROUTED,
+      requests,
     };
     const reply = await answer(ctx);
+    requests.observe(method, ctx.pattern, reply.status, (performance.now() - startMs) / 1000);
     // Who leads and how far the state has come is for callers the cluster knows (asked again
     // only when the route did not authenticate the caller: /health, an error before authorize).
     const known = ctx.grant.authenticated || !(authorize(PEER_HEADERS_ROUTE, request) instanceof ApiError);

@@ -47,6 +47,7 @@ import { SnapshotJob } from './snapshot-job.ts';
 import type { StateView } from '../kv/state-view.ts';
 import { LeaseGuard } from './lease-guard.ts';
 import { LeaderContact, peerHealth, peerStatus } from './status.ts';
+import { PeerCounters } from './counters.ts';
 import { REMOVED_META_KEY, decodeRemoval, encodeRemoval, noticeProvesRemoval, removalNotice } from './removal.ts';
 import type { Removal } from './removal.ts';
 import { DropLogLimit, FORMER_MEMBERS_META_KEY, SenderFilter, decodeFormerMembers } from './senders.ts';
@@ -99,6 +100,8 @@ export class Peer {
   private snapshotIndex: number;
   /** When to snapshot, and the snapshot being encoded (a slice at a time). */
   private readonly snapshotJob: SnapshotJob;
+  /** When the snapshot under way began (elapsedMs), for its duration. */
+  private snapshotStartMs = 0;
 
   // Soft state as of the last ready handled (the core may already be ahead).
   private role: Role = 'follower';
@@ -108,6 +111,8 @@ export class Peer {
   private ticks = 0;
   private readSeq = 0;
   private readonly leaderContact = new LeaderContact();
+  /** Events and durations counted for GET /metrics (counters.ts); read-only to everyone else. */
+  readonly counters = new PeerCounters();
 
   private readonly proposals: ProposalRoom;
   private readonly reads: ReadRoom;
@@ -341,9 +346,15 @@ export class Peer {
     this.assertProposalRoom();
     this.assertSpaceFor(checked.cmd);
     const proposed = this.core.propose([encodeCommand(checked.cmd)]);
-    if (!proposed.ok) throw this.refusalError(proposed.reason, proposed.leader);
+    if (!proposed.ok) {
+      this.counters.proposalsFailed++;
+      throw this.refusalError(proposed.reason, proposed.leader);
+    }
     const outcome = await this.park(proposed.index, proposed.term);
-    if (outcome.result === null) throw this.lostError();
+    if (outcome.result === null) {
+      this.counters.proposalsFailed++;
+      throw this.lostError();
+    }
     return { result: outcome.result, index: outcome.index };
   }
 
@@ -638,16 +649,29 @@ export class Peer {
 
   private async runLoop(): Promise<void> {
     try {
-      if (!this.core.hasReady() && this.hasCarry()) await this.storage.save(this.takeCarry()!);
+      if (!this.core.hasReady() && this.hasCarry()) await this.save(this.takeCarry()!);
       while (!this.closing && this.failure === null && this.core.hasReady()) {
         await this.handleReady(this.core.ready());
       }
       // Metadata (the removal record) is written now, not on a later tick: a removed peer's
       // host may stop ticking it.
-      if (this.unsavedMeta !== null && !this.closing && this.failure === null) await this.storage.save(this.takeCarry()!);
+      if (this.unsavedMeta !== null && !this.closing && this.failure === null) await this.save(this.takeCarry()!);
     } catch (err) {
       this.stop(err);
     }
+  }
+
+  /** One durable write, timed by the host's clock (counters.ts: etcd's wal_fsync histogram). */
+  private async save(batch: SaveBatch): Promise<void> {
+    const startMs = this.elapsedMs();
+    await this.storage.save(batch);
+    const seconds = (this.elapsedMs() - startMs) / 1000;
+    this.counters.saveSeconds.observe(seconds);
+    if (batch.installSnapshot !== undefined) this.counters.snapshotInstallSeconds.observe(seconds);
+  }
+
+  private elapsedMs(): number {
+    return this.clock.elapsedMs?.() ?? this.clock.nowMs();
   }
 
   /** The unsaved apply results as a save batch (null when there are none). */
@@ -705,7 +729,7 @@ export class Peer {
     }
     if (rd.entries.length > 0) batch.entries = rd.entries;
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
-    if (Object.keys(batch).length > 0) await this.storage.save(batch);
+    if (Object.keys(batch).length > 0) await this.save(batch);
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
@@ -717,6 +741,7 @@ export class Peer {
       this.noteAppliedMembership(cloneMembership(meta.membership), meta.index);
       this.snapshotIndex = meta.index;
       this.snapshotJob.noteInstalled();
+      this.counters.snapshotsInstalled++;
       this.proposals.failUpTo(meta.index, () => this.lostError());
       this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
     }
@@ -813,6 +838,7 @@ export class Peer {
   /** Take a slice of the snapshot under way, or begin one when due (snapshot-job.ts); the
    *  last slice compacts the log. */
   private maybeSnapshot(onTick = false): void {
+    if (!this.snapshotJob.active) this.snapshotStartMs = this.elapsedMs();
     const snapshot = this.snapshotJob.step(
       {
         kv: this.kv,
@@ -830,6 +856,8 @@ export class Peer {
     // before it, so the log is never cut ahead of the state that replaces it.
     this.unsaved = { compact: snapshot };
     this.snapshotIndex = index;
+    this.counters.snapshotsTaken++;
+    this.counters.snapshotTakeSeconds.observe((this.elapsedMs() - this.snapshotStartMs) / 1000);
     this.log('info', 'peer.snapshot.taken', { id: this.id, term: this.term, index, bytes: snapshot.data.length });
   }
 
@@ -837,6 +865,8 @@ export class Peer {
     if (role !== this.role || leader !== this.leader || term !== this.term) {
       this.log('info', 'peer.role', { id: this.id, term, role, leader });
     }
+    // As etcd counts them: a leader is known and it is not the one known before.
+    if (leader !== '' && leader !== this.leader) this.counters.leaderChanges++;
     if (role === 'leader') this.leaderContact.heard(this.ticks, this.clock.nowMs());
     if (role === 'leader' && (this.role !== 'leader' || term !== this.term)) this.lessor.promote(this.ticks, this.kv.leases);
     else if (role !== 'leader' && this.role === 'leader') this.lessor.demote();
@@ -878,7 +908,11 @@ export class Peer {
   private park(index: number, term: number): Promise<AppliedOutcome> {
     const done = new Promise<AppliedOutcome>((resolve, reject) => {
       const deadlineTick = this.ticks + this.limits.requestTimeoutTicks;
-      this.proposals.add(index, { term, deadlineTick, resolve, reject }, () => this.lostError());
+      const failed = (err: PeerError): void => {
+        this.counters.proposalsFailed++;
+        reject(err);
+      };
+      this.proposals.add(index, { term, deadlineTick, resolve, reject: failed }, () => this.lostError());
     });
     this.kick();
     return done;
@@ -936,7 +970,10 @@ export class Peer {
     }
     this.assertProposalRoom();
     const proposed = this.core.proposeConfChange(cc);
-    if (!proposed.ok) throw this.refusalError(proposed.reason, proposed.leader);
+    if (!proposed.ok) {
+      this.counters.proposalsFailed++;
+      throw this.refusalError(proposed.reason, proposed.leader);
+    }
     this.log('info', 'peer.membership.proposed', { id: this.id, term: this.term, index: proposed.index, change: cc });
     return this.park(proposed.index, proposed.term).then(() => cloneMembership(this.appliedMembership));
   }

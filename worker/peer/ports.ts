@@ -81,4 +81,8 @@ export interface PeerTransport {
  *  on both runtimes), for display, the tick-stall guard and snapshot pacing (Raft runs on ticks). */
 export interface Clock {
   nowMs(): number;
+  /** Optional: milliseconds from any fixed origin, fractional, never going back (Node:
+   *  performance.now()), for the durations the peer counts (counters.ts: how long a save took).
+   *  Without it those durations are measured with nowMs(). Nothing is decided on it. */
+  elapsedMs?(): number;
 }
