@@ -40,6 +40,11 @@ const LAYER_ZONES = [
     ['./worker/peer', './worker/api', ...HOSTS],
     'The backup file format is shared by both runtimes: it imports nothing from the peer, the API or a host.',
   ),
+  zone(
+    './worker/client',
+    ['./worker/raft', './worker/peer', './worker/backup', ...HOSTS],
+    'The client speaks HTTP to a cluster and runs in browsers, Workers and Node: it imports nothing from the Raft core, the peer, the backup format or the hosts.',
+  ),
   zone(['./worker/edge', './worker/index.ts'], ['./node-runtime'], 'The edge host imports nothing from the Node host.'),
   zone('./node-runtime', ['./worker/edge', './worker/index.ts'], 'The Node host imports nothing from the edge host.'),
   zone(['./worker', './node-runtime'], ['./test'], 'Production code imports nothing from the tests.'),
@@ -78,7 +83,14 @@ export default defineConfig([
     },
   },
   {
-    files: ['worker/raft/**/*.ts', 'worker/kv/**/*.ts', 'worker/peer/**/*.ts', 'worker/api/**/*.ts', 'worker/backup/**/*.ts'],
+    files: [
+      'worker/raft/**/*.ts',
+      'worker/kv/**/*.ts',
+      'worker/peer/**/*.ts',
+      'worker/api/**/*.ts',
+      'worker/backup/**/*.ts',
+      'worker/client/**/*.ts',
+    ],
     rules: { 'no-restricted-imports': ['error', RUNTIME_MODULES] },
   },
   {
