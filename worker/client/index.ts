@@ -600,8 +600,8 @@ export class MetcdClient {
             }
           }
         } catch (err) {
-          if (err instanceof MetcdError) throw err;
           if (local.signal.aborted) return;
+          if (err instanceof MetcdError) throw err;
           broken = true; // the connection broke mid-stream: resume below, on another endpoint
         }
         if (local.signal.aborted) return;

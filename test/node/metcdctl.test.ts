@@ -1,0 +1,233 @@
+// metcdctl, spawned through its bin launcher as a user runs it, against one real 3-node Node
+// cluster with a root token: every command's output and exit code, the leader followed from a
+// follower endpoint, etcdctl's `Error: …` and exit 1 on a refusal, 128 on bad arguments; the
+// long-running commands (watch, lock, lease keep-alive) stopped with SIGINT as Ctrl-C does.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ProcCluster } from './proc-cluster.ts';
+import { waitFor } from '../support/wait.ts';
+
+const BIN = new URL('../../node-runtime/bin/metcdctl.mjs', import.meta.url).pathname;
+const NODE = process.execPath;
+const ROOT = 'metcdctl-test-root-token-0123456789';
+const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT });
+let dir: string;
+let endpoints: string;
+
+beforeAll(async () => {
+  await cluster.start();
+  dir = mkdtempSync(path.join(tmpdir(), 'metcdctl-'));
+  const leader = await cluster.leader({ all: true });
+  // a follower first: every write is redirected, with the token
+  endpoints = [...cluster.live().filter((n) => n !== leader), leader].map((n) => n.url).join(',');
+});
+afterAll(async () => {
+  await cluster.stopAll();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+async function ctl(args: string[], opts: { stdin?: string; token?: string | null } = {}): Promise<Run> {
+  const env = { ...process.env, METCDCTL_TOKEN: opts.token === null ? '' : (opts.token ?? ROOT) };
+  const proc = spawn(NODE, [BIN, '--endpoints', endpoints, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  proc.stdin.end(opts.stdin ?? '');
+  return new Promise<Run>((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+async function ok(args: string[], opts: { stdin?: string } = {}): Promise<string> {
+  const r = await ctl(args, opts);
+  if (r.code !== 0) throw new Error(`metcdctl ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Starts a long-running command and collects its output until `until` shows in it. */
+async function startUntil(args: string[], until: RegExp): Promise<{ proc: ChildProcess; out: () => string; result: Promise<Run> }> {
+  const env = { ...process.env, METCDCTL_TOKEN: ROOT };
+  const proc = spawn(NODE, [BIN, '--endpoints', endpoints, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const result = new Promise<Run>((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
+  await waitFor(`metcdctl ${args.join(' ')} to print ${until}`, 20_000, async () => (until.test(stdout) ? true : undefined));
+  return { proc, out: () => stdout, result };
+}
+
+describe('metcdctl', () => {
+  it('puts, gets (prefix, limit, rev, value only, json) and deletes', async () => {
+    expect(await ok(['put', 'app/a', '1'])).toBe('OK\n');
+    expect(await ok(['put', 'app/b'], { stdin: 'from stdin' })).toBe('OK\n');
+    expect(await ok(['get', 'app/a'])).toBe('app/a\n1\n');
+    expect(await ok(['get', 'app/', '--prefix'])).toBe('app/a\n1\napp/b\nfrom stdin\n');
+    expect(await ok(['get', 'app/', '--prefix', '--limit', '1', '--print-value-only'])).toBe('1\n');
+    expect(await ok(['get', 'app/', '--prefix', '--keys-only'])).toBe('app/a\napp/b\n');
+    const json = JSON.parse(await ok(['get', 'app/a', '-w', 'json'])) as { kvs: Array<{ modRevision: number; version: number }> };
+    const rev = json.kvs[0]!.modRevision;
+    await ok(['put', 'app/a', '2']);
+    expect(await ok(['get', 'app/a', '--rev', String(rev), '--print-value-only'])).toBe('1\n');
+    expect(await ok(['get', 'app/missing'])).toBe('');
+    expect(await ok(['del', 'app/a'])).toBe('1\n');
+    expect(await ok(['del', 'app/', '--prefix'])).toBe('1\n');
+    expect(await ok(['get', 'app/', '--prefix'])).toBe('');
+  });
+
+  it('runs a transaction from a file and from stdin', async () => {
+    const body = JSON.stringify({
+      compare: [{ key: 'tx/lock', target: 'createRevision', result: '==', value: 0 }],
+      success: [{ put: { key: 'tx/lock', value: 'me' } }],
+      failure: [{ get: { key: 'tx/lock' } }],
+    });
+    const file = path.join(dir, 'txn.json');
+    writeFileSync(file, body);
+    expect(await ok(['txn', file])).toBe('SUCCESS\n\nOK\n');
+    expect(await ok(['txn'], { stdin: body })).toBe('FAILURE\n\ntx/lock\nme\n');
+  });
+
+  it('prints Error: and exits 1 on a refusal, 128 on bad arguments', async () => {
+    const denied = await ctl(['get', 'x'], { token: 'wrong-token-wrong-token' });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/^Error: .*\(401 unauthenticated\)\n$/);
+    const missing = await ctl(['lease', 'timetolive', '424242']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^Error: .*lease_not_found/);
+    const bad = await ctl(['put']);
+    expect(bad.code).toBe(128);
+    expect(bad.stderr).toMatch(/^Error: put command needs/);
+    const unknownFlag = await ctl(['get', 'x', '--bogus']);
+    expect(unknownFlag.code).toBe(128);
+    const unknownCommand = await ctl(['frobnicate']);
+    expect(unknownCommand.code).toBe(128);
+    expect(unknownCommand.stderr).toMatch(/unknown command "frobnicate"/);
+    const unreachable = spawn(NODE, [BIN, '--endpoints', 'http://127.0.0.1:1', '--command-timeout', '300ms', 'get', 'x'], {
+      stdio: 'pipe',
+    });
+    let err = '';
+    unreachable.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = (await once(unreachable, 'exit')) as [number];
+    expect(code).toBe(1);
+    expect(err).toMatch(/^Error: context deadline exceeded/);
+  });
+
+  it('watches a prefix from a revision and until Ctrl-C', async () => {
+    const first = JSON.parse(await ok(['put', 'w/a', '1', '-w', 'json'])) as { revision: number };
+    const w = await startUntil(['watch', 'w/', '--prefix', '--rev', String(first.revision)], /PUT\nw\/a\n1\n/);
+    await ok(['put', 'w/b', '2']);
+    await ok(['del', 'w/a']);
+    await waitFor('the watch to print the delete', 10_000, async () => (w.out().includes('DELETE\nw/a\n') ? true : undefined));
+    w.proc.kill('SIGINT');
+    const r = await w.result;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('PUT\nw/a\n1\nPUT\nw/b\n2\nDELETE\nw/a\n');
+  });
+
+  it('grants, keeps alive, inspects and revokes a lease', async () => {
+    const granted = await ok(['lease', 'grant', '30']);
+    const id = /^lease (\d+) granted with TTL\(30s\)\n$/.exec(granted)?.[1];
+    expect(id).toBeDefined();
+    await ok(['put', 'l/k', 'v', '--lease', id!]);
+    expect(await ok(['lease', 'keep-alive', id!, '--once'])).toBe(`lease ${id} keepalived with TTL(30)\n`);
+    expect(await ok(['lease', 'timetolive', id!, '--keys'])).toMatch(
+      new RegExp(`^lease ${id} granted with TTL\\(30s\\), remaining\\(\\d+s\\), attached keys\\(\\[l/k\\]\\)\\n$`),
+    );
+    expect(await ok(['lease', 'revoke', id!])).toBe(`lease ${id} revoked\n`);
+    expect(await ok(['get', 'l/k'])).toBe('');
+  });
+
+  it('holds a lock until Ctrl-C, printing the key and the fencing token, then releases it', async () => {
+    const a = await startUntil(['lock', 'jobs', '--ttl', '5'], /fencing token \d+\n/);
+    const [key, token] = a.out().trim().split('\n');
+    expect(key).toMatch(/^lock\/jobs\//);
+    const tokenA = Number(/fencing token (\d+)/.exec(token!)![1]);
+    // a second holder waits, then gets a larger token once the first is interrupted
+    const b = spawn(NODE, [BIN, '--endpoints', endpoints, 'lock', 'jobs', '--ttl', '5'], { env: { ...process.env, METCDCTL_TOKEN: ROOT } });
+    let bOut = '';
+    b.stdout.on('data', (d: Buffer) => (bOut += d.toString()));
+    await new Promise((r) => setTimeout(r, 700));
+    expect(bOut).toBe('');
+    a.proc.kill('SIGINT');
+    expect((await a.result).code).toBe(0);
+    await waitFor('the second holder', 15_000, async () => (/fencing token \d+/.test(bOut) ? true : undefined));
+    expect(Number(/fencing token (\d+)/.exec(bOut)![1])).toBeGreaterThan(tokenA);
+    b.kill('SIGINT');
+    const [code] = (await once(b, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(await ok(['get', 'lock/jobs/', '--prefix'])).toBe(''); // released
+  });
+
+  it('campaigns in an election until Ctrl-C', async () => {
+    const e = await startUntil(['elect', 'sched', 'node-a', '--ttl', '5'], /node-a\n/);
+    expect(e.out()).toMatch(/^election\/sched\/\w+\nnode-a\n$/);
+    e.proc.kill('SIGINT');
+    expect((await e.result).code).toBe(0);
+  });
+
+  it('lists members and reports each endpoint status and health', async () => {
+    const leader = await cluster.leader({ all: true });
+    const members = await ok(['member', 'list']);
+    expect(members.trim().split('\n').sort()).toEqual(
+      [...cluster.nodes.values()].map((n) => `${n.id}, voter, ${n.url}, ${n.id === leader.id}`).sort(),
+    );
+    const status = await ok(['endpoint', 'status']);
+    expect(status.trim().split('\n')).toHaveLength(3);
+    expect(status).toMatch(new RegExp(`${leader.url}, ${leader.id}, leader, term \\d+, leader ${leader.id}`));
+    const health = (await ok(['endpoint', 'health', '--cluster'])).trim().split('\n');
+    expect(health).toHaveLength(3);
+    for (const line of health) expect(line).toMatch(/^http:\/\/127\.0\.0\.1:\d+ is healthy: successfully answered \/health: took = /);
+    const json = JSON.parse(await ok(['endpoint', 'status', '-w', 'json'])) as Array<{ id: string }>;
+    expect(json.map((s) => s.id).sort()).toEqual(['n1', 'n2', 'n3']);
+  });
+
+  it('creates, lists and revokes tokens', async () => {
+    const made = await ok(['auth', 'token', 'create', 'reader', '--rule', 'app/=read']);
+    const [, id, secret] = /^Token (\S+) created\n(metcd_\S+)\n$/.exec(made) ?? [];
+    expect(secret).toBeDefined();
+    expect(await ok(['auth', 'token', 'list'])).toContain(`${id}, reader, [app/=read]`);
+    const denied = await ctl(['put', 'app/x', '1'], { token: secret! });
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toMatch(/403 permission_denied/);
+    expect(await ok(['auth', 'token', 'revoke', id!])).toBe(`Token ${id} revoked\n`);
+  });
+
+  it('saves a snapshot and verifies it; a corrupted file is refused', async () => {
+    await ok(['put', 'snap/a', '1']);
+    const file = path.join(dir, 'backup.metcd');
+    expect(await ok(['snapshot', 'save', file])).toMatch(/^Snapshot saved at .*backup\.metcd \(revision \d+\)\n$/);
+    const status = JSON.parse(await ok(['snapshot', 'status', file, '-w', 'json'])) as {
+      revision: number;
+      totalKey: number;
+      clusterId: string;
+    };
+    expect(status.totalKey).toBeGreaterThan(0);
+    expect(status.clusterId).toBe('test');
+    const bytes = readFileSync(file);
+    bytes[40] = bytes[40]! ^ 0xff;
+    const bad = path.join(dir, 'bad.metcd');
+    writeFileSync(bad, bytes);
+    const r = await ctl(['snapshot', 'status', bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^Error: checksum mismatch: the backup is corrupted/);
+  });
+
+  it('compacts, and moves the leader', async () => {
+    const { revision } = JSON.parse(await ok(['put', 'c/a', '1', '-w', 'json'])) as { revision: number };
+    expect(await ok(['compaction', String(revision)])).toBe(`compacted revision ${revision}\n`);
+    const leader = await cluster.leader({ all: true });
+    const to = cluster.live().find((n) => n !== leader)!;
+    expect(await ok(['move-leader', to.id])).toBe(`Leadership transferred to ${to.id}\n`);
+    expect((await cluster.leader({ all: true })).id).toBe(to.id);
+  });
+});
