@@ -24,243 +24,51 @@ import { sseFrames } from './sse.ts';
 export { MetcdError } from './errors.ts';
 export type { ClientErrorCode } from './errors.ts';
 
-export type FetchFunction = (input: string, init: RequestInit) => Promise<Response>;
+import type {
+  FetchFunction,
+  ClientOptions,
+  CallOptions,
+  KeyValue,
+  GetOptions,
+  RangeOptions,
+  RangeResult,
+  PutOptions,
+  Txn,
+  TxnResult,
+  WatchOptions,
+  WatchEvent,
+  WatchResponse,
+  Watch,
+  Lease,
+  LeaseInfo,
+  KeepAliveHandle,
+  LockOptions,
+  LockHandle,
+  CampaignOptions,
+  Leadership,
+  TokenSpec,
+  TokenInfo,
+  Member,
+  Members,
+  PeerStatus,
+  EndpointOptions,
+} from './types.ts';
+import {
+  sleep,
+  Deadline,
+  newClientId,
+  withCause,
+  describeFetchError,
+  encodePath,
+  queryString,
+  parseJson,
+  waitMs,
+  ignoreNotFound,
+  lostPromise,
+  type Session,
+} from './util.ts';
+export type * from './types.ts';
 
-export interface ClientOptions {
-  /** Base URLs of the peers (Node: each node; edge: the Worker's URL). A string may be a comma list. */
-  endpoints: string | readonly string[];
-  /** An API token or the root token: sent as `Authorization: Bearer …` on every request. */
-  token?: string;
-  /** Default deadline of each call, retries included (ms). Default 10,000. */
-  timeoutMs?: number;
-  /** A fetch to use instead of the global one (a test harness, a service binding). */
-  fetch?: FetchFunction;
-}
-
-export interface CallOptions {
-  signal?: AbortSignal;
-  timeoutMs?: number;
-}
-
-export type ReadLevel = 'default' | 'consistent' | 'stale';
-
-export interface KeyValue {
-  key: string;
-  value: string;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-}
-
-export interface GetOptions extends CallOptions {
-  level?: ReadLevel;
-  /** The key as it was at this revision. */
-  revision?: number;
-}
-
-export interface RangeOptions extends CallOptions {
-  prefix?: string;
-  start?: string;
-  end?: string;
-  limit?: number;
-  level?: ReadLevel;
-  revision?: number;
-}
-
-export interface RangeResult {
-  kvs: Array<{ key: string; value: string }>;
-  /** The range was cut at `limit`: ask again from `nextStart`. */
-  more: boolean;
-  nextStart: string | null;
-  /** The store's revision the answer reflects. */
-  revision: number;
-}
-
-export interface PutOptions extends CallOptions {
-  /** Attach the key to this lease. */
-  lease?: string;
-  /** Compare-and-set: write only if the key's mod revision is this (0: only if absent), else 409 compare_failed. */
-  ifRevision?: number;
-}
-
-export interface TxnCompare {
-  key: string;
-  target: 'value' | 'version' | 'createRevision' | 'modRevision' | 'lease';
-  result: '==' | '!=' | '<' | '>';
-  value: string | number;
-}
-
-export type TxnOp =
-  | { put: { key: string; value: string; lease?: string } }
-  | { delete: { key: string } | { prefix: string } }
-  | { get: { key: string } | { prefix: string; limit?: number } };
-
-export interface Txn {
-  compare?: TxnCompare[];
-  success?: TxnOp[];
-  failure?: TxnOp[];
-}
-
-export interface TxnResult {
-  succeeded: boolean;
-  revision: number;
-  results: unknown[];
-}
-
-export interface WatchOptions extends CallOptions {
-  /** Watch one key; with `prefix: true`, every key under it. */
-  key?: string;
-  /** Watch every key under this prefix (a string), or under `key` (true). */
-  prefix?: string | boolean;
-  /** Watch the range [start, end) ('' end: no bound). */
-  start?: string;
-  end?: string;
-  /** Replay from this revision, then follow. Without it: the changes after the serving peer's revision. */
-  fromRevision?: number;
-  /** Ask for a progress frame after this much silence (100 ms to 10 min; server default 10 s). */
-  progressMs?: number;
-  /** Yield progress frames too (an empty `events`). */
-  progress?: boolean;
-  level?: 'stale' | 'consistent';
-}
-
-export interface WatchEvent {
-  type: 'put' | 'delete';
-  key: string;
-  value: string | null;
-  revision: number;
-  createRevision: number;
-  modRevision: number;
-  version: number;
-  prevValue?: string;
-}
-
-export interface WatchResponse {
-  /** The revision of this frame; every revision up to it has been delivered. */
-  revision: number;
-  /** The matching changes of that revision (empty for a progress frame). */
-  events: WatchEvent[];
-}
-
-export interface Watch extends AsyncIterable<WatchResponse> {
-  /** Ends the watch (the iterator then returns). */
-  close(): void;
-  /** How many times the stream was reconnected. */
-  readonly reconnects: number;
-}
-
-export interface Lease {
-  id: string;
-  ttl: number;
-}
-
-export interface LeaseInfo extends Lease {
-  grantedTtl: number;
-  keys: string[];
-}
-
-export interface KeepAliveHandle {
-  /** Stops keeping the lease alive (it then expires after its TTL unless revoked). */
-  stop(): void;
-  /** Resolves when the loop stops: undefined when stopped, the error when the lease was lost. */
-  readonly done: Promise<MetcdError | undefined>;
-}
-
-export interface LockOptions extends CallOptions {
-  /** TTL of the lease granted for the lock (s, default 60); or use `lease`. */
-  ttl?: number;
-  /** The caller's own lease (then the caller keeps it alive). */
-  lease?: string;
-  /** How long to wait for the lock (server default 30 s, at most 5 min), e.g. '10s'. */
-  wait?: string;
-}
-
-export interface Held {
-  /** The holder's key (lock/<name>/<lease hex>, election/<name>/…). */
-  key: string;
-  lease: string;
-  /** The fencing token: the key's create revision; every later holder's is larger. */
-  revision: number;
-  /** Resolves with an error if the lease could no longer be kept alive (the lock may be lost). */
-  readonly lost: Promise<MetcdError>;
-}
-
-export interface LockHandle extends Held {
-  release(opts?: CallOptions): Promise<void>;
-}
-
-export interface CampaignOptions extends CallOptions {
-  ttl?: number;
-  lease?: string;
-  wait?: string;
-}
-
-export interface Leadership extends Held {
-  proclaim(value: string, opts?: CallOptions): Promise<number>;
-  resign(opts?: CallOptions): Promise<void>;
-}
-
-export interface TokenRule {
-  prefix: string;
-  access: 'read' | 'write' | 'readwrite';
-}
-
-export interface TokenSpec {
-  name: string;
-  rules?: TokenRule[];
-  admin?: boolean;
-  status?: boolean;
-  ttl?: number;
-}
-
-export interface TokenInfo {
-  id: string;
-  name: string;
-  rules: TokenRule[];
-  admin: boolean;
-  status: boolean;
-  createdAt: string;
-  expiresAt: string | null;
-  expired: boolean;
-}
-
-export interface Member {
-  id: string;
-  address: string;
-  voter: boolean;
-  match?: number | null;
-}
-
-export interface Members {
-  leader: string;
-  members: Member[];
-}
-
-/** A peer's own view (`GET /status`; worker/peer/outcomes.ts has every field). */
-export interface PeerStatus {
-  id: string;
-  role: string;
-  term: number;
-  leader: string;
-  commit: number;
-  applied: number;
-  revision: number;
-  compactRevision: number;
-  keys: number;
-  leases: number;
-  stateBytes: number;
-  stateBytesMax: number;
-  members: Array<{ id: string; address: string; voter: boolean }>;
-  [field: string]: unknown;
-}
-
-/** Per-endpoint options for the introspection calls (`endpoint` pins the peer asked). */
-export interface EndpointOptions extends CallOptions {
-  /** Ask this base URL, not the leader's. */
-  endpoint?: string;
-}
-
-/** How a request may be retried. */
 type Retry = 'read' | 'session' | 'idempotent' | 'once';
 
 interface Call {
@@ -293,71 +101,6 @@ const MAX_REDIRECTS = 5;
 /** How long an endpoint that did not answer is not followed to by a redirect. */
 const DOWN_MS = 2000;
 const SESSION_POOL_MAX = 16;
-
-function randomHex(bytes: number): string {
-  const b = new Uint8Array(bytes);
-  crypto.getRandomValues(b);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(done, ms);
-    function done() {
-      signal.removeEventListener('abort', abort);
-      resolve();
-    }
-    function abort() {
-      clearTimeout(t);
-      reject(signal.reason);
-    }
-    signal.addEventListener('abort', abort, { once: true });
-  });
-}
-
-/** One exactly-once session: a client id and the last seq it used. */
-interface Session {
-  id: string;
-  seq: number;
-}
-
-/** A deadline and the caller's signal as one AbortSignal; `clear()` drops the deadline. */
-class Deadline {
-  readonly controller = new AbortController();
-  private timer: ReturnType<typeof setTimeout> | undefined;
-  private readonly unlink: () => void;
-
-  constructor(timeoutMs: number, signal: AbortSignal | undefined) {
-    const ctl = this.controller;
-    this.timer = setTimeout(() => ctl.abort(new MetcdError(0, 'timeout', `no answer within ${timeoutMs} ms (timeout)`)), timeoutMs);
-    const onAbort = () => ctl.abort(new MetcdError(0, 'aborted', 'the request was aborted', {}, { cause: signal?.reason }));
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
-    this.unlink = () => signal?.removeEventListener('abort', onAbort);
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  /** The error to throw once aborted. */
-  get reason(): MetcdError {
-    const r: unknown = this.controller.signal.reason;
-    return r instanceof MetcdError ? r : new MetcdError(0, 'aborted', 'the request was aborted');
-  }
-
-  /** Stops the deadline (a stream's connecting is over); the caller's signal still aborts. */
-  clear(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
-  dispose(): void {
-    this.clear();
-    this.unlink();
-  }
-}
 
 export class MetcdClient {
   readonly endpoints: readonly string[];
@@ -995,59 +738,4 @@ export class MetcdClient {
 /** A client for `endpoints` (see ClientOptions). */
 export function createClient(options: ClientOptions): MetcdClient {
   return new MetcdClient(options);
-}
-
-function newClientId(): string {
-  return `metcd-client-${randomHex(12)}`;
-}
-
-function withCause(err: MetcdError, cause: MetcdError): MetcdError {
-  return new MetcdError(err.status, err.code, `${err.message}; last: ${cause.message}`, { ...cause.details }, { cause });
-}
-
-function describeFetchError(err: unknown): string {
-  if (err instanceof Error) {
-    const cause = (err as { cause?: unknown }).cause;
-    const code = typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined;
-    return typeof code === 'string' ? `${err.message} (${code})` : err.message;
-  }
-  return String(err);
-}
-
-function encodePath(key: string): string {
-  return key.split('/').map(encodeURIComponent).join('/');
-}
-
-function queryString(query: Record<string, string | number | undefined> | undefined): string {
-  if (query === undefined) return '';
-  const q = new URLSearchParams();
-  for (const [name, value] of Object.entries(query)) if (value !== undefined) q.set(name, String(value));
-  const s = q.toString();
-  return s === '' ? '' : `?${s}`;
-}
-
-function parseJson<T>(text: string): T {
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new MetcdError(0, 'bad_response', `expected JSON, got ${JSON.stringify(text.slice(0, 200))}`);
-  }
-}
-
-function waitMs(wait: string | undefined): number {
-  if (wait === undefined) return 30_000;
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(wait);
-  if (m === null) return 30_000;
-  const n = Number(m[1]);
-  return m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000;
-}
-
-function ignoreNotFound(err: unknown): void {
-  if (err instanceof MetcdError && err.status === 404) return;
-  throw err;
-}
-
-function lostPromise(loop: KeepAliveHandle | undefined): Promise<MetcdError> {
-  if (loop === undefined) return new Promise<MetcdError>(() => {});
-  return loop.done.then((e) => (e === undefined ? new Promise<MetcdError>(() => {}) : e));
 }
