@@ -84,9 +84,12 @@ export async function watchRoute(ctx: ApiContext, pathKey: string | undefined): 
     };
     // HEAD: the headers a watch would have, and no watcher.
     if (ctx.request.method === 'HEAD') return { status: 200, headers, body: null };
-    const watcher = ctx.peer.watch(filter, { ...(from === undefined ? {} : { from }), progressMs });
-    headers['X-Metcd-Watch-From'] = String(watcher.next);
-    const opening = `: metcd watch from revision ${watcher.next}\nretry: 1000\n\n`;
+    // Where this watch starts, read before the room fills it with history (its position moves
+    // past what it queued): a client that loses the stream before its first frame resumes here.
+    const start = from ?? ctx.peer.revision + 1;
+    const watcher = ctx.peer.watch(filter, { from: start, progressMs });
+    headers['X-Metcd-Watch-From'] = String(start);
+    const opening = `: metcd watch from revision ${start}\nretry: 1000\n\n`;
     return { status: 200, headers, body: sseStream(watcher, opening) };
   });
 }
