@@ -90,7 +90,8 @@ export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
   const server = createTestHarness({
     root: ROOT,
     workers: [
-      { configPath: './wrangler.toml', vars: { CLUSTER_NAME: 'bench' } },
+      // Open mode, as npm start: the comparison is of writes, not of access control.
+      { configPath: './wrangler.toml', vars: { CLUSTER_NAME: 'bench', METCD_AUTH: 'open' } },
       {
         config: {
           name: PLAIN_WORKER,
