@@ -12,7 +12,7 @@
 import { totalCpuSeconds } from './cpu.ts';
 import { fetchJson } from './http.ts';
 import type { ClusterUnderTest, LeaderView } from './target.ts';
-import { runWrkScript } from './wrk.ts';
+import { runWrkScript, wrkDone } from './wrk.ts';
 
 export interface LeaseOptions {
   wrkPath: string;
@@ -110,16 +110,7 @@ function response(status, headers, body)
   if not ok then bad = bad + 1 end
 end
 
-function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do bad = bad + (t:get("bad") or 0) end
-  local e = summary.errors
-  io.write(string.format('\\nWRK_RESULT {"requests":%d,"durationUs":%d,"bad":%d,' ..
-    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
-    '"latencyUs":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d}}\\n',
-    summary.requests, summary.duration, bad, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9), latency.max))
-end
+${wrkDone('bad', 'bad')}
 `;
 }
 

@@ -117,18 +117,26 @@ function request()
   return wrk.format("POST", "/v3/kv/put", nil, '{"key":"' .. b64(key) .. '","value":"' .. valueB64 .. '"}')
 end
 
-function done(summary, latency, requests)
-  local writesSent = 0
-  for _, t in ipairs(threads) do writesSent = writesSent + (t:get("writes") or 0) end
+${wrkDone('writesSent', 'writes')}
+`;
+}
+
+/**
+ * The Lua done() every script ends with: prints the WRK_RESULT line runWrkScript parses, with
+ * `field` the per-thread counter `threadVar` summed over the threads (writes sent, bad answers).
+ */
+export function wrkDone(field: string, threadVar: string): string {
+  return `function done(summary, latency, requests)
+  local counted = 0
+  for _, t in ipairs(threads) do counted = counted + (t:get("${threadVar}") or 0) end
   local e = summary.errors
-  io.write(string.format('\\nWRK_RESULT {"requests":%d,"durationUs":%d,"writesSent":%d,' ..
+  io.write(string.format('\\nWRK_RESULT {"requests":%d,"durationUs":%d,"${field}":%d,' ..
     '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
     '"latencyUs":{"p50":%d,"p90":%d,"p99":%d,"p999":%d,"max":%d,"mean":%.1f}}\\n',
-    summary.requests, summary.duration, writesSent, e.connect, e.read, e.write, e.status, e.timeout,
+    summary.requests, summary.duration, counted, e.connect, e.read, e.write, e.status, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
     latency.max, latency.mean))
-end
-`;
+end`;
 }
 
 export interface WrkRun {
