@@ -5,12 +5,12 @@
 // truncated file and a data dir that holds state are refused with one line.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { CLI, ProcCluster, freePort, type ProcNode } from './proc-cluster.ts';
+import { ProcCluster, freePort, type ProcNode } from './proc-cluster.ts';
 import { readBackup } from '../../worker/backup/format.ts';
+import { runCli } from '../support/node-process.ts';
 
 const ROOT = 'backup-root-token-0123456789abcdef';
 const auth = { authorization: `Bearer ${ROOT}` };
@@ -47,18 +47,7 @@ async function save(node: ProcNode, pauseMs = 0): Promise<{ bytes: Uint8Array; r
   return { bytes: new Uint8Array(Buffer.concat(parts)), revision, chunks: parts.length };
 }
 
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+const run = runCli;
 
 const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';
 

@@ -9,24 +9,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CLI, freePort } from './proc-cluster.ts';
 import { FLAGS, FlagError, parseFlags } from '../../node-runtime/flags.ts';
+import { runCli } from '../support/node-process.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'metcd-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function run(args: string[], timeoutMs = 20_000): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = runCli;
 
 /** The last stderr line: the one a user reads. */
 const lastLine = (s: string) => s.trim().split('\n').pop() ?? '';

@@ -2,14 +2,13 @@
 // the one line a user reads when a file cannot be used at start (the CLI).
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { FlagError, parseFlags } from '../../node-runtime/flags.ts';
 import { parseTlsFlags } from '../../node-runtime/tls-flags.ts';
 import { makeTestCerts } from '../support/certs.ts';
-import { CLI } from './proc-cluster.ts';
+import { runCli } from '../support/node-process.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'metcd-tls-flags-'));
 mkdirSync(path.join(root, 'certs'));
@@ -87,18 +86,7 @@ describe('TLS flags', () => {
   });
 });
 
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-    child.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
+const run = runCli;
 
 describe('metcd CLI with TLS files', () => {
   const base = (dir: string) => [
