@@ -7,6 +7,7 @@ import { DEFAULT_KV_LIMITS, KvStateMachine } from '../../worker/kv/index.ts';
 import type { KeyRecord, KvLimits } from '../../worker/kv/types.ts';
 import { isRevisionProblem } from '../../worker/kv/state-machine.ts';
 import type { KeyEvent } from '../../worker/kv/history.ts';
+import { decodePast, isHistoryKey } from '../../worker/kv/history.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 
 type Snapshot = Map<string, KeyRecord>;
@@ -63,6 +64,42 @@ class Model {
   }
 }
 
+/**
+ * The history records compaction must leave, as "revision/key": every replaced version and
+ * delete at or above the compacted revision, and below it only the past put a read at the
+ * compacted revision shows. Anything more is a leak (history that never goes), anything less a
+ * lost version.
+ */
+function expectedHistory(model: Model): string[] {
+  const out: string[] = [];
+  const latest = model.at[model.revision]!;
+  const c = model.compacted;
+  for (let r = 1; r <= model.revision; r++) {
+    const before = model.at[r - 1]!;
+    const after = model.at[r]!;
+    for (const key of new Set([...before.keys(), ...after.keys()])) {
+      const a = after.get(key);
+      const b = before.get(key);
+      if (a === b || (a !== undefined && b !== undefined && a.modRevision === b.modRevision)) continue; // unchanged at r
+      if (a !== undefined && latest.get(key)?.modRevision === r) continue; // current: not history
+      const visibleAtCompacted = model.at[c]!.get(key)?.modRevision === r;
+      if (r >= c || visibleAtCompacted) out.push(`${r}/${key}`);
+    }
+  }
+  return out.sort();
+}
+
+function historyRecords(sm: KvStateMachine): string[] {
+  return sm
+    .snapshot()
+    .records.filter(([k]) => isHistoryKey(k))
+    .map(([k, record]) => {
+      const [key, past] = decodePast(k, record.value);
+      return `${past.revision}/${key}`;
+    })
+    .sort();
+}
+
 function check(sm: KvStateMachine, model: Model, rnd: SeededRandom, keys: string[], what: string): void {
   expect(sm.revision, what).toBe(model.revision);
   expect(sm.compactedRevision, what).toBe(model.compacted);
@@ -83,6 +120,7 @@ function check(sm: KvStateMachine, model: Model, rnd: SeededRandom, keys: string
   const events = sm.eventsFrom(from);
   if (isRevisionProblem(events)) throw new Error(`${what}: events from ${from}: ${JSON.stringify(events)}`);
   expect([...events], `${what}: events from ${from}`).toEqual(model.events(from));
+  expect(historyRecords(sm), `${what}: history records kept`).toEqual(expectedHistory(model));
 }
 
 describe('key history', () => {

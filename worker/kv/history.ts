@@ -153,7 +153,17 @@ export class KeyHistory {
    */
   compact(revision: number, current: (key: string) => KeyRecord | undefined, writes: HistoryWrites): void {
     if (revision <= this.compacted) return;
-    for (const [key, list] of this.past) {
+    const drop = lowerBound(this.revisions, revision);
+    // Only keys changed in [compacted, revision] can have a version to discard (a change at
+    // `revision` itself hides the version before it): any other key's oldest kept version is
+    // still the one visible at `revision`. So a compaction costs the changes it passes over,
+    // not every key with a past (it runs inside apply).
+    const touched = new Set<string>();
+    const passed = lowerBound(this.revisions, revision + 1);
+    for (let i = 0; i < passed; i++) for (const key of this.changed[i]!) touched.add(key);
+    for (const key of touched) {
+      const list = this.past.get(key);
+      if (list === undefined) continue;
       // Kept: the changes at or above `revision`, and the version shown at `revision` when it is
       // a past put (the current record, or a delete, shows nothing from the past).
       const v = lastAtOrBefore(list, revision);
@@ -168,7 +178,6 @@ export class KeyHistory {
       if (keepFrom >= list.length) this.past.delete(key);
       else if (keepFrom > 0) list.splice(0, keepFrom);
     }
-    const drop = lowerBound(this.revisions, revision);
     this.revisions.splice(0, drop);
     this.changed.splice(0, drop);
     this.compacted = revision;
