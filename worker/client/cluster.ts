@@ -31,19 +31,25 @@ export function moveLeader(t: Transport, id: string, opts?: CallOptions): Promis
 
 /** A peer's own status: `endpoint`'s, else the first that answers. */
 export function status(t: Transport, opts: EndpointOptions): Promise<PeerStatus> {
-  return t.json({ method: 'GET', path: '/status', retry: 'read', endpoint: opts.endpoint }, opts);
+  return t.json({ method: 'GET', path: '/status', query: { peer: opts.peer }, retry: 'read', endpoint: opts.endpoint }, opts);
 }
 
 /** Whether a peer is healthy (a leader known and caught up): `{ok, reason?}`, never throws on 503. */
 export async function health(t: Transport, opts: EndpointOptions): Promise<{ ok: boolean; reason?: string }> {
-  const a = await t.request({ method: 'GET', path: '/health', retry: 'read', endpoint: opts.endpoint, ok: [503] }, opts);
+  const a = await t.request(
+    { method: 'GET', path: '/health', query: { peer: opts.peer }, retry: 'read', endpoint: opts.endpoint, ok: [503] },
+    opts,
+  );
   if (a.status === 200) return { ok: true };
   return { ok: false, reason: errorFromAnswer(a.status, a.text, a.headers).message };
 }
 
 /** A backup of the whole state (admin), as a stream; `revision` is the backup's. */
 export async function snapshot(t: Transport, opts: EndpointOptions): Promise<{ revision: number; body: ReadableStream<Uint8Array> }> {
-  const res = await t.open({ method: 'GET', path: '/snapshot', retry: 'read', stream: true, endpoint: opts.endpoint }, opts);
+  const res = await t.open(
+    { method: 'GET', path: '/snapshot', query: { peer: opts.peer }, retry: 'read', stream: true, endpoint: opts.endpoint },
+    opts,
+  );
   return { revision: Number(res.headers.get('X-Metcd-Revision') ?? 0), body: res.body! };
 }
 

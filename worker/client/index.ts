@@ -11,7 +11,7 @@ import { Transport } from './transport.ts';
 import { getKey, range, putKey, deleteKey, txn, compact } from './kv.ts';
 import { watch } from './watch.ts';
 import { leaseGrant, leaseKeepAlive, leaseRevoke, leaseTimeToLive, keepAliveLoop } from './leases.ts';
-import { lock, campaign, electionLeader } from './turns.ts';
+import { lock, campaign, electionLeader, observe } from './turns.ts';
 import * as cluster from './cluster.ts';
 import type {
   ClientOptions,
@@ -35,6 +35,8 @@ import type {
   Members,
   PeerStatus,
   EndpointOptions,
+  ElectionLeader,
+  ObserveOptions,
 } from './types.ts';
 
 export { MetcdError } from './errors.ts';
@@ -130,8 +132,14 @@ export class MetcdClient {
   }
 
   /** The election's leader now, or null when there is none. */
-  electionLeader(name: string, opts?: CallOptions): Promise<{ key: string; value: string; revision: number; lease: string } | null> {
+  electionLeader(name: string, opts?: CallOptions): Promise<ElectionLeader | null> {
     return electionLeader(this.t, name, opts);
+  }
+
+  /** The election's leader now and at every change (null: none), as an async iterator that
+   *  reconnects after a break; ends when `signal` aborts. */
+  observe(name: string, opts: ObserveOptions = {}): AsyncGenerator<ElectionLeader | null> {
+    return observe(this.t, name, opts);
   }
 
   // ---- cluster (cluster.ts) ----

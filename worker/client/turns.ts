@@ -5,8 +5,18 @@
 import { MetcdError } from './errors.ts';
 import { keepAliveLoop, leaseRevoke } from './leases.ts';
 import type { Transport } from './transport.ts';
-import type { CallOptions, LockOptions, LockHandle, CampaignOptions, Leadership, KeepAliveHandle } from './types.ts';
-import { waitMs, ignoreNotFound, lostPromise } from './util.ts';
+import { sseFrames } from './sse.ts';
+import type {
+  CallOptions,
+  LockOptions,
+  LockHandle,
+  CampaignOptions,
+  Leadership,
+  KeepAliveHandle,
+  ElectionLeader,
+  ObserveOptions,
+} from './types.ts';
+import { waitMs, ignoreNotFound, lostPromise, parseJson, sleep } from './util.ts';
 
 interface Held {
   key: string;
@@ -92,15 +102,55 @@ export async function campaign(t: Transport, name: string, value: string, opts: 
 }
 
 /** The election's leader now, or null when there is none. */
-export async function electionLeader(
-  t: Transport,
-  name: string,
-  opts?: CallOptions,
-): Promise<{ key: string; value: string; revision: number; lease: string } | null> {
+export async function electionLeader(t: Transport, name: string, opts?: CallOptions): Promise<ElectionLeader | null> {
   try {
     return await t.json({ method: 'GET', path: `/election/${encodeURIComponent(name)}`, retry: 'read' }, opts);
   } catch (err) {
     if (err instanceof MetcdError && err.status === 404) return null;
     throw err;
+  }
+}
+
+/**
+ * The election's leader now and at every change (null: none), as an async iterator
+ * (`GET /election/:name/observe`). A broken stream is opened again on any endpoint; the leader it
+ * then reports is yielded only if it differs from the last one. Ends when `signal` aborts.
+ */
+export async function* observe(t: Transport, name: string, opts: ObserveOptions = {}): AsyncGenerator<ElectionLeader | null> {
+  const signal = opts.signal ?? new AbortController().signal;
+  let last: string | undefined;
+  let backoff = 50;
+  while (!signal.aborted) {
+    let body: ReadableStream<Uint8Array>;
+    try {
+      const res = await t.open(
+        { method: 'GET', path: `/election/${encodeURIComponent(name)}/observe`, retry: 'read', stream: true },
+        { signal, timeoutMs: opts.timeoutMs },
+      );
+      body = res.body!;
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof MetcdError && (err.code === 'timeout' || err.status === 0 || err.status === 503)) {
+        await sleep(backoff, signal).catch(() => {});
+        backoff = Math.min(backoff * 2, 1000);
+        continue;
+      }
+      throw err;
+    }
+    backoff = 50;
+    try {
+      for await (const f of sseFrames(body, signal)) {
+        if (f.event !== 'leader') continue;
+        const leader = parseJson<ElectionLeader | null>(f.data);
+        const seen = JSON.stringify(leader);
+        if (seen === last) continue;
+        last = seen;
+        yield leader;
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof MetcdError) throw err;
+    }
+    if (!signal.aborted) t.markDown(); // the stream ended or broke: resume on another endpoint
   }
 }
