@@ -8,11 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { NodeProcess } from '../support/node-process.ts';
+import type { NodeProcess } from '../support/node-process.ts';
 import { makeTestCerts, type TestCerts } from '../support/certs.ts';
 import { metcdctl, type Ctl } from '../support/metcdctl.ts';
 import { waitFor } from '../support/wait.ts';
-import { freePort } from './proc-cluster.ts';
+import { startHttpsNodes } from './https-nodes.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'metcdctl-tls-'));
 const nodes: NodeProcess[] = [];
@@ -23,18 +23,15 @@ let withCert: Ctl;
 beforeAll(async () => {
   mkdirSync(path.join(root, 'certs'));
   certs = makeTestCerts(path.join(root, 'certs'));
-  const ids = ['n1', 'n2', 'n3'];
-  const ports = await Promise.all(ids.map(() => freePort()));
-  const initial = ids.map((id, k) => `${id}=https://127.0.0.1:${ports[k]}`).join(',');
   const tls = ['--cert-file', certs.node.cert, '--key-file', certs.node.key, '--trusted-ca-file', certs.clientCa, '--client-cert-auth'];
   const peerTls = ['--peer-cert-file', certs.node.cert, '--peer-key-file', certs.node.key, '--peer-trusted-ca-file', certs.peerCa];
-  ids.forEach((id, k) => {
-    const args = ['--id', id, '--http', `127.0.0.1:${ports[k]}`, '--data-dir', path.join(root, id), '--engine', 'memory'];
-    const n = new NodeProcess(id, ports[k]!, [...args, '--cluster-token', 'tls-token', '--cluster-id', 'ctl-tls', '--tick-ms', '50']);
-    nodes.push(n);
-    n.start([...tls, ...peerTls, '--initial-cluster', initial]);
-  });
-  endpoints = ports.map((p) => `https://127.0.0.1:${p}`).join(',');
+  nodes.push(
+    ...(await startHttpsNodes((id, port) => [
+      ...['--id', id, '--http', `127.0.0.1:${port}`, '--data-dir', path.join(root, id), '--engine', 'memory', '--tick-ms', '50'],
+      ...['--cluster-token', 'tls-token', '--cluster-id', 'ctl-tls', ...tls, ...peerTls],
+    ])),
+  );
+  endpoints = nodes.map((n) => `https://127.0.0.1:${n.port}`).join(',');
   withCert = metcdctl({
     globals: ['--endpoints', endpoints, '--cacert', certs.peerCa, '--cert', certs.client.cert, '--key', certs.client.key],
     token: '',
