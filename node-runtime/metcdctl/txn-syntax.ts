@@ -90,8 +90,12 @@ export async function readTxn(lines: AsyncIterable<string>, prompt: (text: strin
       out.push(parse(line));
     }
   }
-  const compare = await section('compares:', parseCompare);
-  const success = await section('success requests (get, put, del):', parseRequest);
-  const failure = await section('failure requests (get, put, del):', parseRequest);
-  return { compare, success, failure };
+  try {
+    const compare = await section('compares:', parseCompare);
+    const success = await section('success requests (get, put, del):', parseRequest);
+    const failure = await section('failure requests (get, put, del):', parseRequest);
+    return { compare, success, failure };
+  } finally {
+    await it.return?.(); // lets go of stdin (a terminal would keep the process alive)
+  }
 }

@@ -222,6 +222,24 @@ describe('metcdctl', () => {
     expect(badRequest.stderr).toBe('Error: invalid txn request: frobnicate etx/a\n');
   });
 
+  it('prompts for each txn section with --interactive on a terminal (util-linux script gives it one)', async () => {
+    const command = [NODE, BIN, '--endpoints', endpoints, 'txn', '-i'].map((w) => `'${w}'`).join(' ');
+    const proc = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, METCDCTL_TOKEN: ROOT }, stdio: 'pipe' });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const prompted = (text: string) => waitFor(`the prompt ${text}`, 10_000, async () => (out.includes(text) ? true : undefined));
+    await prompted('compares:');
+    proc.stdin.write('create("tty/k") = "0"\n\n');
+    await prompted('success requests (get, put, del):');
+    proc.stdin.write('put tty/k typed\n\n');
+    await prompted('failure requests (get, put, del):');
+    proc.stdin.write('\n');
+    const [code] = (await once(proc, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(out.replaceAll('\r', '')).toMatch(/failure requests \(get, put, del\):\n(\n)*SUCCESS\n\nOK\n$/);
+    expect(await ok(['get', 'tty/k', '--print-value-only'])).toBe('typed\n');
+  });
+
   it('prints tables (-w table) for get, member list, endpoint status and health, token list', async () => {
     await ok(['put', 'tab/a', '1']);
     await ok(['put', 'tab/b', '2']);
