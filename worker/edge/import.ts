@@ -31,9 +31,11 @@ import type { InitialState } from '../peer/restart.ts';
 import type { NodeId } from '../raft/types.ts';
 import type { DurableStorageLike, SqlLike } from './sql.ts';
 
-/** The largest backup PUT /snapshot takes: the file is held in memory by the coordinating peer
- *  and decoded by each (an isolate has 128 MB); twice the default state quota's half. */
-export const RESTORE_BYTES_MAX = 32 * 1024 * 1024;
+/** The largest backup PUT /snapshot takes. The peer that takes it holds the file, and each peer
+ *  reads it back from its stage, decodes it and encodes its bootstrap snapshot from it, all in an
+ *  isolate of 128 MB: a few copies of the file and its decoded records must fit. A larger state
+ *  (the default quota is 64 MiB) is restored on Node with metcd --restore. */
+export const RESTORE_BYTES_MAX = 16 * 1024 * 1024;
 /** One piece of the file per RPC and per SQLite row (rows are limited to 2 MB). */
 export const IMPORT_CHUNK_BYTES = 1024 * 1024;
 /** How long a prepared peer waits for the rest of the import before it serves again. */
