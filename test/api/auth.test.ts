@@ -149,6 +149,7 @@ function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[
   fixed('POST', '/compact', { kind: 'admin' }, '{"revision":"not a number"}');
   fixed('GET', '/snapshot', { kind: 'admin' });
   fixed('POST', '/snapshot', { kind: 'none' }, 'x');
+  fixed('PUT', '/snapshot', { kind: 'admin' }, 'not a backup');
   fixed('POST', '/txn', { kind: 'write', key: 'app/t' }, '{"success":[{"put":{"key":"app/t","value":"1"}}]}');
   fixed('POST', '/txn', { kind: 'read', key: 'app/t' }, '{"compare":[{"key":"app/t","target":"version","result":">","value":0}]}');
   fixed('POST', '/txn', { kind: 'range', prefix: 'app/' }, '{"success":[{"get":{"prefix":"app/"}}]}');

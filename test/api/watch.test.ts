@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { routersFor } from './routers.ts';
 import type { NodeId } from '../../worker/raft/types.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
+import { sseFrames, type SseFrame } from '../../worker/client/sse.ts';
 
 let cluster: TestCluster | null = null;
 afterEach(async () => {
@@ -31,18 +32,16 @@ async function setup(opts: Parameters<typeof TestCluster.start>[0] = {}): Promis
   return { c, call, leader, followers: c.followers() };
 }
 
-type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array };
-
 interface Sse {
   event: string;
   id: string | null;
   data: unknown;
 }
 
-/** An open event stream read while the cluster ticks. */
+/** An open event stream read while the cluster ticks (frames by the client's own parser). */
 class Stream {
-  private readonly reader: ReadableStreamDefaultReader<Uint8Array>;
-  private text = '';
+  private readonly body: ReadableStream<Uint8Array>;
+  private readonly it: AsyncGenerator<SseFrame>;
   readonly frames: Sse[] = [];
   done = false;
 
@@ -52,41 +51,30 @@ class Stream {
     this.c = c;
     expect(response.status).toBe(200);
     expect(response.headers.get('Content-Type')).toMatch(/^text\/event-stream/);
-    this.reader = response.body!.getReader();
+    this.body = response.body!;
+    this.it = sseFrames(this.body);
   }
 
-  /** Read until `n` frames arrived (or the stream ended), ticking at most `maxTicks`. */
+  /** Read until `n` frames arrived (or the stream ended), ticking at most `maxTicks` per frame. */
   async until(n: number, maxTicks = 60): Promise<Sse[]> {
-    for (let i = 0; i < maxTicks && this.frames.length < n && !this.done; i++) {
-      let chunk: ReadResult | null = null;
-      const read = this.reader.read().then((r) => (chunk = r as ReadResult));
-      // Tick until this read settles.
-      for (let t = 0; t < maxTicks && chunk === null; t++) await this.c.tick();
-      await read;
-      const r = chunk as ReadResult | null;
-      if (r === null || r.done) {
+    while (this.frames.length < n && !this.done) {
+      let settled = false;
+      const next = this.it.next().finally(() => (settled = true));
+      // Tick until this frame arrives.
+      for (let t = 0; t < maxTicks && !settled; t++) await this.c.tick();
+      const r = await next;
+      if (r.done === true) {
         this.done = true;
         break;
       }
-      this.text += new TextDecoder().decode(r.value);
-      for (let cut = this.text.indexOf('\n\n'); cut >= 0; cut = this.text.indexOf('\n\n')) {
-        const block = this.text.slice(0, cut);
-        this.text = this.text.slice(cut + 2);
-        const fields = new Map<string, string>();
-        for (const line of block.split('\n')) {
-          if (line.startsWith(':')) continue;
-          const colon = line.indexOf(':');
-          fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
-        }
-        if (!fields.has('data')) continue; // the opening comment and retry
-        this.frames.push({ event: fields.get('event') ?? 'message', id: fields.get('id') ?? null, data: JSON.parse(fields.get('data')!) });
-      }
+      this.frames.push({ ...r.value, data: JSON.parse(r.value.data) });
     }
     return this.frames;
   }
 
   async cancel(): Promise<void> {
-    await this.reader.cancel();
+    await this.it.return(undefined); // cancels the body once the parser has it
+    await this.body.cancel().catch(() => {}); // and when it never read
   }
 }
 

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putRaw, startCluster, waitFor } from './harness.ts';
 import type { EdgeCluster } from './harness.ts';
+import { sseFrames } from '../../worker/client/sse.ts';
 
 let c: EdgeCluster;
 let leader: string;
@@ -28,35 +29,20 @@ interface Frame {
   data: unknown;
 }
 
-/** Reads SSE frames from a response as they come. */
+/** Reads SSE frames from a response as they come (the client's own parser), until cancel(). */
 function frames(res: Response): { got: Frame[]; cancel(): Promise<void> } {
   const got: Frame[] = [];
-  const reader = res.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  void (async () => {
-    try {
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) return;
-        text += decoder.decode(value, { stream: true });
-        for (let cut = text.indexOf('\n\n'); cut >= 0; cut = text.indexOf('\n\n')) {
-          const fields = new Map<string, string>();
-          for (const line of text.slice(0, cut).split('\n')) {
-            if (line.startsWith(':') || line === '') continue;
-            const colon = line.indexOf(':');
-            fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
-          }
-          text = text.slice(cut + 2);
-          if (fields.has('data'))
-            got.push({ event: fields.get('event') ?? 'message', id: fields.get('id') ?? null, data: JSON.parse(fields.get('data')!) });
-        }
-      }
-    } catch {
-      // cancelled
-    }
-  })();
-  return { got, cancel: () => reader.cancel() };
+  const stop = new AbortController();
+  const done = (async () => {
+    for await (const f of sseFrames(res.body!, stop.signal)) got.push({ ...f, data: JSON.parse(f.data) });
+  })().catch(() => {});
+  return {
+    got,
+    cancel: async () => {
+      stop.abort();
+      await done;
+    },
+  };
 }
 
 const keys = (fs: Frame[]) => fs.filter((f) => f.event === 'revision').flatMap((f) => (f.data as Array<{ key: string }>).map((e) => e.key));

@@ -3,7 +3,8 @@
 // follower endpoint, etcdctl's `Error: …` and exit 1 on a refusal, 128 on bad arguments; the
 // long-running commands (watch, lock, lease keep-alive) stopped with SIGINT as Ctrl-C does.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
+import { metcdctl, type Ctl } from '../support/metcdctl.ts';
 
 const BIN = new URL('../../node-runtime/bin/metcdctl.mjs', import.meta.url).pathname;
 const NODE = process.execPath;
@@ -18,6 +20,7 @@ const ROOT = 'metcdctl-test-root-token-0123456789';
 const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT });
 let dir: string;
 let endpoints: string;
+let tool: Ctl;
 
 beforeAll(async () => {
   await cluster.start();
@@ -25,47 +28,20 @@ beforeAll(async () => {
   const leader = await cluster.leader({ all: true });
   // a follower first: every write is redirected, with the token
   endpoints = [...cluster.live().filter((n) => n !== leader), leader].map((n) => n.url).join(',');
+  tool = metcdctl({ globals: ['--endpoints', endpoints], token: ROOT });
 });
 afterAll(async () => {
   await cluster.stopAll();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-async function ctl(args: string[], opts: { stdin?: string; token?: string | null } = {}): Promise<Run> {
-  const env = { ...process.env, METCDCTL_TOKEN: opts.token === null ? '' : (opts.token ?? ROOT) };
-  const proc = spawn(NODE, [BIN, '--endpoints', endpoints, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  proc.stdin.end(opts.stdin ?? '');
-  return new Promise<Run>((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
-}
-
-async function ok(args: string[], opts: { stdin?: string } = {}): Promise<string> {
-  const r = await ctl(args, opts);
-  if (r.code !== 0) throw new Error(`metcdctl ${args.join(' ')}: exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** Starts a long-running command and collects its output until `until` shows in it. */
-async function startUntil(args: string[], until: RegExp): Promise<{ proc: ChildProcess; out: () => string; result: Promise<Run> }> {
-  const env = { ...process.env, METCDCTL_TOKEN: ROOT };
-  const proc = spawn(NODE, [BIN, '--endpoints', endpoints, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const result = new Promise<Run>((resolve) => proc.on('exit', (code) => resolve({ code, stdout, stderr })));
-  await waitFor(`metcdctl ${args.join(' ')} to print ${until}`, 20_000, async () => (until.test(stdout) ? true : undefined));
-  return { proc, out: () => stdout, result };
-}
+const ctl = (args: string[], opts: { stdin?: string; token?: string | null } = {}) =>
+  tool.run(args, {
+    ...(opts.stdin === undefined ? {} : { stdin: opts.stdin }),
+    ...(opts.token === undefined ? {} : { token: opts.token ?? '' }),
+  });
+const ok = (args: string[], opts: { stdin?: string } = {}) => tool.ok(args, opts);
+const startUntil = (args: string[], until: RegExp) => tool.start(args, until);
 
 describe('metcdctl', () => {
   it('puts, gets (prefix, limit, rev, value only, json) and deletes', async () => {
@@ -229,5 +205,148 @@ describe('metcdctl', () => {
     const to = cluster.live().find((n) => n !== leader)!;
     expect(await ok(['move-leader', to.id])).toBe(`Leadership transferred to ${to.id}\n`);
     expect((await cluster.leader({ all: true })).id).toBe(to.id);
+  });
+
+  it('reads etcdctl txn lines from stdin and with --interactive (no prompts when stdin is no TTY)', async () => {
+    const lines = ['mod("etx/a") = "0"', '', 'put etx/a "one two"', 'get etx/a', '', 'del etx/a', ''].join('\n');
+    expect(await ok(['txn'], { stdin: lines })).toBe('SUCCESS\n\nOK\n\netx/a\none two\n');
+    // the key exists now: the compare fails and the failure branch deletes it
+    expect(await ok(['txn', '--interactive'], { stdin: lines })).toBe('FAILURE\n\n1\n');
+    const values = ['value("etx/b") = "x"', 'version("etx/b") > "3"', '', 'put etx/b y', ''].join('\n');
+    expect(await ok(['txn', '-i'], { stdin: values })).toBe('FAILURE\n');
+    const bad = await ctl(['txn', '-i'], { stdin: 'mod(etx/a) = 0\n' });
+    expect(bad.code).toBe(128);
+    expect(bad.stderr).toBe('Error: malformed comparison: mod(etx/a) = 0\n');
+    const badRequest = await ctl(['txn'], { stdin: '\nfrobnicate etx/a\n' });
+    expect(badRequest.code).toBe(128);
+    expect(badRequest.stderr).toBe('Error: invalid txn request: frobnicate etx/a\n');
+  });
+
+  it('prompts for each txn section with --interactive on a terminal (util-linux script gives it one)', async () => {
+    const command = [NODE, BIN, '--endpoints', endpoints, 'txn', '-i'].map((w) => `'${w}'`).join(' ');
+    const proc = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, METCDCTL_TOKEN: ROOT }, stdio: 'pipe' });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const prompted = (text: string) => waitFor(`the prompt ${text}`, 10_000, async () => (out.includes(text) ? true : undefined));
+    await prompted('compares:');
+    proc.stdin.write('create("tty/k") = "0"\n\n');
+    await prompted('success requests (get, put, del):');
+    proc.stdin.write('put tty/k typed\n\n');
+    await prompted('failure requests (get, put, del):');
+    proc.stdin.write('\n');
+    const [code] = (await once(proc, 'exit')) as [number];
+    expect(code).toBe(0);
+    expect(out.replaceAll('\r', '')).toMatch(/failure requests \(get, put, del\):\n(\n)*SUCCESS\n\nOK\n$/);
+    expect(await ok(['get', 'tty/k', '--print-value-only'])).toBe('typed\n');
+  });
+
+  it('prints tables (-w table) for get, member list, endpoint status and health, token list', async () => {
+    await ok(['put', 'tab/a', '1']);
+    await ok(['put', 'tab/b', '2']);
+    const rows = (text: string) =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('│') || l.startsWith('|'))
+        .map((l) =>
+          l
+            .split(/[│|]/)
+            .slice(1, -1)
+            .map((c) => c.trim()),
+        );
+    expect(rows(await ok(['get', 'tab/', '--prefix', '-w', 'table']))).toEqual([
+      ['KEY', 'VALUE'],
+      ['tab/a', '1'],
+      ['tab/b', '2'],
+    ]);
+    const one = rows(await ok(['get', 'tab/a', '-w', 'table']));
+    expect(one[0]).toEqual(['KEY', 'VALUE', 'CREATE REVISION', 'MOD REVISION', 'VERSION']);
+    expect(one[1]!.slice(0, 2)).toEqual(['tab/a', '1']);
+    const leader = await cluster.leader({ all: true });
+    const members = rows(await ok(['member', 'list', '-w', 'table']));
+    expect(members[0]).toEqual(['ID', 'ROLE', 'ADDRESS', 'IS LEADER']);
+    expect(members.slice(1).sort()).toEqual(
+      [...cluster.nodes.values()].map((n) => [n.id, 'voter', n.url, String(n.id === leader.id)]).sort(),
+    );
+    const status = rows(await ok(['endpoint', 'status', '--cluster', '-w', 'table']));
+    expect(status[0]!.slice(0, 3)).toEqual(['ENDPOINT', 'ID', 'ROLE']);
+    expect(
+      status
+        .slice(1)
+        .map((r) => r[1])
+        .sort(),
+    ).toEqual(['n1', 'n2', 'n3']);
+    const health = rows(await ok(['endpoint', 'health', '-w', 'table']));
+    expect(health.slice(1).map((r) => r[1])).toEqual(['true', 'true', 'true']);
+    const made = await ok(['auth', 'token', 'create', 'tabled', '--rule', 'tab/=read']);
+    const id = /^Token (\S+) created/.exec(made)![1]!;
+    const tokens = rows(await ok(['auth', 'token', 'list', '-w', 'table']));
+    expect(tokens[0]).toEqual(['ID', 'NAME', 'RULES', 'ADMIN', 'STATUS', 'EXPIRES']);
+    expect(tokens).toContainEqual([id, 'tabled', 'tab/=read', 'false', 'false', 'never']);
+    await ok(['auth', 'token', 'revoke', id]);
+    const bad = await ctl(['get', 'tab/a', '-w', 'yaml']);
+    expect(bad.code).toBe(128);
+  });
+
+  it('runs a command holding a lock, with the key and fencing token in its environment, and exits with its code', async () => {
+    const r = await ctl(['lock', 'cmdjobs', 'sh', '-c', 'echo "$ETCD_LOCK_KEY $ETCD_LOCK_REV $METCD_LOCK_REV"; exit 3']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(3);
+    const [key, rev, metcdRev] = r.stdout.trim().split(' ');
+    expect(key).toMatch(/^lock\/cmdjobs\/\w+$/);
+    expect(Number(rev)).toBeGreaterThan(0);
+    expect(metcdRev).toBe(rev);
+    expect(await ok(['get', 'lock/cmdjobs/', '--prefix'])).toBe(''); // released after the command
+    // `--` works too, and a command that succeeds exits 0; one that cannot start is an error
+    expect(await ok(['lock', 'cmdjobs', '--ttl', '5', '--', 'sh', '-c', 'echo held'])).toBe('held\n');
+    const missing = await ctl(['lock', 'cmdjobs', 'no-such-command-metcd']);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^Error: spawn no-such-command-metcd ENOENT/);
+    expect(await ok(['get', 'lock/cmdjobs/', '--prefix'])).toBe('');
+  });
+
+  it('listens to an election (elect -l), printing each new leader', async () => {
+    const listener = await startUntil(['elect', '-l', 'listened'], /^$/);
+    const a = await startUntil(['elect', 'listened', 'node-a', '--ttl', '5'], /node-a\n/);
+    await waitFor('the listener to print node-a', 10_000, async () => (/node-a\n/.test(listener.out()) ? true : undefined));
+    a.proc.kill('SIGINT');
+    expect((await a.result).code).toBe(0);
+    const b = await startUntil(['elect', 'listened', 'node-b', '--ttl', '5'], /node-b\n/);
+    await waitFor('the listener to print node-b', 10_000, async () => (/node-b\n/.test(listener.out()) ? true : undefined));
+    b.proc.kill('SIGINT');
+    expect((await b.result).code).toBe(0);
+    listener.proc.kill('SIGINT');
+    const r = await listener.result;
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^election\/listened\/\w+\nnode-a\nelection\/listened\/\w+\nnode-b\n$/);
+    const noProposal = await ctl(['elect', 'listened']);
+    expect(noProposal.code).toBe(128);
+    expect(noProposal.stderr).toBe('Error: no proposal argument but -l not set\n');
+  });
+
+  it('gives up at --command-timeout on a peer that never answers, and on a snapshot that stalls', async () => {
+    // Accepts connections and reads requests but never answers (/snapshot: headers, then nothing).
+    const silent: Server = createServer((req, res) => {
+      if (req.url?.startsWith('/snapshot') === true) {
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'X-Metcd-Revision': '1' });
+        res.write('METCD');
+      }
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(silent.address() as { port: number }).port}`;
+    try {
+      for (const args of [
+        ['get', 'x'],
+        ['member', 'list'],
+        ['snapshot', 'save', path.join(dir, 'stalled.metcd')],
+      ]) {
+        const r = await tool.run(['--endpoints', url, '--command-timeout', '400ms', ...args]);
+        expect({ args, code: r.code }).toEqual({ args, code: 1 });
+        expect(r.stderr).toMatch(/^Error: context deadline exceeded/);
+      }
+      expect(() => readFileSync(path.join(dir, 'stalled.metcd.part'))).toThrow(); // no partial file left
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 });

@@ -13,6 +13,7 @@ import { tlsRequest, type TlsAnswer } from '../support/tls-request.ts';
 import { rawRequest } from '../support/raw-http.ts';
 import { waitFor } from '../support/wait.ts';
 import { freePort, type NodeStatus } from './proc-cluster.ts';
+import { startHttpsNodes } from './https-nodes.ts';
 
 const TOKEN = 'test-token';
 const root = mkdtempSync(path.join(tmpdir(), 'metcd-tls-'));
@@ -96,14 +97,7 @@ const errorCode = (res: TlsAnswer) => (JSON.parse(res.body) as { error: { code: 
 beforeAll(async () => {
   mkdirSync(path.join(root, 'certs'));
   certs = makeTestCerts(path.join(root, 'certs'));
-  const ids = ['n1', 'n2', 'n3'];
-  const ports = await Promise.all(ids.map(() => freePort()));
-  const initial = ids.map((id, k) => `${id}=https://127.0.0.1:${ports[k]}`).join(',');
-  ids.forEach((id, k) => {
-    const n = new NodeProcess(id, ports[k]!, [...nodeArgs(id, ports[k]!), '--initial-cluster', initial]);
-    nodes.push(n);
-    n.start();
-  });
+  nodes.push(...(await startHttpsNodes(nodeArgs)));
   await leader();
 });
 

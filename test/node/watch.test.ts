@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster, putKey } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
+import { sseFrames } from '../../worker/client/sse.ts';
 
 interface Frame {
   event: string;
@@ -13,38 +14,15 @@ interface Frame {
   data: unknown;
 }
 
-/** An SSE client over fetch: frames as they come, until abort(). */
+/** An SSE client over fetch (the client's own parser): frames as they come, until abort(). */
 function listen(url: string, headers: Record<string, string> = {}): { frames: Frame[]; abort(): void; status: Promise<number> } {
   const frames: Frame[] = [];
   const controller = new AbortController();
-  const status = fetch(url, { headers, signal: controller.signal }).then(async (res) => {
+  const status = fetch(url, { headers, signal: controller.signal }).then((res) => {
     if (res.status !== 200 || res.body === null) return res.status;
-    const reader = res.body.getReader();
-    const decoder = new TextDecoder();
-    let text = '';
     void (async () => {
-      try {
-        for (;;) {
-          const { done, value } = await reader.read();
-          if (done) return;
-          text += decoder.decode(value, { stream: true });
-          for (let cut = text.indexOf('\n\n'); cut >= 0; cut = text.indexOf('\n\n')) {
-            const block = text.slice(0, cut);
-            text = text.slice(cut + 2);
-            const fields = new Map<string, string>();
-            for (const line of block.split('\n')) {
-              if (line.startsWith(':') || line === '') continue;
-              const colon = line.indexOf(':');
-              fields.set(line.slice(0, colon), line.slice(colon + 1).trimStart());
-            }
-            if (fields.has('data'))
-              frames.push({ event: fields.get('event') ?? 'message', id: fields.get('id') ?? null, data: JSON.parse(fields.get('data')!) });
-          }
-        }
-      } catch {
-        // aborted
-      }
-    })();
+      for await (const f of sseFrames(res.body!, controller.signal)) frames.push({ ...f, data: JSON.parse(f.data) });
+    })().catch(() => {}); // aborted
     return res.status;
   });
   return { frames, abort: () => controller.abort(), status };

@@ -7,6 +7,7 @@ import type { ApiRequest } from './exchange.ts';
 import type { Authorize } from './authorize.ts';
 import type { Grant } from './access.ts';
 import type { RequestMetrics } from './metrics.ts';
+import type { BackupHeader } from '../backup/format.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -26,8 +27,20 @@ export interface ApiHost {
   /** Wall-clock milliseconds since the epoch (token creation and expiry); default Date.now.
    *  Give the authorizer the same clock. */
   now?: () => number;
+  /** Loads a backup into this new cluster (PUT /snapshot, restore-route.ts); absent where a
+   *  restore is offline (Node: metcd --restore). */
+  restore?: BackupRestorer;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
+}
+
+/** What a host does to load a checked backup into its cluster (the edge: worker/edge/import.ts). */
+export interface BackupRestorer {
+  /** The largest backup file accepted (413 past it). */
+  bytesMax: number;
+  /** Seeds every peer with `backup` (already checked whole) and restarts them; throws ApiError
+   *  409 cluster_in_use when the cluster has applied a client command. Answers what to report. */
+  run(backup: Uint8Array, header: BackupHeader): Promise<Record<string, unknown>>;
 }
 
 export interface ApiLimits {

@@ -50,6 +50,8 @@ export type ApiErrorCode =
   | 'unauthenticated'
   | 'permission_denied'
   | 'wrong_cluster'
+  | 'bad_backup'
+  | 'cluster_in_use'
   | 'internal';
 
 /** A failure decided by the API layer itself (validation, limits, routing). */

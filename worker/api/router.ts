@@ -35,6 +35,7 @@ import { txn } from './txn-route.ts';
 import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
 import { watchRoute } from './watch-route.ts';
 import { snapshotRoute } from './snapshot-route.ts';
+import { restoreRoute } from './restore-route.ts';
 import { acquireLock, releaseLock } from './lock-routes.ts';
 import { campaign, electionLeader, observe, proclaim, resign } from './election-routes.ts';
 import { Grant, type Need } from './access.ts';
@@ -178,7 +179,8 @@ function buildRoutes() {
   on('all', '/compact', 'authenticated', notAllowed('POST'));
   // backup (snapshot-route.ts)
   on('get', '/snapshot', 'admin', (_p, ctx) => snapshotRoute(ctx));
-  on('all', '/snapshot', 'authenticated', notAllowed('GET'));
+  on('put', '/snapshot', 'admin', (_p, ctx) => restoreRoute(ctx));
+  on('all', '/snapshot', 'authenticated', notAllowed('GET, PUT'));
   // leases (lease-routes.ts): any known caller grants and keeps alive; reading and revoking a
   // lease check its keys (the handler, against ctx.grant), as etcd's auth does
   on('post', '/lease', 'authenticated', (_p, ctx) => grantLease(ctx));

@@ -1,6 +1,7 @@
 // Server-Sent Events frames from a fetch body: only ReadableStream and TextDecoder, so it runs
 // in browsers, Workers and Node alike. Comments and the `retry:` field are skipped; a frame
-// without data (the opening comment) yields nothing.
+// without data (the opening comment) yields nothing. The client's watch reads streams with it,
+// and so do the tests that read /watch raw.
 
 export interface SseFrame {
   event: string;
@@ -8,9 +9,13 @@ export interface SseFrame {
   data: string;
 }
 
-/** Splits a text/event-stream body into frames as they arrive. */
-export async function* sseFrames(body: ReadableStream<Uint8Array>): AsyncGenerator<SseFrame> {
+/** Splits a text/event-stream body into frames as they arrive; `signal` cancels the body (the
+ *  iterator then ends, even while it waits for the next chunk). */
+export async function* sseFrames(body: ReadableStream<Uint8Array>, signal?: AbortSignal): AsyncGenerator<SseFrame> {
   const reader = body.getReader();
+  const cancel = () => void reader.cancel().catch(() => {});
+  if (signal?.aborted) cancel();
+  signal?.addEventListener('abort', cancel, { once: true });
   const decoder = new TextDecoder();
   let text = '';
   try {
@@ -38,6 +43,7 @@ export async function* sseFrames(body: ReadableStream<Uint8Array>): AsyncGenerat
       }
     }
   } finally {
-    reader.cancel().catch(() => {});
+    signal?.removeEventListener('abort', cancel);
+    cancel();
   }
 }

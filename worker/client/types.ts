@@ -236,6 +236,21 @@ export interface PeerStatus {
 export interface EndpointOptions extends CallOptions {
   /** Ask this base URL, not the leader's. */
   endpoint?: string;
+  /** Ask this peer by id (`?peer=`: the edge's Worker fronts every peer on one URL). */
+  peer?: string;
+}
+
+/** An election's leader (`GET /election/:name`). */
+export interface ElectionLeader {
+  key: string;
+  value: string;
+  revision: number;
+  lease: string;
+}
+
+export interface ObserveOptions extends CallOptions {
+  /** Stop when this aborts (the iterator ends). */
+  signal?: AbortSignal;
 }
 
 /** How a request may be retried. */

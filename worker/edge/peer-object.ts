@@ -7,6 +7,8 @@
 //                    replies to the sender (transport.ts). An RPC method: callable only by code
 //                    holding the PEERS binding, never routed from the internet.
 //   inspect(), abort(), isolate()  operator, drill and test tools, RPC only as well.
+//   importPrepare/Chunk/Commit/Release()  loading a backup into a new cluster (import.ts),
+//                    called by the peer that took PUT /snapshot; RPC only.
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
 // (or on the first message of a peer that is joining). While the object is awake a timer ticks
@@ -23,6 +25,7 @@ import { decodeMessages, encodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
 import type { Membership, Message, NodeId } from '../raft/types.ts';
+import type { BackupHeader } from '../backup/format.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { emptyMembership } from '../raft/membership.ts';
 import type { EdgeConfig } from './config.ts';
@@ -35,6 +38,19 @@ import { DurableObjectPeerStorage } from './storage.ts';
 import type { DerivedStats } from './storage.ts';
 import { RpcTransport } from './transport.ts';
 import type { TransportStats } from './transport.ts';
+import {
+  IMPORT_CHUNK_BYTES,
+  IMPORT_HOLD_MS,
+  RESTORE_BYTES_MAX,
+  checkedStage,
+  clearStage,
+  coordinateImport,
+  stageChunk,
+  stagedInitialState,
+  whyNotNew,
+  wipeKeepingStage,
+  type ImportPeer,
+} from './import.ts';
 
 /** Largest message batch accepted from a sibling: a full transport batch plus one oversized
  *  message (an append carries up to appendBytesMax), well under the 32 MiB RPC cap. */
@@ -104,6 +120,9 @@ export class PeerObject extends DurableObject<Env> {
     if (name === null) return errorResponse(500, 'internal', 'this peer object has no valid <cluster>/<peer-id> name');
     if (!this.mayOpen()) {
       return errorResponse(404, 'not_found', `peer ${name.id} is not a member of cluster ${name.cluster} (add it with POST /join)`);
+    }
+    if (this.importing !== null) {
+      return errorResponse(503, 'unavailable', `peer ${name.id} is loading a backup (PUT /snapshot)`, { 'Retry-After': '5' });
     }
     let hosted: Hosted;
     try {
@@ -245,6 +264,76 @@ export class PeerObject extends DurableObject<Env> {
   isolate(on: boolean): void {
     this.wokenBy ??= 'call';
     this.isolated = on;
+  }
+
+  // ---- importing a backup (PUT /snapshot; import.ts) -----------------------------------------
+
+  /** The import this peer is frozen for (memory only: a restart ends it), or null. */
+  private importing: { token: string; release: ReturnType<typeof setTimeout> } | null = null;
+
+  /** PUT /snapshot, on the peer that took it: seeds every bootstrap peer, this one included. */
+  private importBackup(backup: Uint8Array, header: BackupHeader): Promise<Record<string, unknown>> {
+    const self = this.identity()!.id;
+    const peers = this.config.bootstrapPeers.map((id) => ({
+      id,
+      rpc: id === self ? (this as ImportPeer) : (peerStub(this.env, this.config, id) as unknown as ImportPeer),
+    }));
+    return coordinateImport(this.config.cluster, peers, backup, header);
+  }
+
+  /** Import phase 1: stop serving clients and Raft (released after IMPORT_HOLD_MS unless the
+   *  import goes on) and say whether this peer's cluster is new (JSON {reason}, '' when it is). */
+  async importPrepare(token: string): Promise<string> {
+    this.wokenBy ??= 'call';
+    const name = this.identity();
+    if (name === null || !this.config.bootstrapPeers.includes(name.id) || !this.mayOpen()) {
+      throw new Error('only a bootstrap peer of this cluster takes an import');
+    }
+    const hosted = await this.open();
+    if (this.importing !== null && this.importing.token !== token) return JSON.stringify({ reason: 'another import is under way' });
+    if (this.importing !== null) clearTimeout(this.importing.release);
+    this.importing = { token, release: setTimeout(() => void this.importRelease(token), IMPORT_HOLD_MS) };
+    this.isolated = true;
+    return JSON.stringify({ reason: whyNotNew(hosted.peer, this.config.bootstrapPeers) });
+  }
+
+  /** Import phase 2: keep piece `seq` of the file. */
+  async importChunk(token: string, seq: number, bytes: Uint8Array): Promise<void> {
+    this.assertImporting(token);
+    if (!(bytes instanceof Uint8Array) || bytes.byteLength > IMPORT_CHUNK_BYTES || !Number.isSafeInteger(seq) || seq < 0) {
+      throw new Error('import: a bad piece');
+    }
+    stageChunk(this.ctx.storage.sql, seq, bytes);
+  }
+
+  /** Import phase 3: check the pieces, replace this peer's state by the backup and open again. */
+  async importCommit(token: string, chunks: number, sha256Hex: string): Promise<void> {
+    this.assertImporting(token);
+    checkedStage(this.ctx.storage.sql, chunks, sha256Hex);
+    const hosted = this.hosted;
+    if (hosted !== null) {
+      hosted.storage.discard(); // derived state about to be dropped anyway
+      await hosted.peer.close();
+    }
+    this.hosted = null;
+    wipeKeepingStage(this.ctx.storage);
+    clearTimeout(this.importing!.release);
+    this.importing = null;
+    this.isolated = false;
+    await this.open();
+  }
+
+  /** Ends an import this peer was frozen for (abandoned, or refused): it serves again. */
+  async importRelease(token: string): Promise<void> {
+    if (this.importing?.token !== token) return;
+    clearTimeout(this.importing.release);
+    this.importing = null;
+    this.isolated = false;
+    clearStage(this.ctx.storage.sql);
+  }
+
+  private assertImporting(token: string): void {
+    if (this.importing?.token !== token) throw new Error('import: this peer was not prepared for it (or the hold ran out)');
   }
 
   // ---- timers ---------------------------------------------------------------------------------
@@ -398,10 +487,13 @@ export class PeerObject extends DurableObject<Env> {
       tickMs: this.config.tickMs,
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
+      // A backup staged by an import (import.ts) seeds a peer with no Raft state.
+      ...(fresh ? { initialState: stagedInitialState(this.ctx.storage.sql) } : {}),
       limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
       kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: this.config.historyRetention },
       log,
     });
+    clearStage(this.ctx.storage.sql); // seeded (or never needed): the peer's own storage holds it now
     const api = createApiRouter({
       peer,
       mode: this.config.mode,
@@ -409,6 +501,7 @@ export class PeerObject extends DurableObject<Env> {
       forward: (request, leader) => peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request)),
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       authorize: createAuthorizer({ ...this.config.auth, lockedHint: LOCKED_HINT, now: () => Date.now() }, () => peer.tokens),
+      restore: { bytesMax: RESTORE_BYTES_MAX, run: (backup, header) => this.importBackup(backup, header) },
       log,
     });
     const hosted: Hosted = { peer, api, transport: rpc, storage, check };
