@@ -7,6 +7,7 @@ import type { ApiRequest } from './exchange.ts';
 import type { Authorize } from './authorize.ts';
 import type { Grant } from './access.ts';
 import type { RequestMetrics } from './metrics.ts';
+import type { UiAssetName } from './ui-route.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -26,6 +27,9 @@ export interface ApiHost {
   /** Wall-clock milliseconds since the epoch (token creation and expiry); default Date.now.
    *  Give the authorizer the same clock. */
   now?: () => number;
+  /** The dashboard's file `name` (ui-route.ts), null when this host has none (not built). The
+   *  name is always one of UI_ASSETS, never a path from the request. Without it, /ui is 404. */
+  uiAsset?: (name: UiAssetName) => Promise<Uint8Array | null>;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }
