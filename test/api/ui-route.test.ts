@@ -10,7 +10,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthorizer, digestOf } from '../../worker/api/router.ts';
 import { UI_ASSETS, UI_CSP, type UiAssetName } from '../../worker/api/ui-route.ts';
 import { uiAssetReader } from '../../node-runtime/ui-assets.ts';
-import { buildUi, UI_DIST_DIR } from '../../worker/ui/build.ts';
+import { ensureUiBuilt, UI_DIST_DIR } from '../../worker/ui/build.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { routersFor } from './routers.ts';
 
@@ -19,7 +19,7 @@ const emptyDir = mkdtempSync(path.join(tmpdir(), 'metcd-ui-empty-'));
 
 let cluster: TestCluster | null = null;
 beforeAll(async () => {
-  await buildUi();
+  await ensureUiBuilt();
 }, 120_000);
 afterEach(async () => {
   await cluster?.closeAll();

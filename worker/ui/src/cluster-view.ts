@@ -74,7 +74,8 @@ export function startClusterView(conn: Connection): void {
         const lag = leaderLast === null || match === null ? null : Math.max(0, leaderLast - match);
         row.append(
           name,
-          typeof s === 'string' ? cell(s) : cell(status?.role ?? (m.voter ? 'voter' : 'learner')),
+          // A member this page cannot ask (Node: every one but the serving node) has no role here.
+          typeof s === 'string' ? cell(s) : cell(status?.role),
           cell(status?.term),
           cell(status?.commit),
           cell(status?.applied),

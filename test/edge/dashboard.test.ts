@@ -1,0 +1,69 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core) against the edge
+// as `npm start` runs it (wrangler dev: the Worker, its static assets binding and three peer
+// Durable Objects in workerd), with access control on (a root token, as a deployment): the
+// shared scenario of test/support/dashboard.ts, each peer asked for its status with ?peer=.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureUiBuilt } from '../../worker/ui/build.ts';
+import { launchBrowser } from '../support/browser.ts';
+import { runDashboardScenario } from '../support/dashboard.ts';
+import { WranglerDev } from '../support/wrangler-dev.ts';
+import { waitFor } from './harness.ts';
+
+const ROOT = 'edge-dashboard-root-token-0123456789';
+const AUTH = { Authorization: `Bearer ${ROOT}` };
+const stateDir = mkdtempSync(join(tmpdir(), 'metcd-dashboard-edge-'));
+/** This suite's loopback ports (wrangler-dev.test.ts has 18780-18799). */
+const dev = new WranglerDev([18800, 18819], stateDir, [`METCD_ROOT_TOKEN:${ROOT}`]);
+let browser: Browser | undefined;
+
+// Installing chromium (apt-get) may take minutes on a fresh machine.
+beforeAll(async () => {
+  await ensureUiBuilt();
+  browser = await launchBrowser();
+  await dev.start();
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await dev.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+}, 60_000);
+
+/** The leader every peer agrees on. */
+async function leader(): Promise<string> {
+  let agreed = '';
+  await waitFor('a leader all three peers agree on', async () => {
+    const views = await Promise.all(
+      ['p1', 'p2', 'p3'].map(async (id) => {
+        const res = await fetch(`${dev.base}/status?peer=${id}`, { headers: AUTH });
+        return res.status === 200 ? ((await res.json()) as { leader: string }).leader : '';
+      }),
+    );
+    agreed = views[0]!;
+    return agreed !== '' && views.every((v) => v === agreed);
+  });
+  return agreed;
+}
+
+describe('dashboard on the edge (wrangler dev)', () => {
+  it('asks for a token, shows every peer, writes, watches, deletes and pages through keys', async () => {
+    await leader();
+    await runDashboardScenario(browser!, {
+      name: 'edge',
+      url: `${dev.base}/ui`,
+      token: ROOT,
+      members: ['p1', 'p2', 'p3'],
+      leader,
+      put: async (key, value) => {
+        // follows the redirect to the leader (same origin: the header goes along)
+        const res = await fetch(`${dev.base}/key/${encodeURIComponent(key)}`, { method: 'PUT', body: value, headers: AUTH });
+        expect(res.status, await res.text()).toBe(204);
+      },
+    });
+  }, 180_000);
+});

@@ -1,0 +1,70 @@
+// The dashboard in a real browser (Debian's chromium through playwright-core) against a real
+// 3-node cluster of Node processes with access control on: the shared scenario
+// (test/support/dashboard.ts) on the leader's page, and a follower's page, which can only ask
+// the node that served it and points to the leader's dashboard for writes.
+
+import type { Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureUiBuilt } from '../../worker/ui/build.ts';
+import { artifact, launchBrowser } from '../support/browser.ts';
+import { PAGE_WAIT_MS, enterToken, openWithToken, runDashboardScenario } from '../support/dashboard.ts';
+import { ProcCluster } from './proc-cluster.ts';
+
+const ROOT = 'dashboard-root-token-0123456789';
+const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT });
+let browser: Browser | undefined;
+
+// Installing chromium (apt-get) may take minutes on a fresh machine.
+beforeAll(async () => {
+  await ensureUiBuilt();
+  browser = await launchBrowser();
+  await cluster.start();
+}, 600_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await cluster.stopAll();
+}, 60_000);
+
+describe('dashboard on Node', () => {
+  it('asks for a token, shows the members, writes, watches, deletes and pages through keys', async () => {
+    const leader = await cluster.leader({ all: true });
+    await runDashboardScenario(browser!, {
+      name: 'node',
+      url: `${leader.url}/ui`,
+      token: ROOT,
+      members: ['n1', 'n2', 'n3'],
+      leader: async () => (await cluster.leader({ all: true })).id,
+      put: async (key, value) => {
+        const res = await fetch(`${leader.url}/key/${encodeURIComponent(key)}`, { method: 'PUT', body: value, headers: cluster.headers });
+        expect(res.status, await res.text()).toBe(204);
+      },
+    });
+  }, 180_000);
+
+  it("on a follower's page: what that node knows, and a link to the leader's dashboard for writes", async () => {
+    const leader = await cluster.leader({ all: true });
+    const follower = cluster.live().find((n) => n.id !== leader.id)!;
+    const problems: string[] = [];
+    const page = await openWithToken(browser!, `${follower.url}/ui`, problems);
+    await enterToken(page, ROOT);
+    const marked = page.locator('[data-testid=member-row][data-leader=true]');
+    await marked.waitFor({ timeout: PAGE_WAIT_MS });
+    expect(await marked.getAttribute('data-member')).toBe(leader.id);
+    expect(await page.locator('[data-testid=member-row]').count()).toBe(3);
+    const link = page.getByTestId('leader-link');
+    await link.waitFor({ timeout: PAGE_WAIT_MS });
+    expect(await link.getAttribute('href')).toBe(`${leader.url}/ui`);
+    // A write here is redirected to another origin: the page says where to go, instead of
+    // taking the redirect for an answer.
+    await page.getByTestId('put-key').fill('dash/follower');
+    await page.getByTestId('put-value').fill('x');
+    await page.getByTestId('put').click();
+    await page.getByTestId('put-result').filter({ hasText: "open the leader's dashboard" }).waitFor({ timeout: PAGE_WAIT_MS });
+    const stored = await fetch(`${leader.url}/key/dash%2Ffollower`, { headers: cluster.headers });
+    expect(stored.status).toBe(404);
+    await page.screenshot({ path: artifact('node-4-follower.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await page.close();
+  }, 120_000);
+});
