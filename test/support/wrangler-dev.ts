@@ -21,13 +21,16 @@ export class WranglerDev {
   inspectorPort = 0;
   output = '';
   private running: ChildProcess | null = null;
+  private readonly portRange: readonly [number, number];
+  private readonly stateDir: string;
+  private readonly vars: readonly string[];
 
   /** `vars` as wrangler's --var takes them: NAME:value. */
-  constructor(
-    private readonly portRange: readonly [number, number],
-    private readonly stateDir: string,
-    private readonly vars: readonly string[],
-  ) {}
+  constructor(portRange: readonly [number, number], stateDir: string, vars: readonly string[]) {
+    this.portRange = portRange;
+    this.stateDir = stateDir;
+    this.vars = vars;
+  }
 
   get base(): string {
     return `http://127.0.0.1:${this.port}`;
