@@ -51,7 +51,7 @@ async function leader(): Promise<string> {
 }
 
 describe('dashboard on the edge (wrangler dev)', () => {
-  it('asks for a token, shows every peer, writes, watches, deletes and pages through keys', async () => {
+  it('asks for a token, shows every peer, writes, watches, deletes, pages through keys, shows a lease and a lock', async () => {
     await leader();
     await runDashboardScenario(browser!, {
       name: 'edge',
@@ -59,11 +59,8 @@ describe('dashboard on the edge (wrangler dev)', () => {
       token: ROOT,
       members: ['p1', 'p2', 'p3'],
       leader,
-      put: async (key, value) => {
-        // follows the redirect to the leader (same origin: the header goes along)
-        const res = await fetch(`${dev.base}/key/${encodeURIComponent(key)}`, { method: 'PUT', body: value, headers: AUTH });
-        expect(res.status, await res.text()).toBe(204);
-      },
+      // redirects to the leader are followed (same origin: the header goes along)
+      api: (method, path, body) => fetch(`${dev.base}${path}`, { method, headers: AUTH, ...(body === undefined ? {} : { body }) }),
     });
   }, 180_000);
 });

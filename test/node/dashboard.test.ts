@@ -27,7 +27,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe('dashboard on Node', () => {
-  it('asks for a token, shows the members, writes, watches, deletes and pages through keys', async () => {
+  it('asks for a token, shows the members, writes, watches, deletes, pages through keys, shows a lease and a lock', async () => {
     const leader = await cluster.leader({ all: true });
     await runDashboardScenario(browser!, {
       name: 'node',
@@ -35,10 +35,8 @@ describe('dashboard on Node', () => {
       token: ROOT,
       members: ['n1', 'n2', 'n3'],
       leader: async () => (await cluster.leader({ all: true })).id,
-      put: async (key, value) => {
-        const res = await fetch(`${leader.url}/key/${encodeURIComponent(key)}`, { method: 'PUT', body: value, headers: cluster.headers });
-        expect(res.status, await res.text()).toBe(204);
-      },
+      api: (method, path, body) =>
+        fetch(`${leader.url}${path}`, { method, headers: cluster.headers, ...(body === undefined ? {} : { body }) }),
     });
   }, 180_000);
 

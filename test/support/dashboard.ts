@@ -21,8 +21,8 @@ export interface DashboardTarget {
   members: string[];
   /** The current leader, as the cluster says (asked with the token). */
   leader(): Promise<string>;
-  /** Writes a key through the API (not the page). */
-  put(key: string, value: string): Promise<void>;
+  /** A request through the API (not the page), with the token, redirects followed. */
+  api(method: string, path: string, body?: string): Promise<Response>;
 }
 
 /** Uncaught errors and CSP violations a page reports. */
@@ -124,7 +124,10 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
   // Browsing a prefix a page at a time.
   const prefix = `dash/${t.name}/page/`;
   const keys = Array.from({ length: 7 }, (_, i) => `${prefix}k${i}`);
-  for (const k of keys) await t.put(k, `value of ${k}`);
+  for (const k of keys) {
+    const res = await t.api('PUT', `/key/${encodeURIComponent(k)}`, `value of ${k}`);
+    expect(res.status, await res.text()).toBe(204);
+  }
   await writer.getByTestId('prefix-input').fill(prefix);
   await writer.getByTestId('page-size').selectOption('5');
   await writer.getByTestId('search').click();
@@ -141,7 +144,26 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
     .getByTestId('value-value')
     .filter({ hasText: `value of ${prefix}k3` })
     .waitFor({ timeout: PAGE_WAIT_MS });
+
+  // Leases: granted through the page, then shown by id.
+  await writer.getByTestId('grant-ttl').fill('30');
+  await writer.getByTestId('lease-grant').click();
+  await writer.getByTestId('lease-view').waitFor({ timeout: PAGE_WAIT_MS });
+  const leaseId = (await writer.getByTestId('lease-id').inputValue()).trim();
+  expect(leaseId).toMatch(/^\d+$/);
+  expect(Number(await writer.locator('#lease-view-granted').textContent())).toBe(30);
+  // Locks: one taken through the API shows with its holder and fencing token.
+  const lockName = `dash-${t.name}`;
+  const taken = await t.api('POST', `/lock/${lockName}?ttl=30`);
+  expect(taken.status).toBe(200);
+  const lock = (await taken.json()) as { key: string; lease: string; revision: number };
+  await writer.getByTestId('turns-refresh').click();
+  const row = writer.locator(`[data-testid=turn-row][data-kind=lock][data-name="${lockName}"]`);
+  await row.waitFor({ timeout: PAGE_WAIT_MS });
+  const cells = await row.locator('td, th').allTextContents();
+  expect(cells.slice(0, 5)).toEqual(['lock', lockName, lock.key, String(lock.revision), lock.lease]);
   await writer.screenshot({ path: artifact(`${t.name}-3-dashboard.png`), fullPage: true });
+  expect((await t.api('DELETE', `/lock/${lockName}/${lock.key.split('/').pop()!}`)).status).toBe(200);
 
   expect(problems).toEqual([]);
   await writer.close();
