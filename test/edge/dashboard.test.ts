@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { ensureUiBuilt } from '../../worker/ui/build.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { runDashboardScenario } from '../support/dashboard.ts';

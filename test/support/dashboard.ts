@@ -163,6 +163,8 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
   const cells = await row.locator('td, th').allTextContents();
   expect(cells.slice(0, 5)).toEqual(['lock', lockName, lock.key, String(lock.revision), lock.lease]);
   await writer.screenshot({ path: artifact(`${t.name}-3-dashboard.png`), fullPage: true });
+  // The top of the page (cluster, keys, value), as the README shows it.
+  await writer.screenshot({ path: artifact(`${t.name}-readme.png`), fullPage: true, clip: { x: 0, y: 0, width: 1100, height: 980 } });
   expect((await t.api('DELETE', `/lock/${lockName}/${lock.key.split('/').pop()!}`)).status).toBe(200);
 
   expect(problems).toEqual([]);
