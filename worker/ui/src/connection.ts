@@ -103,7 +103,8 @@ export class Connection {
     if (err instanceof MetcdError && err.code === 'unauthenticated') {
       const first = !this.tokenNeeded;
       this.tokenNeeded = true;
-      this.tokenProblem = this.token === undefined ? `this cluster needs a token (${err.message})` : `the token was refused (${err.message})`;
+      this.tokenProblem =
+        this.token === undefined ? `this cluster needs a token (${err.message})` : `the token was refused (${err.message})`;
       if (first) for (const f of this.onAuth) f();
       return `token needed: ${this.tokenProblem}`;
     }
