@@ -7,11 +7,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureUiBuilt } from '../../worker/ui/build.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { runDashboardScenario } from '../support/dashboard.ts';
 import { WranglerDev } from '../support/wrangler-dev.ts';
+import { rawRequest } from '../support/raw-http.ts';
 import { waitFor } from './harness.ts';
 
 const ROOT = 'edge-dashboard-root-token-0123456789';
@@ -51,6 +52,38 @@ async function leader(): Promise<string> {
 }
 
 describe('dashboard on the edge (wrangler dev)', () => {
+  it('serves the files from the assets binding to anyone, under the security headers; other spellings are the routes they resolve to', async () => {
+    for (const [path, type] of [
+      ['/ui', 'text/html; charset=utf-8'],
+      ['/ui/app.js', 'text/javascript; charset=utf-8'],
+      ['/ui/app.css', 'text/css; charset=utf-8'],
+    ] as const) {
+      const res = await fetch(`${dev.base}${path}`);
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get('Content-Type')).toBe(type);
+      expect(res.headers.get('Content-Security-Policy')).toMatch(/^default-src 'self'; script-src 'self';/);
+      expect(res.headers.get('X-Content-Type-Options')).toBe('nosniff');
+      expect(res.headers.get('Referrer-Policy')).toBe('no-referrer');
+      expect(res.headers.get('X-Frame-Options')).toBe('DENY');
+      await res.body?.cancel();
+    }
+    // Request targets sent exactly as written (fetch would normalise them).
+    for (const [target, status] of [
+      ['/ui/', 200],
+      ['/ui/../status', 401],
+      ['/ui/%2e%2e/status', 401],
+      ['/UI', 401],
+      ['/ui/..%2fstatus', 404],
+      ['/ui/%2e%2e%2fwrangler.toml', 404],
+      ['/ui/nope.js', 404],
+      ['/ui/src/main.ts', 401],
+    ] as const) {
+      const res = await rawRequest(dev.base, 'GET', target);
+      expect(res.status, target).toBe(status);
+      if (status !== 200) expect(JSON.parse(res.body), target).toHaveProperty('error.code');
+    }
+  });
+
   it('asks for a token, shows every peer, writes, watches, deletes, pages through keys, shows a lease and a lock', async () => {
     await leader();
     await runDashboardScenario(browser!, {

@@ -9,6 +9,7 @@ import { ensureUiBuilt } from '../../worker/ui/build.ts';
 import { artifact, launchBrowser } from '../support/browser.ts';
 import { PAGE_WAIT_MS, enterToken, openWithToken, runDashboardScenario } from '../support/dashboard.ts';
 import { ProcCluster } from './proc-cluster.ts';
+import { rawRequest } from '../support/raw-http.ts';
 
 const ROOT = 'dashboard-root-token-0123456789';
 const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT });
@@ -39,6 +40,32 @@ describe('dashboard on Node', () => {
         fetch(`${leader.url}${path}`, { method, headers: cluster.headers, ...(body === undefined ? {} : { body }) }),
     });
   }, 180_000);
+
+  it('serves the files to anyone under the security headers, and every other spelling as the route it resolves to', async () => {
+    const node = cluster.live()[0]!;
+    const page = await fetch(`${node.url}/ui`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('Content-Security-Policy')).toMatch(/^default-src 'self'; script-src 'self';/);
+    expect(page.headers.get('X-Content-Type-Options')).toBe('nosniff');
+    expect(page.headers.get('Referrer-Policy')).toBe('no-referrer');
+    expect(page.headers.get('X-Frame-Options')).toBe('DENY');
+    // Request targets sent exactly as written (fetch would normalise them).
+    for (const [target, status] of [
+      ['/ui/', 200],
+      ['/ui/app.js', 200],
+      ['/ui/../status', 401],
+      ['/ui/%2e%2e/status', 401],
+      ['/UI', 401],
+      ['/ui/..%2fstatus', 404],
+      ['/ui/%2e%2e%2fpackage.json', 404],
+      ['/ui/nope.js', 404],
+      ['/ui/src/main.ts', 401],
+    ] as const) {
+      const res = await rawRequest(node.url, 'GET', target);
+      expect(res.status, target).toBe(status);
+      if (status !== 200) expect(JSON.parse(res.body), target).toHaveProperty('error.code');
+    }
+  });
 
   it("on a follower's page: what that node knows, and a link to the leader's dashboard for writes", async () => {
     const leader = await cluster.leader({ all: true });
