@@ -71,8 +71,18 @@ export async function openWithToken(browser: Browser, url: string, problems: str
 }
 
 export async function runDashboardScenario(browser: Browser, t: DashboardTarget): Promise<void> {
+  const pages: Page[] = [];
+  try {
+    await scenario(browser, t, pages);
+  } finally {
+    for (const page of pages) await page.close();
+  }
+}
+
+async function scenario(browser: Browser, t: DashboardTarget, pages: Page[]): Promise<void> {
   const problems: string[] = [];
   const writer = await openWithToken(browser, t.url, problems);
+  pages.push(writer);
   await writer.screenshot({ path: artifact(`${t.name}-1-token-needed.png`) });
   await enterToken(writer, t.token);
 
@@ -95,6 +105,7 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
 
   // A second page watches everything; a key put through the first appears in its feed.
   const watcher = await openWithToken(browser, t.url, problems);
+  pages.push(watcher);
   await enterToken(watcher, t.token);
   await watcher.locator('[data-testid=watch-state]', { hasText: 'watching' }).waitFor({ timeout: PAGE_WAIT_MS });
   const key = `dash/${t.name}/greeting`;
@@ -153,7 +164,7 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
   expect(leaseId).toMatch(/^\d+$/);
   expect(Number(await writer.locator('#lease-view-granted').textContent())).toBe(30);
   // Locks: one taken through the API shows with its holder and fencing token.
-  const lockName = `dash-${t.name}`;
+  const lockName = `dash-${t.name}-${Math.random().toString(36).slice(2, 8)}`; // fresh if the scenario runs again
   const taken = await t.api('POST', `/lock/${lockName}?ttl=30`);
   expect(taken.status).toBe(200);
   const lock = (await taken.json()) as { key: string; lease: string; revision: number };
@@ -168,6 +179,4 @@ export async function runDashboardScenario(browser: Browser, t: DashboardTarget)
   expect((await t.api('DELETE', `/lock/${lockName}/${lock.key.split('/').pop()!}`)).status).toBe(200);
 
   expect(problems).toEqual([]);
-  await writer.close();
-  await watcher.close();
 }
