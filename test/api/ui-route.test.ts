@@ -1,16 +1,17 @@
 // GET /ui through the shared router: the dashboard's files, open to anyone but only the files of
 // the allowlist, with the page's security headers, and every other spelling of a path judged as
 // the route it resolves to (dot segments and encodings never reach a file or skip a check). The
-// files are the real build (worker/ui/build.ts) read by the Node host's reader.
+// files are the real build (worker/ui/build.ts, run by the suite's global setup) read by the Node
+// host's reader.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createAuthorizer, digestOf } from '../../worker/api/router.ts';
 import { UI_ASSETS, UI_CSP, type UiAssetName } from '../../worker/api/ui-route.ts';
 import { uiAssetReader } from '../../node-runtime/ui-assets.ts';
-import { ensureUiBuilt, UI_DIST_DIR } from '../../worker/ui/build.ts';
+import { UI_DIST_DIR } from '../../worker/ui/build.ts';
 import { TestCluster, addressOf } from '../peer/cluster.ts';
 import { routersFor } from './routers.ts';
 
@@ -18,9 +19,6 @@ const ROOT = 'root-token-for-the-ui-tests';
 const emptyDir = mkdtempSync(path.join(tmpdir(), 'metcd-ui-empty-'));
 
 let cluster: TestCluster | null = null;
-beforeAll(async () => {
-  await ensureUiBuilt();
-}, 120_000);
 afterEach(async () => {
   await cluster?.closeAll();
   cluster = null;

@@ -8,7 +8,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureUiBuilt } from '../../worker/ui/build.ts';
 import { launchBrowser } from '../support/browser.ts';
 import { runDashboardScenario } from '../support/dashboard.ts';
 import { WranglerDev } from '../support/wrangler-dev.ts';
@@ -22,9 +21,9 @@ const stateDir = mkdtempSync(join(tmpdir(), 'metcd-dashboard-edge-'));
 const dev = new WranglerDev([18800, 18819], stateDir, [`METCD_ROOT_TOKEN:${ROOT}`]);
 let browser: Browser | undefined;
 
-// Installing chromium (apt-get) may take minutes on a fresh machine.
+// Installing chromium (apt-get) may take minutes on a fresh machine. (The dashboard is built by
+// the suite's global setup, test/support/ui-build.ts.)
 beforeAll(async () => {
-  await ensureUiBuilt();
   browser = await launchBrowser();
   await dev.start();
 }, 600_000);

@@ -6,17 +6,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureUiBuilt } from '../../worker/ui/build.ts';
+import { afterAll, describe, expect, it } from 'vitest';
 import { WranglerDev } from '../support/wrangler-dev.ts';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'metcd-wrangler-dev-'));
 // This suite's loopback port range; as npm start: local development in open mode (a deployment
 // is not: deploy.test.ts).
 const dev = new WranglerDev([18780, 18799], stateDir, ['METCD_AUTH:open']);
-
-// npm start builds the dashboard first (prestart); so does this.
-beforeAll(() => ensureUiBuilt(), 120_000);
 
 afterAll(async () => {
   await dev.stop();

@@ -5,7 +5,6 @@
 
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureUiBuilt } from '../../worker/ui/build.ts';
 import { artifact, launchBrowser } from '../support/browser.ts';
 import { PAGE_WAIT_MS, enterToken, openWithToken, runDashboardScenario } from '../support/dashboard.ts';
 import { ProcCluster } from './proc-cluster.ts';
@@ -16,9 +15,9 @@ const ROOT = 'dashboard-root-token-0123456789';
 const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT, tickMs: 100 });
 let browser: Browser | undefined;
 
-// Installing chromium (apt-get) may take minutes on a fresh machine.
+// Installing chromium (apt-get) may take minutes on a fresh machine. (The dashboard is built by
+// the suite's global setup, test/support/ui-build.ts.)
 beforeAll(async () => {
-  await ensureUiBuilt();
   browser = await launchBrowser();
   await cluster.start();
 }, 600_000);

@@ -13,7 +13,7 @@ export function startWatchView(conn: Connection, onEvent: (e: WatchEvent) => voi
   const input = byId<HTMLInputElement>('watch-prefix');
   const stopButton = byId<HTMLButtonElement>('watch-stop');
   const state = byId('watch-state');
-  const feed = byId<HTMLOListElement>('watch-feed');
+  const feed = byId<HTMLUListElement>('watch-feed');
   let current: Watch | null = null;
 
   function stop(): void {
