@@ -1,30 +1,32 @@
 // The dashboard in a real browser (Debian's chromium through playwright-core) against a real
 // 3-node cluster of Node processes with access control on: the shared scenario
 // (test/support/dashboard.ts) on the leader's page, and a follower's page, which can only ask
-// the node that served it and points to the leader's dashboard for writes.
+// the node that served it and points to the leader's dashboard for writes. And a node with
+// access control off (loopback, no root token: development), where the page needs no token.
 
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { artifact, launchBrowser } from '../support/browser.ts';
-import { PAGE_WAIT_MS, enterToken, openWithToken, runDashboardScenario } from '../support/dashboard.ts';
+import { PAGE_WAIT_MS, enterToken, openWithToken, runDashboardScenario, watchProblems } from '../support/dashboard.ts';
 import { ProcCluster } from './proc-cluster.ts';
 import { rawRequest } from '../support/raw-http.ts';
 
 const ROOT = 'dashboard-root-token-0123456789';
 // The production tick (elections after 1-2 s of silence): a loaded machine starves the nodes less often into one.
 const cluster = new ProcCluster({ engine: 'memory', rootToken: ROOT, tickMs: 100 });
+const openNode = new ProcCluster({ engine: 'memory', size: 1, clusterId: 'open' });
 let browser: Browser | undefined;
 
 // Installing chromium (apt-get) may take minutes on a fresh machine. (The dashboard is built by
 // the suite's global setup, test/support/ui-build.ts.)
 beforeAll(async () => {
   browser = await launchBrowser();
-  await cluster.start();
+  await Promise.all([cluster.start(), openNode.start()]);
 }, 600_000);
 
 afterAll(async () => {
   await browser?.close();
-  await cluster.stopAll();
+  await Promise.all([cluster.stopAll(), openNode.stopAll()]);
 }, 60_000);
 
 describe('dashboard on Node', () => {
@@ -98,4 +100,27 @@ describe('dashboard on Node', () => {
       }
     });
   }, 120_000);
+
+  it('with access control off, needs no token', async () => {
+    const node = openNode.live()[0]!;
+    const page = await browser!.newPage();
+    const problems: string[] = [];
+    watchProblems(page, problems);
+    try {
+      await page.goto(`${node.url}/ui`);
+      await page.locator('[data-testid=member-row][data-leader=true]').waitFor({ timeout: PAGE_WAIT_MS });
+      const state = page.locator('[data-testid=auth-state]');
+      expect(await state.getAttribute('data-needed')).toBe('false');
+      expect(await state.textContent()).toMatch(/no token/);
+      await page.getByTestId('put-key').fill('open/k');
+      await page.getByTestId('put-value').fill('v');
+      await page.getByTestId('put').click();
+      await page.getByTestId('put-result').filter({ hasText: 'put open/k at revision' }).waitFor({ timeout: PAGE_WAIT_MS });
+      await page.locator('[data-testid=watch-event][data-key="open/k"]').waitFor({ timeout: PAGE_WAIT_MS });
+      expect(await (await fetch(`${node.url}/open/k`)).text()).toBe('v');
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
 });
