@@ -28,16 +28,6 @@ export function say(target: HTMLElement, message: string): void {
   target.textContent = message;
 }
 
-/** An error as one line for a status element. */
-export function describe(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code;
-    const status = (err as { status?: unknown }).status;
-    return typeof code === 'string' && typeof status === 'number' && status > 0 ? `${err.message} (${status} ${code})` : err.message;
-  }
-  return String(err);
-}
-
 /** At most `chars` characters of `text`, with an ellipsis when cut. */
 export function preview(text: string, chars = 80): string {
   return text.length <= chars ? text : `${text.slice(0, chars)}…`;

@@ -4,12 +4,7 @@
 import type { Connection } from './connection.ts';
 import { byId, el, preview, say } from './dom.ts';
 
-export interface KeysView {
-  /** Shows the page again (after a write elsewhere in the page). */
-  reload(): void;
-}
-
-export function startKeysView(conn: Connection): KeysView {
+export function startKeysView(conn: Connection): void {
   const searchForm = byId<HTMLFormElement>('search-form');
   const prefixInput = byId<HTMLInputElement>('prefix');
   const pageSize = byId<HTMLSelectElement>('page-size');
@@ -122,5 +117,4 @@ export function startKeysView(conn: Connection): KeysView {
   });
   conn.changed(() => void load(start));
   void load(undefined);
-  return { reload: () => void load(start) };
 }
