@@ -45,6 +45,11 @@ const LAYER_ZONES = [
     ['./worker/raft', './worker/peer', './worker/backup', ...HOSTS],
     'The client speaks HTTP to a cluster and runs in browsers, Workers and Node: it imports nothing from the Raft core, the peer, the backup format or the hosts.',
   ),
+  zone(
+    './worker/ui/src',
+    ['./worker/raft', './worker/kv', './worker/peer', './worker/api', './worker/backup', ...HOSTS],
+    'The dashboard is a browser page that talks to the cluster over HTTP: it imports nothing but the client (worker/client/).',
+  ),
   zone(['./worker/edge', './worker/index.ts'], ['./node-runtime'], 'The edge host imports nothing from the Node host.'),
   zone('./node-runtime', ['./worker/edge', './worker/index.ts'], 'The Node host imports nothing from the edge host.'),
   zone(['./worker', './node-runtime'], ['./test'], 'Production code imports nothing from the tests.'),
@@ -61,7 +66,7 @@ const RUNTIME_MODULES = {
 const NOT_DETERMINISTIC = `time and randomness come in through ticks, the Clock port and the injected RandomSource. ${SEE}`;
 
 export default defineConfig([
-  globalIgnores(['node_modules/', '.wrangler/', 'data/', 'test/bench/results/']),
+  globalIgnores(['node_modules/', '.wrangler/', 'data/', 'test/bench/results/', 'worker/ui/dist/', 'test/artifacts/']),
   {
     files: ['**/*.{ts,js,mjs}'],
     extends: [tseslint.configs.recommended],
@@ -90,6 +95,7 @@ export default defineConfig([
       'worker/api/**/*.ts',
       'worker/backup/**/*.ts',
       'worker/client/**/*.ts',
+      'worker/ui/src/**/*.ts',
     ],
     rules: { 'no-restricted-imports': ['error', RUNTIME_MODULES] },
   },

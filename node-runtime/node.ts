@@ -22,6 +22,7 @@ import { Faults } from './faults.ts';
 import { HttpTransport } from './transport.ts';
 import { loadTls } from './tls-files.ts';
 import { PeerClient, toResponse } from './peer-client.ts';
+import { uiAssetReader } from './ui-assets.ts';
 
 export interface RunningNode {
   readonly peer: Peer;
@@ -111,6 +112,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       return toResponse(await peerClient.request(atAddress(address, new URL(request.url)), call));
     },
     log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
+    uiAsset: uiAssetReader(),
   });
   const front = createFront({
     selfId: cfg.id,

@@ -136,6 +136,8 @@ function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[
     for (const p of sameRoute(path)) out.push({ method, path: p, act, ...(body === undefined ? {} : { body }) });
   };
   fixed('GET', '/health', { kind: 'health' });
+  fixed('GET', '/ui', { kind: 'health' }); // the dashboard's files: open (ui-route.ts)
+  fixed('POST', '/ui', { kind: 'none' }, 'x');
   fixed('GET', '/status', { kind: 'status' });
   fixed('GET', '/members', { kind: 'status' });
   fixed('GET', '/metrics', { kind: 'status' });

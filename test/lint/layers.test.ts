@@ -51,6 +51,11 @@ describe('lint: layer boundaries', () => {
       "import { readConfig } from '../worker/edge/config.ts';\nexport const c = readConfig;\n",
     ],
     [
+      'the dashboard (the API)',
+      'worker/ui/src/planted.ts',
+      "import { UI_ASSETS } from '../../api/ui-route.ts';\nexport const a = UI_ASSETS;\n",
+    ],
+    [
       'production code (the tests)',
       'worker/peer/planted.ts',
       "import { waitFor } from '../../test/support/wait.ts';\nexport const w = waitFor;\n",
@@ -73,6 +78,12 @@ describe('lint: layer boundaries', () => {
         "import { createApiRouter } from '../worker/api/router.ts';\nexport const r = createApiRouter;\n",
       ),
     ).toEqual([]);
+    expect(
+      await rulesFiredBy(
+        'worker/ui/src/planted.ts',
+        "import { createClient } from '../../client/index.ts';\nexport const c = createClient;\n",
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -85,12 +96,15 @@ describe('lint: no import cycles', () => {
 });
 
 describe('lint: the shared layers stay runtime-free and deterministic', () => {
-  it('reports a runtime module in the peer and the API', async () => {
+  it('reports a runtime module in the peer, the API and the dashboard', async () => {
     expect(
       await rulesFiredBy('worker/peer/planted.ts', "import { readFileSync } from 'node:fs';\nexport const r = readFileSync;\n"),
     ).toContain('no-restricted-imports');
     expect(
       await rulesFiredBy('worker/api/planted.ts', "import { EventEmitter } from 'events';\nexport const e = EventEmitter;\n"),
+    ).toContain('no-restricted-imports');
+    expect(
+      await rulesFiredBy('worker/ui/src/planted.ts', "import { readFileSync } from 'node:fs';\nexport const r = readFileSync;\n"),
     ).toContain('no-restricted-imports');
   });
 

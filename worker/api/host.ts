@@ -8,6 +8,7 @@ import type { Authorize } from './authorize.ts';
 import type { Grant } from './access.ts';
 import type { RequestMetrics } from './metrics.ts';
 import type { BackupHeader } from '../backup/format.ts';
+import type { UiAssetName } from './ui-route.ts';
 
 export interface ApiHost {
   /** The peer this request is served by. */
@@ -30,6 +31,9 @@ export interface ApiHost {
   /** Loads a backup into this new cluster (PUT /snapshot, restore-route.ts); absent where a
    *  restore is offline (Node: metcd --restore). */
   restore?: BackupRestorer;
+  /** The dashboard's file `name` (ui-route.ts), null when this host has none (not built). The
+   *  name is always one of UI_ASSETS, never a path from the request. Without it, /ui is 404. */
+  uiAsset?: (name: UiAssetName) => Promise<Uint8Array | null>;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }

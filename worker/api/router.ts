@@ -6,6 +6,7 @@
 // take precedence over metcd-style keys; a key with such a name is reached through /key/<key>:
 //
 //   /key  /join  /members  /transfer-leader  /status  /health  /metrics  /auth  /compact  /txn  /lease  /watch  /lock  /election  /snapshot   the API routes
+//   /ui                                                             the dashboard's static files (ui-route.ts)
 //   /raft  /_metcd                                                  reserved for peer traffic and
 //                                                                   host internals (never routed here)
 //
@@ -36,6 +37,7 @@ import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.t
 import { watchRoute } from './watch-route.ts';
 import { snapshotRoute } from './snapshot-route.ts';
 import { restoreRoute } from './restore-route.ts';
+import { uiRoute } from './ui-route.ts';
 import { acquireLock, releaseLock } from './lock-routes.ts';
 import { campaign, electionLeader, observe, proclaim, resign } from './election-routes.ts';
 import { Grant, type Need } from './access.ts';
@@ -69,12 +71,13 @@ export const RESERVED_SEGMENTS = [
   'lock',
   'election',
   'snapshot',
+  'ui',
   'raft',
   '_metcd',
 ] as const;
 
 /** Routes any peer answers from its own state, leader or not. */
-const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members', 'metrics']);
+const LEADERLESS_SEGMENTS: ReadonlySet<string> = new Set(['status', 'health', 'members', 'metrics', 'ui']);
 
 /**
  * Whether answering `request` takes a known leader: everything but introspection reads and
@@ -218,6 +221,11 @@ function buildRoutes() {
   // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
   on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests));
   on('all', '/metrics', 'authenticated', notAllowed('GET'));
+  // The dashboard (ui-route.ts): static files, open to anyone; the page sends the user's token.
+  on('get', '/ui', 'open', (_p, ctx) => uiRoute(ctx, 'index.html'));
+  on('all', '/ui', 'authenticated', notAllowed('GET'));
+  on('get', '/ui/:asset', 'open', (p, ctx) => uiRoute(ctx, p['asset'] ?? ''));
+  on('all', '/ui/:asset', 'authenticated', notAllowed('GET'));
   // Anything else under a reserved segment is not a key.
   for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, 'authenticated', notFound);
   // metcd style: the rest of the path is the key

@@ -9,6 +9,9 @@ import type { PeerNamespace } from './stubs.ts';
 export interface Env {
   /** One Durable Object per Raft peer, named `<cluster>/<peer-id>`. */
   PEERS: DurableObjectNamespace<PeerObject>;
+  /** The dashboard's built files (wrangler.toml [assets]: worker/ui/dist/), fetched by name by
+   *  the peer that answers GET /ui (the router decides; run_worker_first keeps it that way). */
+  ASSETS?: Fetcher;
   CLUSTER_NAME?: string;
   CLUSTER_SIZE?: string | number;
   FORWARD_MODE?: string;

@@ -21,6 +21,7 @@ import type { PeerLog } from '../peer/options.ts';
 import type { PeerTransport } from '../peer/ports.ts';
 import { createApiRouter, createAuthorizer, needsLeader } from '../api/router.ts';
 import { errorResponse } from '../api/http.ts';
+import type { UiAssetName } from '../api/ui-route.ts';
 import { decodeMessages, encodeMessages } from '../raft/codec.ts';
 import { SeededRandom } from '../raft/random.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
@@ -502,6 +503,7 @@ export class PeerObject extends DurableObject<Env> {
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       authorize: createAuthorizer({ ...this.config.auth, lockedHint: LOCKED_HINT, now: () => Date.now() }, () => peer.tokens),
       restore: { bytesMax: RESTORE_BYTES_MAX, run: (backup, header) => this.importBackup(backup, header) },
+      uiAsset: (asset) => uiAsset(this.env, asset),
       log,
     });
     const hosted: Hosted = { peer, api, transport: rpc, storage, check };
@@ -546,6 +548,18 @@ export class PeerObject extends DurableObject<Env> {
       else console.log(line);
     };
   }
+}
+
+/** A dashboard file from the assets binding, by its allowlisted name (the host part of the URL
+ *  is ignored by the binding); null when the deployment has no assets or not this file. */
+async function uiAsset(env: Env, name: UiAssetName): Promise<Uint8Array | null> {
+  if (env.ASSETS === undefined) return null;
+  const res = await env.ASSETS.fetch(`https://assets.invalid/${name}`);
+  if (res.status !== 200) {
+    await res.body?.cancel();
+    return null;
+  }
+  return new Uint8Array(await res.arrayBuffer());
 }
 
 /** The same URL naming another peer: how the edge points a client (or a forward) at the leader. */
