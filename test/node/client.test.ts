@@ -98,7 +98,41 @@ class CutProxy {
   }
 }
 
+/**
+ * fetch as a browser page has it: `redirect: 'manual'` answers an opaque redirect (status 0, no
+ * Location), and a followed redirect to another origin is refused (no CORS: the preflight
+ * fails before the request is sent).
+ */
+function browserLikeFetch(input: string | URL | Request, init?: RequestInit): Promise<Response> {
+  return (async () => {
+    const url = String(input);
+    const res = await fetch(url, { ...init, redirect: 'manual' });
+    if (res.status !== 307 && res.status !== 308) return res;
+    await res.body?.cancel();
+    if (init?.redirect !== 'follow') {
+      const opaque = new Response(null, { status: 200 });
+      Object.defineProperty(opaque, 'type', { value: 'opaqueredirect' });
+      Object.defineProperty(opaque, 'status', { value: 0 });
+      return opaque;
+    }
+    const target = new URL(res.headers.get('Location') ?? '', url);
+    if (target.origin !== new URL(url).origin) throw new TypeError('Failed to fetch');
+    return fetch(target.href, { ...init, redirect: 'manual' });
+  })();
+}
+
 describe('client: keys, errors, deadlines', () => {
+  it('in a browser, never takes a hidden redirect for an answer: one to another origin is an error, and nothing is written', async () => {
+    const leader = await cluster.leader({ all: true });
+    const follower = cluster.live().find((n) => n !== leader)!;
+    const client = createClient({ endpoints: [follower.url], token: ROOT, fetch: browserLikeFetch, timeoutMs: 3000 });
+    await expectError(client.put('browser/k', 'v'), 0, 'redirect_hidden');
+    const direct = createClient({ endpoints: [leader.url], token: ROOT });
+    expect(await direct.get('browser/k')).toBeNull();
+    // A read the follower answers itself needs no redirect.
+    expect(await client.get('browser/k', { level: 'stale' })).toBeNull();
+  });
+
   it('follows a follower to the leader with its token and tracks the leader', async () => {
     const { client, leader } = await followerFirst();
     const { revision } = await client.put('app/a', 'one');

@@ -3,7 +3,7 @@
 // failure on the client's side has status 0 and one of the client codes below.
 
 /** Codes the client itself reports (status 0): no answer was had. */
-export type ClientErrorCode = 'timeout' | 'aborted' | 'unavailable' | 'bad_response';
+export type ClientErrorCode = 'timeout' | 'aborted' | 'unavailable' | 'bad_response' | 'redirect_hidden';
 
 export class MetcdError extends Error {
   /** The HTTP status, or 0 when no answer was had (timeout, aborted, unreachable). */

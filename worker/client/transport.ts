@@ -6,7 +6,10 @@
 //   is followed by the client itself (redirect: 'manual', so the Authorization header goes along
 //   to the leader's port, which fetch would drop across origins) and its Location's origin is
 //   remembered as that leader's (X-Metcd-Leader names it); an endpoint that cannot be reached is
-//   skipped for the next one.
+//   skipped for the next one. In a browser a manual redirect is opaque (no status, no Location):
+//   the call is sent again for the browser to follow, which it does within the page's origin
+//   (the edge's ?peer= redirects); one it cannot follow (another origin, as a Node follower's
+//   redirect to the leader's port) is a `redirect_hidden` error, never taken for an answer.
 // - Retries. Reads, idempotent calls and session-stamped writes are retried within the call's
 //   deadline on an unreachable endpoint or a 503 (no leader yet, leadership moving). Key writes
 //   and transactions carry X-Metcd-Client / X-Metcd-Seq (README, "Writes you can retry"): a
@@ -160,6 +163,8 @@ export class Transport {
     const session = call.retry === 'session' ? this.takeSession() : undefined;
     let mayHaveApplied = false;
     let redirectTo: string | undefined;
+    /** Let fetch follow redirects: set once a browser hid one from us (opaqueredirect). */
+    let follow = false;
     let hops = 0;
     let attempt = 0;
     let lastError: MetcdError | undefined;
@@ -177,13 +182,14 @@ export class Transport {
           headers['X-Metcd-Client'] = session.id;
           headers['X-Metcd-Seq'] = String(session.seq);
         }
-        const init: RequestInit = { method: call.method, headers, redirect: 'manual', signal: deadline.signal };
+        const init: RequestInit = { method: call.method, headers, redirect: follow ? 'follow' : 'manual', signal: deadline.signal };
         if (call.body !== undefined) init.body = call.body;
         let res: Response;
         try {
           res = await this.fetchFn(url, init);
         } catch (err) {
           if (deadline.signal.aborted) throw deadline.reason;
+          if (follow) throw hiddenRedirect(url, err);
           // No answer: the request may have reached the peer (a write may have applied).
           if (call.method !== 'GET') mayHaveApplied = true;
           hops = 0;
@@ -200,6 +206,13 @@ export class Transport {
           continue;
         }
         this.noteLeader(res.headers);
+        if (res.type === 'opaqueredirect') {
+          // A browser hides where it was sent; the same call again (same session stamp, so
+          // applied once) lets the browser follow it.
+          if (follow) throw hiddenRedirect(url);
+          follow = true;
+          continue;
+        }
         if (res.status === 307 || res.status === 308) {
           const location = res.headers.get('Location');
           await res.body?.cancel().catch(() => {});
@@ -310,4 +323,15 @@ async function backoff(attempt: number, deadline: Deadline, atLeast = 0): Promis
   } catch {
     // the deadline passed: the loop throws its reason
   }
+}
+
+/** A redirect a browser would not follow for us (to another origin, which allows no CORS). */
+function hiddenRedirect(url: string, cause?: unknown): MetcdError {
+  return new MetcdError(
+    0,
+    'redirect_hidden',
+    `${new URL(url).origin} redirected to a place this page cannot follow (another origin): give the client the leader's endpoint`,
+    {},
+    cause === undefined ? undefined : { cause },
+  );
 }
