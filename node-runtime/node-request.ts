@@ -29,7 +29,10 @@ export class NodeRequest implements ApiRequest {
   constructor(req: IncomingMessage, base: string, bytesCap: number) {
     this.req = req;
     this.method = req.method ?? 'GET';
-    this.url = new URL(req.url ?? '/', base);
+    const target = req.url ?? '/';
+    // An origin-form target is a path, whatever it starts with: new URL('//x', base) would take
+    // "x" for a host and serve "/" (the edge, given the same target, keeps the path "//x").
+    this.url = new URL(target.startsWith('/') ? new URL(base).origin + target : target, base);
     this.bytesCap = bytesCap;
   }
 

@@ -60,6 +60,8 @@ describe('dashboard on Node', () => {
       ['/ui/../status', 401],
       ['/ui/%2e%2e/status', 401],
       ['/UI', 401],
+      ['//ui', 401],
+      ['//ui/app.js', 401],
       ['/ui/..%2fstatus', 404],
       ['/ui/%2e%2e%2fpackage.json', 404],
       ['/ui/nope.js', 404],
@@ -119,6 +121,9 @@ describe('dashboard on Node', () => {
       await page.locator('[data-testid=watch-event][data-key="open/k"]').waitFor({ timeout: PAGE_WAIT_MS });
       expect(await (await fetch(`${node.url}/open/k`)).text()).toBe('v');
       expect(problems).toEqual([]);
+      // A target starting with "//" is a path here as on the edge (key "/ui"), never a host.
+      const doubled = await rawRequest(node.url, 'GET', '//ui');
+      expect([doubled.status, JSON.parse(doubled.body).error.code]).toEqual([404, 'key_not_found']);
     } finally {
       await page.close();
     }
