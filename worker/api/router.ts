@@ -214,7 +214,7 @@ function buildRoutes() {
   on('get', '/health', 'open', (_p, ctx) => health(ctx));
   on('all', '/health', 'authenticated', notAllowed('GET'));
   // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
-  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests));
+  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests, ctx.host.costs?.()));
   on('all', '/metrics', 'authenticated', notAllowed('GET'));
   // Anything else under a reserved segment is not a key.
   for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, 'authenticated', notFound);
