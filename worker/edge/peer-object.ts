@@ -375,7 +375,7 @@ export class PeerObject extends DurableObject<Env> {
     const fresh = !this.hasRaftState();
     const storage = new DurableObjectPeerStorage(
       countingStorage(this.ctx.storage, this.costs),
-      DEFAULT_KV_LIMITS.valueBytesMax,
+      DEFAULT_KV_LIMITS,
       this.config.derivedFlushMs,
     );
     const stored = this.storedName();
