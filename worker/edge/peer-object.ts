@@ -31,6 +31,7 @@ import type { Env } from './env.ts';
 import { peerStub } from './env.ts';
 import { CostMeter, countingSql, countingStorage, countingTarget } from './costs.ts';
 import type { EdgeCosts } from './costs.ts';
+import { EDGE_MEMORY_LIMITS } from './memory.ts';
 import { PersistCheck } from './persist-check.ts';
 import type { PersistCheckReport } from './persist-check.ts';
 import { DurableObjectPeerStorage } from './storage.ts';
@@ -420,7 +421,7 @@ export class PeerObject extends DurableObject<Env> {
       tickMs: this.config.tickMs,
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
-      limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
+      limits: { ...EDGE_MEMORY_LIMITS, snapshotEveryEntries: this.config.snapshotEveryEntries },
       kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: this.config.historyRetention },
       log,
     });
