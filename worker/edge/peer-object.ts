@@ -32,6 +32,7 @@ import { peerStub } from './env.ts';
 import { CostMeter, countingSql, countingStorage, countingTarget } from './costs.ts';
 import type { EdgeCosts } from './costs.ts';
 import { EDGE_MEMORY_LIMITS } from './memory.ts';
+import { delayedTarget, oneWayMs } from './latency.ts';
 import { PersistCheck } from './persist-check.ts';
 import type { PersistCheckReport } from './persist-check.ts';
 import { DurableObjectPeerStorage } from './storage.ts';
@@ -399,7 +400,15 @@ export class PeerObject extends DurableObject<Env> {
       const mine = this.accept(h, bytes);
       if (mine !== null && mine.length > 0) h.peer.receive(mine);
     };
-    const rpc = new RpcTransport((to) => countingTarget(peerStub(this.env, this.config, to), this.costs), {}, onReply);
+    const rpc = new RpcTransport(
+      (to) =>
+        delayedTarget(
+          countingTarget(peerStub(this.env, this.config, to), this.costs),
+          oneWayMs(this.config.regionRttMs, this.config.locationHints, name.id, to),
+        ),
+      {},
+      onReply,
+    );
     const transport: PeerTransport = {
       send: (messages) => {
         check?.check(messages);
