@@ -15,10 +15,11 @@
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { cleanup, installCleanupHandlers, trackChild, trackDir } from './cleanup.ts';
 import { workerdPids } from './edge.ts';
 
@@ -153,15 +154,39 @@ class Dev {
   }
 }
 
-async function main(): Promise<void> {
-  installCleanupHandlers((signal) => process.stderr.write(`\nedge-memory: ${signal}: stopping\n`));
+/** Memory at one moment: the isolate (after a full GC) and the workerd processes. */
+export interface MemoryReading {
+  heap: { used: number; buffers: number };
+  proc: { rss: number; peak: number };
+}
+
+export interface EdgeMemoryResult {
+  snapshotEveryEntries: number | undefined;
+  /** 1 MiB values written before the quota refused one. */
+  written: number;
+  full: { stateBytes: number; stateBytesMax: number; snapshotIndex: number; lastIndex: number; keys: number };
+  empty: MemoryReading;
+  filled: MemoryReading;
+  /** After wrangler dev restarted on the same state (the peer loaded cold from storage). */
+  cold: MemoryReading;
+}
+
+/** Fills a one-peer cluster to its quota under wrangler dev and reads its memory (see the header).
+ *  `snapshotEveryEntries`: the SNAPSHOT_EVERY_ENTRIES var (snapshots while filling). */
+export async function measureEdgeMemory(snapshotEveryEntries?: number): Promise<EdgeMemoryResult> {
   const [port, inspectorPort] = await freePorts();
-  // `--snapshot-every-entries N` (the SNAPSHOT_EVERY_ENTRIES var): snapshots while filling.
-  const flag = process.argv.indexOf('--snapshot-every-entries');
-  const every = flag < 0 ? undefined : Number(process.argv[flag + 1]);
-  if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new Error('--snapshot-every-entries takes a positive integer');
-  const vars = every === undefined ? [] : [`SNAPSHOT_EVERY_ENTRIES:${every}`];
-  const dev = new Dev(port, inspectorPort, trackDir(mkdtempSync(join(tmpdir(), 'metcd-edge-memory-'))), vars);
+  const vars = snapshotEveryEntries === undefined ? [] : [`SNAPSHOT_EVERY_ENTRIES:${snapshotEveryEntries}`];
+  const stateDir = trackDir(mkdtempSync(join(tmpdir(), 'metcd-edge-memory-')));
+  const dev = new Dev(port, inspectorPort, stateDir, vars);
+  try {
+    return await fill(dev, snapshotEveryEntries);
+  } finally {
+    await dev.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+async function fill(dev: Dev, snapshotEveryEntries: number | undefined): Promise<EdgeMemoryResult> {
   const put = async (key: string, value: string): Promise<number> => {
     const res = await fetch(`${dev.base}/${key}`, { method: 'PUT', body: value });
     await res.arrayBuffer();
@@ -182,7 +207,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 200));
   }
   const pids = workerdPids();
-  const empty = { heap: await dev.heapUsed(), proc: resident(pids) };
+  const empty: MemoryReading = { heap: await dev.heapUsed(), proc: resident(pids) };
 
   // 1 MiB values of one repeated ASCII character each, distinct keys (no key history): the
   // state is the values.
@@ -202,7 +227,13 @@ async function main(): Promise<void> {
   if (before.keys !== full.keys) throw new Error(`restarted with ${before.keys} keys, not ${full.keys}`);
   const coldPids = workerdPids();
   const cold = { heap: await dev.heapUsed(), proc: resident(coldPids) };
-  await dev.stop();
+  return { snapshotEveryEntries, written, full, empty, filled, cold };
+}
+
+/** The measurement as the README quotes it. */
+export function edgeMemoryLines(r: EdgeMemoryResult): string[] {
+  const { written, full, empty, filled, cold } = r;
+  const every = r.snapshotEveryEntries;
 
   const line = (what: string, m: typeof empty) =>
     `  ${what.padEnd(16)} JS heap ${mib(m.heap.used)} + ArrayBuffers ${mib(m.heap.buffers)} = ${mib(m.heap.used + m.heap.buffers)}` +
@@ -215,13 +246,25 @@ async function main(): Promise<void> {
     line('full peer', filled),
     line('full, restarted', cold),
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  return lines;
 }
 
-main().then(
-  () => cleanup().then(() => process.exit(0)),
-  (err: unknown) => {
-    process.stderr.write(`edge-memory: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    void cleanup().finally(() => process.exit(1));
-  },
-);
+async function main(): Promise<void> {
+  installCleanupHandlers((signal) => process.stderr.write(`\nedge-memory: ${signal}: stopping\n`));
+  // `--snapshot-every-entries N` (the SNAPSHOT_EVERY_ENTRIES var): snapshots while filling.
+  const flag = process.argv.indexOf('--snapshot-every-entries');
+  const every = flag < 0 ? undefined : Number(process.argv[flag + 1]);
+  if (every !== undefined && !(Number.isInteger(every) && every >= 1)) throw new Error('--snapshot-every-entries takes a positive integer');
+  process.stdout.write(edgeMemoryLines(await measureEdgeMemory(every)).join('\n') + '\n');
+}
+
+// Run as a script (npx node test/bench/edge-memory.ts), not when a test imports it.
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().then(
+    () => cleanup().then(() => process.exit(0)),
+    (err: unknown) => {
+      process.stderr.write(`edge-memory: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      void cleanup().finally(() => process.exit(1));
+    },
+  );
+}
