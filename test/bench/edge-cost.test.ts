@@ -64,7 +64,7 @@ describe('edge cost phase: idle accounting', () => {
       warmWriteMs: 10,
       firstWriteAfterIdleMs: 15,
       electionTimeoutMs: 1000,
-      perWrite: { calls: 3, rowsWritten: 6, rowsRead: 0, cpuMs: 1, writes: 10 },
+      perWrite: { calls: 3, rowsWritten: 6, rowsRead: 0, cpuMs: 1, writes: 10, windowMs: 100, netCalls: 3, netRowsWritten: 6 },
     };
     expect(edgeCostVerdicts(base).map((v) => v.reached)).toEqual([true, true, true]);
     const ticking = { ...base, idle: [{ ...base.idle[0]!, ticking: true }] };

@@ -75,7 +75,23 @@ export interface EdgeCostResult {
   firstWriteAfterIdleMs: number;
   electionTimeoutMs: number;
   /** Steady state, one write at a time, summed over the three peers, per client write. */
-  perWrite: { calls: number; rowsWritten: number; rowsRead: number; cpuMs: number | null; writes: number };
+  perWrite: PerWrite;
+}
+
+/** Steady state, one write at a time, summed over the three peers, per client write. */
+export interface PerWrite {
+  /** Billed requests: client requests, RPC calls received and alarms fired. */
+  calls: number;
+  rowsWritten: number;
+  rowsRead: number;
+  cpuMs: number | null;
+  writes: number;
+  /** How long the writes took, in all. */
+  windowMs: number;
+  /** The same, less what the idle cluster spends in as long (its heartbeats and alarms go on
+   *  while it writes): what a write adds. Null when the idle rate could not be counted. */
+  netCalls: number | null;
+  netRowsWritten: number | null;
 }
 
 interface Reading {
@@ -183,7 +199,9 @@ export async function runEdgeCost(opts: EdgeCostOptions): Promise<EdgeCostResult
     const pids = workerdPids();
     const before = await readAll();
     const cpu0 = totalCpuSeconds(pids);
+    const steadyStart = performance.now();
     for (let i = 0; i < opts.steadyWrites; i++) warm.push(await timed(`s${++seq}`));
+    const windowMs = performance.now() - steadyStart;
     const cpuMs = (totalCpuSeconds(pids) - cpu0) * 1000;
     const after = await readAll();
     const total = (f: (c: EdgeCosts) => number): number =>
@@ -191,14 +209,9 @@ export async function runEdgeCost(opts: EdgeCostOptions): Promise<EdgeCostResult
     if (PEERS.some((p) => after.get(p)!.cost.instance !== before.get(p)!.cost.instance)) {
       throw new Error('a peer object restarted during the steady-state writes: the counts would be wrong');
     }
-    const perWrite = {
-      calls: round2(total((c) => c.rpcCallsReceived + c.clientRequests)),
-      rowsWritten: round2(total((c) => c.sqliteRowsWritten)),
-      rowsRead: round2(total((c) => c.sqliteRowsRead)),
-      cpuMs: pids.length === 0 ? null : round2(cpuMs / opts.steadyWrites),
-      writes: opts.steadyWrites,
-    };
-    opts.onNote?.(`steady state: ${perWrite.calls} billed calls, ${perWrite.rowsWritten} rows written per write; idling ${opts.idleS} s`);
+    const calls = total((c) => c.rpcCallsReceived + c.clientRequests + c.alarmsFired);
+    const rowsWritten = total((c) => c.sqliteRowsWritten);
+    opts.onNote?.(`steady state: ${round2(calls)} billed requests, ${round2(rowsWritten)} rows written per write; idling ${opts.idleS} s`);
 
     // Idle: let the last writes settle (commit-only appends, derived-state flushes), then wait.
     await new Promise((r) => setTimeout(r, 1000));
@@ -210,6 +223,27 @@ export async function runEdgeCost(opts: EdgeCostOptions): Promise<EdgeCostResult
     const idle = PEERS.map((p) => idlePeer(p, start.get(p)!, end.get(p)!, windowStart, windowEnd));
 
     const firstWriteAfterIdleMs = await timed(`after-idle-${++seq}`);
+    // What the idle cluster spends per minute, taken off what the writes' window cost.
+    const idleBilled = sumOrNull(
+      idle.map((p) => (p.callsReceived === null || p.alarmsFired === null ? null : p.callsReceived + p.alarmsFired)),
+    );
+    const idleRows = sumOrNull(idle.map((p) => p.rowsWritten));
+    const idleShare = (perMinute: number | null): number | null =>
+      perMinute === null ? null : (perMinute * windowMs) / 60_000 / opts.steadyWrites;
+    const net = (raw: number, perMinute: number | null): number | null => {
+      const share = idleShare(perMinute);
+      return share === null ? null : round2(Math.max(0, raw - share));
+    };
+    const perWrite: PerWrite = {
+      calls: round2(calls),
+      rowsWritten: round2(rowsWritten),
+      rowsRead: round2(total((c) => c.sqliteRowsRead)),
+      cpuMs: pids.length === 0 ? null : round2(cpuMs / opts.steadyWrites),
+      writes: opts.steadyWrites,
+      windowMs: Math.round(windowMs),
+      netCalls: net(calls, idleBilled),
+      netRowsWritten: net(rowsWritten, idleRows),
+    };
     return {
       idleS: opts.idleS,
       idle,
@@ -246,8 +280,10 @@ export function edgeCostLines(r: EdgeCostResult): string[] {
     `  cluster, per idle minute: ${n(r.idleCallsPerMinute)} RPC calls + ${n(sumOrNull(r.idle.map((p) => p.alarmsFired)))} alarm invocations (each a billed request), ` +
       `${n(r.idleRowsWrittenPerMinute)} rows written, ${n(sumOrNull(r.idle.map((p) => p.alarmsSet)))} alarms set`,
     `  first write after idle ${r.firstWriteAfterIdleMs} ms; warm write (median) ${r.warmWriteMs} ms; election timeout ${r.electionTimeoutMs} ms`,
-    `  per client write (steady state, one at a time, ${r.perWrite.writes} writes, all 3 peers): ${r.perWrite.calls} billed requests (client + RPC), ` +
-      `${r.perWrite.rowsWritten} rows written, ${r.perWrite.rowsRead} rows read, ${r.perWrite.cpuMs ?? 'n/a'} ms workerd CPU`,
+    `  per client write (steady state, one at a time, ${r.perWrite.writes} writes in ${r.perWrite.windowMs} ms, all 3 peers): ` +
+      `${r.perWrite.calls} billed requests (client, RPC, alarms), ${r.perWrite.rowsWritten} rows written, ${r.perWrite.rowsRead} rows read, ` +
+      `${r.perWrite.cpuMs ?? 'n/a'} ms workerd CPU`,
+    `  the same less the idle cluster's traffic in as long (what a write adds): ${n(r.perWrite.netCalls)} billed requests, ${n(r.perWrite.netRowsWritten)} rows written`,
   );
   return out;
 }
