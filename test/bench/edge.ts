@@ -59,7 +59,7 @@ function percentile(xs: number[], p: number): number {
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /** Processes under this one whose name says workerd (wrangler's harness starts them), from /proc. */
-function workerdPids(): number[] {
+export function workerdPids(): number[] {
   try {
     const parent = new Map<number, number>();
     const name = new Map<number, string>();

@@ -5,6 +5,7 @@
 //   npm run bench -- --quick                        short runs (a smoke test of the harness)
 //   npm run bench -- --engine memory --skip-etcd --skip-failover --skip-edge --cpu-prof /tmp/prof
 //   npm run bench -- --engine memory --workloads none --skip-failover --skip-edge   watch and leases only
+//   npm run bench -- --workloads none --skip-watch --skip-leases --skip-failover    the edge phases only
 //
 // Per cluster, after the workloads: watch fan-out (watch.ts: watchers on one prefix while a paced
 // writer writes under it; a Node client, one process) and lease keep-alive throughput (leases.ts,
@@ -22,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { cleanup, installCleanupHandlers, trackDir } from './cleanup.ts';
 import { loadAverage1m } from './cpu.ts';
 import { runEdge, type EdgeResult } from './edge.ts';
+import { edgeCostLines, edgeCostVerdicts, runEdgeCost, type EdgeCostResult } from './edge-cost.ts';
 import { EtcdCluster } from './etcd.ts';
 import { runFailover, type FailoverResult } from './failover.ts';
 import { assertPortsFree } from './http.ts';
@@ -54,7 +56,9 @@ const USAGE = `usage: npm run bench -- [flags]
   --leases N                           lease keep-alive: leases, one wrk connection each (default 64)
   --phase-duration S --phase-warmup S  watch and lease phases: measured and warm-up seconds (default 10
                                        and 2; --quick 5 and 1)
-  --skip-etcd --skip-failover --skip-edge --skip-watch --skip-leases
+  --edge-idle S                        edge cost phase: seconds the cluster idles (default 60; --quick 10)
+  --skip-etcd --skip-failover --skip-edge --skip-watch --skip-leases   (--skip-edge: both edge phases)
+  --skip-edge-cost                     only the edge cost phase
   --quick                              short everything
   --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
   --out FILE                           JSON results (default test/bench/results/bench-<time>.json)`;
@@ -87,6 +91,8 @@ function parse() {
         'skip-etcd': { type: 'boolean', default: false },
         'skip-failover': { type: 'boolean', default: false },
         'skip-edge': { type: 'boolean', default: false },
+        'skip-edge-cost': { type: 'boolean', default: false },
+        'edge-idle': { type: 'string' },
         'skip-watch': { type: 'boolean', default: false },
         'skip-leases': { type: 'boolean', default: false },
         quick: { type: 'boolean', default: false },
@@ -136,6 +142,8 @@ function parse() {
     skipEtcd: values['skip-etcd'],
     skipFailover: values['skip-failover'],
     skipEdge: values['skip-edge'],
+    skipEdgeCost: values['skip-edge-cost'],
+    edgeIdleS: int('edge-idle', values['edge-idle'], quick ? 10 : 60, 1),
     skipWatch: values['skip-watch'],
     skipLeases: values['skip-leases'],
     watchers: int('watchers', values.watchers, 100, 1),
@@ -174,7 +182,8 @@ async function main(): Promise<void> {
   const plannedMs =
     (runClusters ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0) +
     (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000)) +
-    (o.skipEdge ? 0 : 40_000);
+    (o.skipEdge ? 0 : 40_000) +
+    (o.skipEdge || o.skipEdgeCost ? 0 : o.edgeIdleS * 1000 + 30_000);
   const progress = new Progress(plannedMs);
   progress.note(
     `machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`,
@@ -189,6 +198,7 @@ async function main(): Promise<void> {
   const watches: WatchResult[] = [];
   const leases: LeaseResult[] = [];
   let edge: EdgeResult | null = null;
+  let edgeCost: EdgeCostResult | null = null;
   const env =
     o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
   if (o.cpuProf !== null) mkdirSync(o.cpuProf, { recursive: true });
@@ -315,6 +325,22 @@ async function main(): Promise<void> {
     done();
   }
 
+  if (!o.skipEdge && !o.skipEdgeCost) {
+    const done = progress.phase(`edge cost: a burst of writes, then ${o.edgeIdleS} s idle, on workerd`, o.edgeIdleS * 1000 + 30_000);
+    try {
+      edgeCost = await runEdgeCost({
+        burstWrites: o.quick ? 50 : 200,
+        steadyWrites: o.quick ? 50 : 200,
+        idleS: o.edgeIdleS,
+        valueBytes: o.valueBytes,
+        onNote: (t) => progress.note(t),
+      });
+    } catch (err) {
+      progress.note(`edge cost phase failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    done();
+  }
+
   const out: string[] = [];
   if (results.length > 0) {
     out.push(
@@ -360,10 +386,16 @@ async function main(): Promise<void> {
     out.push(`  workerd CPU per write replicated ${cpu(edge.replicated.cpuMsPerWrite)}, one object ${cpu(edge.plain.cpuMsPerWrite)}`);
     out.push(`  ratio                 latency ${edge.latencyRatio}x, throughput ${edge.throughputRatio}x, CPU ${edge.cpuRatio ?? 'n/a'}x`);
   }
+  if (edgeCost !== null) out.push(...edgeCostLines(edgeCost));
   const v = verdicts(results, failover, edge);
   if (v.length > 0) {
     out.push('', 'targets (issue 5):');
     for (const x of v) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
+  }
+  const costTargets = edgeCost === null ? [] : edgeCostVerdicts(edgeCost);
+  if (costTargets.length > 0) {
+    out.push('', 'targets (issue 13, the edge at rest):');
+    for (const x of costTargets) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
   }
   process.stdout.write(out.join('\n') + '\n');
 
@@ -379,7 +411,8 @@ async function main(): Promise<void> {
     watches,
     leases,
     edge,
-    targets: v,
+    edgeCost,
+    targets: [...v, ...costTargets],
   };
   writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n');
   process.stdout.write(`\nresults: ${path.relative(process.cwd(), o.out)}\n`);

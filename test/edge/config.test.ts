@@ -19,7 +19,21 @@ describe('edge config', () => {
       derivedFlushMs: DERIVED_FLUSH_MS,
       historyRetention: DEFAULT_KV_LIMITS.historyRetention,
       auth: { mode: 'locked' },
+      regionRttMs: {},
     });
+  });
+
+  it('takes simulated region round trips (TEST_REGION_RTT_MS) only in open mode, and only well-formed', () => {
+    const open = { METCD_AUTH: 'open', TEST_REGION_RTT_MS: 'wnam-enam=40, apac-wnam=3000' };
+    expect(readConfig(open).regionRttMs).toEqual({ 'enam-wnam': 40, 'apac-wnam': 3000 });
+    expect(() => readConfig({ TEST_REGION_RTT_MS: 'wnam-enam=40' })).toThrow(
+      /TEST_REGION_RTT_MS is for tests: it is refused unless METCD_AUTH=open/,
+    );
+    const root = 'a-root-token-of-some-length';
+    expect(() => readConfig({ METCD_ROOT_TOKEN: root, TEST_REGION_RTT_MS: 'wnam-enam=40' })).toThrow(/refused unless METCD_AUTH=open/);
+    for (const bad of ['wnam-mars=40', 'wnam-enam', 'wnam-enam=-1', 'wnam-enam=4001']) {
+      expect(() => readConfig({ METCD_AUTH: 'open', TEST_REGION_RTT_MS: bad }), bad).toThrow(/TEST_REGION_RTT_MS item/);
+    }
   });
 
   it('is locked without a root token, open only when asked, and keeps only the root token’s digest', () => {

@@ -7,6 +7,7 @@
 
 import { createTestHarness } from 'wrangler';
 import type { PeerStatus } from '../../worker/peer/peer.ts';
+import type { EdgeCosts } from '../../worker/edge/costs.ts';
 
 export const ROOT = new URL('../..', import.meta.url).pathname;
 export const COMPATIBILITY_DATE = '2026-11-01';
@@ -48,6 +49,7 @@ export interface Inspection {
   alarmAt: number | null;
   ticking: boolean;
   requests: number;
+  cost: EdgeCosts;
 }
 
 export interface ClusterOptions {

@@ -9,6 +9,11 @@ import { createTestHarness } from 'wrangler';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { DerivedStats } from '../../worker/edge/storage.ts';
+import { ROW_BLOB_BYTES_MAX } from '../../worker/edge/storage.ts';
+import { DEFAULT_KV_LIMITS, STORAGE_ROW_BYTES_MAX } from '../../worker/kv/types.ts';
+import type { KeyRecord, SessionRecord } from '../../worker/kv/types.ts';
+import { encodePast, historyKey } from '../../worker/kv/history.ts';
+import { defaultRaftConfig } from '../../worker/raft/config.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';
 import { STORAGE_CONTRACT } from '../support/storage-contract.ts';
 import { parse, stringify } from './fixtures/json-bytes.ts';
@@ -191,5 +196,88 @@ describe('edge storage (Durable Object SQLite)', () => {
     // Replacing the big entry removes its chunks too.
     await p.save({ entries: [entry(2, 2, 'small again')] });
     expect(await p.rows('log_chunk')).toBe(0);
+  });
+});
+
+describe('edge storage: the platform row limit', () => {
+  const { keyBytesMax, valueBytesMax, commandBytesMax } = DEFAULT_KV_LIMITS;
+  const record = (value: string, revision: number): KeyRecord => ({ value, createRevision: 1, modRevision: revision, version: revision });
+  const changes = (upserts: Array<[string, KeyRecord]>, sessionUpserts: Array<[string, SessionRecord]> = []) => ({
+    revision: 2,
+    upserts,
+    deletes: [],
+    sessionUpserts,
+    sessionDeletes: [],
+  });
+
+  it('the limits are derived from the row limit: a largest key and value fit one row, chunks fit with room', () => {
+    expect(keyBytesMax + valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+    expect(valueBytesMax).toBe(1024 * 1024);
+    expect(commandBytesMax).toBe(2 * valueBytesMax);
+    expect(ROW_BLOB_BYTES_MAX).toBeLessThan(STORAGE_ROW_BYTES_MAX);
+  });
+
+  it('writes the largest allowed key and value, as a record and as the history record it leaves, and reads them back', async () => {
+    const p = probe();
+    const key = 'k'.repeat(keyBytesMax);
+    // Multi-byte characters: the row is measured in UTF-8 bytes, as the limit is.
+    const value = 'é'.repeat(valueBytesMax / 2);
+    const past = historyKey(2, key);
+    await p.save({ kv: changes([[key, record(value, 2)]]), applied: 2 });
+    await p.save({
+      kv: changes([[past, { value: encodePast(record(value, 1)), createRevision: 2, modRevision: 2, version: 1 }]]),
+      applied: 3,
+    });
+    const state = await p.load();
+    expect(state.kv.records.map(([k]) => k).sort()).toEqual([key, past].sort());
+    expect(state.kv.records.find(([k]) => k === key)![1].value).toBe(value);
+  });
+
+  it('writes the largest allowed batch: a full append of largest commands, their largest values applied, a kept answer', async () => {
+    const appendBytesMax = defaultRaftConfig('_', { nextInt: () => 0 }).appendBytesMax;
+    const count = Math.floor(appendBytesMax / commandBytesMax);
+    const entries: Entry[] = Array.from({ length: count }, (_, i) => {
+      const data = new Uint8Array(commandBytesMax);
+      data.fill(i + 1);
+      return { index: i + 1, term: 1, type: 'normal', data };
+    });
+    const values: Array<[string, KeyRecord]> = Array.from({ length: count }, (_, i) => [`big-${i}`, record('v'.repeat(valueBytesMax), 2)]);
+    const session: SessionRecord = { seq: 1, result: { ok: true, op: 'put', revision: 2 }, lastIndex: count };
+    const p = probe();
+    await p.save({
+      entries,
+      hardState: { term: 1, vote: 'p1', commit: count },
+      kv: changes(values, [['client-1', session]]),
+      applied: count,
+    });
+    const state = await p.load();
+    expect(state.entries).toHaveLength(count);
+    for (let i = 0; i < count; i++) expect(sameBytes(state.entries[i]!.data, entries[i]!.data)).toBe(true);
+    expect(state.kv.records.map(([k, r]) => [k, r.value.length])).toEqual(values.map(([k]) => [k, valueBytesMax]));
+    expect(state.kv.sessions).toEqual([['client-1', session]]);
+  });
+
+  it('refuses a row above the limit before writing it, naming it, and the whole batch rolls back', async () => {
+    const p = probe();
+    await p.save({ entries: [entry(1, 1, 'kept')], hardState: { term: 1, vote: '', commit: 0 } });
+    const tooBig = 'x'.repeat(STORAGE_ROW_BYTES_MAX);
+    const batch: SaveBatch = {
+      entries: [entry(2, 1, 'not kept')],
+      hardState: { term: 1, vote: '', commit: 0 },
+      kv: changes([['a', record(tooBig, 2)]]),
+    };
+    await expect(p.save(batch)).rejects.toThrow(/refusing to write a \d+-byte row to kv .*limited to 2000000 bytes/);
+    const state = await p.load();
+    expect(state.entries).toEqual([entry(1, 1, 'kept')]);
+    expect(state.kv.records).toEqual([]);
+    // A session's kept answer is measured too.
+    const q = probe();
+    const answer: SessionRecord = { seq: 1, result: { ok: false, code: 'invalid', revision: 1, message: tooBig }, lastIndex: 1 };
+    await expect(q.save({ entries: [entry(1, 1, 'c')], kv: changes([], [['c', answer]]), applied: 1 })).rejects.toThrow(
+      /row to session \(client "c"\)/,
+    );
+    const after = await q.load();
+    expect(after.kv.sessions).toEqual([]);
+    expect(after.entries).toEqual([]);
   });
 });

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_KV_LIMITS, KvStateMachine } from '../../worker/kv/index.ts';
 import type { KvCommand, TxnCompare, TxnOp } from '../../worker/kv/types.ts';
+import { STORAGE_ROW_BYTES_MAX } from '../../worker/kv/types.ts';
 import { decodeCommand, decodeState, encodeCommand, encodeState } from '../../worker/kv/codec.ts';
 import { validateCommand } from '../../worker/kv/validate.ts';
 
@@ -147,5 +148,33 @@ describe('transactions', () => {
     expect(restored.apply(2, cmd)).toEqual(first);
     expect(restored.revision).toBe(1);
     expect(decodeCommand(encodeCommand(cmd))).toEqual(cmd);
+  });
+
+  it("keeps a stamped transaction's answer for a retry only while it fits one storage row; a bigger one becomes a note, applied once", () => {
+    const sm = new KvStateMachine();
+    const value = 'v'.repeat(DEFAULT_KV_LIMITS.valueBytesMax);
+    sm.apply(1, { op: 'put', pairs: [['big/a', value]] });
+    sm.apply(2, { op: 'put', pairs: [['big/b', value]] });
+    // Reads two 1 MiB values and writes one key: an answer of over 2 MB.
+    const cmd: KvCommand = {
+      op: 'txn',
+      compare: [],
+      success: [{ get: { prefix: 'big/' } }, put('w', '1')],
+      failure: [],
+      stamp: { client: 'cl', seq: 1 },
+    };
+    const first = sm.apply(3, cmd);
+    expect(first).toMatchObject({ ok: true, succeeded: true, revision: 3 });
+    expect(JSON.stringify(first).length).toBeGreaterThan(STORAGE_ROW_BYTES_MAX);
+    const kept = sm.snapshot().sessions.find(([client]) => client === 'cl')![1].result;
+    expect(kept).toMatchObject({ ok: false, code: 'session-expired', revision: 3 });
+    expect(JSON.stringify(kept).length).toBeLessThan(1000);
+    // The retry is answered with the note, and applies nothing again.
+    expect(sm.apply(4, cmd)).toEqual(kept);
+    expect(sm.revision).toBe(3);
+    // A small answer is kept whole.
+    const small: KvCommand = { ...cmd, success: [{ get: { key: 'w' } }], stamp: { client: 'cl', seq: 2 } };
+    expect(sm.apply(5, small)).toEqual(sm.apply(6, small));
+    expect(sm.apply(7, small)).toMatchObject({ ok: true, results: [{ get: { kvs: [['w', { value: '1' }]] } }] });
   });
 });

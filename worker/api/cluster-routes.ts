@@ -72,7 +72,8 @@ export async function transferLeader(ctx: ApiContext): Promise<ApiReply> {
 
 export function status(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
-  return jsonReply(ctx.peer.status());
+  const costs = ctx.host.costs;
+  return jsonReply(costs === undefined ? ctx.peer.status() : { ...ctx.peer.status(), cost: costs() });
 }
 
 export function health(ctx: ApiContext): ApiReply {

@@ -34,6 +34,9 @@ export interface ApiHost {
   /** The dashboard's file `name` (ui-route.ts), null when this host has none (not built). The
    *  name is always one of UI_ASSETS, never a path from the request. Without it, /ui is 404. */
   uiAsset?: (name: UiAssetName) => Promise<Uint8Array | null>;
+  /** What hosting this peer costs, as the host counts it (edge: worker/edge/costs.ts): shown
+   *  as `cost` in GET /status and as metcd_edge_* in GET /metrics. Without it, neither shows. */
+  costs?: () => HostCosts;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }
@@ -45,6 +48,29 @@ export interface BackupRestorer {
   /** Seeds every peer with `backup` (already checked whole) and restarts them; throws ApiError
    *  409 cluster_in_use when the cluster has applied a client command. Answers what to report. */
   run(backup: Uint8Array, header: BackupHeader): Promise<Record<string, unknown>>;
+}
+
+/** The counters of one host instance, in the units the platform bills (see costs.ts on the edge). */
+export interface HostCosts {
+  /** A random id of this instance: it changes when the object restarts (eviction, hibernation, abort). */
+  instance: string;
+  /** When this instance started (ms since the epoch). */
+  startedAtMs: number;
+  /** RPC calls this instance made to other objects (Raft batches, a genesis lookup, a forward). */
+  rpcCallsSent: number;
+  /** RPC calls other objects (and the Worker) made to this one, the operator's inspect excepted. */
+  rpcCallsReceived: number;
+  /** Client requests the Worker forwarded here. */
+  clientRequests: number;
+  /** Rows SQLite read and wrote for this instance's statements (the cursor's own counts). */
+  sqliteRowsRead: number;
+  sqliteRowsWritten: number;
+  /** Alarms set, and alarms that fired (each a billed request). */
+  alarmsSet: number;
+  alarmsFired: number;
+  /** Milliseconds this instance has been in memory, from its start to now: an upper bound on
+   *  billed duration (an idle object that may hibernate is not billed). */
+  awakeMs: number;
 }
 
 export interface ApiLimits {

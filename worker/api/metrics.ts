@@ -10,6 +10,7 @@
 import { Histogram } from '../peer/counters.ts';
 import type { Peer } from '../peer/peer.ts';
 import type { ApiReply } from './exchange.ts';
+import type { HostCosts } from './host.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -153,8 +154,27 @@ function keyOf(s: RequestSeries): string {
   return `${s.labels['route']} ${s.labels['method']} ${s.labels['code']}`;
 }
 
-/** Everything a peer exposes, rendered once per scrape. */
-export function renderMetrics(peer: Peer, requests: RequestMetrics): string {
+/** What hosting the peer costs, as its host counts it (the edge's Durable Object; README, Metrics).
+ *  Counters of one instance: they start again from 0 when the object restarts. */
+function writeHostCosts(out: Exposition, c: HostCosts): void {
+  out
+    .counter('metcd_edge_rpc_calls_sent_total', 'RPC calls this peer object made to other objects.', c.rpcCallsSent)
+    .counter('metcd_edge_rpc_calls_received_total', 'RPC calls this peer object received (each a billed request).', c.rpcCallsReceived)
+    .counter('metcd_edge_client_requests_total', 'Client requests the Worker forwarded to this peer object.', c.clientRequests)
+    .counter('metcd_edge_sqlite_rows_read_total', "Rows SQLite read for this peer object's statements.", c.sqliteRowsRead)
+    .counter('metcd_edge_sqlite_rows_written_total', "Rows SQLite wrote for this peer object's statements.", c.sqliteRowsWritten)
+    .counter('metcd_edge_alarms_set_total', 'Durable Object alarms this peer object set.', c.alarmsSet)
+    .counter('metcd_edge_alarms_fired_total', 'Durable Object alarms that woke this peer object (each a billed request).', c.alarmsFired)
+    .counter(
+      'metcd_edge_awake_seconds_total',
+      'Seconds this peer object instance has been in memory (an upper bound on billed duration).',
+      c.awakeMs / 1000,
+    )
+    .gauge('metcd_edge_instance_start_time_seconds', 'When this peer object instance started (Unix seconds).', c.startedAtMs / 1000);
+}
+
+/** Everything a peer exposes, rendered once per scrape (with its host's costs when it counts them). */
+export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: HostCosts): string {
   const st = peer.status();
   const c = peer.counters;
   const out = new Exposition();
@@ -214,10 +234,11 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics): string {
     [{ sender: 'unknown', outcome: 'admitted' }, nm.admittedUnknownLeader],
   ]);
   requests.write(out);
+  if (costs !== undefined) writeHostCosts(out, costs);
   return out.text();
 }
 
 /** GET /metrics (need: status). Any peer answers from its own state, leader or not. */
-export function metricsReply(peer: Peer, requests: RequestMetrics): ApiReply {
-  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests) };
+export function metricsReply(peer: Peer, requests: RequestMetrics, costs?: HostCosts): ApiReply {
+  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests, costs) };
 }

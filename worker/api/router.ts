@@ -219,7 +219,7 @@ function buildRoutes() {
   on('get', '/health', 'open', (_p, ctx) => health(ctx));
   on('all', '/health', 'authenticated', notAllowed('GET'));
   // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
-  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests));
+  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests, ctx.host.costs?.()));
   on('all', '/metrics', 'authenticated', notAllowed('GET'));
   // The dashboard (ui-route.ts): static files, open to anyone; the page sends the user's token.
   on('get', '/ui', 'open', (_p, ctx) => uiRoute(ctx, 'index.html'));

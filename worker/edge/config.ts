@@ -7,6 +7,7 @@ import { digestOf } from '../api/authorize.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
+import { parseRegionRtts, type RegionRtts } from './latency.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
 
@@ -30,6 +31,9 @@ export interface EdgeConfig {
   /** Access control: the root token's digest (the secret itself is not kept), open mode
    *  (METCD_AUTH=open: development only), or locked (neither: nothing but /health is served). */
   auth: EdgeAuth;
+  /** Tests only (TEST_REGION_RTT_MS, open mode only): simulated round trips between the peers'
+   *  regions (latency.ts). Empty: none. */
+  regionRttMs: RegionRtts;
 }
 
 export type EdgeAuth = { mode: 'open' } | { mode: 'tokens'; rootDigest: Uint8Array } | { mode: 'locked' };
@@ -82,6 +86,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
   if (mode !== 'redirect' && mode !== 'proxy') {
     throw new ConfigError(`FORWARD_MODE ${JSON.stringify(mode)}: expected redirect or proxy`);
   }
+  const auth = readAuth(env);
   return {
     cluster,
     bootstrapPeers,
@@ -91,8 +96,22 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     snapshotEveryEntries: integer(env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX),
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
     historyRetention: integer(env, 'HISTORY_RETENTION', DEFAULT_KV_LIMITS.historyRetention, 1, HISTORY_RETENTION_MAX),
-    auth: readAuth(env),
+    auth,
+    regionRttMs: readRegionRtts(env, auth),
   };
+}
+
+/** TEST_REGION_RTT_MS: a test's simulated distances (latency.ts); refused outside open mode, so
+ *  no deployment slows its peers down by accident. */
+function readRegionRtts(env: Record<string, unknown>, auth: EdgeAuth): RegionRtts {
+  const spec = text(env, 'TEST_REGION_RTT_MS');
+  if (spec === undefined) return {};
+  if (auth.mode !== 'open') throw new ConfigError('TEST_REGION_RTT_MS is for tests: it is refused unless METCD_AUTH=open');
+  try {
+    return parseRegionRtts(spec, (name) => (LOCATION_HINTS as readonly string[]).includes(name));
+  } catch (err) {
+    throw new ConfigError(`TEST_REGION_RTT_MS ${err instanceof Error ? err.message : String(err)}`);
+  }
 }
 
 /** METCD_AUTH ("open" or unset) and the METCD_ROOT_TOKEN secret. Errors name the variable,

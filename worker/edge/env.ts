@@ -26,6 +26,9 @@ export interface Env {
   METCD_ROOT_TOKEN?: string;
   /** "1": check every outgoing Raft message against storage (persist-check.ts). Tests only. */
   CHECK_PERSIST?: string;
+  /** Simulated round trips between the peers' regions (latency.ts). Tests only: refused
+   *  unless METCD_AUTH=open. */
+  TEST_REGION_RTT_MS?: string;
 }
 
 /** The stub of peer `id`'s object, created in its configured region on first use. */

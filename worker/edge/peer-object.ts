@@ -33,6 +33,10 @@ import type { EdgeConfig } from './config.ts';
 import { LOCKED_HINT, initialMembership, parsePeerObjectName, peerObjectName, readConfig } from './config.ts';
 import type { Env } from './env.ts';
 import { peerStub } from './env.ts';
+import { CostMeter, countingSql, countingStorage, countingTarget } from './costs.ts';
+import type { EdgeCosts } from './costs.ts';
+import { EDGE_MEMORY_LIMITS } from './memory.ts';
+import { delayedTarget, oneWayMs } from './latency.ts';
 import { PersistCheck } from './persist-check.ts';
 import type { PersistCheckReport } from './persist-check.ts';
 import { DurableObjectPeerStorage } from './storage.ts';
@@ -88,6 +92,8 @@ export interface PeerInspection {
   ticking: boolean;
   /** Client requests this instance received from the Worker. */
   requests: number;
+  /** What this instance has cost so far (costs.ts); the same object /status shows as `cost`. */
+  cost: EdgeCosts;
 }
 
 export class PeerObject extends DurableObject<Env> {
@@ -101,6 +107,9 @@ export class PeerObject extends DurableObject<Env> {
   private isolated = false;
   private isolatedDrops = 0;
   private requests = 0;
+  /** What this instance costs (costs.ts); every SQL statement of the object goes through `sql`. */
+  private readonly costs = new CostMeter();
+  private readonly sql = countingSql(this.ctx.storage.sql, this.costs);
   /** What first reached this instance: the alarm (it woke the peer by itself) or a call. */
   private wokenBy: 'alarm' | 'call' | null = null;
 
@@ -117,6 +126,7 @@ export class PeerObject extends DurableObject<Env> {
   override async fetch(request: Request): Promise<Response> {
     this.wokenBy ??= 'call';
     this.requests++;
+    this.costs.clientRequest();
     const name = this.identity();
     if (name === null) return errorResponse(500, 'internal', 'this peer object has no valid <cluster>/<peer-id> name');
     if (!this.mayOpen()) {
@@ -148,6 +158,7 @@ export class PeerObject extends DurableObject<Env> {
    *  by ?peer= (worker/index.ts), over RPC, so no client credential is involved or needed. */
   async memberIds(): Promise<string[]> {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     if (this.identity() === null || !this.mayOpen()) return [];
     const m = (await this.open()).peer.membership();
     return [...m.voters, ...m.learners];
@@ -160,6 +171,7 @@ export class PeerObject extends DurableObject<Env> {
    */
   async deliver(batch: Uint8Array): Promise<Uint8Array | null> {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     if (!(batch instanceof Uint8Array) || batch.byteLength > DELIVER_BYTES_MAX) {
       this.badBatches++;
       return null;
@@ -221,6 +233,7 @@ export class PeerObject extends DurableObject<Env> {
       alarmAt,
       ticking: this.ticker !== null,
       requests: this.requests,
+      cost: this.costs.snapshot(),
     };
     return JSON.stringify(inspection);
   }
@@ -230,6 +243,7 @@ export class PeerObject extends DurableObject<Env> {
    *  how many derived-state batches (storage.ts) the crash loses, unwritten. */
   abort(reason = 'aborted by operator'): number {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     setTimeout(() => this.ctx.abort(reason), 0);
     // Lost now rather than at the abort: nothing may write them in between.
     return this.hosted?.storage.discard() ?? 0;
@@ -238,12 +252,13 @@ export class PeerObject extends DurableObject<Env> {
   /** The cluster's starting membership as recorded by its first bootstrap peer (see genesisFor). */
   async genesis(): Promise<string> {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     const name = this.identity();
     if (name === null || name.id !== this.config.bootstrapPeers[0] || !this.mayOpen()) {
       throw new Error('only the first bootstrap peer records the genesis membership');
     }
     await this.open();
-    const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'genesis'`).toArray()[0];
+    const row = this.sql.exec(`SELECT value FROM meta WHERE key = 'genesis'`).toArray()[0];
     return typeof row?.value === 'string' ? row.value : JSON.stringify(initialMembership(this.config, name.id));
   }
 
@@ -251,6 +266,7 @@ export class PeerObject extends DurableObject<Env> {
    *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. */
   holdTicks(ms: number): void {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     if (this.ticker === null || !Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) return;
     clearInterval(this.ticker);
     this.ticker = null;
@@ -264,6 +280,7 @@ export class PeerObject extends DurableObject<Env> {
    *  partitioned from the others (it keeps serving its own view). Memory only: abort ends it. */
   isolate(on: boolean): void {
     this.wokenBy ??= 'call';
+    this.costs.callReceived();
     this.isolated = on;
   }
 
@@ -340,6 +357,7 @@ export class PeerObject extends DurableObject<Env> {
   // ---- timers ---------------------------------------------------------------------------------
 
   override async alarm(): Promise<void> {
+    this.costs.alarmFired();
     this.alarmArmed = false;
     if (!this.mayOpen()) return;
     const hosted = await this.open();
@@ -381,6 +399,7 @@ export class PeerObject extends DurableObject<Env> {
     this.alarmArmed = true;
     // One election timeout: an evicted peer is back before its absence costs an election.
     const wakeMs = ELECTION_TICKS * this.config.tickMs;
+    this.costs.alarmSet();
     await this.ctx.storage.setAlarm(Date.now() + wakeMs);
   }
 
@@ -403,7 +422,7 @@ export class PeerObject extends DurableObject<Env> {
   /** Whether this peer ever started Raft (its first start persists a snapshot or a hard state). */
   private hasRaftState(): boolean {
     if (!this.hasState()) return false;
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     return sql.exec('SELECT 1 FROM snapshot').toArray().length > 0 || sql.exec('SELECT 1 FROM hard_state').toArray().length > 0;
   }
 
@@ -418,17 +437,18 @@ export class PeerObject extends DurableObject<Env> {
     const first = this.config.bootstrapPeers[0]!;
     if (!this.config.bootstrapPeers.includes(id)) return emptyMembership();
     if (id === first) return initialMembership(this.config, id);
+    this.costs.callSent();
     const genesis = JSON.parse(await peerStub(this.env, this.config, first).genesis()) as Membership;
     return genesis.voters.includes(id) ? genesis : emptyMembership();
   }
 
   private hasState(): boolean {
-    return this.ctx.storage.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length > 0;
+    return this.sql.exec(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).toArray().length > 0;
   }
 
   private storedName(): string | undefined {
     if (!this.hasState()) return undefined;
-    const row = this.ctx.storage.sql.exec(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0];
+    const row = this.sql.exec(`SELECT value FROM meta WHERE key = 'name'`).toArray()[0];
     return typeof row?.value === 'string' ? row.value : undefined;
   }
 
@@ -445,7 +465,11 @@ export class PeerObject extends DurableObject<Env> {
     if (name === null) throw new Error('this peer object has no valid <cluster>/<peer-id> name');
     const objectName = peerObjectName(name.cluster, name.id);
     const fresh = !this.hasRaftState();
-    const storage = new DurableObjectPeerStorage(this.ctx.storage, DEFAULT_KV_LIMITS.valueBytesMax, this.config.derivedFlushMs);
+    const storage = new DurableObjectPeerStorage(
+      countingStorage(this.ctx.storage, this.costs),
+      DEFAULT_KV_LIMITS,
+      this.config.derivedFlushMs,
+    );
     const stored = this.storedName();
     if (stored !== undefined && stored !== objectName) {
       throw new Error(`storage belongs to ${stored}, not ${objectName}`);
@@ -466,7 +490,15 @@ export class PeerObject extends DurableObject<Env> {
       const mine = this.accept(h, bytes);
       if (mine !== null && mine.length > 0) h.peer.receive(mine);
     };
-    const rpc = new RpcTransport((to) => peerStub(this.env, this.config, to), {}, onReply);
+    const rpc = new RpcTransport(
+      (to) =>
+        delayedTarget(
+          countingTarget(peerStub(this.env, this.config, to), this.costs),
+          oneWayMs(this.config.regionRttMs, this.config.locationHints, name.id, to),
+        ),
+      {},
+      onReply,
+    );
     const transport: PeerTransport = {
       send: (messages) => {
         check?.check(messages);
@@ -490,7 +522,7 @@ export class PeerObject extends DurableObject<Env> {
       initialMembership: membership,
       // A backup staged by an import (import.ts) seeds a peer with no Raft state.
       ...(fresh ? { initialState: stagedInitialState(this.ctx.storage.sql) } : {}),
-      limits: { snapshotEveryEntries: this.config.snapshotEveryEntries },
+      limits: { ...EDGE_MEMORY_LIMITS, snapshotEveryEntries: this.config.snapshotEveryEntries },
       kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: this.config.historyRetention },
       log,
     });
@@ -499,7 +531,11 @@ export class PeerObject extends DurableObject<Env> {
       peer,
       mode: this.config.mode,
       leaderUrl: (request, leader) => withPeerParam(request.url, leader),
-      forward: (request, leader) => peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request)),
+      forward: (request, leader) => {
+        this.costs.callSent();
+        return peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request));
+      },
+      costs: () => this.costs.snapshot(),
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       authorize: createAuthorizer({ ...this.config.auth, lockedHint: LOCKED_HINT, now: () => Date.now() }, () => peer.tokens),
       restore: { bytesMax: RESTORE_BYTES_MAX, run: (backup, header) => this.importBackup(backup, header) },

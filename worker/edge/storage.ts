@@ -30,17 +30,27 @@
 // entries to the same results. Nothing acknowledged depends on them: an acknowledged write is
 // durable in the logs of a majority, whose writes are never deferred.
 //
-// Rows in Durable Object SQLite are limited to 2 MB, so log entry payloads and snapshot data
-// larger than ROW_BLOB_BYTES_MAX are split over chunk rows. KV values are stored inline: the
-// KV limits (valueBytesMax) must stay below ROW_BLOB_BYTES_MAX on the edge (checked at open).
+// Rows in Durable Object SQLite are limited to 2 MB (STORAGE_ROW_BYTES_MAX, kv/types.ts), so
+// log entry payloads and snapshot data larger than ROW_BLOB_BYTES_MAX are split over chunk
+// rows. KV records are stored inline, one row each: the KV limits are derived from the row
+// limit so that a largest key and value fit (checked at open). Every row is measured where it
+// is written, and one above the limit is refused loudly (RowTooLargeError): the transaction it
+// belongs to rolls back whole and the peer stops, naming the row, instead of SQLite failing
+// somewhere inside the platform's write.
 
 import type { Entry, EntryType, HardState, Membership, Snapshot } from '../raft/types.ts';
-import type { KeyRecord, KvChanges, KvResult, KvState, SessionRecord } from '../kv/types.ts';
+import type { KeyRecord, KvChanges, KvLimits, KvResult, KvState, SessionRecord } from '../kv/types.ts';
+import { ROW_FRAMING_BYTES_MAX, STORAGE_ROW_BYTES_MAX } from '../kv/types.ts';
+import { utf8Length } from '../kv/utf8.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../peer/ports.ts';
 import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
 
-/** Largest blob stored in one row; bigger payloads are chunked (the platform's row cap is 2 MB). */
-export const ROW_BLOB_BYTES_MAX = 1024 * 1024;
+/** Largest blob stored in one row; bigger payloads are chunked. Half a row: the rest is the
+ *  row's other columns, with room to spare. */
+export const ROW_BLOB_BYTES_MAX = STORAGE_ROW_BYTES_MAX / 2;
+
+/** An integer column's bytes at most in a SQLite record (its value and header). */
+const INTEGER_BYTES = 9;
 
 /** How long derived state may wait for the next write before it is written on its own. */
 export const DERIVED_FLUSH_MS = 100;
@@ -89,6 +99,25 @@ export class StorageError extends Error {
   }
 }
 
+/** A row above the platform's row limit, refused before it was written (see the header). */
+export class RowTooLargeError extends StorageError {
+  constructor(table: string, what: string, bytes: number) {
+    super(`refusing to write a ${bytes}-byte row to ${table} (${what}): rows are limited to ${STORAGE_ROW_BYTES_MAX} bytes`);
+    this.name = 'RowTooLargeError';
+  }
+}
+
+/** A text column's UTF-8 bytes (a lone surrogate, which SQLite would store as 3 bytes, counted so). */
+function textBytes(s: string): number {
+  const n = utf8Length(s);
+  return n >= 0 ? n : 3 * s.length;
+}
+
+/** Refuses a row of `bytes` above the platform's limit (RowTooLargeError). */
+function checkRow(table: string, what: () => string, bytes: number): void {
+  if (bytes > STORAGE_ROW_BYTES_MAX) throw new RowTooLargeError(table, what(), bytes);
+}
+
 export class DurableObjectPeerStorage implements PeerStorage {
   private readonly storage: DurableStorageLike;
   private readonly sql: SqlLike;
@@ -103,11 +132,15 @@ export class DurableObjectPeerStorage implements PeerStorage {
   private failure: Error | null = null;
   private readonly derivedStats = { deferred: 0, merged: 0 };
 
-  /** Creates the tables if needed. Call from the object's blockConcurrencyWhile.
+  /** Creates the tables if needed. Call from the object's blockConcurrencyWhile. `limits`: the
+   *  KV limits the peer runs with (a largest key and value must fit one row);
    *  `flushMs`: how long derived state may wait (DERIVED_FLUSH_MS); 0 writes every batch at once. */
-  constructor(storage: DurableStorageLike, valueBytesMax: number, flushMs = DERIVED_FLUSH_MS) {
-    if (valueBytesMax > ROW_BLOB_BYTES_MAX) {
-      throw new StorageError(`valueBytesMax ${valueBytesMax} exceeds ${ROW_BLOB_BYTES_MAX}: KV values are stored inline in one row`);
+  constructor(storage: DurableStorageLike, limits: Pick<KvLimits, 'keyBytesMax' | 'valueBytesMax'>, flushMs = DERIVED_FLUSH_MS) {
+    const recordBytes = limits.keyBytesMax + limits.valueBytesMax + ROW_FRAMING_BYTES_MAX;
+    if (recordBytes > STORAGE_ROW_BYTES_MAX) {
+      throw new StorageError(
+        `keyBytesMax ${limits.keyBytesMax} + valueBytesMax ${limits.valueBytesMax} do not fit one ${STORAGE_ROW_BYTES_MAX}-byte row: KV records are stored inline`,
+      );
     }
     this.storage = storage;
     this.sql = storage.sql;
@@ -284,6 +317,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     }
     if (batch.meta) {
       for (const [key, value] of Object.entries(batch.meta)) {
+        checkRow('meta', () => `key ${JSON.stringify(key)}`, textBytes(key) + textBytes(value));
         this.sql.exec('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value', key, value);
       }
     }
@@ -327,14 +361,19 @@ export class DurableObjectPeerStorage implements PeerStorage {
   private writeSnapshot(snapshot: Snapshot): void {
     const parts = split(snapshot.data);
     this.sql.exec('DELETE FROM snapshot_chunk');
-    parts.forEach((part, i) => this.sql.exec('INSERT INTO snapshot_chunk (part, data) VALUES (?, ?)', i, blob(part)));
+    parts.forEach((part, i) => {
+      checkRow('snapshot_chunk', () => `part ${i}`, INTEGER_BYTES + part.byteLength);
+      this.sql.exec('INSERT INTO snapshot_chunk (part, data) VALUES (?, ?)', i, blob(part));
+    });
+    const membership = JSON.stringify(snapshot.meta.membership);
+    checkRow('snapshot', () => `index ${snapshot.meta.index}`, 4 * INTEGER_BYTES + textBytes(membership));
     this.sql.exec(
       `INSERT INTO snapshot (id, idx, term, membership, chunks) VALUES (1, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET idx = excluded.idx, term = excluded.term,
        membership = excluded.membership, chunks = excluded.chunks`,
       snapshot.meta.index,
       snapshot.meta.term,
-      JSON.stringify(snapshot.meta.membership),
+      membership,
       parts.length,
     );
   }
@@ -346,6 +385,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     this.sql.exec('DELETE FROM log_chunk WHERE idx >= ?', first);
     for (const entry of entries) {
       if (entry.data.byteLength <= ROW_BLOB_BYTES_MAX) {
+        checkRow('log', () => `index ${entry.index}`, 4 * INTEGER_BYTES + entry.data.byteLength);
         this.sql.exec(
           'INSERT INTO log (idx, term, type, data, chunks) VALUES (?, ?, ?, ?, 0)',
           entry.index,
@@ -363,7 +403,10 @@ export class DurableObjectPeerStorage implements PeerStorage {
         entry.type,
         parts.length,
       );
-      parts.forEach((part, i) => this.sql.exec('INSERT INTO log_chunk (idx, part, data) VALUES (?, ?, ?)', entry.index, i, blob(part)));
+      parts.forEach((part, i) => {
+        checkRow('log_chunk', () => `index ${entry.index} part ${i}`, 2 * INTEGER_BYTES + part.byteLength);
+        this.sql.exec('INSERT INTO log_chunk (idx, part, data) VALUES (?, ?, ?)', entry.index, i, blob(part));
+      });
     }
   }
 
@@ -380,6 +423,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
   }
 
   private upsertRecord(key: string, r: KeyRecord): void {
+    checkRow('kv', () => `key of ${textBytes(key)} bytes`, textBytes(key) + textBytes(r.value) + 3 * INTEGER_BYTES);
     this.sql.exec(
       `INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_revision = excluded.create_revision,
@@ -393,13 +437,15 @@ export class DurableObjectPeerStorage implements PeerStorage {
   }
 
   private upsertSession(client: string, s: SessionRecord): void {
+    const result = JSON.stringify(s.result);
+    checkRow('session', () => `client ${JSON.stringify(client)}`, textBytes(client) + textBytes(result) + 2 * INTEGER_BYTES);
     this.sql.exec(
       `INSERT INTO session (client, seq, result, last_index) VALUES (?, ?, ?, ?)
        ON CONFLICT (client) DO UPDATE SET seq = excluded.seq, result = excluded.result,
        last_index = excluded.last_index`,
       client,
       s.seq,
-      JSON.stringify(s.result),
+      result,
       s.lastIndex,
     );
   }

@@ -15,7 +15,7 @@
 
 import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState, TokenRecord, TxnCompare, TxnOp } from './types.ts';
 import { runTxn, type TxnStore } from './txn.ts';
-import { DEFAULT_KV_LIMITS } from './types.ts';
+import { DEFAULT_KV_LIMITS, SESSION_RESULT_BYTES_MAX } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
@@ -296,7 +296,7 @@ export class KvStateMachine {
       };
     }
     const result = this.execute(cmd);
-    this.sessions.record(client, { seq, result, lastIndex: index });
+    this.sessions.record(client, { seq, result: keptAnswer(result), lastIndex: index });
     return result;
   }
 
@@ -553,4 +553,24 @@ export class KvStateMachine {
     });
     return { revision: this.currentRevision, records, sessions: this.sessions.sortedEntries() };
   }
+}
+
+/**
+ * The answer a session keeps for a retry: the answer itself, unless it is too big for one
+ * storage row (a transaction's reads can be): then a note that it was not kept, so a retry is
+ * told its outcome is known but its answer gone, and nothing is applied twice. Decided from the
+ * answer alone, the same on every replica.
+ */
+export function keptAnswer(result: KvResult): KvResult {
+  if (!(result.ok && result.op === 'txn' && result.results.some((r) => 'get' in r))) return result;
+  const bytes = utf8Length(JSON.stringify(result));
+  if (bytes <= SESSION_RESULT_BYTES_MAX) return result;
+  return {
+    ok: false,
+    code: 'session-expired',
+    revision: result.revision,
+    message:
+      `this transaction was applied once (revision ${result.revision}); its answer, ${bytes} bytes of reads, ` +
+      `was too large to keep for a retry (${SESSION_RESULT_BYTES_MAX} bytes at most)`,
+  };
 }

@@ -134,11 +134,36 @@ export interface KvLimits {
   leaseKeysMax?: number;
 }
 
+/**
+ * The largest row a host's storage keeps in one piece: SQLite-backed Durable Objects refuse a
+ * string, BLOB or table row above 2 MB (read as 2,000,000 bytes, the smaller reading). Every
+ * size limit of what is stored as one row is derived from it, never set beside it: a key's
+ * record (key, value, revisions), a history record (the replaced value under a longer key), a
+ * session's kept answer (sessionResultBytesMax). Log entries and snapshots are split into chunk
+ * rows by the edge storage, which refuses any row above this before its transaction begins.
+ */
+export const STORAGE_ROW_BYTES_MAX = 2_000_000;
+
+/** Room a row keeps for everything beside its key and value: the history key's prefix and
+ *  revision digits, a history value's "p<create>,<version>," prefix, integer columns, SQLite's
+ *  record header. Generous: the largest of these is under 100 bytes. */
+export const ROW_FRAMING_BYTES_MAX = 1024;
+
+const KEY_BYTES_MAX = 4 * 1024;
+/** Values are the largest power of two that fits one row beside a largest key: 1 MiB. */
+const VALUE_BYTES_MAX = 2 ** Math.floor(Math.log2(STORAGE_ROW_BYTES_MAX - KEY_BYTES_MAX - ROW_FRAMING_BYTES_MAX));
+
+/** A stamped command's answer is kept in its client's session row (sessions.ts) only up to
+ *  this many bytes (as JSON): a bigger one (a transaction's reads) is replaced by a note. */
+export const SESSION_RESULT_BYTES_MAX = STORAGE_ROW_BYTES_MAX - KEY_BYTES_MAX - ROW_FRAMING_BYTES_MAX;
+
 export const DEFAULT_KV_LIMITS: KvLimits = {
-  keyBytesMax: 4 * 1024,
-  valueBytesMax: 1024 * 1024,
+  keyBytesMax: KEY_BYTES_MAX,
+  valueBytesMax: VALUE_BYTES_MAX,
   pairsPerCommandMax: 1024,
-  commandBytesMax: 2 * 1024 * 1024,
+  // A command carries a largest value with its key and framing, and more: chunked in the log,
+  // a command is not bound to one row.
+  commandBytesMax: 2 * VALUE_BYTES_MAX,
   sessionsMax: 10_000,
   sessionIdleEntriesMax: 1_000_000,
   tokensMax: 1000,

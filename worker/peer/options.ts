@@ -63,7 +63,8 @@ export const DEFAULT_PEER_LIMITS: Omit<PeerLimits, 'requestTimeoutTicks'> = {
   pendingReadsMax: 4096,
   snapshotEveryEntries: 10_000,
   snapshotEveryBytes: 64 * 1024 * 1024,
-  // The whole state lives in memory: 64 MiB suits a Durable Object (128 MB); Node raises it.
+  // The whole state lives in memory. The edge sets its own from a Durable Object's memory
+  // (worker/edge/memory.ts); Node raises it.
   stateBytesMax: 64 * 1024 * 1024,
   snapshotSliceRecords: 1024,
   promoteLagEntriesMax: 1000,
