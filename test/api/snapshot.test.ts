@@ -180,7 +180,7 @@ describe('GET /snapshot', () => {
     expect((await env.call(env.leader, '/snapshot?x=1')).status).toBe(400);
     const post = await env.call(env.leader, '/snapshot', { method: 'POST', body: 'x' });
     expect(post.status).toBe(405);
-    expect(post.headers.get('Allow')).toBe('GET');
+    expect(post.headers.get('Allow')).toBe('GET, PUT');
     // A key named snapshot is reached through /key/snapshot (a reserved segment).
     expect((await env.call(env.leader, '/key/snapshot', { method: 'PUT', body: 'k' })).status).toBe(204);
   });
