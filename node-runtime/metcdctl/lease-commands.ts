@@ -1,6 +1,6 @@
-// Lease commands: grant, revoke, timetolive, keep-alive.
+// Lease commands: grant, revoke, timetolive, list, keep-alive.
 
-import { UsageError, intArg, interrupted, pause, type Command } from './command.ts';
+import { UsageError, intArg, interrupted, pause, table, type Command } from './command.ts';
 
 export const LEASE_COMMANDS: Record<string, Command> = {
   'lease grant': {
@@ -28,6 +28,30 @@ export const LEASE_COMMANDS: Record<string, Command> = {
       if (json) return out(JSON.stringify(l));
       const keys = values['keys'] === true ? `, attached keys([${l.keys.join(' ')}])` : '';
       out(`lease ${l.id} granted with TTL(${l.grantedTtl}s), remaining(${l.ttl}s)${keys}`);
+    },
+  },
+  'lease list': {
+    usage: 'lease list   (every lease, in id order)',
+    async run(ctx) {
+      const { client, args, json, out } = ctx;
+      if (args.length !== 0) throw new UsageError('lease list command takes no arguments');
+      const leases: Array<{ id: string; grantedTtl: number }> = [];
+      let after: string | undefined;
+      for (;;) {
+        const page = await client.lease.list(after === undefined ? {} : { after });
+        leases.push(...page.leases);
+        if (!page.more || page.leases.length === 0) break;
+        after = page.leases[page.leases.length - 1]!.id;
+      }
+      if (json) return out(JSON.stringify({ leases }));
+      if (ctx.writeOut === 'table')
+        return table(
+          ctx,
+          ['ID', 'GRANTED TTL'],
+          leases.map((l) => [l.id, l.grantedTtl]),
+        );
+      out(`found ${leases.length} leases`);
+      for (const l of leases) out(l.id);
     },
   },
   'lease keep-alive': {

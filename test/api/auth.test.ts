@@ -165,6 +165,7 @@ function cases(leases: MatrixLeases = { app: '999999', other: '999998' }): Case[
   fixed('POST', '/lease/999999/keepalive', { kind: 'lease' });
   fixed('DELETE', '/lease/999999', { kind: 'lease' });
   fixed('GET', '/lease/999999', { kind: 'lease' });
+  fixed('GET', '/lease', { kind: 'lease' }); // the list: ids and TTLs, no keys
   fixed('GET', `/lease/${leases.app}`, { kind: 'read', key: 'app/leased' });
   fixed('GET', `/lease/${leases.other}`, { kind: 'read', key: 'other-leased' });
   fixed('PATCH', '/lease', { kind: 'none' });

@@ -58,6 +58,32 @@ describe('lease routes', () => {
     expect((await call(leader, '/d')).status).toBe(200);
   });
 
+  it('lists leases in id order a page at a time, and refuses a bad limit or after', async () => {
+    const { call, leader, follower } = await setup();
+    const ids: string[] = [];
+    for (const ttl of [30, 40, 50]) ids.push(((await (await call(leader, '/lease', post({ ttl }))).json()) as { id: string }).id);
+    const all = await call(leader, '/lease');
+    expect(all.status).toBe(200);
+    expect(await all.json()).toEqual({
+      leases: ids.map((id, i) => ({ id, grantedTtl: [30, 40, 50][i] })),
+      more: false,
+    });
+    const first = (await (await call(leader, '/lease?limit=2')).json()) as { leases: Array<{ id: string }>; more: boolean };
+    expect([first.leases.map((l) => l.id), first.more]).toEqual([ids.slice(0, 2), true]);
+    const rest = (await (await call(leader, `/lease?limit=2&after=${ids[1]}`)).json()) as { leases: Array<{ id: string }>; more: boolean };
+    expect([rest.leases.map((l) => l.id), rest.more]).toEqual([ids.slice(2), false]);
+    await call(leader, `/lease/${ids[0]}`, { method: 'DELETE' });
+    const after = (await (await call(leader, '/lease')).json()) as { leases: Array<{ id: string }> };
+    expect(after.leases.map((l) => l.id)).toEqual(ids.slice(1));
+    for (const bad of ['limit=0', 'limit=10001', 'limit=x', 'after=-1', 'after=', 'other=1']) {
+      const res = await call(leader, `/lease?${bad}`);
+      expect([bad, res.status, await code(res)]).toEqual([bad, 400, 'bad_request']);
+    }
+    expect((await call(follower, '/lease')).status).toBe(307);
+    const put = await call(leader, '/lease', { method: 'PUT', body: '{}' });
+    expect([put.status, put.headers.get('Allow')]).toEqual([405, 'GET, POST']);
+  });
+
   it('PUT /:key?ttl=N grants a lease for the key and names it in X-Metcd-Lease; the TTL is raised to the minimum', async () => {
     const { call, leader } = await setup();
     const put = await call(leader, '/solo?ttl=1', { method: 'PUT', body: 'v' });
@@ -91,7 +117,7 @@ describe('lease routes', () => {
       expect((await call(leader, path)).status, path).toBe(400);
     expect((await call(leader, '/k?ttl=0', { method: 'PUT', body: 'v' })).status).toBe(400);
     expect((await call(leader, '/k?ttl=5&lease=3', { method: 'PUT', body: 'v' })).status).toBe(400);
-    expect((await call(leader, '/lease', { method: 'GET' })).status).toBe(405);
+    expect((await call(leader, '/lease', { method: 'DELETE' })).status).toBe(405);
     expect((await call(leader, '/lease/1/keepalive', { method: 'GET' })).status).toBe(405);
   });
 

@@ -119,7 +119,10 @@ describe('metcdctl', () => {
     expect(await ok(['lease', 'timetolive', id!, '--keys'])).toMatch(
       new RegExp(`^lease ${id} granted with TTL\\(30s\\), remaining\\(\\d+s\\), attached keys\\(\\[l/k\\]\\)\\n$`),
     );
+    expect(await ok(['lease', 'list'])).toMatch(new RegExp(`^found \\d+ leases\n(\\d+\n)*${id}\n`));
+    expect(await ok(['lease', 'list', '-w', 'table'])).toMatch(new RegExp(`│ ${id} +│ 30 +│`));
     expect(await ok(['lease', 'revoke', id!])).toBe(`lease ${id} revoked\n`);
+    expect(await ok(['lease', 'list'])).not.toMatch(new RegExp(`^${id}$`, 'm'));
     expect(await ok(['get', 'l/k'])).toBe('');
   });
 

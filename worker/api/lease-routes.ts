@@ -1,6 +1,7 @@
 // The lease routes (etcd's Lease API over JSON), and the ?lease= / ?ttl= options of key writes:
 //   POST   /lease {"ttl":N}        grant        → {"id","ttl"}   (ttl raised to the minimum, as etcd)
 //   POST   /lease/:id/keepalive    keep alive   → {"id","ttl"}   (leader only, no log entry)
+//   GET    /lease[?limit=N&after=ID] list      → {"leases":[{"id","grantedTtl"}],"more"}  (by id)
 //   GET    /lease/:id              time to live → {"id","ttl","grantedTtl","keys"}
 //   DELETE /lease/:id              revoke       → {"deleted","revision"} (its keys, in one revision)
 // Ids are decimal strings in JSON (etcd's gateway writes its int64 ids so). An unknown lease is
@@ -71,6 +72,31 @@ export async function keepAlive(ctx: ApiContext, rawId: string | undefined): Pro
     const kept = await ctx.peer.keepAlive(id);
     if (kept === null) throw notFound(id);
     return jsonReply({ id: String(id), ttl: kept.ttl });
+  });
+}
+
+/** Most leases one GET /lease answers (and its default page). */
+export const LEASE_LIST_LIMIT_MAX = 10_000;
+const LEASE_LIST_LIMIT_DEFAULT = 1000;
+
+/** GET /lease: lease ids and granted TTLs in id order, a page at a time (etcd's LeaseLeases).
+ *  The time left and the keys are GET /lease/:id's (which checks read on them). */
+export async function listLeases(ctx: ApiContext): Promise<ApiReply> {
+  const params = queryParams(ctx.url, ['limit', 'after']);
+  const rawLimit = params.get('limit');
+  const limit = rawLimit === undefined ? LEASE_LIST_LIMIT_DEFAULT : Number(rawLimit);
+  if (rawLimit !== undefined && (!/^[1-9][0-9]{0,5}$/.test(rawLimit) || limit > LEASE_LIST_LIMIT_MAX)) {
+    throw badRequest(`limit must be an integer of 1..${LEASE_LIST_LIMIT_MAX}`);
+  }
+  const after = params.has('after') ? leaseIdParam(params.get('after')) : 0;
+  return onLeader(ctx, async () => {
+    const read = await ctx.peer.read('default', (kv) => {
+      const all = [...kv.leases.ttls()].filter(([id]) => id > after).sort((a, b) => a[0] - b[0]);
+      return { page: all.slice(0, limit), more: all.length > limit };
+    });
+    const { page, more } = read.value;
+    const leases = page.map(([id, ttl]) => ({ id: String(id), grantedTtl: ttl }));
+    return jsonReply({ leases, more }, 200, { [H.revision]: String(read.revision) });
   });
 }
 

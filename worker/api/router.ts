@@ -33,7 +33,7 @@ import { health, join, listMembers, promoteMember, removeMember, status, transfe
 import { createToken, listTokens, revokeToken } from './auth-routes.ts';
 import { compact } from './compact-route.ts';
 import { txn } from './txn-route.ts';
-import { grantLease, keepAlive, revokeLease, timeToLive } from './lease-routes.ts';
+import { grantLease, keepAlive, listLeases, revokeLease, timeToLive } from './lease-routes.ts';
 import { watchRoute } from './watch-route.ts';
 import { snapshotRoute } from './snapshot-route.ts';
 import { restoreRoute } from './restore-route.ts';
@@ -187,7 +187,8 @@ function buildRoutes() {
   // leases (lease-routes.ts): any known caller grants and keeps alive; reading and revoking a
   // lease check its keys (the handler, against ctx.grant), as etcd's auth does
   on('post', '/lease', 'authenticated', (_p, ctx) => grantLease(ctx));
-  on('all', '/lease', 'authenticated', notAllowed('POST'));
+  on('get', '/lease', 'authenticated', (_p, ctx) => listLeases(ctx));
+  on('all', '/lease', 'authenticated', notAllowed('GET, POST'));
   on('post', '/lease/:id/keepalive', 'authenticated', (p, ctx) => keepAlive(ctx, p['id']));
   on('all', '/lease/:id/keepalive', 'authenticated', notAllowed('POST'));
   on('get', '/lease/:id', 'keys', (p, ctx) => timeToLive(ctx, p['id']));

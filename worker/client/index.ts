@@ -10,7 +10,7 @@
 import { Transport } from './transport.ts';
 import { getKey, range, putKey, deleteKey, txn, compact } from './kv.ts';
 import { watch } from './watch.ts';
-import { leaseGrant, leaseKeepAlive, leaseRevoke, leaseTimeToLive, keepAliveLoop } from './leases.ts';
+import { leaseGrant, leaseKeepAlive, leaseList, leaseRevoke, leaseTimeToLive, keepAliveLoop } from './leases.ts';
 import { lock, campaign, electionLeader, observe } from './turns.ts';
 import * as cluster from './cluster.ts';
 import type {
@@ -51,6 +51,8 @@ export class MetcdClient {
     keepAlive: (id: string, opts?: CallOptions): Promise<Lease> => leaseKeepAlive(this.t, id, opts),
     revoke: (id: string, opts?: CallOptions): Promise<{ deleted: number; revision: number }> => leaseRevoke(this.t, id, opts),
     timeToLive: (id: string, opts?: CallOptions): Promise<LeaseInfo> => leaseTimeToLive(this.t, id, opts),
+    /** One page of leases in id order (`more`: pass the last id as `after` for the next). */
+    list: (opts?: CallOptions & { limit?: number; after?: string }) => leaseList(this.t, opts),
     /** Keeps a lease alive every ttl/3 until stopped or lost (404: it expired or was revoked). */
     keepAliveLoop: (lease: Lease): KeepAliveHandle => keepAliveLoop(this.t, lease),
   };

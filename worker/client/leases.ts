@@ -17,6 +17,15 @@ export function leaseRevoke(t: Transport, id: string, opts?: CallOptions): Promi
   return t.json({ method: 'DELETE', path: `/lease/${encodeURIComponent(id)}`, retry: 'idempotent' }, opts);
 }
 
+/** One page of the cluster's leases in id order (GET /lease); `after` continues from an id. */
+export function leaseList(
+  t: Transport,
+  opts: CallOptions & { limit?: number; after?: string } = {},
+): Promise<{ leases: Array<{ id: string; grantedTtl: number }>; more: boolean }> {
+  const { limit, after, ...call } = opts;
+  return t.json({ method: 'GET', path: '/lease', query: { limit, after }, retry: 'read' }, call);
+}
+
 export function leaseTimeToLive(t: Transport, id: string, opts?: CallOptions): Promise<LeaseInfo> {
   return t.json({ method: 'GET', path: `/lease/${encodeURIComponent(id)}`, retry: 'read' }, opts);
 }
