@@ -163,6 +163,10 @@ async function scenario(browser: Browser, t: DashboardTarget, pages: Page[]): Pr
   const leaseId = (await writer.getByTestId('lease-id').inputValue()).trim();
   expect(leaseId).toMatch(/^\d+$/);
   expect(Number(await writer.locator('#lease-view-granted').textContent())).toBe(30);
+  // ...and listed (GET /lease), with its granted TTL.
+  const listed = writer.locator(`[data-testid=lease-row][data-id="${leaseId}"]`);
+  await listed.waitFor({ timeout: PAGE_WAIT_MS });
+  expect(await listed.locator('td').first().textContent()).toBe('30');
   // Locks: one taken through the API shows with its holder and fencing token.
   const lockName = `dash-${t.name}-${Math.random().toString(36).slice(2, 8)}`; // fresh if the scenario runs again
   const taken = await t.api('POST', `/lock/${lockName}?ttl=30`);

@@ -1,6 +1,5 @@
-// Leases (look one up by id: its TTL left and its keys; grant, keep alive once, revoke) and the
-// locks and elections held. The API lists no leases (as etcd's gateway), so a lease is looked up
-// by id; locks and elections are their contenders' keys, lock/<name>/<lease in hex> and
+// Leases (the list, GET /lease; look one up by id: its TTL left and its keys; grant, keep alive
+// once, revoke) and the locks and elections held. Locks and elections are their contenders' keys, lock/<name>/<lease in hex> and
 // election/<name>/<lease in hex>, ordered by create revision: the first holds the turn, and its
 // create revision is the fencing token (README, "Locks and elections").
 
@@ -10,6 +9,8 @@ import { byId, cell, el, preview, say } from './dom.ts';
 const TURNS_REFRESH_MS = 5000;
 /** Contenders read per refresh (each is one GET for its create revision). */
 const CONTENDERS_MAX = 100;
+/** Leases the list shows (one GET /lease page). */
+const LEASES_SHOWN = 100;
 
 export interface TurnsView {
   refresh(): void;
@@ -22,6 +23,38 @@ export function startLeasesView(conn: Connection): void {
   const ttlInput = byId<HTMLInputElement>('grant-ttl');
   const view = byId('lease-view');
   const error = byId('lease-error');
+  const listBody = byId<HTMLTableSectionElement>('leases-body');
+
+  async function list(): Promise<void> {
+    try {
+      const { leases, more } = await conn.client.lease.list({ limit: LEASES_SHOWN });
+      const rows = leases.map((lease) => {
+        const row = el('tr', '', { 'data-testid': 'lease-row', 'data-id': lease.id });
+        const look = el('button', 'Look up', { type: 'button' });
+        look.addEventListener('click', () => {
+          idInput.value = lease.id;
+          void lookup();
+        });
+        const action = el('td');
+        action.append(look);
+        row.append(el('th', lease.id, { scope: 'row' }), cell(lease.grantedTtl), action);
+        return row;
+      });
+      if (rows.length === 0) {
+        const none = el('tr');
+        none.append(el('td', 'none', { colspan: '3' }));
+        rows.push(none);
+      }
+      if (more) {
+        const rest = el('tr');
+        rest.append(el('td', `more than ${LEASES_SHOWN}: look one up by id`, { colspan: '3' }));
+        rows.push(rest);
+      }
+      listBody.replaceChildren(...rows);
+    } catch (err) {
+      say(error, conn.failed(err));
+    }
+  }
 
   async function lookup(): Promise<void> {
     const id = idInput.value.trim();
@@ -34,6 +67,7 @@ export function startLeasesView(conn: Connection): void {
       byId('lease-view-keys').textContent = info.keys.length === 0 ? '(none)' : info.keys.join(', ');
       view.hidden = false;
       say(error, '');
+      void list();
     } catch (err) {
       view.hidden = true;
       say(error, conn.failed(err));
@@ -62,11 +96,18 @@ export function startLeasesView(conn: Connection): void {
       say(error, conn.failed(err));
     }
   });
+  const loop = async (): Promise<void> => {
+    await list();
+    setTimeout(() => void loop(), TURNS_REFRESH_MS);
+  };
+  conn.changed(() => void list());
+  void loop();
   byId('lease-revoke').addEventListener('click', async () => {
     try {
       const { deleted } = await conn.client.lease.revoke(idInput.value.trim());
       view.hidden = true;
       say(error, `revoked; ${deleted} key(s) deleted`);
+      void list();
     } catch (err) {
       say(error, conn.failed(err));
     }
