@@ -3,7 +3,12 @@
 // expfmt.TextParser), for the metrics tests. It throws on anything Prometheus would refuse
 // and on what the format forbids less loudly: a TYPE or HELP given twice or after its
 // samples, a family's samples not together, a series given twice, a histogram whose buckets
-// are not cumulative or whose +Inf bucket is not its _count.
+// are not cumulative or whose +Inf bucket is not its _count. What it reads is checked against a
+// second, independent reader (the npm package parse-prometheus-text-format): the same families
+// and types, and for counters and gauges the same series and values, so a misreading of the format shared by metcd's writer and this
+// reader does not pass unseen.
+
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
 export type PromType = 'counter' | 'gauge' | 'histogram' | 'summary' | 'untyped';
 
@@ -100,6 +105,7 @@ export function parsePromText(text: string): Map<string, PromFamily> {
     f.samples.push(sample);
   });
   for (const f of families.values()) if (f.type === 'histogram') checkHistogram(f);
+  crossCheck(text, families);
   return families;
 }
 
@@ -201,6 +207,33 @@ function checkHistogram(f: PromFamily): void {
     for (let i = 1; i < g.buckets.length; i++) {
       if (!(g.buckets[i]![0] > g.buckets[i - 1]![0])) throw new Error(`${f.name}${key}: le not increasing`);
       if (g.buckets[i]![1] < g.buckets[i - 1]![1]) throw new Error(`${f.name}${key}: buckets not cumulative`);
+    }
+  }
+}
+
+/** Throws unless the independent parser reads `text` as the same families, series and values. */
+function crossCheck(text: string, families: Map<string, PromFamily>): void {
+  const theirs = parsePrometheusTextFormat(text);
+  const num = (v: string | undefined) => (v === undefined ? NaN : v === '+Inf' ? Infinity : v === '-Inf' ? -Infinity : Number(v));
+  const ours = [...families.values()];
+  const seen = theirs.map((f) => `${f.name} ${f.type.toLowerCase()}`).sort();
+  const expected = ours.map((f) => `${f.name} ${f.type}`).sort();
+  if (JSON.stringify(seen) !== JSON.stringify(expected)) {
+    throw new Error(`parse-prometheus-text-format reads other families: ${JSON.stringify(seen)} vs ${JSON.stringify(expected)}`);
+  }
+  for (const t of theirs) {
+    const f = families.get(t.name)!;
+    const series = (labels: Record<string, string> | undefined) => JSON.stringify(Object.entries(labels ?? {}).sort());
+    // It merges a histogram's labelled series into one and drops their labels and _count, so
+    // histograms (bucket order, cumulative counts, +Inf = _count) are this reader's checks alone.
+    if (f.type === 'histogram') continue;
+    if (t.metrics.length !== f.samples.length) throw new Error(`${f.name}: ${t.metrics.length} series vs ${f.samples.length}`);
+    for (const m of t.metrics) {
+      const mine = f.samples.find((s) => series(s.labels) === series(m.labels));
+      const value = num(m.value);
+      if (mine === undefined || !(mine.value === value || (Number.isNaN(mine.value) && Number.isNaN(value)))) {
+        throw new Error(`${f.name}${series(m.labels)}: value ${m.value} vs ${String(mine?.value)}`);
+      }
     }
   }
 }
