@@ -42,6 +42,8 @@ export interface NodeCounters {
   /** Quiescence: peer ticks a resting host skipped, times a peer was woken from it, and wakes by
    *  the lease timer a resting leader set (TickPort.rest). */
   restingTicks: number;
+  /** Rests with a lease timer set (a resting leader with leases). */
+  leaseTimers: number;
   /** Times a leader put its group to sleep (RawNode.quiesce). */
   quiesces: number;
   quiescentWakes: number;
@@ -123,6 +125,7 @@ export function emptyNodeCounters(): NodeCounters {
     cleanRestarts: 0,
     stalls: 0,
     restingTicks: 0,
+    leaseTimers: 0,
     quiesces: 0,
     quiescentWakes: 0,
     leaseWakes: 0,

@@ -29,7 +29,7 @@ const BURST_TICKS = ELECTION_TICKS;
  *  group to quiesce (an election timeout of idleness, worker/peer/quiescence.ts) and sleep a
  *  while; faults go on. During one, a few clients now and then start an operation anyway: a
  *  random wake. */
-const QUIET_PER_MILLE = 8;
+const QUIET_PER_MILLE = 3;
 const QUIET_TICKS_MIN = 6 * ELECTION_TICKS;
 const QUIET_TICKS_SPREAD = 12 * ELECTION_TICKS;
 const QUIET_POKE_PER_MILLE = 25;

@@ -225,12 +225,16 @@ export class SimHost {
       // or its lease timer is due (worker/peer/quiescence.ts).
       ticks: {
         rest: (wakeAtMs) => {
-          if (incarnation === this.incarnation) this.restingUntil = wakeAtMs === null ? Infinity : Math.ceil(wakeAtMs / SIM_TICK_MS);
+          if (incarnation !== this.incarnation) return;
+          this.restingUntil = wakeAtMs === null ? Infinity : Math.ceil(wakeAtMs / SIM_TICK_MS);
+          if (wakeAtMs !== null) this.env.counters.leaseTimers++;
+          if (this.env.tracing) this.log(`rest${wakeAtMs === null ? '' : ` until ${this.restingUntil} (lease)`}`);
         },
         resume: () => {
           if (incarnation !== this.incarnation || this.restingUntil === null) return;
           this.restingUntil = null;
           this.env.counters.quiescentWakes++;
+          if (this.env.tracing) this.log('resume');
         },
       },
       random: stream(this.env.seed, `node:${this.id}:${incarnation}`),

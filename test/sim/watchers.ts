@@ -97,9 +97,11 @@ export class SimWatchers {
         }
         if (node.paused) continue; // its socket holds the frames until it wakes
         if (quiet && this.random.nextInt(5) === 0) {
-          this.take(w, now);
-          w.on.watcher.close();
-          this.disconnect(w, now, 'quiet');
+          this.take(w, now); // what it was handed, then it hangs up
+          if (w.on !== null) {
+            w.on.watcher.close();
+            this.disconnect(w, now, 'quiet');
+          }
           continue;
         }
         if (now % w.everyTicks === 0 || !chaos) this.take(w, now);

@@ -109,6 +109,21 @@ export function quiesce(r: Raft): void {
   r.quiescent = true;
 }
 
+/**
+ * Whether a message to a quiescent leader is only a late answer to what it sent before it slept
+ * (an acknowledgement of a heartbeat, a duplicate acknowledgement of entries a follower already
+ * holds): dropped without waking, or every quiesce would be undone by the answers to the last
+ * heartbeat round still on the wire. A follower that refused the quiesce heartbeat says so
+ * (`reject`), and that wakes it.
+ */
+export function answersNothingNew(r: Raft, m: Message): boolean {
+  if (m.term !== r.term || m.reject === true) return false;
+  if (m.type === 'heartbeatResp') return true;
+  if (m.type !== 'appendResp') return false;
+  const pr = r.progress.get(m.from);
+  return pr !== undefined && m.hintIndex !== undefined && m.hintIndex <= pr.match;
+}
+
 /** Woken: the lease is gone (our ticks stood still while the followers' may not have), every
  *  follower gets a fresh CheckQuorum window, and a heartbeat round wakes them and renews both. */
 export function onWake(r: Raft): void {

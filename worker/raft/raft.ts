@@ -326,6 +326,7 @@ export class Raft {
     // Requests may come from nodes we do not know yet (a leader that is adding us, a voter
     // our log has not heard of); answers only come from members we asked.
     if (RESPONSES.has(m.type) && !isMember(this.members.current(), m.from)) return this.drop('unknown-sender');
+    if (this.quiescent && this.role === 'leader' && leader.answersNothingNew(this, m)) return this.drop('quiescent-stale');
     this.wake(m.from);
 
     if (m.term > this.term) {
@@ -465,6 +466,9 @@ export class Raft {
       return;
     }
     const resp: Message = { type: 'heartbeatResp', from: this.id, to: m.from, term: this.term };
+    // Refusing to quiesce: `reject` wakes a quiescent leader (a plain answer does not, see
+    // leader.ts answersNothingNew), which then keeps the group awake until we caught up.
+    if (m.quiesce === true) resp.reject = true;
     if (m.context !== undefined) resp.context = m.context;
     this.send(resp);
   }
