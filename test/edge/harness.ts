@@ -47,6 +47,7 @@ export interface Inspection {
   isolatedDrops: number;
   alarmAt: number | null;
   ticking: boolean;
+  resting: boolean;
   requests: number;
 }
 

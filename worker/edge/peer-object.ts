@@ -239,9 +239,11 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   /** Fault drill: no ticks for `ms` (at most a minute), as when the isolate is starved or
-   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. */
+   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. A
+   *  resting peer is woken first (quiescence), so there are ticks to hold. */
   holdTicks(ms: number): void {
     this.wokenBy ??= 'call';
+    if (this.resting) this.hosted?.peer.wake(); // a resting peer has no ticks to hold: wake it first
     if (this.ticker === null || !Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) return;
     clearInterval(this.ticker);
     this.ticker = null;
