@@ -121,6 +121,10 @@ export class PeerObject extends DurableObject<Env> {
     } catch (err) {
       return errorResponse(503, 'unavailable', `peer ${name.id} could not start: ${message(err)}`, { 'Retry-After': '5' });
     }
+    // A request that needs the leader wakes the group first (it may be asleep, or this object
+    // was just restarted from storage and knows no leader): the wait below is then one round
+    // trip, not an election timeout.
+    if (needsLeader(request)) hosted.peer.wake();
     await this.awaitLeader(hosted, request);
     const response = await hosted.api.fetch(request);
     // A read shows applied state: writing what is still waiting now makes its answer wait

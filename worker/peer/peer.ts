@@ -234,9 +234,6 @@ export class Peer {
     });
     peer.kick();
     if (peer.removal === null && campaignsAtStart(opts.id, start, core.membership())) peer.campaign();
-    // A restarted peer's group may be asleep: wake it, so the leader is heard within a round
-    // trip instead of after an election timeout (raft.ts, announce).
-    else if (peer.removal === null) peer.wake();
     return peer;
   }
 
@@ -269,7 +266,8 @@ export class Peer {
   /**
    * Something other than a Raft message needs this peer's group: a client operation that needs
    * the leader or the log, or the host's timer for a due lease (TickPort.rest's wakeAtMs). A
-   * quiescent peer wakes and its first messages wake the others (raft.ts, quiescence).
+   * quiescent peer wakes and its first messages wake the others; a follower that knows no
+   * leader (just restarted, say) tells the voters too (raft.ts, quiescence).
    */
   wake(): void {
     if (this.closing || this.failure !== null || this.removal !== null) return;
