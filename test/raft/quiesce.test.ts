@@ -128,6 +128,21 @@ describe('quiescence: the leader decides', () => {
     expect(net.raw('a').isQuiescent()).toBe(false);
   });
 
+  it('late answers to the last heartbeats do not wake a quiescent leader; a refusal does', () => {
+    const net = quiesced();
+    const a = net.raw('a');
+    const term = a.status().term;
+    const last = a.status().lastIndex;
+    a.step({ type: 'heartbeatResp', from: 'b', to: 'a', term, context: '1' });
+    a.step({ type: 'appendResp', from: 'c', to: 'a', term, index: last - 1, hintIndex: last }); // a duplicate ack
+    expect(a.isQuiescent()).toBe(true);
+    expect(a.status().dropped['quiescent-stale']).toBe(2);
+    a.step({ type: 'heartbeatResp', from: 'b', to: 'a', term, reject: true }); // b did not quiesce
+    expect(a.isQuiescent()).toBe(false);
+    net.stabilize();
+    for (const id of ALL) expect(net.raw(id).isQuiescent()).toBe(false);
+  });
+
   it('a follower whose log does not end at the quiesce commit answers and stays awake', () => {
     const net = idleGroup();
     const b = net.raw('b');
@@ -135,7 +150,7 @@ describe('quiescence: the leader decides', () => {
     b.step({ type: 'heartbeat', from: 'a', to: 'b', term: st.term, commit: st.lastIndex + 1, quiesce: true });
     expect(b.isQuiescent()).toBe(false);
     const out = net.get('b').handleReady();
-    expect(out.map((m) => m.type)).toEqual(['heartbeatResp']);
+    expect(out.map((m) => [m.type, m.reject])).toEqual([['heartbeatResp', true]]); // the refusal wakes the leader
   });
 });
 
