@@ -25,14 +25,12 @@ const LEARNERS_MAX = 2;
 /** Random load bursts: how often and how long (an election timeout: an anomaly window's length). */
 const BURST_PER_MILLE = 10;
 const BURST_TICKS = ELECTION_TICKS;
-/** Quiet stretches (no client starts an operation, lease keep-alives stop) long enough for the
- *  group to quiesce (an election timeout of idleness, worker/peer/quiescence.ts) and sleep a
- *  while; faults go on. During one, a few clients now and then start an operation anyway: a
- *  random wake. */
-const QUIET_PER_MILLE = 3;
+/** Quiet stretches (no client starts an operation, lease keep-alives stop; how often: the mix's
+ *  quietPerMille) long enough for the group to quiesce (an election timeout of idleness,
+ *  worker/peer/quiescence.ts) and sleep a while; faults go on. During one, a few clients now
+ *  and then start an operation anyway (quietPokePerMille): a random wake. */
 const QUIET_TICKS_MIN = 6 * ELECTION_TICKS;
 const QUIET_TICKS_SPREAD = 12 * ELECTION_TICKS;
-const QUIET_POKE_PER_MILLE = 25;
 /** Total nodes ever spawned, so long runs cannot grow the cluster without bound. */
 const SPAWNED_EXTRA_MAX = 8;
 
@@ -75,11 +73,11 @@ export class ChaosSchedule {
 
   tick(nowTick: number): void {
     const m = this.mix;
-    if (nowTick >= this.quietUntil && this.chance(QUIET_PER_MILLE)) {
+    if (nowTick >= this.quietUntil && this.chance(m.quietPerMille)) {
       this.quietUntil = nowTick + QUIET_TICKS_MIN + this.random.nextInt(QUIET_TICKS_SPREAD);
       this.trace(`quiet until ${this.quietUntil}`);
     }
-    this.poke = this.quiet(nowTick) && this.chance(QUIET_POKE_PER_MILLE);
+    this.poke = this.quiet(nowTick) && this.chance(m.quietPokePerMille);
     if (this.chance(BURST_PER_MILLE)) this.burst(nowTick);
     if (this.chance(m.crashPerMille)) this.crashOne();
     if (this.network.cutCount() === 0) {

@@ -34,26 +34,26 @@ async function firstFailure(seeds: number, opts: Partial<SimOptions>, invariants
 describe('simulator: planted quiescence bugs', () => {
   it('catches a leader that, woken from quiescence, serves lease reads without confirming it still leads', async () => {
     // The woken leader keeps the lease of its last heartbeat round before the sleep (its ticks
-    // stood still meanwhile), so an isolated sleeper woken by a default read answers from
-    // stale state while the others elected a leader and wrote.
+    // stood still meanwhile). Long quiet stretches with frequent pokes and paused processes: a
+    // sleeping leader paused while clients wake the others, who elect a new leader, answers the
+    // read it finds on its socket when it resumes from that stale lease.
     plant(ReadRounds.prototype, 'dropLease', () => {});
-    const opts = {
-      chaosTicks: 600,
-      // Leaders cut off and left so, crashes whose restarts wake the others: the sleeper stays
-      // asleep while the rest elect and write, until a client's read reaches it.
+    const opts: Partial<SimOptions> = {
+      chaosTicks: 1000,
       mix: {
-        partitionPerMille: 50,
-        healPerMille: 3,
-        crashPerMille: 25,
-        downTicksMax: 30,
-        pausePerMille: 0,
+        quietPerMille: 20,
+        quietPokePerMille: 60,
+        pausePerMille: 30,
+        partitionPerMille: 0,
+        crashPerMille: 0,
         dropPercent: 0,
         membershipPerMille: 0,
         transferPerMille: 0,
+        clockSkewPercent: 0,
       },
     };
-    const caught = await firstFailure(120, opts, ['lease-safety', 'linearizability']);
-    expect(caught, 'a woken leader trusting its old lease went unnoticed on 120 seeds').not.toBeNull();
+    const caught = await firstFailure(60, opts, ['lease-safety', 'linearizability']);
+    expect(caught, 'a woken leader trusting its old lease went unnoticed on 60 seeds').not.toBeNull();
     restore.splice(0).forEach((undo) => undo());
     const fixed = await runSim(caught!.seed, opts);
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
