@@ -710,7 +710,7 @@ export class Peer {
     void this.runLoop().finally(() => {
       this.loop = null;
       finished();
-      this.kick();
+      this.kick(this.quiescence.resting); // resting: no tick will come to flush the carry
     });
   }
 
