@@ -46,6 +46,8 @@ export interface NodeConfig {
   joinTimeoutMs: number;
   /** Testing only: accept POST /_metcd/faults to drop Raft traffic (see faults.ts). */
   faultInjection: boolean;
+  /** An idle cluster stops ticking (worker/peer/quiescence.ts); --no-quiesce keeps it ticking. */
+  quiesce: boolean;
   /** HTTPS and client certificates (tls-flags.ts). */
   tls: TlsFlags;
 }
@@ -110,6 +112,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     type: 'string',
     default: String(DEFAULT_KV_LIMITS.historyRetention),
     help: 'revisions of key history kept for reads at a revision and watches; older ones are compacted (the same on every node)',
+  },
+  'no-quiesce': {
+    type: 'boolean',
+    default: 'false',
+    help: 'keep ticking and heartbeating while the cluster is idle (quiescence off; give it to every node alike)',
   },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
   'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
@@ -299,6 +306,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,
+      quiesce: values['no-quiesce'] !== true,
       tls,
     },
   };

@@ -98,6 +98,8 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     tls: tls.peer,
   });
   const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
+  // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
+  const nowMs = (): number => Math.floor(performance.timeOrigin + performance.now());
   const authorize = nodeAuthorizer(cfg, () => peer!.tokens, log);
   const router = createApiRouter({
     get peer() {
@@ -170,9 +172,14 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       cluster: cfg.clusterId,
       storage,
       transport,
-      // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
-      clock: { nowMs: () => Math.floor(performance.timeOrigin + performance.now()), elapsedMs: () => performance.now() }, // whole ms, as the edge's Date.now(); fractional for durations
+      clock: { nowMs, elapsedMs: () => performance.now() }, // whole ms, as the edge's Date.now(); fractional for durations
       tickMs: cfg.tickMs,
+      quiesce: cfg.quiesce,
+      // The ticker stops while the group sleeps and starts again, owing nothing, on a wake.
+      ticks: {
+        rest: (wakeAtMs) => ticker.rest(wakeAtMs === null ? null : Math.max(0, wakeAtMs - nowMs()), () => peer?.wake()),
+        resume: () => ticker.resume(),
+      },
       random: new SeededRandom(randomInt(0, 2 ** 32 - 1)),
       initialMembership: initialMembership(cfg),
       ...(restore === null ? {} : { initialState: restore.initialState }),

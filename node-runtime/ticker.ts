@@ -4,6 +4,12 @@
 // is what keeps a leader lease honest on Node: a leader paused for longer than its lease has,
 // by the time it answers anything, counted those ticks, stepped down and stopped serving
 // `default` reads from its stale state.
+//
+// Quiescence (worker/peer/quiescence.ts) is the exception: the peer asks to rest (rest()), the
+// timer stops, and on resume() the clock starts again from now. The time asleep is owed
+// nothing: a woken follower charged with it would campaign at once. (The core makes a woken
+// leader's lease invalid instead, worker/raft/raft.ts.) A resting leader with leases is woken
+// by a one-shot timer at the earliest expiry.
 
 import { performance } from 'node:perf_hooks';
 
@@ -12,9 +18,13 @@ export class Ticker {
   private readonly catchUpTicksMax: number;
   private readonly onTick: () => void;
   private timer: NodeJS.Timeout | undefined;
+  private wakeTimer: NodeJS.Timeout | undefined;
+  private started = false;
   private lastMs = 0;
   /** Ticks delivered so far. */
   ticks = 0;
+  /** Times the peer asked to rest. */
+  rests = 0;
 
   /** `catchUpTicksMax` bounds the ticks run at once after a long stall (a few election timeouts suffice). */
   constructor(tickMs: number, catchUpTicksMax: number, onTick: () => void) {
@@ -24,8 +34,14 @@ export class Ticker {
   }
 
   start(): void {
+    this.started = true;
     this.lastMs = performance.now();
-    this.timer = setInterval(() => this.catchUp(), this.tickMs);
+    this.timer ??= setInterval(() => this.catchUp(), this.tickMs);
+  }
+
+  /** Whether the tick timer runs (false while resting or stopped). */
+  get running(): boolean {
+    return this.timer !== undefined;
   }
 
   /** Runs the ticks owed since the last one. */
@@ -46,8 +62,37 @@ export class Ticker {
     }
   }
 
-  stop(): void {
+  /** The peer needs no ticks: stop, and call `onWake` after `wakeInMs` (null: never by itself). */
+  rest(wakeInMs: number | null, onWake: () => void): void {
+    if (!this.started) return;
+    this.rests++;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    if (wakeInMs !== null) {
+      this.wakeTimer = setTimeout(() => {
+        this.wakeTimer = undefined;
+        onWake();
+      }, wakeInMs);
+    }
+  }
+
+  /** Ticks are needed again: from now, none owed for the rest. */
+  resume(): void {
+    if (!this.started) return;
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    this.wakeTimer = undefined;
+    if (this.timer !== undefined) return;
+    this.lastMs = performance.now();
+    this.timer = setInterval(() => this.catchUp(), this.tickMs);
+  }
+
+  stop(): void {
+    this.started = false;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);
+    this.timer = undefined;
+    this.wakeTimer = undefined;
   }
 }

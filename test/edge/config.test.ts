@@ -18,6 +18,7 @@ describe('edge config', () => {
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
       derivedFlushMs: DERIVED_FLUSH_MS,
       historyRetention: DEFAULT_KV_LIMITS.historyRetention,
+      quiesce: true,
       auth: { mode: 'locked' },
       regionRttMs: {},
     });
@@ -56,6 +57,7 @@ describe('edge config', () => {
       TICK_MS: '50',
       SNAPSHOT_EVERY_ENTRIES: '20',
       DERIVED_FLUSH_MS: '0',
+      QUIESCE: 'false',
     });
     expect(config.cluster).toBe('prod-1');
     expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
@@ -64,6 +66,7 @@ describe('edge config', () => {
     expect(config.tickMs).toBe(50);
     expect(config.snapshotEveryEntries).toBe(20);
     expect(config.derivedFlushMs).toBe(0);
+    expect(config.quiesce).toBe(false);
   });
 
   it.each([
@@ -79,6 +82,7 @@ describe('edge config', () => {
     [{ DERIVED_FLUSH_MS: '-1' }, /DERIVED_FLUSH_MS/],
     [{ DERIVED_FLUSH_MS: '600001' }, /DERIVED_FLUSH_MS/],
     [{ CLUSTER_NAME: { nested: true } }, /CLUSTER_NAME/],
+    [{ QUIESCE: 'no' }, /QUIESCE "no"/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => readConfig(env)).toThrow(ConfigError);
     expect(() => readConfig(env)).toThrow(message);

@@ -48,6 +48,7 @@ export interface Inspection {
   isolatedDrops: number;
   alarmAt: number | null;
   ticking: boolean;
+  resting: boolean;
   requests: number;
   cost: EdgeCosts;
 }

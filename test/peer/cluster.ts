@@ -25,6 +25,11 @@ export interface ClusterOptions {
   tickMs?: number;
   /** A restored cluster's initial state (PeerOptions.initialState), given to every founder. */
   initialState?: InitialState;
+  /** Tick like a host with a TickPort: a peer that asks to rest is not ticked until it resumes
+   *  or its wake time comes (then Peer.wake()). Without it every peer is ticked always. */
+  hostTicks?: boolean;
+  /** PeerOptions.quiesce. */
+  quiesce?: boolean;
 }
 
 export function addressOf(id: NodeId): string {
@@ -51,6 +56,12 @@ export class TestCluster {
   readonly delivered = new Map<string, number>();
   /** Messages sent, by sender (delivered or not). */
   readonly sentBy = new Map<NodeId, number>();
+  /** hostTicks: peers resting, with the time they asked to be woken at (null: by a call only). */
+  readonly resting = new Map<NodeId, number | null>();
+  /** hostTicks: every rest() and resume() call, in order, as "id rest <wakeAtMs|null>" / "id resume". */
+  readonly tickCalls: string[] = [];
+  /** Peer ticks run, by peer. */
+  readonly ticked = new Map<NodeId, number>();
 
   private constructor(opts: ClusterOptions) {
     this.opts = opts;
@@ -83,6 +94,21 @@ export class TestCluster {
       },
       clock: { nowMs: () => this.nowMs },
       tickMs: this.tickMs,
+      ...(this.opts.quiesce === undefined ? {} : { quiesce: this.opts.quiesce }),
+      ...(this.opts.hostTicks !== true
+        ? {}
+        : {
+            ticks: {
+              rest: (wakeAtMs: number | null) => {
+                this.resting.set(id, wakeAtMs);
+                this.tickCalls.push(`${id} rest ${wakeAtMs}`);
+              },
+              resume: () => {
+                this.resting.delete(id);
+                this.tickCalls.push(`${id} resume`);
+              },
+            },
+          }),
       random: new SeededRandom(this.random.nextU32()),
       initialMembership: membership,
       ...(this.opts.limits === undefined ? {} : { limits: this.opts.limits }),
@@ -106,11 +132,13 @@ export class TestCluster {
   crash(id: NodeId): void {
     this.storages.get(id)?.crash();
     this.peers.delete(id);
+    this.resting.delete(id);
   }
 
   async stop(id: NodeId): Promise<void> {
     const p = this.peers.get(id);
     this.peers.delete(id);
+    this.resting.delete(id);
     await p?.close();
   }
 
@@ -154,7 +182,17 @@ export class TestCluster {
   async tick(n = 1): Promise<void> {
     for (let i = 0; i < n; i++) {
       this.nowMs += this.tickMs;
-      for (const [id, p] of this.peers) if (!this.paused.has(id)) p.tick();
+      for (const [id, p] of this.peers) {
+        if (this.paused.has(id)) continue;
+        if (this.resting.has(id)) {
+          const wakeAt = this.resting.get(id)!;
+          if (wakeAt === null || this.nowMs < wakeAt) continue;
+          p.wake(); // the host's lease timer
+          if (this.resting.has(id)) continue;
+        }
+        this.ticked.set(id, (this.ticked.get(id) ?? 0) + 1);
+        p.tick();
+      }
       await this.settle();
     }
   }

@@ -39,6 +39,15 @@ export interface NodeCounters {
   cleanRestarts: number;
   /** Ticks the lease guard took as a stall, and membership changes / transfers the peers took. */
   stalls: number;
+  /** Quiescence: peer ticks a resting host skipped, times a peer was woken from it, and wakes by
+   *  the lease timer a resting leader set (TickPort.rest). */
+  restingTicks: number;
+  /** Rests with a lease timer set (a resting leader with leases). */
+  leaseTimers: number;
+  /** Times a leader put its group to sleep (RawNode.quiesce). */
+  quiesces: number;
+  quiescentWakes: number;
+  leaseWakes: number;
   confChangesApplied: number;
   transfersTaken: number;
   /** Removed nodes kept running a while; peers that learned they were removed (peer.removed),
@@ -115,6 +124,11 @@ export function emptyNodeCounters(): NodeCounters {
     heldForCompany: 0,
     cleanRestarts: 0,
     stalls: 0,
+    restingTicks: 0,
+    leaseTimers: 0,
+    quiesces: 0,
+    quiescentWakes: 0,
+    leaseWakes: 0,
     confChangesApplied: 0,
     transfersTaken: 0,
     removedLingering: 0,

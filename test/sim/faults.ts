@@ -25,6 +25,12 @@ const LEARNERS_MAX = 2;
 /** Random load bursts: how often and how long (an election timeout: an anomaly window's length). */
 const BURST_PER_MILLE = 10;
 const BURST_TICKS = ELECTION_TICKS;
+/** Quiet stretches (no client starts an operation, lease keep-alives stop; how often: the mix's
+ *  quietPerMille) long enough for the group to quiesce (an election timeout of idleness,
+ *  worker/peer/quiescence.ts) and sleep a while; faults go on. During one, a few clients now
+ *  and then start an operation anyway (quietPokePerMille): a random wake. */
+const QUIET_TICKS_MIN = 6 * ELECTION_TICKS;
+const QUIET_TICKS_SPREAD = 12 * ELECTION_TICKS;
 /** Total nodes ever spawned, so long runs cannot grow the cluster without bound. */
 const SPAWNED_EXTRA_MAX = 8;
 
@@ -60,9 +66,18 @@ export class ChaosSchedule {
    * leader cut off after a transfer), so those windows see traffic.
    */
   burstUntil = 0;
+  /** Until this tick the clients are quiet (see QUIET_PER_MILLE). */
+  quietUntil = 0;
+  /** This tick, during a quiet stretch, some clients start an operation anyway. */
+  poke = false;
 
   tick(nowTick: number): void {
     const m = this.mix;
+    if (nowTick >= this.quietUntil && this.chance(m.quietPerMille)) {
+      this.quietUntil = nowTick + QUIET_TICKS_MIN + this.random.nextInt(QUIET_TICKS_SPREAD);
+      this.trace(`quiet until ${this.quietUntil}`);
+    }
+    this.poke = this.quiet(nowTick) && this.chance(m.quietPokePerMille);
     if (this.chance(BURST_PER_MILLE)) this.burst(nowTick);
     if (this.chance(m.crashPerMille)) this.crashOne();
     if (this.network.cutCount() === 0) {
@@ -95,6 +110,10 @@ export class ChaosSchedule {
     node.pausedUntil = nowTick + ticks;
     this.stats.pauses++;
     this.trace(`fault pause ${node.id} for ${ticks} ticks`);
+  }
+
+  quiet(nowTick: number): boolean {
+    return nowTick < this.quietUntil;
   }
 
   private burst(nowTick: number): void {
@@ -223,6 +242,7 @@ export class ChaosSchedule {
     this.cutOffAfterTimeoutNow = '';
     for (const n of this.cluster.nodes.values()) n.pausedUntil = 0;
     this.burstUntil = 0;
+    this.quietUntil = 0;
   }
 
   /** A node sent TimeoutNow (called by the host while it sends). */

@@ -124,6 +124,9 @@ export class SimHost {
   /** A paused process (a long GC, SIGSTOP, a starved isolate): no ticks, no messages, no
    *  requests, no disk completions until this tick. The lease guard must notice on resume. */
   pausedUntil = 0;
+  /** The peer asked its host to stop ticking (TickPort.rest): until this global tick (a lease
+   *  expiry; Infinity: until a call or message). Null while it wants ticks. */
+  private restingUntil: number | null = null;
   /** Highest entry index sent in appends since the last save() (the early send of a Ready). */
   private sentEntriesSinceSave = 0;
   /** The leader's membership at its previous save (see Invariants.onCommit). */
@@ -209,6 +212,7 @@ export class SimHost {
     this.opening = true;
     this.crashPlan = null;
     this.lastMembership = null;
+    this.restingUntil = null;
     this.contact?.reset();
     const s = this.env.settings;
     const storage = this.disk.storage(() => this.saveContext());
@@ -217,6 +221,22 @@ export class SimHost {
       storage,
       transport: { send: (msgs) => this.send(msgs, incarnation) },
       clock: { nowMs: () => this.env.now() * SIM_TICK_MS },
+      // As the Node and edge hosts: a resting peer is not ticked until it is called, messaged
+      // or its lease timer is due (worker/peer/quiescence.ts).
+      ticks: {
+        rest: (wakeAtMs) => {
+          if (incarnation !== this.incarnation) return;
+          this.restingUntil = wakeAtMs === null ? Infinity : Math.ceil(wakeAtMs / SIM_TICK_MS);
+          if (wakeAtMs !== null) this.env.counters.leaseTimers++;
+          if (this.env.tracing) this.log(`rest${wakeAtMs === null ? '' : ` until ${this.restingUntil} (lease)`}`);
+        },
+        resume: () => {
+          if (incarnation !== this.incarnation || this.restingUntil === null) return;
+          this.restingUntil = null;
+          this.env.counters.quiescentWakes++;
+          if (this.env.tracing) this.log('resume');
+        },
+      },
       random: stream(this.env.seed, `node:${this.id}:${incarnation}`),
       initialMembership: this.initial,
       tickMs: SIM_TICK_MS,
@@ -263,6 +283,7 @@ export class SimHost {
     this.closing = false;
     this.held = [];
     this.pausedUntil = 0;
+    this.restingUntil = null;
     this.waitingForCompany.clear();
     this.opening = false;
     this.crashPlan = null;
@@ -374,6 +395,9 @@ export class SimHost {
         case 'peer.tick.stall':
           c.stalls++;
           break;
+        case 'peer.quiesce':
+          c.quiesces++;
+          break;
         case 'peer.membership.applied':
           c.confChangesApplied++;
           break;
@@ -396,6 +420,14 @@ export class SimHost {
     this.flushWaitingForCompany();
     this.disk.advance();
     const n = this.clock.ticksAt(globalTick);
+    if (this.restingUntil !== null && this.peer !== null) {
+      if (globalTick < this.restingUntil) {
+        this.env.counters.restingTicks += n;
+        return;
+      }
+      this.env.counters.leaseWakes++;
+      this.peer.wake(); // resumes ticking (TickPort.resume)
+    }
     for (let i = 0; i < n && this.peer !== null; i++) {
       this.peer.tick();
       this.contact?.ticked();

@@ -75,11 +75,13 @@ export class LeaseActor {
     for (const l of this.leases) l.keepUntil = Math.min(l.keepUntil, this.now);
   }
 
-  tick(now: number): void {
+  /** `quiet`: a quiet stretch (faults.ts): nothing is granted or kept alive, so leases run out
+   *  while the group sleeps and the leader's lease timer wakes it. */
+  tick(now: number, quiet = false): void {
     this.now = now;
     for (const [reqId, p] of this.pending) if (now - p.sentAt > ATTEMPT_TICKS) this.pending.delete(reqId);
     this.check(now);
-    if (this.healed) return;
+    if (this.healed || quiet) return;
     const live = this.leases.filter((l) => !l.dead);
     if (live.length < SLOTS && this.random.nextInt(1000) < GRANT_PER_MILLE && ![...this.pending.values()].some((p) => p.what === 'grant')) {
       const ttl = TTL_SECONDS[this.random.nextInt(TTL_SECONDS.length)]!;

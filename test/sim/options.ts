@@ -111,6 +111,10 @@ export interface FaultMix {
   transportWaits: number;
   /** The peer's pendingProposalsMax and pendingReadsMax: small on some seeds (too-many-pending). */
   pendingMax: number;
+  /** Quiet stretches (faults.ts): how often one starts, and during one how often some clients
+   *  start an operation anyway (a random wake). Not drawn: the same on every seed. */
+  quietPerMille: number;
+  quietPokePerMille: number;
 }
 
 /** No quota to speak of (the peer's default). */
@@ -138,6 +142,8 @@ export const CALM_MIX: FaultMix = {
   stateBytesMax: STATE_BYTES_UNLIMITED,
   transportWaits: 0,
   pendingMax: 4096,
+  quietPerMille: 3,
+  quietPokePerMille: 25,
 };
 
 /** Each fault kind is switched on for roughly half the seeds so mixes vary widely. */
@@ -169,6 +175,8 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     transportWaits: on() ? 1 : 0,
     // 4 clients with one operation each: 1 and 2 fill the waiting rooms now and then.
     pendingMax: random.nextInt(4) === 0 ? pick([1, 2]) : 4096,
+    quietPerMille: 3,
+    quietPokePerMille: 25,
   };
 }
 

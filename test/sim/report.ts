@@ -22,6 +22,7 @@ export function formatStats(s: SimStats): string {
     `crashes=${s.crashes} (now ${s.crashesNow}, atSave ${s.crashesAtSave}, afterEarlySend ${s.crashesAfterEarlySend}, afterEarlyApply ${s.crashesAfterEarlyApply}, atDurable ${s.crashesAtDurable}, lostWrites ${s.crashesDuringWrite}, reapplied ${s.reappliedEntries}) ` +
     `saves=${s.saves} slow=${s.slowWrites} earlySendSaves=${s.earlySendSaves} derived=${s.derivedDeferred}/${s.derivedLost}lost ` +
     `stepsDuringWrite=${s.stepsDuringWrite} requestsDuringWrite=${s.requestsDuringWrite} stalls=${s.stalls} ` +
+    `quiesces=${s.quiesces} restingTicks=${s.restingTicks} quiescentWakes=${s.quiescentWakes} leaseWakes=${s.leaseWakes} ` +
     `unknown=${s.unknownOutcome} msgs=${s.messages} partitions=${s.partitions} ` +
     `conf=${s.confChanges}/${s.confChangesApplied}applied transfers=${s.transfers}/${s.transfersTaken}taken pauses=${s.pauses} leaderAfterHeal=${s.ticksToLeader} ` +
     `clientsDone=${s.ticksToClientsDone} converged=${s.ticksToConverge} lin=${s.linearizability}`
@@ -133,6 +134,7 @@ export function formatAggregate(a: Aggregate): string {
     `snapshots: ${a.compactions} taken by the peers' sliced job, ${a.snapshotsInstalled} installed; retried commands absorbed by sessions ${a.duplicatesAbsorbed}; puts refused at the quota ${a.noSpace} (small quota on ${a.quotaRuns} runs), operations refused with full waiting rooms ${a.tooManyPending}`,
     `faults: clean restarts ${a.cleanRestarts}, crashes ${a.crashes} (now ${a.crashesNow}; at save() ${a.crashesAtSave}; after an early send ${a.crashesAfterEarlySend}; after an early apply ${a.crashesAfterEarlyApply}, ${a.reappliedEntries} entries re-applied; durable but unanswered ${a.crashesAtDurable}; ${a.crashesDuringWrite} lost outstanding writes), ` +
       `partitions ${a.partitions}, conf changes proposed ${a.confChanges} (${a.confChangesApplied} applied on some peer), transfers ${a.transfers} (${a.transfersTaken} taken), process pauses ${a.pauses} (${a.stalls} ticks the lease guard took as a stall); ` +
+      `quiescence: ${a.quiesces} groups put to sleep by their leader, ${a.restingTicks} peer ticks skipped by resting hosts, ${a.quiescentWakes} wakes, ${a.leaseTimers} rests with a lease timer, ${a.leaseWakes} woken by it; ` +
       `removed nodes kept running ${a.removedLingering}, peers that learned they were removed ${a.removedLearned}, client requests they refused ${a.removedRefusals}`,
     `disk: ${a.saves} saves, ${a.earlySendSaves} after their entries left (early send); slow disk on ${a.slowDiskRuns} runs: ${a.slowWrites} writes outstanding >= 1 tick, ` +
       `${a.stepsDuringWrite} messages stepped (${a.leaderAcksDuringWrite} acks at a leader still writing) and ${a.requestsDuringWrite} client requests taken during one; derived state deferred on ${a.deferRuns} runs: ${a.derivedDeferred} batches, ${a.derivedLost} lost in crashes; ${a.heldForCompany} commit-only appends held for company by the transport`,

@@ -283,18 +283,20 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   const step = async (chaosOn: boolean): Promise<void> => {
     tick++;
     if (chaosOn) chaos.tick(tick);
+    const quiet = chaosOn && chaos.quiet(tick);
     if (chaosOn) stranger?.tick();
-    if (chaosOn) tokenAdmin?.tick();
+    if (chaosOn && !quiet) tokenAdmin?.tick();
     cluster.restartDue();
     cluster.deliver(network.take(tick));
     for (const node of cluster.nodes.values()) node.tick(tick);
     await settle();
-    clients!.tick(!chaosOn ? 0 : tick < chaos.burstUntil ? 100 : mix.clientPercent, chaosOn);
+    const clientPercent = !chaosOn ? 0 : quiet ? (chaos.poke ? mix.clientPercent : 0) : tick < chaos.burstUntil ? 100 : mix.clientPercent;
+    clients!.tick(clientPercent, chaosOn);
     await settle();
-    leaseActor.tick(tick);
-    lockers?.tick(tick, chaosOn);
+    leaseActor.tick(tick, quiet);
+    lockers?.tick(tick, chaosOn && !quiet);
     await settle();
-    watchers.tick(tick, chaosOn);
+    watchers.tick(tick, chaosOn, quiet);
     cluster.retireRemoved(!chaosOn);
   };
 

@@ -48,6 +48,13 @@ describe('simulator (production Peer)', () => {
     expect(total.partitions).toBeGreaterThan(SEEDS);
     expect(total.pauses).toBeGreaterThan(SEEDS / 4);
     expect(total.stalls).toBeGreaterThan(SEEDS / 8);
+    // Quiet stretches put groups to sleep (quiescence.ts): hosts stop ticking, clients, messages
+    // and lease timers wake them, under the same faults.
+    expect(total.quiesces).toBeGreaterThan(SEEDS / 2);
+    expect(total.restingTicks).toBeGreaterThan(SEEDS * 10);
+    expect(total.quiescentWakes).toBeGreaterThan(SEEDS / 2);
+    expect(total.leaseTimers).toBeGreaterThan(SEEDS / 20);
+    expect(total.leaseWakes).toBeGreaterThan(SEEDS / 50);
     expect(total.confChanges).toBeGreaterThan(SEEDS);
     expect(total.confChangesApplied).toBeGreaterThan(SEEDS * 2);
     expect(total.transfers).toBeGreaterThan(SEEDS / 2);

@@ -76,7 +76,9 @@ export class SimWatchers {
     }
   }
 
-  tick(now: number, chaos: boolean): void {
+  /** `quiet`: a quiet stretch (faults.ts): now and then a client goes away, and none comes back
+   *  until it ends, so peers with no watcher left may stop ticking (quiescence.ts). */
+  tick(now: number, chaos: boolean, quiet = false): void {
     // Once healed, a client that hears nothing from a node outside the configuration (a joiner
     // never added holds no state) tries a member instead, as an operator would point it.
     const members = chaos ? null : this.members();
@@ -94,6 +96,14 @@ export class SimWatchers {
           continue;
         }
         if (node.paused) continue; // its socket holds the frames until it wakes
+        if (quiet && this.random.nextInt(5) === 0) {
+          this.take(w, now); // what it was handed, then it hangs up
+          if (w.on !== null) {
+            w.on.watcher.close();
+            this.disconnect(w, now, 'quiet');
+          }
+          continue;
+        }
         if (now % w.everyTicks === 0 || !chaos) this.take(w, now);
         // Now and then a client moves to another node on its own (Last-Event-ID).
         if (w.on !== null && chaos && this.random.nextInt(200) === 0) {
@@ -101,7 +111,7 @@ export class SimWatchers {
           this.disconnect(w, now, 'moved');
         }
       }
-      if (w.on === null && now >= w.reconnectAt) this.connect(w, now, members);
+      if (w.on === null && now >= w.reconnectAt && !quiet) this.connect(w, now, members);
     }
   }
 

@@ -16,6 +16,10 @@ import { RETRY_AFTER_SECONDS, peerErrorToApi } from './errors.ts';
 const retry = { 'Retry-After': String(RETRY_AFTER_SECONDS) };
 
 export async function toLeader(ctx: ApiContext, leader: NodeId, address: string): Promise<ApiReply> {
+  // A client needs the leader: a quiescent follower wakes, and its wake reaches the leader (and
+  // the others) before the client does; with the leader gone, the woken group elects another
+  // (worker/raft/raft.ts, quiescence). A no-op on an awake follower that knows its leader.
+  ctx.peer.wake();
   if (leader === '') throw new ApiError(503, 'no_leader', 'no leader is known right now; retry shortly', retry);
   const forwarded = ctx.request.header(H.forwarded) !== null;
   if (forwarded) {

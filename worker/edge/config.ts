@@ -28,6 +28,9 @@ export interface EdgeConfig {
   derivedFlushMs: number;
   /** Revisions of key history kept (kv/types.ts historyRetention). */
   historyRetention: number;
+  /** An idle cluster stops ticking and lets its objects hibernate (worker/peer/quiescence.ts);
+   *  QUIESCE = "false" keeps every peer ticking (and its alarm set) around the clock. */
+  quiesce: boolean;
   /** Access control: the root token's digest (the secret itself is not kept), open mode
    *  (METCD_AUTH=open: development only), or locked (neither: nothing but /health is served). */
   auth: EdgeAuth;
@@ -98,6 +101,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     historyRetention: integer(env, 'HISTORY_RETENTION', DEFAULT_KV_LIMITS.historyRetention, 1, HISTORY_RETENTION_MAX),
     auth,
     regionRttMs: readRegionRtts(env, auth),
+    quiesce: flag(env, 'QUIESCE', true),
   };
 }
 
@@ -182,6 +186,13 @@ function text(env: Record<string, unknown>, name: string): string | undefined {
   if (typeof v === 'string') return v.trim();
   if (typeof v === 'number') return String(v);
   throw new ConfigError(`${name}: expected a string`);
+}
+
+function flag(env: Record<string, unknown>, name: string, fallback: boolean): boolean {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (raw !== 'true' && raw !== 'false') throw new ConfigError(`${name} ${JSON.stringify(raw)}: expected "true" or "false"`);
+  return raw === 'true';
 }
 
 function integer(env: Record<string, unknown>, name: string, fallback: number, min: number, max: number): number {

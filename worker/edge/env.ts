@@ -19,6 +19,7 @@ export interface Env {
   TICK_MS?: string | number;
   SNAPSHOT_EVERY_ENTRIES?: string | number;
   DERIVED_FLUSH_MS?: string | number;
+  QUIESCE?: string;
   /** "open": no access control (local development: npm start); unset or "token": tokens. */
   METCD_AUTH?: string;
   /** The root token (a Worker secret: wrangler secret put METCD_ROOT_TOKEN). Without it and

@@ -11,9 +11,13 @@
 //                    called by the peer that took PUT /snapshot; RPC only.
 //
 // Life cycle: the peer is loaded once, inside blockConcurrencyWhile, when the object starts
-// (or on the first message of a peer that is joining). While the object is awake a timer ticks
-// the peer every TICK_MS (config.tickMs); the Durable Object alarm is the wake-up that brings an evicted or
-// crashed peer back (it restarts from storage and rejoins) so elections and heartbeats go on.
+// (or on the first message of a peer that is joining). While the peer is active a timer ticks
+// it every TICK_MS (config.tickMs), and the Durable Object alarm, one election timeout ahead, is
+// the wake-up that brings an evicted or crashed peer back (it restarts from storage and
+// rejoins) so elections and heartbeats go on. While its group is quiescent
+// (worker/peer/quiescence.ts) the peer rests: no interval, no timeout, and no alarm but a
+// leader's lease expiry, so the object can hibernate and be evicted; a request, a message or
+// that alarm wakes it (worker/edge/README.md, "Quiescence").
 
 import { DurableObject } from 'cloudflare:workers';
 import { Peer } from '../peer/peer.ts';
@@ -88,8 +92,10 @@ export interface PeerInspection {
   isolatedDrops: number;
   /** When the Durable Object alarm will next wake this peer (ms since the epoch), or null. */
   alarmAt: number | null;
-  /** Whether the tick timer runs (stopped for good once the peer is removed). */
+  /** Whether the tick timer runs (stopped for good once the peer is removed, and while resting). */
   ticking: boolean;
+  /** The peer asked to rest (its group is quiescent and no watcher here needs ticks). */
+  resting: boolean;
   /** Client requests this instance received from the Worker. */
   requests: number;
   /** What this instance has cost so far (costs.ts); the same object /status shows as `cost`. */
@@ -102,6 +108,10 @@ export class PeerObject extends DurableObject<Env> {
   private opening: Promise<Hosted> | null = null;
   private ticker: ReturnType<typeof setInterval> | null = null;
   private alarmArmed = false;
+  /** The peer asked to rest (TickPort.rest) and has not resumed. */
+  private resting = false;
+  /** Alarm changes, in the order they were asked for. */
+  private alarmOps: Promise<void> = Promise.resolve();
   private badBatches = 0;
   private misaddressed = 0;
   private isolated = false;
@@ -141,6 +151,10 @@ export class PeerObject extends DurableObject<Env> {
     } catch (err) {
       return errorResponse(503, 'unavailable', `peer ${name.id} could not start: ${message(err)}`, { 'Retry-After': '5' });
     }
+    // A request that needs the leader wakes the group first (it may be asleep, or this object
+    // was just restarted from storage and knows no leader): the wait below is then one round
+    // trip, not an election timeout.
+    if (needsLeader(request)) hosted.peer.wake();
     await this.awaitLeader(hosted, request);
     const response = await hosted.api.fetch(request);
     // A read shows applied state: writing what is still waiting now makes its answer wait
@@ -232,6 +246,7 @@ export class PeerObject extends DurableObject<Env> {
       isolatedDrops: this.isolatedDrops,
       alarmAt,
       ticking: this.ticker !== null,
+      resting: this.resting,
       requests: this.requests,
       cost: this.costs.snapshot(),
     };
@@ -263,15 +278,17 @@ export class PeerObject extends DurableObject<Env> {
   }
 
   /** Fault drill: no ticks for `ms` (at most a minute), as when the isolate is starved or
-   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. */
+   *  paused; the peer must notice the late tick (worker/peer/lease-guard.ts). Memory only. A
+   *  resting peer is woken first (quiescence), so there are ticks to hold. */
   holdTicks(ms: number): void {
     this.wokenBy ??= 'call';
     this.costs.callReceived();
+    if (this.resting) this.hosted?.peer.wake(); // a resting peer has no ticks to hold: wake it first
     if (this.ticker === null || !Number.isSafeInteger(ms) || ms < 1 || ms > 60_000) return;
     clearInterval(this.ticker);
     this.ticker = null;
     setTimeout(() => {
-      if (this.hosted === null || this.hosted.peer.removed() !== null) return;
+      if (this.hosted === null || this.hosted.peer.removed() !== null || this.resting) return;
       this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
     }, ms);
   }
@@ -361,6 +378,14 @@ export class PeerObject extends DurableObject<Env> {
     this.alarmArmed = false;
     if (!this.mayOpen()) return;
     const hosted = await this.open();
+    if (this.resting) {
+      // The lease timer of a resting leader (TickPort.rest): wake it; it resumes ticking
+      // (and re-arms the watchdog alarm) through resume().
+      this.logger(hosted.peer.id)('info', 'peer.wake', { by: 'lease alarm', term: hosted.peer.status().term });
+      hosted.peer.wake();
+      if (this.resting && this.isMember(hosted)) await this.queueAlarm(Date.now() + ELECTION_TICKS * this.config.tickMs);
+      return;
+    }
     if (this.wokenBy === null) {
       this.wokenBy = 'alarm';
       this.logger(hosted.peer.id)('info', 'peer.wake', { by: 'alarm', term: hosted.peer.status().term });
@@ -381,6 +406,7 @@ export class PeerObject extends DurableObject<Env> {
     if (hosted === null) return;
     hosted.peer.tick();
     if (hosted.peer.removed() !== null) return void this.goDormant(hosted);
+    if (this.resting) return; // that tick put it to rest (rest() stopped the timer)
     if (!this.alarmArmed && this.isMember(hosted)) void this.armAlarm();
   }
 
@@ -392,15 +418,45 @@ export class PeerObject extends DurableObject<Env> {
       this.logger(hosted.peer.id)('info', 'peer.dormant', { reason: hosted.peer.removed() });
     }
     this.alarmArmed = false;
-    await this.ctx.storage.deleteAlarm();
+    await this.queueAlarm(null);
   }
 
   private async armAlarm(): Promise<void> {
     this.alarmArmed = true;
     // One election timeout: an evicted peer is back before its absence costs an election.
     const wakeMs = ELECTION_TICKS * this.config.tickMs;
-    this.costs.alarmSet();
-    await this.ctx.storage.setAlarm(Date.now() + wakeMs);
+    await this.queueAlarm(Date.now() + wakeMs);
+  }
+
+  /** Set (a time) or delete (null) the alarm, after the changes asked for before. */
+  private queueAlarm(atMs: number | null): Promise<void> {
+    const storage = this.ctx.storage;
+    if (atMs !== null) this.costs.alarmSet();
+    this.alarmOps = this.alarmOps.then(() => (atMs === null ? storage.deleteAlarm() : storage.setAlarm(atMs))).catch(() => undefined);
+    return this.alarmOps;
+  }
+
+  // ---- quiescence (the peer's TickPort) -------------------------------------------------------
+
+  /** The group sleeps: stop the interval and keep no alarm but a resting leader's lease expiry,
+   *  so nothing holds the object awake (a watcher's stream does, and keeps the peer ticking). */
+  private rest(hosted: Hosted | null, wakeAtMs: number | null): void {
+    this.resting = true;
+    if (this.ticker !== null) clearInterval(this.ticker);
+    this.ticker = null;
+    this.alarmArmed = false;
+    void this.queueAlarm(wakeAtMs);
+    if (hosted !== null) this.logger(hosted.peer.id)('info', 'peer.rest', { leaseAlarmAt: wakeAtMs });
+  }
+
+  /** Awake again (a request, a message, the lease alarm): tick from now, and the watchdog alarm. */
+  private resume(): void {
+    if (!this.resting) return;
+    this.resting = false;
+    const hosted = this.hosted;
+    if (hosted === null || hosted.peer.removed() !== null) return;
+    this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
+    void this.armAlarm();
   }
 
   // ---- opening the peer -----------------------------------------------------------------------
@@ -518,6 +574,8 @@ export class PeerObject extends DurableObject<Env> {
       clock: { nowMs: () => Date.now() },
       // The stall guard and the request timeout count in this object's ticks, not the default's.
       tickMs: this.config.tickMs,
+      quiesce: this.config.quiesce,
+      ticks: { rest: (wakeAtMs) => this.rest(this.hosted, wakeAtMs), resume: () => this.resume() },
       random: new SeededRandom(crypto.getRandomValues(new Uint32Array(1))[0]!),
       initialMembership: membership,
       // A backup staged by an import (import.ts) seeds a peer with no Raft state.
@@ -548,8 +606,10 @@ export class PeerObject extends DurableObject<Env> {
       await this.goDormant(hosted);
       return hosted;
     }
-    this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
-    await this.armAlarm();
+    if (!this.resting) {
+      this.ticker ??= setInterval(() => this.onTick(), this.config.tickMs);
+      await this.armAlarm();
+    }
     return hosted;
   }
 

@@ -33,6 +33,12 @@ export interface RaftCore {
   leader(): NodeId;
   /** Heard from a leader of its term within an election timeout (the CheckQuorum lease). */
   inLease(): boolean;
+  /** Quiescence (worker/raft/raft.ts): why a leader may not put its group to sleep now (null: it
+   *  may), doing so, waking for a non-message cause, and whether this node sleeps. */
+  quiesceProblem(): string | null;
+  quiesce(): void;
+  wake(): void;
+  isQuiescent(): boolean;
 }
 
 export function createCore(config: RaftConfig, restart: RestartState): RaftCore {

@@ -38,6 +38,12 @@ export class LeaseGuard {
     return stallMs;
   }
 
+  /** Ticks start again after a quiescent sleep: that gap is no stall (the core dropped its lease
+   *  on waking and renews it from a heartbeat round after the wake, raft.ts). */
+  resumed(): void {
+    this.lastTickAtMs = this.clock.nowMs();
+  }
+
   /** Whether the lease may be used at tick `ticks`. */
   trusted(ticks: number): boolean {
     if (ticks < this.suspectUntilTick) return false;

@@ -98,6 +98,20 @@ export class Lessor {
     this.revoking.delete(id);
   }
 
+  /** The earliest deadline (a tick), or null when none is tracked. */
+  nextDeadline(): number | null {
+    let next: number | null = null;
+    for (const deadline of this.deadlines.values()) if (next === null || deadline < next) next = deadline;
+    return next;
+  }
+
+  /** `ticks` went by without being ticked (the leader slept with its group, quiescence.ts): every
+   *  deadline comes that much closer. Whole ticks only, rounded down: never early. */
+  elapse(ticks: number): void {
+    if (ticks <= 0) return;
+    for (const [id, deadline] of this.deadlines) this.deadlines.set(id, deadline - ticks);
+  }
+
   get tracked(): number {
     return this.deadlines.size;
   }

@@ -3,7 +3,7 @@
 import type { Membership, NodeId, RaftConfig, RandomSource } from '../raft/types.ts';
 import type { KvLimits } from '../kv/types.ts';
 import type { InitialState } from './restart.ts';
-import type { Clock, PeerStorage, PeerTransport } from './ports.ts';
+import type { Clock, PeerStorage, PeerTransport, TickPort } from './ports.ts';
 import type { WatchLimits } from './watch-room.ts';
 
 /** How often a host calls Peer.tick() unless configured otherwise (both hosts default to it;
@@ -97,4 +97,10 @@ export interface PeerOptions {
    *  REQUEST_TIMEOUT_MS with it). Ticks arriving much later than this mark the process as
    *  stalled, and the leader lease is distrusted for a while (lease-guard.ts). */
   tickMs: number;
+  /** Quiescence (worker/peer/quiescence.ts): an idle group stops ticking. Default on; false
+   *  keeps this peer ticking and refusing a leader's quiesce heartbeat (set it alike on every
+   *  peer: one peer with it off keeps waking a leader that has it on). */
+  quiesce?: boolean;
+  /** Where the peer says when it needs ticks; without it the host just keeps ticking. */
+  ticks?: TickPort;
 }

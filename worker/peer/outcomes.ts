@@ -100,6 +100,12 @@ export interface PeerStatus {
   nonMemberMessages: NonMemberCounts;
   /** Watches and blocking reads registered here (worker/peer/watch-room.ts). */
   watchers: number;
+  /** Quiescence (worker/peer/quiescence.ts): this peer sleeps with its group (no Raft timer
+   *  runs; its host stops ticking unless a watcher here needs ticks), since when (clock ms), and
+   *  how many times it was woken from it. */
+  quiescent: boolean;
+  quiescedAtMs: number | null;
+  wakes: number;
 }
 
 export interface Health {

@@ -21,7 +21,8 @@
 // up are flushed on the next tick (or by close()).
 //
 // Beside the loop, in their own files: when to snapshot and the sliced encoding
-// (snapshot-job.ts), whether the leader lease may be trusted (lease-guard.ts), the status and
+// (snapshot-job.ts), whether the leader lease may be trusted (lease-guard.ts), when the group
+// sleeps and the host may stop ticking (quiescence.ts), the status and
 // health reports (status.ts), the waiting rooms (waiting.ts) and where a restart starts from
 // (restart.ts).
 
@@ -56,6 +57,7 @@ import { Lessor } from './lessor.ts';
 import type { LeaseInfo } from '../kv/leases.ts';
 import type { AppliedOutcome } from './waiting.ts';
 import { DEFAULT_WATCH_LIMITS, WatchRoom } from './watch-room.ts';
+import { Quiescence } from './quiescence.ts';
 import type { WatchFilter, Watcher } from './watch-room.ts';
 
 export { DEFAULT_TICK_MS, DEFAULT_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor };
@@ -82,6 +84,8 @@ export class Peer {
   private readonly leaseGuard: LeaseGuard;
   /** When leases expire, on the leader (lessor.ts). */
   private readonly lessor: Lessor;
+  /** When the group sleeps and this host may stop ticking (quiescence.ts). */
+  private readonly quiescence: Quiescence;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
 
@@ -176,6 +180,7 @@ export class Peer {
     this.tickMs = init.tickMs;
     this.leaseGuard = new LeaseGuard(init.tickMs, init.electionTicks, opts.clock);
     this.lessor = new Lessor(init.tickMs, init.electionTicks);
+    this.quiescence = new Quiescence(init.electionTicks, init.tickMs, opts.ticks, opts.clock);
     this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
@@ -193,6 +198,7 @@ export class Peer {
     const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs), ...opts.limits });
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
+    if (opts.quiesce !== undefined) raft.quiesce = opts.quiesce;
     const loaded = await opts.storage.load();
     const start = restartFrom(loaded, opts.initialMembership, opts.initialState);
     // A brand-new peer's membership must be durable before it can vote or be voted for,
@@ -249,7 +255,54 @@ export class Peer {
     this.requestParkedReads();
     this.expireLeases();
     if (this.snapshotJob.active && this.loop === null) this.maybeSnapshot(true);
+    if (this.role === 'leader' && this.quiescence.idleTick(this.leaderIdle())) {
+      this.core.quiesce();
+      this.log('debug', 'peer.quiesce', { id: this.id, term: this.term });
+    }
     this.kick(true);
+    this.syncRest();
+  }
+
+  /**
+   * Something other than a Raft message needs this peer's group: a client operation that needs
+   * the leader or the log, or the host's timer for a due lease (TickPort.rest's wakeAtMs). A
+   * quiescent peer wakes and its first messages wake the others; a follower that knows no
+   * leader (just restarted, say) tells the voters too (raft.ts, quiescence).
+   */
+  wake(): void {
+    if (this.closing || this.failure !== null || this.removal !== null) return;
+    this.core.wake();
+    this.kick();
+    this.syncRest();
+  }
+
+  /** A leader with nothing waiting here and nothing in flight in the core (quiescence.ts). */
+  private leaderIdle(): boolean {
+    // A Ready or save under way needs no tick: the core's own conditions say whether what it
+    // carries is durable, applied and acknowledged.
+    if (this.core.quiesceProblem() !== null) return false;
+    if (this.proposals.size > 0 || this.reads.size > 0 || this.transfer.pendingTo !== null || this.catchUp.size > 0) return false;
+    if (this.snapshotJob.active || this.watches.blocking > 0) return false;
+    const lease = this.lessor.nextDeadline();
+    return lease === null || lease - this.ticks > this.electionTicks;
+  }
+
+  /** Tell the host whether it may stop ticking: the core is quiescent and no watcher here needs
+   *  ticks. On waking, the time asleep comes off the lease deadlines (never owed as ticks). */
+  private syncRest(): void {
+    const quiescent = this.core.isQuiescent();
+    const rest = quiescent && this.watches.size === 0 && !this.closing && this.failure === null && this.removal === null;
+    if (rest && !this.quiescence.resting) this.kick(true); // nothing may wait for a tick
+    const slept = this.quiescence.sync(quiescent, rest, this.ticks, () => this.leaseWakeAtMs());
+    if (slept === null) return;
+    this.lessor.elapse(slept);
+    this.leaseGuard.resumed();
+  }
+
+  /** When a resting leader must wake for its earliest lease expiry (clock ms), or null. */
+  private leaseWakeAtMs(): number | null {
+    const deadline = this.role === 'leader' ? this.lessor.nextDeadline() : null;
+    return deadline === null ? null : this.clock.nowMs() + Math.max(0, deadline - this.ticks) * this.tickMs;
   }
 
   /**
@@ -297,6 +350,7 @@ export class Peer {
       stepped++;
     }
     this.kick();
+    this.syncRest(); // a message wakes a quiescent core; a quiesce heartbeat puts it to sleep
     return stepped;
   }
 
@@ -312,6 +366,7 @@ export class Peer {
     if (this.closing || this.failure !== null || this.removal !== null) return;
     this.core.campaign();
     this.kick();
+    this.syncRest();
   }
 
   /** Finish the ready in flight, save pending apply results, fail waiters, close the storage. */
@@ -342,6 +397,7 @@ export class Peer {
     this.assertServing();
     const checked = validateCommand(cmd, this.kvLimits);
     if (!checked.ok) throw new PeerError(checked.code === 'too-large' ? 'too-large' : 'invalid', checked.message);
+    this.wake(); // a follower too: the router forwards to the leader, which its wake has woken
     if (this.role !== 'leader') throw this.notLeaderError();
     this.assertProposalRoom();
     this.assertSpaceFor(checked.cmd);
@@ -425,7 +481,8 @@ export class Peer {
    */
   async read<T>(level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T>> {
     this.assertServing();
-    if (level === 'stale') return this.answer(query);
+    if (level === 'stale') return this.answer(query); // from this peer's state: wakes nobody
+    this.wake();
     if (this.role !== 'leader') throw this.notLeaderError();
     if (level === 'default') {
       const leaseIndex = this.leaseGuard.trusted(this.ticks) ? this.core.leaseRead() : null;
@@ -446,12 +503,14 @@ export class Peer {
     this.assertServing();
     const ticks = (ms: number | undefined): number => (ms === undefined || ms <= 0 ? 0 : Math.max(1, Math.ceil(ms / this.tickMs)));
     const wait = ticks(opts.waitMs);
-    return this.watches.add({
+    const watcher = this.watches.add({
       filter,
       from: opts.from ?? this.kv.revision + 1,
       progressTicks: ticks(opts.progressMs),
       deadlineTick: wait === 0 ? 0 : this.ticks + wait,
     });
+    this.syncRest(); // a watcher needs this peer's ticks (not the group's)
+    return watcher;
   }
 
   /** Watchers registered here, and the bytes they hold queued. */
@@ -471,6 +530,7 @@ export class Peer {
    */
   async addMember(id: NodeId, address: string, learner: boolean): Promise<Membership> {
     this.assertServing();
+    this.wake();
     if (this.role !== 'leader') throw this.notLeaderError();
     const current = this.core.membership();
     if (learner || isVoter(current, id)) return this.changeMembership({ type: learner ? 'addLearner' : 'addVoter', node: id, address });
@@ -510,6 +570,7 @@ export class Peer {
   /** Hand leadership to `to`; resolves once this peer sees `to` lead. */
   async transferLeader(to: NodeId): Promise<NodeId> {
     this.assertServing();
+    this.wake();
     if (this.role !== 'leader') throw this.notLeaderError();
     if (to === this.id) return this.id;
     const membership = this.core.membership();
@@ -610,8 +671,14 @@ export class Peer {
     );
   }
 
-  private withWatchers(status: Omit<PeerStatus, 'watchers'>): PeerStatus {
-    return { ...status, watchers: this.watches.size };
+  private withWatchers(status: Omit<PeerStatus, 'watchers' | 'quiescent' | 'quiescedAtMs' | 'wakes'>): PeerStatus {
+    return {
+      ...status,
+      watchers: this.watches.size,
+      quiescent: this.core.isQuiescent(),
+      quiescedAtMs: this.quiescence.quiescedAtMs,
+      wakes: this.quiescence.wakes,
+    };
   }
 
   /** See peerHealth (status.ts). */
@@ -643,7 +710,7 @@ export class Peer {
     void this.runLoop().finally(() => {
       this.loop = null;
       finished();
-      this.kick();
+      this.kick(this.quiescence.resting); // resting: no tick will come to flush the carry
     });
   }
 
@@ -954,6 +1021,7 @@ export class Peer {
 
   private changeMembership(cc: ConfChange): Promise<Membership> {
     this.assertServing();
+    this.wake();
     if (this.role !== 'leader') throw this.notLeaderError();
     const current = this.core.membership();
     const problem = confChangeProblem(current, cc);

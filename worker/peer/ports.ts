@@ -77,6 +77,19 @@ export interface PeerTransport {
   send(messages: Message[]): void;
 }
 
+/**
+ * How a peer tells its host when it needs ticks (worker/peer/quiescence.ts). The peer decides;
+ * the host starts and stops its timer. A host without one keeps ticking: a quiescent peer's
+ * ticks then move no Raft timer, they only cost the calls.
+ */
+export interface TickPort {
+  /** No ticks are needed until `wakeAtMs` (Clock time; the host calls Peer.wake() then), or,
+   *  when null, until a call or a message reaches the peer. Stop the timer: set no other. */
+  rest(wakeAtMs: number | null): void;
+  /** Ticks are needed again from now. The time asleep is not owed: no catch-up ticks. */
+  resume(): void;
+}
+
 /** Wall-clock time in whole milliseconds (headers and /status show differences of it as integers
  *  on both runtimes), for display, the tick-stall guard and snapshot pacing (Raft runs on ticks). */
 export interface Clock {

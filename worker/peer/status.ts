@@ -48,7 +48,7 @@ export interface StatusParts {
   nonMemberMessages: NonMemberCounts;
 }
 
-export function peerStatus(p: StatusParts): Omit<PeerStatus, 'watchers'> {
+export function peerStatus(p: StatusParts): Omit<PeerStatus, 'watchers' | 'quiescent' | 'quiescedAtMs' | 'wakes'> {
   const s = p.core.status();
   const m = s.membership;
   const member = (id: NodeId, voter: boolean): MemberStatus => ({

@@ -207,6 +207,10 @@ export class TransferRoom {
 export class CatchUpRoom {
   private readonly waiters: Array<{ id: NodeId; index: number; deadlineTick: number; resolve(): void; reject(err: PeerError): void }> = [];
 
+  get size(): number {
+    return this.waiters.length;
+  }
+
   add(id: NodeId, index: number, deadlineTick: number): Promise<void> {
     return new Promise<void>((resolve, reject) => this.waiters.push({ id, index, deadlineTick, resolve, reject }));
   }

@@ -200,6 +200,13 @@ export class WatchRoom {
     return this.watchers.size;
   }
 
+  /** Watchers with a deadline (blocking reads) that have not ended. */
+  get blocking(): number {
+    let n = 0;
+    for (const w of this.watchers) if (w.deadlineTick > 0 && !w.ended) n++;
+    return n;
+  }
+
   /** Bytes queued over every watcher. */
   get bytes(): number {
     return this.roomBytes;

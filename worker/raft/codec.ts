@@ -4,7 +4,8 @@
 // arrays are a varint length followed by the bytes):
 //   messages   := VERSION count message*
 //   message    := typeCode from to term fieldMask [index] [logTerm] [entries] [commit]
-//                 [hintIndex] [hintTerm] [context] [snapshot]      (present per fieldMask bit)
+//                 [hintIndex] [hintTerm] [context] [snapshot]      (present per fieldMask bit;
+//                 reject, transfer and quiesce are bits alone)
 //   entries    := count (term index typeCode data)*
 //   snapshot   := meta offset data done
 //   meta       := index term membership
@@ -44,7 +45,8 @@ const F_HINT_TERM = 1 << 6;
 const F_CONTEXT = 1 << 7;
 const F_SNAPSHOT = 1 << 8;
 const F_TRANSFER = 1 << 9;
-const F_ALL = (1 << 10) - 1;
+const F_QUIESCE = 1 << 10;
+const F_ALL = (1 << 11) - 1;
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
@@ -262,6 +264,7 @@ function writeMessage(w: Writer, m: Message): void {
   if (m.context !== undefined) mask |= F_CONTEXT;
   if (m.snapshot !== undefined) mask |= F_SNAPSHOT;
   if (m.transfer === true) mask |= F_TRANSFER;
+  if (m.quiesce === true) mask |= F_QUIESCE;
   w.varint(mask);
   if (m.index !== undefined) w.varint(m.index);
   if (m.logTerm !== undefined) w.varint(m.logTerm);
@@ -301,6 +304,7 @@ function readMessage(r: Reader): Message {
   if (mask & F_CONTEXT) m.context = r.string(CONTEXT_BYTES_MAX * 3);
   if (mask & F_SNAPSHOT) m.snapshot = readChunk(r);
   if (mask & F_TRANSFER) m.transfer = true;
+  if (mask & F_QUIESCE) m.quiesce = true;
   return m;
 }
 

@@ -18,6 +18,7 @@ export function defaultRaftConfig(id: NodeId, random: RandomSource): RaftConfig 
     uncommittedEntriesMax: 100_000,
     snapshotChunkBytes: 512 * 1024,
     leaseDriftTicks: 2,
+    quiesce: true,
     random,
   };
 }
@@ -44,5 +45,6 @@ export function validateConfig(c: RaftConfig): void {
   if (c.leaseDriftTicks >= c.electionTicks) {
     throw new RangeError('RaftConfig.leaseDriftTicks must be below electionTicks');
   }
+  if (typeof c.quiesce !== 'boolean') throw new RangeError('RaftConfig.quiesce must be a boolean');
   if (typeof c.random?.nextInt !== 'function') throw new RangeError('RaftConfig.random must be a RandomSource');
 }

@@ -76,6 +76,62 @@ function quorumRecentlyActive(r: Raft): boolean {
   });
 }
 
+// ---- quiescence (the rules are at the top of raft.ts) ----
+
+/** Why this leader may not quiesce now, or null when it may: nothing is in flight anywhere it
+ *  can see. The peer adds what only it knows (waiting clients, leases, snapshots). */
+export function quiesceProblem(r: Raft): string | null {
+  if (r.role !== 'leader') return 'not-leader';
+  if (r.quiescent) return 'quiescent';
+  if (!r.cfg.quiesce) return 'disabled';
+  if (r.transferee !== '') return 'transfer';
+  if (r.reads.hasWaiting() || r.reads.readsInFlight()) return 'reads';
+  const log = r.log;
+  const last = log.lastIndex();
+  if (log.committed !== last) return 'uncommitted';
+  if (log.persisted !== last || log.pendingSnapshot !== null) return 'unpersisted';
+  if (log.applied !== last) return 'unapplied';
+  for (const pr of r.progress.values()) {
+    // A voter or learner that holds less, or is being probed or sent a snapshot, needs us awake.
+    if (pr.match !== last || pr.state !== 'replicate') return 'follower-behind';
+  }
+  return null;
+}
+
+/** The last heartbeat before the group sleeps: it carries the commit index every follower must
+ *  end at (each one's match is our last index, so that is min(match, commit) too). */
+export function quiesce(r: Raft): void {
+  invariant(quiesceProblem(r) === null, 'a leader quiesces only with nothing in flight');
+  for (const to of r.progress.keys()) {
+    r.send({ type: 'heartbeat', from: r.id, to, term: r.term, commit: r.log.committed, quiesce: true });
+  }
+  r.heartbeatElapsed = 0;
+  r.quiescent = true;
+}
+
+/**
+ * Whether a message to a quiescent leader is only a late answer to what it sent before it slept
+ * (an acknowledgement of a heartbeat, a duplicate acknowledgement of entries a follower already
+ * holds): dropped without waking, or every quiesce would be undone by the answers to the last
+ * heartbeat round still on the wire. A follower that refused the quiesce heartbeat says so
+ * (`reject`), and that wakes it.
+ */
+export function answersNothingNew(r: Raft, m: Message): boolean {
+  if (m.term !== r.term || m.reject === true) return false;
+  if (m.type === 'heartbeatResp') return true;
+  if (m.type !== 'appendResp') return false;
+  const pr = r.progress.get(m.from);
+  return pr !== undefined && m.hintIndex !== undefined && m.hintIndex <= pr.match;
+}
+
+/** Woken: the lease is gone (our ticks stood still while the followers' may not have), every
+ *  follower gets a fresh CheckQuorum window, and a heartbeat round wakes them and renews both. */
+export function onWake(r: Raft): void {
+  for (const pr of r.progress.values()) pr.lastContactTick = r.ticks;
+  r.reads.dropLease();
+  bcastHeartbeat(r);
+}
+
 // ---- proposals ----
 
 function refuse(r: Raft, reason: Extract<ProposeResult, { ok: false }>['reason']): ProposeResult {
@@ -213,6 +269,8 @@ export function step(r: Raft, m: Message): void {
     case 'heartbeat':
     case 'snapshot':
       return r.drop('second-leader-in-term'); // impossible with correct peers
+    case 'wake':
+      return; // stepping it woke us; our heartbeats reach the sender every heartbeat interval
     default:
       return r.drop('unexpected-message');
   }

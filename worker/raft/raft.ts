@@ -1,6 +1,17 @@
 // The Raft rules: terms, roles, elections (with PreVote and CheckQuorum) and the follower side
 // of replication. The leader side lives in leader.ts. Everything is driven by tick() and
 // step(); outputs accumulate in `msgs` and `readStates` until RawNode.ready() takes them.
+//
+// Quiescence (CockroachDB's raft quiescence): a leader with nothing in flight sends a last
+// heartbeat marked `quiesce` (leader.ts quiesce) and stops ticking; a follower whose log ends at
+// the commit index it carries stops too, without answering. A quiescent node's tick() moves no
+// timer. Any stepped message, or wake() (a client, a due lease, a restart), ends it, and every
+// woken node starts as if it had just heard from its leader: election timer and leader contact
+// from zero, so it refuses disruptive (pre)votes for one election timeout and campaigns only
+// after a full randomised timeout. A woken leader drops its read lease and heartbeats at once;
+// a node woken by anything but a message sends `wake` to every voter (and again to its leader
+// every heartbeat interval until it hears from one), so the group wakes together and a dead
+// leader is replaced within one randomised election timeout of the wake (worker/README.md).
 
 import { invariant } from './assert.ts';
 import { validateConfig } from './config.ts';
@@ -65,6 +76,11 @@ export class Raft {
 
   // Follower state.
   readonly snapshotReceiver = new SnapshotReceiver();
+  /** Woken by something other than a message: send `wake` to the leader until it is heard. */
+  awaitingLeader = false;
+
+  /** Stopped ticking with the group (see the top of this file). */
+  quiescent = false;
 
   // Outputs, taken by RawNode.ready().
   msgs: Message[] = [];
@@ -144,6 +160,8 @@ export class Raft {
     this.progress.clear();
     this.transferee = '';
     this.timeoutNowSent = false;
+    this.awaitingLeader = false;
+    invariant(!this.quiescent, 'a quiescent node changes no role before it wakes');
   }
 
   becomeFollower(term: number, lead: NodeId): void {
@@ -187,16 +205,57 @@ export class Raft {
 
   tick(): void {
     this.ticks++;
+    if (this.quiescent) return; // the group sleeps: no timer runs (a host may tick for its own waits)
     if (this.role === 'leader') {
       leader.tick(this);
       return;
     }
     this.electionElapsed++;
     if (this.ticksSinceLeaderContact < Number.MAX_SAFE_INTEGER) this.ticksSinceLeaderContact++;
+    if (this.awaitingLeader && this.lead !== '' && this.electionElapsed % this.cfg.heartbeatTicks === 0) {
+      this.send({ type: 'wake', from: this.id, to: this.lead, term: this.term }); // the first may be lost
+    }
     if (this.promotable() && this.electionElapsed >= this.randomizedElectionTicks) {
       this.electionElapsed = 0;
       this.campaign(false);
     }
+  }
+
+  // ---- quiescence ----
+
+  /**
+   * Wake from quiescence. `from`: the sender of the message that woke us, or '' when something
+   * else did (a client, a due lease, a restart: then a follower that knows no leader tells the
+   * voters even when it was awake, since its group may be asleep; see announce).
+   */
+  wake(from: NodeId): void {
+    const local = from === '';
+    if (this.quiescent) {
+      this.quiescent = false;
+      // As if the leader had just been heard: the promise behind its lease only grows, and no
+      // timer that stood still while asleep fires at once (see the top of this file).
+      this.electionElapsed = 0;
+      this.heartbeatElapsed = 0;
+      this.ticksSinceLeaderContact = 0;
+      if (this.role === 'leader') return leader.onWake(this);
+      if (local) return this.announce();
+      // Woken by someone other than our leader (a woken peer, a candidate): wake the leader, so
+      // its heartbeats keep us from granting a pre-vote against it when it is alive.
+      if (from !== this.lead && this.lead !== '') {
+        this.awaitingLeader = true;
+        this.send({ type: 'wake', from: this.id, to: this.lead, term: this.term });
+      }
+    } else if (local && this.role === 'follower' && this.lead === '') {
+      this.announce();
+    }
+  }
+
+  /** Tell every other voter this node is awake (its group may be asleep), and keep telling the
+   *  leader until it is heard from (tick). */
+  announce(): void {
+    if (this.role === 'leader') return;
+    this.awaitingLeader = true;
+    for (const to of this.voters) if (to !== this.id) this.send({ type: 'wake', from: this.id, to, term: this.term });
   }
 
   // ---- elections ----
@@ -267,6 +326,8 @@ export class Raft {
     // Requests may come from nodes we do not know yet (a leader that is adding us, a voter
     // our log has not heard of); answers only come from members we asked.
     if (RESPONSES.has(m.type) && !isMember(this.members.current(), m.from)) return this.drop('unknown-sender');
+    if (this.quiescent && this.role === 'leader' && leader.answersNothingNew(this, m)) return this.drop('quiescent-stale');
+    this.wake(m.from);
 
     if (m.term > this.term) {
       if ((m.type === 'vote' || m.type === 'preVote') && m.transfer !== true && this.cfg.checkQuorum && this.inLease()) {
@@ -337,6 +398,7 @@ export class Raft {
         this.electionElapsed = 0;
         this.ticksSinceLeaderContact = 0;
         this.lead = m.from;
+        this.awaitingLeader = false;
         if (m.type === 'append') return this.handleAppend(m);
         if (m.type === 'heartbeat') return this.handleHeartbeat(m);
         return this.handleSnapshotChunk(m);
@@ -344,6 +406,8 @@ export class Raft {
         // The leader hands over: campaign now, skipping the pre-vote and the lease check.
         if (!this.promotable()) return this.drop('not-promotable');
         return this.campaign(true);
+      case 'wake':
+        return; // stepping it woke us; the leader's heartbeat follows
       default:
         return this.drop('unexpected-message');
     }
@@ -394,9 +458,31 @@ export class Raft {
   private handleHeartbeat(m: Message): void {
     // The leader sends min(our match, its commit), so this never exceeds what we hold.
     this.log.commitTo(Math.min(m.commit!, this.log.lastIndex()));
+    if (m.quiesce === true && this.mayQuiesce(m)) {
+      // No answer: an answer would wake the leader. It learns nothing it needs from one. A
+      // partial snapshot transfer is stale (the leader replicates to us by appends).
+      this.quiescent = true;
+      this.snapshotReceiver.clear();
+      return;
+    }
     const resp: Message = { type: 'heartbeatResp', from: this.id, to: m.from, term: this.term };
+    // Refusing to quiesce: `reject` wakes a quiescent leader (a plain answer does not, see
+    // leader.ts answersNothingNew), which then keeps the group awake until we caught up.
+    if (m.quiesce === true) resp.reject = true;
     if (m.context !== undefined) resp.context = m.context;
     this.send(resp);
+  }
+
+  /**
+   * Whether a follower agrees with the leader's quiesce heartbeat: it takes part, and its log
+   * ends at the commit index the leader sent (the leader sends min(match, commit) and quiesces
+   * only with every match at its last index, so a follower that holds less, or more of an older
+   * term, is not caught up). Otherwise it answers as to any
+   * heartbeat, which wakes the leader, and the group stays awake until it catches up.
+   */
+  private mayQuiesce(m: Message): boolean {
+    const log = this.log;
+    return this.cfg.quiesce && this.role === 'follower' && log.lastIndex() === m.commit && log.committed === m.commit;
   }
 
   private handleSnapshotChunk(m: Message): void {

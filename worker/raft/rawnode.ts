@@ -55,10 +55,12 @@ export class RawNode {
 
   /** Append `datas` as consecutive normal entries (leader only); the result names the first. */
   propose(datas: Uint8Array[]): ProposeResult {
+    this.raft.wake(''); // a client needs the group: a quiescent leader wakes first
     return leader.propose(this.raft, datas);
   }
 
   proposeConfChange(cc: ConfChange): ProposeResult {
+    this.raft.wake(''); // a client needs the group: a quiescent leader wakes first
     return leader.proposeConfChange(this.raft, cc);
   }
 
@@ -68,6 +70,7 @@ export class RawNode {
    * the role or term changed.
    */
   readIndex(ctx: string): boolean {
+    this.raft.wake(''); // a client needs the group: a quiescent leader wakes first
     return leader.readIndex(this.raft, ctx);
   }
 
@@ -77,11 +80,37 @@ export class RawNode {
   }
 
   transferLeadership(to: NodeId): boolean {
+    this.raft.wake(''); // a client needs the group: a quiescent leader wakes first
     return leader.transferLeadership(this.raft, to);
   }
 
   campaign(): void {
+    if (this.raft.quiescent) this.raft.wake(this.raft.id); // its (pre)votes wake the others
     this.raft.campaign(false);
+  }
+
+  /** Why this node may not quiesce its group now (leader.ts quiesceProblem), or null. */
+  quiesceProblem(): string | null {
+    return leader.quiesceProblem(this.raft);
+  }
+
+  /** Leader, nothing in flight (quiesceProblem() null): send the quiesce heartbeat and stop. */
+  quiesce(): void {
+    leader.quiesce(this.raft);
+  }
+
+  /**
+   * Something other than a Raft message needs this node (a client, a due lease, a restart): a
+   * quiescent node wakes, and a follower that knows no leader or was asleep tells the voters
+   * (raft.ts, quiescence). Messages wake a node by themselves (step).
+   */
+  wake(): void {
+    this.raft.wake('');
+  }
+
+  /** Stopped ticking with its group until a message or wake(). */
+  isQuiescent(): boolean {
+    return this.raft.quiescent;
   }
 
   compact(index: number, data: Uint8Array): void {
@@ -224,6 +253,7 @@ export class RawNode {
       progress,
       transferee: r.transferee,
       dropped: { ...r.dropped },
+      quiescent: r.quiescent,
     };
   }
 

@@ -96,6 +96,18 @@ export class ReadRounds {
     this.newestUnsent = false;
   }
 
+  /**
+   * The leader woke from quiescence: its ticks stood still while it slept, so no round sent
+   * before it may vouch for a lease now (an acknowledgement arriving late would otherwise start
+   * one in the past). Only possible with no read waiting: quiescence waits for them all.
+   */
+  dropLease(): void {
+    if (this.waiting.length > 0 || this.readsInFlight()) throw new Error('dropLease with reads pending');
+    this.rounds = [];
+    this.newestUnsent = false;
+    this.leaseStartTick = Number.NEGATIVE_INFINITY;
+  }
+
   /** Parse a heartbeatResp context back into a round number (null if it is not one of ours). */
   parseContext(ctx: string | undefined): number | null {
     if (ctx === undefined || !/^[1-9][0-9]{0,15}$/.test(ctx)) return null;

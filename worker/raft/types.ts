@@ -84,7 +84,9 @@ export interface ReadState {
  * Every message type, in wire order: a type's position is its code in the codec (codec.ts), so
  * new types go at the end. The last one is not Raft: `removed`, a member telling a node that
  * messaged it that a committed configuration, the one at `index`, does not include that node.
- * The peers handle it (worker/peer/removal.ts); the core drops it.
+ * The peers handle it (worker/peer/removal.ts); the core drops it. `wake` is a peer woken from
+ * quiescence by something other than a message (a client, a restart) waking the rest of its
+ * group; every stepped message wakes a quiescent node, this one carries nothing else.
  */
 export const MESSAGE_TYPES = [
   'preVote',
@@ -99,6 +101,7 @@ export const MESSAGE_TYPES = [
   'snapshotResp',
   'timeoutNow',
   'removed',
+  'wake',
 ] as const;
 
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -132,6 +135,9 @@ export interface Message {
   snapshot?: SnapshotChunk;
   /** vote / preVote triggered by a leadership transfer (bypasses the leader-lease check). */
   transfer?: boolean;
+  /** heartbeat: the leader has nothing in flight and stops ticking; a follower whose log ends at
+   *  `commit` stops too and does not answer (raft.ts, quiescence). */
+  quiesce?: boolean;
 }
 
 export interface SnapshotChunk {
@@ -211,6 +217,9 @@ export interface RaftConfig {
    * electionTicks - leaseDriftTicks ticks after the quorum contact it is based on.
    */
   leaseDriftTicks: number;
+  /** Whether this node takes part in quiescence (leader.ts quiesceProblem): false refuses a
+   *  leader's quiesce heartbeat and never quiesces as leader. */
+  quiesce: boolean;
   random: RandomSource;
 }
 
@@ -252,4 +261,6 @@ export interface Status {
   transferee: NodeId;
   /** Counters of dropped/ignored messages by reason (see step). */
   dropped: Record<string, number>;
+  /** Stopped ticking with its group (raft.ts, quiescence) until a message or a wake(). */
+  quiescent: boolean;
 }

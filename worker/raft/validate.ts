@@ -85,6 +85,8 @@ export function validateMessage(m: unknown): string | null {
   if (msg.hintTerm !== undefined && !isUint(msg.hintTerm)) return 'hintTerm must be a non-negative integer';
   if (msg.reject !== undefined && typeof msg.reject !== 'boolean') return 'reject must be a boolean';
   if (msg.transfer !== undefined && typeof msg.transfer !== 'boolean') return 'transfer must be a boolean';
+  if (msg.quiesce !== undefined && typeof msg.quiesce !== 'boolean') return 'quiesce must be a boolean';
+  if (msg.quiesce === true && msg.type !== 'heartbeat') return 'only a heartbeat quiesces';
   if (msg.context !== undefined && (typeof msg.context !== 'string' || msg.context.length > CONTEXT_BYTES_MAX)) {
     return 'context must be a short string';
   }
