@@ -17,7 +17,7 @@ import type { EdgeCosts } from '../../worker/edge/costs.ts';
 import { defaultRaftConfig } from '../../worker/raft/config.ts';
 import { totalCpuSeconds } from './cpu.ts';
 import { trackCloser } from './cleanup.ts';
-import { workerdPids } from './edge.ts';
+import { firstWrite, workerdPids } from './edge.ts';
 import { median } from './failover.ts';
 import { benchValue } from './wrk.ts';
 
@@ -181,16 +181,7 @@ export async function runEdgeCost(opts: EdgeCostOptions): Promise<EdgeCostResult
     };
 
     // Bootstrap (the first write waits for the election), then the burst.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await put('cost-warm');
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    await firstWrite(() => put('cost-warm'));
     let seq = 0;
     for (let i = 0; i < opts.burstWrites; i++) await put(`b${++seq}`);
 

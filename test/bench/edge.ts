@@ -86,6 +86,20 @@ export function workerdPids(): number[] {
   }
 }
 
+/** The first write bootstraps a cluster (its peers elect a leader): tried until it lands, for a minute. */
+export async function firstWrite(write: () => Promise<unknown>): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      await write();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
   const server = createTestHarness({
     root: ROOT,
@@ -132,17 +146,7 @@ export async function runEdge(opts: EdgeOptions): Promise<EdgeResult> {
       if (res.status !== 204) throw new Error(`plain PUT ${key}: HTTP ${res.status}`);
     };
 
-    // The first write bootstraps the cluster (peers elect a leader): retry until it lands.
-    const deadline = Date.now() + 60_000;
-    for (;;) {
-      try {
-        await replicated('edge-warm');
-        break;
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
+    await firstWrite(() => replicated('edge-warm'));
     let seq = 0;
     for (let i = 0; i < 20; i++) {
       await replicated(`w${++seq}`);
