@@ -36,6 +36,11 @@ import { findEtcd, findWrk } from './tools.ts';
 import { measureWatch, type WatchResult } from './watch.ts';
 import { WORKLOADS, measure, type WorkloadResult } from './workloads.ts';
 
+// The edge phases start workerd through wrangler: nothing may try the internet (wrangler would
+// fetch the Request.cf object from workers.cloudflare.com, and report usage).
+process.env['CLOUDFLARE_CF_FETCH_ENABLED'] ??= 'false';
+process.env['WRANGLER_SEND_METRICS'] ??= 'false';
+
 // Ports (this harness owns 14000–14999): metcd engine k on 14000+10k.., etcd on 14100.., 14110..
 const METCD_BASE_PORT = 14000;
 const ETCD_BASE_PORT = 14100;
