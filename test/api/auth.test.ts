@@ -394,6 +394,26 @@ describe('access control: tokens', () => {
     expect((await env.call(env.leader, '/app/a', { token: ROOT })).status).toBe(404);
   });
 
+  it('leases count against the granting token: past its quota it is refused, other tokens and root are not', async () => {
+    const env = await setup({}, { kvLimits: { ...DEFAULT_KV_LIMITS, leasesPerOwnerMax: 2 } });
+    const a = await makeToken(env, { name: 'a', rules: [{ prefix: '', access: 'readwrite' }] });
+    const b = await makeToken(env, { name: 'b', rules: [] });
+    const grant = (token: string) => env.call(env.leader, '/lease', { method: 'POST', body: '{"ttl":60}', token });
+    const first = (await (await grant(a.token)).json()) as { id: string };
+    expect((await grant(a.token)).status).toBe(200);
+    const refused = await grant(a.token);
+    expect([refused.status, await code(refused)]).toEqual([400, 'bad_request']);
+    expect(await refused.text()).toContain(`token ${a.id} holds 2 leases`);
+    // Every way a token takes a lease counts: a key's ?ttl= and a lock.
+    expect((await env.call(env.leader, '/k/x?ttl=5', { method: 'PUT', body: 'v', token: a.token })).status).toBe(400);
+    expect((await env.call(env.leader, '/lock/jobs?ttl=30', { method: 'POST', token: a.token })).status).toBe(400);
+    expect((await grant(b.token)).status).toBe(200);
+    expect((await grant(ROOT)).status).toBe(200);
+    // A revoke gives the place back.
+    expect((await env.call(env.leader, `/lease/${first.id}`, { method: 'DELETE', token: a.token })).status).toBe(200);
+    expect((await grant(a.token)).status).toBe(200);
+  });
+
   it('cannot reach metcd’s own keys, whatever a token may write', async () => {
     const env = await setup();
     await makeToken(env, { name: 'someone', rules: [] });

@@ -159,6 +159,42 @@ describe('leases in the state machine', () => {
     expect(sm.apply(7, { op: 'lease-grant', ttl: 0 })).toMatchObject({ ok: false, code: 'invalid' });
   });
 
+  it("count against the granting API token's quota (leasesPerOwnerMax), freed by a revoke, rebuilt on restore", () => {
+    const A = 'aaaaaaaaaaaaaaaa';
+    const B = 'bbbbbbbbbbbbbbbb';
+    const owned = (ttl: number, owner: string): KvCommand => ({ op: 'lease-grant', ttl, owner });
+    const limits = { ...DEFAULT_KV_LIMITS, leasesPerOwnerMax: 2 };
+    const sm = new KvStateMachine(limits);
+    expect(sm.apply(1, owned(10, A))).toMatchObject({ ok: true, id: 1 });
+    expect(sm.apply(2, owned(10, A))).toMatchObject({ ok: true, id: 2 });
+    expect(sm.apply(3, owned(10, A))).toMatchObject({
+      ok: false,
+      code: 'invalid',
+      message: expect.stringMatching(/token a{16} holds 2 leases/),
+    });
+    // Another token, and the root token (no owner), are not held back by A's quota.
+    expect(sm.apply(4, owned(10, B))).toMatchObject({ ok: true });
+    expect(sm.apply(5, grant(10))).toMatchObject({ ok: true });
+    expect(sm.apply(6, grant(10))).toMatchObject({ ok: true });
+    // The quota survives a restore (the owner is in the lease's record)...
+    const copy = new KvStateMachine(limits, decodeState(encodeState(sm.snapshot())));
+    expect(copy.apply(7, owned(10, A))).toMatchObject({ ok: false, code: 'invalid' });
+    // ...and a revoke frees a place.
+    expect(copy.apply(8, revoke(1))).toMatchObject({ ok: true });
+    expect(copy.apply(9, owned(10, A))).toMatchObject({ ok: true, id: 9 });
+    for (const owner of ['', 'A'.repeat(16), 'a'.repeat(15), 42]) {
+      expect(validateCommand({ op: 'lease-grant', ttl: 5, owner }, DEFAULT_KV_LIMITS).ok, String(owner)).toBe(false);
+    }
+    const bytes = encodeCommand(owned(5, A));
+    expect(decodeCommand(bytes)).toEqual(owned(5, A));
+    // A malformed owner in a stored record is corrupt state.
+    const state = sm.snapshot();
+    state.records = state.records.map(([k, r]) =>
+      k.startsWith('\u0001lease/') ? [k, { ...r, value: `${r.value.split(',')[0]},XYZ` }] : [k, r],
+    );
+    expect(() => new KvStateMachine(limits, state)).toThrow(/malformed/);
+  });
+
   it('travel through the codec: lease commands and puts with a lease as JSON, puts without in binary', () => {
     for (const cmd of [
       grant(5),

@@ -48,12 +48,15 @@ export class Grant {
   readonly who: string;
   /** Whether a credential was checked (false: an anonymous caller of an open route). */
   readonly authenticated: boolean;
+  /** The API token's id when an API token was shown: what is counted per token (its leases). */
+  readonly tokenId: string | undefined;
   private readonly rights: Rights;
 
-  constructor(who: string, rights: Partial<Rights>, authenticated = true) {
+  constructor(who: string, rights: Partial<Rights>, authenticated = true, tokenId?: string) {
     this.who = who;
     this.rights = { ...NO_RIGHTS, ...rights };
     this.authenticated = authenticated;
+    this.tokenId = tokenId;
   }
 
   static everything(who: string): Grant {

@@ -128,5 +128,5 @@ function grantFor(secret: string, settings: AuthSettings, tokens: TokenView): Gr
   if (token.expiresAt !== null && token.expiresAt <= settings.now()) {
     return unauthenticated(`token ${token.name} (${token.id}) has expired`, 'invalid_token');
   }
-  return new Grant(`token ${token.name} (${token.id})`, { rules: token.rules, admin: token.admin, status: token.status });
+  return new Grant(`token ${token.name} (${token.id})`, { rules: token.rules, admin: token.admin, status: token.status }, true, token.id);
 }

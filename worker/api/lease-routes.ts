@@ -41,7 +41,9 @@ export function ttlValue(ctx: ApiContext, ttl: unknown): number {
 
 /** Grant a lease (on the leader); its id and granted TTL. */
 export async function grant(ctx: ApiContext, ttl: number): Promise<{ id: number; ttl: number; revision: number }> {
-  const result = (await ctx.peer.write({ op: 'lease-grant', ttl })).result;
+  // A lease granted with an API token counts against that token's quota (leasesPerOwnerMax).
+  const owner = ctx.grant.tokenId;
+  const result = (await ctx.peer.write(owner === undefined ? { op: 'lease-grant', ttl } : { op: 'lease-grant', ttl, owner })).result;
   if (!result.ok) throw kvRefusalToApi(result);
   if (result.op !== 'lease-grant') throw new Error(`lease-grant answered ${result.op}`);
   return { id: result.id, ttl: result.ttl, revision: result.revision };

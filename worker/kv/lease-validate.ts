@@ -1,7 +1,7 @@
 // What makes a lease command, or a put's lease, acceptable (see validate.ts: checked before
 // proposing and again when applying, with the same code).
 
-import { LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS, isLeaseId, isLeaseTtl } from './leases.ts';
+import { LEASE_OWNER_PATTERN, LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS, isLeaseId, isLeaseTtl } from './leases.ts';
 import { varuintBytes } from './bytes.ts';
 
 /** validate.ts's CommandProblem (an `invalid` one). */
@@ -14,11 +14,15 @@ function invalid(message: string): CommandProblem {
   return { code: 'invalid', message };
 }
 
-/** lease-grant {ttl} and lease-revoke {id}: no stamp, no compare, nothing else. */
+/** lease-grant {ttl, owner?} and lease-revoke {id}: no stamp, no compare, nothing else. */
 export function leaseCommandProblem(cmd: Record<string, unknown>): CommandProblem | null {
-  const field = cmd['op'] === 'lease-grant' ? 'ttl' : 'id';
-  for (const name of Object.keys(cmd)) if (name !== 'op' && name !== field) return invalid(`${String(cmd['op'])} takes no ${name}`);
-  if (field === 'ttl') {
+  const grant = cmd['op'] === 'lease-grant';
+  const fields = grant ? ['ttl', 'owner'] : ['id'];
+  for (const name of Object.keys(cmd)) if (name !== 'op' && !fields.includes(name)) return invalid(`${String(cmd['op'])} takes no ${name}`);
+  if (grant) {
+    if (cmd['owner'] !== undefined && !(typeof cmd['owner'] === 'string' && LEASE_OWNER_PATTERN.test(cmd['owner']))) {
+      return invalid("a lease's owner must be an API token id (16 hex digits)");
+    }
     return isLeaseTtl(cmd['ttl'])
       ? null
       : invalid(`lease ttl must be an integer of ${LEASE_TTL_MIN_SECONDS}..${LEASE_TTL_MAX_SECONDS} seconds`);

@@ -7,6 +7,8 @@
 // Like the tokens and the history, leases live in the KV map itself, as records under metcd's own
 // keys (tokens.ts), so every engine, snapshot and restore carries them with no storage change:
 //   \u0001lease/<id, 16 digits>   →  "<ttl seconds>"   a granted lease
+//                                 →  "<ttl>,<owner>"    one granted by an API token (its id),
+//                                                       counted against that token's quota
 //   \u0001lk/<key>                →  "<id>"            <key> is attached to lease <id>
 // LeaseTable is the in-memory index over those records (rebuilt from them on restore).
 //
@@ -15,7 +17,7 @@
 // are below 2^53, so JSON numbers would do, but the API writes them as decimal strings, as
 // etcd's JSON gateway writes int64s).
 
-import { INTERNAL_KEY_PREFIX } from './tokens.ts';
+import { INTERNAL_KEY_PREFIX, TOKEN_ID_PATTERN } from './tokens.ts';
 
 const LEASE_PREFIX = `${INTERNAL_KEY_PREFIX}lease/`;
 const LEASE_KEY_PREFIX = `${INTERNAL_KEY_PREFIX}lk/`;
@@ -28,6 +30,11 @@ export const LEASE_TTL_MAX_SECONDS = 30 * 24 * 3600;
 /** The lease limits' defaults (KvLimits.leasesMax, leaseKeysMax). */
 export const DEFAULT_LEASES_MAX = 10_000;
 export const DEFAULT_LEASE_KEYS_MAX = 10_000;
+/** Leases one API token may hold at once (KvLimits.leasesPerOwnerMax): a tenth of the cluster's,
+ *  so no one token can take every lease from the others. */
+export const DEFAULT_LEASES_PER_OWNER_MAX = 1_000;
+/** Who may own a lease: an API token, by its id. */
+export const LEASE_OWNER_PATTERN = TOKEN_ID_PATTERN;
 
 export function isLeaseRecordKey(key: string): boolean {
   return key.startsWith(LEASE_PREFIX) || key.startsWith(LEASE_KEY_PREFIX);
@@ -77,23 +84,33 @@ export interface LeaseView {
 interface Lease {
   ttl: number;
   keys: Set<string>;
+  /** The API token that granted it ('' for the root and cluster tokens and open mode). */
+  owner: string;
 }
 
 export class LeaseTable implements LeaseView {
   private readonly leases = new Map<number, Lease>();
   private readonly byKey = new Map<string, number>();
+  /** Leases held per owning API token. */
+  private readonly byOwner = new Map<string, number>();
 
   /** Rebuild from the lease records of a stored state; a malformed one means corrupt state. */
   static restore(records: Iterable<[string, string]>): LeaseTable {
     const t = new LeaseTable();
     const attachments: Array<[string, number]> = [];
     for (const [key, value] of records) {
-      const n = Number(value);
       if (key.startsWith(LEASE_PREFIX)) {
         const id = Number(key.slice(LEASE_PREFIX.length));
-        if (!isLeaseId(id) || key !== leaseKey(id) || !isLeaseTtl(n)) throw corrupt(key);
-        t.leases.set(id, { ttl: n, keys: new Set() });
+        const comma = value.indexOf(',');
+        const ttl = Number(comma < 0 ? value : value.slice(0, comma));
+        const owner = comma < 0 ? '' : value.slice(comma + 1);
+        if (!isLeaseId(id) || key !== leaseKey(id) || !isLeaseTtl(ttl) || (comma >= 0 && !LEASE_OWNER_PATTERN.test(owner))) {
+          throw corrupt(key);
+        }
+        t.leases.set(id, { ttl, keys: new Set(), owner });
+        t.count(owner, 1);
       } else {
+        const n = Number(value);
         if (!isLeaseId(n) || key.length === LEASE_KEY_PREFIX.length) throw corrupt(key);
         attachments.push([key.slice(LEASE_KEY_PREFIX.length), n]);
       }
@@ -120,6 +137,11 @@ export class LeaseTable implements LeaseView {
     return lease === undefined ? undefined : { id, ttl: lease.ttl, keys: [...lease.keys].sort() };
   }
 
+  /** Leases API token `owner` holds. */
+  ownedBy(owner: string): number {
+    return this.byOwner.get(owner) ?? 0;
+  }
+
   leaseOf(key: string): number {
     return this.byKey.get(key) ?? 0;
   }
@@ -136,10 +158,20 @@ export class LeaseTable implements LeaseView {
     return n;
   }
 
-  grant(id: number, ttl: number, writes: LeaseWrites): void {
+  /** Lease `id` granted for `ttl` seconds, by API token `owner` ('' for none). */
+  grant(id: number, ttl: number, owner: string, writes: LeaseWrites): void {
     if (this.leases.has(id)) throw new Error(`lease ${id} granted twice`);
-    this.leases.set(id, { ttl, keys: new Set() });
-    writes.set(leaseKey(id), String(ttl));
+    this.leases.set(id, { ttl, keys: new Set(), owner });
+    this.count(owner, 1);
+    writes.set(leaseKey(id), owner === '' ? String(ttl) : `${ttl},${owner}`);
+  }
+
+  private count(owner: string, delta: number): void {
+    if (owner === '') return;
+    const n = (this.byOwner.get(owner) ?? 0) + delta;
+    if (n < 0) throw new Error(`lease owner ${owner}: count below zero`);
+    if (n === 0) this.byOwner.delete(owner);
+    else this.byOwner.set(owner, n);
   }
 
   /** `key` was put with lease `id` (0: none, which detaches it, as etcd). */
@@ -168,6 +200,7 @@ export class LeaseTable implements LeaseView {
     const keys = [...lease.keys].sort();
     for (const key of keys) this.detach(key, writes);
     this.leases.delete(id);
+    this.count(lease.owner, -1);
     writes.remove(leaseKey(id));
     return keys;
   }

@@ -21,7 +21,7 @@ import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isToke
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
 import type { HistoryWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
-import { DEFAULT_LEASES_MAX, DEFAULT_LEASE_KEYS_MAX, LeaseTable, isLeaseRecordKey } from './leases.ts';
+import { DEFAULT_LEASES_MAX, DEFAULT_LEASES_PER_OWNER_MAX, DEFAULT_LEASE_KEYS_MAX, LeaseTable, isLeaseRecordKey } from './leases.ts';
 import type { LeaseView } from './leases.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
@@ -311,7 +311,7 @@ export class KvStateMachine {
     if (cmd.op === 'token-delete') return this.deleteToken(cmd.id);
     if (cmd.op === 'compact') return this.compact(cmd.revision);
     if (cmd.op === 'txn') return this.txn(cmd);
-    if (cmd.op === 'lease-grant') return this.grantLease(cmd.ttl);
+    if (cmd.op === 'lease-grant') return this.grantLease(cmd.ttl, cmd.owner ?? '');
     if (cmd.op === 'lease-revoke') return this.revokeLease(cmd.id);
 
     const compare = cmd.compare;
@@ -452,13 +452,19 @@ export class KvStateMachine {
 
   /** A lease's id is the index of the entry granting it (leases.ts); a grant takes a revision, as
    *  its record does (etcd's takes none). */
-  private grantLease(ttl: number): KvResult {
+  /** A lease for `ttl` seconds, granted by API token `owner` ('' for the root or cluster token,
+   *  or open mode: only the cluster's limit applies to them). */
+  private grantLease(ttl: number, owner: string): KvResult {
     const max = this.limits.leasesMax ?? DEFAULT_LEASES_MAX;
     if (this.leaseTable.size >= max) return this.invalid(`the cluster holds ${this.leaseTable.size} leases, its limit; revoke one first`);
+    const ownerMax = this.limits.leasesPerOwnerMax ?? DEFAULT_LEASES_PER_OWNER_MAX;
+    if (owner !== '' && this.leaseTable.ownedBy(owner) >= ownerMax) {
+      return this.invalid(`token ${owner} holds ${ownerMax} leases, its limit; revoke one first`);
+    }
     const id = this.lastIndex;
     const revision = this.currentRevision + 1;
     this.writingRevision = revision;
-    this.leaseTable.grant(id, ttl, this.historyWrites);
+    this.leaseTable.grant(id, ttl, owner, this.historyWrites);
     this.currentRevision = revision;
     return { ok: true, op: 'lease-grant', revision, id, ttl };
   }

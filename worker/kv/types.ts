@@ -58,7 +58,7 @@ export type KvCommand =
   /** etcd's Txn: if every compare holds, the success ops, else the failure ops, in one revision (txn.ts). */
   | { op: 'txn'; compare: TxnCompare[]; success: TxnOp[]; failure: TxnOp[]; stamp?: ClientStamp }
   /** Grant a lease of `ttl` seconds (leases.ts); its id is this entry's log index. */
-  | { op: 'lease-grant'; ttl: number; compare?: undefined; stamp?: undefined }
+  | { op: 'lease-grant'; ttl: number; owner?: string; compare?: undefined; stamp?: undefined }
   /** Revoke a lease: its keys are deleted in one revision (answered as a delete). */
   | { op: 'lease-revoke'; id: number; compare?: undefined; stamp?: undefined };
 
@@ -129,9 +129,11 @@ export interface KvLimits {
    *  one, the state machine compacts to this many revisions back (as etcd's revision-based
    *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
   historyRetention: number;
-  /** Leases held at most, and keys attached to one lease at most (defaults in leases.ts). */
+  /** Leases held at most, keys attached to one lease at most, and leases one API token holds
+   *  at most (defaults in leases.ts). */
   leasesMax?: number;
   leaseKeysMax?: number;
+  leasesPerOwnerMax?: number;
 }
 
 /**
@@ -171,6 +173,7 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   historyRetention: 10_000,
   leasesMax: 10_000,
   leaseKeysMax: 10_000,
+  leasesPerOwnerMax: 1_000,
 };
 
 /** One client's session: the last sequence number applied and the answer it got. */

@@ -36,7 +36,8 @@ function cleanCopy(cmd: KvCommand): KvCommand {
     if (cmd.stamp !== undefined) txn.stamp = { client: cmd.stamp.client, seq: cmd.stamp.seq };
     return txn;
   }
-  if (cmd.op === 'lease-grant') return { op: 'lease-grant', ttl: cmd.ttl };
+  if (cmd.op === 'lease-grant')
+    return cmd.owner === undefined ? { op: 'lease-grant', ttl: cmd.ttl } : { op: 'lease-grant', ttl: cmd.ttl, owner: cmd.owner };
   if (cmd.op === 'lease-revoke') return { op: 'lease-revoke', id: cmd.id };
   const out: KvCommand =
     cmd.op === 'put' ? { op: 'put', pairs: cmd.pairs.map(([k, v]): [string, string] => [k, v]) } : { op: 'delete', keys: cmd.keys.slice() };
@@ -209,9 +210,10 @@ export function checkLimits(limits: KvLimits): void {
     'historyRetention',
     'leasesMax',
     'leaseKeysMax',
+    'leasesPerOwnerMax',
   ] as const) {
     const v = limits[name];
-    if (v === undefined && (name === 'leasesMax' || name === 'leaseKeysMax')) continue; // optional: defaults apply (leases.ts)
+    if (v === undefined && (name === 'leasesMax' || name === 'leaseKeysMax' || name === 'leasesPerOwnerMax')) continue; // optional: defaults apply (leases.ts)
     if (!Number.isSafeInteger(v) || v! < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
   }
 }
