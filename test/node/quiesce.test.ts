@@ -92,8 +92,8 @@ describe('quiescence on Node', () => {
     const next = await cluster.leader({ not: old.id });
     expect((await next.status()).term).toBeGreaterThan(oldTerm);
     expect(await (await followLeader(follower, '/after-kill?level=consistent')).text()).toBe('k');
-    // A voter that misses entries keeps the group awake (its match is behind); restarted, it
-    // catches up and the whole group sleeps again.
+    // The killed voter, silent for an election timeout, does not keep the group awake;
+    // restarted, it wakes the group, catches up, and the whole group sleeps again.
     old.start();
     await allQuiescent();
     expect(cluster.live()).toHaveLength(3);

@@ -64,6 +64,11 @@ describe('leases on the peer', () => {
     let changes = 0;
     for (let t = 0; t < 400; t++) {
       const leaderId = c.leaderId();
+      // No leader known: as a client trying its endpoints, ask every peer it can reach. A group
+      // that slept (quiescence) notices a lost leader only when something wakes it.
+      if (leaderId === null && t % 5 === 0) {
+        for (const [peerId, p] of c.peers) if (!c.isolated.has(peerId)) p.keepAlive(id).catch(() => {});
+      }
       // Keep alive every ttl/4 through whoever leads now.
       if (leaderId !== null && t % 5 === 0) {
         const kept = c.peer(leaderId).keepAlive(id);

@@ -52,6 +52,31 @@ describe('quiescence: the leader decides', () => {
     expect(net.raw('a').quiesceProblem()).toBe('follower-behind');
   });
 
+  it('a follower silent for an election timeout is not waited for; back, its first message wakes the group, which catches it up', () => {
+    const net = idleGroup();
+    net.isolate('c');
+    net.propose('a', 'y'); // c misses it
+    net.tick(E - 1, ['a', 'b']);
+    expect(net.raw('a').quiesceProblem()).toBe('follower-behind'); // heard from within a timeout
+    net.tick(2, ['a', 'b']);
+    expect(net.raw('a').quiesceProblem()).toBeNull();
+    net.raw('a').quiesce();
+    net.stabilize();
+    expect([net.raw('a').isQuiescent(), net.raw('b').isQuiescent()]).toEqual([true, true]);
+    const term = net.raw('a').status().term;
+    // c comes back: it hears no leader, times out and asks for pre-votes, which wake b and a.
+    net.heal();
+    for (let i = 0; i < 6 * E && net.raw('c').status().commit < net.raw('a').status().lastIndex; i++) {
+      net.tick(1, ['c']);
+      net.stabilize();
+      if (!net.raw('a').isQuiescent()) net.tick(1, ['a', 'b']);
+      net.stabilize();
+    }
+    expect(net.raw('c').status().commit).toBe(net.raw('a').status().lastIndex);
+    expect(net.leaders()).toEqual(['a']); // woken, not deposed
+    expect(net.raw('a').status().term).toBe(term);
+  });
+
   it('a learner counts like a voter', () => {
     const net = new Network(['a', 'b'], { learners: ['l'] });
     net.elect('a');

@@ -92,17 +92,34 @@ export function quiesceProblem(r: Raft): string | null {
   if (log.persisted !== last || log.pendingSnapshot !== null) return 'unpersisted';
   if (log.applied !== last) return 'unapplied';
   for (const pr of r.progress.values()) {
-    // A voter or learner that holds less, or is being probed or sent a snapshot, needs us awake.
-    if (pr.match !== last || pr.state !== 'replicate') return 'follower-behind';
+    if (pr.match === last && pr.state === 'replicate') continue;
+    // A follower silent for an election timeout (down, or cut off) is not waited for: it would
+    // keep the group awake, and billed, for as long as it is gone. When it is back its first
+    // message (a pre-vote, a wake) wakes whoever gets it, and the leader catches it up then.
+    if (r.cfg.checkQuorum && r.ticks - pr.lastContactTick >= r.cfg.electionTicks) continue;
+    // A voter or learner we hear from that holds less, or is being probed or sent a snapshot.
+    return 'follower-behind';
   }
+  // Asleep, a leader checks no quorum (CheckQuorum needs ticks): it sleeps only while a majority
+  // of voters, itself included, holds everything and was heard from within an election timeout.
+  const caughtUp = (id: NodeId) => {
+    if (id === r.id) return true;
+    const pr = r.progress.get(id);
+    return pr !== undefined && pr.match === last && r.ticks - pr.lastContactTick < r.cfg.electionTicks;
+  };
+  if (!quorumActive(r.voters, caughtUp)) return 'no-quorum';
   return null;
 }
 
 /** The last heartbeat before the group sleeps: it carries the commit index every follower must
- *  end at (each one's match is our last index, so that is min(match, commit) too). */
+ *  end at, and goes only to the followers that hold our last entry (so it is min(match, commit)
+ *  for each, as every heartbeat's commit must be: a follower told of a commit beyond what it
+ *  matched could commit a stale suffix of its own). A silent follower left behind gets nothing. */
 export function quiesce(r: Raft): void {
   invariant(quiesceProblem(r) === null, 'a leader quiesces only with nothing in flight');
-  for (const to of r.progress.keys()) {
+  const last = r.log.lastIndex();
+  for (const [to, pr] of r.progress) {
+    if (to === r.id || pr.match !== last) continue;
     r.send({ type: 'heartbeat', from: r.id, to, term: r.term, commit: r.log.committed, quiesce: true });
   }
   r.heartbeatElapsed = 0;
