@@ -1,5 +1,7 @@
 // Scale phase (`--scale`, issue 14): what a 3-node cluster costs once it holds many keys, etcd
-// next to metcd on each engine. Loads N keys (1,000,000 by default) with 100-byte values as fast
+// next to metcd on each engine. Loads N keys (1,000,000 by default) with 100-byte values (random
+// printable characters, a different value per key: a repeated value would flatter an engine that
+// compresses, as LevelDB does, by an order of magnitude on disk) as fast
 // as each side takes them (metcd: POST /key with 1000 pairs; etcd: /v3/kv/txn with 1000 puts,
 // its --max-txn-ops raised to allow it), then reports per node the resident memory (VmRSS) and
 // the data directory's size on disk (du), then SIGKILLs all three nodes, starts them again and
@@ -14,7 +16,6 @@ import { performance } from 'node:perf_hooks';
 import { fetchJson, forEachParallel } from './http.ts';
 import { median } from './failover.ts';
 import type { LeaderView } from './target.ts';
-import { benchValue } from './wrk.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 export const SCALE_TARGETS = {
@@ -69,6 +70,23 @@ export interface ScaleResult {
 
 export const scaleKey = (i: number): string => `scale/${String(i).padStart(9, '0')}`;
 
+const VALUE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** Key i's value: `bytes` characters of a pseudo-random stream seeded by i (mulberry32), so any
+ *  key's value can be checked after a restart without keeping them all. */
+export function scaleValue(i: number, bytes: number): string {
+  let a = (i + 0x9e3779b9) >>> 0;
+  let out = '';
+  while (out.length < bytes) {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    t = (t ^ (t >>> 14)) >>> 0;
+    for (let k = 0; k < 4 && out.length < bytes; k++) out += VALUE_ALPHABET[(t >>> (k * 6)) & 63];
+  }
+  return out;
+}
+
 /** VmRSS from the text of /proc/<pid>/status, in bytes (the kernel writes kB, meaning KiB). */
 export function parseVmRssBytes(status: string): number {
   const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
@@ -96,16 +114,15 @@ export function diskBytes(dir: string): number {
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 /** One batch of puts in one request (one revision on both sides). */
-async function putBatch(system: ScaleCluster['system'], url: string, from: number, to: number, value: string): Promise<void> {
+async function putBatch(system: ScaleCluster['system'], url: string, from: number, to: number, valueBytes: number): Promise<void> {
   if (system === 'metcd') {
     const pairs: Record<string, string> = {};
-    for (let i = from; i < to; i++) pairs[scaleKey(i)] = value;
+    for (let i = from; i < to; i++) pairs[scaleKey(i)] = scaleValue(i, valueBytes);
     await fetchJson<{ revision: number }>(`${url}/key`, { method: 'POST', body: JSON.stringify(pairs) }, 60_000);
     return;
   }
-  const v = b64(value);
   const success = [];
-  for (let i = from; i < to; i++) success.push({ requestPut: { key: b64(scaleKey(i)), value: v } });
+  for (let i = from; i < to; i++) success.push({ requestPut: { key: b64(scaleKey(i)), value: b64(scaleValue(i, valueBytes)) } });
   const r = await fetchJson<{ succeeded?: boolean }>(`${url}/v3/kv/txn`, { method: 'POST', body: JSON.stringify({ success }) }, 60_000);
   if (r.succeeded !== true) throw new Error(`etcd txn ${from}..${to} did not succeed: ${JSON.stringify(r).slice(0, 200)}`);
 }
@@ -168,7 +185,6 @@ async function timeRestart(cluster: ScaleCluster, key: string, value: string, ti
 
 export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): Promise<ScaleResult> {
   const note = opts.onNote ?? (() => undefined);
-  const value = benchValue(opts.valueBytes);
   const problems: string[] = [];
   const leader = await cluster.leader(30_000);
   const batches = Math.ceil(opts.keys / SCALE_BATCH_PAIRS);
@@ -176,7 +192,7 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   let lastNoteMs = performance.now();
   const began = performance.now();
   await forEachParallel(batches, 4, async (b) => {
-    await putBatch(cluster.system, leader.url, b * SCALE_BATCH_PAIRS, Math.min(opts.keys, (b + 1) * SCALE_BATCH_PAIRS), value);
+    await putBatch(cluster.system, leader.url, b * SCALE_BATCH_PAIRS, Math.min(opts.keys, (b + 1) * SCALE_BATCH_PAIRS), opts.valueBytes);
     done++;
     if (performance.now() - lastNoteMs > 10_000) {
       lastNoteMs = performance.now();
@@ -203,17 +219,19 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   note(`${cluster.label}: RSS per node ${rss.map(mb).join(', ')} MB; on disk ${disk.map(mb).join(', ')} MB`);
 
   const lastKey = scaleKey(opts.keys - 1);
+  const lastValue = scaleValue(opts.keys - 1, opts.valueBytes);
   const restartMs: number[] = [];
   for (let k = 0; k < opts.restarts; k++) {
     await cluster.killAll();
-    const ms = await timeRestart(cluster, lastKey, value, 300_000);
+    const ms = await timeRestart(cluster, lastKey, lastValue, 300_000);
     restartMs.push(ms);
     note(`${cluster.label}: kill all + restart ${k + 1}/${opts.restarts}: first consistent read after ${(ms / 1000).toFixed(2)} s`);
     // The whole cluster back (a leader a majority agrees on) before the next kill.
     await cluster.leader(300_000);
   }
   const first = await consistentRead(cluster.system, (await cluster.leader(60_000)).url, scaleKey(0), 10_000);
-  if (first !== value) problems.push(`${scaleKey(0)} after the restarts: ${first === undefined ? 'missing' : 'wrong value'}`);
+  if (first !== scaleValue(0, opts.valueBytes))
+    problems.push(`${scaleKey(0)} after the restarts: ${first === undefined ? 'missing' : 'wrong value'}`);
   return {
     label: cluster.label,
     keys: opts.keys,
