@@ -27,7 +27,15 @@ import { runEdge, type EdgeResult } from './edge.ts';
 import { edgeCostLines, edgeCostVerdicts, runEdgeCost, type EdgeCostResult } from './edge-cost.ts';
 import { EtcdCluster } from './etcd.ts';
 import { runFailover, type FailoverResult } from './failover.ts';
-import { ETCD_SCALE_ARGS, METCD_SCALE_ARGS, measureScale, scaleLines, scaleVerdicts, type ScaleResult } from './scale.ts';
+import {
+  ETCD_SCALE_ARGS,
+  METCD_SCALE_ARGS,
+  measureScale,
+  scaleLines,
+  scaleVerdicts,
+  type ScaleFailure,
+  type ScaleResult,
+} from './scale.ts';
 import { assertPortsFree } from './http.ts';
 import { measureLeases, type LeaseResult } from './leases.ts';
 import { ENGINES, MetcdCluster, type Engine } from './metcd.ts';
@@ -226,6 +234,7 @@ async function main(): Promise<void> {
   let edge: EdgeResult | null = null;
   let edgeCost: EdgeCostResult | null = null;
   const scale: ScaleResult[] = [];
+  const scaleFailures: ScaleFailure[] = [];
   const env =
     o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
   if (o.cpuProf !== null) mkdirSync(o.cpuProf, { recursive: true });
@@ -400,7 +409,9 @@ async function main(): Promise<void> {
         }
       } catch (err) {
         // One side failing must not cost the others' results: report it and go on.
-        progress.note(`${side.label} scale phase failed: ${err instanceof Error ? err.message : String(err)}`);
+        const error = err instanceof Error ? err.message : String(err);
+        scaleFailures.push({ label: side.label, error });
+        progress.note(`${side.label} scale phase failed: ${error}`);
       }
       done();
     }
@@ -462,7 +473,7 @@ async function main(): Promise<void> {
     out.push('', 'targets (issue 13, the edge at rest):');
     for (const x of costTargets) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
   }
-  out.push(...scaleLines(scale));
+  out.push(...scaleLines(scale, scaleFailures));
   const scaleTargets = scaleVerdicts(scale);
   if (scaleTargets.length > 0) {
     out.push('', 'targets (issue 14, beyond memory):');
@@ -484,6 +495,7 @@ async function main(): Promise<void> {
     edge,
     edgeCost,
     scale,
+    scaleFailures,
     targets: [...v, ...costTargets, ...scaleTargets],
   };
   writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n');

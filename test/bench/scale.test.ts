@@ -33,6 +33,7 @@ function result(label: string, n: Partial<ScaleResult> = {}): ScaleResult {
     batchPairs: 1000,
     loadMs: 40_000,
     keysPerS: 25_000,
+    loadRetries: 0,
     rssBytes: [250e6, 260e6, 270e6],
     diskBytes: [100e6, 110e6, 120e6],
     restartMs: [1500, 1700],
@@ -113,5 +114,11 @@ describe('scale phase: table', () => {
     expect(row).toMatch(/1\.60 +1\.50 1\.70/);
     expect(row).toMatch(/0\.33$/);
     expect(scaleLines([])).toEqual([]);
+  });
+
+  it('a side that failed is a row saying so, and retried batches are shown', () => {
+    const lines = scaleLines([result('etcd', { loadRetries: 3 })], [{ label: 'metcd/memory', error: 'HTTP 503\nmore' }]);
+    expect(lines.find((l) => l.startsWith('etcd'))).toMatch(/3 load batches retried/);
+    expect(lines.at(-1)).toBe('metcd/memory    FAILED: HTTP 503');
   });
 });

@@ -59,6 +59,9 @@ export interface ScaleResult {
   batchPairs: number;
   loadMs: number;
   keysPerS: number;
+  /** Batches sent again after a failure (a leader change under the load; a put of the same
+   *  values is idempotent, so a retry cannot change what is stored). */
+  loadRetries: number;
   /** Per node, after the load once every member has applied it. */
   rssBytes: number[];
   diskBytes: number[];
@@ -186,13 +189,30 @@ async function timeRestart(cluster: ScaleCluster, key: string, value: string, ti
 export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): Promise<ScaleResult> {
   const note = opts.onNote ?? (() => undefined);
   const problems: string[] = [];
-  const leader = await cluster.leader(30_000);
+  let leaderUrl = (await cluster.leader(30_000)).url;
+  let loadRetries = 0;
+  const putWithRetry = async (from: number, to: number): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      const url = leaderUrl;
+      try {
+        await putBatch(cluster.system, url, from, to, opts.valueBytes);
+        return;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        loadRetries++;
+        note(
+          `${cluster.label}: batch ${from}..${to - 1} failed (${err instanceof Error ? err.message.slice(0, 160) : String(err)}); retrying on the leader`,
+        );
+        if (leaderUrl === url) leaderUrl = (await cluster.leader(60_000)).url;
+      }
+    }
+  };
   const batches = Math.ceil(opts.keys / SCALE_BATCH_PAIRS);
   let done = 0;
   let lastNoteMs = performance.now();
   const began = performance.now();
   await forEachParallel(batches, 4, async (b) => {
-    await putBatch(cluster.system, leader.url, b * SCALE_BATCH_PAIRS, Math.min(opts.keys, (b + 1) * SCALE_BATCH_PAIRS), opts.valueBytes);
+    await putWithRetry(b * SCALE_BATCH_PAIRS, Math.min(opts.keys, (b + 1) * SCALE_BATCH_PAIRS));
     done++;
     if (performance.now() - lastNoteMs > 10_000) {
       lastNoteMs = performance.now();
@@ -201,7 +221,9 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   });
   const loadMs = Math.round(performance.now() - began);
   const keysPerS = Math.round(opts.keys / (loadMs / 1000));
-  note(`${cluster.label}: loaded ${opts.keys} keys in ${(loadMs / 1000).toFixed(1)} s (${keysPerS} keys/s)`);
+  note(
+    `${cluster.label}: loaded ${opts.keys} keys in ${(loadMs / 1000).toFixed(1)} s (${keysPerS} keys/s${loadRetries > 0 ? `, ${loadRetries} batches retried` : ''})`,
+  );
 
   // Every member applied the load before its memory and disk are read.
   try {
@@ -239,6 +261,7 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
     batchPairs: SCALE_BATCH_PAIRS,
     loadMs,
     keysPerS,
+    loadRetries,
     rssBytes: rss,
     diskBytes: disk,
     restartMs,
@@ -249,32 +272,45 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
 
 const mb = (bytes: number): number => Math.round(bytes / 1e6);
 
+/** A side whose cluster did not start or whose run failed. */
+export interface ScaleFailure {
+  label: string;
+  error: string;
+}
+
 /** The phase's table for the bench's report (MB and GB are 10^6 and 10^9 bytes). */
-export function scaleLines(results: readonly ScaleResult[]): string[] {
-  if (results.length === 0) return [];
-  const r0 = results[0]!;
+export function scaleLines(results: readonly ScaleResult[], failures: readonly ScaleFailure[] = []): string[] {
+  if (results.length === 0 && failures.length === 0) return [];
+  const r0 = results[0];
   const out = [
     '',
-    `scale — 3 nodes each, ${r0.keys} keys × ${r0.valueBytes} B loaded in batches of ${r0.batchPairs}; RSS and disk after the load; ` +
-      `kill all + restart: spawn → first consistent read of the last key (median of ${r0.restartMs.length})`,
+    r0 === undefined
+      ? 'scale'
+      : `scale — 3 nodes each, ${r0.keys} keys × ${r0.valueBytes} B loaded in batches of ${r0.batchPairs}; RSS and disk after the load; ` +
+        `kill all + restart: spawn → first consistent read of the last key (median of ${r0.restartMs.length})`,
     '',
     'system          load s   keys/s  RSS per node MB  restart s  restarts s        disk 3 nodes GB',
     '--------------- ------ -------- ---------------- ---------- ----------------- ---------------',
   ];
   for (const r of results) {
     const rss = r.rssBytes.map(mb);
-    const restarts = r.restartMs.map((ms) => (ms / 1000).toFixed(2)).join(' ');
-    const disk = r.diskBytes.reduce((a, b) => a + b, 0) / 1e9;
-    out.push(
-      `${r.label.padEnd(15)} ${(r.loadMs / 1000).toFixed(1).padStart(6)} ${String(r.keysPerS).padStart(8)} ${`${Math.min(...rss)}–${Math.max(...rss)}`.padStart(16)} ${(
-        r.restartMedianMs / 1000
-      )
-        .toFixed(2)
-        .padStart(
-          10,
-        )} ${restarts.padEnd(17)} ${disk.toFixed(2).padStart(15)}${r.problems.length ? `  INVALID: ${r.problems.join('; ')}` : ''}`,
-    );
+    const cells = [
+      r.label.padEnd(15),
+      (r.loadMs / 1000).toFixed(1).padStart(6),
+      String(r.keysPerS).padStart(8),
+      `${Math.min(...rss)}–${Math.max(...rss)}`.padStart(16),
+      (r.restartMedianMs / 1000).toFixed(2).padStart(10),
+      r.restartMs
+        .map((ms) => (ms / 1000).toFixed(2))
+        .join(' ')
+        .padEnd(17),
+      (r.diskBytes.reduce((x, y) => x + y, 0) / 1e9).toFixed(2).padStart(15),
+    ];
+    const retried = r.loadRetries > 0 ? `  (${r.loadRetries} load batches retried after a leader change)` : '';
+    const invalid = r.problems.length > 0 ? `  INVALID: ${r.problems.join('; ')}` : '';
+    out.push(cells.join(' ') + retried + invalid);
   }
+  for (const f of failures) out.push(`${f.label.padEnd(15)} FAILED: ${f.error.split('\n')[0]}`);
   return out;
 }
 
