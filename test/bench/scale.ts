@@ -108,6 +108,13 @@ export function rssBytes(pid: number): number {
   return parseVmRssBytes(readFileSync(`/proc/${pid}/status`, 'utf8'));
 }
 
+/** Flushes every file system's dirty pages (sync(1)), so a restart is not timed against the
+ *  write-back of what was loaded (here or by an earlier side). */
+export function syncDisks(): void {
+  const r = spawnSync('sync', [], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`sync: ${r.stderr.trim()}`);
+}
+
 export function diskBytes(dir: string): number {
   const r = spawnSync('du', ['-s', '-B1', dir], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr.trim()}`);
@@ -235,6 +242,7 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   } catch (err) {
     problems.push(err instanceof Error ? err.message : String(err));
   }
+  syncDisks();
   const pids = cluster.pids();
   const rss = pids.map(rssBytes);
   const disk = cluster.dataDirs().map(diskBytes);
@@ -244,6 +252,7 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   const lastValue = scaleValue(opts.keys - 1, opts.valueBytes);
   const restartMs: number[] = [];
   for (let k = 0; k < opts.restarts; k++) {
+    syncDisks();
     await cluster.killAll();
     const ms = await timeRestart(cluster, lastKey, lastValue, 300_000);
     restartMs.push(ms);
