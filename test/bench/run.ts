@@ -207,8 +207,8 @@ async function main(): Promise<void> {
   // Plan, for the "time left" in progress lines.
   const runScaleEtcd = o.scale && etcd.path !== null && !o.skipEtcd;
   const scaleSides = o.engines.length + (runScaleEtcd ? 1 : 0);
-  // Loading runs at roughly 10-30k keys/s; each restart takes seconds to tens of seconds.
-  const scaleSideMs = Math.round(o.scaleKeys / 15) + o.scaleRestarts * 15_000 + 10_000;
+  // Loading runs at roughly 20-50k keys/s; a restart at 1 M keys takes 5-20 s.
+  const scaleSideMs = Math.round(o.scaleKeys / 30) + o.scaleRestarts * 10_000 + 10_000;
   const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
   const perPhaseMs = (o.phaseDurationS + o.phaseWarmupS) * 1000 + 4000;
   const clusterMs = (runLoad ? o.workloads.length * perWorkloadMs : 0) + (runWatch ? perPhaseMs : 0) + (runLeases ? perPhaseMs : 0) + 8000;
