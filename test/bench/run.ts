@@ -78,7 +78,7 @@ const USAGE = `usage: npm run bench -- [flags]
   --skip-edge-cost                     only the edge cost phase
   --scale                              also the scale phase (off by default): N keys into etcd and each
                                        engine, RSS and disk per node, kill-all restart to a consistent read
-  --scale-keys N                       scale phase: keys loaded, 100-byte values (default 1000000)
+  --scale-keys N                       scale phase: keys loaded, 100-byte values (default 1000000; implies --scale)
   --scale-quick                        the scale phase at 100000 keys (implies --scale)
   --scale-restarts N                   scale phase: kill-all restarts, the median reported (default 2)
   --quick                              short everything
