@@ -21,8 +21,18 @@ interface EtcdStatus {
 interface Member {
   name: string;
   clientUrl: string;
+  dataDir: string;
+  /** What it was started with: a restart reuses them (etcd then ignores the --initial-* flags). */
+  args: string[];
   proc: ChildProcess;
   logFile: string;
+}
+
+function spawnMember(etcdPath: string, args: readonly string[], logFile: string): ChildProcess {
+  const fd = openSync(logFile, 'a');
+  const proc = spawn(etcdPath, args, { stdio: ['ignore', fd, fd] });
+  closeSync(fd);
+  return trackChild(proc);
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -32,55 +42,59 @@ export class EtcdCluster implements ClusterUnderTest {
   readonly label = 'etcd';
   private readonly root: string;
   private readonly members: Member[] = [];
+  private readonly etcdPath: string;
 
-  private constructor(root: string) {
+  private constructor(root: string, etcdPath: string) {
     this.root = root;
+    this.etcdPath = etcdPath;
   }
 
-  /** Clients on basePort..basePort+2, peers on basePort+10..basePort+12. */
-  static async start(etcdPath: string, basePort: number): Promise<EtcdCluster> {
+  /** Clients on basePort..basePort+2, peers on basePort+10..basePort+12; `extraArgs` go to every member. */
+  static async start(etcdPath: string, basePort: number, extraArgs: readonly string[] = []): Promise<EtcdCluster> {
     const clientPorts = [0, 1, 2].map((k) => basePort + k);
     const peerPorts = [0, 1, 2].map((k) => basePort + 10 + k);
     await assertPortsFree([...clientPorts, ...peerPorts], 'etcd');
-    const cluster = new EtcdCluster(trackDir(mkdtempSync(path.join(tmpdir(), 'etcd-bench-'))));
+    const cluster = new EtcdCluster(trackDir(mkdtempSync(path.join(tmpdir(), 'etcd-bench-'))), etcdPath);
     const initial = [0, 1, 2].map((k) => `e${k + 1}=http://127.0.0.1:${peerPorts[k]}`).join(',');
     for (let k = 0; k < 3; k++) {
       const name = `e${k + 1}`;
       const clientUrl = `http://127.0.0.1:${clientPorts[k]}`;
       const peerUrl = `http://127.0.0.1:${peerPorts[k]}`;
       const logFile = path.join(cluster.root, `${name}.log`);
-      const fd = openSync(logFile, 'a');
-      const proc = spawn(
-        etcdPath,
-        [
-          '--name',
-          name,
-          '--data-dir',
-          path.join(cluster.root, name),
-          '--listen-client-urls',
-          clientUrl,
-          '--advertise-client-urls',
-          clientUrl,
-          '--listen-peer-urls',
-          peerUrl,
-          '--initial-advertise-peer-urls',
-          peerUrl,
-          '--initial-cluster',
-          initial,
-          '--initial-cluster-state',
-          'new',
-          '--initial-cluster-token',
-          'bench',
-          '--logger',
-          'zap',
-          '--log-level',
-          'error',
-        ],
-        { stdio: ['ignore', fd, fd] },
-      );
-      closeSync(fd);
-      trackChild(proc);
-      cluster.members.push({ name, clientUrl, proc, logFile });
+      const args = [
+        '--name',
+        name,
+        '--data-dir',
+        path.join(cluster.root, name),
+        '--listen-client-urls',
+        clientUrl,
+        '--advertise-client-urls',
+        clientUrl,
+        '--listen-peer-urls',
+        peerUrl,
+        '--initial-advertise-peer-urls',
+        peerUrl,
+        '--initial-cluster',
+        initial,
+        '--initial-cluster-state',
+        'new',
+        '--initial-cluster-token',
+        'bench',
+        '--logger',
+        'zap',
+        '--log-level',
+        'error',
+        ...extraArgs,
+      ];
+      const member: Member = {
+        name,
+        clientUrl,
+        dataDir: path.join(cluster.root, name),
+        args,
+        logFile,
+        proc: spawnMember(etcdPath, args, logFile),
+      };
+      cluster.members.push(member);
     }
     try {
       const leader = await cluster.leader(30_000);
@@ -133,7 +147,13 @@ export class EtcdCluster implements ClusterUnderTest {
     return this.members.filter((m) => m.proc.exitCode === null && m.proc.signalCode === null).map((m) => m.proc.pid!);
   }
 
-  async stop(): Promise<void> {
+  /** Each member's data directory. */
+  dataDirs(): string[] {
+    return this.members.map((m) => m.dataDir);
+  }
+
+  /** SIGKILLs every member and waits for them to exit; the data directories stay. */
+  async killAll(): Promise<void> {
     await Promise.all(
       this.members.map(async (m) => {
         if (m.proc.exitCode !== null || m.proc.signalCode !== null) return;
@@ -142,6 +162,18 @@ export class EtcdCluster implements ClusterUnderTest {
         await exited;
       }),
     );
+  }
+
+  /** Starts every member again on its data directory (after killAll). */
+  restartAll(): void {
+    for (const m of this.members) {
+      if (m.proc.exitCode === null && m.proc.signalCode === null) throw new Error(`etcd ${m.name} is still running`);
+      m.proc = spawnMember(this.etcdPath, m.args, m.logFile);
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.killAll();
     removeDir(this.root);
   }
 }

@@ -23,7 +23,9 @@ export interface MetcdOptions {
   electionTicks: number;
   /** --snapshot-entries; undefined = the node's default. */
   snapshotEntries?: number;
-  /** Extra node arguments (e.g. --cpu-prof through NODE_OPTIONS is set with `env`). */
+  /** Extra node arguments (e.g. --quota-bytes). */
+  extraArgs?: readonly string[];
+  /** The nodes' environment on top of this process's (e.g. --cpu-prof through NODE_OPTIONS). */
   env?: NodeJS.ProcessEnv;
 }
 
@@ -78,6 +80,7 @@ export class MetcdCluster implements ClusterUnderTest {
         '--log-level',
         'warn',
         ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
+        ...(opts.extraArgs ?? []),
       ];
       return new MetcdNode(id, port, args, {
         logFile: path.join(this.root, `${id}.log`),
@@ -156,8 +159,26 @@ export class MetcdCluster implements ClusterUnderTest {
     return n.alive ? n.proc!.pid : undefined;
   }
 
-  async stop(): Promise<void> {
+  /** Each node's data directory. */
+  dataDirs(): string[] {
+    return this.nodes.map((n) => path.join(this.root, n.id));
+  }
+
+  /** SIGKILLs every node and waits for them to exit; the data directories stay. */
+  async killAll(): Promise<void> {
     await Promise.all(this.nodes.map((n) => n.kill('SIGKILL')));
+  }
+
+  /** Starts every node again on its data directory (after killAll). */
+  restartAll(): void {
+    for (const n of this.nodes) {
+      if (n.alive) throw new Error(`${this.label} ${n.id} is still running`);
+      n.start();
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.killAll();
     removeDir(this.root);
   }
 

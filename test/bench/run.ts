@@ -6,6 +6,7 @@
 //   npm run bench -- --engine memory --skip-etcd --skip-failover --skip-edge --cpu-prof /tmp/prof
 //   npm run bench -- --engine memory --workloads none --skip-failover --skip-edge   watch and leases only
 //   npm run bench -- --workloads none --skip-watch --skip-leases --skip-failover    the edge phases only
+//   npm run bench -- --scale --workloads none --skip-watch --skip-leases --skip-failover --skip-edge   scale only
 //
 // Per cluster, after the workloads: watch fan-out (watch.ts: watchers on one prefix while a paced
 // writer writes under it; a Node client, one process) and lease keep-alive throughput (leases.ts,
@@ -26,6 +27,15 @@ import { runEdge, type EdgeResult } from './edge.ts';
 import { edgeCostLines, edgeCostVerdicts, runEdgeCost, type EdgeCostResult } from './edge-cost.ts';
 import { EtcdCluster } from './etcd.ts';
 import { runFailover, type FailoverResult } from './failover.ts';
+import {
+  ETCD_SCALE_ARGS,
+  METCD_SCALE_ARGS,
+  measureScale,
+  scaleLines,
+  scaleVerdicts,
+  type ScaleFailure,
+  type ScaleResult,
+} from './scale.ts';
 import { assertPortsFree } from './http.ts';
 import { measureLeases, type LeaseResult } from './leases.ts';
 import { ENGINES, MetcdCluster, type Engine } from './metcd.ts';
@@ -44,6 +54,8 @@ process.env['WRANGLER_SEND_METRICS'] ??= 'false';
 // Ports (this harness owns 14000–14999): metcd engine k on 14000+10k.., etcd on 14100.., 14110..
 const METCD_BASE_PORT = 14000;
 const ETCD_BASE_PORT = 14100;
+const SCALE_METCD_BASE_PORT = 14200;
+const SCALE_ETCD_BASE_PORT = 14300;
 const RESULTS_DIR = new URL('./results/', import.meta.url).pathname;
 
 const USAGE = `usage: npm run bench -- [flags]
@@ -64,6 +76,11 @@ const USAGE = `usage: npm run bench -- [flags]
   --edge-idle S                        edge cost phase: seconds the cluster idles (default 60; --quick 10)
   --skip-etcd --skip-failover --skip-edge --skip-watch --skip-leases   (--skip-edge: both edge phases)
   --skip-edge-cost                     only the edge cost phase
+  --scale                              also the scale phase (off by default): N keys into etcd and each
+                                       engine, RSS and disk per node, kill-all restart to a consistent read
+  --scale-keys N                       scale phase: keys loaded, 100-byte values (default 1000000; implies --scale)
+  --scale-quick                        the scale phase at 100000 keys (implies --scale)
+  --scale-restarts N                   scale phase: kill-all restarts, the median reported (default 2)
   --quick                              short everything
   --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
   --out FILE                           JSON results (default test/bench/results/bench-<time>.json)`;
@@ -100,6 +117,10 @@ function parse() {
         'edge-idle': { type: 'string' },
         'skip-watch': { type: 'boolean', default: false },
         'skip-leases': { type: 'boolean', default: false },
+        scale: { type: 'boolean', default: false },
+        'scale-quick': { type: 'boolean', default: false },
+        'scale-keys': { type: 'string' },
+        'scale-restarts': { type: 'string' },
         quick: { type: 'boolean', default: false },
         'cpu-prof': { type: 'string' },
         out: { type: 'string' },
@@ -156,6 +177,9 @@ function parse() {
     leases: int('leases', values.leases, 64, 1),
     phaseDurationS: int('phase-duration', values['phase-duration'], quick ? 5 : 10, 1),
     phaseWarmupS: int('phase-warmup', values['phase-warmup'], quick ? 1 : 2, 0),
+    scale: values.scale || values['scale-quick'] || values['scale-keys'] !== undefined,
+    scaleKeys: int('scale-keys', values['scale-keys'], values['scale-quick'] ? 100_000 : 1_000_000, 1),
+    scaleRestarts: int('scale-restarts', values['scale-restarts'], 2, 1),
     quick,
     cpuProf: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
     out: values.out ?? path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
@@ -181,6 +205,10 @@ async function main(): Promise<void> {
   const runEtcd = runClusters && etcd.path !== null && !o.skipEtcd;
 
   // Plan, for the "time left" in progress lines.
+  const runScaleEtcd = o.scale && etcd.path !== null && !o.skipEtcd;
+  const scaleSides = o.engines.length + (runScaleEtcd ? 1 : 0);
+  // Loading runs at roughly 20-50k keys/s; a restart at 1 M keys takes 5-20 s.
+  const scaleSideMs = Math.round(o.scaleKeys / 30) + o.scaleRestarts * 10_000 + 10_000;
   const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
   const perPhaseMs = (o.phaseDurationS + o.phaseWarmupS) * 1000 + 4000;
   const clusterMs = (runLoad ? o.workloads.length * perWorkloadMs : 0) + (runWatch ? perPhaseMs : 0) + (runLeases ? perPhaseMs : 0) + 8000;
@@ -188,7 +216,8 @@ async function main(): Promise<void> {
     (runClusters ? (o.engines.length + (runEtcd ? 1 : 0)) * clusterMs : 0) +
     (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000)) +
     (o.skipEdge ? 0 : 40_000) +
-    (o.skipEdge || o.skipEdgeCost ? 0 : o.edgeIdleS * 1000 + 30_000);
+    (o.skipEdge || o.skipEdgeCost ? 0 : o.edgeIdleS * 1000 + 30_000) +
+    (o.scale ? scaleSides * scaleSideMs : 0);
   const progress = new Progress(plannedMs);
   progress.note(
     `machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`,
@@ -204,6 +233,8 @@ async function main(): Promise<void> {
   const leases: LeaseResult[] = [];
   let edge: EdgeResult | null = null;
   let edgeCost: EdgeCostResult | null = null;
+  const scale: ScaleResult[] = [];
+  const scaleFailures: ScaleFailure[] = [];
   const env =
     o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
   if (o.cpuProf !== null) mkdirSync(o.cpuProf, { recursive: true });
@@ -346,6 +377,46 @@ async function main(): Promise<void> {
     done();
   }
 
+  if (o.scale) {
+    const sides: Array<{ label: string; start: () => Promise<EtcdCluster | MetcdCluster> }> = [];
+    if (runScaleEtcd) sides.push({ label: 'etcd', start: () => EtcdCluster.start(etcd.path!, SCALE_ETCD_BASE_PORT, ETCD_SCALE_ARGS) });
+    for (const [k, engine] of ENGINES.entries()) {
+      if (!o.engines.includes(engine)) continue;
+      const basePort = SCALE_METCD_BASE_PORT + 10 * k;
+      sides.push({
+        label: `metcd/${engine}`,
+        start: async () => {
+          await assertPortsFree([basePort, basePort + 1, basePort + 2], `metcd/${engine}`);
+          return MetcdCluster.start({ engine, basePort, tickMs: o.tickMs, electionTicks: o.electionTicks, extraArgs: METCD_SCALE_ARGS });
+        },
+      });
+    }
+    for (const side of sides) {
+      const done = progress.phase(`${side.label} scale: ${o.scaleKeys} keys, RSS, disk, ${o.scaleRestarts} kill-all restarts`, scaleSideMs);
+      try {
+        const cluster = await side.start();
+        try {
+          scale.push(
+            await measureScale(cluster, {
+              keys: o.scaleKeys,
+              valueBytes: o.valueBytes,
+              restarts: o.scaleRestarts,
+              onNote: (t) => progress.note(t),
+            }),
+          );
+        } finally {
+          await cluster.stop();
+        }
+      } catch (err) {
+        // One side failing must not cost the others' results: report it and go on.
+        const error = err instanceof Error ? err.message : String(err);
+        scaleFailures.push({ label: side.label, error });
+        progress.note(`${side.label} scale phase failed: ${error}`);
+      }
+      done();
+    }
+  }
+
   const out: string[] = [];
   if (results.length > 0) {
     out.push(
@@ -402,6 +473,12 @@ async function main(): Promise<void> {
     out.push('', 'targets (issue 13, the edge at rest):');
     for (const x of costTargets) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
   }
+  out.push(...scaleLines(scale, scaleFailures));
+  const scaleTargets = scaleVerdicts(scale);
+  if (scaleTargets.length > 0) {
+    out.push('', 'targets (issue 14, beyond memory):');
+    for (const x of scaleTargets) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
+  }
   process.stdout.write(out.join('\n') + '\n');
 
   mkdirSync(path.dirname(o.out), { recursive: true });
@@ -417,7 +494,9 @@ async function main(): Promise<void> {
     leases,
     edge,
     edgeCost,
-    targets: [...v, ...costTargets],
+    scale,
+    scaleFailures,
+    targets: [...v, ...costTargets, ...scaleTargets],
   };
   writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n');
   process.stdout.write(`\nresults: ${path.relative(process.cwd(), o.out)}\n`);
