@@ -27,11 +27,27 @@ afterAll(() => rmSync(emptyDir, { recursive: true, force: true }));
 
 type Mode = 'tokens' | 'open' | 'unbuilt';
 
+/**
+ * The Node host's reader (uiAssetReader), its files read before the cluster is driven: the
+ * in-process cluster runs on fake ticks, and a disk read still under way after `drive`'s ticks
+ * ran out would fail the call on a busy machine, which says nothing about the route.
+ */
+async function preloadedReader(dir: string): Promise<(name: UiAssetName) => Promise<Uint8Array | null>> {
+  const read = uiAssetReader(dir);
+  const files = new Map<UiAssetName, Uint8Array | null>();
+  for (const name of Object.keys(UI_ASSETS) as UiAssetName[]) files.set(name, await read(name));
+  return async (name) => {
+    if (!files.has(name)) throw new Error(`not a dashboard file: ${JSON.stringify(name)}`);
+    return files.get(name)!;
+  };
+}
+
 async function setup(mode: Mode) {
   const c = await TestCluster.start();
   cluster = c;
+  const uiAsset = await preloadedReader(mode === 'unbuilt' ? emptyDir : UI_DIST_DIR);
   const router = routersFor(c, (id) => ({
-    uiAsset: uiAssetReader(mode === 'unbuilt' ? emptyDir : UI_DIST_DIR),
+    uiAsset,
     ...(mode === 'tokens'
       ? { authorize: createAuthorizer({ mode: 'tokens', rootDigest: digestOf(ROOT), now: () => Date.now() }, () => c.peer(id).tokens) }
       : {}),
