@@ -97,6 +97,8 @@ export function needsLeader(request: { readonly method: string; readonly url: st
 /** A route's work, given the route's parameters percent-decoded (what authorize() saw). */
 type Handler = (params: Readonly<Record<string, string>>, ctx: ApiContext) => ApiReply | Promise<ApiReply>;
 type Method = 'get' | 'put' | 'post' | 'delete' | 'all';
+/** The order methods are registered and named in an Allow header. */
+const ALLOW_ORDER = ['get', 'put', 'post', 'delete'] as const;
 
 function notAllowed(allow: string): Handler {
   return (_params, ctx) => {
@@ -149,91 +151,133 @@ function buildRoutes() {
       authorized(ctx, { method: ctx.method, pattern, params: decodeParams(r.params), need }, run),
     );
   };
+  // A path's methods, and 405 for any other with the Allow header they make (asked by a known
+  // caller: an anonymous one learns nothing of the routes).
+  const methods = (pattern: string, handlers: Partial<Record<Exclude<Method, 'all'>, [Need, Handler]>>): void => {
+    for (const method of ALLOW_ORDER) {
+      const h = handlers[method];
+      if (h !== undefined) on(method, pattern, h[0], h[1]);
+    }
+    const allow = ALLOW_ORDER.filter((m) => handlers[m] !== undefined)
+      .map((m) => m.toUpperCase())
+      .join(', ');
+    on('all', pattern, 'authenticated', notAllowed(allow));
+  };
   // hraftd style
-  on('post', '/key', 'keys', (_p, ctx) => postPairs(ctx));
-  on('get', '/key', 'keys', (_p, ctx) => getRange(ctx));
-  on('all', '/key', 'authenticated', notAllowed('GET, POST'));
-  on('get', '/key/:key+', 'read-key', (p, ctx) => getJson(ctx, p['key']));
-  on('put', '/key/:key+', 'write-key', (p, ctx) => putRaw(ctx, p['key']));
-  on('delete', '/key/:key+', 'write-key', (p, ctx) => deleteKey(ctx, p['key'], 'json'));
-  on('all', '/key/:key+', 'authenticated', notAllowed('GET, PUT, DELETE'));
+  methods('/key', {
+    post: ['keys', (_p, ctx) => postPairs(ctx)],
+    get: ['keys', (_p, ctx) => getRange(ctx)],
+  });
+  methods('/key/:key+', {
+    get: ['read-key', (p, ctx) => getJson(ctx, p['key'])],
+    put: ['write-key', (p, ctx) => putRaw(ctx, p['key'])],
+    delete: ['write-key', (p, ctx) => deleteKey(ctx, p['key'], 'json')],
+  });
   // membership and leadership
-  on('post', '/join', 'cluster', (_p, ctx) => join(ctx));
-  on('all', '/join', 'authenticated', notAllowed('POST'));
-  on('get', '/members', 'status', (_p, ctx) => listMembers(ctx));
-  on('all', '/members', 'authenticated', notAllowed('GET'));
-  on('post', '/members/:id/promote', 'cluster', (p, ctx) => promoteMember(ctx, p['id']));
-  on('all', '/members/:id/promote', 'authenticated', notAllowed('POST'));
-  on('delete', '/members/:id', 'cluster', (p, ctx) => removeMember(ctx, p['id']));
-  on('all', '/members/:id', 'authenticated', notAllowed('DELETE'));
-  on('post', '/transfer-leader', 'cluster', (_p, ctx) => transferLeader(ctx));
-  on('all', '/transfer-leader', 'authenticated', notAllowed('POST'));
+  methods('/join', {
+    post: ['cluster', (_p, ctx) => join(ctx)],
+  });
+  methods('/members', {
+    get: ['status', (_p, ctx) => listMembers(ctx)],
+  });
+  methods('/members/:id/promote', {
+    post: ['cluster', (p, ctx) => promoteMember(ctx, p['id'])],
+  });
+  methods('/members/:id', {
+    delete: ['cluster', (p, ctx) => removeMember(ctx, p['id'])],
+  });
+  methods('/transfer-leader', {
+    post: ['cluster', (_p, ctx) => transferLeader(ctx)],
+  });
   // access control
-  on('post', '/auth/tokens', 'admin', (_p, ctx) => createToken(ctx));
-  on('get', '/auth/tokens', 'admin', (_p, ctx) => listTokens(ctx));
-  on('all', '/auth/tokens', 'authenticated', notAllowed('GET, POST'));
-  on('delete', '/auth/tokens/:id', 'admin', (p, ctx) => revokeToken(ctx, p['id']));
-  on('all', '/auth/tokens/:id', 'authenticated', notAllowed('DELETE'));
+  methods('/auth/tokens', {
+    post: ['admin', (_p, ctx) => createToken(ctx)],
+    get: ['admin', (_p, ctx) => listTokens(ctx)],
+  });
+  methods('/auth/tokens/:id', {
+    delete: ['admin', (p, ctx) => revokeToken(ctx, p['id'])],
+  });
   // transactions
-  on('post', '/txn', 'keys', (_p, ctx) => txn(ctx));
-  on('all', '/txn', 'authenticated', notAllowed('POST'));
+  methods('/txn', {
+    post: ['keys', (_p, ctx) => txn(ctx)],
+  });
   // history
-  on('post', '/compact', 'admin', (_p, ctx) => compact(ctx));
-  on('all', '/compact', 'authenticated', notAllowed('POST'));
+  methods('/compact', {
+    post: ['admin', (_p, ctx) => compact(ctx)],
+  });
   // backup (snapshot-route.ts)
-  on('get', '/snapshot', 'admin', (_p, ctx) => snapshotRoute(ctx));
-  on('put', '/snapshot', 'admin', (_p, ctx) => restoreRoute(ctx));
-  on('all', '/snapshot', 'authenticated', notAllowed('GET, PUT'));
+  methods('/snapshot', {
+    get: ['admin', (_p, ctx) => snapshotRoute(ctx)],
+    put: ['admin', (_p, ctx) => restoreRoute(ctx)],
+  });
   // leases (lease-routes.ts): any known caller grants and keeps alive; reading and revoking a
   // lease check its keys (the handler, against ctx.grant), as etcd's auth does
-  on('post', '/lease', 'authenticated', (_p, ctx) => grantLease(ctx));
-  on('get', '/lease', 'authenticated', (_p, ctx) => listLeases(ctx));
-  on('all', '/lease', 'authenticated', notAllowed('GET, POST'));
-  on('post', '/lease/:id/keepalive', 'authenticated', (p, ctx) => keepAlive(ctx, p['id']));
-  on('all', '/lease/:id/keepalive', 'authenticated', notAllowed('POST'));
-  on('get', '/lease/:id', 'keys', (p, ctx) => timeToLive(ctx, p['id']));
-  on('delete', '/lease/:id', 'keys', (p, ctx) => revokeLease(ctx, p['id']));
-  on('all', '/lease/:id', 'authenticated', notAllowed('GET, DELETE'));
+  methods('/lease', {
+    post: ['authenticated', (_p, ctx) => grantLease(ctx)],
+    get: ['authenticated', (_p, ctx) => listLeases(ctx)],
+  });
+  methods('/lease/:id/keepalive', {
+    post: ['authenticated', (p, ctx) => keepAlive(ctx, p['id'])],
+  });
+  methods('/lease/:id', {
+    get: ['keys', (p, ctx) => timeToLive(ctx, p['id'])],
+    delete: ['keys', (p, ctx) => revokeLease(ctx, p['id'])],
+  });
   // locks and elections (lock-routes.ts, election-routes.ts): rights on their prefixes, checked by the handlers
-  on('post', '/lock/:name', 'keys', (p, ctx) => acquireLock(ctx, p['name']));
-  on('all', '/lock/:name', 'authenticated', notAllowed('POST'));
-  on('delete', '/lock/:name/:id', 'keys', (p, ctx) => releaseLock(ctx, p['name'], p['id']));
-  on('all', '/lock/:name/:id', 'authenticated', notAllowed('DELETE'));
-  on('post', '/election/:name/campaign', 'keys', (p, ctx) => campaign(ctx, p['name']));
-  on('all', '/election/:name/campaign', 'authenticated', notAllowed('POST'));
-  on('get', '/election/:name/observe', 'keys', (p, ctx) => observe(ctx, p['name']));
-  on('all', '/election/:name/observe', 'authenticated', notAllowed('GET'));
-  on('post', '/election/:name/proclaim', 'keys', (p, ctx) => proclaim(ctx, p['name']));
-  on('all', '/election/:name/proclaim', 'authenticated', notAllowed('POST'));
-  on('post', '/election/:name/resign', 'keys', (p, ctx) => resign(ctx, p['name']));
-  on('all', '/election/:name/resign', 'authenticated', notAllowed('POST'));
-  on('get', '/election/:name', 'keys', (p, ctx) => electionLeader(ctx, p['name']));
-  on('all', '/election/:name', 'authenticated', notAllowed('GET'));
+  methods('/lock/:name', {
+    post: ['keys', (p, ctx) => acquireLock(ctx, p['name'])],
+  });
+  methods('/lock/:name/:id', {
+    delete: ['keys', (p, ctx) => releaseLock(ctx, p['name'], p['id'])],
+  });
+  methods('/election/:name/campaign', {
+    post: ['keys', (p, ctx) => campaign(ctx, p['name'])],
+  });
+  methods('/election/:name/observe', {
+    get: ['keys', (p, ctx) => observe(ctx, p['name'])],
+  });
+  methods('/election/:name/proclaim', {
+    post: ['keys', (p, ctx) => proclaim(ctx, p['name'])],
+  });
+  methods('/election/:name/resign', {
+    post: ['keys', (p, ctx) => resign(ctx, p['name'])],
+  });
+  methods('/election/:name', {
+    get: ['keys', (p, ctx) => electionLeader(ctx, p['name'])],
+  });
   // watch: read on the key or the whole prefix/range, checked by the handler (watch-route.ts)
-  on('get', '/watch', 'keys', (_p, ctx) => watchRoute(ctx, undefined));
-  on('all', '/watch', 'authenticated', notAllowed('GET'));
-  on('get', '/watch/:key+', 'keys', (p, ctx) => watchRoute(ctx, p['key']));
-  on('all', '/watch/:key+', 'authenticated', notAllowed('GET'));
+  methods('/watch', {
+    get: ['keys', (_p, ctx) => watchRoute(ctx, undefined)],
+  });
+  methods('/watch/:key+', {
+    get: ['keys', (p, ctx) => watchRoute(ctx, p['key'])],
+  });
   // introspection
-  on('get', '/status', 'status', (_p, ctx) => status(ctx));
-  on('all', '/status', 'authenticated', notAllowed('GET'));
-  on('get', '/health', 'open', (_p, ctx) => health(ctx));
-  on('all', '/health', 'authenticated', notAllowed('GET'));
+  methods('/status', {
+    get: ['status', (_p, ctx) => status(ctx)],
+  });
+  methods('/health', {
+    get: ['open', (_p, ctx) => health(ctx)],
+  });
   // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
-  on('get', '/metrics', 'status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests, ctx.host.costs?.()));
-  on('all', '/metrics', 'authenticated', notAllowed('GET'));
+  methods('/metrics', {
+    get: ['status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests, ctx.host.costs?.())],
+  });
   // The dashboard (ui-route.ts): static files, open to anyone; the page sends the user's token.
-  on('get', '/ui', 'open', (_p, ctx) => uiRoute(ctx, 'index.html'));
-  on('all', '/ui', 'authenticated', notAllowed('GET'));
-  on('get', '/ui/:asset', 'open', (p, ctx) => uiRoute(ctx, p['asset'] ?? ''));
-  on('all', '/ui/:asset', 'authenticated', notAllowed('GET'));
+  methods('/ui', {
+    get: ['open', (_p, ctx) => uiRoute(ctx, 'index.html')],
+  });
+  methods('/ui/:asset', {
+    get: ['open', (p, ctx) => uiRoute(ctx, p['asset'] ?? '')],
+  });
   // Anything else under a reserved segment is not a key.
   for (const segment of RESERVED_SEGMENTS) on('all', `/${segment}/*`, 'authenticated', notFound);
   // metcd style: the rest of the path is the key
-  on('get', KEY_PATTERN, 'read-key', (p, ctx) => getRaw(ctx, p['key']));
-  on('put', KEY_PATTERN, 'write-key', (p, ctx) => putRaw(ctx, p['key']));
-  on('delete', KEY_PATTERN, 'write-key', (p, ctx) => deleteKey(ctx, p['key'], 'raw'));
-  on('all', KEY_PATTERN, 'authenticated', notAllowed('GET, PUT, DELETE'));
+  methods(KEY_PATTERN, {
+    get: ['read-key', (p, ctx) => getRaw(ctx, p['key'])],
+    put: ['write-key', (p, ctx) => putRaw(ctx, p['key'])],
+    delete: ['write-key', (p, ctx) => deleteKey(ctx, p['key'], 'raw')],
+  });
   on('all', '/', 'authenticated', () => {
     throw new ApiError(400, 'bad_request', 'empty key; use /<key> or /key/<key>');
   });
