@@ -83,13 +83,7 @@ local function b64(s)
   return table.concat(out)
 end
 
-local threads = {}
-local nextId = 0
-function setup(thread)
-  thread:set("tid", nextId)
-  nextId = nextId + 1
-  threads[#threads + 1] = thread
-end
+${WRK_THREADS}
 
 function init(args)
   counter = 0
@@ -120,6 +114,15 @@ end
 ${wrkDone('writesSent', 'writes')}
 `;
 }
+
+/** The Lua every script starts with: each thread numbered (`tid`) and kept in `threads` for done(). */
+export const WRK_THREADS = `local threads = {}
+local nextId = 0
+function setup(thread)
+  thread:set("tid", nextId)
+  nextId = nextId + 1
+  threads[#threads + 1] = thread
+end`;
 
 /**
  * The Lua done() every script ends with: prints the WRK_RESULT line runWrkScript parses, with

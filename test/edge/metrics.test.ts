@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putRaw, startCluster, waitFor } from './harness.ts';
 import type { EdgeCluster } from './harness.ts';
-import { parsePromText, sampleValue } from '../support/prom-text.ts';
+import { parsePromText, requiredSample } from '../support/prom-text.ts';
 import type { PromFamily } from '../support/prom-text.ts';
 
 const ROOT = 'edge-root-token-metrics-0123456789';
@@ -31,11 +31,7 @@ async function scrape(peer: string): Promise<Map<string, PromFamily>> {
   return parsePromText(await res.text());
 }
 
-function value(families: Map<string, PromFamily>, name: string, labels: Record<string, string> = {}): number {
-  const v = sampleValue(families, name, labels);
-  if (v === undefined) throw new Error(`${name}${JSON.stringify(labels)} missing`);
-  return v;
-}
+const value = requiredSample;
 
 describe('edge: GET /metrics?peer=', () => {
   it('answers a token with the status right on every peer; a stranger 401, a key-only token 403', async () => {

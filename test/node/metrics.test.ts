@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster, followLeader } from './proc-cluster.ts';
 import type { ProcNode } from './proc-cluster.ts';
 import { waitFor } from '../support/wait.ts';
-import { parsePromText, sampleValue } from '../support/prom-text.ts';
+import { parsePromText, requiredSample } from '../support/prom-text.ts';
 import type { PromFamily } from '../support/prom-text.ts';
 
 const ROOT = 'node-root-token-metrics-0123456789';
@@ -25,11 +25,7 @@ async function scrape(node: ProcNode, token = scrapeToken): Promise<Map<string, 
   return parsePromText(await res.text());
 }
 
-function value(families: Map<string, PromFamily>, name: string, labels: Record<string, string> = {}): number {
-  const v = sampleValue(families, name, labels);
-  if (v === undefined) throw new Error(`${name}${JSON.stringify(labels)} missing`);
-  return v;
-}
+const value = requiredSample;
 
 describe('Node: GET /metrics', () => {
   it('needs the status right: a stranger gets 401, a key-only token 403, a status token and root 200', async () => {

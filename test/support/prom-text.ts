@@ -248,3 +248,10 @@ export function sampleValue(families: Map<string, PromFamily>, name: string, lab
   }
   return undefined;
 }
+
+/** The value of `name`'s sample with these labels; a missing one fails the test. */
+export function requiredSample(families: Map<string, PromFamily>, name: string, labels: Record<string, string> = {}): number {
+  const v = sampleValue(families, name, labels);
+  if (v === undefined) throw new Error(`${name}${JSON.stringify(labels)} missing`);
+  return v;
+}
