@@ -108,9 +108,7 @@ ids.forEach((id, k) => {
   });
 });
 process.stdout.write(`[cluster] ${SIZE} nodes: ${ids.map((id, k) => `${id} ${url(k)}`).join(', ')}; data in ${root}; Ctrl-C stops all\n`);
-process.stdout.write(
-  `[cluster] root token ${rootToken.value} (in ${rootToken.path}); cluster token ${clusterToken.value} (in ${clusterToken.path})\n`,
-);
+process.stdout.write(`[cluster] root token in ${rootToken.path}, cluster token in ${clusterToken.path} (mode 0600; never printed)\n`);
 const relative = path.relative(process.cwd(), rootToken.path);
 const auth = `-H "Authorization: Bearer $(cat ${relative.startsWith('..') ? rootToken.path : relative})"`;
 process.stdout.write(

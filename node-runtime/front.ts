@@ -132,7 +132,7 @@ export function createFront(opts: FrontOptions): (request: FrontRequest) => Prom
     // The front door's own answers carry the same X-Metcd-* headers as the router's.
     if (url.pathname === FAULTS_PATH && opts.faults !== undefined) return withPeerHeaders(await faultsRoute(request, opts.faults), peer);
     // Membership and leadership changes are guarded in the router, on the route it resolves
-    // (node.ts hands it requireTokenForClusterChanges): no spelling of their paths gets past.
+    // (node.ts hands it nodeAuthorizer, access.ts): no spelling of their paths gets past.
     return opts.router.handle(request);
   };
 }

@@ -23,8 +23,6 @@ export class Ticker {
   private lastMs = 0;
   /** Ticks delivered so far. */
   ticks = 0;
-  /** Times the peer asked to rest. */
-  rests = 0;
 
   /** `catchUpTicksMax` bounds the ticks run at once after a long stall (a few election timeouts suffice). */
   constructor(tickMs: number, catchUpTicksMax: number, onTick: () => void) {
@@ -37,11 +35,6 @@ export class Ticker {
     this.started = true;
     this.lastMs = performance.now();
     this.timer ??= setInterval(() => this.catchUp(), this.tickMs);
-  }
-
-  /** Whether the tick timer runs (false while resting or stopped). */
-  get running(): boolean {
-    return this.timer !== undefined;
   }
 
   /** Runs the ticks owed since the last one. */
@@ -65,7 +58,6 @@ export class Ticker {
   /** The peer needs no ticks: stop, and call `onWake` after `wakeInMs` (null: never by itself). */
   rest(wakeInMs: number | null, onWake: () => void): void {
     if (!this.started) return;
-    this.rests++;
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
     if (this.wakeTimer !== undefined) clearTimeout(this.wakeTimer);

@@ -5,10 +5,10 @@
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { UI_DIST_DIR } from '../worker/ui/dist-dir.ts';
 import { UI_ASSETS, type UiAssetName } from '../worker/api/ui-route.ts';
 
-export const UI_DIST_DIR = fileURLToPath(new URL('../worker/ui/dist/', import.meta.url));
+export { UI_DIST_DIR };
 
 export function uiAssetReader(dir = UI_DIST_DIR): (name: UiAssetName) => Promise<Uint8Array | null> {
   const cache = new Map<UiAssetName, Uint8Array>();

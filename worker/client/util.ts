@@ -4,7 +4,7 @@
 import { MetcdError } from './errors.ts';
 import type { KeepAliveHandle } from './types.ts';
 
-export function randomHex(bytes: number): string {
+function randomHex(bytes: number): string {
   const b = new Uint8Array(bytes);
   crypto.getRandomValues(b);
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');

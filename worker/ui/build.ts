@@ -10,9 +10,10 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import path from 'node:path';
 import { build } from 'esbuild';
 import { UI_ASSETS } from '../api/ui-route.ts';
+import { UI_DIST_DIR } from './dist-dir.ts';
 
+export { UI_DIST_DIR };
 const HERE = import.meta.dirname;
-export const UI_DIST_DIR = path.join(HERE, 'dist');
 /** What the bundle is made of: a change to any of these makes dist/ stale. */
 const SOURCES = ['src', 'index.html', 'app.css', 'build.ts', '../client'].map((source) => path.join(HERE, source));
 
