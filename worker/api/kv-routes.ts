@@ -49,14 +49,15 @@ export async function postPairs(ctx: ApiContext): Promise<ApiReply> {
       }
       if (pairs.length === 0) throw badRequest('request body has no pairs; expected {"key":"value",…}');
       const cmd: KvCommand = { op: 'put', pairs };
-      const lease = await writeLease(ctx, params, leaseHeaders);
-      if (lease !== undefined) cmd.lease = lease;
       if (ifRevision !== undefined) {
         const key = ifKeyRaw ?? (pairs.length === 1 ? pairs[0]![0] : undefined);
         if (key === undefined) throw badRequest('ifRevision with several pairs needs ifKey naming the compared key');
         cmd.compare = { key: checkKey(key, limits.keyBytesMax), modRevision: ifRevision };
         ctx.grant.requireRead(key); // a failed compare answers the key's mod revision
       }
+      // Last: ?ttl= grants a lease (a write of its own), which a refused request must not leave behind.
+      const lease = await writeLease(ctx, params, leaseHeaders);
+      if (lease !== undefined) cmd.lease = lease;
       return cmd;
     },
     (result) => jsonReply({ revision: result.revision }, 200, { [H.revision]: String(result.revision), ...leaseHeaders }),
