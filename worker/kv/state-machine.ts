@@ -17,7 +17,7 @@ import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, 
 import { runTxn, type TxnStore } from './txn.ts';
 import { DEFAULT_KV_LIMITS, SESSION_RESULT_BYTES_MAX } from './types.ts';
 import { SessionTable } from './sessions.ts';
-import { TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
+import { INTERNAL_KEY_PREFIX, TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
 import type { HistoryWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
@@ -27,6 +27,9 @@ import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
 import { utf8Length } from './utf8.ts';
+
+/** The first key after every key under INTERNAL_KEY_PREFIX (U+0001). */
+const INTERNAL_KEYS_END = '\u0002';
 
 /** Bytes a key and its value count towards the state's size (UTF-8; a lone surrogate is
  *  written as the 3-byte U+FFFD, so count 3 per code unit then). */
@@ -183,9 +186,8 @@ export class KvStateMachine {
       return out.length < opts.limit;
     };
     let open = opts.limit >= 1;
-    this.keys.walkFrom(from, (key) => {
+    this.walkClientKeys(from, (key) => {
       if (pastEnd(key)) return false;
-      if (isInternalKey(key)) return true;
       while (open && p < pastKeys.length && pastKeys[p]! < key) open = visit(pastKeys[p++]!);
       if (p < pastKeys.length && pastKeys[p] === key) p++;
       if (open) open = visit(key);
@@ -233,6 +235,21 @@ export class KvStateMachine {
   }
 
   /** Records sorted by key (JS string order, see sorted-keys.ts), at most `limit` of them. */
+  /**
+   * The client keys from `from`, in order, until `visit` returns false. metcd's own keys (the
+   * history, tokens, leases: all under INTERNAL_KEY_PREFIX, so one run of the order) are no
+   * client's to read and are stepped over at once, not one by one: a full range would otherwise
+   * walk every history record.
+   */
+  private walkClientKeys(from: string, visit: (key: string) => boolean): void {
+    if (from < INTERNAL_KEY_PREFIX) {
+      let more = true;
+      this.keys.walkFrom(from, (key) => key < INTERNAL_KEY_PREFIX && (more = visit(key)));
+      if (!more) return;
+    }
+    this.keys.walkFrom(from > INTERNAL_KEYS_END ? from : INTERNAL_KEYS_END, visit);
+  }
+
   range(opts: RangeOptions): Array<[string, KeyRecord]> {
     const out: Array<[string, KeyRecord]> = [];
     const limit = opts.limit;
@@ -240,9 +257,8 @@ export class KvStateMachine {
     const prefix = opts.prefix ?? '';
     const start = opts.start ?? '';
     const end = opts.end ?? '';
-    this.keys.walkFrom(start > prefix ? start : prefix, (key) => {
+    this.walkClientKeys(start > prefix ? start : prefix, (key) => {
       if (prefix !== '' && !key.startsWith(prefix)) return false;
-      if (isInternalKey(key)) return true; // metcd's own keys are no client's to read
       if (end !== '' && key >= end) return false;
       out.push([key, this.records.get(key)!]);
       return out.length < limit;
