@@ -77,6 +77,14 @@ describe('quiescence: the leader decides', () => {
     expect(net.raw('a').status().term).toBe(term);
   });
 
+  it('a follower that knows no leader tells the voters it is awake once per spell, not on every local wake', () => {
+    const net = new Network(['a', 'b', 'c']);
+    net.delivered = [];
+    for (let i = 0; i < 3; i++) net.raw('c').wake(); // three client requests
+    net.stabilize();
+    expect(net.delivered.filter((m) => m.type === 'wake' && m.from === 'c').map((m) => m.to)).toEqual(['a', 'b']);
+  });
+
   it('a learner counts like a voter', () => {
     const net = new Network(['a', 'b'], { learners: ['l'] });
     net.elect('a');

@@ -245,7 +245,9 @@ export class Raft {
         this.awaitingLeader = true;
         this.send({ type: 'wake', from: this.id, to: this.lead, term: this.term });
       }
-    } else if (local && this.role === 'follower' && this.lead === '') {
+    } else if (local && this.role === 'follower' && this.lead === '' && !this.awaitingLeader) {
+      // Once per spell without a leader: every client request wakes its peer, and each would
+      // otherwise send every voter a wake (a lost one is covered by our campaign, which wakes them).
       this.announce();
     }
   }
