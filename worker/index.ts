@@ -47,11 +47,20 @@ async function addressable(env: Env, config: EdgeConfig, id: NodeId): Promise<bo
   return known.has(id);
 }
 
+/** The configuration read once per `env` (an isolate's bindings): reading it hashes the root
+ *  token, which is no work for every request. */
+const configs = new WeakMap<Env, EdgeConfig>();
+function configOf(env: Env): EdgeConfig {
+  let config = configs.get(env);
+  if (config === undefined) configs.set(env, (config = readConfig(env as unknown as Record<string, unknown>)));
+  return config;
+}
+
 export default {
   async fetch(request: Request, env: Env): Promise<Response> {
     let config: EdgeConfig;
     try {
-      config = readConfig(env as unknown as Record<string, unknown>);
+      config = configOf(env);
     } catch (err) {
       const why = err instanceof ConfigError ? err.message : String(err);
       return errorResponse(500, 'internal', `metcd is misconfigured (wrangler.toml [vars]): ${why}`);
