@@ -10,7 +10,7 @@
 import { TOKEN_ID_PATTERN } from '../kv/tokens.ts';
 import type { KvResult, TokenRecord } from '../kv/types.ts';
 import { digestOf } from './authorize.ts';
-import { onlyFields, parseJsonObject } from './body.ts';
+import { jsonFields, onlyFields } from './body.ts';
 import { kvRefusalToApi } from './errors.ts';
 import type { ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
@@ -26,9 +26,7 @@ export async function createToken(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-    const body = parseJsonObject(ctx.body);
-    onlyFields(body, ['name', 'rules', 'admin', 'status', 'ttl']);
+    const body = await jsonFields(ctx, ['name', 'rules', 'admin', 'status', 'ttl']);
     if (typeof body['name'] !== 'string') throw badRequest('name is required: a label for the token (1..128 printable ASCII)');
     const rules = body['rules'] ?? [];
     if (!Array.isArray(rules)) throw badRequest('rules must be an array of {"prefix","access"}');

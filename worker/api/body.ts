@@ -7,6 +7,7 @@
 // upload is cut off (the client gets the 413 if it reads before it finishes writing).
 
 import { badRequest, tooLarge } from './http.ts';
+import type { ApiContext } from './host.ts';
 
 const EMPTY = new Uint8Array(0);
 export const DRAIN_BYTES_MAX = 8 * 1024 * 1024;
@@ -95,4 +96,13 @@ export function onlyFields(body: Record<string, unknown>, allowed: readonly stri
   for (const name of Object.keys(body)) {
     if (!allowed.includes(name)) throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: ${allowed.join(', ')}`);
   }
+}
+
+/** The request's JSON object body (read once, under ctx.bodyBytesMax, and kept for a forward),
+ *  holding no field but `fields`. */
+export async function jsonFields(ctx: ApiContext, fields: readonly string[]): Promise<Record<string, unknown>> {
+  ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
+  const body = parseJsonObject(ctx.body);
+  onlyFields(body, fields);
+  return body;
 }

@@ -10,7 +10,7 @@
 
 import type { Membership, NodeId } from '../raft/types.ts';
 import type { Peer } from '../peer/peer.ts';
-import { onlyFields, parseJsonObject } from './body.ts';
+import { jsonFields } from './body.ts';
 import type { ApiReply } from './exchange.ts';
 import { RETRY_AFTER_SECONDS } from './errors.ts';
 import { errorReply, jsonReply, badRequest } from './http.ts';
@@ -24,9 +24,7 @@ export async function join(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-    const body = parseJsonObject(ctx.body);
-    onlyFields(body, ['id', 'learner', 'address']);
+    const body = await jsonFields(ctx, ['id', 'learner', 'address']);
     const id = memberId(body['id']);
     const learner = body['learner'] ?? false;
     if (typeof learner !== 'boolean') throw badRequest('learner must be true or false');
@@ -62,9 +60,7 @@ export async function transferLeader(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-    const body = parseJsonObject(ctx.body);
-    onlyFields(body, ['id']);
+    const body = await jsonFields(ctx, ['id']);
     const to = memberId(body['id']);
     return jsonReply({ leader: await ctx.peer.transferLeader(to) });
   });

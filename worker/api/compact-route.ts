@@ -2,7 +2,7 @@
 // admin operation. Reads at revisions below N answer 410 compacted afterwards; the state machine
 // also compacts on its own, keeping the last `historyRetention` revisions (kv/types.ts).
 
-import { onlyFields, parseJsonObject } from './body.ts';
+import { jsonFields } from './body.ts';
 import { kvRefusalToApi } from './errors.ts';
 import type { ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
@@ -14,9 +14,7 @@ export async function compact(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-    const body = parseJsonObject(ctx.body);
-    onlyFields(body, ['revision']);
+    const body = await jsonFields(ctx, ['revision']);
     const revision = body['revision'];
     if (!Number.isSafeInteger(revision) || (revision as number) < 1) throw badRequest('revision must be a positive integer');
     const at = (await ctx.peer.read('default', (kv) => ({ compacted: kv.compactedRevision, current: kv.revision }))).value;

@@ -11,7 +11,7 @@
 import type { KeyRecord } from '../kv/types.ts';
 import { isRevisionProblem } from '../kv/state-machine.ts';
 import { PeerError } from '../peer/errors.ts';
-import { onlyFields, parseJsonObject } from './body.ts';
+import { jsonFields } from './body.ts';
 import { kvRefusalToApi, peerErrorToApi } from './errors.ts';
 import type { ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
@@ -31,13 +31,6 @@ export function electionPrefix(name: string): string {
 
 function leaderJson(key: string, record: KeyRecord, prefix: string) {
   return { key, value: record.value, revision: record.createRevision, lease: String(parseInt(key.slice(prefix.length), 16)) };
-}
-
-async function jsonBody(ctx: ApiContext, fields: string[]): Promise<Record<string, unknown>> {
-  ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-  const body = parseJsonObject(ctx.body);
-  onlyFields(body, fields);
-  return body;
 }
 
 function valueField(v: unknown): string {
@@ -61,7 +54,7 @@ export async function campaign(ctx: ApiContext, rawName: string | undefined): Pr
   const waitMs = waitParam(params.get('wait'));
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax + VALUE_CHARS_MAX;
   return onLeader(ctx, async () => {
-    const body = await jsonBody(ctx, ['value', 'ttl', 'lease']);
+    const body = await jsonFields(ctx, ['value', 'ttl', 'lease']);
     const value = valueField(body['value']);
     const rawLease = body['lease'];
     if (rawLease !== undefined && typeof rawLease !== 'string') throw badRequest('lease must be a lease id string');
@@ -93,7 +86,7 @@ export async function proclaim(ctx: ApiContext, rawName: string | undefined): Pr
   const prefix = electionPrefix(turnName(rawName, 'election'));
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax + VALUE_CHARS_MAX;
   return onLeader(ctx, async () => {
-    const body = await jsonBody(ctx, ['key', 'value']);
+    const body = await jsonFields(ctx, ['key', 'value']);
     const key = keyField(body['key'], prefix);
     const value = valueField(body['value']);
     ctx.grant.requireWrite(key);
@@ -118,7 +111,7 @@ export async function resign(ctx: ApiContext, rawName: string | undefined): Prom
   const prefix = electionPrefix(turnName(rawName, 'election'));
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    const key = keyField((await jsonBody(ctx, ['key']))['key'], prefix);
+    const key = keyField((await jsonFields(ctx, ['key']))['key'], prefix);
     ctx.grant.requireWrite(key);
     const result = (await ctx.peer.write({ op: 'delete', keys: [key] })).result;
     if (!result.ok) throw kvRefusalToApi(result);

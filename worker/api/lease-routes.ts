@@ -10,7 +10,7 @@
 // attaching a key is a write of that key.
 
 import { LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS } from '../kv/leases.ts';
-import { onlyFields, parseJsonObject } from './body.ts';
+import { jsonFields } from './body.ts';
 import { kvRefusalToApi } from './errors.ts';
 import type { ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
@@ -58,9 +58,7 @@ export async function grantLease(ctx: ApiContext): Promise<ApiReply> {
   queryParams(ctx.url, []);
   ctx.bodyBytesMax = ctx.limits.jsonBodyBytesMax;
   return onLeader(ctx, async () => {
-    ctx.body ??= await ctx.request.body(ctx.bodyBytesMax);
-    const body = parseJsonObject(ctx.body);
-    onlyFields(body, ['ttl']);
+    const body = await jsonFields(ctx, ['ttl']);
     const g = await grant(ctx, ttlValue(ctx, body['ttl']));
     return jsonReply({ id: String(g.id), ttl: g.ttl }, 200, { [H.revision]: String(g.revision) });
   });

@@ -9,7 +9,7 @@
 // write (a prefix delete, write on the whole prefix).
 
 import type { KvCommand, TxnCompare, TxnOpResult } from '../kv/types.ts';
-import { parseJsonObject } from './body.ts';
+import { onlyFields, parseJsonObject } from './body.ts';
 import type { ApiReply } from './exchange.ts';
 import type { ApiContext } from './host.ts';
 import { H, badRequest, jsonReply } from './http.ts';
@@ -23,10 +23,7 @@ export async function txn(ctx: ApiContext): Promise<ApiReply> {
     ctx,
     async () => {
       const parsed = parseJsonObject(await body(ctx));
-      for (const name of Object.keys(parsed)) {
-        if (!['compare', 'success', 'failure'].includes(name))
-          throw badRequest(`unknown field ${JSON.stringify(name)}; accepted: compare, success, failure`);
-      }
+      onlyFields(parsed, ['compare', 'success', 'failure']);
       const cmd = { op: 'txn', compare: parsed['compare'] ?? [], success: parsed['success'] ?? [], failure: parsed['failure'] ?? [] };
       if (!Array.isArray(cmd.compare) || !Array.isArray(cmd.success) || !Array.isArray(cmd.failure)) {
         throw badRequest('compare, success and failure must be arrays');

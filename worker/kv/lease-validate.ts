@@ -3,16 +3,8 @@
 
 import { LEASE_OWNER_PATTERN, LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS, isLeaseId, isLeaseTtl } from './leases.ts';
 import { varuintBytes } from './bytes.ts';
+import { invalid, type CommandProblem } from './checks.ts';
 
-/** validate.ts's CommandProblem (an `invalid` one). */
-interface CommandProblem {
-  code: 'invalid';
-  message: string;
-}
-
-function invalid(message: string): CommandProblem {
-  return { code: 'invalid', message };
-}
 
 /** lease-grant {ttl, owner?} and lease-revoke {id}: no stamp, no compare, nothing else. */
 export function leaseCommandProblem(cmd: Record<string, unknown>): CommandProblem | null {
