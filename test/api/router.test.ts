@@ -1,6 +1,7 @@
 // The shared router against an in-process 3-peer cluster, with real Request/Response objects.
 
 import { afterEach, describe, expect, it } from 'vitest';
+import { DEFAULT_KV_LIMITS } from '../../worker/kv/types.ts';
 import { createApiRouter, needsLeader } from '../../worker/api/router.ts';
 import { Grant } from '../../worker/api/access.ts';
 import type { ApiHost, ApiRoute, Authorize } from '../../worker/api/router.ts';
@@ -287,6 +288,7 @@ describe('api: conditional writes and idempotency', () => {
 
 describe('api: bad input', () => {
   const limits = {
+    ...DEFAULT_KV_LIMITS,
     keyBytesMax: 16,
     valueBytesMax: 64,
     pairsPerCommandMax: 8,

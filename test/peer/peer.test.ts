@@ -3,7 +3,7 @@
 
 import { isInternalKey } from '../../worker/kv/tokens.ts';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { KvCommand } from '../../worker/kv/types.ts';
+import { DEFAULT_KV_LIMITS, type KvCommand } from '../../worker/kv/types.ts';
 import type { ConfChange } from '../../worker/raft/types.ts';
 import { KvStateMachine } from '../../worker/kv/state-machine.ts';
 import { decodeState } from '../../worker/kv/codec.ts';
@@ -222,6 +222,7 @@ describe('peer: exactly-once and limits', () => {
   it('refuses bad commands before they reach the log', async () => {
     const c = await start({
       kvLimits: {
+        ...DEFAULT_KV_LIMITS,
         keyBytesMax: 8,
         valueBytesMax: 16,
         pairsPerCommandMax: 4,

@@ -66,8 +66,9 @@ export function decodePast(storedKey: string, value: string): [string, PastVersi
   return [key, { revision, record: { value: value.slice(comma2 + 1), createRevision, modRevision: revision, version } }];
 }
 
-/** A record's bytes, and the internal records a change adds or removes (for the state machine to write). */
-export interface HistoryWrites {
+/** How the history and the lease table write and remove metcd's own records (the state machine
+ *  writes them with the change that made them). */
+export interface RecordWrites {
   set(key: string, value: string): void;
   remove(key: string): void;
 }
@@ -100,7 +101,7 @@ export class KeyHistory {
   }
 
   /** `key` changes at `revision` from `prev` (its current record, if any); `deleted` for a delete. */
-  change(revision: number, key: string, prev: KeyRecord | undefined, deleted: boolean, writes: HistoryWrites): void {
+  change(revision: number, key: string, prev: KeyRecord | undefined, deleted: boolean, writes: RecordWrites): void {
     if (prev !== undefined) this.keep(key, { revision: prev.modRevision, record: prev }, writes);
     if (deleted) this.keep(key, { revision, record: null }, writes);
     this.noteChange(revision, key);
@@ -151,7 +152,7 @@ export class KeyHistory {
    * Discard what no read at or above `revision` needs: per key, every past version but the one
    * visible at `revision` (when it is not a delete), and the change list below it.
    */
-  compact(revision: number, current: (key: string) => KeyRecord | undefined, writes: HistoryWrites): void {
+  compact(revision: number, current: (key: string) => KeyRecord | undefined, writes: RecordWrites): void {
     if (revision <= this.compacted) return;
     const drop = lowerBound(this.revisions, revision);
     // Only keys changed in [compacted, revision] can have a version to discard (a change at
@@ -184,7 +185,7 @@ export class KeyHistory {
     writes.set(COMPACTED_KEY, String(revision));
   }
 
-  private keep(key: string, version: PastVersion, writes: HistoryWrites): void {
+  private keep(key: string, version: PastVersion, writes: RecordWrites): void {
     let list = this.past.get(key);
     if (list === undefined) this.past.set(key, (list = []));
     list.push(version);

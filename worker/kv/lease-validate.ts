@@ -5,7 +5,6 @@ import { LEASE_OWNER_PATTERN, LEASE_TTL_MAX_SECONDS, LEASE_TTL_MIN_SECONDS, isLe
 import { varuintBytes } from './bytes.ts';
 import { invalid, type CommandProblem } from './checks.ts';
 
-
 /** lease-grant {ttl, owner?} and lease-revoke {id}: no stamp, no compare, nothing else. */
 export function leaseCommandProblem(cmd: Record<string, unknown>): CommandProblem | null {
   const grant = cmd['op'] === 'lease-grant';

@@ -18,6 +18,7 @@
 // etcd's JSON gateway writes int64s).
 
 import { INTERNAL_KEY_PREFIX, TOKEN_ID_PATTERN } from './tokens.ts';
+import type { RecordWrites } from './history.ts';
 
 const LEASE_PREFIX = `${INTERNAL_KEY_PREFIX}lease/`;
 const LEASE_KEY_PREFIX = `${INTERNAL_KEY_PREFIX}lk/`;
@@ -27,12 +28,6 @@ const ID_DIGITS = 16;
 export const LEASE_TTL_MIN_SECONDS = 1;
 export const LEASE_TTL_MAX_SECONDS = 30 * 24 * 3600;
 
-/** The lease limits' defaults (KvLimits.leasesMax, leaseKeysMax). */
-export const DEFAULT_LEASES_MAX = 10_000;
-export const DEFAULT_LEASE_KEYS_MAX = 10_000;
-/** Leases one API token may hold at once (KvLimits.leasesPerOwnerMax): a tenth of the cluster's,
- *  so no one token can take every lease from the others. */
-export const DEFAULT_LEASES_PER_OWNER_MAX = 1_000;
 /** Who may own a lease: an API token, by its id. */
 export const LEASE_OWNER_PATTERN = TOKEN_ID_PATTERN;
 
@@ -54,12 +49,6 @@ export function isLeaseId(x: unknown): x is number {
 
 export function isLeaseTtl(x: unknown): x is number {
   return typeof x === 'number' && Number.isSafeInteger(x) && x >= LEASE_TTL_MIN_SECONDS && x <= LEASE_TTL_MAX_SECONDS;
-}
-
-/** How the table writes and removes its records (as internal records of the state machine). */
-export interface LeaseWrites {
-  set(key: string, value: string): void;
-  remove(key: string): void;
 }
 
 /** A lease as reads see it. */
@@ -159,7 +148,7 @@ export class LeaseTable implements LeaseView {
   }
 
   /** Lease `id` granted for `ttl` seconds, by API token `owner` ('' for none). */
-  grant(id: number, ttl: number, owner: string, writes: LeaseWrites): void {
+  grant(id: number, ttl: number, owner: string, writes: RecordWrites): void {
     if (this.leases.has(id)) throw new Error(`lease ${id} granted twice`);
     this.leases.set(id, { ttl, keys: new Set(), owner });
     this.count(owner, 1);
@@ -175,7 +164,7 @@ export class LeaseTable implements LeaseView {
   }
 
   /** `key` was put with lease `id` (0: none, which detaches it, as etcd). */
-  attach(key: string, id: number, writes: LeaseWrites): void {
+  attach(key: string, id: number, writes: RecordWrites): void {
     const old = this.byKey.get(key) ?? 0;
     if (old === id) return;
     if (old !== 0) this.detach(key, writes);
@@ -186,7 +175,7 @@ export class LeaseTable implements LeaseView {
   }
 
   /** `key` was deleted (or put without a lease): it leaves its lease. */
-  detach(key: string, writes: LeaseWrites): void {
+  detach(key: string, writes: RecordWrites): void {
     const id = this.byKey.get(key);
     if (id === undefined) return;
     this.byKey.delete(key);
@@ -195,7 +184,7 @@ export class LeaseTable implements LeaseView {
   }
 
   /** Forget lease `id` and its attachments; returns its keys, sorted (for the caller to delete). */
-  revoke(id: number, writes: LeaseWrites): string[] {
+  revoke(id: number, writes: RecordWrites): string[] {
     const lease = this.leases.get(id)!;
     const keys = [...lease.keys].sort();
     for (const key of keys) this.detach(key, writes);

@@ -19,9 +19,9 @@ import { DEFAULT_KV_LIMITS, SESSION_RESULT_BYTES_MAX } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { INTERNAL_KEY_PREFIX, TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
-import type { HistoryWrites, KeyEvent, PastVersion } from './history.ts';
+import type { RecordWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
-import { DEFAULT_LEASES_MAX, DEFAULT_LEASES_PER_OWNER_MAX, DEFAULT_LEASE_KEYS_MAX, LeaseTable, isLeaseRecordKey } from './leases.ts';
+import { LeaseTable, isLeaseRecordKey } from './leases.ts';
 import type { LeaseView } from './leases.ts';
 import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
@@ -79,7 +79,7 @@ export class KvStateMachine {
   /** Past versions of keys, by revision (history.ts). */
   private history: KeyHistory;
   /** How the history writes and removes its records (as internal records of this map). */
-  private readonly historyWrites: HistoryWrites;
+  private readonly historyWrites: RecordWrites;
   /** The revision a command being applied writes at (for the history's records). */
   private writingRevision = 0;
   private currentRevision: number;
@@ -340,7 +340,7 @@ export class KvStateMachine {
 
     const lease = cmd.op === 'put' ? (cmd.lease ?? 0) : 0;
     if (lease !== 0) {
-      const refusal = this.leaseRefusal(lease, cmd.op === 'put' ? cmd.pairs : []);
+      const refusal = this.leaseRefusal(lease, cmd.op === 'put' ? cmd.pairs.map((p) => p[0]) : []);
       if (refusal !== null) return refusal;
     }
 
@@ -397,11 +397,7 @@ export class KvStateMachine {
     return {
       get: (key) => this.records.get(key),
       leaseOf: (key) => this.leaseTable.leaseOf(key),
-      leaseRefusal: (lease, keys) =>
-        this.leaseRefusal(
-          lease,
-          keys.map((k): [string, string] => [k, '']),
-        ),
+      leaseRefusal: (lease, keys) => this.leaseRefusal(lease, keys),
       range: (prefix, limit) => this.range({ prefix, limit }),
       put: (key, value, lease) => {
         this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
@@ -454,26 +450,22 @@ export class KvStateMachine {
   }
 
   /** Why a put may not attach its keys to `lease` (unknown, or full), or null. */
-  private leaseRefusal(lease: number, pairs: ReadonlyArray<readonly [string, string]>): KvResult | null {
+  private leaseRefusal(lease: number, keys: readonly string[]): KvResult | null {
     if (!this.leaseTable.has(lease)) {
       return { ok: false, code: 'lease-not-found', revision: this.currentRevision, message: `lease ${lease} not found` };
     }
-    const max = this.limits.leaseKeysMax ?? DEFAULT_LEASE_KEYS_MAX;
-    const after = this.leaseTable.keysAfter(
-      lease,
-      pairs.map((p) => p[0]),
-    );
+    const max = this.limits.leaseKeysMax;
+    const after = this.leaseTable.keysAfter(lease, keys);
     return after > max ? this.invalid(`lease ${lease} would hold ${after} keys, above the limit of ${max}`) : null;
   }
 
-  /** A lease's id is the index of the entry granting it (leases.ts); a grant takes a revision, as
-   *  its record does (etcd's takes none). */
   /** A lease for `ttl` seconds, granted by API token `owner` ('' for the root or cluster token,
-   *  or open mode: only the cluster's limit applies to them). */
+   *  or open mode: only the cluster's limit applies to them). Its id is the index of the entry
+   *  granting it (leases.ts); a grant takes a revision, as its record does (etcd's takes none). */
   private grantLease(ttl: number, owner: string): KvResult {
-    const max = this.limits.leasesMax ?? DEFAULT_LEASES_MAX;
+    const max = this.limits.leasesMax;
     if (this.leaseTable.size >= max) return this.invalid(`the cluster holds ${this.leaseTable.size} leases, its limit; revoke one first`);
-    const ownerMax = this.limits.leasesPerOwnerMax ?? DEFAULT_LEASES_PER_OWNER_MAX;
+    const ownerMax = this.limits.leasesPerOwnerMax;
     if (owner !== '' && this.leaseTable.ownedBy(owner) >= ownerMax) {
       return this.invalid(`token ${owner} holds ${ownerMax} leases, its limit; revoke one first`);
     }

@@ -84,9 +84,6 @@ export type TxnOpResult =
   | { delete: { deleted: number } }
   | { get: { kvs: Array<[key: string, record: KeyRecord]>; more: boolean } };
 
-/** The commands a client's key routes send: they may carry a compare and a stamp. */
-export type KeyCommand = Extract<KvCommand, { op: 'put' | 'delete' }>;
-
 /** etcd-style per-key metadata. */
 export interface KeyRecord {
   value: string;
@@ -130,10 +127,10 @@ export interface KvLimits {
    *  --auto-compaction-retention, but decided in apply, so every replica compacts alike). */
   historyRetention: number;
   /** Leases held at most, keys attached to one lease at most, and leases one API token holds
-   *  at most (defaults in leases.ts). */
-  leasesMax?: number;
-  leaseKeysMax?: number;
-  leasesPerOwnerMax?: number;
+   *  at most. */
+  leasesMax: number;
+  leaseKeysMax: number;
+  leasesPerOwnerMax: number;
 }
 
 /**
@@ -173,6 +170,7 @@ export const DEFAULT_KV_LIMITS: KvLimits = {
   historyRetention: 10_000,
   leasesMax: 10_000,
   leaseKeysMax: 10_000,
+  // a tenth of the cluster's: no one token can take every lease from the others
   leasesPerOwnerMax: 1_000,
 };
 

@@ -213,7 +213,6 @@ export function checkLimits(limits: KvLimits): void {
     'leasesPerOwnerMax',
   ] as const) {
     const v = limits[name];
-    if (v === undefined && (name === 'leasesMax' || name === 'leaseKeysMax' || name === 'leasesPerOwnerMax')) continue; // optional: defaults apply (leases.ts)
     if (!Number.isSafeInteger(v) || v! < 1) throw new RangeError(`KvLimits.${name} must be a positive safe integer, got ${v}`);
   }
 }
