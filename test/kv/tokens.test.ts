@@ -43,6 +43,8 @@ describe('tokens in the state machine', () => {
     expect(sm.range({ limit: 100 }).map(([k]) => k)).toEqual(['b']);
     expect(sm.range({ prefix: '\u0001', limit: 100 })).toEqual([]);
     const internal = `\u0001auth/token/${token(1).id}`;
+    expect(sm.get(internal)).toBeUndefined(); // the record (with the secret's digest) is there, unreadable
+    expect(sm.getAt(internal, sm.revision)).toBeUndefined();
     let index = 2;
     for (const cmd of [
       { op: 'put', pairs: [[internal, '{}']] },

@@ -163,6 +163,7 @@ export class KvStateMachine {
   getAt(key: string, revision: number): KeyRecord | undefined | RevisionProblem {
     const problem = this.revisionProblem(revision);
     if (problem !== null) return problem;
+    if (isInternalKey(key)) return undefined;
     return this.history.at(key, revision, this.records.get(key));
   }
 
@@ -230,8 +231,10 @@ export class KvStateMachine {
     return this.sessions.size;
   }
 
+  /** A client key's record; metcd's own keys (tokens with their digests, history, leases) are
+   *  nobody's to read this way, whoever calls, as range() does not list them. */
   get(key: string): KeyRecord | undefined {
-    return this.records.get(key);
+    return isInternalKey(key) ? undefined : this.records.get(key);
   }
 
   /** Records sorted by key (JS string order, see sorted-keys.ts), at most `limit` of them. */
