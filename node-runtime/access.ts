@@ -4,13 +4,10 @@
 // change membership and leadership (a joining node asks /join with it) and nothing else.
 
 import { readFileSync } from 'node:fs';
-import { createAuthorizer, digestOf, type Authorize } from '../worker/api/router.ts';
+import { ROOT_TOKEN_CHARS_MIN, createAuthorizer, digestOf, rootTokenText, type Authorize } from '../worker/api/router.ts';
 import type { TokenView } from '../worker/kv/tokens.ts';
 import { FlagError, isLoopback, type NodeConfig } from './flags.ts';
 import type { Logger } from './log.ts';
-
-/** Root tokens shorter than this are refused: a secret anyone may guess protects nothing. */
-export const ROOT_TOKEN_CHARS_MIN = 16;
 
 /** The root token's text, checked; a FlagError names the source, never the secret. */
 function readRootToken(source: NonNullable<NodeConfig['rootToken']>): string {
@@ -23,11 +20,9 @@ function readRootToken(source: NonNullable<NodeConfig['rootToken']>): string {
       throw new FlagError(`--root-token-file ${source.path}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'}`);
     }
   }
-  const token = text.trim();
+  const token = rootTokenText(text);
   const where = source.from === 'env' ? 'METCD_ROOT_TOKEN' : `--root-token-file ${source.path}`;
-  if (token.length < ROOT_TOKEN_CHARS_MIN || /\s/.test(token)) {
-    throw new FlagError(`${where}: the root token must be at least ${ROOT_TOKEN_CHARS_MIN} characters without spaces`);
-  }
+  if (token === null) throw new FlagError(`${where}: the root token must be at least ${ROOT_TOKEN_CHARS_MIN} characters without spaces`);
   return token;
 }
 

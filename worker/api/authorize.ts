@@ -59,6 +59,16 @@ export interface AuthSettings {
 /** Longest credential looked at (a root token is the operator's choice; API tokens are ~50). */
 const TOKEN_CHARS_MAX = 4096;
 
+/** Root tokens shorter than this are refused: a secret anyone may guess protects nothing. */
+export const ROOT_TOKEN_CHARS_MIN = 16;
+
+/** A configured root token, trimmed; null when it is too weak (short, or with spaces inside).
+ *  The host's error names where it came from, never the value. */
+export function rootTokenText(raw: string): string | null {
+  const token = raw.trim();
+  return token.length < ROOT_TOKEN_CHARS_MIN || /\s/.test(token) ? null : token;
+}
+
 export function digestOf(secret: string): Uint8Array {
   return sha256(new TextEncoder().encode(secret));
 }

@@ -52,7 +52,7 @@ import type { ApiContext, ApiHost, ApiLimits } from './host.ts';
 
 export type { ApiHost, ApiLimits } from './host.ts';
 export type { ApiRoute, AuthSettings, Authorize, RequestHeaders } from './authorize.ts';
-export { allowEverything, createAuthorizer, digestOf } from './authorize.ts';
+export { allowEverything, createAuthorizer, digestOf, ROOT_TOKEN_CHARS_MIN, rootTokenText } from './authorize.ts';
 export { DEFAULT_API_LIMITS } from './host.ts';
 
 export const RESERVED_SEGMENTS = [

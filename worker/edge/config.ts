@@ -3,7 +3,7 @@
 // front door rather than a cluster that half works.
 
 import type { Membership, NodeId } from '../raft/types.ts';
-import { digestOf } from '../api/authorize.ts';
+import { ROOT_TOKEN_CHARS_MIN, digestOf, rootTokenText } from '../api/authorize.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
@@ -46,9 +46,6 @@ export const LOCKED_HINT =
   'this metcd deployment has no root token, so it serves nothing but /health: set one with ' +
   '"wrangler secret put METCD_ROOT_TOKEN" (locally: a METCD_ROOT_TOKEN=... line in .dev.vars), ' +
   'or start local development in open mode with "npm start"';
-
-/** Root tokens shorter than this are refused: a secret anyone may guess protects nothing. */
-export const ROOT_TOKEN_CHARS_MIN = 16;
 
 /** Cloudflare's Durable Object location hints. */
 export const LOCATION_HINTS = ['wnam', 'enam', 'sam', 'weur', 'eeur', 'apac', 'oc', 'afr', 'me'] as const;
@@ -128,10 +125,9 @@ function readAuth(env: Record<string, unknown>): EdgeAuth {
   if (mode === 'open') return { mode: 'open' };
   const root = env['METCD_ROOT_TOKEN'];
   if (root === undefined || root === null || root === '') return { mode: 'locked' };
-  if (typeof root !== 'string' || root.trim().length < ROOT_TOKEN_CHARS_MIN || /\s/.test(root.trim())) {
-    throw new ConfigError(`METCD_ROOT_TOKEN: expected at least ${ROOT_TOKEN_CHARS_MIN} characters without spaces`);
-  }
-  return { mode: 'tokens', rootDigest: digestOf(root.trim()) };
+  const token = typeof root === 'string' ? rootTokenText(root) : null;
+  if (token === null) throw new ConfigError(`METCD_ROOT_TOKEN: expected at least ${ROOT_TOKEN_CHARS_MIN} characters without spaces`);
+  return { mode: 'tokens', rootDigest: digestOf(token) };
 }
 
 /** `p1=wnam,p2=weur` → { p1: 'wnam', p2: 'weur' }. */
