@@ -122,6 +122,18 @@ function browserLikeFetch(input: string | URL | Request, init?: RequestInit): Pr
 }
 
 describe('client: keys, errors, deadlines', () => {
+  it('never follows a redirect from https to http (its token would travel in clear)', async () => {
+    const sent: string[] = [];
+    const downgrading = (input: string | URL | Request): Promise<Response> => {
+      sent.push(String(input));
+      return Promise.resolve(new Response(null, { status: 307, headers: { Location: 'http://127.0.0.1:9/key/k' } }));
+    };
+    const client = createClient({ endpoints: ['https://127.0.0.1:8'], token: ROOT, fetch: downgrading, timeoutMs: 2000 });
+    const err = await expectError(client.put('k', 'v'), 307, 'bad_response');
+    expect(err.message).toMatch(/off TLS/);
+    expect(sent).toEqual(['https://127.0.0.1:8/key/k']);
+  });
+
   it('in a browser, never takes a hidden redirect for an answer: one to another origin is an error, and nothing is written', async () => {
     const leader = await cluster.leader({ all: true });
     const follower = cluster.live().find((n) => n !== leader)!;

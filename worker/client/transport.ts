@@ -220,6 +220,14 @@ export class Transport {
             throw new MetcdError(res.status, 'bad_response', `too many redirects or a redirect without Location from ${url}`);
           }
           const target = new URL(location, url);
+          if (new URL(url).protocol === 'https:' && target.protocol !== 'https:') {
+            // The token goes along with the call: never in clear because a server said so.
+            throw new MetcdError(
+              res.status,
+              'bad_response',
+              `${new URL(url).origin} redirected to ${target.origin}, off TLS: not followed`,
+            );
+          }
           if (call.endpoint === undefined && this.recentlyDown(target.origin)) {
             // A follower still names a leader that just failed us (it has not noticed yet):
             // wait for an election rather than follow it there.
