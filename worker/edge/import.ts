@@ -188,6 +188,7 @@ export function stagedInitialState(sql: SqlLike): InitialState | undefined {
   return { kv: state, index: header.appliedIndex };
 }
 
-function message(err: unknown): string {
+/** An error's message (what a thrown non-Error says of itself). */
+export function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -54,6 +54,7 @@ import {
   checkedStage,
   clearStage,
   coordinateImport,
+  message,
   stageChunk,
   stagedInitialState,
   whyNotNew,
@@ -663,8 +664,4 @@ export function withPeerParam(url: string, peer: NodeId): string {
   const u = new URL(url);
   u.searchParams.set('peer', peer);
   return u.toString();
-}
-
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

@@ -111,8 +111,4 @@ export class Lessor {
     if (ticks <= 0) return;
     for (const [id, deadline] of this.deadlines) this.deadlines.set(id, deadline - ticks);
   }
-
-  get tracked(): number {
-    return this.deadlines.size;
-  }
 }
