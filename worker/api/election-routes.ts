@@ -18,7 +18,7 @@ import type { ApiContext } from './host.ts';
 import { ApiError, H, badRequest, jsonReply } from './http.ts';
 import { onLeader } from './leader.ts';
 import { queryParams } from './params.ts';
-import { contenders } from './turns.ts';
+import { CONTENDERS_MAX, contenders, holderOf } from './turns.ts';
 import { contenderLease, turnErrorToApi, turnName } from './turn-params.ts';
 import { enqueueOrLeave, waitOrLeave } from './lock-routes.ts';
 import { waitParam } from './watch-route.ts';
@@ -129,7 +129,7 @@ export async function observe(ctx: ApiContext, rawName: string | undefined): Pro
   ctx.grant.requireRange({ prefix, start: '', end: '' });
   const peer = ctx.peer;
   const encoder = new TextEncoder();
-  const leaderAt = () => peer.read('stale', (kv) => kv.range({ prefix, limit: 10_000 }));
+  const leaderAt = () => peer.read('stale', (kv) => kv.range({ prefix, limit: CONTENDERS_MAX }));
   const first = await leaderAt();
   let watcher;
   try {
@@ -139,8 +139,7 @@ export async function observe(ctx: ApiContext, rawName: string | undefined): Pro
   }
   let last = '';
   const frame = (records: Array<[string, KeyRecord]>, revision: number): string | null => {
-    const sorted = records.slice().sort((a, b) => a[1].createRevision - b[1].createRevision);
-    const lead = sorted[0];
+    const lead = holderOf(records);
     const data = JSON.stringify(lead === undefined ? null : leaderJson(lead[0], lead[1], prefix));
     if (data === last) return null;
     last = data;
@@ -163,7 +162,7 @@ export async function observe(ctx: ApiContext, rawName: string | undefined): Pro
         }
         if (f.kind !== 'events') continue;
         // The leader as of this frame's revision (the history), not as of now: every leader shows.
-        const at = await peer.read('stale', (kv) => kv.rangeAt({ prefix, limit: 10_000 }, f.revision));
+        const at = await peer.read('stale', (kv) => kv.rangeAt({ prefix, limit: CONTENDERS_MAX }, f.revision));
         const records = isRevisionProblem(at.value) ? (await leaderAt()).value : at.value;
         const text = frame(records, f.revision);
         if (text !== null) {

@@ -66,6 +66,13 @@ export async function enqueue(peer: TurnPeer, prefix: string, lease: number, val
   throw new Error(`queueing ${key}: ${result.code}: ${'message' in result ? result.message : ''}`);
 }
 
+/** The contender holding the turn among `records`: the lowest create revision. */
+export function holderOf(records: ReadonlyArray<[string, KeyRecord]>): [string, KeyRecord] | undefined {
+  let holder: [string, KeyRecord] | undefined;
+  for (const r of records) if (holder === undefined || r[1].createRevision < holder[1].createRevision) holder = r;
+  return holder;
+}
+
 /** The contenders under `prefix` by create revision, lowest (the holder) first, and the revision read at. */
 export async function contenders(peer: TurnPeer, prefix: string): Promise<{ queue: Array<[string, KeyRecord]>; revision: number }> {
   const out = await peer.read('default', (kv) => kv.range({ prefix, limit: CONTENDERS_MAX }));
