@@ -23,8 +23,9 @@ import type { RecordWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
 import { LeaseTable, isLeaseRecordKey } from './leases.ts';
 import type { LeaseView } from './leases.ts';
-import { SortedKeys } from './sorted-keys.ts';
 import { StateView } from './state-view.ts';
+import { MemoryRecords } from './memory-records.ts';
+import type { RecordStore } from './record-store.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
 import { utf8Length } from './utf8.ts';
 
@@ -67,8 +68,8 @@ export interface RangeOptions {
 
 export class KvStateMachine {
   private readonly limits: KvLimits;
-  private readonly records = new Map<string, KeyRecord>();
-  private readonly keys: SortedKeys;
+  /** Every record, metcd's own included: in memory or behind a cache (record-store.ts). */
+  private readonly records: RecordStore;
   private readonly sessions: SessionTable;
   /** API tokens: an index over the records under their internal keys (tokens.ts). */
   private readonly tokenTable = new TokenTable();
@@ -88,13 +89,12 @@ export class KvStateMachine {
   /** Highest index applied (from the sessions when restored): apply indexes must grow. */
   private lastIndex: number;
   private readonly dirtyKeys = new Set<string>();
-  /** Open views (snapshots being encoded): told about each key before it changes. */
-  private readonly views = new Set<StateView>();
 
   constructor(limits: KvLimits = DEFAULT_KV_LIMITS, state?: KvState) {
     checkLimits(limits);
     this.limits = limits;
     this.currentRevision = state?.revision ?? 0;
+    const records = new Map<string, KeyRecord>();
     const sortedKeys: string[] = [];
     let sorted = true;
     const past: Array<[string, PastVersion]> = [];
@@ -104,8 +104,8 @@ export class KvStateMachine {
       if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
         throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
       }
-      if (this.records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
-      this.records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
+      if (records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
+      records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
       this.bytes += pairBytes(key, r.value);
       if (isInternalKey(key)) {
         this.internalKeys++;
@@ -118,10 +118,10 @@ export class KvStateMachine {
       sortedKeys.push(key);
     }
     if (!sorted) sortedKeys.sort();
-    this.keys = new SortedKeys(this.records, sortedKeys);
+    this.records = new MemoryRecords(records, sortedKeys);
     this.sessions = new SessionTable(limits, state?.sessions ?? []);
     this.lastIndex = this.sessions.maxLastIndex();
-    const clientRecords = [...this.records].filter(([key]) => !isInternalKey(key));
+    const clientRecords = [...records].filter(([key]) => !isInternalKey(key));
     this.history = KeyHistory.restore(past, clientRecords, compacted);
     this.leaseTable = LeaseTable.restore(leaseRecords);
     this.historyWrites = {
@@ -181,20 +181,21 @@ export class KvStateMachine {
     // Keys with a past (some deleted since) beside the current ones, merged in order.
     const pastKeys = [...this.history.keysWithPast()].filter((key) => key >= from && !pastEnd(key)).sort();
     let p = 0;
-    const visit = (key: string): boolean => {
-      const record = this.history.at(key, revision, this.records.get(key));
+    const visit = (key: string, current: KeyRecord | undefined): boolean => {
+      const record = this.history.at(key, revision, current);
       if (record !== undefined) out.push([key, record]);
       return out.length < opts.limit;
     };
+    const visitPast = (key: string): boolean => visit(key, this.records.get(key));
     let open = opts.limit >= 1;
-    this.walkClientKeys(from, (key) => {
+    this.walkClientKeys(from, (key, current) => {
       if (pastEnd(key)) return false;
-      while (open && p < pastKeys.length && pastKeys[p]! < key) open = visit(pastKeys[p++]!);
+      while (open && p < pastKeys.length && pastKeys[p]! < key) open = visitPast(pastKeys[p++]!);
       if (p < pastKeys.length && pastKeys[p] === key) p++;
-      if (open) open = visit(key);
+      if (open) open = visit(key, current);
       return open;
     });
-    while (open && p < pastKeys.length) open = visit(pastKeys[p++]!);
+    while (open && p < pastKeys.length) open = visitPast(pastKeys[p++]!);
     return out;
   }
 
@@ -244,13 +245,13 @@ export class KvStateMachine {
    * client's to read and are stepped over at once, not one by one: a full range would otherwise
    * walk every history record.
    */
-  private walkClientKeys(from: string, visit: (key: string) => boolean): void {
+  private walkClientKeys(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
     if (from < INTERNAL_KEY_PREFIX) {
       let more = true;
-      this.keys.walkFrom(from, (key) => key < INTERNAL_KEY_PREFIX && (more = visit(key)));
+      this.records.walkFrom(from, (key, record) => key < INTERNAL_KEY_PREFIX && (more = visit(key, record)));
       if (!more) return;
     }
-    this.keys.walkFrom(from > INTERNAL_KEYS_END ? from : INTERNAL_KEYS_END, visit);
+    this.records.walkFrom(from > INTERNAL_KEYS_END ? from : INTERNAL_KEYS_END, visit);
   }
 
   range(opts: RangeOptions): Array<[string, KeyRecord]> {
@@ -260,10 +261,10 @@ export class KvStateMachine {
     const prefix = opts.prefix ?? '';
     const start = opts.start ?? '';
     const end = opts.end ?? '';
-    this.walkClientKeys(start > prefix ? start : prefix, (key) => {
+    this.walkClientKeys(start > prefix ? start : prefix, (key, record) => {
       if (prefix !== '' && !key.startsWith(prefix)) return false;
       if (end !== '' && key >= end) return false;
-      out.push([key, this.records.get(key)!]);
+      out.push([key, record]);
       return out.length < limit;
     });
     return out;
@@ -502,10 +503,8 @@ export class KvStateMachine {
   /** Writes `key` at `revision`, keeping its create revision and counting its version. */
   private setRecord(key: string, value: string, revision: number): void {
     const prev = this.records.get(key);
-    if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
     if (prev === undefined) {
       this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
-      this.keys.added(key);
       this.bytes += pairBytes(key, value);
       if (isInternalKey(key)) this.internalKeys++;
     } else {
@@ -519,11 +518,9 @@ export class KvStateMachine {
   private deleteRecord(key: string): boolean {
     const prev = this.records.get(key);
     if (prev === undefined) return false;
-    if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
     this.records.delete(key);
     this.bytes -= pairBytes(key, prev.value);
     if (isInternalKey(key)) this.internalKeys--;
-    this.keys.removed();
     this.dirtyKeys.add(key);
     return true;
   }
@@ -555,17 +552,13 @@ export class KvStateMachine {
    * key changed meanwhile.
    */
   beginView(): StateView {
-    const view = new StateView(this.records, this.keys.orderedCopy(), this.currentRevision, this.sessions.sortedEntries(), (v) =>
-      this.views.delete(v),
-    );
-    this.views.add(view);
-    return view;
+    return new StateView(this.records.beginView(), this.currentRevision, this.sessions.sortedEntries());
   }
 
   snapshot(): KvState {
     const records: Array<[string, KeyRecord]> = [];
-    this.keys.walkFrom('', (key) => {
-      records.push([key, this.records.get(key)!]);
+    this.records.walkFrom('', (key, record) => {
+      records.push([key, record]);
       return true;
     });
     return { revision: this.currentRevision, records, sessions: this.sessions.sortedEntries() };

@@ -1,0 +1,40 @@
+// Where the KV state machine keeps its records: the seam between apply (pure, synchronous) and
+// the memory that holds the key space. The state machine reads and writes every record through
+// a RecordStore and never holds the records itself, so a host may back the store with memory
+// (memory-records.ts: the whole key space in a map) or with a storage engine's table and a
+// bounded cache of hot records (a tiered store), and apply decides the same results either way.
+//
+// Reads are synchronous: apply must not wait in the middle of a command (every replica applies
+// the same commands in the same order to the same answers). A store over an engine serves a
+// miss from the engine's own index (an in-process B-tree read), not from a remote call.
+
+import type { KeyRecord } from './types.ts';
+
+/** The records of a store as of one moment, in key order, a slice at a time, while later writes
+ *  keep changing the store (for snapshots and backups). */
+export interface RecordCursor {
+  /** How many records the cursor returns in all. */
+  readonly recordCount: number;
+  /** Every record has been returned by next(). */
+  readonly done: boolean;
+  /** The next records in key order: at most `recordsMax`, and stopping once their keys and
+   *  values pass `charsMax` UTF-16 units (at least one record). [] once done. */
+  next(recordsMax: number, charsMax?: number): Array<[string, KeyRecord]>;
+  /** Stop tracking changes (when done with the cursor, or to abandon it). */
+  close(): void;
+}
+
+export interface RecordStore {
+  /** Records held (metcd's own keys included). */
+  readonly size: number;
+  get(key: string): KeyRecord | undefined;
+  /** Create or replace `key`'s record (records are immutable: a new object per write). */
+  set(key: string, record: KeyRecord): void;
+  /** Remove `key`; false when it was not there. */
+  delete(key: string): boolean;
+  /** The records with keys >= `from` in order, until `visit` returns false. The store must not
+   *  be changed during the walk. */
+  walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
+  /** A cursor over the records as of now that later writes do not change. */
+  beginView(): RecordCursor;
+}
