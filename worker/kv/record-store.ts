@@ -10,6 +10,8 @@
 
 import type { KeyRecord } from './types.ts';
 
+export type { RecordSummary } from './types.ts';
+
 /** The records of a store as of one moment, in key order, a slice at a time, while later writes
  *  keep changing the store (for snapshots and backups). */
 export interface RecordCursor {
@@ -37,4 +39,30 @@ export interface RecordStore {
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
   /** A cursor over the records as of now that later writes do not change. */
   beginView(): RecordCursor;
+}
+
+/**
+ * The durable records of a storage engine with an index on disk: what a tiered store
+ * (tiered-records.ts) reads on a cache miss. It shows exactly the saves that have resolved
+ * (a record of a save still in flight is not there yet), read synchronously from the engine's
+ * own index in this process (a B-tree lookup, microseconds when the page is cached). A record
+ * whose stored form fails its check throws the engine's corruption error.
+ */
+export interface DiskRecords {
+  get(key: string): KeyRecord | undefined;
+  /** The records with keys >= `from` in JavaScript string order (UTF-16 code units, as
+   *  sorted-keys.ts), until `visit` returns false. No save resolves during a walk. */
+  walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
+  /** The durable records as of now, unchanged by saves that resolve later (a read transaction
+   *  on a connection of its own), until closed: what a snapshot or backup cursor reads. */
+  openView(): DiskView;
+  /** Every durable record's key whose modRevision is >= `revision`, with that modRevision, in
+   *  any order: the key history's index of recent changes is rebuilt from it on restart. */
+  changedSince(revision: number, visit: (key: string, modRevision: number) => void): void;
+}
+
+export interface DiskView {
+  get(key: string): KeyRecord | undefined;
+  walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
+  close(): void;
 }

@@ -182,6 +182,17 @@ export interface SessionRecord {
   lastIndex: number;
 }
 
+/** What the state machine counts over its records, kept with them by a store on disk so a
+ *  restart need not read every record to know them (record-store.ts). */
+export interface RecordSummary {
+  /** Records held, metcd's own keys included. */
+  records: number;
+  /** Of those, records under metcd's own keys (tokens, history, leases). */
+  internalRecords: number;
+  /** Σ pairBytes(key, value) over every record (the space quota's measure). */
+  bytes: number;
+}
+
 /**
  * What applying a batch of commands changed, for the host to persist in the same transaction
  * as the applied index (see worker/peer/ports.ts). Taken with KvStateMachine.takeChanges().
@@ -192,6 +203,10 @@ export interface KvChanges {
   deletes: string[];
   sessionUpserts: Array<[client: string, session: SessionRecord]>;
   sessionDeletes: string[];
+  /** The counts over every record after these changes (the state machine always sets them): a
+   *  store on disk keeps them with the records, so a restart knows them without reading every
+   *  record. Without them it must count again on its next open. */
+  summary?: RecordSummary;
 }
 
 /** The whole state, as stored by a host or carried by a snapshot. */

@@ -3,7 +3,8 @@
 // runtime with a storage engine, timers and HTTP; the tests with memory.
 
 import type { Entry, HardState, Message, Snapshot } from '../raft/types.ts';
-import type { KvChanges, KvState } from '../kv/types.ts';
+import type { KvChanges, KvState, RecordSummary } from '../kv/types.ts';
+import type { DiskRecords } from '../kv/record-store.ts';
 
 /** Everything a peer had persisted, handed back at start. */
 export interface LoadedState {
@@ -17,6 +18,14 @@ export interface LoadedState {
   kv: KvState;
   /** Host metadata recorded at creation (cluster id, node id, engine); empty when fresh. */
   meta: Record<string, string>;
+  /**
+   * Set by an engine whose table is the home of the key space (a tiered engine): `kv.records`
+   * is then empty, and the peer reads the records from `disk` through a bounded cache of hot
+   * records (worker/kv/tiered-records.ts). `summary` counts the durable records. The same
+   * `disk` serves the peer for the engine's life: after a snapshot install it shows the
+   * installed records once the save resolves.
+   */
+  tier?: { disk: DiskRecords; summary: RecordSummary };
 }
 
 /**
