@@ -334,6 +334,9 @@ describe('takeChanges', () => {
     ]);
     expect(c.deletes).toEqual(['b']);
     expect(c.sessionUpserts).toEqual([['c', { seq: 1, result: { ok: true, op: 'put', revision: 1 }, lastIndex: 1 }]]);
-    expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [] });
+    // The counts a tiered engine keeps with the records: a, and b's two history records.
+    const summary = { records: 3, internalRecords: 2, bytes: sm.stateBytes };
+    expect(c.summary).toEqual(summary);
+    expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [], summary });
   });
 });

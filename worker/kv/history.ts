@@ -83,7 +83,8 @@ export class KeyHistory {
   compacted = 0;
 
   /** Restore: every history record, the current records and the compacted revision. */
-  static restore(pastRecords: Array<[string, PastVersion]>, current: Iterable<[string, KeyRecord]>, compacted: number): KeyHistory {
+  /** `current`: each client key's modRevision, at least for those >= `compacted` (any order). */
+  static restore(pastRecords: Array<[string, PastVersion]>, current: Iterable<[string, number]>, compacted: number): KeyHistory {
     const h = new KeyHistory();
     h.compacted = compacted;
     const changes: Array<[number, string]> = [];
@@ -94,7 +95,7 @@ export class KeyHistory {
       if (version.revision >= compacted) changes.push([version.revision, key]);
     }
     for (const list of h.past.values()) list.sort((a, b) => a.revision - b.revision);
-    for (const [key, record] of current) if (record.modRevision >= compacted) changes.push([record.modRevision, key]);
+    for (const [key, modRevision] of current) if (modRevision >= compacted) changes.push([modRevision, key]);
     changes.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
     for (const [revision, key] of changes) h.noteChange(revision, key);
     return h;

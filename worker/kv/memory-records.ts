@@ -47,6 +47,13 @@ export class MemoryRecords implements RecordStore {
     this.keys.walkFrom(from, (key) => visit(key, this.records.get(key)!));
   }
 
+  /** Memory is the only home of these records: nothing waits for a save. */
+  sealChanges(): number {
+    return 0;
+  }
+
+  changesDurable(): void {}
+
   beginView(): RecordCursor {
     const view = new MemoryCursor(this.records, this.keys.orderedCopy(), (v) => this.views.delete(v));
     this.views.add(view);

@@ -39,6 +39,11 @@ export interface RecordStore {
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
   /** A cursor over the records as of now that later writes do not change. */
   beginView(): RecordCursor;
+  /** The changes made so far go in the save being built: a number for changesDurable(). */
+  sealChanges(): number;
+  /** The saves carrying the changes sealed up to `batch` resolved (a store on disk may now
+   *  read them from there). */
+  changesDurable(batch: number): void;
 }
 
 /**

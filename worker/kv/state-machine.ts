@@ -13,7 +13,19 @@
 // Records are immutable: every write stores a new KeyRecord, so the records handed out by
 // get(), range(), snapshot() and takeChanges() never change under the caller. Do not mutate them.
 
-import type { ClientStamp, KeyRecord, KvChanges, KvCommand, KvLimits, KvResult, KvState, TokenRecord, TxnCompare, TxnOp } from './types.ts';
+import type {
+  ClientStamp,
+  KeyRecord,
+  KvChanges,
+  KvCommand,
+  KvLimits,
+  KvResult,
+  KvState,
+  RecordSummary,
+  TokenRecord,
+  TxnCompare,
+  TxnOp,
+} from './types.ts';
 import { runTxn, type TxnStore } from './txn.ts';
 import { DEFAULT_KV_LIMITS, SESSION_RESULT_BYTES_MAX } from './types.ts';
 import { SessionTable } from './sessions.ts';
@@ -25,7 +37,7 @@ import { LeaseTable, isLeaseRecordKey } from './leases.ts';
 import type { LeaseView } from './leases.ts';
 import { StateView } from './state-view.ts';
 import { MemoryRecords } from './memory-records.ts';
-import type { RecordStore } from './record-store.ts';
+import type { DiskRecords, RecordStore } from './record-store.ts';
 import { checkLimits, commandProblem, stampProblem } from './validate.ts';
 import { utf8Length } from './utf8.ts';
 
@@ -66,10 +78,22 @@ export interface RangeOptions {
   limit: number;
 }
 
+/** A state machine's records in a tiered store (tiered-records.ts), as a tiered engine opens them. */
+export interface KvTier {
+  store: RecordStore;
+  summary: RecordSummary;
+  /** The engine's index of records by modRevision (DiskRecords.changedSince). */
+  changedSince: DiskRecords['changedSince'];
+}
+
+function* clientModRevisions(records: ReadonlyMap<string, KeyRecord>): Iterable<[string, number]> {
+  for (const [key, record] of records) if (!isInternalKey(key)) yield [key, record.modRevision];
+}
+
 export class KvStateMachine {
   private readonly limits: KvLimits;
   /** Every record, metcd's own included: in memory or behind a cache (record-store.ts). */
-  private readonly records: RecordStore;
+  private records!: RecordStore;
   private readonly sessions: SessionTable;
   /** API tokens: an index over the records under their internal keys (tokens.ts). */
   private readonly tokenTable = new TokenTable();
@@ -89,45 +113,91 @@ export class KvStateMachine {
   /** Highest index applied (from the sessions when restored): apply indexes must grow. */
   private lastIndex: number;
   private readonly dirtyKeys = new Set<string>();
+  private changesBatch = 0;
 
-  constructor(limits: KvLimits = DEFAULT_KV_LIMITS, state?: KvState) {
+  /**
+   * The state machine over `state` (none: empty). With `tier`, the records live in a tiered
+   * store (tiered-records.ts) and `state` carries only the revision and sessions: the start
+   * reads metcd's own records (tokens, leases, history: the indexes apply needs) and the keys
+   * changed within the history's window, never every record.
+   */
+  constructor(limits: KvLimits = DEFAULT_KV_LIMITS, state?: KvState, tier?: KvTier) {
     checkLimits(limits);
     this.limits = limits;
     this.currentRevision = state?.revision ?? 0;
-    const records = new Map<string, KeyRecord>();
-    const sortedKeys: string[] = [];
-    let sorted = true;
+    const internal: Array<[string, KeyRecord]> = [];
+    let recentChanges: (compacted: number) => Iterable<[string, number]>;
+    if (tier === undefined) {
+      const records = this.loadRecords(state?.records ?? [], internal);
+      recentChanges = () => clientModRevisions(records);
+    } else {
+      if (state !== undefined && state.records.length > 0) throw new Error('KV state: a tiered state machine takes no records in memory');
+      this.records = tier.store;
+      this.bytes = tier.summary.bytes;
+      this.internalKeys = tier.summary.internalRecords;
+      tier.store.walkFrom(INTERNAL_KEY_PREFIX, (key, record) => {
+        if (key >= INTERNAL_KEYS_END) return false;
+        this.checkRecord(key, record);
+        internal.push([key, record]);
+        return true;
+      });
+      if (internal.length !== this.internalKeys) {
+        throw new Error(`KV state: ${internal.length} internal records stored, the summary counts ${this.internalKeys}`);
+      }
+      recentChanges = (compacted) => {
+        const out: Array<[string, number]> = [];
+        tier.changedSince(compacted, (key, modRevision) => {
+          if (!isInternalKey(key)) out.push([key, modRevision]);
+        });
+        return out;
+      };
+    }
     const past: Array<[string, PastVersion]> = [];
     let compacted = 0;
     const leaseRecords: Array<[string, string]> = [];
-    for (const [key, r] of state?.records ?? []) {
-      if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
-        throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
-      }
+    for (const [key, r] of internal) {
+      if (isTokenKey(key)) this.tokenTable.add(decodeToken(key, r.value));
+      else if (isHistoryKey(key)) past.push(decodePast(key, r.value));
+      else if (key === COMPACTED_KEY) compacted = Number(r.value);
+      else if (isLeaseRecordKey(key)) leaseRecords.push([key, r.value]);
+    }
+    this.sessions = new SessionTable(limits, state?.sessions ?? []);
+    this.lastIndex = this.sessions.maxLastIndex();
+    this.history = KeyHistory.restore(past, recentChanges(compacted), compacted);
+    this.leaseTable = LeaseTable.restore(leaseRecords);
+    this.historyWrites = {
+      set: (key, value) => this.setRecord(key, value, this.writingRevision),
+      remove: (key) => void this.deleteRecord(key),
+    };
+  }
+
+  /** The records of a whole state into a memory store (counting them); metcd's own go to `internal`. */
+  private loadRecords(stateRecords: KvState['records'], internal: Array<[string, KeyRecord]>): Map<string, KeyRecord> {
+    const records = new Map<string, KeyRecord>();
+    const sortedKeys: string[] = [];
+    let sorted = true;
+    for (const [key, r] of stateRecords) {
+      this.checkRecord(key, r);
       if (records.has(key)) throw new Error(`KV state holds key ${JSON.stringify(key)} twice`);
-      records.set(key, { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version });
+      const record = { value: r.value, createRevision: r.createRevision, modRevision: r.modRevision, version: r.version };
+      records.set(key, record);
       this.bytes += pairBytes(key, r.value);
       if (isInternalKey(key)) {
         this.internalKeys++;
-        if (isTokenKey(key)) this.tokenTable.add(decodeToken(key, r.value));
-        else if (isHistoryKey(key)) past.push(decodePast(key, r.value));
-        else if (key === COMPACTED_KEY) compacted = Number(r.value);
-        else if (isLeaseRecordKey(key)) leaseRecords.push([key, r.value]);
+        internal.push([key, record]);
       }
       if (sortedKeys.length > 0 && !(sortedKeys[sortedKeys.length - 1]! < key)) sorted = false;
       sortedKeys.push(key);
     }
     if (!sorted) sortedKeys.sort();
     this.records = new MemoryRecords(records, sortedKeys);
-    this.sessions = new SessionTable(limits, state?.sessions ?? []);
-    this.lastIndex = this.sessions.maxLastIndex();
-    const clientRecords = [...records].filter(([key]) => !isInternalKey(key));
-    this.history = KeyHistory.restore(past, clientRecords, compacted);
-    this.leaseTable = LeaseTable.restore(leaseRecords);
-    this.historyWrites = {
-      set: (key, value) => this.setRecord(key, value, this.writingRevision),
-      remove: (key) => void this.deleteRecord(key),
-    };
+    return records;
+  }
+
+  private checkRecord(key: string, r: KeyRecord): void {
+    if (!(r.createRevision >= 1 && r.createRevision <= r.modRevision && r.modRevision <= this.currentRevision && r.version >= 1)) {
+      throw new Error(`KV state: record ${JSON.stringify(key)} breaks the revision invariants`);
+    }
   }
 
   get revision(): number {
@@ -535,6 +605,7 @@ export class KvStateMachine {
       else deletes.push(key);
     }
     this.dirtyKeys.clear();
+    this.changesBatch = this.records.sealChanges();
     const sessions = this.sessions.takeChanges();
     return {
       revision: this.currentRevision,
@@ -542,7 +613,23 @@ export class KvStateMachine {
       deletes,
       sessionUpserts: sessions.upserts,
       sessionDeletes: sessions.deletes,
+      summary: { records: this.records.size, internalRecords: this.internalKeys, bytes: this.bytes },
     };
+  }
+
+  /** The batch number of the changes the last takeChanges() returned, for changesDurable(). */
+  get lastChangesBatch(): number {
+    return this.changesBatch;
+  }
+
+  /** The saves of the changes taken up to batch `batch` resolved (tiered-records.ts). */
+  changesDurable(batch: number): void {
+    this.records.changesDurable(batch);
+  }
+
+  /** Where the records live (a tiered store reports its cache's counts: tiered-records.ts). */
+  get store(): RecordStore {
+    return this.records;
   }
 
   /** The whole state: records sorted by key, sessions sorted by client id. */

@@ -1,0 +1,80 @@
+// A DiskRecords (worker/kv/record-store.ts) over a map in memory, for tests and the simulator:
+// what a tiered engine's table shows, with the writes applied when the test (or the simulated
+// disk) says a save resolved. Views are copies, so later writes never reach them.
+
+import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
+import type { KeyRecord, KvChanges, KvState } from '../../worker/kv/types.ts';
+
+/** Counts what the disk was asked, so a test can see the tier really went to it. */
+export interface MapDiskCounts {
+  gets: number;
+  walks: number;
+  views: number;
+  openViews: number;
+}
+
+export class MapDiskRecords implements DiskRecords {
+  private records = new Map<string, KeyRecord>();
+  readonly counts: MapDiskCounts = { gets: 0, walks: 0, views: 0, openViews: 0 };
+
+  constructor(records: Iterable<[string, KeyRecord]> = []) {
+    for (const [k, r] of records) this.records.set(k, r);
+  }
+
+  /** A save carrying `kv` resolved. */
+  applyChanges(kv: Pick<KvChanges, 'upserts' | 'deletes'>): void {
+    for (const [k, r] of kv.upserts) this.records.set(k, r);
+    for (const k of kv.deletes) this.records.delete(k);
+  }
+
+  /** A save installing `kv` resolved: it replaces every record. */
+  install(kv: Pick<KvState, 'records'>): void {
+    this.records = new Map(kv.records);
+  }
+
+  /** The records now (a copy). */
+  entries(): Array<[string, KeyRecord]> {
+    return [...this.records];
+  }
+
+  get size(): number {
+    return this.records.size;
+  }
+
+  get(key: string): KeyRecord | undefined {
+    this.counts.gets++;
+    return this.records.get(key);
+  }
+
+  walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
+    this.counts.walks++;
+    walkSorted(this.records, from, visit);
+  }
+
+  changedSince(revision: number, visit: (key: string, modRevision: number) => void): void {
+    for (const [k, r] of this.records) if (r.modRevision >= revision) visit(k, r.modRevision);
+  }
+
+  openView(): DiskView {
+    this.counts.views++;
+    this.counts.openViews++;
+    const copy = new Map(this.records);
+    let open = true;
+    const check = () => {
+      if (!open) throw new Error('MapDiskRecords: view used after close');
+    };
+    return {
+      get: (key) => (check(), copy.get(key)),
+      walkFrom: (from, visit) => (check(), walkSorted(copy, from, visit)),
+      close: () => {
+        if (open) this.counts.openViews--;
+        open = false;
+      },
+    };
+  }
+}
+
+function walkSorted(records: ReadonlyMap<string, KeyRecord>, from: string, visit: (key: string, record: KeyRecord) => boolean): void {
+  const keys = [...records.keys()].filter((k) => k >= from).sort();
+  for (const k of keys) if (!visit(k, records.get(k)!)) return;
+}

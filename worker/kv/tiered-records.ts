@@ -1,0 +1,242 @@
+// The record store of a tiered engine: the engine's table is the home of the key space
+// (DiskRecords, record-store.ts) and memory holds two things only:
+//   - the overlay: every change applied but not yet durable, newest first in every read, kept
+//     until the save carrying it resolves (sealChanges / changesDurable), so a read never sees
+//     the disk behind what apply has done;
+//   - a bounded cache of hot records (hot-cache.ts, W-TinyLFU), clean copies of disk records,
+//     including "no such key", so repeated reads of hot keys never reach the disk.
+// A miss reads the engine's index synchronously (an in-process B-tree lookup): apply stays
+// synchronous and deterministic, and decides from the same records as a memory store would.
+//
+// Views (snapshots, backups) pair a read transaction on the disk with a copy of the overlay at
+// the same moment: the disk view shows the durable state, the overlay copy everything after it,
+// and later saves change neither. A save the engine has committed but not yet answered may show
+// in the disk view too; the overlay holds the same or newer records for those keys, and wins.
+
+import type { KeyRecord, RecordSummary } from './types.ts';
+import type { DiskRecords, DiskView, RecordCursor, RecordStore } from './record-store.ts';
+import { lowerBound } from './sorted-keys.ts';
+
+/** What the store needs of its cache (hot-cache.ts is one). Values may be null: "no such key". */
+export interface RecordCache {
+  get(key: string): KeyRecord | null | undefined;
+  set(key: string, value: KeyRecord | null): boolean;
+  delete(key: string): void;
+  clear(): void;
+}
+
+/** How a tiered store's reads were served since it opened. */
+export interface TierCounts {
+  /** Reads answered from the overlay or the cache. */
+  hits: number;
+  /** Reads that went to the disk. */
+  misses: number;
+  /** Changes waiting for their save (the overlay's entries). */
+  pending: number;
+}
+
+interface Pending {
+  record: KeyRecord | null;
+  /** The change batch (sealChanges) that carries this change to the disk. */
+  batch: number;
+}
+
+/** The smallest string after `key` in JS order: where a walk resumes after `key`. */
+const after = (key: string): string => key + '\u0000';
+
+export class TieredRecords implements RecordStore {
+  private readonly disk: DiskRecords;
+  private readonly cache: RecordCache;
+  private readonly overlay = new Map<string, Pending>();
+  /** The overlay's keys in order, rebuilt on the first walk after a change (null: stale). */
+  private overlayOrder: string[] | null = [];
+  private records: number;
+  /** The batch the changes made now belong to. */
+  private openBatch = 1;
+  /** Reads go here instead of `disk` once pinned (a snapshot install is being written). */
+  private pinned: DiskView | null = null;
+  private hits = 0;
+  private misses = 0;
+
+  constructor(disk: DiskRecords, cache: RecordCache, summary: RecordSummary) {
+    this.disk = disk;
+    this.cache = cache;
+    this.records = summary.records;
+  }
+
+  get size(): number {
+    return this.records;
+  }
+
+  counts(): TierCounts {
+    return { hits: this.hits, misses: this.misses, pending: this.overlay.size };
+  }
+
+  get(key: string): KeyRecord | undefined {
+    const pending = this.overlay.get(key);
+    if (pending !== undefined) {
+      this.hits++;
+      return pending.record ?? undefined;
+    }
+    const cached = this.cache.get(key);
+    if (cached !== undefined) {
+      this.hits++;
+      return cached ?? undefined;
+    }
+    this.misses++;
+    const record = this.reader().get(key);
+    this.cache.set(key, record ?? null);
+    return record;
+  }
+
+  set(key: string, record: KeyRecord): void {
+    if (this.get(key) === undefined) this.records++;
+    this.change(key, record);
+  }
+
+  delete(key: string): boolean {
+    if (this.get(key) === undefined) return false;
+    this.records--;
+    this.change(key, null);
+    return true;
+  }
+
+  private change(key: string, record: KeyRecord | null): void {
+    if (!this.overlay.has(key)) this.overlayOrder = null;
+    this.overlay.set(key, { record, batch: this.openBatch });
+    this.cache.delete(key); // the overlay answers for it until durable
+  }
+
+  /** The changes made so far go in the save being built: its batch number, for changesDurable. */
+  sealChanges(): number {
+    return this.openBatch++;
+  }
+
+  /** The saves of batches <= `batch` resolved: the disk shows their changes, which leave the
+   *  overlay (and are offered to the cache, as the newest reads of those keys). */
+  changesDurable(batch: number): void {
+    if (this.pinned !== null) return; // an install is replacing the disk under this store
+    for (const [key, pending] of this.overlay) {
+      if (pending.batch > batch) continue;
+      this.overlay.delete(key);
+      this.overlayOrder = null;
+      this.cache.set(key, pending.record);
+    }
+  }
+
+  /**
+   * Stop reading the live disk: a snapshot install is about to replace it, and until the peer
+   * swaps this store for one over the installed state, reads must keep seeing this store's
+   * state, not a mix. Reads then go to a view of the disk as of now.
+   */
+  pin(): void {
+    this.pinned ??= this.disk.openView();
+  }
+
+  /** Release the pinned view (the store is being dropped). */
+  close(): void {
+    this.pinned?.close();
+    this.pinned = null;
+    this.cache.clear();
+  }
+
+  private reader(): DiskRecords | DiskView {
+    return this.pinned ?? this.disk;
+  }
+
+  private sortedOverlay(): string[] {
+    this.overlayOrder ??= [...this.overlay.keys()].sort();
+    return this.overlayOrder;
+  }
+
+  walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
+    walkMerged(this.reader(), this.overlay, this.sortedOverlay(), from, visit);
+  }
+
+  beginView(): RecordCursor {
+    const overlay = new Map<string, Pending>(this.overlay);
+    return new TieredCursor(this.disk.openView(), overlay, [...this.sortedOverlay()], this.records);
+  }
+}
+
+/** The disk's records from `from` with the overlay's changes merged in, in key order. */
+function walkMerged(
+  disk: Pick<DiskRecords, 'walkFrom'>,
+  overlay: ReadonlyMap<string, Pending>,
+  order: readonly string[],
+  from: string,
+  visit: (key: string, record: KeyRecord) => boolean,
+): void {
+  let i = lowerBound(order, from);
+  let open = true;
+  /** Visit the overlay's keys before `bound` (all when undefined): its puts, not its deletes. */
+  const overlayUpTo = (bound: string | undefined): void => {
+    while (open && i < order.length && (bound === undefined || order[i]! < bound)) {
+      const record = overlay.get(order[i++]!)!.record;
+      if (record !== null) open = visit(order[i - 1]!, record);
+    }
+  };
+  disk.walkFrom(from, (key, record) => {
+    overlayUpTo(key);
+    if (!open) return false;
+    if (i < order.length && order[i] === key) {
+      const mine = overlay.get(order[i++]!)!.record;
+      if (mine !== null) open = visit(key, mine);
+    } else {
+      open = visit(key, record);
+    }
+    return open;
+  });
+  overlayUpTo(undefined);
+}
+
+class TieredCursor implements RecordCursor {
+  readonly recordCount: number;
+  private readonly view: DiskView;
+  private readonly overlay: ReadonlyMap<string, Pending>;
+  private readonly order: readonly string[];
+  /** Where the next slice starts ('' first), null once done. */
+  private from: string | null = '';
+  private returned = 0;
+  private closed = false;
+
+  constructor(view: DiskView, overlay: ReadonlyMap<string, Pending>, order: readonly string[], recordCount: number) {
+    this.view = view;
+    this.overlay = overlay;
+    this.order = order;
+    this.recordCount = recordCount;
+  }
+
+  get done(): boolean {
+    return this.from === null;
+  }
+
+  next(recordsMax: number, charsMax = Infinity): Array<[string, KeyRecord]> {
+    if (this.closed) throw new Error('RecordCursor.next after close');
+    const out: Array<[string, KeyRecord]> = [];
+    if (this.from === null) return out;
+    let chars = 0;
+    let more = false;
+    walkMerged(this.view, this.overlay, this.order, this.from, (key, record) => {
+      if (out.length >= recordsMax || (out.length > 0 && chars >= charsMax)) {
+        more = true;
+        return false;
+      }
+      out.push([key, record]);
+      chars += key.length + record.value.length;
+      return true;
+    });
+    this.returned += out.length;
+    this.from = more ? after(out[out.length - 1]![0]) : null;
+    if (this.from === null && this.returned !== this.recordCount) {
+      throw new Error(`tiered view: ${this.returned} records walked, the store counted ${this.recordCount}`);
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.view.close();
+  }
+}
