@@ -244,7 +244,10 @@ export class HotCache<V> {
       this.offerToMain(candidate);
     }
     while (this.heldBytes > this.capacityBytes) {
-      this.remove(this.victim());
+      const victim = this.victim();
+      // Over budget with nothing listed would mean bytes held by no entry.
+      if (victim === undefined) throw new Error(`HotCache invariant: ${this.heldBytes} bytes held by no entry`);
+      this.remove(victim);
       this.evictions++;
     }
   }
@@ -255,9 +258,14 @@ export class HotCache<V> {
       const candidateFrequency = this.sketch.frequency(candidate.hash);
       do {
         const victim = this.victim();
+        if (victim === undefined) {
+          // Nothing else is held: the budget shrank below the candidate's own weight.
+          this.drop(candidate);
+          this.evictions++;
+          return;
+        }
         if (!this.admits(candidateFrequency, this.sketch.frequency(victim.hash))) {
-          this.byKey.delete(candidate.key);
-          this.heldBytes -= candidate.weight;
+          this.drop(candidate);
           this.rejected++;
           return;
         }
@@ -270,12 +278,14 @@ export class HotCache<V> {
   }
 
   /** Who goes first when over budget: probation's LRU, else protected's, else the window's. */
-  private victim(): CacheEntry<V> {
-    const victim = this.probationList.first ?? this.protectedList.first ?? this.windowList.first;
-    // Over budget with nothing listed: only a detached candidate is held, and no candidate
-    // weighs more than the budget (set refuses those).
-    if (victim === undefined) throw new Error('HotCache invariant: over budget with no entry to evict');
-    return victim;
+  private victim(): CacheEntry<V> | undefined {
+    return this.probationList.first ?? this.protectedList.first ?? this.windowList.first;
+  }
+
+  /** Forget an entry that is in no list (a candidate between the window and probation). */
+  private drop(candidate: CacheEntry<V>): void {
+    this.byKey.delete(candidate.key);
+    this.heldBytes -= candidate.weight;
   }
 
   private remove(entry: CacheEntry<V>): void {
