@@ -37,6 +37,9 @@ class TinyCache implements RecordCache {
   clear(): void {
     this.map.clear();
   }
+  stats() {
+    return { entries: this.map.size, bytes: 0, capacityBytes: 0, evictions: 0 };
+  }
 }
 
 type Bug = 'none' | 'durable-before-save' | 'walk-without-overlay';

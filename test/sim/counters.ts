@@ -20,6 +20,9 @@ export interface NodeCounters {
   reappliedEntries: number;
   /** Saves, slow ones (>= 1 tick), derived-state batches deferred and lost by a crash. */
   saves: number;
+  /** Records tiered peers read from their disks (cache misses), and runs with tiered peers. */
+  tierRecordReads: number;
+  tieredRuns: number;
   slowWrites: number;
   derivedDeferred: number;
   derivedLost: number;
@@ -114,6 +117,8 @@ export function emptyNodeCounters(): NodeCounters {
     saves: 0,
     slowWrites: 0,
     derivedDeferred: 0,
+    tierRecordReads: 0,
+    tieredRuns: 0,
     derivedLost: 0,
     stepsDuringWrite: 0,
     leaderAcksDuringWrite: 0,

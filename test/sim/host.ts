@@ -75,6 +75,8 @@ export interface HostSettings {
   diskDelayTicksMax: number;
   /** Ticks derived-state batches may wait (0: never deferred). */
   deferDerivedTicks: number;
+  /** A tiered disk and the peers' cache budget (options.ts tierCacheBytes), or -1: all in memory. */
+  tierCacheBytes: number;
   /** The transport holds commit-only appends for company (ports.ts mayWaitForCompany). */
   transportWaits: boolean;
   limits: Partial<PeerLimits>;
@@ -150,6 +152,7 @@ export class SimHost {
       writeDelayTicks: () => (s.diskDelayTicksMax === 0 ? 0 : this.diskRandom.nextInt(s.diskDelayTicksMax + 1)),
       deferDerivedTicks: s.deferDerivedTicks,
       mode: s.persistence,
+      tiered: s.tierCacheBytes >= 0,
     });
     this.disk.onSave = (batch) => this.atSave(batch);
     this.disk.onDurable = () => {
@@ -240,6 +243,7 @@ export class SimHost {
       random: stream(this.env.seed, `node:${this.id}:${incarnation}`),
       initialMembership: this.initial,
       tickMs: SIM_TICK_MS,
+      ...(s.tierCacheBytes >= 0 ? { cacheBytes: s.tierCacheBytes } : {}),
       raft: {
         electionTicks: ELECTION_TICKS,
         heartbeatTicks: HEARTBEAT_TICKS,

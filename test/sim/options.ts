@@ -115,6 +115,9 @@ export interface FaultMix {
    *  start an operation anyway (a random wake). Not drawn: the same on every seed. */
   quietPerMille: number;
   quietPokePerMille: number;
+  /** A tiered engine's hot-record cache budget in bytes (0 to 4096: a few records at most, so
+   *  nearly every read goes to the disk), or -1 for the state all in memory. */
+  tierCacheBytes: number;
 }
 
 /** No quota to speak of (the peer's default). */
@@ -144,6 +147,7 @@ export const CALM_MIX: FaultMix = {
   pendingMax: 4096,
   quietPerMille: 3,
   quietPokePerMille: 25,
+  tierCacheBytes: -1,
 };
 
 /** Each fault kind is switched on for roughly half the seeds so mixes vary widely. */
@@ -177,6 +181,7 @@ export function drawFaultMix(random: SeededRandom): FaultMix {
     pendingMax: random.nextInt(4) === 0 ? pick([1, 2]) : 4096,
     quietPerMille: 3,
     quietPokePerMille: 25,
+    tierCacheBytes: on() ? pick([0, 600, 4096]) : -1,
   };
 }
 

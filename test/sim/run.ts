@@ -182,6 +182,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
     persistence: options.persistence,
     diskDelayTicksMax,
     deferDerivedTicks: mix.deferDerivedTicks,
+    tierCacheBytes: mix.tierCacheBytes,
     transportWaits: mix.transportWaits > 0,
     limits: {
       pendingProposalsMax: mix.pendingMax,
@@ -401,11 +402,13 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   stats.staleReads = clients.staleReads.length;
   for (const n of cluster.everSpawned) {
     counters.saves += n.disk.counters.writes;
+    counters.tierRecordReads += n.disk.counters.recordReads;
     counters.slowWrites += n.disk.counters.slowWrites;
     counters.derivedDeferred += n.disk.counters.derivedDeferred;
     counters.derivedLost += n.disk.counters.derivedLost;
   }
   counters.smallSessionRuns = sessionLimits !== null ? 1 : 0;
+  counters.tieredRuns = mix.tierCacheBytes >= 0 ? 1 : 0;
   counters.sessionsDropped = invariants.sessionsDropped;
   counters.registrations = clients.stats.registrations;
   counters.sessionExpired = clients.stats.sessionExpired;

@@ -107,6 +107,9 @@ describe('simulator (production Peer)', () => {
     expect(total.derivedDeferred).toBeGreaterThan(SEEDS * 20);
     expect(total.derivedLost).toBeGreaterThan(SEEDS / 20);
     expect(total.quotaRuns).toBeGreaterThan(SEEDS / 8);
+    // Tiered peers with caches of a few records: their reads keep going to the disk.
+    expect(total.tieredRuns).toBeGreaterThan(SEEDS / 4);
+    expect(total.tierRecordReads).toBeGreaterThan(SEEDS * 50);
     expect(total.noSpace).toBeGreaterThan(SEEDS / 4);
     // Small session tables drop sessions (idle expiry, LRU eviction); clients then meet
     // session-expired and begin new sessions, and exactly-once holds within the window.
@@ -188,6 +191,20 @@ describe('simulator (production Peer)', () => {
     const fixed = await runSim(caught!.seed, { mix, chaosTicks: 200, diskDelayTicksMax: caught!.diskDelayTicksMax });
     expect(fixed.ok, formatFailure(fixed)).toBe(true);
     expect(fixed.stats.slowWrites).toBeGreaterThan(0);
+  });
+
+  it('catches a tiered disk whose reads lag one save behind (a tiered peer applies from stale records)', async () => {
+    const mix = { tierCacheBytes: 0 };
+    let caught: SimResult | null = null;
+    for (let seed = 1; seed <= 30 && caught === null; seed++) {
+      const r = await runSim(seed, { persistence: 'tier-shows-late', mix, chaosTicks: 200 });
+      if (!r.ok) caught = r;
+    }
+    expect(caught, 'tier-shows-late went unnoticed on 30 seeds').not.toBeNull();
+    expect(caught!.replay).toContain('--persistence tier-shows-late');
+    const fixed = await runSim(caught!.seed, { mix, chaosTicks: 200 });
+    expect(fixed.ok, formatFailure(fixed)).toBe(true);
+    expect(fixed.stats.tierRecordReads).toBeGreaterThan(0);
   });
 
   it('replays a seed exactly: the same seed gives the same trace twice', async () => {

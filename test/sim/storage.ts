@@ -23,6 +23,8 @@ import type { KvState, SessionRecord } from '../../worker/kv/types.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../../worker/peer/ports.ts';
 import { StateModel } from '../../node-runtime/storage/state-model.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';
+import { summarize } from '../../worker/peer/record-tier.ts';
+import { MapDiskRecords } from '../support/map-disk.ts';
 
 /**
  * Deliberately broken disks, used only to prove the checkers catch real faults.
@@ -30,9 +32,12 @@ import { restartFrom } from '../../worker/peer/restart.ts';
  *   ack-before-durable  save() resolves before the data is durable (the write lands 1..N ticks
  *                       later), so the peer sends acks and votes, and answers clients, on data
  *                       that a crash in between takes back (send before fsync)
+ *   tier-shows-late     a tiered disk's reads show each save only once the next one resolves (a
+ *                       read connection holding an old snapshot), so a tiered peer applies and
+ *                       answers from records one save behind what it wrote
  */
-export type PersistenceMode = 'correct' | 'forget-vote' | 'ack-before-durable';
-export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'ack-before-durable'];
+export type PersistenceMode = 'correct' | 'forget-vote' | 'ack-before-durable' | 'tier-shows-late';
+export const PERSISTENCE_MODES: PersistenceMode[] = ['correct', 'forget-vote', 'ack-before-durable', 'tier-shows-late'];
 
 /** What a write was issued as (the host's view at save() time, for the checks when it lands). */
 export interface SaveContext {
@@ -54,6 +59,9 @@ export interface DiskPolicy {
   /** Ticks a derived-state batch may wait for the next write (0: never deferred). */
   deferDerivedTicks: number;
   mode: PersistenceMode;
+  /** A tiered engine (LoadedState.tier): the peer reads its records from this disk through
+   *  its cache, and loads none into memory. */
+  tiered?: boolean;
 }
 
 interface Write {
@@ -69,6 +77,8 @@ interface Write {
 
 export interface DiskCounters {
   writes: number;
+  /** Records a tiered peer read from this disk (cache misses). */
+  recordReads: number;
   /** Writes that took >= 1 tick. */
   slowWrites: number;
   derivedDeferred: number;
@@ -82,7 +92,7 @@ export type SaveHook = (batch: SaveBatch) => 'crash' | null;
 export class SimDisk {
   /** What survives a crash. */
   readonly model = new StateModel();
-  readonly counters: DiskCounters = { writes: 0, slowWrites: 0, derivedDeferred: 0, derivedLost: 0 };
+  readonly counters: DiskCounters = { writes: 0, recordReads: 0, slowWrites: 0, derivedDeferred: 0, derivedLost: 0 };
   private readonly policy: DiskPolicy;
   private observer: DiskObserver | null = null;
   private queue: Write[] = [];
@@ -94,6 +104,12 @@ export class SimDisk {
   onDurable: SaveHook = () => null;
   /** Called (synchronously) when a hook asked for a crash. */
   crashNow: (why: string) => void = () => {};
+  /** What a tiered peer reads (DiskRecords): the records of every save that has resolved, in
+   *  order, whether or not it reached `model` yet (a deferred derived batch, or the broken
+   *  ack-before-durable disk, resolves first). A crash takes it back to what is durable. */
+  private visible: MapDiskRecords | null = null;
+  /** The broken tier-shows-late disk: the save it has not shown yet. */
+  private unshown: SaveBatch | null = null;
 
   constructor(policy: DiskPolicy) {
     this.policy = policy;
@@ -119,7 +135,12 @@ export class SimDisk {
       load: async (): Promise<LoadedState> => {
         const loaded = this.model.toLoaded();
         this.termVote = { term: loaded.hardState.term, vote: loaded.hardState.vote };
-        return copyLoaded(loaded);
+        const copy = copyLoaded(loaded);
+        if (this.policy.tiered !== true) return copy;
+        // Nothing un-landed is pending at a load (a crash drops it), so the model is the disk.
+        this.visible = new MapDiskRecords(copy.kv.records, () => this.counters.recordReads++);
+        const summary = summarize(copy.kv.records);
+        return { ...copy, kv: { ...copy.kv, records: [] }, tier: { disk: this.visible, summary } };
       },
       save: (batch: SaveBatch): Promise<void> => {
         if (!live()) return new Promise(() => {});
@@ -142,6 +163,8 @@ export class SimDisk {
     this.counters.derivedLost += derived;
     const lost = { writes: this.queue.length - derived, derived };
     this.queue = [];
+    this.visible = null; // the next incarnation loads its own from what is durable
+    this.unshown = null;
     return lost;
   }
 
@@ -167,6 +190,7 @@ export class SimDisk {
     if (derived) {
       this.counters.derivedDeferred++;
       this.queue.push({ batch, ctx, dueTick: now + p.deferDerivedTicks, resolved: true, derived, resolve: () => {}, incarnation });
+      this.show(batch);
       return Promise.resolve();
     }
     let delay = p.writeDelayTicks();
@@ -180,6 +204,7 @@ export class SimDisk {
       const w: Write = { batch, ctx, dueTick: due, resolved: false, derived: false, resolve, incarnation };
       if (p.mode === 'ack-before-durable') {
         w.resolved = true;
+        this.show(batch);
         resolve();
       }
       if (due <= now && this.queue.length === 0) {
@@ -205,8 +230,24 @@ export class SimDisk {
       this.crashNow('the moment a write became durable, before save() answered');
       return true;
     }
-    if (!w.resolved && w.incarnation === this.incarnation) w.resolve();
+    if (!w.resolved && w.incarnation === this.incarnation) {
+      this.show(w.batch);
+      w.resolve();
+    }
     return false;
+  }
+
+  /** A save resolves: a tiered peer's reads of the disk show it from now on. */
+  private show(batch: SaveBatch): void {
+    if (this.visible === null) return;
+    if (this.policy.mode === 'tier-shows-late') {
+      const late = this.unshown;
+      this.unshown = batch;
+      if (late === null) return;
+      batch = late;
+    }
+    if (batch.installSnapshot !== undefined) this.visible.install(batch.installSnapshot.kv);
+    if (batch.kv !== undefined) this.visible.applyChanges(batch.kv);
   }
 
   /** close(): everything issued becomes durable now. */

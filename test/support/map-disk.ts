@@ -17,8 +17,12 @@ export class MapDiskRecords implements DiskRecords {
   private records = new Map<string, KeyRecord>();
   readonly counts: MapDiskCounts = { gets: 0, walks: 0, views: 0, openViews: 0 };
 
-  constructor(records: Iterable<[string, KeyRecord]> = []) {
+  private readonly onGet: () => void;
+
+  /** `onGet`: called on each get (a cache miss of the store reading this disk). */
+  constructor(records: Iterable<[string, KeyRecord]> = [], onGet: () => void = () => {}) {
     for (const [k, r] of records) this.records.set(k, r);
+    this.onGet = onGet;
   }
 
   /** A save carrying `kv` resolved. */
@@ -43,6 +47,7 @@ export class MapDiskRecords implements DiskRecords {
 
   get(key: string): KeyRecord | undefined {
     this.counts.gets++;
+    this.onGet();
     return this.records.get(key);
   }
 

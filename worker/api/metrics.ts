@@ -213,6 +213,18 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: Host
     .gauge('metcd_mvcc_watcher_total', 'Watches and blocking reads registered on this peer.', st.watchers)
     .gauge('metcd_mvcc_watch_queued_bytes', 'Bytes of events queued for the watchers of this peer.', watch.bytes)
     .gauge('metcd_lease_active', 'Leases held.', st.leases);
+  // the hot-record cache of a tiered engine (absent when the key space is all in memory)
+  const cache = st.cache;
+  if (cache !== null) {
+    out
+      .counter('metcd_cache_hits_total', 'Record reads answered from memory (the cache or unsaved changes).', cache.hits)
+      .counter('metcd_cache_misses_total', 'Record reads that went to the storage engine.', cache.misses)
+      .counter('metcd_cache_evictions_total', 'Records the cache pushed out to make room.', cache.evictions)
+      .gauge('metcd_cache_entries', 'Records held in the cache.', cache.entries)
+      .gauge('metcd_cache_bytes', 'Estimated memory of the records held in the cache.', cache.bytes)
+      .gauge('metcd_cache_capacity_bytes', 'The cache budget (--cache-bytes).', cache.capacityBytes)
+      .gauge('metcd_cache_pending_changes', 'Applied changes held in memory until their save is durable.', cache.pending);
+  }
   // snapshots
   out
     .counter('metcd_snapshot_taken_total', 'Snapshots of the applied state taken on this peer.', c.snapshotsTaken)

@@ -54,6 +54,15 @@ export class MemoryRecords implements RecordStore {
 
   changesDurable(): void {}
 
+  /** Nothing replaces this store's backing under it: an install builds a new store. */
+  pin(): void {}
+
+  close(): void {}
+
+  tierCounts(): null {
+    return null;
+  }
+
   beginView(): RecordCursor {
     const view = new MemoryCursor(this.records, this.keys.orderedCopy(), (v) => this.views.delete(v));
     this.views.add(view);

@@ -26,6 +26,21 @@ export interface RecordCursor {
   close(): void;
 }
 
+/** How a tiered store's reads were served since it opened. */
+export interface TierCounts {
+  /** Reads answered from the overlay or the cache. */
+  hits: number;
+  /** Reads that went to the disk. */
+  misses: number;
+  /** Changes waiting for their save (the overlay's entries). */
+  pending: number;
+  /** The cache: records held, their estimated bytes, its budget, records pushed out. */
+  entries: number;
+  bytes: number;
+  capacityBytes: number;
+  evictions: number;
+}
+
 export interface RecordStore {
   /** Records held (metcd's own keys included). */
   readonly size: number;
@@ -44,6 +59,13 @@ export interface RecordStore {
   /** The saves carrying the changes sealed up to `batch` resolved (a store on disk may now
    *  read them from there). */
   changesDurable(batch: number): void;
+  /** A snapshot install is about to replace the store's backing: reads must keep seeing the
+   *  state as of now until the store is dropped (a store on disk reads a view from then on). */
+  pin(): void;
+  /** The store is dropped (its state was replaced): release what it holds. */
+  close(): void;
+  /** How a tiered store served its reads (null: all in memory, nothing to count). */
+  tierCounts(): TierCounts | null;
 }
 
 /**

@@ -14,7 +14,7 @@
 // in the disk view too; the overlay holds the same or newer records for those keys, and wins.
 
 import type { KeyRecord, RecordSummary } from './types.ts';
-import type { DiskRecords, DiskView, RecordCursor, RecordStore } from './record-store.ts';
+import type { DiskRecords, DiskView, RecordCursor, RecordStore, TierCounts } from './record-store.ts';
 import { lowerBound } from './sorted-keys.ts';
 
 /** What the store needs of its cache (hot-cache.ts is one). Values may be null: "no such key". */
@@ -23,16 +23,7 @@ export interface RecordCache {
   set(key: string, value: KeyRecord | null): boolean;
   delete(key: string): void;
   clear(): void;
-}
-
-/** How a tiered store's reads were served since it opened. */
-export interface TierCounts {
-  /** Reads answered from the overlay or the cache. */
-  hits: number;
-  /** Reads that went to the disk. */
-  misses: number;
-  /** Changes waiting for their save (the overlay's entries). */
-  pending: number;
+  stats(): { entries: number; bytes: number; capacityBytes: number; evictions: number };
 }
 
 interface Pending {
@@ -68,8 +59,17 @@ export class TieredRecords implements RecordStore {
     return this.records;
   }
 
-  counts(): TierCounts {
-    return { hits: this.hits, misses: this.misses, pending: this.overlay.size };
+  tierCounts(): TierCounts {
+    const c = this.cache.stats();
+    return {
+      hits: this.hits,
+      misses: this.misses,
+      pending: this.overlay.size,
+      entries: c.entries,
+      bytes: c.bytes,
+      capacityBytes: c.capacityBytes,
+      evictions: c.evictions,
+    };
   }
 
   get(key: string): KeyRecord | undefined {

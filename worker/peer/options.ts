@@ -103,4 +103,7 @@ export interface PeerOptions {
   quiesce?: boolean;
   /** Where the peer says when it needs ticks; without it the host just keeps ticking. */
   ticks?: TickPort;
+  /** The hot cache's budget in bytes when the storage is tiered (LoadedState.tier; default
+   *  record-tier.ts DEFAULT_CACHE_BYTES). Ignored when the state is all in memory. */
+  cacheBytes?: number;
 }

@@ -76,6 +76,8 @@ export interface PeerStatus {
   /** Keys, values and history held, in UTF-8 bytes, and the quota writes are refused past (no-space). */
   stateBytes: number;
   stateBytesMax: number;
+  /** The hot-record cache of a tiered engine (the key space on disk), null when all in memory. */
+  cache: CacheStatus | null;
   members: MemberStatus[];
   pendingProposals: number;
   pendingReads: number;
@@ -120,4 +122,20 @@ export interface Staleness {
   lastLeaderContactMs: number | null;
   applied: number;
   commit: number;
+}
+
+/** How a tiered peer's record reads were served (worker/kv/tiered-records.ts). */
+export interface CacheStatus {
+  /** The cache's budget (`--cache-bytes`) and the estimated bytes of the records it holds. */
+  capacityBytes: number;
+  bytes: number;
+  entries: number;
+  /** Reads answered from memory (the cache or the unsaved changes) and from the disk, since the
+   *  peer opened; hitRate = hits / (hits + misses), null before any read. */
+  hits: number;
+  misses: number;
+  hitRate: number | null;
+  evictions: number;
+  /** Changes applied and not yet durable (held in memory until their save resolves). */
+  pending: number;
 }

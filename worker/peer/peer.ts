@@ -28,6 +28,8 @@
 
 import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
+import type { DiskRecords } from '../kv/record-store.ts';
+import { DEFAULT_CACHE_BYTES, openTiered, summarize, type TierOptions } from './record-tier.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type { ConfChange, Entry, Membership, Message, NodeId, ProposeRefusal, Ready, Role } from '../raft/types.ts';
@@ -88,6 +90,8 @@ export class Peer {
   private readonly quiescence: Quiescence;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
+  /** A tiered engine's records (record-tier.ts), null when the state is all in memory. */
+  private readonly tier: { disk: DiskRecords; options: TierOptions } | null;
 
   /** Highest log index applied to `kv`, its term, and the membership as of it. */
   private applied: number;
@@ -142,6 +146,7 @@ export class Peer {
     opts: PeerOptions,
     core: RaftCore,
     kv: KvStateMachine,
+    tier: { disk: DiskRecords; options: TierOptions } | null,
     init: {
       applied: number;
       appliedTerm: number;
@@ -164,6 +169,7 @@ export class Peer {
     this.log = opts.log ?? (() => {});
     this.core = core;
     this.kv = kv;
+    this.tier = tier;
     this.applied = init.applied;
     this.appliedTerm = init.appliedTerm;
     this.appliedMembership = init.appliedMembership;
@@ -208,8 +214,13 @@ export class Peer {
       await opts.storage.save({ installSnapshot: { snapshot, kv }, hardState });
     }
     const core = createCore(raft, start.restart);
-    const kv = new KvStateMachine(kvLimits, start.bootstrap?.kv ?? loaded.kv);
-    const peer = new Peer(opts, core, kv, {
+    const tierOptions: TierOptions = { kvLimits, cacheBytes: opts.cacheBytes ?? DEFAULT_CACHE_BYTES, random: opts.random };
+    const disk = loaded.tier?.disk ?? null;
+    let kv: KvStateMachine;
+    if (disk === null) kv = new KvStateMachine(kvLimits, start.bootstrap?.kv ?? loaded.kv);
+    else if (start.bootstrap !== null) kv = openTiered(disk, summarize(start.bootstrap.kv.records), start.bootstrap.kv, tierOptions);
+    else kv = openTiered(disk, loaded.tier!.summary, loaded.kv, tierOptions);
+    const peer = new Peer(opts, core, kv, disk === null ? null : { disk, options: tierOptions }, {
       applied: start.restart.applied,
       appliedTerm: start.appliedTerm,
       appliedMembership: start.appliedMembership,
@@ -731,7 +742,11 @@ export class Peer {
   /** One durable write, timed by the host's clock (counters.ts: etcd's wal_fsync histogram). */
   private async save(batch: SaveBatch): Promise<void> {
     const startMs = this.elapsedMs();
+    // The changes in `batch` leave a tiered store's overlay once the disk shows them.
+    const kv = this.kv;
+    const changes = batch.kv !== undefined ? kv.lastChangesBatch : null;
     await this.storage.save(batch);
+    if (changes !== null) kv.changesDurable(changes);
     const seconds = (this.elapsedMs() - startMs) / 1000;
     this.counters.saveSeconds.observe(seconds);
     if (batch.installSnapshot !== undefined) this.counters.snapshotInstallSeconds.observe(seconds);
@@ -782,12 +797,15 @@ export class Peer {
     // 1. persist
     const batch: SaveBatch = {};
     let restored: KvStateMachine | null = null;
+    let installed: KvState | null = null;
     if (rd.snapshot !== undefined) {
       if (rd.snapshot.meta.index < this.applied) {
         throw new Error(`core handed a snapshot at ${rd.snapshot.meta.index} below applied ${this.applied}`);
       }
       const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
-      restored = new KvStateMachine(this.kvLimits, state);
+      installed = state;
+      if (this.tier === null) restored = new KvStateMachine(this.kvLimits, state);
+      else this.kv.store.pin(); // reads keep seeing this state while the install replaces the disk
       batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
       this.unsaved = null; // everything it held is older than the snapshot, which replaces it
     } else {
@@ -797,10 +815,13 @@ export class Peer {
     if (rd.entries.length > 0) batch.entries = rd.entries;
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
     if (Object.keys(batch).length > 0) await this.save(batch);
+    // A tiered store opens over the disk once it shows the installed records.
+    if (this.tier !== null && installed !== null) restored = openTiered(this.tier.disk, summarize(installed.records), installed, this.tier.options);
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
       this.snapshotJob.abandon(); // of the state the snapshot just replaced
+      this.kv.store.close();
       this.kv = restored;
       if (this.lessor.isLeading) this.lessor.promote(this.ticks, this.kv.leases); // the leases it tracked are gone
       this.applied = meta.index;

@@ -5,7 +5,8 @@ import type { NodeId } from '../raft/types.ts';
 import type { KvStateMachine } from '../kv/state-machine.ts';
 import type { RaftCore } from './core.ts';
 import type { PeerLimits } from './options.ts';
-import type { Health, MemberStatus, PeerStatus } from './outcomes.ts';
+import type { CacheStatus, Health, MemberStatus, PeerStatus } from './outcomes.ts';
+import type { TierCounts } from '../kv/record-store.ts';
 import type { NonMemberCounts } from './senders.ts';
 
 /** When this peer last heard from a leader, in its ticks and in clock time. */
@@ -74,6 +75,7 @@ export function peerStatus(p: StatusParts): Omit<PeerStatus, 'watchers' | 'quies
     leases: p.kv.leases.size,
     stateBytes: p.kv.stateBytes,
     stateBytesMax: p.limits.stateBytesMax,
+    cache: cacheStatus(p.kv.store.tierCounts()),
     members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
     pendingProposals: p.pendingProposals,
     pendingReads: p.pendingReads,
@@ -114,4 +116,19 @@ export function peerHealth(p: HealthParts): Health {
   }
   if (p.applied < p.commit) return { ok: false, reason: `applying: ${p.applied} of ${p.commit}` };
   return { ok: true, reason: '' };
+}
+
+function cacheStatus(c: TierCounts | null): CacheStatus | null {
+  if (c === null) return null;
+  const reads = c.hits + c.misses;
+  return {
+    capacityBytes: c.capacityBytes,
+    bytes: c.bytes,
+    entries: c.entries,
+    hits: c.hits,
+    misses: c.misses,
+    hitRate: reads === 0 ? null : c.hits / reads,
+    evictions: c.evictions,
+    pending: c.pending,
+  };
 }

@@ -1,0 +1,51 @@
+// How a peer opens its KV state machine over what its storage loaded: all in memory (the memory
+// engine, the edge today), or tiered (LoadedState.tier: the engine's table is the home of the
+// key space, and memory holds the unsaved changes and a bounded cache of hot records,
+// worker/kv/tiered-records.ts). The cache's budget is the host's (`--cache-bytes` on Node).
+
+import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
+import { HotCache } from '../kv/hot-cache.ts';
+import { TieredRecords } from '../kv/tiered-records.ts';
+import { isInternalKey } from '../kv/tokens.ts';
+import type { DiskRecords } from '../kv/record-store.ts';
+import type { KeyRecord, KvLimits, KvState, RecordSummary } from '../kv/types.ts';
+import type { RandomSource } from '../raft/types.ts';
+
+/** The hot cache's budget when the host names none (etcd has no such cache; 64 MiB keeps a
+ *  Node peer well under the 300 MB the tiers aim for). */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+/** What a cached record is taken to cost in memory: its strings (UTF-16, 2 bytes a unit), the
+ *  record object and the cache's entry and map slot around them (measured sizes rounded up). */
+export function cachedRecordBytes(key: string, record: KeyRecord | null): number {
+  return 2 * key.length + (record === null ? 0 : 2 * record.value.length + 56) + 160;
+}
+
+/** The counts a store on disk keeps, for records given whole (a snapshot being installed). */
+export function summarize(records: KvState['records']): RecordSummary {
+  const s: RecordSummary = { records: 0, internalRecords: 0, bytes: 0 };
+  for (const [key, r] of records) {
+    s.records++;
+    if (isInternalKey(key)) s.internalRecords++;
+    s.bytes += pairBytes(key, r.value);
+  }
+  return s;
+}
+
+export interface TierOptions {
+  kvLimits: KvLimits;
+  cacheBytes: number;
+  random: RandomSource;
+}
+
+/** A state machine over `disk` (tiered), with `state`'s revision and sessions. */
+export function openTiered(disk: DiskRecords, summary: RecordSummary, state: KvState, o: TierOptions): KvStateMachine {
+  const cache = new HotCache<KeyRecord | null>({
+    capacityBytes: o.cacheBytes,
+    weigh: cachedRecordBytes,
+    seed: o.random.nextInt(0x7fffffff), // the sketch's hash seed: not guessable by clients
+  });
+  const store = new TieredRecords(disk, cache, summary);
+  const base: KvState = { revision: state.revision, records: [], sessions: state.sessions };
+  return new KvStateMachine(o.kvLimits, base, { store, summary, changedSince: (r, visit) => disk.changedSince(r, visit) });
+}
