@@ -110,6 +110,7 @@ export class HotCache<V> {
     }
     this.hits++;
     this.touch(entry);
+    this.checkInvariants();
     return entry.value;
   }
 
