@@ -1,5 +1,5 @@
-// HotCache (worker/kv/hot-cache.ts): each method, then two checkers that can fail, each shown
-// failing on a planted bug.
+// HotCache (worker/kv/hot-cache.ts): each method and its frequency sketch, then two checkers
+// that can fail, each shown failing on planted bugs.
 // - The model check: seeded random operations against a Map of the last value set. Whatever
 //   get/peek return is that value (a cache may forget, never lie); after every step the bytes
 //   are the sum of the weights of what peek finds, within the budget, and the entry counts agree;
@@ -10,6 +10,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { HotCache } from '../../worker/kv/hot-cache.ts';
+import { FrequencySketch, hashKey } from '../../worker/kv/hot-cache/frequency-sketch.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 
 type Value = string | null;
@@ -430,6 +431,40 @@ describe('HotCache', () => {
       return cache.stats();
     };
     expect(run()).toEqual(run());
+  });
+});
+
+describe('FrequencySketch', () => {
+  it('never underestimates a count (up to 15) within a sample, and rarely overestimates', () => {
+    const rnd = new SeededRandom(5);
+    const sketch = new FrequencySketch(rnd.nextU32(), rnd.nextU32());
+    sketch.ensureCapacity(1000); // sized for 1024 entries: halving after 10,240 additions
+    const counts = Array.from({ length: 1000 }, () => 1 + rnd.nextInt(12)); // ~6,500 additions
+    const order = counts.flatMap((count, i) => Array.from({ length: count }, () => i));
+    for (let i = order.length - 1; i > 0; i--) {
+      const j = rnd.nextInt(i + 1);
+      [order[i], order[j]] = [order[j]!, order[i]!];
+    }
+    for (const i of order) sketch.increment(hashKey(`key-${i}`));
+    let over = 0;
+    counts.forEach((count, i) => {
+      const estimate = sketch.frequency(hashKey(`key-${i}`));
+      expect(estimate, `key-${i}`).toBeGreaterThanOrEqual(count);
+      over += estimate - count;
+    });
+    console.log(`sketch: mean overestimate ${(over / counts.length).toFixed(3)} over 1000 keys`);
+    expect(over / counts.length).toBeLessThan(0.25);
+  });
+
+  it('halves every counter once a sample of additions is reached', () => {
+    const sketch = new FrequencySketch(1, 2);
+    sketch.ensureCapacity(1000);
+    const hot = hashKey('hot');
+    for (let i = 0; i < 20; i++) sketch.increment(hot);
+    expect(sketch.frequency(hot)).toBe(15); // saturated
+    for (let i = 0; i < 10_240; i++) sketch.increment(hashKey(`cold-${i}`));
+    expect(sketch.frequency(hot)).toBeGreaterThanOrEqual(7);
+    expect(sketch.frequency(hot)).toBeLessThanOrEqual(8);
   });
 });
 

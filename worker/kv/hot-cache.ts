@@ -19,12 +19,13 @@
 // Weights are bytes from the caller's weigher; after every call the held bytes are at most the
 // budget. Deterministic: the sketch's hash seeds and the jitter come from the seed given.
 //
-// Library or own code: the one W-TinyLFU on npm, `transitory` (2.2.0), defers eviction to a
-// setTimeout (the simulator has no timers, and the bound is exceeded until it runs), lets the
-// weight exceed the budget by 1%, draws Math.random, returns null for "absent" (we cache null
-// for "no such key") and its ESM build does not load in Node (extensionless imports). The other
-// scan-resistant caches found count entries, not bytes (`@neophi/sieve-cache`), or are plain
-// LRU (`lru-cache`, `quick-lru`, `tiny-lru`, `mnemonist`). So the policy is written here once.
+// Library or own code: the one W-TinyLFU on npm, `transitory` (2.2.0, October 2025),
+// evicts in a maintenance pass that a set schedules with setTimeout (5 s later: the
+// simulator has no timers, and a Node process waits for it), lets the weight exceed the budget
+// by 1% meanwhile, draws Math.random, returns null for "absent" (we cache null for "no such
+// key"), and its ESM build has directory imports that Node refuses. The other caches found
+// either count entries, not bytes (`@neophi/sieve-cache`, SIEVE), or are plain LRU (`lru-cache`,
+// `quick-lru`, `tiny-lru`, `mnemonist`). So the policy is written here once.
 
 import { FrequencySketch, hashKey } from './hot-cache/frequency-sketch.ts';
 import { CacheEntry, LruList, PROBATION, PROTECTED, WINDOW } from './hot-cache/lru-list.ts';
@@ -109,6 +110,7 @@ export class HotCache<V> {
     }
     this.hits++;
     this.touch(entry);
+    this.checkInvariants();
     return entry.value;
   }
 
