@@ -816,7 +816,8 @@ export class Peer {
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
     if (Object.keys(batch).length > 0) await this.save(batch);
     // A tiered store opens over the disk once it shows the installed records.
-    if (this.tier !== null && installed !== null) restored = openTiered(this.tier.disk, summarize(installed.records), installed, this.tier.options);
+    if (this.tier !== null && installed !== null)
+      restored = openTiered(this.tier.disk, summarize(installed.records), installed, this.tier.options);
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
