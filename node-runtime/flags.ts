@@ -3,7 +3,8 @@
 // is testable without starting anything.
 
 import { parseArgs } from 'node:util';
-import { ENGINE_NAMES, isEngineName, type EngineName } from './storage/engine.ts';
+import { ENGINE_NAMES, isEngineName, isTieredEngine, type EngineName } from './storage/engine.ts';
+import { DEFAULT_CACHE_BYTES } from '../worker/peer/record-tier.ts';
 import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { DEFAULT_TICK_MS } from '../worker/peer/options.ts';
 import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
@@ -41,6 +42,8 @@ export interface NodeConfig {
   snapshotEntries: number;
   /** Writes that would grow the keys + values past this many bytes are refused (507). */
   quotaBytes: number;
+  /** The hot-record cache's budget when the engine's table holds the key space (sqlite). */
+  cacheBytes: number;
   /** Revisions of key history kept (older ones are compacted automatically). */
   historyRetention: number;
   joinTimeoutMs: number;
@@ -105,8 +108,13 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   'quota-bytes': {
     type: 'string',
-    default: '536870912',
-    help: 'space quota: puts that would take keys + values past this many bytes get 507 (state is held in memory)',
+    default: '2147483648 on sqlite (etcd\'s), 536870912 on memory and leveldb',
+    help: 'space quota: puts that would take keys + values + history past this many bytes get 507',
+  },
+  'cache-bytes': {
+    type: 'string',
+    default: String(DEFAULT_CACHE_BYTES),
+    help: 'memory for hot records when the engine holds the key space on disk (sqlite); 0 caches none; the memory and leveldb engines hold everything in memory',
   },
   'history-retention': {
     type: 'string',
@@ -159,6 +167,16 @@ function httpUrl(value: string, flag: string): string {
   if (u.pathname !== '/' || u.search !== '' || u.hash !== '')
     throw new FlagError(`--${flag}: ${JSON.stringify(value)} must not have a path or query`);
   return u.origin;
+}
+
+/** The space quota an engine gets by default: etcd's 2 GiB where the disk holds the key space,
+ *  512 MiB where memory does. */
+export function defaultQuotaBytes(engine: EngineName): number {
+  return isTieredEngine(engine) ? 2 * 1024 ** 3 : 512 * 1024 ** 2;
+}
+
+function count(value: string, flag: string, max: number): number {
+  return value === '0' ? 0 : positiveInt(value, flag, max);
 }
 
 function positiveInt(value: string, flag: string, max: number): number {
@@ -302,7 +320,8 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       electionTicks,
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '100000'), 'snapshot-entries', 100_000_000),
-      quotaBytes: positiveInt(str('quota-bytes', '536870912'), 'quota-bytes', 64 * 1024 ** 3),
+      quotaBytes: positiveInt(str('quota-bytes', String(defaultQuotaBytes(engine))), 'quota-bytes', 64 * 1024 ** 3),
+      cacheBytes: count(str('cache-bytes', String(DEFAULT_CACHE_BYTES)), 'cache-bytes', 64 * 1024 ** 3),
       historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,

@@ -175,6 +175,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
       clock: { nowMs, elapsedMs: () => performance.now() }, // whole ms, as the edge's Date.now(); fractional for durations
       tickMs: cfg.tickMs,
       quiesce: cfg.quiesce,
+      cacheBytes: cfg.cacheBytes,
       // The ticker stops while the group sleeps and starts again, owing nothing, on a wake.
       ticks: {
         rest: (wakeAtMs) => ticker.rest(wakeAtMs === null ? null : Math.max(0, wakeAtMs - nowMs()), () => peer?.wake()),

@@ -12,6 +12,12 @@ export function isEngineName(v: string): v is EngineName {
   return (ENGINE_NAMES as readonly string[]).includes(v);
 }
 
+/** Engines whose table is the home of the key space (LoadedState.tier): the peer keeps only a
+ *  cache of hot records in memory. The others load every record at start. */
+export function isTieredEngine(engine: EngineName): boolean {
+  return engine === 'sqlite';
+}
+
 export interface EngineOptions {
   /** Directory owned by this engine (created if missing). */
   dir: string;

@@ -119,8 +119,15 @@ describe('parseFlags', () => {
       clusterToken: 'env-secret',
       tickMs: 100,
       mode: 'redirect',
-      quotaBytes: 512 * 1024 * 1024,
+      quotaBytes: 2 * 1024 ** 3, // sqlite holds the key space on disk: etcd's default quota
+      cacheBytes: 64 * 1024 ** 2,
     });
+    const m = parseFlags(['--id', 'n1', '--bootstrap', '--engine', 'memory'], {});
+    expect(m.help === false && m.config.quotaBytes).toBe(512 * 1024 ** 2);
+    const c = parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', '0'], {});
+    expect(c.help === false && c.config.cacheBytes).toBe(0);
+    expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', '-1'], {})).toThrow(FlagError);
+    expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', String(65 * 1024 ** 3)], {})).toThrow(FlagError);
     const q = parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '1000'], {});
     expect(q.help === false && q.config.quotaBytes).toBe(1000);
     expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '0'], {})).toThrow(FlagError);
