@@ -2,16 +2,21 @@
 // event loop turns the group's SaveBatches into operations whose values are already sealed
 // (records.ts `seal` format: [crc32 LE][payload]), so the writer thread only walks the buffer
 // and binds views of it: it allocates no objects per row and encodes nothing again. Values
-// set once per group (hard state, revision, applied index, snapshot) are written once, the
-// last of each, after the group's other operations.
+// set once per group (hard state, revision, applied index, record summary, snapshot) are
+// written once, the last of each, after the group's other operations. Keys of records travel
+// as the `records` table stores them (UTF-16BE, sqlite-key.ts), with their modRevision.
 
 import { crc32 } from 'node:zlib';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
 import type { HardState, Snapshot } from '../../worker/raft/types.ts';
+import type { KeyRecord, RecordSummary } from '../../worker/kv/types.ts';
 import { ByteWriter, FormatError } from './bytes.ts';
-import { writeEntry, writeHardState, writeKeyRecord, writeSession, writeSnapshot } from './records.ts';
+import { writeEntry, writeHardState, writeKeyRecord, writeRecordSummary, writeSession, writeSnapshot } from './records.ts';
+import { encodeKey } from './sqlite-key.ts';
+import { summarize } from './record-summary.ts';
+import { SUMMARY_ROW } from './sqlite-schema.ts';
 
-const OP_CLEAR = 1; // installSnapshot: empty log, kv and sessions
+const OP_CLEAR = 1; // installSnapshot: empty log, records and sessions
 const OP_COMPACT_TO = 2;
 const OP_TRUNCATE_FROM = 3;
 const OP_PUT_ENTRY = 4;
@@ -22,6 +27,7 @@ const OP_DEL_SESSION = 8;
 const OP_PUT_STATE = 9;
 const OP_PUT_SNAPSHOT = 10;
 const OP_PUT_META = 11;
+const OP_DEL_STATE = 12;
 
 /** What the writer does with each operation (sealed values are views into the group buffer). */
 export interface OpSink {
@@ -29,11 +35,13 @@ export interface OpSink {
   compactTo(index: number): void;
   truncateFrom(index: number): void;
   putEntry(index: number, sealed: Uint8Array): void;
-  putKey(key: string, sealed: Uint8Array): void;
-  delKey(key: string): void;
+  /** `key` as stored (UTF-16BE), `mod` the record's modRevision. */
+  putKey(key: Uint8Array, mod: number, sealed: Uint8Array): void;
+  delKey(key: Uint8Array): void;
   putSession(client: string, sealed: Uint8Array): void;
   delSession(client: string): void;
   putState(name: string, sealed: Uint8Array): void;
+  delState(name: string): void;
   putSnapshot(sealed: Uint8Array): void;
   putMeta(name: string, value: string): void;
 }
@@ -59,6 +67,10 @@ function sealInPlace(v: Buffer): Buffer {
   return v;
 }
 
+function putKey(w: ByteWriter, key: string, rec: KeyRecord): void {
+  sealed(w.u8(OP_PUT_KEY).bytes(encodeKey(key)).uint(rec.modRevision), (x) => writeKeyRecord(x, rec));
+}
+
 /** Encodes a commit group; the result starts at offset 0 of an ArrayBuffer it alone uses (transferable). */
 export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuffer> {
   // Sized for the blobs up front (a snapshot is MBs: no doubling copies).
@@ -67,12 +79,16 @@ export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuff
   let revision: number | undefined;
   let applied: number | undefined;
   let snapshot: Snapshot | undefined;
+  // The summary after the group: untouched (undefined), unknown (null: a batch of KV changes
+  // without one), or the last one set.
+  let summary: RecordSummary | null | undefined;
   for (const b of batches) {
     if (b.installSnapshot) {
       const { snapshot: snap, kv } = b.installSnapshot;
       w.u8(OP_CLEAR);
-      for (const [key, rec] of kv.records) sealed(w.u8(OP_PUT_KEY).str(key), (x) => writeKeyRecord(x, rec));
+      for (const [key, rec] of kv.records) putKey(w, key, rec);
       for (const [client, s] of kv.sessions) sealed(w.u8(OP_PUT_SESSION).str(client), (x) => writeSession(x, s));
+      summary = summarize(kv.records);
       snapshot = snap;
       revision = kv.revision;
       applied = snap.meta.index;
@@ -88,10 +104,11 @@ export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuff
     if (b.hardState) hardState = b.hardState;
     if (b.kv) {
       revision = b.kv.revision;
-      for (const [key, rec] of b.kv.upserts) sealed(w.u8(OP_PUT_KEY).str(key), (x) => writeKeyRecord(x, rec));
-      for (const key of b.kv.deletes) w.u8(OP_DEL_KEY).str(key);
+      for (const [key, rec] of b.kv.upserts) putKey(w, key, rec);
+      for (const key of b.kv.deletes) w.u8(OP_DEL_KEY).bytes(encodeKey(key));
       for (const [client, s] of b.kv.sessionUpserts) sealed(w.u8(OP_PUT_SESSION).str(client), (x) => writeSession(x, s));
       for (const client of b.kv.sessionDeletes) w.u8(OP_DEL_SESSION).str(client);
+      summary = b.kv.summary ?? null;
     }
     if (b.applied !== undefined) applied = b.applied;
     if (b.meta) for (const [k, v] of Object.entries(b.meta)) w.u8(OP_PUT_META).str(k).str(v);
@@ -107,6 +124,11 @@ export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuff
   if (applied !== undefined) {
     const a = applied;
     sealed(w.u8(OP_PUT_STATE).str('applied'), (x) => x.uint(a));
+  }
+  if (summary === null) w.u8(OP_DEL_STATE).str(SUMMARY_ROW);
+  else if (summary !== undefined) {
+    const s = summary;
+    sealed(w.u8(OP_PUT_STATE).str(SUMMARY_ROW), (x) => writeRecordSummary(x, s));
   }
   if (snapshot) {
     const s = snapshot;
@@ -160,6 +182,13 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
     pos += n;
     return s;
   };
+  const blob = (): Buffer => {
+    const n = uint();
+    need(n);
+    const v = buf.subarray(pos, pos + n);
+    pos += n;
+    return v;
+  };
   const seal = (): Buffer => {
     need(4);
     const n = buf.readUInt32LE(pos);
@@ -187,12 +216,13 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
         break;
       }
       case OP_PUT_KEY: {
-        const key = str();
-        sink.putKey(key, seal());
+        const key = blob();
+        const mod = uint();
+        sink.putKey(key, mod, seal());
         break;
       }
       case OP_DEL_KEY:
-        sink.delKey(str());
+        sink.delKey(blob());
         break;
       case OP_PUT_SESSION: {
         const client = str();
@@ -207,6 +237,9 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
         sink.putState(name, seal());
         break;
       }
+      case OP_DEL_STATE:
+        sink.delState(str());
+        break;
       case OP_PUT_SNAPSHOT:
         sink.putSnapshot(sealInPlace(seal()));
         break;
