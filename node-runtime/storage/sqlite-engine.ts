@@ -5,13 +5,13 @@
 // A tiered engine: its `records` table is the home of the key space. load() does not read the
 // records; it hands the peer `tier.disk` (sqlite-records.ts: a read-only connection on this
 // thread that reads them on demand) and `tier.summary`, the counts over them kept in the
-// `state` table's summary row, written with every batch of KV changes (sqlite-ops.ts).
+// `state` table's summary row, written with every batch of KV changes (sqlite-ops-encode.ts).
 //
 // The writing connection lives in a worker thread (sqlite-writer.ts): a commit's B-tree
 // inserts, WAL frame writes, fsync and any auto-checkpoint (with its own fsyncs) would
 // otherwise block the event loop for milliseconds per group, during which the node can neither
 // serve nor replicate. The event loop only encodes each group as row operations with sealed
-// values into one buffer (sqlite-ops.ts), transfers it, and resolves the group's saves when the
+// values into one buffer (sqlite-ops-encode.ts), transfers it, and resolves the group's saves when the
 // thread answers; the thread commits with synchronous=FULL, so that answer means the WAL frames
 // are on disk, and `tier.disk` shows them. Saves queue while a group is in the thread and go
 // together in the next one. If the thread fails or dies, the group and every later save are
@@ -59,7 +59,7 @@ import {
   readUintRow,
   unsealRow,
 } from './sqlite-schema.ts';
-import { encodeGroup } from './sqlite-ops.ts';
+import { encodeGroup } from './sqlite-ops-encode.ts';
 import { migrateKvTable, storeSummary } from './sqlite-migrate.ts';
 import { SqliteRecords } from './sqlite-records.ts';
 import { WriterThread } from './sqlite-writer-client.ts';

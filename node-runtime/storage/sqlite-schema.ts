@@ -47,7 +47,7 @@ export const SUMMARY_ROW = 'kvSummary';
  *  checks; no journal pragmas (the mode is the file's, set by the writing connections). */
 export const READER_PRAGMAS = 'PRAGMA busy_timeout = 10000; PRAGMA cell_size_check = ON; PRAGMA query_only = ON;';
 
-/** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops.ts). */
+/** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops-encode.ts). */
 export const readUintRow = (r: ByteReader): number => r.uint();
 
 /** A sealed value of `table`'s row `key`, checked and decoded; a bad one is StorageCorruptError. */
