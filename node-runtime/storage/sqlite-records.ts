@@ -22,7 +22,9 @@ import { decodeKey, encodeKey } from './sqlite-key.ts';
 import { READER_PRAGMAS, asCorruption, unsealRow } from './sqlite-schema.ts';
 
 const GET_SQL = 'SELECT rec FROM records WHERE k = ?';
-const WALK_SQL = 'SELECT k, rec FROM records WHERE k >= ? ORDER BY k';
+/** Exported for the test of their query plans (the primary key; the records_mod index). */
+export const WALK_SQL = 'SELECT k, rec FROM records WHERE k >= ? ORDER BY k';
+export const CHANGED_SQL = 'SELECT k, mod FROM records WHERE mod >= ?';
 
 function openReader(file: string): DatabaseSync {
   let db: DatabaseSync | undefined;
@@ -167,7 +169,7 @@ export class SqliteRecords implements DiskRecords {
     try {
       this.reader = new RecordReader(this.db, file);
       // Served by the records_mod index (a covering index: it holds k beside mod).
-      this.changedStmt = this.db.prepare('SELECT k, mod FROM records WHERE mod >= ?');
+      this.changedStmt = this.db.prepare(CHANGED_SQL);
       this.changedStmt.setReturnArrays(true);
     } catch (err) {
       this.db.close();

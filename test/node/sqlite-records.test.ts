@@ -13,6 +13,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { SQLITE_FILE } from '../../node-runtime/storage/sqlite-schema.ts';
 import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
+import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records.ts';
 import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
@@ -330,6 +331,17 @@ describe('sqlite records (DiskRecords)', () => {
     expect(get.get(encodeKey('a'))).not.toEqual(before);
     db.close();
     await engine.close();
+  });
+
+  it('walks and changedSince are served by indexes, not scans or sorts', async () => {
+    const { engine } = await openDisk();
+    await engine.close();
+    const db = new DatabaseSync(file, { readOnly: true });
+    const plan = (sql: string, arg: Uint8Array | number) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(arg) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+    expect(plan(WALK_SQL, encodeKey('a'))).toBe('SEARCH records USING PRIMARY KEY (k>?)');
+    expect(plan(CHANGED_SQL, 5)).toBe('SEARCH records USING COVERING INDEX records_mod (mod>?)');
+    db.close();
   });
 
   it('a damaged record is caught when it is read (naming table and key), not at open', async () => {
