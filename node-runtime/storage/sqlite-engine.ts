@@ -117,7 +117,8 @@ export class SqliteEngine implements StorageEngine {
       disk = new SqliteRecords(file);
       loaded = SqliteEngine.withTier(stored, disk, (summary) => {
         storeSummary(db!, summary);
-        opts.log.info('sqlite records summary counted', { file, records: summary.records });
+        // A new store counts its empty table once, unremarkably; a scan of records is logged.
+        if (summary.records > 0) opts.log.info('sqlite records summary counted', { file, records: summary.records });
       });
     } catch (err) {
       disk?.close();

@@ -7,12 +7,18 @@
 //
 // Visibility: the connection holds no transaction between reads, so each read sees the last
 // commit; a save resolves only after the writer thread committed it (WAL mode), so a resolved
-// save is visible here. A walk steps a statement, which holds a read transaction until it is
-// reset: a walk stopped early therefore resets its statement (the iterator's return()), or
-// every later read on this connection would keep seeing the snapshot of that walk.
+// save is visible here. The converse is not exact: between the thread's COMMIT and its answer
+// reaching the event loop (a turn of it), a group in flight is already visible, all of it at
+// once, never in part. Holding a read transaction from one answer to the next would hide it,
+// but a reader that never lets go keeps the WAL from ever being reset under a steady write load.
+// A walk steps a statement, which holds a read transaction until it is reset: the walk, and the
+// reads its visits make on this connection, see one snapshot whatever commits meanwhile; and a
+// walk stopped early resets its statement (the iterator's return()), or every later read on
+// this connection would keep seeing the snapshot of that walk.
 //
 // A view (openView) is a connection of its own holding one read transaction: BEGIN and one read
-// pin the WAL snapshot, which later commits do not change, until close().
+// pin the WAL snapshot, which later commits do not change, until close(). Opened while a group
+// is in the writer thread, it holds that group or not, as a read then would (above).
 
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { KeyRecord } from '../../worker/kv/types.ts';
