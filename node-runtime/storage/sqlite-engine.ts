@@ -29,7 +29,7 @@
 // 200 MB file) with its pages in the OS cache, on a 2-core machine; more from a cold disk.
 // Damage is still caught where it is read: every record's seal is checked on every read, and
 // `cell_size_check` checks B-tree cells as they are read. Open and load of that file: ~90 ms,
-// as for an empty one (reading and checking every row, as before, took 3.5-5.6 s). The writer
+// as for an empty one (reading and checking every row, as before, took 3.4-5.6 s). The writer
 // thread starts meanwhile and opens its own connection.
 //
 // README (node-runtime/README.md), proposed text for the sqlite row's durability column:
