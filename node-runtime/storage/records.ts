@@ -6,7 +6,7 @@
 
 import { crc32 } from 'node:zlib';
 import type { Entry, HardState, Membership, Snapshot } from '../../worker/raft/types.ts';
-import type { KeyRecord, KvChanges, KvResult, KvState, SessionRecord } from '../../worker/kv/types.ts';
+import type { KeyRecord, KvChanges, KvResult, KvState, RecordSummary, SessionRecord } from '../../worker/kv/types.ts';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
 import { ByteReader, ByteWriter, FormatError } from './bytes.ts';
 
@@ -60,6 +60,16 @@ export function writeKeyRecord(w: ByteWriter, k: KeyRecord): void {
 
 export function readKeyRecord(r: ByteReader): KeyRecord {
   return { value: r.str(), createRevision: r.uint(), modRevision: r.uint(), version: r.uint() };
+}
+
+export function writeRecordSummary(w: ByteWriter, s: RecordSummary): void {
+  w.uint(s.records).uint(s.internalRecords).uint(s.bytes);
+}
+
+export function readRecordSummary(r: ByteReader): RecordSummary {
+  const s = { records: r.uint(), internalRecords: r.uint(), bytes: r.uint() };
+  if (s.internalRecords > s.records) throw new FormatError(`summary counts ${s.internalRecords} internal of ${s.records} records`);
+  return s;
 }
 
 export function writeSession(w: ByteWriter, s: SessionRecord): void {

@@ -1,8 +1,11 @@
-// What the sqlite engine's two sides share (the loader on the event loop, sqlite-engine.ts, and
-// the writer in its worker thread, sqlite-writer.ts): the file name, the tables, the
-// connection settings, and the decoding of the integer rows of the `state` table.
+// What the sqlite engine's sides share (the loader on the event loop, sqlite-engine.ts, the
+// readers of the records, sqlite-records.ts, and the writer in its worker thread,
+// sqlite-writer.ts): the file name, the tables, the connection settings, the decoding of the
+// integer rows of the `state` table, and how a bad row or an SQLite error reads as corruption.
 
-import type { ByteReader } from './bytes.ts';
+import { FormatError, type ByteReader } from './bytes.ts';
+import { StorageCorruptError } from './errors.ts';
+import { unseal } from './records.ts';
 
 export const SQLITE_FILE = 'metcd.db';
 
@@ -13,12 +16,18 @@ export const SQLITE_FILE = 'metcd.db';
 // compaction moves it.
 export const SNAPSHOT_ROW_ID = 1;
 
+// The records are the home of the key space (load() does not read them; sqlite-records.ts
+// serves them): `k` is the key's UTF-16 code units big-endian (sqlite-key.ts), so BLOB order is
+// JavaScript's string order; `rec` the sealed KeyRecord; `mod` its modRevision, indexed for
+// DiskRecords.changedSince. Data dirs from before kept them in a `kv` table keyed by TEXT
+// (UTF-8 order), moved here at open (sqlite-migrate.ts).
 export const SCHEMA = `
   CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY, value BLOB NOT NULL);
   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-  CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, rec BLOB NOT NULL, mod INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS records_mod ON records(mod);
   CREATE TABLE IF NOT EXISTS sessions (client TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 `;
 
@@ -29,5 +38,32 @@ export const SCHEMA = `
 export const CONNECTION_PRAGMAS =
   'PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; PRAGMA cell_size_check = ON; PRAGMA journal_size_limit = 67108864;';
 
-/** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops.ts). */
+/** The `state` row holding the RecordSummary of `records` (sealed, records.ts), written with
+ *  every batch of KV changes that carries one and deleted by one that does not (unknown: the
+ *  next open counts again). */
+export const SUMMARY_ROW = 'kvSummary';
+
+/** Settings of the connections that only read (sqlite-records.ts): the lock wait and the cell
+ *  checks; no journal pragmas (the mode is the file's, set by the writing connections). */
+export const READER_PRAGMAS = 'PRAGMA busy_timeout = 10000; PRAGMA cell_size_check = ON; PRAGMA query_only = ON;';
+
+/** The `applied` and `revision` rows: a sealed unsigned integer (written in sqlite-ops-encode.ts). */
 export const readUintRow = (r: ByteReader): number => r.uint();
+
+/** A sealed value of `table`'s row `key`, checked and decoded; a bad one is StorageCorruptError. */
+export function unsealRow<T>(file: string, table: string, key: string | number, value: Uint8Array, read: (r: ByteReader) => T): T {
+  try {
+    return unseal(value, read);
+  } catch (err) {
+    if (err instanceof FormatError) throw new StorageCorruptError(file, -1, `table ${table} row ${JSON.stringify(key)}: ${err.message}`);
+    throw err;
+  }
+}
+
+/** SQLite's own reports of a damaged file as StorageCorruptError; other errors as they are. */
+export function asCorruption(file: string, err: unknown): unknown {
+  if (err instanceof StorageCorruptError) return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/malformed|not a database|corrupt/i.test(msg)) return new StorageCorruptError(file, -1, `sqlite: ${msg}`);
+  return err;
+}

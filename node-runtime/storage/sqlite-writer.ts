@@ -31,33 +31,35 @@ export class SqliteWriter {
   private static statements(db: DatabaseSync): OpSink {
     const st = (sql: string): StatementSync => db.prepare(sql);
     const clearLog = st('DELETE FROM log');
-    const clearKv = st('DELETE FROM kv');
+    const clearRecords = st('DELETE FROM records');
     const clearSessions = st('DELETE FROM sessions');
     const compactTo = st('DELETE FROM log WHERE idx <= ?');
     const truncateFrom = st('DELETE FROM log WHERE idx >= ?');
     const putEntry = st('INSERT OR REPLACE INTO log (idx, entry) VALUES (?, ?)');
-    const putKey = st('INSERT OR REPLACE INTO kv (key, rec) VALUES (?, ?)');
-    const delKey = st('DELETE FROM kv WHERE key = ?');
+    const putKey = st('INSERT OR REPLACE INTO records (k, rec, mod) VALUES (?, ?, ?)');
+    const delKey = st('DELETE FROM records WHERE k = ?');
     const putSession = st('INSERT OR REPLACE INTO sessions (client, rec) VALUES (?, ?)');
     const delSession = st('DELETE FROM sessions WHERE client = ?');
     const putState = st('INSERT OR REPLACE INTO state (name, value) VALUES (?, ?)');
+    const delState = st('DELETE FROM state WHERE name = ?');
     const putSnapshot = st(`INSERT OR REPLACE INTO snapshot (id, value) VALUES (${SNAPSHOT_ROW_ID}, ?)`);
     const delStateSnapshot = st("DELETE FROM state WHERE name = 'snapshot'");
     const putMeta = st('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)');
     return {
       clear: () => {
         clearLog.run();
-        clearKv.run();
+        clearRecords.run();
         clearSessions.run();
       },
       compactTo: (index) => compactTo.run(index),
       truncateFrom: (index) => truncateFrom.run(index),
       putEntry: (index, sealed) => putEntry.run(index, sealed),
-      putKey: (key, sealed) => putKey.run(key, sealed),
+      putKey: (key, mod, sealed) => putKey.run(key, sealed, mod),
       delKey: (key) => delKey.run(key),
       putSession: (client, sealed) => putSession.run(client, sealed),
       delSession: (client) => delSession.run(client),
       putState: (name, sealed) => putState.run(name, sealed),
+      delState: (name) => delState.run(name),
       putSnapshot: (sealed) => {
         putSnapshot.run(sealed);
         delStateSnapshot.run(); // where data dirs written before the snapshot table kept it

@@ -97,7 +97,7 @@ async function measure(engine: EngineName): Promise<Record<string, string>> {
     await storage.close();
     return {
       engine,
-      keys: String(loaded.kv.records.length),
+      keys: String(loaded.tier?.summary.records ?? loaded.kv.records.length),
       'fill s': (fillMs / 1000).toFixed(1),
       'process up, state loaded ms': servingMs.toFixed(0),
       'restart after SIGTERM ms': cleanMs.toFixed(0),

@@ -10,7 +10,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { SQLITE_FILE } from '../../node-runtime/storage/sqlite-schema.ts';
 import { WriterThread } from '../../node-runtime/storage/sqlite-writer-client.ts';
-import { encodeGroup } from '../../node-runtime/storage/sqlite-ops.ts';
+import { encodeGroup } from '../../node-runtime/storage/sqlite-ops-encode.ts';
 import { StorageFailedError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { entry, snapshotAt } from '../support/storage-batches.ts';

@@ -8,6 +8,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, trunc
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { NodeStorage } from '../../node-runtime/storage/open.ts';
+import { withRecords } from '../../node-runtime/storage/loaded-records.ts';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
 import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import type { Logger, LogFields } from '../../node-runtime/log.ts';
@@ -70,7 +71,7 @@ function recordingLogger(): Logger & { warnings: LogFields[] } {
 async function reload(engine: EngineName, dataDir: string, log: Logger = recordingLogger()) {
   const s = await NodeStorage.open({ dataDir, engine, nodeId: 'n1', clusterId: 'c1', log });
   try {
-    return await s.load();
+    return withRecords(await s.load()); // every record read (and its seal checked)
   } finally {
     await s.close();
   }
