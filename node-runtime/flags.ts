@@ -108,7 +108,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   },
   'quota-bytes': {
     type: 'string',
-    default: '2147483648 on sqlite (etcd\'s), 536870912 on memory and leveldb',
+    default: "2147483648 on sqlite (etcd's), 536870912 on memory and leveldb",
     help: 'space quota: puts that would take keys + values + history past this many bytes get 507',
   },
   'cache-bytes': {

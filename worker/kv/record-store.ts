@@ -70,9 +70,11 @@ export interface RecordStore {
 
 /**
  * The durable records of a storage engine with an index on disk: what a tiered store
- * (tiered-records.ts) reads on a cache miss. It shows exactly the saves that have resolved
- * (a record of a save still in flight is not there yet), read synchronously from the engine's
- * own index in this process (a B-tree lookup, microseconds when the page is cached). A record
+ * (tiered-records.ts) reads on a cache miss, synchronously, from the engine's own index in this
+ * process (a B-tree lookup, microseconds when the page is cached). It shows every save that has
+ * resolved, and may show one still in flight already (whole, never in part: sqlite's writer
+ * thread commits a moment before its answer reaches the peer); the store's overlay holds the
+ * same or newer records for every key such a save carries, so either way reads agree. A record
  * whose stored form fails its check throws the engine's corruption error.
  */
 export interface DiskRecords {
