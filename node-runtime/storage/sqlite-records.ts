@@ -30,7 +30,8 @@ import { READER_PRAGMAS, asCorruption, unsealRow } from './sqlite-schema.ts';
 const GET_SQL = 'SELECT rec FROM records WHERE k = ?';
 /** Exported for the test of their query plans (the primary key; the records_mod index). */
 export const WALK_SQL = 'SELECT k, rec FROM records WHERE k >= ? ORDER BY k';
-export const CHANGED_SQL = 'SELECT k, mod FROM records WHERE mod >= ?';
+// The mod index holds (mod, k): ordered by both with no sort (k's bytes are the JS key order).
+export const CHANGED_SQL = 'SELECT k, mod FROM records WHERE mod >= ? ORDER BY mod, k';
 
 function openReader(file: string): DatabaseSync {
   let db: DatabaseSync | undefined;
@@ -71,20 +72,34 @@ function eachRow(file: string, st: StatementSync, param: Uint8Array | number, on
   }
 }
 
-/** get and walkFrom on one connection. */
+/** get, walkFrom and changedSince on one connection. */
 class RecordReader {
   private readonly db: DatabaseSync;
   private readonly file: string;
   private readonly getStmt: StatementSync;
   private readonly walkStmt: StatementSync;
+  /** Served by the records_mod index (a covering index: it holds k beside mod). */
+  private readonly changedStmt: StatementSync;
   /** A walk is stepping walkStmt (a visit may start another walk: it gets its own statement). */
   private walking = false;
+  private changing = false;
 
   constructor(db: DatabaseSync, file: string) {
     this.db = db;
     this.file = file;
     this.getStmt = this.prepare(GET_SQL);
     this.walkStmt = this.prepare(WALK_SQL);
+    this.changedStmt = this.prepare(CHANGED_SQL);
+  }
+
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void {
+    if (this.changing) throw new Error('changedSince called from its own visit');
+    this.changing = true;
+    try {
+      eachRow(this.file, this.changedStmt, revision, (row) => visit(decodeKey(row[0] as Uint8Array, true), row[1] as number));
+    } finally {
+      this.changing = false;
+    }
   }
 
   private prepare(sql: string): StatementSync {
@@ -147,6 +162,10 @@ class SqliteView implements DiskView {
     this.reader.walkFrom(from, visit);
   }
 
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void {
+    this.reader.changedSince(revision, visit);
+  }
+
   close(): void {
     if (!this.open) return;
     this.open = false;
@@ -165,18 +184,13 @@ export class SqliteRecords implements DiskRecords {
   private readonly file: string;
   private readonly db: DatabaseSync;
   private readonly reader: RecordReader;
-  private readonly changedStmt: StatementSync;
   private readonly views = new Set<SqliteView>();
-  private changing = false;
 
   constructor(file: string) {
     this.file = file;
     this.db = openReader(file);
     try {
       this.reader = new RecordReader(this.db, file);
-      // Served by the records_mod index (a covering index: it holds k beside mod).
-      this.changedStmt = this.db.prepare(CHANGED_SQL);
-      this.changedStmt.setReturnArrays(true);
     } catch (err) {
       this.db.close();
       throw asCorruption(file, err);
@@ -197,17 +211,8 @@ export class SqliteRecords implements DiskRecords {
     return view;
   }
 
-  changedSince(revision: number, visit: (key: string, modRevision: number) => void): void {
-    if (this.changing) throw new Error('changedSince called from its own visit');
-    this.changing = true;
-    try {
-      eachRow(this.file, this.changedStmt, revision, (row) => {
-        visit(decodeKey(row[0] as Uint8Array, true), row[1] as number);
-        return true;
-      });
-    } finally {
-      this.changing = false;
-    }
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void {
+    this.reader.changedSince(revision, visit);
   }
 
   /** Views still open (a snapshot or backup that has not finished). */

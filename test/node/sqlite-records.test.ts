@@ -102,11 +102,17 @@ function diskDifference(disk: DiskRecords, ref: Map<string, KeyRecord>, revision
     }
   }
   for (const since of [0, 1, Math.floor(revision / 2), revision, revision + 1]) {
-    const got: string[] = [];
-    disk.changedSince(since, (k, mod) => got.push(`${JSON.stringify(k)}@${mod}`));
-    const want = [...ref].filter(([, r]) => r.modRevision >= since).map(([k, r]) => `${JSON.stringify(k)}@${r.modRevision}`);
-    if (JSON.stringify(got.sort()) !== JSON.stringify(want.sort()))
-      return `changedSince(${since}): ${got.join(' ')}, want ${want.join(' ')}`;
+    // In (modRevision, key) order, JS key order within a revision; stopping when told to.
+    const want = [...ref]
+      .filter(([, r]) => r.modRevision >= since)
+      .sort(([ka, a], [kb, b]) => a.modRevision - b.modRevision || (ka < kb ? -1 : ka > kb ? 1 : 0))
+      .map(([k, r]) => `${JSON.stringify(k)}@${r.modRevision}`);
+    for (const stopAfter of [1, 3, Infinity]) {
+      const got: string[] = [];
+      disk.changedSince(since, (k, mod) => got.push(`${JSON.stringify(k)}@${mod}`) < stopAfter);
+      if (JSON.stringify(got) !== JSON.stringify(want.slice(0, stopAfter)))
+        return `changedSince(${since}) stopping after ${stopAfter}: ${got.join(' ')}, want ${want.join(' ')}`;
+    }
   }
   return null;
 }

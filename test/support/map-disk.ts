@@ -56,8 +56,8 @@ export class MapDiskRecords implements DiskRecords {
     walkSorted(this.records, from, visit);
   }
 
-  changedSince(revision: number, visit: (key: string, modRevision: number) => void): void {
-    for (const [k, r] of this.records) if (r.modRevision >= revision) visit(k, r.modRevision);
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void {
+    changedSorted(this.records, revision, visit);
   }
 
   openView(): DiskView {
@@ -71,12 +71,23 @@ export class MapDiskRecords implements DiskRecords {
     return {
       get: (key) => (check(), copy.get(key)),
       walkFrom: (from, visit) => (check(), walkSorted(copy, from, visit)),
+      changedSince: (revision, visit) => (check(), changedSorted(copy, revision, visit)),
       close: () => {
         if (open) this.counts.openViews--;
         open = false;
       },
     };
   }
+}
+
+function changedSorted(
+  records: ReadonlyMap<string, KeyRecord>,
+  revision: number,
+  visit: (key: string, modRevision: number) => boolean,
+): void {
+  const changed = [...records].filter(([, r]) => r.modRevision >= revision);
+  changed.sort(([ka, a], [kb, b]) => a.modRevision - b.modRevision || (ka < kb ? -1 : ka > kb ? 1 : 0));
+  for (const [k, r] of changed) if (!visit(k, r.modRevision)) return;
 }
 
 function walkSorted(records: ReadonlyMap<string, KeyRecord>, from: string, visit: (key: string, record: KeyRecord) => boolean): void {

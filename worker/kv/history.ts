@@ -73,12 +73,23 @@ export interface RecordWrites {
   remove(key: string): void;
 }
 
+/** Where a history over a tiered store (tiered-records.ts) finds the current records' changes:
+ *  the client keys whose current record has modRevision >= `from`, in (modRevision, key) order,
+ *  until `visit` returns false. */
+export type CurrentChanges = (from: number, visit: (key: string, modRevision: number) => boolean) => void;
+
+/** How many current changes a replay over a tiered store reads from it at a time. */
+const CURRENT_CHANGES_PAGE = 1024;
+
 export class KeyHistory {
   /** Per key, its replaced versions and deletes, oldest first. */
   private readonly past = new Map<string, PastVersion[]>();
-  /** Revisions that changed keys, ascending, and the keys each changed (sorted once complete). */
+  /** Revisions that changed keys, ascending, and the keys each changed (sorted once complete).
+   *  Empty over a tiered store: the changes are read from the store (`currentChanges`), so a
+   *  restart does not read every key changed within the window. */
   private readonly revisions: number[] = [];
   private readonly changed: string[][] = [];
+  private currentChanges: CurrentChanges | null = null;
   /** Reads below this revision are refused (its history is gone). */
   compacted = 0;
 
@@ -98,6 +109,16 @@ export class KeyHistory {
     for (const [key, modRevision] of current) if (modRevision >= compacted) changes.push([modRevision, key]);
     changes.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
     for (const [revision, key] of changes) h.noteChange(revision, key);
+    return h;
+  }
+
+  /** Restore over a tiered store: the history records and the compacted revision; the current
+   *  records' changes stay in the store and are read from it when a replay asks. */
+  static restoreOverStore(pastRecords: Array<[string, PastVersion]>, currentChanges: CurrentChanges, compacted: number): KeyHistory {
+    const h = KeyHistory.restore(pastRecords, [], compacted);
+    h.revisions.length = 0;
+    h.changed.length = 0;
+    h.currentChanges = currentChanges;
     return h;
   }
 
@@ -130,9 +151,54 @@ export class KeyHistory {
 
   /** The changes of revisions >= `from`, in revision order, keys in order within one. */
   *events(from: number, current: (key: string) => KeyRecord | undefined): Generator<KeyEvent> {
+    if (this.currentChanges !== null) {
+      yield* this.eventsOverStore(from, this.currentChanges, current);
+      return;
+    }
     for (let i = lowerBound(this.revisions, from); i < this.revisions.length; i++) {
       const revision = this.revisions[i]!;
       for (const key of this.changed[i]!) yield this.eventAt(key, revision, current(key));
+    }
+  }
+
+  /**
+   * events() over a tiered store: a change at revision r to key k is either k's past version at
+   * r (a put replaced since, or a delete) or k's current record, modified at r. Both streams come
+   * in (revision, key) order (the past sorted here, the current from the store a page at a time),
+   * and are merged.
+   */
+  private *eventsOverStore(
+    from: number,
+    currentChanges: CurrentChanges,
+    current: (key: string) => KeyRecord | undefined,
+  ): Generator<KeyEvent> {
+    const pastChanges: Array<[string, number]> = [];
+    for (const [key, list] of this.past) for (const v of list) if (v.revision >= from) pastChanges.push([key, v.revision]);
+    pastChanges.sort(byRevisionThenKey);
+    let p = 0;
+    let resume: [string, number] | null = null;
+    for (;;) {
+      const page: Array<[string, number]> = [];
+      currentChanges(resume === null ? from : resume[1], (key, modRevision) => {
+        // A page resumes at the last revision it reached: skip what it already gave.
+        if (resume !== null && byRevisionThenKey([key, modRevision], resume) <= 0) return true;
+        page.push([key, modRevision]);
+        return page.length < CURRENT_CHANGES_PAGE;
+      });
+      for (const change of page) {
+        while (p < pastChanges.length && byRevisionThenKey(pastChanges[p]!, change) < 0) {
+          const [key, revision] = pastChanges[p++]!;
+          yield this.eventAt(key, revision, current(key));
+        }
+        if (p < pastChanges.length && byRevisionThenKey(pastChanges[p]!, change) === 0) p++;
+        yield this.eventAt(change[0], change[1], current(change[0]));
+      }
+      if (page.length < CURRENT_CHANGES_PAGE) break;
+      resume = page[page.length - 1]!;
+    }
+    while (p < pastChanges.length) {
+      const [key, revision] = pastChanges[p++]!;
+      yield this.eventAt(key, revision, current(key));
     }
   }
 
@@ -160,7 +226,8 @@ export class KeyHistory {
     // `revision` itself hides the version before it): any other key's oldest kept version is
     // still the one visible at `revision`. So a compaction costs the changes it passes over,
     // not every key with a past (it runs inside apply).
-    const touched = new Set<string>();
+    // Over a tiered store there is no change list: every key with a past is a candidate.
+    const touched = new Set<string>(this.currentChanges !== null ? this.past.keys() : []);
     const passed = lowerBound(this.revisions, revision + 1);
     for (let i = 0; i < passed; i++) for (const key of this.changed[i]!) touched.add(key);
     for (const key of touched) {
@@ -194,6 +261,7 @@ export class KeyHistory {
   }
 
   private noteChange(revision: number, key: string): void {
+    if (this.currentChanges !== null) return; // the store and the past versions hold the changes
     const last = this.revisions.length - 1;
     if (last >= 0 && this.revisions[last] === revision) this.changed[last]!.push(key);
     else {
@@ -202,6 +270,9 @@ export class KeyHistory {
     }
   }
 }
+
+const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, number]): number =>
+  a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 /** Index of the last version at or before `revision`, or -1. */
 function lastAtOrBefore(list: PastVersion[], revision: number): number {

@@ -85,13 +85,15 @@ export interface DiskRecords {
   /** The durable records as of now, unchanged by saves that resolve later (a read transaction
    *  on a connection of its own), until closed: what a snapshot or backup cursor reads. */
   openView(): DiskView;
-  /** Every durable record's key whose modRevision is >= `revision`, with that modRevision, in
-   *  any order: the key history's index of recent changes is rebuilt from it on restart. */
-  changedSince(revision: number, visit: (key: string, modRevision: number) => void): void;
+  /** The durable records' keys whose modRevision is >= `revision`, with that modRevision, in
+   *  (modRevision, key) order, until `visit` returns false: a watch replays the changes of the
+   *  key space from here (history.ts), with no index of them in memory. */
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void;
 }
 
 export interface DiskView {
   get(key: string): KeyRecord | undefined;
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;
+  changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void;
   close(): void;
 }

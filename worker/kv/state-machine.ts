@@ -31,7 +31,7 @@ import { DEFAULT_KV_LIMITS, SESSION_RESULT_BYTES_MAX } from './types.ts';
 import { SessionTable } from './sessions.ts';
 import { INTERNAL_KEY_PREFIX, TokenTable, cleanToken, decodeToken, encodeToken, isInternalKey, isTokenKey, tokenKey } from './tokens.ts';
 import { COMPACTED_KEY, KeyHistory, decodePast, encodePast, historyKey, isHistoryKey } from './history.ts';
-import type { RecordWrites, KeyEvent, PastVersion } from './history.ts';
+import type { CurrentChanges, RecordWrites, KeyEvent, PastVersion } from './history.ts';
 import type { TokenView } from './tokens.ts';
 import { LeaseTable, isLeaseRecordKey } from './leases.ts';
 import type { LeaseView } from './leases.ts';
@@ -82,7 +82,8 @@ export interface RangeOptions {
 export interface KvTier {
   store: RecordStore;
   summary: RecordSummary;
-  /** The engine's index of records by modRevision (DiskRecords.changedSince). */
+  /** The store's records by modRevision (TieredRecords.changedSince): a watch's replay reads
+   *  the current records' changes from it, so none is indexed in memory. */
   changedSince: DiskRecords['changedSince'];
 }
 
@@ -126,10 +127,10 @@ export class KvStateMachine {
     this.limits = limits;
     this.currentRevision = state?.revision ?? 0;
     const internal: Array<[string, KeyRecord]> = [];
-    let recentChanges: (compacted: number) => Iterable<[string, number]>;
+    let restoreHistory: (past: Array<[string, PastVersion]>, compacted: number) => KeyHistory;
     if (tier === undefined) {
       const records = this.loadRecords(state?.records ?? [], internal);
-      recentChanges = () => clientModRevisions(records);
+      restoreHistory = (past, compacted) => KeyHistory.restore(past, clientModRevisions(records), compacted);
     } else {
       if (state !== undefined && state.records.length > 0) throw new Error('KV state: a tiered state machine takes no records in memory');
       this.records = tier.store;
@@ -144,13 +145,10 @@ export class KvStateMachine {
       if (internal.length !== this.internalKeys) {
         throw new Error(`KV state: ${internal.length} internal records stored, the summary counts ${this.internalKeys}`);
       }
-      recentChanges = (compacted) => {
-        const out: Array<[string, number]> = [];
-        tier.changedSince(compacted, (key, modRevision) => {
-          if (!isInternalKey(key)) out.push([key, modRevision]);
-        });
-        return out;
-      };
+      // The current records' changes stay in the store: a replay reads them from there.
+      const clientChanges: CurrentChanges = (from, visit) =>
+        tier.changedSince(from, (key, modRevision) => isInternalKey(key) || visit(key, modRevision));
+      restoreHistory = (past, compacted) => KeyHistory.restoreOverStore(past, clientChanges, compacted);
     }
     const past: Array<[string, PastVersion]> = [];
     let compacted = 0;
@@ -163,7 +161,7 @@ export class KvStateMachine {
     }
     this.sessions = new SessionTable(limits, state?.sessions ?? []);
     this.lastIndex = this.sessions.maxLastIndex();
-    this.history = KeyHistory.restore(past, recentChanges(compacted), compacted);
+    this.history = restoreHistory(past, compacted);
     this.leaseTable = LeaseTable.restore(leaseRecords);
     this.historyWrites = {
       set: (key, value) => this.setRecord(key, value, this.writingRevision),

@@ -32,6 +32,9 @@ interface Pending {
   batch: number;
 }
 
+const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, number]): number =>
+  a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
 /** The smallest string after `key` in JS order: where a walk resumes after `key`. */
 const after = (key: string): string => key + '\u0000';
 
@@ -151,6 +154,29 @@ export class TieredRecords implements RecordStore {
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
     walkMerged(this.reader(), this.overlay, this.sortedOverlay(), from, visit);
+  }
+
+  /**
+   * The keys whose current record has modRevision >= `from`, in (modRevision, key) order, until
+   * `visit` returns false: the disk's, less the keys the overlay changed, merged with the
+   * overlay's own (a watch replays the key space's changes from here: history.ts).
+   */
+  changedSince(from: number, visit: (key: string, modRevision: number) => boolean): void {
+    const mine: Array<[string, number]> = [];
+    for (const [key, p] of this.overlay) if (p.record !== null && p.record.modRevision >= from) mine.push([key, p.record.modRevision]);
+    mine.sort(byRevisionThenKey);
+    let i = 0;
+    let open = true;
+    const upTo = (key: string | null, mod: number): void => {
+      while (open && i < mine.length && (key === null || byRevisionThenKey(mine[i]!, [key, mod]) < 0)) open = visit(...mine[i++]!);
+    };
+    this.reader().changedSince(from, (key, mod) => {
+      if (this.overlay.has(key)) return true; // the overlay's record is the current one
+      upTo(key, mod);
+      if (open) open = visit(key, mod);
+      return open;
+    });
+    upTo(null, 0);
   }
 
   beginView(): RecordCursor {
