@@ -3,16 +3,8 @@
 // 1 M keys says it is indicative only).
 
 import { describe, expect, it } from 'vitest';
-import {
-  SCALE_TARGETS,
-  parseDuBytes,
-  parseVmRssBytes,
-  scaleKey,
-  scaleLines,
-  scaleValue,
-  scaleVerdicts,
-  type ScaleResult,
-} from './scale.ts';
+import { SCALE_TARGETS, scaleLines, scaleVerdicts, type ScaleResult } from './scale.ts';
+import { parseDuBytes, parseProcMemoryBytes, scaleKey, scaleValue } from './scale-common.ts';
 
 const STATUS = `Name:\tnode
 Umask:\t0022
@@ -38,18 +30,24 @@ function result(label: string, n: Partial<ScaleResult> = {}): ScaleResult {
     diskBytes: [100e6, 110e6, 120e6],
     restartMs: [1500, 1700],
     restartMedianMs: 1600,
+    cacheBytes: null,
+    reads: null,
+    readsError: null,
+    join: null,
+    joinError: null,
     problems: [],
     ...n,
   };
 }
 
 describe('scale phase: reading the system', () => {
-  it('VmRSS in kB (KiB) to bytes, not VmHWM or RssAnon', () => {
-    expect(parseVmRssBytes(STATUS)).toBe(812_345 * 1024);
+  it('VmRSS in kB (KiB) to bytes, not VmHWM or RssAnon; VmHWM when asked', () => {
+    expect(parseProcMemoryBytes(STATUS)).toBe(812_345 * 1024);
+    expect(parseProcMemoryBytes(STATUS, 'VmHWM')).toBe(900_000 * 1024);
   });
 
   it('a status without VmRSS (a zombie) is an error, not zero', () => {
-    expect(() => parseVmRssBytes('Name:\tnode\nState:\tZ (zombie)\n')).toThrow(/VmRSS/);
+    expect(() => parseProcMemoryBytes('Name:\tnode\nState:\tZ (zombie)\n')).toThrow(/VmRSS/);
   });
 
   it('du -s -B1: the leading byte count', () => {
