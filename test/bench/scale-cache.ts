@@ -17,7 +17,7 @@ export function cacheBytesFor(keys: number, valueBytes: number, percent: number)
 
 /** Whether a node's --help lists --cache-bytes. */
 export function helpHasCacheFlag(help: string): boolean {
-  return /^\s*--cache-bytes\b/m.test(help);
+  return /^\s*--cache-bytes\s/m.test(help);
 }
 
 /** Runs `metcd --help` once: does this tree's node take --cache-bytes? */
@@ -38,18 +38,22 @@ export interface CacheStatus {
   entries: number;
   hits: number;
   misses: number;
-  hitRate: number;
+  /** null before the first read. */
+  hitRate: number | null;
 }
 
-const CACHE_FIELDS = ['capacityBytes', 'bytes', 'entries', 'hits', 'misses', 'hitRate'] as const;
+const CACHE_COUNTS = ['capacityBytes', 'bytes', 'entries', 'hits', 'misses'] as const;
 
 /** The `cache` object of a /status answer; null when absent (a node without the tiers). */
 export function cacheOf(status: object): CacheStatus | null {
   const c = (status as { cache?: unknown }).cache;
   if (c === undefined || c === null) return null;
   if (typeof c !== 'object') throw new Error(`/status cache is not an object: ${JSON.stringify(c)}`);
-  for (const f of CACHE_FIELDS) {
-    if (typeof (c as Record<string, unknown>)[f] !== 'number') throw new Error(`/status cache.${f} is not a number: ${JSON.stringify(c)}`);
+  const fields = c as Record<string, unknown>;
+  for (const f of CACHE_COUNTS) {
+    if (typeof fields[f] !== 'number') throw new Error(`/status cache.${f} is not a number: ${JSON.stringify(c)}`);
   }
+  if (typeof fields['hitRate'] !== 'number' && fields['hitRate'] !== null)
+    throw new Error(`/status cache.hitRate is neither a number nor null: ${JSON.stringify(c)}`);
   return c as CacheStatus;
 }

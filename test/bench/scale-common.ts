@@ -81,3 +81,8 @@ export function diskBytes(dir: string): number {
   if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr.trim()}`);
   return parseDuBytes(r.stdout);
 }
+
+/** A table row for a side (or a part of one) that failed: its label and the error's first line. */
+export function failedRow(label: string, error: string): string {
+  return `${label.padEnd(15)} FAILED: ${error.split('\n')[0]}`;
+}

@@ -7,7 +7,7 @@
 // killed. No target is judged: the peak is stated.
 
 import { performance } from 'node:perf_hooks';
-import { diskBytes, rssBytes, type JoiningMember, type ScaleCluster } from './scale-common.ts';
+import { diskBytes, failedRow, rssBytes, type JoiningMember, type ScaleCluster } from './scale-common.ts';
 import { sleep } from '../support/wait.ts';
 
 const SAMPLE_MS = 100;
@@ -105,7 +105,7 @@ export function scaleJoinLines(rows: readonly JoinRow[]): string[] {
   ];
   for (const r of measured) {
     if (r.join === null) {
-      out.push(`${r.label.padEnd(15)} FAILED: ${r.joinError!.split('\n')[0]}`);
+      out.push(failedRow(r.label, r.joinError!));
       continue;
     }
     const j = r.join;

@@ -19,7 +19,7 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import { forEachParallel, fetchJson } from './http.ts';
 import { cacheOf, type CacheStatus } from './scale-cache.ts';
-import { scaleKey, scaleValue, type ScaleCluster } from './scale-common.ts';
+import { failedRow, scaleKey, scaleValue, type ScaleCluster } from './scale-common.ts';
 import { ZipfSampler, rankSpreader } from './zipf.ts';
 
 export const ZIPF_EXPONENT = 0.99;
@@ -246,7 +246,7 @@ export function scaleReadLines(rows: readonly ReadRow[]): string[] {
   ];
   for (const r of measured) {
     if (r.reads === null) {
-      out.push(`${r.label.padEnd(15)} FAILED: ${r.readsError!.split('\n')[0]}`);
+      out.push(failedRow(r.label, r.readsError!));
       continue;
     }
     const x = r.reads;

@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { fetchJson, forEachParallel } from './http.ts';
 import { median } from './failover.ts';
-import { diskBytes, rssBytes, scaleKey, scaleValue, type ScaleCluster } from './scale-common.ts';
+import { diskBytes, failedRow, rssBytes, scaleKey, scaleValue, type ScaleCluster } from './scale-common.ts';
 import { measureScaleJoin, scaleJoinLines, type ScaleJoinResult } from './scale-join.ts';
 import { measureScaleReads, scaleReadLines, type ScaleReadsResult } from './scale-reads.ts';
 import { sleep, waitFor } from '../support/wait.ts';
@@ -310,7 +310,7 @@ export function scaleLines(results: readonly ScaleResult[], failures: readonly S
     const invalid = r.problems.length > 0 ? `  INVALID: ${r.problems.join('; ')}` : '';
     out.push(cells.join(' ') + retried + invalid);
   }
-  for (const f of failures) out.push(`${f.label.padEnd(15)} FAILED: ${f.error.split('\n')[0]}`);
+  for (const f of failures) out.push(failedRow(f.label, f.error));
   out.push(...scaleReadLines(results), ...scaleJoinLines(results));
   return out;
 }
