@@ -1,11 +1,12 @@
 // The scale phase's reads (issue 14: "serve reads at ≥ 50% of the all-hot rate with a 10% cache
 // and a Zipfian (s = 0.99) key choice"): after the load, R reads (200,000 by default) from C
-// keep-alive connections to the leader, first with the key drawn Zipfian over all N loaded keys
-// (zipf.ts; the popular keys scattered over the key space), then the same number over the
-// first 1,000 keys drawn uniformly (a set every cache holds: the all-hot rate), the two
-// alternating in four rounds after an untimed warm-up (a tenth as many Zipfian reads, one read
-// of each hot key), so both are steady-state rates taken under the same conditions. Every answer must be a 200; one read in SAMPLE_EVERY is parsed and its
-// value compared with scaleValue(i), so a wrong answer is a problem, not a fast read.
+// keep-alive connections to the leader with the key drawn Zipfian over all N loaded keys
+// (zipf.ts; the popular keys scattered over the key space), and R more over the first 1,000
+// keys drawn uniformly (a set every cache holds: the all-hot rate). The two alternate in four
+// rounds after an untimed warm-up (a tenth as many Zipfian reads, one read of each hot key), so
+// both are steady-state rates taken under the same conditions. Every answer must be a 200; one
+// read in SAMPLE_EVERY is parsed and its value compared with scaleValue(i), so a wrong answer
+// is a problem, not a fast read.
 //
 // The read level: metcd's default (`GET /key/<k>`, served by the leader while its lease holds)
 // against etcd's default range (`serializable: false`, a ReadIndex round per batch). Both are
