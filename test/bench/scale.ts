@@ -227,7 +227,8 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   let joinError: string | null = null;
   if (opts.join) {
     try {
-      join = await measureScaleJoin(cluster, 600_000, note);
+      // 10 min, or 1 s per 10,000 keys when longer (a 10 M-key snapshot moves over a GB).
+      join = await measureScaleJoin(cluster, Math.max(600_000, opts.keys / 10), note);
     } catch (err) {
       joinError = failed(err);
       note(`${cluster.label}: join failed: ${joinError}`);
