@@ -127,7 +127,7 @@ export class EtcdCluster implements ClusterUnderTest {
   /**
    * Adds e4 as a learner (the gateway's /v3/cluster/member/add, isLearner) and starts it with
    * --initial-cluster-state existing on an empty data dir. Not one of `members`: the phase's
-   * restarts and sizes stay the three's. Whether it catches up by snapshot etcd does not say.
+   * restarts and sizes stay the three's. etcd does not say where its leader's last snapshot is.
    */
   async addLearner(): Promise<JoiningMember> {
     const k = this.members.length;
@@ -153,7 +153,7 @@ export class EtcdCluster implements ClusterUnderTest {
       pid: m.proc.pid!,
       dataDir: m.dataDir,
       targetIndex: Number(s.raftIndex),
-      bySnapshot: null,
+      leaderSnapshotIndex: null,
       spawnedAtMs,
       applied: () =>
         this.status(m).then(

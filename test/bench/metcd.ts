@@ -42,7 +42,7 @@ interface Status {
   revision: number;
   applied: number;
   commit: number;
-  firstIndex: number;
+  snapshotIndex: number;
 }
 
 class MetcdNode extends NodeProcess {
@@ -210,7 +210,7 @@ export class MetcdCluster implements ClusterUnderTest {
       pid: node.proc!.pid!,
       dataDir: path.join(this.root, id),
       targetIndex: s.commit,
-      bySnapshot: s.firstIndex > 1,
+      leaderSnapshotIndex: s.snapshotIndex,
       spawnedAtMs,
       applied: () =>
         node.status().then(

@@ -26,9 +26,9 @@ export interface JoiningMember {
   readonly dataDir: string;
   /** What it must apply to have caught up: the leader's commit index once it was added. */
   readonly targetIndex: number;
-  /** True when the leader's log no longer starts at 1, so only a snapshot can bring it up
-   *  (false: it replays the log; null: the system does not say). */
-  readonly bySnapshot: boolean | null;
+  /** The leader's last snapshot when it was added: the learner installs it, then replays the log
+   *  from there to targetIndex (null: the system does not say). */
+  readonly leaderSnapshotIndex: number | null;
   /** performance.now() at its spawn. */
   readonly spawnedAtMs: number;
   /** Its applied index now; null while it does not answer. */

@@ -17,8 +17,9 @@ export interface ScaleJoinResult {
   /** Spawn → applied index ≥ the leader's commit when it was added. */
   joinMs: number;
   targetIndex: number;
-  /** Whether only a snapshot could bring it up (the leader's log was compacted); null: unknown. */
-  bySnapshot: boolean | null;
+  /** The leader's last snapshot index when the learner was added (null: not reported): what came
+   *  by snapshot, against targetIndex - leaderSnapshotIndex entries replayed from the log. */
+  leaderSnapshotIndex: number | null;
   /** VmHWM once caught up, and the largest VmRSS sample. */
   peakRssBytes: number;
   maxSampledRssBytes: number;
@@ -68,13 +69,13 @@ export async function measureScaleJoin(
     const { joinMs, maxRss, samples } = await timeCatchUp(m, timeoutMs);
     const peak = rssBytes(m.pid, 'VmHWM');
     const disk = diskBytes(m.dataDir);
-    const how = m.bySnapshot === null ? '' : m.bySnapshot ? ' by snapshot' : ' by log replay (the leader had taken no snapshot)';
-    note(`${cluster.label}: learner ${m.id} caught up${how} in ${(joinMs / 1000).toFixed(2)} s, peak RSS ${Math.round(peak / 1e6)} MB`);
+    const how = m.leaderSnapshotIndex === null ? '' : ` (snapshot at ${m.leaderSnapshotIndex}, log to ${m.targetIndex})`;
+    note(`${cluster.label}: learner ${m.id} caught up in ${(joinMs / 1000).toFixed(2)} s${how}, peak RSS ${Math.round(peak / 1e6)} MB`);
     return {
       member: m.id,
       joinMs,
       targetIndex: m.targetIndex,
-      bySnapshot: m.bySnapshot,
+      leaderSnapshotIndex: m.leaderSnapshotIndex,
       peakRssBytes: peak,
       maxSampledRssBytes: maxRss,
       rssSamples: samples,
@@ -100,8 +101,8 @@ export function scaleJoinLines(rows: readonly JoinRow[]): string[] {
     '',
     "scale join — a learner added, started on an empty data dir: spawn → its applied index at the leader's commit; peak RSS: its VmHWM once caught up",
     '',
-    'system          join s  caught up by   peak RSS MB  max sampled RSS MB  disk MB',
-    '--------------- ------ -------------- ------------ ------------------- --------',
+    'system          join s  snapshot at / log to  peak RSS MB  max sampled RSS MB  disk MB',
+    '--------------- ------ --------------------- ------------ ------------------- --------',
   ];
   for (const r of measured) {
     if (r.join === null) {
@@ -113,7 +114,7 @@ export function scaleJoinLines(rows: readonly JoinRow[]): string[] {
       [
         r.label.padEnd(15),
         (j.joinMs / 1000).toFixed(2).padStart(6),
-        (j.bySnapshot === null ? 'not reported' : j.bySnapshot ? 'snapshot' : 'log replay').padEnd(14),
+        (j.leaderSnapshotIndex === null ? 'not reported' : `${j.leaderSnapshotIndex} / ${j.targetIndex}`).padStart(19),
         String(Math.round(j.peakRssBytes / 1e6)).padStart(12),
         String(Math.round(j.maxSampledRssBytes / 1e6)).padStart(19),
         String(Math.round(j.diskBytes / 1e6)).padStart(8),

@@ -171,7 +171,7 @@ describe('scale phase: table', () => {
       member: 'n4',
       joinMs: 2390,
       targetIndex: 104,
-      bySnapshot: true,
+      leaderSnapshotIndex: 101,
       peakRssBytes: 289e6,
       maxSampledRssBytes: 275e6,
       rssSamples: 24,
@@ -185,7 +185,7 @@ describe('scale phase: table', () => {
       /^metcd\/sqlite +1\.0 +5000 +10000 +0\.50 +0\.40\/0\.40 +0\.85 0\.90$/,
     );
     expect(lines.find((l) => l.startsWith('metcd/leveldb') && l.includes('0.80'))).toMatch(/none .* n\/a n\/a$/);
-    expect(lines.find((l) => l.startsWith('metcd/sqlite') && l.includes('snapshot'))).toMatch(/2\.39 snapshot +289 +275 +24$/);
+    expect(lines.find((l) => l.startsWith('metcd/sqlite') && l.includes('101 / 104'))).toMatch(/2\.39 +101 \/ 104 +289 +275 +24$/);
     expect(lines.at(-1)).toBe('metcd/leveldb   FAILED: n4 did not catch up');
   });
 
