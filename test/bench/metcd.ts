@@ -5,14 +5,19 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { trackChild, trackDir, removeDir } from './cleanup.ts';
-import { fetchJson, forEachParallel } from './http.ts';
+import { assertPortsFree, fetchJson, forEachParallel } from './http.ts';
+import type { JoiningMember } from './scale-common.ts';
 import type { ClusterUnderTest, LeaderView } from './target.ts';
 import { benchValue, readKey } from './wrk.ts';
 import { waitFor } from '../support/wait.ts';
 import { NodeProcess } from '../support/node-process.ts';
 
 export const ENGINES = ['memory', 'sqlite', 'leveldb'] as const;
+/** The peers' credential, which membership changes (POST /join, DELETE /members) also need. */
+const CLUSTER_TOKEN = 'bench-token';
+const asCluster = { authorization: `Bearer ${CLUSTER_TOKEN}` };
 export type Engine = (typeof ENGINES)[number];
 
 export interface MetcdOptions {
@@ -37,6 +42,7 @@ interface Status {
   revision: number;
   applied: number;
   commit: number;
+  snapshotIndex: number;
 }
 
 class MetcdNode extends NodeProcess {
@@ -51,42 +57,48 @@ export class MetcdCluster implements ClusterUnderTest {
   readonly root: string;
   readonly nodes: MetcdNode[];
 
+  private readonly opts: MetcdOptions;
+  private readonly initialCluster: string;
+
   private constructor(opts: MetcdOptions) {
+    this.opts = opts;
     this.label = `metcd/${opts.engine}`;
     this.root = trackDir(mkdtempSync(path.join(tmpdir(), `metcd-bench-${opts.engine}-`)));
     const ids = ['n1', 'n2', 'n3'];
-    const initial = ids.map((id, k) => `${id}=http://127.0.0.1:${opts.basePort + k}`).join(',');
-    this.nodes = ids.map((id, k) => {
-      const port = opts.basePort + k;
-      const args = [
-        '--id',
-        id,
-        '--http',
-        `127.0.0.1:${port}`,
-        '--data-dir',
-        path.join(this.root, id),
-        '--engine',
-        opts.engine,
-        '--initial-cluster',
-        initial,
-        '--cluster-token',
-        'bench-token',
-        '--cluster-id',
-        'bench',
-        '--tick-ms',
-        String(opts.tickMs),
-        '--election-ticks',
-        String(opts.electionTicks),
-        '--log-level',
-        'warn',
-        ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
-        ...(opts.extraArgs ?? []),
-      ];
-      return new MetcdNode(id, port, args, {
-        logFile: path.join(this.root, `${id}.log`),
-        env: { ...process.env, ...opts.env },
-        onSpawn: trackChild,
-      });
+    this.initialCluster = ids.map((id, k) => `${id}=http://127.0.0.1:${opts.basePort + k}`).join(',');
+    this.nodes = ids.map((id, k) => this.makeNode(id, opts.basePort + k, ['--initial-cluster', this.initialCluster]));
+  }
+
+  /** A node process (not started) with the cluster's flags and `start` (how it enters the cluster). */
+  private makeNode(id: string, port: number, start: readonly string[]): MetcdNode {
+    const opts = this.opts;
+    const args = [
+      '--id',
+      id,
+      '--http',
+      `127.0.0.1:${port}`,
+      '--data-dir',
+      path.join(this.root, id),
+      '--engine',
+      opts.engine,
+      ...start,
+      '--cluster-token',
+      CLUSTER_TOKEN,
+      '--cluster-id',
+      'bench',
+      '--tick-ms',
+      String(opts.tickMs),
+      '--election-ticks',
+      String(opts.electionTicks),
+      '--log-level',
+      'warn',
+      ...(opts.snapshotEntries === undefined ? [] : ['--snapshot-entries', String(opts.snapshotEntries)]),
+      ...(opts.extraArgs ?? []),
+    ];
+    return new MetcdNode(id, port, args, {
+      logFile: path.join(this.root, `${id}.log`),
+      env: { ...process.env, ...opts.env },
+      onSpawn: trackChild,
     });
   }
 
@@ -175,6 +187,46 @@ export class MetcdCluster implements ClusterUnderTest {
       if (n.alive) throw new Error(`${this.label} ${n.id} is still running`);
       n.start();
     }
+  }
+
+  /**
+   * Adds `id` as a learner (POST /join on the leader, answered once committed) on the port after
+   * the three, then starts it on an empty data dir with --join (which finds itself a member
+   * already). It is not one of `nodes`: the phase's restarts and sizes stay the three's.
+   */
+  async addLearner(id = 'n4'): Promise<JoiningMember> {
+    const leader = await this.leader(30_000);
+    const port = this.opts.basePort + this.nodes.length;
+    await assertPortsFree([port], `${this.label} ${id}`);
+    const address = `http://127.0.0.1:${port}`;
+    const body = JSON.stringify({ id, learner: true, address });
+    await fetchJson(`${leader.url}/join`, { method: 'POST', headers: asCluster, body }, 30_000);
+    const s = await fetchJson<Status>(`${leader.url}/status`, {}, 5000);
+    const node = this.makeNode(id, port, ['--join', leader.url]);
+    node.start();
+    const spawnedAtMs = performance.now();
+    return {
+      id,
+      pid: node.proc!.pid!,
+      dataDir: path.join(this.root, id),
+      targetIndex: s.commit,
+      leaderSnapshotIndex: s.snapshotIndex,
+      spawnedAtMs,
+      applied: () =>
+        node.status().then(
+          (x) => x.applied,
+          () => null,
+        ),
+      remove: async () => {
+        try {
+          await fetchJson(`${(await this.leader(30_000)).url}/members/${id}`, { method: 'DELETE', headers: asCluster }, 30_000);
+        } finally {
+          await node.kill('SIGKILL');
+          removeDir(path.join(this.root, id));
+        }
+      },
+      logTail: () => node.logTail(),
+    };
   }
 
   async stop(): Promise<void> {

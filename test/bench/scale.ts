@@ -7,21 +7,27 @@
 // the data directory's size on disk (du), then SIGKILLs all three nodes, starts them again and
 // times spawn → the first linearizable read that returns the last key's value (metcd
 // `?level=consistent`, etcd a range without `serializable`), asked of every member at once.
-// The restart is repeated and its median reported. Targets (issue 14): RSS per node ≤ 300 MB on
-// sqlite and leveldb, kill-all restart ≤ 2 s.
+// The restart is repeated and its median reported. Between the sizes and the restarts: Zipfian
+// and all-hot reads (scale-reads.ts) and a learner joining (scale-join.ts). Targets (issue 14):
+// RSS per node ≤ 300 MB on sqlite and leveldb, kill-all restart ≤ 2 s, Zipfian reads at ≥ 0.5
+// of the all-hot rate with a 10% cache (judged only when the nodes were given a cache budget).
 
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { fetchJson, forEachParallel } from './http.ts';
 import { median } from './failover.ts';
-import type { LeaderView } from './target.ts';
+import { diskBytes, failedRow, rssBytes, scaleKey, scaleValue, type ScaleCluster } from './scale-common.ts';
+import { measureScaleJoin, scaleJoinLines, type ScaleJoinResult } from './scale-join.ts';
+import { measureScaleReads, scaleReadLines, type ScaleReadsResult } from './scale-reads.ts';
 import { sleep, waitFor } from '../support/wait.ts';
 
 export const SCALE_TARGETS = {
   /** RSS per node on the engines with an index on disk (sqlite, leveldb). */
   rssPerNodeBytesMax: 300e6,
   restartMsMax: 2000,
+  /** Zipfian reads / all-hot reads, with a cache of 10% of the values, at 10 M keys. */
+  zipfHotRatioMin: 0.5,
+  zipfKeys: 10_000_000,
   /** The key count the targets are stated for; a smaller run is indicative only. */
   keys: 1_000_000,
   engines: ['sqlite', 'leveldb'] as readonly string[],
@@ -33,22 +39,16 @@ export const SCALE_BATCH_PAIRS = 1000;
 export const ETCD_SCALE_ARGS = ['--quota-backend-bytes', String(SCALE_QUOTA_BYTES), '--max-txn-ops', String(SCALE_BATCH_PAIRS)];
 export const METCD_SCALE_ARGS = ['--quota-bytes', String(SCALE_QUOTA_BYTES)];
 
-/** What the phase drives: EtcdCluster and MetcdCluster both fit. */
-export interface ScaleCluster {
-  readonly system: 'etcd' | 'metcd';
-  readonly label: string;
-  leader(timeoutMs?: number): Promise<LeaderView>;
-  clientUrls(): string[];
-  pids(): number[];
-  dataDirs(): string[];
-  killAll(): Promise<void>;
-  restartAll(): void;
-}
-
 export interface ScaleOptions {
   keys: number;
   valueBytes: number;
   restarts: number;
+  /** Reads per rate (Zipfian, all-hot) and connections; null: no reads. */
+  reads: { count: number; clients: number } | null;
+  /** Learner join; false: not measured. */
+  join: boolean;
+  /** The --cache-bytes the nodes were given (null: none), for the result and the verdict. */
+  cacheBytes: number | null;
   onNote?: (text: string) => void;
 }
 
@@ -68,44 +68,12 @@ export interface ScaleResult {
   /** Spawn of the three → first consistent read of the last key, per restart. */
   restartMs: number[];
   restartMedianMs: number;
+  cacheBytes: number | null;
+  reads: ScaleReadsResult | null;
+  readsError: string | null;
+  join: ScaleJoinResult | null;
+  joinError: string | null;
   problems: string[];
-}
-
-export const scaleKey = (i: number): string => `scale/${String(i).padStart(9, '0')}`;
-
-const VALUE_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
-
-/** Key i's value: `bytes` characters of a pseudo-random stream seeded by i (mulberry32), so any
- *  key's value can be checked after a restart without keeping them all. */
-export function scaleValue(i: number, bytes: number): string {
-  let a = (i + 0x9e3779b9) >>> 0;
-  let out = '';
-  while (out.length < bytes) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    t = (t ^ (t >>> 14)) >>> 0;
-    for (let k = 0; k < 4 && out.length < bytes; k++) out += VALUE_ALPHABET[(t >>> (k * 6)) & 63];
-  }
-  return out;
-}
-
-/** VmRSS from the text of /proc/<pid>/status, in bytes (the kernel writes kB, meaning KiB). */
-export function parseVmRssBytes(status: string): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB$/m.exec(status);
-  if (m === null) throw new Error('no VmRSS line in the process status');
-  return Number(m[1]) * 1024;
-}
-
-/** The byte count of `du -s -B1 DIR` (disk usage in allocated bytes, then a tab and the path). */
-export function parseDuBytes(out: string): number {
-  const m = /^(\d+)\t/.exec(out);
-  if (m === null) throw new Error(`unexpected du output: ${out.slice(0, 100)}`);
-  return Number(m[1]);
-}
-
-export function rssBytes(pid: number): number {
-  return parseVmRssBytes(readFileSync(`/proc/${pid}/status`, 'utf8'));
 }
 
 /** Flushes every file system's dirty pages (sync(1)), so a restart is not timed against the
@@ -113,12 +81,6 @@ export function rssBytes(pid: number): number {
 export function syncDisks(): void {
   const r = spawnSync('sync', [], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`sync: ${r.stderr.trim()}`);
-}
-
-export function diskBytes(dir: string): number {
-  const r = spawnSync('du', ['-s', '-B1', dir], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`du ${dir}: ${r.stderr.trim()}`);
-  return parseDuBytes(r.stdout);
 }
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
@@ -244,9 +206,34 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   }
   syncDisks();
   const pids = cluster.pids();
-  const rss = pids.map(rssBytes);
+  const rss = pids.map((pid) => rssBytes(pid));
   const disk = cluster.dataDirs().map(diskBytes);
   note(`${cluster.label}: RSS per node ${rss.map(mb).join(', ')} MB; on disk ${disk.map(mb).join(', ')} MB`);
+
+  // A failed read or join costs its own columns, not the sizes and restarts.
+  const failed = (err: unknown): string => (err instanceof Error ? err.message : String(err));
+  let reads: ScaleReadsResult | null = null;
+  let readsError: string | null = null;
+  if (opts.reads !== null) {
+    try {
+      const r = { keys: opts.keys, valueBytes: opts.valueBytes, reads: opts.reads.count, clients: opts.reads.clients };
+      reads = await measureScaleReads(cluster, r, note);
+    } catch (err) {
+      readsError = failed(err);
+      note(`${cluster.label}: reads failed: ${readsError}`);
+    }
+  }
+  let join: ScaleJoinResult | null = null;
+  let joinError: string | null = null;
+  if (opts.join) {
+    try {
+      // 10 min, or 1 s per 10,000 keys when longer (a 10 M-key snapshot moves over a GB).
+      join = await measureScaleJoin(cluster, Math.max(600_000, opts.keys / 10), note);
+    } catch (err) {
+      joinError = failed(err);
+      note(`${cluster.label}: join failed: ${joinError}`);
+    }
+  }
 
   const lastKey = scaleKey(opts.keys - 1);
   const lastValue = scaleValue(opts.keys - 1, opts.valueBytes);
@@ -275,6 +262,11 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
     diskBytes: disk,
     restartMs,
     restartMedianMs: median(restartMs),
+    cacheBytes: opts.cacheBytes,
+    reads,
+    readsError,
+    join,
+    joinError,
     problems,
   };
 }
@@ -319,14 +311,36 @@ export function scaleLines(results: readonly ScaleResult[], failures: readonly S
     const invalid = r.problems.length > 0 ? `  INVALID: ${r.problems.join('; ')}` : '';
     out.push(cells.join(' ') + retried + invalid);
   }
-  for (const f of failures) out.push(`${f.label.padEnd(15)} FAILED: ${f.error.split('\n')[0]}`);
+  for (const f of failures) out.push(failedRow(f.label, f.error));
+  out.push(...scaleReadLines(results), ...scaleJoinLines(results));
   return out;
 }
 
 export interface ScaleVerdict {
   target: string;
-  reached: boolean;
+  /** null: not judged (the detail says why). */
+  reached: boolean | null;
   detail: string;
+}
+
+/** Zipfian / all-hot ≥ 0.5, judged only when the nodes were given a cache budget. */
+function zipfVerdict(r: ScaleResult): ScaleVerdict | null {
+  if (r.reads === null && r.readsError === null) return null;
+  const target = `${r.label}: Zipfian reads ≥ ${SCALE_TARGETS.zipfHotRatioMin} × the all-hot rate with a 10% cache`;
+  if (r.reads === null) return { target, reached: false, detail: `the reads failed: ${r.readsError!.split('\n')[0]}` };
+  const ratio = `zipf/hot ${r.reads.ratio.toFixed(2)}`;
+  if (r.cacheBytes === null) return { target, reached: null, detail: `not judged (no cache flag): ${ratio}` };
+  const percent = (100 * r.cacheBytes) / (r.keys * r.valueBytes);
+  const scope = [
+    r.keys < SCALE_TARGETS.zipfKeys ? `at ${r.keys} keys, not the target's ${SCALE_TARGETS.zipfKeys}: indicative only` : '',
+    Math.abs(percent - 10) > 0.05 ? `a ${percent.toFixed(1)}% cache, not 10%` : '',
+  ].filter((x) => x !== '');
+  const invalid = [...r.problems, ...r.reads.problems].length > 0;
+  return {
+    target,
+    reached: !invalid && r.reads.ratio >= SCALE_TARGETS.zipfHotRatioMin,
+    detail: `${ratio}${scope.length ? ` (${scope.join('; ')})` : ''}${invalid ? '; the run was INVALID' : ''}`,
+  };
 }
 
 /** Issue 14's targets for the engines they name; a run below 1 M keys says it is indicative only. */
@@ -347,6 +361,8 @@ export function scaleVerdicts(results: readonly ScaleResult[]): ScaleVerdict[] {
       reached: r.problems.length === 0 && r.restartMedianMs <= SCALE_TARGETS.restartMsMax,
       detail: `median ${(r.restartMedianMs / 1000).toFixed(2)} s${scope}${r.problems.length ? '; the run was INVALID' : ''}`,
     });
+    const zipf = zipfVerdict(r);
+    if (zipf !== null) out.push(zipf);
   }
   return out;
 }
