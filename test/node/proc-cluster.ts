@@ -89,6 +89,9 @@ export interface ClusterOptions {
    *  processes long enough for spurious elections mid-test. */
   tickMs?: number;
   snapshotEntries?: number;
+  /** `--cache-bytes`: the hot-record cache of a tiered engine (sqlite). Default 4096, a few
+   *  records, so the process tests run with nearly every read going to the disk. */
+  cacheBytes?: number;
   /** More CLI flags for every node. */
   extraArgs?: string[];
   /** Start every node with this root token (token mode; '' = none: open on loopback). */
@@ -107,6 +110,7 @@ export class ProcCluster {
       clusterId: 'test',
       tickMs: 50,
       snapshotEntries: 10_000,
+      cacheBytes: 4096,
       extraArgs: [],
       rootToken: '',
       ...opts,
@@ -137,6 +141,8 @@ export class ProcCluster {
       String(this.opts.tickMs),
       '--snapshot-entries',
       String(this.opts.snapshotEntries),
+      '--cache-bytes',
+      String(this.opts.cacheBytes),
       '--log-level',
       'debug',
       '--enable-fault-injection',
