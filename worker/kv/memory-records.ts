@@ -27,20 +27,16 @@ export class MemoryRecords implements RecordStore {
     return this.records.get(key);
   }
 
-  set(key: string, record: KeyRecord): void {
-    const prev = this.records.get(key);
+  set(key: string, record: KeyRecord, prev: KeyRecord | undefined): void {
     if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
     this.records.set(key, record);
     if (prev === undefined) this.keys.added(key);
   }
 
-  delete(key: string): boolean {
-    const prev = this.records.get(key);
-    if (prev === undefined) return false;
+  delete(key: string, prev: KeyRecord): void {
     if (this.views.size > 0) for (const v of this.views) v.beforeChange(key, prev);
     this.records.delete(key);
     this.keys.removed();
-    return true;
   }
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {

@@ -45,10 +45,12 @@ export interface RecordStore {
   /** Records held (metcd's own keys included). */
   readonly size: number;
   get(key: string): KeyRecord | undefined;
-  /** Create or replace `key`'s record (records are immutable: a new object per write). */
-  set(key: string, record: KeyRecord): void;
-  /** Remove `key`; false when it was not there. */
-  delete(key: string): boolean;
+  /** Create or replace `key`'s record (records are immutable: a new object per write). `prev` is
+   *  its record until now, as get() just returned it (the caller always reads before it writes:
+   *  a store on disk need not read it again). */
+  set(key: string, record: KeyRecord, prev: KeyRecord | undefined): void;
+  /** Remove `key`, whose record until now is `prev` (as get() just returned it). */
+  delete(key: string, prev: KeyRecord): void;
   /** The records with keys >= `from` in order, until `visit` returns false. The store must not
    *  be changed during the walk. */
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;

@@ -572,11 +572,11 @@ export class KvStateMachine {
   private setRecord(key: string, value: string, revision: number): void {
     const prev = this.records.get(key);
     if (prev === undefined) {
-      this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 });
+      this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 }, prev);
       this.bytes += pairBytes(key, value);
       if (isInternalKey(key)) this.internalKeys++;
     } else {
-      this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 });
+      this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 }, prev);
       this.bytes += stringBytes(value) - stringBytes(prev.value);
     }
     this.dirtyKeys.add(key);
@@ -586,7 +586,7 @@ export class KvStateMachine {
   private deleteRecord(key: string): boolean {
     const prev = this.records.get(key);
     if (prev === undefined) return false;
-    this.records.delete(key);
+    this.records.delete(key, prev);
     this.bytes -= pairBytes(key, prev.value);
     if (isInternalKey(key)) this.internalKeys--;
     this.dirtyKeys.add(key);

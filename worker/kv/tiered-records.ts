@@ -92,16 +92,14 @@ export class TieredRecords implements RecordStore {
     return record;
   }
 
-  set(key: string, record: KeyRecord): void {
-    if (this.get(key) === undefined) this.records++;
+  set(key: string, record: KeyRecord, prev: KeyRecord | undefined): void {
+    if (prev === undefined) this.records++;
     this.change(key, record);
   }
 
-  delete(key: string): boolean {
-    if (this.get(key) === undefined) return false;
+  delete(key: string): void {
     this.records--;
     this.change(key, null);
-    return true;
   }
 
   private change(key: string, record: KeyRecord | null): void {
