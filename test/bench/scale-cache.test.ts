@@ -30,7 +30,7 @@ describe('scale phase: cache budget', () => {
   });
 
   it('a /status cache object is read; absent is null; a malformed one is an error, not a number', () => {
-    const cache = { capacityBytes: 100, bytes: 50, entries: 3, hits: 9, misses: 1, hitRate: 0.9 };
+    const cache = { capacityBytes: 100, bytes: 50, entries: 3, hits: 9, misses: 1, hitRate: 0.9, evictions: 2, pending: 0 };
     expect(cacheOf({ id: 'n1', cache })).toEqual(cache);
     expect(cacheOf({ id: 'n1' })).toBeNull();
     expect(cacheOf({ id: 'n1', cache: null })).toBeNull();

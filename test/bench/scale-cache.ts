@@ -4,6 +4,7 @@
 
 import type { Engine } from './metcd.ts';
 import { runCli } from '../support/node-process.ts';
+import type { CacheStatus } from '../../worker/peer/outcomes.ts';
 
 /** The engines whose key space lives in their table, with a bounded cache in front. */
 export const CACHED_ENGINES: readonly Engine[] = ['sqlite', 'leveldb'];
@@ -32,17 +33,10 @@ export function cacheArgs(engine: Engine, cacheBytes: number | null): string[] {
   return cacheBytes !== null && CACHED_ENGINES.includes(engine) ? ['--cache-bytes', String(cacheBytes)] : [];
 }
 
-export interface CacheStatus {
-  capacityBytes: number;
-  bytes: number;
-  entries: number;
-  hits: number;
-  misses: number;
-  /** null before the first read. */
-  hitRate: number | null;
-}
+/** The `cache` object of a node's /status (worker/peer/outcomes.ts). */
+export type { CacheStatus };
 
-const CACHE_COUNTS = ['capacityBytes', 'bytes', 'entries', 'hits', 'misses'] as const;
+const CACHE_COUNTS = ['capacityBytes', 'bytes', 'entries', 'hits', 'misses', 'evictions', 'pending'] as const;
 
 /** The `cache` object of a /status answer; null when absent (a node without the tiers). */
 export function cacheOf(status: object): CacheStatus | null {

@@ -112,7 +112,9 @@ function reads(ratio: number, problems: string[] = []): ScaleReadsResult {
     hot: rate(10_000),
     ratio,
     clients: 64,
-    cache: [{ id: 'n1', cache: { capacityBytes: 1e8, bytes: 9e7, entries: 7e5, hits: 90, misses: 10, hitRate: 0.9 } }],
+    cache: [
+      { id: 'n1', cache: { capacityBytes: 1e8, bytes: 9e7, entries: 7e5, hits: 90, misses: 10, hitRate: 0.9, evictions: 5, pending: 0 } },
+    ],
     zipfLeaderHitRate: 0.85,
     problems,
   };
