@@ -423,8 +423,9 @@ export class KvStateMachine {
       for (let i = 0; i < pairs.length; i++) {
         const pair = pairs[i]!;
         const key = pair[0];
-        this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
-        this.setRecord(key, pair[1], revision);
+        const prev = this.records.get(key);
+        this.history.change(revision, key, prev, false, this.historyWrites);
+        this.setRecord(key, pair[1], revision, prev);
         this.leaseTable.attach(key, lease, this.historyWrites);
       }
       return this.endWrite(revision, { ok: true, op: 'put', revision });
@@ -472,8 +473,9 @@ export class KvStateMachine {
       leaseRefusal: (lease, keys) => this.leaseRefusal(lease, keys),
       range: (prefix, limit) => this.range({ prefix, limit }),
       put: (key, value, lease) => {
-        this.history.change(revision, key, this.records.get(key), false, this.historyWrites);
-        this.setRecord(key, value, revision);
+        const prev = this.records.get(key);
+        this.history.change(revision, key, prev, false, this.historyWrites);
+        this.setRecord(key, value, revision, prev);
         this.leaseTable.attach(key, lease, this.historyWrites); // without a lease: detached (etcd)
       },
       delete: (key) => {
@@ -568,9 +570,10 @@ export class KvStateMachine {
     return result;
   }
 
-  /** Writes `key` at `revision`, keeping its create revision and counting its version. */
-  private setRecord(key: string, value: string, revision: number): void {
-    const prev = this.records.get(key);
+  /** Writes `key` at `revision`, keeping its create revision and counting its version. `prev`:
+   *  its record, when the caller just read it (a tiered store need not read it again; the
+   *  history's own writes between the read and this call never touch `key`). */
+  private setRecord(key: string, value: string, revision: number, prev = this.records.get(key)): void {
     if (prev === undefined) {
       this.records.set(key, { value, createRevision: revision, modRevision: revision, version: 1 }, prev);
       this.bytes += pairBytes(key, value);
