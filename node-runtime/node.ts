@@ -16,6 +16,7 @@ import { startHttpServer, type RunningServer } from './http-server.ts';
 import { joinCluster } from './join.ts';
 import { createLogger, type LogFields, type Logger } from './log.ts';
 import { NodeStorage } from './storage/open.ts';
+import { dataDirBytes } from './storage/disk-usage.ts';
 import { RestoreError, loadRestoreFile, restoreFields } from './restore.ts';
 import { Ticker } from './ticker.ts';
 import { Faults } from './faults.ts';
@@ -115,6 +116,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     },
     log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
     uiAsset: uiAssetReader(),
+    diskBytes: () => dataDirBytes(cfg.dataDir),
   });
   const front = createFront({
     selfId: cfg.id,

@@ -28,10 +28,17 @@ interface CacheStatus {
   pending: number;
 }
 
-async function status(node: ProcNode): Promise<{ cache: CacheStatus | null; keys: number; applied: number }> {
+interface Status {
+  cache: CacheStatus | null;
+  keys: number;
+  applied: number;
+  diskBytes: number;
+}
+
+async function status(node: ProcNode): Promise<Status> {
   const res = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(5000) });
   expect(res.status).toBe(200);
-  return (await res.json()) as { cache: CacheStatus | null; keys: number; applied: number };
+  return (await res.json()) as Status;
 }
 
 const key = (i: number) => `tier/${String(i).padStart(4, '0')}`;
@@ -40,6 +47,7 @@ const value = (i: number, round: number) => `value ${i} of round ${round} `.padE
 describe('Node: the sqlite engine holds the key space on disk', () => {
   it('writes, overwrites and deletes; every node reads them back from its disk through a tiny cache', async () => {
     const leader = await tiered.leader({ all: true });
+    const diskBefore = (await status(leader)).diskBytes;
     for (const round of [1, 2]) {
       for (let i = 0; i < KEYS; i += 50) {
         const body = Object.fromEntries(Array.from({ length: 50 }, (_, j) => [key(i + j), value(i + j, round)]));
@@ -63,7 +71,9 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
       expect(s.cache!.misses, `${node.id}: reads went to the disk`).toBeGreaterThan(KEYS);
       expect(s.cache!.hitRate).toBeGreaterThanOrEqual(0);
       expect(s.cache!.hitRate).toBeLessThanOrEqual(1);
+      expect(s.diskBytes, `${node.id} diskBytes`).toBeGreaterThan(0);
     }
+    expect((await status(leader)).diskBytes, 'the data dir grew with the writes').toBeGreaterThan(diskBefore);
   });
 
   it('reports the cache in /metrics, its misses counting reads that went to the disk', async () => {
@@ -77,6 +87,8 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
     for (const name of ['metcd_cache_hits_total', 'metcd_cache_misses_total', 'metcd_cache_evictions_total'])
       expect(after.get(name)?.type, name).toBe('counter');
     expect(requiredSample(after, 'metcd_cache_capacity_bytes')).toBe(CACHE_BYTES);
+    expect(after.get('metcd_disk_data_bytes')?.type).toBe('gauge');
+    expect(requiredSample(after, 'metcd_disk_data_bytes')).toBeGreaterThan(0);
     // 40 distinct keys through a cache of a few records: most of them from the disk.
     expect(requiredSample(after, 'metcd_cache_misses_total') - requiredSample(before, 'metcd_cache_misses_total')).toBeGreaterThan(20);
   });

@@ -68,8 +68,12 @@ export async function transferLeader(ctx: ApiContext): Promise<ApiReply> {
 
 export function status(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
-  const costs = ctx.host.costs;
-  return jsonReply(costs === undefined ? ctx.peer.status() : { ...ctx.peer.status(), cost: costs() });
+  const { costs, diskBytes } = ctx.host;
+  return jsonReply({
+    ...ctx.peer.status(),
+    ...(diskBytes === undefined ? {} : { diskBytes: diskBytes() }),
+    ...(costs === undefined ? {} : { cost: costs() }),
+  });
 }
 
 export function health(ctx: ApiContext): ApiReply {

@@ -37,6 +37,9 @@ export interface ApiHost {
   /** What hosting this peer costs, as the host counts it (edge: worker/edge/costs.ts): shown
    *  as `cost` in GET /status and as metcd_edge_* in GET /metrics. Without it, neither shows. */
   costs?: () => HostCosts;
+  /** Bytes the peer's data directory holds on disk (Node: every file of its engine): shown as
+   *  `diskBytes` in GET /status and metcd_disk_data_bytes in GET /metrics. */
+  diskBytes?: () => number;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
 }

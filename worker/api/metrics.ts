@@ -174,7 +174,7 @@ function writeHostCosts(out: Exposition, c: HostCosts): void {
 }
 
 /** Everything a peer exposes, rendered once per scrape (with its host's costs when it counts them). */
-export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: HostCosts): string {
+export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: HostCosts, diskBytes?: number): string {
   const st = peer.status();
   const c = peer.counters;
   const out = new Exposition();
@@ -247,10 +247,11 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: Host
   ]);
   requests.write(out);
   if (costs !== undefined) writeHostCosts(out, costs);
+  if (diskBytes !== undefined) out.gauge('metcd_disk_data_bytes', "Bytes the peer's data directory holds on disk (Node).", diskBytes);
   return out.text();
 }
 
 /** GET /metrics (need: status). Any peer answers from its own state, leader or not. */
-export function metricsReply(peer: Peer, requests: RequestMetrics, costs?: HostCosts): ApiReply {
-  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests, costs) };
+export function metricsReply(peer: Peer, requests: RequestMetrics, costs?: HostCosts, diskBytes?: number): ApiReply {
+  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests, costs, diskBytes) };
 }
