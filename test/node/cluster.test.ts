@@ -2,7 +2,7 @@
 // with SIGKILL, SIGSTOP and damaged files. The steps share one cluster per engine and run in
 // order (a script, like the README's curl sessions); every process is killed in afterAll.
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { appendFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { ENGINE_NAMES, type EngineName } from '../../node-runtime/storage/engine.ts';
@@ -66,6 +66,9 @@ describe.each(ENGINE_NAMES)('3-node cluster on %s', (engine: EngineName) => {
   });
   afterAll(async () => {
     await cluster.stopAll();
+  });
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') console.error(`node outputs: ${cluster.dumpOutputs(`${engine}-${ctx.task.name}`)}`);
   });
 
   it('answers the README curl flows on every node (curl -L)', async () => {

@@ -2,7 +2,7 @@
 // restart and replace nodes; find the leader; talk HTTP. Every process started here is killed
 // by stopAll() (call it from afterAll/afterEach), whatever happened in the test.
 
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -115,6 +115,20 @@ export class ProcCluster {
       rootToken: '',
       ...opts,
     };
+  }
+
+  /**
+   * After a failed test: every node's recent output into test/artifacts/ (git-ignored), so a
+   * failure seen only in CI can be read afterwards. Returns the file written.
+   */
+  dumpOutputs(label: string): string {
+    const dir = new URL('../artifacts/', import.meta.url).pathname;
+    mkdirSync(dir, { recursive: true });
+    const file = path.join(dir, `proc-cluster-${label.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 120)}.log`);
+    let text = '';
+    for (const [id, node] of this.nodes) text += `===== ${id}\n${node.logTail(200_000)}\n`;
+    writeFileSync(file, text);
+    return file;
   }
 
   /** Created on first use: a cluster whose tests are all filtered out leaves nothing behind. */
