@@ -29,7 +29,7 @@ function weigh(key: string, value: Value): number {
   return key.length + (value === null ? 1 : value.length) + 4;
 }
 
-const makeHotCache: MakeCache = (capacityBytes, seed) => new HotCache<Value>({ capacityBytes, weigh, seed });
+const makeHotCache: MakeCache = (capacityBytes, seed) => new HotCache<Value>({ capacityBytes, weigh, random: new SeededRandom(seed) });
 
 // ---------------------------------------------------------------------------------------------
 // The model check
@@ -304,7 +304,8 @@ class CachesNothing<V> extends HotCache<V> {
 }
 
 function variant(Cache: typeof HotCache<Value>, windowShare?: number): MakeCache {
-  return (capacityBytes, seed) => new Cache({ capacityBytes, weigh, seed, ...(windowShare === undefined ? {} : { windowShare }) });
+  return (capacityBytes, seed) =>
+    new Cache({ capacityBytes, weigh, random: new SeededRandom(seed), ...(windowShare === undefined ? {} : { windowShare }) });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -316,7 +317,7 @@ function valueOfWeight(key: string, weight: number): string {
 
 describe('HotCache', () => {
   it('get counts hits and misses; a cached null is a hit, not an absence', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh, random: new SeededRandom(1) });
     expect(cache.get('a')).toBeUndefined();
     expect(cache.set('a', null)).toBe(true);
     expect(cache.get('a')).toBeNull();
@@ -329,7 +330,7 @@ describe('HotCache', () => {
 
   it('admits a newcomer over a resident only if it was asked for more often; peek records nothing', () => {
     // Ten residents of 100 bytes fill the budget; each is read three times.
-    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh, seed: 7 });
+    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh, random: new SeededRandom(7) });
     const residents = Array.from({ length: 10 }, (_, i) => `res-${i}`);
     for (const key of residents) expect(cache.set(key, valueOfWeight(key, 100))).toBe(true);
     for (let round = 0; round < 3; round++) for (const key of residents) expect(cache.get(key)).toBeDefined();
@@ -355,7 +356,7 @@ describe('HotCache', () => {
   });
 
   it('set replaces in place and the bytes follow the new weight', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 500, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 500, weigh, random: new SeededRandom(1) });
     expect(cache.set('k', valueOfWeight('k', 50))).toBe(true);
     expect(cache.set('k', valueOfWeight('k', 200))).toBe(true);
     expect(cache.peek('k')).toBe(valueOfWeight('k', 200));
@@ -365,7 +366,7 @@ describe('HotCache', () => {
   });
 
   it('never admits an entry heavier than the budget, and drops the one it would replace', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 100, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 100, weigh, random: new SeededRandom(1) });
     expect(cache.set('k', valueOfWeight('k', 100))).toBe(true);
     expect(cache.set('k', valueOfWeight('k', 101))).toBe(false);
     expect(cache.peek('k')).toBeUndefined();
@@ -374,7 +375,7 @@ describe('HotCache', () => {
   });
 
   it('caches nothing with a budget of 0', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 0, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 0, weigh, random: new SeededRandom(1) });
     for (let i = 0; i < 3; i++) {
       expect(cache.get('k')).toBeUndefined();
       expect(cache.set('k', null)).toBe(false);
@@ -383,7 +384,7 @@ describe('HotCache', () => {
   });
 
   it('delete and clear forget entries; clear keeps the counters', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh, random: new SeededRandom(1) });
     for (const key of ['a', 'b', 'c']) cache.set(key, key);
     cache.get('a');
     cache.delete('a');
@@ -396,7 +397,7 @@ describe('HotCache', () => {
   });
 
   it('resize evicts down to a smaller budget at once, and a larger one keeps what is held', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 1000, weigh, random: new SeededRandom(1) });
     for (let i = 0; i < 10; i++) expect(cache.set(`k${i}`, valueOfWeight(`k${i}`, 100))).toBe(true);
     cache.resize(2000);
     expect(cache.stats()).toMatchObject({ entries: 10, bytes: 1000, capacityBytes: 2000 });
@@ -407,7 +408,7 @@ describe('HotCache', () => {
   });
 
   it('resize below the weight of an entry still in the window drops it (found by the model check)', () => {
-    const cache = new HotCache<Value>({ capacityBytes: 10_000, weigh });
+    const cache = new HotCache<Value>({ capacityBytes: 10_000, weigh, random: new SeededRandom(1) });
     expect(cache.set('w', valueOfWeight('w', 80))).toBe(true); // within the window's 100 bytes
     cache.resize(50);
     expect(cache.stats()).toMatchObject({ entries: 0, bytes: 0, evictions: 1, capacityBytes: 50 });
@@ -415,18 +416,19 @@ describe('HotCache', () => {
 
   it('refuses a weigher that gives no positive integer, and a bad budget or window', () => {
     for (const bad of [0, -1, 1.5, NaN, Infinity]) {
-      const cache = new HotCache<Value>({ capacityBytes: 100, weigh: () => bad });
+      const cache = new HotCache<Value>({ capacityBytes: 100, weigh: () => bad, random: new SeededRandom(1) });
       expect(() => cache.set('k', 'v')).toThrow(RangeError);
     }
-    for (const bad of [-1, 1.5, NaN]) expect(() => new HotCache<Value>({ capacityBytes: bad, weigh })).toThrow(RangeError);
-    expect(() => new HotCache<Value>({ capacityBytes: 100, weigh }).resize(-5)).toThrow(RangeError);
-    expect(() => new HotCache<Value>({ capacityBytes: 100, weigh, windowShare: 1.5 })).toThrow(RangeError);
+    for (const bad of [-1, 1.5, NaN])
+      expect(() => new HotCache<Value>({ capacityBytes: bad, weigh, random: new SeededRandom(1) })).toThrow(RangeError);
+    expect(() => new HotCache<Value>({ capacityBytes: 100, weigh, random: new SeededRandom(1) }).resize(-5)).toThrow(RangeError);
+    expect(() => new HotCache<Value>({ capacityBytes: 100, weigh, random: new SeededRandom(1), windowShare: 1.5 })).toThrow(RangeError);
   });
 
   it('makes the same decisions from the same seed', () => {
     const trace = scanWorkload(9).slice(0, 60_000);
     const run = (): object => {
-      const cache = new HotCache<Value>({ capacityBytes: SCAN_BUDGET / 4, weigh, seed: 42 });
+      const cache = new HotCache<Value>({ capacityBytes: SCAN_BUDGET / 4, weigh, random: new SeededRandom(42) });
       hitRate(cache, trace);
       return cache.stats();
     };

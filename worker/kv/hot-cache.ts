@@ -17,19 +17,26 @@
 //   that loses is still admitted once in 128, so keys crafted to collide with a hot victim in
 //   the sketch cannot shut every newcomer out; no doorkeeper, and no adaptive window.
 // Weights are bytes from the caller's weigher; after every call the held bytes are at most the
-// budget. Deterministic: the sketch's hash seeds and the jitter come from the seed given.
+// budget. Deterministic: the sketch's hash seeds and the jitter are drawn from the random
+// source the host passes in (the peer's, seeded in the simulator), as worker/kv never draws its own.
 //
 // Library or own code: the one W-TinyLFU on npm, `transitory` (2.2.0, October 2025),
-// evicts in a maintenance pass that a set schedules with setTimeout (5 s later: the
-// simulator has no timers, and a Node process waits for it), lets the weight exceed the budget
-// by 1% meanwhile, draws Math.random, returns null for "absent" (we cache null for "no such
+// evicts in a deferred maintenance pass on a timer of its own (5 s later: the simulator has no
+// timers, and a Node process waits for it), lets the weight exceed the budget by 1% meanwhile,
+// draws unseeded randomness, returns null for "absent" (we cache null for "no such
 // key"), and its ESM build has directory imports that Node refuses. The other caches found
 // either count entries, not bytes (`@neophi/sieve-cache`, SIEVE), or are plain LRU (`lru-cache`,
 // `quick-lru`, `tiny-lru`, `mnemonist`). So the policy is written here once.
 
 import { FrequencySketch, hashKey } from './hot-cache/frequency-sketch.ts';
 import { CacheEntry, LruList, PROBATION, PROTECTED, WINDOW } from './hot-cache/lru-list.ts';
-import { SplitMix32 } from './hot-cache/splitmix32.ts';
+
+/** Where the cache draws its hash seeds and admission jitter: the host's random source (the
+ *  peer's RandomSource fits), so the same source gives the same cache decisions. */
+export interface CacheRandom {
+  /** An integer in [0, n). */
+  nextInt(n: number): number;
+}
 
 /** The window's share of the budget by default (the paper's 1%). */
 const WINDOW_SHARE = 0.01;
@@ -38,7 +45,6 @@ const PROTECTED_SHARE = 0.8;
 /** A candidate at least this frequent that loses admission is still let in now and then. */
 const ADMIT_WARM_FREQUENCY = 6;
 const ADMIT_WARM_ODDS = 128;
-const DEFAULT_SEED = 0x6d657463;
 
 export interface HotCacheStats {
   hits: number;
@@ -56,8 +62,8 @@ export interface HotCacheOptions<V> {
   capacityBytes: number;
   /** An entry's weight in bytes: a positive safe integer, the same for the same key and value. */
   weigh: (key: string, value: V) => number;
-  /** Seeds the sketch's hashes and the admission jitter (a host may pass real entropy). */
-  seed?: number;
+  /** Draws the sketch's hash seeds and the admission jitter. */
+  random: CacheRandom;
   /** The admission window's share of the budget, 0..1 (default 0.01). Near 1 the policy is
    *  close to plain LRU, at 0 a newcomer must win admission at once. */
   windowShare?: number;
@@ -70,7 +76,7 @@ export class HotCache<V> {
   private readonly protectedList = new LruList<V>();
   private readonly weigh: (key: string, value: V) => number;
   private readonly sketch: FrequencySketch;
-  private readonly random: SplitMix32;
+  private readonly random: CacheRandom;
   private readonly windowShare: number;
   private capacityBytes = 0;
   private windowMaxBytes = 0;
@@ -87,8 +93,8 @@ export class HotCache<V> {
     this.windowShare = opts.windowShare ?? WINDOW_SHARE;
     if (!(this.windowShare >= 0 && this.windowShare <= 1))
       throw new RangeError(`HotCache: windowShare must be in 0..1, got ${opts.windowShare}`);
-    this.random = new SplitMix32(opts.seed ?? DEFAULT_SEED);
-    this.sketch = new FrequencySketch(this.random.nextU32(), this.random.nextU32());
+    this.random = opts.random;
+    this.sketch = new FrequencySketch(this.random.nextInt(2 ** 32), this.random.nextInt(2 ** 32));
     this.setBudget(opts.capacityBytes);
   }
 
@@ -192,7 +198,7 @@ export class HotCache<V> {
    */
   protected admits(candidateFrequency: number, victimFrequency: number): boolean {
     if (candidateFrequency > victimFrequency) return true;
-    return candidateFrequency >= ADMIT_WARM_FREQUENCY && this.random.nextU32() % ADMIT_WARM_ODDS === 0;
+    return candidateFrequency >= ADMIT_WARM_FREQUENCY && this.random.nextInt(ADMIT_WARM_ODDS) === 0;
   }
 
   /** The weigher's answer for a value being offered, checked. */

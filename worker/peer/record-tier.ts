@@ -43,7 +43,7 @@ export function openTiered(disk: DiskRecords, summary: RecordSummary, state: KvS
   const cache = new HotCache<KeyRecord | null>({
     capacityBytes: o.cacheBytes,
     weigh: cachedRecordBytes,
-    seed: o.random.nextInt(0x7fffffff), // the sketch's hash seed: not guessable by clients
+    random: o.random, // the sketch's hash seeds: not guessable by clients
   });
   const store = new TieredRecords(disk, cache, summary);
   const base: KvState = { revision: state.revision, records: [], sessions: state.sessions };
