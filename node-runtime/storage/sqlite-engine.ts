@@ -48,7 +48,7 @@ import { type EngineOptions, type EngineStats, type StorageEngine } from './engi
 import { StorageCorruptError } from './errors.ts';
 import { SaveQueue } from './save-queue.ts';
 import { readEntry, readHardState, readRecordSummary, readSession, readSnapshot } from './records.ts';
-import { countRecord, emptySummary } from './record-summary.ts';
+import { countRecord, emptySummary } from '../../worker/kv/record-summary.ts';
 import { emptyHardState, emptySnapshot } from './state-model.ts';
 import { scanSqliteWal } from './sqlite-wal-scan.ts';
 import {

@@ -8,7 +8,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { RecordSummary } from '../../worker/kv/types.ts';
 import type { Logger } from '../log.ts';
 import { readKeyRecord, seal, writeRecordSummary } from './records.ts';
-import { countRecord, emptySummary } from './record-summary.ts';
+import { countRecord, emptySummary } from '../../worker/kv/record-summary.ts';
 import { encodeKey } from './sqlite-key.ts';
 import { SUMMARY_ROW, unsealRow } from './sqlite-schema.ts';
 

@@ -10,7 +10,7 @@ import type { KeyRecord, RecordSummary } from '../../worker/kv/types.ts';
 import { ByteWriter } from './bytes.ts';
 import { writeEntry, writeHardState, writeKeyRecord, writeRecordSummary, writeSession, writeSnapshot } from './records.ts';
 import { encodeKey } from './sqlite-key.ts';
-import { summarize } from './record-summary.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
 import { SUMMARY_ROW } from './sqlite-schema.ts';
 import { OP } from './sqlite-ops.ts';
 

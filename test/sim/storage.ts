@@ -23,7 +23,7 @@ import type { KvState, SessionRecord } from '../../worker/kv/types.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../../worker/peer/ports.ts';
 import { StateModel } from '../../node-runtime/storage/state-model.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';
-import { summarize } from '../../worker/peer/record-tier.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
 import { MapDiskRecords } from '../support/map-disk.ts';
 
 /**

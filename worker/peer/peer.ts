@@ -29,7 +29,8 @@
 import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { DiskRecords } from '../kv/record-store.ts';
-import { DEFAULT_CACHE_BYTES, openTiered, summarize, type TierOptions } from './record-tier.ts';
+import { DEFAULT_CACHE_BYTES, openTiered, type TierOptions } from './record-tier.ts';
+import { summarize } from '../kv/record-summary.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type { ConfChange, Entry, Membership, Message, NodeId, ProposeRefusal, Ready, Role } from '../raft/types.ts';

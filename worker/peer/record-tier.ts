@@ -3,10 +3,9 @@
 // key space, and memory holds the unsaved changes and a bounded cache of hot records,
 // worker/kv/tiered-records.ts). The cache's budget is the host's (`--cache-bytes` on Node).
 
-import { KvStateMachine, pairBytes } from '../kv/state-machine.ts';
+import { KvStateMachine } from '../kv/state-machine.ts';
 import { HotCache } from '../kv/hot-cache.ts';
 import { TieredRecords } from '../kv/tiered-records.ts';
-import { isInternalKey } from '../kv/tokens.ts';
 import type { DiskRecords } from '../kv/record-store.ts';
 import type { KeyRecord, KvLimits, KvState, RecordSummary } from '../kv/types.ts';
 import type { RandomSource } from '../raft/types.ts';
@@ -19,17 +18,6 @@ export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
  *  record object and the cache's entry and map slot around them (measured sizes rounded up). */
 export function cachedRecordBytes(key: string, record: KeyRecord | null): number {
   return 2 * key.length + (record === null ? 0 : 2 * record.value.length + 56) + 160;
-}
-
-/** The counts a store on disk keeps, for records given whole (a snapshot being installed). */
-export function summarize(records: KvState['records']): RecordSummary {
-  const s: RecordSummary = { records: 0, internalRecords: 0, bytes: 0 };
-  for (const [key, r] of records) {
-    s.records++;
-    if (isInternalKey(key)) s.internalRecords++;
-    s.bytes += pairBytes(key, r.value);
-  }
-  return s;
 }
 
 export interface TierOptions {

@@ -1,11 +1,11 @@
-// The counts a tiered engine keeps beside its records (RecordSummary, worker/kv/types.ts), for
-// when the engine must count them itself: the records a snapshot installs, or every stored
-// record once at open when no batch told it (the state machine computes them the same way:
-// pairBytes, isInternalKey).
+// The counts a tiered engine keeps beside its records (RecordSummary, types.ts), for whoever
+// must count records given whole: the peer and the engine over the records a snapshot installs,
+// the sqlite engine over every stored record once at open when no batch told it. The state
+// machine keeps the same counts as it applies (pairBytes, isInternalKey).
 
-import type { KeyRecord, RecordSummary } from '../../worker/kv/types.ts';
-import { pairBytes } from '../../worker/kv/state-machine.ts';
-import { isInternalKey } from '../../worker/kv/tokens.ts';
+import type { KeyRecord, RecordSummary } from './types.ts';
+import { pairBytes } from './state-machine.ts';
+import { isInternalKey } from './tokens.ts';
 
 export const emptySummary = (): RecordSummary => ({ records: 0, internalRecords: 0, bytes: 0 });
 
