@@ -3,7 +3,7 @@
 // runtime with a storage engine, timers and HTTP; the tests with memory.
 
 import type { Entry, HardState, Message, Snapshot } from '../raft/types.ts';
-import type { KvChanges, KvState, RecordSummary } from '../kv/types.ts';
+import type { KeyRecord, KvChanges, KvState, RecordSummary } from '../kv/types.ts';
 import type { DiskRecords } from '../kv/record-store.ts';
 
 /** Everything a peer had persisted, handed back at start. */
@@ -30,8 +30,14 @@ export interface LoadedState {
 
 /**
  * One atomic, durable write. The storage applies the parts in this order, all or nothing:
+ *   stage            (tiered engines only) keep these records of a snapshot arriving in
+ *                    chunks apart from the live ones; `reset` drops what was staged first. A
+ *                    staged set is volatile in meaning: the next transfer starts with a reset.
  *   installSnapshot  replace the log (drop everything), the snapshot, the KV state and the
- *                    applied index with the snapshot's (a follower catching up);
+ *                    applied index with the snapshot's (a follower catching up). With
+ *                    `staged` (tiered engines only), `kv.records` is empty and the records are
+ *                    the staged ones (all of them, `staged` counts them), which become the
+ *                    live records in the same transaction;
  *   compact          store `snapshot` as the latest and drop log entries <= its index
  *                    (the host's own snapshot of applied state);
  *   entries          append; an entry at an index that already exists replaces it and all
@@ -43,7 +49,8 @@ export interface LoadedState {
  * Concurrent save() calls may share one fsync (group commit) but keep their order.
  */
 export interface SaveBatch {
-  installSnapshot?: { snapshot: Snapshot; kv: KvState };
+  stage?: { reset: boolean; records: Array<[string, KeyRecord]> };
+  installSnapshot?: { snapshot: Snapshot; kv: KvState; staged?: RecordSummary };
   compact?: Snapshot;
   entries?: Entry[];
   hardState?: HardState;
@@ -61,7 +68,7 @@ export interface SaveBatch {
  * Nothing acknowledged depends on it: acknowledged entries are in the logs of a majority.
  */
 export function onlyDerivedState(batch: SaveBatch, written: { term: number; vote: string } | null): boolean {
-  if (batch.installSnapshot || batch.compact || batch.meta || (batch.entries && batch.entries.length > 0)) return false;
+  if (batch.installSnapshot || batch.stage || batch.compact || batch.meta || (batch.entries && batch.entries.length > 0)) return false;
   const hs = batch.hardState;
   if (hs !== undefined && (written === null || hs.term !== written.term || hs.vote !== written.vote)) return false;
   return hs !== undefined || batch.kv !== undefined || batch.applied !== undefined;
