@@ -5,7 +5,7 @@
 import { RawNode } from '../../worker/raft/rawnode.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import { defaultRaftConfig } from '../../worker/raft/config.ts';
-import type { Entry, HardState, Membership, Message, NodeId, RaftConfig, Ready, Snapshot } from '../../worker/raft/types.ts';
+import type { Entry, HardState, Membership, Message, NodeId, RaftConfig, Ready, Snapshot, SnapshotPart } from '../../worker/raft/types.ts';
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -76,12 +76,61 @@ export class TestNode {
   private boot(): RawNode {
     const s = this.stored;
     this.state = s.state.slice();
-    return new RawNode(this.config, {
+    this.staged = [];
+    const node = new RawNode(this.config, {
       hardState: { ...s.hardState },
       snapshot: s.snapshot,
       entries: s.entries.slice(),
       applied: s.applied,
     });
+    if (this.streams !== null) node.setSnapshotProvider({ open: () => this.openStream() });
+    if (this.staging) node.stageSnapshots();
+    return node;
+  }
+
+  /** Streams this node opened as a leader (streaming hosts), closed or not. */
+  streams: ForwardStream[] | null = null;
+  private staging = false;
+  /** Bytes of the snapshot being received (staging hosts), volatile as a host's staging is. */
+  private staged: Uint8Array[] = [];
+  private stagedBytes = 0;
+
+  /**
+   * Run as a host that keeps no snapshot bytes: as a leader it streams a snapshot of its applied
+   * state per transfer (`streams`), as a follower it stages what it receives (`staging`).
+   */
+  hostStreams(opts: { streams: boolean; staging: boolean }): void {
+    if (opts.streams) this.streams = [];
+    this.staging = opts.staging;
+    this.restart();
+  }
+
+  private openStream(): { index: number; stream: ForwardStream } {
+    const stream = new ForwardStream(bytes(JSON.stringify(this.state)));
+    this.streams!.push(stream);
+    return { index: this.node.status().applied, stream };
+  }
+
+  private stage(parts: SnapshotPart[]): void {
+    for (const p of parts) {
+      if (p.offset === 0) {
+        this.staged = [];
+        this.stagedBytes = 0;
+      }
+      if (p.offset !== this.stagedBytes) throw new Error(`staged part at ${p.offset}, ${this.stagedBytes} staged`);
+      this.staged.push(p.data);
+      this.stagedBytes += p.data.length;
+    }
+  }
+
+  private stagedState(): Uint8Array {
+    const out = new Uint8Array(this.stagedBytes);
+    let at = 0;
+    for (const d of this.staged) {
+      out.set(d, at);
+      at += d.length;
+    }
+    return out;
   }
 
   /**
@@ -112,11 +161,14 @@ export class TestNode {
     const rd = this.node.ready();
     this.readies.push(rd);
     const s = this.stored;
+    if (rd.snapshotParts !== undefined) this.stage(rd.snapshotParts);
     if (rd.snapshot !== undefined) {
-      s.snapshot = rd.snapshot;
+      if (rd.snapshot.staged === true && !this.staging) throw new Error('a staged snapshot reached a host that does not stage');
+      const data = rd.snapshot.staged === true ? this.stagedState() : rd.snapshot.data;
+      s.snapshot = { meta: rd.snapshot.meta, data };
       s.entries = [];
       s.applied = rd.snapshot.meta.index;
-      s.state = JSON.parse(text(rd.snapshot.data)) as string[];
+      s.state = JSON.parse(text(data)) as string[];
       this.state = s.state.slice();
     }
     if (rd.entries.length > 0) {
@@ -137,7 +189,8 @@ export class TestNode {
   /** Host-side snapshot of the applied state at the applied index. */
   compact(): void {
     const st = this.node.status();
-    this.node.compact(st.applied, bytes(JSON.stringify(this.state)));
+    // A streaming host gives the core no bytes: it never sends the compaction's snapshot.
+    this.node.compact(st.applied, this.streams !== null ? new Uint8Array(0) : bytes(JSON.stringify(this.state)));
     const snapIndex = this.node.status().snapshotIndex;
     const base = this.stored.snapshot.meta.index;
     if (snapIndex > base) {
@@ -148,6 +201,35 @@ export class TestNode {
       };
       this.stored.entries = this.stored.entries.filter((e) => e.index > snapIndex);
     }
+  }
+}
+
+/** A snapshot stream as a host's view gives one: forward only, and it knows when it was closed. */
+export class ForwardStream {
+  private readonly data: Uint8Array;
+  private lastStart = -1;
+  private lastEnd = 0;
+  closed = false;
+  reads = 0;
+
+  constructor(data: Uint8Array) {
+    this.data = data;
+  }
+
+  read(offset: number, maxBytes: number): { data: Uint8Array; done: boolean } | null {
+    if (this.closed) return null;
+    const fresh = offset === 0 && this.lastStart === -1;
+    if (!fresh && offset !== this.lastStart && offset !== this.lastEnd) return null;
+    if (offset === this.lastEnd && this.lastEnd === this.data.length && this.lastStart !== -1) return null; // past the end
+    const end = Math.min(offset + maxBytes, this.data.length);
+    this.lastStart = offset;
+    this.lastEnd = end;
+    this.reads++;
+    return { data: this.data.slice(offset, end), done: end === this.data.length };
+  }
+
+  close(): void {
+    this.closed = true;
   }
 }
 

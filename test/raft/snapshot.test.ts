@@ -125,6 +125,100 @@ describe('InstallSnapshot in chunks', () => {
   });
 });
 
+describe('streamed snapshots (a host that keeps no snapshot bytes)', () => {
+  /** laggingCluster whose nodes stream (as leaders) and stage (as followers) as asked. */
+  function streamingCluster(chunkBytes: number, streams: boolean, staging: boolean): Network {
+    const net = new Network(['a', 'b', 'c'], { config: { snapshotChunkBytes: chunkBytes } });
+    for (const id of ['a', 'b', 'c']) net.get(id).hostStreams({ streams, staging });
+    net.elect('a');
+    net.isolate('c');
+    for (let i = 0; i < 10; i++) net.propose('a', `value-${i}`);
+    net.get('a').compact();
+    for (let i = 0; i < 3; i++) net.propose('a', `after-${i}`);
+    return net;
+  }
+
+  const snapshotChunks = (net: Network) => net.delivered.filter((m) => m.type === 'snapshot' && m.to === 'c').map((m) => m.snapshot!);
+
+  for (const [streams, staging] of [
+    [true, true],
+    [true, false],
+    [false, true],
+  ] as const) {
+    it(`catches a follower up (leader streams: ${streams}, follower stages: ${staging})`, () => {
+      const net = streamingCluster(16, streams, staging);
+      net.heal();
+      net.delivered = [];
+      net.tick(1);
+      expect(net.get('c').state).toEqual(net.get('a').state);
+      expect(net.get('c').state).toHaveLength(13);
+      const chunks = snapshotChunks(net);
+      expect(chunks.length).toBeGreaterThan(3);
+      // A streamed snapshot is of the state applied when the transfer began (14), not of the
+      // compaction (11), whose bytes the core was never given.
+      expect(chunks[0]!.meta.index).toBe(streams ? 14 : 11);
+      const installs = net.get('c').readies.filter((rd) => rd.snapshot !== undefined);
+      expect(installs).toHaveLength(1);
+      expect(installs[0]!.snapshot!.staged === true).toBe(staging);
+      if (staging) expect(installs[0]!.snapshot!.data.length).toBe(0);
+      if (streams) {
+        const opened = net.get('a').streams!;
+        expect(opened).toHaveLength(1);
+        expect(opened[0]!.closed).toBe(true); // the transfer ended: its view is released
+      }
+    });
+  }
+
+  it('a follower restarted mid-transfer gets a new stream from offset 0; the old one is closed', () => {
+    const net = streamingCluster(16, true, true);
+    net.heal();
+    let chunksSeen = 0;
+    net.dropIf((m) => {
+      if (m.type === 'snapshot' && m.to === 'c' && ++chunksSeen === 3) net.get('c').restart();
+      return false;
+    });
+    net.tick(1);
+    const offsets = snapshotChunks(net).map((c) => c.offset);
+    expect(offsets.slice(0, 4)).toEqual([0, 16, 32, 0]);
+    const opened = net.get('a').streams!;
+    expect(opened).toHaveLength(2);
+    expect(opened.every((s) => s.closed)).toBe(true);
+    expect(net.get('c').state).toEqual(net.get('a').state);
+  });
+
+  it('a lost chunk is read again from the stream after an election timeout', () => {
+    const net = streamingCluster(16, true, true);
+    net.heal();
+    let dropped = false;
+    net.dropIf((m) => {
+      if (m.type === 'snapshot' && m.snapshot!.offset === 16 && !dropped) {
+        dropped = true;
+        return true;
+      }
+      return false;
+    });
+    net.tick(1);
+    expect(net.get('c').state).toEqual([]);
+    net.tick(E);
+    expect(net.get('c').state).toEqual(net.get('a').state);
+    expect(net.get('a').streams).toHaveLength(1); // resent from the same stream
+  });
+
+  it('a leader that steps down closes the streams of its transfers under way', () => {
+    const net = streamingCluster(16, true, true);
+    net.heal();
+    net.dropIf((m) => m.type === 'snapshotResp'); // the transfer never gets past its first chunk
+    net.tick(1);
+    const opened = net.get('a').streams!;
+    expect(opened).toHaveLength(1);
+    expect(opened[0]!.closed).toBe(false);
+    net.isolate('a');
+    net.tick(3 * E, ['a']); // CheckQuorum: it steps down
+    expect(net.raw('a').status().role).not.toBe('leader');
+    expect(opened[0]!.closed).toBe(true);
+  });
+});
+
 describe('SnapshotReceiver', () => {
   const meta = { index: 5, term: 2, membership: { voters: ['a'], learners: [], addresses: {} } };
   const chunk = (offset: number, data: string, done = false) => ({ meta, offset, data: new TextEncoder().encode(data), done });

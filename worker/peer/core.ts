@@ -1,7 +1,7 @@
 // The slice of the Raft core (worker/raft/rawnode.ts) the peer drives. Kept as an interface so
 // the loop's needs are written down in one place.
 
-import type { ConfChange, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready, RestartState, Status } from '../raft/types.ts';
+import type { ConfChange, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready, RestartState, SnapshotProvider, Status } from '../raft/types.ts';
 import { RawNode } from '../raft/rawnode.ts';
 
 export interface RaftCore {
@@ -14,6 +14,8 @@ export interface RaftCore {
   transferLeadership(to: NodeId): boolean;
   campaign(): void;
   compact(index: number, data: Uint8Array): void;
+  setSnapshotProvider(provider: SnapshotProvider): void;
+  stageSnapshots(): void;
   hasReady(): boolean;
   ready(): Ready;
   advance(rd: Ready): void;

@@ -3,17 +3,17 @@
 
 import { invariant } from './assert.ts';
 import { encodeConfChange } from './codec.ts';
-import { confChangeProblem, isVoter } from './membership.ts';
+import { cloneMembership, confChangeProblem, isVoter } from './membership.ts';
 import { PeerProgress } from './progress.ts';
 import { majorityValue, quorumActive } from './quorum.ts';
 import type { Raft } from './raft.ts';
 import { chunkAt } from './snapshot.ts';
-import type { ConfChange, Entry, EntryType, Message, NodeId, ProposeResult } from './types.ts';
+import type { ConfChange, Entry, EntryType, Message, NodeId, ProposeResult, Snapshot } from './types.ts';
 
 // ---- progress ----
 
 export function initProgress(r: Raft): void {
-  r.progress.clear();
+  r.clearProgress();
   onMembershipChange(r);
 }
 
@@ -34,7 +34,11 @@ export function onMembershipChange(r: Raft): void {
       else pr.learner = learner;
     }
   }
-  for (const id of [...r.progress.keys()]) if (!keep.has(id)) r.progress.delete(id);
+  for (const [id, pr] of [...r.progress]) {
+    if (keep.has(id)) continue;
+    pr.endSnapshot();
+    r.progress.delete(id);
+  }
   if (r.transferee !== '' && !isVoter(m, r.transferee)) r.transferee = '';
   // A smaller quorum may already hold more entries.
   if (maybeCommit(r)) {
@@ -60,10 +64,11 @@ export function tick(r: Raft): void {
   }
   if (r.heartbeatElapsed >= r.cfg.heartbeatTicks) bcastHeartbeat(r);
   // Resend a snapshot chunk that got no answer within an election timeout (lost or slow).
-  // A stalled transfer of a snapshot older than our latest moves to the latest, from offset 0.
+  // A stalled transfer of a snapshot older than our latest moves to the latest, from offset 0;
+  // a streamed one (made for this transfer, of the state applied when it began) is resent.
   for (const [id, pr] of r.progress) {
     if (pr.state !== 'snapshot' || r.ticks - pr.snapshotSentTick < r.cfg.electionTicks) continue;
-    if (pr.snapshot !== r.latestSnapshot) pr.becomeSnapshot(r.latestSnapshot, r.ticks);
+    if (pr.snapshot!.stream === undefined && pr.snapshot !== r.latestSnapshot) pr.becomeSnapshot(r.latestSnapshot, r.ticks);
     sendSnapshotChunk(r, id, pr);
   }
 }
@@ -212,7 +217,7 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
   if (prevTerm === undefined) {
     // What it needs next was compacted away: only a snapshot can catch it up.
     invariant(r.latestSnapshot.meta.index === log.snapshotIndex, 'the latest snapshot is the log base');
-    pr.becomeSnapshot(r.latestSnapshot, r.ticks);
+    pr.becomeSnapshot(snapshotToSend(r), r.ticks);
     sendSnapshotChunk(r, to, pr);
     return true;
   }
@@ -232,11 +237,30 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
   return true;
 }
 
+/** The snapshot a new transfer sends: one the host streams of its applied state, or the latest. */
+function snapshotToSend(r: Raft): Snapshot {
+  if (r.snapshotProvider === null) return r.latestSnapshot;
+  const { index, stream } = r.snapshotProvider.open();
+  const log = r.log;
+  invariant(index >= log.snapshotIndex && index <= log.committed, 'a streamed snapshot is of committed state the log still knows');
+  const membership = cloneMembership(r.members.at(index));
+  return { meta: { index, term: log.term(index)!, membership }, data: new Uint8Array(0), stream };
+}
+
 function sendSnapshotChunk(r: Raft, to: NodeId, pr: PeerProgress): void {
-  const snap = pr.snapshot!;
-  pr.snapshotOffset = Math.min(pr.snapshotOffset, snap.data.length);
+  let snap = pr.snapshot!;
+  if (snap.stream === undefined) pr.snapshotOffset = Math.min(pr.snapshotOffset, snap.data.length);
   pr.snapshotSentTick = r.ticks;
-  r.send({ type: 'snapshot', from: r.id, to, term: r.term, snapshot: chunkAt(snap, pr.snapshotOffset, r.cfg.snapshotChunkBytes) });
+  let chunk = chunkAt(snap, pr.snapshotOffset, r.cfg.snapshotChunkBytes);
+  if (chunk === null) {
+    // The stream cannot go where the follower is (it starts over, or the host closed the
+    // stream): a new transfer, of the state applied now.
+    pr.becomeSnapshot(snapshotToSend(r), r.ticks);
+    snap = pr.snapshot!;
+    chunk = chunkAt(snap, 0, r.cfg.snapshotChunkBytes);
+    invariant(chunk !== null, 'a new snapshot stream serves offset 0');
+  }
+  r.send({ type: 'snapshot', from: r.id, to, term: r.term, snapshot: chunk });
 }
 
 export function bcastAppend(r: Raft): void {
@@ -355,7 +379,7 @@ function handleSnapshotResp(r: Raft, m: Message, pr: PeerProgress): void {
   if (pr.state !== 'snapshot' || pr.snapshot!.meta.index !== m.index) return r.drop('stale-response');
   if (m.reject !== true && m.hintIndex! <= pr.snapshotOffset) return; // duplicate acknowledgement
   // The follower says where it stands: continue from there (0 = start over, e.g. it restarted).
-  pr.snapshotOffset = Math.min(m.hintIndex!, pr.snapshot!.data.length);
+  pr.snapshotOffset = m.hintIndex!;
   sendSnapshotChunk(r, m.from, pr);
 }
 

@@ -75,6 +75,12 @@ export class PeerProgress {
     this.state = state;
     this.probeSent = false;
     this.inflights.reset();
+    this.endSnapshot();
+  }
+
+  /** Leave the snapshot transfer under way, if any (a host's stream releases its view). */
+  endSnapshot(): void {
+    this.snapshot?.stream?.close();
     this.snapshot = null;
     this.snapshotOffset = 0;
   }

@@ -22,7 +22,7 @@ import { PeerProgress } from './progress.ts';
 import { voteResult } from './quorum.ts';
 import { ReadRounds } from './readonly.ts';
 import { SnapshotReceiver } from './snapshot.ts';
-import type { Message, MessageType, NodeId, RaftConfig, ReadState, RestartState, Role, Snapshot } from './types.ts';
+import type { Message, MessageType, NodeId, RaftConfig, ReadState, RestartState, Role, Snapshot, SnapshotProvider } from './types.ts';
 import { validateMembership, validateMessage } from './validate.ts';
 
 const RESPONSES: ReadonlySet<MessageType> = new Set<MessageType>([
@@ -76,6 +76,8 @@ export class Raft {
 
   // Follower state.
   readonly snapshotReceiver = new SnapshotReceiver();
+  /** Set by a host that streams its snapshots (RawNode.setSnapshotProvider). */
+  snapshotProvider: SnapshotProvider | null = null;
   /** Woken by something other than a message: send `wake` to the leader until it is heard. */
   awaitingLeader = false;
 
@@ -157,11 +159,17 @@ export class Raft {
     this.heartbeatElapsed = 0;
     this.randomizedElectionTicks = this.cfg.electionTicks + this.cfg.random.nextInt(this.cfg.electionTicks);
     this.votes.clear();
-    this.progress.clear();
+    this.clearProgress();
     this.transferee = '';
     this.timeoutNowSent = false;
     this.awaitingLeader = false;
     invariant(!this.quiescent, 'a quiescent node changes no role before it wakes');
+  }
+
+  /** Forget every follower's progress, ending the snapshot transfers under way. */
+  clearProgress(): void {
+    for (const pr of this.progress.values()) pr.endSnapshot();
+    this.progress.clear();
   }
 
   becomeFollower(term: number, lead: NodeId): void {

@@ -19,6 +19,7 @@ import type {
   RaftConfig,
   Ready,
   RestartState,
+  SnapshotProvider,
   SoftState,
   Status,
   Progress,
@@ -117,6 +118,18 @@ export class RawNode {
     this.raft.compact(index, data);
   }
 
+  /** Send followers snapshots the host streams of its applied state (types.ts SnapshotProvider)
+   *  instead of the latest compaction's bytes, which such a host leaves empty. */
+  setSnapshotProvider(provider: SnapshotProvider): void {
+    this.raft.snapshotProvider = provider;
+  }
+
+  /** Hand a snapshot being received to the host a chunk at a time (Ready.snapshotParts); the
+   *  Ready that installs it carries a `staged` snapshot without data. */
+  stageSnapshots(): void {
+    this.raft.snapshotReceiver.staging = true;
+  }
+
   hasReady(): boolean {
     if (this.inFlight !== null) return false;
     const r = this.raft;
@@ -124,6 +137,7 @@ export class RawNode {
     return (
       r.msgs.length > 0 ||
       r.readStates.length > 0 ||
+      r.snapshotReceiver.parts.length > 0 ||
       log.unstableFrom <= log.lastIndex() ||
       log.pendingSnapshot !== null ||
       log.hasNextCommitted() ||
@@ -153,6 +167,7 @@ export class RawNode {
       rd.hardState = this.hardState();
       this.prevHard = rd.hardState;
     }
+    if (r.snapshotReceiver.parts.length > 0) rd.snapshotParts = r.snapshotReceiver.takeParts();
     if (log.pendingSnapshot !== null) {
       rd.snapshot = log.pendingSnapshot;
       log.pendingSnapshot = null;

@@ -2,17 +2,29 @@
 //
 // The leader sends one chunk of at most snapshotChunkBytes and waits for the follower to
 // confirm the bytes it holds (snapshotResp.hintIndex = next offset it expects) before sending
-// the next; a chunk unanswered for an election timeout is sent again. The follower keeps the
-// chunks of one transfer in memory and hands the whole snapshot to the host once the last one
-// arrives. Its buffer is volatile: after a restart it refuses a chunk at a non-zero offset, and
-// the leader starts the transfer over from offset 0.
+// the next; a chunk unanswered for an election timeout is sent again. The chunks come from the
+// snapshot's bytes, or, for a host that produces its snapshot on demand, from its stream
+// (types.ts SnapshotStream), which only reads forward.
+//
+// The follower keeps the chunks of one transfer in memory and hands the whole snapshot to the
+// host once the last one arrives — or, for a host that stages snapshots (a state larger than
+// memory), hands each chunk's bytes on as it accepts them and keeps none. Either way its
+// progress is volatile: after a restart it refuses a chunk at a non-zero offset, and the
+// leader starts the transfer over from offset 0.
 
-import type { Snapshot, SnapshotChunk } from './types.ts';
+import type { Snapshot, SnapshotChunk, SnapshotPart } from './types.ts';
 
-/** Refuse to reassemble snapshots larger than this (a misbehaving peer must not exhaust memory). */
+/** Refuse to receive snapshots larger than this (a misbehaving peer must not exhaust memory). */
 export const SNAPSHOT_BYTES_MAX = 4 * 1024 * 1024 * 1024;
 
-export function chunkAt(snapshot: Snapshot, offset: number, chunkBytes: number): SnapshotChunk {
+/** The chunk at `offset`, or null when the snapshot's stream cannot serve it (a new transfer
+ *  must begin). */
+export function chunkAt(snapshot: Snapshot, offset: number, chunkBytes: number): SnapshotChunk | null {
+  if (snapshot.stream !== undefined) {
+    const read = snapshot.stream.read(offset, chunkBytes);
+    if (read === null) return null;
+    return { meta: snapshot.meta, offset, data: read.data, done: read.done };
+  }
   const end = Math.min(offset + chunkBytes, snapshot.data.length);
   return {
     meta: snapshot.meta,
@@ -29,12 +41,16 @@ export type ChunkOutcome =
   | { kind: 'reject'; bytes: number };
 
 export class SnapshotReceiver {
+  /** Hand accepted bytes to the host (`parts`) instead of keeping them (RawNode.stageSnapshots). */
+  staging = false;
+  /** Accepted bytes not yet taken by the host (staging only), in order. */
+  parts: SnapshotPart[] = [];
   private meta: Snapshot['meta'] | null = null;
   /** Who sends the transfer in progress: chunks of another leader's copy (whose encoding may
    *  differ byte for byte) must never be spliced into it. */
   private from = '';
   private term = 0;
-  private parts: Uint8Array[] = [];
+  private held: Uint8Array[] = [];
   private bytes = 0;
 
   /** Accept chunks strictly in order; a chunk at offset 0 (re)starts a transfer. */
@@ -60,36 +76,55 @@ export class SnapshotReceiver {
       this.clear();
       return { kind: 'reject', bytes: 0 };
     }
-    if (chunk.data.length > 0) {
+    if (this.staging) {
+      // Offset 0 tells the host to drop what it staged of any earlier transfer.
+      if (chunk.data.length > 0 || chunk.offset === 0 || chunk.done) {
+        this.parts.push({ offset: chunk.offset, data: chunk.data, done: chunk.done });
+      }
+      this.bytes += chunk.data.length;
+    } else if (chunk.data.length > 0) {
       // Kept as views until assembly copies them (decoded messages are never reused).
-      this.parts.push(chunk.data);
+      this.held.push(chunk.data);
       this.bytes += chunk.data.length;
     }
     if (!chunk.done) return { kind: 'progress', bytes: this.bytes };
-    const data = new Uint8Array(this.bytes);
-    let at = 0;
-    for (const p of this.parts) {
-      data.set(p, at);
-      at += p.length;
-    }
-    const snapshot: Snapshot = { meta: this.meta!, data };
+    const snapshot: Snapshot = this.staging
+      ? { meta: this.meta!, data: new Uint8Array(0), staged: true }
+      : { meta: this.meta!, data: this.assemble() };
     this.clear();
     return { kind: 'complete', snapshot };
+  }
+
+  /** Parts accepted since the last call (staging), for the next Ready. */
+  takeParts(): SnapshotPart[] {
+    const parts = this.parts;
+    this.parts = [];
+    return parts;
   }
 
   clear(): void {
     this.meta = null;
     this.from = '';
     this.term = 0;
-    this.parts = [];
+    this.held = [];
     this.bytes = 0;
+  }
+
+  private assemble(): Uint8Array {
+    const data = new Uint8Array(this.bytes);
+    let at = 0;
+    for (const p of this.held) {
+      data.set(p, at);
+      at += p.length;
+    }
+    return data;
   }
 
   private start(chunk: SnapshotChunk, from: string, term: number): void {
     this.meta = chunk.meta;
     this.from = from;
     this.term = term;
-    this.parts = [];
+    this.held = [];
     this.bytes = 0;
   }
 }

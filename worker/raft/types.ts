@@ -60,8 +60,44 @@ export interface SnapshotMeta {
 
 export interface Snapshot {
   meta: SnapshotMeta;
-  /** The state machine's snapshot (opaque to the core). */
+  /** The state machine's snapshot (opaque to the core). Empty when `stream` produces it, or
+   *  when it was received `staged` (the host holds it). */
   data: Uint8Array;
+  /** A leader's snapshot the host produces on demand for one transfer (SnapshotProvider). */
+  stream?: SnapshotStream;
+  /** Received a chunk at a time into the host (Ready.snapshotParts), not held by the core. */
+  staged?: true;
+}
+
+/**
+ * A snapshot's bytes produced on demand, for one transfer, read forward only: `offset` is 0
+ * first, then the start of the last chunk read (a resend) or its end (the next one).
+ */
+export interface SnapshotStream {
+  /** At most `maxBytes` at `offset` and whether they end the snapshot; null when this stream
+   *  cannot serve `offset` (it went back, or the host closed the stream): the leader starts a
+   *  new transfer from a new stream. */
+  read(offset: number, maxBytes: number): { data: Uint8Array; done: boolean } | null;
+  /** The transfer ended (or was abandoned): release what the stream holds. Idempotent. */
+  close(): void;
+}
+
+/**
+ * A host that produces its snapshots on demand (a state larger than memory is never one
+ * buffer): a leader opens one stream per transfer, of the state the host has applied at that
+ * moment (at an index between the log's base and the commit index).
+ */
+export interface SnapshotProvider {
+  open(): { index: number; stream: SnapshotStream };
+}
+
+/** Bytes of a snapshot being received, handed to a host that stages them (Ready.snapshotParts). */
+export interface SnapshotPart {
+  /** Byte offset of `data` in the snapshot: 0 starts a transfer (drop what was staged). */
+  offset: number;
+  data: Uint8Array;
+  /** The last bytes: a `staged` Ready.snapshot follows once the core restores it. */
+  done: boolean;
 }
 
 export type Role = 'follower' | 'pre-candidate' | 'candidate' | 'leader';
@@ -165,6 +201,9 @@ export interface Ready {
   hardState?: HardState;
   entries: Entry[];
   snapshot?: Snapshot;
+  /** Bytes of a snapshot being received, in order, for a host that stages them
+   *  (RawNode.stageSnapshots): persisted with the rest, before `snapshot` when both come. */
+  snapshotParts?: SnapshotPart[];
   messages: Message[];
   committedEntries: Entry[];
   readStates: ReadState[];
