@@ -67,7 +67,7 @@ export class StateChunker {
     if (offset !== end || last?.chunk.done === true) return null;
     const chunk = this.nextChunk(maxBytes);
     this.last = { offset, chunk };
-    if (chunk.done) this.closeView(); // every record is encoded: stop tracking changes now
+    if (chunk.done) this.closeView(); // every record is encoded: the view may stop tracking changes
     return chunk;
   }
 

@@ -42,7 +42,7 @@ export class StateStreamDecoder {
   private sessionCount = 0;
   private readonly sessions: Array<[string, SessionRecord]> = [];
   /** The unit begun in earlier chunks: its bytes so far are pending[0, pendingBytes), and the
-   *  buffer is as long as the unit is known to be (pendingNeeded), so it fills without copies. */
+   *  buffer is as long as the unit is known to be (pendingNeeded), so it fills in place. */
   private pending: Uint8Array = EMPTY;
   private pendingBytes = 0;
   private pendingNeeded = 0;
