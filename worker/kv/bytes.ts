@@ -2,7 +2,7 @@
 // Numbers go up to Number.MAX_SAFE_INTEGER (2^53 - 1, at most 8 bytes), so the arithmetic uses
 // division rather than 32-bit bit operations above 2^31.
 
-import { KvCodecError } from './errors.ts';
+import { KvCodecError, KvCodecTruncatedError } from './errors.ts';
 
 /** Longest varuint: ceil(53 / 7) bytes. */
 export const VARUINT_BYTES_MAX = 8;
@@ -32,7 +32,10 @@ export function writeVaruint(out: Uint8Array, offset: number, n: number): number
   return offset;
 }
 
-/** A cursor over bytes being decoded. Every read checks bounds and throws KvCodecError. */
+/**
+ * A cursor over bytes being decoded. Every read checks bounds and throws KvCodecError: a
+ * KvCodecTruncatedError where the bytes end too soon (more of them could complete the read).
+ */
 export class ByteReader {
   readonly bytes: Uint8Array;
   offset: number;
@@ -47,7 +50,7 @@ export class ByteReader {
   }
 
   u8(): number {
-    if (this.offset >= this.bytes.length) throw new KvCodecError('truncated');
+    if (this.offset >= this.bytes.length) throw new KvCodecTruncatedError('truncated', this.offset + 1);
     return this.bytes[this.offset++]!;
   }
 
@@ -56,7 +59,7 @@ export class ByteReader {
     let result = 0;
     let scale = 1;
     for (let i = 0; i < VARUINT_BYTES_MAX; i++) {
-      if (this.offset >= bytes.length) throw new KvCodecError('truncated varuint');
+      if (this.offset >= bytes.length) throw new KvCodecTruncatedError('truncated varuint', this.offset + 1);
       const b = bytes[this.offset++]!;
       result += (b & 0x7f) * scale;
       if (b < 0x80) {
@@ -74,14 +77,15 @@ export class ByteReader {
   /** A length that must fit in the remaining bytes (guards allocations against garbage). */
   length(): number {
     const n = this.varuint();
-    if (n > this.remaining) throw new KvCodecError(`length ${n} beyond the end of the input`);
+    if (n > this.remaining) throw new KvCodecTruncatedError(`length ${n} beyond the end of the input`, this.offset + n);
     return n;
   }
 
   /** A count of items that each take at least `itemBytesMin` bytes. */
   count(itemBytesMin: number): number {
     const n = this.varuint();
-    if (n * itemBytesMin > this.remaining) throw new KvCodecError(`count ${n} beyond the end of the input`);
+    if (n * itemBytesMin > this.remaining)
+      throw new KvCodecTruncatedError(`count ${n} beyond the end of the input`, this.offset + n * itemBytesMin);
     return n;
   }
 }

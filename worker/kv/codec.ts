@@ -213,7 +213,8 @@ function decodeCommandOrThrow(bytes: Uint8Array): KvCommand {
   return cmd;
 }
 
-function asCodecError(e: unknown): KvCodecError {
+/** `e` as a KvCodecError (a TypeError is malformed UTF-8); anything else is rethrown. */
+export function asCodecError(e: unknown): KvCodecError {
   if (e instanceof KvCodecError) return e;
   // TextDecoder with fatal: true throws a TypeError on malformed UTF-8.
   if (e instanceof TypeError) return new KvCodecError('invalid UTF-8');
@@ -458,43 +459,62 @@ export function decodeState(bytes: Uint8Array): KvState {
 
 function decodeStateOrThrow(bytes: Uint8Array): KvState {
   const r = new ByteReader(bytes);
-  if (r.u8() !== STATE_MAGIC) throw new KvCodecError('not a KV state (bad magic byte)');
-  const version = r.u8();
-  if (version !== STATE_FORMAT_VERSION) throw new KvCodecError(`unknown state format version ${version}`);
-  const revision = r.varuint();
-
+  const revision = readStateHead(r);
   const recordCount = r.count(5);
   const records: Array<[string, KeyRecord]> = new Array(recordCount);
-  let prevKey = '';
+  let prevKey: string | null = null;
   for (let i = 0; i < recordCount; i++) {
-    const key = readString(r);
-    if (i > 0 && !(prevKey < key)) throw new KvCodecError('records not strictly sorted by key');
-    const value = readString(r);
-    const createRevision = r.varuint();
-    const modRevision = r.varuint();
-    const version = r.varuint();
-    if (!(createRevision >= 1 && createRevision <= modRevision && modRevision <= revision && version >= 1)) {
-      throw new KvCodecError(`record ${JSON.stringify(key)} breaks the revision invariants`);
-    }
-    records[i] = [key, { value, createRevision, modRevision, version }];
-    prevKey = key;
+    const record = readStateRecord(r, revision, prevKey);
+    records[i] = record;
+    prevKey = record[0];
   }
-
   const sessionCount = r.count(5);
   const sessions: Array<[string, SessionRecord]> = new Array(sessionCount);
-  let prevClient = '';
+  let prevClient: string | null = null;
   for (let i = 0; i < sessionCount; i++) {
-    const client = readString(r);
-    if (i > 0 && !(prevClient < client)) throw new KvCodecError('sessions not strictly sorted by client');
-    const seq = r.varuint();
-    const lastIndex = r.varuint();
-    const result = readResult(r);
-    if (seq < 1 || lastIndex < 1) throw new KvCodecError(`session ${JSON.stringify(client)} has seq or lastIndex 0`);
-    sessions[i] = [client, { seq, result, lastIndex }];
-    prevClient = client;
+    const session = readStateSession(r, prevClient);
+    sessions[i] = session;
+    prevClient = session[0];
   }
   if (r.remaining !== 0) throw new KvCodecError(`${r.remaining} trailing bytes after the state`);
   return { revision, records, sessions };
+}
+
+// The state's parts, read one at a time by decodeState and by a stream decoder
+// (state-stream-decoder.ts), which reads the record and session counts as plain varuints: it
+// cannot check them against bytes that have not arrived yet.
+
+/** Magic, version and revision (the bytes before the record count); returns the revision. */
+export function readStateHead(r: ByteReader): number {
+  if (r.u8() !== STATE_MAGIC) throw new KvCodecError('not a KV state (bad magic byte)');
+  const version = r.u8();
+  if (version !== STATE_FORMAT_VERSION) throw new KvCodecError(`unknown state format version ${version}`);
+  return r.varuint();
+}
+
+/** One record of a state at `revision`, whose key must follow `prevKey` (null for the first). */
+export function readStateRecord(r: ByteReader, revision: number, prevKey: string | null): [string, KeyRecord] {
+  const key = readString(r);
+  if (prevKey !== null && !(prevKey < key)) throw new KvCodecError('records not strictly sorted by key');
+  const value = readString(r);
+  const createRevision = r.varuint();
+  const modRevision = r.varuint();
+  const version = r.varuint();
+  if (!(createRevision >= 1 && createRevision <= modRevision && modRevision <= revision && version >= 1)) {
+    throw new KvCodecError(`record ${JSON.stringify(key)} breaks the revision invariants`);
+  }
+  return [key, { value, createRevision, modRevision, version }];
+}
+
+/** One session, whose client must follow `prevClient` (null for the first). */
+export function readStateSession(r: ByteReader, prevClient: string | null): [string, SessionRecord] {
+  const client = readString(r);
+  if (prevClient !== null && !(prevClient < client)) throw new KvCodecError('sessions not strictly sorted by client');
+  const seq = r.varuint();
+  const lastIndex = r.varuint();
+  const result = readResult(r);
+  if (seq < 1 || lastIndex < 1) throw new KvCodecError(`session ${JSON.stringify(client)} has seq or lastIndex 0`);
+  return [client, { seq, result, lastIndex }];
 }
 
 function readResult(r: ByteReader): KvResult {
