@@ -14,6 +14,10 @@
 //     sends, applies, answers — never runs).
 // The broken modes corrupt this disk on purpose (PersistenceMode) to prove the checks bite.
 //
+// A tiered disk keeps a snapshot's staged records (SaveBatch.stage) in the model apart from the
+// records; a staged install shows them at its save's resolution, and the next incarnation
+// starts with none staged (the sqlite engine empties its staging table at open).
+//
 // `SimDisk.storage()` hands out a plain PeerStorage for one incarnation; `crash()` ends that
 // incarnation (its outstanding saves never resolve, later calls on it are ignored) and the next
 // `storage()` loads from what was durable. That pair is what a storage contract suite needs.
