@@ -29,8 +29,9 @@ function sealed(w: ByteWriter, fill: (w: ByteWriter) => void, crcLater = false):
   if (!crcLater) v.writeUInt32LE(crc32(v.subarray(at + 8, end)), at + 4);
 }
 
-function putKey(w: ByteWriter, key: string, rec: KeyRecord): void {
-  sealed(w.u8(OP.PUT_KEY).bytes(encodeKey(key)).uint(rec.modRevision), (x) => writeKeyRecord(x, rec));
+/** A record for the records table (PUT_KEY) or the staging table (STAGE_KEY). */
+function putKey(w: ByteWriter, key: string, rec: KeyRecord, op: typeof OP.PUT_KEY | typeof OP.STAGE_KEY = OP.PUT_KEY): void {
+  sealed(w.u8(op).bytes(encodeKey(key)).uint(rec.modRevision), (x) => writeKeyRecord(x, rec));
 }
 
 /** Encodes a commit group; the result starts at offset 0 of an ArrayBuffer it alone uses (transferable). */
@@ -45,12 +46,22 @@ export function encodeGroup(batches: readonly SaveBatch[]): Uint8Array<ArrayBuff
   // without one), or the last one set.
   let summary: RecordSummary | null | undefined;
   for (const b of batches) {
+    if (b.stage) {
+      if (b.stage.reset) w.u8(OP.STAGE_RESET);
+      for (const [key, rec] of b.stage.records) putKey(w, key, rec, OP.STAGE_KEY);
+    }
     if (b.installSnapshot) {
-      const { snapshot: snap, kv } = b.installSnapshot;
-      w.u8(OP.CLEAR);
-      for (const [key, rec] of kv.records) putKey(w, key, rec);
+      const { snapshot: snap, kv, staged } = b.installSnapshot;
+      if (staged !== undefined) {
+        // The save queue admitted it (checkStaging): kv.records is empty.
+        w.u8(OP.INSTALL_STAGED);
+        summary = staged;
+      } else {
+        w.u8(OP.CLEAR);
+        for (const [key, rec] of kv.records) putKey(w, key, rec);
+        summary = summarize(kv.records);
+      }
       for (const [client, s] of kv.sessions) sealed(w.u8(OP.PUT_SESSION).str(client), (x) => writeSession(x, s));
-      summary = summarize(kv.records);
       snapshot = snap;
       revision = kv.revision;
       applied = snap.meta.index;

@@ -25,6 +25,13 @@ export const OP = {
   PUT_SNAPSHOT: 10,
   PUT_META: 11,
   DEL_STATE: 12,
+  /** stage with `reset`: empty the staging table */
+  STAGE_RESET: 13,
+  /** a staged record: key (UTF-16BE), modRevision, sealed record (as PUT_KEY) */
+  STAGE_KEY: 14,
+  /** installSnapshot with staged records: empty log and sessions, the staged records become
+   *  the records (a table swap), the staging table empty */
+  INSTALL_STAGED: 15,
 } as const;
 
 /** What the writer does with each operation (sealed values are views into the group buffer). */
@@ -42,6 +49,10 @@ export interface OpSink {
   delState(name: string): void;
   putSnapshot(sealed: Uint8Array): void;
   putMeta(name: string, value: string): void;
+  stageReset(): void;
+  /** As putKey, into the staging table. */
+  stageKey(key: Uint8Array, mod: number, sealed: Uint8Array): void;
+  installStaged(): void;
 }
 
 /** Completes a value sealed with `crcLater` (its bytes are the thread's own, transferred). */
@@ -109,12 +120,20 @@ export function decodeGroup(group: Uint8Array, sink: OpSink): void {
         sink.putEntry(index, seal());
         break;
       }
-      case OP.PUT_KEY: {
+      case OP.PUT_KEY:
+      case OP.STAGE_KEY: {
         const key = blob();
         const mod = uint();
-        sink.putKey(key, mod, seal());
+        if (op === OP.PUT_KEY) sink.putKey(key, mod, seal());
+        else sink.stageKey(key, mod, seal());
         break;
       }
+      case OP.STAGE_RESET:
+        sink.stageReset();
+        break;
+      case OP.INSTALL_STAGED:
+        sink.installStaged();
+        break;
       case OP.DEL_KEY:
         sink.delKey(blob());
         break;

@@ -21,15 +21,43 @@ export const SNAPSHOT_ROW_ID = 1;
 // JavaScript's string order; `rec` the sealed KeyRecord; `mod` its modRevision, indexed for
 // DiskRecords.changedSince. Data dirs from before kept them in a `kv` table keyed by TEXT
 // (UTF-8 order), moved here at open (sqlite-migrate.ts).
+//
+// `staged` has the shape of `records` and holds the records of a snapshot arriving in chunks
+// (SaveBatch.stage), apart from the live ones; installing them swaps the tables (STAGED_SWAP).
+// It has no mod index: the swap builds one (an index built by sorting once is ~3x cheaper than
+// one kept up to date under inserts in random mod order: 200k records staged and swapped in
+// 1.0-1.4 s against 2.9-3.8 s). Its rows mean nothing after a restart: open empties it.
+const recordsTable = (name: string): string =>
+  `CREATE TABLE IF NOT EXISTS ${name} (k BLOB PRIMARY KEY, rec BLOB NOT NULL, mod INTEGER NOT NULL) WITHOUT ROWID;`;
+const RECORDS_MOD_INDEX = 'CREATE INDEX IF NOT EXISTS records_mod ON records(mod);';
+export const STAGED_TABLE = 'staged';
+
 export const SCHEMA = `
   CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS snapshot (id INTEGER PRIMARY KEY, value BLOB NOT NULL);
   CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, entry BLOB NOT NULL);
-  CREATE TABLE IF NOT EXISTS records (k BLOB PRIMARY KEY, rec BLOB NOT NULL, mod INTEGER NOT NULL) WITHOUT ROWID;
-  CREATE INDEX IF NOT EXISTS records_mod ON records(mod);
+  ${recordsTable('records')}
+  ${RECORDS_MOD_INDEX}
+  ${recordsTable(STAGED_TABLE)}
   CREATE TABLE IF NOT EXISTS sessions (client TEXT PRIMARY KEY, rec BLOB NOT NULL) WITHOUT ROWID;
 `;
+
+/** Empties the staging table: dropped and made again, which frees its pages in one step (a
+ *  DELETE would write every row's page to the WAL). In a transaction of the writer, or at open. */
+export const STAGED_RESET = `DROP TABLE ${STAGED_TABLE}; ${recordsTable(STAGED_TABLE)}`;
+
+/**
+ * The staged records become the records: the tables are swapped, not copied (the old table's
+ * pages go to the free list in one step; no row is written twice), the mod index is built on
+ * the new table by one sort, and an empty staging table is made. In the writer's transaction,
+ * so a crash leaves the old records or the new, never a mix. Prepared statements naming
+ * `records` (the writer's, the readers' in sqlite-records.ts) are prepared again by SQLite at
+ * their next step, on the new table; a reader holding a read transaction begun before the swap
+ * (a DiskView) keeps reading the old table's pages, which a writer may reuse only in new WAL
+ * frames it does not see.
+ */
+export const STAGED_SWAP = `DROP TABLE records; ALTER TABLE ${STAGED_TABLE} RENAME TO records; ${RECORDS_MOD_INDEX} ${recordsTable(STAGED_TABLE)}`;
 
 /** Every connection: waits (not fails) for a lock the other holds briefly — set first, since
  *  the WAL pragma itself may meet one (the loader's connection closing as the writer thread

@@ -10,7 +10,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { closeSync, fsyncSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { decodeGroup, type OpSink } from './sqlite-ops.ts';
-import { CONNECTION_PRAGMAS, SNAPSHOT_ROW_ID } from './sqlite-schema.ts';
+import { CONNECTION_PRAGMAS, SNAPSHOT_ROW_ID, STAGED_RESET, STAGED_SWAP, STAGED_TABLE } from './sqlite-schema.ts';
 
 export class SqliteWriter {
   private readonly file: string;
@@ -45,6 +45,9 @@ export class SqliteWriter {
     const putSnapshot = st(`INSERT OR REPLACE INTO snapshot (id, value) VALUES (${SNAPSHOT_ROW_ID}, ?)`);
     const delStateSnapshot = st("DELETE FROM state WHERE name = 'snapshot'");
     const putMeta = st('INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)');
+    // The tables these name are dropped and made again (STAGED_RESET, STAGED_SWAP): SQLite
+    // prepares the statements again at their next run, on the tables of that name then.
+    const stageKey = st(`INSERT OR REPLACE INTO ${STAGED_TABLE} (k, rec, mod) VALUES (?, ?, ?)`);
     return {
       clear: () => {
         clearLog.run();
@@ -65,6 +68,13 @@ export class SqliteWriter {
         delStateSnapshot.run(); // where data dirs written before the snapshot table kept it
       },
       putMeta: (name, value) => putMeta.run(name, value),
+      stageReset: () => db.exec(STAGED_RESET),
+      stageKey: (key, mod, sealed) => stageKey.run(key, sealed, mod),
+      installStaged: () => {
+        clearLog.run();
+        clearSessions.run();
+        db.exec(STAGED_SWAP);
+      },
     };
   }
 

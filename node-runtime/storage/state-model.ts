@@ -93,6 +93,10 @@ export class StateModel {
   records = new Map<string, KeyRecord>();
   sessions = new Map<string, SessionRecord>();
   meta = new Map<string, string>();
+  /** The records of a snapshot arriving in chunks (SaveBatch.stage), not yet installed. They
+   *  mean nothing after a restart: toLoaded() leaves them out, and a host that opens the
+   *  state again empties them (dropStaged). */
+  staged = new Map<string, KeyRecord>();
   private readonly captures = new Set<RecordsCapture>();
 
   get lastIndex(): number {
@@ -100,11 +104,21 @@ export class StateModel {
   }
 
   apply(b: SaveBatch): void {
+    if (b.stage) {
+      if (b.stage.reset) this.staged = new Map();
+      for (const [key, rec] of b.stage.records) this.staged.set(key, rec);
+    }
     if (b.installSnapshot) {
-      this.snapshot = b.installSnapshot.snapshot;
+      const { snapshot, kv, staged } = b.installSnapshot;
+      this.snapshot = snapshot;
       this.entries = [];
-      this.setKv(b.installSnapshot.kv);
-      this.applied = b.installSnapshot.snapshot.meta.index;
+      if (staged !== undefined) {
+        if (kv.records.length > 0) throw new Error(`a staged snapshot install carries ${kv.records.length} records in kv`);
+        this.setKv({ ...kv, records: [] });
+        this.records = this.staged;
+        this.staged = new Map();
+      } else this.setKv(kv);
+      this.applied = snapshot.meta.index;
     }
     if (b.compact) {
       const drop = b.compact.meta.index - this.snapshot.meta.index;
@@ -142,6 +156,11 @@ export class StateModel {
     const c = new RecordsCapture(this.records, (done) => this.captures.delete(done));
     this.captures.add(c);
     return c;
+  }
+
+  /** A restart: what a transfer cut short had staged is gone. */
+  dropStaged(): void {
+    this.staged = new Map();
   }
 
   setKv(kv: KvState): void {

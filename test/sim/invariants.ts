@@ -21,6 +21,7 @@ import { decodeState, encodeState } from '../../worker/kv/codec.ts';
 import type { SaveBatch } from '../../worker/peer/ports.ts';
 import { sortedKv, type DiskObserver, type SimDisk } from './storage.ts';
 import { digestBytes } from './streams.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
 import { violation } from './violation.ts';
 
 type DurableStore = SimDisk;
@@ -308,7 +309,8 @@ export class Invariants {
           const meta = install.snapshot.meta;
           this.onApplied(node, meta.index, 'snapshot');
           this.onSnapshotInstalled(node, meta.index, meta.term);
-          this.onStateDigest(node, meta.index, kvDigest(install.kv));
+          // A staged install's records are those staged on the disk, not install.kv's (none).
+          this.onStateDigest(node, meta.index, kvDigest(prior.installed ?? install.kv));
         }
         if (batch.compact !== undefined) {
           this.onStateDigest(node, batch.compact.meta.index, kvDigest(decodeState(batch.compact.data)));
@@ -328,9 +330,30 @@ export class Invariants {
     };
   }
 
+  /** Staged records only on a tiered disk; a staged install carries no records of its own, and
+   *  its summary counts exactly the records staged (what its engine stores as the summary). */
+  private checkStaged(node: NodeId, batch: SaveBatch, disk: DurableStore): void {
+    if (!disk.tiered) violation('staged-install', `${node}: staged snapshot records written to a disk that is not tiered`);
+    const install = batch.installSnapshot;
+    if (install?.staged === undefined) return;
+    if (install.kv.records.length > 0)
+      violation(
+        'staged-install',
+        `${node}: a staged install at ${install.snapshot.meta.index} carries ${install.kv.records.length} records`,
+      );
+    const counted = summarize(disk.installedKv(batch).records);
+    const said = install.staged;
+    if (counted.records !== said.records || counted.internalRecords !== said.internalRecords || counted.bytes !== said.bytes)
+      violation(
+        'staged-install',
+        `${node}: staged install at ${install.snapshot.meta.index} says ${JSON.stringify(install.staged)}, the staged records count ${JSON.stringify(counted)}`,
+      );
+  }
+
   private checkWrite(node: NodeId, batch: SaveBatch, disk: DurableStore): void {
     let snapshotIndex = disk.snapshotIndex;
     let applied = disk.applied;
+    if (batch.stage !== undefined || batch.installSnapshot?.staged !== undefined) this.checkStaged(node, batch, disk);
     if (batch.installSnapshot !== undefined) {
       const index = batch.installSnapshot.snapshot.meta.index;
       if (index < disk.applied) violation('snapshot-regress', `${node}: snapshot at ${index} would move applied back from ${disk.applied}`);

@@ -14,12 +14,16 @@
 //     sends, applies, answers — never runs).
 // The broken modes corrupt this disk on purpose (PersistenceMode) to prove the checks bite.
 //
+// A tiered disk keeps a snapshot's staged records (SaveBatch.stage) in the model apart from the
+// records; a staged install shows them at its save's resolution, and the next incarnation
+// starts with none staged (the sqlite engine empties its staging table at open).
+//
 // `SimDisk.storage()` hands out a plain PeerStorage for one incarnation; `crash()` ends that
 // incarnation (its outstanding saves never resolve, later calls on it are ignored) and the next
 // `storage()` loads from what was durable. That pair is what a storage contract suite needs.
 
 import type { Entry, HardState, Membership, Snapshot } from '../../worker/raft/types.ts';
-import type { KvState, SessionRecord } from '../../worker/kv/types.ts';
+import type { KeyRecord, KvState, SessionRecord } from '../../worker/kv/types.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../../worker/peer/ports.ts';
 import { StateModel } from '../../node-runtime/storage/state-model.ts';
 import { restartFrom } from '../../worker/peer/restart.ts';
@@ -46,10 +50,18 @@ export interface SaveContext {
   term: number;
 }
 
+/** What a write landed on: the applied index and hard state before it, and the KV state a
+ *  snapshot install in it put in place (SimDisk.installedKv), null without one. */
+export interface PriorState {
+  applied: number;
+  hardState: HardState;
+  installed: KvState | null;
+}
+
 /** Called as each batch reaches the disk (before the model applies it, and after). */
 export interface DiskObserver {
   beforeDurable(batch: SaveBatch, disk: SimDisk, ctx: SaveContext): void;
-  afterDurable(batch: SaveBatch, disk: SimDisk, ctx: SaveContext, prior: { applied: number; hardState: HardState }): void;
+  afterDurable(batch: SaveBatch, disk: SimDisk, ctx: SaveContext, prior: PriorState): void;
 }
 
 export interface DiskPolicy {
@@ -60,7 +72,9 @@ export interface DiskPolicy {
   deferDerivedTicks: number;
   mode: PersistenceMode;
   /** A tiered engine (LoadedState.tier): the peer reads its records from this disk through
-   *  its cache, and loads none into memory. */
+   *  its cache, and loads none into memory; it may stage a snapshot's records (SaveBatch.stage:
+   *  kept in the model, dropped when the next incarnation opens the disk, as the sqlite
+   *  engine empties its staging table at open). */
   tiered?: boolean;
 }
 
@@ -108,6 +122,8 @@ export class SimDisk {
    *  order, whether or not it reached `model` yet (a deferred derived batch, or the broken
    *  ack-before-durable disk, resolves first). A crash takes it back to what is durable. */
   private visible: MapDiskRecords | null = null;
+  /** The staged records as of the saves that resolved (what the next staged install shows). */
+  private visibleStaged = new Map<string, KeyRecord>();
   /** The broken tier-shows-late disk: the save it has not shown yet. */
   private unshown: SaveBatch | null = null;
 
@@ -130,6 +146,8 @@ export class SimDisk {
   storage(context: () => SaveContext): PeerStorage {
     const incarnation = ++this.incarnation;
     this.termVote = null;
+    this.model.dropStaged();
+    this.visibleStaged = new Map();
     const live = (): boolean => incarnation === this.incarnation;
     return {
       load: async (): Promise<LoadedState> => {
@@ -164,6 +182,7 @@ export class SimDisk {
     const lost = { writes: this.queue.length - derived, derived };
     this.queue = [];
     this.visible = null; // the next incarnation loads its own from what is durable
+    this.visibleStaged = new Map();
     this.unshown = null;
     return lost;
   }
@@ -179,6 +198,11 @@ export class SimDisk {
 
   private save(batch: SaveBatch, ctx: SaveContext, incarnation: number): Promise<void> {
     const p = this.policy;
+    if (p.tiered !== true && (batch.stage !== undefined || batch.installSnapshot?.staged !== undefined)) {
+      return Promise.reject(
+        new Error('staged snapshot records (SaveBatch.stage, installSnapshot.staged) need a tiered disk: this one keeps none'),
+      );
+    }
     this.counters.writes++;
     if (this.onSave(batch) === 'crash') {
       this.crashNow('at save(), before anything of it is durable');
@@ -218,11 +242,12 @@ export class SimDisk {
 
   /** The write reaches the disk. True when an armed crash fired (the queue is gone then). */
   private land(w: Write): boolean {
-    const prior = { applied: this.model.applied, hardState: this.model.hardState };
     let batch = w.batch;
     if (this.policy.mode === 'forget-vote' && batch.hardState !== undefined) {
       batch = { ...batch, hardState: { ...batch.hardState, vote: '' } };
     }
+    const installed = batch.installSnapshot === undefined ? null : this.installedKv(batch);
+    const prior: PriorState = { applied: this.model.applied, hardState: this.model.hardState, installed };
     this.observer?.beforeDurable(batch, this, w.ctx);
     this.model.apply(copyBatch(batch));
     this.observer?.afterDurable(batch, this, w.ctx, prior);
@@ -246,8 +271,36 @@ export class SimDisk {
       if (late === null) return;
       batch = late;
     }
-    if (batch.installSnapshot !== undefined) this.visible.install(batch.installSnapshot.kv);
+    if (batch.stage !== undefined) {
+      if (batch.stage.reset) this.visibleStaged = new Map();
+      for (const [key, rec] of batch.stage.records) this.visibleStaged.set(key, rec);
+    }
+    if (batch.installSnapshot !== undefined) {
+      if (batch.installSnapshot.staged === undefined) this.visible.install(batch.installSnapshot.kv);
+      else {
+        this.visible.install({ records: [...this.visibleStaged] });
+        this.visibleStaged = new Map();
+      }
+    }
     if (batch.kv !== undefined) this.visible.applyChanges(batch.kv);
+  }
+
+  /**
+   * The KV state a snapshot install in `batch` puts in place, read before `batch` lands: its
+   * `kv`, or for a staged install its revision and sessions with the records staged on this
+   * disk then (the batch's own stage included).
+   */
+  installedKv(batch: SaveBatch): KvState {
+    const install = batch.installSnapshot;
+    if (install === undefined) throw new Error('installedKv: the batch installs no snapshot');
+    if (install.staged === undefined) return install.kv;
+    const staged = batch.stage?.reset === true ? new Map<string, KeyRecord>() : new Map(this.model.staged);
+    for (const [key, rec] of batch.stage?.records ?? []) staged.set(key, rec);
+    return { ...install.kv, records: [...staged] };
+  }
+
+  get tiered(): boolean {
+    return this.policy.tiered === true;
   }
 
   /** close(): everything issued becomes durable now. */
@@ -322,7 +375,11 @@ function copyLoaded(l: LoadedState): LoadedState {
 
 function copyBatch(b: SaveBatch): SaveBatch {
   const out: SaveBatch = { ...b };
-  if (b.installSnapshot) out.installSnapshot = { snapshot: copySnapshot(b.installSnapshot.snapshot), kv: copyKv(b.installSnapshot.kv) };
+  if (b.stage) out.stage = { reset: b.stage.reset, records: b.stage.records.map(([k, r]) => [k, { ...r }]) };
+  if (b.installSnapshot) {
+    const { snapshot, kv, staged } = b.installSnapshot;
+    out.installSnapshot = { snapshot: copySnapshot(snapshot), kv: copyKv(kv), ...(staged ? { staged: { ...staged } } : {}) };
+  }
   if (b.compact) out.compact = copySnapshot(b.compact);
   if (b.entries) out.entries = b.entries.slice();
   if (b.hardState) out.hardState = { ...b.hardState };
@@ -366,7 +423,9 @@ function copySession(s: SessionRecord): SessionRecord {
  * storage, `advance(ticks)` moves the disk's clock (lands slow writes, flushes deferred state).
  * With the defaults every save() is durable before it resolves and nothing is deferred.
  */
-export function standaloneSimDisk(opts: { writeDelayTicks?: number; deferDerivedTicks?: number; mode?: PersistenceMode } = {}): {
+export function standaloneSimDisk(
+  opts: { writeDelayTicks?: number; deferDerivedTicks?: number; mode?: PersistenceMode; tiered?: boolean } = {},
+): {
   disk: SimDisk;
   open(): PeerStorage;
   crash(): void;
@@ -378,6 +437,7 @@ export function standaloneSimDisk(opts: { writeDelayTicks?: number; deferDerived
     writeDelayTicks: () => opts.writeDelayTicks ?? 0,
     deferDerivedTicks: opts.deferDerivedTicks ?? 0,
     mode: opts.mode ?? 'correct',
+    tiered: opts.tiered ?? false,
   });
   return {
     disk,

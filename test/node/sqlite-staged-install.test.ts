@@ -1,0 +1,275 @@
+// A streamed snapshot install on the sqlite engine (SaveBatch.stage, installSnapshot.staged), on
+// real databases: records staged over several saves (a reset discarding what came before it)
+// become exactly the records at install, seen through the engine's DiskRecords (get, walkFrom,
+// changedSince order) and after a reopen, with the staged summary and the snapshot's log,
+// snapshot and applied index; a transfer cut short by a restart leaves the old records and an
+// empty staging table; a view opened before the install keeps reading the old records while the
+// swap happens and writes reuse the old table's pages; engines without a staging area refuse.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
+import { MemoryEngine } from '../../node-runtime/storage/memory-engine.ts';
+import { LevelDbEngine } from '../../node-runtime/storage/leveldb-engine.ts';
+import { SQLITE_FILE, STAGED_TABLE, SUMMARY_ROW } from '../../node-runtime/storage/sqlite-schema.ts';
+import { readRecordSummary, unseal } from '../../node-runtime/storage/records.ts';
+import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
+import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records.ts';
+import { silentLogger } from '../../node-runtime/log.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
+import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
+import type { KeyRecord, KvChanges, RecordSummary, SessionRecord } from '../../worker/kv/types.ts';
+import type { SaveBatch } from '../../worker/peer/ports.ts';
+import type { StorageEngine } from '../../node-runtime/storage/engine.ts';
+import { entry, snapshotAt } from '../support/storage-batches.ts';
+
+let dir: string;
+let file: string;
+const open = () => SqliteEngine.open({ dir, log: silentLogger });
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'metcd-sqlite-staged-'));
+  file = path.join(dir, SQLITE_FILE);
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision: mod, modRevision: mod, version: 1 });
+
+function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes: string[] = []): KvChanges {
+  return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
+}
+
+/** `n` records named `prefix/i`, modRevisions out of key order (changedSince order differs). */
+function records(prefix: string, n: number, modBase: number): Array<[string, KeyRecord]> {
+  const out: Array<[string, KeyRecord]> = [];
+  for (let i = 0; i < n; i++) out.push([`${prefix}/${String(i).padStart(4, '0')}`, rec(`${prefix}-v${i}`, modBase + ((i * 7919) % n))]);
+  return out;
+}
+
+const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Everything `disk` shows, as the three reads see it: get of every expected key (and of
+ *  `absent`), a full walk, changedSince(0) in (modRevision, key) order. */
+function shown(disk: Pick<DiskRecords, 'get' | 'walkFrom' | 'changedSince'>, keys: string[]) {
+  const walk: Array<[string, KeyRecord]> = [];
+  disk.walkFrom('', (k, r) => walk.push([k, r]) > 0);
+  const changed: string[] = [];
+  disk.changedSince(0, (k, mod) => changed.push(`${k}@${mod}`) > 0);
+  const got = keys.map((k) => [k, disk.get(k) ?? null]);
+  return { walk, changed, got };
+}
+
+/** What `shown` must give for exactly `want` (and `absent` not there). */
+function expected(want: Array<[string, KeyRecord]>, absent: string[]) {
+  const map = new Map(want);
+  const walk = [...map].sort(([a], [b]) => byKey(a, b));
+  const changed = [...map]
+    .sort(([ka, a], [kb, b]) => a.modRevision - b.modRevision || byKey(ka, kb))
+    .map(([k, r]) => `${k}@${r.modRevision}`);
+  const got = [...[...map.keys()].map((k) => [k, map.get(k)!]), ...absent.map((k) => [k, null])];
+  return { walk, changed, got };
+}
+
+const keysOf = (want: Array<[string, KeyRecord]>, absent: string[]): string[] => [...new Set(want.map(([k]) => k)), ...absent];
+
+/** Reads the database directly (read-only): the staged row count, the summary row, and how
+ *  the records' reads are served (the swapped-in table has its mod index). */
+function inFile(): { staged: number; summary: RecordSummary | null; plans: string[] } {
+  const db = new DatabaseSync(file, { readOnly: true });
+  try {
+    const staged = (db.prepare(`SELECT count(*) AS n FROM ${STAGED_TABLE}`).get() as { n: number }).n;
+    const row = db.prepare('SELECT value FROM state WHERE name = ?').get(SUMMARY_ROW) as { value: Uint8Array } | undefined;
+    const plan = (sql: string, arg: Uint8Array | number) =>
+      (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(arg) as Array<{ detail: string }>).map((r) => r.detail).join('; ');
+    const plans = [plan(WALK_SQL, encodeKey('a')), plan(CHANGED_SQL, 5)];
+    return { staged, summary: row === undefined ? null : unseal(row.value, readRecordSummary), plans };
+  } finally {
+    db.close();
+  }
+}
+
+const PLANS = ['SEARCH records USING PRIMARY KEY (k>?)', 'SEARCH records USING COVERING INDEX records_mod (mod>?)'];
+
+const SESSION: SessionRecord = { seq: 4, lastIndex: 18, result: { ok: true, op: 'put', revision: 30 } };
+
+/** The live state before the transfer: entries 1..12 (term 1), records old/* and shared/*. */
+async function liveBefore(engine: StorageEngine): Promise<Array<[string, KeyRecord]>> {
+  const old = [...records('old', 40, 1), ...records('shared', 10, 1)];
+  const entries = Array.from({ length: 12 }, (_, i) => entry(i + 1, 1));
+  await engine.save({ entries, hardState: { term: 1, vote: 'n1', commit: 12 } });
+  await engine.save({ kv: { ...changes(12, old), summary: summarize(old) }, applied: 12 });
+  return old;
+}
+
+/** The install of a snapshot at index 20 term 2 whose records were staged. */
+function install(staged: Array<[string, KeyRecord]>, stage?: SaveBatch['stage']): SaveBatch {
+  return {
+    ...(stage ? { stage } : {}),
+    installSnapshot: {
+      snapshot: snapshotAt(20, 2),
+      kv: { revision: 30, records: [], sessions: [['c1', SESSION]] },
+      staged: summarize(staged),
+    },
+    hardState: { term: 2, vote: '', commit: 20 },
+  };
+}
+
+describe('sqlite staged snapshot install', () => {
+  it('records staged in several saves, a reset among them, become exactly the records; after a reopen too', async () => {
+    const engine = await open();
+    const disk = (await engine.load()).tier!.disk;
+    const old = await liveBefore(engine);
+    const absent = ['gone/0000', 'old/0000', 'nothing'];
+    expect(shown(disk, keysOf(old, []))).toEqual(expected(old, []));
+
+    // A transfer that a reset abandons: none of its records may survive.
+    await engine.save({ stage: { reset: true, records: records('gone', 30, 100) } });
+    await engine.save({ stage: { reset: false, records: records('shared', 10, 200) } });
+    expect(inFile().staged).toBe(40);
+    // The live records are untouched by staging.
+    expect(shown(disk, keysOf(old, []))).toEqual(expected(old, []));
+
+    const chunkA = records('new-a', 25, 5);
+    const chunkB = [...records('new-b', 25, 3), ...records('shared', 5, 9)];
+    const chunkC = records('new-c', 25, 1); // arrives with the install
+    const staged = [...chunkA, ...chunkB, ...chunkC];
+    await engine.save({ stage: { reset: true, records: chunkA } });
+    await engine.save({ stage: { reset: false, records: chunkB } });
+    expect(inFile().staged).toBe(55);
+    await engine.save(install(staged, { reset: false, records: chunkC }));
+
+    const want = expected(staged, absent);
+    expect(shown(disk, keysOf(staged, absent))).toEqual(want);
+    expect(inFile()).toEqual({ staged: 0, summary: summarize(staged), plans: PLANS });
+    const loaded = await engine.load();
+    expect(loaded.tier!.summary).toEqual(summarize(staged));
+    expect(loaded.snapshot.meta).toEqual(snapshotAt(20, 2).meta);
+    expect(loaded.entries).toEqual([]);
+    expect(loaded.applied).toBe(20);
+    expect(loaded.kv).toEqual({ revision: 30, records: [], sessions: [['c1', SESSION]] });
+    expect(loaded.hardState).toEqual({ term: 2, vote: '', commit: 20 });
+
+    // The writer's statements work on the swapped-in table, and the log continues the snapshot.
+    const later: Array<[string, KeyRecord]> = [['new-a/0003', rec('changed', 31)]];
+    await engine.save({ entries: [entry(21, 2)], hardState: { term: 2, vote: '', commit: 21 } });
+    await engine.save({ kv: { ...changes(31, later, ['new-c/0000']), summary: summarize(staged) }, applied: 21 });
+    const after = [...staged.filter(([k]) => k !== 'new-c/0000'), ...later];
+    const gone = [...absent, 'new-c/0000'];
+    expect(shown(disk, keysOf(after, gone))).toEqual(expected(after, gone));
+    await engine.close();
+
+    const again = await open();
+    const reloaded = await again.load();
+    expect(reloaded.snapshot.meta.index).toBe(20);
+    expect(reloaded.entries.map((e) => e.index)).toEqual([21]);
+    expect(reloaded.applied).toBe(21);
+    expect(shown(reloaded.tier!.disk, keysOf(after, gone))).toEqual(expected(after, gone));
+    await again.close();
+  });
+
+  it('the whole transfer in the install batch, and a staged install after a plain one and before it', async () => {
+    const engine = await open();
+    const disk = (await engine.load()).tier!.disk;
+    await liveBefore(engine);
+    const staged = records('one', 60, 1);
+    await engine.save(install(staged, { reset: true, records: staged }));
+    expect(shown(disk, keysOf(staged, ['old/0001']))).toEqual(expected(staged, ['old/0001']));
+    // The install path without staging still works after a swap (CLEAR on the swapped-in table)…
+    const plain = records('plain', 5, 40);
+    await engine.save({ installSnapshot: { snapshot: snapshotAt(40, 3), kv: { revision: 45, records: plain, sessions: [] } } });
+    expect(shown(disk, keysOf(plain, ['one/0001']))).toEqual(expected(plain, ['one/0001']));
+    expect(inFile().summary).toEqual(summarize(plain));
+    // …and a staged one after it: an empty staged set installs an empty key space.
+    await engine.save({
+      stage: { reset: true, records: [] },
+      installSnapshot: { snapshot: snapshotAt(50, 3), kv: { revision: 55, records: [], sessions: [] }, staged: summarize([]) },
+    });
+    expect(shown(disk, ['plain/0001'])).toEqual(expected([], ['plain/0001']));
+    await engine.close();
+  });
+
+  it('a transfer cut short by a restart leaves the old records, and open empties the staging table', async () => {
+    const engine = await open();
+    const disk = (await engine.load()).tier!.disk;
+    const old = await liveBefore(engine);
+    await engine.save({ stage: { reset: true, records: records('new', 30, 1) } });
+    await engine.save({ stage: { reset: false, records: records('old', 5, 90) } });
+    expect(shown(disk, keysOf(old, ['new/0001']))).toEqual(expected(old, ['new/0001']));
+    await engine.close(); // no install: the transfer ends here
+    expect(inFile().staged).toBe(35); // what open must clear
+
+    const again = await open();
+    expect(inFile().staged).toBe(0);
+    const loaded = await again.load();
+    expect(loaded.applied).toBe(12);
+    expect(loaded.entries).toHaveLength(12);
+    expect(loaded.tier!.summary).toEqual(summarize(old));
+    expect(shown(loaded.tier!.disk, keysOf(old, ['new/0001']))).toEqual(expected(old, ['new/0001']));
+    // The next transfer starts over and installs only its own records.
+    const staged = records('next', 20, 1);
+    await again.save({ stage: { reset: true, records: staged } });
+    await again.save(install(staged));
+    expect(shown(loaded.tier!.disk, keysOf(staged, ['new/0001', 'old/0001']))).toEqual(expected(staged, ['new/0001', 'old/0001']));
+    await again.close();
+  });
+
+  it('a view opened before the install keeps reading the old records through the swap and later writes', async () => {
+    const engine = await open();
+    const disk = (await engine.load()).tier!.disk;
+    const old = [...records('old', 2000, 1)]; // many pages, freed by the swap, reused by what follows
+    await engine.save({ kv: { ...changes(2000, old), summary: summarize(old) } });
+    const staged = records('new', 1500, 3000);
+    await engine.save({ stage: { reset: true, records: staged.slice(0, 700) } });
+    const view: DiskView = disk.openView();
+    await engine.save(install(staged, { reset: false, records: staged.slice(700) }));
+    const grown = records('more', 3000, 5000);
+    await engine.save({ kv: { ...changes(8000, grown), summary: summarize([...staged, ...grown]) } });
+
+    const absent = ['new/0001', 'old/0001', 'more/0001'];
+    const oldKeys = keysOf(old.slice(0, 50), absent.slice(0, 1));
+    const oldWant = expected(old, []);
+    const got = shown(view, oldKeys);
+    expect(got.walk).toEqual(oldWant.walk);
+    expect(got.changed).toEqual(oldWant.changed);
+    expect(got.got).toEqual([...old.slice(0, 50), ['new/0001', null]]);
+    view.close();
+    const now = [...staged, ...grown];
+    expect(shown(disk, keysOf(now, ['old/0001']))).toEqual(expected(now, ['old/0001']));
+    await engine.close();
+  });
+
+  it('a staged install carrying records in kv is refused, and the store is unchanged', async () => {
+    const engine = await open();
+    const disk = (await engine.load()).tier!.disk;
+    const old = await liveBefore(engine);
+    const bad = install([]);
+    bad.installSnapshot!.kv.records = [['x', rec('x', 1)]];
+    await expect(engine.save(bad)).rejects.toThrow(/staged snapshot install carries 1 records/);
+    expect(shown(disk, keysOf(old, ['x']))).toEqual(expected(old, ['x']));
+    await engine.close();
+  });
+
+  for (const [name, openOther] of [
+    ['memory', () => MemoryEngine.open({ dir, log: silentLogger })],
+    ['leveldb', () => LevelDbEngine.open({ dir, log: silentLogger })],
+  ] as const) {
+    it(`the ${name} engine refuses staged records with a clear error`, async () => {
+      const engine: StorageEngine = await openOther();
+      try {
+        const staged = records('s', 3, 1);
+        await expect(engine.save({ stage: { reset: true, records: staged } })).rejects.toThrow(/need a tiered engine/);
+        await expect(engine.save(install(staged))).rejects.toThrow(/need a tiered engine/);
+        // The engine goes on: a plain save still works.
+        await engine.save({ entries: [entry(1, 1)], hardState: { term: 1, vote: '', commit: 0 } });
+        expect((await engine.load()).entries).toHaveLength(1);
+      } finally {
+        await engine.close();
+      }
+    });
+  }
+});
