@@ -312,8 +312,12 @@ export class Invariants {
           // A staged install's records are those staged on the disk, not install.kv's (none).
           this.onStateDigest(node, meta.index, kvDigest(prior.installed ?? install.kv));
         }
-        if (batch.compact !== undefined) {
+        // A tiered peer's compaction is meta only (its disk's records are the state); a peer
+        // holding its state in memory must store the state it compacts to.
+        if (batch.compact !== undefined && batch.compact.data.length > 0) {
           this.onStateDigest(node, batch.compact.meta.index, kvDigest(decodeState(batch.compact.data)));
+        } else if (batch.compact !== undefined && !disk.tiered) {
+          violation('host-compact', `${node}: compaction at ${batch.compact.meta.index} without the state, on a disk that is not tiered`);
         }
         if (batch.entries !== undefined && batch.entries.length > 0) this.onPersistEntries(node, batch.entries, disk);
         if (batch.hardState !== undefined) this.onCommit(node, disk.hardState.commit, disk, ctx.leaderOf);

@@ -230,6 +230,16 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: Host
     .counter('metcd_snapshot_taken_total', 'Snapshots of the applied state taken on this peer.', c.snapshotsTaken)
     .histogram('metcd_snapshot_take_duration_seconds', 'Time to take a snapshot, from its first slice to its last.', c.snapshotTakeSeconds)
     .counter('metcd_snapshot_installed_total', 'Snapshots installed here from a leader.', c.snapshotsInstalled)
+    .counter(
+      'metcd_snapshot_installed_staged_total',
+      'Of those, snapshots staged on disk a chunk at a time as they arrived.',
+      c.snapshotsInstalledStaged,
+    )
+    .counter(
+      'metcd_snapshot_streams_opened_total',
+      'Snapshot transfers to followers streamed from a view of the applied state.',
+      c.snapshotStreamsOpened,
+    )
     .histogram('metcd_snapshot_install_duration_seconds', 'Time of the durable write that installed a snapshot.', c.snapshotInstallSeconds);
   // messages dropped
   out.counter(

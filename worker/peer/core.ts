@@ -1,7 +1,18 @@
 // The slice of the Raft core (worker/raft/rawnode.ts) the peer drives. Kept as an interface so
 // the loop's needs are written down in one place.
 
-import type { ConfChange, Membership, Message, NodeId, ProposeResult, RaftConfig, Ready, RestartState, SnapshotProvider, Status } from '../raft/types.ts';
+import type {
+  ConfChange,
+  Membership,
+  Message,
+  NodeId,
+  ProposeResult,
+  RaftConfig,
+  Ready,
+  RestartState,
+  SnapshotProvider,
+  Status,
+} from '../raft/types.ts';
 import { RawNode } from '../raft/rawnode.ts';
 
 export interface RaftCore {

@@ -69,6 +69,10 @@ export class PeerCounters {
   /** Snapshots of the applied state taken here, and snapshots installed from a leader. */
   snapshotsTaken = 0;
   snapshotsInstalled = 0;
+  /** Snapshot transfers this peer streamed as a leader, and installs it staged a chunk at a time
+   *  (a tiered peer: snapshot-streams.ts). */
+  snapshotStreamsOpened = 0;
+  snapshotsInstalledStaged = 0;
   /** Each storage.save(), the peer's one durable write per Ready (Node: fsync; edge: the
    *  storage transaction). */
   readonly saveSeconds = new Histogram(DISK_SECONDS_BUCKETS);

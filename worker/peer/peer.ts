@@ -30,11 +30,13 @@ import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { DiskRecords } from '../kv/record-store.ts';
 import { DEFAULT_CACHE_BYTES, openTiered, type TierOptions } from './record-tier.ts';
-import { summarize } from '../kv/record-summary.ts';
+import { emptySummary, summarize } from '../kv/record-summary.ts';
+import { SnapshotStager, SnapshotStreams } from './snapshot-streams.ts';
+import { invariant } from '../raft/assert.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
 import { validateCommand } from '../kv/validate.ts';
 import type { ConfChange, Entry, Membership, Message, NodeId, ProposeRefusal, Ready, Role } from '../raft/types.ts';
-import type { KvCommand, KvLimits, KvResult, KvState } from '../kv/types.ts';
+import type { KvCommand, KvLimits, KvResult, KvState, RecordSummary } from '../kv/types.ts';
 import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
 import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
@@ -111,6 +113,12 @@ export class Peer {
   private readonly snapshotJob: SnapshotJob;
   /** When the snapshot under way began (elapsedMs), for its duration. */
   private snapshotStartMs = 0;
+  /** A tiered peer's streamed snapshots (snapshot-streams.ts): null on one that holds its
+   *  state in memory, which sends and receives snapshots as bytes. */
+  private readonly streams: SnapshotStreams | null;
+  private readonly stager: SnapshotStager | null;
+  /** A snapshot install is saving: the state is being replaced (no stream opens on it). */
+  private installing = false;
 
   // Soft state as of the last ready handled (the core may already be ahead).
   private role: Role = 'follower';
@@ -188,7 +196,21 @@ export class Peer {
     this.leaseGuard = new LeaseGuard(init.tickMs, init.electionTicks, opts.clock);
     this.lessor = new Lessor(init.tickMs, init.electionTicks);
     this.quiescence = new Quiescence(init.electionTicks, init.tickMs, opts.ticks, opts.clock);
-    this.snapshotJob = new SnapshotJob(init.limits, opts.clock);
+    this.snapshotJob = new SnapshotJob(init.limits, opts.clock, tier !== null);
+    if (tier !== null) {
+      this.streams = new SnapshotStreams({
+        kv: () => this.kv,
+        applied: () => this.applied,
+        replacing: () => this.installing,
+        opened: () => this.counters.snapshotStreamsOpened++,
+      });
+      this.stager = new SnapshotStager(init.kvLimits.sessionsMax);
+      core.setSnapshotProvider(this.streams);
+      core.stageSnapshots();
+    } else {
+      this.streams = null;
+      this.stager = null;
+    }
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
     this.watches = new WatchRoom(
@@ -392,6 +414,7 @@ export class Peer {
       if (carry !== null) await this.storage.save(carry);
     } finally {
       this.snapshotJob.abandon();
+      this.streams?.closeAll();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
       this.transfer.fail(closed());
@@ -798,16 +821,26 @@ export class Peer {
     // 1. persist
     const batch: SaveBatch = {};
     let restored: KvStateMachine | null = null;
-    let installed: KvState | null = null;
+    let installed: { state: KvState; summary: RecordSummary } | null = null;
+    // A snapshot arriving in chunks: their records go to the engine's staging area now.
+    if (rd.snapshotParts !== undefined) batch.stage = this.stagerOf().take(rd.snapshotParts);
     if (rd.snapshot !== undefined) {
       if (rd.snapshot.meta.index < this.applied) {
         throw new Error(`core handed a snapshot at ${rd.snapshot.meta.index} below applied ${this.applied}`);
       }
-      const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
-      installed = state;
-      if (this.tier === null) restored = new KvStateMachine(this.kvLimits, state);
-      else this.kv.store.pin(); // reads keep seeing this state while the install replaces the disk
-      batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
+      if (rd.snapshot.staged === true) {
+        installed = this.stagerOf().finish();
+        batch.installSnapshot = { snapshot: rd.snapshot, kv: installed.state, staged: installed.summary };
+      } else {
+        const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
+        installed = { state, summary: this.tier === null ? emptySummary() : summarize(state.records) };
+        batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
+      }
+      if (this.tier === null) restored = new KvStateMachine(this.kvLimits, installed.state);
+      else {
+        this.kv.store.pin(); // reads keep seeing this state while the install replaces the disk
+        this.installing = true;
+      }
       this.unsaved = null; // everything it held is older than the snapshot, which replaces it
     } else {
       const carry = this.takeCarry();
@@ -817,8 +850,10 @@ export class Peer {
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
     if (Object.keys(batch).length > 0) await this.save(batch);
     // A tiered store opens over the disk once it shows the installed records.
-    if (this.tier !== null && installed !== null)
-      restored = openTiered(this.tier.disk, summarize(installed.records), installed, this.tier.options);
+    if (this.tier !== null && installed !== null) {
+      restored = openTiered(this.tier.disk, installed.summary, installed.state, this.tier.options);
+      this.installing = false;
+    }
 
     if (rd.snapshot !== undefined && restored !== null) {
       const meta = rd.snapshot.meta;
@@ -832,8 +867,9 @@ export class Peer {
       this.snapshotIndex = meta.index;
       this.snapshotJob.noteInstalled();
       this.counters.snapshotsInstalled++;
+      if (rd.snapshot.staged === true) this.counters.snapshotsInstalledStaged++;
       this.proposals.failUpTo(meta.index, () => this.lostError());
-      this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index });
+      this.log('info', 'peer.snapshot.installed', { id: this.id, term: this.term, index: meta.index, staged: rd.snapshot.staged === true });
     }
 
     // 2b. send the rest
@@ -860,6 +896,11 @@ export class Peer {
     this.core.advance(rd);
     this.maybeSnapshot();
     this.requestParkedReads();
+  }
+
+  private stagerOf(): SnapshotStager {
+    if (this.stager === null) throw new Error('the core handed staged snapshot bytes to a peer that does not stage');
+    return this.stager;
   }
 
   private send(messages: Message[]): void {
@@ -941,6 +982,8 @@ export class Peer {
     );
     if (snapshot === null) return;
     const index = snapshot.meta.index;
+    // A tiered peer's snapshot is meta only: its table is the state, streamed when sent.
+    invariant(this.streams === null || snapshot.data.length === 0, 'a tiered peer keeps no snapshot bytes');
     this.core.compact(index, snapshot.data);
     // The kv changes up to `applied` (>= the snapshot's index) are saved with the compaction or
     // before it, so the log is never cut ahead of the state that replaces it.
@@ -984,6 +1027,7 @@ export class Peer {
   private stop(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
     this.failure = error;
+    this.streams?.closeAll();
     this.log('error', 'peer.stopped', { id: this.id, term: this.term, error: error.message });
     const failed = (): PeerError => new PeerError('failed', `peer stopped: ${error.message}`);
     this.proposals.failAll(failed);

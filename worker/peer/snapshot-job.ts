@@ -46,9 +46,13 @@ export class SnapshotJob {
   /** Command bytes applied since the last snapshot began (a snapshot is also due by size). */
   private bytesSinceSnapshot = 0;
 
-  constructor(limits: PeerLimits, clock: Clock) {
+  /** Snapshots are meta only: the host's table is the state (a tiered peer streams it). */
+  private readonly metaOnly: boolean;
+
+  constructor(limits: PeerLimits, clock: Clock, metaOnly = false) {
     this.limits = limits;
     this.clock = clock;
+    this.metaOnly = metaOnly;
   }
 
   /** Whether a snapshot is being encoded. */
@@ -78,6 +82,10 @@ export class SnapshotJob {
       const bytesDue = state.applied > state.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
       if (!entriesDue && !bytesDue) return null;
       this.bytesSinceSnapshot = 0;
+      if (this.metaOnly) {
+        const meta = { index: state.applied, term: state.appliedTerm, membership: cloneMembership(state.appliedMembership) };
+        return { meta, data: new Uint8Array(0) };
+      }
       this.job = {
         view: state.kv.beginView(),
         encoder: new StateEncoder(state.kv.revision),

@@ -217,7 +217,9 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
   if (prevTerm === undefined) {
     // What it needs next was compacted away: only a snapshot can catch it up.
     invariant(r.latestSnapshot.meta.index === log.snapshotIndex, 'the latest snapshot is the log base');
-    pr.becomeSnapshot(snapshotToSend(r), r.ticks);
+    const snapshot = snapshotToSend(r);
+    if (snapshot === null) return false; // the host cannot stream one now: a later heartbeat retries
+    pr.becomeSnapshot(snapshot, r.ticks);
     sendSnapshotChunk(r, to, pr);
     return true;
   }
@@ -238,9 +240,11 @@ export function sendAppend(r: Raft, to: NodeId, sendIfEmpty: boolean): boolean {
 }
 
 /** The snapshot a new transfer sends: one the host streams of its applied state, or the latest. */
-function snapshotToSend(r: Raft): Snapshot {
+function snapshotToSend(r: Raft): Snapshot | null {
   if (r.snapshotProvider === null) return r.latestSnapshot;
-  const { index, stream } = r.snapshotProvider.open();
+  const opened = r.snapshotProvider.open();
+  if (opened === null) return null;
+  const { index, stream } = opened;
   const log = r.log;
   invariant(index >= log.snapshotIndex && index <= log.committed, 'a streamed snapshot is of committed state the log still knows');
   const membership = cloneMembership(r.members.at(index));
@@ -255,8 +259,16 @@ function sendSnapshotChunk(r: Raft, to: NodeId, pr: PeerProgress): void {
   if (chunk === null) {
     // The stream cannot go where the follower is (it starts over, or the host closed the
     // stream): a new transfer, of the state applied now.
-    pr.becomeSnapshot(snapshotToSend(r), r.ticks);
-    snap = pr.snapshot!;
+    const fresh = snapshotToSend(r);
+    if (fresh === null) {
+      // The host cannot stream one now: probing finds the need again later (the snapshot
+      // ends first: it was not installed, so probing must not resume after it).
+      pr.endSnapshot();
+      pr.becomeProbe();
+      return;
+    }
+    pr.becomeSnapshot(fresh, r.ticks);
+    snap = fresh;
     chunk = chunkAt(snap, 0, r.cfg.snapshotChunkBytes);
     invariant(chunk !== null, 'a new snapshot stream serves offset 0');
   }

@@ -88,7 +88,8 @@ export interface SnapshotStream {
  * moment (at an index between the log's base and the commit index).
  */
 export interface SnapshotProvider {
-  open(): { index: number; stream: SnapshotStream };
+  /** Null when the host cannot now (its state is being replaced): the leader tries again later. */
+  open(): { index: number; stream: SnapshotStream } | null;
 }
 
 /** Bytes of a snapshot being received, handed to a host that stages them (Ready.snapshotParts). */
