@@ -125,6 +125,13 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
     expect(s.cache!.entries).toBeLessThan(50); // warmed by what was read since, not loaded
     const metrics = parsePromText(await (await fetch(`${victim.url}/metrics`)).text());
     expect(requiredSample(metrics, 'metcd_snapshot_installed_total'), 'caught up by a snapshot').toBeGreaterThanOrEqual(1);
+    // …streamed from a view of the leader's table and staged on the victim's disk as it came.
+    expect(requiredSample(metrics, 'metcd_snapshot_installed_staged_total'), 'staged a chunk at a time').toBeGreaterThanOrEqual(1);
+    let streamed = 0;
+    for (const n of tiered.live().filter((n) => n !== victim)) {
+      streamed += requiredSample(parsePromText(await (await fetch(`${n.url}/metrics`)).text()), 'metcd_snapshot_streams_opened_total');
+    }
+    expect(streamed, 'a leader streamed it').toBeGreaterThanOrEqual(1);
     const got = await readPrefix(victim, 'tier/');
     expect(got.size).toBe(KEYS - 30);
     for (let i = 30; i < KEYS; i++) expect(got.get(key(i)), key(i)).toBe(value(i, i < 90 ? 3 : 2));
