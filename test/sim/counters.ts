@@ -6,6 +6,9 @@ export interface NodeCounters {
   /** Default reads served under the lease (the rest waited for a ReadIndex round). */
   leaseReads: number;
   snapshotsInstalled: number;
+  /** Of those, installs staged a chunk at a time (tiered peers), and streams leaders opened. */
+  snapshotsStaged: number;
+  snapshotStreams: number;
   /** Snapshots the peers took (the sliced job of peer.ts finished) and slices they took. */
   compactions: number;
   /** Crashes at each point (a plain crash: crashesNow). */
@@ -106,6 +109,8 @@ export function emptyNodeCounters(): NodeCounters {
   return {
     leaseReads: 0,
     snapshotsInstalled: 0,
+    snapshotsStaged: 0,
+    snapshotStreams: 0,
     compactions: 0,
     crashesNow: 0,
     crashesAtSave: 0,

@@ -395,6 +395,10 @@ export class SimHost {
           break;
         case 'peer.snapshot.installed':
           c.snapshotsInstalled++;
+          if (fields.staged === true) c.snapshotsStaged++;
+          break;
+        case 'peer.snapshot.streaming':
+          c.snapshotStreams++;
           break;
         case 'peer.tick.stall':
           c.stalls++;

@@ -110,6 +110,9 @@ describe('simulator (production Peer)', () => {
     // Tiered peers with caches of a few records: their reads keep going to the disk.
     expect(total.tieredRuns).toBeGreaterThan(SEEDS / 4);
     expect(total.tierRecordReads).toBeGreaterThan(SEEDS * 50);
+    // …which stream their snapshots as leaders and stage them as followers.
+    expect(total.snapshotStreams).toBeGreaterThan(SEEDS / 8);
+    expect(total.snapshotsStaged).toBeGreaterThan(SEEDS / 8);
     expect(total.noSpace).toBeGreaterThan(SEEDS / 4);
     // Small session tables drop sessions (idle expiry, LRU eviction); clients then meet
     // session-expired and begin new sessions, and exactly-once holds within the window.

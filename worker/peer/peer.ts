@@ -202,7 +202,10 @@ export class Peer {
         kv: () => this.kv,
         applied: () => this.applied,
         replacing: () => this.installing,
-        opened: () => this.counters.snapshotStreamsOpened++,
+        opened: (index) => {
+          this.counters.snapshotStreamsOpened++;
+          this.log('info', 'peer.snapshot.streaming', { id: this.id, term: this.term, index });
+        },
       });
       this.stager = new SnapshotStager(init.kvLimits.sessionsMax);
       core.setSnapshotProvider(this.streams);

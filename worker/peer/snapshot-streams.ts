@@ -20,8 +20,8 @@ export interface StreamSource {
   applied(): number;
   /** The state is being replaced (an install is saving): no stream can be opened now. */
   replacing(): boolean;
-  /** A stream was opened (counted for /metrics). */
-  opened(): void;
+  /** A stream of the state at `index` was opened (counted for /metrics, logged). */
+  opened(index: number): void;
 }
 
 /** Opens the leader's snapshot streams and closes whatever is left open when the peer stops
@@ -46,8 +46,9 @@ export class SnapshotStreams implements SnapshotProvider {
       },
     };
     streams.add(stream);
-    this.source.opened();
-    return { index: this.source.applied(), stream };
+    const index = this.source.applied();
+    this.source.opened(index);
+    return { index, stream };
   }
 
   /** Streams open now (each holds a view: a read transaction on a tiered engine). */
