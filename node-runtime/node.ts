@@ -117,6 +117,10 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     log: (level, event, fields) => log[level](event, { detail: JSON.stringify(fields) }),
     uiAsset: uiAssetReader(),
     diskBytes: () => dataDirBytes(cfg.dataDir),
+    processMemory: () => {
+      const m = process.memoryUsage();
+      return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
+    },
   });
   const front = createFront({
     selfId: cfg.id,

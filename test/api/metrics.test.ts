@@ -64,6 +64,8 @@ const FAMILIES: Record<string, PromFamily['type']> = {
   metcd_snapshot_taken_total: 'counter',
   metcd_snapshot_take_duration_seconds: 'histogram',
   metcd_snapshot_installed_total: 'counter',
+  metcd_snapshot_installed_staged_total: 'counter',
+  metcd_snapshot_streams_opened_total: 'counter',
   metcd_snapshot_install_duration_seconds: 'histogram',
   metcd_raft_dropped_messages_total: 'counter',
   metcd_network_non_member_messages_total: 'counter',

@@ -33,6 +33,7 @@ interface Status {
   keys: number;
   applied: number;
   diskBytes: number;
+  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
 }
 
 async function status(node: ProcNode): Promise<Status> {
@@ -140,6 +141,19 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
     const bytes = new Uint8Array(await backup.arrayBuffer());
     const text = new TextDecoder().decode(bytes);
     for (const i of [30, 150, KEYS - 1]) expect(text.includes(value(i, i < 90 ? 3 : 2)), `backup holds ${key(i)}`).toBe(true);
+  });
+
+  it("reports the process's memory in /status and /metrics (what the tiers bound)", async () => {
+    const node = tiered.live()[0]!;
+    const m = (await status(node)).memory;
+    for (const v of Object.values(m)) expect(Number.isSafeInteger(v) && v > 0, JSON.stringify(m)).toBe(true);
+    expect(m.heapTotalBytes).toBeGreaterThanOrEqual(m.heapUsedBytes);
+    expect(m.rssBytes).toBeGreaterThan(m.heapUsedBytes);
+    const families = parsePromText(await (await fetch(`${node.url}/metrics`)).text());
+    const rss = requiredSample(families, 'process_resident_memory_bytes');
+    expect(rss).toBeGreaterThan(m.heapUsedBytes);
+    for (const name of ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'])
+      expect(requiredSample(families, name), name).toBeGreaterThan(0);
   });
 
   it('the memory engine holds everything in memory: no cache in /status or /metrics', async () => {

@@ -68,10 +68,11 @@ export async function transferLeader(ctx: ApiContext): Promise<ApiReply> {
 
 export function status(ctx: ApiContext): ApiReply {
   queryParams(ctx.url, []);
-  const { costs, diskBytes } = ctx.host;
+  const { costs, diskBytes, processMemory } = ctx.host;
   return jsonReply({
     ...ctx.peer.status(),
     ...(diskBytes === undefined ? {} : { diskBytes: diskBytes() }),
+    ...(processMemory === undefined ? {} : { memory: processMemory() }),
     ...(costs === undefined ? {} : { cost: costs() }),
   });
 }

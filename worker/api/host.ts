@@ -40,8 +40,23 @@ export interface ApiHost {
   /** Bytes the peer's data directory holds on disk (Node: every file of its engine): shown as
    *  `diskBytes` in GET /status and metcd_disk_data_bytes in GET /metrics. */
   diskBytes?: () => number;
+  /** The process's memory (Node: process.memoryUsage()): shown as `memory` in GET /status and
+   *  as process_resident_memory_bytes and nodejs_* in GET /metrics. A Durable Object cannot
+   *  see its isolate's memory, so the edge has none. */
+  processMemory?: () => ProcessMemory;
   /** Unexpected failures (bugs) are logged here before the 500 answer. */
   log?: (level: 'debug' | 'info' | 'warn' | 'error', event: string, fields: Record<string, unknown>) => void;
+}
+
+/** A process's memory, as Node's process.memoryUsage() reports it. */
+export interface ProcessMemory {
+  /** Resident set size: what the operating system holds for the process. */
+  rssBytes: number;
+  /** The JavaScript heap: in use, and reserved. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  /** Memory outside the heap held by JavaScript objects (buffers, the engines' bindings). */
+  externalBytes: number;
 }
 
 /** What a host does to load a checked backup into its cluster (the edge: worker/edge/import.ts). */

@@ -10,7 +10,7 @@
 import { Histogram } from '../peer/counters.ts';
 import type { Peer } from '../peer/peer.ts';
 import type { ApiReply } from './exchange.ts';
-import type { HostCosts } from './host.ts';
+import type { HostCosts, ProcessMemory } from './host.ts';
 
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -174,7 +174,8 @@ function writeHostCosts(out: Exposition, c: HostCosts): void {
 }
 
 /** Everything a peer exposes, rendered once per scrape (with its host's costs when it counts them). */
-export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: HostCosts, diskBytes?: number): string {
+export function renderMetrics(peer: Peer, requests: RequestMetrics, host: HostGauges = {}): string {
+  const { costs, diskBytes, memory } = host;
   const st = peer.status();
   const c = peer.counters;
   const out = new Exposition();
@@ -258,10 +259,24 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, costs?: Host
   requests.write(out);
   if (costs !== undefined) writeHostCosts(out, costs);
   if (diskBytes !== undefined) out.gauge('metcd_disk_data_bytes', "Bytes the peer's data directory holds on disk (Node).", diskBytes);
+  if (memory !== undefined) {
+    out
+      .gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', memory.rssBytes)
+      .gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', memory.heapUsedBytes)
+      .gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', memory.heapTotalBytes)
+      .gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', memory.externalBytes);
+  }
   return out.text();
 }
 
+/** What the host measures itself, rendered with the peer's metrics when it has them. */
+export interface HostGauges {
+  costs?: HostCosts;
+  diskBytes?: number;
+  memory?: ProcessMemory;
+}
+
 /** GET /metrics (need: status). Any peer answers from its own state, leader or not. */
-export function metricsReply(peer: Peer, requests: RequestMetrics, costs?: HostCosts, diskBytes?: number): ApiReply {
-  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests, costs, diskBytes) };
+export function metricsReply(peer: Peer, requests: RequestMetrics, host: HostGauges): ApiReply {
+  return { status: 200, headers: { 'Content-Type': METRICS_CONTENT_TYPE }, body: renderMetrics(peer, requests, host) };
 }

@@ -261,7 +261,15 @@ function buildRoutes() {
   });
   // The Prometheus text format (metrics.ts); the status right covers it (README, Metrics).
   methods('/metrics', {
-    get: ['status', (_p, ctx) => metricsReply(ctx.peer, ctx.requests, ctx.host.costs?.(), ctx.host.diskBytes?.())],
+    get: [
+      'status',
+      (_p, ctx) =>
+        metricsReply(ctx.peer, ctx.requests, {
+          costs: ctx.host.costs?.(),
+          diskBytes: ctx.host.diskBytes?.(),
+          memory: ctx.host.processMemory?.(),
+        }),
+    ],
   });
   // The dashboard (ui-route.ts): static files, open to anyone; the page sends the user's token.
   methods('/ui', {
