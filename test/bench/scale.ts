@@ -209,6 +209,7 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
   const rss = pids.map((pid) => rssBytes(pid));
   const disk = cluster.dataDirs().map(diskBytes);
   note(`${cluster.label}: RSS per node ${rss.map(mb).join(', ')} MB; on disk ${disk.map(mb).join(', ')} MB`);
+  if (cluster.system === 'metcd') note(`${cluster.label}: memory by kind, per node: ${(await memoryKinds(cluster)).join('; ')}`);
 
   // A failed read or join costs its own columns, not the sizes and restarts.
   const failed = (err: unknown): string => (err instanceof Error ? err.message : String(err));
@@ -272,6 +273,23 @@ export async function measureScale(cluster: ScaleCluster, opts: ScaleOptions): P
 }
 
 const mb = (bytes: number): number => Math.round(bytes / 1e6);
+
+/** Where a metcd node's memory is (its /status memory): the JS heap in use and reserved, and
+ *  what JS objects hold outside it; the rest of the RSS is the runtime's and the engine's own. */
+async function memoryKinds(cluster: ScaleCluster): Promise<string[]> {
+  type Memory = { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
+  return Promise.all(
+    cluster.clientUrls().map(async (url) => {
+      try {
+        const m = (await fetchJson<{ memory?: Memory }>(`${url}/status`, {}, 5000)).memory;
+        if (m === undefined) return 'no memory in /status';
+        return `heap ${mb(m.heapUsedBytes)}/${mb(m.heapTotalBytes)} MB, external ${mb(m.externalBytes)} MB, rss ${mb(m.rssBytes)} MB`;
+      } catch (err) {
+        return `no /status (${err instanceof Error ? err.message : String(err)})`;
+      }
+    }),
+  );
+}
 
 /** A side whose cluster did not start or whose run failed. */
 export interface ScaleFailure {

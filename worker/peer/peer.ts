@@ -42,7 +42,7 @@ import type { Clock, PeerStorage, PeerTransport, SaveBatch } from './ports.ts';
 import { PeerError, learnerBehindError, lostError, notLeaderError, refusalError, removedError, timeoutError } from './errors.ts';
 import { applyConfChange, cloneMembership, confChangeProblem, isLearner, isMember, isVoter } from '../raft/membership.ts';
 import { defaultRaftConfig } from '../raft/config.ts';
-import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
+import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS, TIERED_PEER_LIMITS, REQUEST_TIMEOUT_MS, requestTimeoutTicksFor } from './options.ts';
 import type { PeerLimits, PeerLog, PeerOptions } from './options.ts';
 import { createCore } from './core.ts';
 import type { RaftCore } from './core.ts';
@@ -227,11 +227,16 @@ export class Peer {
   static async open(opts: PeerOptions): Promise<Peer> {
     if (!Number.isSafeInteger(opts.tickMs) || opts.tickMs < 1)
       throw new RangeError(`tickMs must be a positive integer, got ${opts.tickMs}`);
-    const limits = checkLimits({ ...DEFAULT_PEER_LIMITS, requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs), ...opts.limits });
+    const loaded = await opts.storage.load();
+    const limits = checkLimits({
+      ...DEFAULT_PEER_LIMITS,
+      ...(loaded.tier === undefined ? {} : TIERED_PEER_LIMITS),
+      requestTimeoutTicks: requestTimeoutTicksFor(opts.tickMs),
+      ...opts.limits,
+    });
     const kvLimits = opts.kvLimits ?? DEFAULT_KV_LIMITS;
     const raft = { ...defaultRaftConfig(opts.id, opts.random), ...opts.raft, id: opts.id, random: opts.random };
     if (opts.quiesce !== undefined) raft.quiesce = opts.quiesce;
-    const loaded = await opts.storage.load();
     const start = restartFrom(loaded, opts.initialMembership, opts.initialState);
     // A brand-new peer's membership must be durable before it can vote or be voted for,
     // or a restart would come back with a hard state and no idea who its peers are.
