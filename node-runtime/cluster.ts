@@ -9,6 +9,7 @@
 //   npm run cluster -- --base-port 13379 --tick-ms 20 --data-root /tmp/metcd
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { nodeProcess } from './process-tuning.ts';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -73,31 +74,27 @@ function prefixLines(id: string, stream: NodeJS.ReadableStream, out: NodeJS.Writ
 }
 
 ids.forEach((id, k) => {
-  const child = spawn(
-    process.execPath,
-    [
-      CLI,
-      '--id',
-      id,
-      '--http',
-      `127.0.0.1:${basePort + k}`,
-      '--data-dir',
-      path.join(root, id),
-      '--engine',
-      String(values['engine']),
-      '--initial-cluster',
-      initialCluster,
-      '--cluster-token',
-      clusterToken.value,
-      '--root-token-file',
-      rootToken.path,
-      '--tick-ms',
-      String(values['tick-ms']),
-      '--log-level',
-      String(values['log-level']),
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const node = nodeProcess(CLI, [
+    '--id',
+    id,
+    '--http',
+    `127.0.0.1:${basePort + k}`,
+    '--data-dir',
+    path.join(root, id),
+    '--engine',
+    String(values['engine']),
+    '--initial-cluster',
+    initialCluster,
+    '--cluster-token',
+    clusterToken.value,
+    '--root-token-file',
+    rootToken.path,
+    '--tick-ms',
+    String(values['tick-ms']),
+    '--log-level',
+    String(values['log-level']),
+  ]);
+  const child = spawn(process.execPath, node.argv, { stdio: ['ignore', 'pipe', 'pipe'], env: node.env });
   children.set(id, child);
   prefixLines(id, child.stdout!, process.stdout);
   prefixLines(id, child.stderr!, process.stderr);

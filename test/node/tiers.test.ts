@@ -5,6 +5,8 @@
 // without reading its records, catches up by a snapshot install and serves them again. The memory engine has no tier: no cache
 // in /status, no cache metrics.
 
+import { readFileSync } from 'node:fs';
+import { NODE_PROCESS_ARGS, NODE_PROCESS_ENV } from '../../node-runtime/process-tuning.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster, followLeader, readPrefix } from './proc-cluster.ts';
 import type { ProcNode } from './proc-cluster.ts';
@@ -154,6 +156,20 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
     expect(rss).toBeGreaterThan(m.heapUsedBytes);
     for (const name of ['nodejs_heap_size_used_bytes', 'nodejs_heap_size_total_bytes', 'nodejs_external_memory_bytes'])
       expect(requiredSample(families, name), name).toBeGreaterThan(0);
+  });
+
+  it('a node runs with the memory settings of process-tuning.ts, as `npm run node` starts one', async () => {
+    const node = tiered.live()[0]!;
+    const pid = node.proc!.pid!;
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    for (const arg of NODE_PROCESS_ARGS) expect(argv, arg).toContain(arg);
+    for (const [k, v] of Object.entries(NODE_PROCESS_ENV)) expect(environ, k).toContain(`${k}=${v}`);
+    const script = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts: Record<string, string> })
+      .scripts['node']!;
+    const words = script.split(/\s+/);
+    for (const arg of NODE_PROCESS_ARGS) expect(words, `npm run node passes ${arg}`).toContain(arg);
+    for (const [k, v] of Object.entries(NODE_PROCESS_ENV)) expect(words, `npm run node sets ${k}`).toContain(`${k}=${v}`);
   });
 
   it('the memory engine holds everything in memory: no cache in /status or /metrics', async () => {

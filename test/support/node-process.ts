@@ -5,6 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
+import { nodeProcess } from '../../node-runtime/process-tuning.ts';
 
 export const CLI = new URL('../../node-runtime/cli.ts', import.meta.url).pathname;
 
@@ -42,8 +43,10 @@ export class NodeProcess {
   }
 
   start(extra: string[] = []): void {
-    const argv = [CLI, ...this.args, ...extra];
-    const { logFile, env, onSpawn } = this.options;
+    // As `npm run node` starts a node (process-tuning.ts): the memory the tests and the bench
+    // see is what a user's node has.
+    const { argv, env } = nodeProcess(CLI, [...this.args, ...extra], this.options.env ?? process.env);
+    const { logFile, onSpawn } = this.options;
     let proc: ChildProcess;
     if (logFile !== undefined) {
       const fd = openSync(logFile, 'a');
