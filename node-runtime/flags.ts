@@ -40,6 +40,8 @@ export interface NodeConfig {
   electionTicks: number;
   heartbeatTicks: number;
   snapshotEntries: number;
+  /** Bytes of one InstallSnapshot chunk (a snapshot is sent, and staged, a chunk at a time). */
+  snapshotChunkBytes: number;
   /** Writes that would grow the keys + values past this many bytes are refused (507). */
   quotaBytes: number;
   /** The hot-record cache's budget when the engine's table holds the key space (sqlite). */
@@ -64,6 +66,12 @@ interface FlagSpec {
   default: string;
   help: string;
 }
+
+/** A snapshot chunk: Raft's default, and bounds that keep one within a peer message (the
+ *  transport's body limit) and above per-chunk overheads worth paying. */
+const SNAPSHOT_CHUNK_BYTES_DEFAULT = 512 * 1024;
+const SNAPSHOT_CHUNK_BYTES_MIN = 1024;
+const SNAPSHOT_CHUNK_BYTES_MAX = 4 * 1024 * 1024;
 
 export const FLAGS: Record<string, FlagSpec> = {
   id: { type: 'string', default: '(required)', help: "this node's id, e.g. n1 (letters, digits, - _ .)" },
@@ -104,7 +112,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'snapshot-entries': {
     type: 'string',
     default: '100000',
-    help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB), as etcd --snapshot-count',
+    help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB, 16 MiB on sqlite), as etcd --snapshot-count',
+  },
+  'snapshot-chunk-bytes': {
+    type: 'string',
+    default: String(SNAPSHOT_CHUNK_BYTES_DEFAULT),
+    help: `bytes of one chunk of a snapshot sent to a lagging follower, ${SNAPSHOT_CHUNK_BYTES_MIN} to ${SNAPSHOT_CHUNK_BYTES_MAX}`,
   },
   'quota-bytes': {
     type: 'string',
@@ -180,8 +193,12 @@ function count(value: string, flag: string, max: number): number {
 }
 
 function positiveInt(value: string, flag: string, max: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > max) {
-    throw new FlagError(`--${flag}: expected an integer from 1 to ${max}, got ${JSON.stringify(value)}`);
+  return boundedInt(value, flag, 1, max);
+}
+
+function boundedInt(value: string, flag: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new FlagError(`--${flag}: expected an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }
@@ -320,6 +337,12 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       electionTicks,
       heartbeatTicks,
       snapshotEntries: positiveInt(str('snapshot-entries', '100000'), 'snapshot-entries', 100_000_000),
+      snapshotChunkBytes: boundedInt(
+        str('snapshot-chunk-bytes', String(SNAPSHOT_CHUNK_BYTES_DEFAULT)),
+        'snapshot-chunk-bytes',
+        SNAPSHOT_CHUNK_BYTES_MIN,
+        SNAPSHOT_CHUNK_BYTES_MAX,
+      ),
       quotaBytes: positiveInt(str('quota-bytes', String(defaultQuotaBytes(engine))), 'quota-bytes', 64 * 1024 ** 3),
       cacheBytes: count(str('cache-bytes', String(DEFAULT_CACHE_BYTES)), 'cache-bytes', 64 * 1024 ** 3),
       historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),

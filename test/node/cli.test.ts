@@ -131,6 +131,12 @@ describe('parseFlags', () => {
     const q = parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '1000'], {});
     expect(q.help === false && q.config.quotaBytes).toBe(1000);
     expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '0'], {})).toThrow(FlagError);
+    const chunk = (v: string) => parseFlags(['--id', 'n1', '--bootstrap', '--snapshot-chunk-bytes', v], {});
+    const d = parseFlags(['--id', 'n1', '--bootstrap'], {});
+    expect(d.help === false && d.config.snapshotChunkBytes).toBe(512 * 1024);
+    for (const ok of ['1024', String(4 * 1024 ** 2)])
+      expect((chunk(ok) as { config: { snapshotChunkBytes: number } }).config.snapshotChunkBytes).toBe(Number(ok));
+    for (const bad of ['1023', String(4 * 1024 ** 2 + 1), '0', '-5', '1e4']) expect(() => chunk(bad), bad).toThrow(FlagError);
   });
 
   it('takes the advertised URL from --initial-cluster and checks it against --advertise', () => {

@@ -78,6 +78,10 @@ export interface PeerStatus {
   stateBytesMax: number;
   /** The hot-record cache of a tiered engine (the key space on disk), null when all in memory. */
   cache: CacheStatus | null;
+  /** Snapshot transfers of a tiered peer (streamed, staged): the streams it serves to followers
+   *  now, and the transfer it is receiving (bytes and records staged so far; null when none).
+   *  Null on a peer that holds its state in memory. */
+  snapshotStreams: { sending: number; receiving: { bytes: number; records: number } | null } | null;
   members: MemberStatus[];
   pendingProposals: number;
   pendingReads: number;

@@ -710,6 +710,8 @@ export class Peer {
         tickMs: this.tickMs,
         tickStalls: this.leaseGuard.stalls,
         nonMemberMessages: this.senders.counts,
+        snapshotStreams:
+          this.streams === null || this.stager === null ? null : { sending: this.streams.active, receiving: this.stager.receiving() },
       }),
     );
   }

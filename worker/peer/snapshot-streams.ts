@@ -104,6 +104,11 @@ export class SnapshotStager {
     return { reset, records };
   }
 
+  /** The transfer being staged: its bytes and records so far (null when none is under way). */
+  receiving(): { bytes: number; records: number } | null {
+    return this.decoder === null ? null : { bytes: this.bytes, records: this.summary.records };
+  }
+
   /** After the last part: the installed state (its records are the staged ones) and their count. */
   finish(): { state: KvState; summary: RecordSummary } {
     if (this.decoder === null) throw new Error('a staged snapshot to install, and no transfer staged');

@@ -47,6 +47,7 @@ export interface StatusParts {
   tickMs: number;
   tickStalls: number;
   nonMemberMessages: NonMemberCounts;
+  snapshotStreams: PeerStatus['snapshotStreams'];
 }
 
 export function peerStatus(p: StatusParts): Omit<PeerStatus, 'watchers' | 'quiescent' | 'quiescedAtMs' | 'wakes'> {
@@ -76,6 +77,7 @@ export function peerStatus(p: StatusParts): Omit<PeerStatus, 'watchers' | 'quies
     stateBytes: p.kv.stateBytes,
     stateBytesMax: p.limits.stateBytesMax,
     cache: cacheStatus(p.kv.store.tierCounts()),
+    snapshotStreams: p.snapshotStreams,
     members: [...m.voters.map((id) => member(id, true)), ...m.learners.map((id) => member(id, false))],
     pendingProposals: p.pendingProposals,
     pendingReads: p.pendingReads,
