@@ -13,6 +13,16 @@ function laggingCluster(chunkBytes: number): Network {
   return net;
 }
 
+/** The first snapshot chunk at `offset` is lost (later ones, a resend, get through). */
+function loseChunkOnce(net: Network, offset: number): void {
+  let dropped = false;
+  net.dropIf((m) => {
+    if (m.type !== 'snapshot' || m.snapshot!.offset !== offset || dropped) return false;
+    dropped = true;
+    return true;
+  });
+}
+
 describe('log compaction', () => {
   it('compact() drops the log up to the snapshot and keeps the rest', () => {
     const net = laggingCluster(1024);
@@ -75,14 +85,7 @@ describe('InstallSnapshot in chunks', () => {
   it('a lost chunk is sent again after an election timeout', () => {
     const net = laggingCluster(16);
     net.heal();
-    let dropped = false;
-    net.dropIf((m) => {
-      if (m.type === 'snapshot' && m.snapshot!.offset === 16 && !dropped) {
-        dropped = true;
-        return true;
-      }
-      return false;
-    });
+    loseChunkOnce(net, 16);
     net.tick(1);
     expect(net.get('c').state).toEqual([]);
     net.tick(E);
@@ -189,14 +192,7 @@ describe('streamed snapshots (a host that keeps no snapshot bytes)', () => {
   it('a lost chunk is read again from the stream after an election timeout', () => {
     const net = streamingCluster(16, true, true);
     net.heal();
-    let dropped = false;
-    net.dropIf((m) => {
-      if (m.type === 'snapshot' && m.snapshot!.offset === 16 && !dropped) {
-        dropped = true;
-        return true;
-      }
-      return false;
-    });
+    loseChunkOnce(net, 16);
     net.tick(1);
     expect(net.get('c').state).toEqual([]);
     net.tick(E);
