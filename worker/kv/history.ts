@@ -9,8 +9,10 @@
 //   \u0001meta/compacted                 →  the compacted revision (decimal)
 // A key's current version is its ordinary record; the history holds only what was replaced and
 // the deletes, so writing new keys costs nothing extra. This class is the in-memory index over
-// those records (rebuilt from them on restore): each key's past versions, and which keys each
-// revision changed (for watch replay, in revision order, keys in order within a revision).
+// those records (rebuilt from them on restore): the revisions of each key's past versions (the
+// versions themselves are read back from the records when asked for, so a tiered store keeps
+// their values on disk), and which keys each revision changed (for watch replay, in revision
+// order, keys in order within a revision).
 
 import type { KeyRecord } from './types.ts';
 import { INTERNAL_KEY_PREFIX } from './tokens.ts';
@@ -81,9 +83,17 @@ export type CurrentChanges = (from: number, visit: (key: string, modRevision: nu
 /** How many current changes a replay over a tiered store reads from it at a time. */
 const CURRENT_CHANGES_PAGE = 1024;
 
+/** A past version in the index: its revision, negated for a delete (revisions are >= 1). */
+type PastEntry = number;
+const entryRevision = (e: PastEntry): number => (e < 0 ? -e : e);
+
+/** Reads one of metcd's own records (a history record) back from the records. */
+export type StoredRecord = (storedKey: string) => KeyRecord | undefined;
+
 export class KeyHistory {
-  /** Per key, its replaced versions and deletes, oldest first. */
-  private readonly past = new Map<string, PastVersion[]>();
+  /** Per key, its replaced versions and deletes, oldest first, as PastEntry. */
+  private readonly past = new Map<string, PastEntry[]>();
+  private readonly stored: StoredRecord;
   /** Revisions that changed keys, ascending, and the keys each changed (sorted once complete).
    *  Empty over a tiered store: the changes are read from the store (`currentChanges`), so a
    *  restart does not read every key changed within the window. */
@@ -93,19 +103,29 @@ export class KeyHistory {
   /** Reads below this revision are refused (its history is gone). */
   compacted = 0;
 
-  /** Restore: every history record, the current records and the compacted revision. */
+  private constructor(stored: StoredRecord) {
+    this.stored = stored;
+  }
+
+  /** Restore: every history record, the current records and the compacted revision; `stored`
+   *  reads the history records back (the state machine's records hold them). */
   /** `current`: each client key's modRevision, at least for those >= `compacted` (any order). */
-  static restore(pastRecords: Array<[string, PastVersion]>, current: Iterable<[string, number]>, compacted: number): KeyHistory {
-    const h = new KeyHistory();
+  static restore(
+    pastRecords: Array<[string, PastVersion]>,
+    current: Iterable<[string, number]>,
+    compacted: number,
+    stored: StoredRecord,
+  ): KeyHistory {
+    const h = new KeyHistory(stored);
     h.compacted = compacted;
     const changes: Array<[number, string]> = [];
     for (const [key, version] of pastRecords) {
       let list = h.past.get(key);
       if (list === undefined) h.past.set(key, (list = []));
-      list.push(version);
+      list.push(version.record === null ? -version.revision : version.revision);
       if (version.revision >= compacted) changes.push([version.revision, key]);
     }
-    for (const list of h.past.values()) list.sort((a, b) => a.revision - b.revision);
+    for (const list of h.past.values()) list.sort((a, b) => entryRevision(a) - entryRevision(b));
     for (const [key, modRevision] of current) if (modRevision >= compacted) changes.push([modRevision, key]);
     changes.sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
     for (const [revision, key] of changes) h.noteChange(revision, key);
@@ -114,8 +134,13 @@ export class KeyHistory {
 
   /** Restore over a tiered store: the history records and the compacted revision; the current
    *  records' changes stay in the store and are read from it when a replay asks. */
-  static restoreOverStore(pastRecords: Array<[string, PastVersion]>, currentChanges: CurrentChanges, compacted: number): KeyHistory {
-    const h = KeyHistory.restore(pastRecords, [], compacted);
+  static restoreOverStore(
+    pastRecords: Array<[string, PastVersion]>,
+    currentChanges: CurrentChanges,
+    compacted: number,
+    stored: StoredRecord,
+  ): KeyHistory {
+    const h = KeyHistory.restore(pastRecords, [], compacted, stored);
     h.revisions.length = 0;
     h.changed.length = 0;
     h.currentChanges = currentChanges;
@@ -141,7 +166,16 @@ export class KeyHistory {
     const list = this.past.get(key);
     if (list === undefined) return undefined;
     const i = lastAtOrBefore(list, revision);
-    return i < 0 ? undefined : (list[i]!.record ?? undefined);
+    return i < 0 ? undefined : (this.version(key, list[i]!) ?? undefined);
+  }
+
+  /** The past version `entry` of `key`, read back from its history record (null: a delete). */
+  private version(key: string, entry: PastEntry): KeyRecord | null {
+    if (entry < 0) return null;
+    const storedKey = historyKey(entry, key);
+    const stored = this.stored(storedKey);
+    if (stored === undefined) throw new Error(`KV state: the history record ${JSON.stringify(storedKey)} is missing`);
+    return decodePast(storedKey, stored.value)[1].record;
   }
 
   /** Keys that have a past (some may have no current record), for ranges at a revision. */
@@ -173,7 +207,9 @@ export class KeyHistory {
     current: (key: string) => KeyRecord | undefined,
   ): Generator<KeyEvent> {
     const pastChanges: Array<[string, number]> = [];
-    for (const [key, list] of this.past) for (const v of list) if (v.revision >= from) pastChanges.push([key, v.revision]);
+    for (const [key, list] of this.past) {
+      for (const e of list) if (entryRevision(e) >= from) pastChanges.push([key, entryRevision(e)]);
+    }
     pastChanges.sort(byRevisionThenKey);
     let p = 0;
     let resume: [string, number] | null = null;
@@ -206,10 +242,10 @@ export class KeyHistory {
   private eventAt(key: string, revision: number, current: KeyRecord | undefined): KeyEvent {
     const list = this.past.get(key) ?? [];
     const i = lastAtOrBefore(list, revision);
-    const here = i >= 0 && list[i]!.revision === revision ? list[i]! : null;
-    const record = here !== null ? here.record : current !== undefined && current.modRevision === revision ? current : null;
+    const here = i >= 0 && entryRevision(list[i]!) === revision ? list[i]! : null;
+    const record = here !== null ? this.version(key, here) : current !== undefined && current.modRevision === revision ? current : null;
     const before = here !== null ? i - 1 : i;
-    const prev = before >= 0 ? (list[before]!.record ?? undefined) : undefined;
+    const prev = before >= 0 ? (this.version(key, list[before]!) ?? undefined) : undefined;
     const event: KeyEvent = record === null ? { type: 'delete', key, revision } : { type: 'put', key, revision, record };
     if (prev !== undefined) event.prev = prev;
     return event;
@@ -240,10 +276,10 @@ export class KeyHistory {
       if (v >= 0) {
         const e = list[v]!;
         const cur = current(key);
-        const shown = e.revision === revision || (e.record !== null && !(cur !== undefined && cur.modRevision <= revision));
+        const shown = entryRevision(e) === revision || (e > 0 && !(cur !== undefined && cur.modRevision <= revision));
         keepFrom = shown ? v : v + 1;
       }
-      for (let i = 0; i < keepFrom; i++) writes.remove(historyKey(list[i]!.revision, key));
+      for (let i = 0; i < keepFrom; i++) writes.remove(historyKey(entryRevision(list[i]!), key));
       if (keepFrom >= list.length) this.past.delete(key);
       else if (keepFrom > 0) list.splice(0, keepFrom);
     }
@@ -256,7 +292,7 @@ export class KeyHistory {
   private keep(key: string, version: PastVersion, writes: RecordWrites): void {
     let list = this.past.get(key);
     if (list === undefined) this.past.set(key, (list = []));
-    list.push(version);
+    list.push(version.record === null ? -version.revision : version.revision);
     writes.set(historyKey(version.revision, key), encodePast(version.record));
   }
 
@@ -275,12 +311,12 @@ const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, nu
   a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
 
 /** Index of the last version at or before `revision`, or -1. */
-function lastAtOrBefore(list: PastVersion[], revision: number): number {
+function lastAtOrBefore(list: PastEntry[], revision: number): number {
   let lo = 0;
   let hi = list.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (list[mid]!.revision <= revision) lo = mid + 1;
+    if (entryRevision(list[mid]!) <= revision) lo = mid + 1;
     else hi = mid;
   }
   return lo - 1;

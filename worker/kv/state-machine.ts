@@ -128,9 +128,11 @@ export class KvStateMachine {
     this.currentRevision = state?.revision ?? 0;
     const internal: Array<[string, KeyRecord]> = [];
     let restoreHistory: (past: Array<[string, PastVersion]>, compacted: number) => KeyHistory;
+    // The history keeps its versions' revisions; it reads the versions back from the records.
+    const stored = (storedKey: string): KeyRecord | undefined => this.records.get(storedKey);
     if (tier === undefined) {
       const records = this.loadRecords(state?.records ?? [], internal);
-      restoreHistory = (past, compacted) => KeyHistory.restore(past, clientModRevisions(records), compacted);
+      restoreHistory = (past, compacted) => KeyHistory.restore(past, clientModRevisions(records), compacted, stored);
     } else {
       if (state !== undefined && state.records.length > 0) throw new Error('KV state: a tiered state machine takes no records in memory');
       this.records = tier.store;
@@ -148,7 +150,7 @@ export class KvStateMachine {
       // The current records' changes stay in the store: a replay reads them from there.
       const clientChanges: CurrentChanges = (from, visit) =>
         tier.changedSince(from, (key, modRevision) => isInternalKey(key) || visit(key, modRevision));
-      restoreHistory = (past, compacted) => KeyHistory.restoreOverStore(past, clientChanges, compacted);
+      restoreHistory = (past, compacted) => KeyHistory.restoreOverStore(past, clientChanges, compacted, stored);
     }
     const past: Array<[string, PastVersion]> = [];
     let compacted = 0;
