@@ -238,6 +238,18 @@ describe('SnapshotReceiver', () => {
     expect(r.accept(chunk(0, 'xy'), 'b', 3)).toEqual({ kind: 'progress', bytes: 2 }); // a new transfer
   });
 
+  it('is active from the first chunk of a transfer until it completes or is cleared', () => {
+    const r = new SnapshotReceiver();
+    expect(r.active).toBe(false);
+    r.accept(chunk(0, 'ab'), 'a', 2);
+    expect(r.active).toBe(true);
+    r.clear(); // e.g. the leader went back to appends
+    expect(r.active).toBe(false);
+    r.accept(chunk(0, 'ab'), 'a', 2);
+    expect(r.accept(chunk(2, 'cd', true), 'a', 2).kind).toBe('complete');
+    expect(r.active).toBe(false);
+  });
+
   it('after a restart (empty buffer) refuses a chunk in the middle', () => {
     expect(new SnapshotReceiver().accept(chunk(2, 'cd'), 'a', 2)).toEqual({ kind: 'reject', bytes: 0 });
   });

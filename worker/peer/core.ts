@@ -27,6 +27,7 @@ export interface RaftCore {
   compact(index: number, data: Uint8Array): void;
   setSnapshotProvider(provider: SnapshotProvider): void;
   stageSnapshots(): void;
+  receivingSnapshot(): boolean;
   hasReady(): boolean;
   ready(): Ready;
   advance(rd: Ready): void;

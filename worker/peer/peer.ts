@@ -711,7 +711,14 @@ export class Peer {
         tickStalls: this.leaseGuard.stalls,
         nonMemberMessages: this.senders.counts,
         snapshotStreams:
-          this.streams === null || this.stager === null ? null : { sending: this.streams.active, receiving: this.stager.receiving() },
+          this.streams === null || this.stager === null
+            ? null
+            : {
+                sending: this.streams.active,
+                // What the stager holds counts only while the core's transfer goes on: one it
+                // dropped (the leader went back to appends) is not being received.
+                receiving: this.core.receivingSnapshot() ? this.stager.receiving() : null,
+              },
       }),
     );
   }

@@ -124,6 +124,11 @@ export class RawNode {
     this.raft.snapshotProvider = provider;
   }
 
+  /** A snapshot transfer to this node is under way (some chunks in, not complete nor dropped). */
+  receivingSnapshot(): boolean {
+    return this.raft.snapshotReceiver.active;
+  }
+
   /** Hand a snapshot being received to the host a chunk at a time (Ready.snapshotParts); the
    *  Ready that installs it carries a `staged` snapshot without data. */
   stageSnapshots(): void {

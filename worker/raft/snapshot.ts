@@ -95,6 +95,11 @@ export class SnapshotReceiver {
     return { kind: 'complete', snapshot };
   }
 
+  /** A transfer is under way (begun, neither complete nor dropped). */
+  get active(): boolean {
+    return this.meta !== null;
+  }
+
   /** Parts accepted since the last call (staging), for the next Ready. */
   takeParts(): SnapshotPart[] {
     const parts = this.parts;
