@@ -105,7 +105,14 @@ export class TestNode {
     this.restart();
   }
 
-  private openStream(): { index: number; stream: ForwardStream } {
+  /** Opens refused before the host streams again (a host whose state is being replaced). */
+  refuseStreams = 0;
+
+  private openStream(): { index: number; stream: ForwardStream } | null {
+    if (this.refuseStreams > 0) {
+      this.refuseStreams--;
+      return null;
+    }
     const stream = new ForwardStream(bytes(JSON.stringify(this.state)));
     this.streams!.push(stream);
     return { index: this.node.status().applied, stream };

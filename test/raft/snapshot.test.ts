@@ -200,6 +200,41 @@ describe('streamed snapshots (a host that keeps no snapshot bytes)', () => {
     expect(net.get('a').streams).toHaveLength(1); // resent from the same stream
   });
 
+  it('a host that cannot stream now: the leader sends nothing it did not open, and streams once the host can', () => {
+    const net = streamingCluster(16, true, true);
+    net.get('a').refuseStreams = 3;
+    net.heal();
+    net.delivered = [];
+    net.tick(1);
+    // Refused: no chunk left, and the follower is probed from its own log, not from a snapshot
+    // it never got.
+    expect(snapshotChunks(net)).toHaveLength(0);
+    expect(net.raw('a').status().progress['c']!.state).toBe('probe');
+    net.tick(3 * E);
+    expect(net.get('a').refuseStreams).toBe(0);
+    expect(net.get('c').state).toEqual(net.get('a').state);
+    expect(net.get('a').streams).toHaveLength(1);
+  });
+
+  it('a stream the host closed mid-transfer, and no new one yet: back to probing from what the follower holds', () => {
+    const net = streamingCluster(16, true, true);
+    net.heal();
+    net.dropIf((m) => m.type === 'snapshotResp'); // the transfer stalls after its first chunk
+    net.tick(1);
+    const a = net.get('a');
+    expect(a.streams).toHaveLength(1);
+    a.streams![0]!.close(); // e.g. the host stopped it
+    a.refuseStreams = Number.MAX_SAFE_INTEGER;
+    net.heal();
+    net.tick(E); // the stalled chunk is due again: the stream cannot serve it, none opens
+    const pr = net.raw('a').status().progress['c']!;
+    expect(pr.state).toBe('probe');
+    expect(pr.next, 'probing where the follower log ends').toBe(pr.match + 1);
+    a.refuseStreams = 0;
+    net.tick(3 * E);
+    expect(net.get('c').state).toEqual(a.state);
+  });
+
   it('a leader that steps down closes the streams of its transfers under way', () => {
     const net = streamingCluster(16, true, true);
     net.heal();
