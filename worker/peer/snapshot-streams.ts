@@ -24,11 +24,12 @@ export interface StreamSource {
   opened(index: number): void;
 }
 
-/** Opens the leader's snapshot streams and closes whatever is left open when the peer stops
- *  or stops leading (the core closes each when its transfer ends; this is the backstop). */
+/** Opens the leader's snapshot streams, and closes whatever is left open when the peer closes or
+ *  fails (the core closes each when its transfer ends or it stops leading; this is the
+ *  backstop). */
 export class SnapshotStreams implements SnapshotProvider {
   private readonly source: StreamSource;
-  private readonly open_ = new Set<SnapshotStream>();
+  private readonly openStreams = new Set<SnapshotStream>();
 
   constructor(source: StreamSource) {
     this.source = source;
@@ -37,7 +38,7 @@ export class SnapshotStreams implements SnapshotProvider {
   open(): { index: number; stream: SnapshotStream } | null {
     if (this.source.replacing()) return null;
     const chunker = new StateChunker(this.source.kv().beginView());
-    const streams = this.open_;
+    const streams = this.openStreams;
     const stream: SnapshotStream = {
       read: (offset, maxBytes) => (streams.has(stream) ? chunker.read(offset, maxBytes) : null),
       close: () => {
@@ -53,11 +54,11 @@ export class SnapshotStreams implements SnapshotProvider {
 
   /** Streams open now (each holds a view: a read transaction on a tiered engine). */
   get active(): number {
-    return this.open_.size;
+    return this.openStreams.size;
   }
 
   closeAll(): void {
-    for (const s of [...this.open_]) s.close();
+    for (const s of [...this.openStreams]) s.close();
   }
 }
 
