@@ -112,7 +112,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'snapshot-entries': {
     type: 'string',
     default: '100000',
-    help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB, 16 MiB on sqlite), as etcd --snapshot-count',
+    help: 'applied entries between snapshots (log compaction; sooner once they carry 64 MiB, 8 MiB on sqlite), as etcd --snapshot-count',
   },
   'snapshot-chunk-bytes': {
     type: 'string',

@@ -112,7 +112,6 @@ describe('Node, sqlite: a snapshot streamed in chunks and staged on disk survive
     await victim.kill('SIGKILL');
     // Far more than 20 entries while it is down: the others compact past it.
     await writeRound(leader, 0, 3000, 2);
-    const openedBefore = await metric(leader, 'metcd_snapshot_streams_opened_total');
     const seen = await cutMidTransfer(victim, () => victim.kill('SIGKILL'));
     // ~380 KB of state in 1 KiB chunks: it was cut with most of it still to come.
     expect(seen.bytes).toBeLessThan(300_000);
@@ -123,8 +122,9 @@ describe('Node, sqlite: a snapshot streamed in chunks and staged on disk survive
     await expectHoldsEverything(victim, now);
     expect(await metric(victim, 'metcd_snapshot_installed_staged_total'), 'installed from the staging table').toBeGreaterThanOrEqual(1);
     expect((await streamsOf(victim))?.receiving, 'nothing left half-received').toBeNull();
-    // The cut transfer's stream and the one that completed.
-    expect((await metric(now, 'metcd_snapshot_streams_opened_total')) - openedBefore).toBeGreaterThanOrEqual(2);
+    // (The restarted follower asks for the transfer from its start: a new stream, or the same
+    // one when it had read no further than its first chunk. Either way the install above is
+    // this incarnation's: the counter starts at 0 with the process.)
     await waitFor('the leader to close its streams', 10_000, async () => ((await streamsOf(now))?.sending === 0 ? true : undefined));
   });
 

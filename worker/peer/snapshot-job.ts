@@ -4,7 +4,7 @@
 import type { KvStateMachine } from '../kv/state-machine.ts';
 import { StateEncoder } from '../kv/codec.ts';
 import type { StateView } from '../kv/state-view.ts';
-import type { Membership, Snapshot } from '../raft/types.ts';
+import type { Membership, Snapshot, SnapshotMeta } from '../raft/types.ts';
 import { cloneMembership } from '../raft/membership.ts';
 import type { PeerLimits } from './options.ts';
 import type { Clock } from './ports.ts';
@@ -48,6 +48,9 @@ export class SnapshotJob {
 
   /** Snapshots are meta only: the host's table is the state (a tiered peer streams it). */
   private readonly metaOnly: boolean;
+  /** Meta only: the applied point taken when the last snapshot was due, compacted to when the
+   *  next one is (stepMetaOnly). */
+  private mark: SnapshotMeta | null = null;
 
   constructor(limits: PeerLimits, clock: Clock, metaOnly = false) {
     this.limits = limits;
@@ -68,6 +71,7 @@ export class SnapshotJob {
   /** A snapshot from the leader replaced the state: the count starts over. */
   noteInstalled(): void {
     this.bytesSinceSnapshot = 0;
+    this.mark = null; // a point of the state the snapshot replaced
   }
 
   /**
@@ -77,15 +81,12 @@ export class SnapshotJob {
    * encoded (the caller compacts the log to it), null until then.
    */
   step(state: AppliedState, onTick: boolean): Snapshot | null {
+    if (this.metaOnly) return this.stepMetaOnly(state);
     if (this.job === null) {
       const entriesDue = state.applied - state.snapshotIndex >= this.limits.snapshotEveryEntries;
       const bytesDue = state.applied > state.snapshotIndex && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
       if (!entriesDue && !bytesDue) return null;
       this.bytesSinceSnapshot = 0;
-      if (this.metaOnly) {
-        const meta = { index: state.applied, term: state.appliedTerm, membership: cloneMembership(state.appliedMembership) };
-        return { meta, data: new Uint8Array(0) };
-      }
       this.job = {
         view: state.kv.beginView(),
         encoder: new StateEncoder(state.kv.revision),
@@ -102,6 +103,25 @@ export class SnapshotJob {
     const data = job.encoder.finish(job.view.sessions);
     this.abandon();
     return { meta: { index: job.index, term: job.term, membership: job.membership }, data };
+  }
+
+  /**
+   * A meta-only snapshot is due on the same schedule, counted from the last point it was due
+   * (the mark), but compacts the log only to that mark, one interval back: a follower behind
+   * by less than an interval of log still catches up from the log (etcd keeps 5,000 entries
+   * after a compaction for the same reason), while the log held stays under two intervals. The
+   * mark's term and membership are the applied ones when it was taken, hence those at its index.
+   */
+  private stepMetaOnly(state: AppliedState): Snapshot | null {
+    const from = this.mark?.index ?? state.snapshotIndex;
+    const entriesDue = state.applied - from >= this.limits.snapshotEveryEntries;
+    const bytesDue = state.applied > from && this.bytesSinceSnapshot >= this.limits.snapshotEveryBytes;
+    if (!entriesDue && !bytesDue) return null;
+    this.bytesSinceSnapshot = 0;
+    const previous = this.mark;
+    this.mark = { index: state.applied, term: state.appliedTerm, membership: cloneMembership(state.appliedMembership) };
+    if (previous === null || previous.index <= state.snapshotIndex) return null;
+    return { meta: previous, data: new Uint8Array(0) };
   }
 
   /** Drop the snapshot under way (its state was replaced, or the peer closes). */
