@@ -30,7 +30,7 @@ import { decodeConfChange } from '../raft/codec.ts';
 import { KvStateMachine } from '../kv/state-machine.ts';
 import type { DiskRecords } from '../kv/record-store.ts';
 import { DEFAULT_CACHE_BYTES, openTiered, type TierOptions } from './record-tier.ts';
-import { emptySummary, summarize } from '../kv/record-summary.ts';
+import { summarize } from '../kv/record-summary.ts';
 import { SnapshotStager, SnapshotStreams } from './snapshot-streams.ts';
 import { invariant } from '../raft/assert.ts';
 import { decodeCommand, decodeState, encodeCommand } from '../kv/codec.ts';
@@ -838,7 +838,8 @@ export class Peer {
     // 1. persist
     const batch: SaveBatch = {};
     let restored: KvStateMachine | null = null;
-    let installed: { state: KvState; summary: RecordSummary } | null = null;
+    /** A staged install (a tiered peer's): the snapshot's state but its records, and their count. */
+    let staged: { state: KvState; summary: RecordSummary } | null = null;
     // A snapshot arriving in chunks: their records go to the engine's staging area now.
     if (rd.snapshotParts !== undefined) batch.stage = this.stagerOf().take(rd.snapshotParts);
     if (rd.snapshot !== undefined) {
@@ -846,17 +847,15 @@ export class Peer {
         throw new Error(`core handed a snapshot at ${rd.snapshot.meta.index} below applied ${this.applied}`);
       }
       if (rd.snapshot.staged === true) {
-        installed = this.stagerOf().finish();
-        batch.installSnapshot = { snapshot: rd.snapshot, kv: installed.state, staged: installed.summary };
-      } else {
-        const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
-        installed = { state, summary: this.tier === null ? emptySummary() : summarize(state.records) };
-        batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
-      }
-      if (this.tier === null) restored = new KvStateMachine(this.kvLimits, installed.state);
-      else {
+        staged = this.stagerOf().finish();
+        batch.installSnapshot = { snapshot: rd.snapshot, kv: staged.state, staged: staged.summary };
         this.kv.store.pin(); // reads keep seeing this state while the install replaces the disk
         this.installing = true;
+      } else {
+        invariant(this.tier === null, 'a tiered peer stages the snapshots it receives (RawNode.stageSnapshots)');
+        const state = rd.snapshot.data.length === 0 ? EMPTY_KV_STATE : decodeState(rd.snapshot.data);
+        restored = new KvStateMachine(this.kvLimits, state);
+        batch.installSnapshot = { snapshot: rd.snapshot, kv: state };
       }
       this.unsaved = null; // everything it held is older than the snapshot, which replaces it
     } else {
@@ -867,8 +866,8 @@ export class Peer {
     if (rd.hardState !== undefined) batch.hardState = rd.hardState;
     if (Object.keys(batch).length > 0) await this.save(batch);
     // A tiered store opens over the disk once it shows the installed records.
-    if (this.tier !== null && installed !== null) {
-      restored = openTiered(this.tier.disk, installed.summary, installed.state, this.tier.options);
+    if (staged !== null) {
+      restored = openTiered(this.tierOf().disk, staged.summary, staged.state, this.tierOf().options);
       this.installing = false;
     }
 
@@ -913,6 +912,11 @@ export class Peer {
     this.core.advance(rd);
     this.maybeSnapshot();
     this.requestParkedReads();
+  }
+
+  private tierOf(): { disk: DiskRecords; options: TierOptions } {
+    if (this.tier === null) throw new Error('a tiered install on a peer without a tier');
+    return this.tier;
   }
 
   private stagerOf(): SnapshotStager {
