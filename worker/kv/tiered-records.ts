@@ -47,6 +47,9 @@ export class TieredRecords implements RecordStore {
   private records: number;
   /** The batch the changes made now belong to. */
   private openBatch = 1;
+  /** The keys each batch not yet durable changed, oldest batch first: a save that resolves
+   *  visits its own changes, not the whole overlay. */
+  private readonly batchKeys: Array<{ batch: number; keys: string[] }> = [];
   /** Reads go here instead of `disk` once pinned (a snapshot install is being written). */
   private pinned: DiskView | null = null;
   private hits = 0;
@@ -103,7 +106,13 @@ export class TieredRecords implements RecordStore {
   }
 
   private change(key: string, record: KeyRecord | null): void {
-    if (!this.overlay.has(key)) this.overlayOrder = null;
+    const before = this.overlay.get(key);
+    if (before === undefined) this.overlayOrder = null;
+    if (before?.batch !== this.openBatch) {
+      const last = this.batchKeys[this.batchKeys.length - 1];
+      if (last?.batch === this.openBatch) last.keys.push(key);
+      else this.batchKeys.push({ batch: this.openBatch, keys: [key] });
+    }
     this.overlay.set(key, { record, batch: this.openBatch });
     this.cache.delete(key); // the overlay answers for it until durable
   }
@@ -117,11 +126,16 @@ export class TieredRecords implements RecordStore {
    *  overlay (and are offered to the cache, as the newest reads of those keys). */
   changesDurable(batch: number): void {
     if (this.pinned !== null) return; // an install is replacing the disk under this store
-    for (const [key, pending] of this.overlay) {
-      if (pending.batch > batch) continue;
-      this.overlay.delete(key);
-      this.overlayOrder = null;
-      this.cache.set(key, pending.record);
+    while (this.batchKeys.length > 0 && this.batchKeys[0]!.batch <= batch) {
+      const done = this.batchKeys.shift()!;
+      for (const key of done.keys) {
+        const pending = this.overlay.get(key);
+        // Changed again in a later batch: that one carries it, and it stays.
+        if (pending === undefined || pending.batch !== done.batch) continue;
+        this.overlay.delete(key);
+        this.overlayOrder = null;
+        this.cache.set(key, pending.record);
+      }
     }
   }
 
