@@ -20,6 +20,7 @@ import { diskBytes, failedRow, rssBytes, scaleKey, scaleValue, type ScaleCluster
 import { measureScaleJoin, scaleJoinLines, type ScaleJoinResult } from './scale-join.ts';
 import { measureScaleReads, scaleReadLines, type ScaleReadsResult } from './scale-reads.ts';
 import { sleep, waitFor } from '../support/wait.ts';
+import type { ProcessMemory } from '../../worker/api/host.ts';
 
 export const SCALE_TARGETS = {
   /** RSS per node on the engines with an index on disk (sqlite, leveldb). */
@@ -277,11 +278,10 @@ const mb = (bytes: number): number => Math.round(bytes / 1e6);
 /** Where a metcd node's memory is (its /status memory): the JS heap in use and reserved, and
  *  what JS objects hold outside it; the rest of the RSS is the runtime's and the engine's own. */
 async function memoryKinds(cluster: ScaleCluster): Promise<string[]> {
-  type Memory = { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
   return Promise.all(
     cluster.clientUrls().map(async (url) => {
       try {
-        const m = (await fetchJson<{ memory?: Memory }>(`${url}/status`, {}, 5000)).memory;
+        const m = (await fetchJson<{ memory?: ProcessMemory }>(`${url}/status`, {}, 5000)).memory;
         if (m === undefined) return 'no memory in /status';
         return `heap ${mb(m.heapUsedBytes)}/${mb(m.heapTotalBytes)} MB, external ${mb(m.externalBytes)} MB, rss ${mb(m.rssBytes)} MB`;
       } catch (err) {

@@ -51,6 +51,13 @@ function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes:
   return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
 }
 
+/** Three records written at revision 1, the start of several tests. */
+const ABC_AT_1 = changes(1, [
+  ['a', rec('a1', 1)],
+  ['b', rec('b1', 1)],
+  ['c', rec('c1', 1)],
+]);
+
 /** Keys from every region where UTF-8 and UTF-16 order differ, sharing prefixes. */
 const KEY_POOL = [
   '',
@@ -217,13 +224,7 @@ describe('sqlite records (DiskRecords)', () => {
 
   it('a view keeps the records as of its opening while saves go on; several views at once', async () => {
     const { engine, disk } = await openDisk();
-    await engine.save({
-      kv: changes(1, [
-        ['a', rec('a1', 1)],
-        ['b', rec('b1', 1)],
-        ['c', rec('c1', 1)],
-      ]),
-    });
+    await engine.save({ kv: ABC_AT_1 });
     const first = disk.openView();
     await engine.save({
       kv: changes(
@@ -281,13 +282,7 @@ describe('sqlite records (DiskRecords)', () => {
 
   it('a walk stopped early or broken by a throw leaves no read transaction: later commits are seen', async () => {
     const { engine, disk } = await openDisk();
-    await engine.save({
-      kv: changes(1, [
-        ['a', rec('a1', 1)],
-        ['b', rec('b1', 1)],
-        ['c', rec('c1', 1)],
-      ]),
-    });
+    await engine.save({ kv: ABC_AT_1 });
     let visited = 0;
     disk.walkFrom('', () => ++visited < 2); // stops on the second record
     expect(visited).toBe(2);

@@ -10,6 +10,7 @@ import type { ProcNode } from './proc-cluster.ts';
 import { parsePromText, requiredSample } from '../support/prom-text.ts';
 import { waitFor } from '../support/wait.ts';
 import { readBackup } from '../../worker/backup/format.ts';
+import type { PeerStatus } from '../../worker/peer/outcomes.ts';
 
 const cluster = new ProcCluster({ engine: 'sqlite', snapshotEntries: 20, extraArgs: ['--snapshot-chunk-bytes', '1024'] });
 beforeAll(() => cluster.start(), 60_000);
@@ -38,14 +39,9 @@ async function writeRound(leader: ProcNode, from: number, to: number, round: num
   }
 }
 
-interface Streams {
-  sending: number;
-  receiving: { bytes: number; records: number } | null;
-}
-
-async function streamsOf(node: ProcNode): Promise<Streams | null> {
+async function streamsOf(node: ProcNode): Promise<PeerStatus['snapshotStreams']> {
   const res = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(2000) });
-  return ((await res.json()) as { snapshotStreams: Streams | null }).snapshotStreams;
+  return ((await res.json()) as Pick<PeerStatus, 'snapshotStreams'>).snapshotStreams;
 }
 
 async function metric(node: ProcNode, name: string): Promise<number> {

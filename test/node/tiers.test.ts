@@ -7,6 +7,8 @@
 
 import { readFileSync } from 'node:fs';
 import { NODE_PROCESS_ENV } from '../../node-runtime/process-tuning.ts';
+import type { PeerStatus } from '../../worker/peer/outcomes.ts';
+import type { ProcessMemory } from '../../worker/api/host.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ProcCluster, followLeader, readPrefix } from './proc-cluster.ts';
 import type { ProcNode } from './proc-cluster.ts';
@@ -20,23 +22,8 @@ const memory = new ProcCluster({ engine: 'memory', size: 1, clusterId: 'mem' });
 beforeAll(() => Promise.all([tiered.start(), memory.start()]), 60_000);
 afterAll(() => Promise.all([tiered.stopAll(), memory.stopAll()]));
 
-interface CacheStatus {
-  capacityBytes: number;
-  bytes: number;
-  entries: number;
-  hits: number;
-  misses: number;
-  hitRate: number | null;
-  pending: number;
-}
-
-interface Status {
-  cache: CacheStatus | null;
-  keys: number;
-  applied: number;
-  diskBytes: number;
-  memory: { rssBytes: number; heapUsedBytes: number; heapTotalBytes: number; externalBytes: number };
-}
+/** What these tests read of a Node peer's /status (the peer's report and the host's). */
+type Status = Pick<PeerStatus, 'cache' | 'keys' | 'applied'> & { diskBytes: number; memory: ProcessMemory };
 
 async function status(node: ProcNode): Promise<Status> {
   const res = await fetch(`${node.url}/status`, { signal: AbortSignal.timeout(5000) });
