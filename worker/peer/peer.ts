@@ -75,6 +75,14 @@ export type { Health, KvView, MemberStatus, PeerStatus, ReadLevel, ReadOutcome, 
 
 const EMPTY_KV_STATE: KvState = { revision: 0, records: [], sessions: [] };
 
+/** What a tiered peer has that one holding its state in memory does not. */
+interface TierParts {
+  disk: DiskRecords;
+  options: TierOptions;
+  streams: SnapshotStreams;
+  stager: SnapshotStager;
+}
+
 export class Peer {
   readonly id: NodeId;
   private readonly storage: PeerStorage;
@@ -93,8 +101,10 @@ export class Peer {
   private readonly quiescence: Quiescence;
   private readonly core: RaftCore;
   private kv: KvStateMachine;
-  /** A tiered engine's records (record-tier.ts), null when the state is all in memory. */
-  private readonly tier: { disk: DiskRecords; options: TierOptions } | null;
+  /** A tiered peer's parts: its engine's records (record-tier.ts) and its streamed snapshots,
+   *  sent and staged (snapshot-streams.ts). Null when the state is all in memory, and
+   *  snapshots go whole as bytes. */
+  private readonly tier: TierParts | null;
 
   /** Highest log index applied to `kv`, its term, and the membership as of it. */
   private applied: number;
@@ -113,10 +123,6 @@ export class Peer {
   private readonly snapshotJob: SnapshotJob;
   /** When the snapshot under way began (elapsedMs), for its duration. */
   private snapshotStartMs = 0;
-  /** A tiered peer's streamed snapshots (snapshot-streams.ts): null on one that holds its
-   *  state in memory, which sends and receives snapshots as bytes. */
-  private readonly streams: SnapshotStreams | null;
-  private readonly stager: SnapshotStager | null;
   /** A snapshot install is saving: the state is being replaced (no stream opens on it). */
   private installing = false;
 
@@ -178,7 +184,6 @@ export class Peer {
     this.log = opts.log ?? (() => {});
     this.core = core;
     this.kv = kv;
-    this.tier = tier;
     this.applied = init.applied;
     this.appliedTerm = init.appliedTerm;
     this.appliedMembership = init.appliedMembership;
@@ -197,8 +202,9 @@ export class Peer {
     this.lessor = new Lessor(init.tickMs, init.electionTicks);
     this.quiescence = new Quiescence(init.electionTicks, init.tickMs, opts.ticks, opts.clock);
     this.snapshotJob = new SnapshotJob(init.limits, opts.clock, tier !== null);
-    if (tier !== null) {
-      this.streams = new SnapshotStreams({
+    if (tier === null) this.tier = null;
+    else {
+      const streams = new SnapshotStreams({
         kv: () => this.kv,
         applied: () => this.applied,
         replacing: () => this.installing,
@@ -207,12 +213,9 @@ export class Peer {
           this.log('info', 'peer.snapshot.streaming', { id: this.id, term: this.term, index });
         },
       });
-      this.stager = new SnapshotStager(init.kvLimits.sessionsMax);
-      core.setSnapshotProvider(this.streams);
+      this.tier = { ...tier, streams, stager: new SnapshotStager(init.kvLimits.sessionsMax) };
+      core.setSnapshotProvider(streams);
       core.stageSnapshots();
-    } else {
-      this.streams = null;
-      this.stager = null;
     }
     this.proposals = new ProposalRoom(init.limits.pendingProposalsMax);
     this.reads = new ReadRoom(init.limits.pendingReadsMax);
@@ -422,7 +425,7 @@ export class Peer {
       if (carry !== null) await this.storage.save(carry);
     } finally {
       this.snapshotJob.abandon();
-      this.streams?.closeAll();
+      this.tier?.streams.closeAll();
       this.proposals.failAll(closed);
       this.reads.failAll(closed);
       this.transfer.fail(closed());
@@ -711,13 +714,13 @@ export class Peer {
         tickStalls: this.leaseGuard.stalls,
         nonMemberMessages: this.senders.counts,
         snapshotStreams:
-          this.streams === null || this.stager === null
+          this.tier === null
             ? null
             : {
-                sending: this.streams.active,
+                sending: this.tier.streams.active,
                 // What the stager holds counts only while the core's transfer goes on: one it
                 // dropped (the leader went back to appends) is not being received.
-                receiving: this.core.receivingSnapshot() ? this.stager.receiving() : null,
+                receiving: this.core.receivingSnapshot() ? this.tier.stager.receiving() : null,
               },
       }),
     );
@@ -841,13 +844,13 @@ export class Peer {
     /** A staged install (a tiered peer's): the snapshot's state but its records, and their count. */
     let staged: { state: KvState; summary: RecordSummary } | null = null;
     // A snapshot arriving in chunks: their records go to the engine's staging area now.
-    if (rd.snapshotParts !== undefined) batch.stage = this.stagerOf().take(rd.snapshotParts);
+    if (rd.snapshotParts !== undefined) batch.stage = this.tierOf().stager.take(rd.snapshotParts);
     if (rd.snapshot !== undefined) {
       if (rd.snapshot.meta.index < this.applied) {
         throw new Error(`core handed a snapshot at ${rd.snapshot.meta.index} below applied ${this.applied}`);
       }
       if (rd.snapshot.staged === true) {
-        staged = this.stagerOf().finish();
+        staged = this.tierOf().stager.finish();
         batch.installSnapshot = { snapshot: rd.snapshot, kv: staged.state, staged: staged.summary };
         this.kv.store.pin(); // reads keep seeing this state while the install replaces the disk
         this.installing = true;
@@ -914,14 +917,10 @@ export class Peer {
     this.requestParkedReads();
   }
 
-  private tierOf(): { disk: DiskRecords; options: TierOptions } {
-    if (this.tier === null) throw new Error('a tiered install on a peer without a tier');
+  /** The tiered parts, which staged snapshot bytes need (only a tiered peer's core stages). */
+  private tierOf(): TierParts {
+    if (this.tier === null) throw new Error('the core handed staged snapshot bytes to a peer that does not stage');
     return this.tier;
-  }
-
-  private stagerOf(): SnapshotStager {
-    if (this.stager === null) throw new Error('the core handed staged snapshot bytes to a peer that does not stage');
-    return this.stager;
   }
 
   private send(messages: Message[]): void {
@@ -1004,7 +1003,7 @@ export class Peer {
     if (snapshot === null) return;
     const index = snapshot.meta.index;
     // A tiered peer's snapshot is meta only: its table is the state, streamed when sent.
-    invariant(this.streams === null || snapshot.data.length === 0, 'a tiered peer keeps no snapshot bytes');
+    invariant(this.tier === null || snapshot.data.length === 0, 'a tiered peer keeps no snapshot bytes');
     this.core.compact(index, snapshot.data);
     // The kv changes up to `applied` (>= the snapshot's index) are saved with the compaction or
     // before it, so the log is never cut ahead of the state that replaces it.
@@ -1048,7 +1047,7 @@ export class Peer {
   private stop(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
     this.failure = error;
-    this.streams?.closeAll();
+    this.tier?.streams.closeAll();
     this.log('error', 'peer.stopped', { id: this.id, term: this.term, error: error.message });
     const failed = (): PeerError => new PeerError('failed', `peer stopped: ${error.message}`);
     this.proposals.failAll(failed);
