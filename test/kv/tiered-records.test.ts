@@ -77,7 +77,6 @@ function divergence(seed: number, bug: Bug, steps = 700): string | null {
       {
         store,
         summary,
-        changedSince: (r, visit) => store.changedSince(r, visit),
       },
     );
     return { kv, store };
@@ -205,7 +204,7 @@ describe('tiered record store', () => {
     const disk = new MapDiskRecords();
     const summary = { records: 0, internalRecords: 0, bytes: 0 };
     const store = new TieredRecords(disk, new TinyCache(4), summary);
-    const tier = new KvStateMachine(LIMITS, undefined, { store, summary, changedSince: (r, visit) => store.changedSince(r, visit) });
+    const tier = new KvStateMachine(LIMITS, undefined, { store, summary });
     const mem = new KvStateMachine(LIMITS);
     const pairs = (from: number, n: number, v: string) =>
       Array.from({ length: n }, (_, i) => [`p${String(from + i).padStart(5, '0')}`, v] as [string, string]);

@@ -80,11 +80,10 @@ export interface RangeOptions {
 
 /** A state machine's records in a tiered store (tiered-records.ts), as a tiered engine opens them. */
 export interface KvTier {
-  store: RecordStore;
+  /** The store, which also serves its records by modRevision (TieredRecords.changedSince): a
+   *  watch's replay reads the current records' changes from it, so none is indexed in memory. */
+  store: RecordStore & Pick<DiskRecords, 'changedSince'>;
   summary: RecordSummary;
-  /** The store's records by modRevision (TieredRecords.changedSince): a watch's replay reads
-   *  the current records' changes from it, so none is indexed in memory. */
-  changedSince: DiskRecords['changedSince'];
 }
 
 function* clientModRevisions(records: ReadonlyMap<string, KeyRecord>): Iterable<[string, number]> {
@@ -149,7 +148,7 @@ export class KvStateMachine {
       }
       // The current records' changes stay in the store: a replay reads them from there.
       const clientChanges: CurrentChanges = (from, visit) =>
-        tier.changedSince(from, (key, modRevision) => isInternalKey(key) || visit(key, modRevision));
+        tier.store.changedSince(from, (key, modRevision) => isInternalKey(key) || visit(key, modRevision));
       restoreHistory = (past, compacted) => KeyHistory.restoreOverStore(past, clientChanges, compacted, stored);
     }
     const past: Array<[string, PastVersion]> = [];

@@ -40,5 +40,5 @@ export function openTiered(disk: DiskRecords, summary: RecordSummary, state: KvS
   });
   const store = new TieredRecords(disk, cache, summary);
   const base: KvState = { revision: state.revision, records: [], sessions: state.sessions };
-  return new KvStateMachine(o.kvLimits, base, { store, summary, changedSince: (r, visit) => store.changedSince(r, visit) });
+  return new KvStateMachine(o.kvLimits, base, { store, summary });
 }
