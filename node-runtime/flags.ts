@@ -53,6 +53,8 @@ export interface NodeConfig {
   faultInjection: boolean;
   /** An idle cluster stops ticking (worker/peer/quiescence.ts); --no-quiesce keeps it ticking. */
   quiesce: boolean;
+  /** Give back the heap a burst left reserved once the node is quiet (heap-trim.ts); --no-heap-trim keeps it. */
+  heapTrim: boolean;
   /** HTTPS and client certificates (tls-flags.ts). */
   tls: TlsFlags;
 }
@@ -138,6 +140,11 @@ export const FLAGS: Record<string, FlagSpec> = {
     type: 'boolean',
     default: 'false',
     help: 'keep ticking and heartbeating while the cluster is idle (quiescence off; give it to every node alike)',
+  },
+  'no-heap-trim': {
+    type: 'boolean',
+    default: 'false',
+    help: 'keep the JS heap a burst of work grew reserved instead of giving it back once the node is quiet (heap-trim.ts)',
   },
   'join-timeout-ms': { type: 'string', default: '30000', help: 'give up joining (exit 1) after this long' },
   'enable-fault-injection': { type: 'boolean', default: 'false', help: 'TESTING ONLY: accept POST /_metcd/faults to drop Raft traffic' },
@@ -349,6 +356,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,
       quiesce: values['no-quiesce'] !== true,
+      heapTrim: values['no-heap-trim'] !== true,
       tls,
     },
   };

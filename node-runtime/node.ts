@@ -19,6 +19,7 @@ import { NodeStorage } from './storage/open.ts';
 import { dataDirBytes } from './storage/disk-usage.ts';
 import { RestoreError, loadRestoreFile, restoreFields } from './restore.ts';
 import { Ticker } from './ticker.ts';
+import { HeapTrimmer, obtainGc } from './heap-trim.ts';
 import { Faults } from './faults.ts';
 import { HttpTransport } from './transport.ts';
 import { loadTls } from './tls-files.ts';
@@ -32,6 +33,8 @@ export interface RunningNode {
   /** Leader: hand leadership to the most caught-up voter first. Then flush, close everything. */
   stop(opts?: { transferLeadership?: boolean }): Promise<void>;
 }
+
+const mb = (bytes: number): number => Math.round(bytes / 1e6);
 
 /** The raft route may carry whole snapshot chunks and batched appends. */
 const RAFT_BODY_BYTES_MAX = 64 * 1024 * 1024;
@@ -98,6 +101,18 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     ...(faults ? { faults } : {}),
     tls: tls.peer,
   });
+  const gc = cfg.heapTrim ? obtainGc() : null;
+  if (cfg.heapTrim && gc === null) log.warn('heap trim: this Node does not allow gc(); the heap a burst grows stays reserved');
+  const heapTrimmer =
+    gc === null
+      ? null
+      : new HeapTrimmer(gc, (t) =>
+          log.info('heap trimmed', {
+            reservedMB: `${mb(t.heapTotalBeforeBytes)} -> ${mb(t.heapTotalAfterBytes)}`,
+            inUseMB: mb(t.heapUsedAfterBytes),
+            pauseMs: Math.round(t.pauseMs),
+          }),
+        );
   const ticker = new Ticker(cfg.tickMs, 4 * cfg.electionTicks, () => peer?.tick());
   // Wall-clock aligned but monotonic: the peer also times tick stalls with it.
   const nowMs = (): number => Math.floor(performance.timeOrigin + performance.now());
@@ -119,7 +134,9 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     diskBytes: () => dataDirBytes(cfg.dataDir),
     processMemory: () => {
       const m = process.memoryUsage();
-      return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external };
+      const trims =
+        heapTrimmer === null ? {} : { heapTrims: heapTrimmer.stats.trims, heapTrimReleasedBytes: heapTrimmer.stats.releasedBytes };
+      return { rssBytes: m.rss, heapUsedBytes: m.heapUsed, heapTotalBytes: m.heapTotal, externalBytes: m.external, ...trims };
     },
   });
   const front = createFront({
@@ -210,6 +227,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
     throw new Error(`${removed}; to add this machine again, start a new node with an empty --data-dir and --join`);
   }
   ticker.start();
+  heapTrimmer?.start();
   log.info('node started', {
     engine: cfg.engine,
     http: `${cfg.listenHost}:${server.port}`,
@@ -269,6 +287,7 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
         // results to storage; only then stop time and the sockets.
         await openedPeer.close();
         ticker.stop();
+        heapTrimmer?.stop();
         await server.close();
         transport.close();
         peerClient.close();

@@ -57,6 +57,10 @@ export interface ProcessMemory {
   heapTotalBytes: number;
   /** Memory outside the heap held by JavaScript objects (buffers, the engines' bindings). */
   externalBytes: number;
+  /** Collections run to give back the heap a burst left reserved once the process went quiet
+   *  (Node: node-runtime/heap-trim.ts), and the reserved bytes they gave back in all. */
+  heapTrims?: number;
+  heapTrimReleasedBytes?: number;
 }
 
 /** What a host does to load a checked backup into its cluster (the edge: worker/edge/import.ts). */

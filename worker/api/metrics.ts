@@ -265,6 +265,15 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, host: HostGa
       .gauge('nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', memory.heapUsedBytes)
       .gauge('nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', memory.heapTotalBytes)
       .gauge('nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', memory.externalBytes);
+    if (memory.heapTrims !== undefined) {
+      out
+        .counter('metcd_heap_trims_total', 'Collections run to give back the heap a burst left reserved, once the node was quiet.', [
+          [{}, memory.heapTrims],
+        ])
+        .counter('metcd_heap_trim_released_bytes_total', 'Reserved heap those collections gave back, in bytes.', [
+          [{}, memory.heapTrimReleasedBytes ?? 0],
+        ]);
+    }
   }
   return out.text();
 }
