@@ -305,7 +305,7 @@ describe('edge records (the tier)', () => {
     const r = await probe().records<Record<string, number>>('random views');
     expect(r.viewsOpened).toBeGreaterThan(10);
     expect(r.checks).toBeGreaterThan(200);
-    expect(r.preImages).toBeGreaterThan(0);
+    expect(r.preImageWrites).toBeGreaterThan(0);
   });
 
   for (const flaw of ['no pre-image for deletes', 'pre-image stored twice, the later wins', 'view walk ignores pre-images']) {
@@ -316,6 +316,16 @@ describe('edge records (the tier)', () => {
 
   it('views: fixed cases, closing twice, reads after close throw, a storage close drops them', async () => {
     expect((await probe().records<{ preImages: number }>('views keep their records')).preImages).toBeGreaterThan(0);
+  });
+
+  it('a save that fails after replacing the records under a view rolls back whole, the view with it', async () => {
+    expect(await probe().records<string>('failed install under a view')).toMatch(/refusing to write/);
+  });
+
+  it('walks and changedSince are served by the primary key and the mod index, with no sort', async () => {
+    const plans = await probe().records<{ walk: string; changed: string }>('query plans');
+    expect(plans.walk).toBe('SEARCH records USING PRIMARY KEY (k>?)');
+    expect(plans.changed).toMatch(/^SEARCH records USING COVERING INDEX records_mod \(\(mod,k\)>\(\?,\?\)\)$/);
   });
 
   it('derived batches still waiting are seen by get without being written, and by walks, changedSince and views', async () => {

@@ -238,8 +238,8 @@ export class DurableObjectPeerStorage implements PeerStorage {
     return counted;
   }
 
-  /** Views of the records open now, and pre-images kept for them so far (records.ts). */
-  viewCounts(): { open: number; preImages: number } {
+  /** Views of the records open now, and pre-image writes for them so far (records.ts). */
+  viewCounts(): { open: number; preImageWrites: number } {
     return this.records.viewCounts();
   }
 
