@@ -13,7 +13,10 @@
 // miss), does not: it asks the storage for the waiting batches' own record of the key first
 // (a map kept as they are deferred, newest change per key), and reads the table only for a key
 // none of them changed, whose row is then the same whether or not they are written. So a miss
-// never turns a deferred batch into a write of its own; only range reads do.
+// never turns a deferred batch into a write of its own; only range reads do (merging the map
+// into a walk in order would cost a sorted copy of it per walk, for reads rarer than misses).
+// A view's reads need neither: it opened after a flush, and what is written later keeps its
+// pre-images.
 //
 // Views on one connection: a Durable Object has one SQLite connection, and a view cannot hold
 // a read transaction on it across saves. Views are copy-on-write instead, in SQL (a view may
@@ -26,8 +29,10 @@
 // (mod, k)). A replace of the whole key space (a snapshot install, staged or not) while views
 // are open renames the live table to a retired one instead of copying every pre-image: the
 // views on it read from it from then on (their pre-images still apply on top of it), and later
-// writes, to the new live table, store no pre-images for them. The last view on a retired table
-// drops it when it closes. A view's close deletes its pre-images. Storage open drops whatever
+// writes, to the new live table, store no pre-images for them (a retired table loses its mod
+// index, whose name the live table's needs: a view's changedSince over it sorts; only a store
+// pinned while an install is written reads one). The last view on a retired table drops it
+// when it closes. A view's close deletes its pre-images. Storage open drops whatever
 // a crash left of views (the pre-images, retired tables): views do not survive their object.
 //
 // The renames happen inside the save's transaction: which views read which table changes with
@@ -148,7 +153,10 @@ export class EdgeRecords implements DiskRecords {
   /** At storage open, in its transaction: what a crash left of views, and of a transfer. */
   static dropLeftovers(sql: SqlLike): void {
     sql.exec('DELETE FROM view_prev');
-    sql.exec(`DELETE FROM ${STAGED}`);
+    if (sql.exec(`SELECT 1 FROM ${STAGED} LIMIT 1`).toArray().length > 0) {
+      sql.exec(`DROP TABLE ${STAGED}`);
+      sql.exec(recordsTable(STAGED));
+    }
     const retired = sql
       .exec(`SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE '${RETIRED_PREFIX.replaceAll('_', '\\_')}%' ESCAPE '\\'`)
       .toArray();

@@ -45,10 +45,9 @@
 // log entry payloads and snapshot data larger than ROW_BLOB_BYTES_MAX are split over chunk
 // rows. KV records are stored inline, one row each: the KV limits are derived from the row
 // limit so that a largest key (UTF-16 in its BLOB: two bytes a code unit) and value fit
-// (checked at open). Every row is measured where it
-// is written, and one above the limit is refused loudly (RowTooLargeError): the transaction it
-// belongs to rolls back whole and the peer stops, naming the row, instead of SQLite failing
-// somewhere inside the platform's write.
+// (checked at open). Every row is measured where it is written, and one above the limit is
+// refused loudly (RowTooLargeError): the transaction it belongs to rolls back whole and the
+// peer stops, naming the row, instead of SQLite failing somewhere inside the platform's write.
 
 import type { Entry, HardState, Membership, Snapshot } from '../raft/types.ts';
 import type { KeyRecord, KvChanges, KvLimits, KvResult, KvState, RecordSummary, SessionRecord } from '../kv/types.ts';
