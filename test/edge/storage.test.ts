@@ -309,8 +309,9 @@ describe('edge records (the tier)', () => {
 
   it('views keep the records as of their opening while saves, installs and closes go on (random, against references)', async () => {
     const r = await probe().records<Record<string, number>>('random views');
-    expect(r.viewsOpened).toBeGreaterThan(10);
-    expect(r.checks).toBeGreaterThan(200);
+    expect(r.viewsOpened).toBeGreaterThan(30);
+    expect(r.installs).toBeGreaterThan(30);
+    expect(r.checks).toBeGreaterThan(600);
     expect(r.preImageWrites).toBeGreaterThan(0);
   });
 
