@@ -9,7 +9,8 @@ import { createTestHarness } from 'wrangler';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { DerivedStats } from '../../worker/edge/storage.ts';
-import { ROW_BLOB_BYTES_MAX } from '../../worker/edge/storage.ts';
+import { DurableObjectPeerStorage, ROW_BLOB_BYTES_MAX } from '../../worker/edge/storage.ts';
+import type { DurableStorageLike } from '../../worker/edge/sql.ts';
 import { DEFAULT_KV_LIMITS, STORAGE_ROW_BYTES_MAX } from '../../worker/kv/types.ts';
 import type { KeyRecord, SessionRecord } from '../../worker/kv/types.ts';
 import { encodePast, historyKey } from '../../worker/kv/history.ts';
@@ -67,6 +68,8 @@ function probe(flushMs = 600_000) {
     derived: async () => (await call<{ derived: DerivedStats }>({ op: 'derived' })).derived,
     rows: async (table: string) => (await call<{ rows: number }>({ op: 'rows', table })).rows,
     contract: async (name: string) => (await call<{ result: 'passed' | 'skipped' }>({ op: 'contract', name })).result,
+    /** Runs a case of fixtures/records-cases.ts or staged-cases.ts inside workerd. */
+    records: async <T>(name: string) => (await call<{ result: T }>({ op: 'records', name })).result,
   };
 }
 
@@ -210,8 +213,13 @@ describe('edge storage: the platform row limit', () => {
     sessionDeletes: [],
   });
 
-  it('the limits are derived from the row limit: a largest key and value fit one row, chunks fit with room', () => {
-    expect(keyBytesMax + valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+  it('the limits are derived from the row limit: a largest key (UTF-16 in its BLOB) and value fit one row, chunks fit with room', () => {
+    expect(2 * keyBytesMax + valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+    // The storage checks it when constructed: a key counts two bytes per code unit.
+    const noStorage = {} as DurableStorageLike;
+    const tooLong = { keyBytesMax: 500_000, valueBytesMax: 1_000_000 }; // fits as UTF-8, not as UTF-16
+    expect(tooLong.keyBytesMax + tooLong.valueBytesMax + 1024).toBeLessThanOrEqual(STORAGE_ROW_BYTES_MAX);
+    expect(() => new DurableObjectPeerStorage(noStorage, tooLong)).toThrow(/do not fit one 2000000-byte row/);
     expect(valueBytesMax).toBe(1024 * 1024);
     expect(commandBytesMax).toBe(2 * valueBytesMax);
     expect(ROW_BLOB_BYTES_MAX).toBeLessThan(STORAGE_ROW_BYTES_MAX);
@@ -266,7 +274,7 @@ describe('edge storage: the platform row limit', () => {
       hardState: { term: 1, vote: '', commit: 0 },
       kv: changes([['a', record(tooBig, 2)]]),
     };
-    await expect(p.save(batch)).rejects.toThrow(/refusing to write a \d+-byte row to kv .*limited to 2000000 bytes/);
+    await expect(p.save(batch)).rejects.toThrow(/refusing to write a \d+-byte row to records .*limited to 2000000 bytes/);
     const state = await p.load();
     expect(state.entries).toEqual([entry(1, 1, 'kept')]);
     expect(state.kv.records).toEqual([]);
@@ -279,5 +287,75 @@ describe('edge storage: the platform row limit', () => {
     const after = await q.load();
     expect(after.kv.sessions).toEqual([]);
     expect(after.entries).toEqual([]);
+  });
+});
+
+// The key space's table as DiskRecords (worker/edge/records.ts), each case run inside workerd
+// (fixtures/records-cases.ts, fixtures/staged-cases.ts say what each checks).
+describe('edge records (the tier)', () => {
+  it('get, walkFrom and changedSince match a reference after random batches (derived ones deferred), and after a reopen', async () => {
+    const r = await probe().records<Record<string, number>>('random reads');
+    expect(r.checks).toBe(150);
+    expect(r.installs).toBeGreaterThan(0);
+    expect(r.derived).toBeGreaterThan(0);
+  });
+
+  it('the checker catches a walk that skips the first key, a wrong changedSince bound and a stale get', async () => {
+    const [walk, since, get] = await probe().records<string[]>('checker catches');
+    expect(walk).toMatch(/^walkFrom/);
+    expect(since).toMatch(/^changedSince/);
+    expect(get).toMatch(/^get/);
+  });
+
+  it('views keep the records as of their opening while saves, installs and closes go on (random, against references)', async () => {
+    const r = await probe().records<Record<string, number>>('random views');
+    expect(r.viewsOpened).toBeGreaterThan(30);
+    expect(r.installs).toBeGreaterThan(30);
+    expect(r.checks).toBeGreaterThan(600);
+    expect(r.preImageWrites).toBeGreaterThan(0);
+  });
+
+  for (const flaw of ['no pre-image for deletes', 'pre-image stored twice, the later wins', 'view walk ignores pre-images']) {
+    it(`the view checker catches a planted bug: ${flaw}`, async () => {
+      expect(await probe().records<string>(`planted: ${flaw}`)).toMatch(/^caught: .*view \d+: (get|walkFrom|changedSince)/);
+    });
+  }
+
+  it('views: fixed cases, closing twice, reads after close throw, a storage close drops them', async () => {
+    expect((await probe().records<{ preImages: number }>('views keep their records')).preImages).toBeGreaterThan(0);
+  });
+
+  it('a save that fails after replacing the records under a view rolls back whole, the view with it', async () => {
+    expect(await probe().records<string>('failed install under a view')).toMatch(/refusing to write/);
+  });
+
+  it('walks and changedSince are served by the primary key and the mod index, with no sort', async () => {
+    const plans = await probe().records<{ walk: string; changed: string }>('query plans');
+    expect(plans.walk).toBe('SEARCH records USING PRIMARY KEY (k>?)');
+    expect(plans.changed).toMatch(/^SEARCH records USING COVERING INDEX records_mod \(\(mod,k\)>\(\?,\?\)\)$/);
+  });
+
+  it('derived batches still waiting are seen by get without being written, and by walks, changedSince and views', async () => {
+    const r = await probe().records<{ walked: string[]; changed: string[]; inView: string[] }>('derived visible');
+    expect(r).toEqual({ walked: ['a=a2'], changed: ['b'], inView: ['a=a2', 'b=b3', 'c=c4'] });
+  });
+
+  it('a staged install swaps the staged records in, with their summary, the snapshot and an empty log; after a reopen too', async () => {
+    expect(await probe().records('staged install')).toEqual({ staged: 80 });
+  });
+
+  it('a view keeps the old records through staged and plain installs (a retired table, dropped by its last view); a staged install with records is refused', async () => {
+    const r = await probe().records<{ refused: string }>('view through installs');
+    expect(r.refused).toMatch(/staged snapshot install carries 1 records/);
+  });
+
+  it('a database with the old kv table is moved to records once, in one transaction (a bad row leaves kv as it was)', async () => {
+    const r = await probe().records<{ moved: number; failed: string }>('migration');
+    expect(r.moved).toBeGreaterThan(1500);
+    expect(r.failed).toMatch(/expected an integer/);
+  });
+
+  it('open drops what a crash left of views, retired tables and staged records; an unknown summary is counted once', async () => {
+    expect(await probe().records('leftovers')).toEqual({ preImages: 2, retired: 1, staged: 30 });
   });
 });

@@ -1,10 +1,21 @@
 // PeerStorage on a SQLite-backed Durable Object (worker/peer/ports.ts).
 //
 // One table per kind of state: hard_state, log (+ log_chunk), snapshot (+ snapshot_chunk),
-// kv, session, applied_state (applied index + KV revision) and meta. Every SaveBatch runs
-// in ONE transactionSync, so its parts (snapshot install, compaction, log append/truncate, hard
-// state, KV effects + applied index, meta) land together or not at all: a restart can never
-// see KV effects without the applied index that covers them (apply exactly once).
+// session, applied_state (applied index + KV revision) and meta, and the key space's tables
+// (record-rows.ts: records, staged, the record summary). Every SaveBatch runs in ONE
+// transactionSync, so its parts (staged records, snapshot install, compaction, log
+// append/truncate, hard state, KV effects + applied index, meta) land together or not at all: a
+// restart can never see KV effects without the applied index that covers them (apply exactly
+// once).
+//
+// A tiered storage: the `records` table is the home of the key space. load() does not read the
+// records; it hands the peer `tier.disk` (records.ts: reads on demand, views, and how they see
+// derived batches still waiting, below) and `tier.summary`, the counts over them kept in the
+// summary row, written with every batch of KV changes (absent: counted by one scan at the next
+// load, and stored). A database from before the records table, with a `kv` table (a deployed
+// cluster), is moved into `records` once, in one transaction, when the storage is constructed.
+// A snapshot arriving in chunks is staged in a table of its own (SaveBatch.stage) and swapped in
+// for the records at install (installSnapshot.staged); open empties what a restart cut short.
 //
 // Persist before you speak — where the output gate is relied on: save() returns as soon as
 // the transaction has run locally; it does NOT wait for the write to be replicated
@@ -33,24 +44,36 @@
 // Rows in Durable Object SQLite are limited to 2 MB (STORAGE_ROW_BYTES_MAX, kv/types.ts), so
 // log entry payloads and snapshot data larger than ROW_BLOB_BYTES_MAX are split over chunk
 // rows. KV records are stored inline, one row each: the KV limits are derived from the row
-// limit so that a largest key and value fit (checked at open). Every row is measured where it
-// is written, and one above the limit is refused loudly (RowTooLargeError): the transaction it
-// belongs to rolls back whole and the peer stops, naming the row, instead of SQLite failing
-// somewhere inside the platform's write.
+// limit so that a largest key (UTF-16 in its BLOB: two bytes a code unit) and value fit
+// (checked at open). Every row is measured where it is written, and one above the limit is
+// refused loudly (RowTooLargeError): the transaction it belongs to rolls back whole and the
+// peer stops, naming the row, instead of SQLite failing somewhere inside the platform's write.
 
-import type { Entry, EntryType, HardState, Membership, Snapshot } from '../raft/types.ts';
-import type { KeyRecord, KvChanges, KvLimits, KvResult, KvState, SessionRecord } from '../kv/types.ts';
+import type { Entry, HardState, Membership, Snapshot } from '../raft/types.ts';
+import type { KeyRecord, KvChanges, KvLimits, KvResult, KvState, RecordSummary, SessionRecord } from '../kv/types.ts';
 import { ROW_FRAMING_BYTES_MAX, STORAGE_ROW_BYTES_MAX } from '../kv/types.ts';
-import { utf8Length } from '../kv/utf8.ts';
+import { countRecord, emptySummary, summarize } from '../kv/record-summary.ts';
 import { onlyDerivedState, type LoadedState, type PeerStorage, type SaveBatch } from '../peer/ports.ts';
-import type { DurableStorageLike, SqlLike, SqlValue } from './sql.ts';
+import type { DurableStorageLike, SqlLike } from './sql.ts';
+import {
+  INTEGER_BYTES,
+  ROW_BLOB_BYTES_MAX,
+  RowTooLargeError,
+  blob,
+  entryType,
+  readChunks,
+  bytes,
+  checkRow,
+  int,
+  split,
+  str,
+  StorageError,
+  textBytes,
+} from './sql-values.ts';
+import { EdgeRecords } from './records.ts';
+import { RECORD_SCHEMA, STAGED as STAGED_TABLE, migrateKvTable, readSummary, writeSummary } from './record-rows.ts';
 
-/** Largest blob stored in one row; bigger payloads are chunked. Half a row: the rest is the
- *  row's other columns, with room to spare. */
-export const ROW_BLOB_BYTES_MAX = STORAGE_ROW_BYTES_MAX / 2;
-
-/** An integer column's bytes at most in a SQLite record (its value and header). */
-const INTEGER_BYTES = 9;
+export { ROW_BLOB_BYTES_MAX, RowTooLargeError, StorageError };
 
 /** How long derived state may wait for the next write before it is written on its own. */
 export const DERIVED_FLUSH_MS = 100;
@@ -81,42 +104,14 @@ const SCHEMA: readonly string[] = [
      id INTEGER PRIMARY KEY CHECK (id = 1),
      idx INTEGER NOT NULL, term INTEGER NOT NULL, membership TEXT NOT NULL, chunks INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS snapshot_chunk (part INTEGER PRIMARY KEY, data BLOB NOT NULL)`,
-  `CREATE TABLE IF NOT EXISTS kv (
-     key TEXT PRIMARY KEY, value TEXT NOT NULL, create_revision INTEGER NOT NULL,
-     mod_revision INTEGER NOT NULL, version INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS session (
      client TEXT PRIMARY KEY, seq INTEGER NOT NULL, result TEXT NOT NULL, last_index INTEGER NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS applied_state (
      id INTEGER PRIMARY KEY CHECK (id = 1), applied INTEGER NOT NULL, revision INTEGER NOT NULL)`,
+  ...RECORD_SCHEMA,
 ];
 
 const EMPTY_MEMBERSHIP: Membership = { voters: [], learners: [], addresses: {} };
-
-export class StorageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'StorageError';
-  }
-}
-
-/** A row above the platform's row limit, refused before it was written (see the header). */
-export class RowTooLargeError extends StorageError {
-  constructor(table: string, what: string, bytes: number) {
-    super(`refusing to write a ${bytes}-byte row to ${table} (${what}): rows are limited to ${STORAGE_ROW_BYTES_MAX} bytes`);
-    this.name = 'RowTooLargeError';
-  }
-}
-
-/** A text column's UTF-8 bytes (a lone surrogate, which SQLite would store as 3 bytes, counted so). */
-function textBytes(s: string): number {
-  const n = utf8Length(s);
-  return n >= 0 ? n : 3 * s.length;
-}
-
-/** Refuses a row of `bytes` above the platform's limit (RowTooLargeError). */
-function checkRow(table: string, what: () => string, bytes: number): void {
-  if (bytes > STORAGE_ROW_BYTES_MAX) throw new RowTooLargeError(table, what(), bytes);
-}
 
 export class DurableObjectPeerStorage implements PeerStorage {
   private readonly storage: DurableStorageLike;
@@ -131,12 +126,20 @@ export class DurableObjectPeerStorage implements PeerStorage {
   /** A failed deferred write: every later save throws it (the peer stops). */
   private failure: Error | null = null;
   private readonly derivedStats = { deferred: 0, merged: 0 };
+  /** The newest record the waiting derived batches hold per key they change (null: deleted),
+   *  so a read of one key need not write them first (records.ts). */
+  private waitingRecords = new Map<string, KeyRecord | null>();
+  /** The key space's table (the same object for the storage's life: LoadedState.tier.disk). */
+  private readonly records: EdgeRecords;
+  /** Records moved from an old `kv` table at construction (null: there was none). */
+  readonly migratedRecords: number | null;
 
   /** Creates the tables if needed. Call from the object's blockConcurrencyWhile. `limits`: the
    *  KV limits the peer runs with (a largest key and value must fit one row);
    *  `flushMs`: how long derived state may wait (DERIVED_FLUSH_MS); 0 writes every batch at once. */
   constructor(storage: DurableStorageLike, limits: Pick<KvLimits, 'keyBytesMax' | 'valueBytesMax'>, flushMs = DERIVED_FLUSH_MS) {
-    const recordBytes = limits.keyBytesMax + limits.valueBytesMax + ROW_FRAMING_BYTES_MAX;
+    // A key of keyBytesMax UTF-8 bytes has at most as many UTF-16 code units, two bytes each.
+    const recordBytes = 2 * limits.keyBytesMax + limits.valueBytesMax + ROW_FRAMING_BYTES_MAX;
     if (recordBytes > STORAGE_ROW_BYTES_MAX) {
       throw new StorageError(
         `keyBytesMax ${limits.keyBytesMax} + valueBytesMax ${limits.valueBytesMax} do not fit one ${STORAGE_ROW_BYTES_MAX}-byte row: KV records are stored inline`,
@@ -145,8 +148,15 @@ export class DurableObjectPeerStorage implements PeerStorage {
     this.storage = storage;
     this.sql = storage.sql;
     this.flushMs = flushMs;
-    storage.transactionSync(() => {
+    this.migratedRecords = storage.transactionSync(() => {
       for (const ddl of SCHEMA) this.sql.exec(ddl);
+      EdgeRecords.dropLeftovers(this.sql);
+      return migrateKvTable(this.sql);
+    });
+    this.records = new EdgeRecords(storage, {
+      flush: () => this.flush(),
+      waiting: (key) => this.waitingRecords.get(key),
+      assertOpen: () => this.assertOpen(),
     });
   }
 
@@ -171,7 +181,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
         index,
         term: int(row.term),
         type: entryType(row.type),
-        data: chunks === 0 ? bytes(row.data) : this.readChunks('log_chunk', 'idx = ?', [index], chunks),
+        data: chunks === 0 ? bytes(row.data) : readChunks(this.sql, 'log_chunk', 'idx = ?', [index], chunks),
       });
     }
     for (let i = 0; i < entries.length; i++) {
@@ -182,18 +192,6 @@ export class DurableObjectPeerStorage implements PeerStorage {
     }
 
     const applied = this.sql.exec('SELECT applied, revision FROM applied_state').toArray()[0];
-    const records: Array<[string, KeyRecord]> = [];
-    for (const row of this.sql.exec('SELECT key, value, create_revision, mod_revision, version FROM kv ORDER BY key').toArray()) {
-      records.push([
-        str(row.key),
-        {
-          value: str(row.value),
-          createRevision: int(row.create_revision),
-          modRevision: int(row.mod_revision),
-          version: int(row.version),
-        },
-      ]);
-    }
     const sessions: Array<[string, SessionRecord]> = [];
     for (const row of this.sql.exec('SELECT client, seq, result, last_index FROM session ORDER BY client').toArray()) {
       sessions.push([
@@ -206,9 +204,29 @@ export class DurableObjectPeerStorage implements PeerStorage {
       snapshot,
       entries,
       applied: applied ? int(applied.applied) : snapshot.meta.index,
-      kv: { revision: applied ? int(applied.revision) : 0, records, sessions },
+      kv: { revision: applied ? int(applied.revision) : 0, records: [], sessions },
       meta,
+      tier: { disk: this.records, summary: this.summary() },
     };
+  }
+
+  /** The stored summary of the records; when unknown, counted by one scan and stored. */
+  private summary(): RecordSummary {
+    this.flush();
+    const stored = readSummary(this.sql);
+    if (stored !== null) return stored;
+    const counted = emptySummary();
+    this.records.walkFrom('', (key, record) => {
+      countRecord(counted, key, record);
+      return true;
+    });
+    this.storage.transactionSync(() => writeSummary(this.sql, counted));
+    return counted;
+  }
+
+  /** Views of the records open now, and pre-image writes for them so far (records.ts). */
+  viewCounts(): { open: number; preImageWrites: number } {
+    return this.records.viewCounts();
   }
 
   async save(batch: SaveBatch): Promise<void> {
@@ -216,6 +234,10 @@ export class DurableObjectPeerStorage implements PeerStorage {
     if (this.failure !== null) throw this.failure;
     if (this.flushMs > 0 && onlyDerivedState(batch, this.termVote)) {
       this.derived.push(batch);
+      if (batch.kv) {
+        for (const [key, record] of batch.kv.upserts) this.waitingRecords.set(key, record);
+        for (const key of batch.kv.deletes) this.waitingRecords.set(key, null);
+      }
       this.derivedStats.deferred++;
       if (this.derived.length >= DERIVED_BATCHES_MAX) this.flush();
       else this.flushTimer ??= setTimeout(() => this.flushLater(), this.flushMs);
@@ -250,6 +272,7 @@ export class DurableObjectPeerStorage implements PeerStorage {
   async close(): Promise<void> {
     if (this.closed) return;
     if (this.failure === null) this.flush();
+    this.records.closeAll();
     this.closed = true;
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
@@ -260,6 +283,8 @@ export class DurableObjectPeerStorage implements PeerStorage {
   discard(): number {
     const lost = this.derived.length;
     this.derived = [];
+    this.waitingRecords = new Map();
+    this.records.forgetAll();
     this.closed = true;
     if (this.flushTimer !== null) clearTimeout(this.flushTimer);
     this.flushTimer = null;
@@ -286,14 +311,25 @@ export class DurableObjectPeerStorage implements PeerStorage {
     // One transaction for all of it (see the header). No await inside: nothing else can run on
     // this object between the parts. Returning resolves save() before the write is confirmed;
     // the output gate holds every outgoing message until it is (see the header).
-    this.storage.transactionSync(() => {
-      for (const b of batches) this.writeBatch(b);
-    });
+    try {
+      this.storage.transactionSync(() => {
+        for (const b of batches) this.writeBatch(b);
+      });
+    } catch (err) {
+      this.records.rollback();
+      throw err;
+    }
+    this.records.commit();
+    this.waitingRecords = new Map();
     for (const b of batches) if (b.hardState) this.termVote = { term: b.hardState.term, vote: b.hardState.vote };
   }
 
   private writeBatch(batch: SaveBatch): void {
-    if (batch.installSnapshot) this.installSnapshot(batch.installSnapshot.snapshot, batch.installSnapshot.kv);
+    if (batch.stage) {
+      for (const [key, record] of batch.stage.records) this.checkRecordRow(STAGED_TABLE, key, record);
+      this.records.stage(batch.stage.reset, batch.stage.records);
+    }
+    if (batch.installSnapshot) this.installSnapshot(batch.installSnapshot);
     if (batch.compact) this.compact(batch.compact);
     if (batch.entries && batch.entries.length > 0) this.appendEntries(batch.entries);
     if (batch.hardState) {
@@ -332,17 +368,27 @@ export class DurableObjectPeerStorage implements PeerStorage {
     if (!row) return { meta: { index: 0, term: 0, membership: EMPTY_MEMBERSHIP }, data: new Uint8Array(0) };
     return {
       meta: { index: int(row.idx), term: int(row.term), membership: JSON.parse(str(row.membership)) as Membership },
-      data: this.readChunks('snapshot_chunk', '1 = 1', [], int(row.chunks)),
+      data: readChunks(this.sql, 'snapshot_chunk', '1 = 1', [], int(row.chunks)),
     };
   }
 
-  private installSnapshot(snapshot: Snapshot, kv: KvState): void {
+  /** Replaces the log, snapshot, records, sessions and applied state with the snapshot's. The
+   *  records are kv.records, or (staged) the staged ones, swapped in. */
+  private installSnapshot(install: { snapshot: Snapshot; kv: KvState; staged?: RecordSummary }): void {
+    const { snapshot, kv, staged } = install;
     this.sql.exec('DELETE FROM log');
     this.sql.exec('DELETE FROM log_chunk');
     this.writeSnapshot(snapshot);
-    this.sql.exec('DELETE FROM kv');
     this.sql.exec('DELETE FROM session');
-    for (const [key, record] of kv.records) this.upsertRecord(key, record);
+    if (staged !== undefined) {
+      if (kv.records.length > 0) throw new StorageError(`a staged snapshot install carries ${kv.records.length} records in kv`);
+      this.records.swapStaged();
+      writeSummary(this.sql, staged);
+    } else {
+      this.records.clear();
+      for (const [key, record] of kv.records) this.upsertRecord(key, record);
+      writeSummary(this.sql, summarize(kv.records));
+    }
     for (const [client, session] of kv.sessions) this.upsertSession(client, session);
     this.sql.exec(
       `INSERT INTO applied_state (id, applied, revision) VALUES (1, ?, ?)
@@ -412,7 +458,8 @@ export class DurableObjectPeerStorage implements PeerStorage {
 
   private applyKv(changes: KvChanges): void {
     for (const [key, record] of changes.upserts) this.upsertRecord(key, record);
-    for (const key of changes.deletes) this.sql.exec('DELETE FROM kv WHERE key = ?', key);
+    for (const key of changes.deletes) this.records.remove(key);
+    writeSummary(this.sql, changes.summary ?? null);
     for (const [client, session] of changes.sessionUpserts) this.upsertSession(client, session);
     for (const client of changes.sessionDeletes) this.sql.exec('DELETE FROM session WHERE client = ?', client);
     this.sql.exec(
@@ -423,17 +470,14 @@ export class DurableObjectPeerStorage implements PeerStorage {
   }
 
   private upsertRecord(key: string, r: KeyRecord): void {
-    checkRow('kv', () => `key of ${textBytes(key)} bytes`, textBytes(key) + textBytes(r.value) + 3 * INTEGER_BYTES);
-    this.sql.exec(
-      `INSERT INTO kv (key, value, create_revision, mod_revision, version) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (key) DO UPDATE SET value = excluded.value, create_revision = excluded.create_revision,
-       mod_revision = excluded.mod_revision, version = excluded.version`,
-      key,
-      r.value,
-      r.createRevision,
-      r.modRevision,
-      r.version,
-    );
+    this.checkRecordRow('records', key, r);
+    this.records.put(key, r);
+  }
+
+  /** A record's row: its key's UTF-16 bytes, its value, three integers, and two more for the
+   *  copy a view's pre-image makes of it (records.ts). */
+  private checkRecordRow(table: string, key: string, r: KeyRecord): void {
+    checkRow(table, () => `key of ${2 * key.length} bytes`, 2 * key.length + textBytes(r.value) + 5 * INTEGER_BYTES);
   }
 
   private upsertSession(client: string, s: SessionRecord): void {
@@ -449,58 +493,4 @@ export class DurableObjectPeerStorage implements PeerStorage {
       s.lastIndex,
     );
   }
-
-  private readChunks(table: string, where: string, args: SqlValue[], chunks: number): Uint8Array {
-    const rows = this.sql.exec(`SELECT part, data FROM ${table} WHERE ${where} ORDER BY part`, ...args).toArray();
-    if (rows.length !== chunks) {
-      throw new StorageError(`${table}: expected ${chunks} chunks, found ${rows.length}`);
-    }
-    const parts = rows.map((row) => bytes(row.data));
-    const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-    let offset = 0;
-    for (const p of parts) {
-      out.set(p, offset);
-      offset += p.byteLength;
-    }
-    return out;
-  }
-}
-
-function split(data: Uint8Array): Uint8Array[] {
-  const parts: Uint8Array[] = [];
-  for (let offset = 0; offset < data.byteLength; offset += ROW_BLOB_BYTES_MAX) {
-    parts.push(data.subarray(offset, offset + ROW_BLOB_BYTES_MAX));
-  }
-  return parts;
-}
-
-/** A binding value for a BLOB column: an ArrayBuffer holding exactly the view's bytes. */
-function blob(view: Uint8Array): ArrayBuffer {
-  if (view.byteOffset === 0 && view.byteLength === view.buffer.byteLength && view.buffer instanceof ArrayBuffer) {
-    return view.buffer;
-  }
-  return view.slice().buffer as ArrayBuffer;
-}
-
-function bytes(v: SqlValue | undefined): Uint8Array {
-  if (v instanceof ArrayBuffer) return new Uint8Array(v);
-  if (v instanceof Uint8Array) return v;
-  // SQLite hands back a zero-length BLOB as NULL in some drivers.
-  if (v === null) return new Uint8Array(0);
-  throw new StorageError(`expected a blob, found ${typeof v}`);
-}
-
-function int(v: SqlValue | undefined): number {
-  if (typeof v !== 'number' || !Number.isSafeInteger(v)) throw new StorageError(`expected an integer, found ${String(v)}`);
-  return v;
-}
-
-function str(v: SqlValue | undefined): string {
-  if (typeof v !== 'string') throw new StorageError(`expected text, found ${typeof v}`);
-  return v;
-}
-
-function entryType(v: SqlValue | undefined): EntryType {
-  if (v === 'normal' || v === 'conf') return v;
-  throw new StorageError(`unknown entry type ${String(v)}`);
 }
