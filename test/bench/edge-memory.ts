@@ -1,8 +1,9 @@
 // How close a full peer comes to a Durable Object's 128 MB, measured under local workerd:
 //   npx node test/bench/edge-memory.ts
 // A one-peer cluster (CLUSTER_SIZE=1) runs under `wrangler dev`, as `npm start` runs it, and is
-// filled with 1 MiB values until the space quota (64 MiB) refuses a put (507); then wrangler dev
-// is restarted on the same state, so the peer is loaded cold from its storage, as a woken object.
+// filled with 1 MiB values until its space quota (the QUOTA_BYTES var: by default 132 MiB, more
+// than the object's 128 MB of memory) refuses a put (507); then wrangler dev is restarted on the
+// same state, so the peer is loaded cold from its storage, as a woken object.
 //
 // Two measures, and what each is worth:
 //   - the isolate's V8 heap, through the inspector wrangler dev opens (Chrome DevTools Protocol:
@@ -37,7 +38,7 @@ function isFree(port: number): Promise<boolean> {
   });
 }
 
-async function freePorts(): Promise<[number, number]> {
+export async function freePorts(): Promise<[number, number]> {
   const free: number[] = [];
   for (let port = PORT_RANGE[0]; port <= PORT_RANGE[1] && free.length < 2; port++) if (await isFree(port)) free.push(port);
   if (free.length < 2) throw new Error(`no two free ports in ${PORT_RANGE.join('-')}`);
@@ -45,7 +46,7 @@ async function freePorts(): Promise<[number, number]> {
 }
 
 /** VmRSS and VmHWM of `pids`, summed, in bytes. */
-function resident(pids: readonly number[]): { rss: number; peak: number } {
+export function resident(pids: readonly number[]): { rss: number; peak: number } {
   let rss = 0;
   let peak = 0;
   for (const pid of pids) {
@@ -60,7 +61,8 @@ function resident(pids: readonly number[]): { rss: number; peak: number } {
   return { rss, peak };
 }
 
-class Dev {
+/** `wrangler dev` on this repository with its own state dir and inspector port. */
+export class Dev {
   private child: ChildProcess | null = null;
   private output = '';
   readonly base: string;
@@ -70,9 +72,11 @@ class Dev {
   private readonly stateDir: string;
 
   private readonly vars: string[];
+  private readonly clusterSize: number;
 
-  constructor(port: number, inspectorPort: number, stateDir: string, vars: string[]) {
+  constructor(port: number, inspectorPort: number, stateDir: string, vars: string[], clusterSize = 1) {
     this.vars = vars;
+    this.clusterSize = clusterSize;
     this.port = port;
     this.inspectorPort = inspectorPort;
     this.stateDir = stateDir;
@@ -83,7 +87,7 @@ class Dev {
     const wrangler = join(ROOT, 'node_modules/wrangler/bin/wrangler.js');
     const args = ['dev', '--ip', '127.0.0.1', '--port', String(this.port), '--inspector-port', String(this.inspectorPort)];
     args.push('--persist-to', this.stateDir, '--show-interactive-dev-session=false');
-    for (const v of ['METCD_AUTH:open', 'CLUSTER_SIZE:1', 'CLUSTER_NAME:memory', ...this.vars]) args.push('--var', v);
+    for (const v of ['METCD_AUTH:open', `CLUSTER_SIZE:${this.clusterSize}`, 'CLUSTER_NAME:memory', ...this.vars]) args.push('--var', v);
     const child = spawn(process.execPath, [wrangler, ...args], {
       cwd: ROOT,
       detached: true,
@@ -117,8 +121,9 @@ class Dev {
     await exited;
   }
 
-  /** The Worker isolate's V8 heap after a full garbage collection, over the inspector. */
-  async heapUsed(): Promise<{ used: number; buffers: number }> {
+  /** The Worker isolate's V8 heap after a full garbage collection (or, with `collect` false,
+   *  as it is, garbage included), over the inspector. */
+  async heapUsed(collect = true): Promise<{ used: number; buffers: number }> {
     const targets = (await (await fetch(`http://127.0.0.1:${this.inspectorPort}/json`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
     const url = targets.find((t) => t.webSocketDebuggerUrl !== undefined)?.webSocketDebuggerUrl;
     if (url === undefined) throw new Error('the inspector lists no target');
@@ -143,7 +148,7 @@ class Dev {
         ws.send(JSON.stringify({ id: mine, method }));
       });
     try {
-      await call('HeapProfiler.collectGarbage');
+      if (collect) await call('HeapProfiler.collectGarbage');
       const usage = await call('Runtime.getHeapUsage');
       // usedSize: the JS heap; backingStorageSize: ArrayBuffer contents (log entries, snapshot
       // bytes), held outside it but the isolate's memory all the same.
@@ -160,6 +165,9 @@ export interface MemoryReading {
   proc: { rss: number; peak: number };
 }
 
+/** The fill's quota by default: a state larger than the object's memory. */
+export const EDGE_MEMORY_QUOTA_BYTES = 132 * MiB;
+
 export interface EdgeMemoryResult {
   snapshotEveryEntries: number | undefined;
   /** 1 MiB values written before the quota refused one. */
@@ -169,13 +177,16 @@ export interface EdgeMemoryResult {
   filled: MemoryReading;
   /** After wrangler dev restarted on the same state (the peer loaded cold from storage). */
   cold: MemoryReading;
+  /** The last value written read back whole after the restart. */
+  coldRead: boolean;
 }
 
 /** Fills a one-peer cluster to its quota under wrangler dev and reads its memory (see the header).
  *  `snapshotEveryEntries`: the SNAPSHOT_EVERY_ENTRIES var (snapshots while filling). */
-export async function measureEdgeMemory(snapshotEveryEntries?: number): Promise<EdgeMemoryResult> {
+export async function measureEdgeMemory(snapshotEveryEntries?: number, quotaBytes = EDGE_MEMORY_QUOTA_BYTES): Promise<EdgeMemoryResult> {
   const [port, inspectorPort] = await freePorts();
-  const vars = snapshotEveryEntries === undefined ? [] : [`SNAPSHOT_EVERY_ENTRIES:${snapshotEveryEntries}`];
+  const vars = [`QUOTA_BYTES:${quotaBytes}`];
+  if (snapshotEveryEntries !== undefined) vars.push(`SNAPSHOT_EVERY_ENTRIES:${snapshotEveryEntries}`);
   const stateDir = trackDir(mkdtempSync(join(tmpdir(), 'metcd-edge-memory-')));
   const dev = new Dev(port, inspectorPort, stateDir, vars);
   try {
@@ -227,7 +238,12 @@ async function fill(dev: Dev, snapshotEveryEntries: number | undefined): Promise
   if (before.keys !== full.keys) throw new Error(`restarted with ${before.keys} keys, not ${full.keys}`);
   const coldPids = workerdPids();
   const cold = { heap: await dev.heapUsed(), proc: resident(coldPids) };
-  return { snapshotEveryEntries, written, full, empty, filled, cold };
+  // The last value written, read back from storage (after the measure: it warms the cache).
+  const last = written - 1;
+  const res = await fetch(`${dev.base}/fill/${String(last).padStart(3, '0')}`);
+  const body = await res.text();
+  const coldRead = res.status === 200 && body === String.fromCharCode(97 + (last % 26)).repeat(MiB);
+  return { snapshotEveryEntries, written, full, empty, filled, cold, coldRead };
 }
 
 /** The measurement as the README quotes it. */

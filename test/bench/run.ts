@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { cleanup, installCleanupHandlers, trackDir } from './cleanup.ts';
 import { loadAverage1m } from './cpu.ts';
 import { runEdge, type EdgeResult } from './edge.ts';
+import { EDGE_SCALE_VALUE_BYTES, edgeScaleLines, edgeScaleVerdicts, measureEdgeScale, type EdgeScaleResult } from './edge-scale.ts';
 import { edgeCostLines, edgeCostVerdicts, runEdgeCost, type EdgeCostResult } from './edge-cost.ts';
 import { EtcdCluster } from './etcd.ts';
 import { runFailover, type FailoverResult } from './failover.ts';
@@ -87,6 +88,8 @@ const USAGE = `usage: npm run bench -- [flags]
   --scale-cache-percent P              scale phase: sqlite and leveldb nodes get --cache-bytes of P% of the
                                        loaded values' bytes (default 10), when the node takes the flag
   --scale-cache-bytes N                scale phase: that budget in bytes instead
+  --scale-edge-bytes N                 scale phase: bytes of values loaded into a 3-peer edge cluster under
+                                       wrangler dev (default 1000000000; --skip-edge: not run)
   --quick                              short everything
   --cpu-prof DIR                       write V8 CPU profiles of the metcd nodes into DIR
   --out FILE                           JSON results (default test/bench/results/bench-<time>.json)`;
@@ -131,6 +134,7 @@ function parse() {
         'scale-read-clients': { type: 'string' },
         'scale-cache-percent': { type: 'string' },
         'scale-cache-bytes': { type: 'string' },
+        'scale-edge-bytes': { type: 'string' },
         quick: { type: 'boolean', default: false },
         'cpu-prof': { type: 'string' },
         out: { type: 'string' },
@@ -196,6 +200,7 @@ function parse() {
     scaleReadClients: int('scale-read-clients', values['scale-read-clients'], 64, 1),
     scaleCachePercent: int('scale-cache-percent', values['scale-cache-percent'], DEFAULT_CACHE_PERCENT, 1),
     scaleCacheBytes: values['scale-cache-bytes'] === undefined ? null : int('scale-cache-bytes', values['scale-cache-bytes'], 0, 1),
+    scaleEdgeBytes: int('scale-edge-bytes', values['scale-edge-bytes'], 1_000_000_000, 1_000_000),
     quick,
     cpuProf: values['cpu-prof'] === undefined ? null : path.resolve(values['cpu-prof']),
     out: values.out ?? path.join(RESULTS_DIR, `bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`),
@@ -226,6 +231,8 @@ async function main(): Promise<void> {
   // Loading runs at roughly 20-50k keys/s; a restart at 1 M keys takes 5-20 s.
   // Reads: about 5,000/s from this process, 2.2 × --scale-reads (both rates and the warm-ups);
   // the learner's join about as long as the load.
+  // The edge at ~5 MB/s of values (an estimate for the progress line), plus starts and a restart.
+  const edgeScaleMs = Math.round(o.scaleEdgeBytes / 5000) + 60_000;
   const scaleSideMs = Math.round(o.scaleKeys / 30) * 2 + o.scaleRestarts * 10_000 + Math.round(o.scaleReads * 0.44) + 15_000;
   const perWorkloadMs = (o.durationS + o.warmupS) * 1000 + 3000;
   const perPhaseMs = (o.phaseDurationS + o.phaseWarmupS) * 1000 + 4000;
@@ -235,7 +242,7 @@ async function main(): Promise<void> {
     (o.skipFailover ? 0 : o.engines.length * (o.kills * 4000 + 8000)) +
     (o.skipEdge ? 0 : 40_000) +
     (o.skipEdge || o.skipEdgeCost ? 0 : o.edgeIdleS * 1000 + 30_000) +
-    (o.scale ? scaleSides * scaleSideMs : 0);
+    (o.scale ? scaleSides * scaleSideMs + (o.skipEdge ? 0 : edgeScaleMs) : 0);
   const progress = new Progress(plannedMs);
   progress.note(
     `machine: ${cpus().length} cores, load ${loadAverage1m() ?? '?'}; ${wrk.version || 'no wrk'}; ${etcd.version || 'no etcd'}`,
@@ -252,6 +259,7 @@ async function main(): Promise<void> {
   let edge: EdgeResult | null = null;
   let edgeCost: EdgeCostResult | null = null;
   const scale: ScaleResult[] = [];
+  let edgeScale: EdgeScaleResult | null = null;
   const scaleFailures: ScaleFailure[] = [];
   const env =
     o.cpuProf === null ? undefined : { NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --cpu-prof --cpu-prof-dir=${o.cpuProf}`.trim() };
@@ -460,6 +468,20 @@ async function main(): Promise<void> {
       }
       done();
     }
+    if (!o.skipEdge) {
+      const done = progress.phase(`edge scale: ${Math.round(o.scaleEdgeBytes / 1e6)} MB into 3 peers under wrangler dev`, edgeScaleMs);
+      try {
+        edgeScale = await measureEdgeScale({
+          bytes: o.scaleEdgeBytes,
+          valueBytes: EDGE_SCALE_VALUE_BYTES,
+          onNote: (t) => progress.note(t),
+        });
+      } catch (err) {
+        scaleFailures.push({ label: 'edge', error: err instanceof Error ? err.message : String(err) });
+        progress.note(`edge scale phase failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      done();
+    }
   }
 
   const out: string[] = [];
@@ -519,7 +541,8 @@ async function main(): Promise<void> {
     for (const x of costTargets) out.push(`  [${x.reached ? 'met' : 'MISSED'}] ${x.target} — ${x.detail}`);
   }
   out.push(...scaleLines(scale, scaleFailures));
-  const scaleTargets = scaleVerdicts(scale);
+  if (edgeScale !== null) out.push(...edgeScaleLines(edgeScale));
+  const scaleTargets = [...scaleVerdicts(scale), ...(edgeScale === null ? [] : edgeScaleVerdicts(edgeScale))];
   if (scaleTargets.length > 0) {
     out.push('', 'targets (issue 14, beyond memory):');
     for (const x of scaleTargets)
@@ -542,6 +565,7 @@ async function main(): Promise<void> {
     edgeCost,
     scale,
     scaleFailures,
+    edgeScale,
     targets: [...v, ...costTargets, ...scaleTargets],
   };
   writeFileSync(o.out, JSON.stringify(json, null, 2) + '\n');

@@ -1,7 +1,8 @@
 // The edge vars: defaults, validation with messages that name the variable, bootstrap membership.
 
 import { describe, expect, it } from 'vitest';
-import { ConfigError, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
+import { ConfigError, QUOTA_BYTES_MIN, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
+import { EDGE_QUOTA_BYTES_MAX } from '../../worker/edge/memory.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
 import { digestOf } from '../../worker/api/authorize.ts';
@@ -18,6 +19,7 @@ describe('edge config', () => {
       snapshotEveryEntries: DEFAULT_PEER_LIMITS.snapshotEveryEntries,
       derivedFlushMs: DERIVED_FLUSH_MS,
       historyRetention: DEFAULT_KV_LIMITS.historyRetention,
+      quotaBytes: 2 * 1024 ** 3, // etcd's default: a disk quota (memory.ts)
       quiesce: true,
       auth: { mode: 'locked' },
       regionRttMs: {},
@@ -58,6 +60,7 @@ describe('edge config', () => {
       SNAPSHOT_EVERY_ENTRIES: '20',
       DERIVED_FLUSH_MS: '0',
       QUIESCE: 'false',
+      QUOTA_BYTES: '8589934592',
     });
     expect(config.cluster).toBe('prod-1');
     expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
@@ -67,6 +70,7 @@ describe('edge config', () => {
     expect(config.snapshotEveryEntries).toBe(20);
     expect(config.derivedFlushMs).toBe(0);
     expect(config.quiesce).toBe(false);
+    expect(config.quotaBytes).toBe(8 * 1024 ** 3);
   });
 
   it.each([
@@ -83,6 +87,8 @@ describe('edge config', () => {
     [{ DERIVED_FLUSH_MS: '600001' }, /DERIVED_FLUSH_MS/],
     [{ CLUSTER_NAME: { nested: true } }, /CLUSTER_NAME/],
     [{ QUIESCE: 'no' }, /QUIESCE "no"/],
+    [{ QUOTA_BYTES: String(QUOTA_BYTES_MIN - 1) }, /QUOTA_BYTES/],
+    [{ QUOTA_BYTES: String(EDGE_QUOTA_BYTES_MAX + 1) }, /QUOTA_BYTES.*10000000000/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => readConfig(env)).toThrow(ConfigError);
     expect(() => readConfig(env)).toThrow(message);

@@ -8,6 +8,7 @@ import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
 import { parseRegionRtts, type RegionRtts } from './latency.ts';
+import { EDGE_QUOTA_BYTES_DEFAULT, EDGE_QUOTA_BYTES_MAX } from './memory.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
 
@@ -28,6 +29,9 @@ export interface EdgeConfig {
   derivedFlushMs: number;
   /** Revisions of key history kept (kv/types.ts historyRetention). */
   historyRetention: number;
+  /** Space quota per peer (QUOTA_BYTES): puts that would take keys, values and history past it
+   *  are refused (507). A disk quota: the object's SQLite holds the state (memory.ts). */
+  quotaBytes: number;
   /** An idle cluster stops ticking and lets its objects hibernate (worker/peer/quiescence.ts);
    *  QUIESCE = "false" keeps every peer ticking (and its alarm set) around the clock. */
   quiesce: boolean;
@@ -58,6 +62,8 @@ export const TICK_MS_MAX = 10_000;
 export const SNAPSHOT_EVERY_ENTRIES_MAX = 10_000_000;
 export const DERIVED_FLUSH_MS_MAX = 600_000;
 export const HISTORY_RETENTION_MAX = 100_000_000;
+/** A quota below a largest key and value would refuse every put. */
+export const QUOTA_BYTES_MIN = 4 * 1024 * 1024;
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 /** The API's member id rule (worker/api/params.ts memberId): what /join accepts. */
@@ -96,6 +102,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     snapshotEveryEntries: integer(env, 'SNAPSHOT_EVERY_ENTRIES', DEFAULT_PEER_LIMITS.snapshotEveryEntries, 1, SNAPSHOT_EVERY_ENTRIES_MAX),
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
     historyRetention: integer(env, 'HISTORY_RETENTION', DEFAULT_KV_LIMITS.historyRetention, 1, HISTORY_RETENTION_MAX),
+    quotaBytes: integer(env, 'QUOTA_BYTES', EDGE_QUOTA_BYTES_DEFAULT, QUOTA_BYTES_MIN, EDGE_QUOTA_BYTES_MAX),
     auth,
     regionRttMs: readRegionRtts(env, auth),
     quiesce: flag(env, 'QUIESCE', true),
