@@ -121,9 +121,8 @@ export class Dev {
     await exited;
   }
 
-  /** The Worker isolate's V8 heap after a full garbage collection (or, with `collect` false,
-   *  as it is, garbage included), over the inspector. */
-  async heapUsed(collect = true): Promise<{ used: number; buffers: number }> {
+  /** The Worker isolate's V8 heap after a full garbage collection, over the inspector. */
+  async heapUsed(): Promise<{ used: number; buffers: number }> {
     const targets = (await (await fetch(`http://127.0.0.1:${this.inspectorPort}/json`)).json()) as Array<{ webSocketDebuggerUrl?: string }>;
     const url = targets.find((t) => t.webSocketDebuggerUrl !== undefined)?.webSocketDebuggerUrl;
     if (url === undefined) throw new Error('the inspector lists no target');
@@ -148,7 +147,7 @@ export class Dev {
         ws.send(JSON.stringify({ id: mine, method }));
       });
     try {
-      if (collect) await call('HeapProfiler.collectGarbage');
+      await call('HeapProfiler.collectGarbage');
       const usage = await call('Runtime.getHeapUsage');
       // usedSize: the JS heap; backingStorageSize: ArrayBuffer contents (log entries, snapshot
       // bytes), held outside it but the isolate's memory all the same.

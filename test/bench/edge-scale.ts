@@ -3,9 +3,9 @@
 // (1 GB by default) through the public Worker, with the space quota at its default (2 GiB, a disk
 // quota: each peer's SQLite holds the key space, worker/edge/memory.ts). Measured:
 //   - the load's rate;
-//   - the isolate's memory (the JS heap plus ArrayBuffers, through the inspector, as
-//     edge-memory.ts reads it): sampled during the load without a collection (an upper bound:
-//     garbage included), and after it with a full collection. Local workerd runs the Worker and
+//   - the isolate's memory (the JS heap plus ArrayBuffers after a full collection, through the
+//     inspector, as edge-memory.ts reads it): sampled every 5 s during the load (what the
+//     isolate holds live under load: requests, append batches, the log), and after it. Local workerd runs the Worker and
 //     all three peers in one isolate, so this is three peers' memory against one object's 128 MB;
 //   - workerd's resident set and the state dir's bytes on disk;
 //   - a restart of wrangler dev on the same state: spawn to the first consistent read of the
@@ -33,7 +33,7 @@ export interface EdgeScaleResult {
   valueBytes: number;
   keys: number;
   loadMs: number;
-  /** The isolate's largest reading during the load, no collection first (garbage included). */
+  /** The isolate's largest reading during the load (each after a full collection). */
   loadPeakHeapBytes: number;
   loaded: MemoryReading;
   diskBytes: number;
@@ -106,7 +106,7 @@ async function run(dev: Dev, stateDir: string, o: EdgeScaleOptions, note: (t: st
       await new Promise((r) => setTimeout(r, 5000));
       if (!sampling) break;
       try {
-        const h = await dev.heapUsed(false);
+        const h = await dev.heapUsed();
         peak = Math.max(peak, h.used + h.buffers);
       } catch {
         // the inspector busy: the next sample
@@ -191,8 +191,8 @@ export function edgeScaleLines(r: EdgeScaleResult): string[] {
     `edge scale — 3 peers under wrangler dev (local workerd, one isolate holds all three), ${r.keys} keys × ${r.valueBytes} B ` +
       `(${mb(r.bytes)} of values) through the Worker, quota at its default`,
     `  load ${(r.loadMs / 1000).toFixed(1)} s (${mb((r.bytes / r.loadMs) * 1000)}/s); on disk ${mb(r.diskBytes)} (3 peers)`,
-    `  isolate (JS heap + ArrayBuffers): during the load ≤ ${mb(r.loadPeakHeapBytes)} (sampled, garbage included); ` +
-      `after it ${mb(isolate(r.loaded))} (full GC); restarted ${mb(isolate(r.restarted))} — of one object's ${mb(OBJECT_MEMORY_BYTES)}`,
+    `  isolate (JS heap + ArrayBuffers after a full GC): during the load at most ${mb(r.loadPeakHeapBytes)} (sampled every 5 s); ` +
+      `after it ${mb(isolate(r.loaded))}; restarted ${mb(isolate(r.restarted))} — of one object's ${mb(OBJECT_MEMORY_BYTES)}`,
     `  workerd RSS after the load ${mb(r.loaded.proc.rss)} (peak ${mb(r.loaded.proc.peak)})`,
     `  restart: spawn → first consistent read of the last key ${(r.restartMs / 1000).toFixed(2)} s; ${r.matched} of ${r.checked} keys read back as written`,
   ];
@@ -201,13 +201,17 @@ export function edgeScaleLines(r: EdgeScaleResult): string[] {
 /** Issue 14's edge target: 1 GB held with the object's memory well under its 128 MB (the budget
  *  memory.ts keeps, with all three peers in one isolate), and every sampled key read back. */
 export function edgeScaleVerdicts(r: EdgeScaleResult): Array<{ target: string; reached: boolean; detail: string }> {
-  const isolate = Math.max(r.loaded.heap.used + r.loaded.heap.buffers, r.restarted.heap.used + r.restarted.heap.buffers);
+  const isolate = Math.max(
+    r.loadPeakHeapBytes,
+    r.loaded.heap.used + r.loaded.heap.buffers,
+    r.restarted.heap.used + r.restarted.heap.buffers,
+  );
   const scope = r.bytes < 1e9 ? ` (at ${mb(r.bytes)}, not the target's 1 GB: indicative only)` : '';
   return [
     {
       target: `edge: a 3-peer cluster holds 1 GB with the isolate under ${mb(MEMORY_BUDGET_BYTES)} (128 MB less the reserve)`,
       reached: r.bytes >= 1e9 && r.matched === r.checked && isolate <= MEMORY_BUDGET_BYTES,
-      detail: `isolate ${mb(isolate)} after the load and restarted, ${r.matched}/${r.checked} keys as written${scope}`,
+      detail: `isolate at most ${mb(isolate)} (during and after the load, restarted), ${r.matched}/${r.checked} keys as written${scope}`,
     },
   ];
 }

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { ConfigError, QUOTA_BYTES_MIN, initialMembership, parsePeerObjectName, readConfig } from '../../worker/edge/config.ts';
-import { EDGE_QUOTA_BYTES_MAX } from '../../worker/edge/memory.ts';
+import { EDGE_CACHE_BYTES, EDGE_CACHE_BYTES_MAX, EDGE_QUOTA_BYTES_MAX } from '../../worker/edge/memory.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../../worker/peer/options.ts';
 import { DERIVED_FLUSH_MS } from '../../worker/edge/storage.ts';
 import { digestOf } from '../../worker/api/authorize.ts';
@@ -20,6 +20,7 @@ describe('edge config', () => {
       derivedFlushMs: DERIVED_FLUSH_MS,
       historyRetention: DEFAULT_KV_LIMITS.historyRetention,
       quotaBytes: 2 * 1024 ** 3, // etcd's default: a disk quota (memory.ts)
+      cacheBytes: EDGE_CACHE_BYTES,
       quiesce: true,
       auth: { mode: 'locked' },
       regionRttMs: {},
@@ -61,6 +62,7 @@ describe('edge config', () => {
       DERIVED_FLUSH_MS: '0',
       QUIESCE: 'false',
       QUOTA_BYTES: '8589934592',
+      CACHE_BYTES: '0',
     });
     expect(config.cluster).toBe('prod-1');
     expect(config.bootstrapPeers).toEqual(['p1', 'p2', 'p3', 'p4', 'p5']);
@@ -71,6 +73,7 @@ describe('edge config', () => {
     expect(config.derivedFlushMs).toBe(0);
     expect(config.quiesce).toBe(false);
     expect(config.quotaBytes).toBe(8 * 1024 ** 3);
+    expect(config.cacheBytes).toBe(0);
   });
 
   it.each([
@@ -89,6 +92,8 @@ describe('edge config', () => {
     [{ QUIESCE: 'no' }, /QUIESCE "no"/],
     [{ QUOTA_BYTES: String(QUOTA_BYTES_MIN - 1) }, /QUOTA_BYTES/],
     [{ QUOTA_BYTES: String(EDGE_QUOTA_BYTES_MAX + 1) }, /QUOTA_BYTES.*10000000000/],
+    [{ CACHE_BYTES: String(EDGE_CACHE_BYTES_MAX + 1) }, /CACHE_BYTES/],
+    [{ CACHE_BYTES: '-1' }, /CACHE_BYTES/],
   ])('rejects %j with a message naming the variable', (env, message) => {
     expect(() => readConfig(env)).toThrow(ConfigError);
     expect(() => readConfig(env)).toThrow(message);

@@ -53,6 +53,9 @@ export interface Inspection {
   cost: EdgeCosts;
 }
 
+/** The peers' cache in the tests: a few small records. */
+export const TEST_CACHE_BYTES = 4096;
+
 export interface ClusterOptions {
   vars?: Record<string, string>;
   /** Headers every request of the harness carries unless the request sets them (a root token). */
@@ -63,8 +66,15 @@ export type EdgeCluster = Awaited<ReturnType<typeof startCluster>>;
 
 export async function startCluster(opts: ClusterOptions = {}) {
   // Open mode unless a test says otherwise (as npm start); test/edge/auth.test.ts runs the
-  // deployment's default.
-  const vars: Record<string, string> = { TICK_MS: String(TEST_TICK_MS), CHECK_PERSIST: '1', METCD_AUTH: 'open', ...opts.vars };
+  // deployment's default. A cache of a few records (CACHE_BYTES): nearly every read of the
+  // tests goes to the peers' SQLite, so every path runs cold as well as hot.
+  const vars: Record<string, string> = {
+    TICK_MS: String(TEST_TICK_MS),
+    CHECK_PERSIST: '1',
+    METCD_AUTH: 'open',
+    CACHE_BYTES: String(TEST_CACHE_BYTES),
+    ...opts.vars,
+  };
   const cluster = vars['CLUSTER_NAME'] ?? 'metcd';
   const server = createTestHarness({ root: ROOT, workers: [{ configPath: './wrangler.toml', vars }] });
   await server.listen();

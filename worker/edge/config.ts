@@ -8,7 +8,7 @@ import { DEFAULT_KV_LIMITS } from '../kv/types.ts';
 import { DEFAULT_PEER_LIMITS, DEFAULT_TICK_MS } from '../peer/options.ts';
 import { DERIVED_FLUSH_MS } from './storage.ts';
 import { parseRegionRtts, type RegionRtts } from './latency.ts';
-import { EDGE_QUOTA_BYTES_DEFAULT, EDGE_QUOTA_BYTES_MAX } from './memory.ts';
+import { EDGE_CACHE_BYTES, EDGE_CACHE_BYTES_MAX, EDGE_QUOTA_BYTES_DEFAULT, EDGE_QUOTA_BYTES_MAX } from './memory.ts';
 
 export type ForwardMode = 'redirect' | 'proxy';
 
@@ -32,6 +32,8 @@ export interface EdgeConfig {
   /** Space quota per peer (QUOTA_BYTES): puts that would take keys, values and history past it
    *  are refused (507). A disk quota: the object's SQLite holds the state (memory.ts). */
   quotaBytes: number;
+  /** Each peer's hot-record cache (CACHE_BYTES; memory.ts EDGE_CACHE_BYTES by default). */
+  cacheBytes: number;
   /** An idle cluster stops ticking and lets its objects hibernate (worker/peer/quiescence.ts);
    *  QUIESCE = "false" keeps every peer ticking (and its alarm set) around the clock. */
   quiesce: boolean;
@@ -103,6 +105,7 @@ export function readConfig(env: Record<string, unknown>): EdgeConfig {
     derivedFlushMs: integer(env, 'DERIVED_FLUSH_MS', DERIVED_FLUSH_MS, 0, DERIVED_FLUSH_MS_MAX),
     historyRetention: integer(env, 'HISTORY_RETENTION', DEFAULT_KV_LIMITS.historyRetention, 1, HISTORY_RETENTION_MAX),
     quotaBytes: integer(env, 'QUOTA_BYTES', EDGE_QUOTA_BYTES_DEFAULT, QUOTA_BYTES_MIN, EDGE_QUOTA_BYTES_MAX),
+    cacheBytes: integer(env, 'CACHE_BYTES', EDGE_CACHE_BYTES, 0, EDGE_CACHE_BYTES_MAX),
     auth,
     regionRttMs: readRegionRtts(env, auth),
     quiesce: flag(env, 'QUIESCE', true),

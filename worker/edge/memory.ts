@@ -27,8 +27,10 @@ export const MEMORY_RESERVE_BYTES = 24_000_000;
 /** What the peers of one isolate may hold between them. */
 export const MEMORY_BUDGET_BYTES = OBJECT_MEMORY_BYTES - MEMORY_RESERVE_BYTES;
 
-/** The hot-record cache of one peer. */
+/** The hot-record cache of one peer by default (CACHE_BYTES), and the most a peer may be given:
+ *  at that, one peer's cache and log take half the budget. */
 export const EDGE_CACHE_BYTES = 16 * 1024 * 1024;
+export const EDGE_CACHE_BYTES_MAX = 48 * 1024 * 1024;
 
 /** Log between a tiered peer's compactions (it holds up to twice this). */
 export const EDGE_SNAPSHOT_EVERY_BYTES = 4 * 1024 * 1024;

@@ -39,7 +39,7 @@ import type { Env } from './env.ts';
 import { peerStub } from './env.ts';
 import { CostMeter, countingSql, countingStorage, countingTarget } from './costs.ts';
 import type { EdgeCosts } from './costs.ts';
-import { EDGE_CACHE_BYTES, EDGE_MEMORY_LIMITS } from './memory.ts';
+import { EDGE_MEMORY_LIMITS } from './memory.ts';
 import { delayedTarget, oneWayMs } from './latency.ts';
 import { PersistCheck } from './persist-check.ts';
 import type { PersistCheckReport } from './persist-check.ts';
@@ -582,7 +582,7 @@ export class PeerObject extends DurableObject<Env> {
       // A backup staged by an import (import.ts) seeds a peer with no Raft state.
       ...(fresh ? { initialState: stagedInitialState(this.ctx.storage.sql) } : {}),
       limits: { ...EDGE_MEMORY_LIMITS, stateBytesMax: this.config.quotaBytes, snapshotEveryEntries: this.config.snapshotEveryEntries },
-      cacheBytes: EDGE_CACHE_BYTES,
+      cacheBytes: this.config.cacheBytes,
       kvLimits: { ...DEFAULT_KV_LIMITS, historyRetention: this.config.historyRetention },
       log,
     });
