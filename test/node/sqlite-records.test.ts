@@ -20,6 +20,7 @@ import { SeededRandom } from '../../worker/raft/random.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord, KvChanges } from '../../worker/kv/types.ts';
 import { snapshotAt } from '../support/storage-batches.ts';
+import { KEY_POOL, diskDifference } from '../support/disk-check.ts';
 
 let dir: string;
 let file: string;
@@ -57,72 +58,6 @@ const ABC_AT_1 = changes(1, [
   ['b', rec('b1', 1)],
   ['c', rec('c1', 1)],
 ]);
-
-/** Keys from every region where UTF-8 and UTF-16 order differ, sharing prefixes. */
-const KEY_POOL = [
-  '',
-  'a',
-  'a/',
-  'a/b',
-  'ab',
-  'b',
-  '\u0000',
-  '\u0001token/x',
-  '\u007f',
-  '\u00e9',
-  '\ud7ff',
-  '\ud800', // lone high surrogate
-  '\udc00', // lone low surrogate
-  'x\ud83d', // ends with a lone high surrogate
-  '\u{1F600}',
-  '\u{1F600}z',
-  '\u{10FFFF}',
-  '\ue000',
-  '\ue000a',
-  '\uffff',
-  'zz',
-];
-
-const jsSorted = (keys: Iterable<string>): string[] => [...keys].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-
-/** Where `disk` differs from `ref` (null when it does not): get of every key of the pool, walks
- *  from every pool key stopped after 1, 3 and all records, changedSince at several revisions. */
-function diskDifference(disk: DiskRecords, ref: Map<string, KeyRecord>, revision: number): string | null {
-  for (const key of KEY_POOL) {
-    const got = disk.get(key);
-    const want = ref.get(key);
-    if (JSON.stringify(got) !== JSON.stringify(want))
-      return `get(${JSON.stringify(key)}): ${JSON.stringify(got)}, want ${JSON.stringify(want)}`;
-  }
-  const ordered = jsSorted(ref.keys());
-  for (const from of [...KEY_POOL, 'a\u0000', '\ud800\udbff', '\uffff\uffff']) {
-    for (const stopAfter of [1, 3, Infinity]) {
-      const got: Array<[string, KeyRecord]> = [];
-      disk.walkFrom(from, (k, r) => {
-        got.push([k, r]);
-        return got.length < stopAfter;
-      });
-      const keys = ordered.filter((k) => k >= from).slice(0, stopAfter);
-      const want = keys.map((k) => [k, ref.get(k)!]);
-      if (JSON.stringify(got) !== JSON.stringify(want))
-        return `walkFrom(${JSON.stringify(from)}) stopping after ${stopAfter}: ${JSON.stringify(got.map(([k]) => k))}, want ${JSON.stringify(keys)}`;
-    }
-  }
-  for (const since of [0, 1, Math.floor(revision / 2), revision, revision + 1]) {
-    // In (modRevision, key) order, JS key order within a revision; stopping when told to.
-    const want = [...ref]
-      .filter(([, r]) => r.modRevision >= since)
-      .sort(([ka, a], [kb, b]) => a.modRevision - b.modRevision || (ka < kb ? -1 : ka > kb ? 1 : 0))
-      .map(([k, r]) => `${JSON.stringify(k)}@${r.modRevision}`);
-    for (const stopAfter of [1, 3, Infinity]) {
-      const got: string[] = [];
-      disk.changedSince(since, (k, mod) => got.push(`${JSON.stringify(k)}@${mod}`) < stopAfter);
-      if (JSON.stringify(got) !== JSON.stringify(want.slice(0, stopAfter)))
-        return `changedSince(${since}) stopping after ${stopAfter}: ${got.join(' ')}, want ${want.join(' ')}`;
-    }
-  }
-  return null;
-}
 
 /** Random batches (puts, deletes, now and then a snapshot install replacing every record),
  *  each saved and checked against the reference once it resolves. */

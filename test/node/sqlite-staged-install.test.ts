@@ -21,10 +21,9 @@ import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records
 import { silentLogger } from '../../node-runtime/log.ts';
 import { summarize } from '../../worker/kv/record-summary.ts';
 import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
-import type { KeyRecord, KvChanges, RecordSummary, SessionRecord } from '../../worker/kv/types.ts';
-import type { SaveBatch } from '../../worker/peer/ports.ts';
+import type { KeyRecord, KvChanges, RecordSummary } from '../../worker/kv/types.ts';
 import type { StorageEngine } from '../../node-runtime/storage/engine.ts';
-import { entry, snapshotAt } from '../support/storage-batches.ts';
+import { STAGED_SESSION, entry, snapshotAt, spreadRecords, stagedInstall } from '../support/storage-batches.ts';
 
 let dir: string;
 let file: string;
@@ -42,13 +41,6 @@ const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision:
 
 function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes: string[] = []): KvChanges {
   return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
-}
-
-/** `n` records named `prefix/i`, modRevisions out of key order (changedSince order differs). */
-function records(prefix: string, n: number, modBase: number): Array<[string, KeyRecord]> {
-  const out: Array<[string, KeyRecord]> = [];
-  for (let i = 0; i < n; i++) out.push([`${prefix}/${String(i).padStart(4, '0')}`, rec(`${prefix}-v${i}`, modBase + ((i * 7919) % n))]);
-  return out;
 }
 
 const byKey = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -95,28 +87,13 @@ function inFile(): { staged: number; summary: RecordSummary | null; plans: strin
 
 const PLANS = ['SEARCH records USING PRIMARY KEY (k>?)', 'SEARCH records USING COVERING INDEX records_mod (mod>?)'];
 
-const SESSION: SessionRecord = { seq: 4, lastIndex: 18, result: { ok: true, op: 'put', revision: 30 } };
-
 /** The live state before the transfer: entries 1..12 (term 1), records old/* and shared/*. */
 async function liveBefore(engine: StorageEngine): Promise<Array<[string, KeyRecord]>> {
-  const old = [...records('old', 40, 1), ...records('shared', 10, 1)];
+  const old = [...spreadRecords('old', 40, 1), ...spreadRecords('shared', 10, 1)];
   const entries = Array.from({ length: 12 }, (_, i) => entry(i + 1, 1));
   await engine.save({ entries, hardState: { term: 1, vote: 'n1', commit: 12 } });
   await engine.save({ kv: { ...changes(12, old), summary: summarize(old) }, applied: 12 });
   return old;
-}
-
-/** The install of a snapshot at index 20 term 2 whose records were staged. */
-function install(staged: Array<[string, KeyRecord]>, stage?: SaveBatch['stage']): SaveBatch {
-  return {
-    ...(stage ? { stage } : {}),
-    installSnapshot: {
-      snapshot: snapshotAt(20, 2),
-      kv: { revision: 30, records: [], sessions: [['c1', SESSION]] },
-      staged: summarize(staged),
-    },
-    hardState: { term: 2, vote: '', commit: 20 },
-  };
 }
 
 describe('sqlite staged snapshot install', () => {
@@ -128,20 +105,20 @@ describe('sqlite staged snapshot install', () => {
     expect(shown(disk, keysOf(old, []))).toEqual(expected(old, []));
 
     // A transfer that a reset abandons: none of its records may survive.
-    await engine.save({ stage: { reset: true, records: records('gone', 30, 100) } });
-    await engine.save({ stage: { reset: false, records: records('shared', 10, 200) } });
+    await engine.save({ stage: { reset: true, records: spreadRecords('gone', 30, 100) } });
+    await engine.save({ stage: { reset: false, records: spreadRecords('shared', 10, 200) } });
     expect(inFile().staged).toBe(40);
     // The live records are untouched by staging.
     expect(shown(disk, keysOf(old, []))).toEqual(expected(old, []));
 
-    const chunkA = records('new-a', 25, 5);
-    const chunkB = [...records('new-b', 25, 3), ...records('shared', 5, 9)];
-    const chunkC = records('new-c', 25, 1); // arrives with the install
+    const chunkA = spreadRecords('new-a', 25, 5);
+    const chunkB = [...spreadRecords('new-b', 25, 3), ...spreadRecords('shared', 5, 9)];
+    const chunkC = spreadRecords('new-c', 25, 1); // arrives with the install
     const staged = [...chunkA, ...chunkB, ...chunkC];
     await engine.save({ stage: { reset: true, records: chunkA } });
     await engine.save({ stage: { reset: false, records: chunkB } });
     expect(inFile().staged).toBe(55);
-    await engine.save(install(staged, { reset: false, records: chunkC }));
+    await engine.save(stagedInstall(staged, { reset: false, records: chunkC }));
 
     const want = expected(staged, absent);
     expect(shown(disk, keysOf(staged, absent))).toEqual(want);
@@ -151,7 +128,7 @@ describe('sqlite staged snapshot install', () => {
     expect(loaded.snapshot.meta).toEqual(snapshotAt(20, 2).meta);
     expect(loaded.entries).toEqual([]);
     expect(loaded.applied).toBe(20);
-    expect(loaded.kv).toEqual({ revision: 30, records: [], sessions: [['c1', SESSION]] });
+    expect(loaded.kv).toEqual({ revision: 30, records: [], sessions: [['c1', STAGED_SESSION]] });
     expect(loaded.hardState).toEqual({ term: 2, vote: '', commit: 20 });
 
     // The writer's statements work on the swapped-in table, and the log continues the snapshot.
@@ -176,11 +153,11 @@ describe('sqlite staged snapshot install', () => {
     const engine = await open();
     const disk = (await engine.load()).tier!.disk;
     await liveBefore(engine);
-    const staged = records('one', 60, 1);
-    await engine.save(install(staged, { reset: true, records: staged }));
+    const staged = spreadRecords('one', 60, 1);
+    await engine.save(stagedInstall(staged, { reset: true, records: staged }));
     expect(shown(disk, keysOf(staged, ['old/0001']))).toEqual(expected(staged, ['old/0001']));
     // The install path without staging still works after a swap (CLEAR on the swapped-in table)…
-    const plain = records('plain', 5, 40);
+    const plain = spreadRecords('plain', 5, 40);
     await engine.save({ installSnapshot: { snapshot: snapshotAt(40, 3), kv: { revision: 45, records: plain, sessions: [] } } });
     expect(shown(disk, keysOf(plain, ['one/0001']))).toEqual(expected(plain, ['one/0001']));
     expect(inFile().summary).toEqual(summarize(plain));
@@ -197,8 +174,8 @@ describe('sqlite staged snapshot install', () => {
     const engine = await open();
     const disk = (await engine.load()).tier!.disk;
     const old = await liveBefore(engine);
-    await engine.save({ stage: { reset: true, records: records('new', 30, 1) } });
-    await engine.save({ stage: { reset: false, records: records('old', 5, 90) } });
+    await engine.save({ stage: { reset: true, records: spreadRecords('new', 30, 1) } });
+    await engine.save({ stage: { reset: false, records: spreadRecords('old', 5, 90) } });
     expect(shown(disk, keysOf(old, ['new/0001']))).toEqual(expected(old, ['new/0001']));
     await engine.close(); // no install: the transfer ends here
     expect(inFile().staged).toBe(35); // what open must clear
@@ -211,9 +188,9 @@ describe('sqlite staged snapshot install', () => {
     expect(loaded.tier!.summary).toEqual(summarize(old));
     expect(shown(loaded.tier!.disk, keysOf(old, ['new/0001']))).toEqual(expected(old, ['new/0001']));
     // The next transfer starts over and installs only its own records.
-    const staged = records('next', 20, 1);
+    const staged = spreadRecords('next', 20, 1);
     await again.save({ stage: { reset: true, records: staged } });
-    await again.save(install(staged));
+    await again.save(stagedInstall(staged));
     expect(shown(loaded.tier!.disk, keysOf(staged, ['new/0001', 'old/0001']))).toEqual(expected(staged, ['new/0001', 'old/0001']));
     await again.close();
   });
@@ -221,13 +198,13 @@ describe('sqlite staged snapshot install', () => {
   it('a view opened before the install keeps reading the old records through the swap and later writes', async () => {
     const engine = await open();
     const disk = (await engine.load()).tier!.disk;
-    const old = [...records('old', 2000, 1)]; // many pages, freed by the swap, reused by what follows
+    const old = [...spreadRecords('old', 2000, 1)]; // many pages, freed by the swap, reused by what follows
     await engine.save({ kv: { ...changes(2000, old), summary: summarize(old) } });
-    const staged = records('new', 1500, 3000);
+    const staged = spreadRecords('new', 1500, 3000);
     await engine.save({ stage: { reset: true, records: staged.slice(0, 700) } });
     const view: DiskView = disk.openView();
-    await engine.save(install(staged, { reset: false, records: staged.slice(700) }));
-    const grown = records('more', 3000, 5000);
+    await engine.save(stagedInstall(staged, { reset: false, records: staged.slice(700) }));
+    const grown = spreadRecords('more', 3000, 5000);
     await engine.save({ kv: { ...changes(8000, grown), summary: summarize([...staged, ...grown]) } });
 
     const absent = ['new/0001', 'old/0001', 'more/0001'];
@@ -247,7 +224,7 @@ describe('sqlite staged snapshot install', () => {
     const engine = await open();
     const disk = (await engine.load()).tier!.disk;
     const old = await liveBefore(engine);
-    const bad = install([]);
+    const bad = stagedInstall([]);
     bad.installSnapshot!.kv.records = [['x', rec('x', 1)]];
     await expect(engine.save(bad)).rejects.toThrow(/staged snapshot install carries 1 records/);
     expect(shown(disk, keysOf(old, ['x']))).toEqual(expected(old, ['x']));
@@ -261,9 +238,9 @@ describe('sqlite staged snapshot install', () => {
     it(`the ${name} engine refuses staged records with a clear error`, async () => {
       const engine: StorageEngine = await openOther();
       try {
-        const staged = records('s', 3, 1);
+        const staged = spreadRecords('s', 3, 1);
         await expect(engine.save({ stage: { reset: true, records: staged } })).rejects.toThrow(/need a tiered engine/);
-        await expect(engine.save(install(staged))).rejects.toThrow(/need a tiered engine/);
+        await expect(engine.save(stagedInstall(staged))).rejects.toThrow(/need a tiered engine/);
         // The engine goes on: a plain save still works.
         await engine.save({ entries: [entry(1, 1)], hardState: { term: 1, vote: '', commit: 0 } });
         expect((await engine.load()).entries).toHaveLength(1);

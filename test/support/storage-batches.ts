@@ -6,7 +6,8 @@
 
 import { SeededRandom } from '../../worker/raft/random.ts';
 import type { Entry, Snapshot } from '../../worker/raft/types.ts';
-import type { KvChanges, KvState } from '../../worker/kv/types.ts';
+import type { KeyRecord, KvChanges, KvState, SessionRecord } from '../../worker/kv/types.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import { StateModel } from '../../node-runtime/storage/state-model.ts';
 
@@ -27,6 +28,34 @@ export function snapshotAt(index: number, term: number, payload = `snap-${index}
 
 /** A peer-like batch source; `model` mirrors what has been generated. Along every prefix of the
  *  stream applied <= commit <= last index holds, as it does for a peer. */
+/** `n` records named `prefix/i` (version 1, created when last modified), modRevisions from
+ *  `modBase` on, out of key order: what the staged-install tests of every tiered engine write. */
+export function spreadRecords(prefix: string, n: number, modBase: number): Array<[string, KeyRecord]> {
+  const out: Array<[string, KeyRecord]> = [];
+  for (let i = 0; i < n; i++) {
+    const mod = modBase + ((i * 7919) % n);
+    out.push([`${prefix}/${String(i).padStart(4, '0')}`, { value: `${prefix}-v${i}`, createRevision: mod, modRevision: mod, version: 1 }]);
+  }
+  return out;
+}
+
+/** The session a staged install carries in those tests. */
+export const STAGED_SESSION: SessionRecord = { seq: 4, lastIndex: 18, result: { ok: true, op: 'put', revision: 30 } };
+
+/** The install of a snapshot at index 20, term 2, whose records (`staged`) were staged, with
+ *  `stage` (the last chunk's records) in the same batch when given. */
+export function stagedInstall(staged: Array<[string, KeyRecord]>, stage?: SaveBatch['stage']): SaveBatch {
+  return {
+    ...(stage ? { stage } : {}),
+    installSnapshot: {
+      snapshot: snapshotAt(20, 2),
+      kv: { revision: 30, records: [], sessions: [['c1', STAGED_SESSION]] },
+      staged: summarize(staged),
+    },
+    hardState: { term: 2, vote: '', commit: 20 },
+  };
+}
+
 export class BatchStream {
   model = new StateModel();
   private readonly rnd: SeededRandom;
