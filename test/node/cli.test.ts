@@ -121,7 +121,10 @@ describe('parseFlags', () => {
       mode: 'redirect',
       quotaBytes: 2 * 1024 ** 3, // sqlite holds the key space on disk: etcd's default quota
       cacheBytes: 64 * 1024 ** 2,
+      heapTrim: true,
     });
+    const t = parseFlags(['--id', 'n1', '--bootstrap', '--no-heap-trim'], {});
+    expect(t.help === false && t.config.heapTrim).toBe(false);
     const m = parseFlags(['--id', 'n1', '--bootstrap', '--engine', 'memory'], {});
     expect(m.help === false && m.config.quotaBytes).toBe(512 * 1024 ** 2);
     const c = parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', '0'], {});
