@@ -1,7 +1,7 @@
 // The edge's tiers in real workerd: each peer's SQLite holds the key space and memory a cache of
 // a few records (CACHE_BYTES, TEST_CACHE_BYTES in every edge test), so the reads below go to
 // storage. /status and /metrics report the cache; writes, overwrites, deletes, ranges, a watch's
-// replay from the first revision and a backup come out whole on every peer; a peer whose object
+// replay from the first revision come out whole on every peer, and `diskBytes` is the database's size; a peer whose object
 // restarts serves them from storage without reading them at start; the quota is a disk quota
 // (QUOTA_BYTES), its 507 at the configured bytes.
 
@@ -60,6 +60,10 @@ describe('edge: each peer holds the key space in its SQLite', () => {
       const families = parsePromText(await (await c.request(`/metrics?peer=${p}`)).text());
       expect(sampleValue(families, 'metcd_cache_capacity_bytes')).toBe(TEST_CACHE_BYTES);
       expect(sampleValue(families, 'metcd_cache_misses_total')).toBeGreaterThan(KEYS);
+      // Bytes on disk: the object's SQLite database, which holds the records.
+      const diskBytes = (s as typeof s & { diskBytes?: number }).diskBytes;
+      expect(diskBytes, `${p} diskBytes`).toBeGreaterThan(KEYS * 80);
+      expect(sampleValue(families, 'metcd_disk_data_bytes')).toBeGreaterThan(KEYS * 80);
     }
   });
 

@@ -37,8 +37,9 @@ export interface ApiHost {
   /** What hosting this peer costs, as the host counts it (edge: worker/edge/costs.ts): shown
    *  as `cost` in GET /status and as metcd_edge_* in GET /metrics. Without it, neither shows. */
   costs?: () => HostCosts;
-  /** Bytes the peer's data directory holds on disk (Node: every file of its engine): shown as
-   *  `diskBytes` in GET /status and metcd_disk_data_bytes in GET /metrics. */
+  /** Bytes the peer's storage holds on disk (Node: every file of its engine's data directory;
+   *  the edge: the object's SQLite database): shown as `diskBytes` in GET /status and
+   *  metcd_disk_data_bytes in GET /metrics. */
   diskBytes?: () => number;
   /** The process's memory (Node: process.memoryUsage()): shown as `memory` in GET /status and
    *  as process_resident_memory_bytes and nodejs_* in GET /metrics. A Durable Object cannot

@@ -258,7 +258,12 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, host: HostGa
   ]);
   requests.write(out);
   if (costs !== undefined) writeHostCosts(out, costs);
-  if (diskBytes !== undefined) out.gauge('metcd_disk_data_bytes', "Bytes the peer's data directory holds on disk (Node).", diskBytes);
+  if (diskBytes !== undefined)
+    out.gauge(
+      'metcd_disk_data_bytes',
+      "Bytes the peer's storage holds on disk (Node: its data directory; edge: its SQLite database).",
+      diskBytes,
+    );
   if (memory !== undefined) {
     out
       .gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', memory.rssBytes)

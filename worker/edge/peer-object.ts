@@ -596,6 +596,7 @@ export class PeerObject extends DurableObject<Env> {
         return peerStub(this.env, this.config, leader).fetch(new Request(withPeerParam(request.url, leader), request));
       },
       costs: () => this.costs.snapshot(),
+      diskBytes: () => this.ctx.storage.sql.databaseSize,
       memberAddress: (id) => peerObjectName(this.config.cluster, id),
       authorize: createAuthorizer({ ...this.config.auth, lockedHint: LOCKED_HINT, now: () => Date.now() }, () => peer.tokens),
       restore: { bytesMax: RESTORE_BYTES_MAX, run: (backup, header) => this.importBackup(backup, header) },
