@@ -20,7 +20,7 @@ import { SeededRandom } from '../../worker/raft/random.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord, KvChanges } from '../../worker/kv/types.ts';
 import { snapshotAt } from '../support/storage-batches.ts';
-import { KEY_POOL, diskDifference } from '../support/disk-check.ts';
+import { KEY_POOL, diskDifference, randomChanges, rec } from '../support/disk-check.ts';
 
 let dir: string;
 let file: string;
@@ -40,13 +40,6 @@ async function openDisk(): Promise<{ engine: SqliteEngine; disk: DiskRecords }> 
   expect(loaded.kv.records).toEqual([]); // the records stay on disk
   return { engine, disk: loaded.tier!.disk };
 }
-
-const rec = (value: string, mod: number, create = mod, version = 1): KeyRecord => ({
-  value,
-  createRevision: create,
-  modRevision: mod,
-  version,
-});
 
 function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes: string[] = []): KvChanges {
   return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
@@ -80,26 +73,7 @@ async function randomRun(
       snapIndex += 1 + rnd.nextInt(5);
       await engine.save({ installSnapshot: { snapshot: snapshotAt(snapIndex, 1), kv: { revision, records: [...ref], sessions: [] } } });
     } else {
-      const upserts: Array<[string, KeyRecord]> = [];
-      const deletes: string[] = [];
-      for (let n = 1 + rnd.nextInt(4); n > 0; n--) {
-        const key = pick();
-        if (upserts.some(([k]) => k === key) || deletes.includes(key)) continue;
-        if (rnd.nextInt(3) === 0) {
-          deletes.push(key);
-          ref.delete(key);
-        } else {
-          const prev = ref.get(key);
-          const r = rec(
-            `v${revision}-${'x'.repeat(rnd.nextInt(40))}`,
-            revision,
-            prev?.createRevision ?? revision,
-            (prev?.version ?? 0) + 1,
-          );
-          upserts.push([key, r]);
-          ref.set(key, r);
-        }
-      }
+      const { upserts, deletes } = randomChanges(rnd, ref, revision, pick);
       await engine.save({ kv: changes(revision, upserts, deletes) });
     }
     const diff = diskDifference(disk, ref, revision);
