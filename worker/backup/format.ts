@@ -18,7 +18,7 @@
 // refused, and a file that stops early lacks its trailer.
 
 import { sha256 } from '@noble/hashes/sha2.js';
-import { bytesToHex } from '@noble/hashes/utils.js';
+import { bytesToHex, concatBytes } from '@noble/hashes/utils.js';
 import { ByteReader, varuintBytes, writeVaruint } from '../kv/bytes.ts';
 import { KvCodecError, StateStreamEncoder, decodeState } from '../kv/codec.ts';
 import type { StateView } from '../kv/state-view.ts';
@@ -110,7 +110,7 @@ export function backupStream(src: BackupSource): ReadableStream<Uint8Array> {
               recordCount: view.recordCount,
               createdAtMs: src.nowMs,
             });
-            emit(controller, concat([header, StateStreamEncoder.head(view.revision, view.recordCount)]));
+            emit(controller, concatBytes(header, StateStreamEncoder.head(view.revision, view.recordCount)));
             return;
           }
           if (stage !== 'records') return;
@@ -140,16 +140,6 @@ export function backupStream(src: BackupSource): ReadableStream<Uint8Array> {
     },
     { highWaterMark: 0 },
   );
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {

@@ -2,6 +2,7 @@
 // the rows it writes against the platform's row limit, and the storage's errors: a value of
 // another type is StorageError (the database is not what it wrote).
 
+import { concatBytes } from '@noble/hashes/utils.js';
 import type { EntryType } from '../raft/types.ts';
 import type { SqlLike, SqlValue } from './sql.ts';
 import { STORAGE_ROW_BYTES_MAX } from '../kv/types.ts';
@@ -80,14 +81,7 @@ export function readChunks(sql: SqlLike, table: string, where: string, args: Sql
   if (rows.length !== chunks) {
     throw new StorageError(`${table}: expected ${chunks} chunks, found ${rows.length}`);
   }
-  const parts = rows.map((row) => bytes(row.data));
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.byteLength;
-  }
-  return out;
+  return concatBytes(...rows.map((row) => bytes(row.data)));
 }
 
 export function entryType(v: SqlValue | undefined): EntryType {
