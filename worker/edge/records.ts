@@ -136,8 +136,6 @@ export class EdgeRecords implements DiskRecords {
   private readonly views = new Map<number, ViewState>();
   private nextViewId = 1;
   private nextRetired = 1;
-  /** Views on the live table (they need pre-images), kept with `views`. */
-  private liveViews: number[] = [];
   /** How to undo what the open transaction changed in `views` (a rename), if it rolls back. */
   private undo: Array<() => void> = [];
   /** Pre-image writes so far, one per open view per record written (INSERT OR IGNORE: a key's
@@ -198,7 +196,6 @@ export class EdgeRecords implements DiskRecords {
     this.host.flush();
     const id = this.nextViewId++;
     this.views.set(id, { base: RECORDS });
-    this.liveViews.push(id);
     return new EdgeView(this, id);
   }
 
@@ -211,13 +208,13 @@ export class EdgeRecords implements DiskRecords {
 
   /** Creates or replaces `key`'s record in the live table. */
   put(key: string, record: KeyRecord): void {
-    if (this.liveViews.length > 0) this.keepPreImages(key);
+    if (this.views.size > 0) this.keepPreImages(key);
     upsertRow(this.sql, RECORDS, key, record);
   }
 
   remove(key: string): void {
     const k = blob(encodeKey(key));
-    if (this.liveViews.length > 0) this.keepPreImages(key);
+    if (this.views.size > 0) this.keepPreImages(key);
     this.sql.exec(`DELETE FROM ${RECORDS} WHERE k = ?`, k);
   }
 
@@ -266,12 +263,18 @@ export class EdgeRecords implements DiskRecords {
   /** Forgets every view without writing (a crash: open drops what they left). */
   forgetAll(): void {
     this.views.clear();
-    this.liveViews = [];
+  }
+
+  /** The views reading the live table (the ones a write must keep pre-images for). */
+  private liveViews(): number[] {
+    const out: number[] = [];
+    for (const [id, v] of this.views) if (v.base === RECORDS) out.push(id);
+    return out;
   }
 
   private keepPreImages(key: string): void {
     const k = blob(encodeKey(key));
-    for (const id of this.liveViews) {
+    for (const id of this.liveViews()) {
       this.sql.exec(
         `INSERT OR IGNORE INTO view_prev (view, ${RECORD_COLUMNS})
          SELECT ?1, ?2, r.value, r.create_revision, r.mod, r.version FROM (SELECT 1) LEFT JOIN ${RECORDS} AS r ON r.k = ?2`,
@@ -285,19 +288,17 @@ export class EdgeRecords implements DiskRecords {
   /** With views on the live table: renames it to a retired table they read from now on (its
    *  mod index dropped: the name is the live table's). Returns whether it did. */
   private retireLive(): boolean {
-    if (this.liveViews.length === 0) return false;
+    const moved = this.liveViews();
+    if (moved.length === 0) return false;
     const name = `${RETIRED_PREFIX}${this.nextRetired++}`;
     this.sql.exec('DROP INDEX records_mod');
     this.sql.exec(`ALTER TABLE ${RECORDS} RENAME TO ${name}`);
-    const moved = this.liveViews;
     for (const id of moved) this.views.get(id)!.base = name;
-    this.liveViews = [];
     this.undo.push(() => {
       for (const id of moved) {
         const v = this.views.get(id);
         if (v !== undefined) v.base = RECORDS;
       }
-      this.liveViews = moved.filter((id) => this.views.has(id));
     });
     return true;
   }
@@ -375,7 +376,6 @@ export class EdgeRecords implements DiskRecords {
     const v = this.views.get(id);
     if (v === undefined) return;
     this.views.delete(id);
-    this.liveViews = this.liveViews.filter((x) => x !== id);
     const lastOnRetired = v.base !== RECORDS && ![...this.views.values()].some((o) => o.base === v.base);
     this.storage.transactionSync(() => {
       this.sql.exec('DELETE FROM view_prev WHERE view = ?', id);
