@@ -567,6 +567,8 @@ export class PeerObject extends DurableObject<Env> {
       },
     };
     const log = this.logger(name.id);
+    // A peer deployed before the tiers: its records moved from the old `kv` table at this open.
+    if (storage.migratedRecords !== null) log('info', 'edge.storage.migrated', { records: storage.migratedRecords });
     const peer = await Peer.open({
       id: name.id,
       cluster: name.cluster,
