@@ -5,11 +5,12 @@
 //   - the load's rate;
 //   - the isolate's memory (the JS heap plus ArrayBuffers after a full collection, through the
 //     inspector, as edge-memory.ts reads it): sampled every 5 s during the load (what the
-//     isolate holds live under load: requests, append batches, the log), and after it. Local workerd runs the Worker and
-//     all three peers in one isolate, so this is three peers' memory against one object's 128 MB;
+//     isolate holds live under load: requests, append batches, the log), and after it. Local
+//     workerd runs the Worker and all three peers in one isolate, so this is three peers'
+//     memory against one object's 128 MB;
 //   - workerd's resident set and the state dir's bytes on disk;
-//   - a restart of wrangler dev on the same state: spawn to the first consistent read of the
-//     last key written, and the isolate's memory then;
+//   - a restart of wrangler dev on the same state: spawn to the first read of the last key
+//     written (the default level: the leader's lease read), and the isolate's memory then;
 //   - a sample of keys read back after the restart, each checked against what was written.
 
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -37,7 +38,7 @@ export interface EdgeScaleResult {
   loadPeakHeapBytes: number;
   loaded: MemoryReading;
   diskBytes: number;
-  /** Spawn of wrangler dev → first consistent read of the last key. */
+  /** Spawn of wrangler dev → first read of the last key (default level). */
   restartMs: number;
   restarted: MemoryReading;
   /** Keys read back after the restart and how many held what was written. */
@@ -194,7 +195,7 @@ export function edgeScaleLines(r: EdgeScaleResult): string[] {
     `  isolate (JS heap + ArrayBuffers after a full GC): during the load at most ${mb(r.loadPeakHeapBytes)} (sampled every 5 s); ` +
       `after it ${mb(isolate(r.loaded))}; restarted ${mb(isolate(r.restarted))} — of one object's ${mb(OBJECT_MEMORY_BYTES)}`,
     `  workerd RSS after the load ${mb(r.loaded.proc.rss)} (peak ${mb(r.loaded.proc.peak)})`,
-    `  restart: spawn → first consistent read of the last key ${(r.restartMs / 1000).toFixed(2)} s; ${r.matched} of ${r.checked} keys read back as written`,
+    `  restart: spawn → first read of the last key (default level) ${(r.restartMs / 1000).toFixed(2)} s; ${r.matched} of ${r.checked} keys read back as written`,
   ];
 }
 
