@@ -15,7 +15,7 @@ export function isEngineName(v: string): v is EngineName {
 /** Engines whose table is the home of the key space (LoadedState.tier): the peer keeps only a
  *  cache of hot records in memory. The others load every record at start. */
 export function isTieredEngine(engine: EngineName): boolean {
-  return engine === 'sqlite';
+  return engine === 'sqlite' || engine === 'leveldb';
 }
 
 export interface EngineOptions {

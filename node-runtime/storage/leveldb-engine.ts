@@ -1,15 +1,25 @@
 // The `leveldb` engine: classic-level (an LSM tree; the write-heavy engine). One
 // commit group = one WriteBatch written with sync: true, so LevelDB's own log is fsynced before
-// save() resolves and the group is applied all or nothing.
+// save() resolves and the group is applied all or nothing (a group holding a snapshot install
+// behind one still unwritten may go in two batches, each of whole SaveBatches: below).
 //
-// Key layout (one byte prefix, so each kind is a contiguous range):
-//   M<name>            meta value (UTF-8)
-//   S<name>            hardState | snapshotRef | applied | revision   (sealed)
-//                      (snapshot: the inline form older data dirs hold)
-//   G<index u64 BE>    log segment: the entries one batch appended, from index  (sealed)
-//   L<index u64 BE>    one log entry (the layout of older data dirs; read, never written)
-//   K<key>             KV record                                  (sealed)
-//   C<client>          session                                    (sealed)
+// A tiered engine: LevelDB is the home of the key space (the key layout: leveldb-layout.ts).
+// load() reads what recovery needs (hard state, snapshot, log, sessions, meta, the records'
+// summary: none of them grows with the number of keys) and hands the peer `tier.disk`
+// (leveldb-records.ts: getSync on this thread, walks through a reader thread). Records are
+// stored under their UTF-16 bytes with a modRevision index beside them, which a save keeps
+// exact: an upsert or delete reads the key's stored record (getSync, or this group's pending
+// write) to drop its old index entry. A data dir of the untiered layout (K<key>) has its
+// records moved to R at open, once.
+//
+// Snapshot installs: the records live in one of two generations. A snapshot arriving in chunks
+// is staged in the other one (SaveBatch.stage; `reset` clears it first) and the install flips
+// the live generation in the batch that stores the snapshot; an inline install writes its
+// records there and flips the same way. The old generation is then cleared in the background
+// (db.clear: LevelDB's own range delete), and at the next reset or open at the latest. Clearing
+// is never done to the generation the database names live: a group that flipped it in memory
+// writes what it holds so far first.
+//
 // LevelDB's log is checked before LevelDB opens it (leveldb-log-scan.ts); the seals catch damage
 // in the sorted tables that LevelDB's own checks let through.
 //
@@ -27,16 +37,18 @@ import { mkdirSync, readdirSync, readFileSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import type { LoadedState, SaveBatch } from '../../worker/peer/ports.ts';
 import type { Entry, HardState, Snapshot } from '../../worker/raft/types.ts';
-import type { KvState } from '../../worker/kv/types.ts';
+import type { KeyRecord, KvState, RecordSummary } from '../../worker/kv/types.ts';
+import { countRecord, emptySummary, summarize } from '../../worker/kv/record-summary.ts';
 import { ByteWriter, FormatError, type ByteReader } from './bytes.ts';
 import { type EngineOptions, type EngineStats, type StorageEngine } from './engine.ts';
 import { DataDirError, StorageCorruptError } from './errors.ts';
 import { BlobFiles, type BlobRef } from './durable-fs.ts';
 import { SaveQueue } from './save-queue.ts';
+import type { Logger } from '../log.ts';
 import {
   readEntry,
   readHardState,
-  readKeyRecord,
+  readRecordSummary,
   readSession,
   readSnapshot,
   seal,
@@ -44,42 +56,36 @@ import {
   writeEntry,
   writeHardState,
   writeKeyRecord,
+  writeRecordSummary,
   writeSession,
   writeSnapshot,
 } from './records.ts';
 import { emptyHardState, emptySnapshot } from './state-model.ts';
 import { scanLevelLog } from './leveldb-log-scan.ts';
+import {
+  P_CLIENT,
+  P_LOG,
+  P_META,
+  P_MOD,
+  P_OLD_KEY,
+  P_RECORD,
+  P_SEG,
+  P_STATE,
+  RECORD_KEY_BYTES_AT,
+  genRange,
+  logIndex,
+  modKey,
+  prefixRange,
+  recordKey,
+  segKey,
+  strKey,
+  type Generation,
+} from './leveldb-layout.ts';
+import { LevelDbRecords, unsealRecord } from './leveldb-records.ts';
+import { LevelReader } from './leveldb-reader.ts';
+import { decodeKey } from './sqlite-key.ts';
 
 type Db = ClassicLevel<Buffer, Buffer>;
-
-const P_META = 0x4d; // M
-const P_STATE = 0x53; // S
-const P_LOG = 0x4c; // L
-const P_SEG = 0x47; // G
-const P_KEY = 0x4b; // K
-const P_CLIENT = 0x43; // C
-
-function strKey(prefix: number, s: string): Buffer {
-  const n = Buffer.byteLength(s, 'utf8');
-  const b = Buffer.allocUnsafe(1 + n);
-  b[0] = prefix;
-  b.write(s, 1, n, 'utf8');
-  return b;
-}
-
-function segKey(index: number): Buffer {
-  const b = Buffer.allocUnsafe(9);
-  b[0] = P_SEG;
-  b.writeUInt32BE(Math.floor(index / 0x1_0000_0000), 1);
-  b.writeUInt32BE(index >>> 0, 5);
-  return b;
-}
-
-function logIndex(key: Buffer): number {
-  return key.readUInt32BE(1) * 0x1_0000_0000 + key.readUInt32BE(5);
-}
-
-const range = (prefix: number) => ({ gte: Buffer.from([prefix]), lt: Buffer.from([prefix + 1]) });
 
 const SNAP_PREFIX = 'metcd-snap-';
 /** Compacted log segments deleted per write group (bounds that group's batch preparation). */
@@ -124,12 +130,20 @@ function readSegment(r: ByteReader): Entry[] {
   return out;
 }
 
-/** What load() reads, plus every stored segment (those at or below the snapshot are stale). */
+/** What readAll finds: the state but the records, the live generation, the records' summary
+ *  (null: unknown, to be counted), and every stored segment (those at or below the snapshot are
+ *  stale). */
 interface ReadState {
-  loaded: LoadedState;
+  loaded: Omit<LoadedState, 'tier'>;
+  gen: Generation;
+  summary: RecordSummary | null;
   snapRef: BlobRef | null;
   segments: Segment[];
 }
+
+/** Old-layout records moved per batch at open (each batch moves whole records: a restart
+ *  midway goes on from where it stopped). */
+const MIGRATE_PER_BATCH = 4096;
 
 /** A write group under construction: the last operation per key wins, in batch order. */
 class PendingWrites {
@@ -144,10 +158,21 @@ class PendingWrites {
   pending(key: Buffer): Buffer | null | undefined {
     return this.ops.get(key.toString('latin1'))?.value;
   }
-  delPrefix(prefix: number): void {
-    for (const op of this.ops.values()) if (op.key[0] === prefix) op.value = null;
+  /** Forgets this group's writes to keys starting with `head` (a generation being cleared). */
+  forget(head: Buffer): void {
+    for (const [k, op] of this.ops) if (op.key.subarray(0, head.length).equals(head)) this.ops.delete(k);
+  }
+  take(): Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> {
+    const out = [...this.ops.values()].map((o) =>
+      o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value },
+    );
+    this.ops.clear();
+    return out;
   }
 }
+
+const sealRecord = (rec: KeyRecord) => seal((x) => writeKeyRecord(x, rec));
+const EMPTY_VALUE = Buffer.alloc(0);
 
 export class LevelDbEngine implements StorageEngine {
   readonly engine = 'leveldb' as const;
@@ -155,25 +180,39 @@ export class LevelDbEngine implements StorageEngine {
   private readonly db: Db;
   private readonly saves: SaveQueue;
   private readonly blobs: BlobFiles;
-  /** The blob file of the stored snapshot (null: none, or inline). */
+  private readonly records: LevelDbRecords;
+  private readonly log: Logger;
+  /** The snapshot's blob file (null: none, or inline). */
   private snapRef: BlobRef | null;
   /** The stored log's range as of the writes applied so far (including the group being built). */
   private firstIndex: number;
   private lastIndex: number;
   /** Stored log segments in index order; those ending below firstIndex await deletion. */
   private segments: Segment[];
+  /** The live generation as the database names it (written), and as the group being built
+   *  leaves it (an install in it flips it). */
+  private diskGen: Generation;
+  private gen: Generation;
+  /** The background clear of the generation not live (settled: nothing to clear). */
+  private clearing: Promise<void> = Promise.resolve();
 
-  private constructor(dir: string, db: Db, blobs: BlobFiles, read: ReadState, opts: EngineOptions) {
-    this.dir = dir;
+  private constructor(opts: EngineOptions, db: Db, blobs: BlobFiles, records: LevelDbRecords, read: ReadState, loaded: LoadedState) {
+    this.dir = opts.dir;
     this.db = db;
     this.blobs = blobs;
-    const loaded = read.loaded;
+    this.records = records;
+    this.log = opts.log;
     const snap = loaded.snapshot.meta.index;
     this.snapRef = read.snapRef;
     this.firstIndex = snap + 1;
     this.lastIndex = snap + loaded.entries.length;
     this.segments = read.segments;
-    this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit);
+    this.diskGen = read.gen;
+    this.gen = read.gen;
+    this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit, { staging: true });
+    // Whatever the other generation holds (an old one whose clear a restart cut short, or a
+    // transfer's staged records) is no one's: cleared while the node starts serving.
+    this.clearInBackground(other(read.gen));
   }
 
   static async open(opts: EngineOptions): Promise<LevelDbEngine> {
@@ -191,7 +230,8 @@ export class LevelDbEngine implements StorageEngine {
       truncateSync(file, scan.validBytes);
       opts.log.warn('torn tail truncated', { file, offset: scan.validBytes, bytes: scan.tornBytes });
     });
-    const db: Db = new ClassicLevel<Buffer, Buffer>(opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
+    // multithreading: the reader thread opens the same database (one LevelDB per process).
+    const db: Db = new ClassicLevel<Buffer, Buffer>(opts.dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', multithreading: true });
     try {
       await db.open({ createIfMissing: true });
     } catch (err) {
@@ -203,13 +243,30 @@ export class LevelDbEngine implements StorageEngine {
       if (/corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
       throw err;
     }
+    let reader: LevelReader | undefined;
     try {
       const blobs = BlobFiles.open(opts.dir, SNAP_PREFIX, readdirSync(opts.dir));
-      const read = await LevelDbEngine.readAll(db, opts.dir, blobs);
+      let read = await LevelDbEngine.readAll(db, opts.dir, blobs);
+      if (await LevelDbEngine.migrate(db, opts.dir, read.gen, opts.log)) read = { ...read, summary: null };
+      let summary = read.summary;
+      if (summary === null) {
+        const counted = await LevelDbEngine.count(db, opts.dir, read.gen);
+        await db.put(
+          strKey(P_STATE, 'summary'),
+          seal((x) => writeRecordSummary(x, counted)),
+          { sync: true },
+        );
+        if (counted.records > 0) opts.log.info('leveldb records summary counted', { dir: opts.dir, records: counted.records });
+        summary = counted;
+      }
       // Blobs no key names: older snapshots, or written by a group that never reached LevelDB.
       await blobs.removeExcept(new Set(read.snapRef === null ? [] : [read.snapRef.seq]));
-      return new LevelDbEngine(opts.dir, db, blobs, read, opts);
+      reader = await LevelReader.start(opts.dir);
+      const records = new LevelDbRecords(db, reader, opts.dir, read.gen);
+      const loaded: LoadedState = { ...read.loaded, tier: { disk: records, summary } };
+      return new LevelDbEngine(opts, db, blobs, records, read, loaded);
     } catch (err) {
+      await reader?.close();
       await db.close();
       const msg = err instanceof Error ? err.message : String(err);
       if (!(err instanceof StorageCorruptError) && /corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
@@ -217,6 +274,48 @@ export class LevelDbEngine implements StorageEngine {
     }
   }
 
+  /** Moves the records of the untiered layout (K<key UTF-8>) into generation `gen`, with their
+   *  index. Whether there were any (their summary is then counted afresh). */
+  private static async migrate(db: Db, dir: string, gen: Generation, log: Logger): Promise<boolean> {
+    let moved = 0;
+    const it = db.iterator(prefixRange(P_OLD_KEY));
+    try {
+      for (;;) {
+        const page = await it.nextv(MIGRATE_PER_BATCH);
+        if (page.length === 0) break;
+        const ops: Array<{ type: 'put'; key: Buffer; value: Buffer } | { type: 'del'; key: Buffer }> = [];
+        for (const [k, v] of page) {
+          const key = k.toString('utf8', 1);
+          const rec = unsealRecord(dir, key, v);
+          ops.push(
+            { type: 'put', key: recordKey(gen, key), value: v },
+            { type: 'put', key: modKey(gen, rec.modRevision, key), value: EMPTY_VALUE },
+          );
+          ops.push({ type: 'del', key: k });
+        }
+        await db.batch(ops, { sync: false });
+        moved += page.length;
+      }
+    } finally {
+      await it.close();
+    }
+    if (moved === 0) return false;
+    await db.del(strKey(P_STATE, 'summary'), { sync: true });
+    log.info('leveldb records moved to the tiered layout', { dir, records: moved });
+    return true;
+  }
+
+  /** The summary of generation `gen`'s records, by one walk (every seal checked). */
+  private static async count(db: Db, dir: string, gen: Generation): Promise<RecordSummary> {
+    const summary = emptySummary();
+    for await (const [k, v] of db.iterator(genRange(P_RECORD, gen))) {
+      const key = decodeKey(k.subarray(RECORD_KEY_BYTES_AT));
+      countRecord(summary, key, unsealRecord(dir, key, v));
+    }
+    return summary;
+  }
+
+  /** Everything but the records (sessions are bounded by sessionsMax; the log by compaction). */
   private static async readAll(db: Db, dir: string, blobs: BlobFiles): Promise<ReadState> {
     const check = <T>(key: Buffer, value: Buffer, read: (r: ByteReader) => T): T => {
       try {
@@ -232,63 +331,54 @@ export class LevelDbEngine implements StorageEngine {
     let snapshot: Snapshot = emptySnapshot();
     let stored: StoredSnapshot | null = null;
     let applied = 0;
+    let gen: Generation = 0;
+    let summary: RecordSummary | null = null;
     const kv: KvState = { revision: 0, records: [], sessions: [] };
     const pieces: Array<{ segment: Segment; entries: Entry[] }> = [];
     const meta: Record<string, string> = {};
-    const it = db.iterator();
-    try {
-      for (;;) {
-        const page = await it.nextv(1000);
-        if (page.length === 0) break;
-        for (const [key, value] of page) {
-          switch (key[0]) {
-            case P_META:
-              meta[key.toString('utf8', 1)] = value.toString('utf8');
-              break;
-            case P_STATE: {
-              const name = key.toString('utf8', 1);
-              if (name === 'hardState') hardState = check(key, value, readHardState);
-              else if (name === 'snapshot') snapshot = check(key, value, readSnapshot);
-              else if (name === 'snapshotRef') stored = check(key, value, readSnapshotRef);
-              else if (name === 'applied') applied = check(key, value, (r) => r.uint());
-              else if (name === 'revision') kv.revision = check(key, value, (r) => r.uint());
-              break;
-            }
-            case P_LOG:
-            case P_SEG: {
-              const es = key[0] === P_LOG ? [check(key, value, readEntry)] : check(key, value, readSegment);
-              const first = key.length === 9 ? logIndex(key) : -1;
-              if (es.length === 0 || es.some((e, k) => e.index !== first + k)) {
-                throw new StorageCorruptError(
-                  dir,
-                  -1,
-                  `leveldb log key ${JSON.stringify(key.toString('latin1'))} holds entries ${es.map((e) => e.index).join(',')}`,
-                );
-              }
-              pieces.push({ segment: { first, last: first + es.length - 1, key }, entries: es });
-              break;
-            }
-            case P_KEY:
-              kv.records.push([key.toString('utf8', 1), check(key, value, readKeyRecord)]);
-              break;
-            case P_CLIENT:
-              kv.sessions.push([key.toString('utf8', 1), check(key, value, readSession)]);
-              break;
-            default:
-              throw new StorageCorruptError(dir, -1, `leveldb holds a key with unknown prefix ${key[0]}`);
+    for (const prefix of [P_CLIENT, P_SEG, P_LOG, P_META, P_STATE]) {
+      for await (const [key, value] of db.iterator(prefixRange(prefix))) {
+        switch (prefix) {
+          case P_META:
+            meta[key.toString('utf8', 1)] = value.toString('utf8');
+            break;
+          case P_STATE: {
+            const name = key.toString('utf8', 1);
+            if (name === 'hardState') hardState = check(key, value, readHardState);
+            else if (name === 'snapshot') snapshot = check(key, value, readSnapshot);
+            else if (name === 'snapshotRef') stored = check(key, value, readSnapshotRef);
+            else if (name === 'applied') applied = check(key, value, (r) => r.uint());
+            else if (name === 'revision') kv.revision = check(key, value, (r) => r.uint());
+            else if (name === 'summary') summary = check(key, value, readRecordSummary);
+            else if (name === 'generation') gen = check(key, value, (r) => readGeneration(dir, r.uint()));
+            break;
           }
+          case P_LOG:
+          case P_SEG: {
+            const es = prefix === P_LOG ? [check(key, value, readEntry)] : check(key, value, readSegment);
+            const first = key.length === 9 ? logIndex(key) : -1;
+            if (es.length === 0 || es.some((e, k) => e.index !== first + k)) {
+              throw new StorageCorruptError(
+                dir,
+                -1,
+                `leveldb log key ${JSON.stringify(key.toString('latin1'))} holds entries ${es.map((e) => e.index).join(',')}`,
+              );
+            }
+            pieces.push({ segment: { first, last: first + es.length - 1, key }, entries: es });
+            break;
+          }
+          case P_CLIENT:
+            kv.sessions.push([key.toString('utf8', 1), check(key, value, readSession)]);
+            break;
         }
       }
-    } finally {
-      await it.close();
     }
     // A data dir that has stored a snapshot by reference keeps no inline one (the same batch
     // deleted it), so the reference, when present, is the latest.
     const snapRef = stored === null ? null : (stored as StoredSnapshot).ref;
     if (stored !== null) snapshot = { meta: (stored as StoredSnapshot).snapshot.meta, data: await blobs.read(snapRef!) };
-    // The log sorts before the snapshot is known (G, L < S), and older single-entry keys sort
-    // apart from segments. Entries at or below the snapshot are compacted ones not deleted yet;
-    // the rest must follow it without a gap.
+    // Older single-entry keys sort apart from segments. Entries at or below the snapshot are
+    // compacted ones not deleted yet; the rest must follow it without a gap.
     pieces.sort((a, b) => a.segment.first - b.segment.first);
     pieces.forEach((p, k) => {
       if (k > 0 && p.segment.first <= pieces[k - 1]!.segment.last) {
@@ -303,11 +393,24 @@ export class LevelDbEngine implements StorageEngine {
         throw new StorageCorruptError(dir, -1, `leveldb log has entry ${e.index} where ${snapIndex + 1 + k} belongs`);
       }
     });
-    return { loaded: { hardState, snapshot, entries: live, applied, kv, meta }, snapRef, segments: pieces.map((p) => p.segment) };
+    return {
+      loaded: { hardState, snapshot, entries: live, applied, kv, meta },
+      gen,
+      summary,
+      snapRef,
+      segments: pieces.map((p) => p.segment),
+    };
   }
 
+  /** The state read at open; after saves, read again once they are all written, with the same
+   *  `tier.disk` (a missing summary is counted, not stored: the next open does). */
   async load(): Promise<LoadedState> {
-    return this.saves.takeLoaded() ?? (await LevelDbEngine.readAll(this.db, this.dir, this.blobs)).loaded;
+    const opened = this.saves.takeLoaded();
+    if (opened !== undefined) return opened;
+    await this.saves.idle();
+    const read = await LevelDbEngine.readAll(this.db, this.dir, this.blobs);
+    const summary = read.summary ?? (await LevelDbEngine.count(this.db, this.dir, read.gen));
+    return { ...read.loaded, tier: { disk: this.records, summary } };
   }
 
   save(batch: SaveBatch): Promise<void> {
@@ -316,7 +419,7 @@ export class LevelDbEngine implements StorageEngine {
 
   private async writeGroup(batches: SaveBatch[]): Promise<void> {
     const w = new PendingWrites();
-    const before = { first: this.firstIndex, last: this.lastIndex, segments: this.segments.slice(), snapRef: this.snapRef };
+    const before = { first: this.firstIndex, last: this.lastIndex, segments: this.segments.slice(), snapRef: this.snapRef, gen: this.gen };
     const written: BlobRef[] = [];
     try {
       for (const b of batches) await this.stage(w, b, written);
@@ -326,21 +429,83 @@ export class LevelDbEngine implements StorageEngine {
         w.del(this.segments[stale++]!.key);
       }
       if (stale > 0) this.segments.splice(0, stale);
-      const ops = [...w.ops.values()].map((o) =>
-        o.value === null ? { type: 'del' as const, key: o.key } : { type: 'put' as const, key: o.key, value: o.value },
-      );
-      await this.db.batch(ops, { sync: true });
+      await this.writePending(w);
     } catch (err) {
       this.firstIndex = before.first;
       this.lastIndex = before.last;
       this.segments = before.segments;
       this.snapRef = before.snapRef;
+      this.gen = this.diskGen;
       throw err;
     }
     // Blobs that are not the stored snapshot any more (the batch naming the new one is durable).
     for (const r of [before.snapRef, ...written]) {
       if (r !== null && r.seq !== this.snapRef?.seq) await this.blobs.remove(r.seq);
     }
+  }
+
+  /** Writes what `w` holds (durably); a flip of the live generation in it takes effect. */
+  private async writePending(w: PendingWrites): Promise<void> {
+    await this.db.batch(w.take(), { sync: true });
+    if (this.diskGen !== this.gen) {
+      this.diskGen = this.gen;
+      this.records.gen = this.gen;
+      this.clearInBackground(other(this.gen));
+    }
+  }
+
+  /** Clears generation `gen` (not live) after any clear in progress. */
+  private clearInBackground(gen: Generation): void {
+    this.clearing = this.clearing.then(() =>
+      this.clearGeneration(gen).catch((err: unknown) => {
+        // The next reset (or open) clears it again, and reports a failure then.
+        this.log.warn('leveldb clear of an old generation failed', {
+          dir: this.dir,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      }),
+    );
+  }
+
+  private async clearGeneration(gen: Generation): Promise<void> {
+    if (gen === this.diskGen) throw new Error(`leveldb engine: generation ${gen} is live, not to be cleared`);
+    await this.db.clear(genRange(P_RECORD, gen));
+    await this.db.clear(genRange(P_MOD, gen));
+  }
+
+  /** Empties the generation an install will make live (`other(this.gen)`), and this group's
+   *  writes to it. If this group already flipped the live generation, what it holds is written
+   *  first, so the one cleared is never the one the database names live. */
+  private async resetStaging(w: PendingWrites): Promise<void> {
+    if (this.gen !== this.diskGen) await this.writePending(w);
+    const target = other(this.gen);
+    await this.clearing;
+    await this.clearGeneration(target);
+    w.forget(Buffer.from([P_RECORD, target]));
+    w.forget(Buffer.from([P_MOD, target]));
+  }
+
+  /** Stages `key`'s record in generation `gen`, replacing its stored one there (if any). */
+  private putRecord(w: PendingWrites, gen: Generation, key: string, rec: KeyRecord): void {
+    const at = recordKey(gen, key);
+    const old = this.storedMod(w, gen, key, at);
+    if (old !== undefined && old !== rec.modRevision) w.del(modKey(gen, old, key));
+    w.put(at, sealRecord(rec));
+    w.put(modKey(gen, rec.modRevision, key), EMPTY_VALUE);
+  }
+
+  private deleteRecord(w: PendingWrites, gen: Generation, key: string): void {
+    const at = recordKey(gen, key);
+    const old = this.storedMod(w, gen, key, at);
+    if (old !== undefined) w.del(modKey(gen, old, key));
+    w.del(at);
+  }
+
+  /** The modRevision of `key`'s record in generation `gen` as this group leaves it so far. */
+  private storedMod(w: PendingWrites, gen: Generation, key: string, at: Buffer): number | undefined {
+    const pending = w.pending(at);
+    const value = pending === undefined ? this.db.getSync(at) : pending;
+    return value === null || value === undefined ? undefined : unsealRecord(this.dir, key, value).modRevision;
   }
 
   /** Writes a snapshot's blob to its own file and stages the key naming it. */
@@ -393,24 +558,43 @@ export class LevelDbEngine implements StorageEngine {
     }
   }
 
+  private putSummary(w: PendingWrites, summary: RecordSummary | undefined): void {
+    const at = strKey(P_STATE, 'summary');
+    if (summary === undefined) w.del(at);
+    else
+      w.put(
+        at,
+        seal((x) => writeRecordSummary(x, summary)),
+      );
+  }
+
   private async stage(w: PendingWrites, b: SaveBatch, written: BlobRef[]): Promise<void> {
+    if (b.stage) {
+      if (b.stage.reset) await this.resetStaging(w);
+      const target = other(this.gen);
+      for (const [key, rec] of b.stage.records) this.putRecord(w, target, key, rec);
+    }
     if (b.installSnapshot) {
-      const { snapshot, kv } = b.installSnapshot;
+      const { snapshot, kv, staged } = b.installSnapshot;
       // Segments reaching above the snapshot contradict it and go now (stale ones of an earlier
       // compaction too, should the snapshot lie below them); the rest are stale.
       while (this.segments.length > 0 && this.segments[this.segments.length - 1]!.last > snapshot.meta.index) {
         w.del(this.segments.pop()!.key);
       }
-      for (const prefix of [P_KEY, P_CLIENT]) {
-        w.delPrefix(prefix);
-        for await (const key of this.db.keys(range(prefix))) w.del(key);
+      if (staged === undefined) {
+        // Inline: the records go to the other generation, emptied first, as a staged set would.
+        await this.resetStaging(w);
+        for (const [key, rec] of kv.records) this.putRecord(w, other(this.gen), key, rec);
       }
+      this.gen = other(this.gen);
+      w.put(
+        strKey(P_STATE, 'generation'),
+        seal((x) => x.uint(this.gen)),
+      );
+      this.putSummary(w, staged ?? summarize(kv.records));
+      w.forget(Buffer.from([P_CLIENT]));
+      for await (const key of this.db.keys(prefixRange(P_CLIENT))) w.del(key);
       await this.stageSnapshot(w, snapshot, written);
-      for (const [key, rec] of kv.records)
-        w.put(
-          strKey(P_KEY, key),
-          seal((x) => writeKeyRecord(x, rec)),
-        );
       for (const [client, s] of kv.sessions)
         w.put(
           strKey(P_CLIENT, client),
@@ -455,18 +639,15 @@ export class LevelDbEngine implements StorageEngine {
         strKey(P_STATE, 'revision'),
         seal((x) => x.uint(c.revision)),
       );
-      for (const [key, rec] of c.upserts)
-        w.put(
-          strKey(P_KEY, key),
-          seal((x) => writeKeyRecord(x, rec)),
-        );
-      for (const key of c.deletes) w.del(strKey(P_KEY, key));
+      for (const [key, rec] of c.upserts) this.putRecord(w, this.gen, key, rec);
+      for (const key of c.deletes) this.deleteRecord(w, this.gen, key);
       for (const [client, s] of c.sessionUpserts)
         w.put(
           strKey(P_CLIENT, client),
           seal((x) => writeSession(x, s)),
         );
       for (const client of c.sessionDeletes) w.del(strKey(P_CLIENT, client));
+      this.putSummary(w, c.summary);
     }
     if (b.applied !== undefined) {
       const a = b.applied;
@@ -482,8 +663,24 @@ export class LevelDbEngine implements StorageEngine {
     return this.saves.stats();
   }
 
+  /** Resolves once no old generation is being cleared (for tests: the database then holds only
+   *  the live records and any staged ones). */
+  cleared(): Promise<void> {
+    return this.clearing;
+  }
+
+  /** The records' reader (and its views) first, then the database. */
   async close(): Promise<void> {
     await this.saves.idle();
+    await this.clearing;
+    await this.records.close();
     await this.db.close();
   }
+}
+
+const other = (gen: Generation): Generation => (gen === 0 ? 1 : 0);
+
+function readGeneration(dir: string, n: number): Generation {
+  if (n !== 0 && n !== 1) throw new StorageCorruptError(dir, -1, `leveldb names generation ${n} live (0 or 1)`);
+  return n;
 }

@@ -16,11 +16,10 @@ import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
 import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records.ts';
 import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
-import { SeededRandom } from '../../worker/raft/random.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
-import type { KeyRecord, KvChanges } from '../../worker/kv/types.ts';
-import { snapshotAt } from '../support/storage-batches.ts';
-import { KEY_POOL, diskDifference, randomChanges, rec } from '../support/disk-check.ts';
+import type { KeyRecord } from '../../worker/kv/types.ts';
+import { diskDifference, rec } from '../support/disk-check.ts';
+import { ABC_AT_1, changes, randomRun } from '../support/engine-records.ts';
 
 let dir: string;
 let file: string;
@@ -39,47 +38,6 @@ async function openDisk(): Promise<{ engine: SqliteEngine; disk: DiskRecords }> 
   const loaded = await engine.load();
   expect(loaded.kv.records).toEqual([]); // the records stay on disk
   return { engine, disk: loaded.tier!.disk };
-}
-
-function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes: string[] = []): KvChanges {
-  return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
-}
-
-/** Three records written at revision 1, the start of several tests. */
-const ABC_AT_1 = changes(1, [
-  ['a', rec('a1', 1)],
-  ['b', rec('b1', 1)],
-  ['c', rec('c1', 1)],
-]);
-
-/** Random batches (puts, deletes, now and then a snapshot install replacing every record),
- *  each saved and checked against the reference once it resolves. */
-async function randomRun(
-  engine: SqliteEngine,
-  disk: DiskRecords,
-  ref: Map<string, KeyRecord>,
-  seed: number,
-  batches: number,
-): Promise<number> {
-  const rnd = new SeededRandom(seed);
-  let revision = 0;
-  let snapIndex = 0;
-  for (let b = 0; b < batches; b++) {
-    revision++;
-    const pick = () => KEY_POOL[rnd.nextInt(KEY_POOL.length)]!;
-    if (rnd.nextInt(10) === 0) {
-      ref.clear();
-      for (let n = rnd.nextInt(8); n > 0; n--) ref.set(pick(), rec(`snap-${revision}-${n}`, 1 + rnd.nextInt(revision)));
-      snapIndex += 1 + rnd.nextInt(5);
-      await engine.save({ installSnapshot: { snapshot: snapshotAt(snapIndex, 1), kv: { revision, records: [...ref], sessions: [] } } });
-    } else {
-      const { upserts, deletes } = randomChanges(rnd, ref, revision, pick);
-      await engine.save({ kv: changes(revision, upserts, deletes) });
-    }
-    const diff = diskDifference(disk, ref, revision);
-    if (diff !== null) throw new Error(`after batch ${b}: ${diff}`);
-  }
-  return revision;
 }
 
 describe('sqlite records (DiskRecords)', () => {

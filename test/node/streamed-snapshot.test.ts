@@ -1,5 +1,5 @@
-// Streamed snapshots between real processes (sqlite, the engine that holds its key space on
-// disk): a follower behind the leader's compacted log is sent a stream of the leader's table in
+// Streamed snapshots between real processes, on each engine that holds its key space on disk
+// (sqlite, leveldb): a follower behind the leader's compacted log is sent a stream of the leader's table in
 // 1 KiB chunks (--snapshot-chunk-bytes), which it stages on disk as they come. The transfer is
 // cut by SIGKILL mid-way, of the follower and then of the leader, and must still end with the
 // follower holding exactly the cluster's keys. Node output goes to test/artifacts/ on a failure.
@@ -12,9 +12,8 @@ import { waitFor } from '../support/wait.ts';
 import { readBackup } from '../../worker/backup/format.ts';
 import type { PeerStatus } from '../../worker/peer/outcomes.ts';
 
-const cluster = new ProcCluster({ engine: 'sqlite', snapshotEntries: 20, extraArgs: ['--snapshot-chunk-bytes', '1024'] });
-beforeAll(() => cluster.start(), 60_000);
-afterAll(() => cluster.stopAll());
+/** The cluster of the engine under test (each describe below starts its own). */
+let cluster: ProcCluster;
 afterEach((ctx) => {
   if (ctx.task.result?.state === 'fail') console.error(`node output: ${cluster.dumpOutputs(`streamed-${ctx.task.name}`)}`);
 });
@@ -22,7 +21,7 @@ afterEach((ctx) => {
 const key = (i: number) => `big/${String(i).padStart(5, '0')}`;
 const value = (i: number, round: number) => `value ${i} of round ${round} `.padEnd(100, '~');
 /** What the cluster holds: key -> value, as written. */
-const expected = new Map<string, string>();
+let expected = new Map<string, string>();
 
 async function writeRound(leader: ProcNode, from: number, to: number, round: number): Promise<void> {
   for (let i = from; i < to; i += 50) {
@@ -99,44 +98,60 @@ async function backupOf(node: ProcNode): Promise<ReturnType<typeof readBackup>> 
   return readBackup(new Uint8Array(await res.arrayBuffer()));
 }
 
-describe('Node, sqlite: a snapshot streamed in chunks and staged on disk survives SIGKILL of either end mid-transfer', () => {
-  it('the follower killed mid-transfer starts over from a new stream and ends with every key', async () => {
-    const leader = await cluster.leader({ all: true });
-    const victim = cluster.live().find((n) => n.id !== leader.id)!;
-    await writeRound(leader, 0, 3000, 1);
-    await cluster.caughtUp(victim, leader);
-    await victim.kill('SIGKILL');
-    // Far more than 20 entries while it is down: the others compact past it.
-    await writeRound(leader, 0, 3000, 2);
-    const seen = await cutMidTransfer(victim, () => victim.kill('SIGKILL'));
-    // ~380 KB of state in 1 KiB chunks: it was cut with most of it still to come.
-    expect(seen.bytes).toBeLessThan(300_000);
-    await writeRound(leader, 2000, 3500, 3);
-    victim.start();
-    const now = await cluster.leader({ all: true });
-    await cluster.caughtUp(victim, now);
-    await expectHoldsEverything(victim, now);
-    expect(await metric(victim, 'metcd_snapshot_installed_staged_total'), 'installed from the staging table').toBeGreaterThanOrEqual(1);
-    expect((await streamsOf(victim))?.receiving, 'nothing left half-received').toBeNull();
-    // (The restarted follower asks for the transfer from its start: a new stream, or the same
-    // one when it had read no further than its first chunk. Either way the install above is
-    // this incarnation's: the counter starts at 0 with the process.)
-    await waitFor('the leader to close its streams', 10_000, async () => ((await streamsOf(now))?.sending === 0 ? true : undefined));
-  });
+describe.each(['sqlite', 'leveldb'] as const)(
+  'Node, %s: a snapshot streamed in chunks and staged on disk survives SIGKILL of either end mid-transfer',
+  (engine) => {
+    const own = new ProcCluster({
+      engine,
+      snapshotEntries: 20,
+      clusterId: `streamed-${engine}`,
+      extraArgs: ['--snapshot-chunk-bytes', '1024'],
+    });
+    beforeAll(async () => {
+      cluster = own;
+      expected = new Map();
+      await own.start();
+    }, 60_000);
+    afterAll(() => own.stopAll());
 
-  it('the leader killed mid-transfer: the next leader streams its own snapshot and the follower discards what it staged', async () => {
-    const leader = await cluster.leader({ all: true });
-    const victim = cluster.live().find((n) => n.id !== leader.id)!;
-    await victim.kill('SIGKILL');
-    await writeRound(leader, 0, 3500, 4);
-    await cutMidTransfer(victim, () => leader.kill('SIGKILL'));
-    const next = await cluster.leader({ not: leader.id, timeoutMs: 30_000 });
-    await writeRound(next, 3500, 3600, 5);
-    await cluster.caughtUp(victim, next);
-    await expectHoldsEverything(victim, next);
-    expect(await metric(next, 'metcd_snapshot_streams_opened_total'), 'the new leader streamed it').toBeGreaterThanOrEqual(1);
-    leader.start();
-    await cluster.caughtUp(leader, next);
-    await expectHoldsEverything(leader, next);
-  });
-});
+    it('the follower killed mid-transfer starts over from a new stream and ends with every key', async () => {
+      const leader = await cluster.leader({ all: true });
+      const victim = cluster.live().find((n) => n.id !== leader.id)!;
+      await writeRound(leader, 0, 3000, 1);
+      await cluster.caughtUp(victim, leader);
+      await victim.kill('SIGKILL');
+      // Far more than 20 entries while it is down: the others compact past it.
+      await writeRound(leader, 0, 3000, 2);
+      const seen = await cutMidTransfer(victim, () => victim.kill('SIGKILL'));
+      // ~380 KB of state in 1 KiB chunks: it was cut with most of it still to come.
+      expect(seen.bytes).toBeLessThan(300_000);
+      await writeRound(leader, 2000, 3500, 3);
+      victim.start();
+      const now = await cluster.leader({ all: true });
+      await cluster.caughtUp(victim, now);
+      await expectHoldsEverything(victim, now);
+      expect(await metric(victim, 'metcd_snapshot_installed_staged_total'), 'installed from the staging table').toBeGreaterThanOrEqual(1);
+      expect((await streamsOf(victim))?.receiving, 'nothing left half-received').toBeNull();
+      // (The restarted follower asks for the transfer from its start: a new stream, or the same
+      // one when it had read no further than its first chunk. Either way the install above is
+      // this incarnation's: the counter starts at 0 with the process.)
+      await waitFor('the leader to close its streams', 10_000, async () => ((await streamsOf(now))?.sending === 0 ? true : undefined));
+    });
+
+    it('the leader killed mid-transfer: the next leader streams its own snapshot and the follower discards what it staged', async () => {
+      const leader = await cluster.leader({ all: true });
+      const victim = cluster.live().find((n) => n.id !== leader.id)!;
+      await victim.kill('SIGKILL');
+      await writeRound(leader, 0, 3500, 4);
+      await cutMidTransfer(victim, () => leader.kill('SIGKILL'));
+      const next = await cluster.leader({ not: leader.id, timeoutMs: 30_000 });
+      await writeRound(next, 3500, 3600, 5);
+      await cluster.caughtUp(victim, next);
+      await expectHoldsEverything(victim, next);
+      expect(await metric(next, 'metcd_snapshot_streams_opened_total'), 'the new leader streamed it').toBeGreaterThanOrEqual(1);
+      leader.start();
+      await cluster.caughtUp(leader, next);
+      await expectHoldsEverything(leader, next);
+    });
+  },
+);

@@ -1,4 +1,4 @@
-// The sqlite engine's tiers on real processes: the key space lives in the engine's table and
+// The tiered engines (sqlite, leveldb) on real processes: the key space lives in the engine and
 // each node holds a cache of a few records (--cache-bytes 2048), so nearly every read of the
 // tests below goes to the disk. /status and /metrics report the cache; reads, ranges, a watch
 // replay from the first revision and a backup all come out whole; a SIGKILLed node restarts
@@ -17,10 +17,6 @@ import { sseFrames } from '../../worker/client/sse.ts';
 
 const CACHE_BYTES = 2048;
 const KEYS = 300;
-const tiered = new ProcCluster({ engine: 'sqlite', cacheBytes: CACHE_BYTES, snapshotEntries: 20 });
-const memory = new ProcCluster({ engine: 'memory', size: 1, clusterId: 'mem' });
-beforeAll(() => Promise.all([tiered.start(), memory.start()]), 60_000);
-afterAll(() => Promise.all([tiered.stopAll(), memory.stopAll()]));
 
 /** What these tests read of a Node peer's /status (the peer's report and the host's). */
 type Status = Pick<PeerStatus, 'cache' | 'keys' | 'applied'> & { diskBytes: number; memory: ProcessMemory };
@@ -34,7 +30,11 @@ async function status(node: ProcNode): Promise<Status> {
 const key = (i: number) => `tier/${String(i).padStart(4, '0')}`;
 const value = (i: number, round: number) => `value ${i} of round ${round} `.padEnd(64, '.');
 
-describe('Node: the sqlite engine holds the key space on disk', () => {
+describe.each(['sqlite', 'leveldb'] as const)('Node: the %s engine holds the key space on disk', (engine) => {
+  const tiered = new ProcCluster({ engine, cacheBytes: CACHE_BYTES, snapshotEntries: 20, clusterId: `tiers-${engine}` });
+  beforeAll(() => tiered.start(), 60_000);
+  afterAll(() => tiered.stopAll());
+
   it('writes, overwrites and deletes; every node reads them back from its disk through a tiny cache', async () => {
     const leader = await tiered.leader({ all: true });
     const diskBefore = (await status(leader)).diskBytes;
@@ -157,6 +157,12 @@ describe('Node: the sqlite engine holds the key space on disk', () => {
     const words = script.split(/\s+/);
     for (const [k, v] of Object.entries(NODE_PROCESS_ENV)) expect(words, `npm run node sets ${k}`).toContain(`${k}=${v}`);
   });
+});
+
+describe('Node: the memory engine has no tier', () => {
+  const memory = new ProcCluster({ engine: 'memory', size: 1, clusterId: 'mem' });
+  beforeAll(() => memory.start(), 60_000);
+  afterAll(() => memory.stopAll());
 
   it('the memory engine holds everything in memory: no cache in /status or /metrics', async () => {
     const node = memory.live()[0]!;

@@ -1,16 +1,18 @@
-// A streamed snapshot install on the sqlite engine (SaveBatch.stage, installSnapshot.staged), on
-// real databases: records staged over several saves (a reset discarding what came before it)
+// A streamed snapshot install on the tiered engines, sqlite and leveldb (SaveBatch.stage,
+// installSnapshot.staged), on real databases: records staged over several saves (a reset discarding what came before it)
 // become exactly the records at install, seen through the engine's DiskRecords (get, walkFrom,
 // changedSince order) and after a reopen, with the staged summary and the snapshot's log,
 // snapshot and applied index; a transfer cut short by a restart leaves the old records and an
-// empty staging table; a view opened before the install keeps reading the old records while the
-// swap happens and writes reuse the old table's pages; engines without a staging area refuse.
+// empty staging area; a view opened before the install keeps reading the old records while the
+// swap happens (sqlite: and writes reuse the old table's pages; leveldb: while the old generation
+// is cleared); the memory engine, without a staging area, refuses.
 
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
+import { ClassicLevel } from 'classic-level';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { MemoryEngine } from '../../node-runtime/storage/memory-engine.ts';
 import { LevelDbEngine } from '../../node-runtime/storage/leveldb-engine.ts';
@@ -18,6 +20,7 @@ import { SQLITE_FILE, STAGED_TABLE, SUMMARY_ROW } from '../../node-runtime/stora
 import { readRecordSummary, unseal } from '../../node-runtime/storage/records.ts';
 import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
 import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records.ts';
+import { P_MOD, P_RECORD, P_STATE, genRange, strKey } from '../../node-runtime/storage/leveldb-layout.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import { summarize } from '../../worker/kv/record-summary.ts';
 import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
@@ -27,7 +30,11 @@ import { STAGED_SESSION, entry, snapshotAt, spreadRecords, stagedInstall } from 
 
 let dir: string;
 let file: string;
-const open = () => SqliteEngine.open({ dir, log: silentLogger });
+const TIERED = ['sqlite', 'leveldb'] as const;
+type Tiered = (typeof TIERED)[number];
+let engineName: Tiered;
+const open = (): Promise<SqliteEngine | LevelDbEngine> =>
+  engineName === 'sqlite' ? SqliteEngine.open({ dir, log: silentLogger }) : LevelDbEngine.open({ dir, log: silentLogger });
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'metcd-sqlite-staged-'));
@@ -71,7 +78,34 @@ const keysOf = (want: Array<[string, KeyRecord]>, absent: string[]): string[] =>
 
 /** Reads the database directly (read-only): the staged row count, the summary row, and how
  *  the records' reads are served (the swapped-in table has its mod index). */
-function inFile(): { staged: number; summary: RecordSummary | null; plans: string[] } {
+type InFile = { staged: number; summary: RecordSummary | null; plans?: string[] };
+
+/** What the store holds beside the live records: its staged records and its summary (sqlite:
+ *  and its query plans). `engine`, when open, has finished clearing an old generation first. */
+async function inFile(engine?: SqliteEngine | LevelDbEngine): Promise<InFile> {
+  if (engine instanceof LevelDbEngine) await engine.cleared();
+  return engineName === 'sqlite' ? inSqliteFile() : inLevelDb();
+}
+
+/** Reads LevelDB through a handle of its own (the engine's may be open: multithreading).
+ *  Staged: the other generation's records and index entries, which must agree. */
+async function inLevelDb(): Promise<InFile> {
+  const db = new ClassicLevel<Buffer, Buffer>(path.join(dir), { keyEncoding: 'buffer', valueEncoding: 'buffer', multithreading: true });
+  await db.open({ createIfMissing: false });
+  try {
+    const genValue = await db.get(strKey(P_STATE, 'generation'));
+    const gen = genValue === undefined ? 0 : unseal(genValue, (r) => r.uint());
+    const count = async (prefix: number): Promise<number> => (await db.keys(genRange(prefix, gen === 0 ? 1 : 0)).all()).length;
+    const staged = await count(P_RECORD);
+    expect(await count(P_MOD)).toBe(staged);
+    const summary = await db.get(strKey(P_STATE, 'summary'));
+    return { staged, summary: summary === undefined ? null : unseal(summary, readRecordSummary) };
+  } finally {
+    await db.close();
+  }
+}
+
+function inSqliteFile(): InFile {
   const db = new DatabaseSync(file, { readOnly: true });
   try {
     const staged = (db.prepare(`SELECT count(*) AS n FROM ${STAGED_TABLE}`).get() as { n: number }).n;
@@ -96,7 +130,12 @@ async function liveBefore(engine: StorageEngine): Promise<Array<[string, KeyReco
   return old;
 }
 
-describe('sqlite staged snapshot install', () => {
+describe.each(TIERED)('%s staged snapshot install', (name) => {
+  beforeEach(() => {
+    engineName = name;
+  });
+  const withPlans = (): { plans?: string[] } => (name === 'sqlite' ? { plans: PLANS } : {});
+
   it('records staged in several saves, a reset among them, become exactly the records; after a reopen too', async () => {
     const engine = await open();
     const disk = (await engine.load()).tier!.disk;
@@ -107,7 +146,7 @@ describe('sqlite staged snapshot install', () => {
     // A transfer that a reset abandons: none of its records may survive.
     await engine.save({ stage: { reset: true, records: spreadRecords('gone', 30, 100) } });
     await engine.save({ stage: { reset: false, records: spreadRecords('shared', 10, 200) } });
-    expect(inFile().staged).toBe(40);
+    expect((await inFile(engine)).staged).toBe(40);
     // The live records are untouched by staging.
     expect(shown(disk, keysOf(old, []))).toEqual(expected(old, []));
 
@@ -117,12 +156,12 @@ describe('sqlite staged snapshot install', () => {
     const staged = [...chunkA, ...chunkB, ...chunkC];
     await engine.save({ stage: { reset: true, records: chunkA } });
     await engine.save({ stage: { reset: false, records: chunkB } });
-    expect(inFile().staged).toBe(55);
+    expect((await inFile(engine)).staged).toBe(55);
     await engine.save(stagedInstall(staged, { reset: false, records: chunkC }));
 
     const want = expected(staged, absent);
     expect(shown(disk, keysOf(staged, absent))).toEqual(want);
-    expect(inFile()).toEqual({ staged: 0, summary: summarize(staged), plans: PLANS });
+    expect(await inFile(engine)).toEqual({ staged: 0, summary: summarize(staged), ...withPlans() });
     const loaded = await engine.load();
     expect(loaded.tier!.summary).toEqual(summarize(staged));
     expect(loaded.snapshot.meta).toEqual(snapshotAt(20, 2).meta);
@@ -160,7 +199,7 @@ describe('sqlite staged snapshot install', () => {
     const plain = spreadRecords('plain', 5, 40);
     await engine.save({ installSnapshot: { snapshot: snapshotAt(40, 3), kv: { revision: 45, records: plain, sessions: [] } } });
     expect(shown(disk, keysOf(plain, ['one/0001']))).toEqual(expected(plain, ['one/0001']));
-    expect(inFile().summary).toEqual(summarize(plain));
+    expect((await inFile(engine)).summary).toEqual(summarize(plain));
     // …and a staged one after it: an empty staged set installs an empty key space.
     await engine.save({
       stage: { reset: true, records: [] },
@@ -178,10 +217,10 @@ describe('sqlite staged snapshot install', () => {
     await engine.save({ stage: { reset: false, records: spreadRecords('old', 5, 90) } });
     expect(shown(disk, keysOf(old, ['new/0001']))).toEqual(expected(old, ['new/0001']));
     await engine.close(); // no install: the transfer ends here
-    expect(inFile().staged).toBe(35); // what open must clear
+    expect((await inFile()).staged).toBe(35); // what open must clear
 
     const again = await open();
-    expect(inFile().staged).toBe(0);
+    expect((await inFile(again)).staged).toBe(0);
     const loaded = await again.load();
     expect(loaded.applied).toBe(12);
     expect(loaded.entries).toHaveLength(12);
@@ -206,6 +245,8 @@ describe('sqlite staged snapshot install', () => {
     await engine.save(stagedInstall(staged, { reset: false, records: staged.slice(700) }));
     const grown = spreadRecords('more', 3000, 5000);
     await engine.save({ kv: { ...changes(8000, grown), summary: summarize([...staged, ...grown]) } });
+    // leveldb: the old generation is cleared from the database, not from the view's snapshot.
+    if (engine instanceof LevelDbEngine) await engine.cleared();
 
     const absent = ['new/0001', 'old/0001', 'more/0001'];
     const oldKeys = keysOf(old.slice(0, 50), absent.slice(0, 1));
@@ -230,23 +271,20 @@ describe('sqlite staged snapshot install', () => {
     expect(shown(disk, keysOf(old, ['x']))).toEqual(expected(old, ['x']));
     await engine.close();
   });
+});
 
-  for (const [name, openOther] of [
-    ['memory', () => MemoryEngine.open({ dir, log: silentLogger })],
-    ['leveldb', () => LevelDbEngine.open({ dir, log: silentLogger })],
-  ] as const) {
-    it(`the ${name} engine refuses staged records with a clear error`, async () => {
-      const engine: StorageEngine = await openOther();
-      try {
-        const staged = spreadRecords('s', 3, 1);
-        await expect(engine.save({ stage: { reset: true, records: staged } })).rejects.toThrow(/need a tiered engine/);
-        await expect(engine.save(stagedInstall(staged))).rejects.toThrow(/need a tiered engine/);
-        // The engine goes on: a plain save still works.
-        await engine.save({ entries: [entry(1, 1)], hardState: { term: 1, vote: '', commit: 0 } });
-        expect((await engine.load()).entries).toHaveLength(1);
-      } finally {
-        await engine.close();
-      }
-    });
-  }
+describe('an engine without a staging area', () => {
+  it('the memory engine refuses staged records with a clear error', async () => {
+    const engine: StorageEngine = await MemoryEngine.open({ dir, log: silentLogger });
+    try {
+      const staged = spreadRecords('s', 3, 1);
+      await expect(engine.save({ stage: { reset: true, records: staged } })).rejects.toThrow(/need a tiered engine/);
+      await expect(engine.save(stagedInstall(staged))).rejects.toThrow(/need a tiered engine/);
+      // The engine goes on: a plain save still works.
+      await engine.save({ entries: [entry(1, 1)], hardState: { term: 1, vote: '', commit: 0 } });
+      expect((await engine.load()).entries).toHaveLength(1);
+    } finally {
+      await engine.close();
+    }
+  });
 });

@@ -1,0 +1,271 @@
+// The leveldb engine's records as DiskRecords (leveldb-records.ts), on a real database: get,
+// walkFrom and changedSince against a reference map after random batches and inline installs
+// (each flipping the live generation), and after a reopen; views isolated from later saves;
+// a save visible once it resolves; walks stopped early, broken by a throw or nested in a visit
+// (each its own iterator in the reader thread); a damaged record caught when it is read; and a
+// data dir of the untiered layout (K<key>) moved to the tiered one at open.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ClassicLevel } from 'classic-level';
+import { LevelDbEngine } from '../../node-runtime/storage/leveldb-engine.ts';
+import { P_OLD_KEY, P_RECORD, P_STATE, modKey, prefixRange, recordKey, strKey } from '../../node-runtime/storage/leveldb-layout.ts';
+import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
+import { seal, unseal, readRecordSummary, writeKeyRecord } from '../../node-runtime/storage/records.ts';
+import type { Logger, LogFields } from '../../node-runtime/log.ts';
+import { silentLogger } from '../../node-runtime/log.ts';
+import { summarize } from '../../worker/kv/record-summary.ts';
+import type { DiskRecords } from '../../worker/kv/record-store.ts';
+import type { KeyRecord } from '../../worker/kv/types.ts';
+import { KEY_POOL, diskDifference, rec } from '../support/disk-check.ts';
+import { ABC_AT_1, changes, randomRun } from '../support/engine-records.ts';
+import { snapshotAt } from '../support/storage-batches.ts';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'metcd-leveldb-records-'));
+});
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function openDisk(log: Logger = silentLogger): Promise<{ engine: LevelDbEngine; disk: DiskRecords }> {
+  const engine = await LevelDbEngine.open({ dir, log });
+  const loaded = await engine.load();
+  expect(loaded.kv.records).toEqual([]); // the records stay on disk
+  return { engine, disk: loaded.tier!.disk };
+}
+
+/** A handle of the test's own on the engine's database (multithreading, as the engine's). */
+async function rawDb(): Promise<ClassicLevel<Buffer, Buffer>> {
+  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer', multithreading: true });
+  await db.open({ createIfMissing: true });
+  return db;
+}
+
+const walk = (v: { walkFrom: DiskRecords['walkFrom'] }): string[] => {
+  const out: string[] = [];
+  v.walkFrom('', (k, r) => out.push(`${k}=${r.value}`) > 0);
+  return out;
+};
+
+describe('leveldb records (DiskRecords)', () => {
+  it('get, walkFrom and changedSince match a reference map after random batches and installs, and after a reopen', async () => {
+    const { engine, disk } = await openDisk();
+    const ref = new Map<string, KeyRecord>();
+    const revision = await randomRun(engine, disk, ref, 7, 150);
+    expect(ref.size).toBeGreaterThan(0);
+    await engine.close();
+    const again = await openDisk();
+    expect(diskDifference(again.disk, ref, revision)).toBeNull();
+    // Go on from the reopened state: the index entries it holds are the ones later saves drop.
+    const more = await randomRun(again.engine, again.disk, ref, 11, 60);
+    expect(more).toBeGreaterThan(0);
+    await again.engine.close();
+  });
+
+  it('the checker catches an index entry a save left behind (planted: an upsert that keeps the old one)', async () => {
+    const { engine, disk } = await openDisk();
+    await engine.save({ kv: ABC_AT_1 });
+    await engine.save({ kv: changes(2, [['a', rec('a2', 2, 1, 2)]]) });
+    const ref = new Map<string, KeyRecord>([
+      ['a', rec('a2', 2, 1, 2)],
+      ['b', rec('b1', 1)],
+      ['c', rec('c1', 1)],
+    ]);
+    expect(diskDifference(disk, ref, 2)).toBeNull();
+    await engine.close();
+    // What a save that forgot the old index entry would have left: a@1 beside a@2.
+    const db = await rawDb();
+    await db.put(modKey(0, 1, 'a'), Buffer.alloc(0));
+    await db.close();
+    const again = await openDisk();
+    expect(diskDifference(again.disk, ref, 2)).toMatch(/^changedSince/);
+    await again.engine.close();
+  });
+
+  it('a view keeps the records as of its opening while saves and an install go on; several views at once', async () => {
+    const { engine, disk } = await openDisk();
+    await engine.save({ kv: ABC_AT_1 });
+    const first = disk.openView();
+    await engine.save({
+      kv: changes(
+        2,
+        [
+          ['a', rec('a2', 2, 1, 2)],
+          ['d', rec('d2', 2)],
+        ],
+        ['b'],
+      ),
+    });
+    const second = disk.openView();
+    await engine.save({ kv: changes(3, [['e', rec('e3', 3)]], ['a', 'c']) });
+    expect(walk(first)).toEqual(['a=a1', 'b=b1', 'c=c1']);
+    expect(first.get('a')?.value).toBe('a1');
+    expect(first.get('e')).toBeUndefined();
+    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']);
+    expect(second.get('b')).toBeUndefined();
+    const changed: string[] = [];
+    second.changedSince(2, (k, mod) => changed.push(`${k}@${mod}`) > 0);
+    expect(changed).toEqual(['a@2', 'd@2']);
+    // A fresh read shows the newest state.
+    expect(walk(disk)).toEqual(['d=d2', 'e=e3']);
+    expect(disk.get('a')).toBeUndefined();
+    first.close();
+    first.close(); // closing twice is harmless
+    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']); // the other view is unaffected
+    expect(() => first.get('a')).toThrow();
+    // An inline install flips the generation and clears the old one: the view still reads it.
+    await engine.save({
+      installSnapshot: { snapshot: snapshotAt(5, 1), kv: { revision: 9, records: [['z', rec('z9', 9)]], sessions: [] } },
+    });
+    await engine.cleared();
+    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']);
+    expect(walk(disk)).toEqual(['z=z9']);
+    await engine.close(); // closes the view left open
+    expect(() => second.get('a')).toThrow();
+    expect(() => disk.get('a')).toThrow();
+  });
+
+  it('a save is visible through the disk as soon as it resolves, one by one and in concurrent groups', async () => {
+    const { engine, disk } = await openDisk();
+    for (let i = 1; i <= 30; i++) {
+      await engine.save({ kv: changes(i, [['k', rec(`v${i}`, i, 1, i)]]) });
+      expect(disk.get('k')?.value).toBe(`v${i}`);
+    }
+    const seen: string[] = [];
+    await Promise.all(
+      Array.from({ length: 200 }, (_, j) => {
+        const i = 31 + j;
+        return engine.save({ kv: changes(i, [[`c/${j}`, rec(`w${i}`, i)]]) }).then(() => {
+          seen.push(disk.get(`c/${j}`)?.value ?? 'missing');
+        });
+      }),
+    );
+    expect(seen.sort()).toEqual(Array.from({ length: 200 }, (_, j) => `w${31 + j}`).sort());
+    expect(engine.stats().syncs).toBeLessThan(engine.stats().batches); // some saves did share a group
+    await engine.close();
+  });
+
+  it('walks stopped early, broken by a throw, or nested in a visit; long walks cross many pages', async () => {
+    const { engine, disk } = await openDisk();
+    await engine.save({ kv: ABC_AT_1 });
+    let visited = 0;
+    disk.walkFrom('', () => ++visited < 2); // stops on the second record
+    expect(visited).toBe(2);
+    await engine.save({ kv: changes(2, [['a', rec('a2', 2, 1, 2)]]) });
+    expect(walk(disk)).toEqual(['a=a2', 'b=b1', 'c=c1']);
+    expect(() =>
+      disk.walkFrom('', () => {
+        throw new Error('visit failed');
+      }),
+    ).toThrow('visit failed');
+    await engine.save({ kv: changes(3, [['a', rec('a3', 3, 1, 3)]]) });
+    expect(walk(disk)).toEqual(['a=a3', 'b=b1', 'c=c1']);
+    const outer: string[] = [];
+    const inner: string[] = [];
+    disk.walkFrom('', (k) => {
+      outer.push(k);
+      if (k === 'a') disk.walkFrom('b', (k2) => inner.push(k2) > 0);
+      return true;
+    });
+    expect([outer, inner]).toEqual([
+      ['a', 'b', 'c'],
+      ['b', 'c'],
+    ]);
+    // 3,000 records: pages grow to their largest; every record once, in order.
+    const many = Array.from({ length: 3000 }, (_, i): [string, KeyRecord] => [
+      `m/${String(i).padStart(5, '0')}`,
+      rec(`v${i}`, 10 + (i % 7)),
+    ]);
+    await engine.save({ kv: changes(20, many) });
+    const keys: string[] = [];
+    disk.walkFrom('m/', (k) => keys.push(k) > 0);
+    expect(keys).toEqual(many.map(([k]) => k));
+    let since = 0;
+    disk.changedSince(16, (_k, mod) => (since += mod >= 16 ? 1 : 1000) < 1e9);
+    expect(since).toBe(many.filter(([, r]) => r.modRevision >= 16).length);
+    await engine.close();
+  });
+
+  it('keys sort in JavaScript string order, not UTF-8 order', async () => {
+    const { engine, disk } = await openDisk();
+    const pool = KEY_POOL.filter((k) => k !== '');
+    await engine.save({
+      kv: changes(
+        1,
+        pool.map((k) => [k, rec(k, 1)]),
+      ),
+    });
+    const keys: string[] = [];
+    disk.walkFrom('', (k) => keys.push(k) > 0);
+    expect(keys).toEqual([...pool].sort());
+    await engine.close();
+  });
+
+  it('a damaged record is caught when it is read (naming the key), not at open', async () => {
+    const { engine, disk } = await openDisk();
+    await engine.save({
+      kv: {
+        ...changes(1, [
+          ['good', rec('fine', 1)],
+          ['bad\ue000', rec('damaged-soon', 1)],
+          ['zed', rec('z', 1)],
+        ]),
+        summary: { records: 3, internalRecords: 0, bytes: 30 },
+      },
+    });
+    expect(disk.get('bad\ue000')?.value).toBe('damaged-soon');
+    await engine.close();
+    const db = await rawDb();
+    const value = Buffer.from((await db.get(recordKey(0, 'bad\ue000')))!);
+    value[value.length - 3]! ^= 0x20;
+    await db.put(recordKey(0, 'bad\ue000'), value);
+    await db.close();
+
+    const again = await openDisk(); // opens: the records are not read at open
+    expect(again.disk.get('good')?.value).toBe('fine');
+    const err = (() => {
+      try {
+        again.disk.get('bad\ue000');
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(StorageCorruptError);
+    expect((err as Error).message).toContain(`leveldb record ${JSON.stringify('bad\ue000')}`);
+    expect(() => again.disk.walkFrom('', () => true)).toThrow(StorageCorruptError);
+    expect(again.disk.get('zed')?.value).toBe('z'); // the walk that threw left the reader usable
+    await again.engine.close();
+  });
+
+  it('a data dir of the untiered layout has its records moved at open, counted, and read from disk', async () => {
+    // What the untiered engine stored: K<key UTF-8> → the sealed record.
+    const old = KEY_POOL.filter((k) => k !== '' && Buffer.from(k, 'utf8').toString('utf8') === k).map((k, i): [string, KeyRecord] => [
+      k,
+      rec(`v-${i}`, 1 + i),
+    ]);
+    const db = await rawDb();
+    await db.batch(old.map(([k, r]) => ({ type: 'put' as const, key: strKey(P_OLD_KEY, k), value: seal((x) => writeKeyRecord(x, r)) })));
+    await db.close();
+
+    const infos: LogFields[] = [];
+    const log: Logger = { ...silentLogger, info: (msg, f) => infos.push({ msg, ...f }) };
+    const { engine, disk } = await openDisk(log);
+    expect(infos.map((i) => i.msg)).toContain('leveldb records moved to the tiered layout');
+    expect(infos.find((i) => i.msg === 'leveldb records moved to the tiered layout')?.records).toBe(old.length);
+    expect((await engine.load()).tier!.summary).toEqual(summarize(old));
+    expect(diskDifference(disk, new Map(old), old.length + 1)).toBeNull();
+    await engine.close();
+
+    const raw = await rawDb();
+    const left = (await raw.keys(prefixRange(P_OLD_KEY)).all()).length;
+    const moved = (await raw.keys(prefixRange(P_RECORD)).all()).length;
+    const summary = unseal((await raw.get(strKey(P_STATE, 'summary')))!, readRecordSummary);
+    await raw.close();
+    expect({ left, moved, summary }).toEqual({ left: 0, moved: old.length, summary: summarize(old) });
+  });
+});
