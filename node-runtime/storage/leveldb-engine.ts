@@ -172,6 +172,8 @@ class PendingWrites {
 }
 
 const sealRecord = (rec: KeyRecord) => seal((x) => writeKeyRecord(x, rec));
+/** A replaced record's modRevision not known: read it (putRecord). */
+const READ = Symbol('read');
 const EMPTY_VALUE = Buffer.alloc(0);
 
 export class LevelDbEngine implements StorageEngine {
@@ -195,6 +197,10 @@ export class LevelDbEngine implements StorageEngine {
   private gen: Generation;
   /** The background clear of the generation not live (settled: nothing to clear). */
   private clearing: Promise<void> = Promise.resolve();
+  /** A transfer's staged records are in the generation not live: a reset since the last open
+   *  or flip emptied it for them (a staged set is volatile: every transfer starts with a reset,
+   *  SaveBatch.stage). Without one it holds an old generation, so staging there is refused. */
+  private staging = false;
 
   private constructor(opts: EngineOptions, db: Db, blobs: BlobFiles, records: LevelDbRecords, read: ReadState, loaded: LoadedState) {
     this.dir = opts.dir;
@@ -243,7 +249,9 @@ export class LevelDbEngine implements StorageEngine {
       if (/corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
       throw err;
     }
-    let reader: LevelReader | undefined;
+    // The reader thread opens its handle while this one reads what recovery needs.
+    const starting = LevelReader.start(opts.dir);
+    starting.catch(() => undefined); // awaited below, or closed when the open fails first
     try {
       const blobs = BlobFiles.open(opts.dir, SNAP_PREFIX, readdirSync(opts.dir));
       let read = await LevelDbEngine.readAll(db, opts.dir, blobs);
@@ -261,12 +269,14 @@ export class LevelDbEngine implements StorageEngine {
       }
       // Blobs no key names: older snapshots, or written by a group that never reached LevelDB.
       await blobs.removeExcept(new Set(read.snapRef === null ? [] : [read.snapRef.seq]));
-      reader = await LevelReader.start(opts.dir);
-      const records = new LevelDbRecords(db, reader, opts.dir, read.gen);
+      const records = new LevelDbRecords(db, await starting, opts.dir, read.gen);
       const loaded: LoadedState = { ...read.loaded, tier: { disk: records, summary } };
       return new LevelDbEngine(opts, db, blobs, records, read, loaded);
     } catch (err) {
-      await reader?.close();
+      await starting.then(
+        (r) => r.close(),
+        () => undefined,
+      );
       await db.close();
       const msg = err instanceof Error ? err.message : String(err);
       if (!(err instanceof StorageCorruptError) && /corrupt/i.test(msg)) throw new StorageCorruptError(opts.dir, -1, `leveldb: ${msg}`);
@@ -485,24 +495,25 @@ export class LevelDbEngine implements StorageEngine {
     w.forget(Buffer.from([P_MOD, target]));
   }
 
-  /** Stages `key`'s record in generation `gen`, replacing its stored one there (if any). */
-  private putRecord(w: PendingWrites, gen: Generation, key: string, rec: KeyRecord): void {
+  /** Stages `key`'s record in generation `gen`, replacing its stored one there, whose
+   *  modRevision is `old` (undefined: none; READ: not known, read it). */
+  private putRecord(w: PendingWrites, gen: Generation, key: string, rec: KeyRecord, old: number | undefined | typeof READ): void {
     const at = recordKey(gen, key);
-    const old = this.storedMod(w, gen, key, at);
-    if (old !== undefined && old !== rec.modRevision) w.del(modKey(gen, old, key));
+    const mod = old === READ ? this.storedMod(w, key, at) : old;
+    if (mod !== undefined && mod !== rec.modRevision) w.del(modKey(gen, mod, key));
     w.put(at, sealRecord(rec));
     w.put(modKey(gen, rec.modRevision, key), EMPTY_VALUE);
   }
 
-  private deleteRecord(w: PendingWrites, gen: Generation, key: string): void {
+  private deleteRecord(w: PendingWrites, gen: Generation, key: string, old: number | undefined | typeof READ): void {
     const at = recordKey(gen, key);
-    const old = this.storedMod(w, gen, key, at);
-    if (old !== undefined) w.del(modKey(gen, old, key));
+    const mod = old === READ ? this.storedMod(w, key, at) : old;
+    if (mod !== undefined) w.del(modKey(gen, mod, key));
     w.del(at);
   }
 
-  /** The modRevision of `key`'s record in generation `gen` as this group leaves it so far. */
-  private storedMod(w: PendingWrites, gen: Generation, key: string, at: Buffer): number | undefined {
+  /** The modRevision of the record stored at `at` as this group leaves it so far. */
+  private storedMod(w: PendingWrites, key: string, at: Buffer): number | undefined {
     const pending = w.pending(at);
     const value = pending === undefined ? this.db.getSync(at) : pending;
     return value === null || value === undefined ? undefined : unsealRecord(this.dir, key, value).modRevision;
@@ -570,9 +581,15 @@ export class LevelDbEngine implements StorageEngine {
 
   private async stage(w: PendingWrites, b: SaveBatch, written: BlobRef[]): Promise<void> {
     if (b.stage) {
-      if (b.stage.reset) await this.resetStaging(w);
+      if (b.stage.reset) {
+        await this.resetStaging(w);
+        this.staging = true;
+      }
+      if (!this.staging) throw new Error('leveldb engine: staged records without a reset since the last install or open');
+      // A transfer holds each key once (a chunk sent again holds the same records), and the
+      // generation was empty at its reset: nothing to replace.
       const target = other(this.gen);
-      for (const [key, rec] of b.stage.records) this.putRecord(w, target, key, rec);
+      for (const [key, rec] of b.stage.records) this.putRecord(w, target, key, rec, undefined);
     }
     if (b.installSnapshot) {
       const { snapshot, kv, staged } = b.installSnapshot;
@@ -584,8 +601,11 @@ export class LevelDbEngine implements StorageEngine {
       if (staged === undefined) {
         // Inline: the records go to the other generation, emptied first, as a staged set would.
         await this.resetStaging(w);
-        for (const [key, rec] of kv.records) this.putRecord(w, other(this.gen), key, rec);
+        for (const [key, rec] of kv.records) this.putRecord(w, other(this.gen), key, rec, undefined);
+      } else if (!this.staging) {
+        throw new Error('leveldb engine: a staged install without a reset since the last install or open');
       }
+      this.staging = false;
       this.gen = other(this.gen);
       w.put(
         strKey(P_STATE, 'generation'),
@@ -639,8 +659,11 @@ export class LevelDbEngine implements StorageEngine {
         strKey(P_STATE, 'revision'),
         seal((x) => x.uint(c.revision)),
       );
-      for (const [key, rec] of c.upserts) this.putRecord(w, this.gen, key, rec);
-      for (const key of c.deletes) this.deleteRecord(w, this.gen, key);
+      // What the changes replace, as the state machine knew it (KvChanges.replaced), else read.
+      const replaced = c.replaced === undefined ? null : new Map(c.replaced);
+      const old = (key: string) => (replaced === null ? READ : replaced.get(key));
+      for (const [key, rec] of c.upserts) this.putRecord(w, this.gen, key, rec, old(key));
+      for (const key of c.deletes) this.deleteRecord(w, this.gen, key, old(key));
       for (const [client, s] of c.sessionUpserts)
         w.put(
           strKey(P_CLIENT, client),

@@ -333,10 +333,17 @@ describe('takeChanges', () => {
       [historyKey(2, 'b'), { value: 'd', createRevision: 2, modRevision: 2, version: 1 }],
     ]);
     expect(c.deletes).toEqual(['b']);
+    // b was created and deleted since the last call: nothing stored was replaced.
+    expect(c.replaced).toEqual([]);
     expect(c.sessionUpserts).toEqual([['c', { seq: 1, result: { ok: true, op: 'put', revision: 1 }, lastIndex: 1 }]]);
     // The counts a tiered engine keeps with the records: a, and b's two history records.
     const summary = { records: 3, internalRecords: 2, bytes: sm.stateBytes };
     expect(c.summary).toEqual(summary);
-    expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], sessionUpserts: [], sessionDeletes: [], summary });
+    expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], replaced: [], sessionUpserts: [], sessionDeletes: [], summary });
+    // What the next changes replace is what the last ones stored: a at 1, once however often it changes.
+    sm.apply(3, put([['a', '2']]));
+    sm.apply(4, put([['a', '3']]));
+    sm.apply(5, del(['a']));
+    expect(sm.takeChanges().replaced).toEqual([['a', 1]]);
   });
 });

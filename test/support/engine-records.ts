@@ -21,13 +21,15 @@ export const ABC_AT_1 = changes(1, [
 ]);
 
 /** Random batches (puts, deletes, now and then a snapshot install replacing every record),
- *  each saved and checked against the reference once it resolves. */
+ *  each saved and checked against the reference once it resolves. With `replaced`, each batch
+ *  says what it replaces (KvChanges.replaced), as the state machine does. */
 export async function randomRun(
   engine: StorageEngine,
   disk: DiskRecords,
   ref: Map<string, KeyRecord>,
   seed: number,
   batches: number,
+  opts: { replaced?: boolean } = {},
 ): Promise<number> {
   const rnd = new SeededRandom(seed);
   let revision = 0;
@@ -41,8 +43,14 @@ export async function randomRun(
       snapIndex += 1 + rnd.nextInt(5);
       await engine.save({ installSnapshot: { snapshot: snapshotAt(snapIndex, 1), kv: { revision, records: [...ref], sessions: [] } } });
     } else {
+      const before = new Map(ref);
       const { upserts, deletes } = randomChanges(rnd, ref, revision, pick);
-      await engine.save({ kv: changes(revision, upserts, deletes) });
+      const kv = changes(revision, upserts, deletes);
+      if (opts.replaced === true) {
+        const keys = [...upserts.map(([k]) => k), ...deletes].filter((k) => before.has(k));
+        kv.replaced = keys.map((k) => [k, before.get(k)!.modRevision]);
+      }
+      await engine.save({ kv });
     }
     const diff = diskDifference(disk, ref, revision);
     if (diff !== null) throw new Error(`after batch ${b}: ${diff}`);

@@ -25,8 +25,20 @@ export class MapDiskRecords implements DiskRecords {
     this.onGet = onGet;
   }
 
-  /** A save carrying `kv` resolved. */
-  applyChanges(kv: Pick<KvChanges, 'upserts' | 'deletes'>): void {
+  /** A save carrying `kv` resolved. What it says it replaces (KvChanges.replaced, which an
+   *  engine with an index by modRevision trusts) must be what this disk holds. */
+  applyChanges(kv: Pick<KvChanges, 'upserts' | 'deletes' | 'replaced'>): void {
+    if (kv.replaced !== undefined) {
+      const said = new Map(kv.replaced);
+      const changed = [...kv.upserts.map(([k]) => k), ...kv.deletes];
+      for (const key of changed) {
+        const stored = this.records.get(key)?.modRevision;
+        if (said.get(key) !== stored) {
+          throw new Error(`KvChanges.replaced: ${JSON.stringify(key)} replaces modRevision ${said.get(key)}, the disk holds ${stored}`);
+        }
+      }
+      if (said.size !== changed.filter((k) => this.records.has(k)).length) throw new Error('KvChanges.replaced names a key not changed');
+    }
     for (const [k, r] of kv.upserts) this.records.set(k, r);
     for (const k of kv.deletes) this.records.delete(k);
   }

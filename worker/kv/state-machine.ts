@@ -112,7 +112,10 @@ export class KvStateMachine {
   private bytes = 0;
   /** Highest index applied (from the sessions when restored): apply indexes must grow. */
   private lastIndex: number;
-  private readonly dirtyKeys = new Set<string>();
+  /** The keys changed since the last takeChanges, each with the modRevision its record had
+   *  before the first of those changes (0: none), which is what the host's storage holds for it
+   *  (KvChanges.replaced). */
+  private readonly dirtyKeys = new Map<string, number>();
   private changesBatch = 0;
 
   /**
@@ -583,7 +586,12 @@ export class KvStateMachine {
       this.records.set(key, { value, createRevision: prev.createRevision, modRevision: revision, version: prev.version + 1 }, prev);
       this.bytes += stringBytes(value) - stringBytes(prev.value);
     }
-    this.dirtyKeys.add(key);
+    this.markDirty(key, prev);
+  }
+
+  /** `key` changes now; `prev` is its record until now. */
+  private markDirty(key: string, prev: KeyRecord | undefined): void {
+    if (!this.dirtyKeys.has(key)) this.dirtyKeys.set(key, prev?.modRevision ?? 0);
   }
 
   /** Deletes `key`; false when there was none. */
@@ -593,7 +601,7 @@ export class KvStateMachine {
     this.records.delete(key, prev);
     this.bytes -= pairBytes(key, prev.value);
     if (isInternalKey(key)) this.internalKeys--;
-    this.dirtyKeys.add(key);
+    this.markDirty(key, prev);
     return true;
   }
 
@@ -601,10 +609,12 @@ export class KvStateMachine {
   takeChanges(): KvChanges {
     const upserts: Array<[string, KeyRecord]> = [];
     const deletes: string[] = [];
-    for (const key of this.dirtyKeys) {
+    const replaced: Array<[string, number]> = [];
+    for (const [key, before] of this.dirtyKeys) {
       const record = this.records.get(key);
       if (record !== undefined) upserts.push([key, record]);
       else deletes.push(key);
+      if (before > 0) replaced.push([key, before]);
     }
     this.dirtyKeys.clear();
     this.changesBatch = this.records.sealChanges();
@@ -613,6 +623,7 @@ export class KvStateMachine {
       revision: this.currentRevision,
       upserts,
       deletes,
+      replaced,
       sessionUpserts: sessions.upserts,
       sessionDeletes: sessions.deletes,
       summary: { records: this.records.size, internalRecords: this.internalKeys, bytes: this.bytes },

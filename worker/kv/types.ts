@@ -201,6 +201,11 @@ export interface KvChanges {
   revision: number;
   upserts: Array<[key: string, record: KeyRecord]>;
   deletes: string[];
+  /** The modRevision each changed key's record had before these changes, for the keys that had
+   *  one: what the host's storage holds for them now. A store with an index by modRevision
+   *  drops those entries without reading the records (the state machine always sets it;
+   *  without it such a store reads them). */
+  replaced?: Array<[key: string, modRevision: number]>;
   sessionUpserts: Array<[client: string, session: SessionRecord]>;
   sessionDeletes: string[];
   /** The counts over every record after these changes (the state machine always sets them): a
