@@ -1,6 +1,7 @@
 // The leveldb engine's records as DiskRecords (worker/kv/record-store.ts): what a tiered store
 // reads on a cache miss, synchronously, on the event loop. A point read is db.getSync (a
-// memtable and table lookup in this thread, microseconds when the blocks are cached); a walk
+// memtable and table lookup in this thread, microseconds when the blocks are cached), or
+// db.get off the loop for a client's read (getAsync, a tiered store's prefetch); a walk
 // and changedSince go to the reader thread a page at a time (leveldb-reader.ts), over the
 // records of the live generation (leveldb-layout.ts) and their modRevision index. Every
 // record's seal is checked as it is read: a bad one is StorageCorruptError naming the key.
@@ -135,6 +136,12 @@ export class LevelDbRecords implements DiskRecords {
 
   get(key: string): KeyRecord | undefined {
     const value = this.db.getSync(recordKey(this.gen, key));
+    return value === undefined ? undefined : unsealRecord(this.dir, key, value);
+  }
+
+  /** get on libuv's thread pool (LevelDB's read runs there; its snapshot is taken then). */
+  async getAsync(key: string): Promise<KeyRecord | undefined> {
+    const value = await this.db.get(recordKey(this.gen, key));
     return value === undefined ? undefined : unsealRecord(this.dir, key, value);
   }
 

@@ -339,7 +339,15 @@ describe('takeChanges', () => {
     // The counts a tiered engine keeps with the records: a, and b's two history records.
     const summary = { records: 3, internalRecords: 2, bytes: sm.stateBytes };
     expect(c.summary).toEqual(summary);
-    expect(sm.takeChanges()).toEqual({ revision: 2, upserts: [], deletes: [], replaced: [], sessionUpserts: [], sessionDeletes: [], summary });
+    expect(sm.takeChanges()).toEqual({
+      revision: 2,
+      upserts: [],
+      deletes: [],
+      replaced: [],
+      sessionUpserts: [],
+      sessionDeletes: [],
+      summary,
+    });
     // What the next changes replace is what the last ones stored: a at 1, once however often it changes.
     sm.apply(3, put([['a', '2']]));
     sm.apply(4, put([['a', '3']]));

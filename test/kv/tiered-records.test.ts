@@ -25,6 +25,9 @@ class TinyCache implements RecordCache {
   get(key: string): KeyRecord | null | undefined {
     return this.map.get(key);
   }
+  peek(key: string): KeyRecord | null | undefined {
+    return this.map.get(key);
+  }
   set(key: string, value: KeyRecord | null): boolean {
     this.map.delete(key);
     this.map.set(key, value);
@@ -245,5 +248,75 @@ describe('tiered record store', () => {
   it('catches a store whose walks forget the unsaved changes (planted bug)', () => {
     const found = [1, 2, 3, 4, 5, 6].map((seed) => divergence(seed, 'walk-without-overlay'));
     expect(found.some((d) => d !== null)).toBe(true);
+  });
+});
+
+describe('tiered record store: reads fetched off the loop (prefetch)', () => {
+  const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision: mod, modRevision: mod, version: 1 });
+  /** A disk whose asynchronous reads are delivered when the test says (deliver()). */
+  function laterDisk(records: Array<[string, KeyRecord]>) {
+    const queued: Array<() => void> = [];
+    const disk = new MapDiskRecords(
+      records,
+      () => {},
+      (d) => queued.push(d),
+    );
+    const deliver = () => queued.splice(0).forEach((d) => d());
+    return { disk, deliver };
+  }
+  const summaryOf = (n: number) => ({ records: n, internalRecords: 0, bytes: 0 });
+
+  it('a fetched record is what the next get returns, counted as its miss, without a second disk read', async () => {
+    const { disk, deliver } = laterDisk([['a', rec('a1', 1)]]);
+    const store = new TieredRecords(disk, new TinyCache(4), summaryOf(1));
+    const fetching = store.prefetch(['a', 'nothing']);
+    expect(fetching).not.toBeNull();
+    deliver();
+    await fetching;
+    expect(disk.counts.gets).toBe(2); // both read off the loop
+    expect(store.get('a')).toEqual(rec('a1', 1));
+    expect(store.get('nothing')).toBeUndefined();
+    expect(disk.counts.gets).toBe(2); // and not again
+    expect(store.tierCounts()).toMatchObject({ hits: 0, misses: 2 });
+    // Held now (the cache): nothing more to fetch.
+    expect(store.prefetch(['a', 'nothing'])).toBeNull();
+  });
+
+  it('a fetch that a resolving save overtook is dropped: the get reads the disk as it is now', async () => {
+    const { disk, deliver } = laterDisk([['a', rec('a1', 1)]]);
+    const store = new TieredRecords(disk, new TinyCache(0), summaryOf(1));
+    const fetching = store.prefetch(['a'])!; // reads a1 now, delivered later
+    store.set('a', rec('a2', 2), rec('a1', 1));
+    const batch = store.sealChanges();
+    disk.applyChanges({ upserts: [['a', rec('a2', 2)]], deletes: [] });
+    store.changesDurable(batch); // the cache of 0 keeps nothing: the overlay lets a2 go
+    deliver();
+    await fetching;
+    expect(store.get('a')).toEqual(rec('a2', 2));
+  });
+
+  it('a fetched record still held when a save resolves is dropped with the rest', async () => {
+    const { disk, deliver } = laterDisk([['a', rec('a1', 1)]]);
+    const store = new TieredRecords(disk, new TinyCache(0), summaryOf(1));
+    const fetching = store.prefetch(['a'])!;
+    deliver();
+    await fetching; // landed before the save: held for the next get
+    store.set('a', rec('a2', 2), rec('a1', 1));
+    const batch = store.sealChanges();
+    disk.applyChanges({ upserts: [['a', rec('a2', 2)]], deletes: [] });
+    store.changesDurable(batch); // a save resolving drops what was fetched before it
+    expect(store.get('a')).toEqual(rec('a2', 2));
+  });
+
+  it('no fetch for keys in memory, on a disk that reads only synchronously, or once pinned', () => {
+    const sync = new MapDiskRecords([['a', rec('a1', 1)]]);
+    expect(new TieredRecords(sync, new TinyCache(4), summaryOf(1)).prefetch(['a'])).toBeNull();
+    const { disk } = laterDisk([['a', rec('a1', 1)]]);
+    const store = new TieredRecords(disk, new TinyCache(4), summaryOf(1));
+    store.set('b', rec('b2', 2), undefined);
+    expect(store.prefetch(['b'])).toBeNull(); // the overlay holds it
+    store.pin();
+    expect(store.prefetch(['a'])).toBeNull();
+    store.close();
   });
 });

@@ -58,6 +58,8 @@ describe('leveldb records (DiskRecords)', () => {
     const ref = new Map<string, KeyRecord>();
     const revision = await randomRun(engine, disk, ref, 7, 150);
     expect(ref.size).toBeGreaterThan(0);
+    // The read off the loop (a client read's prefetch) agrees with get.
+    for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
     await engine.close();
     const again = await openDisk();
     expect(diskDifference(again.disk, ref, revision)).toBeNull();

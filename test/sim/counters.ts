@@ -25,6 +25,8 @@ export interface NodeCounters {
   saves: number;
   /** Records tiered peers read from their disks (cache misses), and runs with tiered peers. */
   tierRecordReads: number;
+  /** Of those, read off the loop for a client's read (RecordStore.prefetch). */
+  tierPrefetches: number;
   tieredRuns: number;
   slowWrites: number;
   derivedDeferred: number;
@@ -123,6 +125,7 @@ export function emptyNodeCounters(): NodeCounters {
     slowWrites: 0,
     derivedDeferred: 0,
     tierRecordReads: 0,
+    tierPrefetches: 0,
     tieredRuns: 0,
     derivedLost: 0,
     stepsDuringWrite: 0,

@@ -544,7 +544,7 @@ export class SimHost {
       return;
     }
     const pendingBefore = req.level === 'default' ? peer.status().pendingReads : -1;
-    const read = peer.read(req.level, (kv) => kv.get(req.key));
+    const read = peer.read(req.level, (kv) => kv.get(req.key), [req.key]);
     // A default read that did not wait in the read room (and did not fail) was served under the
     // lease, now: by a leader no newer leader may exist beside (lease safety).
     const after = req.level === 'default' ? peer.status() : null;

@@ -403,6 +403,7 @@ export async function runSim(seed: number, partial: Partial<SimOptions> = {}): P
   for (const n of cluster.everSpawned) {
     counters.saves += n.disk.counters.writes;
     counters.tierRecordReads += n.disk.counters.recordReads;
+    counters.tierPrefetches += n.disk.counters.asyncReads;
     counters.slowWrites += n.disk.counters.slowWrites;
     counters.derivedDeferred += n.disk.counters.derivedDeferred;
     counters.derivedLost += n.disk.counters.derivedLost;

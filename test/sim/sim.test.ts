@@ -110,6 +110,7 @@ describe('simulator (production Peer)', () => {
     // Tiered peers with caches of a few records: their reads keep going to the disk.
     expect(total.tieredRuns).toBeGreaterThan(SEEDS / 4);
     expect(total.tierRecordReads).toBeGreaterThan(SEEDS * 50);
+    expect(total.tierPrefetches, 'client reads prefetched off the loop (RecordStore.prefetch)').toBeGreaterThan(SEEDS);
     // …which stream their snapshots as leaders and stage them as followers.
     expect(total.snapshotStreams).toBeGreaterThan(SEEDS / 8);
     expect(total.snapshotsStaged).toBeGreaterThan(SEEDS / 8);

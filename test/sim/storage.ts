@@ -91,8 +91,10 @@ interface Write {
 
 export interface DiskCounters {
   writes: number;
-  /** Records a tiered peer read from this disk (cache misses). */
+  /** Records a tiered peer read from this disk (cache misses, prefetches). */
   recordReads: number;
+  /** Of those, asynchronous reads (a read's prefetch) delivered to a live peer. */
+  asyncReads: number;
   /** Writes that took >= 1 tick. */
   slowWrites: number;
   derivedDeferred: number;
@@ -106,7 +108,7 @@ export type SaveHook = (batch: SaveBatch) => 'crash' | null;
 export class SimDisk {
   /** What survives a crash. */
   readonly model = new StateModel();
-  readonly counters: DiskCounters = { writes: 0, recordReads: 0, slowWrites: 0, derivedDeferred: 0, derivedLost: 0 };
+  readonly counters: DiskCounters = { writes: 0, recordReads: 0, asyncReads: 0, slowWrites: 0, derivedDeferred: 0, derivedLost: 0 };
   private readonly policy: DiskPolicy;
   private observer: DiskObserver | null = null;
   private queue: Write[] = [];
@@ -126,6 +128,9 @@ export class SimDisk {
   private visibleStaged = new Map<string, KeyRecord>();
   /** The broken tier-shows-late disk: the save it has not shown yet. */
   private unshown: SaveBatch | null = null;
+  /** Asynchronous record reads (a tiered peer's prefetch) read already, delivered at the disk's
+   *  next advance: after the writes that land then, so a save may resolve in between. */
+  private reads: Array<() => void> = [];
 
   constructor(policy: DiskPolicy) {
     this.policy = policy;
@@ -156,7 +161,16 @@ export class SimDisk {
         const copy = copyLoaded(loaded);
         if (this.policy.tiered !== true) return copy;
         // Nothing un-landed is pending at a load (a crash drops it), so the model is the disk.
-        this.visible = new MapDiskRecords(copy.kv.records, () => this.counters.recordReads++);
+        this.visible = new MapDiskRecords(
+          copy.kv.records,
+          () => this.counters.recordReads++,
+          (deliver) =>
+            this.reads.push(() => {
+              if (!live()) return;
+              this.counters.asyncReads++;
+              deliver();
+            }),
+        );
         const summary = summarize(copy.kv.records);
         return { ...copy, kv: { ...copy.kv, records: [] }, tier: { disk: this.visible, summary } };
       },
@@ -194,6 +208,9 @@ export class SimDisk {
       const w = this.queue.shift()!;
       if (this.land(w)) return;
     }
+    const reads = this.reads;
+    this.reads = [];
+    for (const deliver of reads) deliver();
   }
 
   private save(batch: SaveBatch, ctx: SaveContext, incarnation: number): Promise<void> {

@@ -19,10 +19,22 @@ export class MapDiskRecords implements DiskRecords {
 
   private readonly onGet: () => void;
 
-  /** `onGet`: called on each get (a cache miss of the store reading this disk). */
-  constructor(records: Iterable<[string, KeyRecord]> = [], onGet: () => void = () => {}) {
+  /** An asynchronous read (DiskRecords.getAsync), when made with `readLater`: the record as of
+   *  the call, handed over when `readLater` delivers, by which time saves may have resolved
+   *  (the race a store's prefetch must survive). */
+  readonly getAsync?: (key: string) => Promise<KeyRecord | undefined>;
+
+  /** `onGet`: called on each get (a cache miss of the store reading this disk). `readLater`:
+   *  schedules the delivery of an asynchronous read (none: this disk reads only synchronously). */
+  constructor(records: Iterable<[string, KeyRecord]> = [], onGet: () => void = () => {}, readLater?: (deliver: () => void) => void) {
     for (const [k, r] of records) this.records.set(k, r);
     this.onGet = onGet;
+    if (readLater !== undefined) {
+      this.getAsync = (key) => {
+        const record = this.get(key);
+        return new Promise((resolve) => readLater(() => resolve(record)));
+      };
+    }
   }
 
   /** A save carrying `kv` resolved. What it says it replaces (KvChanges.replaced, which an

@@ -171,7 +171,13 @@ async function getOne(
   if (waitIndex === undefined && params.has('wait')) throw badRequest('wait needs waitIndex');
   if (waitIndex !== undefined && revision !== undefined) throw badRequest('waitIndex and revision do not go together');
   if (waitIndex !== undefined) await blockUntilChanged(ctx, key, waitIndex, params.get('wait'), level === 'stale');
-  const outcome = await read(ctx, level, (kv) => (revision === undefined ? kv.get(key) : kv.getAt(key, revision)));
+  // The current version is the key's record: fetched off the loop first when not in memory.
+  const outcome = await read(
+    ctx,
+    level,
+    (kv) => (revision === undefined ? kv.get(key) : kv.getAt(key, revision)),
+    revision === undefined ? [key] : undefined,
+  );
   if (isApiReply(outcome)) return outcome;
   const headers = readHeaders(ctx, level, outcome);
   const record = atRevision(outcome.value, revision);
@@ -222,13 +228,18 @@ export async function getRange(ctx: ApiContext): Promise<ApiReply> {
   return jsonTextReply(pairsJson(shown), 200, headers);
 }
 
-async function read<T>(ctx: ApiContext, level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T> | ApiReply> {
+async function read<T>(
+  ctx: ApiContext,
+  level: ReadLevel,
+  query: (kv: KvView) => T,
+  keys?: readonly string[],
+): Promise<ReadOutcome<T> | ApiReply> {
   if (level !== 'stale' && !ctx.peer.isLeader()) {
     const leader = ctx.peer.leaderInfo();
     return toLeader(ctx, leader.id, leader.address);
   }
   try {
-    return await ctx.peer.read(level, query);
+    return await ctx.peer.read(level, query, keys);
   } catch (err) {
     if (err instanceof PeerError && err.code === 'not-leader') return toLeader(ctx, err.leader, err.leaderAddress);
     if (err instanceof PeerError && err.code === 'no-leader') return toLeader(ctx, '', '');

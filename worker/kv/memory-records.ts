@@ -59,6 +59,11 @@ export class MemoryRecords implements RecordStore {
     return null;
   }
 
+  /** Every record is in memory. */
+  prefetch(): null {
+    return null;
+  }
+
   beginView(): RecordCursor {
     const view = new MemoryCursor(this.records, this.keys.orderedCopy(), (v) => this.views.delete(v));
     this.views.add(view);

@@ -68,6 +68,10 @@ export interface RecordStore {
   close(): void;
   /** How a tiered store served its reads (null: all in memory, nothing to count). */
   tierCounts(): TierCounts | null;
+  /** Reads `keys` that memory does not hold from the disk off the event loop, so the get that
+   *  follows does not wait on the disk: resolves when they are in hand. Null when there is
+   *  nothing to fetch (all in memory, or a disk that reads only on the loop). */
+  prefetch(keys: readonly string[]): Promise<void> | null;
 }
 
 /**
@@ -81,6 +85,10 @@ export interface RecordStore {
  */
 export interface DiskRecords {
   get(key: string): KeyRecord | undefined;
+  /** get, off the event loop (an engine whose reads can run on another thread): what a read's
+   *  prefetch uses, so a miss does not block the loop for other requests. Shows at least what
+   *  get would show when called. */
+  getAsync?(key: string): Promise<KeyRecord | undefined>;
   /** The records with keys >= `from` in JavaScript string order (UTF-16 code units, as
    *  sorted-keys.ts), until `visit` returns false. No save resolves during a walk. */
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;

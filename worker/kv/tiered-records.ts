@@ -7,6 +7,10 @@
 //     including "no such key", so repeated reads of hot keys never reach the disk.
 // A miss reads the engine's index synchronously (an in-process B-tree lookup): apply stays
 // synchronous and deterministic, and decides from the same records as a memory store would.
+// A client's read of a key need not wait on the disk in the event loop, though: prefetch reads
+// the keys it names off the loop (DiskRecords.getAsync) and holds them for the get that
+// follows, which takes them as its miss. They are only good while the disk has not moved: a
+// save that resolves (or a pin) drops them, and a fetch that started before it is discarded.
 //
 // Views (snapshots, backups) pair a read transaction on the disk with a copy of the overlay at
 // the same moment: the disk view shows the durable state, the overlay copy everything after it,
@@ -20,6 +24,9 @@ import { lowerBound } from './sorted-keys.ts';
 /** What the store needs of its cache (hot-cache.ts is one). Values may be null: "no such key". */
 export interface RecordCache {
   get(key: string): KeyRecord | null | undefined;
+  /** Like get, but no read is counted (the policy's frequencies, its recency): a lookup ahead of
+   *  a read that will count itself. */
+  peek(key: string): KeyRecord | null | undefined;
   set(key: string, value: KeyRecord | null): boolean;
   delete(key: string): void;
   clear(): void;
@@ -34,6 +41,9 @@ interface Pending {
 
 const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, number]): number =>
   a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0);
+
+/** Fetched records held at most (a prefetch whose read never came is dropped with the rest). */
+const FETCHED_MAX = 4096;
 
 /** The smallest string after `key` in JS order: where a walk resumes after `key`. */
 const after = (key: string): string => key + '\u0000';
@@ -54,6 +64,11 @@ export class TieredRecords implements RecordStore {
   private pinned: DiskView | null = null;
   private hits = 0;
   private misses = 0;
+  /** Records fetched off the loop (prefetch), each taken by the next get of its key. */
+  private readonly fetched = new Map<string, KeyRecord | null>();
+  /** Counts the moments the disk may have moved (a save resolved, a pin): a fetch started
+   *  before one is dropped. */
+  private diskEpoch = 0;
 
   constructor(disk: DiskRecords, cache: RecordCache, summary: RecordSummary) {
     this.disk = disk;
@@ -90,9 +105,35 @@ export class TieredRecords implements RecordStore {
       return cached ?? undefined;
     }
     this.misses++;
-    const record = this.reader().get(key);
+    const fetched = this.fetched.get(key);
+    let record: KeyRecord | undefined;
+    if (fetched === undefined) record = this.reader().get(key);
+    else {
+      this.fetched.delete(key);
+      record = fetched ?? undefined;
+    }
     this.cache.set(key, record ?? null);
     return record;
+  }
+
+  prefetch(keys: readonly string[]): Promise<void> | null {
+    const disk = this.disk;
+    if (disk.getAsync === undefined || this.pinned !== null) return null;
+    const wanted = keys.filter((k) => !this.overlay.has(k) && this.cache.peek(k) === undefined && !this.fetched.has(k));
+    if (wanted.length === 0) return null;
+    const epoch = this.diskEpoch;
+    return Promise.all(wanted.map((k) => disk.getAsync!(k))).then((records) => {
+      if (epoch !== this.diskEpoch) return; // the disk moved meanwhile: get reads it again
+      // Taken by the gets that follow; a read that never came leaves its fetch behind.
+      if (this.fetched.size + wanted.length > FETCHED_MAX) this.fetched.clear();
+      wanted.forEach((k, i) => this.fetched.set(k, records[i] ?? null));
+    });
+  }
+
+  /** The disk may show newer records from now on: what was fetched before is stale. */
+  private diskMoved(): void {
+    this.diskEpoch++;
+    this.fetched.clear();
   }
 
   set(key: string, record: KeyRecord, prev: KeyRecord | undefined): void {
@@ -126,6 +167,7 @@ export class TieredRecords implements RecordStore {
    *  overlay (and are offered to the cache, as the newest reads of those keys). */
   changesDurable(batch: number): void {
     if (this.pinned !== null) return; // an install is replacing the disk under this store
+    this.diskMoved();
     while (this.batchKeys.length > 0 && this.batchKeys[0]!.batch <= batch) {
       const done = this.batchKeys.shift()!;
       for (const key of done.keys) {
@@ -146,6 +188,7 @@ export class TieredRecords implements RecordStore {
    */
   pin(): void {
     this.pinned ??= this.disk.openView();
+    this.diskMoved();
   }
 
   /** Release the pinned view (the store is being dropped). */

@@ -524,18 +524,22 @@ export class Peer {
    *               falls back to a ReadIndex round;
    *   consistent  on the leader, after a ReadIndex heartbeat round confirms leadership.
    * default/consistent on a follower fail with not-leader (the router redirects).
+   * `keys`: the keys `query` reads (when few and known): a tiered store fetches those it does
+   * not hold off the event loop first (RecordStore.prefetch), so the read does not block the
+   * loop on the disk. The answer comes from the state once they are in hand, which has only
+   * moved forward since the read's point, as a read parked for apply would.
    */
-  async read<T>(level: ReadLevel, query: (kv: KvView) => T): Promise<ReadOutcome<T>> {
+  async read<T>(level: ReadLevel, query: (kv: KvView) => T, keys?: readonly string[]): Promise<ReadOutcome<T>> {
     this.assertServing();
-    if (level === 'stale') return this.answer(query); // from this peer's state: wakes nobody
+    if (level === 'stale') return this.answerFetched(query, keys); // from this peer's state: wakes nobody
     this.wake();
     if (this.role !== 'leader') throw this.notLeaderError();
     if (level === 'default') {
       const leaseIndex = this.leaseGuard.trusted(this.ticks) ? this.core.leaseRead() : null;
-      if (leaseIndex !== null && leaseIndex <= this.applied) return this.answer(query);
-      if (leaseIndex !== null) return this.parkRead(query, leaseIndex);
+      if (leaseIndex !== null && leaseIndex <= this.applied) return this.answerFetched(query, keys);
+      if (leaseIndex !== null) return this.parkRead(query, leaseIndex, keys);
     }
-    return this.parkRead(query, -1);
+    return this.parkRead(query, -1, keys);
   }
 
   /**
@@ -1072,7 +1076,7 @@ export class Peer {
     return done;
   }
 
-  private parkRead<T>(query: (kv: KvView) => T, index: number): Promise<ReadOutcome<T>> {
+  private parkRead<T>(query: (kv: KvView) => T, index: number, keys?: readonly string[]): Promise<ReadOutcome<T>> {
     if (!this.reads.hasRoom()) {
       throw new PeerError('too-many-pending', `more than ${this.limits.pendingReadsMax} reads waiting`);
     }
@@ -1085,7 +1089,7 @@ export class Peer {
         deadlineTick: this.ticks + this.limits.requestTimeoutTicks,
         serve: () => {
           try {
-            resolve(this.answer(query));
+            resolve(this.answerFetched(query, keys));
           } catch (err) {
             reject(err);
           }
@@ -1142,6 +1146,12 @@ export class Peer {
 
   private answer<T>(query: (kv: KvView) => T): ReadOutcome<T> {
     return { value: query(this.kv), revision: this.kv.revision, applied: this.applied };
+  }
+
+  /** answer, once the store has fetched the `keys` it does not hold (read()). */
+  private answerFetched<T>(query: (kv: KvView) => T, keys: readonly string[] | undefined): ReadOutcome<T> | Promise<ReadOutcome<T>> {
+    const fetching = keys === undefined ? null : this.kv.store.prefetch(keys);
+    return fetching === null ? this.answer(query) : fetching.then(() => this.answer(query));
   }
 
   private assertServing(): void {
