@@ -21,6 +21,7 @@ import { StorageCorruptError } from './errors.ts';
 import { readKeyRecord, unseal } from './records.ts';
 import { decodeKey } from './sqlite-key.ts';
 import type { LevelReader } from './leveldb-reader.ts';
+import { LoopReadCost } from './loop-read-cost.ts';
 import {
   MOD_KEY_BYTES_AT,
   P_MOD,
@@ -118,6 +119,8 @@ class LevelDbView implements DiskView {
 export class LevelDbRecords implements DiskRecords {
   private readonly views = new Set<LevelDbView>();
   private readonly reads: GenerationReader;
+  /** How long a read on the loop takes lately (offLoopReads). */
+  readonly loopReads = new LoopReadCost();
 
   /** The live generation: the engine flips it once an install's batch is written. */
   gen: Generation;
@@ -135,8 +138,12 @@ export class LevelDbRecords implements DiskRecords {
   }
 
   get(key: string): KeyRecord | undefined {
-    const value = this.db.getSync(recordKey(this.gen, key));
+    const value = this.loopReads.time(() => this.db.getSync(recordKey(this.gen, key)));
     return value === undefined ? undefined : unsealRecord(this.dir, key, value);
+  }
+
+  offLoopReads(): boolean {
+    return this.loopReads.offLoop();
   }
 
   /** get on libuv's thread pool (LevelDB's read runs there; its snapshot is taken then). */

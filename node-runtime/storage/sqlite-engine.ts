@@ -70,6 +70,7 @@ import { encodeGroup } from './sqlite-ops-encode.ts';
 import { migrateKvTable, storeSummary } from './sqlite-migrate.ts';
 import { SqliteRecords } from './sqlite-records.ts';
 import { WriterThread } from './sqlite-writer-client.ts';
+import { SqliteAsyncReader } from './sqlite-async-reader.ts';
 
 export { SQLITE_FILE };
 
@@ -129,20 +130,27 @@ export class SqliteEngine implements StorageEngine {
       db?.close();
       throw asCorruption(file, err);
     }
-    // The writer thread opens its connection while this one reads what recovery needs.
+    // The writer and reader threads open their connections while this one reads what recovery needs.
     const starting = WriterThread.start(file);
+    const readerStarting = SqliteAsyncReader.start(file);
+    readerStarting.catch(() => undefined); // awaited below, or closed when the open fails first
     let disk: SqliteRecords | undefined;
     let loaded: LoadedState;
     try {
       const stored = SqliteEngine.readAll(db, file);
-      disk = new SqliteRecords(file);
+      disk = new SqliteRecords(file, await readerStarting);
       loaded = SqliteEngine.withTier(stored, disk, (summary) => {
         storeSummary(db!, summary);
         // A new store counts its empty table once, unremarkably; a scan of records is logged.
         if (summary.records > 0) opts.log.info('sqlite records summary counted', { file, records: summary.records });
       });
     } catch (err) {
-      disk?.close();
+      if (disk !== undefined) await disk.close();
+      else
+        await readerStarting.then(
+          (r) => r.close(),
+          () => undefined,
+        );
       await starting.then(
         (w) => w.close(),
         () => undefined,
@@ -155,7 +163,7 @@ export class SqliteEngine implements StorageEngine {
     try {
       writer = await starting;
     } catch (err) {
-      disk.close();
+      await disk.close();
       throw asCorruption(file, err);
     }
     return new SqliteEngine(file, writer, disk, loaded, opts);
@@ -248,7 +256,7 @@ export class SqliteEngine implements StorageEngine {
   /** The records' reader first: the writer's connection, closing last, checkpoints the WAL. */
   async close(): Promise<void> {
     await this.saves.idle();
-    this.disk.close();
+    await this.disk.close();
     await this.writer.close();
   }
 }

@@ -26,6 +26,8 @@ import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
 import { readKeyRecord } from './records.ts';
 import { decodeKey, encodeKey } from './sqlite-key.ts';
 import { READER_PRAGMAS, asCorruption, unsealRow } from './sqlite-schema.ts';
+import type { SqliteAsyncReader } from './sqlite-async-reader.ts';
+import { LoopReadCost } from './loop-read-cost.ts';
 
 const GET_SQL = 'SELECT rec FROM records WHERE k = ?';
 /** Exported for the test of their query plans (the primary key; the records_mod index). */
@@ -185,9 +187,14 @@ export class SqliteRecords implements DiskRecords {
   private readonly db: DatabaseSync;
   private readonly reader: RecordReader;
   private readonly views = new Set<SqliteView>();
+  /** Reads off the event loop (getAsync); none: getAsync reads here. */
+  private readonly offLoop: SqliteAsyncReader | null;
+  /** How long a read on the loop takes lately (offLoopReads). */
+  readonly loopReads = new LoopReadCost();
 
-  constructor(file: string) {
+  constructor(file: string, offLoop: SqliteAsyncReader | null = null) {
     this.file = file;
+    this.offLoop = offLoop;
     this.db = openReader(file);
     try {
       this.reader = new RecordReader(this.db, file);
@@ -198,7 +205,18 @@ export class SqliteRecords implements DiskRecords {
   }
 
   get(key: string): KeyRecord | undefined {
-    return this.reader.get(key);
+    return this.loopReads.time(() => this.reader.get(key));
+  }
+
+  offLoopReads(): boolean {
+    return this.offLoop !== null && this.loopReads.offLoop();
+  }
+
+  /** get on the reader thread's connection (a client read's prefetch); here when it is down. */
+  async getAsync(key: string): Promise<KeyRecord | undefined> {
+    const rec = this.offLoop === null ? undefined : await this.offLoop.get(encodeKey(key));
+    if (rec === undefined) return this.get(key);
+    return rec === null ? undefined : unsealRow(this.file, 'records', key, rec, readKeyRecord);
   }
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
@@ -220,9 +238,15 @@ export class SqliteRecords implements DiskRecords {
     return this.views.size;
   }
 
-  /** Closes every view still open, then the connection. */
-  close(): void {
+  /** Test hook: ends the reader thread abruptly, as a crash would. */
+  async terminateOffLoopForTest(): Promise<void> {
+    await this.offLoop?.terminateForTest();
+  }
+
+  /** Closes every view still open, then the connections (the reader thread's too). */
+  async close(): Promise<void> {
     for (const v of [...this.views]) v.close();
     if (this.db.isOpen) this.db.close();
+    await this.offLoop?.close();
   }
 }

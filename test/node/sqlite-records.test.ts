@@ -13,12 +13,12 @@ import { DatabaseSync } from 'node:sqlite';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { SQLITE_FILE } from '../../node-runtime/storage/sqlite-schema.ts';
 import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
-import { CHANGED_SQL, WALK_SQL } from '../../node-runtime/storage/sqlite-records.ts';
+import { CHANGED_SQL, WALK_SQL, type SqliteRecords } from '../../node-runtime/storage/sqlite-records.ts';
 import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord } from '../../worker/kv/types.ts';
-import { diskDifference, rec } from '../support/disk-check.ts';
+import { KEY_POOL, diskDifference, rec } from '../support/disk-check.ts';
 import { ABC_AT_1, changes, randomRun } from '../support/engine-records.ts';
 
 let dir: string;
@@ -46,6 +46,11 @@ describe('sqlite records (DiskRecords)', () => {
     const ref = new Map<string, KeyRecord>();
     const revision = await randomRun(engine, disk, ref, 7, 150);
     expect(ref.size).toBeGreaterThan(0);
+    // The read off the loop (the reader thread: a client read's prefetch) agrees with get,
+    // and still answers, on the loop, once that thread is gone.
+    for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
+    await (disk as SqliteRecords).terminateOffLoopForTest();
+    for (const k of KEY_POOL) expect(await disk.getAsync!(k), `${k} without the thread`).toEqual(ref.get(k));
     await engine.close();
     const again = await openDisk();
     expect(diskDifference(again.disk, ref, revision)).toBeNull();

@@ -89,6 +89,9 @@ export interface DiskRecords {
    *  prefetch uses, so a miss does not block the loop for other requests. Shows at least what
    *  get would show when called. */
   getAsync?(key: string): Promise<KeyRecord | undefined>;
+  /** Whether a read on the event loop is slow enough now that getAsync is worth its hop (an
+   *  engine that times its reads: a page-cached read costs less than the hop). Absent: always. */
+  offLoopReads?(): boolean;
   /** The records with keys >= `from` in JavaScript string order (UTF-16 code units, as
    *  sorted-keys.ts), until `visit` returns false. No save resolves during a walk. */
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void;

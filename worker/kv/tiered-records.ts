@@ -119,6 +119,7 @@ export class TieredRecords implements RecordStore {
   prefetch(keys: readonly string[]): Promise<void> | null {
     const disk = this.disk;
     if (disk.getAsync === undefined || this.pinned !== null) return null;
+    if (disk.offLoopReads?.() === false) return null; // cheaper to read them on the loop now
     const wanted = keys.filter((k) => !this.overlay.has(k) && this.cache.peek(k) === undefined && !this.fetched.has(k));
     if (wanted.length === 0) return null;
     const epoch = this.diskEpoch;
