@@ -98,12 +98,14 @@ export class SqliteEngine implements StorageEngine {
   private readonly writer: WriterThread;
   private readonly disk: SqliteRecords;
   private readonly saves: SaveQueue;
+  private offLoopStarting: Promise<void> = Promise.resolve();
 
   private constructor(file: string, writer: WriterThread, disk: SqliteRecords, loaded: LoadedState, opts: EngineOptions) {
     this.file = file;
     this.writer = writer;
     this.disk = disk;
     this.saves = new SaveQueue(loaded, (batches) => writer.write(encodeGroup(batches)), opts.groupCommit, { staging: true });
+    this.startOffLoopReads(opts);
   }
 
   static async open(opts: EngineOptions): Promise<SqliteEngine> {
@@ -130,27 +132,20 @@ export class SqliteEngine implements StorageEngine {
       db?.close();
       throw asCorruption(file, err);
     }
-    // The writer and reader threads open their connections while this one reads what recovery needs.
+    // The writer thread opens its connection while this one reads what recovery needs.
     const starting = WriterThread.start(file);
-    const readerStarting = SqliteAsyncReader.start(file);
-    readerStarting.catch(() => undefined); // awaited below, or closed when the open fails first
     let disk: SqliteRecords | undefined;
     let loaded: LoadedState;
     try {
       const stored = SqliteEngine.readAll(db, file);
-      disk = new SqliteRecords(file, await readerStarting);
+      disk = new SqliteRecords(file);
       loaded = SqliteEngine.withTier(stored, disk, (summary) => {
         storeSummary(db!, summary);
         // A new store counts its empty table once, unremarkably; a scan of records is logged.
         if (summary.records > 0) opts.log.info('sqlite records summary counted', { file, records: summary.records });
       });
     } catch (err) {
-      if (disk !== undefined) await disk.close();
-      else
-        await readerStarting.then(
-          (r) => r.close(),
-          () => undefined,
-        );
+      await disk?.close();
       await starting.then(
         (w) => w.close(),
         () => undefined,
@@ -167,6 +162,26 @@ export class SqliteEngine implements StorageEngine {
       throw asCorruption(file, err);
     }
     return new SqliteEngine(file, writer, disk, loaded, opts);
+  }
+
+  /** Resolves once the reader thread is up, or failed to start (for tests). */
+  offLoopStarted(): Promise<void> {
+    return this.offLoopStarting;
+  }
+
+  /** The reader thread (reads off the loop: sqlite-async-reader.ts) starts once the engine is
+   *  open, not before: nothing needs it to start, and its start is CPU a restart can use. */
+  private startOffLoopReads(opts: EngineOptions): void {
+    this.offLoopStarting = SqliteAsyncReader.start(this.file).then(
+      (reader) => this.disk.attachOffLoop(reader),
+      (err: unknown) => {
+        // Reads stay on the event loop, as they are until the thread is up.
+        opts.log.warn('sqlite reader thread did not start: reads stay on the event loop', {
+          file: this.file,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      },
+    );
   }
 
   /** `stored` as a tiered LoadedState over `disk`; a missing summary is counted from `disk`
@@ -256,6 +271,7 @@ export class SqliteEngine implements StorageEngine {
   /** The records' reader first: the writer's connection, closing last, checkpoints the WAL. */
   async close(): Promise<void> {
     await this.saves.idle();
+    await this.offLoopStarting;
     await this.disk.close();
     await this.writer.close();
   }

@@ -187,14 +187,14 @@ export class SqliteRecords implements DiskRecords {
   private readonly db: DatabaseSync;
   private readonly reader: RecordReader;
   private readonly views = new Set<SqliteView>();
-  /** Reads off the event loop (getAsync); none: getAsync reads here. */
-  private readonly offLoop: SqliteAsyncReader | null;
+  /** Reads off the event loop (getAsync); none (not started yet): getAsync reads here. */
+  private offLoop: SqliteAsyncReader | null = null;
+  private closed = false;
   /** How long a read on the loop takes lately (offLoopReads). */
   readonly loopReads = new LoopReadCost();
 
-  constructor(file: string, offLoop: SqliteAsyncReader | null = null) {
+  constructor(file: string) {
     this.file = file;
-    this.offLoop = offLoop;
     this.db = openReader(file);
     try {
       this.reader = new RecordReader(this.db, file);
@@ -216,8 +216,12 @@ export class SqliteRecords implements DiskRecords {
   async getAsync(key: string): Promise<KeyRecord | undefined> {
     const rec = this.offLoop === null ? undefined : await this.offLoop.get(encodeKey(key));
     if (rec === undefined) return this.get(key);
+    this.readsOffLoop++;
     return rec === null ? undefined : unsealRow(this.file, 'records', key, rec, readKeyRecord);
   }
+
+  /** Reads the reader thread answered (for tests). */
+  readsOffLoop = 0;
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
     this.reader.walkFrom(from, visit);
@@ -243,8 +247,16 @@ export class SqliteRecords implements DiskRecords {
     await this.offLoop?.terminateForTest();
   }
 
+  /** Reads off the loop go to `reader` from now on (it started after the engine opened: a start
+   *  does not wait for a thread it does not need yet). Closed at once if these records are. */
+  async attachOffLoop(reader: SqliteAsyncReader): Promise<void> {
+    if (this.closed) await reader.close();
+    else this.offLoop = reader;
+  }
+
   /** Closes every view still open, then the connections (the reader thread's too). */
   async close(): Promise<void> {
+    this.closed = true;
     for (const v of [...this.views]) v.close();
     if (this.db.isOpen) this.db.close();
     await this.offLoop?.close();

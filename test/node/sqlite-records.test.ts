@@ -48,7 +48,9 @@ describe('sqlite records (DiskRecords)', () => {
     expect(ref.size).toBeGreaterThan(0);
     // The read off the loop (the reader thread: a client read's prefetch) agrees with get,
     // and still answers, on the loop, once that thread is gone.
+    await engine.offLoopStarted();
     for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
+    expect((disk as SqliteRecords).readsOffLoop).toBe(KEY_POOL.length);
     await (disk as SqliteRecords).terminateOffLoopForTest();
     for (const k of KEY_POOL) expect(await disk.getAsync!(k), `${k} without the thread`).toEqual(ref.get(k));
     await engine.close();
