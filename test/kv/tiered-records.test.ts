@@ -320,3 +320,37 @@ describe('tiered record store: reads fetched off the loop (prefetch)', () => {
     store.close();
   });
 });
+
+describe('tiered record store: recent durable changes', () => {
+  const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision: mod, modRevision: mod, version: 1 });
+  const since = (store: TieredRecords, from: number): string[] => {
+    const out: string[] = [];
+    store.changedSince(from, (k, m) => out.push(`${k}@${m}`) > 0);
+    return out;
+  };
+
+  it('a replay from after the store opened reads the changes it made durable, not the disk; older ones read the disk', () => {
+    const disk = new MapDiskRecords([['old', rec('o', 3)]]);
+    const store = new TieredRecords(disk, new TinyCache(0), { records: 1, internalRecords: 0, bytes: 0 });
+    const save = (upserts: Array<[string, KeyRecord]>, deletes: string[] = []) => {
+      for (const [k, r] of upserts) store.set(k, r, disk.get(k));
+      for (const k of deletes) store.delete(k);
+      const batch = store.sealChanges();
+      disk.applyChanges({ upserts, deletes });
+      store.changesDurable(batch);
+    };
+    save([['a', rec('a4', 4)]]); // the first listed: the list is whole from 5
+    save([
+      ['b', rec('b5', 5)],
+      ['c', rec('c5', 5)],
+    ]);
+    save([['b', rec('b6', 6)]], ['c']);
+    const before = disk.counts.changed;
+    expect(since(store, 5)).toEqual(['b@6']); // c deleted, b changed again
+    expect(since(store, 6)).toEqual(['b@6']);
+    expect(disk.counts.changed).toBe(before); // from memory
+    expect(since(store, 4)).toEqual(['a@4', 'b@6']); // below the list's floor: the disk
+    expect(since(store, 0)).toEqual(['old@3', 'a@4', 'b@6']);
+    expect(disk.counts.changed).toBe(before + 2);
+  });
+});

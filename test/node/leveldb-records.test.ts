@@ -12,7 +12,6 @@ import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { LevelDbEngine } from '../../node-runtime/storage/leveldb-engine.ts';
 import { P_OLD_KEY, P_RECORD, P_STATE, modKey, prefixRange, recordKey, strKey } from '../../node-runtime/storage/leveldb-layout.ts';
-import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { seal, unseal, readRecordSummary, writeKeyRecord } from '../../node-runtime/storage/records.ts';
 import type { Logger, LogFields } from '../../node-runtime/log.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
@@ -20,7 +19,7 @@ import { summarize } from '../../worker/kv/record-summary.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord } from '../../worker/kv/types.ts';
 import { KEY_POOL, diskDifference, rec } from '../support/disk-check.ts';
-import { ABC_AT_1, changes, randomRun } from '../support/engine-records.ts';
+import { ABC_AT_1, changes, randomRun, sharedDiskCases, walkAll } from '../support/engine-records.ts';
 import { snapshotAt, stagedInstall } from '../support/storage-batches.ts';
 
 let dir: string;
@@ -45,12 +44,6 @@ async function rawDb(): Promise<ClassicLevel<Buffer, Buffer>> {
   await db.open({ createIfMissing: true });
   return db;
 }
-
-const walk = (v: { walkFrom: DiskRecords['walkFrom'] }): string[] => {
-  const out: string[] = [];
-  v.walkFrom('', (k, r) => out.push(`${k}=${r.value}`) > 0);
-  return out;
-};
 
 describe('leveldb records (DiskRecords)', () => {
   it('get, walkFrom and changedSince match a reference map after random batches and installs, and after a reopen', async () => {
@@ -109,96 +102,38 @@ describe('leveldb records (DiskRecords)', () => {
     await again.engine.close();
   });
 
-  it('a view keeps the records as of its opening while saves and an install go on; several views at once', async () => {
+  it('a view keeps reading its generation while an install flips it and the old one is cleared', async () => {
     const { engine, disk } = await openDisk();
     await engine.save({ kv: ABC_AT_1 });
-    const first = disk.openView();
-    await engine.save({
-      kv: changes(
-        2,
-        [
-          ['a', rec('a2', 2, 1, 2)],
-          ['d', rec('d2', 2)],
-        ],
-        ['b'],
-      ),
-    });
-    const second = disk.openView();
-    await engine.save({ kv: changes(3, [['e', rec('e3', 3)]], ['a', 'c']) });
-    expect(walk(first)).toEqual(['a=a1', 'b=b1', 'c=c1']);
-    expect(first.get('a')?.value).toBe('a1');
-    expect(first.get('e')).toBeUndefined();
-    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']);
-    expect(second.get('b')).toBeUndefined();
-    const changed: string[] = [];
-    second.changedSince(2, (k, mod) => changed.push(`${k}@${mod}`) > 0);
-    expect(changed).toEqual(['a@2', 'd@2']);
-    // A fresh read shows the newest state.
-    expect(walk(disk)).toEqual(['d=d2', 'e=e3']);
-    expect(disk.get('a')).toBeUndefined();
-    first.close();
-    first.close(); // closing twice is harmless
-    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']); // the other view is unaffected
-    expect(() => first.get('a')).toThrow();
-    // An inline install flips the generation and clears the old one: the view still reads it.
+    const view = disk.openView();
     await engine.save({
       installSnapshot: { snapshot: snapshotAt(5, 1), kv: { revision: 9, records: [['z', rec('z9', 9)]], sessions: [] } },
     });
     await engine.cleared();
-    expect(walk(second)).toEqual(['a=a2', 'c=c1', 'd=d2']);
-    expect(walk(disk)).toEqual(['z=z9']);
+    expect(walkAll(view)).toEqual(['a=a1', 'b=b1', 'c=c1']);
+    expect(view.get('b')?.value).toBe('b1');
+    const changed: string[] = [];
+    view.changedSince(1, (k, mod) => changed.push(`${k}@${mod}`) > 0);
+    expect(changed).toEqual(['a@1', 'b@1', 'c@1']);
+    expect(walkAll(disk)).toEqual(['z=z9']);
     await engine.close(); // closes the view left open
-    expect(() => second.get('a')).toThrow();
-    expect(() => disk.get('a')).toThrow();
+    expect(() => view.get('a')).toThrow();
   });
 
-  it('a save is visible through the disk as soon as it resolves, one by one and in concurrent groups', async () => {
-    const { engine, disk } = await openDisk();
-    for (let i = 1; i <= 30; i++) {
-      await engine.save({ kv: changes(i, [['k', rec(`v${i}`, i, 1, i)]]) });
-      expect(disk.get('k')?.value).toBe(`v${i}`);
-    }
-    const seen: string[] = [];
-    await Promise.all(
-      Array.from({ length: 200 }, (_, j) => {
-        const i = 31 + j;
-        return engine.save({ kv: changes(i, [[`c/${j}`, rec(`w${i}`, i)]]) }).then(() => {
-          seen.push(disk.get(`c/${j}`)?.value ?? 'missing');
-        });
-      }),
-    );
-    expect(seen.sort()).toEqual(Array.from({ length: 200 }, (_, j) => `w${31 + j}`).sort());
-    expect(engine.stats().syncs).toBeLessThan(engine.stats().batches); // some saves did share a group
-    await engine.close();
+  sharedDiskCases(openDisk, {
+    damage: async (key) => {
+      const db = await rawDb();
+      const value = Buffer.from((await db.get(recordKey(0, key)))!);
+      value[value.length - 3]! ^= 0x20;
+      await db.put(recordKey(0, key), value);
+      await db.close();
+    },
+    damaged: (key) => [`leveldb record ${JSON.stringify(key)}`, 'checksum mismatch'],
   });
 
-  it('walks stopped early, broken by a throw, or nested in a visit; long walks cross many pages', async () => {
+  it('long walks cross many pages of the reader thread: every record once, in order', async () => {
     const { engine, disk } = await openDisk();
-    await engine.save({ kv: ABC_AT_1 });
-    let visited = 0;
-    disk.walkFrom('', () => ++visited < 2); // stops on the second record
-    expect(visited).toBe(2);
-    await engine.save({ kv: changes(2, [['a', rec('a2', 2, 1, 2)]]) });
-    expect(walk(disk)).toEqual(['a=a2', 'b=b1', 'c=c1']);
-    expect(() =>
-      disk.walkFrom('', () => {
-        throw new Error('visit failed');
-      }),
-    ).toThrow('visit failed');
-    await engine.save({ kv: changes(3, [['a', rec('a3', 3, 1, 3)]]) });
-    expect(walk(disk)).toEqual(['a=a3', 'b=b1', 'c=c1']);
-    const outer: string[] = [];
-    const inner: string[] = [];
-    disk.walkFrom('', (k) => {
-      outer.push(k);
-      if (k === 'a') disk.walkFrom('b', (k2) => inner.push(k2) > 0);
-      return true;
-    });
-    expect([outer, inner]).toEqual([
-      ['a', 'b', 'c'],
-      ['b', 'c'],
-    ]);
-    // 3,000 records: pages grow to their largest; every record once, in order.
+    // 3,000 records: pages grow from 8 to their largest (512).
     const many = Array.from({ length: 3000 }, (_, i): [string, KeyRecord] => [
       `m/${String(i).padStart(5, '0')}`,
       rec(`v${i}`, 10 + (i % 7)),
@@ -207,9 +142,10 @@ describe('leveldb records (DiskRecords)', () => {
     const keys: string[] = [];
     disk.walkFrom('m/', (k) => keys.push(k) > 0);
     expect(keys).toEqual(many.map(([k]) => k));
-    let since = 0;
-    disk.changedSince(16, (_k, mod) => (since += mod >= 16 ? 1 : 1000) < 1e9);
-    expect(since).toBe(many.filter(([, r]) => r.modRevision >= 16).length);
+    const since: string[] = [];
+    disk.changedSince(15, (k, mod) => since.push(`${mod} ${k}`) > 0);
+    const want = many.filter(([, r]) => r.modRevision >= 15).map(([k, r]) => `${r.modRevision} ${k}`);
+    expect(since).toEqual(want.sort());
     await engine.close();
   });
 
@@ -226,42 +162,6 @@ describe('leveldb records (DiskRecords)', () => {
     disk.walkFrom('', (k) => keys.push(k) > 0);
     expect(keys).toEqual([...pool].sort());
     await engine.close();
-  });
-
-  it('a damaged record is caught when it is read (naming the key), not at open', async () => {
-    const { engine, disk } = await openDisk();
-    await engine.save({
-      kv: {
-        ...changes(1, [
-          ['good', rec('fine', 1)],
-          ['bad\ue000', rec('damaged-soon', 1)],
-          ['zed', rec('z', 1)],
-        ]),
-        summary: { records: 3, internalRecords: 0, bytes: 30 },
-      },
-    });
-    expect(disk.get('bad\ue000')?.value).toBe('damaged-soon');
-    await engine.close();
-    const db = await rawDb();
-    const value = Buffer.from((await db.get(recordKey(0, 'bad\ue000')))!);
-    value[value.length - 3]! ^= 0x20;
-    await db.put(recordKey(0, 'bad\ue000'), value);
-    await db.close();
-
-    const again = await openDisk(); // opens: the records are not read at open
-    expect(again.disk.get('good')?.value).toBe('fine');
-    const err = (() => {
-      try {
-        again.disk.get('bad\ue000');
-      } catch (e) {
-        return e;
-      }
-    })();
-    expect(err).toBeInstanceOf(StorageCorruptError);
-    expect((err as Error).message).toContain(`leveldb record ${JSON.stringify('bad\ue000')}`);
-    expect(() => again.disk.walkFrom('', () => true)).toThrow(StorageCorruptError);
-    expect(again.disk.get('zed')?.value).toBe('z'); // the walk that threw left the reader usable
-    await again.engine.close();
   });
 
   it('a data dir of the untiered layout has its records moved at open, counted, and read from disk', async () => {
@@ -329,7 +229,7 @@ describe('leveldb records (DiskRecords)', () => {
       installSnapshot: { snapshot: snapshotAt(5, 1), kv: { revision: 9, records: [['z', rec('z9', 9)]], sessions: [] } },
     });
     await expect(third.engine.save({ stage: { reset: false, records: [['t', rec('t', 3)]] } })).rejects.toThrow(/without a reset/);
-    expect(walk(third.disk)).toEqual(['z=z9']);
+    expect(walkAll(third.disk)).toEqual(['z=z9']);
     await third.engine.close();
   });
 });

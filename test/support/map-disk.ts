@@ -9,13 +9,15 @@ import type { KeyRecord, KvChanges, KvState } from '../../worker/kv/types.ts';
 export interface MapDiskCounts {
   gets: number;
   walks: number;
+  /** changedSince calls (a watch's replay read from the disk). */
+  changed: number;
   views: number;
   openViews: number;
 }
 
 export class MapDiskRecords implements DiskRecords {
   private records = new Map<string, KeyRecord>();
-  readonly counts: MapDiskCounts = { gets: 0, walks: 0, views: 0, openViews: 0 };
+  readonly counts: MapDiskCounts = { gets: 0, walks: 0, changed: 0, views: 0, openViews: 0 };
 
   private readonly onGet: () => void;
 
@@ -81,6 +83,7 @@ export class MapDiskRecords implements DiskRecords {
   }
 
   changedSince(revision: number, visit: (key: string, modRevision: number) => boolean): void {
+    this.counts.changed++;
     changedSorted(this.records, revision, visit);
   }
 

@@ -44,6 +44,8 @@ const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, nu
 
 /** Fetched records held at most (a prefetch whose read never came is dropped with the rest). */
 const FETCHED_MAX = 4096;
+/** Changes made durable lately that the store remembers (changedSince from a recent revision). */
+const RECENT_MAX = 4096;
 
 /** The smallest string after `key` in JS order: where a walk resumes after `key`. */
 const after = (key: string): string => key + '\u0000';
@@ -69,6 +71,14 @@ export class TieredRecords implements RecordStore {
   /** Counts the moments the disk may have moved (a save resolved, a pin): a fetch started
    *  before one is dropped. */
   private diskEpoch = 0;
+  /** The changes made durable lately, (key, modRevision) in (modRevision, key) order (saves
+   *  resolve in order and carry ever higher revisions), live from `recentStart`; with
+   *  `recentFloor`, the revision from which it holds every durable change (none yet: Infinity).
+   *  A watch catching up from a recent revision reads them here, not from the disk (a hop to
+   *  another thread on leveldb, per watcher per write). */
+  private readonly recent: Array<[string, number]> = [];
+  private recentStart = 0;
+  private recentFloor = Infinity;
 
   constructor(disk: DiskRecords, cache: RecordCache, summary: RecordSummary) {
     this.disk = disk;
@@ -171,6 +181,7 @@ export class TieredRecords implements RecordStore {
     this.diskMoved();
     while (this.batchKeys.length > 0 && this.batchKeys[0]!.batch <= batch) {
       const done = this.batchKeys.shift()!;
+      const durable: Array<[string, number]> = [];
       for (const key of done.keys) {
         const pending = this.overlay.get(key);
         // Changed again in a later batch: that one carries it, and it stays.
@@ -178,7 +189,37 @@ export class TieredRecords implements RecordStore {
         this.overlay.delete(key);
         this.overlayOrder = null;
         this.cache.set(key, pending.record);
+        if (pending.record !== null) durable.push([key, pending.record.modRevision]);
       }
+      this.noteDurable(durable);
+    }
+  }
+
+  /** Remembers changes that just became durable (one batch's, all above what came before). */
+  private noteDurable(changes: Array<[string, number]>): void {
+    if (changes.length === 0) return;
+    changes.sort(byRevisionThenKey);
+    const last = this.recent[this.recent.length - 1];
+    if (last !== undefined && byRevisionThenKey(last, changes[0]!) >= 0) {
+      // Not above what came before (a revision written in two saves): forget the list rather
+      // than keep it out of order; changedSince below the new floor reads the disk.
+      this.recentFloor = Math.max(last[1], changes[changes.length - 1]![1]) + 1;
+      this.recent.length = 0;
+      this.recentStart = 0;
+      return;
+    }
+    // Every change durable from now on is listed. Those before this store opened are at its
+    // opening revision or lower, and so may be the first ones listed (a compaction writes at the
+    // current revision): the list is whole from the revision after the first one listed.
+    if (this.recentFloor === Infinity) this.recentFloor = changes[0]![1] + 1;
+    for (const c of changes) this.recent.push(c);
+    while (this.recent.length - this.recentStart > RECENT_MAX) {
+      const [, mod] = this.recent[this.recentStart++]!;
+      this.recentFloor = Math.max(this.recentFloor, mod + 1);
+    }
+    if (this.recentStart > RECENT_MAX) {
+      this.recent.splice(0, this.recentStart);
+      this.recentStart = 0;
     }
   }
 
@@ -226,13 +267,36 @@ export class TieredRecords implements RecordStore {
     const upTo = (key: string | null, mod: number): void => {
       while (open && i < mine.length && (key === null || byRevisionThenKey(mine[i]!, [key, mod]) < 0)) open = visit(...mine[i++]!);
     };
-    this.reader().changedSince(from, (key, mod) => {
+    const durable = (key: string, mod: number): boolean => {
       if (this.overlay.has(key)) return true; // the overlay's record is the current one
       upTo(key, mod);
       if (open) open = visit(key, mod);
       return open;
-    });
+    };
+    if (from >= this.recentFloor) this.recentSince(from, durable);
+    else this.reader().changedSince(from, durable);
     upTo(null, 0);
+  }
+
+  /** changedSince of the durable records from the changes remembered (from >= recentFloor):
+   *  those that are still their key's record, in (modRevision, key) order. */
+  private recentSince(from: number, visit: (key: string, modRevision: number) => boolean): void {
+    let lo = this.recentStart;
+    let hi = this.recent.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.recent[mid]![1] < from) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let i = lo; i < this.recent.length; i++) {
+      const [key, mod] = this.recent[i]!;
+      if (this.overlay.has(key)) continue; // its durable record is not its current one
+      const cached = this.cache.peek(key);
+      const record = cached === undefined ? this.reader().get(key) : cached;
+      // Changed since (a later entry, or the overlay) or deleted: not this change any more.
+      if (record?.modRevision !== mod) continue;
+      if (!visit(key, mod)) return;
+    }
   }
 
   beginView(): RecordCursor {
