@@ -11,7 +11,8 @@
 // If the thread does not answer within ANSWER_TIMEOUT_MS (it died, or LevelDB hangs), the read
 // fails with StorageFailedError, which stops the node rather than leave it waiting for ever.
 
-import { MessageChannel, Worker, receiveMessageOnPort, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
+import { startThread } from './thread-start.ts';
 import { StorageFailedError } from './errors.ts';
 import type { FromReader, ReaderData, ToReader } from './leveldb-reader-protocol.ts';
 
@@ -47,26 +48,13 @@ export class LevelReader {
     const signal = new Int32Array(new SharedArrayBuffer(4));
     const { port1, port2 } = new MessageChannel();
     const data: ReaderData = { dir, signal, port: port2 };
-    const worker = new Worker(THREAD_FILE, { workerData: data, transferList: [port2] });
-    return new Promise((resolve, reject) => {
-      const done = (err: Error | null): void => {
-        worker.off('message', onMessage);
-        worker.off('error', done);
-        worker.off('exit', onExit);
-        if (err === null) return resolve(new LevelReader(worker, port1, signal, dir));
+    return startThread(THREAD_FILE, { workerData: data, transferList: [port2] }, `leveldb reader thread for ${dir}`).then(
+      (worker) => new LevelReader(worker, port1, signal, dir),
+      (err: unknown) => {
         port1.close();
-        void worker.terminate();
-        reject(err);
-      };
-      const onMessage = (m: FromReader): void => {
-        if (m.kind === 'ready') done(null);
-        else if (m.kind === 'failed') done(new Error(`leveldb reader thread for ${dir} could not open it: ${m.message}`));
-      };
-      const onExit = (code: number): void => done(new Error(`leveldb reader thread for ${dir} exited (code ${code}) before opening it`));
-      worker.on('message', onMessage);
-      worker.once('error', done);
-      worker.once('exit', onExit);
-    });
+        throw err;
+      },
+    );
   }
 
   /** Sends `m` and waits for the thread's answer. */

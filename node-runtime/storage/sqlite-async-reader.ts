@@ -5,7 +5,8 @@
 // end of the node: its reads, and every later one, are answered by the caller's own
 // synchronous read instead (null here).
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startThread } from './thread-start.ts';
 import type { FromSqliteReader, SqliteReaderData, ToSqliteReader } from './sqlite-reader-protocol.ts';
 
 const THREAD_FILE = new URL('./sqlite-reader-thread.ts', import.meta.url);
@@ -32,27 +33,9 @@ export class SqliteAsyncReader {
   }
 
   /** Starts the thread; resolves once it has opened `file`. */
-  static start(file: string): Promise<SqliteAsyncReader> {
-    return new Promise((resolve, reject) => {
-      const worker = new Worker(THREAD_FILE, { workerData: { file } satisfies SqliteReaderData });
-      const onError = (err: Error): void => {
-        worker.off('exit', onExit);
-        void worker.terminate();
-        reject(err);
-      };
-      const onExit = (code: number): void => {
-        worker.off('error', onError);
-        reject(new Error(`sqlite reader thread for ${file} exited (code ${code}) before opening it`));
-      };
-      worker.once('message', (m: FromSqliteReader) => {
-        if (m.kind !== 'ready') return;
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        resolve(new SqliteAsyncReader(worker));
-      });
-      worker.once('error', onError);
-      worker.once('exit', onExit);
-    });
+  static async start(file: string): Promise<SqliteAsyncReader> {
+    const data: SqliteReaderData = { file };
+    return new SqliteAsyncReader(await startThread(THREAD_FILE, { workerData: data }, `sqlite reader thread for ${file}`));
   }
 
   /** The stored bytes of the record under `key` (encodeKey), null when there is none, or

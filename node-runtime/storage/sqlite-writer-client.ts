@@ -6,6 +6,7 @@
 
 import { Worker } from 'node:worker_threads';
 import { StorageFailedError } from './errors.ts';
+import { startThread } from './thread-start.ts';
 import type { FromWriter, ToWriter, WriterData } from './sqlite-writer-protocol.ts';
 
 const THREAD_FILE = new URL('./sqlite-writer-thread.ts', import.meta.url);
@@ -38,30 +39,9 @@ export class WriterThread {
   }
 
   /** Starts the thread; resolves once it has opened `file` (errors name what failed). */
-  static start(file: string): Promise<WriterThread> {
-    return new Promise((resolve, reject) => {
-      const worker = new Worker(THREAD_FILE, { workerData: { file } satisfies WriterData });
-      const onError = (err: Error): void => {
-        worker.off('exit', onExit);
-        worker.off('message', onReady);
-        void worker.terminate();
-        reject(err);
-      };
-      const onExit = (code: number): void => {
-        worker.off('error', onError);
-        reject(new Error(`sqlite writer thread for ${file} exited (code ${code}) before opening it`));
-      };
-      const onReady = (m: FromWriter): void => {
-        if (m.kind !== 'ready') return;
-        worker.off('error', onError);
-        worker.off('exit', onExit);
-        worker.off('message', onReady);
-        resolve(new WriterThread(worker, file));
-      };
-      worker.on('message', onReady);
-      worker.once('error', onError);
-      worker.once('exit', onExit);
-    });
+  static async start(file: string): Promise<WriterThread> {
+    const worker = await startThread(THREAD_FILE, { workerData: { file } satisfies WriterData }, `sqlite writer thread for ${file}`);
+    return new WriterThread(worker, file);
   }
 
   /** Writes one encodeGroup() buffer (its ArrayBuffer is transferred: do not use it after). */
