@@ -14,7 +14,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { startThread } from './thread-start.ts';
 import { StorageFailedError } from './errors.ts';
-import type { FromReader, ReaderData, ToReader } from './leveldb-reader-protocol.ts';
+import type { FromReader, ReaderData, ToReader, WalkRequest } from './leveldb-reader-protocol.ts';
 
 const THREAD_FILE = new URL('./leveldb-reader-thread.ts', import.meta.url);
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -22,7 +22,8 @@ const ANSWER_TIMEOUT_MS = 30_000;
 const FIRST_PAGE = 8;
 const LARGEST_PAGE = 512;
 
-export type WalkRange = { gte: Uint8Array; lt: Uint8Array; keysOnly: boolean; view: number };
+/** What a walk reads: a WalkRequest less what the reader fills in. */
+export type WalkRange = Omit<WalkRequest, 'kind' | 'id' | 'n'>;
 
 export class LevelReader {
   private readonly worker: Worker;

@@ -175,11 +175,6 @@ export class LevelDbRecords implements DiskRecords {
     return view;
   }
 
-  /** Views still open (a snapshot or backup that has not finished). */
-  get openViews(): number {
-    return this.views.size;
-  }
-
   /** Closes every view still open, then the reader thread. */
   async close(): Promise<void> {
     for (const v of [...this.views]) v.close();

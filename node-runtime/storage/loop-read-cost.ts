@@ -42,7 +42,7 @@ export class LoopReadCost {
     return ++this.offers % SAMPLE_EVERY !== 0;
   }
 
-  /** The average read on the loop, in microseconds (for /status and tests). */
+  /** The average read on the loop, in microseconds (for tests). */
   get averageReadUs(): number {
     return this.averageUs;
   }
