@@ -49,8 +49,20 @@ function open(m: WalkRequest): Iter {
   return it;
 }
 
+/** Up to `n` entries; fewer only at the iterator's end. (nextv may return fewer before it, once
+ *  highWaterMarkBytes are read: only an empty answer is the end.) */
+async function take(it: Iter, n: number): Promise<Array<[Buffer, Buffer | undefined]>> {
+  const entries: Array<[Buffer, Buffer | undefined]> = [];
+  while (entries.length < n) {
+    const got = (await it.nextv(n - entries.length)) as Array<[Buffer, Buffer | undefined]>;
+    if (got.length === 0) break;
+    for (const e of got) entries.push(e);
+  }
+  return entries;
+}
+
 async function page(id: number, it: Iter, n: number): Promise<void> {
-  const entries = (await it.nextv(n)) as Array<[Buffer, Buffer | undefined]>;
+  const entries = await take(it, n);
   let bytes = 0;
   for (const [k, v] of entries) bytes += 8 + k.length + (v?.length ?? 0);
   const out = Buffer.allocUnsafeSlow(bytes);

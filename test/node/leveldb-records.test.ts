@@ -149,6 +149,17 @@ describe('leveldb records (DiskRecords)', () => {
     await engine.close();
   });
 
+  it('walks of large records return them all (LevelDB hands fewer than a page asks once a MiB is read)', async () => {
+    const { engine, disk } = await openDisk();
+    // 600 records of 8 KiB: a page of 512 holds 4 MiB, over the reader's 1 MiB read-ahead.
+    const big = Array.from({ length: 600 }, (_, i): [string, KeyRecord] => [`big/${String(i).padStart(4, '0')}`, rec('x'.repeat(8192), 3)]);
+    await engine.save({ kv: changes(3, big) });
+    const keys: string[] = [];
+    disk.walkFrom('', (k) => keys.push(k) > 0);
+    expect(keys).toEqual(big.map(([k]) => k));
+    await engine.close();
+  });
+
   it('keys sort in JavaScript string order, not UTF-8 order', async () => {
     const { engine, disk } = await openDisk();
     const pool = KEY_POOL.filter((k) => k !== '');
