@@ -21,8 +21,6 @@
 // the snapshot, so the new records replace the old all at once, and the old generation is then
 // emptied in the background (db.clear): LevelDB has no table to rename.
 
-import { encodeKey } from './sqlite-key.ts';
-
 export const P_META = 0x4d; // M
 export const P_STATE = 0x53; // S
 export const P_LOG = 0x4c; // L
@@ -69,24 +67,31 @@ export const prefixRange = (prefix: number) => ({ gte: Buffer.from([prefix]), lt
 /** Every key of `prefix` and generation `gen` (records or their index). */
 export const genRange = (prefix: number, gen: Generation) => ({ gte: Buffer.from([prefix, gen]), lt: Buffer.from([prefix, gen + 1]) });
 
+/** `key`'s UTF-16 code units, big-endian (as encodeKey), written into `b` from `at`. */
+function writeKey(b: Buffer, at: number, key: string): void {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    b[at++] = c >>> 8;
+    b[at++] = c & 0xff;
+  }
+}
+
 /** R<gen><key>: where `key`'s record of generation `gen` is. */
 export function recordKey(gen: Generation, key: string): Buffer {
-  const k = encodeKey(key);
-  const b = Buffer.allocUnsafe(2 + k.length);
+  const b = Buffer.allocUnsafe(2 + 2 * key.length);
   b[0] = P_RECORD;
   b[1] = gen;
-  k.copy(b, 2);
+  writeKey(b, 2, key);
   return b;
 }
 
 /** X<gen><mod><key>: `key`'s entry in the modRevision index of generation `gen`. */
 export function modKey(gen: Generation, mod: number, key: string): Buffer {
-  const k = encodeKey(key);
-  const b = Buffer.allocUnsafe(10 + k.length);
+  const b = Buffer.allocUnsafe(10 + 2 * key.length);
   b[0] = P_MOD;
   b[1] = gen;
   writeU64(b, 2, mod);
-  k.copy(b, 10);
+  writeKey(b, 10, key);
   return b;
 }
 
