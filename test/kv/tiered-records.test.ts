@@ -321,6 +321,55 @@ describe('tiered record store: reads fetched off the loop (prefetch)', () => {
   });
 });
 
+describe('tiered record store: absent keys and the cache', () => {
+  const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision: mod, modRevision: mod, version: 1 });
+  /** A TinyCache that lists what was offered to it. */
+  class OfferLog extends TinyCache {
+    offered: string[] = [];
+    override set(key: string, value: KeyRecord | null): boolean {
+      this.offered.push(`${key}=${value === null ? 'none' : value.value}`);
+      return super.set(key, value);
+    }
+  }
+
+  it('a key only written is not offered to the cache, its absence nor its record; a key read is, and not read twice', () => {
+    const disk = new MapDiskRecords([['a', rec('a1', 1)]]);
+    const cache = new OfferLog(8);
+    const store = new TieredRecords(disk, cache, { records: 1, internalRecords: 0, bytes: 0 });
+    // A write of a new key: read (absent), then set. Its absence never reaches the cache.
+    expect(store.get('new')).toBeUndefined();
+    store.set('new', rec('n2', 2), undefined);
+    expect(store.get('a')).toEqual(rec('a1', 1)); // a record found is offered at once
+    expect(cache.offered).toEqual(['a=a1']);
+    // A read of an absent key that no write follows: offered at the next read, of any key.
+    expect(store.get('gone')).toBeUndefined();
+    expect(cache.offered).toEqual(['a=a1']);
+    const gets = disk.counts.gets;
+    expect(store.get('gone')).toBeUndefined();
+    expect(cache.offered).toEqual(['a=a1', 'gone=none']);
+    expect(store.get('gone')).toBeUndefined();
+    expect(disk.counts.gets).toBe(gets); // the cache answered both
+    // Once durable, a written key goes to the cache if it was cached (read) when written: 'a'
+    // and 'gone' (its absence was), not 'new', which only a write named.
+    store.set('a', rec('a3', 3), rec('a1', 1));
+    store.set('gone', rec('g3', 3), undefined);
+    const batch = store.sealChanges();
+    disk.applyChanges({
+      upserts: [
+        ['new', rec('n2', 2)],
+        ['a', rec('a3', 3)],
+        ['gone', rec('g3', 3)],
+      ],
+      deletes: [],
+    });
+    store.changesDurable(batch);
+    expect(cache.offered).toEqual(['a=a1', 'gone=none', 'a=a3', 'gone=g3']);
+    const before = disk.counts.gets;
+    expect([store.get('a'), store.get('gone'), store.get('new')]).toEqual([rec('a3', 3), rec('g3', 3), rec('n2', 2)]);
+    expect(disk.counts.gets).toBe(before + 1); // 'new' alone is read from the disk
+  });
+});
+
 describe('tiered record store: recent durable changes', () => {
   const rec = (value: string, mod: number): KeyRecord => ({ value, createRevision: mod, modRevision: mod, version: 1 });
   const since = (store: TieredRecords, from: number): string[] => {

@@ -37,6 +37,10 @@ interface Pending {
   record: KeyRecord | null;
   /** The change batch (sealChanges) that carries this change to the disk. */
   batch: number;
+  /** Whether the record goes to the cache once durable: the key was cached when it changed (it
+   *  is read), not a key only written (most keys a write names are new: offering each would
+   *  cost an admission, perhaps an eviction, for a record no read has asked for). */
+  offer: boolean;
 }
 
 const byRevisionThenKey = (a: readonly [string, number], b: readonly [string, number]): number =>
@@ -76,6 +80,10 @@ export class TieredRecords implements RecordStore {
    *  `recentFloor`, the revision from which it holds every durable change (none yet: Infinity).
    *  A watch catching up from a recent revision reads them here, not from the disk (a hop to
    *  another thread on leveldb, per watcher per write). */
+  /** A key the last get found absent, not yet offered to the cache: a write of it usually
+   *  follows (most keys a write names are new), and the overlay then answers for it, so its
+   *  absence is offered only when another read comes first (the next get). */
+  private absentUnoffered: string | null = null;
   private readonly recent: Array<[string, number]> = [];
   private recentStart = 0;
   private recentFloor = Infinity;
@@ -104,6 +112,7 @@ export class TieredRecords implements RecordStore {
   }
 
   get(key: string): KeyRecord | undefined {
+    this.offerAbsent();
     const pending = this.overlay.get(key);
     if (pending !== undefined) {
       this.hits++;
@@ -122,14 +131,22 @@ export class TieredRecords implements RecordStore {
       this.fetched.delete(key);
       record = fetched ?? undefined;
     }
-    this.cache.set(key, record ?? null);
+    if (record === undefined) this.absentUnoffered = key;
+    else this.cache.set(key, record);
     return record;
+  }
+
+  private offerAbsent(): void {
+    if (this.absentUnoffered === null) return;
+    this.cache.set(this.absentUnoffered, null);
+    this.absentUnoffered = null;
   }
 
   prefetch(keys: readonly string[]): Promise<void> | null {
     const disk = this.disk;
     if (disk.getAsync === undefined || this.pinned !== null) return null;
     if (disk.offLoopReads?.() === false) return null; // cheaper to read them on the loop now
+    this.offerAbsent();
     const wanted = keys.filter((k) => !this.overlay.has(k) && this.cache.peek(k) === undefined && !this.fetched.has(k));
     if (wanted.length === 0) return null;
     const epoch = this.diskEpoch;
@@ -158,6 +175,7 @@ export class TieredRecords implements RecordStore {
   }
 
   private change(key: string, record: KeyRecord | null): void {
+    if (this.absentUnoffered === key) this.absentUnoffered = null;
     const before = this.overlay.get(key);
     if (before === undefined) this.overlayOrder = null;
     if (before?.batch !== this.openBatch) {
@@ -165,7 +183,8 @@ export class TieredRecords implements RecordStore {
       if (last?.batch === this.openBatch) last.keys.push(key);
       else this.batchKeys.push({ batch: this.openBatch, keys: [key] });
     }
-    this.overlay.set(key, { record, batch: this.openBatch });
+    const offer = before?.offer === true || this.cache.peek(key) !== undefined;
+    this.overlay.set(key, { record, batch: this.openBatch, offer });
     this.cache.delete(key); // the overlay answers for it until durable
   }
 
@@ -175,7 +194,7 @@ export class TieredRecords implements RecordStore {
   }
 
   /** The saves of batches <= `batch` resolved: the disk shows their changes, which leave the
-   *  overlay (and are offered to the cache, as the newest reads of those keys). */
+   *  overlay (and, for keys that were cached, go to the cache: the newest reads of them). */
   changesDurable(batch: number): void {
     if (this.pinned !== null) return; // an install is replacing the disk under this store
     this.diskMoved();
@@ -188,7 +207,7 @@ export class TieredRecords implements RecordStore {
         if (pending === undefined || pending.batch !== done.batch) continue;
         this.overlay.delete(key);
         this.overlayOrder = null;
-        this.cache.set(key, pending.record);
+        if (pending.offer) this.cache.set(key, pending.record);
         if (pending.record !== null) durable.push([key, pending.record.modRevision]);
       }
       this.noteDurable(durable);
@@ -237,6 +256,7 @@ export class TieredRecords implements RecordStore {
   close(): void {
     this.pinned?.close();
     this.pinned = null;
+    this.absentUnoffered = null;
     this.cache.clear();
   }
 
