@@ -8,9 +8,11 @@
 // summary: none of them grows with the number of keys) and hands the peer `tier.disk`
 // (leveldb-records.ts: getSync on this thread, walks through a reader thread). Records are
 // stored under their UTF-16 bytes with a modRevision index beside them, which a save keeps
-// exact: an upsert or delete reads the key's stored record (getSync, or this group's pending
-// write) to drop its old index entry. A data dir of the untiered layout (K<key>) has its
-// records moved to R at open, once.
+// exact: an upsert or delete drops its old index entry (KvChanges.replaced says which, else it
+// reads the stored record). A data dir of the untiered layout (K<key>) has its records moved
+// to R at open, once. Every key a save stages goes into the key filter too
+// (leveldb-key-filter.ts), which answers reads of keys never stored without LevelDB; a save
+// that has written its batch is the moment a filter build may start (`settled`).
 //
 // Snapshot installs: the records live in one of two generations. A snapshot arriving in chunks
 // is staged in the other one (SaveBatch.stage; `reset` clears it first) and the install flips
@@ -201,6 +203,9 @@ export class LevelDbEngine implements StorageEngine {
    *  or flip emptied it for them (a staged set is volatile: every transfer starts with a reset,
    *  SaveBatch.stage). Without one it holds an old generation, so staging there is refused. */
   private staging = false;
+  /** About how many records the live generation holds (the last summary written): the size a
+   *  key filter is built for. */
+  private liveRecords: number;
 
   private constructor(opts: EngineOptions, db: Db, blobs: BlobFiles, records: LevelDbRecords, read: ReadState, loaded: LoadedState) {
     this.dir = opts.dir;
@@ -216,6 +221,8 @@ export class LevelDbEngine implements StorageEngine {
     this.diskGen = read.gen;
     this.gen = read.gen;
     this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit, { staging: true });
+    this.liveRecords = loaded.tier!.summary.records;
+    records.keyFilter.settled(read.gen, this.liveRecords);
     // Whatever the other generation holds (an old one whose clear a restart cut short, or a
     // transfer's staged records) is no one's: cleared while the node starts serving.
     this.clearInBackground(other(read.gen));
@@ -269,7 +276,10 @@ export class LevelDbEngine implements StorageEngine {
       }
       // Blobs no key names: older snapshots, or written by a group that never reached LevelDB.
       await blobs.removeExcept(new Set(read.snapRef === null ? [] : [read.snapRef.seq]));
-      const records = new LevelDbRecords(db, await starting, opts.dir, read.gen);
+      const records = new LevelDbRecords(db, await starting, opts.dir, read.gen, {
+        built: (b) => opts.log.debug('leveldb key filter built', { dir: opts.dir, keys: b.keys, bytes: b.bits / 8, ms: b.ms }),
+        failed: (message) => opts.log.warn('leveldb key filter build failed', { dir: opts.dir, error: message }),
+      });
       const loaded: LoadedState = { ...read.loaded, tier: { disk: records, summary } };
       return new LevelDbEngine(opts, db, blobs, records, read, loaded);
     } catch (err) {
@@ -462,6 +472,8 @@ export class LevelDbEngine implements StorageEngine {
       this.records.gen = this.gen;
       this.clearInBackground(other(this.gen));
     }
+    // Nothing is staged but unwritten now: the moment a key filter may start (its rule).
+    this.records.keyFilter.settled(this.diskGen, this.liveRecords);
   }
 
   /** Clears generation `gen` (not live) after any clear in progress. */
@@ -503,6 +515,7 @@ export class LevelDbEngine implements StorageEngine {
     if (mod !== undefined && mod !== rec.modRevision) w.del(modKey(gen, mod, key));
     w.put(at, sealRecord(rec));
     w.put(modKey(gen, rec.modRevision, key), EMPTY_VALUE);
+    this.records.keyFilter.added(gen, key);
   }
 
   private deleteRecord(w: PendingWrites, gen: Generation, key: string, old: number | undefined | typeof READ): void {
@@ -611,7 +624,9 @@ export class LevelDbEngine implements StorageEngine {
         strKey(P_STATE, 'generation'),
         seal((x) => x.uint(this.gen)),
       );
-      this.putSummary(w, staged ?? summarize(kv.records));
+      const summary = staged ?? summarize(kv.records);
+      this.putSummary(w, summary);
+      this.liveRecords = summary.records;
       w.forget(Buffer.from([P_CLIENT]));
       for await (const key of this.db.keys(prefixRange(P_CLIENT))) w.del(key);
       await this.stageSnapshot(w, snapshot, written);
@@ -664,6 +679,7 @@ export class LevelDbEngine implements StorageEngine {
       const old = (key: string) => (replaced === null ? READ : replaced.get(key));
       for (const [key, rec] of c.upserts) this.putRecord(w, this.gen, key, rec, old(key));
       for (const key of c.deletes) this.deleteRecord(w, this.gen, key, old(key));
+      if (c.summary !== undefined) this.liveRecords = c.summary.records;
       for (const [client, s] of c.sessionUpserts)
         w.put(
           strKey(P_CLIENT, client),

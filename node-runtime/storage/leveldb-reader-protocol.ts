@@ -1,7 +1,8 @@
 // The messages between the leveldb engine's event loop and its reader thread
 // (leveldb-reader.ts, leveldb-reader-thread.ts), on a port of their own; the thread's start is
 // reported on its parentPort ('ready' or 'failed'). Requests that answer are made one at a time,
-// the event loop waiting for the answer; `close-iter` and `close-view` do not answer.
+// the event loop waiting for the answer; `close-iter`, `close-view` and `filter` do not answer
+// there: a filter, built in the background, is posted on the parentPort when done (FilterBuilt).
 
 import type { MessagePort } from 'node:worker_threads';
 
@@ -33,7 +34,14 @@ export type ToReader =
   | { kind: 'view' }
   | { kind: 'get'; view: number; key: Uint8Array }
   | { kind: 'close-view'; id: number }
+  /** Build a KeyFilter (key-filter.ts) of `bits` over the record keys in [gte, lt), whose
+   *  key bytes start at `keyAt`; a later filter request abandons this one. */
+  | { kind: 'filter'; id: number; bits: number; gte: Uint8Array; lt: Uint8Array; keyAt: number }
   | { kind: 'close' };
+
+/** A filter request's outcome, on the parentPort. */
+export type FilterBuilt =
+  { kind: 'filter'; id: number; words: ArrayBuffer; keys: number } | { kind: 'filter-failed'; id: number; message: string };
 
 /** A page is [u32 key bytes][key][u32 value bytes][value]... (values empty for keys only). */
 export type FromReader =

@@ -7,7 +7,8 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { ClassicLevel } from 'classic-level';
-import type { FromReader, ReaderData, ToReader, WalkRequest } from './leveldb-reader-protocol.ts';
+import type { FilterBuilt, FromReader, ReaderData, ToReader, WalkRequest } from './leveldb-reader-protocol.ts';
+import { KeyFilter } from './key-filter.ts';
 
 type Db = ClassicLevel<Buffer, Buffer>;
 type Iter = ReturnType<Db['iterator']>;
@@ -83,6 +84,29 @@ async function page(id: number, it: Iter, n: number): Promise<void> {
 }
 const EMPTY = Buffer.alloc(0);
 
+/** The filter request being built (a newer one, or close, abandons it). */
+let filtering = 0;
+/** Keys read per step of a filter build: requests waiting are answered between steps. */
+const FILTER_STEP = 1024;
+
+async function buildFilter(m: Extract<ToReader, { kind: 'filter' }>): Promise<void> {
+  filtering = m.id;
+  const filter = new KeyFilter(m.bits);
+  const it = db.keys({ gte: Buffer.from(m.gte), lt: Buffer.from(m.lt) });
+  try {
+    for (;;) {
+      const keys = await it.nextv(FILTER_STEP);
+      if (filtering !== m.id) return;
+      if (keys.length === 0) break; // the end (fewer than asked is not)
+      for (const k of keys) filter.addUtf16be(k, m.keyAt);
+    }
+  } finally {
+    await it.close();
+  }
+  const built: FilterBuilt = { kind: 'filter', id: m.id, words: filter.words.buffer as ArrayBuffer, keys: filter.keys };
+  starter.postMessage(built, [built.words]);
+}
+
 async function handle(m: ToReader): Promise<void> {
   switch (m.kind) {
     case 'walk':
@@ -114,7 +138,13 @@ async function handle(m: ToReader): Promise<void> {
       await s?.close();
       return;
     }
+    case 'filter':
+      return buildFilter(m).catch((err: unknown) => {
+        const message = err instanceof Error ? err.message : String(err);
+        starter.postMessage({ kind: 'filter-failed', id: m.id, message } satisfies FilterBuilt);
+      });
     case 'close':
+      filtering = 0;
       for (const it of iters.values()) await it.close();
       for (const s of views.values()) await s.close();
       await db.close();

@@ -6,7 +6,8 @@
 // between threads (tens of microseconds), so pages grow from a few entries (a walk that stops at
 // its first records: a range with a limit) to hundreds.
 //
-// Point reads do not come here: db.getSync reads on the event loop itself.
+// Point reads do not come here: db.getSync reads on the event loop itself. The thread also
+// builds key filters in the background (leveldb-key-filter.ts), between the walks' pages.
 //
 // If the thread does not answer within ANSWER_TIMEOUT_MS (it died, or LevelDB hangs), the read
 // fails with StorageFailedError, which stops the node rather than leave it waiting for ever.
@@ -14,7 +15,7 @@
 import { MessageChannel, receiveMessageOnPort, type MessagePort, type Worker } from 'node:worker_threads';
 import { startThread } from './thread-start.ts';
 import { StorageFailedError } from './errors.ts';
-import type { FromReader, ReaderData, ToReader, WalkRequest } from './leveldb-reader-protocol.ts';
+import type { FilterBuilt, FromReader, ReaderData, ToReader, WalkRequest } from './leveldb-reader-protocol.ts';
 
 const THREAD_FILE = new URL('./leveldb-reader-thread.ts', import.meta.url);
 const ANSWER_TIMEOUT_MS = 30_000;
@@ -71,6 +72,13 @@ export class LevelReader {
     const answer = got.message as FromReader;
     if (answer.kind === 'failed') throw new StorageFailedError(`leveldb read in ${this.dir} failed: ${answer.message}`);
     return answer;
+  }
+
+  /** Calls `handle` with every filter the thread builds (a `filter` request's outcome). */
+  onFilter(handle: (m: FilterBuilt) => void): void {
+    this.worker.on('message', (m: FilterBuilt) => {
+      if (m.kind === 'filter' || m.kind === 'filter-failed') handle(m);
+    });
   }
 
   /** Sends `m`, which has no answer (the thread handles messages in order). */

@@ -1,7 +1,8 @@
 // The leveldb engine's records as DiskRecords (worker/kv/record-store.ts): what a tiered store
 // reads on a cache miss, synchronously, on the event loop. A point read is db.getSync (a
 // memtable and table lookup in this thread, microseconds when the blocks are cached), or
-// db.get off the loop for a client's read (getAsync, a tiered store's prefetch); a walk
+// db.get off the loop for a client's read (getAsync, a tiered store's prefetch), unless the key
+// filter (leveldb-key-filter.ts) knows the key is not stored; a walk
 // and changedSince go to the reader thread a page at a time (leveldb-reader.ts), over the
 // records of the live generation (leveldb-layout.ts) and their modRevision index. Every
 // record's seal is checked as it is read: a bad one is StorageCorruptError naming the key.
@@ -22,6 +23,7 @@ import { readKeyRecord, unseal } from './records.ts';
 import { decodeKey } from './sqlite-key.ts';
 import type { LevelReader } from './leveldb-reader.ts';
 import { LoopReadCost } from './loop-read-cost.ts';
+import { LevelKeyFilter, type KeyFilterEvents } from './leveldb-key-filter.ts';
 import {
   MOD_KEY_BYTES_AT,
   P_MOD,
@@ -121,6 +123,8 @@ export class LevelDbRecords implements DiskRecords {
   private readonly reads: GenerationReader;
   /** How long a read on the loop takes lately (offLoopReads). */
   readonly loopReads = new LoopReadCost();
+  /** The keys the live generation may hold: a read of any other is answered without LevelDB. */
+  readonly keyFilter: LevelKeyFilter;
 
   /** The live generation: the engine flips it once an install's batch is written. */
   gen: Generation;
@@ -129,15 +133,17 @@ export class LevelDbRecords implements DiskRecords {
   private readonly reader: LevelReader;
   private readonly dir: string;
 
-  constructor(db: Db, reader: LevelReader, dir: string, gen: Generation) {
+  constructor(db: Db, reader: LevelReader, dir: string, gen: Generation, filterEvents: KeyFilterEvents) {
     this.db = db;
     this.reader = reader;
     this.dir = dir;
     this.gen = gen;
     this.reads = new GenerationReader(reader, dir);
+    this.keyFilter = new LevelKeyFilter(reader, filterEvents);
   }
 
   get(key: string): KeyRecord | undefined {
+    if (this.keyFilter.excludes(this.gen, key)) return undefined;
     const value = this.loopReads.time(() => this.db.getSync(recordKey(this.gen, key)));
     return value === undefined ? undefined : unsealRecord(this.dir, key, value);
   }
@@ -148,6 +154,7 @@ export class LevelDbRecords implements DiskRecords {
 
   /** get on libuv's thread pool (LevelDB's read runs there; its snapshot is taken then). */
   async getAsync(key: string): Promise<KeyRecord | undefined> {
+    if (this.keyFilter.excludes(this.gen, key)) return undefined;
     const value = await this.db.get(recordKey(this.gen, key));
     return value === undefined ? undefined : unsealRecord(this.dir, key, value);
   }

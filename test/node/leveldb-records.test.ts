@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ClassicLevel } from 'classic-level';
 import { LevelDbEngine } from '../../node-runtime/storage/leveldb-engine.ts';
+import type { LevelDbRecords } from '../../node-runtime/storage/leveldb-records.ts';
 import { P_OLD_KEY, P_RECORD, P_STATE, modKey, prefixRange, recordKey, strKey } from '../../node-runtime/storage/leveldb-layout.ts';
 import { seal, unseal, readRecordSummary, writeKeyRecord } from '../../node-runtime/storage/records.ts';
 import type { Logger, LogFields } from '../../node-runtime/log.ts';
@@ -158,6 +159,66 @@ describe('leveldb records (DiskRecords)', () => {
     disk.walkFrom('', (k) => keys.push(k) > 0);
     expect(keys).toEqual(big.map(([k]) => k));
     await engine.close();
+  });
+
+  it('the key filter: once built, reads of keys never stored skip LevelDB; stored keys are found through writes, an install and growth', async () => {
+    const { engine, disk } = await openDisk();
+    const records = disk as LevelDbRecords;
+    const filter = records.keyFilter;
+    const at = (prefix: string, n: number, mod: number) =>
+      Array.from({ length: n }, (_, i): [string, KeyRecord] => [`${prefix}/${String(i).padStart(5, '0')}`, rec(`${prefix}${i}`, mod)]);
+    const found = (want: Array<[string, KeyRecord]>) => want.filter(([k, r]) => disk.get(k)?.value === r.value).length;
+    const skipped = (keys: string[]) => {
+      const before = filter.excluded;
+      for (const k of keys) expect(disk.get(k)).toBeUndefined();
+      return filter.excluded - before;
+    };
+    const absent = Array.from({ length: 1000 }, (_, i) => `absent/${i}`);
+
+    const first = at('a', 3000, 2);
+    await engine.save({ kv: changes(2, first) });
+    await filter.idle();
+    expect(filter.bits).toBeGreaterThan(0);
+    expect(found(first)).toBe(first.length);
+    expect(skipped(absent)).toBeGreaterThan(950); // about 1% are false positives, read from LevelDB
+    // Keys written after the build are in it too (the event loop adds what it stages).
+    const later = at('b', 500, 3);
+    await engine.save({ kv: changes(3, later) });
+    expect(found(later)).toBe(later.length);
+    expect(await disk.getAsync!('b/00007')).toEqual(later[7]![1]);
+
+    // An install makes the other generation live: its filter is built anew, and until then reads
+    // go to LevelDB.
+    const installed = at('c', 2000, 4);
+    await engine.save({ stage: { reset: true, records: installed.slice(0, 1200) } });
+    await engine.save(stagedInstall(installed, { reset: false, records: installed.slice(1200) }));
+    expect(found(installed)).toBe(installed.length);
+    await filter.idle();
+    expect(found(installed)).toBe(installed.length);
+    expect(disk.get('a/00001')).toBeUndefined();
+    expect(skipped(absent)).toBeGreaterThan(950);
+
+    // Past 8 bits a key the filter grows a part (no walk of the stored keys again).
+    const bitsBefore = filter.bits;
+    const grown: Array<[string, KeyRecord]> = [];
+    for (let b = 0; b < 10; b++) {
+      const batch = at(`g${b}`, 10_000, 10 + b); // 100,000: past the first part's 87,000
+      grown.push(...batch);
+      await engine.save({ kv: changes(10 + b, batch) });
+    }
+    await filter.idle();
+    expect(filter.bits).toBeGreaterThan(bitsBefore);
+    expect(found(grown)).toBe(grown.length);
+    expect(found(installed)).toBe(installed.length);
+    expect(skipped(absent)).toBeGreaterThan(950);
+    await engine.close();
+
+    // A reopen builds it from the table alone.
+    const again = await openDisk();
+    await (again.disk as LevelDbRecords).keyFilter.idle();
+    expect((again.disk as LevelDbRecords).keyFilter.bits).toBeGreaterThan(0);
+    expect(grown.filter(([k, r]) => again.disk.get(k)?.value === r.value)).toHaveLength(grown.length);
+    await again.engine.close();
   });
 
   it('keys sort in JavaScript string order, not UTF-8 order', async () => {
