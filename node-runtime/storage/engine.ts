@@ -23,6 +23,9 @@ export interface EngineOptions {
   dir: string;
   log: Logger;
   groupCommit?: Partial<GroupCommitLimits>;
+  /** leveldb: how long after open its key filter's first build waits (default 3 s: the build
+   *  walks every key, CPU a restart needs more; tests give 0). */
+  keyFilterDelayMs?: number;
 }
 
 export const DEFAULT_GROUP_COMMIT: GroupCommitLimits = {

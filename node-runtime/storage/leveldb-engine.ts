@@ -143,6 +143,9 @@ interface ReadState {
   segments: Segment[];
 }
 
+/** How long after open the key filter's first build waits (EngineOptions.keyFilterDelayMs). */
+const KEY_FILTER_DELAY_MS = 3000;
+
 /** Old-layout records moved per batch at open (each batch moves whole records: a restart
  *  midway goes on from where it stopped). */
 const MIGRATE_PER_BATCH = 4096;
@@ -206,6 +209,8 @@ export class LevelDbEngine implements StorageEngine {
   /** About how many records the live generation holds (the last summary written): the size a
    *  key filter is built for. */
   private liveRecords: number;
+  private filterTimer: NodeJS.Timeout | null = null;
+  private closed = false;
 
   private constructor(opts: EngineOptions, db: Db, blobs: BlobFiles, records: LevelDbRecords, read: ReadState, loaded: LoadedState) {
     this.dir = opts.dir;
@@ -222,7 +227,19 @@ export class LevelDbEngine implements StorageEngine {
     this.gen = read.gen;
     this.saves = new SaveQueue(loaded, (batches) => this.writeGroup(batches), opts.groupCommit, { staging: true });
     this.liveRecords = loaded.tier!.summary.records;
-    records.keyFilter.settled(read.gen, this.liveRecords);
+    // The key filter's first build waits for the start to be over (its walk is CPU the start
+    // needs), and then for the writes in flight (its rule: between write groups).
+    const delay = opts.keyFilterDelayMs ?? KEY_FILTER_DELAY_MS;
+    if (delay === 0) this.filterSettled();
+    else {
+      // Then the first moment between write groups starts it: the end of one (writePending), or
+      // no writes at all (idle).
+      this.filterTimer = setTimeout(() => {
+        this.filterTimer = null;
+        void this.saves.idle().then(() => this.filterSettled());
+      }, delay);
+      this.filterTimer.unref();
+    }
     // Whatever the other generation holds (an old one whose clear a restart cut short, or a
     // transfer's staged records) is no one's: cleared while the node starts serving.
     this.clearInBackground(other(read.gen));
@@ -473,7 +490,12 @@ export class LevelDbEngine implements StorageEngine {
       this.clearInBackground(other(this.gen));
     }
     // Nothing is staged but unwritten now: the moment a key filter may start (its rule).
-    this.records.keyFilter.settled(this.diskGen, this.liveRecords);
+    if (this.filterTimer === null) this.filterSettled();
+  }
+
+  /** Nothing is staged but unwritten: the key filter may start a build. */
+  private filterSettled(): void {
+    if (!this.closed) this.records.keyFilter.settled(this.diskGen, this.liveRecords);
   }
 
   /** Clears generation `gen` (not live) after any clear in progress. */
@@ -710,6 +732,8 @@ export class LevelDbEngine implements StorageEngine {
 
   /** The records' reader (and its views) first, then the database. */
   async close(): Promise<void> {
+    this.closed = true;
+    if (this.filterTimer !== null) clearTimeout(this.filterTimer);
     await this.saves.idle();
     await this.clearing;
     await this.records.close();

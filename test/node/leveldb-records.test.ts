@@ -32,8 +32,10 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function openDisk(log: Logger = silentLogger): Promise<{ engine: LevelDbEngine; disk: DiskRecords }> {
-  const engine = await LevelDbEngine.open({ dir, log });
+/** The engine with its key filter built at once (keyFilterDelayMs 0), so every case reads
+ *  through it as well. */
+async function openDisk(log: Logger = silentLogger, keyFilterDelayMs = 0): Promise<{ engine: LevelDbEngine; disk: DiskRecords }> {
+  const engine = await LevelDbEngine.open({ dir, log, keyFilterDelayMs });
   const loaded = await engine.load();
   expect(loaded.kv.records).toEqual([]); // the records stay on disk
   return { engine, disk: loaded.tier!.disk };
@@ -219,6 +221,28 @@ describe('leveldb records (DiskRecords)', () => {
     expect((again.disk as LevelDbRecords).keyFilter.bits).toBeGreaterThan(0);
     expect(grown.filter(([k, r]) => again.disk.get(k)?.value === r.value)).toHaveLength(grown.length);
     await again.engine.close();
+  });
+
+  it('the key filter waits after open (the start needs the CPU), then builds at the end of a write or, with none, at once', async () => {
+    const busy = await openDisk(silentLogger, 300);
+    const filter = (busy.disk as LevelDbRecords).keyFilter;
+    await busy.engine.save({ kv: ABC_AT_1 });
+    await filter.idle();
+    expect(filter.bits).toBe(0); // not yet: reads go to LevelDB
+    expect(busy.disk.get('nothing')).toBeUndefined();
+    await new Promise((r) => setTimeout(r, 400));
+    await busy.engine.save({ kv: changes(2, [['d', rec('d2', 2)]]) });
+    await filter.idle();
+    expect(filter.bits).toBeGreaterThan(0);
+    expect(['a', 'b', 'c', 'd'].map((k) => busy.disk.get(k)?.value)).toEqual(['a1', 'b1', 'c1', 'd2']);
+    await busy.engine.close();
+
+    const quiet = await openDisk(silentLogger, 300);
+    await new Promise((r) => setTimeout(r, 400));
+    await (quiet.disk as LevelDbRecords).keyFilter.idle();
+    expect((quiet.disk as LevelDbRecords).keyFilter.bits).toBeGreaterThan(0);
+    expect(quiet.disk.get('d')?.value).toBe('d2');
+    await quiet.engine.close();
   });
 
   it('keys sort in JavaScript string order, not UTF-8 order', async () => {

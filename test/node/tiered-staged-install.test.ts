@@ -34,7 +34,9 @@ const TIERED = ['sqlite', 'leveldb'] as const;
 type Tiered = (typeof TIERED)[number];
 let engineName: Tiered;
 const open = (): Promise<SqliteEngine | LevelDbEngine> =>
-  engineName === 'sqlite' ? SqliteEngine.open({ dir, log: silentLogger }) : LevelDbEngine.open({ dir, log: silentLogger });
+  engineName === 'sqlite'
+    ? SqliteEngine.open({ dir, log: silentLogger })
+    : LevelDbEngine.open({ dir, log: silentLogger, keyFilterDelayMs: 0 });
 
 beforeEach(() => {
   dir = mkdtempSync(path.join(tmpdir(), 'metcd-sqlite-staged-'));
