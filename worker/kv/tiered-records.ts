@@ -75,15 +75,15 @@ export class TieredRecords implements RecordStore {
   /** Counts the moments the disk may have moved (a save resolved, a pin): a fetch started
    *  before one is dropped. */
   private diskEpoch = 0;
+  /** A key the last get found absent, not yet offered to the cache: a write of it usually
+   *  follows (most keys a write names are new), and the overlay then answers for it, so its
+   *  absence is offered only when another read comes first (the next get). */
+  private absentUnoffered: string | null = null;
   /** The changes made durable lately, (key, modRevision) in (modRevision, key) order (saves
    *  resolve in order and carry ever higher revisions), live from `recentStart`; with
    *  `recentFloor`, the revision from which it holds every durable change (none yet: Infinity).
    *  A watch catching up from a recent revision reads them here, not from the disk (a hop to
    *  another thread on leveldb, per watcher per write). */
-  /** A key the last get found absent, not yet offered to the cache: a write of it usually
-   *  follows (most keys a write names are new), and the overlay then answers for it, so its
-   *  absence is offered only when another read comes first (the next get). */
-  private absentUnoffered: string | null = null;
   private readonly recent: Array<[string, number]> = [];
   private recentStart = 0;
   private recentFloor = Infinity;
