@@ -3,7 +3,7 @@
 // read that misses the cache: DiskRecords.getAsync). node:sqlite reads only synchronously, so
 // the read runs on a connection in a thread of its own. A thread that fails or dies is not the
 // end of the node: its reads, and every later one, are answered by the caller's own
-// synchronous read instead (null here).
+// synchronous read instead (undefined here). Several of these make a pool (sqlite-reader-pool.ts).
 
 import type { Worker } from 'node:worker_threads';
 import { startThread } from './thread-start.ts';
@@ -38,6 +38,19 @@ export class SqliteAsyncReader {
     return new SqliteAsyncReader(await startThread(THREAD_FILE, { workerData: data }, `sqlite reader thread for ${file}`));
   }
 
+  /** Reads the thread answered (for tests). */
+  answered = 0;
+
+  /** Reads sent and not yet answered (the pool sends a read to the least busy thread). */
+  get waitingReads(): number {
+    return this.waiting.size;
+  }
+
+  /** Whether the thread failed, died or was closed: it answers nothing more. */
+  get isDown(): boolean {
+    return this.down;
+  }
+
   /** The stored bytes of the record under `key` (encodeKey), null when there is none, or
    *  undefined when the thread could not answer (read it synchronously instead). */
   get(key: Uint8Array): Promise<Uint8Array | null | undefined> {
@@ -56,6 +69,7 @@ export class SqliteAsyncReader {
     if (w === undefined) return;
     this.waiting.delete(m.id);
     if (this.waiting.size === 0) this.worker.unref();
+    if (m.kind === 'record') this.answered++;
     w.resolve(m.kind === 'record' ? m.rec : undefined);
   }
 

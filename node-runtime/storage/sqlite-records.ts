@@ -26,7 +26,7 @@ import type { DiskRecords, DiskView } from '../../worker/kv/record-store.ts';
 import { readKeyRecord } from './records.ts';
 import { decodeKey, encodeKey } from './sqlite-key.ts';
 import { READER_PRAGMAS, asCorruption, unsealRow } from './sqlite-schema.ts';
-import type { SqliteAsyncReader } from './sqlite-async-reader.ts';
+import type { SqliteReaderPool } from './sqlite-reader-pool.ts';
 import { LoopReadCost } from './loop-read-cost.ts';
 
 const GET_SQL = 'SELECT rec FROM records WHERE k = ?';
@@ -188,7 +188,7 @@ export class SqliteRecords implements DiskRecords {
   private readonly reader: RecordReader;
   private readonly views = new Set<SqliteView>();
   /** Reads off the event loop (getAsync); none (not started yet): getAsync reads here. */
-  private offLoop: SqliteAsyncReader | null = null;
+  private offLoop: SqliteReaderPool | null = null;
   private closed = false;
   /** How long a read on the loop takes lately (offLoopReads). */
   readonly loopReads = new LoopReadCost();
@@ -212,7 +212,7 @@ export class SqliteRecords implements DiskRecords {
     return this.offLoop !== null && this.loopReads.offLoop();
   }
 
-  /** get on the reader thread's connection (a client read's prefetch); here when it is down. */
+  /** get on a reader thread's connection (a client read's prefetch); here when they are down. */
   async getAsync(key: string): Promise<KeyRecord | undefined> {
     const rec = this.offLoop === null ? undefined : await this.offLoop.get(encodeKey(key));
     if (rec === undefined) return this.get(key);
@@ -220,7 +220,7 @@ export class SqliteRecords implements DiskRecords {
     return rec === null ? undefined : unsealRow(this.file, 'records', key, rec, readKeyRecord);
   }
 
-  /** Reads the reader thread answered (for tests). */
+  /** Reads the reader threads answered (for tests). */
   readsOffLoop = 0;
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
@@ -242,19 +242,29 @@ export class SqliteRecords implements DiskRecords {
     return this.views.size;
   }
 
-  /** Test hook: ends the reader thread abruptly, as a crash would. */
-  async terminateOffLoopForTest(): Promise<void> {
-    await this.offLoop?.terminateForTest();
+  /** Test hook: ends one reader thread (no index: all of them) abruptly, as a crash would. */
+  async terminateOffLoopForTest(index?: number): Promise<void> {
+    await this.offLoop?.terminateForTest(index);
+  }
+
+  /** Reader threads still serving reads off the loop (for tests). */
+  get offLoopThreads(): number {
+    return this.offLoop?.threadsUp ?? 0;
+  }
+
+  /** Reads each reader thread answered (for tests). */
+  get offLoopAnswered(): number[] {
+    return this.offLoop?.answeredPerThread ?? [];
   }
 
   /** Reads off the loop go to `reader` from now on (it started after the engine opened: a start
-   *  does not wait for a thread it does not need yet). Closed at once if these records are. */
-  async attachOffLoop(reader: SqliteAsyncReader): Promise<void> {
+   *  does not wait for threads it does not need yet). Closed at once if these records are. */
+  async attachOffLoop(reader: SqliteReaderPool): Promise<void> {
     if (this.closed) await reader.close();
     else this.offLoop = reader;
   }
 
-  /** Closes every view still open, then the connections (the reader thread's too). */
+  /** Closes every view still open, then the connections (the reader threads' too). */
   async close(): Promise<void> {
     this.closed = true;
     for (const v of [...this.views]) v.close();

@@ -13,6 +13,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { SqliteEngine } from '../../node-runtime/storage/sqlite-engine.ts';
 import { SQLITE_FILE } from '../../node-runtime/storage/sqlite-schema.ts';
 import { encodeKey } from '../../node-runtime/storage/sqlite-key.ts';
+import { SQLITE_READER_THREADS } from '../../node-runtime/storage/sqlite-reader-pool.ts';
 import { CHANGED_SQL, WALK_SQL, type SqliteRecords } from '../../node-runtime/storage/sqlite-records.ts';
 import { silentLogger } from '../../node-runtime/log.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
@@ -45,13 +46,28 @@ describe('sqlite records (DiskRecords)', () => {
     const ref = new Map<string, KeyRecord>();
     const revision = await randomRun(engine, disk, ref, 7, 150);
     expect(ref.size).toBeGreaterThan(0);
-    // The read off the loop (the reader thread: a client read's prefetch) agrees with get,
-    // and still answers, on the loop, once that thread is gone.
+    // The read off the loop (the reader threads: a client read's prefetch) agrees with get,
+    // many at once, and still answers once one thread is gone (the others), and once all are
+    // (on the loop).
+    const records = disk as SqliteRecords;
     await engine.offLoopStarted();
-    for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
-    expect((disk as SqliteRecords).readsOffLoop).toBe(KEY_POOL.length);
-    await (disk as SqliteRecords).terminateOffLoopForTest();
-    for (const k of KEY_POOL) expect(await disk.getAsync!(k), `${k} without the thread`).toEqual(ref.get(k));
+    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS);
+    const allAtOnce = async (what: string): Promise<void> => {
+      const got = await Promise.all(KEY_POOL.map((k) => disk.getAsync!(k)));
+      KEY_POOL.forEach((k, i) => expect(got[i], `${k} ${what}`).toEqual(ref.get(k)));
+    };
+    await allAtOnce('with every thread');
+    expect(records.readsOffLoop).toBe(KEY_POOL.length);
+    // Reads sent together are spread: each thread answered its share.
+    for (const n of records.offLoopAnswered) expect(n).toBeGreaterThanOrEqual(Math.floor(KEY_POOL.length / SQLITE_READER_THREADS));
+    await records.terminateOffLoopForTest(0);
+    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS - 1);
+    await allAtOnce('with a thread gone');
+    expect(records.readsOffLoop).toBe(2 * KEY_POOL.length);
+    await records.terminateOffLoopForTest();
+    expect(records.offLoopThreads).toBe(0);
+    await allAtOnce('without the threads');
+    expect(records.readsOffLoop).toBe(2 * KEY_POOL.length);
     await engine.close();
     const again = await openDisk();
     expect(diskDifference(again.disk, ref, revision)).toBeNull();
