@@ -172,7 +172,7 @@ export class SqliteEngine implements StorageEngine {
   /** The reader threads (reads off the loop: sqlite-reader-pool.ts) start once the engine is
    *  open, not before: nothing needs them to start, and their start is CPU a restart can use. */
   private startOffLoopReads(opts: EngineOptions): void {
-    this.offLoopStarting = SqliteReaderPool.start(this.file).then(
+    this.offLoopStarting = SqliteReaderPool.start(this.file, opts.log).then(
       (reader) => this.disk.attachOffLoop(reader),
       (err: unknown) => {
         // Reads stay on the event loop, as they are until the thread is up.

@@ -1,31 +1,41 @@
-// The sqlite engine's reads off the event loop, spread over several reader threads
+// The sqlite engine's reads off the event loop, spread over reader threads
 // (sqlite-async-reader.ts): a read goes to the thread with the fewest reads waiting. A thread
 // answers one read at a time, so with one thread a read that waits on the disk holds every read
-// behind it: at 10,000,000 keys, Zipfian reads ran at 0.37 of the all-hot rate through one
-// thread, against 0.55 with every read on the loop. Several keep several reads at the disk at
-// once, as libuv's pool of four does for leveldb's reads. A thread that dies leaves the others
-// serving; with none left, reads are answered undefined (read synchronously by the caller).
+// behind it; several keep several reads at the disk at once, as libuv's pool of four does for
+// leveldb's reads. The pool starts with one thread and adds one (up to its size) each time a
+// read finds every thread busy: a node whose reads stay on the loop, or come one at a time,
+// pays for one thread (each is a V8 isolate and a connection, some 15 MB). A thread that dies
+// leaves the others serving; with none left, reads are answered undefined (read synchronously
+// by the caller).
 
+import type { Logger } from '../log.ts';
 import { SqliteAsyncReader } from './sqlite-async-reader.ts';
 
-/** Reader threads per engine: libuv's default pool size, the number leveldb's reads share. */
+/** Reader threads per engine at most: libuv's default pool size, the number leveldb's reads share. */
 export const SQLITE_READER_THREADS = 4;
 
 export class SqliteReaderPool {
-  private readonly readers: readonly SqliteAsyncReader[];
+  private readonly readers: SqliteAsyncReader[];
+  private readonly file: string;
+  private readonly maxThreads: number;
+  private readonly log: Logger;
+  /** A thread starting (one at a time). */
+  private starting: Promise<void> | null = null;
+  /** A thread failed to start: the pool stays the size it is. */
+  private full = false;
+  private closed = false;
 
-  private constructor(readers: SqliteAsyncReader[]) {
-    if (readers.length === 0) throw new Error('a reader pool needs at least one thread');
-    this.readers = readers;
+  private constructor(file: string, first: SqliteAsyncReader, maxThreads: number, log: Logger) {
+    this.file = file;
+    this.readers = [first];
+    this.maxThreads = maxThreads;
+    this.log = log;
   }
 
-  /** Starts `threads` readers of `file`; resolves once they have opened it. Threads that fail
-   *  to start are left out; rejects only when none started (naming the first failure). */
-  static async start(file: string, threads: number = SQLITE_READER_THREADS): Promise<SqliteReaderPool> {
-    const started = await Promise.allSettled(Array.from({ length: threads }, () => SqliteAsyncReader.start(file)));
-    const readers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    if (readers.length === 0) throw (started[0] as PromiseRejectedResult).reason;
-    return new SqliteReaderPool(readers);
+  /** Starts the first thread; resolves once it has opened `file`. */
+  static async start(file: string, log: Logger, maxThreads: number = SQLITE_READER_THREADS): Promise<SqliteReaderPool> {
+    if (maxThreads < 1) throw new Error(`a reader pool needs at least one thread, got ${maxThreads}`);
+    return new SqliteReaderPool(file, await SqliteAsyncReader.start(file), maxThreads, log);
   }
 
   /** The stored bytes of the record under `key` (encodeKey), null when there is none, or
@@ -34,6 +44,7 @@ export class SqliteReaderPool {
     for (;;) {
       const reader = this.leastBusy();
       if (reader === undefined) return undefined;
+      if (reader.waitingReads > 0) this.grow();
       const rec = await reader.get(key);
       // undefined from a thread that went down while the read waited: another may answer it.
       if (rec !== undefined || !reader.isDown) return rec;
@@ -46,7 +57,27 @@ export class SqliteReaderPool {
     return best;
   }
 
-  /** Threads still serving. */
+  private grow(): void {
+    if (this.starting !== null || this.full || this.closed || this.readers.length >= this.maxThreads) return;
+    this.starting = SqliteAsyncReader.start(this.file).then(
+      async (reader) => {
+        if (this.closed) await reader.close();
+        else this.readers.push(reader);
+        this.starting = null;
+      },
+      (err: unknown) => {
+        this.full = true;
+        this.starting = null;
+        this.log.warn('sqlite reader thread did not start: the pool stays at its size', {
+          file: this.file,
+          threads: this.readers.length,
+          error: err instanceof Error ? err.message : String(err),
+        });
+      },
+    );
+  }
+
+  /** Threads started and still serving. */
   get threadsUp(): number {
     return this.readers.filter((r) => !r.isDown).length;
   }
@@ -56,8 +87,15 @@ export class SqliteReaderPool {
     return this.readers.map((r) => r.answered);
   }
 
-  /** Closes every thread; reads still waiting are answered undefined. */
+  /** Resolves once no thread is starting (for tests). */
+  async settled(): Promise<void> {
+    while (this.starting !== null) await this.starting;
+  }
+
+  /** Closes every thread (one still starting too); reads still waiting are answered undefined. */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.settled();
     await Promise.all(this.readers.map((r) => r.close()));
   }
 

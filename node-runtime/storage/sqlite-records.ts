@@ -257,6 +257,11 @@ export class SqliteRecords implements DiskRecords {
     return this.offLoop?.answeredPerThread ?? [];
   }
 
+  /** Resolves once no reader thread is starting (for tests). */
+  async offLoopSettled(): Promise<void> {
+    await this.offLoop?.settled();
+  }
+
   /** Reads off the loop go to `reader` from now on (it started after the engine opened: a start
    *  does not wait for threads it does not need yet). Closed at once if these records are. */
   async attachOffLoop(reader: SqliteReaderPool): Promise<void> {

@@ -46,28 +46,40 @@ describe('sqlite records (DiskRecords)', () => {
     const ref = new Map<string, KeyRecord>();
     const revision = await randomRun(engine, disk, ref, 7, 150);
     expect(ref.size).toBeGreaterThan(0);
-    // The read off the loop (the reader threads: a client read's prefetch) agrees with get,
-    // many at once, and still answers once one thread is gone (the others), and once all are
-    // (on the loop).
+    // The read off the loop (the reader threads: a client read's prefetch) agrees with get.
+    // Reads one at a time keep to the first thread; reads all at once add threads up to the
+    // pool's size and are spread over them; and they are still answered once one thread is
+    // gone (by the others), and once all are (on the loop).
     const records = disk as SqliteRecords;
     await engine.offLoopStarted();
-    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS);
+    for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
+    await records.offLoopSettled();
+    expect(records.offLoopThreads).toBe(1);
+    expect(records.readsOffLoop).toBe(KEY_POOL.length);
     const allAtOnce = async (what: string): Promise<void> => {
       const got = await Promise.all(KEY_POOL.map((k) => disk.getAsync!(k)));
       KEY_POOL.forEach((k, i) => expect(got[i], `${k} ${what}`).toEqual(ref.get(k)));
+      await records.offLoopSettled();
     };
+    for (let burst = 1; burst < SQLITE_READER_THREADS; burst++) {
+      await allAtOnce(`in burst ${burst}`);
+      expect(records.offLoopThreads).toBe(1 + burst); // one thread starts at a time
+    }
+    const before = records.offLoopAnswered;
     await allAtOnce('with every thread');
-    expect(records.readsOffLoop).toBe(KEY_POOL.length);
-    // Reads sent together are spread: each thread answered its share.
-    for (const n of records.offLoopAnswered) expect(n).toBeGreaterThanOrEqual(Math.floor(KEY_POOL.length / SQLITE_READER_THREADS));
+    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS);
+    expect(records.readsOffLoop).toBe((1 + SQLITE_READER_THREADS) * KEY_POOL.length);
+    const share = Math.floor(KEY_POOL.length / SQLITE_READER_THREADS);
+    records.offLoopAnswered.forEach((n, i) => expect(n - before[i]!, `thread ${i}`).toBeGreaterThanOrEqual(share));
     await records.terminateOffLoopForTest(0);
     expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS - 1);
     await allAtOnce('with a thread gone');
-    expect(records.readsOffLoop).toBe(2 * KEY_POOL.length);
+    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS - 1); // not replaced
+    expect(records.readsOffLoop).toBe((2 + SQLITE_READER_THREADS) * KEY_POOL.length);
     await records.terminateOffLoopForTest();
     expect(records.offLoopThreads).toBe(0);
     await allAtOnce('without the threads');
-    expect(records.readsOffLoop).toBe(2 * KEY_POOL.length);
+    expect(records.readsOffLoop).toBe((2 + SQLITE_READER_THREADS) * KEY_POOL.length);
     await engine.close();
     const again = await openDisk();
     expect(diskDifference(again.disk, ref, revision)).toBeNull();
