@@ -237,11 +237,6 @@ export class SqliteRecords implements DiskRecords {
     this.reader.changedSince(revision, visit);
   }
 
-  /** Views still open (a snapshot or backup that has not finished). */
-  get openViews(): number {
-    return this.views.size;
-  }
-
   /** Test hook: ends one reader thread (no index: all of them) abruptly, as a crash would. */
   async terminateOffLoopForTest(index?: number): Promise<void> {
     await this.offLoop?.terminateForTest(index);
