@@ -164,19 +164,20 @@ export class SqliteEngine implements StorageEngine {
     return new SqliteEngine(file, writer, disk, loaded, opts);
   }
 
-  /** Resolves once the reader threads are up, or failed to start (for tests). */
+  /** Resolves once the first reader thread is up, or failed to start (for tests). */
   offLoopStarted(): Promise<void> {
     return this.offLoopStarting;
   }
 
-  /** The reader threads (reads off the loop: sqlite-reader-pool.ts) start once the engine is
-   *  open, not before: nothing needs them to start, and their start is CPU a restart can use. */
+  /** The reader pool (reads off the loop: sqlite-reader-pool.ts) starts its first thread once
+   *  the engine is open, not before: nothing needs it to start, and its start is CPU a restart
+   *  can use. */
   private startOffLoopReads(opts: EngineOptions): void {
     this.offLoopStarting = SqliteReaderPool.start(this.file, opts.log).then(
       (reader) => this.disk.attachOffLoop(reader),
       (err: unknown) => {
         // Reads stay on the event loop, as they are until the thread is up.
-        opts.log.warn('sqlite reader threads did not start: reads stay on the event loop', {
+        opts.log.warn('sqlite reader thread did not start: reads stay on the event loop', {
           file: this.file,
           error: err instanceof Error ? err.message : String(err),
         });

@@ -237,24 +237,9 @@ export class SqliteRecords implements DiskRecords {
     this.reader.changedSince(revision, visit);
   }
 
-  /** Test hook: ends one reader thread (no index: all of them) abruptly, as a crash would. */
-  async terminateOffLoopForTest(index?: number): Promise<void> {
-    await this.offLoop?.terminateForTest(index);
-  }
-
-  /** Reader threads still serving reads off the loop (for tests). */
-  get offLoopThreads(): number {
-    return this.offLoop?.threadsUp ?? 0;
-  }
-
-  /** Reads each reader thread answered (for tests). */
-  get offLoopAnswered(): number[] {
-    return this.offLoop?.answeredPerThread ?? [];
-  }
-
-  /** Resolves once no reader thread is starting (for tests). */
-  async offLoopSettled(): Promise<void> {
-    await this.offLoop?.settled();
+  /** The reader threads, once started (for tests). */
+  get offLoopPool(): SqliteReaderPool | null {
+    return this.offLoop;
   }
 
   /** Reads off the loop go to `reader` from now on (it started after the engine opened: a start

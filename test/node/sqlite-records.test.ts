@@ -52,32 +52,33 @@ describe('sqlite records (DiskRecords)', () => {
     // gone (by the others), and once all are (on the loop).
     const records = disk as SqliteRecords;
     await engine.offLoopStarted();
+    const pool = records.offLoopPool!;
     for (const k of KEY_POOL) expect(await disk.getAsync!(k), k).toEqual(ref.get(k));
-    await records.offLoopSettled();
-    expect(records.offLoopThreads).toBe(1);
+    await pool.settled();
+    expect(pool.threadsUp).toBe(1);
     expect(records.readsOffLoop).toBe(KEY_POOL.length);
     const allAtOnce = async (what: string): Promise<void> => {
       const got = await Promise.all(KEY_POOL.map((k) => disk.getAsync!(k)));
       KEY_POOL.forEach((k, i) => expect(got[i], `${k} ${what}`).toEqual(ref.get(k)));
-      await records.offLoopSettled();
+      await pool.settled();
     };
     for (let burst = 1; burst < SQLITE_READER_THREADS; burst++) {
       await allAtOnce(`in burst ${burst}`);
-      expect(records.offLoopThreads).toBe(1 + burst); // one thread starts at a time
+      expect(pool.threadsUp).toBe(1 + burst); // one thread starts at a time
     }
-    const before = records.offLoopAnswered;
+    const before = pool.answeredPerThread;
     await allAtOnce('with every thread');
-    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS);
+    expect(pool.threadsUp).toBe(SQLITE_READER_THREADS);
     expect(records.readsOffLoop).toBe((1 + SQLITE_READER_THREADS) * KEY_POOL.length);
     const share = Math.floor(KEY_POOL.length / SQLITE_READER_THREADS);
-    records.offLoopAnswered.forEach((n, i) => expect(n - before[i]!, `thread ${i}`).toBeGreaterThanOrEqual(share));
-    await records.terminateOffLoopForTest(0);
-    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS - 1);
+    pool.answeredPerThread.forEach((n, i) => expect(n - before[i]!, `thread ${i}`).toBeGreaterThanOrEqual(share));
+    await pool.terminateForTest(0);
+    expect(pool.threadsUp).toBe(SQLITE_READER_THREADS - 1);
     await allAtOnce('with a thread gone');
-    expect(records.offLoopThreads).toBe(SQLITE_READER_THREADS - 1); // not replaced
+    expect(pool.threadsUp).toBe(SQLITE_READER_THREADS - 1); // not replaced
     expect(records.readsOffLoop).toBe((2 + SQLITE_READER_THREADS) * KEY_POOL.length);
-    await records.terminateOffLoopForTest();
-    expect(records.offLoopThreads).toBe(0);
+    await pool.terminateForTest();
+    expect(pool.threadsUp).toBe(0);
     await allAtOnce('without the threads');
     expect(records.readsOffLoop).toBe((2 + SQLITE_READER_THREADS) * KEY_POOL.length);
     await engine.close();
