@@ -68,12 +68,18 @@ describe('persist before you speak', () => {
     expect(byType['voteResp']).toBeGreaterThan(0);
     expect(byType['appendResp']).toBeGreaterThan(0);
     // Acknowledgements rode back on the leader's calls (transport.ts), checked like the rest.
+    // The old leader returns its first ones only once the new leader's appends reach it, which
+    // the write above need not wait for (the other follower made its majority): wait for them.
     const followers = PEERS.filter((id) => id !== to);
-    const returned = await Promise.all(followers.map(async (id) => (await c.inspect(id)).transport!.repliesReturned));
-    expect(
-      returned.every((n) => n > 0),
-      JSON.stringify(returned),
-    ).toBe(true);
+    let returned: number[] = [];
+    await waitFor(
+      'every follower to return acknowledgements on the leader calls',
+      async () => {
+        returned = await Promise.all(followers.map(async (id) => (await c.inspect(id)).transport!.repliesReturned));
+        return returned.every((n) => n > 0);
+      },
+      () => `${followers.join(', ')} returned ${JSON.stringify(returned)}`,
+    );
     expect((await c.inspect(to)).transport!.repliesReceived).toBeGreaterThan(0);
   });
 
