@@ -20,7 +20,8 @@ import { summarize } from '../../worker/kv/record-summary.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord } from '../../worker/kv/types.ts';
 import { KEY_POOL, diskDifference, rec } from '../support/disk-check.ts';
-import { ABC_AT_1, changes, randomRun, sharedDiskCases, walkAll } from '../support/engine-records.ts';
+import { randomRun, sharedDiskCases, walkAll } from '../support/engine-records.ts';
+import { ABC_AT_1, changes } from '../support/kv-changes.ts';
 import { snapshotAt, stagedInstall } from '../support/storage-batches.ts';
 
 let dir: string;

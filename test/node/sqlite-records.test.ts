@@ -19,7 +19,8 @@ import { silentLogger } from '../../node-runtime/log.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
 import type { KeyRecord } from '../../worker/kv/types.ts';
 import { KEY_POOL, diskDifference, rec } from '../support/disk-check.ts';
-import { changes, randomRun, sharedDiskCases } from '../support/engine-records.ts';
+import { randomRun, sharedDiskCases } from '../support/engine-records.ts';
+import { changes } from '../support/kv-changes.ts';
 
 let dir: string;
 let file: string;

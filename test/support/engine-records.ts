@@ -1,28 +1,18 @@
-// What the tiered engines' records tests share (test/node/*-records.test.ts): KV changes to
-// save, a random run of saves (puts, deletes, now and then an inline snapshot install) checked
-// against a reference map after each one resolves, and the cases every engine's DiskRecords
-// passes alike (sharedDiskCases: views isolated from later saves, a save visible once it
-// resolves).
+// What the tiered engines' records tests share (test/node/*-records.test.ts): a random run of
+// saves (puts, deletes, now and then an inline snapshot install) checked against a reference
+// map after each one resolves, and the cases every engine's DiskRecords passes alike
+// (sharedDiskCases: views isolated from later saves, a save visible once it resolves). The
+// changes they save are in kv-changes.ts, shared with the edge's fixtures.
 
 import { expect, it } from 'vitest';
 import type { StorageEngine } from '../../node-runtime/storage/engine.ts';
 import { SeededRandom } from '../../worker/raft/random.ts';
 import type { DiskRecords } from '../../worker/kv/record-store.ts';
-import type { KeyRecord, KvChanges } from '../../worker/kv/types.ts';
+import type { KeyRecord } from '../../worker/kv/types.ts';
 import { snapshotAt } from './storage-batches.ts';
 import { StorageCorruptError } from '../../node-runtime/storage/errors.ts';
 import { KEY_POOL, diskDifference, randomChanges, rec } from './disk-check.ts';
-
-export function changes(revision: number, upserts: Array<[string, KeyRecord]>, deletes: string[] = []): KvChanges {
-  return { revision, upserts, deletes, sessionUpserts: [], sessionDeletes: [] };
-}
-
-/** Three records written at revision 1, the start of several tests. */
-export const ABC_AT_1 = changes(1, [
-  ['a', rec('a1', 1)],
-  ['b', rec('b1', 1)],
-  ['c', rec('c1', 1)],
-]);
+import { ABC_AT_1, VIEW_SAVES, VIEW_SHOWS, changes } from './kv-changes.ts';
 
 /** Random batches (puts, deletes, now and then a snapshot install replacing every record),
  *  each saved and checked against the reference once it resolves. With `replaced`, each batch
@@ -80,31 +70,22 @@ export interface Damage {
 export function sharedDiskCases(openDisk: () => Promise<{ engine: StorageEngine; disk: DiskRecords }>, damage: Damage): void {
   it('a view keeps the records as of its opening while saves go on; several views at once', async () => {
     const { engine, disk } = await openDisk();
-    await engine.save({ kv: ABC_AT_1 });
+    await engine.save({ kv: VIEW_SAVES[0] });
     const first = disk.openView();
-    await engine.save({
-      kv: changes(
-        2,
-        [
-          ['a', rec('a2', 2, 1, 2)],
-          ['d', rec('d2', 2)],
-        ],
-        ['b'],
-      ),
-    });
+    await engine.save({ kv: VIEW_SAVES[1] });
     const second = disk.openView();
-    await engine.save({ kv: changes(3, [['e', rec('e3', 3)]], ['a', 'c']) });
-    expect(walkAll(first)).toEqual(['a=a1', 'b=b1', 'c=c1']);
+    await engine.save({ kv: VIEW_SAVES[2] });
+    expect(walkAll(first)).toEqual(VIEW_SHOWS.first);
     expect(first.get('a')?.value).toBe('a1');
     expect(first.get('e')).toBeUndefined();
-    expect(walkAll(second)).toEqual(['a=a2', 'c=c1', 'd=d2']);
+    expect(walkAll(second)).toEqual(VIEW_SHOWS.second);
     expect(second.get('b')).toBeUndefined();
     // A fresh read shows the newest state.
-    expect(walkAll(disk)).toEqual(['d=d2', 'e=e3']);
+    expect(walkAll(disk)).toEqual(VIEW_SHOWS.live);
     expect(disk.get('a')).toBeUndefined();
     first.close();
     first.close(); // closing twice is harmless
-    expect(walkAll(second)).toEqual(['a=a2', 'c=c1', 'd=d2']); // the other view is unaffected
+    expect(walkAll(second)).toEqual(VIEW_SHOWS.second); // the other view is unaffected
     expect(() => first.get('a')).toThrow();
     await engine.close(); // closes the view left open
     expect(() => second.get('a')).toThrow();
