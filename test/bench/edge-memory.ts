@@ -12,7 +12,9 @@
 //     memory outside the V8 heap (SQLite's page cache, which the platform does not count there).
 //   - the workerd process's resident set (VmRSS, and VmHWM: its peak) from /proc: everything the
 //     process holds (the runtime, SQLite, the allocator's slack), an upper bound.
-// Linux only (/proc); ports 18800-18819 on loopback.
+// Linux only (/proc); ports 18820-18839 on loopback (test/edge/dashboard.test.ts and
+// wrangler-dev.test.ts hold 18780-18819: suites run side by side, and a port probed free by two
+// of them at once is bound by one).
 
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -26,7 +28,9 @@ import { workerdPids } from './edge.ts';
 
 const ROOT = new URL('../..', import.meta.url).pathname;
 const MiB = 1024 * 1024;
-const PORT_RANGE = [18800, 18819] as const;
+const PORT_RANGE = [18820, 18839] as const;
+/** How long the inspector may take to connect, or to answer one call (a GC of a full heap). */
+const INSPECTOR_WAIT_MS = 60_000;
 
 const mib = (bytes: number) => `${(bytes / MiB).toFixed(1)} MiB`;
 
@@ -59,6 +63,16 @@ export function resident(pids: readonly number[]): { rss: number; peak: number }
     }
   }
   return { rss, peak };
+}
+
+/** `promise`, or an error naming `what` once INSPECTOR_WAIT_MS pass: a stalled inspector is a
+ *  failure that says so, not a test waiting out its timeout. */
+function withDeadline<T>(what: string, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${INSPECTOR_WAIT_MS} ms waiting for ${what}`)), INSPECTOR_WAIT_MS);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
 }
 
 /** `wrangler dev` on this repository with its own state dir and inspector port. */
@@ -128,25 +142,31 @@ export class Dev {
     if (url === undefined) throw new Error('the inspector lists no target');
     // The inspector proxy wants an Origin it trusts (a local one); Node's WebSocket takes headers.
     const ws = new WebSocket(url, { headers: { Origin: 'http://127.0.0.1' } } as unknown as string[]);
-    await new Promise((resolve, reject) => {
-      ws.addEventListener('open', resolve, { once: true });
-      ws.addEventListener('error', reject, { once: true });
-    });
     let id = 0;
     const call = (method: string): Promise<Record<string, number>> =>
-      new Promise((resolve, reject) => {
-        const mine = ++id;
-        const onMessage = (ev: MessageEvent): void => {
-          const msg = JSON.parse(String(ev.data)) as { id?: number; result?: Record<string, number>; error?: { message: string } };
-          if (msg.id !== mine) return;
-          ws.removeEventListener('message', onMessage);
-          if (msg.error !== undefined) reject(new Error(`${method}: ${msg.error.message}`));
-          else resolve(msg.result ?? {});
-        };
-        ws.addEventListener('message', onMessage);
-        ws.send(JSON.stringify({ id: mine, method }));
-      });
+      withDeadline(
+        method,
+        new Promise((resolve, reject) => {
+          const mine = ++id;
+          const onMessage = (ev: MessageEvent): void => {
+            const msg = JSON.parse(String(ev.data)) as { id?: number; result?: Record<string, number>; error?: { message: string } };
+            if (msg.id !== mine) return;
+            ws.removeEventListener('message', onMessage);
+            if (msg.error !== undefined) reject(new Error(`${method}: ${msg.error.message}`));
+            else resolve(msg.result ?? {});
+          };
+          ws.addEventListener('message', onMessage);
+          ws.send(JSON.stringify({ id: mine, method }));
+        }),
+      );
     try {
+      await withDeadline(
+        'the inspector to connect',
+        new Promise((resolve, reject) => {
+          ws.addEventListener('open', resolve, { once: true });
+          ws.addEventListener('error', reject, { once: true });
+        }),
+      );
       await call('HeapProfiler.collectGarbage');
       const usage = await call('Runtime.getHeapUsage');
       // usedSize: the JS heap; backingStorageSize: ArrayBuffer contents (log entries, snapshot
