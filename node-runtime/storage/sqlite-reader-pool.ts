@@ -59,22 +59,22 @@ export class SqliteReaderPool {
 
   private grow(): void {
     if (this.starting !== null || this.full || this.closed || this.readers.length >= this.maxThreads) return;
-    this.starting = SqliteAsyncReader.start(this.file).then(
-      async (reader) => {
-        if (this.closed) await reader.close();
-        else this.readers.push(reader);
+    this.starting = SqliteAsyncReader.start(this.file)
+      .then(
+        // A pool closed while the thread started: the thread is closed too (it holds a connection).
+        (reader) => (this.closed ? reader.close() : void this.readers.push(reader)),
+        (err: unknown) => {
+          this.full = true;
+          this.log.warn('sqlite reader thread did not start: the pool stays at its size', {
+            file: this.file,
+            threads: this.readers.length,
+            error: err instanceof Error ? err.message : String(err),
+          });
+        },
+      )
+      .finally(() => {
         this.starting = null;
-      },
-      (err: unknown) => {
-        this.full = true;
-        this.starting = null;
-        this.log.warn('sqlite reader thread did not start: the pool stays at its size', {
-          file: this.file,
-          threads: this.readers.length,
-          error: err instanceof Error ? err.message : String(err),
-        });
-      },
-    );
+      });
   }
 
   /** Threads started and still serving. */
