@@ -9,6 +9,7 @@ import { LOG_LEVELS, type LogLevel } from './log.ts';
 import { DEFAULT_TICK_MS } from '../worker/peer/options.ts';
 import { DEFAULT_KV_LIMITS } from '../worker/kv/types.ts';
 import { checkAdvertiseScheme, parseTlsFlags, TLS_FLAGS, type TlsFlags } from './tls-flags.ts';
+import { OFF_LOOP_READS, type OffLoopReads } from './storage/loop-read-cost.ts';
 
 export type StartMode =
   | { kind: 'bootstrap' }
@@ -44,8 +45,10 @@ export interface NodeConfig {
   snapshotChunkBytes: number;
   /** Writes that would grow the keys + values past this many bytes are refused (507). */
   quotaBytes: number;
-  /** The hot-record cache's budget when the engine's table holds the key space (sqlite). */
+  /** The hot-record cache's budget when the engine's table holds the key space (sqlite, leveldb). */
   cacheBytes: number;
+  /** When a client's misses are read off the event loop (sqlite, leveldb: loop-read-cost.ts). */
+  offLoopReads: OffLoopReads;
   /** Revisions of key history kept (older ones are compacted automatically). */
   historyRetention: number;
   joinTimeoutMs: number;
@@ -129,7 +132,12 @@ export const FLAGS: Record<string, FlagSpec> = {
   'cache-bytes': {
     type: 'string',
     default: String(DEFAULT_CACHE_BYTES),
-    help: 'memory for hot records when the engine holds the key space on disk (sqlite); 0 caches none; the memory and leveldb engines hold everything in memory',
+    help: 'memory for hot records when the engine holds the key space on disk (sqlite, leveldb); 0 caches none; the memory engine holds everything in memory',
+  },
+  'off-loop-reads': {
+    type: 'string',
+    default: 'auto',
+    help: `${OFF_LOOP_READS.join(' | ')}: when a read that misses the cache (sqlite, leveldb) is read on another thread: auto while reads on the event loop are slow (a disk, not the page cache), always (a network disk), never`,
   },
   'history-retention': {
     type: 'string',
@@ -264,6 +272,9 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
   if (!isEngineName(engine)) throw new FlagError(`--engine: ${JSON.stringify(engine)} is not one of ${ENGINE_NAMES.join(', ')}`);
   const mode = str('mode', 'redirect');
   if (mode !== 'redirect' && mode !== 'proxy') throw new FlagError(`--mode: expected redirect or proxy, got ${JSON.stringify(mode)}`);
+  const offLoopReads = str('off-loop-reads', 'auto');
+  if (!(OFF_LOOP_READS as readonly string[]).includes(offLoopReads))
+    throw new FlagError(`--off-loop-reads: expected one of ${OFF_LOOP_READS.join(', ')}, got ${JSON.stringify(offLoopReads)}`);
   const logLevel = str('log-level', 'info');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new FlagError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
 
@@ -352,6 +363,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       ),
       quotaBytes: positiveInt(str('quota-bytes', String(defaultQuotaBytes(engine))), 'quota-bytes', 64 * 1024 ** 3),
       cacheBytes: count(str('cache-bytes', String(DEFAULT_CACHE_BYTES)), 'cache-bytes', 64 * 1024 ** 3),
+      offLoopReads: offLoopReads as OffLoopReads,
       historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,

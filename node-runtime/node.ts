@@ -169,7 +169,14 @@ export async function startNode(cfg: NodeConfig, onFatal: (err: Error) => void, 
 
   let storage: NodeStorage;
   try {
-    storage = await NodeStorage.open({ dataDir: cfg.dataDir, engine: cfg.engine, nodeId: cfg.id, clusterId: cfg.clusterId, log });
+    storage = await NodeStorage.open({
+      dataDir: cfg.dataDir,
+      engine: cfg.engine,
+      nodeId: cfg.id,
+      clusterId: cfg.clusterId,
+      log,
+      offLoopReads: cfg.offLoopReads,
+    });
   } catch (err) {
     await server.close();
     throw err;

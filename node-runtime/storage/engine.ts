@@ -4,6 +4,7 @@
 import type { PeerStorage } from '../../worker/peer/ports.ts';
 import type { Logger } from '../log.ts';
 import type { GroupCommitLimits } from './group-commit.ts';
+import type { OffLoopReads } from './loop-read-cost.ts';
 
 export const ENGINE_NAMES = ['memory', 'sqlite', 'leveldb'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -26,6 +27,8 @@ export interface EngineOptions {
   /** leveldb: how long after open its key filter's first build waits (default 3 s: the build
    *  walks every key, CPU a restart needs more; tests give 0). */
   keyFilterDelayMs?: number;
+  /** sqlite and leveldb: when a client's misses are read off the event loop (default auto). */
+  offLoopReads?: OffLoopReads;
 }
 
 export const DEFAULT_GROUP_COMMIT: GroupCommitLimits = {

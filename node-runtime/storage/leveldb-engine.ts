@@ -293,10 +293,17 @@ export class LevelDbEngine implements StorageEngine {
       }
       // Blobs no key names: older snapshots, or written by a group that never reached LevelDB.
       await blobs.removeExcept(new Set(read.snapRef === null ? [] : [read.snapRef.seq]));
-      const records = new LevelDbRecords(db, await starting, opts.dir, read.gen, {
-        built: (b) => opts.log.debug('leveldb key filter built', { dir: opts.dir, keys: b.keys, bytes: b.bits / 8, ms: b.ms }),
-        failed: (message) => opts.log.warn('leveldb key filter build failed', { dir: opts.dir, error: message }),
-      });
+      const records = new LevelDbRecords(
+        db,
+        await starting,
+        opts.dir,
+        read.gen,
+        {
+          built: (b) => opts.log.debug('leveldb key filter built', { dir: opts.dir, keys: b.keys, bytes: b.bits / 8, ms: b.ms }),
+          failed: (message) => opts.log.warn('leveldb key filter build failed', { dir: opts.dir, error: message }),
+        },
+        opts.offLoopReads,
+      );
       const loaded: LoadedState = { ...read.loaded, tier: { disk: records, summary } };
       return new LevelDbEngine(opts, db, blobs, records, read, loaded);
     } catch (err) {

@@ -22,7 +22,7 @@ import { StorageCorruptError } from './errors.ts';
 import { readKeyRecord, unseal } from './records.ts';
 import { decodeKey } from './sqlite-key.ts';
 import type { LevelReader } from './leveldb-reader.ts';
-import { LoopReadCost } from './loop-read-cost.ts';
+import { LoopReadCost, type OffLoopReads } from './loop-read-cost.ts';
 import { LevelKeyFilter, type KeyFilterEvents } from './leveldb-key-filter.ts';
 import {
   MOD_KEY_BYTES_AT,
@@ -122,7 +122,7 @@ export class LevelDbRecords implements DiskRecords {
   private readonly views = new Set<LevelDbView>();
   private readonly reads: GenerationReader;
   /** How long a read on the loop takes lately (offLoopReads). */
-  readonly loopReads = new LoopReadCost();
+  readonly loopReads: LoopReadCost;
   /** The keys the live generation may hold: a read of any other is answered without LevelDB. */
   readonly keyFilter: LevelKeyFilter;
 
@@ -133,7 +133,15 @@ export class LevelDbRecords implements DiskRecords {
   private readonly reader: LevelReader;
   private readonly dir: string;
 
-  constructor(db: Db, reader: LevelReader, dir: string, gen: Generation, filterEvents: KeyFilterEvents) {
+  constructor(
+    db: Db,
+    reader: LevelReader,
+    dir: string,
+    gen: Generation,
+    filterEvents: KeyFilterEvents,
+    offLoopReads: OffLoopReads = 'auto',
+  ) {
+    this.loopReads = new LoopReadCost(offLoopReads);
     this.db = db;
     this.reader = reader;
     this.dir = dir;

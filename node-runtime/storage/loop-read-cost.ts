@@ -13,6 +13,12 @@
 // a mean over the line, and with one read in SAMPLE_EVERY left to measure it stayed there:
 // every miss went off the loop for nothing, and Zipfian reads ran at a third of the hot rate.
 
+/** When a client's misses go off the loop (--off-loop-reads): `auto` while most reads on the loop
+ *  are slow (below), `always` (a network disk, where every read waits), `never` (a machine whose
+ *  data fits its page cache). */
+export const OFF_LOOP_READS = ['auto', 'always', 'never'] as const;
+export type OffLoopReads = (typeof OFF_LOOP_READS)[number];
+
 /** A read on the loop slower than this (µs) is a disk read. */
 export const SLOW_READ_US = 50;
 /** Misses go off the loop while more than this share of recent reads are slow. */
@@ -27,8 +33,10 @@ export class LoopReadCost {
   private reads = 0;
   private offers = 0;
   private readonly nowUs: () => number;
+  private readonly mode: OffLoopReads;
 
-  constructor(nowUs: () => number = () => performance.now() * 1000) {
+  constructor(mode: OffLoopReads = 'auto', nowUs: () => number = () => performance.now() * 1000) {
+    this.mode = mode;
     this.nowUs = nowUs;
   }
 
@@ -46,6 +54,7 @@ export class LoopReadCost {
 
   /** Whether the next miss of a client's read should be fetched off the loop. */
   offLoop(): boolean {
+    if (this.mode !== 'auto') return this.mode === 'always';
     if (this.slow <= SLOW_SHARE) return false;
     return ++this.offers % SAMPLE_EVERY !== 0;
   }

@@ -9,6 +9,7 @@ import { isFresh } from '../../worker/peer/restart.ts';
 import { checkIdentity, lockDataDir, type DataDirIdentity } from './data-dir.ts';
 import type { EngineName, EngineStats, StorageEngine } from './engine.ts';
 import type { GroupCommitLimits } from './group-commit.ts';
+import type { OffLoopReads } from './loop-read-cost.ts';
 import { DataDirError } from './errors.ts';
 import { LevelDbEngine } from './leveldb-engine.ts';
 import { MemoryEngine } from './memory-engine.ts';
@@ -20,10 +21,12 @@ export interface OpenStorageOptions extends DataDirIdentity {
   groupCommit?: Partial<GroupCommitLimits>;
   /** memory engine: rewrite its log once it exceeds this (and twice the last image). */
   memoryRewriteMinBytes?: number;
+  /** sqlite and leveldb: when a client's misses are read off the event loop. */
+  offLoopReads?: OffLoopReads;
 }
 
 async function openEngine(engine: EngineName, opts: OpenStorageOptions): Promise<StorageEngine> {
-  const base = { dir: path.join(opts.dataDir, engine), log: opts.log, groupCommit: opts.groupCommit };
+  const base = { dir: path.join(opts.dataDir, engine), log: opts.log, groupCommit: opts.groupCommit, offLoopReads: opts.offLoopReads };
   switch (engine) {
     case 'memory':
       return MemoryEngine.open(opts.memoryRewriteMinBytes === undefined ? base : { ...base, rewriteMinBytes: opts.memoryRewriteMinBytes });

@@ -138,7 +138,7 @@ export class SqliteEngine implements StorageEngine {
     let loaded: LoadedState;
     try {
       const stored = SqliteEngine.readAll(db, file);
-      disk = new SqliteRecords(file);
+      disk = new SqliteRecords(file, opts.offLoopReads);
       loaded = SqliteEngine.withTier(stored, disk, (summary) => {
         storeSummary(db!, summary);
         // A new store counts its empty table once, unremarkably; a scan of records is logged.

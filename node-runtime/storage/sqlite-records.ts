@@ -27,7 +27,7 @@ import { readKeyRecord } from './records.ts';
 import { decodeKey, encodeKey } from './sqlite-key.ts';
 import { READER_PRAGMAS, asCorruption, unsealRow } from './sqlite-schema.ts';
 import type { SqliteReaderPool } from './sqlite-reader-pool.ts';
-import { LoopReadCost } from './loop-read-cost.ts';
+import { LoopReadCost, type OffLoopReads } from './loop-read-cost.ts';
 
 const GET_SQL = 'SELECT rec FROM records WHERE k = ?';
 /** Exported for the test of their query plans (the primary key; the records_mod index). */
@@ -191,10 +191,11 @@ export class SqliteRecords implements DiskRecords {
   private offLoop: SqliteReaderPool | null = null;
   private closed = false;
   /** How long a read on the loop takes lately (offLoopReads). */
-  readonly loopReads = new LoopReadCost();
+  readonly loopReads: LoopReadCost;
 
-  constructor(file: string) {
+  constructor(file: string, offLoopReads: OffLoopReads = 'auto') {
     this.file = file;
+    this.loopReads = new LoopReadCost(offLoopReads);
     this.db = openReader(file);
     try {
       this.reader = new RecordReader(this.db, file);

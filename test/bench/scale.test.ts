@@ -117,7 +117,20 @@ function reads(ratio: number, problems: string[] = []): ScaleReadsResult {
     ratio,
     clients: 64,
     cache: [
-      { id: 'n1', cache: { capacityBytes: 1e8, bytes: 9e7, entries: 7e5, hits: 90, misses: 10, hitRate: 0.9, evictions: 5, pending: 0 } },
+      {
+        id: 'n1',
+        cache: {
+          capacityBytes: 1e8,
+          bytes: 9e7,
+          entries: 7e5,
+          hits: 90,
+          misses: 10,
+          missesOffLoop: 0,
+          hitRate: 0.9,
+          evictions: 5,
+          pending: 0,
+        },
+      },
     ],
     zipfLeaderHitRate: 0.85,
     problems,

@@ -277,7 +277,7 @@ describe('tiered record store: reads fetched off the loop (prefetch)', () => {
     expect(store.get('a')).toEqual(rec('a1', 1));
     expect(store.get('nothing')).toBeUndefined();
     expect(disk.counts.gets).toBe(2); // and not again
-    expect(store.tierCounts()).toMatchObject({ hits: 0, misses: 2 });
+    expect(store.tierCounts()).toMatchObject({ hits: 0, misses: 2, missesOffLoop: 2 });
     // Held now (the cache): nothing more to fetch.
     expect(store.prefetch(['a', 'nothing'])).toBeNull();
   });
@@ -293,6 +293,7 @@ describe('tiered record store: reads fetched off the loop (prefetch)', () => {
     deliver();
     await fetching;
     expect(store.get('a')).toEqual(rec('a2', 2));
+    expect(store.tierCounts()).toMatchObject({ misses: 1, missesOffLoop: 0 }); // the fetch was not used
   });
 
   it('a fetched record still held when a save resolves is dropped with the rest', async () => {

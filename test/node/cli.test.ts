@@ -121,6 +121,7 @@ describe('parseFlags', () => {
       mode: 'redirect',
       quotaBytes: 2 * 1024 ** 3, // sqlite holds the key space on disk: etcd's default quota
       cacheBytes: 64 * 1024 ** 2,
+      offLoopReads: 'auto',
       heapTrim: true,
     });
     const t = parseFlags(['--id', 'n1', '--bootstrap', '--no-heap-trim'], {});
@@ -131,6 +132,14 @@ describe('parseFlags', () => {
     expect(c.help === false && c.config.cacheBytes).toBe(0);
     expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', '-1'], {})).toThrow(FlagError);
     expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--cache-bytes', String(65 * 1024 ** 3)], {})).toThrow(FlagError);
+    for (const mode of ['auto', 'always', 'never'] as const) {
+      const o = parseFlags(['--id', 'n1', '--bootstrap', '--off-loop-reads', mode], {});
+      expect(o.help === false && o.config.offLoopReads).toBe(mode);
+    }
+    for (const bad of ['', 'sometimes', 'ALWAYS'])
+      expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--off-loop-reads', bad], {}), bad).toThrow(
+        /--off-loop-reads: expected one of auto, always, never/,
+      );
     const q = parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '1000'], {});
     expect(q.help === false && q.config.quotaBytes).toBe(1000);
     expect(() => parseFlags(['--id', 'n1', '--bootstrap', '--quota-bytes', '0'], {})).toThrow(FlagError);

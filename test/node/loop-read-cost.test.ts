@@ -7,7 +7,7 @@ import { LoopReadCost, SLOW_READ_US } from '../../node-runtime/storage/loop-read
 
 function costWith(readUs: () => number) {
   let now = 0;
-  const cost = new LoopReadCost(() => now);
+  const cost = new LoopReadCost('auto', () => now);
   const read = () => cost.time(() => (now += readUs()));
   return { cost, read };
 }
@@ -41,9 +41,20 @@ describe('LoopReadCost', () => {
     expect(offLoopOf64(cost)).toBe(0);
   });
 
+  it('always and never (--off-loop-reads) hold whatever the reads cost', () => {
+    for (const us of [3, 400]) {
+      let now = 0;
+      const always = new LoopReadCost('always', () => now);
+      const never = new LoopReadCost('never', () => now);
+      for (let i = 0; i < 100; i++) for (const c of [always, never]) c.time(() => (now += us));
+      expect(offLoopOf64(always), `always, reads of ${us} µs`).toBe(64);
+      expect(offLoopOf64(never), `never, reads of ${us} µs`).toBe(0);
+    }
+  });
+
   it('a read that throws is timed too', () => {
     let now = 0;
-    const cost = new LoopReadCost(() => now);
+    const cost = new LoopReadCost('auto', () => now);
     expect(() =>
       cost.time(() => {
         now += 400;

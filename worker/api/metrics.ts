@@ -220,6 +220,7 @@ export function renderMetrics(peer: Peer, requests: RequestMetrics, host: HostGa
     out
       .counter('metcd_cache_hits_total', 'Record reads answered from memory (the cache or unsaved changes).', cache.hits)
       .counter('metcd_cache_misses_total', 'Record reads that went to the storage engine.', cache.misses)
+      .counter('metcd_cache_misses_off_loop_total', 'Of those, reads fetched off the event loop before the read ran.', cache.missesOffLoop)
       .counter('metcd_cache_evictions_total', 'Records the cache pushed out to make room.', cache.evictions)
       .gauge('metcd_cache_entries', 'Records held in the cache.', cache.entries)
       .gauge('metcd_cache_bytes', 'Estimated memory of the records held in the cache.', cache.bytes)

@@ -32,6 +32,8 @@ export interface TierCounts {
   hits: number;
   /** Reads that went to the disk. */
   misses: number;
+  /** Of those, the reads whose record was fetched off the event loop before the read ran (prefetch). */
+  missesOffLoop: number;
   /** Changes waiting for their save (the overlay's entries). */
   pending: number;
   /** The cache: records held, their estimated bytes, its budget, records pushed out. */

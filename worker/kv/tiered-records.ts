@@ -70,6 +70,7 @@ export class TieredRecords implements RecordStore {
   private pinned: DiskView | null = null;
   private hits = 0;
   private misses = 0;
+  private missesOffLoop = 0;
   /** Records fetched off the loop (prefetch), each taken by the next get of its key. */
   private readonly fetched = new Map<string, KeyRecord | null>();
   /** Counts the moments the disk may have moved (a save resolved, a pin): a fetch started
@@ -103,6 +104,7 @@ export class TieredRecords implements RecordStore {
     return {
       hits: this.hits,
       misses: this.misses,
+      missesOffLoop: this.missesOffLoop,
       pending: this.overlay.size,
       entries: c.entries,
       bytes: c.bytes,
@@ -129,6 +131,7 @@ export class TieredRecords implements RecordStore {
     if (fetched === undefined) record = this.reader().get(key);
     else {
       this.fetched.delete(key);
+      this.missesOffLoop++;
       record = fetched ?? undefined;
     }
     if (record === undefined) this.absentUnoffered = key;

@@ -139,6 +139,8 @@ export interface CacheStatus {
   hits: number;
   misses: number;
   hitRate: number | null;
+  /** Of the misses, those read off the event loop (a client's read, fetched before it ran). */
+  missesOffLoop: number;
   evictions: number;
   /** Changes applied and not yet durable (held in memory until their save resolves). */
   pending: number;

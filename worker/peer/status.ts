@@ -129,6 +129,7 @@ function cacheStatus(c: TierCounts | null): CacheStatus | null {
     entries: c.entries,
     hits: c.hits,
     misses: c.misses,
+    missesOffLoop: c.missesOffLoop,
     hitRate: reads === 0 ? null : c.hits / reads,
     evictions: c.evictions,
     pending: c.pending,
