@@ -203,6 +203,13 @@ export function defaultQuotaBytes(engine: EngineName): number {
   return isTieredEngine(engine) ? 2 * 1024 ** 3 : 512 * 1024 ** 2;
 }
 
+/** `value` if it is one of `allowed`, else a FlagError naming them. */
+function oneOf<T extends string>(value: string, flag: string, allowed: readonly T[]): T {
+  const found = allowed.find((a) => a === value);
+  if (found === undefined) throw new FlagError(`--${flag}: expected one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+  return found;
+}
+
 function count(value: string, flag: string, max: number): number {
   return value === '0' ? 0 : positiveInt(value, flag, max);
 }
@@ -272,11 +279,8 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
   if (!isEngineName(engine)) throw new FlagError(`--engine: ${JSON.stringify(engine)} is not one of ${ENGINE_NAMES.join(', ')}`);
   const mode = str('mode', 'redirect');
   if (mode !== 'redirect' && mode !== 'proxy') throw new FlagError(`--mode: expected redirect or proxy, got ${JSON.stringify(mode)}`);
-  const offLoopReads = str('off-loop-reads', 'auto');
-  if (!(OFF_LOOP_READS as readonly string[]).includes(offLoopReads))
-    throw new FlagError(`--off-loop-reads: expected one of ${OFF_LOOP_READS.join(', ')}, got ${JSON.stringify(offLoopReads)}`);
-  const logLevel = str('log-level', 'info');
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) throw new FlagError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}`);
+  const offLoopReads = oneOf(str('off-loop-reads', 'auto'), 'off-loop-reads', OFF_LOOP_READS);
+  const logLevel = oneOf(str('log-level', 'info'), 'log-level', LOG_LEVELS);
 
   const starts = [values['bootstrap'] === true, values['join'] !== undefined, values['initial-cluster'] !== undefined].filter(
     Boolean,
@@ -350,7 +354,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       auth: auth === 'token' && rootToken === null ? 'open' : auth,
       rootToken,
       mode,
-      logLevel: logLevel as LogLevel,
+      logLevel,
       tickMs: positiveInt(str('tick-ms', String(DEFAULT_TICK_MS)), 'tick-ms', 60_000),
       electionTicks,
       heartbeatTicks,
@@ -363,7 +367,7 @@ export function parseFlags(argv: string[], env: Record<string, string | undefine
       ),
       quotaBytes: positiveInt(str('quota-bytes', String(defaultQuotaBytes(engine))), 'quota-bytes', 64 * 1024 ** 3),
       cacheBytes: count(str('cache-bytes', String(DEFAULT_CACHE_BYTES)), 'cache-bytes', 64 * 1024 ** 3),
-      offLoopReads: offLoopReads as OffLoopReads,
+      offLoopReads,
       historyRetention: positiveInt(str('history-retention', String(DEFAULT_KV_LIMITS.historyRetention)), 'history-retention', 100_000_000),
       joinTimeoutMs: positiveInt(str('join-timeout-ms', '30000'), 'join-timeout-ms', 86_400_000),
       faultInjection: values['enable-fault-injection'] === true,

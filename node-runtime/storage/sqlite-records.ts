@@ -217,12 +217,8 @@ export class SqliteRecords implements DiskRecords {
   async getAsync(key: string): Promise<KeyRecord | undefined> {
     const rec = this.offLoop === null ? undefined : await this.offLoop.get(encodeKey(key));
     if (rec === undefined) return this.get(key);
-    this.readsOffLoop++;
     return rec === null ? undefined : unsealRow(this.file, 'records', key, rec, readKeyRecord);
   }
-
-  /** Reads the reader threads answered (for tests). */
-  readsOffLoop = 0;
 
   walkFrom(from: string, visit: (key: string, record: KeyRecord) => boolean): void {
     this.reader.walkFrom(from, visit);
